@@ -1,0 +1,140 @@
+"""Turn a validated spec into the objects a run needs: datamodule, task, trainer.
+
+The same functions build a run in this process (``backend: local``) and inside each Ray Train
+worker (``visionflow.cluster``), so both backends train exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lightning.fabric.plugins import TorchCheckpointIO
+
+from visionflow.errors import SpecError
+from visionflow.registry import DATAMODULES, STAGES, TASKS
+from visionflow.rundir import RunDirectory
+from visionflow.spec import DATA_PROVIDED, ComponentSpec, PipelineSpec, StageSpec
+
+PLAIN_TYPES = (bool, int, float, str, type(None))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (and dataloader workers) for a reproducible run."""
+    from lightning.pytorch import seed_everything as lightning_seed
+
+    lightning_seed(seed, workers=True, verbose=False)
+
+
+def build_datamodule(spec: PipelineSpec):
+    """The spec's datamodule; its ``seed`` defaults to the spec's seed."""
+    builder = DATAMODULES.get(spec.data.name).builder
+    args = dict(spec.data.args)
+    if "seed" in inspect.signature(builder).parameters:
+        args.setdefault("seed", spec.seed)
+    return builder(**args)
+
+
+def build_task(spec: PipelineSpec, info: Any):
+    """The spec's task, given the datamodule's ``DatasetInfo`` for what the spec leaves out."""
+    builder = TASKS.get(spec.task.name).builder
+    accepted = inspect.signature(builder).parameters
+    from_data = {k: v for k, v in info.task_kwargs().items() if k in accepted}
+    return builder(**{**from_data, **spec.task.args})
+
+
+def resolve_spec(spec: PipelineSpec) -> PipelineSpec:
+    """The spec with every omitted argument of task, data and stages written out with its default,
+    so ``spec.resolved.yaml`` alone reproduces the run even if a default changes later."""
+    return spec.replace(
+        task=_with_defaults(spec.task, TASKS.get(spec.task.name).builder, skip=DATA_PROVIDED),
+        data=_with_defaults(spec.data, DATAMODULES.get(spec.data.name).builder),
+        stages=tuple(
+            StageSpec(s.name, _with_defaults(ComponentSpec(s.name, s.args),
+                                             STAGES.get(s.name).builder, first=1).args)
+            for s in spec.stages),
+    )
+
+
+def _with_defaults(component: ComponentSpec, builder: Any, skip: Sequence[str] = (),
+                   first: int = 0) -> ComponentSpec:
+    target = builder.__init__ if inspect.isclass(builder) else builder
+    params = [p for p in inspect.signature(target).parameters.values() if p.name != "self"][first:]
+    defaults = {p.name: p.default for p in params
+                if p.default is not inspect.Parameter.empty and p.name not in skip
+                and _is_plain(p.default)}
+    return dataclasses.replace(component, args={**defaults, **component.args})
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return isinstance(value, PLAIN_TYPES)
+
+
+def checkpoint_monitor(task: Any) -> tuple[str, str] | None:
+    """(metric, "min"|"max") that picks the best checkpoint: the task's ``checkpoint_monitor``."""
+    return getattr(task, "checkpoint_monitor", ("val/loss", "min"))
+
+
+def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monitor=None,
+                  strategy: Any = None, plugins: Sequence[Any] = (),
+                  callbacks: Sequence[Any] = (), **overrides: Any):
+    """A ``lightning.pytorch.Trainer`` logging into ``run_dir`` (CSV + TensorBoard).
+
+    ``fit=True`` adds checkpointing (``checkpoints/last.ckpt`` and the best by ``monitor``) written
+    atomically; evaluation trainers run on one device. ``strategy``, ``plugins`` and ``callbacks``
+    let the Ray backend plug in its DDP strategy and environment."""
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    kwargs: dict[str, Any] = {"enable_model_summary": False, **spec.trainer}
+    if not spec.resources.use_gpu and spec.resources.backend == "ray":
+        kwargs.setdefault("accelerator", "cpu")
+    all_callbacks = list(callbacks)
+    all_plugins = [AtomicCheckpointIO(), *plugins]
+    if fit:
+        metric, mode = monitor or (None, "min")
+        all_callbacks.append(ModelCheckpoint(
+            dirpath=run_dir.checkpoints, save_last=True, monitor=metric, mode=mode,
+            filename="best-epoch{epoch:03d}", auto_insert_metric_name=False))
+        all_callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    else:
+        kwargs.update(devices=1, num_nodes=1)
+        for key in ("max_epochs", "min_epochs", "max_steps", "max_time", "check_val_every_n_epoch"):
+            kwargs.pop(key, None)
+    kwargs.update(overrides)
+    if strategy is not None:
+        kwargs["strategy"] = strategy
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    try:
+        return Trainer(
+            default_root_dir=run_dir.path,
+            logger=[CSVLogger(run_dir.path, name="", version=""),
+                    TensorBoardLogger(run_dir.path, name="tensorboard", version="")],
+            callbacks=all_callbacks, plugins=all_plugins, enable_checkpointing=fit, **kwargs)
+    except (ValueError, TypeError) as error:  # Lightning's own check of a trainer value
+        raise SpecError(f"trainer: {error}") from None
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch checkpoint IO, but a kill mid-save never leaves a truncated ``.ckpt``."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options=None) -> None:
+        path = Path(path)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        super().save_checkpoint(checkpoint, temp, storage_options)
+        os.replace(temp, path)
+
+    def load_checkpoint(self, path: Any, map_location=None, weights_only: bool | None = None):
+        return super().load_checkpoint(path, map_location=map_location,
+                                       weights_only=True if weights_only is None else weights_only)

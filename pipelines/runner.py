@@ -1,0 +1,158 @@
+"""``run(spec) -> Results``: execute a pipeline's stages into a run directory; resume; many seeds.
+
+    from visionflow.spec import load_spec
+    from visionflow.pipelines import run
+    results = run(load_spec("examples/digits_classification.yaml"))
+    print(results.run_dir, results.metrics["test/acc"])
+
+No Ray here: ``backend: ray`` specs go through ``visionflow.cluster.run`` (which passes a Ray fit
+backend in) or the CLI.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from visionflow.errors import CheckpointError, SpecError
+from visionflow.pipelines.build import build_datamodule, build_task, resolve_spec, seed_everything
+from visionflow.pipelines.stages import FitBackend, LocalFitBackend, StageContext
+from visionflow.plots import plot_training_curves
+from visionflow.registry import STAGES
+from visionflow.rundir import RunDirectory, atomic_write_json
+from visionflow.spec import PipelineSpec, load_spec
+
+
+@dataclass
+class Results:
+    """What a run produced: its folder, the metrics of every stage, and all of them flattened."""
+
+    run_dir: Path
+    stages: dict[str, dict[str, float]]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def run(spec: PipelineSpec, *, fit_backend: FitBackend | None = None,
+        run_dir: RunDirectory | None = None) -> Results:
+    """Run every stage of ``spec`` in a new run directory (or the one given)."""
+    spec = resolve_spec(spec)
+    run_dir = run_dir or RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
+    run_dir.write_environment(spec.seed)
+    return _execute(spec, run_dir, fit_backend, resume=False)
+
+
+def resume(path: str | Path, *, fit_backend: FitBackend | None = None) -> Results:
+    """Continue an interrupted run: finished stages are kept, an unfinished fit restarts from
+    ``checkpoints/last.ckpt``, the stages after it run as usual."""
+    run_dir = RunDirectory.open(path)
+    spec = load_spec(run_dir.spec_path)
+    status = run_dir.status()
+    if status.get("state") == "completed":
+        raise CheckpointError(f"{run_dir.path}: this run has already completed",
+                              hint="start a new run with `visionflow run SPEC`")
+    return _execute(spec, run_dir, fit_backend, resume=True)
+
+
+def _check_backend(spec: PipelineSpec, fit_backend: FitBackend | None) -> FitBackend:
+    if fit_backend is not None:
+        return fit_backend
+    if spec.resources.backend == "ray":
+        raise SpecError("resources.backend: 'ray' needs the Ray backend",
+                        hint="run it with `visionflow run` or visionflow.cluster.run(spec); "
+                             "or set resources.backend: local")
+    return LocalFitBackend()
+
+
+def stage_keys(spec: PipelineSpec) -> list[str]:
+    """A unique key per stage: its name, with ``_2``, ``_3``... for repeats."""
+    seen: dict[str, int] = {}
+    keys = []
+    for stage in spec.stages:
+        seen[stage.name] = seen.get(stage.name, 0) + 1
+        keys.append(stage.name if seen[stage.name] == 1 else f"{stage.name}_{seen[stage.name]}")
+    return keys
+
+
+def _execute(spec: PipelineSpec, run_dir: RunDirectory, fit_backend: FitBackend | None,
+             resume: bool) -> Results:
+    backend = _check_backend(spec, fit_backend)
+    seed_everything(spec.seed)
+    datamodule = build_datamodule(spec)
+    datamodule.prepare_data()
+    task = build_task(spec, datamodule.info)
+    if hasattr(datamodule, "transform_summary"):
+        run_dir.write_yaml("transforms.yaml", datamodule.transform_summary())
+    done: dict[str, dict[str, float]] = dict(run_dir.status().get("stages", {})) if resume else {}
+    context = StageContext(spec, run_dir, datamodule, task, backend,
+                           resume_checkpoint=run_dir.last_checkpoint if resume else None)
+    if resume and "fit" in done:
+        context.load_best_weights()
+    run_dir.write_status("running", done)
+    try:
+        for key, stage in zip(stage_keys(spec), spec.stages):
+            if key in done:
+                continue
+            done[key] = STAGES.get(stage.name).builder(context, **stage.args)
+            run_dir.write_status("running", done)
+            _write_plots(context, stage.name)
+    except BaseException:
+        run_dir.write_status("interrupted", done)
+        raise
+    metrics = {name: value for stage in done.values() for name, value in stage.items()}
+    run_dir.write_summary({"name": spec.name, "seed": spec.seed, "run_dir": str(run_dir.path),
+                           "stages": done, "metrics": metrics})
+    run_dir.write_status("completed", done)
+    return Results(run_dir.path, done, metrics)
+
+
+def _write_plots(context: StageContext, stage: str) -> None:
+    plot_training_curves(context.run_dir.metrics_csv, context.run_dir.plots)
+    save_artifacts = getattr(context.task, "save_artifacts", None)
+    if save_artifacts is not None:
+        save_artifacts(stage, context.run_dir.plots)
+
+
+@dataclass
+class SeedsResults:
+    """Runs of one spec over several seeds and the mean/std of every metric."""
+
+    run_dir: Path
+    runs: list[Results]
+    summary: dict[str, dict[str, Any]]
+
+
+def run_seeds(spec: PipelineSpec, seeds: int, *,
+              fit_backend: FitBackend | None = None) -> SeedsResults:
+    """Run ``spec`` with seeds ``spec.seed .. spec.seed + seeds - 1``, each in ``seed_<s>/`` of one
+    parent run directory, and write ``seeds_summary.json`` there (mean, std, values per metric)."""
+    if seeds < 1:
+        raise SpecError(f"--seeds: must be >= 1, got {seeds}")
+    spec = resolve_spec(spec)
+    parent = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
+    runs = []
+    for seed in range(spec.seed, spec.seed + seeds):
+        seeded = spec.replace(seed=seed)
+        child = RunDirectory.create(parent.path, f"seed_{seed}", seeded.to_yaml())
+        runs.append(run(seeded, fit_backend=fit_backend, run_dir=child))
+    summary = summarize_seeds(runs)
+    atomic_write_json(parent.path / "seeds_summary.json",
+                      {"seeds": list(range(spec.seed, spec.seed + seeds)),
+                       "runs": [str(r.run_dir) for r in runs], "metrics": summary})
+    parent.write_status("completed", {})
+    return SeedsResults(parent.path, runs, summary)
+
+
+def summarize_seeds(runs: list[Results]) -> dict[str, dict[str, Any]]:
+    """``{metric: {mean, std, values}}`` over runs (std is the sample std; 0 for one run)."""
+    names = sorted({name for r in runs for name in r.metrics})
+    summary = {}
+    for name in names:
+        values = [r.metrics[name] for r in runs if name in r.metrics and math.isfinite(r.metrics[name])]
+        if values:
+            summary[name] = {"mean": statistics.fmean(values),
+                             "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                             "values": values}
+    return summary

@@ -1,0 +1,3 @@
+from visionflow.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""Run directories: where a pipeline leaves everything it made, written so nothing is half-written.
+
+    runs/<name>/<timestamp>/
+        spec.resolved.yaml    the exact spec, defaults filled in; re-running it reproduces the run
+        environment.json      versions, git SHA, devices, seed, command line
+        status.json           state (running/completed/failed) and the metrics of finished stages
+        metrics.csv           Lightning's CSVLogger; tensorboard/ holds the TensorBoard events
+        checkpoints/          last.ckpt and the best checkpoint
+        plots/                loss and metric curves, task plots (confusion matrix, PR curves, ...)
+        summary.json          final metrics of every stage
+
+Every file VisionFlow writes goes through :func:`atomic_write_bytes` (temp file in the same folder,
+fsync, ``os.replace``), so an interrupted run never leaves a truncated file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from visionflow.errors import CheckpointError
+
+SPEC_FILE = "spec.resolved.yaml"
+STATUS_FILE = "status.json"
+SUMMARY_FILE = "summary.json"
+ENVIRONMENT_FILE = "environment.json"
+TRACKED_PACKAGES = ("visionflow", "torch", "torchvision", "lightning", "torchmetrics", "numpy",
+                    "albumentations", "pycocotools", "ray", "open3d")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temp file and a rename; readers see old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+
+
+@dataclass(frozen=True)
+class RunDirectory:
+    """A run's folder. Create one with :meth:`create`, reopen one with :meth:`open`."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, output_dir: str | Path, name: str, spec_yaml: str) -> RunDirectory:
+        """Make ``output_dir/name/<UTC timestamp>/`` (unique) and write the resolved spec into it."""
+        parent = Path(output_dir).resolve() / name
+        parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        for suffix in range(1000):
+            path = parent / (stamp if suffix == 0 else f"{stamp}-{suffix}")
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - a thousand runs in one second
+            raise CheckpointError(f"{parent}: cannot make a unique run directory")
+        run = cls(path)
+        atomic_write_text(run.spec_path, spec_yaml)
+        run.write_status("created")
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDirectory:
+        """Reopen an existing run directory (for ``--resume``); it must hold a resolved spec."""
+        path = Path(path).resolve()
+        if not (path / SPEC_FILE).is_file():
+            raise CheckpointError(f"{path}: not a VisionFlow run directory (no {SPEC_FILE})",
+                                  hint="pass the folder printed by `visionflow run`, "
+                                       "e.g. runs/<name>/<timestamp>")
+        return cls(path)
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / SPEC_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def last_checkpoint(self) -> Path | None:
+        path = self.checkpoints / "last.ckpt"
+        return path if path.is_file() else None
+
+    def status(self) -> dict[str, Any]:
+        path = self.path / STATUS_FILE
+        return read_json(path) if path.is_file() else {"state": "created", "stages": {}}
+
+    def write_status(self, state: str, stages: dict[str, Any] | None = None) -> None:
+        previous = self.status() if (self.path / STATUS_FILE).is_file() else {"stages": {}}
+        atomic_write_json(self.path / STATUS_FILE, {
+            "state": state,
+            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "stages": previous["stages"] if stages is None else stages,
+        })
+
+    def write_summary(self, summary: dict[str, Any]) -> Path:
+        return atomic_write_json(self.path / SUMMARY_FILE, summary)
+
+    def write_environment(self, seed: int, extra: dict[str, Any] | None = None) -> Path:
+        return atomic_write_json(self.path / ENVIRONMENT_FILE,
+                                 {**collect_environment(seed), **(extra or {})})
+
+    def write_yaml(self, name: str, data: Any) -> Path:
+        return atomic_write_text(self.path / name, yaml.safe_dump(data, sort_keys=False))
+
+
+def collect_environment(seed: int) -> dict[str, Any]:
+    """Versions, git SHA, devices, seed and command line of this process."""
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "seed": seed,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "packages": _package_versions(),
+        "git_sha": _git_sha(),
+        "devices": _devices(),
+    }
+
+
+def _package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).resolve().parent, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _devices() -> dict[str, Any]:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {
+        "cpu_count": os.cpu_count(),
+        "cuda_available": cuda,
+        "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if cuda else [],
+    }

@@ -1,0 +1,331 @@
+"""The pipeline spec: typed, frozen, loaded from YAML with ``safe_load``, checked before anything runs.
+
+    name: digits_lenet
+    seed: 0
+    task: {name: image_classification, args: {net: lenet5, lr: 0.01}}
+    data: {name: digits, args: {batch_size: 64}}
+    trainer: {max_epochs: 10}          # keyword arguments of lightning.pytorch.Trainer
+    stages: [fit, test]                # or {knn: {k: 3}} for a stage with arguments
+    resources: {backend: local}
+    output_dir: runs
+
+Every error names the key path and, where one is close, a suggestion:
+``data.args.batch_sise: unknown key; did you mean 'batch_size'?``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from visionflow.errors import SpecError, UnknownNameError
+from visionflow.registry import DATAMODULES, STAGES, TASKS, Registry, did_you_mean
+from visionflow.typecheck import check_value, describe
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A registered builder by name, with the keyword arguments it is built with."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of the pipeline (``fit``, ``test``, ``knn``...) with its arguments."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    """Where the pipeline runs. ``local``: in this process, no Ray. ``ray``: Ray Train workers."""
+
+    backend: Literal["local", "ray"] = "local"
+    num_workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: int = 1
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    name: str
+    task: ComponentSpec
+    data: ComponentSpec
+    seed: int = 0
+    trainer: dict[str, Any] = field(default_factory=dict)
+    stages: tuple[StageSpec, ...] = (StageSpec("fit"), StageSpec("test"))
+    resources: ResourcesSpec = ResourcesSpec()
+    output_dir: str = "runs"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, the inverse of :func:`parse_spec` (stages without args as bare names)."""
+        raw = dataclasses.asdict(self)
+        raw["stages"] = [s.name if not s.args else {s.name: dict(s.args)} for s in self.stages]
+        return raw
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **changes: Any) -> PipelineSpec:
+        return dataclasses.replace(self, **changes)
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> PipelineSpec:
+    """Read a YAML spec, apply ``a.b=c`` overrides, validate everything, return the frozen spec."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file", hint="give the path of a pipeline YAML, "
+                        "e.g. examples/digits_classification.yaml") from None
+    except OSError as error:
+        raise SpecError(f"{path}: cannot read the spec ({error.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(f"{path}{where}: invalid YAML: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: the spec must be a mapping of keys, got {describe(raw)}")
+    raw = apply_overrides(raw, overrides)
+    return parse_spec(raw, source=str(path))
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``a.b.c=value`` set (the value parsed as YAML)."""
+    result = _deep_copy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. --set trainer.max_epochs=3")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        _set_path(result, key.strip().split("."), value, item)
+    return result
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _set_path(root: dict[str, Any], parts: list[str], value: Any, item: str) -> None:
+    node: Any = root
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise SpecError(f"--set {item!r}: {'.'.join(parts[:depth + 1])}: "
+                                f"index out of range (list of {len(node)})")
+            index: Any = int(part)
+        elif isinstance(node, dict):
+            index = part
+        else:
+            raise SpecError(f"--set {item!r}: {'.'.join(parts[:depth])} is {describe(node)}, "
+                            "not a mapping")
+        if last:
+            node[index] = value
+        else:
+            if isinstance(node, dict) and not isinstance(node.get(index), (dict, list)):
+                node[index] = {}
+            node = node[index]
+
+
+# ------------------------------------------------------------------------------------- validation
+
+def parse_spec(raw: Mapping[str, Any], source: str = "<spec>") -> PipelineSpec:
+    """Validate plain data against the spec's schema and the registries; raise SpecError."""
+    prefix = f"{source}: " if source else ""
+    try:
+        spec = _parse(raw)
+        _check_components(spec)
+        _check_trainer(spec.trainer)
+    except SpecError as error:
+        raise type(error)(prefix + error.message, hint=error.hint) from None
+    return spec
+
+
+def _parse(raw: Mapping[str, Any]) -> PipelineSpec:
+    _check_keys(raw, PipelineSpec, "")
+    for key in ("name", "task", "data"):
+        if key not in raw:
+            raise SpecError(f"{key}: required key is missing",
+                            hint="a spec needs at least name, task and data")
+    values: dict[str, Any] = {
+        "name": _typed(raw["name"], str, "name"),
+        "task": _component(raw["task"], "task"),
+        "data": _component(raw["data"], "data"),
+    }
+    if "seed" in raw:
+        values["seed"] = _typed(raw["seed"], int, "seed")
+    if "trainer" in raw:
+        values["trainer"] = dict(_typed(raw["trainer"] or {}, dict, "trainer"))
+    if "stages" in raw:
+        values["stages"] = _stages(raw["stages"])
+    if "resources" in raw:
+        values["resources"] = _resources(raw["resources"] or {})
+    if "output_dir" in raw:
+        values["output_dir"] = _typed(raw["output_dir"], str, "output_dir")
+    if not values["name"] or "/" in values["name"]:
+        raise SpecError(f"name: {values['name']!r} must be a non-empty name without '/'")
+    return PipelineSpec(**values)
+
+
+def _typed(value: Any, annotation: Any, path: str) -> Any:
+    problem = check_value(value, annotation)
+    if problem:
+        raise SpecError(f"{path}: {problem}")
+    return value
+
+
+def _check_keys(raw: Mapping[str, Any], cls: type, path: str) -> None:
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            raise SpecError(f"{where}: unknown key{did_you_mean(str(key), allowed)}",
+                            hint="allowed keys: " + ", ".join(allowed))
+
+
+def _component(raw: Any, path: str) -> ComponentSpec:
+    if isinstance(raw, str):
+        return ComponentSpec(raw)
+    _typed(raw, dict, path)
+    _check_keys(raw, ComponentSpec, path)
+    if "name" not in raw:
+        listing = "tasks" if path == "task" else "datamodules"
+        raise SpecError(f"{path}.name: required key is missing",
+                        hint=f"`visionflow list {listing}` shows the names")
+    args = raw.get("args") or {}
+    return ComponentSpec(_typed(raw["name"], str, f"{path}.name"),
+                         dict(_typed(args, dict, f"{path}.args")))
+
+
+def _stages(raw: Any) -> tuple[StageSpec, ...]:
+    _typed(raw, list, "stages")
+    stages = []
+    for index, item in enumerate(raw):
+        path = f"stages[{index}]"
+        if isinstance(item, str):
+            stages.append(StageSpec(item))
+        elif isinstance(item, dict) and len(item) == 1:
+            (name, args), = item.items()
+            stages.append(StageSpec(str(name), dict(_typed(args or {}, dict, f"{path}.{name}"))))
+        else:
+            raise SpecError(f"{path}: expected a stage name or {{name: {{args}}}}, "
+                            f"got {describe(item)}")
+    if not stages:
+        raise SpecError("stages: empty list", hint="e.g. stages: [fit, test]")
+    return tuple(stages)
+
+
+def _resources(raw: Any) -> ResourcesSpec:
+    _typed(raw, dict, "resources")
+    _check_keys(raw, ResourcesSpec, "resources")
+    hints = typing.get_type_hints(ResourcesSpec)
+    for key, value in raw.items():
+        _typed(value, hints[key], f"resources.{key}")
+    resources = ResourcesSpec(**raw)
+    if resources.num_workers < 1 or resources.cpus_per_worker < 1:
+        raise SpecError("resources: num_workers and cpus_per_worker must be >= 1")
+    return resources
+
+
+def _check_components(spec: PipelineSpec) -> None:
+    task = _lookup(TASKS, spec.task.name, "task.name")
+    data = _lookup(DATAMODULES, spec.data.name, "data.name")
+    check_arguments(task.builder, spec.task.args, "task.args", provided_by_data=True)
+    check_arguments(data.builder, spec.data.args, "data.args")
+    task_batch, data_batch = task.tags.get("batch"), data.tags.get("batch")
+    if task_batch is not data_batch:
+        fits = [e.name for e in DATAMODULES.entries() if e.tags.get("batch") is task_batch]
+        raise SpecError(
+            f"data.name: datamodule {spec.data.name!r} yields {_batch_name(data_batch)} but task "
+            f"{spec.task.name!r} consumes {_batch_name(task_batch)}",
+            hint="datamodules that fit this task: " + (", ".join(fits) or "none registered"))
+    for index, stage in enumerate(spec.stages):
+        entry = _lookup(STAGES, stage.name, f"stages[{index}]")
+        check_arguments(entry.builder, stage.args, f"stages[{index}].{stage.name}", skip=1)
+
+
+def _batch_name(batch: Any) -> str:
+    return getattr(batch, "__name__", str(batch))
+
+
+def _lookup(registry: Registry, name: str, path: str):
+    try:
+        return registry.get(name)
+    except UnknownNameError as error:
+        raise UnknownNameError(f"{path}: {error.message}", hint=error.hint) from None
+
+
+DATA_PROVIDED = ("num_classes", "in_channels", "image_size", "class_names")
+
+
+def check_arguments(builder: Any, args: Mapping[str, Any], path: str, *,
+                    provided_by_data: bool = False, skip: int = 0) -> None:
+    """Check ``args`` against the keyword parameters of ``builder`` (a class or function):
+    unknown names (with a suggestion), missing required ones and annotated types.
+    ``skip`` leading positional parameters are filled by the caller (e.g. a stage's context)."""
+    target = builder.__init__ if inspect.isclass(builder) else builder
+    signature = inspect.signature(target)
+    params = [p for p in signature.parameters.values() if p.name not in ("self", "cls")][skip:]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    named = {p.name: p for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    for key, value in args.items():
+        if key not in named:
+            raise SpecError(f"{path}.{key}: unknown key{did_you_mean(str(key), list(named))}",
+                            hint="allowed keys: " + ", ".join(named))
+        annotation = _annotation(target, key)
+        problem = check_value(value, annotation) if annotation is not None else None
+        if problem:
+            raise SpecError(f"{path}.{key}: {problem}")
+    for name, param in named.items():
+        required = param.default is inspect.Parameter.empty
+        if required and name not in args and not (provided_by_data and name in DATA_PROVIDED):
+            raise SpecError(f"{path}.{name}: required key is missing")
+
+
+def _annotation(target: Any, name: str) -> Any:
+    try:
+        return typing.get_type_hints(target).get(name)
+    except Exception:  # unresolvable forward references: skip the type check, keep the name check
+        return None
+
+
+def _check_trainer(trainer: Mapping[str, Any]) -> None:
+    from lightning.pytorch import Trainer
+
+    managed = {"logger", "callbacks", "default_root_dir", "enable_checkpointing", "strategy",
+               "plugins"}
+    params = [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
+    for key in trainer:
+        if key in managed:
+            raise SpecError(f"trainer.{key}: set by VisionFlow, not by the spec",
+                            hint="the run directory holds logs and checkpoints; use resources "
+                                 "for workers and devices")
+        if key not in params:
+            raise SpecError(f"trainer.{key}: unknown key{did_you_mean(str(key), params)}",
+                            hint="trainer keys are lightning.pytorch.Trainer's arguments")
