@@ -94,7 +94,9 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
     let the Ray backend plug in its DDP strategy and environment."""
     from lightning.pytorch import Trainer
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from visionflow.pipelines.csv_logging import AppendingCSVLogger
 
     kwargs: dict[str, Any] = {"enable_model_summary": False, **spec.trainer}
     if not spec.resources.use_gpu and spec.resources.backend == "ray":
@@ -114,12 +116,11 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
     kwargs.update(overrides)
     if strategy is not None:
         kwargs["strategy"] = strategy
-    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     try:
         return Trainer(
             default_root_dir=run_dir.path,
-            logger=[CSVLogger(run_dir.path, name="", version=""),
+            logger=[AppendingCSVLogger(run_dir.path, name="", version=""),
                     TensorBoardLogger(run_dir.path, name="tensorboard", version="")],
             callbacks=all_callbacks, plugins=all_plugins, enable_checkpointing=fit, **kwargs)
     except (ValueError, TypeError) as error:  # Lightning's own check of a trainer value

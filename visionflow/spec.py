@@ -139,17 +139,18 @@ def _set_path(root: dict[str, Any], parts: list[str], value: Any, item: str) -> 
                 raise SpecError(f"--set {item!r}: {'.'.join(parts[:depth + 1])}: "
                                 f"index out of range (list of {len(node)})")
             index: Any = int(part)
-        elif isinstance(node, dict):
-            index = part
         else:
-            raise SpecError(f"--set {item!r}: {'.'.join(parts[:depth])} is {describe(node)}, "
-                            "not a mapping")
+            index = part
         if last:
             node[index] = value
-        else:
-            if isinstance(node, dict) and not isinstance(node.get(index), (dict, list)):
-                node[index] = {}
-            node = node[index]
+            continue
+        if isinstance(node, dict) and node.get(index) is None:
+            node[index] = {}
+        child = node[index]
+        if not isinstance(child, (dict, list)):
+            raise SpecError(f"--set {item!r}: {'.'.join(parts[:depth + 1])} is "
+                            f"{describe(child)}, not a mapping")
+        node = child
 
 
 # ------------------------------------------------------------------------------------- validation

@@ -1,0 +1,96 @@
+"""The command line: exit codes, one-line errors, listings, a real run."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+from visionflow import __version__
+from visionflow.cli import main
+from visionflow.errors import SpecError
+
+SPEC = {
+    "name": "cli_digits",
+    "task": {"name": "image_classification", "args": {"net": "linear"}},
+    "data": {"name": "digits", "args": {"batch_size": 128}},
+    "trainer": {"max_epochs": 1, "enable_progress_bar": False},
+    "stages": ["fit", "test"],
+}
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, "output_dir": str(tmp_path / "runs")}))
+    return path
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"visionflow {__version__}"
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "run" in capsys.readouterr().out
+
+
+def test_list_shows_registered_names_and_descriptions(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for heading in ("tasks:", "datamodules:", "nets:", "transforms:", "stages:"):
+        assert heading in out
+    assert "image_classification" in out and "digits" in out and "lenet5" in out
+
+
+def test_bad_key_is_one_line_with_hint_and_exit_2(spec_file, capsys):
+    code = main(["run", str(spec_file), "--set", "data.args.batch_sise=8"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines()[0] == (f"visionflow: error: {spec_file}: data.args.batch_sise: "
+                                   "unknown key; did you mean 'batch_size'?")
+    assert err.splitlines()[1].startswith("  hint: ")
+    assert "Traceback" not in err
+
+
+def test_missing_spec_file_exit_2(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "no such spec file" in capsys.readouterr().err
+
+
+def test_debug_shows_the_exception(spec_file):
+    with pytest.raises(SpecError):
+        main(["--debug", "run", str(spec_file), "--set", "seed=abc"])
+
+
+def test_resume_takes_no_spec(spec_file, capsys):
+    assert main(["run", str(spec_file), "--resume", "somewhere"]) == 2
+    assert "--resume takes the run directory alone" in capsys.readouterr().err
+
+
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["run", "--resume", str(tmp_path)]) == 2
+    assert "not a VisionFlow run directory" in capsys.readouterr().err
+
+
+def test_run_prints_a_summary_and_the_run_directory(spec_file, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "visionflow", "run", str(spec_file),
+                             "--backend", "local"], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "test/acc" in result.stdout
+    run_dir = next((tmp_path / "runs" / "cli_digits").iterdir())
+    assert f"run directory: {run_dir}" in result.stdout.replace("\n", "")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert "test/acc" in summary["metrics"]
+
+
+def test_subcommand_help_has_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "examples:" in capsys.readouterr().out

@@ -1,0 +1,189 @@
+"""The ``visionflow`` command: run pipelines, list what is registered, evaluate results.
+
+Bad input prints one line and a hint and exits with 2; ``--debug`` shows the traceback.
+Heavy modules (torch, lightning, ray) are imported only by the subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+
+from visionflow import __version__
+from visionflow.errors import VisionFlowError
+
+RUN_EXAMPLES = """\
+examples:
+  visionflow run examples/digits_classification.yaml
+  visionflow run examples/digits_classification.yaml --backend local --set trainer.max_epochs=3
+  visionflow run examples/digits_classification.yaml --seeds 3
+  visionflow run --resume runs/digits_lenet5/20261123-101500
+"""
+LIST_EXAMPLES = """\
+examples:
+  visionflow list              every registry
+  visionflow list tasks        only the tasks
+"""
+EVAL_EXAMPLES = """\
+examples:
+  visionflow eval coco --gt instances_val.json --dt detections.json --iou-type bbox --json out.json
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="visionflow", description="Train and evaluate computer-vision models, "
+        "locally or on Ray, from one YAML pipeline spec.")
+    parser.add_argument("--version", action="version", version=f"visionflow {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(commands)
+    listing = commands.add_parser("list", help="list registered tasks, datamodules, nets, ...",
+                                  epilog=LIST_EXAMPLES, formatter_class=_Formatter)
+    listing.add_argument("kind", nargs="?", choices=["tasks", "datamodules", "nets", "transforms",
+                                                     "stages"], help="one registry (default: all)")
+    _add_eval(commands)
+    return parser
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _add_run(commands) -> None:
+    run = commands.add_parser("run", help="run a pipeline spec", epilog=RUN_EXAMPLES,
+                              formatter_class=_Formatter,
+                              description="Run the stages of a pipeline spec into a new run "
+                                          "directory (runs/<name>/<timestamp>/).")
+    run.add_argument("spec", nargs="?", help="pipeline YAML")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a spec key, e.g. --set data.args.batch_size=32 (repeatable)")
+    run.add_argument("--backend", choices=["local", "ray"],
+                     help="override resources.backend (local: in this process, no Ray)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    run.add_argument("--seeds", type=int, metavar="N",
+                     help="run N seeds (seed, seed+1, ...) and write seeds_summary.json")
+
+
+def _add_eval(commands) -> None:
+    evaluate = commands.add_parser("eval", help="benchmark evaluations (COCO mAP)",
+                                   epilog=EVAL_EXAMPLES, formatter_class=_Formatter)
+    kinds = evaluate.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
+    coco = kinds.add_parser("coco", help="COCO bbox/segm/keypoints evaluation, exact to "
+                                         "pycocotools", epilog=EVAL_EXAMPLES,
+                            formatter_class=_Formatter)
+    from visionflow.metrics import coco_command
+
+    coco_command.add_arguments(coco)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "run":
+            return _run(args, parser)
+        if args.command == "list":
+            return _list(args.kind)
+        from visionflow.metrics import coco_command
+
+        return coco_command.run(args)
+    except VisionFlowError as error:
+        if args.debug:
+            raise
+        print(f"visionflow: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("visionflow: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from visionflow.errors import SpecError
+
+    if args.resume:
+        if args.spec or args.overrides or args.seeds:
+            raise SpecError("--resume takes the run directory alone",
+                            hint="the run's spec.resolved.yaml is reused as it is")
+        return _report(_backend_module(_resumed_backend(args.resume)).resume(args.resume))
+    if not args.spec:
+        parser.parse_args(["run", "--help"])
+    from visionflow.spec import load_spec
+
+    overrides = list(args.overrides)
+    if args.backend:
+        overrides.append(f"resources.backend={args.backend}")
+    spec = load_spec(args.spec, overrides)
+    module = _backend_module(spec.resources.backend)
+    if args.seeds:
+        return _report_seeds(module.run_seeds(spec, args.seeds))
+    return _report(module.run(spec))
+
+
+def _resumed_backend(run_dir: str) -> str:
+    from visionflow.rundir import RunDirectory
+    from visionflow.spec import load_spec
+
+    return load_spec(RunDirectory.open(run_dir).spec_path).resources.backend
+
+
+def _backend_module(backend: str):
+    if backend == "ray":
+        import visionflow.cluster as module
+    else:
+        import visionflow.pipelines as module
+    return module
+
+
+def _report(results) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="results", show_header=True)
+    table.add_column("stage")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for stage, metrics in results.stages.items():
+        for name, value in metrics.items():
+            table.add_row(stage, name, f"{value:.4f}")
+    console = Console()
+    console.print(table)
+    console.print(f"run directory: {results.run_dir}")
+    return 0
+
+
+def _report_seeds(results) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(results.runs)} seeds", show_header=True)
+    for column in ("metric", "mean", "std"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for name, stats in results.summary.items():
+        table.add_row(name, f"{stats['mean']:.4f}", f"{stats['std']:.4f}")
+    console = Console()
+    console.print(table)
+    console.print(f"seeds summary: {results.run_dir / 'seeds_summary.json'}")
+    return 0
+
+
+def _list(kind: str | None) -> int:
+    from visionflow.registry import REGISTRIES
+
+    kinds = [kind] if kind else list(REGISTRIES)
+    for name in kinds:
+        registry = REGISTRIES[name]
+        print(f"{name}:")
+        for entry in registry.entries():
+            batch = entry.tags.get("batch")
+            suffix = f"  [{batch.__name__}]" if batch is not None else ""
+            description = textwrap.shorten(entry.description or "", 70)
+            print(f"  {entry.name:24s} {description}{suffix}")
+    return 0
