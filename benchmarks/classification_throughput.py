@@ -59,8 +59,9 @@ class StepTimer(Callback):
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        synchronize()  # cheap next to a step; the last one ends the window
-        self.end = time.perf_counter()
+        if trainer.global_step >= trainer.max_steps:  # the last step ends the window
+            synchronize()
+            self.end = time.perf_counter()
 
 
 def synchronize() -> None:
@@ -73,7 +74,7 @@ def pipeline_throughput(args: argparse.Namespace, root: Path) -> float:
     spec = parse_spec({
         "name": "throughput",
         "task": {"name": "image_classification",
-                 "args": {"net": "resnet18", "channels_last": cuda, **SGD}},
+                 "args": {"net": args.net, "channels_last": cuda, **SGD}},
         "data": {"name": "cifar10",
                  "args": {"root": str(root), "batch_size": args.batch_size, "val_fraction": 0.0,
                           "device": args.device,
@@ -105,7 +106,7 @@ def plain_throughput(args: argparse.Namespace) -> float:
     count = args.batch_size * 64
     images = torch.randn(count, 3, 32, 32, device=device)
     labels = torch.randint(0, 10, (count,), device=device)
-    model = NETS.build("resnet18", num_classes=10, in_channels=3, image_size=(32, 32)).to(device)
+    model = NETS.build(args.net, num_classes=10, in_channels=3, image_size=(32, 32)).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
@@ -132,6 +133,9 @@ def plain_throughput(args: argparse.Namespace) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--net", default="resnet18",
+                        help="a registered net; `linear` makes compute negligible, so the ratio "
+                             "measures the framework's per-step overhead")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
@@ -146,10 +150,12 @@ def main() -> None:
         plain = plain_throughput(args)
         pipeline = pipeline_throughput(args, root)
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu x{os.cpu_count()}"
-    print(f"device: {device}; ResNet-18, 32x32, batch {args.batch_size}, {args.steps} timed steps")
+    print(f"device: {device}; {args.net}, 32x32, batch {args.batch_size}, {args.steps} timed steps")
     print(f"plain loop: {plain:10.0f} img/s")
     print(f"pipeline:   {pipeline:10.0f} img/s")
-    print(f"ratio = pipeline / plain = {pipeline / plain:.3f}")
+    overhead_ms = 1000 * args.batch_size * (1 / pipeline - 1 / plain)
+    print(f"ratio = pipeline / plain = {pipeline / plain:.3f}  "
+          f"(pipeline costs {overhead_ms:+.2f} ms per step more)")
 
 
 if __name__ == "__main__":
