@@ -94,3 +94,14 @@ def test_subcommand_help_has_examples(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "examples:" in capsys.readouterr().out
+
+
+def test_eval_coco_is_wired_and_bad_input_exits_2(tmp_path, capsys):
+    gt = tmp_path / "gt.json"
+    gt.write_text('{"images": [{"id": 1, "width": 10, "height": 10}], "annotations": [], '
+                  '"categories": [{"id": 1, "name": "a"}]}')
+    dt = tmp_path / "dt.json"
+    dt.write_text('[{"image_id": 7, "category_id": 1, "bbox": [0, 0, 2, 2], "score": 0.5}]')
+    assert main(["eval", "coco", "--gt", str(gt), "--dt", str(dt)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("visionflow: error: ") and "7" in err and "Traceback" not in err
