@@ -1,37 +1,48 @@
-"""Image-classification datamodules; each registers itself in ``visionflow.registry.DATAMODULES``.
+"""Datamodules for classification and detection; each registers itself in ``visionflow.registry.DATAMODULES``.
 
     from visionflow.datamodules import CIFAR10DataModule
     dm = CIFAR10DataModule(root="data", batch_size=128)
     dm.prepare_data(); dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))   # ImageClassificationBatch
 
-=================  ==========================  ============================================
-name               class                       source
-=================  ==========================  ============================================
-``digits``         DigitsDataModule            scikit-learn's bundled 8x8 digits (offline)
-``mnist``          MNISTDataModule             IDX files, torchvision or flat layout
-``fashion_mnist``  FashionMNISTDataModule      IDX files; Debian's dataset-fashion-mnist
-``cifar10``        CIFAR10DataModule           python pickles or binary batches
-``cifar100``       CIFAR100DataModule          python pickles or binary batches
-``image_folder``   ImageFolderDataModule       class subfolders of JPEG/PNG files
-=================  ==========================  ============================================
+name                class                      source
+------------------  -------------------------  --------------------------------------------
+digits              DigitsDataModule           scikit-learn's bundled 8x8 digits (offline)
+mnist               MNISTDataModule            IDX files, torchvision or flat layout
+fashion_mnist       FashionMNISTDataModule     IDX files; Debian's dataset-fashion-mnist
+cifar10             CIFAR10DataModule          python pickles or binary batches
+cifar100            CIFAR100DataModule         python pickles or binary batches
+image_folder        ImageFolderDataModule      class subfolders of JPEG/PNG files
+coco_detection      CocoDetectionDataModule    COCO JSON + images (boxes, masks, keypoints)
+voc_detection       VOCDetectionDataModule     Pascal VOC XML annotations
+yolo_detection      YoloDetectionDataModule    YOLO txt labels + dataset yaml (e.g. coco8)
+shapes_detection    ShapesDetectionDataModule  generated circles/squares/triangles (offline)
 """
 
 from visionflow.datamodules.base import VisionDataModule
 from visionflow.datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
+from visionflow.datamodules.coco_detection import CocoDetectionDataModule
 from visionflow.datamodules.digits import DigitsDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
+from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes_dataset
 from visionflow.datamodules.tensor_data import TensorClassificationDataset, TensorDataModule
+from visionflow.datamodules.voc_detection import VOCDetectionDataModule
+from visionflow.datamodules.yolo_detection import YoloDetectionDataModule
 
 __all__ = [
     "CIFAR100DataModule",
     "CIFAR10DataModule",
+    "CocoDetectionDataModule",
     "DigitsDataModule",
     "FashionMNISTDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "ShapesDetectionDataModule",
     "TensorClassificationDataset",
     "TensorDataModule",
+    "VOCDetectionDataModule",
     "VisionDataModule",
+    "YoloDetectionDataModule",
+    "make_shapes_dataset",
 ]

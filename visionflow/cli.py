@@ -27,6 +27,10 @@ examples:
   visionflow list              every registry
   visionflow list tasks        only the tasks
 """
+DATA_EXAMPLES = """\
+examples:
+  visionflow data make-shapes data/shapes --images 200 --image-size 128 --seed 0
+"""
 EVAL_EXAMPLES = """\
 examples:
   visionflow eval coco --gt instances_val.json --dt detections.json --iou-type bbox --json out.json
@@ -46,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("kind", nargs="?", choices=["tasks", "datamodules", "nets", "transforms",
                                                      "stages"], help="one registry (default: all)")
     _add_eval(commands)
+    _add_data(commands)
     return parser
 
 
@@ -80,6 +85,28 @@ def _add_eval(commands) -> None:
     coco_command.add_arguments(coco)
 
 
+def _add_data(commands) -> None:
+    data = commands.add_parser("data", help="make or convert datasets", epilog=DATA_EXAMPLES,
+                               formatter_class=_Formatter)
+    actions = data.add_subparsers(dest="data_action", metavar="ACTION", required=True)
+    shapes = actions.add_parser("make-shapes", epilog=DATA_EXAMPLES, formatter_class=_Formatter,
+                                help="write a seeded COCO dataset of circles, squares and "
+                                     "triangles (PNGs + instances JSON with boxes and masks)")
+    shapes.add_argument("out_dir", metavar="OUT_DIR")
+    shapes.add_argument("--images", type=int, required=True, metavar="N")
+    shapes.add_argument("--image-size", type=int, default=128, metavar="PX")
+    shapes.add_argument("--seed", type=int, default=0)
+
+
+def _make_shapes(args: argparse.Namespace) -> int:
+    from visionflow.datamodules import make_shapes_dataset
+
+    path = make_shapes_dataset(args.out_dir, args.images, seed=args.seed,
+                               image_size=args.image_size)
+    print(f"wrote {args.images} images and {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     parser = build_parser()
@@ -92,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, parser)
         if args.command == "list":
             return _list(args.kind)
+        if args.command == "data":
+            return _make_shapes(args)
         from visionflow.metrics import coco_command
 
         return coco_command.run(args)

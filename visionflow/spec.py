@@ -281,7 +281,7 @@ def _lookup(registry: Registry, name: str, path: str):
         raise UnknownNameError(f"{path}: {error.message}", hint=error.hint) from None
 
 
-DATA_PROVIDED = ("num_classes", "in_channels", "image_size", "class_names")
+DATA_PROVIDED = ("num_classes", "in_channels", "image_size", "class_names", "category_ids")
 
 
 def check_arguments(builder: Any, args: Mapping[str, Any], path: str, *,

@@ -105,3 +105,12 @@ def test_eval_coco_is_wired_and_bad_input_exits_2(tmp_path, capsys):
     assert main(["eval", "coco", "--gt", str(gt), "--dt", str(dt)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("visionflow: error: ") and "7" in err and "Traceback" not in err
+
+
+def test_data_make_shapes_writes_a_coco_dataset(tmp_path, capsys):
+    assert main(["data", "make-shapes", str(tmp_path / "shapes"), "--images", "3",
+                 "--image-size", "64"]) == 0
+    dataset = json.loads((tmp_path / "shapes" / "annotations.json").read_text())
+    assert len(dataset["images"]) == 3 and dataset["annotations"]
+    assert len(list((tmp_path / "shapes" / "images").glob("*.png"))) == 3
+    assert main(["data", "make-shapes", str(tmp_path / "bad"), "--images", "0"]) == 2

@@ -1,0 +1,180 @@
+"""COCO instances (``instances_*.json``): boxes, crowd regions, and on request masks and keypoints.
+
+    data:
+      name: coco_detection
+      args:
+        root: /data/coco
+        train_annotations: annotations/instances_train2017.json
+        val_annotations: annotations/instances_val2017.json
+        images: {train: train2017, val: val2017}      # or one folder for every split
+
+Labels are the categories in ascending id order (see ``label_map`` to go back). Every problem in
+the file is a ``DataError`` naming the file, the image id and the annotation id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from visionflow.batches import DetectionBatch
+from visionflow.datamodules.detection_base import DetectionDataModule, DetectionRecord, LabelMap
+from visionflow.errors import DataError, SpecError
+from visionflow.registry import DATAMODULES
+
+SPLITS = ("train", "val", "test")
+
+
+@DATAMODULES.register("coco_detection", batch=DetectionBatch)
+class CocoDetectionDataModule(DetectionDataModule):
+    """COCO-format detection data (annotation JSON per split + image folders)."""
+
+    def __init__(self, root: str, train_annotations: str | None = None,
+                 val_annotations: str | None = None, test_annotations: str | None = None,
+                 images: str | dict[str, str] = "images", image_size: int | None = None,
+                 batch_size: int = 8, num_workers: int = 0, masks: bool = False,
+                 keypoints: bool = False, transforms: dict[str, Any] | None = None,
+                 drop_empty_images: bool = True, seed: int = 0):
+        super().__init__(image_size=image_size, batch_size=batch_size, num_workers=num_workers,
+                         masks=masks, keypoints=keypoints, transforms=transforms,
+                         drop_empty_images=drop_empty_images, seed=seed)
+        self.root = Path(root)
+        self.annotations = {"train": train_annotations, "val": val_annotations,
+                            "test": test_annotations}
+        if isinstance(images, dict):
+            unknown = sorted(set(images) - set(SPLITS))
+            if unknown:
+                raise SpecError(f"data.args.images.{unknown[0]}: unknown split",
+                                hint="splits are train, val and test")
+        self.images = images
+
+    def image_dir(self, split: str) -> Path:
+        folder = self.images if isinstance(self.images, str) else \
+            self.images.get(split, self.images.get("val", "images"))
+        return self.root / folder
+
+    def load_split(self, split: str) -> tuple[list[DetectionRecord], LabelMap] | None:
+        relative = self.annotations[split]
+        if relative is None:
+            return None
+        return read_coco_instances(self.root / relative, self.image_dir(split),
+                                   masks=self.masks, keypoints=self.keypoints)
+
+
+def read_coco_instances(path: Path, image_dir: Path, masks: bool = False,
+                        keypoints: bool = False) -> tuple[list[DetectionRecord], LabelMap]:
+    """Records (sorted by image id) and label map of a COCO instances file."""
+    from visionflow.metrics.coco_io import Records, read_json
+
+    dataset = read_json(path, "ground truth")
+    if not isinstance(dataset, dict) or not all(k in dataset for k in ("images", "categories")):
+        raise DataError(f"{path}: not a COCO instances file (needs 'images' and 'categories')")
+    label_map = LabelMap.from_categories(dataset["categories"], str(path))
+    images = Records(str(path), "image", dataset["images"], "images are {id, file_name, ...}")
+    annotations = Records(str(path), "annotation", dataset.get("annotations", []),
+                          "annotations are {id, image_id, category_id, bbox [x, y, w, h], ...}")
+    columns = annotation_columns(annotations, images, label_map, masks, keypoints)
+    image_ids = images.integers("id")
+    file_names = images.values("file_name")
+    sizes = image_sizes(images)
+    groups = group_by_image(columns.pop("image_id"), image_ids)
+    return [DetectionRecord(image_path=image_dir / str(file_names[i]), image_id=int(image_ids[i]),
+                            source=str(path), size=sizes[i], **select(columns, groups[i]))
+            for i in np.argsort(image_ids, kind="stable")], label_map
+
+
+def image_sizes(images: Any) -> list[tuple[int, int] | None]:
+    """(H, W) of every image, or None for each when the file does not give them all."""
+    if not all(isinstance(i, dict) and "height" in i and "width" in i for i in images.items):
+        return [None] * len(images.items)
+    return [(int(h), int(w)) for h, w in zip(images.integers("height"), images.integers("width"))]
+
+
+def annotation_columns(annotations: Any, images: Any, label_map: LabelMap, masks: bool,
+                       keypoints: bool) -> dict[str, Any]:
+    """Checked columns of every annotation with a non-empty box: boxes [A, 4] XYXY, labels,
+    iscrowd, area, annotation ids, image ids, and (on request) segmentations and keypoints."""
+    from visionflow.metrics.coco_io import index_of
+
+    count = len(annotations.items)
+    if count == 0:
+        return empty_columns(masks, keypoints)
+    ann_ids = annotations.integers("id")
+    image_ids = annotations.integers("image_id")
+    known = np.unique(images.integers("id"))
+    _, found = index_of(known, image_ids)
+    fail_at(annotations, ~found, lambda i: f"image id {image_ids[i]} is not in the file's 'images'")
+    xywh = annotations.vectors("bbox", 4)
+    fail_at(annotations, (xywh[:, 2:] < 0).any(axis=1),
+            lambda i: f"'bbox' {xywh[i].tolist()} has a negative width or height")
+    labels, found = label_map.labels(annotations.integers("category_id"))
+    fail_at(annotations, ~found, lambda i: "category_id is not in the file's 'categories'")
+    iscrowd = np.array([bool(a.get("iscrowd", 0)) for a in annotations.items])
+    area = np.array([a.get("area", w * h) for a, (w, h) in
+                     zip(annotations.items, xywh[:, 2:].tolist())], dtype=np.float32)
+    keep = (xywh[:, 2] > 0) & (xywh[:, 3] > 0)
+    columns: dict[str, Any] = {
+        "image_id": image_ids, "annotation_ids": ann_ids, "labels": labels, "iscrowd": iscrowd,
+        "area": area,
+        "boxes": np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)}
+    if masks:
+        columns["segmentations"] = object_column(annotations.values("segmentation"))
+    if keypoints:
+        columns["keypoints"] = keypoint_column(annotations)
+    return {key: value[keep] for key, value in columns.items()}
+
+
+def object_column(values: list[Any]) -> np.ndarray:
+    """A 1-D object array of ``values`` (numpy would turn nested lists into more dimensions)."""
+    column = np.empty(len(values), dtype=object)
+    for index, value in enumerate(values):
+        column[index] = value
+    return column
+
+
+def keypoint_column(annotations: Any) -> np.ndarray:
+    """float32 [A, K, 3] keypoints; every annotation must have the same K."""
+    values = annotations.values("keypoints")
+    length = len(values[0]) if isinstance(values[0], list) else 0
+    if length == 0 or length % 3:
+        raise annotations.error(0, "'keypoints' must be a list of x, y, v triples")
+    return annotations.vectors("keypoints", length, values).reshape(len(values), -1, 3) \
+        .astype(np.float32)
+
+
+def empty_columns(masks: bool, keypoints: bool) -> dict[str, Any]:
+    columns: dict[str, Any] = {
+        "image_id": np.zeros(0, np.int64), "annotation_ids": np.zeros(0, np.int64),
+        "labels": np.zeros(0, np.int64), "iscrowd": np.zeros(0, bool),
+        "area": np.zeros(0, np.float32), "boxes": np.zeros((0, 4), np.float32)}
+    if masks:
+        columns["segmentations"] = np.zeros(0, dtype=object)
+    if keypoints:
+        columns["keypoints"] = np.zeros((0, 0, 3), np.float32)
+    return columns
+
+
+def fail_at(records: Any, bad: np.ndarray, problem) -> None:
+    """Raise the DataError of the first ``bad`` record (its message names file, id, image id)."""
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise records.error(index, problem(index))
+
+
+def group_by_image(ann_image_ids: np.ndarray, image_ids: np.ndarray) -> list[np.ndarray]:
+    """For each image (in ``image_ids`` order), the indices of its annotations, in file order."""
+    position = {int(image_id): i for i, image_id in enumerate(image_ids)}
+    owners = np.array([position[int(i)] for i in ann_image_ids], dtype=np.int64)
+    order = np.argsort(owners, kind="stable")
+    bounds = np.searchsorted(owners[order], np.arange(len(image_ids) + 1))
+    return [order[bounds[i]:bounds[i + 1]] for i in range(len(image_ids))]
+
+
+def select(columns: dict[str, Any], indices: np.ndarray) -> dict[str, Any]:
+    """The record fields of the annotations at ``indices``."""
+    fields = {key: value[indices] for key, value in columns.items()}
+    if "segmentations" in fields:
+        fields["segmentations"] = tuple(fields["segmentations"])
+    return fields

@@ -1,0 +1,111 @@
+"""Pascal VOC layout: ``Annotations/*.xml``, ``JPEGImages/*.jpg``, ``ImageSets/Main/<set>.txt``.
+
+    data: {name: voc_detection, args: {root: /data/VOCdevkit/VOC2012, val_set: val}}
+
+Boxes in the XML are 1-based inclusive pixel indices; they become continuous XYXY pixels
+``(xmin - 1, ymin - 1, xmax, ymax)``. ``difficult`` objects are kept as crowd regions
+(``iscrowd=True``): not trained on, and ignored by the evaluation, as in the VOC devkit.
+Labels follow ``class_names`` (default: the 20 VOC classes); category ids are labels + 1.
+Image ids are line numbers in the set file (from 1); "annotation ids" in error messages are
+the objects' positions in their XML file (from 1).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from visionflow.batches import DetectionBatch
+from visionflow.datamodules.detection_base import DetectionDataModule, DetectionRecord, LabelMap
+from visionflow.errors import DataError, SpecError
+from visionflow.registry import DATAMODULES
+
+VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep",
+               "sofa", "train", "tvmonitor")
+XML_HINT = "<object><name>cls</name><difficult>0</difficult><bndbox><xmin>..</xmin><ymin>.." \
+           "</ymin><xmax>..</xmax><ymax>..</ymax></bndbox></object>"
+
+
+@DATAMODULES.register("voc_detection", batch=DetectionBatch)
+class VOCDetectionDataModule(DetectionDataModule):
+    """Pascal VOC XML annotations (or any dataset in that layout, with its own class names)."""
+
+    def __init__(self, root: str, train_set: str | None = "train", val_set: str | None = "val",
+                 test_set: str | None = None, class_names: list[str] | None = None,
+                 image_size: int | None = None, batch_size: int = 8, num_workers: int = 0,
+                 transforms: dict[str, Any] | None = None, drop_empty_images: bool = True,
+                 seed: int = 0):
+        super().__init__(image_size=image_size, batch_size=batch_size, num_workers=num_workers,
+                         masks=False, keypoints=False, transforms=transforms,
+                         drop_empty_images=drop_empty_images, seed=seed)
+        names = tuple(class_names or VOC_CLASSES)
+        if len(set(names)) != len(names) or not names:
+            raise SpecError(f"data.args.class_names: expected distinct names, got {list(names)}")
+        self.root = Path(root)
+        self.sets = {"train": train_set, "val": val_set, "test": test_set}
+        self.voc_label_map = LabelMap(tuple(range(1, len(names) + 1)), names)
+
+    def load_split(self, split: str) -> tuple[list[DetectionRecord], LabelMap] | None:
+        name = self.sets[split]
+        if name is None:
+            return None
+        set_file = self.root / "ImageSets" / "Main" / f"{name}.txt"
+        try:
+            ids = [line.split()[0] for line in set_file.read_text().splitlines() if line.strip()]
+        except FileNotFoundError:
+            raise DataError(f"{set_file}: image set file is missing",
+                            hint=f"set data.args.{split}_set to a file in ImageSets/Main") from None
+        labels = {name: label for label, name in enumerate(self.voc_label_map.names)}
+        return [read_voc_xml(self.root, voc_id, image_id, labels)
+                for image_id, voc_id in enumerate(ids, 1)], self.voc_label_map
+
+
+def read_voc_xml(root: Path, voc_id: str, image_id: int, labels: dict[str, int]) -> DetectionRecord:
+    """The record of ``Annotations/<voc_id>.xml``; problems name the file, image id and object."""
+    path = root / "Annotations" / f"{voc_id}.xml"
+    try:
+        tree = ET.parse(path).getroot()
+    except FileNotFoundError:
+        raise DataError(f"{path}: annotation file is missing (image id {image_id})") from None
+    except ET.ParseError as error:
+        raise DataError(f"{path}: malformed XML (image id {image_id}): {error}") from None
+    objects = [parse_object(node, labels, f"{path} (image id {image_id}, object #{number})")
+               for number, node in enumerate(tree.findall("object"), 1)]
+    file_name = tree.findtext("filename") or f"{voc_id}.jpg"
+    return DetectionRecord(
+        image_path=root / "JPEGImages" / file_name, image_id=image_id, source=str(path),
+        boxes=np.array([box for _, box, _ in objects], dtype=np.float32).reshape(-1, 4),
+        labels=np.array([label for label, _, _ in objects], dtype=np.int64),
+        iscrowd=np.array([difficult for _, _, difficult in objects], dtype=bool),
+        annotation_ids=np.arange(1, len(objects) + 1),
+        size=image_size(tree))
+
+
+def parse_object(node: ET.Element, labels: dict[str, int], where: str) -> tuple[int, list[float], bool]:
+    """``(label, box [x1, y1, x2, y2], difficult)`` of one ``<object>``."""
+    name = (node.findtext("name") or "").strip()
+    if name not in labels:
+        raise DataError(f"{where}: unknown class {name!r}",
+                        hint="set data.args.class_names to this dataset's classes")
+    box = node.find("bndbox")
+    try:
+        xmin, ymin, xmax, ymax = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+    except (AttributeError, TypeError, ValueError):
+        raise DataError(f"{where}: missing or non-numeric <bndbox>", hint=XML_HINT) from None
+    if xmax < xmin or ymax < ymin:
+        raise DataError(f"{where}: <bndbox> has xmax < xmin or ymax < ymin", hint=XML_HINT)
+    difficult = (node.findtext("difficult") or "0").strip() == "1"
+    return labels[name], [xmin - 1, ymin - 1, xmax, ymax], difficult
+
+
+def image_size(tree: ET.Element) -> tuple[int, int] | None:
+    """``(H, W)`` from ``<size>``, or None when the XML does not give it (or gives zeros)."""
+    try:
+        size = int(tree.findtext("size/height")), int(tree.findtext("size/width"))
+    except (TypeError, ValueError):
+        return None
+    return size if all(size) else None

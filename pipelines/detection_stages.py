@@ -1,0 +1,71 @@
+"""Stages that score or apply a trained model without training it: ``evaluate`` and ``predict``.
+
+    stages:
+      - evaluate: {checkpoint: runs/shapes_fasterrcnn/<time>/checkpoints/last.ckpt}
+      - predict: {checkpoint: ...}
+
+Both load ``checkpoint`` (a Lightning checkpoint of the same task, read with
+``weights_only=True``) into the task, or, without one, the run's best checkpoint when this run
+has trained, else keep the task as built (e.g. from ``net_args.weights``). ``evaluate`` runs the
+task's test (or validation) loop and returns its metrics; ``predict`` runs the predict loop, in
+which a task writes its own predictions file (the detection task: COCO results JSON).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from visionflow.errors import CheckpointError
+from visionflow.pipelines.build import build_trainer
+from visionflow.pipelines.stages import StageContext
+from visionflow.pipelines.stages import test as test_stage
+from visionflow.pipelines.stages import validate as validate_stage
+from visionflow.registry import STAGES
+
+
+@STAGES.register("evaluate", description="score a checkpoint (or the run's best) on the test or "
+                                         "val split, without training")
+def evaluate(context: StageContext, checkpoint: str | None = None,
+             split: Literal["test", "val"] = "test") -> dict[str, float]:
+    load_weights(context, checkpoint)
+    return test_stage(context) if split == "test" else validate_stage(context)
+
+
+@STAGES.register("predict", description="run a checkpoint (or the run's best) on the test split; "
+                                        "the task writes its predictions file")
+def predict(context: StageContext, checkpoint: str | None = None) -> dict[str, float]:
+    load_weights(context, checkpoint)
+    trainer = build_trainer(context.spec, context.run_dir, fit=False)
+    batches = trainer.predict(context.task, datamodule=context.datamodule)
+    return {"predict/batches": float(len(batches or []))}
+
+
+def load_weights(context: StageContext, checkpoint: str | None) -> Path | None:
+    """Load ``checkpoint`` into the task, else the run's best checkpoint if there is one."""
+    if checkpoint is None:
+        return context.load_best_weights()
+    path = Path(checkpoint)
+    try:
+        context.task.load_state_dict(read_task_state(path))
+    except RuntimeError as error:  # missing, unexpected or reshaped keys
+        raise CheckpointError(f"{path}: does not fit this task: {str(error).splitlines()[0]}",
+                              hint="the checkpoint must come from the same task, net and "
+                                   "number of classes") from None
+    return path
+
+
+def read_task_state(path: Path) -> dict[str, Any]:
+    """The ``state_dict`` of a Lightning checkpoint; CheckpointError when it is not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint file is missing") from None
+    except Exception as error:  # zip, pickle and torch errors: not a readable checkpoint
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({error})") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')",
+                              hint="give a .ckpt from a run's checkpoints/ folder")
+    return state["state_dict"]
