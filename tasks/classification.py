@@ -1,0 +1,329 @@
+"""Image classification: any registered net, softmax or SVM loss, transfer learning.
+
+    task = ImageClassificationTask(num_classes=10, net="resnet18", net_args={"small_input": True})
+    trainer.fit(task, datamodule)  # ImageClassificationBatch(images [B,C,H,W], targets [B])
+
+Logged once per epoch (DDP-synchronized by torchmetrics): ``train/loss train/acc val/loss val/acc
+test/loss test/acc``, plus ``val/acc_top5 test/acc_top5`` when there are more than 5 classes.
+After a test epoch, ``test_confusion_matrix`` holds the counts ``[K, K]`` (rows: true class) and
+``save_artifacts("test", dir)`` writes ``confusion_matrix.png`` and ``confusion_matrix.csv``.
+Nothing in a training step waits for the GPU or calls ``self.log``: metrics accumulate on the
+device and are logged at the epoch's end, which keeps the per-step CPU cost low.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import csv
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
+from torchmetrics import MeanMetric, Metric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from visionflow.batches import ImageClassificationBatch
+from visionflow.errors import RunError, SpecError
+from visionflow.registry import TASKS
+from visionflow.rundir import atomic_write_bytes, atomic_write_text
+from visionflow.tasks import optim
+from visionflow.tasks.nets import build_net, split_backbone_head
+from visionflow.tasks.nets import transfer
+
+MAX_ANNOTATED_CLASSES = 20
+_RESTORING_CHECKPOINT = contextvars.ContextVar("restoring_checkpoint", default=False)
+
+
+def multiclass_hinge_loss(logits: torch.Tensor, targets: torch.Tensor,
+                          margin: float = 1.0) -> torch.Tensor:
+    """Multiclass SVM loss (Weston-Watkins, as in CS231n), batch mean of
+    ``sum_{j != y} max(0, s_j - s_y + margin)``; ``logits [B, K]``, ``targets [B]``."""
+    correct = logits.gather(1, targets[:, None])                               # [B, 1]
+    margins = (logits - correct + margin).clamp_min(0)                         # [B, K]
+    margins = margins.scatter(1, targets[:, None], 0.0)                        # drop j == y
+    return margins.sum(dim=1).mean()
+
+
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str,
+                        label_smoothing: float = 0.0) -> torch.Tensor:
+    """``cross_entropy`` (softmax classifier) or ``hinge`` (SVM), computed in float32."""
+    if loss == "hinge":
+        return multiclass_hinge_loss(logits.float(), targets)
+    return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+
+
+@TASKS.register("image_classification", batch=ImageClassificationBatch)
+class ImageClassificationTask(LightningModule):
+    """Classify images ``[B, C, H, W]`` into ``num_classes`` with a net from ``NETS``.
+
+    ``weights`` (a local state_dict file) or ``pretrained`` (torchvision's weights) initialize the
+    net; a head trained for another number of classes is replaced. ``freeze_backbone`` trains the
+    head only (linear probe); ``backbone_lr_scale`` < 1 fine-tunes the backbone with a lower LR.
+    Optimizer and schedule keys: see :mod:`visionflow.tasks.optim`.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        image_size: list[int] | tuple[int, int] | None = None,
+        class_names: list[str] | None = None,
+        net: str = "resnet18",
+        net_args: dict[str, Any] | None = None,
+        loss: Literal["cross_entropy", "hinge"] = "cross_entropy",
+        label_smoothing: float = 0.0,
+        dropout: float = 0.0,
+        optimizer: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = "adamw",
+        lr: float = 1e-3,
+        momentum: float | None = None,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        scheduler: Literal["none", "step", "cosine"] = "cosine",
+        warmup_epochs: int = 0,
+        step_size: int = 30,
+        gamma: float = 0.1,
+        weights: str | None = None,
+        pretrained: bool = False,
+        freeze_backbone: bool = False,
+        backbone_lr_scale: float = 1.0,
+        channels_last: bool = False,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        _check_arguments(self.hparams)
+        self.class_names = list(class_names or [str(i) for i in range(num_classes)])
+        self.net = build_net(net, num_classes=num_classes, in_channels=in_channels,
+                             image_size=image_size, dropout=dropout, net_args=net_args)
+        if not _RESTORING_CHECKPOINT.get():
+            self._load_initial_weights()
+        if freeze_backbone:
+            transfer.freeze_backbone(self.net)
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        self.epoch_metrics = nn.ModuleDict(_epoch_metrics(num_classes))
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_confusion_matrix: torch.Tensor | None = None
+
+    @classmethod
+    def load_from_checkpoint(cls, *args: Any, **kwargs: Any) -> ImageClassificationTask:
+        """Lightning's, except that ``weights``/``pretrained`` are not read again: the checkpoint
+        already holds the trained weights (the file may be gone, the machine offline)."""
+        token = _RESTORING_CHECKPOINT.set(True)
+        try:
+            return super().load_from_checkpoint(*args, **kwargs)
+        finally:
+            _RESTORING_CHECKPOINT.reset(token)
+
+    def _load_initial_weights(self) -> None:
+        hparams = self.hparams
+        if hparams.weights:
+            report = transfer.load_weights(self.net, hparams.weights)
+        elif hparams.pretrained:
+            report = transfer.load_pretrained(self.net, hparams.net)
+        else:
+            return
+        head = (f"; head re-initialized for {hparams.num_classes} classes"
+                if report.head_replaced else "")
+        rank_zero_info(f"{hparams.net}: loaded {report.loaded_keys} tensors{head}")
+
+    def train(self, mode: bool = True) -> ImageClassificationTask:
+        super().train(mode)
+        if mode and self.hparams.freeze_backbone:
+            transfer.freeze_batchnorm_statistics(self.net)
+        return self
+
+    # ------------------------------------------------------------------------------- steps
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``images [B, C, H, W] -> logits [B, K]``."""
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.net(images)
+
+    def _step(self, batch: ImageClassificationBatch,
+              stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, loss, and on-device metric updates (logged once per epoch, see _log_epoch)."""
+        logits = self(batch.images)                                                # [B, K]
+        loss = classification_loss(logits, batch.targets, self.hparams.loss,
+                                   self.hparams.label_smoothing)
+        for key, metric in self.epoch_metrics.items():
+            if key == f"{stage}_loss":
+                metric.update(loss.detach().expand(len(batch)))  # [B]: a per-image mean
+            elif key.startswith(f"{stage}_acc"):
+                metric.update(logits.detach(), batch.targets)
+        return logits, loss
+
+    def _log_epoch(self, stage: str) -> None:
+        """Log ``<stage>/<metric>`` (synchronized across processes by torchmetrics) and reset."""
+        for key, metric in self.epoch_metrics.items():
+            if key.startswith(f"{stage}_") and metric.update_called:
+                self.log(key.replace("_", "/", 1), metric.compute(), prog_bar=stage != "test")
+                metric.reset()
+
+    def training_step(self, batch: ImageClassificationBatch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")[1]
+
+    def validation_step(self, batch: ImageClassificationBatch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: ImageClassificationBatch, batch_idx: int) -> None:
+        logits, _ = self._step(batch, "test")
+        self.test_confusion.update(logits, batch.targets)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.test_confusion.reset()
+        self.test_confusion_matrix = None
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+        self.test_confusion_matrix = self.test_confusion.compute().cpu().to(torch.int64)
+        self.test_confusion.reset()
+
+    def predict_step(self, batch: ImageClassificationBatch, batch_idx: int) -> torch.Tensor:
+        """Class probabilities ``[B, K]``."""
+        return self(batch.images).float().softmax(dim=-1)
+
+    # ------------------------------------------------------------------------ optimization
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """``backbone`` (LR scaled by backbone_lr_scale; absent when frozen) and ``head`` groups."""
+        backbone, head = split_backbone_head(self.net)
+        groups = [{"name": "head", "params": list(head.parameters()), "lr": self.hparams.lr}]
+        if not self.hparams.freeze_backbone:
+            lr = self.hparams.lr * self.hparams.backbone_lr_scale
+            groups.insert(0, {"name": "backbone", "params": backbone, "lr": lr})
+        return groups
+
+    def configure_optimizers(self) -> Any:
+        h = self.hparams
+        optimizer = optim.build_optimizer(self.parameter_groups(), h.optimizer, h.lr, h.momentum,
+                                          h.nesterov, h.weight_decay)
+        epochs, steps_per_epoch = self._training_length()
+        scheduler = optim.build_scheduler(optimizer, h.scheduler, epochs, h.warmup_epochs,
+                                          h.step_size, h.gamma, steps_per_epoch=steps_per_epoch)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def _training_length(self) -> tuple[float | None, int | None]:
+        """``(epochs, optimizer steps per epoch)`` of this fit on this rank. ``epochs`` counts
+        ``max_steps`` too, and may be fractional; steps are None when an epoch has no length."""
+        trainer = self.trainer
+        trainer.fit_loop.setup_data()  # load the train dataloader now (Lightning would next)
+        batches = trainer.num_training_batches
+        if math.isinf(batches):
+            return trainer.max_epochs, None
+        steps_per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
+        total_steps = trainer.estimated_stepping_batches
+        if math.isinf(total_steps):
+            return trainer.max_epochs, steps_per_epoch
+        return total_steps / steps_per_epoch, steps_per_epoch
+
+    # --------------------------------------------------------------------------- artifacts
+
+    def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
+        """After ``test``: write ``confusion_matrix.png`` and ``.csv`` into ``directory``
+        (atomically) and return their paths; other stages write nothing."""
+        if stage != "test":
+            return []
+        if self.test_confusion_matrix is None:
+            raise RunError("save_artifacts('test'): no test epoch has run, so there is no "
+                           "confusion matrix")
+        matrix, names = self.test_confusion_matrix, self.class_names
+        image = io.BytesIO()
+        plot_confusion_matrix(matrix, names).savefig(image, format="png", dpi=120)
+        return [atomic_write_bytes(Path(directory) / "confusion_matrix.png", image.getvalue()),
+                atomic_write_text(Path(directory) / "confusion_matrix.csv",
+                                  confusion_matrix_csv(matrix, names))]
+
+
+def _epoch_metrics(num_classes: int) -> dict[str, Metric]:
+    """``<stage>_loss`` and ``<stage>_acc`` for train/val/test, ``<stage>_acc_top5`` for val/test
+    when K > 5. Updating them is a few device ops, with no host sync: ``validate_args`` and the
+    NaN check would call ``torch.unique``/``.any()`` every step (the loss rejects bad targets)."""
+    def accuracy(top_k: int) -> MulticlassAccuracy:
+        return MulticlassAccuracy(num_classes, top_k=top_k, average="micro", validate_args=False)
+
+    metrics: dict[str, Metric] = {}
+    for stage in ("train", "val", "test"):
+        metrics[f"{stage}_loss"] = MeanMetric(nan_strategy="disable")
+        metrics[f"{stage}_acc"] = accuracy(1)
+        if stage != "train" and num_classes > 5:
+            metrics[f"{stage}_acc_top5"] = accuracy(5)
+    return metrics
+
+
+def _check_arguments(h: Any) -> None:
+    """Raise SpecError naming the first bad ``task.args`` key."""
+    checks = [
+        (h.num_classes >= 2, "num_classes", f"must be >= 2, got {h.num_classes}"),
+        (h.in_channels >= 1, "in_channels", f"must be >= 1, got {h.in_channels}"),
+        (h.class_names is None or len(h.class_names) == h.num_classes, "class_names",
+         f"{len(h.class_names or [])} names for num_classes={h.num_classes}"),
+        (0 <= h.label_smoothing < 1, "label_smoothing",
+         f"must be in [0, 1), got {h.label_smoothing}"),
+        (h.label_smoothing == 0 or h.loss == "cross_entropy", "label_smoothing",
+         "applies to the cross_entropy loss only"),
+        (0 <= h.dropout < 1, "dropout", f"must be in [0, 1), got {h.dropout}"),
+        (not (h.weights and h.pretrained), "pretrained", "set weights or pretrained, not both"),
+        (h.backbone_lr_scale > 0, "backbone_lr_scale",
+         f"must be > 0, got {h.backbone_lr_scale} (use freeze_backbone: true to freeze it)"),
+        (not h.freeze_backbone or h.backbone_lr_scale == 1, "backbone_lr_scale",
+         "has no effect with freeze_backbone: true"),
+    ]
+    for ok, key, message in checks:
+        if not ok:
+            raise SpecError(f"task.args.{key}: {message}")
+    optim.check_optimizer_args(h.optimizer, h.lr, h.momentum, h.nesterov, h.weight_decay)
+    optim.check_scheduler_args(h.scheduler, h.warmup_epochs, h.step_size, h.gamma)
+
+
+# ---------------------------------------------------------------------------- confusion matrix
+
+def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
+    """A matplotlib Figure (Agg, no pyplot state) of ``matrix [K, K]``, rows = true class; counts
+    written in the cells when K <= 20."""
+    from matplotlib.figure import Figure
+
+    k = len(class_names)
+    side = min(4 + 0.45 * k, 24)
+    figure = Figure(figsize=(side, side), layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(matrix.numpy(), cmap="Blues")
+    figure.colorbar(image, ax=axes, shrink=0.8)
+    font = 8 if k <= MAX_ANNOTATED_CLASSES else max(3, int(160 / k))
+    axes.set_xticks(range(k), labels=class_names, rotation=90, fontsize=font)
+    axes.set_yticks(range(k), labels=class_names, fontsize=font)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(f"Confusion matrix ({int(matrix.sum())} test images)")
+    if k <= MAX_ANNOTATED_CLASSES:
+        threshold = matrix.max().item() / 2
+        for row, counts in enumerate(matrix.tolist()):
+            for col, count in enumerate(counts):
+                axes.text(col, row, str(count), ha="center", va="center", fontsize=font,
+                          color="white" if count > threshold else "black")
+    return figure
+
+
+def confusion_matrix_csv(matrix: torch.Tensor, class_names: Sequence[str]) -> str:
+    """CSV text: a header ``true\\predicted,<names>``, then one row per true class."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["true\\predicted", *class_names])
+    for name, row in zip(class_names, matrix.tolist()):
+        writer.writerow([name, *row])
+    return buffer.getvalue()

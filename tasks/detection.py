@@ -1,0 +1,353 @@
+"""Object detection: a torchvision detector trained on ``DetectionBatch``, scored with COCO mAP.
+
+    task = ObjectDetectionTask(num_classes=3, net="fasterrcnn_mobilenet_v3_large_fpn",
+                               net_args={"min_size": 128, "max_size": 128}, category_ids=[1, 2, 3])
+    trainer.fit(task, datamodule)   # batches: DetectionBatch(images [C, H, W] list, targets)
+
+Training sums the detector's losses: ``train/loss`` and ``train/<each loss>`` (e.g.
+``train/loss_classifier``). Validation and test run inference and feed the COCO evaluator with a
+ground truth built from the batches' targets (boxes become COCO XYWH there, labels become
+``category_ids``; crowd regions are ignored, as in COCO); at epoch end they log ``val/mAP val/AP50
+val/AP75 val/APs val/APm val/APl val/AR100`` (``test/...`` likewise). Prediction writes the COCO
+results file ``predictions_file`` (relative to the trainer's ``default_root_dir``). After test or
+predict, ``save_artifacts(stage, dir)`` draws predicted boxes on up to ``overlay_images`` images.
+
+Contiguous labels ``0..K-1`` are the detector's labels ``1..K`` (0 is its background). With a
+fixed data ``image_size`` the detector resizes to it (not to torchvision's 800 px) unless
+``net_args`` sets ``min_size``/``max_size``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+
+from visionflow.batches import DetectionBatch, DetectionTarget
+from visionflow.errors import RunError, SpecError
+from visionflow.registry import TASKS
+from visionflow.rundir import atomic_write_bytes, atomic_write_json
+from visionflow.spec import check_arguments
+from visionflow.tasks import optim
+from visionflow.tasks.nets.detectors import DETECTORS, build_detector
+
+LOGGED_STATS = {"mAP": 0, "AP50": 1, "AP75": 2, "APs": 3, "APm": 4, "APl": 5, "AR100": 8}
+OVERLAY_MIN_SIDE = 256
+PALETTE = ("red", "lime", "cyan", "yellow", "magenta", "orange", "blue", "pink")
+_RESTORING_CHECKPOINT = contextvars.ContextVar("restoring_detection_checkpoint", default=False)
+
+
+@TASKS.register("object_detection", batch=DetectionBatch)
+class ObjectDetectionTask(LightningModule):
+    """Detect objects of ``num_classes`` classes with a torchvision detector (``net``).
+
+    ``net_args`` configure it (weights, anchors, thresholds, sizes: see
+    :mod:`visionflow.tasks.nets.detectors`); ``category_ids`` are the dataset ids of the labels
+    (default: the labels themselves). ``freeze_backbone`` trains everything but the backbone
+    (feature extractor and FPN), whose batch-norm statistics stay fixed.
+    Optimizer and schedule keys: see :mod:`visionflow.tasks.optim`.
+    """
+
+    checkpoint_monitor = ("val/mAP", "max")
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        image_size: list[int] | tuple[int, int] | None = None,
+        class_names: list[str] | None = None,
+        category_ids: list[int] | None = None,
+        net: str = "fasterrcnn_mobilenet_v3_large_fpn",
+        net_args: dict[str, Any] | None = None,
+        optimizer: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = "adamw",
+        lr: float = 1e-3,
+        momentum: float | None = None,
+        nesterov: bool = False,
+        weight_decay: float = 1e-4,
+        scheduler: Literal["none", "step", "cosine"] = "cosine",
+        warmup_epochs: int = 0,
+        step_size: int = 30,
+        gamma: float = 0.1,
+        freeze_backbone: bool = False,
+        overlay_images: int = 4,
+        overlay_score: float = 0.3,
+        predictions_file: str = "predictions.json",
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        check_task_arguments(self.hparams)
+        self.class_names = list(class_names or [str(i) for i in range(num_classes)])
+        self.category_ids = list(category_ids or range(num_classes))
+        self.model = build_detector(net, num_classes=num_classes + 1,
+                                    **detector_args(net, net_args, image_size,
+                                                    restoring=_RESTORING_CHECKPOINT.get()))
+        if freeze_backbone:
+            self.model.backbone.requires_grad_(False)
+        self._ground_truth: list[dict[str, Any]] = []
+        self._predictions: list[dict[str, Any]] = []
+        self._samples: list[dict[str, torch.Tensor]] = []
+        self.last_result: Any = None
+        self.predictions_path: Path | None = None
+
+    @classmethod
+    def load_from_checkpoint(cls, *args: Any, **kwargs: Any) -> ObjectDetectionTask:
+        """Lightning's, except that ``net_args.weights`` files are not read again: the checkpoint
+        already holds the trained weights."""
+        token = _RESTORING_CHECKPOINT.set(True)
+        try:
+            return super().load_from_checkpoint(*args, **kwargs)
+        finally:
+            _RESTORING_CHECKPOINT.reset(token)
+
+    def train(self, mode: bool = True) -> ObjectDetectionTask:
+        super().train(mode)
+        if mode and self.hparams.freeze_backbone:
+            self.model.backbone.eval()
+        return self
+
+    # ------------------------------------------------------------------------------- steps
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """Detections per image: ``boxes`` [N, 4] XYXY pixels, ``scores`` [N], ``labels`` [N]
+        (contiguous ``0..K-1``), for images ``[C, H, W]`` in ``[0, 1]`` (eval mode)."""
+        return [from_model_output(output) for output in self.model(images)]
+
+    def training_step(self, batch: DetectionBatch, batch_idx: int) -> torch.Tensor:
+        losses = self.model(batch.images, [to_model_target(t) for t in batch.targets])
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise RunError(f"the detection loss is {loss.item()} at step {self.global_step} "
+                           f"({ {k: round(v.item(), 4) for k, v in losses.items()} })",
+                           hint="lower task.args.lr or raise warmup_epochs")
+        size = len(batch)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=size)
+        return loss
+
+    def validation_step(self, batch: DetectionBatch, batch_idx: int) -> None:
+        self._collect(batch, keep_samples=False)
+
+    def test_step(self, batch: DetectionBatch, batch_idx: int) -> None:
+        self._collect(batch, keep_samples=True)
+
+    def predict_step(self, batch: DetectionBatch, batch_idx: int) -> list[dict[str, Any]]:
+        """COCO result dicts (XYWH boxes, dataset category ids) of the batch's images."""
+        from visionflow.metrics.coco_predictions import results_from_prediction
+
+        detections = self._detect(batch, keep_samples=True)
+        results = [result for target, detection in zip(batch.targets, detections)
+                   for result in results_from_prediction(detection, target.image_id,
+                                                         dict(enumerate(self.category_ids)),
+                                                         "bbox", f"image {target.image_id}")]
+        self._predictions.extend(results)
+        return results
+
+    def _detect(self, batch: DetectionBatch, keep_samples: bool) -> list[dict[str, torch.Tensor]]:
+        detections = [{k: v.detach().cpu() for k, v in d.items()} for d in self(batch.images)]
+        if keep_samples:
+            self._keep_samples(batch, detections)
+        return detections
+
+    def _collect(self, batch: DetectionBatch, keep_samples: bool) -> None:
+        detections = self._detect(batch, keep_samples)
+        for image, target, detection in zip(batch.images, batch.targets, detections):
+            self._ground_truth.append(ground_truth_entry(target, image.shape[-2:], self.category_ids))
+            self._predictions.append({"image_id": target.image_id, **detection})
+
+    def _keep_samples(self, batch: DetectionBatch, detections: list[dict[str, torch.Tensor]]) -> None:
+        for image, target, detection in zip(batch.images, batch.targets, detections):
+            if len(self._samples) >= self.hparams.overlay_images:
+                return
+            confident = detection["scores"] >= self.hparams.overlay_score
+            self._samples.append({"image": image.detach().cpu(), "truth": target.boxes.cpu(),
+                                  **{k: v[confident] for k, v in detection.items()}})
+
+    # ---------------------------------------------------------------------- epoch boundaries
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset()
+
+    def on_test_epoch_start(self) -> None:
+        self._reset()
+        self._samples = []
+
+    def on_predict_epoch_start(self) -> None:
+        self._reset()
+        self._samples = []
+
+    def _reset(self) -> None:
+        self._ground_truth, self._predictions = [], []
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._score("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._score("test")
+
+    def _score(self, stage: str) -> None:
+        """COCO-evaluate the epoch's predictions (all ranks') and log ``<stage>/mAP`` etc."""
+        from visionflow.metrics.coco import CocoEvaluator
+
+        ground_truth = coco_dataset(gather(self._ground_truth), self.category_ids, self.class_names)
+        evaluator = CocoEvaluator(ground_truth, iou_type="bbox",
+                                  label_to_category=self.category_ids)
+        evaluator.process(self._predictions)
+        self.last_result = evaluator.evaluate()
+        for name, index in LOGGED_STATS.items():
+            self.log(f"{stage}/{name}", float(self.last_result.stats[index]), sync_dist=True)
+        self._reset()
+
+    def on_predict_epoch_end(self) -> None:
+        results = gather(self._predictions)
+        self.predictions_path = Path(self.trainer.default_root_dir) / self.hparams.predictions_file
+        if self.trainer.is_global_zero:
+            atomic_write_json(self.predictions_path, results)
+        self._reset()
+
+    # ------------------------------------------------------------------------ optimization
+
+    def configure_optimizers(self) -> Any:
+        h = self.hparams
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = optim.build_optimizer(trainable, h.optimizer, h.lr, h.momentum, h.nesterov,
+                                          h.weight_decay)
+        scheduler = optim.build_scheduler(optimizer, h.scheduler, self.trainer.max_epochs,
+                                          h.warmup_epochs, h.step_size, h.gamma,
+                                          steps_per_epoch=self._steps_per_epoch())
+        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def _steps_per_epoch(self) -> int | None:
+        """Optimizer steps per epoch on this rank, or None when the epoch length is unknown."""
+        trainer = self.trainer
+        _ = trainer.estimated_stepping_batches  # loads the train dataloader: batches become known
+        batches = trainer.num_training_batches
+        if math.isinf(batches):
+            return None
+        return max(1, math.ceil(batches / trainer.accumulate_grad_batches))
+
+    # --------------------------------------------------------------------------- artifacts
+
+    def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
+        """PNG overlays of the samples kept by the last test or predict epoch (predictions in
+        color with scores, ground truth in white), written atomically; [] when none were kept."""
+        paths = [atomic_write_bytes(Path(directory) / f"detections_{stage}_{index:02d}.png",
+                                    overlay_png(sample, self.class_names))
+                 for index, sample in enumerate(self._samples)]
+        self._samples = []
+        return paths
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+def check_task_arguments(h: Any) -> None:
+    """Raise SpecError naming the first bad ``task.args`` key."""
+    checks = [
+        (h.num_classes >= 1, "num_classes", f"must be >= 1, got {h.num_classes}"),
+        (h.in_channels == 3, "in_channels", f"detectors take RGB images, got {h.in_channels} "
+                                            "channels"),
+        (h.class_names is None or len(h.class_names) == h.num_classes, "class_names",
+         f"{len(h.class_names or [])} names for num_classes={h.num_classes}"),
+        (h.category_ids is None or len(h.category_ids) == h.num_classes, "category_ids",
+         f"{len(h.category_ids or [])} ids for num_classes={h.num_classes}"),
+        (h.overlay_images >= 0, "overlay_images", f"must be >= 0, got {h.overlay_images}"),
+        (0 <= h.overlay_score <= 1, "overlay_score", f"must be in [0, 1], got {h.overlay_score}"),
+    ]
+    for ok, key, message in checks:
+        if not ok:
+            raise SpecError(f"task.args.{key}: {message}")
+    optim.check_optimizer_args(h.optimizer, h.lr, h.momentum, h.nesterov, h.weight_decay)
+    optim.check_scheduler_args(h.scheduler, h.warmup_epochs, h.step_size, h.gamma)
+
+
+def detector_args(net: str, net_args: dict[str, Any] | None,
+                  image_size: list[int] | tuple[int, int] | None,
+                  restoring: bool) -> dict[str, Any]:
+    """``net_args`` checked against :func:`build_detector`, with the resize defaulting to the data's
+    fixed image size and no ``weights`` file read when a checkpoint is being restored."""
+    args = dict(net_args or {})
+    if "num_classes" in args:
+        raise SpecError("task.args.net_args.num_classes: set by the task (num_classes + background)")
+    check_arguments(build_detector, args, "task.args.net_args", provided_by_data=True, skip=1)
+    entry = DETECTORS.get(net)
+    if image_size is not None and not entry.tags.get("fixed_size"):
+        args.setdefault("min_size", int(min(image_size)))
+        args.setdefault("max_size", int(max(image_size)))
+    if restoring:
+        args.pop("weights", None)
+    return args
+
+
+def to_model_target(target: DetectionTarget) -> dict[str, torch.Tensor]:
+    """Non-crowd boxes with the detector's labels (contiguous + 1; 0 is the background)."""
+    keep = ~target.iscrowd if target.iscrowd is not None else slice(None)
+    return {"boxes": target.boxes[keep], "labels": target.labels[keep] + 1}
+
+
+def from_model_output(output: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detections with contiguous labels; the background label (never a real class) is dropped."""
+    real = output["labels"] > 0
+    return {"boxes": output["boxes"][real], "scores": output["scores"][real],
+            "labels": output["labels"][real] - 1}
+
+
+def ground_truth_entry(target: DetectionTarget, size: Any, category_ids: list[int]) -> dict[str, Any]:
+    """One image of the COCO ground truth (boxes XYWH, dataset category ids), ids still unset."""
+    boxes = target.boxes.detach().cpu().double()
+    xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
+    area = target.area.tolist() if target.area is not None else [w * h for _, _, w, h in xywh]
+    crowd = target.iscrowd.tolist() if target.iscrowd is not None else [False] * len(xywh)
+    labels = target.labels.tolist()
+    return {"image": {"id": int(target.image_id), "height": int(size[0]), "width": int(size[1])},
+            "annotations": [{"image_id": int(target.image_id), "category_id": category_ids[label],
+                             "bbox": box, "area": float(a), "iscrowd": int(c)}
+                            for label, box, a, c in zip(labels, xywh, area, crowd)]}
+
+
+def coco_dataset(entries: list[dict[str, Any]], category_ids: list[int],
+                 class_names: list[str]) -> dict[str, Any]:
+    """A COCO ground-truth dict; an image seen twice (DDP padding) counts once."""
+    images: dict[int, dict[str, Any]] = {}
+    for entry in entries:
+        images.setdefault(entry["image"]["id"], entry)
+    annotations = [annotation for entry in images.values() for annotation in entry["annotations"]]
+    return {"images": [entry["image"] for entry in images.values()],
+            "annotations": [{"id": index, **a} for index, a in enumerate(annotations, 1)],
+            "categories": [{"id": c, "name": n} for c, n in zip(category_ids, class_names)]}
+
+
+def gather(items: list[Any]) -> list[Any]:
+    """Every rank's ``items``, in rank order (this rank's alone without torch.distributed)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return items
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
+
+
+def overlay_png(sample: dict[str, torch.Tensor], class_names: list[str]) -> bytes:
+    """PNG bytes of a sample's image with ground truth (white) and predictions (colored)."""
+    from PIL import Image
+    from torchvision.utils import draw_bounding_boxes
+
+    image = sample["image"]
+    zoom = max(1, OVERLAY_MIN_SIDE // max(image.shape[-2:]))      # small images: enlarge them
+    image = image.repeat_interleave(zoom, dim=-2).repeat_interleave(zoom, dim=-1)
+    pixels = (image.clamp(0, 1) * 255).to(torch.uint8)                        # [3, H, W]
+    pixels = draw_bounding_boxes(pixels, sample["truth"] * zoom, colors="white", width=1)
+    captions = [f"{class_names[int(label)]} {float(score):.2f}"
+                for label, score in zip(sample["labels"], sample["scores"])]
+    colors = [PALETTE[int(label) % len(PALETTE)] for label in sample["labels"]]
+    pixels = draw_bounding_boxes(pixels, sample["boxes"] * zoom, labels=captions, colors=colors,
+                                 width=2)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,139 @@
+"""ObjectDetectionTask on tiny shapes data: fit/test/predict, COCO scoring, artifacts, pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from visionflow.batches import DetectionBatch, DetectionTarget
+from visionflow.datamodules.shapes import ShapesDetectionDataModule
+from visionflow.errors import SpecError
+from visionflow.metrics.coco import CocoEvaluator
+from visionflow.registry import TASKS
+from visionflow.tasks.detection import (ObjectDetectionTask, coco_dataset, from_model_output,
+                                        ground_truth_entry, to_model_target)
+
+FAST_NET = {"model_kwargs": {"rpn_pre_nms_top_n_train": 50, "rpn_post_nms_top_n_train": 20,
+                             "rpn_pre_nms_top_n_test": 50, "rpn_post_nms_top_n_test": 20,
+                             "box_batch_size_per_image": 16}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread; on a shared machine more threads spin against each
+    other (5x slower here). Restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> ShapesDetectionDataModule:
+    module = ShapesDetectionDataModule(data_dir=str(tmp_path_factory.mktemp("shapes_task")),
+                                       train_images=4, val_images=2, test_images=2,
+                                       image_size=64, batch_size=2)
+    module.prepare_data()
+    return module
+
+
+def make_task(shapes: ShapesDetectionDataModule, **kwargs) -> ObjectDetectionTask:
+    return ObjectDetectionTask(**shapes.info.task_kwargs(), net="fasterrcnn_mobilenet_v3_large_fpn",
+                               net_args=FAST_NET, **kwargs)
+
+
+def test_registered_with_the_detection_batch():
+    entry = TASKS.get("object_detection")
+    assert entry.tags["batch"] is DetectionBatch
+    assert entry.builder.checkpoint_monitor == ("val/mAP", "max")
+
+
+def test_fit_test_predict_and_artifacts(shapes, tmp_path):
+    task = make_task(shapes, overlay_images=2)
+    assert task.model.transform.min_size == (64,)          # the data's size, not torchvision's 800
+    trainer = pl.Trainer(fast_dev_run=True, default_root_dir=tmp_path, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(task, datamodule=shapes)
+    logged = trainer.callback_metrics
+    assert {"train/loss", "train/loss_classifier", "train/loss_box_reg", "train/loss_objectness",
+            "val/mAP", "val/AP50", "val/AP75", "val/APs", "val/APm", "val/APl"} <= set(logged)
+    assert torch.isfinite(logged["train/loss"])
+
+    (metrics,) = trainer.test(task, datamodule=shapes, verbose=False)
+    assert {"test/mAP", "test/AP50", "test/AR100"} <= set(metrics)
+    assert task.last_result.stats.shape == (12,)
+    paths = task.save_artifacts("test", tmp_path / "plots")
+    assert [p.name for p in paths] == ["detections_test_00.png", "detections_test_01.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+    assert task.save_artifacts("test", tmp_path / "plots") == []   # samples are written once
+
+    task.hparams.overlay_score = 0.0
+    trainer.predict(task, datamodule=shapes)
+    results = json.loads(task.predictions_path.read_text())
+    assert task.predictions_path == tmp_path / "predictions.json"
+    assert results, "an untrained detector at score threshold 0.05 still outputs boxes"
+    assert {r["category_id"] for r in results} <= {1, 2, 3}          # dataset ids, not labels
+    assert {r["image_id"] for r in results} <= {1, 2}
+    assert all(len(r["bbox"]) == 4 and r["bbox"][2] >= 0 for r in results)
+
+
+def target(boxes, labels, crowd, image_id=7) -> DetectionTarget:
+    boxes = torch.tensor(boxes, dtype=torch.float32)
+    return DetectionTarget(boxes=boxes, labels=torch.tensor(labels), image_id=image_id,
+                           iscrowd=torch.tensor(crowd),
+                           area=(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+
+
+def test_crowd_is_not_trained_and_labels_shift_past_the_background():
+    model_target = to_model_target(target([[0, 0, 4, 4], [1, 1, 9, 9]], [0, 2], [False, True]))
+    assert model_target["labels"].tolist() == [1]
+    assert model_target["boxes"].tolist() == [[0, 0, 4, 4]]
+    output = from_model_output({"boxes": torch.ones(3, 4), "scores": torch.tensor([.9, .8, .7]),
+                                "labels": torch.tensor([3, 0, 1])})
+    assert output["labels"].tolist() == [2, 0]
+    assert output["scores"].tolist() == pytest.approx([0.9, 0.7])
+
+
+def test_ground_truth_conversion_scores_perfect_predictions_as_one():
+    """XYXY targets -> COCO XYWH with dataset ids; matching predictions score mAP 1, a detection
+    on the crowd region is not a false positive, and a DDP-duplicated image counts once."""
+    category_ids, names = [10, 20, 30], ["a", "b", "c"]
+    first = target([[10, 20, 40, 60], [50, 5, 90, 45]], [2, 0], [False, False], image_id=7)
+    second = target([[0, 0, 30, 30], [40, 40, 80, 80]], [1, 1], [False, True], image_id=8)
+    entries = [ground_truth_entry(t, (100, 100), category_ids) for t in (first, second, first)]
+    dataset = coco_dataset(entries, category_ids, names)
+    assert len(dataset["images"]) == 2 and len(dataset["annotations"]) == 4
+    assert dataset["annotations"][0]["bbox"] == [10, 20, 30, 40]
+    assert dataset["annotations"][0]["category_id"] == 30
+    evaluator = CocoEvaluator(dataset, iou_type="bbox", label_to_category=category_ids)
+    for t in (first, second):
+        evaluator.process([{"image_id": t.image_id, "boxes": t.boxes, "labels": t.labels,
+                            "scores": torch.full((len(t.labels),), 0.9)}])
+    stats = evaluator.evaluate().stats
+    assert stats[0] == pytest.approx(1.0) and stats[1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("args, key", [
+    ({"in_channels": 1}, "in_channels"),
+    ({"category_ids": [1, 2]}, "category_ids"),
+    ({"net_args": {"min_sise": 64}}, r"net_args\.min_sise"),
+    ({"net_args": {"num_classes": 4}}, r"net_args\.num_classes"),
+    ({"net": "fasterrcnn_resnet51_fpn"}, "net"),
+    ({"lr": -1.0}, "lr"),
+])
+def test_bad_arguments_name_their_key(args, key):
+    kwargs = {"num_classes": 3, **args}
+    with pytest.raises(SpecError, match=rf"task\.args\.{key}|{key}"):
+        ObjectDetectionTask(**kwargs)
+
+
+def test_freeze_backbone_trains_only_the_heads():
+    task = ObjectDetectionTask(num_classes=2, net="ssdlite320_mobilenet_v3_large",
+                               freeze_backbone=True)
+    task.train()
+    assert not any(p.requires_grad for p in task.model.backbone.parameters())
+    assert all(p.requires_grad for p in task.model.head.parameters())
+    assert not task.model.backbone.training and task.model.head.training
