@@ -1,0 +1,42 @@
+"""Smoke-run every example spec, shrunk with overrides, so a broken example fails the suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import REPO_ROOT, SHARED_DATA
+from visionflow.pipelines import run
+from visionflow.spec import load_spec
+
+EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
+COMMON = ["trainer.fast_dev_run=true", "trainer.enable_progress_bar=false",
+          "resources.backend=local"]
+#: example file -> extra overrides that keep its smoke run small (paths: see `shrink`)
+SHRINK = {
+    "shapes_detection.yaml": ["data.args.train_images=4", "data.args.val_images=2",
+                              "data.args.test_images=2", "data.args.batch_size=2",
+                              "task.args.warmup_epochs=0"],
+}
+NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
+
+
+def shrink(name: str, tmp_path) -> list[str]:
+    overrides = [*COMMON, f"output_dir={tmp_path / 'runs'}", *SHRINK.get(name, [])]
+    if name == "shapes_detection.yaml":
+        overrides.append(f"data.args.data_dir={tmp_path / 'shapes'}")
+    return overrides
+
+
+def test_there_are_examples():
+    assert {p.name for p in EXAMPLES} >= {"digits_classification.yaml",
+                                          "shapes_detection.yaml"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs(path, tmp_path, monkeypatch):
+    if path.name in NEEDS_SHARED_DATA and not SHARED_DATA.is_dir():
+        pytest.skip(f"{path.name} reads {SHARED_DATA}, which is absent")
+    monkeypatch.chdir(REPO_ROOT)  # examples give data paths relative to the repository
+    results = run(load_spec(path, shrink(path.name, tmp_path)))
+    assert results.stages, f"{path.name} ran no stage"
+    assert (results.run_dir / "summary.json").is_file()
