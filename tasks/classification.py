@@ -164,7 +164,9 @@ class ImageClassificationTask(LightningModule):
         """Log ``<stage>/<metric>`` (synchronized across processes by torchmetrics) and reset."""
         for key, metric in self.epoch_metrics.items():
             if key.startswith(f"{stage}_") and metric.update_called:
-                self.log(key.replace("_", "/", 1), metric.compute(), prog_bar=stage != "test")
+                # already synchronized; sync_dist only averages equal values (and tells Lightning)
+                self.log(key.replace("_", "/", 1), metric.compute(), prog_bar=stage != "test",
+                         sync_dist=True)
                 metric.reset()
 
     def training_step(self, batch: ImageClassificationBatch, batch_idx: int) -> torch.Tensor:

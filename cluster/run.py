@@ -1,0 +1,53 @@
+"""Entry points for ``resources.backend: ray``: the pipeline runner with Ray Train doing the fit.
+
+    from visionflow.spec import load_spec
+    from visionflow import cluster
+    results = cluster.run(load_spec("examples/digits_classification.yaml"))
+
+Each call is :func:`visionflow.pipelines.run` / ``resume`` / ``run_seeds`` inside
+:func:`embedded_ray` (a private loopback-only Ray, or the one the caller already initialized)
+with :class:`RayFitBackend` fitting on ``resources.num_workers`` Ray Train workers. Every other
+stage (test, knn, ...) runs in this process on the best checkpoint, as with ``backend: local``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from visionflow.cluster.local import embedded_ray
+from visionflow.cluster.train import RayFitBackend
+from visionflow.pipelines import Results, SeedsResults
+from visionflow.pipelines import resume as _resume
+from visionflow.pipelines import run as _run
+from visionflow.pipelines import run_seeds as _run_seeds
+from visionflow.spec import PipelineSpec, load_spec
+from visionflow.rundir import RunDirectory
+
+
+def run(spec: PipelineSpec, *, fit_backend: RayFitBackend | None = None) -> Results:
+    """Run ``spec`` with its fit on Ray Train workers (see :func:`visionflow.pipelines.run`)."""
+    with embedded_ray(num_cpus=cpus_for(spec)):
+        return _run(spec, fit_backend=fit_backend or RayFitBackend())
+
+
+def resume(path: str | Path, *, fit_backend: RayFitBackend | None = None) -> Results:
+    """Continue an interrupted run (see :func:`visionflow.pipelines.resume`) on Ray Train."""
+    spec = load_spec(RunDirectory.open(path).spec_path)
+    with embedded_ray(num_cpus=cpus_for(spec)):
+        return _resume(path, fit_backend=fit_backend or RayFitBackend())
+
+
+def run_seeds(spec: PipelineSpec, seeds: int, *,
+              fit_backend: RayFitBackend | None = None) -> SeedsResults:
+    """Run ``spec`` over ``seeds`` seeds (see :func:`visionflow.pipelines.run_seeds`), one Ray for
+    all of them."""
+    with embedded_ray(num_cpus=cpus_for(spec)):
+        return _run_seeds(spec, seeds, fit_backend=fit_backend or RayFitBackend())
+
+
+def cpus_for(spec: PipelineSpec) -> int:
+    """Logical CPUs of the embedded Ray: the machine's, or what the spec's workers ask if more
+    (Ray then oversubscribes the cores instead of waiting forever for CPUs that never come)."""
+    resources = spec.resources
+    return max(os.cpu_count() or 1, resources.num_workers * resources.cpus_per_worker)
