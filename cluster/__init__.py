@@ -1,4 +1,4 @@
-"""Everything Ray: the embedded local Ray and the Ray Train fit backend. Only this package imports
+"""Everything Ray: the embedded local Ray, the Ray Train fit backend, a local head and Ray Jobs. Only this package imports
 ``ray``, and only when a function here is called (``import visionflow.cluster`` stays cheap).
 
     from visionflow import cluster
@@ -12,8 +12,26 @@
 See docs/ray.md.
 """
 
-from visionflow.cluster.local import RayInfo, embedded_ray
-from visionflow.cluster.run import resume, run, run_seeds
-from visionflow.cluster.train import RayFitBackend
+from __future__ import annotations
 
-__all__ = ["RayFitBackend", "RayInfo", "embedded_ray", "resume", "run", "run_seeds"]
+import importlib
+from typing import Any
+
+#: public name -> the module of this package that defines it; loaded on first use, so
+#: ``visionflow cluster ...`` commands do not pay for torch and Lightning to parse arguments
+_EXPORTS = {
+    "RayFitBackend": "train",
+    "RayInfo": "local",
+    "embedded_ray": "local",
+    "resume": "runner",
+    "run": "runner",
+    "run_seeds": "runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'visionflow.cluster' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"visionflow.cluster.{_EXPORTS[name]}"), name)

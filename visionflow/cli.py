@@ -21,6 +21,7 @@ examples:
   visionflow run examples/digits_classification.yaml --backend local --set trainer.max_epochs=3
   visionflow run examples/digits_classification.yaml --seeds 3
   visionflow run --resume runs/digits_lenet5/20261123-101500
+  visionflow submit examples/digits_classification.yaml --address http://127.0.0.1:8265 --wait
 """
 LIST_EXAMPLES = """\
 examples:
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "stages"], help="one registry (default: all)")
     _add_eval(commands)
     _add_data(commands)
+    from visionflow.cluster.commands import add_cluster_commands  # argparse only; no ray
+
+    add_cluster_commands(commands)
     return parser
 
 
@@ -121,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args.kind)
         if args.command == "data":
             return _make_shapes(args)
+        if hasattr(args, "cluster_command"):  # cluster, submit, jobs
+            return args.cluster_command(args)
         from visionflow.metrics import coco_command
 
         return coco_command.run(args)

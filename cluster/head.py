@@ -1,0 +1,269 @@
+"""A local Ray head for development: start it, show it, stop it (``visionflow cluster ...``).
+
+    info = start_head(HeadConfig(num_cpus=2))    # ray start --head, loopback only
+    print(info.dashboard_url)                    # http://127.0.0.1:8265: what `submit` talks to
+    print(cluster_status(info.dashboard_url))    # nodes and resources
+    stop_head()                                  # only this head's processes
+
+- **loopback only** by default: node IP, GCS, raylet, dashboard and agents listen on 127.0.0.1.
+  ``host`` binds the node and the dashboard to another address (a head other machines join).
+- **token auth**: Ray 2.60 turns token auth on when it finds a token. A loopback-only head is
+  started with ``RAY_AUTH_MODE=disabled`` (anyone *on this machine* can submit jobs to it, which
+  is what a dev head is for). A head on another ``host`` requires a token (``RAY_AUTH_MODE=token``;
+  ``ray get-auth-token --generate`` makes one). An explicit ``RAY_AUTH_MODE`` is always respected.
+- **its own temp dir** (``/tmp/vf-head-<uid>`` by default), which also names the head: ``status``
+  and ``stop`` find it there. ``stop`` ends only the processes of this head (``ray stop`` would
+  end every Ray process of the user on the machine, other people's included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from visionflow.errors import VisionFlowError
+
+DEFAULT_TEMP_DIR = f"/tmp/vf-head-{os.getuid()}"
+DEFAULT_PORT = 6379
+DEFAULT_DASHBOARD_PORT = 8265
+LOOPBACK = "127.0.0.1"
+STATE_FILE = "visionflow_head.json"
+#: What the dashboard answers before the autoscaler's first report.
+NO_STATUS_YET = "No cluster status"
+#: Ray's unix sockets live under the temp dir; their paths must stay under 107 characters.
+MAX_TEMP_DIR_CHARS = 40
+HTTP_TIMEOUT_S = 5.0
+START_TIMEOUT_S = 120.0
+STOP_GRACE_S = 5.0
+
+
+class ClusterError(VisionFlowError):
+    """A head cannot be started, reached or found (bad address, port in use, no token, ...)."""
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    num_cpus: int | None = None
+    num_gpus: int | None = None
+    port: int = DEFAULT_PORT
+    dashboard_port: int = DEFAULT_DASHBOARD_PORT
+    host: str = LOOPBACK
+    temp_dir: str = DEFAULT_TEMP_DIR
+
+
+@dataclass(frozen=True)
+class HeadInfo:
+    """A running head, as written to ``<temp_dir>/visionflow_head.json``."""
+
+    gcs_address: str
+    dashboard_url: str
+    temp_dir: str
+    auth_mode: str
+
+
+# ------------------------------------------------------------------------------------------ start
+
+def start_head(config: HeadConfig = HeadConfig()) -> HeadInfo:
+    """``ray start --head`` with ``config``; returns once the Jobs API answers."""
+    temp_dir = Path(config.temp_dir).resolve()
+    _check_can_start(config, temp_dir)
+    env = head_environment(config.host)
+    command = _ray_start_command(config, temp_dir)
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        result = subprocess.run(command, env=env, capture_output=True, text=True,
+                                timeout=START_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        stop_head(temp_dir)
+        raise ClusterError(f"ray start did not finish in {START_TIMEOUT_S:.0f} s") from None
+    if result.returncode != 0:
+        stop_head(temp_dir)
+        raise ClusterError("ray start failed:\n" + last_lines(result.stdout + result.stderr, 15))
+    info = HeadInfo(f"{config.host}:{config.port}", f"http://{config.host}:{config.dashboard_port}",
+                    str(temp_dir), env["RAY_AUTH_MODE"])
+    _wait_for_dashboard(info.dashboard_url)
+    (temp_dir / STATE_FILE).write_text(json.dumps(asdict(info), indent=2))
+    return info
+
+
+def head_environment(host: str) -> dict[str, str]:
+    """The environment of the head's processes (jobs and their workers inherit it)."""
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    if host == LOOPBACK:
+        env.setdefault("RAY_AUTH_MODE", "disabled")
+        env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # drivers and workers use 127.0.0.1 too
+    else:
+        env.setdefault("RAY_AUTH_MODE", "token")
+    if env["RAY_AUTH_MODE"] == "token" and not _token_available(env):
+        raise ClusterError(f"a head on {host} needs a Ray auth token and none was found",
+                           hint="run `ray get-auth-token --generate` (writes ~/.ray/auth_token), "
+                                "or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH")
+    return env
+
+
+def _token_available(env: dict[str, str]) -> bool:
+    path = env.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    return bool(env.get("RAY_AUTH_TOKEN")) or Path(path).is_file()
+
+
+def _check_can_start(config: HeadConfig, temp_dir: Path) -> None:
+    if len(str(temp_dir)) > MAX_TEMP_DIR_CHARS:
+        raise ClusterError(f"--temp-dir {temp_dir}: longer than {MAX_TEMP_DIR_CHARS} characters",
+                           hint="Ray's socket paths under it must stay short; use e.g. /tmp/vf-x")
+    if read_head(temp_dir) is not None and _processes_of(temp_dir):
+        raise ClusterError(f"a head is already running in {temp_dir}",
+                           hint="`visionflow cluster stop` first, or give another --temp-dir")
+    for name, port in (("--port", config.port), ("--dashboard-port", config.dashboard_port)):
+        if not port_is_free(config.host, port):
+            raise ClusterError(f"{name} {port}: already in use on {config.host}",
+                               hint=f"pick another {name}")
+
+
+def _ray_start_command(config: HeadConfig, temp_dir: Path) -> list[str]:
+    command = [str(Path(sys.executable).parent / "ray"), "start", "--head",
+               f"--node-ip-address={config.host}", f"--port={config.port}",
+               "--include-dashboard=true", f"--dashboard-host={config.host}",
+               f"--dashboard-port={config.dashboard_port}", f"--temp-dir={temp_dir}",
+               # Ray's fixed defaults (10001, 52365) would clash with another head on the machine
+               f"--ray-client-server-port={free_port(config.host)}",
+               f"--dashboard-agent-listen-port={free_port(config.host)}",
+               "--disable-usage-stats"]
+    if config.num_cpus is not None:
+        command.append(f"--num-cpus={config.num_cpus}")
+    if config.num_gpus is not None:
+        command.append(f"--num-gpus={config.num_gpus}")
+    return command
+
+
+def _wait_for_dashboard(url: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            get_json(f"{url}/api/jobs/", timeout=HTTP_TIMEOUT_S)
+            return
+        except ClusterError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------- status
+
+def read_head(temp_dir: str | Path = DEFAULT_TEMP_DIR) -> HeadInfo | None:
+    """The head that ``start_head`` wrote to ``temp_dir``, or None."""
+    try:
+        return HeadInfo(**json.loads((Path(temp_dir) / STATE_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def cluster_status(dashboard_url: str, headers: dict[str, str] | None = None,
+                   wait_s: float = 20.0) -> str:
+    """Ray's formatted cluster status (nodes, resources, demands) from the dashboard. A head
+    that just started has none for a few seconds: wait up to ``wait_s`` for it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        reply = get_json(f"{dashboard_url}/api/cluster_status?format=1", headers)
+        text = (reply.get("data") or {}).get("clusterStatus") or NO_STATUS_YET
+        if not text.startswith(NO_STATUS_YET) or time.monotonic() > deadline:
+            return text
+        time.sleep(1.0)
+
+
+def get_json(url: str, headers: dict[str, str] | None = None,
+             timeout: float = HTTP_TIMEOUT_S) -> dict:
+    """GET ``url`` as JSON; every failure is a ClusterError within ``timeout`` seconds."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        if error.code in (401, 403):
+            raise ClusterError(f"{url}: the cluster refused the request ({error.code}): it needs "
+                               "a valid Ray auth token", hint="pass --token-file PATH or set "
+                               "RAY_AUTH_TOKEN; see docs/cluster.md") from None
+        raise ClusterError(f"{url}: HTTP {error.code} {error.reason}",
+                           hint="is the address a Ray dashboard (http://HOST:8265)?") from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise ClusterError(f"cannot reach a Ray dashboard at {url} ({reason})",
+                           hint="is the head running (`visionflow cluster start`) and the "
+                                "address its dashboard (http://HOST:8265)?") from None
+
+
+# ------------------------------------------------------------------------------------------- stop
+
+def stop_head(temp_dir: str | Path = DEFAULT_TEMP_DIR) -> int:
+    """End every process of the head in ``temp_dir`` (SIGTERM, SIGKILL after a grace period).
+
+    Returns how many were running. Other Ray instances on the machine are left alone."""
+    import psutil
+
+    temp_dir = Path(temp_dir).resolve()
+    processes = _processes_of(temp_dir)
+    for process in processes:
+        _signal(process, "terminate")
+    _, alive = psutil.wait_procs(processes, timeout=STOP_GRACE_S)
+    for process in alive:
+        _signal(process, "kill")
+    psutil.wait_procs(alive, timeout=STOP_GRACE_S)
+    (temp_dir / STATE_FILE).unlink(missing_ok=True)
+    return len(processes)
+
+
+def _processes_of(temp_dir: Path) -> list:
+    """The head's processes (their command lines name its temp dir or its GCS address) and all
+    their descendants (workers, agents, job drivers), collected before anything is signalled."""
+    import psutil
+
+    info = read_head(temp_dir)
+    markers = [str(temp_dir)] + ([f"--address={info.gcs_address}"] if info else [])
+    ourselves = {os.getpid()} | {parent.pid for parent in psutil.Process().parents()}
+    roots = []
+    for process in psutil.process_iter(["cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if process.pid not in ourselves and any(marker in line for marker in markers):
+            roots.append(process)
+    found = {process.pid: process for process in roots}
+    for process in roots:
+        try:
+            found.update({child.pid: child for child in process.children(recursive=True)})
+        except psutil.Error:
+            pass
+    return list(found.values())
+
+
+def _signal(process, action: str) -> None:
+    import psutil
+
+    try:
+        getattr(process, action)()
+    except psutil.Error:
+        pass
+
+
+def last_lines(text: str, count: int) -> str:
+    return "\n".join(text.rstrip().splitlines()[-count:])

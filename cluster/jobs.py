@@ -1,0 +1,168 @@
+"""Pipelines as Ray Jobs: submit a spec to a head's Jobs API, follow it, list, stop.
+
+    client = connect("http://127.0.0.1:8265")          # probes first: an error in 5 s, no hang
+    spec = load_spec("examples/digits_classification.yaml", ["trainer.max_epochs=1"])
+    job_id = submit_spec(client, spec)
+    wait_for_job(client, job_id)                        # follows the logs; JobFailedError if not
+                                                        # SUCCEEDED (with its last log lines)
+
+The caller validates the spec first (``load_spec``: a bad spec never reaches the cluster); its
+local paths are made absolute, and the resolved YAML travels in the job's runtime_env (``VISIONFLOW_JOB_SPEC``); the
+job runs ``python -m visionflow.cluster.job_entry`` with this machine's Python unless told
+otherwise. A token for a cluster with token auth: ``token_file`` or ``RAY_AUTH_TOKEN`` (sent as
+``Authorization: Bearer``), else Ray's own (``RAY_AUTH_MODE=token`` and ``~/.ray/auth_token``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from visionflow.cluster.head import (DEFAULT_DASHBOARD_PORT, LOOPBACK, ClusterError, get_json,
+                                     last_lines)
+from visionflow.cluster.job_entry import SPEC_ENV
+from visionflow.errors import RunError, VisionFlowError
+from visionflow.spec import ComponentSpec, PipelineSpec
+
+DEFAULT_ADDRESS = f"http://{LOOPBACK}:{DEFAULT_DASHBOARD_PORT}"
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+FAILED_LOG_LINES = 20
+
+
+class JobNotFoundError(VisionFlowError):
+    """No job with that id (or submission id) on the cluster."""
+
+
+class JobFailedError(RunError):
+    """A job ended FAILED or STOPPED (exit code 1); the message holds its last log lines."""
+
+
+# ------------------------------------------------------------------------------------ connecting
+
+def resolve_address(address: str | None = None) -> str:
+    """``address``, else ``RAY_ADDRESS``, else the default local head; must be http(s)://HOST:PORT."""
+    address = (address or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS).rstrip("/")
+    parsed = urlparse(address)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ClusterError(f"address {address!r}: the Jobs API needs the dashboard's URL",
+                           hint=f"e.g. --address {DEFAULT_ADDRESS} (from --address or RAY_ADDRESS)")
+    return address
+
+
+def auth_headers(token_file: str | None = None) -> dict[str, str]:
+    """``Authorization: Bearer`` from ``token_file`` or ``RAY_AUTH_TOKEN``; empty if neither."""
+    token = os.environ.get("RAY_AUTH_TOKEN", "")
+    if token_file:
+        try:
+            token = Path(token_file).expanduser().read_text()
+        except OSError as error:
+            raise ClusterError(f"--token-file {token_file}: {error.strerror}") from None
+    return {"Authorization": f"Bearer {token.strip()}"} if token.strip() else {}
+
+
+def connect(address: str | None = None, token_file: str | None = None):
+    """A JobSubmissionClient for ``address``, after a probe that fails within seconds."""
+    from ray.job_submission import JobSubmissionClient
+
+    address = resolve_address(address)
+    headers = auth_headers(token_file)
+    get_json(f"{address}/api/version", headers)
+    return JobSubmissionClient(address, headers=headers or None)
+
+
+# ------------------------------------------------------------------------------------- submitting
+
+def submit_spec(client, spec: PipelineSpec, *, working_dir: bool = False,
+                python: str = sys.executable) -> str:
+    """Submit a validated spec (``load_spec``) as a Ray Job; return the job's submission id."""
+    spec = with_absolute_paths(spec, Path.cwd())
+    runtime_env = {"env_vars": {SPEC_ENV: spec.to_yaml(), "NO_ALBUMENTATIONS_UPDATE": "1"}}
+    if working_dir:
+        runtime_env["working_dir"] = str(Path.cwd())
+    local = spec.resources.backend == "local"  # the driver itself trains: reserve its CPU
+    return client.submit_job(
+        entrypoint=f"{shlex.quote(python)} -m visionflow.cluster.job_entry",
+        runtime_env=runtime_env, metadata={"visionflow_spec": spec.name},
+        entrypoint_num_cpus=1 if local else 0)
+
+
+def with_absolute_paths(spec: PipelineSpec, base: Path) -> PipelineSpec:
+    """``output_dir`` and every ``data.args`` string that names an existing local path, made
+    absolute against ``base`` (the job's working directory is not this one)."""
+    args = {key: _absolute_if_exists(value, base) for key, value in spec.data.args.items()}
+    return spec.replace(output_dir=str((base / spec.output_dir).resolve()),
+                        data=ComponentSpec(spec.data.name, args))
+
+
+def _absolute_if_exists(value, base: Path):
+    if not isinstance(value, str) or not value or Path(value).is_absolute():
+        return value
+    path = base / value
+    return str(path.resolve()) if path.exists() else value
+
+
+# ------------------------------------------------------------------------------------- following
+
+def job_info(client, job_id: str):
+    """The job's JobDetails; JobNotFoundError for an unknown id."""
+    try:
+        return client.get_job_info(job_id)
+    except RuntimeError as error:
+        if "404" in str(error):
+            raise JobNotFoundError(f"no job {job_id!r} on {client.get_address()}",
+                                   hint="`visionflow jobs list` shows the jobs") from None
+        raise ClusterError(f"job {job_id}: {error}") from None
+
+
+def follow_logs(client, job_id: str, out=None) -> None:
+    """Print the job's logs (to ``out``, default stdout) as they come, until it ends."""
+    import logging
+
+    job_info(client, job_id)
+    out = out or sys.stdout
+    logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
+
+    async def tail() -> None:
+        async for chunk in client.tail_job_logs(job_id):
+            out.write(chunk)
+            out.flush()
+
+    asyncio.run(tail())
+
+
+def wait_for_job(client, job_id: str, *, follow: bool = True, poll_s: float = 0.5) -> str:
+    """Wait for the job to end (printing its logs if ``follow``); return ``SUCCEEDED`` or raise
+    JobFailedError with the job's message and last log lines."""
+    if follow:
+        follow_logs(client, job_id)
+    status = str(job_info(client, job_id).status)
+    while status not in TERMINAL:  # the log stream can close a moment before the status flips
+        time.sleep(poll_s)
+        status = str(job_info(client, job_id).status)
+    if status != "SUCCEEDED":
+        raise job_failure(client, job_id)
+    return status
+
+
+def job_failure(client, job_id: str) -> JobFailedError:
+    info = job_info(client, job_id)
+    logs = last_lines(client.get_job_logs(job_id), FAILED_LOG_LINES)
+    return JobFailedError(f"job {job_id} {info.status}: {info.message or ''}\n"
+                          f"--- last {FAILED_LOG_LINES} log lines ---\n{logs}",
+                          hint=f"`visionflow jobs logs {job_id}` shows the whole log")
+
+
+def stop_job(client, job_id: str) -> bool:
+    """Ask the job to stop; False if it had already ended."""
+    job_info(client, job_id)
+    return client.stop_job(job_id)
+
+
+def list_jobs(client) -> list:
+    """Every job of the cluster, oldest first."""
+    return sorted(client.list_jobs(), key=lambda job: job.start_time or 0)

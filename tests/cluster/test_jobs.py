@@ -1,0 +1,151 @@
+"""``visionflow submit`` and ``visionflow jobs ...`` against a real loopback Ray head (one per
+module): a digits job runs to SUCCEEDED, a long one is STOPPED, a failing one shows its logs, and
+bad input fails fast with one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("ray")
+
+from tests.cluster.test_head import ray_processes_in, run_cli  # noqa: E402
+from visionflow.cluster import head, jobs  # noqa: E402
+from visionflow.cluster.job_entry import SPEC_ENV, load_job_spec  # noqa: E402
+from visionflow.spec import load_spec  # noqa: E402
+
+# Ray's own log-tailing client (aiohttp's ws_connect(ssl=None)), not ours
+pytestmark = pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")
+
+SPEC = {
+    "name": "digits_linear_job",
+    "task": {"name": "image_classification", "args": {"net": "linear"}},
+    "data": {"name": "digits", "args": {"batch_size": 64, "image_size": 8}},
+    "trainer": {"max_epochs": 1},
+    "stages": ["fit", "test"],
+    "resources": {"backend": "local"},
+    "output_dir": "runs",
+}
+
+
+def write_spec(folder: Path, **changes) -> Path:
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, **changes}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def address():
+    temp_dir = Path(tempfile.mkdtemp(prefix="vfh-", dir="/tmp"))
+    try:
+        info = head.start_head(head.HeadConfig(num_cpus=2, port=head.free_port(),
+                                               dashboard_port=head.free_port(),
+                                               temp_dir=str(temp_dir)))
+        yield info.dashboard_url
+    finally:
+        head.stop_head(temp_dir)
+        assert not ray_processes_in(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def wait_for_status(client, job_id: str, wanted: str, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    status = str(jobs.job_info(client, job_id).status)
+    while status != wanted and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = str(jobs.job_info(client, job_id).status)
+    return status
+
+
+@pytest.mark.ray
+def test_submit_wait_runs_the_spec_and_writes_its_run_directory(address, tmp_path, monkeypatch,
+                                                                 capsys):
+    monkeypatch.chdir(tmp_path)
+    write_spec(tmp_path)
+    assert run_cli("submit", "spec.yaml", "--address", address, "--wait",
+                   "--set", "seed=3") == 0
+    out = capsys.readouterr().out
+    assert "SUCCEEDED" in out and "summary: {" in out
+    run_dir = Path(out.split("run directory: ")[1].splitlines()[0])
+    assert run_dir.parent.parent == tmp_path / "runs"  # output_dir resolved on this side
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["seed"] == 3 and 0.0 <= summary["metrics"]["test/acc"] <= 1.0
+    assert run_cli("jobs", "list", "--address", address) == 0
+    assert "SUCCEEDED  digits_linear_job" in capsys.readouterr().out
+
+
+@pytest.mark.ray
+def test_a_running_job_is_stopped(address, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(write_spec(tmp_path, trainer={"max_epochs": 500}))
+    client = jobs.connect(address)
+    job_id = jobs.submit_spec(client, spec)
+    assert wait_for_status(client, job_id, "RUNNING") == "RUNNING"
+    assert run_cli("jobs", "stop", job_id, "--address", address) == 0
+    assert wait_for_status(client, job_id, "STOPPED") == "STOPPED"
+    assert run_cli("jobs", "status", job_id, "--address", address) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["status"] == "STOPPED"
+
+
+@pytest.mark.ray
+def test_a_failed_job_exits_1_with_its_last_log_lines(address, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_spec(tmp_path, trainer={"max_epochs": 1, "accelerator": "no_such_accelerator"})
+    assert run_cli("submit", "spec.yaml", "--address", address, "--wait") == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "last 20 log lines" in out and "no_such_accelerator" in out
+
+
+@pytest.mark.ray
+def test_an_unknown_job_id_is_a_clear_error(address, capsys):
+    assert run_cli("jobs", "logs", "raysubmit_nope", "--address", address) == 2
+    assert "no job 'raysubmit_nope'" in capsys.readouterr().out
+
+
+def test_a_bad_spec_fails_before_anything_is_submitted(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(jobs, "connect", lambda *a: pytest.fail("connected with a bad spec"))
+    spec = write_spec(tmp_path)
+    assert run_cli("submit", str(spec), "--set", "data.args.batch_sise=3") == 2
+    assert "data.args.batch_sise: unknown key; did you mean 'batch_size'?" in \
+        capsys.readouterr().out
+
+
+def test_an_unreachable_address_fails_within_seconds(tmp_path, capsys):
+    spec = write_spec(tmp_path)
+    start = time.monotonic()
+    address = f"http://127.0.0.1:{head.free_port()}"
+    assert run_cli("submit", str(spec), "--address", address) == 2
+    assert run_cli("jobs", "list", "--address", "127.0.0.1:8265") == 2
+    assert time.monotonic() - start < 10
+    out = capsys.readouterr().out
+    assert f"cannot reach a Ray dashboard at {address}" in out and "needs the dashboard's URL" in out
+
+
+def test_local_paths_are_made_absolute(tmp_path):
+    (tmp_path / "images").mkdir()
+    spec = load_spec(write_spec(tmp_path)).replace(
+        data=jobs.ComponentSpec("digits", {"root": "images", "preset": "keep"}))
+    resolved = jobs.with_absolute_paths(spec, tmp_path)
+    assert resolved.output_dir == str(tmp_path / "runs")
+    assert resolved.data.args == {"root": str(tmp_path / "images"), "preset": "keep"}
+
+
+def test_the_job_entry_reads_the_spec_from_its_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(SPEC_ENV, load_spec(write_spec(tmp_path)).to_yaml())
+    spec = load_job_spec(None, ["trainer.max_epochs=2"])
+    assert spec.name == "digits_linear_job" and spec.trainer == {"max_epochs": 2}
+
+
+def test_a_token_is_sent_as_a_bearer_header(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    assert jobs.auth_headers() == {}
+    (tmp_path / "token").write_text("abc\n")
+    assert jobs.auth_headers(str(tmp_path / "token")) == {"Authorization": "Bearer abc"}
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "env-token")
+    assert jobs.auth_headers() == {"Authorization": "Bearer env-token"}
