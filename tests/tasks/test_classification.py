@@ -12,14 +12,14 @@ import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
+from visionflow.tasks import ImageClassificationTask
+from visionflow.tasks.classification import classification_loss, multiclass_hinge_loss
+from visionflow.tasks.nets import build_net, split_backbone_head
 
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import CheckpointError, RunError, SpecError
 from visionflow.registry import TASKS
 from visionflow.spec import check_arguments
-from visionflow.tasks import ImageClassificationTask
-from visionflow.tasks.classification import classification_loss, multiclass_hinge_loss
-from visionflow.tasks.nets import build_net, split_backbone_head
 
 SIZE = 8
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 from torch.utils.data import DataLoader
+from visionflow.tasks import ImageClassificationTask
 
 from visionflow.batches import ImageClassificationBatch
-from visionflow.tasks import ImageClassificationTask
 
 pytestmark = pytest.mark.gpu
 

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from visionflow.errors import CheckpointError, SpecError
 from visionflow.tasks.nets.detectors import DETECTORS, build_detector
+
+from tests.tasks.conftest import FAST_NET
+from visionflow.errors import CheckpointError, SpecError
 
 EXPECTED = {"fasterrcnn_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_fpn", "retinanet_resnet50_fpn",
             "fcos_resnet50_fpn", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large"}
-FEW_PROPOSALS = {"rpn_pre_nms_top_n_train": 50, "rpn_post_nms_top_n_train": 20,
-                 "rpn_pre_nms_top_n_test": 50, "rpn_post_nms_top_n_test": 20,
-                 "box_batch_size_per_image": 16}
+FEW_PROPOSALS = FAST_NET["model_kwargs"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run fastest on one thread; on a shared machine more threads spin against each
-    other (5x slower here). Restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_args(name: str) -> dict:

@@ -6,28 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-
 import visionflow.datamodules.shapes  # registers shapes_detection
 import visionflow.pipelines.detection_stages  # registers evaluate, predict
 import visionflow.tasks.detection  # noqa: F401  (registers object_detection)
-from visionflow.errors import CheckpointError
 from visionflow.pipelines import build_datamodule, build_task, resolve_spec, run
+
+from tests.tasks.conftest import FAST_NET
+from visionflow.errors import CheckpointError
 from visionflow.spec import DATA_PROVIDED, parse_spec
 
-FAST_NET = {"model_kwargs": {"rpn_pre_nms_top_n_train": 50, "rpn_post_nms_top_n_train": 20,
-                             "rpn_pre_nms_top_n_test": 50, "rpn_post_nms_top_n_test": 20,
-                             "box_batch_size_per_image": 16}}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run fastest on one thread; on a shared machine more threads spin against each
-    other (5x slower here). Restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_spec(tmp_path: Path, stages: list) -> object:

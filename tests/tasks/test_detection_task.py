@@ -7,28 +7,22 @@ import json
 import lightning.pytorch as pl
 import pytest
 import torch
-
-from visionflow.batches import DetectionBatch, DetectionTarget
 from visionflow.datamodules.shapes import ShapesDetectionDataModule
+from visionflow.tasks.detection import (
+    ObjectDetectionTask,
+    coco_dataset,
+    from_model_output,
+    ground_truth_entry,
+    to_model_target,
+)
+
+from tests.tasks.conftest import FAST_NET
+from visionflow.batches import DetectionBatch, DetectionTarget
 from visionflow.errors import SpecError
 from visionflow.metrics.coco import CocoEvaluator
 from visionflow.registry import TASKS
-from visionflow.tasks.detection import (ObjectDetectionTask, coco_dataset, from_model_output,
-                                        ground_truth_entry, to_model_target)
 
-FAST_NET = {"model_kwargs": {"rpn_pre_nms_top_n_train": 50, "rpn_post_nms_top_n_train": 20,
-                             "rpn_pre_nms_top_n_test": 50, "rpn_post_nms_top_n_test": 20,
-                             "box_batch_size_per_image": 16}}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models run fastest on one thread; on a shared machine more threads spin against each
-    other (5x slower here). Restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from visionflow.tasks.classification import multiclass_hinge_loss
 from visionflow.tasks.gradcheck import GradientCheckError, numerical_gradient_check
 from visionflow.tasks.nets import build_net

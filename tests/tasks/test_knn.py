@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from visionflow.tasks.knn import KNearestNeighbors
 
 from visionflow.errors import SpecError
-from visionflow.tasks.knn import KNearestNeighbors
 
 
 def brute_force(train_x, train_y, queries, k, distance):

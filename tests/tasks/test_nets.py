@@ -7,10 +7,10 @@ import inspect
 import pytest
 import torch
 from torch import nn
+from visionflow.tasks.nets import COMMON_ARGS, build_net, split_backbone_head
 
 from visionflow.errors import SpecError, UnknownNameError
 from visionflow.registry import NETS
-from visionflow.tasks.nets import COMMON_ARGS, build_net, split_backbone_head
 
 # Small versions of the big nets, so the whole registry runs in seconds on a CPU. A net that is
 # not listed is tested at 32x32 with its defaults.

@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
+from visionflow.tasks.optim import build_optimizer, build_scheduler, lr_factor
 
 from visionflow.errors import SpecError
-from visionflow.tasks.optim import build_optimizer, build_scheduler, lr_factor
 
 
 def params() -> list[torch.nn.Parameter]:

@@ -7,9 +7,9 @@ import urllib.error
 import pytest
 import torch
 from torch import nn
+from visionflow.tasks.nets import build_net, transfer
 
 from visionflow.errors import CheckpointError, SpecError
-from visionflow.tasks.nets import build_net, transfer
 
 
 def lenet(num_classes: int = 3, **net_args) -> nn.Module:

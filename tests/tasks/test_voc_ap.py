@@ -25,9 +25,13 @@ import math
 
 import numpy as np
 import pytest
-
-from visionflow.tasks.voc_ap import (ClassDetections, GroundTruthBoxes, average_precision,
-                                     precision_recall, voc_average_precision)
+from visionflow.tasks.voc_ap import (
+    ClassDetections,
+    GroundTruthBoxes,
+    average_precision,
+    precision_recall,
+    voc_average_precision,
+)
 
 A = [0, 0, 10, 10]
 B = [0, 0, 10, 10]
