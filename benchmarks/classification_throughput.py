@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch import Callback
 
+from timing import StepTimer, synchronize
 from visionflow.pipelines import build_datamodule, build_task, build_trainer, seed_everything
 from visionflow.rundir import RunDirectory
 from visionflow.spec import parse_spec
@@ -44,29 +44,6 @@ def write_cifar_binary(root: Path, images: int, seed: int = 0) -> None:
     (folder / "batches.meta.txt").write_text(
         "\n".join(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]) + "\n")
-
-
-class StepTimer(Callback):
-    """Wall time of training steps ``warmup .. end``, with the device synchronized at both ends."""
-
-    def __init__(self, warmup: int):
-        self.warmup = warmup
-        self.start = self.end = 0.0
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if trainer.global_step == self.warmup:
-            synchronize()
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if trainer.global_step >= trainer.max_steps:  # the last step ends the window
-            synchronize()
-            self.end = time.perf_counter()
-
-
-def synchronize() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def pipeline_throughput(args: argparse.Namespace, root: Path) -> float:
@@ -94,7 +71,7 @@ def pipeline_throughput(args: argparse.Namespace, root: Path) -> float:
     run_dir = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
     trainer = build_trainer(spec, run_dir, fit=True, monitor=(None, "min"), callbacks=[timer])
     trainer.fit(task, datamodule=datamodule)
-    return args.steps * args.batch_size / (timer.end - timer.start)
+    return args.steps * args.batch_size / timer.seconds()
 
 
 def plain_throughput(args: argparse.Namespace) -> float:
