@@ -117,6 +117,7 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
     if strategy is not None:
         kwargs["strategy"] = strategy
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
     try:
         return Trainer(
             default_root_dir=run_dir.path,

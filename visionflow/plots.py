@@ -16,6 +16,7 @@ from pathlib import Path
 from visionflow.rundir import atomic_write_bytes
 
 X_COLUMNS = ("epoch", "step")
+CURVE_STAGES = ("train", "val")
 
 
 def read_metric_series(metrics_csv: Path) -> dict[str, list[tuple[float, float]]]:
@@ -38,13 +39,15 @@ def read_metric_series(metrics_csv: Path) -> dict[str, list[tuple[float, float]]
 
 
 def plot_training_curves(metrics_csv: Path, out_dir: Path) -> list[Path]:
-    """One PNG per metric group (``loss.png``, ``acc.png``...) with a line per stage; returns paths."""
+    """One PNG per metric group (``loss.png``, ``acc.png``...) with a line for train and one for
+    val; returns the paths."""
     if not Path(metrics_csv).is_file():
         return []
     groups: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(dict)
     for name, points in read_metric_series(metrics_csv).items():
         stage, _, metric = name.rpartition("/")
-        groups[metric][stage or "value"] = points
+        if stage in CURVE_STAGES:  # test/ and other one-off evaluations are single numbers
+            groups[metric][stage] = points
     return [_plot_group(metric, lines, Path(out_dir) / f"{metric}.png")
             for metric, lines in sorted(groups.items())
             if any(len(points) > 0 for points in lines.values())]
