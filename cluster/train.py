@@ -84,27 +84,36 @@ class RayFitBackend:
                 resources.use_gpu if self.use_gpu is None else self.use_gpu,
                 resources.cpus_per_worker if self.cpus_per_worker is None else self.cpus_per_worker)
 
+    def scaling_config(self, context: StageContext):
+        """Ray Train's ScalingConfig (workers, their CPUs and GPUs, placement), after checking
+        that the cluster has those resources."""
+        from ray.train import ScalingConfig
+
+        num_workers, use_gpu, cpus = self.scaling(context)
+        resources = context.spec.resources
+        per_worker = {"CPU": cpus, **({"GPU": resources.gpus_per_worker} if use_gpu else {})}
+        _check_capacity(num_workers, per_worker)
+        return ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
+                             resources_per_worker=per_worker,
+                             placement_strategy=resources.placement.upper())
+
     def fit(self, context: StageContext, ckpt_path: Path | None) -> FitOutcome:
         import ray
-        from ray.train import (FailureConfig, LoggingConfig, RunConfig, ScalingConfig,
-                               TrainingFailedError)
+        from ray.train import FailureConfig, LoggingConfig, RunConfig, TrainingFailedError
         if not ray.is_initialized():
             raise RunError("RayFitBackend: Ray is not running",
                            hint="wrap the run in `with visionflow.cluster.embedded_ray():` or call "
                                 "ray.init(address=...) first; visionflow.cluster.run does both")
-        num_workers, use_gpu, cpus = self.scaling(context)
-        _check_capacity(num_workers, use_gpu, cpus)
         run_dir = context.run_dir.path.resolve()
         name = _fit_run_name(run_dir / RAY_DIR)
         quiet = LoggingConfig(log_level="WARNING")  # Ray Train's INFO goes to its log files only
         trainer = _trainer_class(embedded=local.current() is not None)(
             train_loop_per_worker,
             train_loop_config=worker_config(context, ckpt_path),
-            scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
-                                         resources_per_worker={"CPU": cpus,
-                                                               **({"GPU": 1} if use_gpu else {})}),
+            scaling_config=self.scaling_config(context),
             run_config=RunConfig(name=name, storage_path=str(run_dir / RAY_DIR),
-                                 failure_config=FailureConfig(max_failures=0),
+                                 failure_config=FailureConfig(
+                                     max_failures=context.spec.resources.max_failures),
                                  logging_config=quiet),
         )
         sigint = signal.getsignal(signal.SIGINT)
@@ -170,12 +179,12 @@ def provider_modules(spec: Any) -> list[str]:
     return modules
 
 
-def _check_capacity(num_workers: int, use_gpu: bool, cpus: int) -> None:
+def _check_capacity(num_workers: int, per_worker: dict[str, float]) -> None:
     """Fail now, not hang: Ray Train waits forever for resources the cluster does not have."""
     import ray
 
     total = ray.cluster_resources()
-    need = {"CPU": num_workers * cpus, **({"GPU": num_workers} if use_gpu else {})}
+    need = {key: num_workers * amount for key, amount in per_worker.items()}
     short = {k: v for k, v in need.items() if total.get(k, 0) < v}
     if short:
         have = ", ".join(f"{total.get(k, 0):g} {k}" for k in need)

@@ -48,12 +48,17 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class ResourcesSpec:
-    """Where the pipeline runs. ``local``: in this process, no Ray. ``ray``: Ray Train workers."""
+    """Where the pipeline runs. ``local``: in this process, no Ray. ``ray``: Ray Train workers,
+    placed ``pack`` (as few nodes as possible) or ``spread``; a fit that loses a worker restarts
+    from its last checkpoint up to ``max_failures`` times."""
 
     backend: Literal["local", "ray"] = "local"
     num_workers: int = 1
     use_gpu: bool = False
     cpus_per_worker: int = 1
+    gpus_per_worker: float = 1.0
+    placement: Literal["pack", "spread"] = "pack"
+    max_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -250,6 +255,10 @@ def _resources(raw: Any) -> ResourcesSpec:
     resources = ResourcesSpec(**raw)
     if resources.num_workers < 1 or resources.cpus_per_worker < 1:
         raise SpecError("resources: num_workers and cpus_per_worker must be >= 1")
+    if resources.gpus_per_worker <= 0 or resources.max_failures < 0:
+        raise SpecError("resources: gpus_per_worker must be > 0 and max_failures >= 0",
+                        hint="max_failures: how often Ray Train restarts a failed fit from its "
+                             "last checkpoint (0: never)")
     return resources
 
 

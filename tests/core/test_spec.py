@@ -173,3 +173,13 @@ def test_example_specs_are_valid():
     assert examples, "no example specs found"
     for path in examples:
         load_spec(path)
+
+
+def test_resources_for_ray_train():
+    spec = parse_spec(with_changes(resources={"backend": "ray", "num_workers": 2,
+                                              "placement": "spread", "max_failures": 2,
+                                              "use_gpu": True, "gpus_per_worker": 0.5}))
+    assert (spec.resources.placement, spec.resources.max_failures) == ("spread", 2)
+    assert "resources.placement: expected 'pack' or 'spread'" in \
+        error_of(with_changes(resources={"placement": "scatter"})).message
+    assert "max_failures >= 0" in error_of(with_changes(resources={"max_failures": -1})).message
