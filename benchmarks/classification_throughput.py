@@ -16,15 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from timing import StepTimer, synchronize
-from visionflow.pipelines import build_datamodule, build_task, build_trainer, seed_everything
-from visionflow.rundir import RunDirectory
+from timing import plain_loop_throughput, timed_pipeline_fit
+from visionflow.pipelines import seed_everything
 from visionflow.spec import parse_spec
 
 SGD = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "scheduler": "none"}
@@ -63,15 +61,7 @@ def pipeline_throughput(args: argparse.Namespace, root: Path) -> float:
         "stages": ["fit"],
         "output_dir": str(root / "runs"),
     })
-    seed_everything(0)
-    datamodule = build_datamodule(spec)
-    datamodule.prepare_data()
-    task = build_task(spec, datamodule.info)
-    timer = StepTimer(args.warmup)
-    run_dir = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
-    trainer = build_trainer(spec, run_dir, fit=True, monitor=(None, "min"), callbacks=[timer])
-    trainer.fit(task, datamodule=datamodule)
-    return args.steps * args.batch_size / timer.seconds()
+    return args.steps * args.batch_size / timed_pipeline_fit(spec, args.warmup)
 
 
 def plain_throughput(args: argparse.Namespace) -> float:
@@ -92,19 +82,14 @@ def plain_throughput(args: argparse.Namespace) -> float:
     loss_fn = torch.nn.CrossEntropyLoss()
     batches = count // args.batch_size
     order = torch.randperm(count, device=device)
-    start = 0.0
-    for step in range(args.warmup + args.steps):
-        if step == args.warmup:
-            synchronize()
-            start = time.perf_counter()
-        index = order[(step % batches) * args.batch_size:(step % batches + 1) * args.batch_size]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = loss_fn(model(images[index]), labels[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    synchronize()
-    return args.steps * args.batch_size / (time.perf_counter() - start)
+
+    def loss_of_step(step: int) -> torch.Tensor:
+        first = (step % batches) * args.batch_size
+        index = order[first:first + args.batch_size]
+        return loss_fn(model(images[index]), labels[index])
+
+    return plain_loop_throughput(loss_of_step, optimizer, device=device, steps=args.steps,
+                                 warmup=args.warmup, batch_size=args.batch_size)
 
 
 def main() -> None:

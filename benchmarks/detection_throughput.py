@@ -16,17 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from timing import StepTimer, synchronize
-from visionflow.datamodules import make_shapes_dataset
-from visionflow.pipelines import build_datamodule, build_task, build_trainer, seed_everything
-from visionflow.rundir import RunDirectory, read_json
+from timing import plain_loop_throughput, timed_pipeline_fit
+from visionflow.pipelines import seed_everything
+from visionflow.rundir import read_json
 from visionflow.spec import parse_spec
 from visionflow.tasks.nets.detectors import build_detector
 
@@ -52,15 +50,7 @@ def pipeline_throughput(args: argparse.Namespace, data_dir: Path) -> float:
         "stages": ["fit"],
         "output_dir": str(data_dir.parent / "runs"),
     })
-    seed_everything(0)
-    datamodule = build_datamodule(spec)
-    datamodule.prepare_data()
-    task = build_task(spec, datamodule.info)
-    timer = StepTimer(args.warmup)
-    run_dir = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
-    build_trainer(spec, run_dir, fit=True, monitor=(None, "min"), callbacks=[timer]).fit(
-        task, datamodule=datamodule)
-    return args.steps * args.batch_size / timer.seconds()
+    return args.steps * args.batch_size / timed_pipeline_fit(spec, args.warmup)
 
 
 def load_in_memory(annotations: Path, device: torch.device) -> list[tuple[torch.Tensor, dict]]:
@@ -83,7 +73,6 @@ def load_in_memory(annotations: Path, device: torch.device) -> list[tuple[torch.
 
 def plain_throughput(args: argparse.Namespace, annotations: Path) -> float:
     device = torch.device(args.device)
-    cuda = device.type == "cuda"
     seed_everything(0)
     samples = load_in_memory(annotations, device)
     classes = 1 + len(read_json(annotations)["categories"])
@@ -92,20 +81,14 @@ def plain_throughput(args: argparse.Namespace, annotations: Path) -> float:
     optimizer = torch.optim.SGD(model.parameters(), lr=OPTIMIZER["lr"],
                                 momentum=OPTIMIZER["momentum"],
                                 weight_decay=OPTIMIZER["weight_decay"])
-    start = 0.0
-    for step in range(args.warmup + args.steps):
-        if step == args.warmup:
-            synchronize()
-            start = time.perf_counter()
+
+    def loss_of_step(step: int) -> torch.Tensor:
         first = (step * args.batch_size) % (len(samples) - args.batch_size + 1)
         images, targets = zip(*samples[first:first + args.batch_size])
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = sum(model(list(images), list(targets)).values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    synchronize()
-    return args.steps * args.batch_size / (time.perf_counter() - start)
+        return sum(model(list(images), list(targets)).values())
+
+    return plain_loop_throughput(loss_of_step, optimizer, device=device, steps=args.steps,
+                                 warmup=args.warmup, batch_size=args.batch_size)
 
 
 def main() -> None:
