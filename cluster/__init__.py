@@ -26,6 +26,7 @@ _EXPORTS = {
     "resume": "runner",
     "run": "runner",
     "run_seeds": "runner",
+    "sweep": "runner",
 }
 
 __all__ = sorted(_EXPORTS)

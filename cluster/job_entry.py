@@ -50,17 +50,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_job_spec(path: str | None, overrides: Sequence[str]):
     """The spec from ``path``, or from the YAML text of ``$VISIONFLOW_JOB_SPEC``."""
-    import yaml
-
     from visionflow.errors import SpecError
-    from visionflow.spec import apply_overrides, load_spec, parse_spec
+    from visionflow.spec import apply_overrides, load_spec, parse_spec, read_yaml
 
     if path:
         return load_spec(path, overrides)
     text = os.environ.get(SPEC_ENV)
     if not text:
         raise SpecError(f"no spec: give SPEC.yaml or set ${SPEC_ENV} to the spec's YAML")
-    raw = yaml.safe_load(text)
+    raw = read_yaml(text)
     if not isinstance(raw, dict):
         raise SpecError(f"${SPEC_ENV}: the spec must be a mapping of keys")
     return parse_spec(apply_overrides(raw, overrides), source=f"${SPEC_ENV}")

@@ -16,13 +16,14 @@ import os
 from pathlib import Path
 
 from visionflow.cluster.local import embedded_ray
+from visionflow.cluster.sweep import SweepResults, resume_sweep, run_sweep
 from visionflow.cluster.train import RayFitBackend
 from visionflow.pipelines import Results, SeedsResults
 from visionflow.pipelines import resume as _resume
 from visionflow.pipelines import run as _run
 from visionflow.pipelines import run_seeds as _run_seeds
-from visionflow.spec import PipelineSpec, load_spec
 from visionflow.rundir import RunDirectory
+from visionflow.spec import PipelineSpec, load_spec
 
 
 def run(spec: PipelineSpec, *, fit_backend: RayFitBackend | None = None) -> Results:
@@ -31,11 +32,22 @@ def run(spec: PipelineSpec, *, fit_backend: RayFitBackend | None = None) -> Resu
         return _run(spec, fit_backend=fit_backend or RayFitBackend())
 
 
-def resume(path: str | Path, *, fit_backend: RayFitBackend | None = None) -> Results:
-    """Continue an interrupted run (see :func:`visionflow.pipelines.resume`) on Ray Train."""
-    spec = load_spec(RunDirectory.open(path).spec_path)
+def resume(path: str | Path, *,
+           fit_backend: RayFitBackend | None = None) -> Results | SweepResults:
+    """Continue an interrupted run (see :func:`visionflow.pipelines.resume`) on Ray Train, or an
+    interrupted sweep on Ray Tune."""
+    run_dir = RunDirectory.open(path)
+    spec = load_spec(run_dir.spec_path)
     with embedded_ray(num_cpus=cpus_for(spec)):
+        if spec.sweep is not None:
+            return resume_sweep(spec, run_dir)
         return _resume(path, fit_backend=fit_backend or RayFitBackend())
+
+
+def sweep(spec: PipelineSpec) -> SweepResults:
+    """Run ``spec.sweep`` on Ray Tune, each trial a full run (see :mod:`visionflow.cluster.sweep`)."""
+    with embedded_ray(num_cpus=cpus_for(spec)):
+        return run_sweep(spec)
 
 
 def run_seeds(spec: PipelineSpec, seeds: int, *,

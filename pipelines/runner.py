@@ -57,6 +57,9 @@ def resume(path: str | Path, *, fit_backend: FitBackend | None = None) -> Result
 
 
 def _check_backend(spec: PipelineSpec, fit_backend: FitBackend | None) -> FitBackend:
+    if spec.sweep is not None:
+        raise SpecError("sweep: a sweep runs its trials on Ray Tune",
+                        hint="run it with `visionflow run` or visionflow.cluster.sweep(spec)")
     if fit_backend is not None:
         return fit_backend
     if spec.resources.backend == "ray":

@@ -66,11 +66,15 @@ def find_best_checkpoint(run_dir: RunDirectory) -> Path | None:
 
 
 class LocalFitBackend:
-    """Fit in this process with a plain Lightning Trainer (no Ray)."""
+    """Fit in this process with a plain Lightning Trainer (no Ray); ``callbacks`` join the
+    Trainer's own (a sweep adds one that reports each epoch to Ray Tune)."""
+
+    def __init__(self, callbacks: tuple[Any, ...] = ()):
+        self.callbacks = tuple(callbacks)
 
     def fit(self, context: StageContext, ckpt_path: Path | None) -> FitOutcome:
         trainer = build_trainer(context.spec, context.run_dir, fit=True,
-                                monitor=checkpoint_monitor(context.task))
+                                monitor=checkpoint_monitor(context.task), callbacks=self.callbacks)
         trainer.fit(context.task, datamodule=context.datamodule,
                     ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
         return FitOutcome(find_best_checkpoint(context.run_dir), context.run_dir.last_checkpoint)

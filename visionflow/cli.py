@@ -147,7 +147,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.spec or args.overrides or args.seeds:
             raise SpecError("--resume takes the run directory alone",
                             hint="the run's spec.resolved.yaml is reused as it is")
-        return _report(_backend_module(_resumed_backend(args.resume)).resume(args.resume))
+        results = _backend_module(_resumed_backend(args.resume)).resume(args.resume)
+        return _report_sweep(results) if hasattr(results, "best") else _report(results)
     if not args.spec:
         parser.parse_args(["run", "--help"])
     from visionflow.spec import load_spec
@@ -156,6 +157,13 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.backend:
         overrides.append(f"resources.backend={args.backend}")
     spec = load_spec(args.spec, overrides)
+    if spec.sweep is not None:
+        if args.seeds:
+            raise SpecError("--seeds: not with a sweep", hint="sweep over seed instead: "
+                            "sweep: {parameters: {seed: {grid: [0, 1, 2]}}}")
+        import visionflow.cluster as cluster
+
+        return _report_sweep(cluster.sweep(spec))
     module = _backend_module(spec.resources.backend)
     if args.seeds:
         return _report_seeds(module.run_seeds(spec, args.seeds))
@@ -166,7 +174,8 @@ def _resumed_backend(run_dir: str) -> str:
     from visionflow.rundir import RunDirectory
     from visionflow.spec import load_spec
 
-    return load_spec(RunDirectory.open(run_dir).spec_path).resources.backend
+    spec = load_spec(RunDirectory.open(run_dir).spec_path)
+    return "ray" if spec.sweep is not None else spec.resources.backend
 
 
 def _backend_module(backend: str):
@@ -206,6 +215,24 @@ def _report_seeds(results) -> int:
     console = Console()
     console.print(table)
     console.print(f"seeds summary: {results.run_dir / 'seeds_summary.json'}")
+    return 0
+
+
+def _report_sweep(results) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = results.rows
+    table = Table(title=f"sweep: {len(rows)} trials, best first", show_header=True)
+    columns = [c for c in rows[0] if c not in ("run_dir", "error")] if rows else []
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
+                        for c in columns))
+    console = Console()
+    console.print(table)
+    console.print(f"sweep directory: {results.run_dir}")
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,23 @@ class ResourcesSpec:
     max_failures: int = 0
 
 
+SAMPLERS = ("grid", "choice", "uniform", "loguniform", "randint")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A hyperparameter search on Ray Tune: each key path of ``parameters`` maps to one sampler,
+    ``{grid: [...]}``, ``{choice: [...]}``, ``{uniform: [lo, hi]}``, ``{loguniform: [lo, hi]}`` or
+    ``{randint: [lo, hi]}``; every trial is a full run of the spec with those values set."""
+
+    parameters: dict[str, dict[str, Any]]
+    metric: str = "val/loss"
+    mode: Literal["min", "max"] = "min"
+    num_samples: int = 1
+    scheduler: Literal["none", "asha"] = "none"
+    max_concurrent: int = 1
+
+
 @dataclass(frozen=True)
 class PipelineSpec:
     name: str
@@ -71,11 +89,14 @@ class PipelineSpec:
     stages: tuple[StageSpec, ...] = (StageSpec("fit"), StageSpec("test"))
     resources: ResourcesSpec = ResourcesSpec()
     output_dir: str = "runs"
+    sweep: SweepSpec | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, the inverse of :func:`parse_spec` (stages without args as bare names)."""
         raw = dataclasses.asdict(self)
         raw["stages"] = [s.name if not s.args else {s.name: dict(s.args)} for s in self.stages]
+        if self.sweep is None:
+            del raw["sweep"]
         return raw
 
     def to_yaml(self) -> str:
@@ -98,7 +119,7 @@ def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> PipelineSpec:
     except OSError as error:
         raise SpecError(f"{path}: cannot read the spec ({error.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = read_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -112,18 +133,44 @@ def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> PipelineSpec:
     return parse_spec(raw, source=str(path))
 
 
+class SpecLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-4`` as a float (YAML 1.2; PyYAML's 1.1 rules
+    want ``1.0e-4`` and would hand the spec the string ``'1e-4'``)."""
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML text safely (no Python objects), with YAML 1.2 floats."""
+    return yaml.load(text, Loader=SpecLoader)  # noqa: S506 (SpecLoader is a SafeLoader)
+
+
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Return a copy of ``raw`` with each ``a.b.c=value`` set (the value parsed as YAML)."""
-    result = _deep_copy(raw)
+    values = {}
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise SpecError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. --set trainer.max_epochs=3")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            values[item] = (key.strip(), read_yaml(text) if text.strip() else None)
         except yaml.YAMLError:
-            value = text
-        _set_path(result, key.strip().split("."), value, item)
+            values[item] = (key.strip(), text)
+    result = _deep_copy(raw)
+    for item, (key, value) in values.items():
+        _set_path(result, key.split("."), value, item)
+    return result
+
+
+def with_values(raw: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each key path of ``values`` set to its (already typed) value."""
+    result = _deep_copy(raw)
+    for path, value in values.items():
+        _set_path(result, path.split("."), value, f"{path}={value!r}")
     return result
 
 
@@ -165,11 +212,17 @@ def parse_spec(raw: Mapping[str, Any], source: str = "<spec>") -> PipelineSpec:
     prefix = f"{source}: " if source else ""
     try:
         spec = _parse(raw)
-        _check_components(spec)
-        _check_trainer(spec.trainer)
+        _check_all(spec)
+        if spec.sweep is not None:
+            _check_sweep_paths(raw, spec.sweep)
     except SpecError as error:
         raise type(error)(prefix + error.message, hint=error.hint) from None
     return spec
+
+
+def _check_all(spec: PipelineSpec) -> None:
+    _check_components(spec)
+    _check_trainer(spec.trainer)
 
 
 def _parse(raw: Mapping[str, Any]) -> PipelineSpec:
@@ -193,6 +246,8 @@ def _parse(raw: Mapping[str, Any]) -> PipelineSpec:
         values["resources"] = _resources(raw["resources"] or {})
     if "output_dir" in raw:
         values["output_dir"] = _typed(raw["output_dir"], str, "output_dir")
+    if raw.get("sweep") is not None:
+        values["sweep"] = _sweep(raw["sweep"])
     if not values["name"] or "/" in values["name"]:
         raise SpecError(f"name: {values['name']!r} must be a non-empty name without '/'")
     return PipelineSpec(**values)
@@ -244,6 +299,53 @@ def _stages(raw: Any) -> tuple[StageSpec, ...]:
     if not stages:
         raise SpecError("stages: empty list", hint="e.g. stages: [fit, test]")
     return tuple(stages)
+
+
+def _sweep(raw: Any) -> SweepSpec:
+    _typed(raw, dict, "sweep")
+    _check_keys(raw, SweepSpec, "sweep")
+    if not raw.get("parameters"):
+        raise SpecError("sweep.parameters: required, a mapping of key paths to samplers",
+                        hint="e.g. sweep: {parameters: {task.args.lr: {grid: [0.01, 0.001]}}}")
+    hints = typing.get_type_hints(SweepSpec)
+    for key, value in raw.items():
+        _typed(value, hints[key], f"sweep.{key}")
+    for path, sampler in raw["parameters"].items():
+        _check_sampler(path, sampler)
+    sweep = SweepSpec(**raw)
+    if sweep.num_samples < 1 or sweep.max_concurrent < 1:
+        raise SpecError("sweep: num_samples and max_concurrent must be >= 1")
+    return sweep
+
+
+def _check_sampler(path: str, sampler: Any) -> None:
+    where = f"sweep.parameters.{path}"
+    if not isinstance(sampler, dict) or len(sampler) != 1:
+        raise SpecError(f"{where}: expected one sampler, e.g. {{grid: [1, 2]}}, got "
+                        f"{describe(sampler)}", hint="samplers: " + ", ".join(SAMPLERS))
+    (kind, values), = sampler.items()
+    if kind not in SAMPLERS:
+        raise SpecError(f"{where}: unknown sampler {kind!r}{did_you_mean(str(kind), SAMPLERS)}",
+                        hint="samplers: " + ", ".join(SAMPLERS))
+    if not isinstance(values, list) or not values:
+        raise SpecError(f"{where}.{kind}: expected a non-empty list, got {describe(values)}")
+    if kind in ("uniform", "loguniform", "randint") and len(values) != 2:
+        raise SpecError(f"{where}.{kind}: expected [low, high], got {values!r}")
+
+
+def sweep_examples(sweep: SweepSpec) -> dict[str, Any]:
+    """One value of each swept key path (the first of a list, the low end of a range)."""
+    return {path: next(iter(sampler.values()))[0] for path, sampler in sweep.parameters.items()}
+
+
+def _check_sweep_paths(raw: Mapping[str, Any], sweep: SweepSpec) -> None:
+    """Each swept key path, set to an example value, must give a valid spec."""
+    base = {k: v for k, v in raw.items() if k != "sweep"}
+    for path, value in sweep_examples(sweep).items():
+        try:
+            _check_all(_parse(with_values(base, {path: value})))
+        except SpecError as error:
+            raise SpecError(f"sweep.parameters.{path}: {error.message}", hint=error.hint) from None
 
 
 def _resources(raw: Any) -> ResourcesSpec:

@@ -183,3 +183,34 @@ def test_resources_for_ray_train():
     assert "resources.placement: expected 'pack' or 'spread'" in \
         error_of(with_changes(resources={"placement": "scatter"})).message
     assert "max_failures >= 0" in error_of(with_changes(resources={"max_failures": -1})).message
+
+
+def test_sweep_section_is_checked_path_by_path():
+    spec = parse_spec(with_changes(sweep={"parameters": {"task.args.lr": {"loguniform": [1e-4, 1e-2]}},
+                                          "metric": "val/acc", "mode": "max"}))
+    assert spec.sweep.parameters == {"task.args.lr": {"loguniform": [1e-4, 1e-2]}}
+    assert parse_spec(yaml.safe_load(spec.to_yaml())) == spec
+    bad_path = with_changes(sweep={"parameters": {"task.args.lrr": {"grid": [0.1]}}})
+    assert "sweep.parameters.task.args.lrr: task.args.lrr: unknown key; did you mean 'lr'?" in \
+        error_of(bad_path).message
+    bad_type = with_changes(sweep={"parameters": {"task.args.lr": {"grid": ["fast"]}}})
+    assert "expected float, got a str ('fast')" in error_of(bad_type).message
+    bad_sampler = with_changes(sweep={"parameters": {"task.args.lr": {"gird": [0.1]}}})
+    assert "unknown sampler 'gird'; did you mean 'grid'?" in error_of(bad_sampler).message
+    assert "expected [low, high]" in error_of(
+        with_changes(sweep={"parameters": {"seed": {"randint": [1]}}})).message
+
+
+def test_a_sweep_spec_needs_ray_tune_in_python_too():
+    from visionflow.pipelines import run
+
+    spec = parse_spec(with_changes(sweep={"parameters": {"seed": {"grid": [0, 1]}}}))
+    with pytest.raises(SpecError, match="sweep: a sweep runs its trials on Ray Tune"):
+        run(spec)
+
+
+def test_exponent_floats_are_floats_in_files_and_overrides(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(VALID).replace("lr: 0.01", "lr: 1e-4"))
+    assert load_spec(path).task.args["lr"] == 1e-4
+    assert load_spec(path, ["task.args.lr=3E-5"]).task.args["lr"] == 3e-5
