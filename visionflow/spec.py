@@ -16,8 +16,6 @@ Every error names the key path and, where one is close, a suggestion:
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,9 +24,15 @@ from typing import Any, Literal
 
 import yaml
 
+from visionflow.arguments import DATA_PROVIDED, check_arguments, check_trainer_keys
 from visionflow.errors import SpecError, UnknownNameError
+from visionflow.overrides import apply_overrides, read_yaml, with_values
 from visionflow.registry import DATAMODULES, STAGES, TASKS, Registry, did_you_mean
 from visionflow.typecheck import check_value, describe
+
+__all__ = ["DATA_PROVIDED", "ComponentSpec", "PipelineSpec", "ResourcesSpec", "StageSpec",
+           "SweepSpec", "apply_overrides", "check_arguments", "load_spec", "parse_spec",
+           "read_yaml", "sweep_examples", "with_values"]
 
 
 @dataclass(frozen=True)
@@ -133,78 +137,6 @@ def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> PipelineSpec:
     return parse_spec(raw, source=str(path))
 
 
-class SpecLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads ``1e-4`` as a float (YAML 1.2; PyYAML's 1.1 rules
-    want ``1.0e-4`` and would hand the spec the string ``'1e-4'``)."""
-
-
-SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
-
-
-def read_yaml(text: str) -> Any:
-    """Parse YAML text safely (no Python objects), with YAML 1.2 floats."""
-    return yaml.load(text, Loader=SpecLoader)  # noqa: S506 (SpecLoader is a SafeLoader)
-
-
-def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each ``a.b.c=value`` set (the value parsed as YAML)."""
-    values = {}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise SpecError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. --set trainer.max_epochs=3")
-        try:
-            values[item] = (key.strip(), read_yaml(text) if text.strip() else None)
-        except yaml.YAMLError:
-            values[item] = (key.strip(), text)
-    result = _deep_copy(raw)
-    for item, (key, value) in values.items():
-        _set_path(result, key.split("."), value, item)
-    return result
-
-
-def with_values(raw: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each key path of ``values`` set to its (already typed) value."""
-    result = _deep_copy(raw)
-    for path, value in values.items():
-        _set_path(result, path.split("."), value, f"{path}={value!r}")
-    return result
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value
-
-
-def _set_path(root: dict[str, Any], parts: list[str], value: Any, item: str) -> None:
-    node: Any = root
-    for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise SpecError(f"--set {item!r}: {'.'.join(parts[:depth + 1])}: "
-                                f"index out of range (list of {len(node)})")
-            index: Any = int(part)
-        else:
-            index = part
-        if last:
-            node[index] = value
-            continue
-        if isinstance(node, dict) and node.get(index) is None:
-            node[index] = {}
-        child = node[index]
-        if not isinstance(child, (dict, list)):
-            raise SpecError(f"--set {item!r}: {'.'.join(parts[:depth + 1])} is "
-                            f"{describe(child)}, not a mapping")
-        node = child
-
-
 # ------------------------------------------------------------------------------------- validation
 
 def parse_spec(raw: Mapping[str, Any], source: str = "<spec>") -> PipelineSpec:
@@ -222,7 +154,7 @@ def parse_spec(raw: Mapping[str, Any], source: str = "<spec>") -> PipelineSpec:
 
 def _check_all(spec: PipelineSpec) -> None:
     _check_components(spec)
-    _check_trainer(spec.trainer)
+    check_trainer_keys(spec.trainer)
 
 
 def _parse(raw: Mapping[str, Any]) -> PipelineSpec:
@@ -390,54 +322,3 @@ def _lookup(registry: Registry, name: str, path: str):
         return registry.get(name)
     except UnknownNameError as error:
         raise UnknownNameError(f"{path}: {error.message}", hint=error.hint) from None
-
-
-DATA_PROVIDED = ("num_classes", "in_channels", "image_size", "class_names", "category_ids")
-
-
-def check_arguments(builder: Any, args: Mapping[str, Any], path: str, *,
-                    provided_by_data: bool = False, skip: int = 0) -> None:
-    """Check ``args`` against the keyword parameters of ``builder`` (a class or function):
-    unknown names (with a suggestion), missing required ones and annotated types.
-    ``skip`` leading positional parameters are filled by the caller (e.g. a stage's context)."""
-    target = builder.__init__ if inspect.isclass(builder) else builder
-    signature = inspect.signature(target)
-    params = [p for p in signature.parameters.values() if p.name not in ("self", "cls")][skip:]
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return
-    named = {p.name: p for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    for key, value in args.items():
-        if key not in named:
-            raise SpecError(f"{path}.{key}: unknown key{did_you_mean(str(key), list(named))}",
-                            hint="allowed keys: " + ", ".join(named))
-        annotation = _annotation(target, key)
-        problem = check_value(value, annotation) if annotation is not None else None
-        if problem:
-            raise SpecError(f"{path}.{key}: {problem}")
-    for name, param in named.items():
-        required = param.default is inspect.Parameter.empty
-        if required and name not in args and not (provided_by_data and name in DATA_PROVIDED):
-            raise SpecError(f"{path}.{name}: required key is missing")
-
-
-def _annotation(target: Any, name: str) -> Any:
-    try:
-        return typing.get_type_hints(target).get(name)
-    except Exception:  # unresolvable forward references: skip the type check, keep the name check
-        return None
-
-
-def _check_trainer(trainer: Mapping[str, Any]) -> None:
-    from lightning.pytorch import Trainer
-
-    managed = {"logger", "callbacks", "default_root_dir", "enable_checkpointing", "strategy",
-               "plugins"}
-    params = [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
-    for key in trainer:
-        if key in managed:
-            raise SpecError(f"trainer.{key}: set by VisionFlow, not by the spec",
-                            hint="the run directory holds logs and checkpoints; use resources "
-                                 "for workers and devices")
-        if key not in params:
-            raise SpecError(f"trainer.{key}: unknown key{did_you_mean(str(key), params)}",
-                            hint="trainer keys are lightning.pytorch.Trainer's arguments")
