@@ -77,11 +77,17 @@ def load_ground_truth(gt: dict | str | Path, iou_type: str) -> GroundTruth:
     """Ground truth from a COCO dataset dict or the path of its JSON file."""
     params_for(iou_type)  # rejects an unknown iou type
     source = "<ground truth>" if isinstance(gt, dict) else str(gt)
+    return _parse_loaded(gt, dict, "ground truth", lambda data: _ground_truth(data, source, iou_type))
+
+
+def _parse_loaded(value: Any, loaded_type: type, kind: str, parse: Any) -> Any:
+    """``parse(data)`` where ``data`` is ``value`` itself when already a ``loaded_type``, else the
+    JSON file it names; the garbage collector stays paused meanwhile (millions of small objects)."""
     with gc_paused():
-        dataset = gt if isinstance(gt, dict) else read_json(gt, "ground truth")
-        ground_truth = _ground_truth(dataset, source, iou_type)
-        del dataset  # freed by reference counting, before the collector resumes
-    return ground_truth
+        data = value if isinstance(value, loaded_type) else read_json(value, kind)
+        parsed = parse(data)
+        del data  # freed by reference counting, before the collector resumes
+    return parsed
 
 
 def _ground_truth(dataset: Any, source: str, iou_type: str) -> GroundTruth:
@@ -159,11 +165,7 @@ def _boxes(records: Records, values: list[Any] | None = None) -> np.ndarray:
 def load_detections(results: list | str | Path, gt: GroundTruth, source: str | None = None) -> Detections:
     """Detections from a list of result dicts or the path of a results JSON file (``COCO.loadRes``)."""
     source = source or ("<results>" if isinstance(results, list) else str(results))
-    with gc_paused():
-        items = results if isinstance(results, list) else read_json(results, "results")
-        detections = _detections(items, gt, source)
-        del items  # freed by reference counting, before the collector resumes
-    return detections
+    return _parse_loaded(results, list, "results", lambda items: _detections(items, gt, source))
 
 
 def _detections(items: Any, gt: GroundTruth, source: str) -> Detections:
