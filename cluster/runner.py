@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from visionflow.cluster.local import embedded_ray
-from visionflow.cluster.sweep import SweepResults, resume_sweep, run_sweep
+from visionflow.cluster.sweeps import SweepResults, resume_sweep, run_sweep
 from visionflow.cluster.train import RayFitBackend
 from visionflow.pipelines import Results, SeedsResults
 from visionflow.pipelines import resume as _resume
@@ -45,7 +45,7 @@ def resume(path: str | Path, *,
 
 
 def sweep(spec: PipelineSpec) -> SweepResults:
-    """Run ``spec.sweep`` on Ray Tune, each trial a full run (see :mod:`visionflow.cluster.sweep`)."""
+    """Run ``spec.sweep`` on Ray Tune, each trial a full run (see :mod:`visionflow.cluster.sweeps`)."""
     with embedded_ray(num_cpus=cpus_for(spec)):
         return run_sweep(spec)
 

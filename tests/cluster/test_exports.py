@@ -1,0 +1,18 @@
+"""The package's lazily exported names stay functions and classes, even after every submodule
+has been imported (a submodule named like an export would replace it on the package)."""
+
+import importlib
+
+import pytest
+
+import visionflow.cluster as cluster
+
+SUBMODULES = ["commands", "head", "job_entry", "jobs", "local", "runner", "sweeps", "train"]
+
+
+@pytest.mark.parametrize("name", cluster.__all__)
+def test_export_is_not_shadowed_by_a_submodule(name):
+    for module in SUBMODULES:
+        importlib.import_module(f"visionflow.cluster.{module}")
+    value = getattr(cluster, name)
+    assert callable(value) and not isinstance(value, type(importlib)), f"{name} is {value!r}"
