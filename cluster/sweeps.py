@@ -29,7 +29,8 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
-from visionflow.rundir import RunDirectory, atomic_write_bytes, atomic_write_text
+from visionflow.plots import save_figure
+from visionflow.rundir import RunDirectory, atomic_write_text
 from visionflow.spec import PipelineSpec, parse_spec, with_values
 
 TUNE_DIR = "tune"
@@ -169,13 +170,11 @@ def _write_table(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> 
 
 
 def _plot(rows: list[dict[str, Any]], param: str, metric: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure
 
     points = [(r[param], r[metric]) for r in rows if r[metric] is not None]
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4), layout="tight")
+    axes = figure.subplots()
     axes.scatter([p for p, _ in points], [m for _, m in points])
     if points and all(isinstance(p, (int, float)) and p > 0 for p, _ in points) and \
             max(p for p, _ in points) / min(p for p, _ in points) >= 100:
@@ -184,8 +183,4 @@ def _plot(rows: list[dict[str, Any]], param: str, metric: str, path: Path) -> No
     axes.set_ylabel(metric)
     axes.set_title(f"{metric} vs {param}")
     axes.grid(alpha=0.3)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_figure(figure, path)

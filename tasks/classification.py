@@ -32,7 +32,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import RunError, SpecError
 from visionflow.registry import TASKS
-from visionflow.rundir import atomic_write_bytes, atomic_write_text
+from visionflow.plots import save_figure
+from visionflow.rundir import atomic_write_text
 from visionflow.tasks import optim
 from visionflow.tasks.nets import build_net, split_backbone_head
 from visionflow.tasks.nets import transfer
@@ -245,9 +246,8 @@ class ImageClassificationTask(LightningModule):
             raise RunError("save_artifacts('test'): no test epoch has run, so there is no "
                            "confusion matrix")
         matrix, names = self.test_confusion_matrix, self.class_names
-        image = io.BytesIO()
-        plot_confusion_matrix(matrix, names).savefig(image, format="png", dpi=120)
-        return [atomic_write_bytes(Path(directory) / "confusion_matrix.png", image.getvalue()),
+        return [save_figure(plot_confusion_matrix(matrix, names),
+                            Path(directory) / "confusion_matrix.png", dpi=120),
                 atomic_write_text(Path(directory) / "confusion_matrix.csv",
                                   confusion_matrix_csv(matrix, names))]
 

@@ -54,24 +54,24 @@ def plot_training_curves(metrics_csv: Path, out_dir: Path) -> list[Path]:
 
 
 def _plot_group(metric: str, lines: dict[str, list[tuple[float, float]]], path: Path) -> Path:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4), layout="tight")
+    axes = figure.subplots()
     for stage, points in sorted(lines.items()):
         by_epoch = dict(points)  # the last value logged in an epoch wins
         xs = sorted(by_epoch)
         axes.plot(xs, [by_epoch[x] for x in xs], marker="o" if len(xs) < 30 else None,
                   label=stage)
-    axes.set_xlabel("epoch")
-    axes.set_ylabel(metric)
-    axes.set_title(metric)
+    axes.set(xlabel="epoch", ylabel=metric, title=metric)
     axes.grid(alpha=0.3)
     axes.legend()
-    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path: Path, dpi: int = 100) -> Path:
+    """Write a matplotlib ``Figure`` (made without pyplot, so nothing to close) as a PNG,
+    atomically; return the path."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
+    figure.savefig(buffer, format="png", dpi=dpi)
     return atomic_write_bytes(path, buffer.getvalue())

@@ -6,14 +6,13 @@ the categories that have GT (the entries > -1), at the largest maxDets.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from visionflow.rundir import atomic_write_bytes
 from visionflow.metrics.coco_params import IOU_THRESHOLDS, RECALL_THRESHOLDS
+from visionflow.plots import save_figure
 
 if TYPE_CHECKING:
     from visionflow.metrics.coco import CocoResult
@@ -38,8 +37,8 @@ def plot_pr_curves(result: CocoResult, folder: str | Path) -> list[Path]:
     by_area = {f"area={label}": mean_precision(precision[..., a])
                for a, label in enumerate(result.params.area_labels)}
     title = f"COCO {result.iou_type}: precision-recall, maxDets={result.params.max_dets[-1]}"
-    return [_save(_figure(by_iou, title), folder / "pr_by_iou.png"),
-            _save(_figure(by_area, title), folder / "pr_by_area.png")]
+    return [save_figure(_figure(by_iou, title), folder / "pr_by_iou.png"),
+            save_figure(_figure(by_area, title), folder / "pr_by_area.png")]
 
 
 def _figure(curves: dict[str, np.ndarray], title: str):
@@ -57,9 +56,3 @@ def _figure(curves: dict[str, np.ndarray], title: str):
     axes.legend(loc="lower left")
     figure.tight_layout()
     return figure
-
-
-def _save(figure, path: Path) -> Path:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return atomic_write_bytes(path, buffer.getvalue())
