@@ -122,7 +122,7 @@ def annotation_columns(annotations: Any, images: Any, label_map: LabelMap, masks
     if masks:
         columns["segmentations"] = object_column(annotations.values("segmentation"))
     if keypoints:
-        columns["keypoints"] = keypoint_column(annotations)
+        columns["keypoints"] = keypoint_column(annotations, labels, label_map)
     return {key: value[keep] for key, value in columns.items()}
 
 
@@ -134,14 +134,28 @@ def object_column(values: list[Any]) -> np.ndarray:
     return column
 
 
-def keypoint_column(annotations: Any) -> np.ndarray:
-    """float32 [A, K, 3] keypoints; every annotation must have the same K."""
+def keypoint_column(annotations: Any, labels: np.ndarray, label_map: LabelMap) -> np.ndarray:
+    """float32 [A, K, 3] keypoints; every annotation must have the same K, and a category that
+    names its keypoints (``categories[].keypoints``) must name K of them."""
     values = annotations.values("keypoints")
     length = len(values[0]) if isinstance(values[0], list) else 0
     if length == 0 or length % 3:
         raise annotations.error(0, "'keypoints' must be a list of x, y, v triples")
-    return annotations.vectors("keypoints", length, values).reshape(len(values), -1, 3) \
-        .astype(np.float32)
+    points = annotations.vectors("keypoints", length, values).reshape(len(values), -1, 3)
+    check_keypoint_names(annotations, labels, points.shape[1], label_map)
+    return points.astype(np.float32)
+
+
+def check_keypoint_names(annotations: Any, labels: np.ndarray, count: int,
+                         label_map: LabelMap) -> None:
+    """A DataError names the first annotation whose category names other than ``count`` keypoints
+    (flips swap left/right keypoints by those names, so they must match the points)."""
+    if not label_map.keypoint_names:
+        return
+    named = np.array([len(names) for names in label_map.keypoint_names], dtype=np.int64)[labels]
+    fail_at(annotations, (named > 0) & (named != count),
+            lambda i: f"'keypoints' has {count} points, but its category "
+                      f"{label_map.category_id(int(labels[i]))} names {named[i]} keypoints")
 
 
 def empty_columns(masks: bool, keypoints: bool) -> dict[str, Any]:

@@ -1,10 +1,11 @@
-"""Shared machinery of the detection datamodules: records, label maps, decoding, collation.
+"""The base of the detection datamodules: splits, label maps across splits, pipelines, loaders.
 
 A source module (COCO, VOC, YOLO) only turns its files into a :class:`LabelMap` and, per split,
-a list of :class:`DetectionRecord`; :class:`DetectionDataModule` does the rest: decoding images
-and masks per sample in DataLoader workers, the bbox-aware transforms, collation into
-``DetectionBatch`` (images float32 ``[C, H, W]`` in ``[0, 1]``, boxes XYXY in pixels), the
-dataloaders and the ``DatasetInfo``.
+a list of :class:`DetectionRecord`; :class:`DetectionDataModule` does the rest: the bbox-aware
+pipelines, one :class:`DetectionDataset` per split (decoding, transform and target conversion
+per sample in DataLoader workers, see :mod:`visionflow.datamodules.detection_samples`),
+collation into ``DetectionBatch`` (images float32 ``[C, H, W]`` in ``[0, 1]``, boxes XYXY in
+pixels), the dataloaders and the ``DatasetInfo``.
 
 Conventions every source follows:
 
@@ -22,63 +23,24 @@ Conventions every source follows:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from visionflow.batches import DatasetInfo, DetectionBatch, DetectionTarget
+from visionflow.batches import DatasetInfo
 from visionflow.datamodules.base import EpochSeeding, EpochShuffleSampler
+# re-exported: the sources and their tests import these from here
+from visionflow.datamodules.detection_samples import (  # noqa: F401
+    DetectionDataset, DetectionRecord, LabelMap, collate_detection, decode_image, decode_masks,
+    make_target, to_rle)
 from visionflow.errors import DataError, SpecError
 
 EVAL_SPLITS = ("val", "test")
 DEFAULT_TRANSFORMS = {"train": "detection_train", "eval": "detection_eval"}
-
-
-@dataclass(frozen=True)
-class LabelMap:
-    """Dataset category ids <-> contiguous labels ``0..K-1`` (label ``i`` is ``category_ids[i]``)."""
-
-    category_ids: tuple[int, ...]
-    names: tuple[str, ...]
-
-    @classmethod
-    def from_categories(cls, categories: Iterable[Mapping[str, Any]], source: str) -> LabelMap:
-        """From COCO ``categories`` (``{id, name}`` objects), in ascending id order."""
-        pairs = []
-        for index, category in enumerate(categories):
-            if not isinstance(category, Mapping) or not isinstance(category.get("id"), int):
-                raise DataError(f"{source}: category #{index} has no integer 'id'",
-                                hint="categories are [{id: int, name: str}, ...]")
-            pairs.append((category["id"], str(category.get("name", category["id"]))))
-        ids = [i for i, _ in pairs]
-        if len(set(ids)) != len(ids):
-            raise DataError(f"{source}: category ids repeat: {sorted(ids)}")
-        if not pairs:
-            raise DataError(f"{source}: the file has no categories")
-        pairs.sort()
-        return cls(tuple(i for i, _ in pairs), tuple(n for _, n in pairs))
-
-    def __len__(self) -> int:
-        return len(self.category_ids)
-
-    def labels(self, category_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(labels int64 [N], found bool [N])`` of dataset ``category_ids`` [N]."""
-        known = np.asarray(self.category_ids, dtype=np.int64)
-        order = np.argsort(known)
-        category_ids = np.asarray(category_ids, dtype=np.int64)
-        positions = np.minimum(np.searchsorted(known[order], category_ids), len(known) - 1)
-        labels = order[positions]
-        return labels.astype(np.int64), known[labels] == category_ids
-
-    def category_id(self, label: int) -> int:
-        return self.category_ids[label]
 
 
 @dataclass(frozen=True)
@@ -90,185 +52,6 @@ class DetectionDatasetInfo(DatasetInfo):
 
     def task_kwargs(self) -> dict[str, Any]:
         return {**super().task_kwargs(), "category_ids": list(self.category_ids)}
-
-
-@dataclass(frozen=True)
-class DetectionRecord:
-    """One image and its N annotations as read from the dataset files (nothing decoded yet).
-
-    ``boxes`` float32 [N, 4] XYXY in pixels, or in fractions of the image's width and height when
-    ``normalized`` (YOLO); ``labels`` int64 [N]; ``iscrowd`` bool [N]; ``annotation_ids`` int64 [N]
-    (line numbers for YOLO) for error messages; ``area`` float32 [N] (``None``: box areas);
-    ``segmentations`` N COCO segmentations (polygon lists, scaled like the boxes, or RLE dicts);
-    ``keypoints`` float32 [N, K, 3] (x, y, visibility); ``size`` the (H, W) the files state.
-    """
-
-    image_path: Path
-    image_id: int
-    boxes: np.ndarray
-    labels: np.ndarray
-    iscrowd: np.ndarray
-    annotation_ids: np.ndarray
-    source: str
-    area: np.ndarray | None = None
-    segmentations: tuple[Any, ...] | None = None
-    keypoints: np.ndarray | None = None
-    size: tuple[int, int] | None = None
-    normalized: bool = False
-
-    def where(self, annotation: int | None = None) -> str:
-        """``"annotations.json (image id 7, annotation id 31)"`` for error messages."""
-        detail = f"image id {self.image_id}"
-        if annotation is not None:
-            detail += f", annotation id {int(self.annotation_ids[annotation])}"
-        return f"{self.source} ({detail})"
-
-    @property
-    def has_objects(self) -> bool:
-        return bool((~self.iscrowd).any())
-
-    def in_pixels(self, height: int, width: int) -> DetectionRecord:
-        """This record with normalized coordinates scaled to an image of ``height`` x ``width``."""
-        if not self.normalized:
-            return self
-        scale = np.array([width, height, width, height], dtype=np.float32)
-        segmentations = None if self.segmentations is None else tuple(
-            [(np.asarray(p, dtype=np.float64).reshape(-1, 2) * (width, height)).ravel().tolist()
-             for p in polygons] for polygons in self.segmentations)
-        return replace(self, boxes=self.boxes * scale, segmentations=segmentations,
-                       normalized=False)
-
-
-def decode_image(record: DetectionRecord) -> np.ndarray:
-    """RGB pixels uint8 [H, W, 3] of ``record``; a DataError names the file and image id."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(record.image_path) as image:
-            pixels = np.asarray(image.convert("RGB"))
-    except FileNotFoundError:
-        raise DataError(f"{record.image_path}: image file is missing ({record.where()})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"{record.image_path}: cannot decode the image ({record.where()}): {error}",
-                        hint="re-download or remove the file") from None
-    if record.size is not None and tuple(pixels.shape[:2]) != tuple(record.size):
-        raise DataError(f"{record.image_path}: image is {pixels.shape[1]}x{pixels.shape[0]} but "
-                        f"{record.where()} says {record.size[1]}x{record.size[0]} (width x height)")
-    return pixels
-
-
-def decode_masks(record: DetectionRecord, height: int, width: int) -> np.ndarray:
-    """Instance masks uint8 [N, H, W] of the record's polygons or RLE segmentations."""
-    from pycocotools import mask as mask_utils
-
-    masks = np.zeros((len(record.segmentations), height, width), dtype=np.uint8)
-    for index, segmentation in enumerate(record.segmentations):
-        try:
-            rle = to_rle(segmentation, height, width, mask_utils)
-            masks[index] = mask_utils.decode(rle)
-        except (TypeError, ValueError, KeyError, IndexError) as error:
-            raise DataError(f"{record.where(index)}: malformed 'segmentation': {error}",
-                            hint="polygons [[x1, y1, x2, y2, ...]] or RLE {size, counts}") from None
-    return masks
-
-
-def to_rle(segmentation: Any, height: int, width: int, mask_utils: Any) -> dict:
-    """One compressed RLE of a COCO segmentation (polygons, uncompressed or compressed RLE)."""
-    if isinstance(segmentation, list):
-        polygons = [p for p in segmentation if len(p) >= 6]
-        if not polygons:
-            raise ValueError("no polygon with at least 3 points")
-        return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
-    if list(segmentation["size"]) != [height, width]:
-        raise ValueError(f"RLE size {segmentation['size']} is not the image's [{height}, {width}]")
-    if isinstance(segmentation["counts"], list):
-        return mask_utils.frPyObjects(segmentation, height, width)
-    counts = segmentation["counts"]
-    return {"size": segmentation["size"],
-            "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-
-
-class DetectionDataset(Dataset):
-    """Decodes, transforms and converts one record per item: ``(image [C, H, W], target)``.
-
-    Augmentation is seeded from ``(seed, rank, epoch, worker)`` (see ``EpochSeeding``), so a run
-    with the same number of workers draws the same augmentations again, after a resume too."""
-
-    def __init__(self, records: list[DetectionRecord], transform: Any, seeding: EpochSeeding,
-                 masks: bool = False, keypoints: bool = False):
-        self.records = records
-        self.transform = transform
-        self.seeding = seeding
-        self.masks = masks
-        self.keypoints = keypoints
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, DetectionTarget]:
-        from visionflow.datamodules.transforms.detection import apply_detection_transform
-
-        seed = self.seeding.new_seed()
-        if seed is not None:
-            self.transform.set_random_seed(seed)
-        record = self.records[index]
-        pixels = decode_image(record)                                   # uint8 [H, W, 3]
-        record = record.in_pixels(*pixels.shape[:2])
-        masks = decode_masks(record, *pixels.shape[:2]) if self.masks else None
-        keypoints = record.keypoints if self.keypoints else None
-        out = apply_detection_transform(self.transform, pixels, record.boxes, masks, keypoints)
-        image = torch.from_numpy(np.ascontiguousarray(out.image.transpose(2, 0, 1)))
-        return image, make_target(record, out)                          # [C, H, W] float32
-
-    def set_epoch(self, epoch: int) -> None:
-        """Called by the train sampler each epoch: augmentation seeds follow the epoch."""
-        self.seeding.set_epoch(epoch)
-
-
-def make_target(record: DetectionRecord, out: Any) -> DetectionTarget:
-    """The target of the annotations that survived the transform (``out.kept``). Areas scale
-    with their box (exact for resizes, flips and shifts; proportional for boxes cut by a crop)."""
-    in_area = box_areas(record.boxes)[out.kept]
-    area = record.area[out.kept] if record.area is not None else in_area
-    scale = np.divide(box_areas(out.boxes), in_area, out=np.ones_like(in_area), where=in_area > 0)
-    scale[np.isclose(scale, 1.0, rtol=1e-5, atol=0)] = 1.0  # albumentations' float round trip
-    return DetectionTarget(
-        boxes=torch.as_tensor(out.boxes, dtype=torch.float32).reshape(-1, 4),
-        labels=torch.as_tensor(record.labels[out.kept], dtype=torch.int64),
-        image_id=record.image_id,
-        iscrowd=torch.as_tensor(record.iscrowd[out.kept], dtype=torch.bool),
-        masks=None if out.masks is None else torch.as_tensor(out.masks, dtype=torch.uint8),
-        keypoints=None if out.keypoints is None else torch.as_tensor(out.keypoints),
-        area=torch.as_tensor(area * scale, dtype=torch.float32))
-
-
-def box_areas(boxes: np.ndarray) -> np.ndarray:
-    """Areas float64 [N] of XYXY ``boxes`` [N, 4]."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-
-
-def collate_detection(samples: list[tuple[torch.Tensor, DetectionTarget]]) -> DetectionBatch:
-    """Images stay a list (sizes may differ); one target per image."""
-    return PinnableDetectionBatch(images=[image for image, _ in samples],
-                                  targets=[target for _, target in samples])
-
-
-class PinnableDetectionBatch(DetectionBatch):
-    """A batch that torch's pin-memory thread can pin (it pins objects with ``pin_memory()``);
-    pinning returns a plain :class:`DetectionBatch`."""
-
-    def pin_memory(self) -> DetectionBatch:
-        return DetectionBatch([image.pin_memory() for image in self.images],
-                              [pinned_target(target) for target in self.targets])
-
-
-def pinned_target(target: DetectionTarget) -> DetectionTarget:
-    return DetectionTarget(**{f.name: pinned(getattr(target, f.name)) for f in fields(target)})
-
-
-def pinned(value: Any) -> Any:
-    return value.pin_memory() if isinstance(value, torch.Tensor) else value
 
 
 class DetectionDataModule(LightningDataModule):
@@ -360,7 +143,7 @@ class DetectionDataModule(LightningDataModule):
             raise DataError(f"the {split} split has no images")
         pipeline = self.pipelines["train" if split == "train" else "eval"]
         return DetectionDataset(records, pipeline, EpochSeeding(self.seed, self.rank),
-                                self.masks, self.keypoints)
+                                self.masks, self.keypoints, self.label_map.keypoint_names)
 
     def transform_summary(self) -> dict[str, Any]:
         """The pipelines as plain data (``albumentations.from_dict`` rebuilds them)."""

@@ -11,15 +11,24 @@
 The detection datamodules build their :class:`TransformContext` with :func:`detection_context`:
 mean 0 and std 1 (torchvision detectors normalize with their own statistics), ``bbox_params``
 for XYXY pixel boxes that carry their index (so labels, masks and keypoints follow the boxes that
-survive), ``keypoint_params``, and a seed. Every geometric transform moves image, boxes, masks
-and keypoints with the same sampled parameters. Keypoints keep their order under flips (no
-left/right swap).
+survive), ``keypoint_params``, a seed, and ``save_applied_params`` (so we know which flips ran).
+Every geometric transform moves image, boxes, masks and keypoints with the same sampled
+parameters.
+
+Named keypoints swap sides in a mirror image: after a horizontal flip a person's ``left_eye``
+lies where the right eye was drawn. albumentations 2.0.8 moves the points but keeps their order
+(``KeypointParams(label_mapping=...)`` only arrives in AlbumentationsX 2.0.12), so
+:func:`apply_detection_transform` swaps every ``left_X``/``right_X`` pair itself (x, y and
+visibility together) when the applied transforms mirrored the image: an odd number of
+reflections (HorizontalFlip, VerticalFlip, Transpose, the mirroring elements of D4 and
+SquareSymmetry). Two flips make a 180-degree rotation, which keeps left and right.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +42,10 @@ FAMILY = "detection"
 BOX_INDEX_FIELD = "box_indices"
 TRAIN_MIN_VISIBILITY = 0.25
 PAD_BORDER = 0  # cv2.BORDER_CONSTANT
+MIRRORS = frozenset({"HorizontalFlip", "VerticalFlip", "Transpose"})
+SYMMETRY_GROUPS = frozenset({"D4", "SquareSymmetry"})   # their params name a ``group_element``
+MIRROR_ELEMENTS = frozenset({"h", "v", "t", "hvt"})     # the reflections among D4's eight
+SIDES = ("left_", "right_")
 
 
 def detection_context(image_size: int | None, seed: int | None = None) -> TransformContext:
@@ -46,6 +59,7 @@ def detection_context(image_size: int | None, seed: int | None = None) -> Transf
                                         clip=True),
             "keypoint_params": A.KeypointParams(format="xy", remove_invisible=False),
             "seed": seed,
+            "save_applied_params": True,
         })
 
 
@@ -63,9 +77,13 @@ class TransformedSample:
 
 def apply_detection_transform(transform: A.Compose, image: np.ndarray, boxes: np.ndarray,
                               masks: np.ndarray | None = None,
-                              keypoints: np.ndarray | None = None) -> TransformedSample:
+                              keypoints: np.ndarray | None = None,
+                              mirror_orders: np.ndarray | None = None) -> TransformedSample:
     """Run ``transform`` on uint8 ``image`` [H, W, C] with ``boxes`` [N, 4] XYXY pixels and
-    optional ``masks`` [N, H, W] and ``keypoints`` [N, K, 3] (x, y, visibility)."""
+    optional ``masks`` [N, H, W] and ``keypoints`` [N, K, 3] (x, y, visibility).
+
+    ``mirror_orders`` int64 [N, K] (see :func:`annotation_mirror_orders`): where each keypoint is
+    taken from when the transform mirrored the image; ``None``: keypoints keep their order."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     count = len(boxes)
     points = np.zeros((0, 2), np.float32) if keypoints is None else keypoints[..., :2].reshape(-1, 2)
@@ -83,8 +101,64 @@ def apply_detection_transform(transform: A.Compose, image: np.ndarray, boxes: np
         moved = np.asarray(out["masks"], dtype=np.uint8) if count else np.zeros((0, height, width))
         result.masks = moved.reshape(-1, height, width)[kept].astype(np.uint8)
     if keypoints is not None:
-        result.keypoints = moved_keypoints(keypoints, out["keypoints"], height, width)[kept]
+        moved_points = moved_keypoints(keypoints, out["keypoints"], height, width)
+        if mirror_orders is not None and is_mirrored(applied_transforms(out)):
+            moved_points = np.take_along_axis(moved_points, mirror_orders[..., None], axis=1)
+        result.keypoints = moved_points[kept]
     return result
+
+
+def applied_transforms(out: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(class name, params)`` of each transform that ran, from a pipeline that saves them."""
+    if "applied_transforms" not in out:
+        raise ValueError("the pipeline does not record which transforms ran, so a flip cannot "
+                         "swap left and right keypoints: build it with detection_context(), or "
+                         "A.Compose(..., save_applied_params=True)")
+    return out["applied_transforms"]
+
+
+def is_mirrored(applied: Sequence[tuple[str, dict[str, Any]]]) -> bool:
+    """Whether ``applied`` transforms reflect the image: an odd number of mirrors."""
+    mirrors = sum(name in MIRRORS or (name in SYMMETRY_GROUPS
+                                      and str(params.get("group_element")) in MIRROR_ELEMENTS)
+                  for name, params in applied)
+    return mirrors % 2 == 1
+
+
+def mirror_order(names: Sequence[str]) -> np.ndarray:
+    """int64 [K]: for each of the K keypoint ``names``, the index of the keypoint that takes its
+    place in a mirror image (``left_X`` <-> ``right_X``); a name without a partner keeps its own."""
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index.get(partner(name), i) for i, name in enumerate(names)], dtype=np.int64)
+
+
+def partner(name: str) -> str:
+    """``"right_eye"`` for ``"left_eye"`` and back; any other name is its own partner."""
+    for side, other in (SIDES, SIDES[::-1]):
+        if name.startswith(side):
+            return other + name[len(side):]
+    return name
+
+
+def label_mirror_orders(keypoint_names: Sequence[Sequence[str]]) -> dict[int, np.ndarray]:
+    """``{label: mirror order int64 [K]}`` of the labels whose keypoint names have a left/right
+    pair (``keypoint_names[label]``, as in ``LabelMap.keypoint_names``); others are left out."""
+    orders = {label: mirror_order(names) for label, names in enumerate(keypoint_names)}
+    return {label: order for label, order in orders.items()
+            if (order != np.arange(len(order))).any()}
+
+
+def annotation_mirror_orders(by_label: dict[int, np.ndarray], labels: np.ndarray,
+                             count: int) -> np.ndarray | None:
+    """int64 [N, K]: the mirror order of the K = ``count`` keypoints of each of the N annotations
+    with ``labels`` [N] (unchanged for labels not in ``by_label``); ``None`` when none swaps."""
+    if not by_label or not any(int(label) in by_label for label in labels):
+        return None
+    orders = np.tile(np.arange(count, dtype=np.int64), (len(labels), 1))
+    for row, label in enumerate(labels):
+        if int(label) in by_label:
+            orders[row] = by_label[int(label)]
+    return orders
 
 
 def to_float_image(pixels: np.ndarray) -> np.ndarray:
