@@ -19,6 +19,7 @@ from typing import Any
 
 from visionflow.errors import CheckpointError, SpecError
 from visionflow.pipelines.build import build_datamodule, build_task, resolve_spec, seed_everything
+from visionflow.pipelines.evaluation import EvaluationBackend, LocalEvaluationBackend
 from visionflow.pipelines.stages import FitBackend, LocalFitBackend, StageContext
 from visionflow.plots import plot_training_curves
 from visionflow.registry import STAGES
@@ -36,15 +37,18 @@ class Results:
 
 
 def run(spec: PipelineSpec, *, fit_backend: FitBackend | None = None,
+        evaluation_backend: EvaluationBackend | None = None,
         run_dir: RunDirectory | None = None) -> Results:
-    """Run every stage of ``spec`` in a new run directory (or the one given)."""
+    """Run every stage of ``spec`` in a new run directory (or the one given). The backends say
+    where ``fit`` and the ``evaluate`` stage's shards run (default: in this process)."""
     spec = resolve_spec(spec)
     run_dir = run_dir or RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
     run_dir.write_environment(spec.seed)
-    return _execute(spec, run_dir, fit_backend, resume=False)
+    return _execute(spec, run_dir, fit_backend, evaluation_backend, resume=False)
 
 
-def resume(path: str | Path, *, fit_backend: FitBackend | None = None) -> Results:
+def resume(path: str | Path, *, fit_backend: FitBackend | None = None,
+           evaluation_backend: EvaluationBackend | None = None) -> Results:
     """Continue an interrupted run: finished stages are kept, an unfinished fit restarts from
     ``checkpoints/last.ckpt``, the stages after it run as usual."""
     run_dir = RunDirectory.open(path)
@@ -53,7 +57,7 @@ def resume(path: str | Path, *, fit_backend: FitBackend | None = None) -> Result
     if status.get("state") == "completed":
         raise CheckpointError(f"{run_dir.path}: this run has already completed",
                               hint="start a new run with `visionflow run SPEC`")
-    return _execute(spec, run_dir, fit_backend, resume=True)
+    return _execute(spec, run_dir, fit_backend, evaluation_backend, resume=True)
 
 
 def _check_backend(spec: PipelineSpec, fit_backend: FitBackend | None) -> FitBackend:
@@ -80,7 +84,7 @@ def stage_keys(spec: PipelineSpec) -> list[str]:
 
 
 def _execute(spec: PipelineSpec, run_dir: RunDirectory, fit_backend: FitBackend | None,
-             resume: bool) -> Results:
+             evaluation_backend: EvaluationBackend | None, resume: bool) -> Results:
     backend = _check_backend(spec, fit_backend)
     seed_everything(spec.seed)
     datamodule = build_datamodule(spec)
@@ -90,7 +94,8 @@ def _execute(spec: PipelineSpec, run_dir: RunDirectory, fit_backend: FitBackend 
         run_dir.write_yaml("transforms.yaml", datamodule.transform_summary())
     done: dict[str, dict[str, float]] = dict(run_dir.status().get("stages", {})) if resume else {}
     context = StageContext(spec, run_dir, datamodule, task, backend,
-                           resume_checkpoint=run_dir.last_checkpoint if resume else None)
+                           resume_checkpoint=run_dir.last_checkpoint if resume else None,
+                           evaluation_backend=evaluation_backend or LocalEvaluationBackend())
     if resume and "fit" in done:
         context.load_best_weights()
     run_dir.write_status("running", done)
@@ -127,8 +132,8 @@ class SeedsResults:
     summary: dict[str, dict[str, Any]]
 
 
-def run_seeds(spec: PipelineSpec, seeds: int, *,
-              fit_backend: FitBackend | None = None) -> SeedsResults:
+def run_seeds(spec: PipelineSpec, seeds: int, *, fit_backend: FitBackend | None = None,
+              evaluation_backend: EvaluationBackend | None = None) -> SeedsResults:
     """Run ``spec`` with seeds ``spec.seed .. spec.seed + seeds - 1``, each in ``seed_<s>/`` of one
     parent run directory, and write ``seeds_summary.json`` there (mean, std, values per metric)."""
     if seeds < 1:
@@ -139,7 +144,8 @@ def run_seeds(spec: PipelineSpec, seeds: int, *,
     for seed in range(spec.seed, spec.seed + seeds):
         seeded = spec.replace(seed=seed)
         child = RunDirectory.create(parent.path, f"seed_{seed}", seeded.to_yaml())
-        runs.append(run(seeded, fit_backend=fit_backend, run_dir=child))
+        runs.append(run(seeded, fit_backend=fit_backend, evaluation_backend=evaluation_backend,
+                        run_dir=child))
     summary = summarize_seeds(runs)
     atomic_write_json(parent.path / "seeds_summary.json",
                       {"seeds": list(range(spec.seed, spec.seed + seeds)),

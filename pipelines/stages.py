@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 import torch
 
 from visionflow.pipelines.build import build_trainer, checkpoint_monitor
+from visionflow.pipelines.evaluation import EvaluationBackend, LocalEvaluationBackend
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import CheckpointError, SpecError
 from visionflow.plots import read_metric_series
@@ -40,7 +41,8 @@ class FitBackend(Protocol):
 
 @dataclass
 class StageContext:
-    """Everything a stage may use. ``resume_checkpoint`` is set when ``--resume`` continues a fit."""
+    """Everything a stage may use. ``resume_checkpoint`` is set when ``--resume`` continues a fit;
+    ``evaluation_backend`` runs the ``evaluate`` stage's shards (here, or on Ray workers)."""
 
     spec: PipelineSpec
     run_dir: RunDirectory
@@ -49,6 +51,7 @@ class StageContext:
     fit_backend: FitBackend
     resume_checkpoint: Path | None = None
     outcome: FitOutcome | None = field(default=None)
+    evaluation_backend: EvaluationBackend = field(default_factory=LocalEvaluationBackend)
 
     def load_best_weights(self) -> Path | None:
         """Load the best checkpoint of this run's fit into ``task`` (weights only); return its path."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextvars
 import csv
 import io
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +30,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import RunError, SpecError
+from visionflow.evaluation import Evaluation
+from visionflow.metrics.classification import ClassificationEvaluator
 from visionflow.registry import TASKS
 from visionflow.plots import save_figure
 from visionflow.rundir import atomic_write_text
@@ -199,6 +200,20 @@ class ImageClassificationTask(LightningModule):
         """Class probabilities ``[B, K]``."""
         return self(batch.images).float().softmax(dim=-1)
 
+    # ------------------------------------------------------------- evaluation contract
+
+    def make_evaluator(self) -> ClassificationEvaluator:
+        """Top-1 / top-5 accuracy, loss and confusion matrix (see :mod:`visionflow.evaluation`)."""
+        return ClassificationEvaluator(self.hparams.num_classes)
+
+    def evaluation_step(self, batch: ImageClassificationBatch) -> tuple[dict[str, Any], torch.Tensor]:
+        """``({"top_k": [B, min(5, K)] class indices, "loss": batch mean}, targets [B])`` on CPU."""
+        logits = self(batch.images)                                                # [B, K]
+        loss = classification_loss(logits, batch.targets, self.hparams.loss,
+                                   self.hparams.label_smoothing)
+        top_k = logits.float().topk(min(5, self.hparams.num_classes), dim=-1).indices
+        return {"top_k": top_k.cpu(), "loss": float(loss)}, batch.targets.cpu()
+
     # ------------------------------------------------------------------------ optimization
 
     def parameter_groups(self) -> list[dict[str, Any]]:
@@ -214,26 +229,12 @@ class ImageClassificationTask(LightningModule):
         h = self.hparams
         optimizer = optim.build_optimizer(self.parameter_groups(), h.optimizer, h.lr, h.momentum,
                                           h.nesterov, h.weight_decay)
-        epochs, steps_per_epoch = self._training_length()
+        epochs, steps_per_epoch = optim.training_length(self.trainer)
         scheduler = optim.build_scheduler(optimizer, h.scheduler, epochs, h.warmup_epochs,
                                           h.step_size, h.gamma, steps_per_epoch=steps_per_epoch)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
-
-    def _training_length(self) -> tuple[float | None, int | None]:
-        """``(epochs, optimizer steps per epoch)`` of this fit on this rank. ``epochs`` counts
-        ``max_steps`` too, and may be fractional; steps are None when an epoch has no length."""
-        trainer = self.trainer
-        trainer.fit_loop.setup_data()  # load the train dataloader now (Lightning would next)
-        batches = trainer.num_training_batches
-        if math.isinf(batches):
-            return trainer.max_epochs, None
-        steps_per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
-        total_steps = trainer.estimated_stepping_batches
-        if math.isinf(total_steps):
-            return trainer.max_epochs, steps_per_epoch
-        return total_steps / steps_per_epoch, steps_per_epoch
 
     # --------------------------------------------------------------------------- artifacts
 
@@ -245,11 +246,11 @@ class ImageClassificationTask(LightningModule):
         if self.test_confusion_matrix is None:
             raise RunError("save_artifacts('test'): no test epoch has run, so there is no "
                            "confusion matrix")
-        matrix, names = self.test_confusion_matrix, self.class_names
-        return [save_figure(plot_confusion_matrix(matrix, names),
-                            Path(directory) / "confusion_matrix.png", dpi=120),
-                atomic_write_text(Path(directory) / "confusion_matrix.csv",
-                                  confusion_matrix_csv(matrix, names))]
+        return write_confusion_matrix(self.test_confusion_matrix, self.class_names, directory)
+
+    def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
+        """The ``evaluate`` stage's confusion matrix (PNG and CSV) in ``directory``."""
+        return write_confusion_matrix(evaluation.details, self.class_names, directory)
 
 
 def _epoch_metrics(num_classes: int) -> dict[str, Metric]:
@@ -294,6 +295,15 @@ def _check_arguments(h: Any) -> None:
 
 
 # ---------------------------------------------------------------------------- confusion matrix
+
+def write_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str],
+                           directory: Path) -> list[Path]:
+    """``confusion_matrix.png`` and ``.csv`` of ``matrix [K, K]`` in ``directory``, atomically."""
+    return [save_figure(plot_confusion_matrix(matrix, class_names),
+                        Path(directory) / "confusion_matrix.png", dpi=120),
+            atomic_write_text(Path(directory) / "confusion_matrix.csv",
+                              confusion_matrix_csv(matrix, class_names))]
+
 
 def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
     """A matplotlib Figure (Agg, no pyplot state) of ``matrix [K, K]``, rows = true class; counts

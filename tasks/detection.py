@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextvars
 import io
-import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,13 +29,14 @@ from lightning.pytorch import LightningModule
 
 from visionflow.batches import DetectionBatch, DetectionTarget
 from visionflow.errors import RunError, SpecError
+from visionflow.evaluation import Evaluation
 from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_bytes, atomic_write_json
 from visionflow.spec import check_arguments
 from visionflow.tasks import optim
+from visionflow.tasks.detection_eval import DetectionEvaluator, ground_truth_entry
 from visionflow.tasks.nets.detectors import DETECTORS, build_detector
 
-LOGGED_STATS = {"mAP": 0, "AP50": 1, "AP75": 2, "APs": 3, "APm": 4, "APl": 5, "AR100": 8}
 OVERLAY_MIN_SIDE = 256
 PALETTE = ("red", "lime", "cyan", "yellow", "magenta", "orange", "blue", "pink")
 _RESTORING_CHECKPOINT = contextvars.ContextVar("restoring_detection_checkpoint", default=False)
@@ -88,9 +88,10 @@ class ObjectDetectionTask(LightningModule):
                                                     restoring=_RESTORING_CHECKPOINT.get()))
         if freeze_backbone:
             self.model.backbone.requires_grad_(False)
-        self._ground_truth: list[dict[str, Any]] = []
+        self._pairs: list[tuple[dict[str, torch.Tensor], dict[str, Any]]] = []
         self._predictions: list[dict[str, Any]] = []
         self._samples: list[dict[str, torch.Tensor]] = []
+        self._unchecked_loss: tuple[int, torch.Tensor, dict[str, torch.Tensor]] | None = None
         self.last_result: Any = None
         self.predictions_path: Path | None = None
 
@@ -120,15 +121,29 @@ class ObjectDetectionTask(LightningModule):
     def training_step(self, batch: DetectionBatch, batch_idx: int) -> torch.Tensor:
         losses = self.model(batch.images, [to_model_target(t) for t in batch.targets])
         loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            raise RunError(f"the detection loss is {loss.item()} at step {self.global_step} "
-                           f"({ {k: round(v.item(), 4) for k, v in losses.items()} })",
-                           hint="lower task.args.lr or raise warmup_epochs")
+        self._check_finite((self.global_step, loss.detach(),
+                            {k: v.detach() for k, v in losses.items()}))
         size = len(batch)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
         for name, value in losses.items():
             self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=size)
         return loss
+
+    def _check_finite(self, step_loss: tuple[int, torch.Tensor, dict[str, torch.Tensor]] | None) -> None:
+        """Raise RunError if the loss of the step before was NaN or infinite, and keep this one's
+        for the next call: one step late, so reading the flag never waits for the step just queued
+        on the GPU (the fit's last step is checked at the end of its epoch)."""
+        unchecked, self._unchecked_loss = self._unchecked_loss, step_loss
+        if unchecked is None:
+            return
+        step, loss, losses = unchecked
+        if not torch.isfinite(loss):
+            raise RunError(f"the detection loss is {loss.item()} at step {step} "
+                           f"({ {k: round(v.item(), 4) for k, v in losses.items()} })",
+                           hint="lower task.args.lr or raise warmup_epochs")
+
+    def on_train_epoch_end(self) -> None:
+        self._check_finite(None)
 
     def validation_step(self, batch: DetectionBatch, batch_idx: int) -> None:
         self._collect(batch, keep_samples=False)
@@ -156,9 +171,22 @@ class ObjectDetectionTask(LightningModule):
 
     def _collect(self, batch: DetectionBatch, keep_samples: bool) -> None:
         detections = self._detect(batch, keep_samples)
-        for image, target, detection in zip(batch.images, batch.targets, detections):
-            self._ground_truth.append(ground_truth_entry(target, image.shape[-2:], self.category_ids))
-            self._predictions.append({"image_id": target.image_id, **detection})
+        self._pairs.extend(zip(detections, self._ground_truth_entries(batch)))
+
+    def _ground_truth_entries(self, batch: DetectionBatch) -> list[dict[str, Any]]:
+        return [ground_truth_entry(target, image.shape[-2:], self.category_ids)
+                for image, target in zip(batch.images, batch.targets)]
+
+    # ------------------------------------------------------------- evaluation contract
+
+    def make_evaluator(self) -> DetectionEvaluator:
+        """COCO box mAP against the batches' targets (see :mod:`visionflow.evaluation`)."""
+        return DetectionEvaluator(self.category_ids, self.class_names)
+
+    def evaluation_step(self, batch: DetectionBatch) -> tuple[list[dict[str, torch.Tensor]],
+                                                              list[dict[str, Any]]]:
+        """(per-image detections on CPU, their COCO ground-truth entries)."""
+        return self._detect(batch, keep_samples=False), self._ground_truth_entries(batch)
 
     def _keep_samples(self, batch: DetectionBatch, detections: list[dict[str, torch.Tensor]]) -> None:
         for image, target, detection in zip(batch.images, batch.targets, detections):
@@ -182,7 +210,7 @@ class ObjectDetectionTask(LightningModule):
         self._samples = []
 
     def _reset(self) -> None:
-        self._ground_truth, self._predictions = [], []
+        self._pairs, self._predictions = [], []
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
@@ -193,15 +221,13 @@ class ObjectDetectionTask(LightningModule):
 
     def _score(self, stage: str) -> None:
         """COCO-evaluate the epoch's predictions (all ranks') and log ``<stage>/mAP`` etc."""
-        from visionflow.metrics.coco import CocoEvaluator
-
-        ground_truth = coco_dataset(gather(self._ground_truth), self.category_ids, self.class_names)
-        evaluator = CocoEvaluator(ground_truth, iou_type="bbox",
-                                  label_to_category=self.category_ids)
-        evaluator.process(self._predictions)
-        self.last_result = evaluator.evaluate()
-        for name, index in LOGGED_STATS.items():
-            self.log(f"{stage}/{name}", float(self.last_result.stats[index]), sync_dist=True)
+        evaluator = self.make_evaluator()
+        pairs = gather(self._pairs)
+        evaluator.process([detection for detection, _ in pairs], [entry for _, entry in pairs])
+        evaluation = evaluator.evaluate()
+        self.last_result = evaluation.details
+        for name, value in evaluation.metrics.items():
+            self.log(f"{stage}/{name}", value, sync_dist=True)
         self._reset()
 
     def on_predict_epoch_end(self) -> None:
@@ -218,21 +244,18 @@ class ObjectDetectionTask(LightningModule):
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = optim.build_optimizer(trainable, h.optimizer, h.lr, h.momentum, h.nesterov,
                                           h.weight_decay)
-        scheduler = optim.build_scheduler(optimizer, h.scheduler, self.trainer.max_epochs,
-                                          h.warmup_epochs, h.step_size, h.gamma,
-                                          steps_per_epoch=self._steps_per_epoch())
+        epochs, steps_per_epoch = optim.training_length(self.trainer)
+        scheduler = optim.build_scheduler(optimizer, h.scheduler, epochs, h.warmup_epochs,
+                                          h.step_size, h.gamma, steps_per_epoch=steps_per_epoch)
         return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
 
-    def _steps_per_epoch(self) -> int | None:
-        """Optimizer steps per epoch on this rank, or None when the epoch length is unknown."""
-        trainer = self.trainer
-        _ = trainer.estimated_stepping_batches  # loads the train dataloader: batches become known
-        batches = trainer.num_training_batches
-        if math.isinf(batches):
-            return None
-        return max(1, math.ceil(batches / trainer.accumulate_grad_batches))
-
     # --------------------------------------------------------------------------- artifacts
+
+    def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
+        """The ``evaluate`` stage's precision-recall curves (PNG) in ``directory``."""
+        from visionflow.metrics.coco_plots import plot_pr_curves
+
+        return plot_pr_curves(evaluation.details, directory)
 
     def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
         """PNG overlays of the samples kept by the last test or predict epoch (predictions in
@@ -295,31 +318,6 @@ def from_model_output(output: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     real = output["labels"] > 0
     return {"boxes": output["boxes"][real], "scores": output["scores"][real],
             "labels": output["labels"][real] - 1}
-
-
-def ground_truth_entry(target: DetectionTarget, size: Any, category_ids: list[int]) -> dict[str, Any]:
-    """One image of the COCO ground truth (boxes XYWH, dataset category ids), ids still unset."""
-    boxes = target.boxes.detach().cpu().double()
-    xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
-    area = target.area.tolist() if target.area is not None else [w * h for _, _, w, h in xywh]
-    crowd = target.iscrowd.tolist() if target.iscrowd is not None else [False] * len(xywh)
-    labels = target.labels.tolist()
-    return {"image": {"id": int(target.image_id), "height": int(size[0]), "width": int(size[1])},
-            "annotations": [{"image_id": int(target.image_id), "category_id": category_ids[label],
-                             "bbox": box, "area": float(a), "iscrowd": int(c)}
-                            for label, box, a, c in zip(labels, xywh, area, crowd)]}
-
-
-def coco_dataset(entries: list[dict[str, Any]], category_ids: list[int],
-                 class_names: list[str]) -> dict[str, Any]:
-    """A COCO ground-truth dict; an image seen twice (DDP padding) counts once."""
-    images: dict[int, dict[str, Any]] = {}
-    for entry in entries:
-        images.setdefault(entry["image"]["id"], entry)
-    annotations = [annotation for entry in images.values() for annotation in entry["annotations"]]
-    return {"images": [entry["image"] for entry in images.values()],
-            "annotations": [{"id": index, **a} for index, a in enumerate(annotations, 1)],
-            "categories": [{"id": c, "name": n} for c, n in zip(category_ids, class_names)]}
 
 
 def gather(items: list[Any]) -> list[Any]:

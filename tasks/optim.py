@@ -129,3 +129,18 @@ def lr_factor(name: SchedulerName, max_epochs: float, warmup_epochs: int, step_s
         return 1.0
 
     return factor
+
+
+def training_length(trainer: Any) -> tuple[float | None, int | None]:
+    """``(epochs, optimizer steps per epoch)`` of ``trainer``'s fit on this rank, for
+    :func:`build_scheduler`. ``epochs`` counts ``max_steps`` too and may be fractional; steps
+    are None when an epoch has no length (an iterable dataset)."""
+    trainer.fit_loop.setup_data()  # load the train dataloader now (Lightning would next)
+    batches = trainer.num_training_batches
+    if math.isinf(batches):
+        return trainer.max_epochs, None
+    steps_per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
+    total_steps = trainer.estimated_stepping_batches
+    if math.isinf(total_steps):
+        return trainer.max_epochs, steps_per_epoch
+    return total_steps / steps_per_epoch, steps_per_epoch

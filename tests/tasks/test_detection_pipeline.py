@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import visionflow.datamodules.shapes  # registers shapes_detection
-import visionflow.pipelines.detection_stages  # registers evaluate, predict
+import visionflow.pipelines.checkpoint_stages  # registers evaluate, predict
 import visionflow.tasks.detection  # noqa: F401  (registers object_detection)
 from visionflow.pipelines import build_datamodule, build_task, resolve_spec, run
 
@@ -39,7 +39,13 @@ def test_fit_evaluate_predict_then_evaluate_the_checkpoint_alone(tmp_path):
     assert {"test/mAP", "test/AP50", "test/APl"} <= set(trained.stages["evaluate"])
     assert trained.stages["predict"] == {"predict/batches": 1.0}
     plots = {p.name for p in (trained.run_dir / "plots").iterdir()}
-    assert {"detections_evaluate_00.png", "detections_predict_00.png"} <= plots
+    assert "detections_predict_00.png" in plots
+    assert {p.name for p in (trained.run_dir / "plots" / "evaluate_test").iterdir()} == {
+        "pr_by_iou.png", "pr_by_area.png"}
+    report = json.loads((trained.run_dir / "evaluation_test.json").read_text())
+    assert report["num_samples"] == 2 and report["shards"][0]["samples"] == 2
+    assert report["metrics"]["mAP"] == trained.stages["evaluate"]["test/mAP"]
+    assert report["details"]["stats"][0] == report["metrics"]["mAP"]
     results = json.loads((trained.run_dir / "predictions.json").read_text())
     assert all(set(r) == {"image_id", "category_id", "score", "bbox"} for r in results)
 

@@ -8,17 +8,12 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from visionflow.datamodules.shapes import ShapesDetectionDataModule
-from visionflow.tasks.detection import (
-    ObjectDetectionTask,
-    coco_dataset,
-    from_model_output,
-    ground_truth_entry,
-    to_model_target,
-)
+from visionflow.tasks.detection import ObjectDetectionTask, from_model_output, to_model_target
+from visionflow.tasks.detection_eval import DetectionEvaluator, coco_dataset, ground_truth_entry
 
 from tests.tasks.conftest import FAST_NET
 from visionflow.batches import DetectionBatch, DetectionTarget
-from visionflow.errors import SpecError
+from visionflow.errors import RunError, SpecError
 from visionflow.metrics.coco import CocoEvaluator
 from visionflow.registry import TASKS
 
@@ -108,6 +103,48 @@ def test_ground_truth_conversion_scores_perfect_predictions_as_one():
                             "scores": torch.full((len(t.labels),), 0.9)}])
     stats = evaluator.evaluate().stats
     assert stats[0] == pytest.approx(1.0) and stats[1] == pytest.approx(1.0)
+
+
+def test_evaluator_counts_a_repeated_image_once_with_its_first_detections():
+    """DDP pads the last batches with repeated images; the score must be the dataset's."""
+    category_ids, names = [1, 2], ["a", "b"]
+    first = target([[10, 10, 50, 50]], [0], [False], image_id=1)
+    second = target([[20, 20, 60, 60]], [1], [False], image_id=2)
+    entries = [ground_truth_entry(t, (100, 100), category_ids) for t in (first, second)]
+
+    def detections(t, score=0.9):
+        return {"boxes": t.boxes, "labels": t.labels, "scores": torch.full((len(t.labels),), score)}
+
+    miss = {"boxes": torch.tensor([[70.0, 70, 90, 90]]), "labels": torch.tensor([1]),
+            "scores": torch.tensor([0.99])}
+    evaluator = DetectionEvaluator(category_ids, names)
+    evaluator.process([detections(first), detections(second)], entries)
+    evaluator.process([miss], entries[1:])                          # the padding repeats image 2
+    evaluation = evaluator.evaluate()
+    assert evaluation.num_samples == 2
+    assert evaluation.metrics["mAP"] == pytest.approx(1.0)         # the repeat's miss is not counted
+    assert evaluation.details.stats.shape == (12,)
+    evaluator.reset()
+    evaluator.process([detections(first)], entries[:1])
+    assert evaluator.evaluate().num_samples == 1
+
+
+def test_a_non_finite_loss_stops_the_fit_naming_its_step(shapes, tmp_path, monkeypatch):
+    """The check reads the loss one step late (no wait on the step just queued), and the last
+    step's loss is checked at the end of the epoch."""
+    task = make_task(shapes)
+    real_model_forward = task.model.forward
+
+    def nan_losses(images, targets=None):
+        losses = real_model_forward(images, targets)
+        return {**losses, "loss_classifier": losses["loss_classifier"] * float("nan")}
+
+    monkeypatch.setattr(task.model, "forward", nan_losses)
+    trainer = pl.Trainer(max_steps=1, default_root_dir=tmp_path, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         enable_checkpointing=False, limit_val_batches=0)
+    with pytest.raises(RunError, match=r"detection loss is nan at step 0 .*loss_classifier"):
+        trainer.fit(task, datamodule=shapes)
 
 
 @pytest.mark.parametrize("args, key", [

@@ -1,14 +1,17 @@
 """Stages that score or apply a trained model without training it: ``evaluate`` and ``predict``.
 
     stages:
-      - evaluate: {checkpoint: runs/shapes_fasterrcnn/<time>/checkpoints/last.ckpt}
+      - evaluate: {checkpoint: runs/shapes_fasterrcnn/<time>/checkpoints/last.ckpt, shards: 4}
       - predict: {checkpoint: ...}
 
 Both load ``checkpoint`` (a Lightning checkpoint of the same task, read with
 ``weights_only=True``) into the task, or, without one, the run's best checkpoint when this run
-has trained, else keep the task as built (e.g. from ``net_args.weights``). ``evaluate`` runs the
-task's test (or validation) loop and returns its metrics; ``predict`` runs the predict loop, in
-which a task writes its own predictions file (the detection task: COCO results JSON).
+has trained, else keep the task as built (e.g. from ``net_args.weights``). ``evaluate`` scores the
+test (or val) split through the task's evaluator in ``shards`` shards (default: one, or
+``resources.num_workers`` with ``backend: ray``, each on a Ray worker; see
+:mod:`visionflow.pipelines.evaluation`) and writes ``evaluation_<split>.json``; ``predict`` runs
+the predict loop, in which a task writes its own predictions file (the detection task: COCO
+results JSON).
 """
 
 from __future__ import annotations
@@ -20,18 +23,31 @@ import torch
 
 from visionflow.errors import CheckpointError
 from visionflow.pipelines.build import build_trainer
+from visionflow.pipelines.evaluation import evaluate_split
 from visionflow.pipelines.stages import StageContext
-from visionflow.pipelines.stages import test as test_stage
-from visionflow.pipelines.stages import validate as validate_stage
 from visionflow.registry import STAGES
+from visionflow.rundir import atomic_write_json
 
 
 @STAGES.register("evaluate", description="score a checkpoint (or the run's best) on the test or "
-                                         "val split, without training")
+                                         "val split, in shards (on Ray workers with backend: ray)")
 def evaluate(context: StageContext, checkpoint: str | None = None,
-             split: Literal["test", "val"] = "test") -> dict[str, float]:
-    load_weights(context, checkpoint)
-    return test_stage(context) if split == "test" else validate_stage(context)
+             split: Literal["test", "val"] = "test", shards: int | None = None) -> dict[str, float]:
+    checkpoint_path = load_weights(context, checkpoint)
+    resources = context.spec.resources
+    num_shards = shards if shards is not None else (
+        resources.num_workers if resources.backend == "ray" else 1)
+    evaluation, outputs = evaluate_split(context, split, num_shards, context.evaluation_backend)
+    details = evaluation.details
+    atomic_write_json(context.run_dir.path / f"evaluation_{split}.json", {
+        "split": split, "checkpoint": str(checkpoint_path) if checkpoint_path else None,
+        "metrics": evaluation.metrics, "num_samples": evaluation.num_samples,
+        "shards": [output.describe() for output in outputs],
+        **({"details": details.as_dict()} if hasattr(details, "as_dict") else {})})
+    save_evaluation = getattr(context.task, "save_evaluation", None)
+    if save_evaluation is not None:
+        save_evaluation(evaluation, context.run_dir.plots / f"evaluate_{split}")
+    return {f"{split}/{name}": value for name, value in evaluation.metrics.items()}
 
 
 @STAGES.register("predict", description="run a checkpoint (or the run's best) on the test split; "
