@@ -20,6 +20,7 @@ from typing import Any
 #: public name -> the module of this package that defines it; loaded on first use, so
 #: ``visionflow cluster ...`` commands do not pay for torch and Lightning to parse arguments
 _EXPORTS = {
+    "RayEvaluationBackend": "evaluation",
     "RayFitBackend": "train",
     "RayInfo": "local",
     "embedded_ray": "local",

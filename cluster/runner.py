@@ -6,7 +6,8 @@
 
 Each call is :func:`visionflow.pipelines.run` / ``resume`` / ``run_seeds`` inside
 :func:`embedded_ray` (a private loopback-only Ray, or the one the caller already initialized)
-with :class:`RayFitBackend` fitting on ``resources.num_workers`` Ray Train workers. Every other
+with :class:`RayFitBackend` fitting on ``resources.num_workers`` Ray Train workers and
+:class:`RayEvaluationBackend` running the ``evaluate`` stage's shards as Ray tasks. Every other
 stage (test, knn, ...) runs in this process on the best checkpoint, as with ``backend: local``.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from visionflow.cluster.evaluation import RayEvaluationBackend
 from visionflow.cluster.local import embedded_ray
 from visionflow.cluster.sweeps import SweepResults, resume_sweep, run_sweep
 from visionflow.cluster.train import RayFitBackend
@@ -29,7 +31,8 @@ from visionflow.spec import PipelineSpec, load_spec
 def run(spec: PipelineSpec, *, fit_backend: RayFitBackend | None = None) -> Results:
     """Run ``spec`` with its fit on Ray Train workers (see :func:`visionflow.pipelines.run`)."""
     with embedded_ray(num_cpus=cpus_for(spec)):
-        return _run(spec, fit_backend=fit_backend or RayFitBackend())
+        return _run(spec, fit_backend=fit_backend or RayFitBackend(),
+                    evaluation_backend=RayEvaluationBackend())
 
 
 def resume(path: str | Path, *,
@@ -41,7 +44,8 @@ def resume(path: str | Path, *,
     with embedded_ray(num_cpus=cpus_for(spec)):
         if spec.sweep is not None:
             return resume_sweep(spec, run_dir)
-        return _resume(path, fit_backend=fit_backend or RayFitBackend())
+        return _resume(path, fit_backend=fit_backend or RayFitBackend(),
+                       evaluation_backend=RayEvaluationBackend())
 
 
 def sweep(spec: PipelineSpec) -> SweepResults:
@@ -55,7 +59,8 @@ def run_seeds(spec: PipelineSpec, seeds: int, *,
     """Run ``spec`` over ``seeds`` seeds (see :func:`visionflow.pipelines.run_seeds`), one Ray for
     all of them."""
     with embedded_ray(num_cpus=cpus_for(spec)):
-        return _run_seeds(spec, seeds, fit_backend=fit_backend or RayFitBackend())
+        return _run_seeds(spec, seeds, fit_backend=fit_backend or RayFitBackend(),
+                          evaluation_backend=RayEvaluationBackend())
 
 
 def cpus_for(spec: PipelineSpec) -> int:

@@ -8,8 +8,8 @@
 It mirrors :class:`visionflow.pipelines.stages.LocalFitBackend`: the same ``build_trainer`` makes
 the same Trainer in every worker, with Ray's DDP strategy and cluster environment plugged in.
 
-Driver                                         Ray Train worker (one per rank)
-------                                         --------------------------------
+Driver (this module)                           Ray Train worker, one per rank (``train_worker``)
+--------------------                           -------------------------------------------------
 ``RayFitBackend.fit(context, ckpt)``           ``train_loop_per_worker(config)``:
   config = plain data: spec dict, absolute       import the modules that registered the spec's
   run-dir path, resume checkpoint, the           task and datamodule; parse_spec; seed;
@@ -28,21 +28,18 @@ shared filesystem on a real one).
 
 from __future__ import annotations
 
-import importlib
 import os
-import shutil
 import signal
 import sys
-import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import Callback
-
 from visionflow.cluster import local
 from visionflow.cluster.local import scoped_env
+# epoch_line is re-exported: tests/cluster/test_ray_backend.py imports it from here
+from visionflow.cluster.train_worker import (RAY_DIR, WorkerFailure, epoch_line,  # noqa: F401
+                                             first_line, train_loop_per_worker)
 from visionflow.errors import RunError, SpecError, VisionFlowError
 from visionflow.pipelines.stages import FitOutcome, StageContext, find_best_checkpoint
 from visionflow.registry import DATAMODULES, TASKS
@@ -58,8 +55,6 @@ FIT_ENV = {
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
 }
 
-#: Subfolder of the run directory where Ray Train keeps its runs (storage_path).
-RAY_DIR = "ray"
 ERRORS_FILE = "errors.txt"
 
 
@@ -92,7 +87,7 @@ class RayFitBackend:
         num_workers, use_gpu, cpus = self.scaling(context)
         resources = context.spec.resources
         per_worker = {"CPU": cpus, **({"GPU": resources.gpus_per_worker} if use_gpu else {})}
-        _check_capacity(num_workers, per_worker)
+        check_capacity(num_workers, per_worker)
         return ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
                              resources_per_worker=per_worker,
                              placement_strategy=resources.placement.upper())
@@ -107,7 +102,7 @@ class RayFitBackend:
         run_dir = context.run_dir.path.resolve()
         name = _fit_run_name(run_dir / RAY_DIR)
         quiet = LoggingConfig(log_level="WARNING")  # Ray Train's INFO goes to its log files only
-        trainer = _trainer_class(embedded=local.current() is not None)(
+        trainer = trainer_class(embedded=local.current() is not None)(
             train_loop_per_worker,
             train_loop_config=worker_config(context, ckpt_path),
             scaling_config=self.scaling_config(context),
@@ -132,7 +127,7 @@ class RayFitBackend:
         return FitOutcome(find_best_checkpoint(context.run_dir), context.run_dir.last_checkpoint)
 
 
-def _trainer_class(embedded: bool):
+def trainer_class(embedded: bool):
     """TorchTrainer; on the embedded Ray, without Ray Train's placement-group cleaner.
 
     The cleaner is a detached actor that removes the workers' placement group if the controller
@@ -179,18 +174,19 @@ def provider_modules(spec: Any) -> list[str]:
     return modules
 
 
-def _check_capacity(num_workers: int, per_worker: dict[str, float]) -> None:
-    """Fail now, not hang: Ray Train waits forever for resources the cluster does not have."""
+def check_capacity(count: int, per_unit: dict[str, float], what: str = "the fit") -> None:
+    """Fail now, not hang: Ray waits forever for resources the cluster does not have. ``what``
+    names who needs ``count`` times ``per_unit`` (``{"CPU": 1, "GPU": 1}``) in the error."""
     import ray
 
     total = ray.cluster_resources()
-    need = {key: num_workers * amount for key, amount in per_worker.items()}
+    need = {key: count * amount for key, amount in per_unit.items()}
     short = {k: v for k, v in need.items() if total.get(k, 0) < v}
     if short:
         have = ", ".join(f"{total.get(k, 0):g} {k}" for k in need)
         want = ", ".join(f"{v:g} {k}" for k, v in need.items())
-        raise SpecError(f"resources: the fit needs {want} ({num_workers} workers) but the Ray "
-                        f"cluster has {have}",
+        workers = f" ({count} workers)" if count > 1 else ""
+        raise SpecError(f"resources: {what} needs {want}{workers} but the Ray cluster has {have}",
                         hint="lower resources.num_workers / cpus_per_worker, or set use_gpu: false")
 
 
@@ -206,28 +202,6 @@ def _fit_run_name(storage: Path) -> str:
 
 # ------------------------------------------------------------------------------ errors -> RunError
 
-class WorkerFailure(Exception):
-    """What a worker's training function raises in place of its error: the original's type name,
-    message and full traceback, and the original itself when it is a VisionFlowError."""
-
-    def __init__(self, type_name: str, message: str, traceback_text: str,
-                 error: VisionFlowError | None = None):
-        super().__init__(f"{type_name}: {message}")
-        self.type_name, self.message, self.traceback_text = type_name, message, traceback_text
-        self.error = error
-
-    @classmethod
-    def wrap(cls, error: BaseException) -> WorkerFailure:
-        import traceback
-
-        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        kept = error if isinstance(error, VisionFlowError) else None
-        return cls(type(error).__name__, _first_line(error), text, kept)
-
-    def __reduce__(self):
-        return (type(self), (self.type_name, self.message, self.traceback_text, self.error))
-
-
 def worker_error(error: Exception, ray_run_dir: Path) -> VisionFlowError:
     """A short VisionFlow error for a failed Ray Train fit; full tracebacks go to ``errors.txt``.
 
@@ -237,7 +211,7 @@ def worker_error(error: Exception, ray_run_dir: Path) -> VisionFlowError:
     if not failures:  # a controller error: no worker raised
         cause = getattr(error, "controller_failure", error)
         path = _write_errors(ray_run_dir, f"{type(cause).__name__}: {cause}")
-        return RunError(f"Ray Train failed: {_first_line(cause)}", hint=_hint(path))
+        return RunError(f"Ray Train failed: {first_line(cause)}", hint=_hint(path))
     summaries: dict[int, tuple[str, str, VisionFlowError | None]] = {}
     texts = []
     for rank in sorted(failures):
@@ -246,7 +220,7 @@ def worker_error(error: Exception, ray_run_dir: Path) -> VisionFlowError:
             summaries[rank] = (failure.type_name, failure.message, failure.error)
             text = failure.traceback_text
         else:  # the worker process died (killed, out of memory, ...)
-            summaries[rank] = (type(failure).__name__, _first_line(failure), None)
+            summaries[rank] = (type(failure).__name__, first_line(failure), None)
             text = str(failures[rank])
         texts.append(f"--- rank {rank}: {summaries[rank][0]}\n{text.rstrip()}\n")
     path = _write_errors(ray_run_dir, "\n".join(texts))
@@ -269,11 +243,6 @@ def _is_secondary(type_name: str, message: str) -> bool:
                                          "actordied", "broken pipe"))
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _write_errors(ray_run_dir: Path, text: str) -> Path | None:
     try:
         ray_run_dir.mkdir(parents=True, exist_ok=True)
@@ -286,163 +255,3 @@ def _write_errors(ray_run_dir: Path, text: str) -> Path | None:
 
 def _hint(path: Path | None) -> str:
     return f"the workers' tracebacks are in {path}" if path else "see the Ray worker logs above"
-
-
-# -------------------------------------------------------------------------------- worker side
-
-def train_loop_per_worker(config: dict[str, Any]) -> dict[str, str | None]:
-    """Runs in every Ray Train worker: rebuild the run from plain data and ``trainer.fit`` it.
-
-    An exception leaves as a short :class:`WorkerFailure` (Ray logs the traceback of whatever the
-    function raises; the original one travels inside it to the driver's ``errors.txt``)."""
-    try:
-        return _fit_in_worker(config)
-    except Exception as error:
-        raise WorkerFailure.wrap(error) from None
-
-
-def _fit_in_worker(config: dict[str, Any]) -> dict[str, str | None]:
-    import ray.train
-    from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
-
-    for path in config.get("sys_path", ()):  # the driver's import path (same machine or mirror)
-        if path not in sys.path and os.path.isdir(path):
-            sys.path.append(path)
-    for module in config.get("modules", ()):
-        importlib.import_module(module)
-
-    _quiet_worker()
-    from visionflow.pipelines import build_datamodule, build_task, seed_everything
-    from visionflow.pipelines.build import build_trainer, checkpoint_monitor
-    from visionflow.rundir import RunDirectory
-    from visionflow.spec import parse_spec
-
-    spec = parse_spec(config["spec"], source="")
-    run_dir = RunDirectory(Path(config["run_dir"]))
-    ckpt_path = config.get("ckpt_path")
-    restored = ray.train.get_checkpoint()  # set when Ray Train restarts a failed worker group
-    if restored is not None:
-        ckpt_path = str(Path(restored.path) / "last.ckpt")
-
-    seed_everything(spec.seed)
-    datamodule = build_datamodule(spec)
-    datamodule.prepare_data()
-    task = build_task(spec, datamodule.info)
-    quiet_bar = {} if "enable_progress_bar" in spec.trainer else {"enable_progress_bar": False}
-    trainer = build_trainer(spec, run_dir, fit=True, monitor=checkpoint_monitor(task),
-                            strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()],
-                            callbacks=[ReportToRay(run_dir)], devices="auto", **quiet_bar)
-    trainer = prepare_trainer(trainer)
-    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    last = run_dir.last_checkpoint
-    return {"last_checkpoint": str(last) if last else None}
-
-
-def _quiet_worker() -> None:
-    """One copy of each Lightning message (Ray's root console handler would print a second one),
-    and no DDP notice about gradient strides (harmless for small convolutions)."""
-    import logging
-    import warnings
-
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
-        if logging.getLogger(name).handlers:  # their own console handler: no second copy via root
-            logging.getLogger(name).propagate = False
-    warnings.filterwarnings("ignore", message=".*Grad strides do not match bucket view strides.*")
-
-
-class ReportToRay(Callback):
-    """Reports every finished epoch to Ray Train: the epoch's metrics and a snapshot of
-    ``last.ckpt`` (a hard link where the storage is local, so no copy), which is what Ray Train
-    restarts a failed worker group from (``ray.train.get_checkpoint()``) once ``max_failures > 0``.
-
-    Epoch ``e`` is reported when epoch ``e + 1`` starts or training ends, i.e. after every
-    ModelCheckpoint hook of epoch ``e`` has written ``last.ckpt`` and the task has logged the
-    epoch's metrics (Lightning runs checkpoint callbacks after all other callbacks, and the
-    module's own epoch-end hook after the callbacks').
-    Every rank reports (``ray.train.report`` is a barrier); only rank 0 attaches the checkpoint.
-
-    Rank 0 also prints one line per epoch: Lightning's progress bar cannot redraw itself in a Ray
-    worker's log stream, so it is off there unless the spec turns it on."""
-
-    def __init__(self, run_dir: Any, verbose: bool = True):
-        self.run_dir = run_dir
-        self.verbose = verbose
-        self._pending: tuple[int, int, float] | None = None  # epoch, step, seconds
-        self._started = 0.0
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._report(trainer)
-        self._started = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        # The task logs its epoch's train metrics in its own on_train_epoch_end, which Lightning
-        # calls after the callbacks': the metrics are read when the epoch is reported.
-        self._pending = (trainer.current_epoch, trainer.global_step,
-                         time.perf_counter() - self._started)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self._report(trainer)
-
-    def _report(self, trainer) -> None:
-        import ray.train
-
-        if self._pending is None:
-            return
-        (epoch, step, seconds), self._pending = self._pending, None
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                   if getattr(v, "numel", lambda: 1)() == 1}
-        if self.verbose and trainer.global_rank == 0:
-            print(epoch_line(epoch, trainer.max_epochs, metrics, seconds), flush=True)
-        metrics.update(epoch=epoch, step=step)
-        last = self.run_dir.last_checkpoint
-        if trainer.global_rank != 0 or last is None:
-            ray.train.report(metrics)
-            return
-        storage = ray.train.get_context().get_storage()
-        (self.run_dir.path / RAY_DIR).mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".report-", dir=self.run_dir.path / RAY_DIR))
-        _link_or_copy(last, staging / last.name)
-        checkpoint = ray.train.Checkpoint.from_directory(str(staging))
-        if _is_local(storage):
-            ray.train.report(metrics, checkpoint=checkpoint,
-                             checkpoint_upload_fn=_move_into_storage)
-        else:
-            ray.train.report(metrics, checkpoint=checkpoint,
-                             delete_local_checkpoint_after_upload=True)
-
-
-def epoch_line(epoch: int, max_epochs: int | None, metrics: dict[str, float],
-               seconds: float) -> str:
-    """``epoch  3/12  train/loss 0.2324  ...  val/acc 0.9722  (1.9 s)``: train and val metrics."""
-    total = f"/{max_epochs}" if max_epochs and max_epochs > 0 else ""
-    shown = sorted((k, v) for k, v in metrics.items() if k.startswith(("train/", "val/")))
-    values = "  ".join(f"{k} {v:.4f}" for k, v in shown)
-    return f"epoch {epoch + 1:>2}{total}  {values}  ({seconds:.1f} s)"
-
-
-def _is_local(storage: Any) -> bool:
-    import pyarrow.fs
-
-    return isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem)
-
-
-def _move_into_storage(checkpoint: Any, dir_name: str) -> Any:
-    """checkpoint_upload_fn for local storage: rename the staged snapshot into place (no copy)."""
-    import ray.train
-
-    storage = ray.train.get_context().get_storage()
-    destination = Path(storage.build_checkpoint_path_from_name(dir_name))
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(checkpoint.path, destination)
-    except OSError:  # another filesystem
-        shutil.copytree(checkpoint.path, destination, dirs_exist_ok=True)
-        shutil.rmtree(checkpoint.path, ignore_errors=True)
-    return ray.train.Checkpoint.from_directory(str(destination))
-
-
-def _link_or_copy(source: Path, destination: Path) -> None:
-    try:
-        os.link(source, destination)  # last.ckpt is replaced (new inode) on each save: a snapshot
-    except OSError:
-        shutil.copy2(source, destination)

@@ -34,6 +34,7 @@ examples:
 """
 EVAL_EXAMPLES = """\
 examples:
+  visionflow eval run runs/digits_lenet5/20261123-101500/checkpoints/last.ckpt --shards 4
   visionflow eval coco --gt instances_val.json --dt detections.json --iou-type bbox --json out.json
 """
 
@@ -78,9 +79,18 @@ def _add_run(commands) -> None:
 
 
 def _add_eval(commands) -> None:
-    evaluate = commands.add_parser("eval", help="benchmark evaluations (COCO mAP)",
+    evaluate = commands.add_parser("eval", help="score a trained model (in shards, on Ray); "
+                                                "COCO mAP of a results file",
                                    epilog=EVAL_EXAMPLES, formatter_class=_Formatter)
     kinds = evaluate.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
+    from visionflow import eval_command
+
+    model = kinds.add_parser("run", help="score a checkpoint on a dataset split, in shards",
+                             epilog=eval_command.EXAMPLES, formatter_class=_Formatter,
+                             description="Score a trained model on a dataset split, in shards "
+                                         "(on Ray workers with the ray backend), as a one-stage "
+                                         "run; its run directory holds evaluation_<split>.json.")
+    eval_command.add_arguments(model)
     coco = kinds.add_parser("coco", help="COCO bbox/segm/keypoints evaluation, exact to "
                                          "pycocotools", epilog=EVAL_EXAMPLES,
                             formatter_class=_Formatter)
@@ -127,6 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _make_shapes(args)
         if hasattr(args, "cluster_command"):  # cluster, submit, jobs
             return args.cluster_command(args)
+        if args.eval_kind == "run":
+            from visionflow.eval_command import evaluation_spec
+
+            spec = evaluation_spec(args)
+            return _report(_backend_module(spec.resources.backend).run(spec))
         from visionflow.metrics import coco_command
 
         return coco_command.run(args)

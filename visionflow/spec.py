@@ -114,6 +114,13 @@ class PipelineSpec:
 
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> PipelineSpec:
     """Read a YAML spec, apply ``a.b=c`` overrides, validate everything, return the frozen spec."""
+    raw = apply_overrides(read_spec_file(path), overrides)
+    return parse_spec(raw, source=str(path))
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML file (a spec, or a section of one), not validated yet; SpecError
+    naming the file (and line) when it is missing, unreadable or not a mapping."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -133,8 +140,7 @@ def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> PipelineSpec:
         raw = {}
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: the spec must be a mapping of keys, got {describe(raw)}")
-    raw = apply_overrides(raw, overrides)
-    return parse_spec(raw, source=str(path))
+    return raw
 
 
 # ------------------------------------------------------------------------------------- validation

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from visionflow.metrics.coco_accumulate import Tables, accumulate, per_category_ap, stat_settings, summarize
-from visionflow.metrics.coco_data import GroundTruth, load_detections, load_ground_truth
-from visionflow.metrics.coco_match import match
+from visionflow.metrics.coco_data import Detections, GroundTruth, load_detections, load_ground_truth
+from visionflow.metrics.coco_match import Matches, image_shards, match, merge_matches
 from visionflow.metrics.coco_parallel import available_workers
 from visionflow.metrics.coco_params import IOU_THRESHOLDS, CocoParams, params_for
 from visionflow.metrics.coco_predictions import image_id_of, is_result_dict, label_lookup, results_from_prediction
@@ -106,14 +106,43 @@ def evaluate_coco(gt: dict | str | Path | GroundTruth, dt: list | str | Path, io
     return _evaluate(ground_truth, dt, _workers(workers), started)
 
 
+def evaluate_coco_in_shards(gt: dict | str | Path | GroundTruth, dt: list | str | Path,
+                            iou_type: str = "bbox", shards: int = 2,
+                            run_shards: ShardRunner | None = None,
+                            workers: int | None = None) -> CocoResult:
+    """:func:`evaluate_coco` with the per-image matching split into ``shards`` consecutive image
+    ranges, run by ``run_shards(gt, detections, params, ranges) -> [Matches]`` (default: one
+    after another in this process; ``visionflow.cluster`` runs them as Ray tasks), joined in
+    image order, then accumulated once: the same result as :func:`evaluate_coco`."""
+    started = time.perf_counter()
+    ground_truth = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt, iou_type)
+    runner = run_shards or _match_here(_workers(workers))
+
+    def sharded_match(gt: GroundTruth, detections: Detections, params: CocoParams, _: int) -> Matches:
+        return merge_matches(runner(gt, detections, params, image_shards(gt, detections, shards)))
+
+    return _evaluate(ground_truth, dt, _workers(workers), started, matcher=sharded_match)
+
+
+#: ``run_shards(gt, detections, params, image_ranges) -> [Matches]``, one per range, in order
+ShardRunner = Callable[[GroundTruth, Detections, CocoParams, list[range]], list[Matches]]
+
+
+def _match_here(workers: int) -> ShardRunner:
+    def run_shards(gt: GroundTruth, detections: Detections, params: CocoParams,
+                   ranges: list[range]) -> list[Matches]:
+        return [match(gt, detections, params, workers, images) for images in ranges]
+    return run_shards
+
+
 def _evaluate(gt: GroundTruth, dt: list | str | Path, workers: int, started: float,
-              dt_source: str | None = None) -> CocoResult:
+              dt_source: str | None = None, matcher: Callable[..., Matches] = match) -> CocoResult:
     """Load the detections and score them; ``timing`` records each step in seconds."""
     loaded_gt = time.perf_counter()
     detections = load_detections(dt, gt, dt_source)
     loaded_dt = time.perf_counter()
     params = params_for(gt.iou_type)
-    matches = match(gt, detections, params, workers)
+    matches = matcher(gt, detections, params, workers)
     matched = time.perf_counter()
     tables = accumulate(matches, params, len(gt.category_ids), workers)
     done = time.perf_counter()

@@ -1,7 +1,7 @@
 """``visionflow eval coco``: evaluate a COCO results file against its ground truth.
 
     visionflow eval coco --gt instances_val2017.json --dt detections.json --iou-type bbox \\
-        [--workers N] [--json OUT.json] [--per-category] [--plots DIR]
+        [--workers N] [--json OUT.json] [--per-category] [--plots DIR] [--shards N]
 
 Prints pycocotools' 12-line summary (10 for keypoints). Bad input raises
 ``visionflow.errors.DataError``, which the CLI turns into one line and exit code 2.
@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write stats, per-category AP and timing to this file")
     parser.add_argument("--per-category", action="store_true", help="print AP, AP50 and AP75 per category")
     parser.add_argument("--plots", type=Path, default=None, metavar="DIR", help="write PR-curve PNGs here")
+    parser.add_argument("--shards", type=_positive_int, default=None, metavar="N",
+                        help="match images in N Ray tasks (an embedded local Ray, or the cluster "
+                             "this process is connected to), then accumulate once; same result")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
     from visionflow.metrics.coco import evaluate_coco
     from visionflow.rundir import atomic_write_bytes
 
-    result = evaluate_coco(args.gt, args.dt, args.iou_type, args.workers)
+    if args.shards is not None:
+        from visionflow.cluster.coco_shards import evaluate_coco_on_ray
+
+        result = evaluate_coco_on_ray(args.gt, args.dt, args.iou_type, args.shards, args.workers)
+    else:
+        result = evaluate_coco(args.gt, args.dt, args.iou_type, args.workers)
     print("\n".join(result.summary_lines()))
     if args.per_category:
         print("\n".join(per_category_table(result)))

@@ -1,0 +1,215 @@
+"""The worker side of the Ray Train fit (:mod:`visionflow.cluster.train` is the driver side).
+
+Every Ray Train worker runs :func:`train_loop_per_worker` with the plain data of
+``train.worker_config``: it imports the modules that registered the spec's task and datamodule,
+rebuilds datamodule, task and Trainer (RayDDPStrategy, RayLightningEnvironment) with the same
+``pipelines.build`` functions as a local fit, and ``trainer.fit``s. :class:`ReportToRay` reports
+each finished epoch to Ray Train with a snapshot of ``last.ckpt``; an exception leaves the worker
+as a picklable :class:`WorkerFailure`, which the driver turns into one short VisionFlow error.
+
+Nothing here imports the driver side, so a worker unpickles this module alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import Callback
+
+from visionflow.errors import VisionFlowError
+
+#: Subfolder of the run directory where Ray Train keeps its runs (storage_path); rank 0 stages
+#: its checkpoint snapshots there too.
+RAY_DIR = "ray"
+
+
+class WorkerFailure(Exception):
+    """What a worker's training function raises in place of its error: the original's type name,
+    message and full traceback, and the original itself when it is a VisionFlowError."""
+
+    def __init__(self, type_name: str, message: str, traceback_text: str,
+                 error: VisionFlowError | None = None):
+        super().__init__(f"{type_name}: {message}")
+        self.type_name, self.message, self.traceback_text = type_name, message, traceback_text
+        self.error = error
+
+    @classmethod
+    def wrap(cls, error: BaseException) -> WorkerFailure:
+        import traceback
+
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        kept = error if isinstance(error, VisionFlowError) else None
+        return cls(type(error).__name__, first_line(error), text, kept)
+
+    def __reduce__(self):
+        return (type(self), (self.type_name, self.message, self.traceback_text, self.error))
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> dict[str, str | None]:
+    """Runs in every Ray Train worker: rebuild the run from plain data and ``trainer.fit`` it.
+
+    An exception leaves as a short :class:`WorkerFailure` (Ray logs the traceback of whatever the
+    function raises; the original one travels inside it to the driver's ``errors.txt``)."""
+    try:
+        return _fit_in_worker(config)
+    except Exception as error:
+        raise WorkerFailure.wrap(error) from None
+
+
+def _fit_in_worker(config: dict[str, Any]) -> dict[str, str | None]:
+    import ray.train
+    from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
+
+    for path in config.get("sys_path", ()):  # the driver's import path (same machine or mirror)
+        if path not in sys.path and os.path.isdir(path):
+            sys.path.append(path)
+    for module in config.get("modules", ()):
+        importlib.import_module(module)
+
+    _quiet_worker()
+    from visionflow.pipelines import build_datamodule, build_task, seed_everything
+    from visionflow.pipelines.build import build_trainer, checkpoint_monitor
+    from visionflow.rundir import RunDirectory
+    from visionflow.spec import parse_spec
+
+    spec = parse_spec(config["spec"], source="")
+    run_dir = RunDirectory(Path(config["run_dir"]))
+    ckpt_path = config.get("ckpt_path")
+    restored = ray.train.get_checkpoint()  # set when Ray Train restarts a failed worker group
+    if restored is not None:
+        ckpt_path = str(Path(restored.path) / "last.ckpt")
+
+    seed_everything(spec.seed)
+    datamodule = build_datamodule(spec)
+    datamodule.prepare_data()
+    task = build_task(spec, datamodule.info)
+    quiet_bar = {} if "enable_progress_bar" in spec.trainer else {"enable_progress_bar": False}
+    trainer = build_trainer(spec, run_dir, fit=True, monitor=checkpoint_monitor(task),
+                            strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()],
+                            callbacks=[ReportToRay(run_dir)], devices="auto", **quiet_bar)
+    trainer = prepare_trainer(trainer)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    last = run_dir.last_checkpoint
+    return {"last_checkpoint": str(last) if last else None}
+
+
+def _quiet_worker() -> None:
+    """One copy of each Lightning message (Ray's root console handler would print a second one),
+    and no DDP notice about gradient strides (harmless for small convolutions)."""
+    import logging
+    import warnings
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
+        if logging.getLogger(name).handlers:  # their own console handler: no second copy via root
+            logging.getLogger(name).propagate = False
+    warnings.filterwarnings("ignore", message=".*Grad strides do not match bucket view strides.*")
+
+
+class ReportToRay(Callback):
+    """Reports every finished epoch to Ray Train: the epoch's metrics and a snapshot of
+    ``last.ckpt`` (a hard link where the storage is local, so no copy), which is what Ray Train
+    restarts a failed worker group from (``ray.train.get_checkpoint()``) once ``max_failures > 0``.
+
+    Epoch ``e`` is reported when epoch ``e + 1`` starts or training ends, i.e. after every
+    ModelCheckpoint hook of epoch ``e`` has written ``last.ckpt`` and the task has logged the
+    epoch's metrics (Lightning runs checkpoint callbacks after all other callbacks, and the
+    module's own epoch-end hook after the callbacks').
+    Every rank reports (``ray.train.report`` is a barrier); only rank 0 attaches the checkpoint.
+
+    Rank 0 also prints one line per epoch: Lightning's progress bar cannot redraw itself in a Ray
+    worker's log stream, so it is off there unless the spec turns it on."""
+
+    def __init__(self, run_dir: Any, verbose: bool = True):
+        self.run_dir = run_dir
+        self.verbose = verbose
+        self._pending: tuple[int, int, float] | None = None  # epoch, step, seconds
+        self._started = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._report(trainer)
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # The task logs its epoch's train metrics in its own on_train_epoch_end, which Lightning
+        # calls after the callbacks': the metrics are read when the epoch is reported.
+        self._pending = (trainer.current_epoch, trainer.global_step,
+                         time.perf_counter() - self._started)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._report(trainer)
+
+    def _report(self, trainer) -> None:
+        import ray.train
+
+        if self._pending is None:
+            return
+        (epoch, step, seconds), self._pending = self._pending, None
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+                   if getattr(v, "numel", lambda: 1)() == 1}
+        if self.verbose and trainer.global_rank == 0:
+            print(epoch_line(epoch, trainer.max_epochs, metrics, seconds), flush=True)
+        metrics.update(epoch=epoch, step=step)
+        last = self.run_dir.last_checkpoint
+        if trainer.global_rank != 0 or last is None:
+            ray.train.report(metrics)
+            return
+        storage = ray.train.get_context().get_storage()
+        (self.run_dir.path / RAY_DIR).mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".report-", dir=self.run_dir.path / RAY_DIR))
+        _link_or_copy(last, staging / last.name)
+        checkpoint = ray.train.Checkpoint.from_directory(str(staging))
+        if _is_local(storage):
+            ray.train.report(metrics, checkpoint=checkpoint,
+                             checkpoint_upload_fn=_move_into_storage)
+        else:
+            ray.train.report(metrics, checkpoint=checkpoint,
+                             delete_local_checkpoint_after_upload=True)
+
+
+def epoch_line(epoch: int, max_epochs: int | None, metrics: dict[str, float],
+               seconds: float) -> str:
+    """``epoch  3/12  train/loss 0.2324  ...  val/acc 0.9722  (1.9 s)``: train and val metrics."""
+    total = f"/{max_epochs}" if max_epochs and max_epochs > 0 else ""
+    shown = sorted((k, v) for k, v in metrics.items() if k.startswith(("train/", "val/")))
+    values = "  ".join(f"{k} {v:.4f}" for k, v in shown)
+    return f"epoch {epoch + 1:>2}{total}  {values}  ({seconds:.1f} s)"
+
+
+def _is_local(storage: Any) -> bool:
+    import pyarrow.fs
+
+    return isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem)
+
+
+def _move_into_storage(checkpoint: Any, dir_name: str) -> Any:
+    """checkpoint_upload_fn for local storage: rename the staged snapshot into place (no copy)."""
+    import ray.train
+
+    storage = ray.train.get_context().get_storage()
+    destination = Path(storage.build_checkpoint_path_from_name(dir_name))
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(checkpoint.path, destination)
+    except OSError:  # another filesystem
+        shutil.copytree(checkpoint.path, destination, dirs_exist_ok=True)
+        shutil.rmtree(checkpoint.path, ignore_errors=True)
+    return ray.train.Checkpoint.from_directory(str(destination))
+
+
+def _link_or_copy(source: Path, destination: Path) -> None:
+    try:
+        os.link(source, destination)  # last.ckpt is replaced (new inode) on each save: a snapshot
+    except OSError:
+        shutil.copy2(source, destination)
