@@ -29,11 +29,14 @@ from visionflow.spec import PipelineSpec, load_spec
 
 @dataclass
 class Results:
-    """What a run produced: its folder, the metrics of every stage, and all of them flattened."""
+    """What a run produced: its folder, the metrics of every stage, and all of them flattened.
+    ``remote``: the URI the folder is mirrored to when ``output_dir`` is one (``run_dir`` is then
+    the local staging copy)."""
 
     run_dir: Path
     stages: dict[str, dict[str, float]]
     metrics: dict[str, float] = field(default_factory=dict)
+    remote: str | None = None
 
 
 def run(spec: PipelineSpec, *, fit_backend: FitBackend | None = None,
@@ -110,10 +113,10 @@ def _execute(spec: PipelineSpec, run_dir: RunDirectory, fit_backend: FitBackend 
         run_dir.write_status("interrupted", done)
         raise
     metrics = {name: value for stage in done.values() for name, value in stage.items()}
-    run_dir.write_summary({"name": spec.name, "seed": spec.seed, "run_dir": str(run_dir.path),
+    run_dir.write_summary({"name": spec.name, "seed": spec.seed, "run_dir": run_dir.location,
                            "stages": done, "metrics": metrics})
     run_dir.write_status("completed", done)
-    return Results(run_dir.path, done, metrics)
+    return Results(run_dir.path, done, metrics, run_dir.remote)
 
 
 def _write_plots(context: StageContext, stage: str) -> None:

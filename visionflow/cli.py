@@ -214,7 +214,8 @@ def _report(results) -> int:
             table.add_row(stage, name, f"{value:.4f}")
     console = Console()
     console.print(table)
-    console.print(f"run directory: {results.run_dir}")
+    mirrored = f" (mirrored to {results.remote})" if getattr(results, "remote", None) else ""
+    console.print(f"run directory: {results.run_dir}{mirrored}")
     return 0
 
 

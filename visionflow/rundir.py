@@ -11,6 +11,9 @@
 
 Every file VisionFlow writes goes through :func:`atomic_write_bytes` (temp file in the same folder,
 fsync, ``os.replace``), so an interrupted run never leaves a truncated file behind.
+
+``output_dir`` may be an fsspec URI (``s3://bucket/runs``): the run then works in a local staging
+copy mirrored to the URI whenever its status changes (:mod:`visionflow.remote`).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,7 @@ from typing import Any
 import yaml
 
 from visionflow.errors import CheckpointError
+from visionflow.remote import RemoteMirror, is_uri, staging_dir
 
 SPEC_FILE = "spec.resolved.yaml"
 STATUS_FILE = "status.json"
@@ -75,39 +81,46 @@ def read_json(path: Path) -> Any:
 
 @dataclass(frozen=True)
 class RunDirectory:
-    """A run's folder. Create one with :meth:`create`, reopen one with :meth:`open`."""
+    """A run's folder. Create one with :meth:`create`, reopen one with :meth:`open`.
+    ``remote``: the URI this (staged) folder is mirrored to, when ``output_dir`` was one."""
 
     path: Path
+    remote: str | None = None
 
     @classmethod
     def create(cls, output_dir: str | Path, name: str, spec_yaml: str) -> RunDirectory:
         """Make ``output_dir/name/<UTC timestamp>/`` (unique) and write the resolved spec into it."""
-        parent = Path(output_dir).resolve() / name
-        parent.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        for suffix in range(1000):
-            path = parent / (stamp if suffix == 0 else f"{stamp}-{suffix}")
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:
-                continue
-        else:  # pragma: no cover - a thousand runs in one second
-            raise CheckpointError(f"{parent}: cannot make a unique run directory")
-        run = cls(path)
+        if is_uri(output_dir):
+            run = cls(*_new_staged_run(f"{str(output_dir).rstrip('/')}/{name}"))
+        else:
+            run = cls(_new_local_run(Path(output_dir).resolve() / name))
         atomic_write_text(run.spec_path, spec_yaml)
         run.write_status("created")
         return run
 
     @classmethod
     def open(cls, path: str | Path) -> RunDirectory:
-        """Reopen an existing run directory (for ``--resume``); it must hold a resolved spec."""
+        """Reopen an existing run directory (for ``--resume``), pulling a remote one into
+        staging first; it must hold a resolved spec."""
+        remote = str(path).rstrip("/") if is_uri(path) else None
+        if remote is not None:
+            path = staging_dir(remote)
+            RemoteMirror(path, remote).pull()
         path = Path(path).resolve()
         if not (path / SPEC_FILE).is_file():
-            raise CheckpointError(f"{path}: not a VisionFlow run directory (no {SPEC_FILE})",
+            raise CheckpointError(f"{remote or path}: not a VisionFlow run directory (no {SPEC_FILE})",
                                   hint="pass the folder printed by `visionflow run`, "
                                        "e.g. runs/<name>/<timestamp>")
-        return cls(path)
+        return cls(path, remote)
+
+    @property
+    def location(self) -> str:
+        """Where the run lives for the user: the remote URI, else the local folder."""
+        return self.remote or str(self.path)
+
+    @cached_property
+    def mirror(self) -> RemoteMirror | None:
+        return RemoteMirror(self.path, self.remote) if self.remote else None
 
     @property
     def spec_path(self) -> Path:
@@ -135,12 +148,15 @@ class RunDirectory:
         return read_json(path) if path.is_file() else {"state": "created", "stages": {}}
 
     def write_status(self, state: str, stages: dict[str, Any] | None = None) -> None:
+        """Record the run's state (and finished stages); a remote run is mirrored right after."""
         previous = self.status() if (self.path / STATUS_FILE).is_file() else {"stages": {}}
         atomic_write_json(self.path / STATUS_FILE, {
             "state": state,
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "stages": previous["stages"] if stages is None else stages,
         })
+        if self.mirror is not None:
+            self.mirror.push()
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
         return atomic_write_json(self.path / SUMMARY_FILE, summary)
@@ -151,6 +167,37 @@ class RunDirectory:
 
     def write_yaml(self, name: str, data: Any) -> Path:
         return atomic_write_text(self.path / name, yaml.safe_dump(data, sort_keys=False))
+
+
+def _run_names() -> Iterator[str]:
+    """``<UTC timestamp>``, then ``<timestamp>-1``, ``-2``, ... (a thousand runs in one second)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    yield stamp
+    yield from (f"{stamp}-{suffix}" for suffix in range(1, 1000))
+
+
+def _new_local_run(parent: Path) -> Path:
+    parent.mkdir(parents=True, exist_ok=True)
+    for name in _run_names():
+        try:
+            (parent / name).mkdir()
+            return parent / name
+        except FileExistsError:
+            continue
+    raise CheckpointError(f"{parent}: cannot make a unique run directory")  # pragma: no cover
+
+
+def _new_staged_run(parent: str) -> tuple[Path, str]:
+    """(a new local staging folder, the URI it mirrors) under the URI ``parent``."""
+    for name in _run_names():
+        remote = f"{parent}/{name}"
+        local = staging_dir(remote)
+        mirror = RemoteMirror(local, remote)
+        if mirror.fs.exists(mirror.root) or local.exists():
+            continue
+        local.mkdir(parents=True)
+        return local, remote
+    raise CheckpointError(f"{parent}: cannot make a unique run directory")  # pragma: no cover
 
 
 def collect_environment(seed: int) -> dict[str, Any]:
