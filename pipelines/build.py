@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -116,6 +117,7 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
     kwargs.update(overrides)
     if strategy is not None:
         kwargs["strategy"] = strategy
+    _drop_advertising()
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
     try:
@@ -126,6 +128,19 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
             callbacks=all_callbacks, plugins=all_plugins, enable_checkpointing=fit, **kwargs)
     except (ValueError, TypeError) as error:  # Lightning's own check of a trainer value
         raise SpecError(f"trainer: {error}") from None
+
+
+class _NoAdvertising(logging.Filter):
+    """Drops Lightning's "Tip: ... try installing litlogger" line, printed by every Trainer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def _drop_advertising() -> None:
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoAdvertising) for f in logger.filters):
+        logger.addFilter(_NoAdvertising())
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
