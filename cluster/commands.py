@@ -24,7 +24,8 @@ SUBMIT_EXAMPLES = """\
 examples:
   visionflow submit examples/digits_classification.yaml --wait
   visionflow submit examples/digits_classification.yaml --set trainer.max_epochs=3 \\
-      --address http://10.0.0.5:8265 --token-file ~/.ray/auth_token --working-dir
+      --address http://10.0.0.5:8265 --token-file ~/.ray/auth_token --working-dir .
+  visionflow submit project/spec.yaml --working-dir project --wait   (spec paths relative to project/)
 """
 JOBS_EXAMPLES = """\
 examples:
@@ -94,8 +95,9 @@ def _add_submit(subparsers) -> None:
                         metavar="KEY=VALUE", help="override a spec key (repeatable)")
     submit.add_argument("--wait", action="store_true", help="follow the logs until the job "
                         "ends; exit 0 if it SUCCEEDED, 1 otherwise")
-    submit.add_argument("--working-dir", action="store_true",
-                        help="upload the current directory as the job's working_dir")
+    submit.add_argument("--working-dir", nargs="?", const=".", metavar="DIR",
+                        help="upload DIR (default: the current directory) as the job's working "
+                             "directory; the spec's relative paths are then relative to DIR")
     submit.add_argument("--python", metavar="EXE", help="the job's Python (default: this one; "
                         "give `python` for a cluster whose machines differ from this one)")
     _add_connection(submit)
@@ -175,7 +177,9 @@ def _submit(args) -> int:
     from visionflow.cluster import jobs
     from visionflow.spec import load_spec
 
-    spec = load_spec(args.spec, args.overrides)  # a bad spec fails before any connection
+    spec = load_spec(args.spec, args.overrides)  # bad input fails before any connection
+    if args.working_dir is not None:
+        jobs.check_working_dir(args.working_dir)
     client = jobs.connect(args.address, args.token_file)
     job_id = jobs.submit_spec(client, spec, working_dir=args.working_dir,
                               python=args.python or sys.executable)

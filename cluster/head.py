@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def start_head(config: HeadConfig = HeadConfig()) -> HeadInfo:
         raise ClusterError("ray start failed:\n" + last_lines(result.stdout + result.stderr, 15))
     info = HeadInfo(f"{config.host}:{config.port}", f"http://{config.host}:{config.dashboard_port}",
                     str(temp_dir), env["RAY_AUTH_MODE"])
-    _wait_for_dashboard(info.dashboard_url)
+    token = find_token(env) if info.auth_mode == "token" else None
+    _wait_for_dashboard(info.dashboard_url, bearer(token))
     (temp_dir / STATE_FILE).write_text(json.dumps(asdict(info), indent=2))
     return info
 
@@ -102,16 +104,29 @@ def head_environment(host: str) -> dict[str, str]:
         env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # drivers and workers use 127.0.0.1 too
     else:
         env.setdefault("RAY_AUTH_MODE", "token")
-    if env["RAY_AUTH_MODE"] == "token" and not _token_available(env):
+    if env["RAY_AUTH_MODE"] == "token" and find_token(env) is None:
         raise ClusterError(f"a head on {host} needs a Ray auth token and none was found",
                            hint="run `ray get-auth-token --generate` (writes ~/.ray/auth_token), "
                                 "or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH")
     return env
 
 
-def _token_available(env: dict[str, str]) -> bool:
-    path = env.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
-    return bool(env.get("RAY_AUTH_TOKEN")) or Path(path).is_file()
+def find_token(env: Mapping[str, str] = os.environ) -> str | None:
+    """The Ray auth token where Ray looks for it: ``RAY_AUTH_TOKEN``, else the file named by
+    ``RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token``; None if there is none."""
+    token = env.get("RAY_AUTH_TOKEN", "").strip()
+    if token:
+        return token
+    path = Path(env.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    try:
+        return path.expanduser().read_text().strip() or None
+    except OSError:
+        return None
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    """The HTTP header that carries a Ray auth token; empty without one."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def _check_can_start(config: HeadConfig, temp_dir: Path) -> None:
@@ -143,11 +158,11 @@ def _ray_start_command(config: HeadConfig, temp_dir: Path) -> list[str]:
     return command
 
 
-def _wait_for_dashboard(url: str) -> None:
+def _wait_for_dashboard(url: str, headers: dict[str, str]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         try:
-            get_json(f"{url}/api/jobs/", timeout=HTTP_TIMEOUT_S)
+            get_json(f"{url}/api/jobs/", headers, timeout=HTTP_TIMEOUT_S)
             return
         except ClusterError:
             if time.monotonic() > deadline:

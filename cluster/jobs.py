@@ -9,8 +9,9 @@
 The caller validates the spec first (``load_spec``: a bad spec never reaches the cluster); its
 local paths are made absolute, and the resolved YAML travels in the job's runtime_env (``VISIONFLOW_JOB_SPEC``); the
 job runs ``python -m visionflow.cluster.job_entry`` with this machine's Python unless told
-otherwise. A token for a cluster with token auth: ``token_file`` or ``RAY_AUTH_TOKEN`` (sent as
-``Authorization: Bearer``), else Ray's own (``RAY_AUTH_MODE=token`` and ``~/.ray/auth_token``).
+otherwise. A token for a cluster with token auth: ``token_file``, else ``RAY_AUTH_TOKEN``, else
+with ``RAY_AUTH_MODE=token`` where Ray looks (``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``); it
+is sent as ``Authorization: Bearer`` on every request, the probe included.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from visionflow.cluster.head import (DEFAULT_DASHBOARD_PORT, LOOPBACK, ClusterError, get_json,
-                                     last_lines)
+from visionflow.cluster.head import (DEFAULT_DASHBOARD_PORT, LOOPBACK, ClusterError, bearer,
+                                     find_token, get_json, last_lines)
 from visionflow.cluster.job_entry import SPEC_ENV
 from visionflow.errors import RunError, VisionFlowError
 from visionflow.spec import ComponentSpec, PipelineSpec
@@ -55,14 +56,25 @@ def resolve_address(address: str | None = None) -> str:
 
 
 def auth_headers(token_file: str | None = None) -> dict[str, str]:
-    """``Authorization: Bearer`` from ``token_file`` or ``RAY_AUTH_TOKEN``; empty if neither."""
-    token = os.environ.get("RAY_AUTH_TOKEN", "")
+    """``Authorization: Bearer`` with the token of ``token_file``, else of ``RAY_AUTH_TOKEN``,
+    else, with ``RAY_AUTH_MODE=token``, the one Ray's own clients would send; empty if none."""
     if token_file:
-        try:
-            token = Path(token_file).expanduser().read_text()
-        except OSError as error:
-            raise ClusterError(f"--token-file {token_file}: {error.strerror}") from None
-    return {"Authorization": f"Bearer {token.strip()}"} if token.strip() else {}
+        return bearer(_read_token_file(token_file))
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return bearer(find_token())
+    return bearer(os.environ.get("RAY_AUTH_TOKEN", "").strip())
+
+
+def _read_token_file(token_file: str) -> str:
+    try:
+        token = Path(token_file).expanduser().read_text().strip()
+    except OSError as error:
+        raise ClusterError(f"--token-file {token_file}: {error.strerror}",
+                           hint="give the file that holds the cluster's Ray auth token") from None
+    if not token:
+        raise ClusterError(f"--token-file {token_file}: the file is empty",
+                           hint="give the file that holds the cluster's Ray auth token")
+    return token
 
 
 def connect(address: str | None = None, token_file: str | None = None):
@@ -77,13 +89,17 @@ def connect(address: str | None = None, token_file: str | None = None):
 
 # ------------------------------------------------------------------------------------- submitting
 
-def submit_spec(client, spec: PipelineSpec, *, working_dir: bool = False,
+def submit_spec(client, spec: PipelineSpec, *, working_dir: str | Path | None = None,
                 python: str = sys.executable) -> str:
-    """Submit a validated spec (``load_spec``) as a Ray Job; return the job's submission id."""
-    spec = with_absolute_paths(spec, Path.cwd())
+    """Submit a validated spec (``load_spec``) as a Ray Job; return the job's submission id.
+
+    ``working_dir`` (a folder) is uploaded as the job's working directory: the job runs in its
+    copy, and the spec's relative paths are relative to it, as if run there."""
+    upload = check_working_dir(working_dir) if working_dir is not None else None
+    spec = with_absolute_paths(spec, upload or Path.cwd(), upload)
     runtime_env = {"env_vars": {SPEC_ENV: spec.to_yaml(), "NO_ALBUMENTATIONS_UPDATE": "1"}}
-    if working_dir:
-        runtime_env["working_dir"] = str(Path.cwd())
+    if upload is not None:
+        runtime_env["working_dir"] = str(upload)
     local = spec.resources.backend == "local"  # the driver itself trains: reserve its CPU
     return client.submit_job(
         entrypoint=f"{shlex.quote(python)} -m visionflow.cluster.job_entry",
@@ -91,19 +107,35 @@ def submit_spec(client, spec: PipelineSpec, *, working_dir: bool = False,
         entrypoint_num_cpus=1 if local else 0)
 
 
-def with_absolute_paths(spec: PipelineSpec, base: Path) -> PipelineSpec:
-    """``output_dir`` and every ``data.args`` string that names an existing local path, made
-    absolute against ``base`` (the job's working directory is not this one)."""
-    args = {key: _absolute_if_exists(value, base) for key, value in spec.data.args.items()}
+def check_working_dir(working_dir: str | Path) -> Path:
+    """``working_dir`` made absolute; a ClusterError unless it is a folder."""
+    path = Path(working_dir).expanduser().resolve()
+    if not path.is_dir():
+        raise ClusterError(f"--working-dir {working_dir}: not a folder",
+                           hint="give the folder to upload as the job's working directory")
+    return path
+
+
+def with_absolute_paths(spec: PipelineSpec, base: Path,
+                        working_dir: Path | None = None) -> PipelineSpec:
+    """The spec's relative paths, read against ``base``, made fit for the job: ``output_dir``
+    absolute (the job's working directory is not this one), and every ``data.args`` string that
+    names an existing path absolute too, or relative to ``working_dir`` when it lies inside that
+    uploaded folder (the job runs in its copy)."""
+    args = {key: _local_path(value, base, working_dir) for key, value in spec.data.args.items()}
     return spec.replace(output_dir=str((base / spec.output_dir).resolve()),
                         data=ComponentSpec(spec.data.name, args))
 
 
-def _absolute_if_exists(value, base: Path):
+def _local_path(value, base: Path, working_dir: Path | None):
     if not isinstance(value, str) or not value or Path(value).is_absolute():
         return value
-    path = base / value
-    return str(path.resolve()) if path.exists() else value
+    path = (base / value).resolve()
+    if not path.exists():
+        return value  # not a local path
+    if working_dir is not None and path.is_relative_to(working_dir):
+        return path.relative_to(working_dir).as_posix() or "."
+    return str(path)
 
 
 # ------------------------------------------------------------------------------------- following

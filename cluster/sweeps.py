@@ -13,7 +13,8 @@
 Layout: ``<output_dir>/<name>/<timestamp>/`` holds the sweep's spec,
 ``trials/<trial id>/<timestamp>/`` (one run directory per trial, written by
 ``visionflow.pipelines.run``), ``tune/`` (Ray Tune's state, so ``visionflow run --resume``
-continues an interrupted sweep), ``sweep_results.csv`` (one row per trial: its values, its final
+continues an interrupted sweep: finished trials are kept, interrupted ones resume their own run
+directory), ``sweep_results.csv`` (one row per trial: its values, its final
 metric, its run directory) and ``plots/sweep_<param>.png``.
 Trials train in their Tune worker's process (``backend: local``); Ray schedules them.
 """
@@ -30,7 +31,7 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 
 from visionflow.plots import save_figure
-from visionflow.rundir import RunDirectory, atomic_write_text
+from visionflow.rundir import SPEC_FILE, SUMMARY_FILE, RunDirectory, atomic_write_text, read_json
 from visionflow.spec import PipelineSpec, parse_spec, with_values
 
 TUNE_DIR = "tune"
@@ -123,17 +124,35 @@ class ReportEpochToTune(Callback):
 
 
 def run_trial(config: dict[str, Any]) -> None:
-    """One trial, inside a Tune worker: the spec with this trial's values, as a full run."""
+    """One trial, inside a Tune worker: the spec with this trial's values, as a full run.
+
+    A trial that Tune starts again after a restore (the driver died before Tune's state recorded
+    its end) keeps its run directory: a completed run is reported as it is, an interrupted one
+    is resumed from its last checkpoint."""
     from ray import tune
 
-    from visionflow.pipelines import LocalFitBackend, run
+    from visionflow.pipelines import LocalFitBackend, resume, run
 
-    spec = parse_spec(with_values(config["base"], config["params"]), source="")
     trial = tune.get_context().get_trial_id()
-    trial_dir = RunDirectory.create(config["trials_dir"], trial, spec.to_yaml())
-    reporter = ReportEpochToTune(config["metric"])
-    results = run(spec, run_dir=trial_dir, fit_backend=LocalFitBackend(callbacks=(reporter,)))
+    previous = _latest_run(Path(config["trials_dir"]) / trial)
+    if previous is not None and previous.status().get("state") == "completed":
+        summary = read_json(previous.path / SUMMARY_FILE)
+        tune.report({**summary["metrics"], "run_dir": str(previous.path), "done": True})
+        return
+    backend = LocalFitBackend(callbacks=(ReportEpochToTune(config["metric"]),))
+    if previous is not None:
+        results = resume(previous.path, fit_backend=backend)
+    else:
+        spec = parse_spec(with_values(config["base"], config["params"]), source="")
+        trial_dir = RunDirectory.create(config["trials_dir"], trial, spec.to_yaml())
+        results = run(spec, run_dir=trial_dir, fit_backend=backend)
     tune.report({**results.metrics, "run_dir": str(results.run_dir), "done": True})
+
+
+def _latest_run(trial_dir: Path) -> RunDirectory | None:
+    """The trial's newest run directory (one with a resolved spec), if it ran before."""
+    runs = sorted(p for p in trial_dir.glob("*") if (p / SPEC_FILE).is_file())
+    return RunDirectory(runs[-1]) if runs else None
 
 
 def _finish(spec: PipelineSpec, run_dir: RunDirectory, grid) -> SweepResults:

@@ -1,6 +1,6 @@
 """``visionflow submit`` and ``visionflow jobs ...`` against a real loopback Ray head (one per
-module): a digits job runs to SUCCEEDED, a long one is STOPPED, a failing one shows its logs, and
-bad input fails fast with one line."""
+module): a digits job runs to SUCCEEDED, a job reads its data from the uploaded working dir, a
+long one is STOPPED, a failing one shows its logs, and bad input fails fast with one line."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import yaml
 pytest.importorskip("ray")
 
 from tests.cluster.test_head import ray_processes_in, run_cli  # noqa: E402
+from tests.datamodules.test_image_folder import write_folder  # noqa: E402
 from visionflow.cluster import head, jobs  # noqa: E402
 from visionflow.cluster.job_entry import SPEC_ENV, load_job_spec  # noqa: E402
 from visionflow.spec import load_spec  # noqa: E402
@@ -81,6 +82,27 @@ def test_submit_wait_runs_the_spec_and_writes_its_run_directory(address, tmp_pat
 
 
 @pytest.mark.ray
+def test_submit_working_dir_uploads_the_folder_the_spec_reads(address, tmp_path, monkeypatch,
+                                                               capsys):
+    project = tmp_path / "project"
+    write_folder(project / "images", classes=("ant", "bee"), per_class=4)
+    (project / "spec.yaml").write_text(yaml.safe_dump({
+        **SPEC, "name": "folder_job",
+        "data": {"name": "image_folder",  # relative: read in the job's copy of project/
+                 "args": {"root": "images", "image_size": 8, "batch_size": 4,
+                          "test_fraction": 0.25, "val_fraction": 0.25}}}))
+    monkeypatch.chdir(tmp_path)  # no images/ here: only the uploaded folder has it
+    assert run_cli("submit", "project/spec.yaml", "--address", address,
+                   "--working-dir", "project", "--wait") == 0
+    out = capsys.readouterr().out
+    run_dir = Path(out.split("run directory: ")[1].splitlines()[0])
+    assert run_dir.parent.parent == project / "runs"  # output_dir: relative to the working dir
+    assert yaml.safe_load((run_dir / "spec.resolved.yaml").read_text())["data"]["args"][
+        "root"] == "images"
+    assert "test/acc" in json.loads((run_dir / "summary.json").read_text())["metrics"]
+
+
+@pytest.mark.ray
 def test_a_running_job_is_stopped(address, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     spec = load_spec(write_spec(tmp_path, trainer={"max_epochs": 500}))
@@ -134,6 +156,24 @@ def test_local_paths_are_made_absolute(tmp_path):
     resolved = jobs.with_absolute_paths(spec, tmp_path)
     assert resolved.output_dir == str(tmp_path / "runs")
     assert resolved.data.args == {"root": str(tmp_path / "images"), "preset": "keep"}
+
+
+def test_paths_inside_the_working_dir_stay_relative_to_it(tmp_path):
+    (tmp_path / "project" / "images").mkdir(parents=True)
+    (tmp_path / "shared").mkdir()
+    spec = load_spec(write_spec(tmp_path)).replace(data=jobs.ComponentSpec(
+        "digits", {"root": "images", "labels": "../shared", "preset": "keep"}))
+    resolved = jobs.with_absolute_paths(spec, tmp_path / "project", tmp_path / "project")
+    assert resolved.output_dir == str(tmp_path / "project" / "runs")
+    assert resolved.data.args == {"root": "images", "labels": str(tmp_path / "shared"),
+                                  "preset": "keep"}
+
+
+def test_a_missing_working_dir_fails_before_connecting(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(jobs, "connect", lambda *a: pytest.fail("connected without a folder"))
+    spec = write_spec(tmp_path)
+    assert run_cli("submit", str(spec), "--working-dir", str(tmp_path / "absent")) == 2
+    assert "--working-dir" in capsys.readouterr().out
 
 
 def test_the_job_entry_reads_the_spec_from_its_environment(tmp_path, monkeypatch):

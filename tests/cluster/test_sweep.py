@@ -1,19 +1,31 @@
-"""A real Ray Tune sweep: each trial a full VisionFlow run, a results table and a plot."""
+"""A real Ray Tune sweep: each trial a full VisionFlow run, a results table and a plot; a sweep
+whose driver was SIGKILLed resumes with ``visionflow run --resume`` and finishes every trial."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 import visionflow.cluster  # noqa: F401  (before ray: sets Ray's log filter at ray's import)
 
 pytest.importorskip("ray")
 
+import psutil  # noqa: E402  (a dependency of ray[default])
+
 from tests.conftest import REPO_ROOT  # noqa: E402
 from visionflow import cluster  # noqa: E402
+from visionflow.cli import main as visionflow_cli  # noqa: E402
 from visionflow.spec import load_spec  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -39,3 +51,86 @@ def test_grid_sweep_runs_every_trial_and_ranks_them(tmp_path):
         assert Path(row["run_dir"]).parent.parent == results.run_dir / "trials"
     assert (results.run_dir / "plots" / "sweep_task_args_lr.png").is_file()
     assert json.loads((results.run_dir / "summary.json").read_text())["trials"] == 2
+
+
+LEARNING_RATES = [0.03, 0.01, 0.003]
+TINY_SWEEP = {
+    "name": "tiny_sweep",
+    "task": {"name": "image_classification", "args": {"net": "linear"}},
+    "data": {"name": "digits", "args": {"batch_size": 64, "image_size": 8}},
+    "trainer": {"max_epochs": 1, "enable_progress_bar": False},
+    "stages": ["fit", "test"],
+    "sweep": {"parameters": {"task.args.lr": {"grid": LEARNING_RATES}}, "metric": "val/acc",
+              "mode": "max", "max_concurrent": 1},
+}
+
+
+def wait_for_second_trial(runs: Path, driver: subprocess.Popen, log: Path) -> Path:
+    """The sweep folder, once its first trial has finished and the next one has started (trials
+    run one at a time)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert driver.poll() is None, f"the sweep ended before it was killed:\n{log.read_text()}"
+        sweeps = list(runs.glob("tiny_sweep/*"))
+        if sweeps and len(list(sweeps[0].glob("trials/*"))) >= 2 and \
+                list(sweeps[0].glob("trials/*/*/summary.json")):
+            return sweeps[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no trial finished in time:\n{log.read_text()}")
+
+
+def kill_with_its_ray(driver: subprocess.Popen) -> None:
+    """SIGKILL the driver, as a crash would; then end what is left of the embedded Ray it started
+    (only its own descendants) and remove that Ray's temp dir."""
+    family = psutil.Process(driver.pid).children(recursive=True)
+    temp_dirs = {match for process in family for match in
+                 re.findall(r"/tmp/vf-ray-\w+", " ".join(_cmdline(process)))}
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    for process in family:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(family, timeout=10)
+    for temp_dir in temp_dirs:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
+def test_a_sweep_whose_driver_was_killed_resumes_every_trial(tmp_path, capsys):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({**TINY_SWEEP, "output_dir": str(tmp_path / "runs")}))
+    log = tmp_path / "driver.log"
+    with open(log, "w") as out:
+        driver = subprocess.Popen([sys.executable, "-m", "visionflow", "run", str(spec)],
+                                  stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        sweep_dir = wait_for_second_trial(tmp_path / "runs", driver, log)
+        finished = {path.parent.parent.name: path.parent
+                    for path in sweep_dir.glob("trials/*/*/summary.json")}
+    finally:
+        kill_with_its_ray(driver)
+    assert json.loads((sweep_dir / "status.json").read_text())["state"] == "running"
+
+    assert visionflow_cli(["run", "--resume", str(sweep_dir)]) == 0
+    with open(sweep_dir / "sweep_results.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert sorted(float(row["task.args.lr"]) for row in rows) == sorted(LEARNING_RATES)
+    for row in rows:
+        assert row["val/acc"] and not row["error"], row
+        assert "test/acc" in json.loads((Path(row["run_dir"]) / "summary.json").read_text())[
+            "metrics"]
+    for trial, run_dir in finished.items():  # finished before the kill: kept, not run again
+        assert [row["run_dir"] for row in rows if Path(row["run_dir"]).parent.name == trial] \
+            == [str(run_dir)]
+    for trial_dir in (sweep_dir / "trials").iterdir():  # an interrupted trial resumed its own
+        assert len(list(trial_dir.iterdir())) == 1, sorted(trial_dir.iterdir())
+    assert json.loads((sweep_dir / "summary.json").read_text())["trials"] == 3
+    assert "sweep: 3 trials" in capsys.readouterr().out
