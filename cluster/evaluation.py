@@ -22,15 +22,12 @@ result is unchanged); an exception in a shard is one short VisionFlow error nami
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from visionflow.cluster.jobs import with_absolute_paths
-from visionflow.cluster.train import check_capacity, provider_modules
-from visionflow.cluster.train_worker import WorkerFailure
+from visionflow.cluster.train import check_capacity, imports_for
+from visionflow.cluster.train_worker import WorkerFailure, import_driver_modules
 from visionflow.errors import RunError, VisionFlowError
 from visionflow.pipelines.evaluation import ShardOutput, Split
 
@@ -64,9 +61,7 @@ def shard_config(context: Any, split: Split) -> dict[str, Any]:
     """The plain data a shard's worker needs."""
     spec = with_absolute_paths(context.spec, Path.cwd())
     return {"spec": spec.to_dict(), "split": split, "use_gpu": spec.resources.use_gpu,
-            "precision": spec.trainer.get("precision", "32-true"),
-            "modules": provider_modules(spec),
-            "sys_path": [p for p in sys.path if p and os.path.isdir(p)]}
+            "precision": spec.trainer.get("precision", "32-true"), **imports_for(spec)}
 
 
 def _gather(pending: dict[Any, int], count: int) -> list[ShardOutput]:
@@ -127,11 +122,7 @@ def _evaluate_shard(config: dict[str, Any], weights: dict[str, Any], index: int,
     from visionflow.pipelines.evaluation import evaluate_shard, split_loader
     from visionflow.spec import parse_spec
 
-    for path in config["sys_path"]:  # the driver's import path (same machine or a mirror)
-        if path not in sys.path and os.path.isdir(path):
-            sys.path.append(path)
-    for module in config["modules"]:
-        importlib.import_module(module)
+    import_driver_modules(config)
     spec = parse_spec(config["spec"], source="")
     seed_everything(spec.seed)
     datamodule = build_datamodule(spec)

@@ -28,6 +28,7 @@ from visionflow.cluster.head import (DEFAULT_DASHBOARD_PORT, LOOPBACK, ClusterEr
                                      find_token, get_json, last_lines)
 from visionflow.cluster.job_entry import SPEC_ENV
 from visionflow.errors import RunError, VisionFlowError
+from visionflow.remote import is_uri
 from visionflow.spec import ComponentSpec, PipelineSpec
 
 DEFAULT_ADDRESS = f"http://{LOOPBACK}:{DEFAULT_DASHBOARD_PORT}"
@@ -120,11 +121,11 @@ def with_absolute_paths(spec: PipelineSpec, base: Path,
                         working_dir: Path | None = None) -> PipelineSpec:
     """The spec's relative paths, read against ``base``, made fit for the job: ``output_dir``
     absolute (the job's working directory is not this one), and every ``data.args`` string that
-    names an existing path absolute too, or relative to ``working_dir`` when it lies inside that
+    names an existing path absolute too (an fsspec URI ``output_dir`` stays as it is), or relative to ``working_dir`` when it lies inside that
     uploaded folder (the job runs in its copy)."""
     args = {key: _local_path(value, base, working_dir) for key, value in spec.data.args.items()}
-    return spec.replace(output_dir=str((base / spec.output_dir).resolve()),
-                        data=ComponentSpec(spec.data.name, args))
+    output_dir = spec.output_dir if is_uri(spec.output_dir) else str((base / spec.output_dir).resolve())
+    return spec.replace(output_dir=output_dir, data=ComponentSpec(spec.data.name, args))
 
 
 def _local_path(value, base: Path, working_dir: Path | None):

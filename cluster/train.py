@@ -153,9 +153,16 @@ def worker_config(context: StageContext, ckpt_path: Path | None) -> dict[str, An
         "spec": context.spec.to_dict(),
         "run_dir": str(context.run_dir.path.resolve()),
         "ckpt_path": str(Path(ckpt_path).resolve()) if ckpt_path else None,
-        "modules": provider_modules(context.spec),
-        "sys_path": [p for p in sys.path if p and os.path.isdir(p)],
+        **imports_for(context.spec),
     }
+
+
+def imports_for(spec: Any) -> dict[str, list[str]]:
+    """What a fresh worker process imports before it parses ``spec`` (see
+    :func:`visionflow.cluster.train_worker.import_driver_modules`): the modules that registered
+    its task and datamodule, and the driver's import path."""
+    return {"modules": provider_modules(spec),
+            "sys_path": [p for p in sys.path if p and os.path.isdir(p)]}
 
 
 def provider_modules(spec: Any) -> list[str]:

@@ -68,16 +68,21 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, str | None]:
         raise WorkerFailure.wrap(error) from None
 
 
-def _fit_in_worker(config: dict[str, Any]) -> dict[str, str | None]:
-    import ray.train
-    from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
-
-    for path in config.get("sys_path", ()):  # the driver's import path (same machine or mirror)
+def import_driver_modules(config: dict[str, Any]) -> None:
+    """Import what registered the spec's components in the driver (``train.imports_for``), with
+    the driver's import path added (the same machine, or a mirror of its layout)."""
+    for path in config.get("sys_path", ()):
         if path not in sys.path and os.path.isdir(path):
             sys.path.append(path)
     for module in config.get("modules", ()):
         importlib.import_module(module)
 
+
+def _fit_in_worker(config: dict[str, Any]) -> dict[str, str | None]:
+    import ray.train
+    from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
+
+    import_driver_modules(config)
     _quiet_worker()
     from visionflow.pipelines import build_datamodule, build_task, seed_everything
     from visionflow.pipelines.build import build_trainer, checkpoint_monitor

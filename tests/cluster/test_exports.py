@@ -2,12 +2,17 @@
 has been imported (a submodule named like an export would replace it on the package)."""
 
 import importlib
+import pkgutil
 
 import pytest
 
 import visionflow.cluster as cluster
 
-SUBMODULES = ["commands", "head", "job_entry", "jobs", "local", "runner", "sweeps", "train"]
+SUBMODULES = [module.name for module in pkgutil.iter_modules(cluster.__path__)]
+
+
+def test_every_submodule_is_checked():
+    assert {"evaluation", "runner", "train", "train_worker", "jobs"} <= set(SUBMODULES)
 
 
 @pytest.mark.parametrize("name", cluster.__all__)

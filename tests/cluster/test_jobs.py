@@ -158,6 +158,11 @@ def test_local_paths_are_made_absolute(tmp_path):
     assert resolved.data.args == {"root": str(tmp_path / "images"), "preset": "keep"}
 
 
+def test_a_uri_output_dir_is_left_as_it_is(tmp_path):
+    spec = load_spec(write_spec(tmp_path)).replace(output_dir="s3://bucket/runs")
+    assert jobs.with_absolute_paths(spec, tmp_path).output_dir == "s3://bucket/runs"
+
+
 def test_paths_inside_the_working_dir_stay_relative_to_it(tmp_path):
     (tmp_path / "project" / "images").mkdir(parents=True)
     (tmp_path / "shared").mkdir()
