@@ -2,8 +2,9 @@
 
 Every Ray Train worker runs :func:`train_loop_per_worker` with the plain data of
 ``train.worker_config``: it imports the modules that registered the spec's task and datamodule,
-rebuilds datamodule, task and Trainer (RayDDPStrategy, RayLightningEnvironment) with the same
-``pipelines.build`` functions as a local fit, and ``trainer.fit``s. :class:`ReportToRay` reports
+rebuilds datamodule, task and Trainer (RayDDPStrategy, or RayFSDPStrategy for
+``resources.strategy: fsdp``; RayLightningEnvironment) with the same ``pipelines.build``
+functions as a local fit, and ``trainer.fit``s. :class:`ReportToRay` reports
 each finished epoch to Ray Train with a snapshot of ``last.ckpt``; an exception leaves the worker
 as a picklable :class:`WorkerFailure`, which the driver turns into one short VisionFlow error.
 
@@ -80,7 +81,7 @@ def import_driver_modules(config: dict[str, Any]) -> None:
 
 def _fit_in_worker(config: dict[str, Any]) -> dict[str, str | None]:
     import ray.train
-    from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
+    from ray.train.lightning import RayLightningEnvironment, prepare_trainer
 
     import_driver_modules(config)
     _quiet_worker()
@@ -102,12 +103,20 @@ def _fit_in_worker(config: dict[str, Any]) -> dict[str, str | None]:
     task = build_task(spec, datamodule.info)
     quiet_bar = {} if "enable_progress_bar" in spec.trainer else {"enable_progress_bar": False}
     trainer = build_trainer(spec, run_dir, fit=True, monitor=checkpoint_monitor(task),
-                            strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()],
+                            strategy=ray_strategy(spec.resources.strategy),
+                            plugins=[RayLightningEnvironment()],
                             callbacks=[ReportToRay(run_dir)], devices="auto", **quiet_bar)
     trainer = prepare_trainer(trainer)
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     last = run_dir.last_checkpoint
     return {"last_checkpoint": str(last) if last else None}
+
+
+def ray_strategy(name: str) -> Any:
+    """Ray Train's Lightning strategy for ``resources.strategy``: ``ddp`` or ``fsdp``."""
+    from ray.train.lightning import RayDDPStrategy, RayFSDPStrategy
+
+    return RayFSDPStrategy() if name == "fsdp" else RayDDPStrategy()
 
 
 def _quiet_worker() -> None:

@@ -54,7 +54,8 @@ class StageSpec:
 @dataclass(frozen=True)
 class ResourcesSpec:
     """Where the pipeline runs. ``local``: in this process, no Ray. ``ray``: Ray Train workers,
-    placed ``pack`` (as few nodes as possible) or ``spread``; a fit that loses a worker restarts
+    placed ``pack`` (as few nodes as possible) or ``spread``, training with ``strategy`` ``ddp``
+    (replicated model) or ``fsdp`` (sharded model, GPUs only); a fit that loses a worker restarts
     from its last checkpoint up to ``max_failures`` times."""
 
     backend: Literal["local", "ray"] = "local"
@@ -64,6 +65,7 @@ class ResourcesSpec:
     gpus_per_worker: float = 1.0
     placement: Literal["pack", "spread"] = "pack"
     max_failures: int = 0
+    strategy: Literal["ddp", "fsdp"] = "ddp"
 
 
 SAMPLERS = ("grid", "choice", "uniform", "loguniform", "randint")
@@ -299,6 +301,9 @@ def _resources(raw: Any) -> ResourcesSpec:
         raise SpecError("resources: gpus_per_worker must be > 0 and max_failures >= 0",
                         hint="max_failures: how often Ray Train restarts a failed fit from its "
                              "last checkpoint (0: never)")
+    if resources.strategy == "fsdp" and not resources.use_gpu:
+        raise SpecError("resources.strategy: fsdp shards the model over GPUs, and use_gpu is false",
+                        hint="set resources.use_gpu: true, or strategy: ddp on CPUs")
     return resources
 
 

@@ -185,6 +185,15 @@ def test_resources_for_ray_train():
     assert "max_failures >= 0" in error_of(with_changes(resources={"max_failures": -1})).message
 
 
+def test_fsdp_needs_gpus():
+    spec = parse_spec(with_changes(resources={"backend": "ray", "use_gpu": True, "strategy": "fsdp"}))
+    assert spec.resources.strategy == "fsdp"
+    error = error_of(with_changes(resources={"backend": "ray", "strategy": "fsdp"}))
+    assert "resources.strategy: fsdp shards the model over GPUs" in error.message
+    assert "use_gpu: true" in error.hint
+    assert "expected 'ddp' or 'fsdp'" in error_of(with_changes(resources={"strategy": "zero3"})).message
+
+
 def test_sweep_section_is_checked_path_by_path():
     spec = parse_spec(with_changes(sweep={"parameters": {"task.args.lr": {"loguniform": [1e-4, 1e-2]}},
                                           "metric": "val/acc", "mode": "max"}))
