@@ -100,6 +100,10 @@ def _add_submit(subparsers) -> None:
                              "directory; the spec's relative paths are then relative to DIR")
     submit.add_argument("--python", metavar="EXE", help="the job's Python (default: this one; "
                         "give `python` for a cluster whose machines differ from this one)")
+    submit.add_argument("--pip", action="append", default=[], metavar="REQUIREMENT",
+                        help="install this in the job's own environment first (Ray runtime_env "
+                             "pip; repeatable), e.g. --pip visionflow==0.3.0 or a wheel path on "
+                             "the cluster; the job then runs that environment's python")
     _add_connection(submit)
 
 
@@ -172,8 +176,6 @@ def _cluster_stop(args) -> int:
 
 
 def _submit(args) -> int:
-    import sys
-
     from visionflow.cluster import jobs
     from visionflow.spec import load_spec
 
@@ -181,8 +183,8 @@ def _submit(args) -> int:
     if args.working_dir is not None:
         jobs.check_working_dir(args.working_dir)
     client = jobs.connect(args.address, args.token_file)
-    job_id = jobs.submit_spec(client, spec, working_dir=args.working_dir,
-                              python=args.python or sys.executable)
+    job_id = jobs.submit_spec(client, spec, working_dir=args.working_dir, python=args.python,
+                              pip=args.pip)
     print(f"submitted job {job_id} to {client.get_address()}")
     if not args.wait:
         print(f"  follow: visionflow jobs logs {job_id} --follow")

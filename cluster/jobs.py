@@ -21,7 +21,9 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from visionflow.cluster.head import (DEFAULT_DASHBOARD_PORT, LOOPBACK, ClusterError, bearer,
@@ -91,16 +93,23 @@ def connect(address: str | None = None, token_file: str | None = None):
 # ------------------------------------------------------------------------------------- submitting
 
 def submit_spec(client, spec: PipelineSpec, *, working_dir: str | Path | None = None,
-                python: str = sys.executable) -> str:
+                python: str | None = None, pip: Sequence[str] = ()) -> str:
     """Submit a validated spec (``load_spec``) as a Ray Job; return the job's submission id.
 
     ``working_dir`` (a folder) is uploaded as the job's working directory: the job runs in its
-    copy, and the spec's relative paths are relative to it, as if run there."""
+    copy, and the spec's relative paths are relative to it, as if run there. ``pip``: requirements
+    (``visionflow==0.3.0``, a wheel path on the cluster) that Ray installs into the job's own
+    environment, whose ``python`` then runs it; without them the job runs ``python`` (default:
+    this interpreter, for a cluster of machines laid out like this one)."""
     upload = check_working_dir(working_dir) if working_dir is not None else None
     spec = with_absolute_paths(spec, upload or Path.cwd(), upload)
-    runtime_env = {"env_vars": {SPEC_ENV: spec.to_yaml(), "NO_ALBUMENTATIONS_UPDATE": "1"}}
+    runtime_env: dict[str, Any] = {"env_vars": {SPEC_ENV: spec.to_yaml(),
+                                                "NO_ALBUMENTATIONS_UPDATE": "1"}}
     if upload is not None:
         runtime_env["working_dir"] = str(upload)
+    if pip:
+        runtime_env["pip"] = list(pip)
+    python = python or ("python" if pip else sys.executable)
     local = spec.resources.backend == "local"  # the driver itself trains: reserve its CPU
     return client.submit_job(
         entrypoint=f"{shlex.quote(python)} -m visionflow.cluster.job_entry",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -156,6 +157,23 @@ def test_local_paths_are_made_absolute(tmp_path):
     resolved = jobs.with_absolute_paths(spec, tmp_path)
     assert resolved.output_dir == str(tmp_path / "runs")
     assert resolved.data.args == {"root": str(tmp_path / "images"), "preset": "keep"}
+
+
+class RecordingClient:
+    def submit_job(self, **kwargs):
+        self.kwargs = kwargs
+        return "raysubmit_1"
+
+
+def test_pip_requirements_go_into_the_runtime_env_and_the_job_runs_its_python(tmp_path):
+    spec = load_spec(write_spec(tmp_path))
+    client = RecordingClient()
+    assert jobs.submit_spec(client, spec, pip=["visionflow==0.3.0", "s3fs"]) == "raysubmit_1"
+    assert client.kwargs["runtime_env"]["pip"] == ["visionflow==0.3.0", "s3fs"]
+    assert client.kwargs["entrypoint"] == "python -m visionflow.cluster.job_entry"
+    jobs.submit_spec(client, spec)
+    assert "pip" not in client.kwargs["runtime_env"]
+    assert client.kwargs["entrypoint"].startswith(sys.executable)
 
 
 def test_a_uri_output_dir_is_left_as_it_is(tmp_path):
