@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MeanMetric, Metric
@@ -31,11 +30,12 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import RunError, SpecError
 from visionflow.evaluation import Evaluation
-from visionflow.metrics.classification import ClassificationEvaluator
+from visionflow.metrics.classification import ClassificationEvaluator, TrainingTally
 from visionflow.registry import TASKS
 from visionflow.plots import save_figure
 from visionflow.rundir import atomic_write_text
 from visionflow.tasks import optim
+from visionflow.tasks.base import VisionTask
 from visionflow.tasks.nets import build_net, split_backbone_head
 from visionflow.tasks.nets import transfer
 
@@ -62,7 +62,7 @@ def classification_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str,
 
 
 @TASKS.register("image_classification", batch=ImageClassificationBatch)
-class ImageClassificationTask(LightningModule):
+class ImageClassificationTask(VisionTask):
     """Classify images ``[B, C, H, W]`` into ``num_classes`` with a net from ``NETS``.
 
     ``weights`` (a local state_dict file) or ``pretrained`` (torchvision's weights) initialize the
@@ -110,6 +110,7 @@ class ImageClassificationTask(LightningModule):
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
         self.epoch_metrics = nn.ModuleDict(_epoch_metrics(num_classes))
+        self.train_tally = TrainingTally()
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_confusion_matrix: torch.Tensor | None = None
 
@@ -151,16 +152,29 @@ class ImageClassificationTask(LightningModule):
 
     def _step(self, batch: ImageClassificationBatch,
               stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward, loss, and on-device metric updates (logged once per epoch, see _log_epoch)."""
+        """Forward, loss, and on-device metric updates (logged once per epoch, see _log_epoch);
+        training keeps a leaner tally than torchmetrics: it runs every step of every fit."""
         logits = self(batch.images)                                                # [B, K]
         loss = classification_loss(logits, batch.targets, self.hparams.loss,
                                    self.hparams.label_smoothing)
+        if stage == "train":
+            self.train_tally.update(loss, logits, batch.targets)
+            return logits, loss
         for key, metric in self.epoch_metrics.items():
             if key == f"{stage}_loss":
                 metric.update(loss.detach().expand(len(batch)))  # [B]: a per-image mean
             elif key.startswith(f"{stage}_acc"):
                 metric.update(logits.detach(), batch.targets)
         return logits, loss
+
+    def _log_training_epoch(self) -> None:
+        """Log ``train/loss`` and ``train/acc`` (summed over processes) and reset the tally."""
+        if self.train_tally.count:
+            totals = self.train_tally.compute(
+                lambda sums: self.trainer.strategy.reduce(sums, reduce_op="sum"))
+            for name, value in totals.items():  # equal on every rank: sync_dist only tells Lightning
+                self.log(f"train/{name}", value, prog_bar=True, sync_dist=True)
+        self.train_tally.reset()
 
     def _log_epoch(self, stage: str) -> None:
         """Log ``<stage>/<metric>`` (synchronized across processes by torchmetrics) and reset."""
@@ -182,7 +196,7 @@ class ImageClassificationTask(LightningModule):
         self.test_confusion.update(logits, batch.targets)
 
     def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
+        self._log_training_epoch()
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
@@ -254,17 +268,17 @@ class ImageClassificationTask(LightningModule):
 
 
 def _epoch_metrics(num_classes: int) -> dict[str, Metric]:
-    """``<stage>_loss`` and ``<stage>_acc`` for train/val/test, ``<stage>_acc_top5`` for val/test
-    when K > 5. Updating them is a few device ops, with no host sync: ``validate_args`` and the
+    """``<stage>_loss``, ``<stage>_acc`` and, when K > 5, ``<stage>_acc_top5`` for val and test
+    (training uses a ``TrainingTally``). Updating them is a few device ops, with no host sync: ``validate_args`` and the
     NaN check would call ``torch.unique``/``.any()`` every step (the loss rejects bad targets)."""
     def accuracy(top_k: int) -> MulticlassAccuracy:
         return MulticlassAccuracy(num_classes, top_k=top_k, average="micro", validate_args=False)
 
     metrics: dict[str, Metric] = {}
-    for stage in ("train", "val", "test"):
+    for stage in ("val", "test"):
         metrics[f"{stage}_loss"] = MeanMetric(nan_strategy="disable")
         metrics[f"{stage}_acc"] = accuracy(1)
-        if stage != "train" and num_classes > 5:
+        if num_classes > 5:
             metrics[f"{stage}_acc_top5"] = accuracy(5)
     return metrics
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import LightningModule
 
 from visionflow.batches import DetectionBatch, DetectionTarget
 from visionflow.errors import RunError, SpecError
@@ -34,6 +33,7 @@ from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_bytes, atomic_write_json
 from visionflow.spec import check_arguments
 from visionflow.tasks import optim
+from visionflow.tasks.base import VisionTask
 from visionflow.tasks.detection_eval import DetectionEvaluator, ground_truth_entry
 from visionflow.tasks.nets.detectors import DETECTORS, build_detector
 
@@ -43,7 +43,7 @@ _RESTORING_CHECKPOINT = contextvars.ContextVar("restoring_detection_checkpoint",
 
 
 @TASKS.register("object_detection", batch=DetectionBatch)
-class ObjectDetectionTask(LightningModule):
+class ObjectDetectionTask(VisionTask):
     """Detect objects of ``num_classes`` classes with a torchvision detector (``net``).
 
     ``net_args`` configure it (weights, anchors, thresholds, sizes: see

@@ -134,6 +134,22 @@ def test_loaders_never_call_getitem(monkeypatch):
     assert all(type(b) is ImageClassificationBatch for b in batches)
 
 
+def test_a_batch_already_on_the_device_is_not_walked_again(monkeypatch):
+    from lightning.pytorch import LightningDataModule
+
+    dm = Synthetic()
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    monkeypatch.setattr(LightningDataModule, "transfer_batch_to_device",
+                        lambda *a: pytest.fail("Lightning's generic transfer ran"))
+    assert dm.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    moved = []
+    monkeypatch.setattr(LightningDataModule, "transfer_batch_to_device",
+                        lambda self, b, device, index: moved.append(device) or b)
+    dm.transfer_batch_to_device(batch, torch.device("meta"), 0)     # elsewhere: Lightning moves it
+    assert moved == [torch.device("meta")]
+
+
 def test_batch_shapes_dtypes_and_sizes():
     dm = Synthetic()
     dm.setup("fit")
