@@ -22,6 +22,13 @@ from visionflow.errors import DataError
 from visionflow.evaluation import Evaluation
 
 
+def confusion_counts(truth: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """[K, K] int64 counts of (true class, predicted class) pairs, rows = true class, from int64
+    labels ``truth`` and ``predicted`` [N], every label in ``0..K-1``."""
+    pairs = truth * num_classes + predicted
+    return torch.bincount(pairs, minlength=num_classes ** 2).view(num_classes, num_classes)
+
+
 class ClassificationEvaluator:
     """Scores ``predictions = {"top_k": [B, k] int64 class indices, best first, "loss": float
     (the batch's mean loss)}`` against ``targets`` [B] int64; ``k >= top_k`` when K > ``top_k``."""
@@ -45,8 +52,7 @@ class ClassificationEvaluator:
                             f"targets {tuple(targets.shape)}; expected [B, k] and [B]")
         if len(targets) and (targets.min() < 0 or targets.max() >= self.num_classes):
             raise DataError(f"classification evaluator: a target is outside 0..{self.num_classes - 1}")
-        pairs = targets * self.num_classes + ranked[:, 0]
-        self._confusion += torch.bincount(pairs, minlength=self.num_classes ** 2).view_as(self._confusion)
+        self._confusion += confusion_counts(targets, ranked[:, 0], self.num_classes)
         self._top_k_correct += int((ranked[:, :self.top_k] == targets[:, None]).any(dim=1).sum())
         self._loss_sum += float(predictions["loss"]) * len(targets)
         self._count += len(targets)

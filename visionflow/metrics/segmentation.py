@@ -17,6 +17,7 @@ import torch
 from visionflow.batches import IGNORE_INDEX
 from visionflow.errors import DataError
 from visionflow.evaluation import Evaluation
+from visionflow.metrics.classification import confusion_counts
 
 
 class SegmentationEvaluator:
@@ -44,8 +45,7 @@ class SegmentationEvaluator:
                 raise DataError(f"segmentation evaluator: a {name} label is outside "
                                 f"0..{self.num_classes - 1} (and is not ignore_index "
                                 f"{self.ignore_index})")
-        pairs = truth * self.num_classes + guess
-        self._confusion += torch.bincount(pairs, minlength=self.num_classes ** 2).view_as(self._confusion)
+        self._confusion += confusion_counts(truth, guess, self.num_classes)
         self._images += int(masks.shape[0]) if masks.ndim == 3 else 1
 
     def evaluate(self) -> Evaluation:
