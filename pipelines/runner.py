@@ -58,7 +58,7 @@ def resume(path: str | Path, *, fit_backend: FitBackend | None = None,
     spec = load_spec(run_dir.spec_path)
     status = run_dir.status()
     if status.get("state") == "completed":
-        raise CheckpointError(f"{run_dir.path}: this run has already completed",
+        raise CheckpointError(f"{run_dir.location}: this run has already completed",
                               hint="start a new run with `visionflow run SPEC`")
     return _execute(spec, run_dir, fit_backend, evaluation_backend, resume=True)
 

@@ -30,7 +30,8 @@ def staging_dir(uri: str) -> Path:
     """The local folder that stages the run directory ``uri``: the same one for the same URI."""
     root = Path(os.environ.get(STAGING_ENV) or Path.home() / ".cache" / "visionflow" / "staging")
     digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
-    return root.expanduser().resolve() / f"{uri.rstrip('/').rsplit('/', 1)[-1]}-{digest}"
+    name = "-".join(uri.rstrip("/").rsplit("/", 2)[-2:])  # <run name>-<timestamp>
+    return root.expanduser().resolve() / f"{name}-{digest}"
 
 
 def filesystem(uri: str) -> tuple[Any, str]:
