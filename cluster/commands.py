@@ -138,6 +138,7 @@ def _cluster_start(args) -> int:
     stop = "visionflow cluster stop" + _temp_dir_flag(args.temp_dir)
     print(f"Ray head running (auth: {info.auth_mode}), temp dir {info.temp_dir}\n"
           f"  submit:    visionflow submit SPEC.yaml --address {info.dashboard_url}\n"
+          f"  join:      visionflow run SPEC.yaml --address {info.gcs_address}\n"
           f"  dashboard: {info.dashboard_url}\n"
           f"  stop:      {stop}")
     return 0

@@ -133,6 +133,61 @@ def embedded_ray(num_cpus: int | None = None, num_gpus: int | None = None, *,
         _shutdown(temp_dir, keep=_keep_logs())
 
 
+@contextlib.contextmanager
+def connected_ray(address: str, *, probe_timeout_s: float = 5.0) -> Iterator[RayInfo]:
+    """Join the running Ray cluster at ``address`` for the block; it keeps running afterwards.
+
+    ``HOST:PORT`` is a head's GCS address (``visionflow cluster start`` prints it): this process
+    becomes a driver of that cluster, so the cluster must reach it back (a cluster node, or this
+    machine's own head; a loopback head is joined on the loopback). ``ray://HOST:PORT`` goes
+    through Ray Client. The address is probed first: an unreachable one is a ClusterError within
+    ``probe_timeout_s``, where ``ray.init`` would wait for minutes."""
+    import ray
+
+    from visionflow.cluster.head import ClusterError
+
+    if ray.is_initialized():
+        raise ClusterError("--address: Ray is already initialized in this process",
+                           hint="call ray.shutdown() first, or let cluster.run use that Ray")
+    host, port = _host_and_port(address)
+    _probe(host, port, probe_timeout_s, address)
+    _quiet_driver_logs()
+    joining = _local_ray_environment() if host in ("127.0.0.1", "localhost") \
+        else contextlib.nullcontext()
+    with joining:
+        ray.init(address=address, namespace="visionflow", logging_level=logging.WARNING)
+    try:
+        resources = ray.cluster_resources()
+        yield RayInfo(False, address, None, resources.get("CPU", 0.0), resources.get("GPU", 0.0),
+                      0.0)
+    finally:
+        ray.shutdown()  # this driver leaves; the cluster stays up
+
+
+def _host_and_port(address: str) -> tuple[str, int]:
+    from visionflow.cluster.head import ClusterError
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--address {address}: expected HOST:PORT (the head's GCS address, "
+                           "e.g. 127.0.0.1:6379) or ray://HOST:PORT (Ray Client)")
+    return host, int(port)
+
+
+def _probe(host: str, port: int, timeout_s: float, address: str) -> None:
+    import socket
+
+    from visionflow.cluster.head import ClusterError
+
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as error:
+        raise ClusterError(f"--address {address}: cannot reach a Ray head there "
+                           f"({error.strerror or error})",
+                           hint="start one with `visionflow cluster start` (it prints the GCS "
+                                "address), or check the host and port") from None
+
+
 def current() -> RayInfo | None:
     """The embedded Ray this process started and is running, or None (no Ray, or someone else's)."""
     import sys

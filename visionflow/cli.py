@@ -7,6 +7,7 @@ Heavy modules (torch, lightning, ray) are imported only by the subcommand that n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import textwrap
@@ -21,6 +22,7 @@ examples:
   visionflow run examples/digits_classification.yaml --backend local --set trainer.max_epochs=3
   visionflow run examples/digits_classification.yaml --seeds 3
   visionflow run --resume runs/digits_lenet5/20261123-101500
+  visionflow run examples/digits_classification.yaml --address 127.0.0.1:6379   # a running head
   visionflow submit examples/digits_classification.yaml --address http://127.0.0.1:8265 --wait
 """
 LIST_EXAMPLES = """\
@@ -76,6 +78,13 @@ def _add_run(commands) -> None:
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     run.add_argument("--seeds", type=int, metavar="N",
                      help="run N seeds (seed, seed+1, ...) and write seeds_summary.json")
+    add_address_argument(run)
+
+
+def add_address_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", metavar="HOST:PORT",
+                        help="join this running Ray cluster (a head's GCS address, or "
+                             "ray://HOST:PORT) instead of starting an embedded Ray")
 
 
 def _add_eval(commands) -> None:
@@ -91,6 +100,7 @@ def _add_eval(commands) -> None:
                                          "(on Ray workers with the ray backend), as a one-stage "
                                          "run; its run directory holds evaluation_<split>.json.")
     eval_command.add_arguments(model)
+    add_address_argument(model)
     coco = kinds.add_parser("coco", help="COCO bbox/segm/keypoints evaluation, exact to "
                                          "pycocotools", epilog=EVAL_EXAMPLES,
                             formatter_class=_Formatter)
@@ -141,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from visionflow.eval_command import evaluation_spec
 
             spec = evaluation_spec(args)
-            return _report(_backend_module(spec.resources.backend).run(spec))
+            with joined_cluster(args.address, spec.resources.backend):
+                return _report(_backend_module(spec.resources.backend).run(spec))
         from visionflow.metrics import coco_command
 
         return coco_command.run(args)
@@ -162,7 +173,9 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.spec or args.overrides or args.seeds:
             raise SpecError("--resume takes the run directory alone",
                             hint="the run's spec.resolved.yaml is reused as it is")
-        results = _backend_module(_resumed_backend(args.resume)).resume(args.resume)
+        backend = _resumed_backend(args.resume)
+        with joined_cluster(args.address, backend):
+            results = _backend_module(backend).resume(args.resume)
         return _report_sweep(results) if hasattr(results, "best") else _report(results)
     if not args.spec:
         parser.parse_args(["run", "--help"])
@@ -178,11 +191,27 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                             "sweep: {parameters: {seed: {grid: [0, 1, 2]}}}")
         import visionflow.cluster as cluster
 
-        return _report_sweep(cluster.sweep(spec))
+        with joined_cluster(args.address, "ray"):
+            return _report_sweep(cluster.sweep(spec))
     module = _backend_module(spec.resources.backend)
-    if args.seeds:
-        return _report_seeds(module.run_seeds(spec, args.seeds))
-    return _report(module.run(spec))
+    with joined_cluster(args.address, spec.resources.backend):
+        if args.seeds:
+            return _report_seeds(module.run_seeds(spec, args.seeds))
+        return _report(module.run(spec))
+
+
+def joined_cluster(address: str | None, backend: str):
+    """``--address``: the Ray cluster to join for the command (nothing without one)."""
+    if address is None:
+        return contextlib.nullcontext()
+    if backend != "ray":
+        from visionflow.errors import SpecError
+
+        raise SpecError(f"--address {address}: joins a Ray cluster, but resources.backend is "
+                        f"{backend!r}", hint="add --backend ray")
+    from visionflow.cluster.local import connected_ray
+
+    return connected_ray(address)
 
 
 def _resumed_backend(run_dir: str) -> str:
