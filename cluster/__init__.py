@@ -23,6 +23,7 @@ _EXPORTS = {
     "RayEvaluationBackend": "evaluation",
     "RayFitBackend": "train",
     "RayInfo": "local",
+    "connected_ray": "local",
     "embedded_ray": "local",
     "resume": "runner",
     "run": "runner",
