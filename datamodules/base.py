@@ -30,7 +30,27 @@ SPLITS_BY_STAGE = {"fit": ("train", "val"), "validate": ("val",), "test": ("test
                    "predict": ("test",)}
 
 
-class VisionDataModule(pl.LightningDataModule):
+class SplitLoaders:
+    """Lightning's four dataloader hooks from one ``_dataloader(split, shuffle)``: train shuffled,
+    val and test in order, predict on the test split."""
+
+    def train_dataloader(self) -> DataLoader:
+        return self._dataloader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._dataloader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._dataloader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._dataloader("test", shuffle=False)
+
+    def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
+        raise NotImplementedError
+
+
+class VisionDataModule(SplitLoaders, pl.LightningDataModule):
     """Base class; see the module docstring. Subclasses call ``super().__init__`` with their
     :class:`TransformContext` and set ``default_transforms``."""
 
@@ -129,21 +149,6 @@ class VisionDataModule(pl.LightningDataModule):
         return holdout_split(labels, self.limit / count, self.seed, salt=2)[1]
 
     # ----------------------------------------------------------------------------- dataloaders
-
-    def train_dataloader(self) -> DataLoader:
-        return self._dataloader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._dataloader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._dataloader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._dataloader("test", shuffle=False)
-
-    def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
-        raise NotImplementedError
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         """A batch already on ``device`` (GPU-resident data, CPU training) as it is: Lightning's

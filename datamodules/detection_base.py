@@ -32,7 +32,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from visionflow.batches import DatasetInfo
-from visionflow.datamodules.base import EpochSeeding, EpochShuffleSampler
+from visionflow.datamodules.base import EpochSeeding, EpochShuffleSampler, SplitLoaders
 # re-exported: the sources and their tests import these from here
 from visionflow.datamodules.detection_samples import (  # noqa: F401
     DetectionDataset, DetectionRecord, LabelMap, collate_detection, decode_image, decode_masks,
@@ -54,7 +54,7 @@ class DetectionDatasetInfo(DatasetInfo):
         return {**super().task_kwargs(), "category_ids": list(self.category_ids)}
 
 
-class DetectionDataModule(LightningDataModule):
+class DetectionDataModule(SplitLoaders, LightningDataModule):
     """Base of the detection datamodules; subclasses implement :meth:`load_split`.
 
     ``image_size``: letterbox every image to a square of this side (``None``: keep each image's
@@ -151,19 +151,7 @@ class DetectionDataModule(LightningDataModule):
 
         return {phase: describe_transform(pipeline) for phase, pipeline in self.pipelines.items()}
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         dataset = self.datasets[split]
