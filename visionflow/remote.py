@@ -81,12 +81,12 @@ class RemoteMirror:
         if not self.fs.isdir(self.root):
             raise SpecError(f"{self.uri}: no such run directory")
         self.local.mkdir(parents=True, exist_ok=True)
-        for remote in self.fs.find(self.root):
+        for remote, info in self.fs.find(self.root, detail=True).items():  # one listing, sizes too
             relative = remote[len(self.root):].lstrip("/")
             if ".uploading-" in relative:
                 continue
             destination = self.local / relative
-            if destination.is_file() and destination.stat().st_size == self.fs.size(remote):
+            if destination.is_file() and destination.stat().st_size == info["size"]:
                 continue  # staged already (the run was opened before, or ran here)
             destination.parent.mkdir(parents=True, exist_ok=True)
             self.fs.get_file(remote, str(destination))
