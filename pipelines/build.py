@@ -120,6 +120,7 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
     _drop_advertising()
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+    warnings.filterwarnings("ignore", message=".*overridden `on_before_batch_transfer` in `LightningModule`.*")
     try:
         return Trainer(
             default_root_dir=run_dir.path,

@@ -4,13 +4,15 @@
                                net_args={"min_size": 128, "max_size": 128}, category_ids=[1, 2, 3])
     trainer.fit(task, datamodule)   # batches: DetectionBatch(images [C, H, W] list, targets)
 
-Training sums the detector's losses: ``train/loss`` and ``train/<each loss>`` (e.g.
-``train/loss_classifier``). Validation and test run inference and feed the COCO evaluator with a
-ground truth built from the batches' targets (boxes become COCO XYWH there, labels become
-``category_ids``; crowd regions are ignored, as in COCO); at epoch end they log ``val/mAP val/AP50
-val/AP75 val/APs val/APm val/APl val/AR100`` (``test/...`` likewise). Prediction writes the COCO
-results file ``predictions_file`` (relative to the trainer's ``default_root_dir``). After test or
-predict, ``save_artifacts(stage, dir)`` draws predicted boxes on up to ``overlay_images`` images.
+Training sums the detector's losses. Logged: ``train/loss`` and ``train/<each loss>`` (e.g.
+``train/loss_classifier``) as epoch means, ``train/loss_step`` each step (loggers only). Validation
+and test run inference and feed the COCO evaluator with a ground truth built from the batches'
+targets (boxes become COCO XYWH there, labels become ``category_ids``; crowd regions are ignored,
+as in COCO); at epoch end they log ``val/mAP val/AP50 val/AP75 val/APs val/APm val/APl val/AR100``
+(``test/...`` likewise). Prediction writes the COCO results file ``predictions_file`` (relative to
+the trainer's ``default_root_dir``). After test or predict, ``save_artifacts(stage, dir)`` draws
+predicted boxes on up to ``overlay_images`` images. Nothing in a training step waits for the GPU
+beyond what torchvision's detectors do themselves (tests/pipelines/test_host_reads.py).
 
 Contiguous labels ``0..K-1`` are the detector's labels ``1..K`` (0 is its background). With a
 fixed data ``image_size`` the detector resizes to it (not to torchvision's 800 px) unless
@@ -20,7 +22,9 @@ fixed data ``image_size`` the detector resizes to it (not to torchvision's 800 p
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import io
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,11 +37,12 @@ from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_bytes, atomic_write_json
 from visionflow.spec import check_arguments
 from visionflow.tasks import optim
-from visionflow.tasks.base import VisionTask
+from visionflow.tasks.base import DeviceReadback, VisionTask
 from visionflow.tasks.detection_eval import DetectionEvaluator, ground_truth_entry
 from visionflow.tasks.nets.detectors import DETECTORS, build_detector
 
 OVERLAY_MIN_SIDE = 256
+PER_ANNOTATION = ("boxes", "labels", "masks", "keypoints", "area")  # DetectionTarget fields
 PALETTE = ("red", "lime", "cyan", "yellow", "magenta", "orange", "blue", "pink")
 _RESTORING_CHECKPOINT = contextvars.ContextVar("restoring_detection_checkpoint", default=False)
 
@@ -91,7 +96,7 @@ class ObjectDetectionTask(VisionTask):
         self._pairs: list[tuple[dict[str, torch.Tensor], dict[str, Any]]] = []
         self._predictions: list[dict[str, Any]] = []
         self._samples: list[dict[str, torch.Tensor]] = []
-        self._unchecked_loss: tuple[int, torch.Tensor, dict[str, torch.Tensor]] | None = None
+        self._pending_losses: tuple[int, list[str], DeviceReadback] | None = None
         self.last_result: Any = None
         self.predictions_path: Path | None = None
 
@@ -118,28 +123,44 @@ class ObjectDetectionTask(VisionTask):
         (contiguous ``0..K-1``), for images ``[C, H, W]`` in ``[0, 1]`` (eval mode)."""
         return [from_model_output(output) for output in self.model(images)]
 
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Training drops crowd regions here, on the host: selecting them on the GPU (a boolean
+        mask) would wait for it every step."""
+        if self.trainer.training and isinstance(batch, DetectionBatch):
+            return DetectionBatch(batch.images, [without_crowds(t) for t in batch.targets])
+        return batch
+
     def training_step(self, batch: DetectionBatch, batch_idx: int) -> torch.Tensor:
         losses = self.model(batch.images, [to_model_target(t) for t in batch.targets])
         loss = sum(losses.values())
-        self._check_finite((self.global_step, loss.detach(),
-                            {k: v.detach() for k, v in losses.items()}))
-        size = len(batch)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
-        for name, value in losses.items():
-            self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=size)
+        self._check_finite(losses)
+        self._log_losses(loss, losses, len(batch))
         return loss
 
-    def _check_finite(self, step_loss: tuple[int, torch.Tensor, dict[str, torch.Tensor]] | None) -> None:
-        """Raise RunError if the loss of the step before was NaN or infinite, and keep this one's
-        for the next call: one step late, so reading the flag never waits for the step just queued
-        on the GPU (the fit's last step is checked at the end of its epoch)."""
-        unchecked, self._unchecked_loss = self._unchecked_loss, step_loss
-        if unchecked is None:
+    def _log_losses(self, loss: torch.Tensor, losses: dict[str, torch.Tensor], size: int) -> None:
+        """Epoch means (averaged over processes once an epoch) for the loggers and the progress
+        bar, and the step's loss for the loggers alone: Lightning turns a progress-bar value into
+        a Python number after every step, which would wait for the GPU each time."""
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=size)
+        for name, value in {"loss": loss, **losses}.items():
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True, sync_dist=True,
+                     prog_bar=name == "loss", batch_size=size)
+
+    def _check_finite(self, losses: dict[str, torch.Tensor] | None) -> None:
+        """Raise RunError if a loss of the step before was NaN or infinite, and queue this step's
+        for the next call: read one step late through a :class:`DeviceReadback`, the check never
+        waits for the GPU (the fit's last step is checked at the end of its epoch)."""
+        pending, self._pending_losses = self._pending_losses, None
+        if losses is not None:
+            self._pending_losses = (self.global_step, list(losses),
+                                    DeviceReadback(torch.stack([v.float() for v in losses.values()])))
+        if pending is None:
             return
-        step, loss, losses = unchecked
-        if not torch.isfinite(loss):
-            raise RunError(f"the detection loss is {loss.item()} at step {step} "
-                           f"({ {k: round(v.item(), 4) for k, v in losses.items()} })",
+        step, names, readback = pending
+        values = readback.values()
+        if not all(math.isfinite(value) for value in values):
+            raise RunError(f"the detection loss is {sum(values)} at step {step} "
+                           f"({ {name: round(value, 4) for name, value in zip(names, values)} })",
                            hint="lower task.args.lr or raise warmup_epochs")
 
     def on_train_epoch_end(self) -> None:
@@ -307,10 +328,20 @@ def detector_args(net: str, net_args: dict[str, Any] | None,
     return args
 
 
+def without_crowds(target: DetectionTarget) -> DetectionTarget:
+    """``target`` without its crowd regions (every per-annotation field), ``iscrowd`` None."""
+    if target.iscrowd is None:
+        return target
+    keep = ~target.iscrowd
+    kept = {name: getattr(target, name)[keep] for name in PER_ANNOTATION
+            if getattr(target, name) is not None}
+    return dataclasses.replace(target, iscrowd=None, **kept)
+
+
 def to_model_target(target: DetectionTarget) -> dict[str, torch.Tensor]:
     """Non-crowd boxes with the detector's labels (contiguous + 1; 0 is the background)."""
-    keep = ~target.iscrowd if target.iscrowd is not None else slice(None)
-    return {"boxes": target.boxes[keep], "labels": target.labels[keep] + 1}
+    target = without_crowds(target)
+    return {"boxes": target.boxes, "labels": target.labels + 1}
 
 
 def from_model_output(output: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -8,7 +8,8 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from visionflow.datamodules.shapes import ShapesDetectionDataModule
-from visionflow.tasks.detection import ObjectDetectionTask, from_model_output, to_model_target
+from visionflow.tasks.detection import (ObjectDetectionTask, from_model_output, to_model_target,
+                                        without_crowds)
 from visionflow.tasks.detection_eval import DetectionEvaluator, coco_dataset, ground_truth_entry
 
 from tests.tasks.conftest import FAST_NET
@@ -84,6 +85,51 @@ def test_crowd_is_not_trained_and_labels_shift_past_the_background():
                                 "labels": torch.tensor([3, 0, 1])})
     assert output["labels"].tolist() == [2, 0]
     assert output["scores"].tolist() == pytest.approx([0.9, 0.7])
+
+
+def test_without_crowds_drops_every_field_of_a_crowd_annotation():
+    crowded = target([[0, 0, 4, 4], [1, 1, 9, 9], [2, 2, 3, 3]], [0, 2, 1], [False, True, False])
+    crowded.masks = torch.arange(3, dtype=torch.uint8).view(3, 1, 1).expand(3, 5, 5).clone()
+    crowded.keypoints = torch.arange(3.0).view(3, 1, 1).expand(3, 2, 3).clone()
+    kept = without_crowds(crowded)
+    assert kept.iscrowd is None and kept.image_id == 7
+    assert kept.labels.tolist() == [0, 1]
+    assert kept.boxes.tolist() == [[0, 0, 4, 4], [2, 2, 3, 3]]
+    assert kept.area.tolist() == [16, 1]
+    assert kept.masks[:, 0, 0].tolist() == [0, 2] and kept.keypoints[:, 0, 0].tolist() == [0, 2]
+    assert crowded.iscrowd.tolist() == [False, True, False]           # the input is left alone
+    assert without_crowds(kept) is kept
+
+
+def test_training_batches_lose_their_crowds_before_the_transfer(shapes, tmp_path, monkeypatch):
+    """Crowds leave training batches in ``on_before_batch_transfer`` (on the host, where the mask
+    selection costs no GPU wait); validation batches keep them for COCO scoring."""
+    task = make_task(shapes)
+    crowded = DetectionBatch([torch.rand(3, 64, 64)],
+                             [target([[4, 4, 30, 30], [10, 10, 50, 50]], [0, 1], [False, True], 1)])
+    seen = {"fit": [], "validate": []}
+    real_forward, real_collect = task.model.forward, task._collect
+
+    def forward(images, targets=None):
+        if targets is not None:
+            seen["fit"].append(targets)
+        return real_forward(images, targets)
+
+    def collect(batch, **kwargs):
+        seen["validate"].append(batch.targets)
+        return real_collect(batch, **kwargs)
+
+    monkeypatch.setattr(task.model, "forward", forward)
+    monkeypatch.setattr(task, "_collect", collect)
+    loader = torch.utils.data.DataLoader([crowded], batch_size=None)
+    trainer = pl.Trainer(max_steps=1, default_root_dir=tmp_path, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         enable_checkpointing=False, num_sanity_val_steps=0)
+    trainer.fit(task, loader, loader)
+    (fit_targets,) = seen["fit"]
+    assert fit_targets[0]["labels"].tolist() == [1]                 # label 0 + the background
+    (val_targets,) = seen["validate"]
+    assert val_targets[0].iscrowd.tolist() == [False, True]
 
 
 def test_ground_truth_conversion_scores_perfect_predictions_as_one():

@@ -1,0 +1,158 @@
+"""Training steps of real pipeline fits read nothing back from the device.
+
+On a GPU, reading a tensor's value on the host (``.item()``, ``bool(t)``, ``.tolist()``, ``.cpu()``,
+a boolean-mask selection, ``nonzero``, ...) waits for every kernel queued so far, so a fit whose
+steps read values back cannot keep the GPU fed (docs/benchmarks.md). The same calls happen on the
+CPU, so recording them with a ``TorchFunctionMode`` over a window of training steps of a fit built
+exactly as ``visionflow run`` builds it finds them without a GPU. Expected: reads inside
+torchvision's detectors (the plain training loop of the benchmark makes the same ones) and
+reads of host memory (``DeviceReadback.values``, ``on_before_batch_transfer``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import Callback
+from torch.overrides import TorchFunctionMode
+
+from visionflow.pipelines import build_datamodule, build_task, build_trainer, seed_everything
+from visionflow.rundir import RunDirectory
+from visionflow.spec import parse_spec
+
+#: tensor methods and functions whose result the host can only have once the device is done
+READS = frozenset({"item", "tolist", "numpy", "__array__", "__bool__", "__float__", "__int__",
+                   "__index__", "__format__", "cpu", "nonzero", "argwhere", "unique",
+                   "unique_consecutive", "masked_select", "repeat_interleave", "equal",
+                   "allclose"})
+#: functions whose reads touch host memory only: pinned copies behind an event; the batch
+#: before its transfer to the device
+HOST_SIDE = ("DeviceReadback.values", ".on_before_batch_transfer")
+
+
+def is_read(func, args) -> bool:
+    name = getattr(func, "__name__", "")
+    if name in READS:
+        return True
+    if name in ("__getitem__", "__setitem__") and len(args) > 1:
+        index = args[1] if isinstance(args[1], tuple) else (args[1],)
+        return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in index)
+    return name == "where" and len(args) == 1            # torch.where(condition): indices
+
+
+def unexpected_reader() -> str | None:
+    """``file:function`` of the innermost frame outside torch and this module that made the read,
+    or None when the read is expected: in torchvision (the detectors' own, which the plain
+    training loop makes too) or within a HOST_SIDE function."""
+    frame, reader = sys._getframe(2), None
+    while frame is not None:
+        code = frame.f_code
+        if code.co_qualname.endswith(HOST_SIDE):
+            return None
+        if reader is None and "/torch/" not in code.co_filename and code.co_filename != __file__:
+            if "/torchvision/" in code.co_filename:
+                return None
+            reader = f"{Path(code.co_filename).name}:{code.co_qualname}"
+        frame = frame.f_back
+    return reader
+
+
+class HostReads(TorchFunctionMode):
+    """Counts device reads by ``name at file:function`` while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if is_read(func, args) and (reader := unexpected_reader()) is not None:
+            self.counts[f"{getattr(func, '__name__', func)} at {reader}"] += 1
+        return func(*args, **(kwargs or {}))
+
+
+class RecordSteps(Callback):
+    """Records training batches ``first .. last - 1`` (counted over the fit, from 0): fetching,
+    transfer, the step's hooks, forward, backward and optimizer step. Reads at an epoch's end
+    (logging, checkpointing) are once an epoch and not recorded: keep the window in one epoch."""
+
+    def __init__(self, first: int, last: int):
+        self.first, self.last = first, last
+        self.reads = HostReads()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.first:
+            self.reads.__enter__()
+        elif trainer.global_step == self.last:
+            self.reads.__exit__(None, None, None)
+
+
+def reads_during_fit(spec_dict: dict, first: int, last: int) -> Counter[str]:
+    """Device reads in batches ``first .. last - 1`` of a fit of ``last`` steps of the spec."""
+    spec = parse_spec({**spec_dict, "stages": ["fit"],
+                       "trainer": {**spec_dict["trainer"], "max_steps": last}})
+    seed_everything(spec.seed)
+    datamodule = build_datamodule(spec)
+    datamodule.prepare_data()
+    task = build_task(spec, datamodule.info)
+    recorder = RecordSteps(first, last)
+    run_dir = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
+    trainer = build_trainer(spec, run_dir, fit=True, monitor=(None, "min"), callbacks=[recorder])
+    trainer.fit(task, datamodule=datamodule)
+    assert trainer.global_step == last
+    return recorder.reads.counts
+
+
+def trainer_args() -> dict:
+    return {"accelerator": "cpu", "devices": 1, "limit_val_batches": 0,
+            "num_sanity_val_steps": 0, "log_every_n_steps": 1000, "enable_progress_bar": False}
+
+
+def test_the_recorder_sees_the_reads_that_stall_a_gpu():
+    reads = HostReads()
+    values = torch.tensor([1.0, -2.0, 3.0])
+    with reads:
+        values.sum().item()
+        bool(values[0] > 0)
+        values[values > 0]
+        values.tolist()
+        values * 2                                   # no read
+        values[torch.tensor([0, 2])]                 # integer indices: no read
+    assert sorted(name.split(" at ")[0] for name in reads.counts.elements()) == [
+        "__bool__", "__getitem__", "item", "tolist"]
+
+
+@pytest.mark.parametrize("transforms", ["cifar_train", "cifar_eval"])
+def test_classification_steps_read_nothing_back(tmp_path, transforms):
+    from tests.datamodules.test_cifar import write_cifar10
+
+    write_cifar10(tmp_path / "cifar", per_batch=52, test=16)
+    counts = reads_during_fit({
+        "name": "host_reads",
+        "task": {"name": "image_classification",
+                 "args": {"net": "lenet5", "optimizer": "sgd", "momentum": 0.9,
+                          "scheduler": "cosine", "warmup_epochs": 1}},
+        "data": {"name": "cifar10", "args": {"root": str(tmp_path / "cifar"), "batch_size": 16,
+                                             "transforms": {"train": transforms}}},
+        "trainer": trainer_args(),
+        "output_dir": str(tmp_path / "runs")}, first=16, last=30)  # the second epoch's 15 steps
+    assert not counts, dict(counts)
+
+
+@pytest.mark.slow
+def test_detection_steps_read_nothing_back_beyond_torchvision(tmp_path):
+    counts = reads_during_fit({
+        "name": "host_reads",
+        "task": {"name": "object_detection",
+                 "args": {"net": "fasterrcnn_mobilenet_v3_large_fpn", "optimizer": "sgd",
+                          "lr": 0.01, "net_args": {"min_size": 64, "max_size": 64}}},
+        "data": {"name": "shapes_detection",
+                 "args": {"data_dir": str(tmp_path / "shapes"), "train_images": 8,
+                          "val_images": 2, "test_images": 2, "image_size": 64,
+                          "batch_size": 2}},
+        "trainer": trainer_args(),
+        "output_dir": str(tmp_path / "runs")}, first=5, last=8)    # the second epoch's 4 steps
+    assert not counts, dict(counts)
