@@ -90,25 +90,73 @@ class RecordSteps(Callback):
             self.reads.__exit__(None, None, None)
 
 
-def reads_during_fit(spec_dict: dict, first: int, last: int) -> Counter[str]:
-    """Device reads in batches ``first .. last - 1`` of a fit of ``last`` steps of the spec."""
+class RecordEvaluation(Callback):
+    """Records the validation batches of epoch ``epoch`` and the test batches (not the task's
+    epoch-end logging, which runs after the callbacks' epoch-end hooks)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+        self.reads = HostReads()
+        self.recorded: list[str] = []
+
+    def _records(self, trainer) -> bool:
+        return trainer.current_epoch == self.epoch and not trainer.sanity_checking
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        if self._records(trainer):
+            self.reads.__enter__()
+            self.recorded.append("validate")
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if self._records(trainer):
+            self.reads.__exit__(None, None, None)
+
+    def on_test_epoch_start(self, trainer, pl_module):
+        self.reads.__enter__()
+        self.recorded.append("test")
+
+    def on_test_epoch_end(self, trainer, pl_module):
+        self.reads.__exit__(None, None, None)
+
+
+def reads_during_fit(spec_dict: dict, recorder: RecordSteps | RecordEvaluation,
+                     steps: int) -> Counter[str]:
+    """What ``recorder`` counted during a fit of ``steps`` steps of the spec (and its test, when
+    the recorder records evaluation)."""
     spec = parse_spec({**spec_dict, "stages": ["fit"],
-                       "trainer": {**spec_dict["trainer"], "max_steps": last}})
+                       "trainer": {**spec_dict["trainer"], "max_steps": steps}})
     seed_everything(spec.seed)
     datamodule = build_datamodule(spec)
     datamodule.prepare_data()
     task = build_task(spec, datamodule.info)
-    recorder = RecordSteps(first, last)
     run_dir = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
     trainer = build_trainer(spec, run_dir, fit=True, monitor=(None, "min"), callbacks=[recorder])
     trainer.fit(task, datamodule=datamodule)
-    assert trainer.global_step == last
+    assert trainer.global_step == steps
+    if isinstance(recorder, RecordEvaluation):
+        trainer.test(task, datamodule=datamodule, verbose=False)
     return recorder.reads.counts
 
 
-def trainer_args() -> dict:
+def trainer_args(**overrides) -> dict:
     return {"accelerator": "cpu", "devices": 1, "limit_val_batches": 0,
-            "num_sanity_val_steps": 0, "log_every_n_steps": 1000, "enable_progress_bar": False}
+            "num_sanity_val_steps": 0, "log_every_n_steps": 1000, "enable_progress_bar": False,
+            **overrides}
+
+
+def classification_spec(root: Path, transforms: str, **trainer) -> dict:
+    """LeNet-5 on 260 CIFAR-format images: 15 training and 2 validation batches an epoch."""
+    from tests.datamodules.test_cifar import write_cifar10
+
+    write_cifar10(root / "cifar", per_batch=52, test=16)
+    return {"name": "host_reads",
+            "task": {"name": "image_classification",
+                     "args": {"net": "lenet5", "optimizer": "sgd", "momentum": 0.9,
+                              "scheduler": "cosine", "warmup_epochs": 1}},
+            "data": {"name": "cifar10", "args": {"root": str(root / "cifar"), "batch_size": 16,
+                                                 "transforms": {"train": transforms}}},
+            "trainer": trainer_args(**trainer),
+            "output_dir": str(root / "runs")}
 
 
 def test_the_recorder_sees_the_reads_that_stall_a_gpu():
@@ -127,19 +175,16 @@ def test_the_recorder_sees_the_reads_that_stall_a_gpu():
 
 @pytest.mark.parametrize("transforms", ["cifar_train", "cifar_eval"])
 def test_classification_steps_read_nothing_back(tmp_path, transforms):
-    from tests.datamodules.test_cifar import write_cifar10
-
-    write_cifar10(tmp_path / "cifar", per_batch=52, test=16)
-    counts = reads_during_fit({
-        "name": "host_reads",
-        "task": {"name": "image_classification",
-                 "args": {"net": "lenet5", "optimizer": "sgd", "momentum": 0.9,
-                          "scheduler": "cosine", "warmup_epochs": 1}},
-        "data": {"name": "cifar10", "args": {"root": str(tmp_path / "cifar"), "batch_size": 16,
-                                             "transforms": {"train": transforms}}},
-        "trainer": trainer_args(),
-        "output_dir": str(tmp_path / "runs")}, first=16, last=30)  # the second epoch's 15 steps
+    counts = reads_during_fit(classification_spec(tmp_path, transforms),
+                              RecordSteps(16, 30), steps=30)    # the second epoch's 15 steps
     assert not counts, dict(counts)
+
+
+def test_classification_validation_and_test_steps_read_nothing_back(tmp_path):
+    recorder = RecordEvaluation(epoch=1)
+    counts = reads_during_fit(classification_spec(tmp_path, "cifar_train", limit_val_batches=1.0),
+                              recorder, steps=30)
+    assert recorder.recorded == ["validate", "test"] and not counts, dict(counts)
 
 
 @pytest.mark.slow
@@ -154,5 +199,5 @@ def test_detection_steps_read_nothing_back_beyond_torchvision(tmp_path):
                           "val_images": 2, "test_images": 2, "image_size": 64,
                           "batch_size": 2}},
         "trainer": trainer_args(),
-        "output_dir": str(tmp_path / "runs")}, first=5, last=8)    # the second epoch's 4 steps
+        "output_dir": str(tmp_path / "runs")}, RecordSteps(5, 8), steps=8)  # epoch 2's 4 steps
     assert not counts, dict(counts)
