@@ -42,7 +42,6 @@ from visionflow.tasks.detection_eval import DetectionEvaluator, ground_truth_ent
 from visionflow.tasks.nets.detectors import DETECTORS, build_detector
 
 OVERLAY_MIN_SIDE = 256
-PER_ANNOTATION = ("boxes", "labels", "masks", "keypoints", "area")  # DetectionTarget fields
 PALETTE = ("red", "lime", "cyan", "yellow", "magenta", "orange", "blue", "pink")
 _RESTORING_CHECKPOINT = contextvars.ContextVar("restoring_detection_checkpoint", default=False)
 
@@ -333,8 +332,9 @@ def without_crowds(target: DetectionTarget) -> DetectionTarget:
     if target.iscrowd is None:
         return target
     keep = ~target.iscrowd
-    kept = {name: getattr(target, name)[keep] for name in PER_ANNOTATION
-            if getattr(target, name) is not None}
+    kept = {field.name: value[keep] for field in dataclasses.fields(target)
+            if field.name not in ("image_id", "iscrowd")
+            and (value := getattr(target, field.name)) is not None}
     return dataclasses.replace(target, iscrowd=None, **kept)
 
 
