@@ -11,9 +11,9 @@ the same Trainer in every worker, with Ray's DDP strategy and cluster environmen
 Driver (this module)                           Ray Train worker, one per rank (``train_worker``)
 --------------------                           -------------------------------------------------
 ``RayFitBackend.fit(context, ckpt)``           ``train_loop_per_worker(config)``:
-  config = plain data: spec dict, absolute       import the modules that registered the spec's
-  run-dir path, resume checkpoint, the           task and datamodule; parse_spec; seed;
-  modules to import                              build datamodule + task + Trainer(RayDDPStrategy,
+  config = spec dict, absolute run-dir path,     import the modules that registered the spec's
+  resume checkpoint, the modules to import,      task and datamodule; parse_spec; seed; unpickle
+  the driver's datamodule + task (pickled)       the datamodule + task; Trainer(RayDDPStrategy,
   TorchTrainer(...).fit()  ------------------>   RayLightningEnvironment); trainer.fit
                                                  rank 0: ModelCheckpoint -> run_dir/checkpoints/,
                                                          CSVLogger -> run_dir/metrics.csv
@@ -37,9 +37,8 @@ from typing import Any
 
 from visionflow.cluster import local
 from visionflow.cluster.local import scoped_env
-# epoch_line is re-exported: tests/cluster/test_ray_backend.py imports it from here
-from visionflow.cluster.train_worker import (RAY_DIR, WorkerFailure, epoch_line,  # noqa: F401
-                                             first_line, train_loop_per_worker)
+from visionflow.cluster.train_worker import (RAY_DIR, WorkerFailure, first_line,
+                                             train_loop_per_worker)
 from visionflow.errors import RunError, SpecError, VisionFlowError
 from visionflow.pipelines.stages import FitOutcome, StageContext, find_best_checkpoint
 from visionflow.registry import DATAMODULES, TASKS
@@ -148,9 +147,14 @@ def trainer_class(embedded: bool):
 
 
 def worker_config(context: StageContext, ckpt_path: Path | None) -> dict[str, Any]:
-    """The plain data a worker needs: the spec, absolute paths, and modules to import first."""
+    """What a worker needs: the spec, absolute paths, the modules to import first, and the
+    datamodule and task the driver built (pickled here, unpickled by the worker once it has
+    imported those modules), so no worker builds them again."""
+    from ray import cloudpickle
+
     return {
         "spec": context.spec.to_dict(),
+        "built": cloudpickle.dumps((context.datamodule, context.task)),
         "run_dir": str(context.run_dir.path.resolve()),
         "ckpt_path": str(Path(ckpt_path).resolve()) if ckpt_path else None,
         **imports_for(context.spec),

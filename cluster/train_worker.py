@@ -1,10 +1,10 @@
 """The worker side of the Ray Train fit (:mod:`visionflow.cluster.train` is the driver side).
 
-Every Ray Train worker runs :func:`train_loop_per_worker` with the plain data of
-``train.worker_config``: it imports the modules that registered the spec's task and datamodule,
-rebuilds datamodule, task and Trainer (RayDDPStrategy, or RayFSDPStrategy for
+Every Ray Train worker runs :func:`train_loop_per_worker` with ``train.worker_config``: it
+imports the modules that registered the spec's task and datamodule, unpickles the datamodule and
+task the driver built, builds the Trainer (RayDDPStrategy, or RayFSDPStrategy for
 ``resources.strategy: fsdp``; RayLightningEnvironment) with the same ``pipelines.build``
-functions as a local fit, and ``trainer.fit``s. :class:`ReportToRay` reports
+function as a local fit, and ``trainer.fit``s. :class:`ReportToRay` reports
 each finished epoch to Ray Train with a snapshot of ``last.ckpt``; an exception leaves the worker
 as a picklable :class:`WorkerFailure`, which the driver turns into one short VisionFlow error.
 
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import Callback
+from visionflow.pipelines.console import EpochReporter
 
 from visionflow.errors import VisionFlowError
 
@@ -85,8 +85,8 @@ def _fit_in_worker(config: dict[str, Any]) -> dict[str, str | None]:
 
     import_driver_modules(config)
     _quiet_worker()
-    from visionflow.pipelines import build_datamodule, build_task, seed_everything
-    from visionflow.pipelines.build import build_trainer, checkpoint_monitor
+    from visionflow.pipelines import seed_everything
+    from visionflow.pipelines.build import build_trainer
     from visionflow.rundir import RunDirectory
     from visionflow.spec import parse_spec
 
@@ -98,11 +98,9 @@ def _fit_in_worker(config: dict[str, Any]) -> dict[str, str | None]:
         ckpt_path = str(Path(restored.path) / "last.ckpt")
 
     seed_everything(spec.seed)
-    datamodule = build_datamodule(spec)
-    datamodule.prepare_data()
-    task = build_task(spec, datamodule.info)
+    datamodule, task = pickle.loads(config["built"])  # built by the driver (train.worker_config)
     quiet_bar = {} if "enable_progress_bar" in spec.trainer else {"enable_progress_bar": False}
-    trainer = build_trainer(spec, run_dir, fit=True, monitor=checkpoint_monitor(task),
+    trainer = build_trainer(spec, run_dir, fit=True, monitor=task.checkpoint_monitor,
                             strategy=ray_strategy(spec.resources.strategy),
                             plugins=[RayLightningEnvironment()],
                             callbacks=[ReportToRay(run_dir)], devices="auto", **quiet_bar)
@@ -131,50 +129,24 @@ def _quiet_worker() -> None:
     warnings.filterwarnings("ignore", message=".*Grad strides do not match bucket view strides.*")
 
 
-class ReportToRay(Callback):
+class ReportToRay(EpochReporter):
     """Reports every finished epoch to Ray Train: the epoch's metrics and a snapshot of
     ``last.ckpt`` (a hard link where the storage is local, so no copy), which is what Ray Train
     restarts a failed worker group from (``ray.train.get_checkpoint()``) once ``max_failures > 0``.
-
-    Epoch ``e`` is reported when epoch ``e + 1`` starts or training ends, i.e. after every
-    ModelCheckpoint hook of epoch ``e`` has written ``last.ckpt`` and the task has logged the
-    epoch's metrics (Lightning runs checkpoint callbacks after all other callbacks, and the
-    module's own epoch-end hook after the callbacks').
+    When an epoch counts as finished: :class:`EpochReporter`.
     Every rank reports (``ray.train.report`` is a barrier); only rank 0 attaches the checkpoint.
 
     Rank 0 also prints one line per epoch: Lightning's progress bar cannot redraw itself in a Ray
     worker's log stream, so it is off there unless the spec turns it on."""
 
     def __init__(self, run_dir: Any, verbose: bool = True):
+        super().__init__(verbose)
         self.run_dir = run_dir
-        self.verbose = verbose
-        self._pending: tuple[int, int, float] | None = None  # epoch, step, seconds
-        self._started = 0.0
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._report(trainer)
-        self._started = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        # The task logs its epoch's train metrics in its own on_train_epoch_end, which Lightning
-        # calls after the callbacks': the metrics are read when the epoch is reported.
-        self._pending = (trainer.current_epoch, trainer.global_step,
-                         time.perf_counter() - self._started)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self._report(trainer)
-
-    def _report(self, trainer) -> None:
+    def report(self, trainer: Any, epoch: int, step: int, metrics: dict[str, float]) -> None:
         import ray.train
 
-        if self._pending is None:
-            return
-        (epoch, step, seconds), self._pending = self._pending, None
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                   if getattr(v, "numel", lambda: 1)() == 1}
-        if self.verbose and trainer.global_rank == 0:
-            print(epoch_line(epoch, trainer.max_epochs, metrics, seconds), flush=True)
-        metrics.update(epoch=epoch, step=step)
+        metrics = {**metrics, "epoch": epoch, "step": step}
         last = self.run_dir.last_checkpoint
         if trainer.global_rank != 0 or last is None:
             ray.train.report(metrics)
@@ -190,15 +162,6 @@ class ReportToRay(Callback):
         else:
             ray.train.report(metrics, checkpoint=checkpoint,
                              delete_local_checkpoint_after_upload=True)
-
-
-def epoch_line(epoch: int, max_epochs: int | None, metrics: dict[str, float],
-               seconds: float) -> str:
-    """``epoch  3/12  train/loss 0.2324  ...  val/acc 0.9722  (1.9 s)``: train and val metrics."""
-    total = f"/{max_epochs}" if max_epochs and max_epochs > 0 else ""
-    shown = sorted((k, v) for k, v in metrics.items() if k.startswith(("train/", "val/")))
-    values = "  ".join(f"{k} {v:.4f}" for k, v in shown)
-    return f"epoch {epoch + 1:>2}{total}  {values}  ({seconds:.1f} s)"
 
 
 def _is_local(storage: Any) -> bool:

@@ -19,7 +19,7 @@ yolo_detection      YoloDetectionDataModule    YOLO txt labels + dataset yaml (e
 shapes_detection    ShapesDetectionDataModule  generated circles/squares/triangles (offline)
 """
 
-from visionflow.datamodules.base import VisionDataModule
+from visionflow.datamodules.base import ImageClassificationDataModule, VisionDataModule
 from visionflow.datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
 from visionflow.datamodules.coco_detection import CocoDetectionDataModule
 from visionflow.datamodules.digits import DigitsDataModule
@@ -36,6 +36,7 @@ __all__ = [
     "CocoDetectionDataModule",
     "DigitsDataModule",
     "FashionMNISTDataModule",
+    "ImageClassificationDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
     "ShapesDetectionDataModule",

@@ -1,7 +1,12 @@
-"""``VisionDataModule``: what every image-classification datamodule shares.
+"""The datamodule side of the pipeline protocol, and what every image-classification datamodule shares.
 
-A subclass says where its images come from (:meth:`VisionDataModule._build_dataset`), what its
-classes are called and how its loader batches (:meth:`VisionDataModule._dataloader`); this class
+:class:`VisionDataModule` is the base of every registered datamodule: Lightning's four dataloader
+hooks from one ``_dataloader(split, shuffle)``, plus what the pipeline reads from it, ``info`` (the
+batch type's ``DatasetInfo``) and ``transform_summary()`` (written to the run directory).
+
+:class:`ImageClassificationDataModule` is the classification base. A subclass says where its
+images come from (``_build_dataset``), what its classes are called and how its loader batches
+(``_dataloader``); this class
 owns the common arguments, the transform pipelines (built and checked at construction, so a bad
 preset fails before any data is read), the splits, seeding, ``info`` and ``transform_summary``.
 
@@ -30,9 +35,20 @@ SPLITS_BY_STAGE = {"fit": ("train", "val"), "validate": ("val",), "test": ("test
                    "predict": ("test",)}
 
 
-class SplitLoaders:
-    """Lightning's four dataloader hooks from one ``_dataloader(split, shuffle)``: train shuffled,
-    val and test in order, predict on the test split."""
+class VisionDataModule(pl.LightningDataModule):
+    """Base of every datamodule. Lightning's four dataloader hooks come from one
+    ``_dataloader(split, shuffle)``: train shuffled, val and test in order, predict on the test
+    split. The pipeline reads :attr:`info` and :meth:`transform_summary`."""
+
+    @property
+    def info(self) -> DatasetInfo:
+        """What a task needs to know of the data (an instance of the batch type's ``info_type``),
+        known without reading every sample."""
+        raise NotImplementedError
+
+    def transform_summary(self) -> dict[str, Any]:
+        """The augmentation pipelines as plain data, written to ``transforms.yaml``; {} if none."""
+        return {}
 
     def train_dataloader(self) -> DataLoader:
         return self._dataloader("train", shuffle=True)
@@ -50,8 +66,8 @@ class SplitLoaders:
         raise NotImplementedError
 
 
-class VisionDataModule(SplitLoaders, pl.LightningDataModule):
-    """Base class; see the module docstring. Subclasses call ``super().__init__`` with their
+class ImageClassificationDataModule(VisionDataModule):
+    """Base of the classification datamodules; see the module docstring. Subclasses call ``super().__init__`` with their
     :class:`TransformContext` and set ``default_transforms``."""
 
     #: The presets used for the phases that the ``transforms`` argument leaves out.

@@ -46,7 +46,7 @@ class CocoDetectionDataModule(DetectionDataModule):
         if isinstance(images, dict):
             unknown = sorted(set(images) - set(SPLITS))
             if unknown:
-                raise SpecError(f"data.args.images.{unknown[0]}: unknown split",
+                raise SpecError(f"images.{unknown[0]}: unknown split",
                                 hint="splits are train, val and test")
         self.images = images
 

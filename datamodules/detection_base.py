@@ -23,16 +23,14 @@ Conventions every source follows:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from visionflow.batches import DatasetInfo
-from visionflow.datamodules.base import EpochSeeding, EpochShuffleSampler, SplitLoaders
+from visionflow.batches import DetectionDatasetInfo
+from visionflow.datamodules.base import EpochSeeding, EpochShuffleSampler, VisionDataModule
 # re-exported: the sources and their tests import these from here
 from visionflow.datamodules.detection_samples import (  # noqa: F401
     DetectionDataset, DetectionRecord, LabelMap, collate_detection, decode_image, decode_masks,
@@ -43,18 +41,7 @@ EVAL_SPLITS = ("val", "test")
 DEFAULT_TRANSFORMS = {"train": "detection_train", "eval": "detection_eval"}
 
 
-@dataclass(frozen=True)
-class DetectionDatasetInfo(DatasetInfo):
-    """``DatasetInfo`` plus ``category_ids``: the dataset category id of each contiguous label,
-    which a detection task needs to write COCO results files."""
-
-    category_ids: tuple[int, ...] = ()
-
-    def task_kwargs(self) -> dict[str, Any]:
-        return {**super().task_kwargs(), "category_ids": list(self.category_ids)}
-
-
-class DetectionDataModule(SplitLoaders, LightningDataModule):
+class DetectionDataModule(VisionDataModule):
     """Base of the detection datamodules; subclasses implement :meth:`load_split`.
 
     ``image_size``: letterbox every image to a square of this side (``None``: keep each image's
@@ -96,7 +83,7 @@ class DetectionDataModule(SplitLoaders, LightningDataModule):
             loaded = self._load(split)
             if loaded is not None:
                 return loaded[1]
-        raise SpecError("data.args: no split is configured", hint="give at least one split's files")
+        raise SpecError("no split is configured", hint="give at least one split's files")
 
     @property
     def info(self) -> DetectionDatasetInfo:
@@ -137,7 +124,7 @@ class DetectionDataModule(SplitLoaders, LightningDataModule):
         if records is None and split == "test":
             records = self.records("val")
         if records is None:
-            raise SpecError(f"data.args: the {split} split is not configured",
+            raise SpecError(f"the {split} split is not configured",
                             hint=f"give the {split} split's annotation files")
         if not records:
             raise DataError(f"the {split} split has no images")
@@ -174,14 +161,14 @@ def build_pipelines(transforms: dict[str, Any] | None, image_size: int | None,
     context = detection_context(image_size, seed=seed)
     with warnings.catch_warnings():  # eval pipelines without a geometric step are fine
         warnings.filterwarnings("ignore", message="Got processor for")
-        return {phase: build_transform(spec, context, f"data.args.transforms.{phase}")
+        return {phase: build_transform(spec, context, f"transforms.{phase}")
                 for phase, spec in specs.items()}
 
 
 def check_loader_args(image_size: int | None, batch_size: int, num_workers: int) -> None:
     if image_size is not None and image_size < 16:
-        raise SpecError(f"data.args.image_size: must be >= 16 or null, got {image_size}")
+        raise SpecError(f"image_size: must be >= 16 or null, got {image_size}")
     if batch_size < 1:
-        raise SpecError(f"data.args.batch_size: must be >= 1, got {batch_size}")
+        raise SpecError(f"batch_size: must be >= 1, got {batch_size}")
     if num_workers < 0:
-        raise SpecError(f"data.args.num_workers: must be >= 0, got {num_workers}")
+        raise SpecError(f"num_workers: must be >= 0, got {num_workers}")

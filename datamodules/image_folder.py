@@ -30,8 +30,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from visionflow.batches import ImageClassificationBatch
-from visionflow.datamodules.base import (EpochSeeding, VisionDataModule, check_fraction,
-                                         holdout_split, square)
+from visionflow.datamodules.base import (EpochSeeding, ImageClassificationDataModule,
+                                         check_fraction, holdout_split, square)
 from visionflow.datamodules.transforms import TransformContext
 from visionflow.errors import DataError, SpecError
 from visionflow.registry import DATAMODULES
@@ -145,7 +145,7 @@ class _RaiseDecodeFailures:
 
 
 @DATAMODULES.register("image_folder", batch=ImageClassificationBatch)
-class ImageFolderDataModule(VisionDataModule):
+class ImageFolderDataModule(ImageClassificationDataModule):
     """Class subfolders of JPEG/PNG images (flat or train/val/test), decoded in worker processes."""
 
     default_transforms = {"train": "imagenet_train", "eval": "imagenet_eval"}

@@ -178,9 +178,9 @@ class ShapesDetectionDataModule(CocoDetectionDataModule):
         self.counts = {"train": train_images, "val": val_images, "test": test_images}
         for split, count in self.counts.items():
             if count < 1:
-                raise SpecError(f"data.args.{split}_images: must be >= 1, got {count}")
+                raise SpecError(f"{split}_images: must be >= 1, got {count}")
         if image_size < 32:
-            raise SpecError(f"data.args.image_size: must be >= 32, got {image_size}")
+            raise SpecError(f"image_size: must be >= 32, got {image_size}")
         self.data_seed = data_seed
         self.generated_size = image_size
         super().__init__(

@@ -39,8 +39,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from visionflow.batches import ImageClassificationBatch
-from visionflow.datamodules.base import (EpochSeeding, VisionDataModule, holdout_split,
-                                         keep_batch, resolve_device)
+from visionflow.datamodules.base import (EpochSeeding, ImageClassificationDataModule,
+                                         holdout_split, keep_batch, resolve_device)
 from visionflow.datamodules.transforms import flatten
 
 _DETERMINISTIC = (A.Resize, A.Normalize, A.CenterCrop, A.Crop, A.Pad, A.LongestMaxSize,
@@ -230,7 +230,7 @@ class TensorClassificationDataset(Dataset):
 
 # ------------------------------------------------------------------------------ datamodule
 
-class TensorDataModule(VisionDataModule):
+class TensorDataModule(ImageClassificationDataModule):
     """Base of the small-image datamodules. A subclass implements :meth:`load_sources`;
     this class splits, caches and batches."""
 

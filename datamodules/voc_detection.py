@@ -44,7 +44,7 @@ class VOCDetectionDataModule(DetectionDataModule):
                          drop_empty_images=drop_empty_images, seed=seed)
         names = tuple(class_names or VOC_CLASSES)
         if len(set(names)) != len(names) or not names:
-            raise SpecError(f"data.args.class_names: expected distinct names, got {list(names)}")
+            raise SpecError(f"class_names: expected distinct names, got {list(names)}")
         self.root = Path(root)
         self.sets = {"train": train_set, "val": val_set, "test": test_set}
         self.voc_label_map = LabelMap(tuple(range(1, len(names) + 1)), names)
@@ -58,7 +58,7 @@ class VOCDetectionDataModule(DetectionDataModule):
             ids = [line.split()[0] for line in set_file.read_text().splitlines() if line.strip()]
         except FileNotFoundError:
             raise DataError(f"{set_file}: image set file is missing",
-                            hint=f"set data.args.{split}_set to a file in ImageSets/Main") from None
+                            hint=f"set {split}_set to a file in ImageSets/Main") from None
         labels = {name: label for label, name in enumerate(self.voc_label_map.names)}
         return [read_voc_xml(self.root, voc_id, image_id, labels)
                 for image_id, voc_id in enumerate(ids, 1)], self.voc_label_map
@@ -90,7 +90,7 @@ def parse_object(node: ET.Element, labels: dict[str, int], where: str) -> tuple[
     name = (node.findtext("name") or "").strip()
     if name not in labels:
         raise DataError(f"{where}: unknown class {name!r}",
-                        hint="set data.args.class_names to this dataset's classes")
+                        hint="set class_names to this dataset's classes")
     box = node.find("bndbox")
     try:
         xmin, ymin, xmax, ymax = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))

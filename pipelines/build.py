@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -20,7 +19,8 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from visionflow.errors import SpecError
 from visionflow.registry import DATAMODULES, STAGES, TASKS
 from visionflow.rundir import RunDirectory
-from visionflow.spec import DATA_PROVIDED, ComponentSpec, PipelineSpec, StageSpec
+from visionflow.batches import provided_arguments
+from visionflow.spec import ComponentSpec, PipelineSpec, StageSpec
 
 PLAIN_TYPES = (bool, int, float, str, type(None))
 
@@ -33,27 +33,37 @@ def seed_everything(seed: int) -> None:
 
 
 def build_datamodule(spec: PipelineSpec):
-    """The spec's datamodule; its ``seed`` defaults to the spec's seed."""
+    """The spec's datamodule; its ``seed`` defaults to the spec's seed. Errors name the spec key
+    (``data.args.<argument>``)."""
     builder = DATAMODULES.get(spec.data.name).builder
     args = dict(spec.data.args)
     if "seed" in inspect.signature(builder).parameters:
         args.setdefault("seed", spec.seed)
-    return builder(**args)
+    try:
+        return builder(**args)
+    except SpecError as error:
+        raise error.under("data.args") from None
 
 
 def build_task(spec: PipelineSpec, info: Any):
-    """The spec's task, given the datamodule's ``DatasetInfo`` for what the spec leaves out."""
+    """The spec's task, given the datamodule's ``DatasetInfo`` for what the spec leaves out.
+    Errors name the spec key (``task.args.<argument>``)."""
     builder = TASKS.get(spec.task.name).builder
     accepted = inspect.signature(builder).parameters
     from_data = {k: v for k, v in info.task_kwargs().items() if k in accepted}
-    return builder(**{**from_data, **spec.task.args})
+    try:
+        return builder(**{**from_data, **spec.task.args})
+    except SpecError as error:
+        raise error.under("task.args") from None
 
 
 def resolve_spec(spec: PipelineSpec) -> PipelineSpec:
     """The spec with every omitted argument of task, data and stages written out with its default,
     so ``spec.resolved.yaml`` alone reproduces the run even if a default changes later."""
+    task = TASKS.get(spec.task.name)
     return spec.replace(
-        task=_with_defaults(spec.task, TASKS.get(spec.task.name).builder, skip=DATA_PROVIDED),
+        task=_with_defaults(spec.task, task.builder,
+                            skip=provided_arguments(task.tags.get("batch"))),
         data=_with_defaults(spec.data, DATAMODULES.get(spec.data.name).builder),
         stages=tuple(
             StageSpec(s.name, _with_defaults(ComponentSpec(s.name, s.args),
@@ -66,10 +76,26 @@ def _with_defaults(component: ComponentSpec, builder: Any, skip: Sequence[str] =
                    first: int = 0) -> ComponentSpec:
     target = builder.__init__ if inspect.isclass(builder) else builder
     params = [p for p in inspect.signature(target).parameters.values() if p.name != "self"][first:]
-    defaults = {p.name: p.default for p in params
-                if p.default is not inspect.Parameter.empty and p.name not in skip
-                and _is_plain(p.default)}
-    return dataclasses.replace(component, args={**defaults, **component.args})
+    args: dict[str, Any] = {}
+    configs = set()
+    for p in params:
+        if p.default is inspect.Parameter.empty or p.name in skip:
+            continue
+        if _is_config(p.default):
+            args[p.name] = dataclasses.asdict(p.default)
+            configs.add(p.name)
+        elif _is_plain(p.default):
+            args[p.name] = p.default
+    for key, value in component.args.items():  # a config given in part keeps its other defaults
+        if key in configs and isinstance(value, str):
+            value = {"name": value}
+        args[key] = {**args[key], **value} if key in configs and isinstance(value, dict) else value
+    return dataclasses.replace(component, args=args)
+
+
+def _is_config(value: Any) -> bool:
+    """A config dataclass default, e.g. ``OptimizerConfig()``."""
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
 
 
 def _is_plain(value: Any) -> bool:
@@ -78,11 +104,6 @@ def _is_plain(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
     return isinstance(value, PLAIN_TYPES)
-
-
-def checkpoint_monitor(task: Any) -> tuple[str, str] | None:
-    """(metric, "min"|"max") that picks the best checkpoint: the task's ``checkpoint_monitor``."""
-    return getattr(task, "checkpoint_monitor", ("val/loss", "min"))
 
 
 def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monitor=None,
@@ -97,6 +118,7 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from visionflow.pipelines.console import quiet_lightning_notices
     from visionflow.pipelines.csv_logging import AppendingCSVLogger
 
     kwargs: dict[str, Any] = {"enable_model_summary": False, **spec.trainer}
@@ -117,7 +139,7 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
     kwargs.update(overrides)
     if strategy is not None:
         kwargs["strategy"] = strategy
-    _drop_advertising()
+    quiet_lightning_notices()
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
     warnings.filterwarnings("ignore", message=".*overridden `on_before_batch_transfer` in `LightningModule`.*")
@@ -129,19 +151,6 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
             callbacks=all_callbacks, plugins=all_plugins, enable_checkpointing=fit, **kwargs)
     except (ValueError, TypeError) as error:  # Lightning's own check of a trainer value
         raise SpecError(f"trainer: {error}") from None
-
-
-class _NoAdvertising(logging.Filter):
-    """Drops Lightning's "Tip: ... try installing litlogger" line, printed by every Trainer."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
-
-
-def _drop_advertising() -> None:
-    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _NoAdvertising) for f in logger.filters):
-        logger.addFilter(_NoAdvertising())
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -44,9 +44,7 @@ def evaluate(context: StageContext, checkpoint: str | None = None,
         "metrics": evaluation.metrics, "num_samples": evaluation.num_samples,
         "shards": [output.describe() for output in outputs],
         **({"details": details.as_dict()} if hasattr(details, "as_dict") else {})})
-    save_evaluation = getattr(context.task, "save_evaluation", None)
-    if save_evaluation is not None:
-        save_evaluation(evaluation, context.run_dir.plots / f"evaluate_{split}")
+    context.task.save_evaluation(evaluation, context.run_dir.plots / f"evaluate_{split}")
     return {f"{split}/{name}": value for name, value in evaluation.metrics.items()}
 
 

@@ -80,7 +80,7 @@ def evaluate_split(context: Any, split: Split, num_shards: int,
 
 
 def check_evaluable(task: Any) -> EvaluableTask:
-    if not isinstance(task, EvaluableTask):
+    if not task.supports_evaluation:
         raise SpecError(f"stages.evaluate: the task {type(task).__name__} has no evaluation_step / "
                         "make_evaluator", hint="use the test stage for this task")
     return task

@@ -93,8 +93,9 @@ def _execute(spec: PipelineSpec, run_dir: RunDirectory, fit_backend: FitBackend 
     datamodule = build_datamodule(spec)
     datamodule.prepare_data()
     task = build_task(spec, datamodule.info)
-    if hasattr(datamodule, "transform_summary"):
-        run_dir.write_yaml("transforms.yaml", datamodule.transform_summary())
+    transforms = datamodule.transform_summary()
+    if transforms:
+        run_dir.write_yaml("transforms.yaml", transforms)
     done: dict[str, dict[str, float]] = dict(run_dir.status().get("stages", {})) if resume else {}
     context = StageContext(spec, run_dir, datamodule, task, backend,
                            resume_checkpoint=run_dir.last_checkpoint if resume else None,
@@ -121,9 +122,7 @@ def _execute(spec: PipelineSpec, run_dir: RunDirectory, fit_backend: FitBackend 
 
 def _write_plots(context: StageContext, stage: str) -> None:
     plot_training_curves(context.run_dir.metrics_csv, context.run_dir.plots)
-    save_artifacts = getattr(context.task, "save_artifacts", None)
-    if save_artifacts is not None:
-        save_artifacts(stage, context.run_dir.plots)
+    context.task.save_artifacts(stage, context.run_dir.plots)
 
 
 @dataclass

@@ -15,7 +15,8 @@ from typing import Any, Literal, Protocol
 
 import torch
 
-from visionflow.pipelines.build import build_trainer, checkpoint_monitor
+from visionflow.pipelines.build import build_trainer
+from visionflow.pipelines.console import console_callbacks
 from visionflow.pipelines.evaluation import EvaluationBackend, LocalEvaluationBackend
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import CheckpointError, SpecError
@@ -76,8 +77,10 @@ class LocalFitBackend:
         self.callbacks = tuple(callbacks)
 
     def fit(self, context: StageContext, ckpt_path: Path | None) -> FitOutcome:
+        lines, quiet_bar = console_callbacks(context.spec.trainer)
         trainer = build_trainer(context.spec, context.run_dir, fit=True,
-                                monitor=checkpoint_monitor(context.task), callbacks=self.callbacks)
+                                monitor=context.task.checkpoint_monitor,
+                                callbacks=(*self.callbacks, *lines), **quiet_bar)
         trainer.fit(context.task, datamodule=context.datamodule,
                     ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
         return FitOutcome(find_best_checkpoint(context.run_dir), context.run_dir.last_checkpoint)

@@ -1,5 +1,16 @@
-"""What every VisionFlow task shares: :class:`VisionTask`, a LightningModule with less per-step cost,
-and :class:`DeviceReadback`, for values a step must check without waiting for the GPU.
+"""What every VisionFlow task shares: :class:`VisionTask`, the protocol between a task and the
+pipeline, and :class:`DeviceReadback`, for values a step must check without waiting for the GPU.
+
+A task family is one subclass of :class:`VisionTask` (docs/adding_a_task.md). The base gives it,
+as TorchGeo's ``BaseTask`` does for its trainers:
+
+- the ``optimizer`` and ``scheduler`` sub-configs (:mod:`visionflow.tasks.optim`) and the one
+  ``configure_optimizers`` that builds them over :meth:`VisionTask.parameter_groups`;
+- one checkpoint-restore path: inside :meth:`VisionTask.load_from_checkpoint`,
+  :attr:`VisionTask.restoring_checkpoint` is true, so a task does not read initial-weights files
+  (the checkpoint holds the trained weights; the file may be gone, the machine offline);
+- every hook the pipeline calls, with a default where one makes sense (the list is in the class
+  docstring); the pipeline calls them directly, never through ``getattr``.
 
 Lightning sets ``module._current_fx_name`` before and after every hook it calls, some 40 times per
 training step. On a LightningModule that assignment goes through ``nn.Module.__setattr__``, which
@@ -10,23 +21,143 @@ same result; on a host-bound GPU step every microsecond of Python counts (docs/b
 
 from __future__ import annotations
 
-from typing import Any
+import contextvars
+import dataclasses
+import inspect
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from lightning.pytorch import LightningModule
 
+from visionflow.evaluation import Evaluation, Evaluator
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from, upgrade_flat_keys
+
 #: attributes Lightning assigns around every hook call; plain values, never tensors or modules
 HOOK_BOOKKEEPING = frozenset({"_current_fx_name"})
+_RESTORING_CHECKPOINT = contextvars.ContextVar("restoring_checkpoint", default=False)
+CONFIG_TYPES = (OptimizerConfig, SchedulerConfig)
 
 
 class VisionTask(LightningModule):
-    """A LightningModule whose hook bookkeeping skips ``nn.Module.__setattr__``."""
+    """Base of every task: shared optimization, checkpoint restore, and the pipeline protocol.
+
+    A subclass's ``__init__`` takes its own arguments plus ``optimizer: OptimizerConfig`` and
+    ``scheduler: SchedulerConfig`` (its defaults there are the task's defaults), calls
+    ``super().__init__(optimizer, scheduler)`` and ``self.save_hyperparameters()``. Arguments that
+    the data provides (``num_classes``, ``class_names``, ...: the fields of the batch type's
+    ``DatasetInfo``) are filled in by the pipeline unless the spec sets them.
+
+    Hooks the pipeline calls (override what the task needs):
+
+    - ``checkpoint_monitor``: ``(metric, "min" | "max")`` that picks the best checkpoint.
+    - :meth:`parameter_groups`: what the optimizer trains (default: every trainable parameter).
+    - :meth:`upgrade_arguments`: deprecated spec keys -> current ones, before the spec is checked.
+    - :meth:`evaluation_step` and :meth:`make_evaluator`: the evaluation contract
+      (:mod:`visionflow.evaluation`) behind the ``evaluate`` stage and ``visionflow eval run``.
+    - :meth:`save_artifacts`: plots after a stage; :meth:`save_evaluation`: plots of an
+      ``evaluate`` stage's result.
+    """
+
+    checkpoint_monitor: ClassVar[tuple[str, str]] = ("val/loss", "min")
+
+    def __init__(self, optimizer: OptimizerConfig | Mapping[str, Any] | None = None,
+                 scheduler: SchedulerConfig | Mapping[str, Any] | None = None):
+        super().__init__()
+        defaults = _config_defaults(type(self))
+        self.optimizer_config: OptimizerConfig = config_from(optimizer, defaults["optimizer"])
+        self.scheduler_config: SchedulerConfig = config_from(scheduler, defaults["scheduler"])
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in HOOK_BOOKKEEPING:
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    def save_hyperparameters(self, *args: Any, **kwargs: Any) -> None:
+        """Lightning's, with the optimizer and scheduler configs stored as plain dicts, so a
+        checkpoint's hyperparameters load with ``weights_only=True``."""
+        kwargs.setdefault("frame", inspect.currentframe().f_back)
+        super().save_hyperparameters(*args, **kwargs)
+        for hparams in (self._hparams, self._hparams_initial):
+            for key, value in hparams.items():
+                if isinstance(value, CONFIG_TYPES):
+                    hparams[key] = dataclasses.asdict(value)
+
+    # ------------------------------------------------------------------ checkpoint restore
+
+    @property
+    def restoring_checkpoint(self) -> bool:
+        """True while :meth:`load_from_checkpoint` builds this task: skip initial-weights files."""
+        return _RESTORING_CHECKPOINT.get()
+
+    @classmethod
+    def load_from_checkpoint(cls, *args: Any, **kwargs: Any) -> Any:
+        """Lightning's, except that initial weights (``weights``, ``pretrained``) are not read
+        again: the checkpoint already holds the trained weights."""
+        token = _RESTORING_CHECKPOINT.set(True)
+        try:
+            return super().load_from_checkpoint(*args, **kwargs)
+        finally:
+            _RESTORING_CHECKPOINT.reset(token)
+
+    # ------------------------------------------------------------------------ optimization
+
+    @classmethod
+    def upgrade_arguments(cls, args: Mapping[str, Any], path: str = "task.args") -> dict[str, Any]:
+        """``args`` with deprecated keys replaced (one deprecation line each); the spec checks the
+        result. Subclasses extend it for their own renamed keys."""
+        return upgrade_flat_keys(args, path)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups (dicts with ``params`` and optionally ``lr``, ``name``);
+        by default one group of every parameter that requires a gradient."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_config.build(self.parameter_groups())
+        scheduler = self.scheduler_config.build(optimizer, self.trainer)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    # -------------------------------------------------------------- evaluation and artifacts
+
+    def evaluation_step(self, batch: Any) -> tuple[Any, Any]:
+        """``(predictions, targets)`` of one batch as plain CPU data that pickles, for the
+        evaluator of :meth:`make_evaluator`."""
+        raise NotImplementedError(f"{type(self).__name__} has no evaluation contract")
+
+    def make_evaluator(self) -> Evaluator:
+        """A fresh evaluator (``reset / process / evaluate``) for :meth:`evaluation_step`'s pairs."""
+        raise NotImplementedError(f"{type(self).__name__} has no evaluation contract")
+
+    @property
+    def supports_evaluation(self) -> bool:
+        """Whether the task implements the evaluation contract (both hooks above)."""
+        own = type(self)
+        return (own.evaluation_step is not VisionTask.evaluation_step
+                and own.make_evaluator is not VisionTask.make_evaluator)
+
+    def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
+        """Plots after ``stage`` (``fit``, ``test``, ...) into ``directory``; their paths."""
+        return []
+
+    def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
+        """Plots of an ``evaluate`` stage's result into ``directory``; their paths."""
+        return []
+
+
+def _config_defaults(task_type: type) -> dict[str, Any]:
+    """The defaults of ``optimizer`` and ``scheduler`` in ``task_type.__init__``'s signature."""
+    parameters = inspect.signature(task_type.__init__).parameters
+    defaults = {"optimizer": OptimizerConfig(), "scheduler": SchedulerConfig()}
+    for name, default in defaults.items():
+        parameter = parameters.get(name)
+        if parameter is not None and isinstance(parameter.default, type(default)):
+            defaults[name] = parameter.default
+    return defaults
 
 
 class DeviceReadback:

@@ -13,7 +13,6 @@ device and are logged at the epoch's end, which keeps the per-step CPU cost low.
 
 from __future__ import annotations
 
-import contextvars
 import csv
 import io
 from collections.abc import Sequence
@@ -34,13 +33,12 @@ from visionflow.metrics.classification import ClassificationEvaluator, TrainingT
 from visionflow.registry import TASKS
 from visionflow.plots import save_figure
 from visionflow.rundir import atomic_write_text
-from visionflow.tasks import optim
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.base import VisionTask
 from visionflow.tasks.nets import build_net, split_backbone_head
 from visionflow.tasks.nets import transfer
 
 MAX_ANNOTATED_CLASSES = 20
-_RESTORING_CHECKPOINT = contextvars.ContextVar("restoring_checkpoint", default=False)
 
 
 def multiclass_hinge_loss(logits: torch.Tensor, targets: torch.Tensor,
@@ -68,7 +66,7 @@ class ImageClassificationTask(VisionTask):
     ``weights`` (a local state_dict file) or ``pretrained`` (torchvision's weights) initialize the
     net; a head trained for another number of classes is replaced. ``freeze_backbone`` trains the
     head only (linear probe); ``backbone_lr_scale`` < 1 fine-tunes the backbone with a lower LR.
-    Optimizer and schedule keys: see :mod:`visionflow.tasks.optim`.
+    ``optimizer`` and ``scheduler``: see :mod:`visionflow.tasks.optim`.
     """
 
     def __init__(
@@ -82,28 +80,21 @@ class ImageClassificationTask(VisionTask):
         loss: Literal["cross_entropy", "hinge"] = "cross_entropy",
         label_smoothing: float = 0.0,
         dropout: float = 0.0,
-        optimizer: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = "adamw",
-        lr: float = 1e-3,
-        momentum: float | None = None,
-        nesterov: bool = False,
-        weight_decay: float = 0.0,
-        scheduler: Literal["none", "step", "cosine"] = "cosine",
-        warmup_epochs: int = 0,
-        step_size: int = 30,
-        gamma: float = 0.1,
+        optimizer: OptimizerConfig = OptimizerConfig(),
+        scheduler: SchedulerConfig = SchedulerConfig(),
         weights: str | None = None,
         pretrained: bool = False,
         freeze_backbone: bool = False,
         backbone_lr_scale: float = 1.0,
         channels_last: bool = False,
     ):
-        super().__init__()
+        super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
         _check_arguments(self.hparams)
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         self.net = build_net(net, num_classes=num_classes, in_channels=in_channels,
                              image_size=image_size, dropout=dropout, net_args=net_args)
-        if not _RESTORING_CHECKPOINT.get():
+        if not self.restoring_checkpoint:
             self._load_initial_weights()
         if freeze_backbone:
             transfer.freeze_backbone(self.net)
@@ -113,16 +104,6 @@ class ImageClassificationTask(VisionTask):
         self.train_tally = TrainingTally()
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_confusion_matrix: torch.Tensor | None = None
-
-    @classmethod
-    def load_from_checkpoint(cls, *args: Any, **kwargs: Any) -> ImageClassificationTask:
-        """Lightning's, except that ``weights``/``pretrained`` are not read again: the checkpoint
-        already holds the trained weights (the file may be gone, the machine offline)."""
-        token = _RESTORING_CHECKPOINT.set(True)
-        try:
-            return super().load_from_checkpoint(*args, **kwargs)
-        finally:
-            _RESTORING_CHECKPOINT.reset(token)
 
     def _load_initial_weights(self) -> None:
         hparams = self.hparams
@@ -233,22 +214,12 @@ class ImageClassificationTask(VisionTask):
     def parameter_groups(self) -> list[dict[str, Any]]:
         """``backbone`` (LR scaled by backbone_lr_scale; absent when frozen) and ``head`` groups."""
         backbone, head = split_backbone_head(self.net)
-        groups = [{"name": "head", "params": list(head.parameters()), "lr": self.hparams.lr}]
+        lr = self.optimizer_config.lr
+        groups = [{"name": "head", "params": list(head.parameters()), "lr": lr}]
         if not self.hparams.freeze_backbone:
-            lr = self.hparams.lr * self.hparams.backbone_lr_scale
+            lr = lr * self.hparams.backbone_lr_scale
             groups.insert(0, {"name": "backbone", "params": backbone, "lr": lr})
         return groups
-
-    def configure_optimizers(self) -> Any:
-        h = self.hparams
-        optimizer = optim.build_optimizer(self.parameter_groups(), h.optimizer, h.lr, h.momentum,
-                                          h.nesterov, h.weight_decay)
-        epochs, steps_per_epoch = optim.training_length(self.trainer)
-        scheduler = optim.build_scheduler(optimizer, h.scheduler, epochs, h.warmup_epochs,
-                                          h.step_size, h.gamma, steps_per_epoch=steps_per_epoch)
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     # --------------------------------------------------------------------------- artifacts
 
@@ -284,7 +255,7 @@ def _epoch_metrics(num_classes: int) -> dict[str, Metric]:
 
 
 def _check_arguments(h: Any) -> None:
-    """Raise SpecError naming the first bad ``task.args`` key."""
+    """Raise SpecError naming the first bad argument."""
     checks = [
         (h.num_classes >= 2, "num_classes", f"must be >= 2, got {h.num_classes}"),
         (h.in_channels >= 1, "in_channels", f"must be >= 1, got {h.in_channels}"),
@@ -303,9 +274,7 @@ def _check_arguments(h: Any) -> None:
     ]
     for ok, key, message in checks:
         if not ok:
-            raise SpecError(f"task.args.{key}: {message}")
-    optim.check_optimizer_args(h.optimizer, h.lr, h.momentum, h.nesterov, h.weight_decay)
-    optim.check_scheduler_args(h.scheduler, h.warmup_epochs, h.step_size, h.gamma)
+            raise SpecError(f"{key}: {message}")
 
 
 # ---------------------------------------------------------------------------- confusion matrix

@@ -21,7 +21,6 @@ fixed data ``image_size`` the detector resizes to it (not to torchvision's 800 p
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import io
 import math
@@ -31,19 +30,19 @@ from typing import Any, Literal
 import torch
 
 from visionflow.batches import DetectionBatch, DetectionTarget
-from visionflow.errors import RunError, SpecError
+from visionflow.errors import RunError, SpecError, UnknownNameError
 from visionflow.evaluation import Evaluation
 from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_bytes, atomic_write_json
 from visionflow.spec import check_arguments
-from visionflow.tasks import optim
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.base import DeviceReadback, VisionTask
 from visionflow.tasks.detection_eval import DetectionEvaluator, ground_truth_entry
-from visionflow.tasks.nets.detectors import DETECTORS, build_detector
+from visionflow.tasks.nets.detectors import build_detector
+from visionflow.tasks.nets.families import DETECTION_NETS
 
 OVERLAY_MIN_SIDE = 256
 PALETTE = ("red", "lime", "cyan", "yellow", "magenta", "orange", "blue", "pink")
-_RESTORING_CHECKPOINT = contextvars.ContextVar("restoring_detection_checkpoint", default=False)
 
 
 @TASKS.register("object_detection", batch=DetectionBatch)
@@ -54,7 +53,7 @@ class ObjectDetectionTask(VisionTask):
     :mod:`visionflow.tasks.nets.detectors`); ``category_ids`` are the dataset ids of the labels
     (default: the labels themselves). ``freeze_backbone`` trains everything but the backbone
     (feature extractor and FPN), whose batch-norm statistics stay fixed.
-    Optimizer and schedule keys: see :mod:`visionflow.tasks.optim`.
+    ``optimizer`` and ``scheduler``: see :mod:`visionflow.tasks.optim`.
     """
 
     checkpoint_monitor = ("val/mAP", "max")
@@ -68,28 +67,21 @@ class ObjectDetectionTask(VisionTask):
         category_ids: list[int] | None = None,
         net: str = "fasterrcnn_mobilenet_v3_large_fpn",
         net_args: dict[str, Any] | None = None,
-        optimizer: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = "adamw",
-        lr: float = 1e-3,
-        momentum: float | None = None,
-        nesterov: bool = False,
-        weight_decay: float = 1e-4,
-        scheduler: Literal["none", "step", "cosine"] = "cosine",
-        warmup_epochs: int = 0,
-        step_size: int = 30,
-        gamma: float = 0.1,
+        optimizer: OptimizerConfig = OptimizerConfig(weight_decay=1e-4),
+        scheduler: SchedulerConfig = SchedulerConfig(),
         freeze_backbone: bool = False,
         overlay_images: int = 4,
         overlay_score: float = 0.3,
         predictions_file: str = "predictions.json",
     ):
-        super().__init__()
+        super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
         check_task_arguments(self.hparams)
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         self.category_ids = list(category_ids or range(num_classes))
         self.model = build_detector(net, num_classes=num_classes + 1,
                                     **detector_args(net, net_args, image_size,
-                                                    restoring=_RESTORING_CHECKPOINT.get()))
+                                                    restoring=self.restoring_checkpoint))
         if freeze_backbone:
             self.model.backbone.requires_grad_(False)
         self._pairs: list[tuple[dict[str, torch.Tensor], dict[str, Any]]] = []
@@ -98,16 +90,6 @@ class ObjectDetectionTask(VisionTask):
         self._pending_losses: tuple[int, list[str], DeviceReadback] | None = None
         self.last_result: Any = None
         self.predictions_path: Path | None = None
-
-    @classmethod
-    def load_from_checkpoint(cls, *args: Any, **kwargs: Any) -> ObjectDetectionTask:
-        """Lightning's, except that ``net_args.weights`` files are not read again: the checkpoint
-        already holds the trained weights."""
-        token = _RESTORING_CHECKPOINT.set(True)
-        try:
-            return super().load_from_checkpoint(*args, **kwargs)
-        finally:
-            _RESTORING_CHECKPOINT.reset(token)
 
     def train(self, mode: bool = True) -> ObjectDetectionTask:
         super().train(mode)
@@ -160,7 +142,7 @@ class ObjectDetectionTask(VisionTask):
         if not all(math.isfinite(value) for value in values):
             raise RunError(f"the detection loss is {sum(values)} at step {step} "
                            f"({ {name: round(value, 4) for name, value in zip(names, values)} })",
-                           hint="lower task.args.lr or raise warmup_epochs")
+                           hint="lower optimizer.lr or raise scheduler.warmup_epochs")
 
     def on_train_epoch_end(self) -> None:
         self._check_finite(None)
@@ -259,16 +241,6 @@ class ObjectDetectionTask(VisionTask):
 
     # ------------------------------------------------------------------------ optimization
 
-    def configure_optimizers(self) -> Any:
-        h = self.hparams
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = optim.build_optimizer(trainable, h.optimizer, h.lr, h.momentum, h.nesterov,
-                                          h.weight_decay)
-        epochs, steps_per_epoch = optim.training_length(self.trainer)
-        scheduler = optim.build_scheduler(optimizer, h.scheduler, epochs, h.warmup_epochs,
-                                          h.step_size, h.gamma, steps_per_epoch=steps_per_epoch)
-        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
-
     # --------------------------------------------------------------------------- artifacts
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
@@ -290,7 +262,7 @@ class ObjectDetectionTask(VisionTask):
 # ---------------------------------------------------------------------------------- helpers
 
 def check_task_arguments(h: Any) -> None:
-    """Raise SpecError naming the first bad ``task.args`` key."""
+    """Raise SpecError naming the first bad argument."""
     checks = [
         (h.num_classes >= 1, "num_classes", f"must be >= 1, got {h.num_classes}"),
         (h.in_channels == 3, "in_channels", f"detectors take RGB images, got {h.in_channels} "
@@ -304,9 +276,7 @@ def check_task_arguments(h: Any) -> None:
     ]
     for ok, key, message in checks:
         if not ok:
-            raise SpecError(f"task.args.{key}: {message}")
-    optim.check_optimizer_args(h.optimizer, h.lr, h.momentum, h.nesterov, h.weight_decay)
-    optim.check_scheduler_args(h.scheduler, h.warmup_epochs, h.step_size, h.gamma)
+            raise SpecError(f"{key}: {message}")
 
 
 def detector_args(net: str, net_args: dict[str, Any] | None,
@@ -316,9 +286,12 @@ def detector_args(net: str, net_args: dict[str, Any] | None,
     fixed image size and no ``weights`` file read when a checkpoint is being restored."""
     args = dict(net_args or {})
     if "num_classes" in args:
-        raise SpecError("task.args.net_args.num_classes: set by the task (num_classes + background)")
-    check_arguments(build_detector, args, "task.args.net_args", provided_by_data=True, skip=1)
-    entry = DETECTORS.get(net)
+        raise SpecError("net_args.num_classes: set by the task (num_classes + background)")
+    check_arguments(build_detector, args, "net_args", provided=("num_classes",), skip=1)
+    try:
+        entry = DETECTION_NETS.get(net)
+    except UnknownNameError as error:
+        raise error.under("net") from None
     if image_size is not None and not entry.tags.get("fixed_size"):
         args.setdefault("min_size", int(min(image_size)))
         args.setdefault("max_size", int(max(image_size)))

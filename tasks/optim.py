@@ -1,9 +1,19 @@
 """Optimizers and learning-rate schedules, shared by every task.
 
-Tasks take the same keys (``optimizer, lr, momentum, nesterov, weight_decay, scheduler,
-warmup_epochs, step_size, gamma``) and call :func:`check_optimizer_args` and
-:func:`check_scheduler_args` in ``__init__`` (a bad spec fails before training), then
-:func:`build_optimizer` and :func:`build_scheduler` in ``configure_optimizers``.
+Every task takes the same two sub-configs, declared once here and inherited from
+:class:`visionflow.tasks.base.VisionTask`::
+
+    task:
+      args:
+        optimizer: {name: adamw, lr: 0.003, weight_decay: 0.0001}   # OptimizerConfig
+        scheduler: {name: cosine, warmup_epochs: 1}                  # SchedulerConfig
+
+Keys left out keep the task's defaults, and a name alone (``optimizer: sgd``) changes only the
+name; the spec checker knows both dataclasses, so a misspelt key fails with a suggestion before
+anything runs. The flat keys of earlier releases
+(``lr``, ``momentum``, ``nesterov``, ``weight_decay``, ``warmup_epochs``, ``step_size``,
+``gamma``) still work, with a deprecation line
+(:func:`upgrade_flat_keys`).
 
 ``momentum`` is SGD's and RMSprop's momentum and Adam's/AdamW's beta1; ``None`` keeps each
 optimizer's default (SGD: 0.9, RMSprop: 0, Adam/AdamW: 0.9). Adagrad has none.
@@ -20,25 +30,121 @@ With ``steps_per_epoch`` it is updated every optimizer step, else once per epoch
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
-from visionflow.errors import SpecError
+from visionflow.errors import SpecError, deprecated
 
 OptimizerName = Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"]
 SchedulerName = Literal["none", "step", "cosine"]
 DEFAULT_MOMENTUM = {"sgd": 0.9, "rmsprop": 0.0, "adam": 0.9, "adamw": 0.9}
-KEY = "task.args."
+KEY = "optimizer."
+SCHEDULE_KEY = "scheduler."
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """``optimizer:`` of every task. ``momentum`` is SGD's and RMSprop's momentum and Adam's/AdamW's
+    beta1 (``None``: each optimizer's default); Adagrad has none."""
+
+    name: OptimizerName = "adamw"
+    lr: float = 1e-3
+    momentum: float | None = None
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_optimizer_args(self.name, self.lr, self.momentum, self.nesterov, self.weight_decay)
+
+    def build(self, param_groups: Iterable[Any]) -> torch.optim.Optimizer:
+        return build_optimizer(param_groups, self.name, self.lr, self.momentum, self.nesterov,
+                               self.weight_decay)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """``scheduler:`` of every task: ``name`` none | step | cosine, a linear warmup of
+    ``warmup_epochs``, and the step schedule's ``step_size`` (epochs) and ``gamma``."""
+
+    name: SchedulerName = "cosine"
+    warmup_epochs: int = 0
+    step_size: int = 30
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_scheduler_args(self.name, self.warmup_epochs, self.step_size, self.gamma)
+
+    def build(self, optimizer: torch.optim.Optimizer, trainer: Any) -> dict[str, Any] | None:
+        epochs, steps_per_epoch = training_length(trainer)
+        warmup = self.warmup_epochs
+        if warmup and epochs is not None and warmup >= epochs and is_smoke_run(trainer):
+            warmup = 0  # fast_dev_run / limit_train_batches: a smoke run skips the warmup
+        return build_scheduler(optimizer, self.name, epochs, warmup, self.step_size, self.gamma,
+                               steps_per_epoch=steps_per_epoch)
+
+
+def is_smoke_run(trainer: Any) -> bool:
+    """Whether ``trainer`` runs a shortened fit (``fast_dev_run`` or ``limit_train_batches``),
+    in which a schedule shortens too rather than refusing the run."""
+    limit = getattr(trainer, "limit_train_batches", 1.0)
+    return bool(getattr(trainer, "fast_dev_run", False)) or limit != 1.0
+
+
+def config_from(value: Any, default: Any) -> Any:
+    """``value`` (``None``, a config, a dict of some of its keys, or a name alone, as in
+    ``optimizer: sgd``) over ``default``'s values."""
+    if value is None:
+        return default
+    if isinstance(value, type(default)):
+        return value
+    if isinstance(value, str):
+        return dataclasses.replace(default, name=value)
+    if not isinstance(value, Mapping):
+        raise SpecError(f"expected a mapping of {type(default).__name__} keys, got {value!r}")
+    fields = {f.name for f in dataclasses.fields(default)}
+    unknown = sorted(set(value) - fields)
+    if unknown:
+        raise SpecError(f"{unknown[0]}: unknown key", hint="allowed keys: " + ", ".join(fields))
+    return dataclasses.replace(default, **value)
+
+
+#: the flat keys of earlier releases, by the sub-config that holds them now
+FLAT_KEYS = {"optimizer": ("lr", "momentum", "nesterov", "weight_decay"),
+             "scheduler": ("warmup_epochs", "step_size", "gamma")}
+
+
+def upgrade_flat_keys(args: Mapping[str, Any], path: str = "task.args") -> dict[str, Any]:
+    """``args`` with the flat optimizer/schedule keys of earlier releases moved into the
+    ``optimizer`` and ``scheduler`` sub-configs, with one deprecation line per moved key."""
+    args = dict(args)
+    nested: dict[str, dict[str, Any]] = {}
+    for group, keys in FLAT_KEYS.items():
+        flat = [k for k in keys if k in args]
+        if flat and isinstance(args.get(group), str):  # optimizer: sgd + lr: 0.1
+            nested[group] = {"name": args.pop(group)}
+        for key in flat:
+            nested.setdefault(group, {})[key] = args.pop(key)
+            deprecated(f"{path}.{key}: moved to {path}.{group}.{key}")
+    for group, values in nested.items():
+        existing = args.get(group) if isinstance(args.get(group), Mapping) else {}
+        twice = sorted(set(values) & set(existing))
+        if twice:
+            raise SpecError(f"{path}.{twice[0]}: also set as {path}.{group}.{twice[0]}",
+                            hint=f"keep {path}.{group}.{twice[0]} alone")
+        args[group] = {**values, **existing}
+    return args
 
 
 def check_optimizer_args(name: str, lr: float, momentum: float | None, nesterov: bool,
                          weight_decay: float) -> None:
     """Raise SpecError naming the key of the first bad value or combination."""
     if name not in DEFAULT_MOMENTUM and name != "adagrad":
-        raise SpecError(f"{KEY}optimizer: unknown optimizer {name!r}",
+        raise SpecError(f"{KEY}name: unknown optimizer {name!r}",
                         hint="one of sgd, adagrad, rmsprop, adam, adamw")
     if not lr > 0:
         raise SpecError(f"{KEY}lr: must be > 0, got {lr}")
@@ -79,14 +185,14 @@ def build_optimizer(param_groups: Iterable[Any], name: OptimizerName, lr: float,
 def check_scheduler_args(name: str, warmup_epochs: int, step_size: int, gamma: float) -> None:
     """Raise SpecError naming the key of the first bad value (max_epochs is checked at build)."""
     if name not in ("none", "step", "cosine"):
-        raise SpecError(f"{KEY}scheduler: unknown schedule {name!r}",
+        raise SpecError(f"{SCHEDULE_KEY}name: unknown schedule {name!r}",
                         hint="one of none, step, cosine")
     if warmup_epochs < 0:
-        raise SpecError(f"{KEY}warmup_epochs: must be >= 0, got {warmup_epochs}")
+        raise SpecError(f"{SCHEDULE_KEY}warmup_epochs: must be >= 0, got {warmup_epochs}")
     if name == "step" and step_size < 1:
-        raise SpecError(f"{KEY}step_size: must be >= 1, got {step_size}")
+        raise SpecError(f"{SCHEDULE_KEY}step_size: must be >= 1, got {step_size}")
     if name == "step" and not 0 < gamma <= 1:
-        raise SpecError(f"{KEY}gamma: must be in (0, 1], got {gamma}")
+        raise SpecError(f"{SCHEDULE_KEY}gamma: must be in (0, 1], got {gamma}")
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, name: SchedulerName,
@@ -102,7 +208,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, name: SchedulerName,
         raise SpecError(f"trainer.max_epochs: the cosine schedule needs a finite max_epochs "
                         f"(or max_steps), got {max_epochs}")
     if name == "cosine" and warmup_epochs >= max_epochs:
-        raise SpecError(f"{KEY}warmup_epochs: {warmup_epochs} must be less than the "
+        raise SpecError(f"{SCHEDULE_KEY}warmup_epochs: {warmup_epochs} must be less than the "
                         f"{max_epochs:g} training epochs for the cosine schedule")
     if name == "none" and warmup_epochs == 0:
         return None

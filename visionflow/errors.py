@@ -6,6 +6,12 @@ The CLI prints ``str(error)`` (the message and, on a second line, the hint) and 
 
 from __future__ import annotations
 
+import re
+import warnings
+
+#: a message that starts with a key path (``lr: ...``, ``net_args.depth: ...``, ``stages[0]: ...``)
+_KEY_PATH = re.compile(r"^[A-Za-z_][\w.\[\]]*:")
+
 
 class VisionFlowError(Exception):
     """Base class: a message that names the file, key or value at fault, and a hint with the fix."""
@@ -19,6 +25,16 @@ class VisionFlowError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+    def under(self, prefix: str) -> VisionFlowError:
+        """The same error with its key path placed under ``prefix``: library code names the
+        argument (``lr: must be > 0``), the pipeline adds where it sits in the spec
+        (``task.args.optimizer.lr: must be > 0``)."""
+        joiner = "." if _KEY_PATH.match(self.message) else ": "
+        error = type(self)(f"{prefix}{joiner}{self.message}", self.hint)
+        error.__dict__.update({k: v for k, v in self.__dict__.items()
+                               if k not in ("message", "hint")})
+        return error
 
 
 class SpecError(VisionFlowError):
@@ -41,3 +57,23 @@ class RunError(VisionFlowError):
     """A run failed for a reason other than its input (e.g. a worker crashed)."""
 
     exit_code = 1
+
+
+class VisionFlowDeprecation(FutureWarning):
+    """A spec key or argument that still works but will go; the CLI prints it as one line."""
+
+
+def deprecated(message: str) -> None:
+    """Warn (once per message) that ``message`` names something deprecated; shown as one line,
+    ``visionflow: deprecated: <message>``."""
+    warnings.warn(message, VisionFlowDeprecation, stacklevel=3)
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    if issubclass(category, VisionFlowDeprecation):
+        return f"visionflow: deprecated: {message}\n"
+    return _plain_format_warning(message, category, filename, lineno, line)
+
+
+_plain_format_warning = warnings.formatwarning
+warnings.formatwarning = _format_warning

@@ -60,6 +60,7 @@ class Registry:
         self._providers = tuple(providers)
         self._loaded = False
         self._entries: dict[str, Entry] = {}
+        self._families: dict[str, Family] = {}
 
     def register(self, name: str, *, description: str | None = None, **tags: Any):
         """Decorator: register a class or function under ``name``."""
@@ -115,6 +116,58 @@ class Registry:
     def __len__(self) -> int:
         self._load_providers()
         return len(self._entries)
+
+    def family(self, name: str, *, output: str) -> Family:
+        """The entries tagged ``family=name``, declared once with the contract of their output
+        (``NETS.family("classification", output="logits [B, K]")``); same family, same object."""
+        existing = self._families.get(name)
+        if existing is not None:
+            if existing.output != output:
+                raise ValueError(f"{self.kind} family {name!r} is already declared with output "
+                                 f"{existing.output!r}")
+            return existing
+        self._families[name] = Family(self, name, output)
+        return self._families[name]
+
+    def families(self) -> dict[str, Family]:
+        """Every declared family by name (after loading the providers)."""
+        self._load_providers()
+        return dict(self._families)
+
+
+class Family:
+    """The part of a registry that shares one output contract, e.g. the detection networks.
+
+    Entries registered through it carry the tags ``family`` and ``output``; lookups through it
+    only find its own entries, so an unknown or wrong-family name lists the right alternatives."""
+
+    def __init__(self, registry: Registry, name: str, output: str):
+        self.registry = registry
+        self.name = name
+        self.output = output
+
+    def register(self, name: str, *, description: str | None = None, **tags: Any):
+        return self.registry.register(name, description=description, family=self.name,
+                                      output=self.output, **tags)
+
+    def add(self, name: str, builder: Callable[..., Any], *, description: str | None = None,
+            **tags: Any) -> None:
+        self.registry.add(name, builder, description=description, family=self.name,
+                          output=self.output, **tags)
+
+    def names(self) -> list[str]:
+        return [e.name for e in self.registry.entries() if e.tags.get("family") == self.name]
+
+    def get(self, name: str) -> Entry:
+        entry = self.registry._entries.get(name) if name in self.registry else None
+        if entry is None or entry.tags.get("family") != self.name:
+            other = f" (it is a {entry.tags.get('family')} {self.registry.kind})" if entry else ""
+            raise UnknownNameError(
+                f"unknown {self.name} {self.registry.kind} {name!r}{other}"
+                f"{did_you_mean(name, self.names())}",
+                hint=f"`visionflow list {self.registry.kind}s` shows every {self.registry.kind} "
+                     f"by family")
+        return entry
 
 
 TASKS = Registry("task", providers=("visionflow.tasks",))

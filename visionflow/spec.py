@@ -24,13 +24,14 @@ from typing import Any, Literal
 
 import yaml
 
-from visionflow.arguments import DATA_PROVIDED, check_arguments, check_trainer_keys
+from visionflow.arguments import check_arguments, check_trainer_keys
+from visionflow.batches import provided_arguments
 from visionflow.errors import SpecError, UnknownNameError
 from visionflow.overrides import apply_overrides, read_yaml, with_values
 from visionflow.registry import DATAMODULES, STAGES, TASKS, Registry, did_you_mean
 from visionflow.typecheck import check_value, describe
 
-__all__ = ["DATA_PROVIDED", "ComponentSpec", "PipelineSpec", "ResourcesSpec", "StageSpec",
+__all__ = ["ComponentSpec", "PipelineSpec", "ResourcesSpec", "StageSpec",
            "SweepSpec", "apply_overrides", "check_arguments", "load_spec", "parse_spec",
            "read_yaml", "sweep_examples", "with_values"]
 
@@ -151,13 +152,20 @@ def parse_spec(raw: Mapping[str, Any], source: str = "<spec>") -> PipelineSpec:
     """Validate plain data against the spec's schema and the registries; raise SpecError."""
     prefix = f"{source}: " if source else ""
     try:
-        spec = _parse(raw)
+        spec = _upgraded(_parse(raw))
         _check_all(spec)
         if spec.sweep is not None:
             _check_sweep_paths(raw, spec.sweep)
     except SpecError as error:
         raise type(error)(prefix + error.message, hint=error.hint) from None
     return spec
+
+
+def _upgraded(spec: PipelineSpec) -> PipelineSpec:
+    """``spec`` with the task's deprecated argument keys replaced (one line about each)."""
+    builder = _lookup(TASKS, spec.task.name, "task.name").builder
+    args = builder.upgrade_arguments(spec.task.args, "task.args")
+    return spec if args == spec.task.args else spec.replace(task=ComponentSpec(spec.task.name, args))
 
 
 def _check_all(spec: PipelineSpec) -> None:
@@ -283,7 +291,7 @@ def _check_sweep_paths(raw: Mapping[str, Any], sweep: SweepSpec) -> None:
     base = {k: v for k, v in raw.items() if k != "sweep"}
     for path, value in sweep_examples(sweep).items():
         try:
-            _check_all(_parse(with_values(base, {path: value})))
+            _check_all(_upgraded(_parse(with_values(base, {path: value}))))
         except SpecError as error:
             raise SpecError(f"sweep.parameters.{path}: {error.message}", hint=error.hint) from None
 
@@ -310,7 +318,8 @@ def _resources(raw: Any) -> ResourcesSpec:
 def _check_components(spec: PipelineSpec) -> None:
     task = _lookup(TASKS, spec.task.name, "task.name")
     data = _lookup(DATAMODULES, spec.data.name, "data.name")
-    check_arguments(task.builder, spec.task.args, "task.args", provided_by_data=True)
+    check_arguments(task.builder, spec.task.args, "task.args",
+                    provided=provided_arguments(task.tags.get("batch")))
     check_arguments(data.builder, spec.data.args, "data.args")
     task_batch, data_batch = task.tags.get("batch"), data.tags.get("batch")
     if task_batch is not data_batch:

@@ -14,27 +14,27 @@ import torch
 from torch import nn
 
 from visionflow.errors import SpecError, UnknownNameError
-from visionflow.registry import NETS
 from visionflow.spec import check_arguments
-from visionflow.tasks.nets import classic, detectors, torchvision_nets, transfer, vit
+from visionflow.tasks.nets import classic, detectors, families, torchvision_nets, transfer, vit
+from visionflow.tasks.nets.families import CLASSIFICATION_NETS
 from visionflow.tasks.nets.transfer import replace_head, split_backbone_head
 
 COMMON_ARGS = ("num_classes", "in_channels", "image_size", "dropout")
 
-__all__ = ["COMMON_ARGS", "build_net", "classic", "detectors", "replace_head", "split_backbone_head",
+__all__ = ["COMMON_ARGS", "build_net", "classic", "detectors", "families", "replace_head", "split_backbone_head",
            "torchvision_nets", "transfer", "vit"]
 
 
 def build_net(name: str, *, num_classes: int, in_channels: int,
               image_size: list[int] | tuple[int, int] | None, dropout: float = 0.0,
               net_args: dict[str, Any] | None = None) -> nn.Module:
-    """Build the registered net ``name``; errors name ``task.args.net`` or ``.net_args.<key>``."""
+    """Build the registered net ``name``; errors name ``net`` or ``.net_args.<key>``."""
     try:
-        builder = NETS.get(name).builder
+        builder = CLASSIFICATION_NETS.get(name).builder
     except UnknownNameError as error:
-        raise UnknownNameError(f"task.args.net: {error.message}", hint=error.hint) from None
+        raise error.under("net") from None
     net_args = dict(net_args or {})
-    check_arguments(builder, net_args, "task.args.net_args", skip=len(COMMON_ARGS))
+    check_arguments(builder, net_args, "net_args", skip=len(COMMON_ARGS))
     model = builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
                     dropout=dropout, **net_args)
     if image_size is not None:
@@ -59,7 +59,7 @@ def check_input_size(model: nn.Module, name: str, in_channels: int,
         hint = "use larger images"
         if name in torchvision_nets.LAYOUTS:
             hint += ", or net_args.small_input: true"
-        raise SpecError(f"task.args.image_size: net {name!r} cannot take {in_channels}x"
+        raise SpecError(f"image_size: net {name!r} cannot take {in_channels}x"
                         f"{image_size[0]}x{image_size[1]} images ({reason})", hint=hint) from None
     finally:
         model.train(was_training)

@@ -11,7 +11,7 @@ from typing import Literal
 from torch import nn
 
 from visionflow.errors import SpecError
-from visionflow.registry import NETS
+from visionflow.tasks.nets.families import CLASSIFICATION_NETS
 from visionflow.tasks.nets.transfer import mark_head
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
@@ -21,15 +21,15 @@ Activation = Literal["relu", "tanh", "gelu"]
 def image_hw(image_size: list[int] | tuple[int, int] | None, net: str) -> tuple[int, int]:
     """``(H, W)`` of the images a net is built for; a SpecError when the data did not fix it."""
     if image_size is None:
-        raise SpecError(f"task.args.image_size: net {net!r} needs a fixed image size, and the data "
-                        "did not report one", hint="set task.args.image_size: [H, W]")
+        raise SpecError(f"image_size: net {net!r} needs a fixed image size, and the data "
+                        "did not report one", hint="set image_size: [H, W]")
     if len(image_size) != 2 or any(int(s) < 1 for s in image_size):
-        raise SpecError(f"task.args.image_size: expected [H, W] with positive sizes, "
+        raise SpecError(f"image_size: expected [H, W] with positive sizes, "
                         f"got {image_size}")
     return int(image_size[0]), int(image_size[1])
 
 
-@NETS.register("linear")
+@CLASSIFICATION_NETS.register("linear")
 def linear(*, num_classes: int, in_channels: int, image_size: list[int] | tuple[int, int] | None,
            dropout: float = 0.0) -> nn.Module:
     """Linear classifier on flattened pixels (softmax or multiclass SVM, by the task's loss)."""
@@ -42,14 +42,14 @@ def linear(*, num_classes: int, in_channels: int, image_size: list[int] | tuple[
     return mark_head(model, "2")
 
 
-@NETS.register("mlp")
+@CLASSIFICATION_NETS.register("mlp")
 def mlp(*, num_classes: int, in_channels: int, image_size: list[int] | tuple[int, int] | None,
         dropout: float = 0.0, hidden_sizes: list[int] | tuple[int, ...] = (256,),
         activation: Activation = "relu") -> nn.Module:
     """Fully connected network on flattened pixels: ``hidden_sizes`` layers, then the classifier."""
     height, width = image_hw(image_size, "mlp")
     if not hidden_sizes or any(size < 1 for size in hidden_sizes):
-        raise SpecError(f"task.args.net_args.hidden_sizes: expected positive sizes, "
+        raise SpecError(f"net_args.hidden_sizes: expected positive sizes, "
                         f"got {hidden_sizes}")
     layers: list[nn.Module] = [nn.Flatten()]                           # [B, C*H*W]
     width_in = in_channels * height * width
@@ -87,7 +87,7 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(images))
 
 
-@NETS.register("lenet5")
+@CLASSIFICATION_NETS.register("lenet5")
 def lenet5(*, num_classes: int, in_channels: int, image_size: list[int] | tuple[int, int] | None,
            dropout: float = 0.0, activation: Activation = "relu") -> nn.Module:
     """LeNet-5: two 5x5 conv layers and three fully connected layers, for 32x32 images."""

@@ -36,10 +36,11 @@ import torch
 from torch import nn
 
 from visionflow.errors import CheckpointError, SpecError
-from visionflow.registry import Registry, did_you_mean
+from visionflow.registry import did_you_mean
+from visionflow.tasks.nets.families import DETECTION_NETS
 
-DETECTORS = Registry("detector")
-KEY = "task.args.net_args."
+
+KEY = "net_args."
 #: What the builders set themselves, so ``model_kwargs`` may not.
 MODEL_ARGS_SET = ("self", "backbone", "num_classes", "kwargs", "anchor_generator",
                   "rpn_anchor_generator", "head", "size")
@@ -112,9 +113,9 @@ def build_detector(name: str, *, num_classes: int, weights: str | None = None,
                               min_size, max_size, anchor_sizes, aspect_ratios, score_thresh,
                               nms_thresh, detections_per_img, model_kwargs)
     check_options(options)
-    model = DETECTORS.get(name).builder(options)
+    model = DETECTION_NETS.get(name).builder(options)
     if weights is not None:
-        load_detector_weights(model, Path(weights), DETECTORS.get(name).tags["class_head"])
+        load_detector_weights(model, Path(weights), DETECTION_NETS.get(name).tags["class_head"])
     return model
 
 
@@ -230,7 +231,7 @@ def resnet50_fpn(options: DetectorOptions, p6p7: bool) -> nn.Module:
     return _resnet_fpn_extractor(backbone, options.trainable_layers(5, 3), **extra)
 
 
-@DETECTORS.register("fasterrcnn_resnet50_fpn", class_head="roi_heads.box_predictor")
+@DETECTION_NETS.register("fasterrcnn_resnet50_fpn", class_head="roi_heads.box_predictor")
 def fasterrcnn_resnet50_fpn(options: DetectorOptions) -> nn.Module:
     """Faster R-CNN, ResNet50-FPN backbone (two-stage; 5 anchor levels)."""
     from torchvision.models.detection import FasterRCNN
@@ -241,7 +242,7 @@ def fasterrcnn_resnet50_fpn(options: DetectorOptions) -> nn.Module:
                       rpn_anchor_generator=anchors, **options.model_args(FasterRCNN, "box_"))
 
 
-@DETECTORS.register("fasterrcnn_mobilenet_v3_large_fpn", class_head="roi_heads.box_predictor")
+@DETECTION_NETS.register("fasterrcnn_mobilenet_v3_large_fpn", class_head="roi_heads.box_predictor")
 def fasterrcnn_mobilenet_v3_large_fpn(options: DetectorOptions) -> nn.Module:
     """Faster R-CNN, MobileNetV3-Large-FPN backbone (light two-stage; 3 anchor levels)."""
     from torchvision.models import mobilenet_v3_large
@@ -258,7 +259,7 @@ def fasterrcnn_mobilenet_v3_large_fpn(options: DetectorOptions) -> nn.Module:
                       **options.model_args(FasterRCNN, "box_"))
 
 
-@DETECTORS.register("retinanet_resnet50_fpn", class_head="head.classification_head.cls_logits")
+@DETECTION_NETS.register("retinanet_resnet50_fpn", class_head="head.classification_head.cls_logits")
 def retinanet_resnet50_fpn(options: DetectorOptions) -> nn.Module:
     """RetinaNet (one-stage, focal loss), ResNet50-FPN P3-P7."""
     from torchvision.models.detection import RetinaNet
@@ -269,7 +270,7 @@ def retinanet_resnet50_fpn(options: DetectorOptions) -> nn.Module:
                      anchor_generator=anchors, **options.model_args(RetinaNet))
 
 
-@DETECTORS.register("fcos_resnet50_fpn", class_head="head.classification_head.cls_logits")
+@DETECTION_NETS.register("fcos_resnet50_fpn", class_head="head.classification_head.cls_logits")
 def fcos_resnet50_fpn(options: DetectorOptions) -> nn.Module:
     """FCOS (one-stage, anchor-free), ResNet50-FPN P3-P7."""
     from torchvision.models.detection import FCOS
@@ -281,7 +282,7 @@ def fcos_resnet50_fpn(options: DetectorOptions) -> nn.Module:
                 **options.model_args(FCOS))
 
 
-@DETECTORS.register("ssd300_vgg16", class_head="head.classification_head", fixed_size=True)
+@DETECTION_NETS.register("ssd300_vgg16", class_head="head.classification_head", fixed_size=True)
 def ssd300_vgg16(options: DetectorOptions) -> nn.Module:
     """SSD at 300x300, VGG16 backbone."""
     from torchvision.models import vgg16
@@ -300,7 +301,7 @@ def ssd300_vgg16(options: DetectorOptions) -> nn.Module:
     return SSD(backbone, boxes, (300, 300), options.num_classes, **settings)
 
 
-@DETECTORS.register("ssdlite320_mobilenet_v3_large", class_head="head.classification_head",
+@DETECTION_NETS.register("ssdlite320_mobilenet_v3_large", class_head="head.classification_head",
                     fixed_size=True)
 def ssdlite320_mobilenet_v3_large(options: DetectorOptions) -> nn.Module:
     """SSDlite at 320x320, MobileNetV3-Large backbone (the lightest here)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from visionflow.registry import NETS
+from visionflow.tasks.nets.families import CLASSIFICATION_NETS
 from visionflow.tasks.nets.transfer import mark_head
 
 
@@ -119,7 +119,7 @@ def _register(name: str) -> None:
                                      dropout=dropout, small_input=small_input)
 
     build.__name__ = build.__qualname__ = name
-    NETS.add(name, build, description=f"torchvision {name} (net_args: small_input for ~32 px)")
+    CLASSIFICATION_NETS.add(name, build, description=f"torchvision {name} (net_args: small_input for ~32 px)")
 
 
 for _name in LAYOUTS:

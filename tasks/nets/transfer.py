@@ -87,7 +87,7 @@ class LoadReport:
 
 
 def load_weights(model: nn.Module, path: str | Path, *,
-                 key: str = "task.args.weights") -> LoadReport:
+                 key: str = "weights") -> LoadReport:
     """Load a local state_dict file (``torch.save(model.state_dict())``, or a VisionFlow/Lightning
     checkpoint whose ``state_dict`` keys start with ``net.``) into ``model``."""
     path = Path(path).expanduser()
@@ -156,7 +156,7 @@ def load_pretrained(model: nn.Module, net: str) -> LoadReport:
     from torchvision.models import get_model_weights, list_models
 
     if net not in list_models():
-        raise SpecError(f"task.args.pretrained: net {net!r} has no torchvision weights",
+        raise SpecError(f"pretrained: net {net!r} has no torchvision weights",
                         hint="pass `weights: /path/to/state_dict.pt` instead")
     weights = get_model_weights(net).DEFAULT
     try:
@@ -164,7 +164,7 @@ def load_pretrained(model: nn.Module, net: str) -> LoadReport:
                                                    weights_only=True)
     except Exception as error:  # noqa: BLE001 (network errors come in many types)
         raise CheckpointError(
-            f"task.args.pretrained: cannot download the torchvision weights of {net!r} "
+            f"pretrained: cannot download the torchvision weights of {net!r} "
             f"({type(error).__name__}: {str(error).strip()[:120]})",
             hint=f"offline? download {weights.url} elsewhere and pass `weights: /path/to/file.pth`",
         ) from None

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from visionflow.errors import SpecError
-from visionflow.registry import NETS
+from visionflow.tasks.nets.families import CLASSIFICATION_NETS
 from visionflow.tasks.nets.classic import image_hw
 from visionflow.tasks.nets.transfer import mark_head
 
@@ -43,17 +43,17 @@ class VisionTransformer(nn.Module):
         return self.head(features)                                            # [B, K]
 
 
-@NETS.register("vit_tiny")
+@CLASSIFICATION_NETS.register("vit_tiny")
 def vit_tiny(*, num_classes: int, in_channels: int, image_size: list[int] | tuple[int, int] | None,
              dropout: float = 0.0, patch_size: int = 4, dim: int = 192, depth: int = 12,
              heads: int = 3, mlp_ratio: float = 4.0) -> nn.Module:
     """Small Vision Transformer (ViT-Tiny sizes, 4x4 patches for 32 px images)."""
     height, width = image_hw(image_size, "vit_tiny")
     if patch_size < 1 or height % patch_size or width % patch_size:
-        raise SpecError(f"task.args.net_args.patch_size: {patch_size} must divide the image size "
+        raise SpecError(f"net_args.patch_size: {patch_size} must divide the image size "
                         f"{height}x{width}")
     if min(dim, depth, heads) < 1 or dim % heads:
-        raise SpecError(f"task.args.net_args.heads: dim {dim} must be a positive multiple of "
+        raise SpecError(f"net_args.heads: dim {dim} must be a positive multiple of "
                         f"heads {heads} (and depth >= 1)")
     model = VisionTransformer(num_classes=num_classes, in_channels=in_channels,
                               image_size=(height, width), patch_size=patch_size, dim=dim,

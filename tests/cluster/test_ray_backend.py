@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from tests.conftest import REPO_ROOT  # noqa: E402
 from visionflow import cluster  # noqa: E402
 from visionflow.batches import DatasetInfo, ImageClassificationBatch  # noqa: E402
-from visionflow.cluster.train import (WorkerFailure, epoch_line, provider_modules,  # noqa: E402
+from visionflow.pipelines.console import epoch_line  # noqa: E402
+from visionflow.cluster.train import (WorkerFailure, provider_modules,  # noqa: E402
                                       worker_error)
 from visionflow.errors import DataError, RunError, SpecError  # noqa: E402
 from visionflow.pipelines import run as run_local  # noqa: E402

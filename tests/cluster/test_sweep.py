@@ -35,21 +35,21 @@ def test_grid_sweep_runs_every_trial_and_ranks_them(tmp_path):
     spec = load_spec(REPO_ROOT / "examples" / "digits_classification.yaml", [
         f"output_dir={tmp_path}", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
         "task.args.net=linear", "stages=[fit, test]",
-        "sweep={parameters: {task.args.lr: {grid: [0.03, 0.00001]}}, metric: val/acc, "
+        "sweep={parameters: {task.args.optimizer.lr: {grid: [0.03, 0.00001]}}, metric: val/acc, "
         "mode: max, max_concurrent: 2}"])
     results = cluster.sweep(spec)
 
     assert len(results.rows) == 2
-    assert [row["task.args.lr"] for row in results.rows] == [0.03, 0.00001]  # best first
+    assert [row["task.args.optimizer.lr"] for row in results.rows] == [0.03, 0.00001]  # best first
     assert results.best["val/acc"] > results.rows[1]["val/acc"]
     with open(results.run_dir / "sweep_results.csv", newline="") as file:
         table = list(csv.DictReader(file))
-    assert [float(row["task.args.lr"]) for row in table] == [0.03, 0.00001]
+    assert [float(row["task.args.optimizer.lr"]) for row in table] == [0.03, 0.00001]
     for row in results.rows:
         summary = json.loads((Path(row["run_dir"]) / "summary.json").read_text())
         assert "test/acc" in summary["metrics"], row
         assert Path(row["run_dir"]).parent.parent == results.run_dir / "trials"
-    assert (results.run_dir / "plots" / "sweep_task_args_lr.png").is_file()
+    assert (results.run_dir / "plots" / "sweep_task_args_optimizer_lr.png").is_file()
     assert json.loads((results.run_dir / "summary.json").read_text())["trials"] == 2
 
 
@@ -60,7 +60,7 @@ TINY_SWEEP = {
     "data": {"name": "digits", "args": {"batch_size": 64, "image_size": 8}},
     "trainer": {"max_epochs": 1, "enable_progress_bar": False},
     "stages": ["fit", "test"],
-    "sweep": {"parameters": {"task.args.lr": {"grid": LEARNING_RATES}}, "metric": "val/acc",
+    "sweep": {"parameters": {"task.args.optimizer.lr": {"grid": LEARNING_RATES}}, "metric": "val/acc",
               "mode": "max", "max_concurrent": 1},
 }
 
@@ -122,7 +122,7 @@ def test_a_sweep_whose_driver_was_killed_resumes_every_trial(tmp_path, capsys):
     assert visionflow_cli(["run", "--resume", str(sweep_dir)]) == 0
     with open(sweep_dir / "sweep_results.csv", newline="") as file:
         rows = list(csv.DictReader(file))
-    assert sorted(float(row["task.args.lr"]) for row in rows) == sorted(LEARNING_RATES)
+    assert sorted(float(row["task.args.optimizer.lr"]) for row in rows) == sorted(LEARNING_RATES)
     for row in rows:
         assert row["val/acc"] and not row["error"], row
         assert "test/acc" in json.loads((Path(row["run_dir"]) / "summary.json").read_text())[

@@ -5,13 +5,13 @@ import re
 import pytest
 import yaml
 
-from visionflow.errors import SpecError, UnknownNameError
+from visionflow.errors import SpecError, UnknownNameError, VisionFlowDeprecation
 from visionflow.spec import apply_overrides, load_spec, parse_spec
 
 VALID = {
     "name": "digits",
     "seed": 3,
-    "task": {"name": "image_classification", "args": {"net": "lenet5", "lr": 0.01}},
+    "task": {"name": "image_classification", "args": {"net": "lenet5", "optimizer": {"lr": 0.01}}},
     "data": {"name": "digits", "args": {"batch_size": 32}},
     "trainer": {"max_epochs": 2},
     "stages": ["fit", "test", {"knn": {"k": 3}}],
@@ -33,7 +33,7 @@ def error_of(raw) -> SpecError:
 
 def test_valid_spec_parses_and_round_trips():
     spec = parse_spec(VALID)
-    assert spec.task.args == {"net": "lenet5", "lr": 0.01}
+    assert spec.task.args == {"net": "lenet5", "optimizer": {"lr": 0.01}}
     assert [s.name for s in spec.stages] == ["fit", "test", "knn"]
     assert spec.stages[2].args == {"k": 3}
     assert parse_spec(yaml.safe_load(spec.to_yaml())) == spec
@@ -55,8 +55,8 @@ def test_misspelled_task_arg_names_its_path():
 
 
 def test_wrong_type_names_key_expected_and_got():
-    raw = with_changes(task={"name": "image_classification", "args": {"lr": "fast"}})
-    assert "task.args.lr: expected float, got a str ('fast')" in error_of(raw).message
+    raw = with_changes(task={"name": "image_classification", "args": {"optimizer": {"lr": "fast"}}})
+    assert "task.args.optimizer.lr: expected float, got a str ('fast')" in error_of(raw).message
 
 
 def test_literal_value_out_of_choices():
@@ -195,16 +195,17 @@ def test_fsdp_needs_gpus():
 
 
 def test_sweep_section_is_checked_path_by_path():
-    spec = parse_spec(with_changes(sweep={"parameters": {"task.args.lr": {"loguniform": [1e-4, 1e-2]}},
+    spec = parse_spec(with_changes(sweep={"parameters": {"task.args.optimizer.lr": {"loguniform": [1e-4, 1e-2]}},
                                           "metric": "val/acc", "mode": "max"}))
-    assert spec.sweep.parameters == {"task.args.lr": {"loguniform": [1e-4, 1e-2]}}
+    assert spec.sweep.parameters == {"task.args.optimizer.lr": {"loguniform": [1e-4, 1e-2]}}
     assert parse_spec(yaml.safe_load(spec.to_yaml())) == spec
-    bad_path = with_changes(sweep={"parameters": {"task.args.lrr": {"grid": [0.1]}}})
-    assert "sweep.parameters.task.args.lrr: task.args.lrr: unknown key; did you mean 'lr'?" in \
+    bad_path = with_changes(sweep={"parameters": {"task.args.optimizer.lrr": {"grid": [0.1]}}})
+    assert ("sweep.parameters.task.args.optimizer.lrr: task.args.optimizer.lrr: unknown key; "
+            "did you mean 'lr'?") in \
         error_of(bad_path).message
-    bad_type = with_changes(sweep={"parameters": {"task.args.lr": {"grid": ["fast"]}}})
+    bad_type = with_changes(sweep={"parameters": {"task.args.optimizer.lr": {"grid": ["fast"]}}})
     assert "expected float, got a str ('fast')" in error_of(bad_type).message
-    bad_sampler = with_changes(sweep={"parameters": {"task.args.lr": {"gird": [0.1]}}})
+    bad_sampler = with_changes(sweep={"parameters": {"task.args.optimizer.lr": {"gird": [0.1]}}})
     assert "unknown sampler 'gird'; did you mean 'grid'?" in error_of(bad_sampler).message
     assert "expected [low, high]" in error_of(
         with_changes(sweep={"parameters": {"seed": {"randint": [1]}}})).message
@@ -221,5 +222,26 @@ def test_a_sweep_spec_needs_ray_tune_in_python_too():
 def test_exponent_floats_are_floats_in_files_and_overrides(tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(VALID).replace("lr: 0.01", "lr: 1e-4"))
-    assert load_spec(path).task.args["lr"] == 1e-4
-    assert load_spec(path, ["task.args.lr=3E-5"]).task.args["lr"] == 3e-5
+    assert load_spec(path).task.args["optimizer"]["lr"] == 1e-4
+    assert load_spec(path, ["task.args.optimizer.lr=3E-5"]).task.args["optimizer"]["lr"] == 3e-5
+
+
+def test_flat_optimizer_keys_of_earlier_releases_still_work_with_one_deprecation_line():
+    raw = with_changes(task={"name": "image_classification",
+                             "args": {"optimizer": "sgd", "lr": 0.1, "warmup_epochs": 1}})
+    with pytest.warns(VisionFlowDeprecation, match="task.args.lr: moved to task.args.optimizer.lr"):
+        spec = parse_spec(raw)
+    assert spec.task.args == {"optimizer": {"name": "sgd", "lr": 0.1},
+                              "scheduler": {"warmup_epochs": 1}}
+    both = with_changes(task={"name": "image_classification",
+                              "args": {"lr": 0.1, "optimizer": {"lr": 0.2}}})
+    with pytest.warns(VisionFlowDeprecation):
+        assert "task.args.lr: also set as task.args.optimizer.lr" in error_of(both).message
+
+
+def test_a_name_alone_sets_the_optimizer_and_is_checked():
+    assert parse_spec(with_changes(task={"name": "image_classification",
+                                         "args": {"optimizer": "sgd"}})).task.args == {
+        "optimizer": "sgd"}
+    raw = with_changes(task={"name": "image_classification", "args": {"optimizer": "lamb"}})
+    assert "task.args.optimizer.name: expected 'sgd' or" in error_of(raw).message

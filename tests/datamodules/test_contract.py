@@ -13,7 +13,7 @@ from torch import nn
 
 import visionflow.datamodules as datamodules
 from visionflow.batches import ImageClassificationBatch
-from visionflow.datamodules import DigitsDataModule, VisionDataModule
+from visionflow.datamodules import DigitsDataModule, ImageClassificationDataModule
 from visionflow.errors import SpecError
 from visionflow.registry import DATAMODULES
 from visionflow.spec import check_arguments
@@ -27,9 +27,9 @@ COMMON = ["batch_size", "num_workers", "pin_memory", "seed", "val_fraction", "tr
 def test_registered_with_the_classification_batch_and_common_arguments(name):
     entry = DATAMODULES.get(name)
     assert entry.tags["batch"] is ImageClassificationBatch
-    assert issubclass(entry.builder, VisionDataModule) and entry.description
+    assert issubclass(entry.builder, ImageClassificationDataModule) and entry.description
     hints = typing.get_type_hints(entry.builder.__init__)
-    base = typing.get_type_hints(VisionDataModule.__init__)
+    base = typing.get_type_hints(ImageClassificationDataModule.__init__)
     parameters = inspect.signature(entry.builder).parameters
     assert not any(p.kind is p.VAR_KEYWORD for p in parameters.values())
     for argument in COMMON:

@@ -16,7 +16,7 @@ from visionflow.tasks import ImageClassificationTask
 from visionflow.tasks.classification import classification_loss, multiclass_hinge_loss
 from visionflow.tasks.nets import build_net, split_backbone_head
 
-from visionflow.batches import ImageClassificationBatch
+from visionflow.batches import ImageClassificationBatch, provided_arguments
 from visionflow.errors import CheckpointError, RunError, SpecError
 from visionflow.registry import TASKS
 from visionflow.spec import check_arguments
@@ -94,11 +94,15 @@ def test_registered_with_its_batch_type_and_spec_compatible_signature():
     assert entry.tags["batch"] is ImageClassificationBatch
     hints = typing.get_type_hints(ImageClassificationTask.__init__)
     assert {"num_classes", "net_args", "loss", "optimizer", "scheduler", "weights"} <= hints.keys()
-    check_arguments(ImageClassificationTask, {"net": "lenet5", "lr": 0.01, "momentum": 0.9},
-                    "task.args", provided_by_data=True)
+    check_arguments(ImageClassificationTask,
+                    {"net": "lenet5", "optimizer": {"lr": 0.01, "momentum": 0.9}}, "task.args",
+                    provided=provided_arguments(ImageClassificationBatch))
+    with pytest.raises(SpecError, match="task.args.optimizer.lrr: unknown key; did you mean 'lr'"):
+        check_arguments(ImageClassificationTask, {"optimizer": {"lrr": 0.1}}, "task.args",
+                        provided=provided_arguments(ImageClassificationBatch))
     with pytest.raises(SpecError, match="task.args.loss: expected 'cross_entropy' or 'hinge'"):
         check_arguments(ImageClassificationTask, {"loss": "svm"}, "task.args",
-                        provided_by_data=True)
+                        provided=provided_arguments(ImageClassificationBatch))
 
 
 def test_fast_dev_run_logs_every_metric_and_predicts_probabilities():
@@ -124,7 +128,7 @@ def test_no_top5_with_five_classes_or_fewer():
 @pytest.mark.parametrize("loss", ["cross_entropy", "hinge"])
 def test_a_linear_classifier_learns_a_separable_problem(loss):
     torch.manual_seed(0)
-    task = tiny_task(loss=loss, optimizer="sgd", lr=0.05)
+    task = tiny_task(loss=loss, optimizer={"name": "sgd", "lr": 0.05})
     train, test = quadrant_batches(seed=0), quadrant_batches(num_batches=2, seed=1)
     first = classification_loss(task(test[0].images), test[0].targets, loss).item()
     make_trainer(max_epochs=8).fit(task, loader(train))
@@ -145,7 +149,8 @@ class RecordLR(Callback):
 
 def test_warmup_lr_per_optimizer_step_in_training():
     record = RecordLR()
-    task = tiny_task(optimizer="sgd", lr=0.3, scheduler="cosine", warmup_epochs=1)
+    task = tiny_task(optimizer={"name": "sgd", "lr": 0.3},
+                     scheduler={"name": "cosine", "warmup_epochs": 1})
     data = loader(quadrant_batches(num_batches=3))
     make_trainer(max_epochs=3, callbacks=[record]).fit(task, data)
     cosine = [round(0.15 * (1 + math.cos(math.pi * step / 6)), 6) for step in range(6)]
@@ -154,22 +159,22 @@ def test_warmup_lr_per_optimizer_step_in_training():
 
 def test_cosine_schedule_ends_at_max_steps():
     record = RecordLR()
-    task = tiny_task(optimizer="sgd", lr=0.2, scheduler="cosine")
+    task = tiny_task(optimizer={"name": "sgd", "lr": 0.2}, scheduler={"name": "cosine"})
     make_trainer(max_steps=6, callbacks=[record]).fit(task, loader(quadrant_batches(num_batches=4)))
     assert record.lrs == [round(0.1 * (1 + math.cos(math.pi * step / 6)), 6) for step in range(6)]
 
 
 def test_cosine_without_an_end_is_a_clear_error():
     with pytest.raises(SpecError, match="the cosine schedule needs a finite max_epochs"):
-        make_trainer(max_epochs=-1).fit(tiny_task(scheduler="cosine"),
+        make_trainer(max_epochs=-1).fit(tiny_task(scheduler={"name": "cosine"}),
                                         loader(quadrant_batches(num_batches=1)))
 
 
 # --------------------------------------------------------------------------- fine-tuning
 
 def test_backbone_lr_scale_makes_two_param_groups():
-    task = tiny_task(net="lenet5", image_size=[16, 16], lr=0.01, backbone_lr_scale=0.1,
-                     scheduler="cosine", warmup_epochs=1)
+    task = tiny_task(net="lenet5", image_size=[16, 16], optimizer={"lr": 0.01},
+                     backbone_lr_scale=0.1, scheduler={"name": "cosine", "warmup_epochs": 1})
     groups = task.parameter_groups()
     assert [(g["name"], g["lr"]) for g in groups] == [("backbone", pytest.approx(0.001)),
                                                       ("head", 0.01)]
@@ -181,7 +186,7 @@ def test_backbone_lr_scale_makes_two_param_groups():
 
 
 def test_freeze_backbone_trains_only_the_head():
-    task = ImageClassificationTask(num_classes=3, in_channels=1, net="resnet18", lr=0.1,
+    task = ImageClassificationTask(num_classes=3, in_channels=1, net="resnet18", optimizer={"lr": 0.1},
                                    net_args={"small_input": True}, freeze_backbone=True)
     backbone, head = split_backbone_head(task.net)
     before = {name: value.clone() for name, value in task.net.state_dict().items()}
@@ -213,7 +218,7 @@ def test_pretrained_offline_is_a_clear_error(monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(CheckpointError, match="task.args.pretrained: cannot download") as error:
+    with pytest.raises(CheckpointError, match="pretrained: cannot download") as error:
         ImageClassificationTask(num_classes=3, net="resnet18", pretrained=True)
     assert "weights: /path" in error.value.hint
 
@@ -224,8 +229,7 @@ def test_checkpoint_loads_and_resumes_with_weights_only(tmp_path):
     weights = tmp_path / "init.pt"
     torch.save(build_net("linear", num_classes=4, in_channels=1, image_size=[SIZE, SIZE])
                .state_dict(), weights)
-    task = tiny_task(weights=str(weights), class_names=list("abcd"), scheduler="cosine",
-                     warmup_epochs=1)
+    task = tiny_task(weights=str(weights), class_names=list("abcd"), scheduler={"name": "cosine", "warmup_epochs": 1})
     checkpoint = ModelCheckpoint(dirpath=tmp_path, filename="last")
     data = loader(quadrant_batches(num_batches=2))
     make_trainer(max_epochs=2, enable_checkpointing=True, callbacks=[checkpoint]).fit(task, data)
@@ -237,7 +241,7 @@ def test_checkpoint_loads_and_resumes_with_weights_only(tmp_path):
     assert restored.hparams.weights == str(weights)
     for key, value in task.state_dict().items():
         assert torch.equal(restored.state_dict()[key], value), key
-    resumed = tiny_task(scheduler="cosine", warmup_epochs=1)
+    resumed = tiny_task(scheduler={"name": "cosine", "warmup_epochs": 1})
     trainer = make_trainer(max_epochs=3)
     trainer.fit(resumed, data, ckpt_path=path, weights_only=True)
     assert trainer.current_epoch == 3 and trainer.global_step == 6
@@ -296,17 +300,17 @@ def test_channels_last_trains():
 # -------------------------------------------------------------------------------- errors
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"num_classes": 1}, "task.args.num_classes: must be >= 2"),
-    ({"class_names": ["a", "b"]}, "task.args.class_names: 2 names for num_classes=4"),
-    ({"loss": "hinge", "label_smoothing": 0.1}, "task.args.label_smoothing: applies to the cross"),
-    ({"dropout": 1.0}, r"task.args.dropout: must be in \[0, 1\)"),
-    ({"weights": "w.pt", "pretrained": True}, "task.args.pretrained: set weights or pretrained"),
-    ({"freeze_backbone": True, "backbone_lr_scale": 0.1}, "task.args.backbone_lr_scale: has no"),
-    ({"backbone_lr_scale": 0.0}, "task.args.backbone_lr_scale: must be > 0"),
-    ({"optimizer": "adam", "nesterov": True}, "task.args.nesterov: only sgd"),
-    ({"scheduler": "step", "step_size": 0}, "task.args.step_size: must be >= 1"),
-    ({"net": "lenet", "image_size": None}, "task.args.net: unknown net 'lenet'; did you mean"),
-    ({"net_args": {"depth": 3}}, "task.args.net_args.depth: unknown key"),
+    ({"num_classes": 1}, "num_classes: must be >= 2"),
+    ({"class_names": ["a", "b"]}, "class_names: 2 names for num_classes=4"),
+    ({"loss": "hinge", "label_smoothing": 0.1}, "label_smoothing: applies to the cross"),
+    ({"dropout": 1.0}, r"dropout: must be in \[0, 1\)"),
+    ({"weights": "w.pt", "pretrained": True}, "pretrained: set weights or pretrained"),
+    ({"freeze_backbone": True, "backbone_lr_scale": 0.1}, "backbone_lr_scale: has no"),
+    ({"backbone_lr_scale": 0.0}, "backbone_lr_scale: must be > 0"),
+    ({"optimizer": {"name": "adam", "nesterov": True}}, "optimizer.nesterov: only sgd"),
+    ({"scheduler": {"name": "step", "step_size": 0}}, "scheduler.step_size: must be >= 1"),
+    ({"net": "lenet", "image_size": None}, "net: unknown classification net 'lenet'; did you mean"),
+    ({"net_args": {"depth": 3}}, "net_args.depth: unknown key"),
 ])
 def test_bad_arguments_are_one_line_spec_errors(kwargs, message):
     with pytest.raises(SpecError, match=message) as error:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from visionflow.tasks.nets.detectors import DETECTORS, build_detector
+from visionflow.tasks.nets.detectors import build_detector
+from visionflow.tasks.nets.families import DETECTION_NETS as DETECTORS
 
 from tests.tasks.conftest import FAST_NET
 from visionflow.errors import CheckpointError, SpecError
@@ -84,7 +85,7 @@ def test_trainable_backbone_layers_freeze_the_early_stages():
     ({"model_kwargs": {"box_score_thresh": 0.1}, "score_thresh": 0.2}, "model_kwargs"),
 ])
 def test_bad_options_name_their_key(args, key):
-    with pytest.raises(SpecError, match=rf"task\.args\.net_args\.{key}"):
+    with pytest.raises(SpecError, match=rf"net_args\.{key}"):
         build_detector("fasterrcnn_mobilenet_v3_large_fpn", num_classes=3, **args)
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from visionflow.tasks.nets import COMMON_ARGS, build_net, split_backbone_head
 
 from visionflow.errors import SpecError, UnknownNameError
-from visionflow.registry import NETS
+from visionflow.tasks.nets.families import CLASSIFICATION_NETS as NETS
 
 # Small versions of the big nets, so the whole registry runs in seconds on a CPU. A net that is
 # not listed is tested at 32x32 with its defaults.
@@ -57,14 +57,14 @@ def test_builder_signature_convention(name):
 
 
 def test_unknown_net_suggests_close_names():
-    with pytest.raises(UnknownNameError, match=r"task.args.net: unknown net 'resnet81'.*resnet18"):
+    with pytest.raises(UnknownNameError, match=r"net: unknown classification net 'resnet81'.*resnet18"):
         tiny_net("resnet81")
 
 
 @pytest.mark.parametrize(("net_args", "message"), [
-    ({"hidden": [4]}, r"task.args.net_args.hidden: unknown key"),
-    ({"hidden_sizes": "wide"}, r"task.args.net_args.hidden_sizes: expected"),
-    ({"num_classes": 4}, r"task.args.net_args.num_classes: unknown key"),
+    ({"hidden": [4]}, r"net_args.hidden: unknown key"),
+    ({"hidden_sizes": "wide"}, r"net_args.hidden_sizes: expected"),
+    ({"num_classes": 4}, r"net_args.num_classes: unknown key"),
 ])
 def test_bad_net_args_name_the_key(net_args, message):
     with pytest.raises(SpecError, match=message) as error:
@@ -84,14 +84,14 @@ def test_unknown_net_arg_lists_allowed_keys():
     ("lenet5", (12, 12), "larger images"),
 ])
 def test_too_small_images_fail_before_training(name, size, hint):
-    with pytest.raises(SpecError, match=r"task.args.image_size: net .* cannot take 3x") as error:
+    with pytest.raises(SpecError, match=r"image_size: net .* cannot take 3x") as error:
         build_net(name, num_classes=3, in_channels=3, image_size=size)
     assert hint in error.value.hint
 
 
 @pytest.mark.parametrize("name", ["linear", "mlp", "vit_tiny"])
 def test_nets_with_fixed_size_need_image_size(name):
-    with pytest.raises(SpecError, match=r"task.args.image_size: .*needs a fixed image size"):
+    with pytest.raises(SpecError, match=r"image_size: .*needs a fixed image size"):
         build_net(name, num_classes=3, in_channels=1, image_size=None)
 
 

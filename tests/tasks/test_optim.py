@@ -42,13 +42,13 @@ def test_param_groups_keep_their_own_lr():
 
 
 @pytest.mark.parametrize(("kwargs", "key"), [
-    ({"name": "sgd", "momentum": 0.0, "nesterov": True}, "task.args.nesterov: needs momentum"),
-    ({"name": "adam", "nesterov": True}, "task.args.nesterov: only sgd"),
-    ({"name": "adagrad", "momentum": 0.9}, "task.args.momentum: adagrad has no momentum"),
-    ({"name": "sgd", "momentum": 1.5}, r"task.args.momentum: must be in \[0, 1\)"),
-    ({"name": "sgd", "lr": 0.0}, "task.args.lr: must be > 0"),
-    ({"name": "adamw", "weight_decay": -1.0}, "task.args.weight_decay: must be >= 0"),
-    ({"name": "lamb"}, "task.args.optimizer: unknown optimizer 'lamb'"),
+    ({"name": "sgd", "momentum": 0.0, "nesterov": True}, "optimizer.nesterov: needs momentum"),
+    ({"name": "adam", "nesterov": True}, "optimizer.nesterov: only sgd"),
+    ({"name": "adagrad", "momentum": 0.9}, "optimizer.momentum: adagrad has no momentum"),
+    ({"name": "sgd", "momentum": 1.5}, r"optimizer.momentum: must be in \[0, 1\)"),
+    ({"name": "sgd", "lr": 0.0}, "optimizer.lr: must be > 0"),
+    ({"name": "adamw", "weight_decay": -1.0}, "optimizer.weight_decay: must be >= 0"),
+    ({"name": "lamb"}, "optimizer.name: unknown optimizer 'lamb'"),
 ])
 def test_bad_optimizer_settings_name_the_key(kwargs, key):
     kwargs = {"lr": 0.1, **kwargs}
@@ -102,11 +102,11 @@ def test_no_schedule_without_warmup_and_epoch_interval_by_default():
 
 @pytest.mark.parametrize(("kwargs", "key"), [
     ({"name": "cosine", "max_epochs": -1}, "trainer.max_epochs: the cosine schedule needs"),
-    ({"name": "cosine", "max_epochs": 3, "warmup_epochs": 3}, "task.args.warmup_epochs: 3 must"),
-    ({"name": "step", "max_epochs": 3, "step_size": 0}, "task.args.step_size: must be >= 1"),
-    ({"name": "step", "max_epochs": 3, "gamma": 0.0}, r"task.args.gamma: must be in \(0, 1\]"),
-    ({"name": "none", "max_epochs": 3, "warmup_epochs": -1}, "task.args.warmup_epochs: must be"),
-    ({"name": "linear", "max_epochs": 3}, "task.args.scheduler: unknown schedule 'linear'"),
+    ({"name": "cosine", "max_epochs": 3, "warmup_epochs": 3}, "scheduler.warmup_epochs: 3 must"),
+    ({"name": "step", "max_epochs": 3, "step_size": 0}, "scheduler.step_size: must be >= 1"),
+    ({"name": "step", "max_epochs": 3, "gamma": 0.0}, r"scheduler.gamma: must be in \(0, 1\]"),
+    ({"name": "none", "max_epochs": 3, "warmup_epochs": -1}, "scheduler.warmup_epochs: must be"),
+    ({"name": "linear", "max_epochs": 3}, "scheduler.name: unknown schedule 'linear'"),
 ])
 def test_bad_schedule_settings_name_the_key(kwargs, key):
     optimizer = build_optimizer(params(), "sgd", lr=0.1)

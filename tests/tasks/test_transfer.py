@@ -85,7 +85,7 @@ def test_a_lightning_checkpoint_loads_as_weights(tmp_path):
 
 
 def test_missing_file_is_one_clear_line(tmp_path):
-    with pytest.raises(CheckpointError, match=r"task.args.weights: .*nope.pt: no such file"):
+    with pytest.raises(CheckpointError, match=r"weights: .*nope.pt: no such file"):
         transfer.load_weights(lenet(), tmp_path / "nope.pt")
 
 
@@ -122,7 +122,7 @@ def test_pretrained_offline_says_to_pass_weights(monkeypatch):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(CheckpointError, match=r"task.args.pretrained: cannot download") as error:
+    with pytest.raises(CheckpointError, match=r"pretrained: cannot download") as error:
         transfer.load_pretrained(small_resnet(), "resnet18")
     assert "weights: /path" in error.value.hint and "resnet18-" in error.value.hint
 
