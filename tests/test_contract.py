@@ -112,7 +112,32 @@ def test_every_registered_name_has_a_fixture():
         "give the new datamodule a fixture in DATA"
     assert {e.name for e in builtin(TASKS)} <= set(TASK_ARGS), \
         "give the new task arguments in TASK_ARGS"
-    assert compatible_pairs(), "no task has a compatible datamodule"
+
+
+def lonely(entries: list, others: list) -> list[str]:
+    """Names of ``entries`` whose batch type no entry of ``others`` speaks."""
+    spoken = {other.tags.get("batch") for other in others}
+    return [entry.name for entry in entries if entry.tags.get("batch") not in spoken]
+
+
+def test_every_task_has_a_datamodule_and_every_datamodule_a_task():
+    tasks, datamodules = builtin(TASKS), builtin(DATAMODULES)
+    assert not lonely(tasks, datamodules), "tasks with no compatible datamodule"
+    assert not lonely(datamodules, tasks), "datamodules with no compatible task"
+
+
+def test_lonely_finds_an_entry_without_a_partner():
+    task, data = TASKS.get("image_classification"), DATAMODULES.get("shapes_detection")
+    assert lonely([task], [data]) == ["image_classification"]
+    assert lonely([task], [DATAMODULES.get("digits")]) == []
+
+
+def test_registered_tasks_and_datamodules_follow_the_protocol():
+    from visionflow.datamodules import VisionDataModule
+    from visionflow.tasks.base import VisionTask
+
+    assert all(issubclass(e.builder, VisionTask) for e in builtin(TASKS))
+    assert all(issubclass(e.builder, VisionDataModule) for e in builtin(DATAMODULES))
 
 
 @pytest.mark.parametrize("task, data", compatible_pairs())

@@ -14,8 +14,7 @@ COMMON = ["trainer.fast_dev_run=true", "trainer.enable_progress_bar=false",
 #: example file -> extra overrides that keep its smoke run small (paths: see `shrink`)
 SHRINK = {
     "shapes_detection.yaml": ["data.args.train_images=4", "data.args.val_images=2",
-                              "data.args.test_images=2", "data.args.batch_size=2",
-                              "task.args.warmup_epochs=0"],
+                              "data.args.test_images=2", "data.args.batch_size=2"],
 }
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
