@@ -17,12 +17,14 @@ coco_detection      CocoDetectionDataModule    COCO JSON + images (boxes, masks,
 voc_detection       VOCDetectionDataModule     Pascal VOC XML annotations
 yolo_detection      YoloDetectionDataModule    YOLO txt labels + dataset yaml (e.g. coco8)
 shapes_detection    ShapesDetectionDataModule  generated circles/squares/triangles (offline)
+experience          ExperienceDataModule       rollouts and seeded episodes of gymnasium environments
 """
 
 from visionflow.datamodules.base import ImageClassificationDataModule, VisionDataModule
 from visionflow.datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
 from visionflow.datamodules.coco_detection import CocoDetectionDataModule
 from visionflow.datamodules.digits import DigitsDataModule
+from visionflow.datamodules.experience import ExperienceDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
 from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes_dataset
@@ -35,6 +37,7 @@ __all__ = [
     "CIFAR10DataModule",
     "CocoDetectionDataModule",
     "DigitsDataModule",
+    "ExperienceDataModule",
     "FashionMNISTDataModule",
     "ImageClassificationDataModule",
     "ImageFolderDataModule",

@@ -87,6 +87,8 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "coco_detection": _coco,
     "voc_detection": _voc,
     "yolo_detection": _yolo,
+    "experience": lambda root: {"num_envs": 2, "rollout_steps": 4, "rollouts_per_epoch": 2,
+                                "val_seeds": 2, "test_seeds": 2, "episodes_per_batch": 2},
 }
 
 #: task name -> small arguments
@@ -94,6 +96,9 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     "image_classification": {"net": "lenet5", "scheduler": "none"},
     "object_detection": {"net": "fasterrcnn_mobilenet_v3_large_fpn",
                          "net_args": {"min_size": 64, "max_size": 64}, "scheduler": "none"},
+    "dqn": {"learning_starts": 4, "batch_size": 4, "net_args": {"hidden_sizes": [8]}},
+    "policy_gradient": {"net_args": {"hidden_sizes": [8]}},
+    "ppo": {"update_epochs": 1, "minibatches": 2, "net_args": {"hidden_sizes": [8]}},
 }
 
 

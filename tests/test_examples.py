@@ -15,6 +15,8 @@ COMMON = ["trainer.fast_dev_run=true", "trainer.enable_progress_bar=false",
 SHRINK = {
     "shapes_detection.yaml": ["data.args.train_images=4", "data.args.val_images=2",
                               "data.args.test_images=2", "data.args.batch_size=2"],
+    **{name: ["data.args.val_seeds=2", "data.args.test_seeds=2", "data.args.episodes_per_batch=2"]
+       for name in ("cartpole_dqn.yaml", "cartpole_ppo.yaml")},
 }
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 

@@ -11,3 +11,5 @@ CLASSIFICATION_NETS = NETS.family(
 DETECTION_NETS = NETS.family(
     "detection", output="images list of [C, H, W] in [0, 1] -> train: losses dict; "
                         "eval: per image {boxes [N, 4] XYXY, labels [N], scores [N]}")
+RL_NETS = NETS.family(
+    "rl", output="observations [B, *observation_shape] -> features [B, F] (module.out_features = F)")

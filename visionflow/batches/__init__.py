@@ -22,16 +22,24 @@ A new family adds ``visionflow/batches/<family>.py`` with its batch dataclass (a
 from visionflow.batches.classification import ImageClassificationBatch
 from visionflow.batches.core import IGNORE_INDEX, Batch, DatasetInfo, provided_arguments
 from visionflow.batches.detection import DetectionBatch, DetectionDatasetInfo, DetectionTarget
+from visionflow.batches.rl import (Actor, ActorOutput, Episode, EpisodeBatch, RLDatasetInfo,
+                                   RolloutBatch)
 from visionflow.batches.segmentation import SegmentationBatch
 
 __all__ = [
     "IGNORE_INDEX",
+    "Actor",
+    "ActorOutput",
     "Batch",
     "DatasetInfo",
     "DetectionBatch",
     "DetectionDatasetInfo",
     "DetectionTarget",
+    "Episode",
+    "EpisodeBatch",
     "ImageClassificationBatch",
+    "RLDatasetInfo",
+    "RolloutBatch",
     "SegmentationBatch",
     "provided_arguments",
 ]
