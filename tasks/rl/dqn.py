@@ -119,9 +119,6 @@ class DQNTask(RLTask):
         if len(self.buffer) < self.hparams.learning_starts or not self.buffer.can_sample():
             return None
         loss = self.td_loss(self.buffer.sample(self.hparams.batch_size))
-        self.updates += 1
-        if self.updates % self.hparams.target_sync_interval == 0:
-            self.sync_target()
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=self.hparams.batch_size, sync_dist=True)
         return loss
@@ -143,6 +140,14 @@ class DQNTask(RLTask):
             target = returns + discount * next_value
         q = self.q_network(sample.observations).gather(1, sample.actions[:, None])[:, 0]
         return F.smooth_l1_loss(q, target)
+
+    def on_train_batch_end(self, outputs: Any, batch: RolloutBatch, batch_idx: int) -> None:
+        """Count the gradient step just taken (if any); sync the target every interval."""
+        if outputs is None:
+            return
+        self.updates += 1
+        if self.updates % self.hparams.target_sync_interval == 0:
+            self.sync_target()
 
     def sync_target(self) -> None:
         """Copy the online network's weights into the target network."""
