@@ -108,7 +108,7 @@ def evaluate_coco(gt: dict | str | Path | GroundTruth, dt: list | str | Path, io
     Bad input raises ``visionflow.errors.DataError`` naming the file and the record."""
     started = time.perf_counter()
     check_protocol(protocol)
-    ground_truth = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt, iou_type)
+    ground_truth = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt, iou_type, protocol)
     if ground_truth.iou_type != iou_type:
         raise DataError(f"the ground truth was loaded for {ground_truth.iou_type!r}, not {iou_type!r}")
     loaded_gt = time.perf_counter()
@@ -153,7 +153,7 @@ def engine_ground_truth(gt: GroundTruth) -> Any:
         np.array([a.bbox for a in anns], dtype=np.float64).reshape(-1, 4),
         ids=np.fromiter((a.id for a in anns), np.int64, count),
         area=np.fromiter((a.area for a in anns), np.float64, count),
-        iscrowd=np.fromiter((a.iscrowd for a in anns), np.int64, count))
+        iscrowd=np.fromiter((a.iscrowd or 0 for a in anns), np.int64, count))
 
 
 def engine_results(coco_gt: Any, results: Results, protocol: str) -> Any:
@@ -203,7 +203,7 @@ class CocoEvaluator:
         check_protocol(protocol)
         self.iou_type = iou_type
         self.protocol = protocol
-        self.ground_truth = load_ground_truth(gt, iou_type)
+        self.ground_truth = load_ground_truth(gt, iou_type, protocol)
         self._log = PredictionLog(label_lookup(label_to_category), iou_type)
 
     def reset(self) -> None:

@@ -39,7 +39,7 @@ class Annotation(msgspec.Struct, gc=False, omit_defaults=True):
     image_id: int
     category_id: int
     area: float
-    iscrowd: int
+    iscrowd: int | None = None  # LVIS has none; COCO requires it (see load_ground_truth)
     bbox: list[float] | None = None
     segmentation: Any = None
     keypoints: list[float] | None = None
@@ -89,11 +89,15 @@ class Results:
     records: list[Detection] | None
 
 
-def load_ground_truth(gt: dict | str | Path, iou_type: str) -> GroundTruth:
-    """Ground truth from a COCO dataset dict or the path of its JSON file."""
+def load_ground_truth(gt: dict | str | Path, iou_type: str, protocol: str = "coco") -> GroundTruth:
+    """Ground truth from a COCO (or, ``protocol="lvis"``, LVIS) dataset dict or JSON file path."""
     check_iou_type(iou_type)
     source = "<ground truth>" if isinstance(gt, dict) else str(gt)
     decoded = _decode(gt, _GroundTruthFile, source, "ground truth", GT_HINT)
+    if protocol == "coco":
+        columns = _Columns(source, "annotation", decoded.annotations, _annotation_hint(iou_type))
+        columns.fail_where(np.array([a.iscrowd is None for a in decoded.annotations], dtype=bool),
+                           lambda i: "missing field 'iscrowd'")
     return _checked_ground_truth(decoded, source, iou_type)
 
 
