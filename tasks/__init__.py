@@ -4,7 +4,7 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import classification, detection, gradcheck, knn, optim, voc_ap
+from visionflow.tasks import classification, detection, gradcheck, knn, optim
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
@@ -21,5 +21,4 @@ __all__ = [
     "knn",
     "numerical_gradient_check",
     "optim",
-    "voc_ap",
 ]

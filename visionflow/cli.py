@@ -89,7 +89,7 @@ def add_address_argument(parser: argparse.ArgumentParser) -> None:
 
 def _add_eval(commands) -> None:
     evaluate = commands.add_parser("eval", help="score a trained model (in shards, on Ray); "
-                                                "COCO mAP of a results file",
+                                                "COCO/LVIS, panoptic, semantic results files",
                                    epilog=EVAL_EXAMPLES, formatter_class=_Formatter)
     kinds = evaluate.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
     from visionflow import eval_command
@@ -101,12 +101,9 @@ def _add_eval(commands) -> None:
                                          "run; its run directory holds evaluation_<split>.json.")
     eval_command.add_arguments(model)
     add_address_argument(model)
-    coco = kinds.add_parser("coco", help="COCO bbox/segm/keypoints evaluation, exact to "
-                                         "pycocotools", epilog=EVAL_EXAMPLES,
-                            formatter_class=_Formatter)
-    from visionflow.metrics import coco_command
+    from visionflow.eval_commands import add_eval_kinds
 
-    coco_command.add_arguments(coco)
+    add_eval_kinds(kinds, _Formatter)
 
 
 def _add_data(commands) -> None:
@@ -153,9 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             spec = evaluation_spec(args)
             with joined_cluster(args.address, spec.resources.backend):
                 return _report(_backend_module(spec.resources.backend).run(spec))
-        from visionflow.metrics import coco_command
+        from visionflow.eval_commands import run as run_eval
 
-        return coco_command.run(args)
+        return run_eval(args)
     except VisionFlowError as error:
         if args.debug:
             raise

@@ -1,10 +1,11 @@
-"""``visionflow eval coco``: evaluate a COCO results file against its ground truth.
+"""``visionflow eval coco``: evaluate a COCO (or LVIS) results file against its ground truth.
 
     visionflow eval coco --gt instances_val2017.json --dt detections.json --iou-type bbox \\
-        [--workers N] [--json OUT.json] [--per-category] [--plots DIR] [--shards N]
+        [--protocol lvis] [--json OUT.json] [--per-category] [--plots DIR] [--shards N [--address A]]
 
-Prints pycocotools' 12-line summary (10 for keypoints). Bad input raises
-``visionflow.errors.DataError``, which the CLI turns into one line and exit code 2.
+Prints pycocotools' 12-line summary (10 for keypoints; lvis-api's for LVIS). Bad input raises
+``visionflow.errors.DataError``, which the CLI turns into one line and exit code 2. Only argparse
+is imported until the command runs.
 """
 
 from __future__ import annotations
@@ -12,53 +13,54 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
-from visionflow.metrics.coco_params import IOU_TYPES
+if TYPE_CHECKING:
+    from visionflow.evaluation.coco import CocoResult
 
-if TYPE_CHECKING:  # the evaluator (numba) loads in run(), not when the CLI builds its parser
-    from visionflow.metrics.coco import CocoResult
+IOU_TYPES = ("bbox", "segm", "keypoints")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gt", required=True, type=Path, metavar="GT.json", help="COCO ground truth file")
     parser.add_argument("--dt", required=True, type=Path, metavar="DT.json", help="COCO results file")
     parser.add_argument("--iou-type", choices=IOU_TYPES, default="bbox", help="what to evaluate (default: bbox)")
-    parser.add_argument("--workers", type=_positive_int, default=None, metavar="N",
-                        help="threads for matching and accumulation (default: all cores)")
+    parser.add_argument("--protocol", choices=("coco", "lvis"), default="coco",
+                        help="coco (pycocotools' COCOeval) or lvis (lvis-api's federated LVISEval)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT.json",
                         help="also write stats, per-category AP and timing to this file")
     parser.add_argument("--per-category", action="store_true", help="print AP, AP50 and AP75 per category")
-    parser.add_argument("--plots", type=Path, default=None, metavar="DIR", help="write PR-curve PNGs here")
-    parser.add_argument("--shards", type=_positive_int, default=None, metavar="N",
-                        help="match images in N Ray tasks (an embedded local Ray, or the cluster "
-                             "this process is connected to), then accumulate once; same result")
+    parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
+                        help="write precision-recall, confusion-matrix and TIDE PNGs here")
+    parser.add_argument("--shards", type=positive_int, default=None, metavar="N",
+                        help="match the images in N Ray tasks (an embedded local Ray, or the cluster "
+                             "at --address), then accumulate once; the same result")
+    parser.add_argument("--address", metavar="HOST:PORT",
+                        help="with --shards: a running Ray cluster (GCS address or ray://HOST:PORT)")
 
 
-def run(args: argparse.Namespace) -> int:
-    import orjson
-
-    from visionflow.metrics.coco import evaluate_coco
-    from visionflow.rundir import atomic_write_bytes
-
-    if args.shards is not None:
-        from visionflow.cluster.coco_shards import evaluate_coco_on_ray
-
-        result = evaluate_coco_on_ray(args.gt, args.dt, args.iou_type, args.shards, args.workers)
-    else:
-        result = evaluate_coco(args.gt, args.dt, args.iou_type, args.workers)
+def report(result: CocoResult, args: argparse.Namespace) -> int:
+    """Print the summary (and the per-category table), write --json and --plots; exit code 0."""
     print("\n".join(result.summary_lines()))
     if args.per_category:
         print("\n".join(per_category_table(result)))
     if args.json is not None:
-        atomic_write_bytes(args.json, orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2))
-        print(f"wrote {args.json}")
+        print(f"wrote {write_json(args.json, result.as_dict())}")
     if args.plots is not None:
-        for path in _plot(result, args.plots):
+        from visionflow.evaluation.coco_plots import plot_evaluation  # matplotlib loads only when asked
+
+        for path in plot_evaluation(result, args.plots):
             print(f"wrote {path}")
     print(f"evaluated in {result.timing['total_s']:.2f} s")
     return 0
+
+
+def write_json(path: Path, data: dict) -> Path:
+    import orjson
+
+    from visionflow.rundir import atomic_write_bytes
+
+    return atomic_write_bytes(path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
 
 
 def per_category_table(result: CocoResult) -> list[str]:
@@ -75,13 +77,7 @@ def per_category_table(result: CocoResult) -> list[str]:
     return rows
 
 
-def _plot(result: CocoResult, folder: Path) -> list[Path]:
-    from visionflow.metrics.coco_plots import plot_pr_curves  # matplotlib loads only when asked
-
-    return plot_pr_curves(result, folder)
-
-
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")

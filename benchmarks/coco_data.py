@@ -7,7 +7,7 @@ jittered copies of the GT (sometimes with the wrong label) plus false positives.
 
 ``adversarial=True`` adds the cases where a re-implementation usually drifts from pycocotools:
 areas exactly on the range bounds (32**2, 96**2), many score ties, more detections than maxDets,
-duplicate boxes (IoU ties), zero-size boxes, a GT with id 0, crowd regions covered by detections,
+duplicate boxes (IoU ties), zero-size boxes, crowd regions covered by detections,
 images without GT or without detections, and categories without GT.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from visionflow.metrics.coco_synthetic_shapes import add_keypoints, add_masks
+from benchmarks.coco_data_shapes import add_keypoints, add_masks
 
 _BOUND_SIDES = np.array([32.0, 96.0])  # boxes of these sides have areas exactly on the range bounds
 
@@ -114,7 +114,7 @@ def _cap_per_image(images, cats, boxes, scores, cap):
 
 
 def _gt_dataset(rng, image_ids, sizes, category_ids, boxes, gt_images, gt_cats, crowd, adversarial):
-    ann_ids = rng.permutation(len(boxes)) + (0 if adversarial else 1)  # adversarial: one GT has id 0
+    ann_ids = rng.permutation(len(boxes)) + 1  # ids >= 1: the checks refuse id 0 (pycocotools miscounts it)
     mask_fraction = rng.uniform(0.55, 0.95, len(boxes))
     area = np.round(boxes[:, 2] * boxes[:, 3] * mask_fraction, 2)
     if adversarial:

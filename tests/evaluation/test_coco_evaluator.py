@@ -8,9 +8,9 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from visionflow.metrics import CocoEvaluator
-from visionflow.metrics.coco_reference import pycocotools_evaluate
-from visionflow.metrics.coco_synthetic import synthetic_coco
+from visionflow.evaluation.coco import CocoEvaluator
+from benchmarks.coco_reference import pycocotools_evaluate
+from benchmarks.coco_data import synthetic_coco
 
 
 def model_outputs(gt: dict, dt: list[dict], iou_type: str) -> tuple[list[dict], list[dict], list[dict]]:
@@ -59,7 +59,7 @@ def test_model_outputs_match_pycocotools(iou_type):
     gt, dt = synthetic_coco(seed=21, images=12, categories=5, dets_per_image=15, iou_type=iou_type)
     predictions, targets, expected = model_outputs(gt, dt, iou_type)
     category_ids = sorted(c["id"] for c in gt["categories"])
-    evaluator = CocoEvaluator(gt, iou_type, workers=2, label_to_category=category_ids)
+    evaluator = CocoEvaluator(gt, iou_type, label_to_category=category_ids)
     for start in range(0, len(predictions), 5):  # batches of 5 images
         evaluator.process(predictions[start:start + 5], targets[start:start + 5])
     result = evaluator.evaluate()
@@ -91,33 +91,31 @@ def test_nothing_processed_scores_zero_where_there_is_gt():
     assert result.stats[0] == 0.0
 
 
-@pytest.fixture
-def gloo_group(tmp_path):
-    """A real torch.distributed process group of this one process (gloo, CPU)."""
+def _rank_main(rank: int, init_file: str, gt: dict, shards: list, out: str) -> None:
+    """One of two real gloo ranks: process this rank's batch of result dicts, evaluate, save stats."""
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
-    yield dist
-    dist.destroy_process_group()
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        evaluator = CocoEvaluator(gt, "bbox")
+        evaluator.process(shards[rank])
+        np.save(f"{out}{rank}.npy", evaluator.evaluate().stats)
+    finally:
+        dist.destroy_process_group()
 
 
-def test_ddp_gathers_every_rank(gloo_group, monkeypatch):
-    """Rank 1 of two: evaluate() scores rank 0's predictions (handed over by all_gather_object)
-    together with its own, in rank order."""
+@pytest.mark.slow
+def test_two_gloo_ranks_with_padding_count_each_image_once(tmp_path):
+    """Two real processes: rank 1's split ends with an image of rank 0 again (DistributedSampler's
+    padding, with other detections); both ranks return the stats of the dataset, each image once."""
+    import torch.multiprocessing as mp
+
     gt, dt = synthetic_coco(seed=24, images=16, categories=4, dets_per_image=20, adversarial=True)
     images = sorted({d["image_id"] for d in dt})
     shards = [[d for d in dt if images.index(d["image_id"]) % 2 == rank] for rank in range(2)]
-    evaluator = CocoEvaluator(gt, "bbox")
-    evaluator.process(shards[1])
-    alone = evaluator.evaluate()  # the real group has one rank: all_gather_object returns ours alone
-    np.testing.assert_allclose(alone.stats, pycocotools_evaluate(gt, shards[1], "bbox").stats, rtol=0, atol=1e-9)
-
-    def all_gather_object(gathered: list, mine: list) -> None:
-        gathered[:] = [shards[0], mine]
-
-    monkeypatch.setattr(gloo_group, "get_world_size", lambda *args: 2)
-    monkeypatch.setattr(gloo_group, "all_gather_object", all_gather_object)
-    together = evaluator.evaluate()
-    np.testing.assert_allclose(together.stats, pycocotools_evaluate(gt, shards[0] + shards[1], "bbox").stats,
-                               rtol=0, atol=1e-9)
-    assert not np.allclose(alone.stats, together.stats)
+    repeated = shards[0][0]["image_id"]
+    shards[1] = shards[1] + [dict(d, score=1.0, bbox=[0, 0, 3, 3]) for d in dt if d["image_id"] == repeated]
+    mp.spawn(_rank_main, args=(str(tmp_path / "init"), gt, shards, str(tmp_path / "stats")), nprocs=2)
+    expected = pycocotools_evaluate(gt, dt, "bbox").stats
+    for rank in range(2):
+        np.testing.assert_allclose(np.load(tmp_path / f"stats{rank}.npy"), expected, rtol=0, atol=1e-9)

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 import pytest
-from visionflow.tasks.voc_ap import (
+from visionflow.evaluation.voc import (
     ClassDetections,
     GroundTruthBoxes,
     average_precision,

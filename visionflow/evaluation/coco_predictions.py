@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from visionflow.errors import DataError
-from visionflow.metrics.coco_masks import encode_masks
-from visionflow.metrics.coco_params import NUM_KEYPOINTS
+from visionflow.evaluation.coco_input import NUM_KEYPOINTS
 
 PREDICTION_HINT = ("a prediction is a dict of boxes [N, 4] XYXY pixels, scores [N], labels [N] "
                    "(+ masks [N, H, W] for segm, keypoints [N, 17, 3] for keypoints) and an image_id, "
@@ -64,6 +63,56 @@ def results_from_prediction(prediction: Mapping[str, Any], image_id: int, label_
         for result, points in zip(results, keypoints.reshape(count, -1).tolist()):
             result["keypoints"] = points
     return results
+
+
+class PredictionLog:
+    """The result dicts of the batches processed so far, grouped per (batch, image): ``groups`` is
+    ``[(image_id, [result dicts])]`` in processing order, which pickles for a DDP gather."""
+
+    def __init__(self, label_to_category: Mapping[int, int] | None, iou_type: str):
+        self.label_to_category = label_to_category
+        self.iou_type = iou_type
+        self.clear()
+
+    def clear(self) -> None:
+        self.groups: list[tuple[int, list[dict]]] = []
+        self._batches = 0
+
+    def add(self, predictions: Sequence[Mapping[str, Any]], targets: Sequence[Mapping[str, Any]] | None) -> None:
+        """One batch of result dicts or model outputs (see the module docstring)."""
+        batch: dict[int, list[dict]] = {}
+        for index, prediction in enumerate(predictions):
+            if is_result_dict(prediction):
+                batch.setdefault(int(prediction.get("image_id", -1)), []).append(dict(prediction))
+                continue
+            where = f"<predictions>: batch #{self._batches}, prediction #{index}"
+            image_id = image_id_of(prediction, targets[index] if targets is not None else None, where)
+            batch.setdefault(image_id, []).extend(results_from_prediction(
+                prediction, image_id, self.label_to_category, self.iou_type, f"{where} (image_id {image_id})"))
+        self.groups.extend(batch.items())
+        self._batches += 1
+
+    @staticmethod
+    def first_rank_per_image(ranks: list[list[tuple[int, list[dict]]]]) -> list[dict]:
+        """The results of every rank's groups in rank order, an image's only from the first rank
+        that has it: DDP's sampler pads the split by repeating images on later ranks."""
+        claimed: set[int] = set()
+        results = []
+        for groups in ranks:
+            mine = {image_id for image_id, _ in groups} - claimed
+            results.extend(r for image_id, group in groups if image_id in mine for r in group)
+            claimed |= mine
+        return results
+
+
+def encode_masks(masks: np.ndarray) -> list[dict]:
+    """Compressed RLE dicts (``counts`` as str, JSON-ready) of binary masks [N, H, W]."""
+    from hotcoco import mask as mask_utils
+
+    if len(masks) == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    return [{"size": rle["size"], "counts": rle["counts"].decode("ascii")} for rle in rles]
 
 
 def image_id_of(prediction: Mapping[str, Any], target: Mapping[str, Any] | None, where: str) -> int:

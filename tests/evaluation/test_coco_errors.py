@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from visionflow.errors import DataError
-from visionflow.metrics import CocoEvaluator, evaluate_coco
+from visionflow.evaluation.coco import CocoEvaluator, evaluate_coco
 
 GT = {"images": [{"id": 1, "width": 100, "height": 100}, {"id": 2, "width": 100, "height": 100}],
       "categories": [{"id": 1, "name": "cat"}],
@@ -45,7 +45,7 @@ def set_in(record: dict, key: str, value):
 
 GT_CASES = {  # name: (change to a copy of GT, fragments of the message)
     "annotation without iscrowd": (lambda gt: gt["annotations"][1].pop("iscrowd"),
-                                   ["gt.json", "annotation #1", "id 2", "image_id 2", "'iscrowd'"]),
+                                   ["gt.json", "annotation #1", "missing field 'iscrowd'"]),
     "annotation without area": (lambda gt: gt["annotations"][0].pop("area"), ["annotation #0", "'area'"]),
     "annotation without bbox": (lambda gt: gt["annotations"][1].pop("bbox"), ["annotation #1", "'bbox'"]),
     "annotation without id": (lambda gt: gt["annotations"][1].pop("id"), ["annotation #1", "'id'"]),
@@ -57,6 +57,9 @@ GT_CASES = {  # name: (change to a copy of GT, fragments of the message)
     "no annotations": (lambda gt: gt.pop("annotations"), ["gt.json", "'annotations'"]),
     "no images": (lambda gt: gt.pop("images"), ["gt.json", "'images'"]),
     "string image id": (lambda gt: set_in(gt["images"][1], "id", "2"), ["image #1", "'id'"]),
+    "annotation id 0": (lambda gt: set_in(gt["annotations"][1], "id", 0), ["annotation #1", "id 0"]),
+    "box outside its image": (lambda gt: set_in(gt["annotations"][1], "bbox", [150, 5, 10, 10]),
+                              ["annotation #1", "wholly outside its 100x100 image"]),
 }
 
 
@@ -69,7 +72,7 @@ def test_bad_ground_truth(tmp_path, name):
 
 
 DT_CASES = {  # name: (change to a copy of DT, fragments of the message)
-    "detection without score": (lambda dt: dt[1].pop("score"), ["dt.json", "detection #1", "image_id 2", "'score'"]),
+    "detection without score": (lambda dt: dt[1].pop("score"), ["dt.json", "detection #1", "missing field 'score'"]),
     "detection without category": (lambda dt: dt[1].pop("category_id"), ["detection #1", "'category_id'"]),
     "detection without image": (lambda dt: dt[1].pop("image_id"), ["detection #1", "'image_id'"]),
     "detection without bbox": (lambda dt: dt[1].pop("bbox"), ["detection #1", "'bbox'"]),
@@ -77,10 +80,12 @@ DT_CASES = {  # name: (change to a copy of DT, fragments of the message)
                         ["detection #1", "image_id 77", "not an image of the ground truth", "gt.json"]),
     "unknown category": (lambda dt: set_in(dt[1], "category_id", 5), ["detection #1", "category_id 5"]),
     "negative height": (lambda dt: set_in(dt[1], "bbox", [1, 1, 3, -4]), ["detection #1", "negative"]),
-    "short bbox": (lambda dt: set_in(dt[1], "bbox", [1, 1, 3]), ["detection #1", "4 numbers"]),
-    "text in bbox": (lambda dt: set_in(dt[1], "bbox", [1, 1, 3, "4"]), ["detection #1", "4 numbers"]),
-    "not an object": (lambda dt: dt.append(5), ["detection #2", "not a JSON object"]),
-    "no geometry at all": (lambda dt: [d.pop("bbox") for d in dt], ["detection #0", "none of 'bbox'"]),
+    "short bbox": (lambda dt: set_in(dt[1], "bbox", [1, 1, 3]), ["detection #1", "[x, y, width, height]"]),
+    "text in bbox": (lambda dt: set_in(dt[1], "bbox", [1, 1, 3, "4"]), ["detection #1", "'bbox'", "expected 'float', got 'str'"]),
+    "not an object": (lambda dt: dt.append(5), ["detection #2", "expected 'object', got 'int'"]),
+    "box outside its image": (lambda dt: set_in(dt[1], "bbox", [-30, 5, 10, 10]),
+                              ["detection #1", "image_id 2", "wholly outside"]),
+    "string score": (lambda dt: set_in(dt[0], "score", "high"), ["detection #0", "'score'"]),
 }
 
 
@@ -95,7 +100,13 @@ def test_bad_results(tmp_path, name):
 def test_nan_score_in_memory():
     dt = copy.deepcopy(DT)
     dt[0]["score"] = float("nan")
-    raises_data_error(lambda: evaluate_coco(GT, dt, "bbox"), "<results>", "detection #0", "NaN")
+    raises_data_error(lambda: evaluate_coco(GT, dt, "bbox"), "<results>", "detection #0", "'score' is nan")
+
+
+def test_a_mask_of_the_wrong_size(tmp_path):
+    dt = [dict(d, segmentation={"size": [50, 100], "counts": "PP]1"}) for d in DT]
+    raises_data_error(lambda: evaluate_files(tmp_path, GT, dt, "segm"), "detection #0",
+                      "the mask is 50x100", "its image is 100x100")
 
 
 def test_segm_asked_but_results_have_no_segmentation(tmp_path):
@@ -116,15 +127,15 @@ def test_segm_polygon_needs_image_size(tmp_path):
 
 
 @pytest.mark.parametrize("segmentation, fragment", [(5, "not polygons or RLE"), ({"counts": "abc"}, "'size'"),
-                                                   ([[]], "cannot be rasterized")])
+                                                   ([[]], "at least 3 (x, y) points")])
 def test_bad_segmentation(tmp_path, segmentation, fragment):
     gt = copy.deepcopy(GT)
     gt["annotations"][1]["segmentation"] = segmentation
     raises_data_error(lambda: evaluate_files(tmp_path, gt, DT, "segm"), "annotation #1", fragment)
 
 
-@pytest.mark.parametrize("content, fragment", [("", "empty"), ('{"images": [1,', "invalid JSON"),
-                                               ("[]", "must be a JSON object")])
+@pytest.mark.parametrize("content, fragment", [("", "empty"), ('{"images": [{"id": 1,', "invalid JSON"),
+                                               ("[]", "expected 'object', got 'array'")])
 def test_unreadable_ground_truth_file(tmp_path, content, fragment):
     path = tmp_path / "gt.json"
     path.write_text(content)
@@ -132,7 +143,7 @@ def test_unreadable_ground_truth_file(tmp_path, content, fragment):
 
 
 @pytest.mark.parametrize("content, fragment", [("  \n", "empty"), ("[{]", "invalid JSON"),
-                                               ('{"a": 1}', "must be a JSON list")])
+                                               ('{"a": 1}', "expected 'array', got 'object'")])
 def test_unreadable_results_file(tmp_path, content, fragment):
     path = tmp_path / "dt.json"
     path.write_text(content)

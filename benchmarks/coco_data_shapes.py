@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from visionflow.metrics.coco_params import NUM_KEYPOINTS
+from visionflow.evaluation.coco_input import NUM_KEYPOINTS
 
 
 def add_masks(gt: dict, records: list[dict], rng: np.random.Generator, adversarial: bool) -> None:

@@ -44,7 +44,14 @@ def read_json(path: str | Path, what: str) -> Any:
     """Parse the JSON file at ``path`` (``what``: 'ground truth' or 'results', for the hint).
 
     Call it inside ``gc_paused()``."""
-    path = Path(path)
+    try:
+        return orjson.loads(read_file(Path(path), what))
+    except orjson.JSONDecodeError as error:
+        raise DataError(f"{path}: invalid JSON ({error})", hint=f"expected a COCO {what} JSON file") from None
+
+
+def read_file(path: Path, what: str) -> bytes:
+    """The bytes of a COCO ``what`` file; a missing, unreadable or empty file is a DataError."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -53,10 +60,7 @@ def read_json(path: str | Path, what: str) -> Any:
         raise DataError(f"{path}: cannot read ({error.strerror})", hint="check the path and its permissions") from None
     if not data.strip():
         raise DataError(f"{path}: the file is empty", hint=f"expected a COCO {what} JSON file")
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as error:
-        raise DataError(f"{path}: invalid JSON ({error})", hint=f"expected a COCO {what} JSON file") from None
+    return data
 
 
 @dataclass(frozen=True)

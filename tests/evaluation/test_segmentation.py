@@ -8,7 +8,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 
 from visionflow.batches import IGNORE_INDEX
 from visionflow.errors import DataError
-from visionflow.metrics.segmentation import SegmentationEvaluator
+from visionflow.evaluation.semantic import SegmentationEvaluator
 
 
 def label_maps(seed: int, classes: int = 5, shape=(6, 17, 23)) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 
 from visionflow.errors import DataError
-from visionflow.metrics import coco_command
-from visionflow.metrics.coco_reference import pycocotools_evaluate
-from visionflow.metrics.coco_synthetic import synthetic_coco
+from visionflow.evaluation import coco_command
+from visionflow.evaluation.coco import evaluate_coco
+from benchmarks.coco_reference import pycocotools_evaluate
+from benchmarks.coco_data import synthetic_coco
+
+
+def run_coco(args: argparse.Namespace) -> int:
+    return coco_command.report(evaluate_coco(args.gt, args.dt, args.iou_type, args.protocol), args)
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -32,9 +37,9 @@ def files(tmp_path):
 def test_summary_json_table_and_plots(files, tmp_path, capsys):
     gt_path, dt_path, gt = files
     out = tmp_path / "out" / "metrics.json"
-    args = parse("--gt", gt_path, "--dt", dt_path, "--iou-type", "bbox", "--workers", "2", "--json", out,
+    args = parse("--gt", gt_path, "--dt", dt_path, "--iou-type", "bbox", "--json", out,
                  "--per-category", "--plots", tmp_path / "plots")
-    assert coco_command.run(args) == 0
+    assert run_coco(args) == 0
     printed = capsys.readouterr().out
     reference = pycocotools_evaluate(gt_path, dt_path, "bbox")
 
@@ -49,7 +54,7 @@ def test_summary_json_table_and_plots(files, tmp_path, capsys):
     assert f"= {reference.stats[0]:0.3f}" in printed.splitlines()[0]
     for category in gt["categories"]:
         assert category["name"] in printed
-    for name in ("pr_by_iou.png", "pr_by_area.png"):
+    for name in ("pr_by_iou.png", "pr_by_area.png", "confusion_matrix.png", "tide_errors.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -57,7 +62,7 @@ def test_keypoints_prints_ten_lines(tmp_path, capsys):
     gt, dt = synthetic_coco(seed=32, images=6, iou_type="keypoints", dets_per_image=10)
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     (tmp_path / "dt.json").write_text(json.dumps(dt))
-    assert coco_command.run(parse("--gt", tmp_path / "gt.json", "--dt", tmp_path / "dt.json",
+    assert run_coco(parse("--gt", tmp_path / "gt.json", "--dt", tmp_path / "dt.json",
                                   "--iou-type", "keypoints")) == 0
     summary = [line for line in capsys.readouterr().out.splitlines() if line.startswith(" Average")]
     assert len(summary) == 10 and all("maxDets= 20" in line for line in summary)
@@ -69,7 +74,7 @@ def test_bad_input_raises_data_error_for_the_cli(files, tmp_path):
     bad.write_text('[{"image_id": 123456789, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1}]')
     out = tmp_path / "metrics.json"
     with pytest.raises(DataError) as caught:
-        coco_command.run(parse("--gt", gt_path, "--dt", bad, "--json", out))
+        run_coco(parse("--gt", gt_path, "--dt", bad, "--json", out))
     assert caught.value.exit_code == 2 and "bad.json" in caught.value.message and "detection #0" in caught.value.message
     assert not out.exists()
 
@@ -78,8 +83,9 @@ def test_arguments():
     with pytest.raises(SystemExit):
         parse("--gt", "a.json")  # --dt is required
     with pytest.raises(SystemExit):
-        parse("--gt", "a.json", "--dt", "b.json", "--workers", "0")
+        parse("--gt", "a.json", "--dt", "b.json", "--shards", "0")
     with pytest.raises(SystemExit):
         parse("--gt", "a.json", "--dt", "b.json", "--iou-type", "mask")
     args = parse("--gt", "a.json", "--dt", "b.json")
-    assert (args.iou_type, args.workers, args.json, args.per_category, args.plots) == ("bbox", None, None, False, None)
+    assert (args.iou_type, args.protocol, args.shards, args.json, args.per_category, args.plots) == \
+        ("bbox", "coco", None, None, False, None)

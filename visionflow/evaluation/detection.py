@@ -7,7 +7,8 @@
 The ground truth is built from what the datamodule yields (boxes become COCO XYWH, labels become
 ``category_ids``, crowd regions are ignored as in COCO), so any detection dataset is scored the
 same way, and the same code scores the task's validation epochs, its test loop and the sharded
-``evaluate`` stage (:mod:`visionflow.evaluation`).
+``evaluate`` stage (:mod:`visionflow.evaluation`). A metric undefined for the data (pycocotools'
+-1, e.g. APl without a large object) is left out rather than logged as -1.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ class DetectionEvaluator:
                 self._detections.append((image_id, detection))
 
     def evaluate(self) -> Evaluation:
-        """``mAP AP50 AP75 APs APm APl AR100``; ``details`` the full ``CocoResult``."""
-        from visionflow.metrics.coco import evaluate_coco
-        from visionflow.metrics.coco_predictions import results_from_prediction
+        """``mAP AP50 AP75 APs APm APl AR100`` (those defined for the data); ``details`` the full
+        ``CocoResult``."""
+        from visionflow.evaluation.coco import evaluate_coco
+        from visionflow.evaluation.coco_predictions import results_from_prediction
 
         labels = dict(enumerate(self.category_ids))
         results = [result for image_id, detection in self._detections
@@ -59,7 +61,8 @@ class DetectionEvaluator:
         ground_truth = coco_dataset(list(self._entries.values()), self.category_ids,
                                     self.class_names)
         result = evaluate_coco(ground_truth, results, iou_type="bbox")
-        metrics = {name: float(result.stats[index]) for name, index in LOGGED_STATS.items()}
+        metrics = {name: float(result.stats[index]) for name, index in LOGGED_STATS.items()
+                   if result.stats[index] > -1}
         return Evaluation(metrics, len(self._entries), result)
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from visionflow.metrics.classification import TrainingTally
+from visionflow.tasks.tally import TrainingTally
 
 
 def test_means_over_samples_not_batches_and_reduce_is_applied():
