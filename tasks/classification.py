@@ -7,6 +7,9 @@ Logged once per epoch (DDP-synchronized by torchmetrics): ``train/loss train/acc
 test/loss test/acc``, plus ``val/acc_top5 test/acc_top5`` when there are more than 5 classes.
 After a test epoch, ``test_confusion_matrix`` holds the counts ``[K, K]`` (rows: true class) and
 ``save_artifacts("test", dir)`` writes ``confusion_matrix.png`` and ``confusion_matrix.csv``.
+``adversarial: {attack: pgd, epsilon: 0.1, steps: 7}`` trains on adversarial examples instead of
+clean ones (:class:`visionflow.tasks.adversarial.AdversarialConfig`; ``epsilon`` in pixel units,
+through the data's ``pixel_mean``/``pixel_std``).
 Nothing in a training step waits for the GPU or calls ``self.log``: metrics accumulate on the
 device and are logged at the epoch's end, which keeps the per-step CPU cost low.
 """
@@ -33,7 +36,8 @@ from visionflow.metrics.classification import ClassificationEvaluator, TrainingT
 from visionflow.registry import TASKS
 from visionflow.plots import save_figure
 from visionflow.rundir import atomic_write_text
-from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
+from visionflow.tasks.adversarial import AdversarialConfig, PixelSpace
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from
 from visionflow.tasks.base import VisionTask
 from visionflow.tasks.nets import build_net, split_backbone_head
 from visionflow.tasks.nets import transfer
@@ -87,6 +91,9 @@ class ImageClassificationTask(VisionTask):
         freeze_backbone: bool = False,
         backbone_lr_scale: float = 1.0,
         channels_last: bool = False,
+        adversarial: AdversarialConfig | None = None,
+        pixel_mean: list[float] | None = None,
+        pixel_std: list[float] | None = None,
     ):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
@@ -100,6 +107,9 @@ class ImageClassificationTask(VisionTask):
             transfer.freeze_backbone(self.net)
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
+        self.pixel_space = PixelSpace(pixel_mean, pixel_std)
+        self.adversarial = (None if adversarial is None
+                            else config_from(adversarial, AdversarialConfig()))
         self.epoch_metrics = nn.ModuleDict(_epoch_metrics(num_classes))
         self.train_tally = TrainingTally()
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
@@ -135,7 +145,10 @@ class ImageClassificationTask(VisionTask):
               stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward, loss, and on-device metric updates (logged once per epoch, see _log_epoch);
         training keeps a leaner tally than torchmetrics: it runs every step of every fit."""
-        logits = self(batch.images)                                                # [B, K]
+        images = batch.images
+        if stage == "train" and self.adversarial is not None:
+            images = self.adversarial_images(batch)
+        logits = self(images)                                                      # [B, K]
         loss = classification_loss(logits, batch.targets, self.hparams.loss,
                                    self.hparams.label_smoothing)
         if stage == "train":
@@ -147,6 +160,12 @@ class ImageClassificationTask(VisionTask):
             elif key.startswith(f"{stage}_acc"):
                 metric.update(logits.detach(), batch.targets)
         return logits, loss
+
+    def adversarial_images(self, batch: ImageClassificationBatch) -> torch.Tensor:
+        """The batch's images ``[B, C, H, W]`` attacked as ``adversarial`` says (normalized)."""
+        pixels = self.pixel_space.to_pixels(batch.images)
+        attacked = self.adversarial.perturb(self.pixel_space.wrap(self), pixels, batch.targets)
+        return self.pixel_space.to_inputs(attacked)
 
     def _log_training_epoch(self) -> None:
         """Log ``train/loss`` and ``train/acc`` (summed over processes) and reset the tally."""
