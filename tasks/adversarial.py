@@ -34,10 +34,11 @@ Norm = Literal["linf", "l2"]
 @dataclass(frozen=True)
 class PixelSpace:
     """The data's per-channel normalization ``images = (pixels - mean) / std``; ``mean``, ``std``
-    on the ``[0, 1]`` scale, ``[C]`` each (``None``: the images already are pixels)."""
+    on the ``[0, 1]`` scale, ``[C]`` each (``None``: the images already are pixels). Give tensors
+    already on the images' device to keep a GPU step free of host copies."""
 
-    mean: Sequence[float] | None = None
-    std: Sequence[float] | None = None
+    mean: Sequence[float] | torch.Tensor | None = None
+    std: Sequence[float] | torch.Tensor | None = None
 
     def _stats(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         channels = images.shape[1]

@@ -107,7 +107,9 @@ class ImageClassificationTask(VisionTask):
             transfer.freeze_backbone(self.net)
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
-        self.pixel_space = PixelSpace(pixel_mean, pixel_std)
+        # non-persistent buffers: they follow the task to its device, checkpoints stay as before
+        self.register_buffer("pixel_mean", _channel_stats(pixel_mean, 0.0, in_channels), False)
+        self.register_buffer("pixel_std", _channel_stats(pixel_std, 1.0, in_channels), False)
         self.adversarial = (None if adversarial is None
                             else config_from(adversarial, AdversarialConfig()))
         self.epoch_metrics = nn.ModuleDict(_epoch_metrics(num_classes))
@@ -160,6 +162,11 @@ class ImageClassificationTask(VisionTask):
             elif key.startswith(f"{stage}_acc"):
                 metric.update(logits.detach(), batch.targets)
         return logits, loss
+
+    @property
+    def pixel_space(self) -> PixelSpace:
+        """The data's normalization (``pixel_mean``, ``pixel_std``), on the task's device."""
+        return PixelSpace(self.pixel_mean, self.pixel_std)
 
     def adversarial_images(self, batch: ImageClassificationBatch) -> torch.Tensor:
         """The batch's images ``[B, C, H, W]`` attacked as ``adversarial`` says (normalized)."""
@@ -273,6 +280,12 @@ def _epoch_metrics(num_classes: int) -> dict[str, Metric]:
     return metrics
 
 
+def _channel_stats(values: Sequence[float] | None, default: float, channels: int) -> torch.Tensor:
+    """``[C]`` float32: ``values`` (one per channel, or one for all), else ``default``."""
+    stats = torch.tensor([default] if values is None else list(values), dtype=torch.float32)
+    return stats.expand(channels).clone() if len(stats) == 1 else stats
+
+
 def _check_arguments(h: Any) -> None:
     """Raise SpecError naming the first bad argument."""
     checks = [
@@ -290,6 +303,11 @@ def _check_arguments(h: Any) -> None:
          f"must be > 0, got {h.backbone_lr_scale} (use freeze_backbone: true to freeze it)"),
         (not h.freeze_backbone or h.backbone_lr_scale == 1, "backbone_lr_scale",
          "has no effect with freeze_backbone: true"),
+        (h.pixel_mean is None or len(h.pixel_mean) in (1, h.in_channels), "pixel_mean",
+         f"needs 1 or in_channels={h.in_channels} values, got {h.pixel_mean}"),
+        (h.pixel_std is None or (len(h.pixel_std) in (1, h.in_channels)
+                                 and min(h.pixel_std) > 0), "pixel_std",
+         f"needs 1 or in_channels={h.in_channels} values > 0, got {h.pixel_std}"),
     ]
     for ok, key, message in checks:
         if not ok:
