@@ -57,7 +57,8 @@ def attack_images(model: Model, pixels: torch.Tensor, labels: torch.Tensor, epsi
 @torch.no_grad()
 def predict(model: Model, pixels: torch.Tensor) -> torch.Tensor:
     """Classes ``[N]`` of ``pixels [N, C, H, W]``."""
-    return torch.cat([model(pixels[s:s + BATCH]).argmax(dim=1) for s in range(0, len(pixels), BATCH)])
+    return torch.cat([model(pixels[start:start + BATCH]).argmax(dim=1)
+                      for start in range(0, len(pixels), BATCH)])
 
 
 @STAGES.register("adversarial", description="attack the (best) model on the test split: accuracy "

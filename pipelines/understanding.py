@@ -149,8 +149,8 @@ class Understanding:
                 raise SpecError("cam: the net has no global pooling into its linear head")
             return attribution.class_activation_map(net, images, labels, layer, self.head), True
         run = {"saliency": attribution.saliency, "guided_backprop": attribution.guided_backprop,
-               "smoothgrad": lambda n, x, y: attribution.smoothgrad(n, x, y, generator=self.generator())
-               }[method]
+               "smoothgrad": lambda n, x, y: attribution.smoothgrad(
+                   n, x, y, generator=self.generator())}[method]
         return attribution.pixel_map(run(net, images, labels)), False
 
     # ----------------------------------------------------------------------------- figures
@@ -161,7 +161,8 @@ class Understanding:
             maps, signed = self.attributions(method)
             self.arrays[method] = maps
             shown = self.pixels(self.images[self.shown])
-            return plot_image_grid([shown, maps], ["test images", method], signed=(1,) if signed else ())
+            return plot_image_grid([shown, maps], ["test images", method],
+                                   signed=(1,) if signed else ())
         return getattr(self, f"_{method}")()
 
     def _filters(self):
@@ -196,7 +197,8 @@ class Understanding:
         for axes, method in zip(figure.subplots(1, 2), ("pca", "tsne")):
             points = features.embed_2d(feats, method, seed=self.seed)
             self.arrays[method] = points
-            scatter = axes.scatter(points[:, 0], points[:, 1], c=self.labels.numpy(), cmap="tab10", s=8)
+            scatter = axes.scatter(points[:, 0], points[:, 1], c=self.labels.numpy(),
+                                   cmap="tab10", s=8)
             axes.set_title(f"{method.upper()} of last-layer features ({len(points)} test images)")
         figure.colorbar(scatter, ax=axes, label="class")
         return figure
@@ -204,8 +206,8 @@ class Understanding:
     def _class_visualization(self):
         classes = sorted(set(self.labels.tolist()))[:10]
         shape = self.images.shape[1:]
-        made = torch.cat([synthesis.class_visualization(self.net, c, shape, steps=self.steps,
-                                                        generator=self.generator()) for c in classes])
+        made = torch.cat([synthesis.class_visualization(
+            self.net, c, shape, steps=self.steps, generator=self.generator()) for c in classes])
         self.arrays["class_visualization"] = made
         with torch.no_grad():
             hits = (self.net(made).argmax(dim=1) == torch.tensor(classes)).double().mean()
@@ -267,7 +269,8 @@ def understand(context: StageContext, methods: list[str] | None = None, num_imag
     for method in chosen:
         if method not in METHODS:
             raise SpecError(f"stages.understand.methods: unknown method {method!r}"
-                            f"{did_you_mean(method, METHODS)}", hint="methods: " + ", ".join(METHODS))
+                            f"{did_you_mean(method, METHODS)}",
+                            hint="methods: " + ", ".join(METHODS))
     if num_images < 1 or steps < 1:
         raise SpecError(f"stages.understand: num_images and steps must be >= 1, got "
                         f"{num_images} and {steps}")

@@ -49,7 +49,7 @@ class PixelSpace:
                 std.to(images).expand(channels).reshape(view))
 
     def to_pixels(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalized ``[B, C, H, W]`` -> pixels ``[B, C, H, W]`` (in ``[0, 1]`` for real images)."""
+        """Normalized ``[B, C, H, W]`` -> pixels ``[B, C, H, W]`` (``[0, 1]`` for real images)."""
         mean, std = self._stats(images)
         return images * std + mean
 
@@ -108,7 +108,8 @@ def pgd(model: Model, pixels: torch.Tensor, labels: torch.Tensor, epsilon: float
     if epsilon == 0:
         return pixels.clone()
     step_size = 2.5 * epsilon / steps if step_size is None else step_size
-    delta = random_start(pixels, epsilon, norm, generator) if random_init else torch.zeros_like(pixels)
+    delta = (random_start(pixels, epsilon, norm, generator) if random_init
+             else torch.zeros_like(pixels))
     delta = (pixels + delta).clamp(0, 1) - pixels
     with torch.enable_grad():
         for _ in range(steps):

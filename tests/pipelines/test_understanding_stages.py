@@ -12,14 +12,6 @@ from visionflow.pipelines.understanding import METHODS
 FAST = {"steps": 2, "num_images": 2, "layer": "net.features.3"}
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.slow
 def test_understand_writes_a_png_per_method(tiny_spec):
     methods = [m for m in METHODS if m != "cam"]  # LeNet-5 has no global pooling

@@ -54,7 +54,8 @@ def test_smoothgrad_of_a_linear_model_is_its_weights():
     images = torch.randn(3, 1, 3, 3)
     targets = torch.tensor([0, 1, 1])
     expected = model[1].weight.detach().view(2, 1, 3, 3)[targets]
-    result = smoothgrad(model, images, targets, samples=4, generator=torch.Generator().manual_seed(0))
+    result = smoothgrad(model, images, targets, samples=4,
+                        generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(result, expected)
 
 
