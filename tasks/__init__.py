@@ -5,7 +5,7 @@ the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
 from visionflow.tasks import (adversarial, classification, detection, gradcheck, knn, optim,
-                              understanding, voc_ap)
+                              understanding)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
@@ -24,5 +24,4 @@ __all__ = [
     "numerical_gradient_check",
     "optim",
     "understanding",
-    "voc_ap",
 ]
