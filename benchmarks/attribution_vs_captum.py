@@ -14,9 +14,13 @@ import time
 
 import torch
 from captum import attr as captum
-
 from visionflow.tasks.nets.classic import lenet5
-from visionflow.tasks.understanding import grad_cam, guided_backprop, occlusion, saliency
+from visionflow.tasks.understanding import (
+    grad_cam,
+    guided_backprop,
+    occlusion,
+    saliency,
+)
 
 
 def best_time(function, repeats: int) -> tuple[float, torch.Tensor]:
@@ -40,7 +44,7 @@ def main() -> None:
     images = torch.randn(args.images, 1, args.size, args.size)
     targets = torch.randint(0, 10, (args.images,))
     patch, stride = args.size // 8, args.size // 16
-    probabilities = lambda x: net(x).softmax(dim=1)  # noqa: E731
+    probabilities = lambda x: net(x).softmax(dim=1)
     pairs = {
         "saliency": (lambda: saliency(net, images, targets),
                      lambda: captum.Saliency(net).attribute(images, target=targets, abs=False)),

@@ -19,17 +19,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import albumentations as A
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, get_worker_info
+from visionflow.datamodules.transforms import (
+    PHASES,
+    TransformContext,
+    build_transform,
+    describe_transform,
+    flatten,
+    output_shape,
+    resolve_transforms,
+)
 
-import albumentations as A
-
-from visionflow.batches import ClassificationDatasetInfo, DatasetInfo, ImageClassificationBatch
-from visionflow.datamodules.transforms import (PHASES, TransformContext, build_transform,
-                                               describe_transform, flatten, output_shape,
-                                               resolve_transforms)
+from visionflow.batches import (
+    ClassificationDatasetInfo,
+    DatasetInfo,
+    ImageClassificationBatch,
+)
 from visionflow.errors import SpecError
 
 SPLITS = ("train", "val", "test")

@@ -22,16 +22,20 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+from visionflow.pipelines.checkpoint_stages import load_weights
+from visionflow.pipelines.stages import StageContext
+from visionflow.pipelines.understanding import (
+    held_out_images,
+    pixel_space,
+    plot_image_grid,
+)
+from visionflow.tasks.adversarial import Model, Norm, fgsm, pgd, simba
 
 from visionflow.errors import SpecError
 from visionflow.evaluation.robustness import RobustnessEvaluator, epsilon_key
-from visionflow.pipelines.checkpoint_stages import load_weights
-from visionflow.pipelines.stages import StageContext
-from visionflow.pipelines.understanding import held_out_images, pixel_space, plot_image_grid
 from visionflow.plots import save_figure
 from visionflow.registry import STAGES
 from visionflow.rundir import atomic_write_json
-from visionflow.tasks.adversarial import Model, Norm, fgsm, pgd, simba
 
 DEFAULT_EPSILONS = [0.0, 0.05, 0.1, 0.2]
 BATCH = 256
@@ -105,7 +109,7 @@ def adversarial(context: StageContext, epsilons: list[float] | None = None,
 def _black_box(model: Model, pixels: torch.Tensor, labels: torch.Tensor, epsilon: float,
                max_queries: int, seed: int) -> dict[str, float]:
     """SimBA at ``epsilon`` (L-inf) on the images classified right: accuracy, success, queries."""
-    probabilities = lambda x: model(x).softmax(dim=1)  # noqa: E731  (it sees probabilities only)
+    probabilities = lambda x: model(x).softmax(dim=1)
     right = predict(model, pixels) == labels
     result = simba(probabilities, pixels[right], labels[right], epsilon,
                    max_queries=max_queries, generator=torch.Generator().manual_seed(seed))

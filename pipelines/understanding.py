@@ -28,17 +28,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-
-from visionflow.batches import ImageClassificationBatch
-from visionflow.errors import SpecError
 from visionflow.pipelines.checkpoint_stages import load_weights
 from visionflow.pipelines.stages import StageContext
-from visionflow.plots import save_figure
-from visionflow.registry import STAGES, did_you_mean
-from visionflow.rundir import atomic_write_bytes
 from visionflow.tasks.adversarial import PixelSpace
 from visionflow.tasks.nets.transfer import head_path
 from visionflow.tasks.understanding import attribution, features, synthesis
+
+from visionflow.batches import ImageClassificationBatch
+from visionflow.errors import SpecError
+from visionflow.plots import save_figure
+from visionflow.registry import STAGES, did_you_mean
+from visionflow.rundir import atomic_write_bytes
 
 METHODS = ("filters", "patches", "neighbours", "embedding", "saliency", "smoothgrad", "occlusion",
            "guided_backprop", "cam", "grad_cam", "class_visualization", "feature_inversion",
@@ -176,8 +176,8 @@ class Understanding:
         patches, values = features.top_activating_patches(self.net, self.images, self.layer,
                                                           self.unit, count=8)
         self.metrics["top_activation"] = float(values[0])
-        return plot_image_grid([self.pixels(patches)], [f"{self.layer} unit {self.unit}: "
-                                                         "most activating test patches"])
+        title = f"{self.layer} unit {self.unit}: most activating test patches"
+        return plot_image_grid([self.pixels(patches)], [title])
 
     def _neighbours(self):
         feats = features.head_inputs(self.net, self.images, self.head)        # [N, D]
@@ -233,8 +233,8 @@ class Understanding:
     def _style_transfer(self):
         model, to_input, from_input, layers = self._style_net()
         content, style = self.pixels(self.images[:1]), self.pixels(self.images[1:2])
-        arguments = dict(content_layer=layers[-1], style_layers=layers, steps=self.steps,
-                         generator=self.generator())
+        arguments = {"content_layer": layers[-1], "style_layers": layers, "steps": self.steps,
+                     "generator": self.generator()}
         texture = synthesis.style_transfer(model, None, to_input(style), **arguments)
         styled = synthesis.style_transfer(model, to_input(content), to_input(style), **arguments)
         self.arrays["texture"], self.arrays["style_transfer"] = texture, styled

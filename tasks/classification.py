@@ -28,20 +28,19 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from visionflow.tasks.adversarial import AdversarialConfig, PixelSpace
+from visionflow.tasks.base import VisionTask
+from visionflow.tasks.nets import build_net, split_backbone_head, transfer
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from
+from visionflow.tasks.tally import TrainingTally
 
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import RunError, SpecError
 from visionflow.evaluation import Evaluation
 from visionflow.evaluation.classification import ClassificationEvaluator
-from visionflow.tasks.tally import TrainingTally
-from visionflow.registry import TASKS
 from visionflow.plots import save_figure
+from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_text
-from visionflow.tasks.adversarial import AdversarialConfig, PixelSpace
-from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from
-from visionflow.tasks.base import VisionTask
-from visionflow.tasks.nets import build_net, split_backbone_head
-from visionflow.tasks.nets import transfer
 
 MAX_ANNOTATED_CLASSES = 20
 

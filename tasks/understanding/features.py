@@ -11,9 +11,9 @@ from typing import Literal
 
 import torch
 from torch import nn
+from visionflow.tasks.understanding.attribution import record_output
 
 from visionflow.errors import SpecError
-from visionflow.tasks.understanding.attribution import record_output
 
 
 def first_layer_filters(model: nn.Module) -> torch.Tensor:

@@ -15,9 +15,9 @@ from typing import Literal
 
 import torch
 from torch import nn
+from visionflow.tasks.understanding.attribution import record_output
 
 from visionflow.errors import CheckpointError, SpecError
-from visionflow.tasks.understanding.attribution import record_output
 
 
 @contextmanager
@@ -208,7 +208,7 @@ def load_vgg(weights: str | Path, name: Literal["vgg11", "vgg16", "vgg19"] = "vg
     model = get_model(name, weights=None)
     try:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as error:  # zip, pickle or key errors: not this net's weights
+    except Exception as error:  # noqa: BLE001  (zip, pickle or key errors: not its weights)
         raise CheckpointError(f"{path}: not a {name} state_dict ({str(error).splitlines()[0]})"
                               ) from None
     return model.eval()

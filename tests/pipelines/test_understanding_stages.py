@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
-
-from visionflow.errors import SpecError
 from visionflow.pipelines import run
 from visionflow.pipelines.understanding import METHODS
+
+from visionflow.errors import SpecError
 
 FAST = {"steps": 2, "num_images": 2, "layer": "net.features.3"}
 

@@ -4,11 +4,11 @@ query count, and the classification task's adversarial-training option."""
 import pytest
 import torch
 from torch import nn
+from visionflow.tasks.adversarial import AdversarialConfig, PixelSpace, fgsm, pgd, simba
+from visionflow.tasks.classification import ImageClassificationTask
 
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import SpecError
-from visionflow.tasks.adversarial import AdversarialConfig, PixelSpace, fgsm, pgd, simba
-from visionflow.tasks.classification import ImageClassificationTask
 
 
 @pytest.fixture(autouse=True)

@@ -3,11 +3,21 @@
 import pytest
 import torch
 from torch import nn
+from visionflow.tasks.understanding import (
+    class_activation_map,
+    grad_cam,
+    guided_backprop,
+    occlusion,
+    pixel_map,
+    saliency,
+    smoothgrad,
+)
+from visionflow.tasks.understanding.attribution import (
+    global_pool_layer,
+    last_conv_layer,
+)
 
 from visionflow.errors import SpecError
-from visionflow.tasks.understanding import (class_activation_map, grad_cam, guided_backprop,
-                                            occlusion, pixel_map, saliency, smoothgrad)
-from visionflow.tasks.understanding.attribution import global_pool_layer, last_conv_layer
 
 
 def small_cnn() -> nn.Sequential:
@@ -110,7 +120,7 @@ def test_grad_cam_matches_captum():
 
 def test_occlusion_matches_captum():
     model, images, targets = small_cnn(), torch.randn(2, 1, 8, 8), torch.tensor([1, 2])
-    probabilities = lambda x: model(x).softmax(dim=1)  # noqa: E731
+    probabilities = lambda x: model(x).softmax(dim=1)
     expected = captum.Occlusion(probabilities).attribute(
         images, target=targets, sliding_window_shapes=(1, 3, 3), strides=(1, 2, 2), baselines=0.0)
     result = occlusion(model, images, targets, patch=3, stride=2)
