@@ -13,7 +13,7 @@ from visionflow.pipelines import build_datamodule, build_task, resolve_spec, run
 
 from tests.tasks.conftest import FAST_NET
 from visionflow.errors import CheckpointError
-from visionflow.spec import DATA_PROVIDED, parse_spec
+from visionflow.spec import parse_spec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -61,10 +61,9 @@ def test_evaluate_refuses_a_checkpoint_that_is_not_one(tmp_path):
         run(tiny_spec(tmp_path, [{"evaluate": {"checkpoint": str(bogus)}}]))
 
 
-@pytest.mark.xfail("category_ids" not in DATA_PROVIDED, strict=True,
-                   reason="visionflow.spec.DATA_PROVIDED must list 'category_ids', else the "
-                          "resolved spec's default (None) overrides the data's category ids")
 def test_the_task_gets_the_dataset_category_ids(tmp_path):
+    """visionflow.spec.DATA_PROVIDED must list 'category_ids', else the resolved spec's default
+    (None) overrides the data's category ids."""
     spec = resolve_spec(tiny_spec(tmp_path, ["fit"]))
     datamodule = build_datamodule(spec)
     datamodule.prepare_data()
