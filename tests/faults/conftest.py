@@ -1,22 +1,15 @@
 """The fault corpus: each case injects one fault into a real (tiny) run and checks that the user
-gets one clear line and that nothing already written is lost. LeNet-5 on the real 8x8 digits, one
-or two epochs, ``backend: local``."""
+gets one clear line and that nothing already written is lost. LeNet-5 on the real 8x8 digits, two
+epochs, ``backend: local``."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.pipelines.conftest import TINY_DIGITS
 from visionflow.spec import parse_spec
 
-TINY = {
-    "name": "fault",
-    "seed": 0,
-    "task": {"name": "image_classification", "args": {"net": "lenet5", "lr": 0.003}},
-    "data": {"name": "digits", "args": {"batch_size": 64}},
-    "trainer": {"max_epochs": 2, "accelerator": "cpu", "enable_progress_bar": False},
-    "stages": ["fit", "test"],
-    "resources": {"backend": "local"},
-}
+TINY = {**TINY_DIGITS, "name": "fault", "trainer": {**TINY_DIGITS["trainer"], "max_epochs": 2}}
 
 
 @pytest.fixture
