@@ -4,22 +4,25 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import classification, detection, gradcheck, knn, optim, voc_ap
+from visionflow.tasks import classification, detection, gradcheck, knn, optim, segmentation, voc_ap
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
+from visionflow.tasks.segmentation import SemanticSegmentationTask
 
 __all__ = [
     "GradCheckResult",
     "ImageClassificationTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
+    "SemanticSegmentationTask",
     "classification",
     "detection",
     "gradcheck",
     "knn",
     "numerical_gradient_check",
     "optim",
+    "segmentation",
     "voc_ap",
 ]

@@ -17,6 +17,7 @@ from tests.datamodules.test_detection_voc import write_voc
 from tests.datamodules.test_detection_yolo import write_yolo
 from tests.datamodules.test_image_folder import write_folder
 from tests.datamodules.test_mnist import write_idx_set
+from tests.datamodules.test_segmentation_data import write_segmentation_folder, write_voc_segmentation
 from visionflow.datamodules import make_shapes_dataset
 from visionflow.pipelines import run
 from visionflow.registry import DATAMODULES, TASKS
@@ -75,6 +76,18 @@ def _yolo(root: Path) -> dict[str, Any]:
             **DETECTION_SMALL}
 
 
+def _shapes_segmentation(root: Path) -> dict[str, Any]:
+    return {**_shapes(root), "image_size": 32}
+
+
+def _coco_segmentation(root: Path) -> dict[str, Any]:
+    return {**_coco(root), "image_size": 32}
+
+
+def _yolo_segmentation(root: Path) -> dict[str, Any]:
+    return {**_yolo(root), "image_size": 32}
+
+
 #: datamodule name -> writes small data under a folder and returns the datamodule's arguments
 DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "digits": lambda root: {"limit": 40, **SMALL},
@@ -87,6 +100,11 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "coco_detection": _coco,
     "voc_detection": _voc,
     "yolo_detection": _yolo,
+    "shapes_segmentation": _shapes_segmentation,
+    "coco_segmentation": _coco_segmentation,
+    "yolo_segmentation": _yolo_segmentation,
+    "segmentation_folder": lambda root: {**write_segmentation_folder(root), **DETECTION_SMALL},
+    "voc_segmentation": lambda root: {**write_voc_segmentation(root), **DETECTION_SMALL},
 }
 
 #: task name -> small arguments
@@ -94,6 +112,8 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     "image_classification": {"net": "lenet5", "scheduler": "none"},
     "object_detection": {"net": "fasterrcnn_mobilenet_v3_large_fpn",
                          "net_args": {"min_size": 64, "max_size": 64}, "scheduler": "none"},
+    "semantic_segmentation": {"net": "unet", "net_args": {"depth": 2, "width": 4},
+                              "scheduler": "none"},
 }
 
 

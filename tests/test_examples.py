@@ -15,13 +15,15 @@ COMMON = ["trainer.fast_dev_run=true", "trainer.enable_progress_bar=false",
 SHRINK = {
     "shapes_detection.yaml": ["data.args.train_images=4", "data.args.val_images=2",
                               "data.args.test_images=2", "data.args.batch_size=2"],
+    "shapes_segmentation.yaml": ["data.args.train_images=4", "data.args.val_images=2",
+                                 "data.args.test_images=2", "data.args.batch_size=2"],
 }
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
 
 def shrink(name: str, tmp_path) -> list[str]:
     overrides = [*COMMON, f"output_dir={tmp_path / 'runs'}", *SHRINK.get(name, [])]
-    if name == "shapes_detection.yaml":
+    if name.startswith("shapes_"):
         overrides.append(f"data.args.data_dir={tmp_path / 'shapes'}")
     return overrides
 

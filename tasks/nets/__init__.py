@@ -16,6 +16,7 @@ from torch import nn
 from visionflow.errors import SpecError, UnknownNameError
 from visionflow.spec import check_arguments
 from visionflow.tasks.nets import classic, detectors, families, torchvision_nets, transfer, vit
+from visionflow.tasks.nets import segmentation  # noqa: F401  (registers the segmentation nets)
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS
 from visionflow.tasks.nets.transfer import replace_head, split_backbone_head
 

@@ -11,3 +11,6 @@ CLASSIFICATION_NETS = NETS.family(
 DETECTION_NETS = NETS.family(
     "detection", output="images list of [C, H, W] in [0, 1] -> train: losses dict; "
                         "eval: per image {boxes [N, 4] XYXY, labels [N], scores [N]}")
+SEGMENTATION_NETS = NETS.family(
+    "segmentation", output="images [B, C, H, W] -> logits [B, K, H, W], or {'out': logits, "
+                           "'aux': logits} when the net has an auxiliary head")
