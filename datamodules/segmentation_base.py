@@ -19,11 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from visionflow.datamodules.base import (
+    SPLITS_BY_STAGE,
+    EpochSeeding,
+    EpochShuffleSampler,
+    VisionDataModule,
+)
+from visionflow.datamodules.detection_samples import decode_image
 
 from visionflow.batches import IGNORE_INDEX, DatasetInfo, SegmentationBatch
-from visionflow.datamodules.base import (SPLITS_BY_STAGE, EpochSeeding, EpochShuffleSampler,
-                                         VisionDataModule)
-from visionflow.datamodules.detection_samples import decode_image
 from visionflow.errors import DataError, SpecError
 
 DEFAULT_TRANSFORMS = {"train": "segmentation_train", "eval": "segmentation_eval"}
@@ -140,7 +144,10 @@ class SegmentationDataModule(VisionDataModule):
 
     def __init__(self, *, image_size: int | list[int], eval_image_size: int | list[int] | None,
                  batch_size: int, num_workers: int, transforms: dict[str, Any] | None, seed: int):
-        from visionflow.datamodules.transforms import build_transform, resolve_transforms
+        from visionflow.datamodules.transforms import (
+            build_transform,
+            resolve_transforms,
+        )
         from visionflow.datamodules.transforms.segmentation import segmentation_context
 
         super().__init__()

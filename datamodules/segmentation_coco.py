@@ -21,14 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from visionflow.batches import IGNORE_INDEX, SegmentationBatch
 from visionflow.datamodules.coco_detection import CocoDetectionDataModule
 from visionflow.datamodules.detection_base import DetectionDataModule
-from visionflow.datamodules.detection_samples import DetectionRecord, LabelMap, decode_masks
-from visionflow.datamodules.segmentation_base import SegmentationDataModule, SegmentationRecord
+from visionflow.datamodules.detection_samples import (
+    DetectionRecord,
+    LabelMap,
+    decode_masks,
+)
+from visionflow.datamodules.segmentation_base import (
+    SegmentationDataModule,
+    SegmentationRecord,
+)
 from visionflow.datamodules.shapes import ShapesDetectionDataModule
 from visionflow.datamodules.yolo_detection import YoloDetectionDataModule
+
+from visionflow.batches import IGNORE_INDEX, SegmentationBatch
 from visionflow.errors import DataError
 from visionflow.registry import DATAMODULES
 
@@ -98,7 +105,7 @@ class PanopticMaskRecord(SegmentationRecord):
 
 def read_panoptic(path: Path, image_dir: Path, png_dir: Path) -> tuple[list[PanopticMaskRecord], LabelMap]:
     """Records (sorted by image id) and label map of a COCO panoptic JSON."""
-    from visionflow.metrics.coco_io import read_json
+    from visionflow.evaluation.coco_io import read_json
 
     dataset = read_json(path, "ground truth")
     if not isinstance(dataset, dict) or not all(k in dataset for k in ("images", "annotations",

@@ -4,7 +4,7 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import classification, detection, gradcheck, knn, optim, segmentation, voc_ap
+from visionflow.tasks import classification, detection, gradcheck, knn, optim, segmentation
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
@@ -24,5 +24,4 @@ __all__ = [
     "numerical_gradient_check",
     "optim",
     "segmentation",
-    "voc_ap",
 ]

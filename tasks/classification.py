@@ -29,7 +29,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import RunError, SpecError
 from visionflow.evaluation import Evaluation
-from visionflow.metrics.classification import ClassificationEvaluator, TrainingTally
+from visionflow.evaluation.classification import ClassificationEvaluator
+from visionflow.tasks.tally import TrainingTally
 from visionflow.registry import TASKS
 from visionflow.plots import save_figure
 from visionflow.rundir import atomic_write_text

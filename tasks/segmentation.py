@@ -26,25 +26,29 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
+from visionflow.tasks.base import VisionTask
+from visionflow.tasks.nets.segmentation import (
+    build_segmentation_net,
+    load_segmentation_weights,
+)
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
+from visionflow.tasks.segmentation_plots import write_segmentation_plots
 
 from visionflow.batches import IGNORE_INDEX, SegmentationBatch
 from visionflow.errors import SpecError
 from visionflow.evaluation import Evaluation
-from visionflow.evaluation.confusion import semantic_scores
-from visionflow.metrics.segmentation import SegmentationEvaluator
+from visionflow.evaluation.semantic import SegmentationEvaluator, semantic_scores
 from visionflow.registry import TASKS
-from visionflow.tasks.base import VisionTask
-from visionflow.tasks.nets.segmentation import build_segmentation_net, load_segmentation_weights
-from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
-from visionflow.tasks.segmentation_plots import write_segmentation_plots
 
 EVAL_STAGES = ("val", "test")
 SHOWN_SAMPLES = 4
+DICE_SMOOTHING = 1.0
 
 
 def dice_loss(logits: torch.Tensor, masks: torch.Tensor, ignore_index: int) -> torch.Tensor:
     """1 - mean soft Dice over the classes, on the pixels of ``masks [B, H, W]`` that are not
-    ``ignore_index``; ``logits [B, K, H, W]``. No host sync (scatter, not one_hot)."""
+    ``ignore_index``; ``logits [B, K, H, W]``. Smoothed by one pixel, so a class that is absent
+    and not predicted scores 1 rather than 0. No host sync (scatter, not one_hot)."""
     probabilities = logits.float().softmax(dim=1)
     valid = (masks != ignore_index).unsqueeze(1)                                  # [B, 1, H, W]
     labels = torch.where(valid.squeeze(1), masks, 0).unsqueeze(1)
@@ -52,7 +56,7 @@ def dice_loss(logits: torch.Tensor, masks: torch.Tensor, ignore_index: int) -> t
     probabilities = probabilities * valid
     overlap = (probabilities * truth).sum(dim=(0, 2, 3))
     sizes = probabilities.sum(dim=(0, 2, 3)) + truth.sum(dim=(0, 2, 3))
-    return 1 - (2 * overlap / sizes.clamp_min(1e-6)).mean()
+    return 1 - ((2 * overlap + DICE_SMOOTHING) / (sizes + DICE_SMOOTHING)).mean()
 
 
 def confusion_update(confusion: torch.Tensor, predicted: torch.Tensor, masks: torch.Tensor,

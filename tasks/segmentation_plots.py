@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from visionflow.batches import IGNORE_INDEX
-from visionflow.evaluation.confusion import semantic_scores
+from visionflow.evaluation.semantic import semantic_scores
 from visionflow.plots import save_figure
 from visionflow.rundir import atomic_write_text
 

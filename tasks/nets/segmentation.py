@@ -18,11 +18,11 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from visionflow.tasks.nets.detectors import load_detector_weights
+from visionflow.tasks.nets.families import SEGMENTATION_NETS
 
 from visionflow.errors import SpecError, UnknownNameError
 from visionflow.spec import check_arguments
-from visionflow.tasks.nets.detectors import load_detector_weights
-from visionflow.tasks.nets.families import SEGMENTATION_NETS
 
 COMMON_ARGS = ("num_classes", "in_channels")
 

@@ -9,13 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from visionflow.batches import IGNORE_INDEX
-from visionflow.datamodules import (CocoSegmentationDataModule, SegmentationFolderDataModule,
-                                    ShapesSegmentationDataModule, VOCSegmentationDataModule,
-                                    YoloSegmentationDataModule)
+from visionflow.datamodules import (
+    CocoSegmentationDataModule,
+    SegmentationFolderDataModule,
+    ShapesSegmentationDataModule,
+    VOCSegmentationDataModule,
+    YoloSegmentationDataModule,
+)
 from visionflow.datamodules.detection_samples import DetectionRecord
 from visionflow.datamodules.segmentation_coco import semantic_from_instances
+
+from visionflow.batches import IGNORE_INDEX
 from visionflow.errors import DataError, SpecError
 
 PANOPTIC = Path("detection/panopticapi_sample")

@@ -9,14 +9,17 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from visionflow.tasks.nets.segmentation import build_segmentation_net
+from visionflow.tasks.segmentation import (
+    SemanticSegmentationTask,
+    _starts,
+    confusion_update,
+    dice_loss,
+)
 
 from visionflow.batches import IGNORE_INDEX, SegmentationBatch
 from visionflow.errors import SpecError, UnknownNameError
-from visionflow.evaluation.confusion import semantic_scores
-from visionflow.metrics.segmentation import SegmentationEvaluator
-from visionflow.tasks.nets.segmentation import build_segmentation_net
-from visionflow.tasks.segmentation import (SemanticSegmentationTask, _starts, confusion_update,
-                                           dice_loss)
+from visionflow.evaluation.semantic import SegmentationEvaluator, semantic_scores
 
 TINY_UNET = {"depth": 2, "width": 4}
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -58,10 +61,12 @@ def test_bad_nets_are_one_line_errors(name, args, error, match):
 
 def test_dice_loss_is_zero_for_a_perfect_prediction_and_skips_ignored_pixels():
     masks = torch.tensor([[[0, 1], [1, IGNORE_INDEX]]])
-    perfect = torch.tensor([[[[9.0, -9], [-9, -9]], [[-9, 9], [9, 9]]]])     # ignore says 1
+    perfect = torch.tensor([[[[9.0, -9], [-9, -9]], [[-9, 9], [9, 9]],       # ignore says 1
+                             [[-9, -9], [-9, -9]]]])                          # class 2 absent
     assert dice_loss(perfect, masks, IGNORE_INDEX) < 1e-3
-    wrong = -perfect
-    assert dice_loss(wrong, masks, IGNORE_INDEX) > 0.99
+    wrong = perfect[:, [1, 0, 2]]                    # classes 0 and 1 swapped: Dice (0 + 1) / 4
+    assert dice_loss(wrong, masks, IGNORE_INDEX) == pytest.approx(1 - (0.25 + 0.25 + 1) / 3,
+                                                                  abs=1e-3)
 
 
 def test_confusion_update_counts_pairs_and_skips_ignore():
