@@ -19,15 +19,16 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from visionflow.batches import IGNORE_INDEX, DatasetInfo, SegmentationBatch
 from visionflow.datamodules.base import (
     SPLITS_BY_STAGE,
     EpochSeeding,
     EpochShuffleSampler,
     VisionDataModule,
+    split_records,
 )
 from visionflow.datamodules.detection_samples import decode_image
-
-from visionflow.batches import IGNORE_INDEX, DatasetInfo, SegmentationBatch
 from visionflow.errors import DataError, SpecError
 
 DEFAULT_TRANSFORMS = {"train": "segmentation_train", "eval": "segmentation_eval"}
@@ -144,10 +145,7 @@ class SegmentationDataModule(VisionDataModule):
 
     def __init__(self, *, image_size: int | list[int], eval_image_size: int | list[int] | None,
                  batch_size: int, num_workers: int, transforms: dict[str, Any] | None, seed: int):
-        from visionflow.datamodules.transforms import (
-            build_transform,
-            resolve_transforms,
-        )
+        from visionflow.datamodules.transforms import build_transform, resolve_transforms
         from visionflow.datamodules.transforms.segmentation import segmentation_context
 
         super().__init__()
@@ -193,14 +191,7 @@ class SegmentationDataModule(VisionDataModule):
                 self.datasets[split] = self._dataset(split)
 
     def _dataset(self, split: str) -> SegmentationDataset:
-        records = self.load_split(split)
-        if records is None and split == "test":
-            records = self.load_split("val")
-        if records is None:
-            raise SpecError(f"the {split} split is not configured",
-                            hint=f"give the {split} split's files")
-        if not records:
-            raise DataError(f"the {split} split has no images")
+        records = split_records(split, self.load_split)
         pipeline = self.pipelines["train" if split == "train" else "eval"]
         return SegmentationDataset(records, pipeline, EpochSeeding(self.seed, self.rank),
                                    len(self.class_names))

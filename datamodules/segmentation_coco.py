@@ -21,21 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from visionflow.datamodules.coco_detection import CocoDetectionDataModule
-from visionflow.datamodules.detection_base import DetectionDataModule
-from visionflow.datamodules.detection_samples import (
-    DetectionRecord,
-    LabelMap,
-    decode_masks,
-)
-from visionflow.datamodules.segmentation_base import (
-    SegmentationDataModule,
-    SegmentationRecord,
-)
-from visionflow.datamodules.shapes import ShapesDetectionDataModule
-from visionflow.datamodules.yolo_detection import YoloDetectionDataModule
 
 from visionflow.batches import IGNORE_INDEX, SegmentationBatch
+from visionflow.datamodules.coco_detection import CocoDetectionDataModule
+from visionflow.datamodules.detection_base import DetectionDataModule
+from visionflow.datamodules.detection_samples import DetectionRecord, LabelMap, decode_masks
+from visionflow.datamodules.segmentation_base import SegmentationDataModule, SegmentationRecord
+from visionflow.datamodules.shapes import ShapesDetectionDataModule
+from visionflow.datamodules.yolo_detection import YoloDetectionDataModule
 from visionflow.errors import DataError
 from visionflow.registry import DATAMODULES
 

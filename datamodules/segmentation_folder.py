@@ -14,12 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from visionflow.datamodules.segmentation_base import (
-    PngMaskRecord,
-    SegmentationDataModule,
-)
-
 from visionflow.batches import SegmentationBatch
+from visionflow.datamodules.segmentation_base import PngMaskRecord, SegmentationDataModule
 from visionflow.errors import DataError, SpecError
 from visionflow.registry import DATAMODULES
 

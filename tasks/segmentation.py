@@ -26,19 +26,16 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
-from visionflow.tasks.base import VisionTask
-from visionflow.tasks.nets.segmentation import (
-    build_segmentation_net,
-    load_segmentation_weights,
-)
-from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
-from visionflow.tasks.segmentation_plots import write_segmentation_plots
 
 from visionflow.batches import IGNORE_INDEX, SegmentationBatch
 from visionflow.errors import SpecError
 from visionflow.evaluation import Evaluation
 from visionflow.evaluation.semantic import SegmentationEvaluator, semantic_scores
 from visionflow.registry import TASKS
+from visionflow.tasks.base import VisionTask
+from visionflow.tasks.nets.segmentation import build_segmentation_net, load_segmentation_weights
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
+from visionflow.tasks.segmentation_plots import write_segmentation_plots
 
 EVAL_STAGES = ("val", "test")
 SHOWN_SAMPLES = 4

@@ -15,8 +15,8 @@ datamodules' context: ImageNet statistics (what torchvision's nets expect) and a
 from __future__ import annotations
 
 import albumentations as A
-from visionflow.datamodules.transforms import TransformContext
 
+from visionflow.datamodules.transforms import TransformContext
 from visionflow.registry import TRANSFORMS
 
 FAMILY = "segmentation"

@@ -18,11 +18,10 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from visionflow.tasks.nets.detectors import load_detector_weights
-from visionflow.tasks.nets.families import SEGMENTATION_NETS
 
-from visionflow.errors import SpecError, UnknownNameError
-from visionflow.spec import check_arguments
+from visionflow.errors import SpecError
+from visionflow.tasks.nets.detectors import load_detector_weights
+from visionflow.tasks.nets.families import SEGMENTATION_NETS, checked_builder
 
 COMMON_ARGS = ("num_classes", "in_channels")
 
@@ -30,12 +29,8 @@ COMMON_ARGS = ("num_classes", "in_channels")
 def build_segmentation_net(name: str, *, num_classes: int, in_channels: int,
                            net_args: dict[str, Any] | None = None) -> nn.Module:
     """The registered segmentation net ``name``; errors name ``net`` or ``net_args.<key>``."""
-    try:
-        builder = SEGMENTATION_NETS.get(name).builder
-    except UnknownNameError as error:
-        raise error.under("net") from None
     net_args = dict(net_args or {})
-    check_arguments(builder, net_args, "net_args", skip=len(COMMON_ARGS))
+    builder = checked_builder(SEGMENTATION_NETS, name, net_args, len(COMMON_ARGS))
     return builder(num_classes=num_classes, in_channels=in_channels, **net_args)
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from visionflow.batches import IGNORE_INDEX
 from visionflow.datamodules import (
     CocoSegmentationDataModule,
     SegmentationFolderDataModule,
@@ -18,8 +20,6 @@ from visionflow.datamodules import (
 )
 from visionflow.datamodules.detection_samples import DetectionRecord
 from visionflow.datamodules.segmentation_coco import semantic_from_instances
-
-from visionflow.batches import IGNORE_INDEX
 from visionflow.errors import DataError, SpecError
 
 PANOPTIC = Path("detection/panopticapi_sample")

@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+
+from visionflow.batches import IGNORE_INDEX, SegmentationBatch
+from visionflow.errors import SpecError, UnknownNameError
+from visionflow.evaluation.semantic import SegmentationEvaluator, semantic_scores
 from visionflow.tasks.nets.segmentation import build_segmentation_net
 from visionflow.tasks.segmentation import (
     SemanticSegmentationTask,
@@ -16,10 +20,6 @@ from visionflow.tasks.segmentation import (
     confusion_update,
     dice_loss,
 )
-
-from visionflow.batches import IGNORE_INDEX, SegmentationBatch
-from visionflow.errors import SpecError, UnknownNameError
-from visionflow.evaluation.semantic import SegmentationEvaluator, semantic_scores
 
 TINY_UNET = {"depth": 2, "width": 4}
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
