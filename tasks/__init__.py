@@ -4,7 +4,8 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import classification, detection, gradcheck, knn, optim, segmentation
+from visionflow.tasks import (adversarial, classification, detection, gradcheck, knn, optim,
+                              segmentation, understanding)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
@@ -17,6 +18,7 @@ __all__ = [
     "KNearestNeighbors",
     "ObjectDetectionTask",
     "SemanticSegmentationTask",
+    "adversarial",
     "classification",
     "detection",
     "gradcheck",
@@ -24,4 +26,5 @@ __all__ = [
     "numerical_gradient_check",
     "optim",
     "segmentation",
+    "understanding",
 ]

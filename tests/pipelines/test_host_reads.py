@@ -224,3 +224,10 @@ def test_segmentation_training_validation_and_test_steps_read_nothing_back(tmp_p
     counts = reads_during_fit(segmentation_spec(tmp_path, limit_val_batches=1.0), recorder,
                               steps=8)
     assert recorder.recorded == ["validate", "test"] and not counts, dict(counts)
+
+
+def test_adversarial_training_steps_read_nothing_back(tmp_path):
+    spec = classification_spec(tmp_path, "cifar_eval")
+    spec["task"]["args"]["adversarial"] = {"attack": "pgd", "epsilon": 0.03, "steps": 2}
+    counts = reads_during_fit(spec, RecordSteps(16, 30), steps=30)
+    assert not counts, dict(counts)
