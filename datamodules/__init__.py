@@ -18,6 +18,11 @@ voc_detection       VOCDetectionDataModule     Pascal VOC XML annotations
 yolo_detection      YoloDetectionDataModule    YOLO txt labels + dataset yaml (e.g. coco8)
 shapes_detection    ShapesDetectionDataModule  generated circles/squares/triangles (offline)
 experience          ExperienceDataModule       rollouts and seeded episodes of gymnasium environments
+coco_segmentation   CocoSegmentationDataModule COCO instances or panoptic PNG + JSON -> label maps
+yolo_segmentation   YoloSegmentationDataModule YOLO polygons (e.g. coco8-seg) -> label maps
+shapes_segmentation ShapesSegmentationDataModule  generated shapes as label maps (offline)
+segmentation_folder SegmentationFolderDataModule  images/ + masks/ PNG label maps
+voc_segmentation    VOCSegmentationDataModule  Pascal VOC JPEGs + palette PNG masks
 """
 
 from visionflow.datamodules.base import ImageClassificationDataModule, VisionDataModule
@@ -27,6 +32,11 @@ from visionflow.datamodules.digits import DigitsDataModule
 from visionflow.datamodules.experience import ExperienceDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
+from visionflow.datamodules.segmentation_coco import (CocoSegmentationDataModule,
+                                                      ShapesSegmentationDataModule,
+                                                      YoloSegmentationDataModule)
+from visionflow.datamodules.segmentation_folder import (SegmentationFolderDataModule,
+                                                        VOCSegmentationDataModule)
 from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes_dataset
 from visionflow.datamodules.tensor_data import TensorClassificationDataset, TensorDataModule
 from visionflow.datamodules.voc_detection import VOCDetectionDataModule
@@ -36,17 +46,22 @@ __all__ = [
     "CIFAR100DataModule",
     "CIFAR10DataModule",
     "CocoDetectionDataModule",
+    "CocoSegmentationDataModule",
     "DigitsDataModule",
     "ExperienceDataModule",
     "FashionMNISTDataModule",
     "ImageClassificationDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "SegmentationFolderDataModule",
     "ShapesDetectionDataModule",
+    "ShapesSegmentationDataModule",
     "TensorClassificationDataset",
     "TensorDataModule",
     "VOCDetectionDataModule",
+    "VOCSegmentationDataModule",
     "VisionDataModule",
     "YoloDetectionDataModule",
+    "YoloSegmentationDataModule",
     "make_shapes_dataset",
 ]

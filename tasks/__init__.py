@@ -5,17 +5,19 @@ the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
 from visionflow.tasks import (adversarial, classification, detection, gradcheck, knn, optim, rl,
-                              understanding)
+                              segmentation, understanding)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
+from visionflow.tasks.segmentation import SemanticSegmentationTask
 
 __all__ = [
     "GradCheckResult",
     "ImageClassificationTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
+    "SemanticSegmentationTask",
     "adversarial",
     "classification",
     "detection",
@@ -24,5 +26,6 @@ __all__ = [
     "numerical_gradient_check",
     "optim",
     "rl",
+    "segmentation",
     "understanding",
 ]

@@ -17,6 +17,7 @@ from tests.datamodules.test_detection_voc import write_voc
 from tests.datamodules.test_detection_yolo import write_yolo
 from tests.datamodules.test_image_folder import write_folder
 from tests.datamodules.test_mnist import write_idx_set
+from tests.datamodules.test_segmentation_data import write_segmentation_folder, write_voc_segmentation
 from visionflow.datamodules import make_shapes_dataset
 from visionflow.pipelines import run
 from visionflow.registry import DATAMODULES, TASKS
@@ -75,6 +76,18 @@ def _yolo(root: Path) -> dict[str, Any]:
             **DETECTION_SMALL}
 
 
+def _shapes_segmentation(root: Path) -> dict[str, Any]:
+    return {**_shapes(root), "image_size": 32}
+
+
+def _coco_segmentation(root: Path) -> dict[str, Any]:
+    return {**_coco(root), "image_size": 32}
+
+
+def _yolo_segmentation(root: Path) -> dict[str, Any]:
+    return {**_yolo(root), "image_size": 32}
+
+
 #: datamodule name -> writes small data under a folder and returns the datamodule's arguments
 DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "digits": lambda root: {"limit": 40, **SMALL},
@@ -89,6 +102,11 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "yolo_detection": _yolo,
     "experience": lambda root: {"num_envs": 2, "rollout_steps": 4, "rollouts_per_epoch": 2,
                                 "val_seeds": 2, "test_seeds": 2, "episodes_per_batch": 2},
+    "shapes_segmentation": _shapes_segmentation,
+    "coco_segmentation": _coco_segmentation,
+    "yolo_segmentation": _yolo_segmentation,
+    "segmentation_folder": lambda root: {**write_segmentation_folder(root), **DETECTION_SMALL},
+    "voc_segmentation": lambda root: {**write_voc_segmentation(root), **DETECTION_SMALL},
 }
 
 #: task name -> small arguments
@@ -99,6 +117,8 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     "dqn": {"learning_starts": 4, "batch_size": 4, "net_args": {"hidden_sizes": [8]}},
     "policy_gradient": {"net_args": {"hidden_sizes": [8]}},
     "ppo": {"update_epochs": 1, "minibatches": 2, "net_args": {"hidden_sizes": [8]}},
+    "semantic_segmentation": {"net": "unet", "net_args": {"depth": 2, "width": 4},
+                              "scheduler": "none"},
 }
 
 

@@ -17,13 +17,15 @@ SHRINK = {
                               "data.args.test_images=2", "data.args.batch_size=2"],
     **{name: ["data.args.val_seeds=2", "data.args.test_seeds=2", "data.args.episodes_per_batch=2"]
        for name in ("cartpole_dqn.yaml", "cartpole_ppo.yaml")},
+    "shapes_segmentation.yaml": ["data.args.train_images=4", "data.args.val_images=2",
+                                 "data.args.test_images=2", "data.args.batch_size=2"],
 }
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
 
 def shrink(name: str, tmp_path) -> list[str]:
     overrides = [*COMMON, f"output_dir={tmp_path / 'runs'}", *SHRINK.get(name, [])]
-    if name == "shapes_detection.yaml":
+    if name.startswith("shapes_"):
         overrides.append(f"data.args.data_dir={tmp_path / 'shapes'}")
     return overrides
 

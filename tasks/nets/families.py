@@ -4,7 +4,12 @@ A family's nets are built by its task; ``visionflow list nets`` shows them group
 A new task family declares its family here (one line) and registers its nets through it.
 """
 
-from visionflow.registry import NETS
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from visionflow.errors import UnknownNameError
+from visionflow.registry import NETS, Family
+from visionflow.spec import check_arguments
 
 CLASSIFICATION_NETS = NETS.family(
     "classification", output="images [B, C, H, W] -> logits [B, K]")
@@ -13,3 +18,18 @@ DETECTION_NETS = NETS.family(
                         "eval: per image {boxes [N, 4] XYXY, labels [N], scores [N]}")
 RL_NETS = NETS.family(
     "rl", output="observations [B, *observation_shape] -> features [B, F] (module.out_features = F)")
+SEGMENTATION_NETS = NETS.family(
+    "segmentation", output="images [B, C, H, W] -> logits [B, K, H, W], or {'out': logits, "
+                           "'aux': logits} when the net has an auxiliary head")
+
+
+def checked_builder(family: Family, name: str, net_args: Mapping[str, Any],
+                    common_args: int) -> Callable[..., Any]:
+    """The builder of ``family``'s net ``name``, with ``net_args`` checked against its signature
+    (after its ``common_args`` leading arguments); errors name ``net`` or ``net_args.<key>``."""
+    try:
+        builder = family.get(name).builder
+    except UnknownNameError as error:
+        raise error.under("net") from None
+    check_arguments(builder, net_args, "net_args", skip=common_args)
+    return builder

@@ -14,10 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from visionflow.errors import SpecError, UnknownNameError
-from visionflow.spec import check_arguments
+from visionflow.errors import SpecError
 from visionflow.tasks.nets.classic import ACTIVATIONS, Activation
-from visionflow.tasks.nets.families import RL_NETS
+from visionflow.tasks.nets.families import RL_NETS, checked_builder
 
 
 class Torso(nn.Sequential):
@@ -72,10 +71,6 @@ def conv(*, observation_shape: tuple[int, ...], channels: list[int] | tuple[int,
 def build_torso(name: str, observation_shape: tuple[int, ...],
                 net_args: dict[str, Any] | None) -> Torso:
     """The registered torso ``name``; errors name ``net`` or ``net_args.<key>``."""
-    try:
-        builder = RL_NETS.get(name).builder
-    except UnknownNameError as error:
-        raise error.under("net") from None
     net_args = dict(net_args or {})
-    check_arguments(builder, net_args, "net_args", skip=1)
+    builder = checked_builder(RL_NETS, name, net_args, common_args=1)
     return builder(observation_shape=tuple(observation_shape), **net_args)
