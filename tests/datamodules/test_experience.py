@@ -7,8 +7,13 @@ import pytest
 import torch
 
 from visionflow.batches import ActorOutput, EpisodeBatch, RolloutBatch
-from visionflow.datamodules.experience import (TEST_SEED_START, Environments, EpisodePlayer,
-                                               ExperienceDataModule, RolloutStream)
+from visionflow.datamodules.experience import (
+    TEST_SEED_START,
+    Environments,
+    EpisodePlayer,
+    ExperienceDataModule,
+    RolloutStream,
+)
 from visionflow.errors import SpecError
 
 

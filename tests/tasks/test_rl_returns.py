@@ -8,8 +8,7 @@ import torch
 from visionflow.batches import RolloutBatch
 from visionflow.tasks.rl.buffers import ReplayBuffer
 from visionflow.tasks.rl.ppo import clipped_surrogate, value_loss
-from visionflow.tasks.rl.returns import (discounted_returns, generalized_advantages,
-                                         n_step_targets)
+from visionflow.tasks.rl.returns import discounted_returns, generalized_advantages, n_step_targets
 
 G = 0.5
 

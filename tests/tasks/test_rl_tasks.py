@@ -8,7 +8,7 @@ import torch
 from visionflow.errors import SpecError
 from visionflow.pipelines import run
 from visionflow.spec import parse_spec
-from visionflow.tasks.rl import DQNTask, PPOTask, PolicyGradientTask
+from visionflow.tasks.rl import DQNTask, PolicyGradientTask, PPOTask
 
 CARTPOLE = {"num_classes": 2, "observation_shape": [4]}
 RANDOM_POLICY_RETURN = 22     # CartPole-v1 under uniformly random actions, about 22 on average
