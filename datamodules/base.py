@@ -103,10 +103,12 @@ class ImageClassificationDataModule(VisionDataModule):
 
     @property
     def info(self) -> DatasetInfo:
-        """Classes, channels and the ``(H, W)`` after the eval pipeline, without reading images."""
+        """Classes, channels, the ``(H, W)`` after the eval pipeline and the normalization stats,
+        without reading images."""
         height, width, channels = self.output_shapes["eval"]
         return DatasetInfo(num_classes=len(self.class_names), class_names=self.class_names,
-                           in_channels=channels, image_size=(height, width))
+                           in_channels=channels, image_size=(height, width),
+                           pixel_mean=tuple(self.context.mean), pixel_std=tuple(self.context.std))
 
     def transform_summary(self) -> dict[str, Any]:
         """The resolved pipelines as plain data: ``{"train": ..., "eval": ...}`` in the format of

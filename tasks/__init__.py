@@ -4,7 +4,7 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import classification, detection, gradcheck, knn, optim, voc_ap
+from visionflow.tasks import classification, detection, generative, gradcheck, knn, optim, voc_ap
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
@@ -17,6 +17,7 @@ __all__ = [
     "ObjectDetectionTask",
     "classification",
     "detection",
+    "generative",
     "gradcheck",
     "knn",
     "numerical_gradient_check",

@@ -15,6 +15,9 @@ COMMON = ["trainer.fast_dev_run=true", "trainer.enable_progress_bar=false",
 SHRINK = {
     "shapes_detection.yaml": ["data.args.train_images=4", "data.args.val_images=2",
                               "data.args.test_images=2", "data.args.batch_size=2"],
+    **{f"digits_{family}.yaml": ["data.args.limit=40", "data.args.batch_size=8",
+                                 "task.args.classifier_epochs=1", "task.args.sample_grid_rows=1"]
+       for family in ("vae", "dcgan", "pixelcnn")},
 }
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
