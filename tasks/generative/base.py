@@ -48,8 +48,10 @@ class GenerativeTask(VisionTask):
         h = self.hparams
         _check_shared_arguments(h)
         shape = (h.in_channels, *h.image_size)
-        self.register_buffer("pixel_mean", torch.tensor(h.pixel_mean).view(-1, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(h.pixel_std).view(-1, 1, 1), persistent=False)
+        mean = h.pixel_mean if h.pixel_mean is not None else [0.0] * h.in_channels  # None: not normalized
+        std = h.pixel_std if h.pixel_std is not None else [1.0] * h.in_channels
+        self.register_buffer("pixel_mean", torch.tensor(mean).view(-1, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std).view(-1, 1, 1), persistent=False)
         self.register_buffer("baseline_counts", torch.zeros(*shape, LEVELS))
         self.dims = math.prod(shape)
         self.class_names = list(h.class_names or [str(i) for i in range(h.num_classes)])
@@ -250,8 +252,6 @@ def _check_shared_arguments(h: Any) -> None:
     checks = [
         (h.image_size is not None and len(h.image_size) == 2, "image_size",
          f"a generative model needs a fixed [H, W], got {h.image_size}"),
-        (h.pixel_mean is not None and h.pixel_std is not None, "pixel_mean",
-         "the data did not report its normalization; set pixel_mean and pixel_std"),
         (h.pixel_mean is None or len(h.pixel_mean) == h.in_channels, "pixel_mean",
          f"{len(h.pixel_mean or [])} values for {h.in_channels} channels"),
         (h.sample_every_n_epochs >= 0, "sample_every_n_epochs",

@@ -153,7 +153,7 @@ def test_baseline_is_the_per_subpixel_histogram():
 @pytest.mark.parametrize("args, key", [
     ({"image_size": [6, 6]}, "image_size"),
     ({"net_args": {"depth": 3}}, "net_args.depth"),
-    ({"pixel_mean": None}, "pixel_mean"),
+    ({"pixel_mean": [0.5, 0.5]}, "pixel_mean"),
     ({"beta": 0.0}, "beta")])
 def test_bad_arguments_name_the_key(args, key):
     with pytest.raises(SpecError, match=key.replace(".", r"\.")):

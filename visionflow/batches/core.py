@@ -20,17 +20,13 @@ class DatasetInfo:
     Every field is a constructor argument that the pipeline passes to the task unless the spec
     sets it, so this class (and its subclasses per family) is the one place that says which
     arguments the data provides. ``image_size`` is ``(H, W)`` after the eval transform, or
-    ``None`` when sizes vary. ``pixel_mean`` and ``pixel_std`` (per channel, on the ``[0, 1]``
-    scale) are the normalization the transform presets apply, so a task can recover the pixel
-    values (generative models score the 256 levels of each pixel); ``None`` when unknown.
+    ``None`` when sizes vary.
     """
 
     num_classes: int
     class_names: tuple[str, ...]
     in_channels: int
     image_size: tuple[int, int] | None = None
-    pixel_mean: tuple[float, ...] | None = None
-    pixel_std: tuple[float, ...] | None = None
 
     def task_kwargs(self) -> dict[str, Any]:
         """``{field: value}`` for every field, tuples as lists (as a spec would write them)."""
