@@ -4,8 +4,8 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import (adversarial, classification, detection, gradcheck, knn, optim,
-                              segmentation, understanding)
+from visionflow.tasks import (adversarial, classification, detection, generative, gradcheck, knn,
+                              optim, segmentation, understanding)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
@@ -21,6 +21,7 @@ __all__ = [
     "adversarial",
     "classification",
     "detection",
+    "generative",
     "gradcheck",
     "knn",
     "numerical_gradient_check",

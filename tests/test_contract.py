@@ -110,6 +110,9 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
 #: task name -> small arguments
 TASK_ARGS: dict[str, dict[str, Any]] = {
     "image_classification": {"net": "lenet5", "scheduler": "none"},
+    "vae": {"net_args": {"latent_dim": 2, "width": 4}, "sample_grid_rows": 1},
+    "gan": {"net_args": {"latent_dim": 2, "width": 4}, "conditional": True, "sample_grid_rows": 1},
+    "pixelcnn": {"net_args": {"width": 3, "layers": 1}, "sample_grid_rows": 0},
     "object_detection": {"net": "fasterrcnn_mobilenet_v3_large_fpn",
                          "net_args": {"min_size": 64, "max_size": 64}, "scheduler": "none"},
     "semantic_segmentation": {"net": "unet", "net_args": {"depth": 2, "width": 4},

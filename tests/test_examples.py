@@ -17,6 +17,10 @@ SHRINK = {
                               "data.args.test_images=2", "data.args.batch_size=2"],
     "shapes_segmentation.yaml": ["data.args.train_images=4", "data.args.val_images=2",
                                  "data.args.test_images=2", "data.args.batch_size=2"],
+    **{f"digits_{family}.yaml": ["data.args.limit=40", "data.args.batch_size=8",
+                                 "data.args.image_size=8", "task.args.classifier_epochs=1",
+                                 "task.args.sample_grid_rows=1"]
+       for family in ("vae", "dcgan", "pixelcnn")},
 }
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 

@@ -16,6 +16,15 @@ CLASSIFICATION_NETS = NETS.family(
 DETECTION_NETS = NETS.family(
     "detection", output="images list of [C, H, W] in [0, 1] -> train: losses dict; "
                         "eval: per image {boxes [N, 4] XYXY, labels [N], scores [N]}")
+VAE_NETS = NETS.family(
+    "vae", output="encode(images [B, C, H, W] in [0, 1], labels [B] | None) -> (mean, log_var) "
+                  "[B, Z]; decode(z [B, Z], labels) -> likelihood parameters [B, P*C, H, W]")
+GAN_NETS = NETS.family(
+    "gan", output="generator(z [B, Z], labels [B] | None) -> images [B, C, H, W] in [0, 1]; "
+                  "discriminator(images, labels) -> scores [B]")
+PIXELCNN_NETS = NETS.family(
+    "pixelcnn", output="images [B, C, H, W] in [0, 1], labels [B] | None -> "
+                       "logits [B, 256, C, H, W] of each pixel given the pixels before it")
 SEGMENTATION_NETS = NETS.family(
     "segmentation", output="images [B, C, H, W] -> logits [B, K, H, W], or {'out': logits, "
                            "'aux': logits} when the net has an auxiliary head")
