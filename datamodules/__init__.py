@@ -17,6 +17,8 @@ coco_detection      CocoDetectionDataModule    COCO JSON + images (boxes, masks,
 voc_detection       VOCDetectionDataModule     Pascal VOC XML annotations
 yolo_detection      YoloDetectionDataModule    YOLO txt labels + dataset yaml (e.g. coco8)
 shapes_detection    ShapesDetectionDataModule  generated circles/squares/triangles (offline)
+shapes3d_points     Shapes3DPointsDataModule   generated 3D primitives as point clouds (offline)
+shapes3d_views      Shapes3DViewsDataModule    rendered views of them + their point clouds
 """
 
 from visionflow.datamodules.base import ImageClassificationDataModule, VisionDataModule
@@ -26,6 +28,8 @@ from visionflow.datamodules.digits import DigitsDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
 from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes_dataset
+from visionflow.datamodules.shapes3d import (Shapes3DPointsDataModule, Shapes3DViewsDataModule,
+                                             make_shapes3d_dataset)
 from visionflow.datamodules.tensor_data import TensorClassificationDataset, TensorDataModule
 from visionflow.datamodules.voc_detection import VOCDetectionDataModule
 from visionflow.datamodules.yolo_detection import YoloDetectionDataModule
@@ -39,11 +43,14 @@ __all__ = [
     "ImageClassificationDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "Shapes3DPointsDataModule",
+    "Shapes3DViewsDataModule",
     "ShapesDetectionDataModule",
     "TensorClassificationDataset",
     "TensorDataModule",
     "VOCDetectionDataModule",
     "VisionDataModule",
     "YoloDetectionDataModule",
+    "make_shapes3d_dataset",
     "make_shapes_dataset",
 ]

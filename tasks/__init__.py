@@ -4,22 +4,26 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import classification, detection, gradcheck, knn, optim, voc_ap
+from visionflow.tasks import classification, detection, gradcheck, knn, optim, pointclouds, voc_ap
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
+from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
 
 __all__ = [
     "GradCheckResult",
     "ImageClassificationTask",
+    "ImageToPointCloudTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
+    "PointCloudClassificationTask",
     "classification",
     "detection",
     "gradcheck",
     "knn",
     "numerical_gradient_check",
     "optim",
+    "pointclouds",
     "voc_ap",
 ]

@@ -75,6 +75,11 @@ def _yolo(root: Path) -> dict[str, Any]:
             **DETECTION_SMALL}
 
 
+def _shapes3d(root: Path) -> dict[str, Any]:
+    return {"data_dir": str(root / "shapes3d"), "train_samples": 4, "val_samples": 2,
+            "test_samples": 2, "image_size": 32, "num_points": 64, "write_files": False, **SMALL}
+
+
 #: datamodule name -> writes small data under a folder and returns the datamodule's arguments
 DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "digits": lambda root: {"limit": 40, **SMALL},
@@ -87,6 +92,8 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "coco_detection": _coco,
     "voc_detection": _voc,
     "yolo_detection": _yolo,
+    "shapes3d_points": _shapes3d,
+    "shapes3d_views": _shapes3d,
 }
 
 #: task name -> small arguments
@@ -94,6 +101,9 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     "image_classification": {"net": "lenet5", "scheduler": "none"},
     "object_detection": {"net": "fasterrcnn_mobilenet_v3_large_fpn",
                          "net_args": {"min_size": 64, "max_size": 64}, "scheduler": "none"},
+    "pointcloud_classification": {"net_args": {"width": 8, "feature_dim": 32},
+                                  "scheduler": "none"},
+    "image_to_pointcloud": {"net_args": {"width": 4, "depth": 2}, "scheduler": "none"},
 }
 
 

@@ -15,13 +15,14 @@ from torch import nn
 
 from visionflow.errors import SpecError, UnknownNameError
 from visionflow.spec import check_arguments
-from visionflow.tasks.nets import classic, detectors, families, torchvision_nets, transfer, vit
+from visionflow.tasks.nets import (classic, detectors, families, pointnet, torchvision_nets,
+                                   transfer, vit)
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS
 from visionflow.tasks.nets.transfer import replace_head, split_backbone_head
 
 COMMON_ARGS = ("num_classes", "in_channels", "image_size", "dropout")
 
-__all__ = ["COMMON_ARGS", "build_net", "classic", "detectors", "families", "replace_head", "split_backbone_head",
+__all__ = ["COMMON_ARGS", "build_net", "classic", "detectors", "families", "pointnet", "replace_head", "split_backbone_head",
            "torchvision_nets", "transfer", "vit"]
 
 

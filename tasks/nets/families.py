@@ -11,3 +11,7 @@ CLASSIFICATION_NETS = NETS.family(
 DETECTION_NETS = NETS.family(
     "detection", output="images list of [C, H, W] in [0, 1] -> train: losses dict; "
                         "eval: per image {boxes [N, 4] XYXY, labels [N], scores [N]}")
+POINTCLOUD_NETS = NETS.family(
+    "pointcloud", output="points [B, N, C] (+ lengths [B]) -> logits [B, K]")
+IMAGE_TO_POINTCLOUD_NETS = NETS.family(
+    "image_to_pointcloud", output="images [B, C, H, W] -> points [B, P, 3]")

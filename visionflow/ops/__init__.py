@@ -8,6 +8,10 @@ Every op is tested against a naive reference, with gradients by gradcheck (tests
 """
 
 from visionflow.ops.chamfer import chamfer_distance
+from visionflow.ops.fscore import f_score, nearest_distances
+from visionflow.ops.ico_sphere import ico_sphere, subdivide
 from visionflow.ops.nearest import nearest_neighbor_index
+from visionflow.ops.sample_points import sample_points_from_mesh
 
-__all__ = ["chamfer_distance", "nearest_neighbor_index"]
+__all__ = ["chamfer_distance", "f_score", "ico_sphere", "nearest_distances",
+           "nearest_neighbor_index", "sample_points_from_mesh", "subdivide"]
