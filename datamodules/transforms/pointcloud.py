@@ -172,8 +172,10 @@ def build_pointcloud_transform(spec: str | Sequence[Any], where: str) -> PointCl
 def _build_op(entry: Any, where: str) -> Any:
     name = entry.get("name") if isinstance(entry, dict) else None
     if name not in OPS:
-        raise SpecError(f"{where}: expected a preset or {{name: <op>, ...}} with op one of "
-                        f"{', '.join(OPS)}{did_you_mean(str(name), list(OPS))}")
+        raise SpecError(f"{where}: unknown point-cloud op {name!r}"
+                        f"{did_you_mean(str(name), list(OPS))}",
+                        hint="entries are preset names or {name: <op>, ...} with op one of "
+                             + ", ".join(OPS))
     arguments = {k: v for k, v in entry.items() if k != "name"}
     allowed = list(inspect.signature(OPS[name]).parameters)
     for key in arguments:
