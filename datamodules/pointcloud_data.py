@@ -14,10 +14,17 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from visionflow.datamodules.base import (EpochSeeding, EpochShuffleSampler, VisionDataModule,
-                                         keep_batch)
+from visionflow.datamodules.base import (
+    EpochSeeding,
+    EpochShuffleSampler,
+    VisionDataModule,
+    keep_batch,
+)
 from visionflow.datamodules.transforms import PHASES, resolve_transforms
-from visionflow.datamodules.transforms.pointcloud import PointCloudCompose, build_pointcloud_transform
+from visionflow.datamodules.transforms.pointcloud import (
+    PointCloudCompose,
+    build_pointcloud_transform,
+)
 from visionflow.errors import SpecError
 
 DEFAULT_TRANSFORMS = {"train": "pointcloud_train", "eval": "pointcloud_none"}

@@ -28,8 +28,12 @@ from visionflow.batches import ImageToPointCloudBatch, PointCloudBatch, PointClo
 from visionflow.datamodules.mesh_io import write_mesh
 from visionflow.datamodules.pointcloud_data import PointCloudDataModule, TensorBatches
 from visionflow.datamodules.shapes import png_bytes, split_seed
-from visionflow.datamodules.shapes3d_render import (PRIMITIVES, primitive_mesh, render,
-                                                    rotation_matrix)
+from visionflow.datamodules.shapes3d_render import (
+    PRIMITIVES,
+    primitive_mesh,
+    render,
+    rotation_matrix,
+)
 from visionflow.errors import SpecError
 from visionflow.ops import sample_points_from_mesh
 from visionflow.registry import DATAMODULES

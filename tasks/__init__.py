@@ -4,7 +4,8 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import classification, detection, gradcheck, knn, optim, pointclouds, voc_ap
+from visionflow.tasks import (adversarial, classification, detection, gradcheck, knn, optim,
+                              pointclouds, understanding)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
@@ -18,6 +19,7 @@ __all__ = [
     "KNearestNeighbors",
     "ObjectDetectionTask",
     "PointCloudClassificationTask",
+    "adversarial",
     "classification",
     "detection",
     "gradcheck",
@@ -25,5 +27,5 @@ __all__ = [
     "numerical_gradient_check",
     "optim",
     "pointclouds",
-    "voc_ap",
+    "understanding",
 ]

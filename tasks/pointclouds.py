@@ -19,14 +19,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
 
 from visionflow.arguments import check_arguments
 from visionflow.batches import ImageToPointCloudBatch, PointCloudBatch
 from visionflow.errors import SpecError, UnknownNameError
 from visionflow.evaluation import Evaluation
+from visionflow.evaluation.classification import ClassificationEvaluator
 from visionflow.evaluation.pointclouds import DEFAULT_THRESHOLDS, PointCloudEvaluator
-from visionflow.metrics.classification import ClassificationEvaluator
 from visionflow.ops import chamfer_distance, f_score
 from visionflow.plots import save_figure
 from visionflow.registry import TASKS
@@ -155,7 +154,7 @@ class ImageToPointCloudTask(EpochLogging, VisionTask):
                  image_size: list[int] | None = None, class_names: list[str] | None = None,
                  num_points: int = 1024, net: str = "psgn",
                  net_args: dict[str, Any] | None = None,
-                 f_score_thresholds: list[float] = list(DEFAULT_THRESHOLDS),
+                 f_score_thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS,
                  optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
                  scheduler: SchedulerConfig = SchedulerConfig()):
         super().__init__(optimizer, scheduler)

@@ -24,8 +24,7 @@ def check_arguments(builder: Any, args: Mapping[str, Any], path: str, *,
     checked the same way under ``path.<argument>``. ``skip`` leading positional parameters are
     filled by the caller (e.g. a stage's context)."""
     target = builder.__init__ if inspect.isclass(builder) else builder
-    signature = inspect.signature(target)
-    params = [p for p in signature.parameters.values() if p.name not in ("self", "cls")][skip:]
+    params = parameters_of(builder, skip)
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return
     named = {p.name: p for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
@@ -38,6 +37,15 @@ def check_arguments(builder: Any, args: Mapping[str, Any], path: str, *,
         required = param.default is inspect.Parameter.empty
         if required and name not in args and name not in provided:
             raise SpecError(f"{path}.{name}: required key is missing")
+
+
+def parameters_of(builder: Any, skip: int = 0) -> list[inspect.Parameter]:
+    """The parameters of ``builder`` (a class's constructor, or a function) without ``self``,
+    after ``skip`` leading ones: the one walk of a builder's signature that the spec checker, the
+    resolved spec and the pipeline's builders share."""
+    target = builder.__init__ if inspect.isclass(builder) else builder
+    params = inspect.signature(target).parameters.values()
+    return [p for p in params if p.name not in ("self", "cls")][skip:]
 
 
 def config_type(annotation: Any) -> type | None:

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("ray")
 
 from visionflow.cluster import head  # noqa: E402
-from visionflow.cluster.commands import add_cluster_commands, run  # noqa: E402
+from visionflow.cli.cluster import add_cluster_commands, run  # noqa: E402
 from visionflow.errors import VisionFlowError  # noqa: E402
 
 

@@ -10,8 +10,11 @@ import pytest
 import torch
 
 from visionflow.batches import ImageToPointCloudBatch, PointCloudBatch
-from visionflow.datamodules import (Shapes3DPointsDataModule, Shapes3DViewsDataModule,
-                                    make_shapes3d_dataset)
+from visionflow.datamodules import (
+    Shapes3DPointsDataModule,
+    Shapes3DViewsDataModule,
+    make_shapes3d_dataset,
+)
 from visionflow.datamodules.shapes3d_render import PRIMITIVES, box_mesh, primitive_mesh, render
 from visionflow.errors import SpecError
 from visionflow.ops import ico_sphere

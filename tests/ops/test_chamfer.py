@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from visionflow.ops import chamfer_distance, nearest_neighbor_index
-from visionflow.ops import nearest
+from visionflow.ops import chamfer_distance, nearest, nearest_neighbor_index
 
 
 def brute_force_one_way(x, y, norm, x_normals=None, y_normals=None):

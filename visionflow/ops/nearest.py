@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 #: up to this many pair distances in a batch, one dense distance block beats building trees
-DENSE_LIMIT = 1 << 22
+DENSE_LIMIT = 1 << 18
 #: largest distance block ``[B, rows, M]`` of the chunked brute force (256 MiB in float32)
 CHUNK_ELEMENTS = 1 << 26
 
