@@ -139,7 +139,7 @@ class PointCloudClassificationTask(EpochLogging, VisionTask):
 
     def evaluation_step(self, batch: PointCloudBatch) -> tuple[dict[str, Any], torch.Tensor]:
         """``({"top_k": [B, min(5, K)], "loss": batch mean}, labels [B])`` on the CPU."""
-        logits = self(batch.points, batch.lengths).float()
+        logits = self(batch.points, batch.lengths).float().detach()
         top_k = logits.topk(min(5, self.hparams.num_classes), dim=-1).indices
         return ({"top_k": top_k.cpu(), "loss": float(F.cross_entropy(logits, batch.labels))},
                 batch.labels.cpu())
