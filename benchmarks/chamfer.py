@@ -97,7 +97,7 @@ def ours(x: torch.Tensor, y: torch.Tensor) -> float:
     x = x.detach().requires_grad_()
     loss, _ = chamfer_distance(x, y)
     loss.backward()
-    return float(loss)
+    return float(loss.detach())
 
 
 def dense_cdist(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -133,7 +133,7 @@ def pytorch3d_chamfer() -> Callable | None:
         x = x.detach().requires_grad_()
         loss, _ = reference(x, y)
         loss.backward()
-        return float(loss)
+        return float(loss.detach())
 
     return run
 
@@ -165,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                    for name, function in methods(size, args, device).items()}
         mine = results["ours"]
         for name, (seconds, peak, value) in results.items():
-            ratio = "" if name == "ours" else f"time {mine[0] / seconds:7.2f}   memory " \
-                f"{mine[1] / max(peak, 1):.2f}"
+            ratio = "" if name == "ours" else f"time {mine[0] / seconds:7.2f}"
+            if name != "ours" and peak >= 2**20:
+                ratio += f"   memory {mine[1] / peak:.2f}"
             print(f"{size:>9}  {name:<14} {seconds:9.3f} {peak / 2**20:9.1f}  {ratio}")
             if abs(value - mine[2]) > 1e-4 * abs(mine[2]):
                 print(f"  MISMATCH: {name} gives {value!r}, ours {mine[2]!r}")

@@ -108,13 +108,11 @@ class Shapes3DDataModule(PointCloudDataModule):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
                          transforms=transforms)
         self.counts = {"train": train_samples, "val": val_samples, "test": test_samples}
-        for split, count in self.counts.items():
-            if count < 1:
-                raise SpecError(f"{split}_samples: must be >= 1, got {count}")
-        if image_size < 16:
-            raise SpecError(f"image_size: must be >= 16, got {image_size}")
-        if num_points < 1:
-            raise SpecError(f"num_points: must be >= 1, got {num_points}")
+        minimums = {**{f"{split}_samples": (count, 1) for split, count in self.counts.items()},
+                    "image_size": (image_size, 16), "num_points": (num_points, 1)}
+        for key, (value, least) in minimums.items():
+            if value < least:
+                raise SpecError(f"{key}: must be >= {least}, got {value}")
         self.root = Path(data_dir)
         self.image_size, self.num_points = image_size, num_points
         self.data_seed, self.write_files = data_seed, write_files

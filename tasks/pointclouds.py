@@ -76,8 +76,18 @@ class EpochMeans(torch.nn.Module):
                 metric.reset()
 
 
-class EpochLogging:
-    """The epoch-end hooks of a task whose metrics live in ``self.epoch_means``."""
+class StepsByStage:
+    """Lightning's step hooks through one ``_step(batch, stage)``, and the epoch-end hooks that
+    log ``self.epoch_means``."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")[1]
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test")
 
     def on_train_epoch_end(self) -> None:
         self.epoch_means.log_stage(self, "train")
@@ -90,7 +100,7 @@ class EpochLogging:
 
 
 @TASKS.register("pointcloud_classification", batch=PointCloudBatch)
-class PointCloudClassificationTask(EpochLogging, VisionTask):
+class PointCloudClassificationTask(StepsByStage, VisionTask):
     """Classify point clouds ``[B, N, C]`` into ``num_classes`` with a ``pointcloud`` net."""
 
     checkpoint_monitor = ("val/acc", "max")
@@ -121,15 +131,6 @@ class PointCloudClassificationTask(EpochLogging, VisionTask):
         self.epoch_means.update(stage, {"loss": loss.expand(len(hits)), "acc": hits})
         return logits, loss
 
-    def training_step(self, batch: PointCloudBatch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")[1]
-
-    def validation_step(self, batch: PointCloudBatch, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: PointCloudBatch, batch_idx: int) -> None:
-        self._step(batch, "test")
-
     def predict_step(self, batch: PointCloudBatch, batch_idx: int) -> torch.Tensor:
         """Class probabilities ``[B, K]``."""
         return self(batch.points, batch.lengths).float().softmax(-1)
@@ -146,7 +147,7 @@ class PointCloudClassificationTask(EpochLogging, VisionTask):
 
 
 @TASKS.register("image_to_pointcloud", batch=ImageToPointCloudBatch)
-class ImageToPointCloudTask(EpochLogging, VisionTask):
+class ImageToPointCloudTask(StepsByStage, VisionTask):
     """Predict ``num_points`` surface points ``[B, P, 3]`` of the object an image shows; the loss
     is the Chamfer distance (:func:`visionflow.ops.chamfer_distance`), the metrics F1@t."""
 
@@ -181,12 +182,6 @@ class ImageToPointCloudTask(EpochLogging, VisionTask):
             values[f"f1@{self.thresholds[0]:g}"] = f1
         self.epoch_means.update(stage, values)
         return predicted, loss
-
-    def training_step(self, batch: ImageToPointCloudBatch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")[1]
-
-    def validation_step(self, batch: ImageToPointCloudBatch, batch_idx: int) -> None:
-        self._step(batch, "val")
 
     def test_step(self, batch: ImageToPointCloudBatch, batch_idx: int) -> None:
         predicted, _ = self._step(batch, "test")
