@@ -19,6 +19,7 @@ yolo_detection      YoloDetectionDataModule    YOLO txt labels + dataset yaml (e
 shapes_detection    ShapesDetectionDataModule  generated circles/squares/triangles (offline)
 shapes3d_points     Shapes3DPointsDataModule   generated 3D primitives as point clouds (offline)
 shapes3d_views      Shapes3DViewsDataModule    rendered views of them + their point clouds
+modelnet_points     ModelNetDataModule         ModelNet10/40 OFF meshes sampled into points
 """
 
 from visionflow.datamodules.base import ImageClassificationDataModule, VisionDataModule
@@ -27,6 +28,7 @@ from visionflow.datamodules.coco_detection import CocoDetectionDataModule
 from visionflow.datamodules.digits import DigitsDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
+from visionflow.datamodules.modelnet import ModelNetDataModule
 from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes_dataset
 from visionflow.datamodules.shapes3d import (Shapes3DPointsDataModule, Shapes3DViewsDataModule,
                                              make_shapes3d_dataset)
@@ -43,6 +45,7 @@ __all__ = [
     "ImageClassificationDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "ModelNetDataModule",
     "Shapes3DPointsDataModule",
     "Shapes3DViewsDataModule",
     "ShapesDetectionDataModule",

@@ -17,6 +17,7 @@ from tests.datamodules.test_detection_voc import write_voc
 from tests.datamodules.test_detection_yolo import write_yolo
 from tests.datamodules.test_image_folder import write_folder
 from tests.datamodules.test_mnist import write_idx_set
+from tests.datamodules.test_modelnet import write_modelnet
 from visionflow.datamodules import make_shapes_dataset
 from visionflow.pipelines import run
 from visionflow.registry import DATAMODULES, TASKS
@@ -94,6 +95,8 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "yolo_detection": _yolo,
     "shapes3d_points": _shapes3d,
     "shapes3d_views": _shapes3d,
+    "modelnet_points": lambda root: {"root": str(write_modelnet(root)), "num_points": 32,
+                                     "val_fraction": 0.34, **SMALL},
 }
 
 #: task name -> small arguments

@@ -15,13 +15,16 @@ COMMON = ["trainer.fast_dev_run=true", "trainer.enable_progress_bar=false",
 SHRINK = {
     "shapes_detection.yaml": ["data.args.train_images=4", "data.args.val_images=2",
                               "data.args.test_images=2", "data.args.batch_size=2"],
+    "shapes3d_pointcloud.yaml": ["data.args.train_samples=4", "data.args.val_samples=2",
+                                 "data.args.test_samples=2", "data.args.batch_size=2",
+                                 "data.args.write_files=false"],
 }
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
 
 def shrink(name: str, tmp_path) -> list[str]:
     overrides = [*COMMON, f"output_dir={tmp_path / 'runs'}", *SHRINK.get(name, [])]
-    if name == "shapes_detection.yaml":
+    if name in ("shapes_detection.yaml", "shapes3d_pointcloud.yaml"):
         overrides.append(f"data.args.data_dir={tmp_path / 'shapes'}")
     return overrides
 
