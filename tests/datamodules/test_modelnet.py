@@ -42,7 +42,7 @@ def test_reads_samples_and_normalizes(tmp_path):
 
 def test_missing_and_empty_folders_name_the_folder(tmp_path):
     with pytest.raises(DataError, match="no such folder"):
-        ModelNetDataModule(root=str(tmp_path / "absent")).info
+        _ = ModelNetDataModule(root=str(tmp_path / "absent")).info
     write_modelnet(tmp_path, test=0)
     with pytest.raises(DataError, match="square/test: no .off meshes"):
         ModelNetDataModule(root=str(tmp_path)).setup("test")
