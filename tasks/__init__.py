@@ -5,19 +5,22 @@ the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
 from visionflow.tasks import (adversarial, classification, detection, generative, gradcheck, knn,
-                              optim, segmentation, understanding)
+                              optim, pointclouds, segmentation, understanding)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
 from visionflow.tasks.segmentation import SemanticSegmentationTask
+from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
 
 __all__ = [
     "GradCheckResult",
     "ImageClassificationTask",
+    "ImageToPointCloudTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
     "SemanticSegmentationTask",
+    "PointCloudClassificationTask",
     "adversarial",
     "classification",
     "detection",
@@ -27,5 +30,6 @@ __all__ = [
     "numerical_gradient_check",
     "optim",
     "segmentation",
+    "pointclouds",
     "understanding",
 ]

@@ -61,3 +61,4 @@ class EvaluableTask(Protocol):
 
 from visionflow.evaluation import generative  # noqa: E402,F401  (bits/dim, FID, KID)
 from visionflow.evaluation.robustness import RobustnessEvaluator  # noqa: E402  (needs Evaluation)
+from visionflow.evaluation.pointclouds import PointCloudEvaluator  # noqa: E402,F401
