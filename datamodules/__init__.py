@@ -23,6 +23,9 @@ yolo_segmentation   YoloSegmentationDataModule YOLO polygons (e.g. coco8-seg) ->
 shapes_segmentation ShapesSegmentationDataModule  generated shapes as label maps (offline)
 segmentation_folder SegmentationFolderDataModule  images/ + masks/ PNG label maps
 voc_segmentation    VOCSegmentationDataModule  Pascal VOC JPEGs + palette PNG masks
+shapes3d_points     Shapes3DPointsDataModule   generated 3D primitives as point clouds (offline)
+shapes3d_views      Shapes3DViewsDataModule    rendered views of them + their point clouds
+modelnet_points     ModelNetDataModule         ModelNet10/40 OFF meshes sampled into points
 """
 
 from visionflow.datamodules.base import ImageClassificationDataModule, VisionDataModule
@@ -37,7 +40,10 @@ from visionflow.datamodules.segmentation_coco import (CocoSegmentationDataModule
                                                       YoloSegmentationDataModule)
 from visionflow.datamodules.segmentation_folder import (SegmentationFolderDataModule,
                                                         VOCSegmentationDataModule)
+from visionflow.datamodules.modelnet import ModelNetDataModule
 from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes_dataset
+from visionflow.datamodules.shapes3d import (Shapes3DPointsDataModule, Shapes3DViewsDataModule,
+                                             make_shapes3d_dataset)
 from visionflow.datamodules.tensor_data import TensorClassificationDataset, TensorDataModule
 from visionflow.datamodules.voc_detection import VOCDetectionDataModule
 from visionflow.datamodules.yolo_detection import YoloDetectionDataModule
@@ -54,6 +60,9 @@ __all__ = [
     "ImageFolderDataModule",
     "MNISTDataModule",
     "SegmentationFolderDataModule",
+    "ModelNetDataModule",
+    "Shapes3DPointsDataModule",
+    "Shapes3DViewsDataModule",
     "ShapesDetectionDataModule",
     "ShapesSegmentationDataModule",
     "TensorClassificationDataset",
@@ -63,5 +72,6 @@ __all__ = [
     "VisionDataModule",
     "YoloDetectionDataModule",
     "YoloSegmentationDataModule",
+    "make_shapes3d_dataset",
     "make_shapes_dataset",
 ]

@@ -4,28 +4,33 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import (adversarial, classification, detection, gradcheck, knn, optim, rl,
-                              segmentation, understanding)
+from visionflow.tasks import (adversarial, classification, detection, generative, gradcheck, knn,
+                              optim, pointclouds, rl, segmentation, understanding)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
 from visionflow.tasks.segmentation import SemanticSegmentationTask
+from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
 
 __all__ = [
     "GradCheckResult",
     "ImageClassificationTask",
+    "ImageToPointCloudTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
     "SemanticSegmentationTask",
+    "PointCloudClassificationTask",
     "adversarial",
     "classification",
     "detection",
+    "generative",
     "gradcheck",
     "knn",
     "numerical_gradient_check",
     "optim",
     "rl",
     "segmentation",
+    "pointclouds",
     "understanding",
 ]

@@ -18,6 +18,7 @@ from tests.datamodules.test_detection_yolo import write_yolo
 from tests.datamodules.test_image_folder import write_folder
 from tests.datamodules.test_mnist import write_idx_set
 from tests.datamodules.test_segmentation_data import write_segmentation_folder, write_voc_segmentation
+from tests.datamodules.test_modelnet import write_modelnet
 from visionflow.datamodules import make_shapes_dataset
 from visionflow.pipelines import run
 from visionflow.registry import DATAMODULES, TASKS
@@ -86,6 +87,9 @@ def _coco_segmentation(root: Path) -> dict[str, Any]:
 
 def _yolo_segmentation(root: Path) -> dict[str, Any]:
     return {**_yolo(root), "image_size": 32}
+def _shapes3d(root: Path) -> dict[str, Any]:
+    return {"data_dir": str(root / "shapes3d"), "train_samples": 4, "val_samples": 2,
+            "test_samples": 2, "image_size": 32, "num_points": 64, "write_files": False, **SMALL}
 
 
 #: datamodule name -> writes small data under a folder and returns the datamodule's arguments
@@ -107,11 +111,18 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "yolo_segmentation": _yolo_segmentation,
     "segmentation_folder": lambda root: {**write_segmentation_folder(root), **DETECTION_SMALL},
     "voc_segmentation": lambda root: {**write_voc_segmentation(root), **DETECTION_SMALL},
+    "shapes3d_points": _shapes3d,
+    "shapes3d_views": _shapes3d,
+    "modelnet_points": lambda root: {"root": str(write_modelnet(root)), "num_points": 32,
+                                     "val_fraction": 0.34, **SMALL},
 }
 
 #: task name -> small arguments
 TASK_ARGS: dict[str, dict[str, Any]] = {
     "image_classification": {"net": "lenet5", "scheduler": "none"},
+    "vae": {"net_args": {"latent_dim": 2, "width": 4}, "sample_grid_rows": 1},
+    "gan": {"net_args": {"latent_dim": 2, "width": 4}, "conditional": True, "sample_grid_rows": 1},
+    "pixelcnn": {"net_args": {"width": 3, "layers": 1}, "sample_grid_rows": 0},
     "object_detection": {"net": "fasterrcnn_mobilenet_v3_large_fpn",
                          "net_args": {"min_size": 64, "max_size": 64}, "scheduler": "none"},
     "dqn": {"learning_starts": 4, "batch_size": 4, "net_args": {"hidden_sizes": [8]}},
@@ -119,6 +130,9 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     "ppo": {"update_epochs": 1, "minibatches": 2, "net_args": {"hidden_sizes": [8]}},
     "semantic_segmentation": {"net": "unet", "net_args": {"depth": 2, "width": 4},
                               "scheduler": "none"},
+    "pointcloud_classification": {"net_args": {"width": 8, "feature_dim": 32},
+                                  "scheduler": "none"},
+    "image_to_pointcloud": {"net_args": {"width": 4, "depth": 2}, "scheduler": "none"},
 }
 
 

@@ -19,13 +19,20 @@ SHRINK = {
        for name in ("cartpole_dqn.yaml", "cartpole_ppo.yaml")},
     "shapes_segmentation.yaml": ["data.args.train_images=4", "data.args.val_images=2",
                                  "data.args.test_images=2", "data.args.batch_size=2"],
+    **{f"digits_{family}.yaml": ["data.args.limit=40", "data.args.batch_size=8",
+                                 "data.args.image_size=8", "task.args.classifier_epochs=1",
+                                 "task.args.sample_grid_rows=1"]
+       for family in ("vae", "dcgan", "pixelcnn")},
+    "shapes3d_pointcloud.yaml": ["data.args.train_samples=4", "data.args.val_samples=2",
+                                 "data.args.test_samples=2", "data.args.batch_size=2",
+                                 "data.args.write_files=false"],
 }
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
 
 def shrink(name: str, tmp_path) -> list[str]:
     overrides = [*COMMON, f"output_dir={tmp_path / 'runs'}", *SHRINK.get(name, [])]
-    if name.startswith("shapes_"):
+    if name.startswith("shapes_") or name == "shapes3d_pointcloud.yaml":
         overrides.append(f"data.args.data_dir={tmp_path / 'shapes'}")
     return overrides
 

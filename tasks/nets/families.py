@@ -18,6 +18,15 @@ DETECTION_NETS = NETS.family(
                         "eval: per image {boxes [N, 4] XYXY, labels [N], scores [N]}")
 RL_NETS = NETS.family(
     "rl", output="observations [B, *observation_shape] -> features [B, F] (module.out_features = F)")
+VAE_NETS = NETS.family(
+    "vae", output="encode(images [B, C, H, W] in [0, 1], labels [B] | None) -> (mean, log_var) "
+                  "[B, Z]; decode(z [B, Z], labels) -> likelihood parameters [B, P*C, H, W]")
+GAN_NETS = NETS.family(
+    "gan", output="generator(z [B, Z], labels [B] | None) -> images [B, C, H, W] in [0, 1]; "
+                  "discriminator(images, labels) -> scores [B]")
+PIXELCNN_NETS = NETS.family(
+    "pixelcnn", output="images [B, C, H, W] in [0, 1], labels [B] | None -> "
+                       "logits [B, 256, C, H, W] of each pixel given the pixels before it")
 SEGMENTATION_NETS = NETS.family(
     "segmentation", output="images [B, C, H, W] -> logits [B, K, H, W], or {'out': logits, "
                            "'aux': logits} when the net has an auxiliary head")
@@ -33,3 +42,7 @@ def checked_builder(family: Family, name: str, net_args: Mapping[str, Any],
         raise error.under("net") from None
     check_arguments(builder, net_args, "net_args", skip=common_args)
     return builder
+POINTCLOUD_NETS = NETS.family(
+    "pointcloud", output="points [B, N, C] (+ lengths [B]) -> logits [B, K]")
+IMAGE_TO_POINTCLOUD_NETS = NETS.family(
+    "image_to_pointcloud", output="images [B, C, H, W] -> points [B, P, 3]")
