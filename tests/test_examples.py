@@ -20,9 +20,12 @@ SHRINK = {
     "shapes_segmentation.yaml": ["data.args.train_images=4", "data.args.val_images=2",
                                  "data.args.test_images=2", "data.args.batch_size=2"],
     **{f"digits_{family}.yaml": ["data.args.limit=40", "data.args.batch_size=8",
-                                 "data.args.image_size=8", "task.args.classifier_epochs=1",
-                                 "task.args.sample_grid_rows=1"]
+                                 "task.args.classifier_epochs=1", "task.args.sample_grid_rows=1"]
        for family in ("vae", "dcgan", "pixelcnn")},
+    "digits_adversarial.yaml": ["data.args.limit=40", "stages=[fit, test, {adversarial: {epsilons: "
+                                "[0.0, 0.05], steps: 2, black_box_queries: 4, max_images: 8}}]"],
+    "digits_understanding.yaml": ["data.args.limit=40", "stages=[fit, {understand: {num_images: 2, "
+                                  "layer: net.features.3, unit: 0, steps: 2}}]"],
     "shapes3d_pointcloud.yaml": ["data.args.train_samples=4", "data.args.val_samples=2",
                                  "data.args.test_samples=2", "data.args.batch_size=2",
                                  "data.args.write_files=false"],
