@@ -17,6 +17,8 @@ coco_detection      CocoDetectionDataModule    COCO JSON + images (boxes, masks,
 voc_detection       VOCDetectionDataModule     Pascal VOC XML annotations
 yolo_detection      YoloDetectionDataModule    YOLO txt labels + dataset yaml (e.g. coco8)
 shapes_detection    ShapesDetectionDataModule  generated circles/squares/triangles (offline)
+video_folder        VideoFolderDataModule      class subfolders of videos or frame folders (UCF101)
+moving_shapes       MovingShapesVideoDataModule  generated shapes moving in 6 ways, .mp4 (offline)
 """
 
 from visionflow.datamodules.base import ImageClassificationDataModule, VisionDataModule
@@ -27,6 +29,8 @@ from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
 from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes_dataset
 from visionflow.datamodules.tensor_data import TensorClassificationDataset, TensorDataModule
+from visionflow.datamodules.video_folder import VideoFolderDataModule
+from visionflow.datamodules.video_moving_shapes import MovingShapesVideoDataModule
 from visionflow.datamodules.voc_detection import VOCDetectionDataModule
 from visionflow.datamodules.yolo_detection import YoloDetectionDataModule
 
@@ -39,10 +43,12 @@ __all__ = [
     "ImageClassificationDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "MovingShapesVideoDataModule",
     "ShapesDetectionDataModule",
     "TensorClassificationDataset",
     "TensorDataModule",
     "VOCDetectionDataModule",
+    "VideoFolderDataModule",
     "VisionDataModule",
     "YoloDetectionDataModule",
     "make_shapes_dataset",

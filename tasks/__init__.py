@@ -5,21 +5,28 @@ the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
 from visionflow.tasks import classification, detection, gradcheck, knn, optim, voc_ap
+from visionflow.tasks import two_stream, video
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
+from visionflow.tasks.two_stream import TwoStreamTask
+from visionflow.tasks.video import VideoClassificationTask
 
 __all__ = [
     "GradCheckResult",
     "ImageClassificationTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
+    "TwoStreamTask",
+    "VideoClassificationTask",
     "classification",
     "detection",
     "gradcheck",
     "knn",
     "numerical_gradient_check",
     "optim",
+    "two_stream",
+    "video",
     "voc_ap",
 ]

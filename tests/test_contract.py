@@ -75,6 +75,20 @@ def _yolo(root: Path) -> dict[str, Any]:
             **DETECTION_SMALL}
 
 
+def _moving_shapes(root: Path) -> dict[str, Any]:
+    return {"data_dir": str(root / "moving_shapes"), "train_videos": 1, "val_videos": 1,
+            "test_videos": 1, "frames": 6, "frame_size": 16, "clip_length": 4,
+            "flow_frames": 2, **SMALL}
+
+
+def _video_folder(root: Path) -> dict[str, Any]:
+    from visionflow.datamodules.video_moving_shapes import make_moving_shapes
+
+    make_moving_shapes(root / "videos", {"train": 1}, frames=6, frame_size=16)
+    return {"root": str(root / "videos" / "train"), "clip_length": 4, "image_size": 16,
+            "flow_frames": 2, "test_fraction": 0.2, "val_fraction": 0.2, **SMALL}
+
+
 #: datamodule name -> writes small data under a folder and returns the datamodule's arguments
 DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "digits": lambda root: {"limit": 40, **SMALL},
@@ -87,6 +101,8 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "coco_detection": _coco,
     "voc_detection": _voc,
     "yolo_detection": _yolo,
+    "moving_shapes": _moving_shapes,
+    "video_folder": _video_folder,
 }
 
 #: task name -> small arguments
@@ -94,6 +110,11 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     "image_classification": {"net": "lenet5", "scheduler": "none"},
     "object_detection": {"net": "fasterrcnn_mobilenet_v3_large_fpn",
                          "net_args": {"min_size": 64, "max_size": 64}, "scheduler": "none"},
+    "video_classification": {"net": "single_frame", "net_args": {"width": 4},
+                             "scheduler": "none"},
+    "two_stream": {"rgb_net_args": {"width": 4}, "flow_net": "mlp",
+                   "flow_net_args": {"hidden_sizes": [8]}, "fusion": "learned",
+                   "scheduler": "none"},
 }
 
 

@@ -199,3 +199,4 @@ def _plain(value: Any) -> Any:
 
 from visionflow.datamodules.transforms import classification  # noqa: E402,F401  (registers presets)
 from visionflow.datamodules.transforms import detection  # noqa: E402,F401  (registers presets)
+from visionflow.datamodules.transforms import video  # noqa: E402,F401  (registers presets)

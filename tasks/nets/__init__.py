@@ -16,13 +16,14 @@ from torch import nn
 from visionflow.errors import SpecError, UnknownNameError
 from visionflow.spec import check_arguments
 from visionflow.tasks.nets import classic, detectors, families, torchvision_nets, transfer, vit
+from visionflow.tasks.nets import video, video3d  # noqa: E402  (after torchvision_nets: i3d)
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS
 from visionflow.tasks.nets.transfer import replace_head, split_backbone_head
 
 COMMON_ARGS = ("num_classes", "in_channels", "image_size", "dropout")
 
 __all__ = ["COMMON_ARGS", "build_net", "classic", "detectors", "families", "replace_head", "split_backbone_head",
-           "torchvision_nets", "transfer", "vit"]
+           "torchvision_nets", "transfer", "video", "video3d", "vit"]
 
 
 def build_net(name: str, *, num_classes: int, in_channels: int,

@@ -11,3 +11,4 @@ CLASSIFICATION_NETS = NETS.family(
 DETECTION_NETS = NETS.family(
     "detection", output="images list of [C, H, W] in [0, 1] -> train: losses dict; "
                         "eval: per image {boxes [N, 4] XYXY, labels [N], scores [N]}")
+VIDEO_NETS = NETS.family("video", output="clips [B, C, T, H, W] -> logits [B, K]")

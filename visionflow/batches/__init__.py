@@ -23,6 +23,7 @@ from visionflow.batches.classification import ImageClassificationBatch
 from visionflow.batches.core import IGNORE_INDEX, Batch, DatasetInfo, provided_arguments
 from visionflow.batches.detection import DetectionBatch, DetectionDatasetInfo, DetectionTarget
 from visionflow.batches.segmentation import SegmentationBatch
+from visionflow.batches.video import VideoBatch, VideoDatasetInfo
 
 __all__ = [
     "IGNORE_INDEX",
@@ -33,5 +34,7 @@ __all__ = [
     "DetectionTarget",
     "ImageClassificationBatch",
     "SegmentationBatch",
+    "VideoBatch",
+    "VideoDatasetInfo",
     "provided_arguments",
 ]

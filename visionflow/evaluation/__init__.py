@@ -56,3 +56,6 @@ class EvaluableTask(Protocol):
     def evaluation_step(self, batch: Any) -> tuple[Any, Any]: ...
 
     def make_evaluator(self) -> Evaluator: ...
+
+
+from visionflow.evaluation.video import VideoAccuracyEvaluator  # noqa: E402  (needs Evaluation)
