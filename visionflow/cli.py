@@ -120,6 +120,11 @@ def _add_data(commands) -> None:
     shapes.add_argument("--images", type=int, required=True, metavar="N")
     shapes.add_argument("--image-size", type=int, default=128, metavar="PX")
     shapes.add_argument("--seed", type=int, default=0)
+    from visionflow import flow_command
+
+    flow_command.add_arguments(actions.add_parser(
+        "precompute-flow", help="cache the optical flow of every video under a folder",
+        epilog=f"example:\n  {flow_command.EXAMPLE}", formatter_class=_Formatter))
 
 
 def _make_shapes(args: argparse.Namespace) -> int:
@@ -143,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, parser)
         if args.command == "list":
             return _list(args.kind)
+        if args.command == "data" and args.data_action == "precompute-flow":
+            from visionflow import flow_command
+
+            return flow_command.run(args)
         if args.command == "data":
             return _make_shapes(args)
         if hasattr(args, "cluster_command"):  # cluster, submit, jobs

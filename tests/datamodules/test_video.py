@@ -195,3 +195,18 @@ def test_a_bad_video_fails_the_batch_or_is_skipped(tmp_path, shapes_root):
 def test_bad_clip_arguments_name_the_key(tmp_path, arguments, key):
     with pytest.raises(SpecError, match=key):
         VideoFolderDataModule(str(tmp_path), **arguments)
+
+
+def test_precompute_flow_caches_every_video_once(tmp_path, shapes_root, capsys):
+    from visionflow.cli import main
+
+    cache = tmp_path / "flow"
+    assert main(["data", "precompute-flow", str(shapes_root / "test"), "--flow-dir",
+                 str(cache)]) == 0
+    assert "6 videos: 6 flow files written" in capsys.readouterr().out
+    flow = np.load(cache / "left" / "0000.mp4.flow.npy")
+    assert flow.shape == (11, 16, 16, 2) and flow.dtype == np.float16
+    assert main(["data", "precompute-flow", str(shapes_root / "test"), "--flow-dir",
+                 str(cache)]) == 0
+    assert "0 flow files written, 6 already cached" in capsys.readouterr().out
+    assert main(["data", "precompute-flow", str(tmp_path / "absent")]) == 2
