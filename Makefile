@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 export RAY_TRAIN_V2_ENABLED := 1
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test lint test-fast bench clean
 
 install: $(STAMP)
 
@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(BIN)/visionflow run examples/digits_classification.yaml
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/python scripts/lint_imports.py
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not ray"

@@ -111,9 +111,10 @@ def main() -> None:
         write_video(read_all_frames(demo), regular, fps=28, keyframe_every=70)
         for path, name in ((demo, demo.name), (regular, "demo re-encoded, keyframe every 2.5 s")):
             indices = [np.arange(s, s + span, args.stride) for s in starts]
-            seek = clips_per_second(lambda s: read_clip(path, indices[starts.index(s)]), starts)
+            seek = clips_per_second(lambda s, path=path, indices=indices: read_clip(
+                path, indices[starts.index(s)]), starts)
             full = clips_per_second(
-                lambda s: bare_decode(path, s, args.frames, args.stride, False), starts)
+                lambda s, path=path: bare_decode(path, s, args.frames, args.stride, False), starts)
             work = [sum(bare_decode(path, s, args.frames, args.stride, flag)[1] for s in starts)
                     / len(starts) for flag in (True, False)]
             print(f"{name}: seek {seek:.2f} clips/s, from start {full:.2f} clips/s; frames "

@@ -2,10 +2,10 @@
 
     result = evaluate_coco_on_ray("instances_val.json", "detections.json", "bbox", shards=8)
 
-The driver loads the ground truth and the detections once and puts them in Ray's object store
-(numpy arrays: workers on this node read them without a copy); each task matches one range of
-images (:func:`visionflow.metrics.coco_match.match`); the driver joins the ranges in image order
-and accumulates once. The result equals :func:`visionflow.metrics.evaluate_coco` bit for bit.
+The driver checks the ground truth and the detections once and cuts the images into ``shards``
+parts (:func:`visionflow.evaluation.coco_shards.split`); each Ray task (one CPU) matches one part
+with hotcoco and returns its state; the driver merges the states in shard order and accumulates
+once. The result equals :func:`visionflow.evaluation.coco.evaluate_coco` bit for bit.
 """
 
 from __future__ import annotations
@@ -13,31 +13,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from visionflow.cluster.local import embedded_ray
-from visionflow.metrics.coco import CocoResult, evaluate_coco_in_shards
-from visionflow.metrics.coco_data import Detections, GroundTruth
-from visionflow.metrics.coco_match import Matches, match
-from visionflow.metrics.coco_params import CocoParams
+from visionflow.evaluation.coco import CocoResult
+from visionflow.evaluation.coco_shards import Shard, evaluate_coco_in_shards, match_shard
 
 
 def evaluate_coco_on_ray(gt: dict | str | Path, dt: list | str | Path, iou_type: str = "bbox",
-                         shards: int = 2, workers: int | None = None) -> CocoResult:
-    """:func:`visionflow.metrics.evaluate_coco` with the matching in ``shards`` Ray tasks, on the
-    Ray this process is connected to or an embedded local one."""
+                         shards: int = 2) -> CocoResult:
+    """:func:`evaluate_coco_in_shards` with one Ray task per shard, on the Ray this process is
+    connected to (``--address``) or an embedded local one."""
     with embedded_ray():
-        return evaluate_coco_in_shards(gt, dt, iou_type, shards, run_shards=match_on_ray,
-                                       workers=workers)
+        return evaluate_coco_in_shards(gt, dt, iou_type, shards, run_shards=match_on_ray)
 
 
-def match_on_ray(gt: GroundTruth, detections: Detections, params: CocoParams,
-                 ranges: list[range]) -> list[Matches]:
-    """One Ray task (one CPU) per image range; the results in range order."""
+def match_on_ray(shards: list[Shard]) -> list[bytes]:
+    """One Ray task (one CPU) per shard; their states in shard order."""
     import ray
 
-    gt_ref, detections_ref = ray.put(gt), ray.put(detections)
-    task = ray.remote(match_images).options(num_cpus=1)
-    return ray.get([task.remote(gt_ref, detections_ref, params, images) for images in ranges])
-
-
-def match_images(gt: GroundTruth, detections: Detections, params: CocoParams,
-                 images: range) -> Matches:
-    return match(gt, detections, params, 1, images)
+    task = ray.remote(match_shard).options(num_cpus=1)
+    return ray.get([task.remote(shard) for shard in shards])

@@ -66,7 +66,7 @@ class CocoDetectionDataModule(DetectionDataModule):
 def read_coco_instances(path: Path, image_dir: Path, masks: bool = False,
                         keypoints: bool = False) -> tuple[list[DetectionRecord], LabelMap]:
     """Records (sorted by image id) and label map of a COCO instances file."""
-    from visionflow.metrics.coco_io import Records, read_json
+    from visionflow.evaluation.coco_io import Records, read_json
 
     dataset = read_json(path, "ground truth")
     if not isinstance(dataset, dict) or not all(k in dataset for k in ("images", "categories")):
@@ -96,7 +96,7 @@ def annotation_columns(annotations: Any, images: Any, label_map: LabelMap, masks
                        keypoints: bool) -> dict[str, Any]:
     """Checked columns of every annotation with a non-empty box: boxes [A, 4] XYXY, labels,
     iscrowd, area, annotation ids, image ids, and (on request) segmentations and keypoints."""
-    from visionflow.metrics.coco_io import index_of
+    from visionflow.evaluation.coco_io import index_of
 
     count = len(annotations.items)
     if count == 0:

@@ -35,13 +35,27 @@ from torch.utils.data import DataLoader, Dataset
 
 from visionflow.batches import VideoBatch, VideoDatasetInfo
 from visionflow.datamodules.base import EpochSeeding
-from visionflow.datamodules.image_folder import (DecodeFailure, ImageFolderDataModule,
-                                                 ImageFolderLoader, Sample)
+from visionflow.datamodules.image_folder import (
+    DecodeFailure,
+    ImageFolderDataModule,
+    ImageFolderLoader,
+    Sample,
+)
 from visionflow.datamodules.transforms.video import clip_pipeline, transform_clip
-from visionflow.datamodules.video_clips import (Padding, check_clip_arguments, clip_frame_indices,
-                                                clip_span, random_clip_start, uniform_clip_starts)
-from visionflow.datamodules.video_decode import (VIDEO_SUFFIXES, count_frames, is_frame_folder,
-                                                 read_clip)
+from visionflow.datamodules.video_clips import (
+    Padding,
+    check_clip_arguments,
+    clip_frame_indices,
+    clip_span,
+    random_clip_start,
+    uniform_clip_starts,
+)
+from visionflow.datamodules.video_decode import (
+    VIDEO_SUFFIXES,
+    count_frames,
+    is_frame_folder,
+    read_clip,
+)
 from visionflow.datamodules.video_flow import cached_flow, stack_flow
 from visionflow.errors import DataError, SpecError
 from visionflow.registry import DATAMODULES

@@ -16,6 +16,7 @@ from typing import Any
 
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from visionflow.arguments import parameters_of
 from visionflow.errors import SpecError
 from visionflow.registry import DATAMODULES, STAGES, TASKS
 from visionflow.rundir import RunDirectory
@@ -37,7 +38,7 @@ def build_datamodule(spec: PipelineSpec):
     (``data.args.<argument>``)."""
     builder = DATAMODULES.get(spec.data.name).builder
     args = dict(spec.data.args)
-    if "seed" in inspect.signature(builder).parameters:
+    if any(p.name == "seed" for p in parameters_of(builder)):
         args.setdefault("seed", spec.seed)
     try:
         return builder(**args)
@@ -49,7 +50,7 @@ def build_task(spec: PipelineSpec, info: Any):
     """The spec's task, given the datamodule's ``DatasetInfo`` for what the spec leaves out.
     Errors name the spec key (``task.args.<argument>``)."""
     builder = TASKS.get(spec.task.name).builder
-    accepted = inspect.signature(builder).parameters
+    accepted = {p.name for p in parameters_of(builder)}
     from_data = {k: v for k, v in info.task_kwargs().items() if k in accepted}
     try:
         return builder(**{**from_data, **spec.task.args})
@@ -74,11 +75,9 @@ def resolve_spec(spec: PipelineSpec) -> PipelineSpec:
 
 def _with_defaults(component: ComponentSpec, builder: Any, skip: Sequence[str] = (),
                    first: int = 0) -> ComponentSpec:
-    target = builder.__init__ if inspect.isclass(builder) else builder
-    params = [p for p in inspect.signature(target).parameters.values() if p.name != "self"][first:]
     args: dict[str, Any] = {}
     configs = set()
-    for p in params:
+    for p in parameters_of(builder, first):
         if p.default is inspect.Parameter.empty or p.name in skip:
             continue
         if _is_config(p.default):
@@ -120,6 +119,7 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
 
     from visionflow.pipelines.console import quiet_lightning_notices
     from visionflow.pipelines.csv_logging import AppendingCSVLogger
+    from visionflow.pipelines.nonfinite import NonFiniteLossCheck
 
     kwargs: dict[str, Any] = {"enable_model_summary": False, **spec.trainer}
     if not spec.resources.use_gpu and spec.resources.backend == "ray":
@@ -128,6 +128,7 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
     all_plugins = [AtomicCheckpointIO(), *plugins]
     if fit:
         metric, mode = monitor or (None, "min")
+        all_callbacks.append(NonFiniteLossCheck())  # before the checkpoint of a bad epoch
         all_callbacks.append(ModelCheckpoint(
             dirpath=run_dir.checkpoints, save_last=True, monitor=metric, mode=mode,
             filename="best-epoch{epoch:03d}", auto_insert_metric_name=False))

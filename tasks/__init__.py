@@ -4,7 +4,8 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import classification, detection, gradcheck, knn, optim, voc_ap
+from visionflow.tasks import (adversarial, classification, detection, gradcheck, knn, optim,
+                              understanding)
 from visionflow.tasks import two_stream, video
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
@@ -20,13 +21,14 @@ __all__ = [
     "ObjectDetectionTask",
     "TwoStreamTask",
     "VideoClassificationTask",
+    "adversarial",
     "classification",
     "detection",
     "gradcheck",
     "knn",
     "numerical_gradient_check",
     "optim",
+    "understanding",
     "two_stream",
     "video",
-    "voc_ap",
 ]

@@ -22,7 +22,6 @@ fixed data ``image_size`` the detector resizes to it (not to torchvision's 800 p
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -33,16 +32,13 @@ from visionflow.batches import DetectionBatch, DetectionTarget
 from visionflow.errors import RunError, SpecError, UnknownNameError
 from visionflow.evaluation import Evaluation
 from visionflow.registry import TASKS
-from visionflow.rundir import atomic_write_bytes, atomic_write_json
+from visionflow.rundir import atomic_write_json
 from visionflow.spec import check_arguments
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.base import DeviceReadback, VisionTask
-from visionflow.tasks.detection_eval import DetectionEvaluator, ground_truth_entry
+from visionflow.evaluation.detection import DetectionEvaluator, ground_truth_entry
 from visionflow.tasks.nets.detectors import build_detector
 from visionflow.tasks.nets.families import DETECTION_NETS
-
-OVERLAY_MIN_SIDE = 256
-PALETTE = ("red", "lime", "cyan", "yellow", "magenta", "orange", "blue", "pink")
 
 
 @TASKS.register("object_detection", batch=DetectionBatch)
@@ -155,7 +151,7 @@ class ObjectDetectionTask(VisionTask):
 
     def predict_step(self, batch: DetectionBatch, batch_idx: int) -> list[dict[str, Any]]:
         """COCO result dicts (XYWH boxes, dataset category ids) of the batch's images."""
-        from visionflow.metrics.coco_predictions import results_from_prediction
+        from visionflow.evaluation.coco_predictions import results_from_prediction
 
         detections = self._detect(batch, keep_samples=True)
         results = [result for target, detection in zip(batch.targets, detections)
@@ -196,6 +192,7 @@ class ObjectDetectionTask(VisionTask):
                 return
             confident = detection["scores"] >= self.hparams.overlay_score
             self._samples.append({"image": image.detach().cpu(), "truth": target.boxes.cpu(),
+                                  "truth_labels": target.labels.cpu(),
                                   **{k: v[confident] for k, v in detection.items()}})
 
     # ---------------------------------------------------------------------- epoch boundaries
@@ -244,17 +241,17 @@ class ObjectDetectionTask(VisionTask):
     # --------------------------------------------------------------------------- artifacts
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
-        """The ``evaluate`` stage's precision-recall curves (PNG) in ``directory``."""
-        from visionflow.metrics.coco_plots import plot_pr_curves
+        """The ``evaluate`` stage's PR curves, confusion matrix and TIDE breakdown (PNG)."""
+        from visionflow.evaluation.coco_plots import plot_evaluation
 
-        return plot_pr_curves(evaluation.details, directory)
+        return plot_evaluation(evaluation.details, directory)
 
     def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
-        """PNG overlays of the samples kept by the last test or predict epoch (predictions in
-        color with scores, ground truth in white), written atomically; [] when none were kept."""
-        paths = [atomic_write_bytes(Path(directory) / f"detections_{stage}_{index:02d}.png",
-                                    overlay_png(sample, self.class_names))
-                 for index, sample in enumerate(self._samples)]
+        """PNG overlays of the samples kept by the last test or predict epoch (ground truth and
+        predictions in two colours, captioned), and after a test the evaluation's plots."""
+        from visionflow.tasks.detection_plots import save_detection_artifacts
+
+        paths = save_detection_artifacts(stage, directory, self._samples, self.class_names, self.last_result)
         self._samples = []
         return paths
 
@@ -333,23 +330,3 @@ def gather(items: list[Any]) -> list[Any]:
     parts: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, items)
     return [item for part in parts for item in part]
-
-
-def overlay_png(sample: dict[str, torch.Tensor], class_names: list[str]) -> bytes:
-    """PNG bytes of a sample's image with ground truth (white) and predictions (colored)."""
-    from PIL import Image
-    from torchvision.utils import draw_bounding_boxes
-
-    image = sample["image"]
-    zoom = max(1, OVERLAY_MIN_SIDE // max(image.shape[-2:]))      # small images: enlarge them
-    image = image.repeat_interleave(zoom, dim=-2).repeat_interleave(zoom, dim=-1)
-    pixels = (image.clamp(0, 1) * 255).to(torch.uint8)                        # [3, H, W]
-    pixels = draw_bounding_boxes(pixels, sample["truth"] * zoom, colors="white", width=1)
-    captions = [f"{class_names[int(label)]} {float(score):.2f}"
-                for label, score in zip(sample["labels"], sample["scores"])]
-    colors = [PALETTE[int(label) % len(PALETTE)] for label in sample["labels"]]
-    pixels = draw_bounding_boxes(pixels, sample["boxes"] * zoom, labels=captions, colors=colors,
-                                 width=2)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
-    return buffer.getvalue()

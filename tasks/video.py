@@ -25,13 +25,13 @@ from torch import nn
 from visionflow.batches import VideoBatch
 from visionflow.errors import SpecError, UnknownNameError
 from visionflow.evaluation import Evaluation, VideoAccuracyEvaluator
-from visionflow.metrics.classification import TrainingTally
 from visionflow.registry import TASKS
 from visionflow.spec import check_arguments
 from visionflow.tasks.base import VisionTask
 from visionflow.tasks.classification import classification_loss, write_confusion_matrix
 from visionflow.tasks.nets.families import VIDEO_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
+from visionflow.tasks.tally import TrainingTally
 
 VIDEO_NET_ARGS = ("num_classes", "in_channels", "clip_length", "dropout")
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-PACKAGES = ["visionflow", "visionflow/metrics", "visionflow/tasks", "visionflow/tasks/nets",
+PACKAGES = ["visionflow", "visionflow/evaluation", "visionflow/tasks", "visionflow/tasks/nets",
             "visionflow/datamodules", "visionflow/datamodules/transforms", "visionflow/pipelines",
             "visionflow/cluster"]
 

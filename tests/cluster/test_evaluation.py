@@ -14,8 +14,8 @@ pytest.importorskip("ray")
 from visionflow import cluster  # noqa: E402
 from visionflow.cli import main  # noqa: E402
 from visionflow.errors import SpecError  # noqa: E402
-from visionflow.metrics import evaluate_coco  # noqa: E402
-from visionflow.metrics.coco_synthetic import synthetic_coco  # noqa: E402
+from visionflow.evaluation.coco import evaluate_coco  # noqa: E402
+from benchmarks.coco_data import synthetic_coco  # noqa: E402
 from visionflow.pipelines import run as run_local  # noqa: E402
 from visionflow.spec import parse_spec  # noqa: E402
 

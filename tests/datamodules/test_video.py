@@ -11,12 +11,19 @@ import pytest
 from visionflow.datamodules import MovingShapesVideoDataModule, VideoFolderDataModule
 from visionflow.datamodules.transforms import TransformContext, build_transform
 from visionflow.datamodules.transforms.video import clip_pipeline, transform_clip
-from visionflow.datamodules.video_clips import (clip_frame_indices, random_clip_start,
-                                                uniform_clip_starts)
+from visionflow.datamodules.video_clips import (
+    clip_frame_indices,
+    random_clip_start,
+    uniform_clip_starts,
+)
 from visionflow.datamodules.video_decode import count_frames, read_all_frames, read_clip
 from visionflow.datamodules.video_flow import farneback_flow, stack_flow
-from visionflow.datamodules.video_moving_shapes import (MOTIONS, make_moving_shapes,
-                                                        render_video, write_video)
+from visionflow.datamodules.video_moving_shapes import (
+    MOTIONS,
+    make_moving_shapes,
+    render_video,
+    write_video,
+)
 from visionflow.errors import DataError, SpecError
 
 SMALL_SHAPES = {"train": 2, "val": 1, "test": 1}

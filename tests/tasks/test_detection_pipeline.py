@@ -36,12 +36,12 @@ def tiny_spec(tmp_path: Path, stages: list) -> object:
 def test_fit_evaluate_predict_then_evaluate_the_checkpoint_alone(tmp_path):
     trained = run(tiny_spec(tmp_path, ["fit", {"evaluate": {"split": "test"}}, "predict"]))
     assert "val/mAP" in trained.stages["fit"]
-    assert {"test/mAP", "test/AP50", "test/APl"} <= set(trained.stages["evaluate"])
+    assert {"test/mAP", "test/AP50", "test/AR100"} <= set(trained.stages["evaluate"])
     assert trained.stages["predict"] == {"predict/batches": 1.0}
     plots = {p.name for p in (trained.run_dir / "plots").iterdir()}
     assert "detections_predict_00.png" in plots
     assert {p.name for p in (trained.run_dir / "plots" / "evaluate_test").iterdir()} == {
-        "pr_by_iou.png", "pr_by_area.png"}
+        "pr_by_iou.png", "pr_by_area.png", "confusion_matrix.png", "tide_errors.png"}
     report = json.loads((trained.run_dir / "evaluation_test.json").read_text())
     assert report["num_samples"] == 2 and report["shards"][0]["samples"] == 2
     assert report["metrics"]["mAP"] == trained.stages["evaluate"]["test/mAP"]

@@ -18,8 +18,9 @@ numbers alone do not show (a confusion matrix, precision-recall curves).
 
 A shard is a run of whole batches of the unsharded loader, so every batch, every pair and the
 order they reach the evaluator are those of a single-process evaluation: the numbers are equal,
-not close. Evaluators: ``visionflow.metrics.classification.ClassificationEvaluator`` (accuracy,
-top-5, loss, confusion matrix) and the detection task's COCO evaluator.
+not close. Evaluators, one module each in this package: ``classification`` (accuracy, top-5,
+loss, confusion matrix), ``detection`` (the detection task's COCO box AP), ``coco`` (COCO/LVIS on
+hotcoco), ``semantic`` (mIoU), ``panoptic`` (PQ) and ``voc`` (Pascal VOC AP).
 """
 
 from __future__ import annotations
@@ -58,4 +59,5 @@ class EvaluableTask(Protocol):
     def make_evaluator(self) -> Evaluator: ...
 
 
+from visionflow.evaluation.robustness import RobustnessEvaluator  # noqa: E402  (needs Evaluation)
 from visionflow.evaluation.video import VideoAccuracyEvaluator  # noqa: E402  (needs Evaluation)

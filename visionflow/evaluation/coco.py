@@ -1,0 +1,235 @@
+"""COCO (and LVIS) evaluation on hotcoco, bit for bit pycocotools' ``COCOeval``, after our checks.
+
+    result = evaluate_coco("instances_val2017.json", "detections.json", iou_type="bbox")
+    print("\\n".join(result.summary_lines()))
+
+    evaluator = CocoEvaluator("instances_val2017.json", iou_type="bbox", label_to_category=ids)
+    evaluator.process(model_outputs, targets)   # per batch, on every DDP rank
+    result = evaluator.evaluate()               # gathers all ranks' predictions, then scores
+
+The inputs are checked first (:mod:`visionflow.evaluation.coco_input`: one clear line per bad
+record); hotcoco (Rust) then matches, accumulates and summarizes. ``protocol="lvis"`` is LVIS's
+federated evaluation (lvis-api's ``LVISEval``: 300 detections per image, rare/common/frequent AP).
+How it stays exact: docs/coco_evaluation.md.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from visionflow.errors import DataError
+from visionflow.evaluation.coco_input import GroundTruth, Results, load_ground_truth, load_results
+from visionflow.evaluation.coco_predictions import PredictionLog, label_lookup
+
+PROTOCOLS = ("coco", "lvis")
+LVIS_MAX_DETS = 300  # lvis-api's LVISResults default: the top 300 detections of each image
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # [T], pycocotools' own expression
+
+
+@dataclass(frozen=True)
+class CocoResult:
+    """The outcome of one evaluation; the arrays are pycocotools' ``COCOeval.eval``.
+
+    ``stats`` [S] in the engine's order, named by ``stat_names`` (pycocotools' 12, 10 for
+    keypoints, LVIS's 13); ``precision`` and ``scores`` [T=10, R=101, K, A, M], ``recall``
+    [T, K, A, M], K the GT categories sorted by id (``category_ids``), A ``area_labels``, M
+    ``max_dets``. ``engine`` is hotcoco's ``COCOeval`` for diagnostics (TIDE, confusion matrix).
+    """
+
+    iou_type: str
+    protocol: str
+    stats: np.ndarray
+    stat_names: tuple[str, ...]
+    lines: tuple[str, ...]
+    category_ids: np.ndarray
+    category_names: tuple[str, ...]
+    precision: np.ndarray
+    recall: np.ndarray
+    scores: np.ndarray
+    area_labels: tuple[str, ...]
+    max_dets: tuple[int, ...]
+    timing: dict[str, float] = field(default_factory=dict)
+    engine: Any = field(default=None, repr=False, compare=False)
+
+    def summary_lines(self) -> list[str]:
+        """pycocotools' (or lvis-api's) summary, one line per stat."""
+        return list(self.lines)
+
+    def defined_stats(self) -> dict[str, float]:
+        """The stats by name, without those undefined for the data (-1: no GT in that range)."""
+        return {name: float(value) for name, value in zip(self.stat_names, self.stats) if value > -1}
+
+    @property
+    def per_category_ap(self) -> dict[int, float]:
+        """AP@[.50:.95] (area all, the largest maxDets) per category id; NaN without GT."""
+        return dict(zip(self.category_ids.tolist(), self._per_category(None).tolist()))
+
+    def per_category(self) -> dict[int, dict[str, Any]]:
+        """Per category id: its name and AP, AP50, AP75 (NaN without GT)."""
+        columns = [self._per_category(iou).tolist() for iou in (None, .5, .75)]
+        return {int(c): {"name": name, "AP": ap, "AP50": ap50, "AP75": ap75}
+                for c, name, ap, ap50, ap75 in zip(self.category_ids, self.category_names, *columns)}
+
+    def _per_category(self, iou: float | None) -> np.ndarray:
+        """[K] mean precision over recall (and IoU unless ``iou``), area all, largest maxDets."""
+        precision = self.precision[..., 0, -1]  # [T, R, K]
+        if iou is not None:
+            precision = precision[np.isclose(IOU_THRESHOLDS, iou)]
+        per_category = np.moveaxis(precision, 2, 0).reshape(len(self.category_ids), -1)  # [K, T*R]
+        valid = per_category > -1
+        sums = np.where(valid, per_category, 0.0).sum(axis=1)
+        return np.where(valid.any(axis=1), sums / np.maximum(valid.sum(axis=1), 1), np.nan)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: stats, their names, per-category AP (null without GT), protocol, timing."""
+        def number(value: Any) -> Any:
+            return None if isinstance(value, float) and math.isnan(value) else value
+
+        per_category = {str(c): {k: number(v) for k, v in entry.items()} for c, entry in self.per_category().items()}
+        return {"stats": self.stats.tolist(), "stat_names": list(self.stat_names), "per_category": per_category,
+                "iou_type": self.iou_type, "protocol": self.protocol, "timing": dict(self.timing)}
+
+
+def evaluate_coco(gt: dict | str | Path | GroundTruth, dt: list | str | Path, iou_type: str = "bbox",
+                  protocol: str = "coco") -> CocoResult:
+    """Evaluate results ``dt`` (a list of result dicts or a JSON path) against ``gt`` (a dataset
+    dict, a JSON path, or a loaded ``GroundTruth``), as pycocotools' ``COCOeval`` (or lvis-api's
+    ``LVISEval`` for ``protocol="lvis"``) would with default parameters.
+
+    Bad input raises ``visionflow.errors.DataError`` naming the file and the record."""
+    started = time.perf_counter()
+    check_protocol(protocol)
+    ground_truth = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt, iou_type, protocol)
+    if ground_truth.iou_type != iou_type:
+        raise DataError(f"the ground truth was loaded for {ground_truth.iou_type!r}, not {iou_type!r}")
+    loaded_gt = time.perf_counter()
+    results = load_results(dt, ground_truth)
+    return score(ground_truth, results, protocol, {"load_gt_s": loaded_gt - started,
+                                                   "load_dt_s": time.perf_counter() - loaded_gt})
+
+
+def check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise DataError(f"unknown protocol {protocol!r}", hint="use one of: " + ", ".join(PROTOCOLS))
+
+
+def score(gt: GroundTruth, results: Results, protocol: str = "coco",
+          timing: dict[str, float] | None = None) -> CocoResult:
+    """Checked ground truth and results through hotcoco's ``COCOeval``."""
+    import hotcoco
+
+    started = time.perf_counter()
+    coco_gt = engine_ground_truth(gt)
+    coco_dt = engine_results(coco_gt, results, protocol)
+    engine = hotcoco.COCOeval(coco_gt, coco_dt, gt.iou_type, lvis_style=protocol == "lvis")
+    engine.evaluate()
+    engine.accumulate()
+    return result_of(engine, gt, protocol, {**(timing or {}), "evaluate_s": time.perf_counter() - started})
+
+
+def engine_ground_truth(gt: GroundTruth) -> Any:
+    """hotcoco's ``COCO`` of a checked ground truth (boxes as columns, no dict per annotation)."""
+    import hotcoco
+    import msgspec
+
+    anns = gt.annotations
+    if gt.iou_type != "bbox":
+        return hotcoco.COCO({"images": gt.images, "categories": gt.categories,
+                             "annotations": msgspec.to_builtins(anns)})
+    count = len(anns)
+    return hotcoco.COCO.from_arrays(
+        gt.images, gt.categories,
+        np.fromiter((a.image_id for a in anns), np.int64, count),
+        np.fromiter((a.category_id for a in anns), np.int64, count),
+        np.array([a.bbox for a in anns], dtype=np.float64).reshape(-1, 4),
+        ids=np.fromiter((a.id for a in anns), np.int64, count),
+        area=np.fromiter((a.area for a in anns), np.float64, count),
+        iscrowd=np.fromiter((a.iscrowd or 0 for a in anns), np.int64, count))
+
+
+def engine_results(coco_gt: Any, results: Results, protocol: str) -> Any:
+    """hotcoco's results ``COCO`` (``loadRes``); LVIS keeps each image's top 300."""
+    import hotcoco
+    import msgspec
+
+    records = results.columns if results.records is None else msgspec.to_builtins(results.records)
+    if protocol == "lvis":
+        return hotcoco.LVISResults(coco_gt, records, max_dets=LVIS_MAX_DETS)
+    return coco_gt.load_res(records)
+
+
+def result_of(engine: Any, gt: GroundTruth, protocol: str, timing: dict[str, float]) -> CocoResult:
+    """A ``CocoResult`` from an accumulated hotcoco ``COCOeval``."""
+    lines = tuple(pycocotools_text(line) if protocol == "coco" else line for line in engine.summary_lines())
+    tables = engine.eval
+    params = engine.params
+    names = {int(c["id"]): str(c.get("name", c["id"])) for c in gt.categories}
+    timing["total_s"] = sum(timing.values())
+    return CocoResult(gt.iou_type, protocol, np.asarray(engine.stats, dtype=np.float64), tuple(engine.metric_keys()),
+                      lines, gt.category_ids, tuple(names[int(c)] for c in gt.category_ids),
+                      tables["precision"], tables["recall"], tables["scores"], tuple(params.area_rng_lbl),
+                      tuple(params.max_dets), timing, engine)
+
+
+def pycocotools_text(line: str) -> str:
+    """A summary line as pycocotools prints it (the title padded to 18 characters)."""
+    match = re.fullmatch(r"\s*(Average \w+)\s+(\(A[PR]\))\s+(.*)", line)
+    return line if match is None else " {:<18} {} {}".format(*match.groups())
+
+
+class CocoEvaluator:
+    """COCO evaluation for a training or test loop: ``reset()``, ``process(...)`` per batch,
+    ``evaluate()`` once. The ground truth is read and checked once, when the evaluator is built.
+
+    ``label_to_category`` maps a model's labels to COCO category ids (a mapping, or a sequence
+    indexed by label); None means the labels are the category ids. Under ``torch.distributed``,
+    ``evaluate()`` gathers every rank's predictions (``all_gather_object``) and every rank scores
+    them, so all ranks return the same result. An image whose predictions come from several ranks
+    (a ``DistributedSampler`` pads the split with images repeated on later ranks, so that every
+    rank gets as many) counts once, with the predictions of the first rank that has it.
+    """
+
+    def __init__(self, gt: dict | str | Path, iou_type: str = "bbox",
+                 label_to_category: Mapping[int, int] | Sequence[int] | None = None, protocol: str = "coco"):
+        check_protocol(protocol)
+        self.iou_type = iou_type
+        self.protocol = protocol
+        self.ground_truth = load_ground_truth(gt, iou_type, protocol)
+        self._log = PredictionLog(label_lookup(label_to_category), iou_type)
+
+    def reset(self) -> None:
+        """Forget the predictions processed so far."""
+        self._log.clear()
+
+    def process(self, predictions: Sequence[Mapping[str, Any]],
+                targets: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Add one batch: COCO result dicts, or per-image model outputs (``boxes`` [N, 4] XYXY pixels,
+        ``scores`` [N], ``labels`` [N]; see ``coco_predictions``) whose ``image_id`` is in the
+        prediction or in the target at the same position."""
+        self._log.add(predictions, targets)
+
+    def evaluate(self) -> CocoResult:
+        """Score everything processed since the last ``reset()`` (on all DDP ranks together)."""
+        started = time.perf_counter()
+        results = self._log.first_rank_per_image(_gather(self._log.groups))
+        checked = load_results(results, self.ground_truth, source="<predictions>")
+        return score(self.ground_truth, checked, self.protocol, {"load_dt_s": time.perf_counter() - started})
+
+
+def _gather(groups: list[Any]) -> list[list[Any]]:
+    """Every rank's groups, in rank order; this rank's alone without torch.distributed."""
+    dist = sys.modules.get("torch.distributed")  # no process group can exist before torch is imported
+    if dist is None or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [groups]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, groups)
+    return gathered

@@ -1,0 +1,168 @@
+"""Reading COCO JSON and turning lists of JSON records into checked numpy columns.
+
+Every problem becomes a ``DataError`` whose one-line message names the file and the record
+(``gt.json: annotation #12 (id 907, image_id 42): 'bbox' has a negative width``) and whose hint
+says what a valid record looks like. The fast path converts whole columns at once; only when a
+column fails to convert do we walk the records to find the first bad one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from visionflow.errors import DataError
+
+NUMERIC_KINDS = "biuf"  # numpy dtype kinds that JSON numbers (and booleans) convert to
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while JSON records are parsed, converted and dropped.
+
+    Parsing a results file builds millions of small dicts and lists, none of them in a cycle; with
+    the collector running, its collections triple the parse time. Drop the records inside the
+    block: whatever is still alive when it ends gets scanned by the next collection.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """Parse the JSON file at ``path`` (``what``: 'ground truth' or 'results', for the hint).
+
+    Call it inside ``gc_paused()``."""
+    try:
+        return orjson.loads(read_file(Path(path), what))
+    except orjson.JSONDecodeError as error:
+        raise DataError(f"{path}: invalid JSON ({error})", hint=f"expected a COCO {what} JSON file") from None
+
+
+def read_file(path: Path, what: str) -> bytes:
+    """The bytes of a COCO ``what`` file; a missing, unreadable or empty file is a DataError."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file", hint=f"pass the path of a COCO {what} JSON file") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror})", hint="check the path and its permissions") from None
+    if not data.strip():
+        raise DataError(f"{path}: the file is empty", hint=f"expected a COCO {what} JSON file")
+    return data
+
+
+@dataclass(frozen=True)
+class Records:
+    """The records of one list in one file (``kind``: 'annotation', 'detection', 'image', ...).
+
+    ``source`` names the file (or ``<predictions>`` for in-memory data) in error messages.
+    """
+
+    source: str
+    kind: str
+    items: Sequence[Any]
+    hint: str
+
+    def where(self, index: int) -> str:
+        """``"gt.json: annotation #3 (id 17, image_id 42)"``."""
+        item = self.items[index]
+        keys = [k for k in ("id", "image_id") if isinstance(item, dict) and k in item]
+        if self.kind == "detection":  # loadRes renumbers detections; their own ids mean nothing
+            keys = [k for k in keys if k != "id"]
+        details = ", ".join(f"{k} {item[k]!r}" for k in keys)
+        return f"{self.source}: {self.kind} #{index}" + (f" ({details})" if details else "")
+
+    def error(self, index: int, problem: str, hint: str | None = None) -> DataError:
+        return DataError(f"{self.where(index)}: {problem}", hint=hint or self.hint)
+
+    def values(self, key: str) -> list[Any]:
+        """``[item[key] for item in items]``; a missing key or a non-object names the record."""
+        try:
+            return [item[key] for item in self.items]
+        except (KeyError, TypeError, IndexError):
+            for index, item in enumerate(self.items):
+                if not isinstance(item, dict):
+                    raise self.error(index, f"is not a JSON object ({type(item).__name__})") from None
+                if key not in item:
+                    raise self.error(index, f"has no {key!r}") from None
+            raise
+
+    def numbers(self, key: str, values: list[Any] | None = None) -> np.ndarray:
+        """The ``key`` of every record as float64 [N]; NaN and non-numbers are errors."""
+        values = self.values(key) if values is None else values
+        array = np.array(values) if values else np.zeros(0)
+        if array.ndim != 1 or array.dtype.kind not in NUMERIC_KINDS:
+            self._raise_first(values, key, _is_number, "a number")
+        array = array.astype(np.float64)
+        self._raise_where(np.isnan(array), key, "is NaN", values)
+        return array
+
+    def integers(self, key: str) -> np.ndarray:
+        """The ``key`` of every record as int64 [N] (integral floats such as 3.0 are accepted)."""
+        values = self.values(key)
+        array = np.array(values) if values else np.zeros(0, dtype=np.int64)
+        if array.ndim == 1 and array.dtype.kind in "iu":  # the usual case: JSON integers
+            return array.astype(np.int64, copy=False)
+        array = self.numbers(key, values)
+        self._raise_where((array != np.round(array)) | ~np.isfinite(array), key, "is not an integer", values)
+        return array.astype(np.int64)
+
+    def vectors(self, key: str, length: int, values: list[Any] | None = None) -> np.ndarray:
+        """The ``key`` of every record as float64 [N, length]: lists of exactly ``length`` numbers."""
+        values = self.values(key) if values is None else values
+        try:
+            array = np.array(values) if values else np.zeros((0, length))
+        except ValueError:
+            array = None
+        if array is None or array.ndim != 2 or array.shape[1] != length or array.dtype.kind not in NUMERIC_KINDS:
+            self._raise_first(values, key, lambda v: _is_vector(v, length), f"a list of {length} numbers")
+        array = array.astype(np.float64)
+        self._raise_where(~np.isfinite(array).all(axis=1), key, "has a non-finite value", values)
+        return array
+
+    def _raise_where(self, bad: np.ndarray, key: str, problem: str, values: list[Any]) -> None:
+        if bad.any():
+            index = int(np.argmax(bad))
+            raise self.error(index, f"{key!r} {problem} ({values[index]!r})")
+
+    def _raise_first(self, values: list[Any], key: str, is_valid, expected: str) -> None:
+        for index, value in enumerate(values):
+            if not is_valid(value):
+                raise self.error(index, f"{key!r} must be {expected}, got {_short(value)}")
+        raise AssertionError("unreachable: a column failed to convert but every value is valid")
+
+
+def _is_number(value: Any) -> bool:
+    """A float that is not NaN, or an int that fits int64 (numpy turns bigger ones into objects)."""
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, float) and value == value
+
+
+def _is_vector(value: Any, length: int) -> bool:
+    return isinstance(value, list) and len(value) == length and all(_is_number(v) for v in value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def index_of(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions [N] of ``ids`` in ``sorted_ids``, found [N] bool)."""
+    if len(sorted_ids) == 0:
+        return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+    positions = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return positions.astype(np.int64), sorted_ids[positions] == ids

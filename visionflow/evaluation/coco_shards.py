@@ -1,0 +1,106 @@
+"""COCO evaluation with the images split into shards: match each shard apart, merge, accumulate once.
+
+    result = evaluate_coco_in_shards("instances_val.json", "detections.json", "bbox", shards=4)
+
+The driver checks the inputs once and cuts the sorted image ids into ``shards`` consecutive
+ranges; each shard (:func:`match_shard`) feeds its images, their GT and their detections to a
+hotcoco ``StreamingEval``, which matches them and returns its state as bytes; the driver merges
+the states in shard order and accumulates once. Matching is per image, so the result equals
+:func:`visionflow.evaluation.coco.evaluate_coco` bit for bit (tests/evaluation/test_coco_shards.py).
+``run_shards`` runs the shards: one after another here by default; ``visionflow.cluster`` runs them
+as Ray tasks (``visionflow eval coco --shards N``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from visionflow.errors import DataError
+from visionflow.evaluation.coco import CocoResult, result_of
+from visionflow.evaluation.coco_input import GroundTruth, load_ground_truth, load_results
+
+
+@dataclass(frozen=True)
+class Shard:
+    """What one shard needs, as plain data that pickles: its images, GT annotations (dicts) and
+    detections (the ``[N, 7]`` columns, or result dicts for masks and keypoints)."""
+
+    iou_type: str
+    categories: list[dict[str, Any]]
+    images: list[dict[str, Any]]
+    annotations: list[dict[str, Any]]
+    detections: Any
+
+
+#: ``run_shards(shards) -> [StreamingEval state bytes]``, one per shard, in shard order
+ShardRunner = Callable[[list[Shard]], list[bytes]]
+
+
+def match_shard(shard: Shard) -> bytes:
+    """Match one shard's images; hotcoco's ``StreamingEval`` state as bytes."""
+    import hotcoco
+
+    evaluator = hotcoco.StreamingEval(shard.categories, shard.iou_type)
+    evaluator.update(shard.images, shard.annotations, shard.detections)
+    return evaluator.to_bytes()
+
+
+def run_here(shards: list[Shard]) -> list[bytes]:
+    return [match_shard(shard) for shard in shards]
+
+
+def evaluate_coco_in_shards(gt: dict | str | Path, dt: list | str | Path, iou_type: str = "bbox",
+                            shards: int = 2, run_shards: ShardRunner = run_here) -> CocoResult:
+    """:func:`~visionflow.evaluation.coco.evaluate_coco` (COCO protocol) with the per-image matching
+    in ``shards`` parts run by ``run_shards``; the same result."""
+    import hotcoco
+
+    if shards < 1:
+        raise DataError(f"--shards: must be >= 1, got {shards}")
+    started = time.perf_counter()
+    ground_truth = load_ground_truth(gt, iou_type)
+    parts = split(ground_truth, load_results(dt, ground_truth), shards)
+    split_at = time.perf_counter()
+    states = run_shards(parts)
+    matched = time.perf_counter()
+    engine = hotcoco.StreamingEval.merge([hotcoco.StreamingEval.from_bytes(state) for state in states]).finalize()
+    engine.accumulate()
+    timing = {"load_split_s": split_at - started, "match_s": matched - split_at,
+              "accumulate_s": time.perf_counter() - matched}
+    return result_of(engine, ground_truth, "coco", timing)
+
+
+def split(gt: GroundTruth, results: Any, shards: int) -> list[Shard]:
+    """``shards`` consecutive ranges of the sorted image ids, each with its GT and detections."""
+    import msgspec
+
+    bounds = np.linspace(0, len(gt.image_ids), shards + 1).round().astype(np.int64)
+    ann_images = np.fromiter((a.image_id for a in gt.annotations), np.int64, len(gt.annotations))
+    ann_shard = _shard_of(gt.image_ids, bounds, ann_images)
+    images_by_id = {int(image["id"]): image for image in gt.images}
+    if results.records is None:
+        detection_images = results.columns[:, 0].astype(np.int64)
+    else:
+        detection_images = np.fromiter((r.image_id for r in results.records), np.int64, len(results.records))
+    detection_shard = _shard_of(gt.image_ids, bounds, detection_images)
+    parts = []
+    for index in range(shards):
+        ids = gt.image_ids[bounds[index]:bounds[index + 1]].tolist()
+        annotations = [gt.annotations[i] for i in np.flatnonzero(ann_shard == index)]
+        chosen = np.flatnonzero(detection_shard == index)
+        detections = results.columns[chosen] if results.records is None else \
+            msgspec.to_builtins([results.records[i] for i in chosen])
+        parts.append(Shard(gt.iou_type, gt.categories, [images_by_id[i] for i in ids],
+                           msgspec.to_builtins(annotations), detections))
+    return parts
+
+
+def _shard_of(sorted_image_ids: np.ndarray, bounds: np.ndarray, image_ids: np.ndarray) -> np.ndarray:
+    """[N] shard index of each of ``image_ids``: shard i holds positions ``bounds[i]:bounds[i + 1]``."""
+    return np.searchsorted(bounds[1:-1], np.searchsorted(sorted_image_ids, image_ids), side="right")
