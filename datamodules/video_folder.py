@@ -23,6 +23,7 @@ batch with a warning.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -155,16 +156,12 @@ class CollateClips:
         self.skip_bad_files = skip_bad_files
 
     def __call__(self, samples: list[Any]) -> VideoBatch | DecodeFailure:
-        import warnings
-
-        failures = [s for s in samples if isinstance(s, DecodeFailure)]
-        if failures and not self.skip_bad_files:
-            return failures[0]
-        for failure in failures:
-            warnings.warn(f"skipping {failure.error.message}", stacklevel=2)
+        failed = [s for s in samples if isinstance(s, DecodeFailure)]
         good = [s for s in samples if not isinstance(s, DecodeFailure)]
-        if not good:
-            return failures[0]
+        if failed and (not self.skip_bad_files or not good):
+            return failed[0]
+        if failed:
+            warnings.warn("skipping " + "; ".join(f.error.message for f in failed), stacklevel=2)
         flows = None if good[0].flow is None else torch.stack([s.flow for s in good])
         return VideoBatch(clips=torch.stack([s.clip for s in good]),
                           targets=torch.tensor([s.label for s in good], dtype=torch.int64),

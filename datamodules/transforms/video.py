@@ -20,25 +20,15 @@ pads and resizes, whose effect on flow is exactly that; rotations would need the
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import albumentations as A
 import numpy as np
 
 from visionflow.datamodules.transforms import TransformContext, flatten
+from visionflow.datamodules.transforms.classification import _normalize, _resize
 from visionflow.registry import TRANSFORMS
 
 FAMILY = "video"
-
-
-def _normalize(context: TransformContext) -> A.Normalize:
-    return A.Normalize(mean=context.mean, std=context.std, max_pixel_value=255.0)
-
-
-def _resize(context: TransformContext) -> list[Any]:
-    if context.image_size is None or context.image_size == context.source_size:
-        return []
-    return [A.Resize(height=context.image_size[0], width=context.image_size[1])]
 
 
 def _train(context: TransformContext, preset: str, flip: bool) -> A.Compose:
