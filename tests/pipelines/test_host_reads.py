@@ -208,3 +208,32 @@ def test_adversarial_training_steps_read_nothing_back(tmp_path):
     spec["task"]["args"]["adversarial"] = {"attack": "pgd", "epsilon": 0.03, "steps": 2}
     counts = reads_during_fit(spec, RecordSteps(16, 30), steps=30)
     assert not counts, dict(counts)
+
+
+def video_spec(root: Path, task: str, task_args: dict, **trainer) -> dict:
+    """A tiny video net on MovingShapes (2 videos a class: 3 training batches an epoch)."""
+    return {"name": "host_reads",
+            "task": {"name": task, "args": {"scheduler": "cosine", **task_args}},
+            "data": {"name": "moving_shapes",
+                     "args": {"data_dir": str(root / "moving_shapes"), "train_videos": 2,
+                              "val_videos": 1, "test_videos": 1, "frames": 6, "frame_size": 16,
+                              "clip_length": 4, "flow_frames": 2, "batch_size": 4}},
+            "trainer": trainer_args(**trainer),
+            "output_dir": str(root / "runs")}
+
+
+@pytest.mark.parametrize("task, task_args", [
+    ("video_classification", {"net": "single_frame", "net_args": {"width": 4}}),
+    ("two_stream", {"rgb_net_args": {"width": 4}, "flow_net": "mlp",
+                    "flow_net_args": {"hidden_sizes": [8]}, "fusion": "learned"})])
+def test_video_training_steps_read_nothing_back(tmp_path, task, task_args):
+    counts = reads_during_fit(video_spec(tmp_path, task, task_args), RecordSteps(3, 6), steps=6)
+    assert not counts, dict(counts)                          # the second epoch's 3 steps
+
+
+def test_video_validation_and_test_steps_read_nothing_back(tmp_path):
+    recorder = RecordEvaluation(epoch=1)
+    spec = video_spec(tmp_path, "video_classification",
+                      {"net": "single_frame", "net_args": {"width": 4}}, limit_val_batches=1.0)
+    counts = reads_during_fit(spec, recorder, steps=6)
+    assert recorder.recorded == ["validate", "test"] and not counts, dict(counts)
