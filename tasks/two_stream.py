@@ -29,7 +29,8 @@ from visionflow.spec import check_arguments
 from visionflow.tasks.nets import COMMON_ARGS, build_net
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
-from visionflow.tasks.video import ClipClassifier, build_video_net
+from visionflow.tasks.video import (VIDEO_OPTIMIZER, VIDEO_SCHEDULER, ClipClassifier,
+                                    build_video_net)
 
 
 @TASKS.register("two_stream", batch=VideoBatch)
@@ -44,9 +45,8 @@ class TwoStreamTask(ClipClassifier):
                  fusion: Literal["average", "learned"] = "average",
                  streams: Literal["both", "rgb", "flow"] = "both", dropout: float = 0.0,
                  label_smoothing: float = 0.0,
-                 optimizer: OptimizerConfig = OptimizerConfig(name="adamw", lr=1e-3,
-                                                              weight_decay=1e-4),
-                 scheduler: SchedulerConfig = SchedulerConfig()):
+                 optimizer: OptimizerConfig = VIDEO_OPTIMIZER,
+                 scheduler: SchedulerConfig = VIDEO_SCHEDULER):
         super().__init__(num_classes, class_names, label_smoothing, optimizer, scheduler)
         self.save_hyperparameters()
         if streams != "rgb" and flow_frames < 1:

@@ -34,6 +34,9 @@ from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.tally import TrainingTally
 
 VIDEO_NET_ARGS = ("num_classes", "in_channels", "clip_length", "dropout")
+#: the video tasks' default optimizer and schedule
+VIDEO_OPTIMIZER = OptimizerConfig(name="adamw", lr=1e-3, weight_decay=1e-4)
+VIDEO_SCHEDULER = SchedulerConfig()
 
 
 def build_video_net(name: str, *, num_classes: int, in_channels: int, clip_length: int,
@@ -165,9 +168,8 @@ class VideoClassificationTask(ClipClassifier):
                  class_names: list[str] | None = None, net: str = "r3d_18",
                  net_args: dict[str, Any] | None = None, dropout: float = 0.0,
                  label_smoothing: float = 0.0,
-                 optimizer: OptimizerConfig = OptimizerConfig(name="adamw", lr=1e-3,
-                                                              weight_decay=1e-4),
-                 scheduler: SchedulerConfig = SchedulerConfig()):
+                 optimizer: OptimizerConfig = VIDEO_OPTIMIZER,
+                 scheduler: SchedulerConfig = VIDEO_SCHEDULER):
         super().__init__(num_classes, class_names, label_smoothing, optimizer, scheduler)
         self.save_hyperparameters()
         net_args = dict(net_args or {})
