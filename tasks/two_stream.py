@@ -29,8 +29,7 @@ from visionflow.spec import check_arguments
 from visionflow.tasks.nets import COMMON_ARGS, build_net
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
-from visionflow.tasks.video import (VIDEO_OPTIMIZER, VIDEO_SCHEDULER, ClipClassifier,
-                                    build_video_net)
+from visionflow.tasks.video import VIDEO_OPTIMIZER, VIDEO_SCHEDULER, ClipClassifier, build_video_net
 
 
 @TASKS.register("two_stream", batch=VideoBatch)
