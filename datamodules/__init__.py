@@ -17,6 +17,11 @@ coco_detection      CocoDetectionDataModule    COCO JSON + images (boxes, masks,
 voc_detection       VOCDetectionDataModule     Pascal VOC XML annotations
 yolo_detection      YoloDetectionDataModule    YOLO txt labels + dataset yaml (e.g. coco8)
 shapes_detection    ShapesDetectionDataModule  generated circles/squares/triangles (offline)
+coco_segmentation   CocoSegmentationDataModule COCO instances or panoptic PNG + JSON -> label maps
+yolo_segmentation   YoloSegmentationDataModule YOLO polygons (e.g. coco8-seg) -> label maps
+shapes_segmentation ShapesSegmentationDataModule  generated shapes as label maps (offline)
+segmentation_folder SegmentationFolderDataModule  images/ + masks/ PNG label maps
+voc_segmentation    VOCSegmentationDataModule  Pascal VOC JPEGs + palette PNG masks
 video_folder        VideoFolderDataModule      class subfolders of videos or frame folders (UCF101)
 moving_shapes       MovingShapesVideoDataModule  generated shapes moving in 6 ways, .mp4 (offline)
 """
@@ -27,6 +32,11 @@ from visionflow.datamodules.coco_detection import CocoDetectionDataModule
 from visionflow.datamodules.digits import DigitsDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
+from visionflow.datamodules.segmentation_coco import (CocoSegmentationDataModule,
+                                                      ShapesSegmentationDataModule,
+                                                      YoloSegmentationDataModule)
+from visionflow.datamodules.segmentation_folder import (SegmentationFolderDataModule,
+                                                        VOCSegmentationDataModule)
 from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes_dataset
 from visionflow.datamodules.tensor_data import TensorClassificationDataset, TensorDataModule
 from visionflow.datamodules.video_folder import VideoFolderDataModule
@@ -38,18 +48,23 @@ __all__ = [
     "CIFAR100DataModule",
     "CIFAR10DataModule",
     "CocoDetectionDataModule",
+    "CocoSegmentationDataModule",
     "DigitsDataModule",
     "FashionMNISTDataModule",
     "ImageClassificationDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
     "MovingShapesVideoDataModule",
+    "SegmentationFolderDataModule",
     "ShapesDetectionDataModule",
+    "ShapesSegmentationDataModule",
     "TensorClassificationDataset",
     "TensorDataModule",
     "VOCDetectionDataModule",
+    "VOCSegmentationDataModule",
     "VideoFolderDataModule",
     "VisionDataModule",
     "YoloDetectionDataModule",
+    "YoloSegmentationDataModule",
     "make_shapes_dataset",
 ]

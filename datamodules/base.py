@@ -39,7 +39,7 @@ from visionflow.batches import (
     DatasetInfo,
     ImageClassificationBatch,
 )
-from visionflow.errors import SpecError
+from visionflow.errors import DataError, SpecError
 
 SPLITS = ("train", "val", "test")
 SPLITS_BY_STAGE = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
@@ -319,6 +319,20 @@ def holdout_split(labels: np.ndarray, fraction: float, seed: int, salt: int = 0
     position[by_class] = (rank + 0.5) / np.repeat(sizes, sizes)
     held_out = np.sort(order[np.argsort(position, kind="stable")[:held]])
     return np.setdiff1d(np.arange(count), held_out), held_out
+
+
+def split_records(split: str, load: Callable[[str], list | None]) -> list:
+    """The records ``load(split)`` gives, the val split's for a test split that is not configured;
+    a SpecError when neither is, a DataError when the split is empty."""
+    records = load(split)
+    if records is None and split == "test":
+        records = load("val")
+    if records is None:
+        raise SpecError(f"the {split} split is not configured",
+                        hint=f"give the {split} split's files")
+    if not records:
+        raise DataError(f"the {split} split has no images")
+    return records
 
 
 def _check_common_arguments(batch_size: int, num_workers: int, val_fraction: float, device: str,

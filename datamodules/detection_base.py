@@ -30,7 +30,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from visionflow.batches import DetectionDatasetInfo
-from visionflow.datamodules.base import EpochSeeding, EpochShuffleSampler, VisionDataModule
+from visionflow.datamodules.base import (EpochSeeding, EpochShuffleSampler, VisionDataModule,
+                                         split_records)
 # re-exported: the sources and their tests import these from here
 from visionflow.datamodules.detection_samples import (  # noqa: F401
     DetectionDataset, DetectionRecord, LabelMap, collate_detection, decode_image, decode_masks,
@@ -120,14 +121,7 @@ class DetectionDataModule(VisionDataModule):
                 self.datasets[split] = self._dataset(split)
 
     def _dataset(self, split: str) -> DetectionDataset:
-        records = self.records(split)
-        if records is None and split == "test":
-            records = self.records("val")
-        if records is None:
-            raise SpecError(f"the {split} split is not configured",
-                            hint=f"give the {split} split's annotation files")
-        if not records:
-            raise DataError(f"the {split} split has no images")
+        records = split_records(split, self.records)
         pipeline = self.pipelines["train" if split == "train" else "eval"]
         return DetectionDataset(records, pipeline, EpochSeeding(self.seed, self.rank),
                                 self.masks, self.keypoints, self.label_map.keypoint_names)

@@ -4,13 +4,13 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import (adversarial, classification, detection, gradcheck, knn, optim,
-                              understanding)
-from visionflow.tasks import two_stream, video
+from visionflow.tasks import (adversarial, classification, detection, generative, gradcheck, knn,
+                              optim, segmentation, two_stream, understanding, video)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
+from visionflow.tasks.segmentation import SemanticSegmentationTask
 from visionflow.tasks.two_stream import TwoStreamTask
 from visionflow.tasks.video import VideoClassificationTask
 
@@ -19,16 +19,19 @@ __all__ = [
     "ImageClassificationTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
+    "SemanticSegmentationTask",
     "TwoStreamTask",
     "VideoClassificationTask",
     "adversarial",
     "classification",
     "detection",
+    "generative",
     "gradcheck",
     "knn",
     "numerical_gradient_check",
     "optim",
-    "understanding",
+    "segmentation",
     "two_stream",
+    "understanding",
     "video",
 ]

@@ -17,6 +17,7 @@ from tests.datamodules.test_detection_voc import write_voc
 from tests.datamodules.test_detection_yolo import write_yolo
 from tests.datamodules.test_image_folder import write_folder
 from tests.datamodules.test_mnist import write_idx_set
+from tests.datamodules.test_segmentation_data import write_segmentation_folder, write_voc_segmentation
 from visionflow.datamodules import make_shapes_dataset
 from visionflow.pipelines import run
 from visionflow.registry import DATAMODULES, TASKS
@@ -75,6 +76,16 @@ def _yolo(root: Path) -> dict[str, Any]:
             **DETECTION_SMALL}
 
 
+def _shapes_segmentation(root: Path) -> dict[str, Any]:
+    return {**_shapes(root), "image_size": 32}
+
+
+def _coco_segmentation(root: Path) -> dict[str, Any]:
+    return {**_coco(root), "image_size": 32}
+
+
+def _yolo_segmentation(root: Path) -> dict[str, Any]:
+    return {**_yolo(root), "image_size": 32}
 def _moving_shapes(root: Path) -> dict[str, Any]:
     return {"data_dir": str(root / "moving_shapes"), "train_videos": 1, "val_videos": 1,
             "test_videos": 1, "frames": 6, "frame_size": 16, "clip_length": 4,
@@ -101,6 +112,11 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "coco_detection": _coco,
     "voc_detection": _voc,
     "yolo_detection": _yolo,
+    "shapes_segmentation": _shapes_segmentation,
+    "coco_segmentation": _coco_segmentation,
+    "yolo_segmentation": _yolo_segmentation,
+    "segmentation_folder": lambda root: {**write_segmentation_folder(root), **DETECTION_SMALL},
+    "voc_segmentation": lambda root: {**write_voc_segmentation(root), **DETECTION_SMALL},
     "moving_shapes": _moving_shapes,
     "video_folder": _video_folder,
 }
@@ -108,8 +124,13 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
 #: task name -> small arguments
 TASK_ARGS: dict[str, dict[str, Any]] = {
     "image_classification": {"net": "lenet5", "scheduler": "none"},
+    "vae": {"net_args": {"latent_dim": 2, "width": 4}, "sample_grid_rows": 1},
+    "gan": {"net_args": {"latent_dim": 2, "width": 4}, "conditional": True, "sample_grid_rows": 1},
+    "pixelcnn": {"net_args": {"width": 3, "layers": 1}, "sample_grid_rows": 0},
     "object_detection": {"net": "fasterrcnn_mobilenet_v3_large_fpn",
                          "net_args": {"min_size": 64, "max_size": 64}, "scheduler": "none"},
+    "semantic_segmentation": {"net": "unet", "net_args": {"depth": 2, "width": 4},
+                              "scheduler": "none"},
     "video_classification": {"net": "single_frame", "net_args": {"width": 4},
                              "scheduler": "none"},
     "two_stream": {"rgb_net_args": {"width": 4}, "flow_net": "mlp",

@@ -15,6 +15,12 @@ COMMON = ["trainer.fast_dev_run=true", "trainer.enable_progress_bar=false",
 SHRINK = {
     "shapes_detection.yaml": ["data.args.train_images=4", "data.args.val_images=2",
                               "data.args.test_images=2", "data.args.batch_size=2"],
+    "shapes_segmentation.yaml": ["data.args.train_images=4", "data.args.val_images=2",
+                                 "data.args.test_images=2", "data.args.batch_size=2"],
+    **{f"digits_{family}.yaml": ["data.args.limit=40", "data.args.batch_size=8",
+                                 "data.args.image_size=8", "task.args.classifier_epochs=1",
+                                 "task.args.sample_grid_rows=1"]
+       for family in ("vae", "dcgan", "pixelcnn")},
     **{name: ["data.args.train_videos=1", "data.args.val_videos=1", "data.args.test_videos=1",
               "data.args.frames=6", "data.args.frame_size=16", "data.args.clip_length=4",
               "data.args.batch_size=6", "data.args.num_workers=0"]
@@ -25,7 +31,7 @@ NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
 def shrink(name: str, tmp_path) -> list[str]:
     overrides = [*COMMON, f"output_dir={tmp_path / 'runs'}", *SHRINK.get(name, [])]
-    if name == "shapes_detection.yaml":
+    if name.startswith("shapes_"):
         overrides.append(f"data.args.data_dir={tmp_path / 'shapes'}")
     if name.startswith("moving_shapes"):
         overrides.append(f"data.args.data_dir={tmp_path / 'moving_shapes'}")

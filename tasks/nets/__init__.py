@@ -13,16 +13,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from visionflow.errors import SpecError, UnknownNameError
-from visionflow.spec import check_arguments
-from visionflow.tasks.nets import classic, detectors, families, torchvision_nets, transfer, vit
-from visionflow.tasks.nets import video, video3d  # noqa: E402  (after torchvision_nets: i3d)
-from visionflow.tasks.nets.families import CLASSIFICATION_NETS
+from visionflow.errors import SpecError
+from visionflow.tasks.nets import (classic, detectors, families, generative, segmentation,
+                                   torchvision_nets, transfer, video, video3d, vit)
+from visionflow.tasks.nets.families import CLASSIFICATION_NETS, checked_builder
 from visionflow.tasks.nets.transfer import replace_head, split_backbone_head
 
 COMMON_ARGS = ("num_classes", "in_channels", "image_size", "dropout")
 
-__all__ = ["COMMON_ARGS", "build_net", "classic", "detectors", "families", "replace_head", "split_backbone_head",
+__all__ = ["COMMON_ARGS", "build_net", "classic", "detectors", "families", "generative", "replace_head", "segmentation", "split_backbone_head",
            "torchvision_nets", "transfer", "video", "video3d", "vit"]
 
 
@@ -30,12 +29,8 @@ def build_net(name: str, *, num_classes: int, in_channels: int,
               image_size: list[int] | tuple[int, int] | None, dropout: float = 0.0,
               net_args: dict[str, Any] | None = None) -> nn.Module:
     """Build the registered net ``name``; errors name ``net`` or ``.net_args.<key>``."""
-    try:
-        builder = CLASSIFICATION_NETS.get(name).builder
-    except UnknownNameError as error:
-        raise error.under("net") from None
     net_args = dict(net_args or {})
-    check_arguments(builder, net_args, "net_args", skip=len(COMMON_ARGS))
+    builder = checked_builder(CLASSIFICATION_NETS, name, net_args, len(COMMON_ARGS))
     model = builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
                     dropout=dropout, **net_args)
     if image_size is not None:

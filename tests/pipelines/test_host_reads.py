@@ -203,6 +203,29 @@ def test_detection_steps_read_nothing_back_beyond_torchvision(tmp_path):
     assert not counts, dict(counts)
 
 
+def segmentation_spec(root: Path, **trainer) -> dict:
+    """A tiny U-Net on 8 shapes images of 64 px: 4 training batches an epoch."""
+    return {"name": "host_reads",
+            "task": {"name": "semantic_segmentation",
+                     "args": {"net": "unet", "net_args": {"depth": 2, "width": 4},
+                              "dice_weight": 0.5, "optimizer": "sgd", "scheduler": "none"}},
+            "data": {"name": "shapes_segmentation",
+                     "args": {"data_dir": str(root / "shapes"), "train_images": 8,
+                              "val_images": 2, "test_images": 2, "image_size": 64,
+                              "batch_size": 2}},
+            "trainer": trainer_args(**trainer),
+            "output_dir": str(root / "runs")}
+
+
+def test_segmentation_training_validation_and_test_steps_read_nothing_back(tmp_path):
+    counts = reads_during_fit(segmentation_spec(tmp_path), RecordSteps(5, 8), steps=8)
+    assert not counts, dict(counts)
+    recorder = RecordEvaluation(epoch=1)
+    counts = reads_during_fit(segmentation_spec(tmp_path, limit_val_batches=1.0), recorder,
+                              steps=8)
+    assert recorder.recorded == ["validate", "test"] and not counts, dict(counts)
+
+
 def test_adversarial_training_steps_read_nothing_back(tmp_path):
     spec = classification_spec(tmp_path, "cifar_eval")
     spec["task"]["args"]["adversarial"] = {"attack": "pgd", "epsilon": 0.03, "steps": 2}

@@ -59,5 +59,6 @@ class EvaluableTask(Protocol):
     def make_evaluator(self) -> Evaluator: ...
 
 
+from visionflow.evaluation import generative  # noqa: E402,F401  (bits/dim, FID, KID)
 from visionflow.evaluation.robustness import RobustnessEvaluator  # noqa: E402  (needs Evaluation)
 from visionflow.evaluation.video import VideoAccuracyEvaluator  # noqa: E402  (needs Evaluation)

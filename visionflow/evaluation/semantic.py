@@ -2,7 +2,7 @@
 
     evaluator = SegmentationEvaluator(num_classes=21)
     evaluator.process(predicted_labels, masks)   # per batch: [B, H, W] int class indices each
-    evaluation = evaluator.evaluate()            # metrics mIoU, pixel_acc, mean_acc; details [K, K]
+    evaluation = evaluator.evaluate()            # mIoU, fwIoU, pixel_acc, mean_acc; details [K, K]
 
     evaluation = evaluate_label_folders("annotations/val", "predictions/", num_classes=150)
 
@@ -53,19 +53,32 @@ class SegmentationEvaluator:
         self._images += int(masks.shape[0]) if masks.ndim == 3 else 1
 
     def evaluate(self) -> Evaluation:
-        """``mIoU``, ``pixel_acc`` (all counted pixels), ``mean_acc`` (per-class recall averaged),
-        and ``IoU/<class index>``; NaN where nothing was counted. ``details``: the confusion
-        matrix [K, K] int64, rows = true class."""
+        """The scores of :func:`semantic_scores`. ``details``: the confusion matrix [K, K]
+        int64, rows = true class."""
         confusion = self._engine.confusion().astype(np.int64)
-        true_pixels, predicted_pixels = confusion.sum(axis=1), confusion.sum(axis=0)
-        hits = np.diagonal(confusion).astype(np.float64)
-        union = true_pixels + predicted_pixels - hits
-        iou = np.where(union > 0, hits / np.maximum(union, 1), np.nan)
-        recall = np.where(true_pixels > 0, hits / np.maximum(true_pixels, 1), np.nan)
-        total = confusion.sum()
-        metrics = {"mIoU": _nanmean(iou), "pixel_acc": float(hits.sum() / total) if total else float("nan"),
-                   "mean_acc": _nanmean(recall), **{f"IoU/{k}": float(value) for k, value in enumerate(iou)}}
-        return Evaluation(metrics, self._images, confusion)
+        return Evaluation(semantic_scores(confusion), self._images, confusion)
+
+
+def semantic_scores(confusion: Any) -> dict[str, float]:
+    """``mIoU``, ``fwIoU``, ``pixel_acc`` (all counted pixels), ``mean_acc`` (per-class recall
+    averaged) and ``IoU/<class index>`` of ``confusion`` [K, K] (numpy or torch, rows = true
+    class); NaN where nothing was counted. The evaluator and the semantic segmentation task's
+    epoch metrics both score here, so training logs and ``visionflow eval`` agree exactly.
+    Frequency-weighted IoU weights each class's IoU by its share of the true pixels (FCN, Long
+    et al. 2015)."""
+    confusion = np.asarray(confusion.cpu() if hasattr(confusion, "cpu") else confusion,
+                           dtype=np.float64)
+    true_pixels, predicted_pixels = confusion.sum(axis=1), confusion.sum(axis=0)
+    hits = np.diagonal(confusion)
+    union = true_pixels + predicted_pixels - hits
+    iou = np.where(union > 0, hits / np.maximum(union, 1), np.nan)
+    recall = np.where(true_pixels > 0, hits / np.maximum(true_pixels, 1), np.nan)
+    total = confusion.sum()
+    present = true_pixels > 0                  # a class with true pixels has a union: IoU known
+    return {"mIoU": _nanmean(iou),
+            "fwIoU": float((true_pixels[present] * iou[present]).sum() / total) if total else float("nan"),
+            "pixel_acc": float(hits.sum() / total) if total else float("nan"),
+            "mean_acc": _nanmean(recall), **{f"IoU/{k}": float(value) for k, value in enumerate(iou)}}
 
 
 def evaluate_label_folders(gt_folder: str | Path, pred_folder: str | Path, num_classes: int,

@@ -1,0 +1,55 @@
+"""Segmentation presets: mask-aware pipelines (masks move with the image, resampled nearest).
+
+=======================  =========================================================================
+``segmentation_eval``    Resize to the datamodule's image size (when it has one), normalize.
+``segmentation_train``   Random scale and crop (RandomResizedCrop, 35-100% of the area) to the
+                         image size, horizontal flip (p=0.5), colour jitter (p=0.5), normalize.
+=======================  =========================================================================
+
+Call a pipeline as ``pipeline(image=uint8 [H, W, C], mask=int [H, W])``; every geometric step
+resamples the mask with nearest neighbour (albumentations' ``mask_interpolation`` default), so
+class indices and ``IGNORE_INDEX`` stay exact. :func:`segmentation_context` gives the
+datamodules' context: ImageNet statistics (what torchvision's nets expect) and a seed.
+"""
+
+from __future__ import annotations
+
+import albumentations as A
+
+from visionflow.datamodules.transforms import TransformContext
+from visionflow.registry import TRANSFORMS
+
+FAMILY = "segmentation"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+TRAIN_CROP_SCALE = (0.35, 1.0)
+
+
+def segmentation_context(image_size: tuple[int, int] | None, seed: int | None = None,
+                         source_size: tuple[int, int] | None = None) -> TransformContext:
+    """RGB pipelines to ``image_size`` ``(H, W)`` (``None``: keep each image's size)."""
+    return TransformContext(mean=IMAGENET_MEAN, std=IMAGENET_STD, image_size=image_size,
+                            source_size=source_size, compose_kwargs={"seed": seed})
+
+
+def normalize(context: TransformContext) -> A.Normalize:
+    return A.Normalize(mean=context.mean, std=context.std, max_pixel_value=255.0)
+
+
+@TRANSFORMS.register("segmentation_eval", family=FAMILY)
+def segmentation_eval(context: TransformContext) -> A.Compose:
+    """Resize to the image size (if any) and normalize; masks resized nearest."""
+    resize = [] if context.image_size is None else [A.Resize(*context.image_size)]
+    return context.compose([*resize, normalize(context)])
+
+
+@TRANSFORMS.register("segmentation_train", family=FAMILY)
+def segmentation_train(context: TransformContext) -> A.Compose:
+    """Random scale + crop to the image size, flip, colour jitter, normalize; masks nearest."""
+    size = context.output_size("segmentation_train")
+    return context.compose([
+        A.RandomResizedCrop(size=size, scale=TRAIN_CROP_SCALE),
+        A.HorizontalFlip(p=0.5),
+        A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
+        normalize(context),
+    ])
