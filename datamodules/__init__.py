@@ -22,6 +22,9 @@ yolo_segmentation   YoloSegmentationDataModule YOLO polygons (e.g. coco8-seg) ->
 shapes_segmentation ShapesSegmentationDataModule  generated shapes as label maps (offline)
 segmentation_folder SegmentationFolderDataModule  images/ + masks/ PNG label maps
 voc_segmentation    VOCSegmentationDataModule  Pascal VOC JPEGs + palette PNG masks
+shapes3d_points     Shapes3DPointsDataModule   generated 3D primitives as point clouds (offline)
+shapes3d_views      Shapes3DViewsDataModule    rendered views of them + their point clouds
+modelnet_points     ModelNetDataModule         ModelNet10/40 OFF meshes sampled into points
 video_folder        VideoFolderDataModule      class subfolders of videos or frame folders (UCF101)
 moving_shapes       MovingShapesVideoDataModule  generated shapes moving in 6 ways, .mp4 (offline)
 """
@@ -37,7 +40,10 @@ from visionflow.datamodules.segmentation_coco import (CocoSegmentationDataModule
                                                       YoloSegmentationDataModule)
 from visionflow.datamodules.segmentation_folder import (SegmentationFolderDataModule,
                                                         VOCSegmentationDataModule)
+from visionflow.datamodules.modelnet import ModelNetDataModule
 from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes_dataset
+from visionflow.datamodules.shapes3d import (Shapes3DPointsDataModule, Shapes3DViewsDataModule,
+                                             make_shapes3d_dataset)
 from visionflow.datamodules.tensor_data import TensorClassificationDataset, TensorDataModule
 from visionflow.datamodules.video_folder import VideoFolderDataModule
 from visionflow.datamodules.video_moving_shapes import MovingShapesVideoDataModule
@@ -56,6 +62,9 @@ __all__ = [
     "MNISTDataModule",
     "MovingShapesVideoDataModule",
     "SegmentationFolderDataModule",
+    "ModelNetDataModule",
+    "Shapes3DPointsDataModule",
+    "Shapes3DViewsDataModule",
     "ShapesDetectionDataModule",
     "ShapesSegmentationDataModule",
     "TensorClassificationDataset",
@@ -66,5 +75,6 @@ __all__ = [
     "VisionDataModule",
     "YoloDetectionDataModule",
     "YoloSegmentationDataModule",
+    "make_shapes3d_dataset",
     "make_shapes_dataset",
 ]

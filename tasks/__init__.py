@@ -5,11 +5,13 @@ the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
 from visionflow.tasks import (adversarial, classification, detection, generative, gradcheck, knn,
-                              optim, segmentation, two_stream, understanding, video)
+                              optim, pointclouds, segmentation, two_stream, understanding,
+                              video)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
+from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
 from visionflow.tasks.segmentation import SemanticSegmentationTask
 from visionflow.tasks.two_stream import TwoStreamTask
 from visionflow.tasks.video import VideoClassificationTask
@@ -17,9 +19,11 @@ from visionflow.tasks.video import VideoClassificationTask
 __all__ = [
     "GradCheckResult",
     "ImageClassificationTask",
+    "ImageToPointCloudTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
     "SemanticSegmentationTask",
+    "PointCloudClassificationTask",
     "TwoStreamTask",
     "VideoClassificationTask",
     "adversarial",
@@ -31,6 +35,7 @@ __all__ = [
     "numerical_gradient_check",
     "optim",
     "segmentation",
+    "pointclouds",
     "two_stream",
     "understanding",
     "video",

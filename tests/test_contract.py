@@ -18,6 +18,7 @@ from tests.datamodules.test_detection_yolo import write_yolo
 from tests.datamodules.test_image_folder import write_folder
 from tests.datamodules.test_mnist import write_idx_set
 from tests.datamodules.test_segmentation_data import write_segmentation_folder, write_voc_segmentation
+from tests.datamodules.test_modelnet import write_modelnet
 from visionflow.datamodules import make_shapes_dataset
 from visionflow.pipelines import run
 from visionflow.registry import DATAMODULES, TASKS
@@ -86,6 +87,9 @@ def _coco_segmentation(root: Path) -> dict[str, Any]:
 
 def _yolo_segmentation(root: Path) -> dict[str, Any]:
     return {**_yolo(root), "image_size": 32}
+def _shapes3d(root: Path) -> dict[str, Any]:
+    return {"data_dir": str(root / "shapes3d"), "train_samples": 4, "val_samples": 2,
+            "test_samples": 2, "image_size": 32, "num_points": 64, "write_files": False, **SMALL}
 def _moving_shapes(root: Path) -> dict[str, Any]:
     return {"data_dir": str(root / "moving_shapes"), "train_videos": 1, "val_videos": 1,
             "test_videos": 1, "frames": 6, "frame_size": 16, "clip_length": 4,
@@ -117,6 +121,10 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "yolo_segmentation": _yolo_segmentation,
     "segmentation_folder": lambda root: {**write_segmentation_folder(root), **DETECTION_SMALL},
     "voc_segmentation": lambda root: {**write_voc_segmentation(root), **DETECTION_SMALL},
+    "shapes3d_points": _shapes3d,
+    "shapes3d_views": _shapes3d,
+    "modelnet_points": lambda root: {"root": str(write_modelnet(root)), "num_points": 32,
+                                     "val_fraction": 0.34, **SMALL},
     "moving_shapes": _moving_shapes,
     "video_folder": _video_folder,
 }
@@ -131,6 +139,9 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
                          "net_args": {"min_size": 64, "max_size": 64}, "scheduler": "none"},
     "semantic_segmentation": {"net": "unet", "net_args": {"depth": 2, "width": 4},
                               "scheduler": "none"},
+    "pointcloud_classification": {"net_args": {"width": 8, "feature_dim": 32},
+                                  "scheduler": "none"},
+    "image_to_pointcloud": {"net_args": {"width": 4, "depth": 2}, "scheduler": "none"},
     "video_classification": {"net": "single_frame", "net_args": {"width": 4},
                              "scheduler": "none"},
     "two_stream": {"rgb_net_args": {"width": 4}, "flow_net": "mlp",

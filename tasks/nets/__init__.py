@@ -14,14 +14,15 @@ import torch
 from torch import nn
 
 from visionflow.errors import SpecError
-from visionflow.tasks.nets import (classic, detectors, families, generative, segmentation,
-                                   torchvision_nets, transfer, video, video3d, vit)
+from visionflow.tasks.nets import (classic, detectors, families, generative, pointnet,
+                                   segmentation, torchvision_nets, transfer, video, video3d, vit)
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS, checked_builder
 from visionflow.tasks.nets.transfer import replace_head, split_backbone_head
 
 COMMON_ARGS = ("num_classes", "in_channels", "image_size", "dropout")
 
-__all__ = ["COMMON_ARGS", "build_net", "classic", "detectors", "families", "generative", "replace_head", "segmentation", "split_backbone_head",
+__all__ = ["COMMON_ARGS", "build_net", "classic", "detectors", "families", "generative", "pointnet",
+           "replace_head", "segmentation", "split_backbone_head",
            "torchvision_nets", "transfer", "video", "video3d", "vit"]
 
 

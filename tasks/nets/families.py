@@ -41,3 +41,7 @@ def checked_builder(family: Family, name: str, net_args: Mapping[str, Any],
         raise error.under("net") from None
     check_arguments(builder, net_args, "net_args", skip=common_args)
     return builder
+POINTCLOUD_NETS = NETS.family(
+    "pointcloud", output="points [B, N, C] (+ lengths [B]) -> logits [B, K]")
+IMAGE_TO_POINTCLOUD_NETS = NETS.family(
+    "image_to_pointcloud", output="images [B, C, H, W] -> points [B, P, 3]")

@@ -61,4 +61,5 @@ class EvaluableTask(Protocol):
 
 from visionflow.evaluation import generative  # noqa: E402,F401  (bits/dim, FID, KID)
 from visionflow.evaluation.robustness import RobustnessEvaluator  # noqa: E402  (needs Evaluation)
+from visionflow.evaluation.pointclouds import PointCloudEvaluator  # noqa: E402,F401
 from visionflow.evaluation.video import VideoAccuracyEvaluator  # noqa: E402  (needs Evaluation)

@@ -1,0 +1,95 @@
+"""What the 3D datamodules share: splits held as tensors and served a whole batch at a time.
+
+:class:`TensorBatches` answers ``__getitems__(indices)`` with a ready batch (one indexing per
+field, no Python call per sample), as ``tensor_data.TensorClassificationDataset`` does for
+images; point-cloud augmentation (:mod:`visionflow.datamodules.transforms.pointcloud`) runs on
+the batch with a generator seeded per ``(seed, rank, epoch, worker)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from visionflow.datamodules.base import (
+    EpochSeeding,
+    EpochShuffleSampler,
+    VisionDataModule,
+    keep_batch,
+)
+from visionflow.datamodules.transforms import PHASES, resolve_transforms
+from visionflow.datamodules.transforms.pointcloud import (
+    PointCloudCompose,
+    build_pointcloud_transform,
+)
+from visionflow.errors import SpecError
+
+DEFAULT_TRANSFORMS = {"train": "pointcloud_train", "eval": "pointcloud_none"}
+
+
+class TensorBatches(Dataset):
+    """One split: ``fields`` name -> tensor ``[N, ...]``; ``make_batch(fields at indices,
+    generator)`` builds the batch."""
+
+    def __init__(self, fields: dict[str, torch.Tensor],
+                 make_batch: Callable[[dict[str, torch.Tensor], torch.Generator], Any],
+                 seed: int = 0, rank: int = 0):
+        self.fields = fields
+        self.make_batch = make_batch
+        self.seeding = EpochSeeding(seed, rank)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.fields.values())))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.seeding.set_epoch(epoch)
+
+    def __getitems__(self, indices: list[int]) -> Any:
+        if (seed := self.seeding.new_seed()) is not None:
+            self.generator.manual_seed(seed)
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        return self.make_batch({k: v[index] for k, v in self.fields.items()}, self.generator)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.__getitems__([index])
+
+
+class PointCloudDataModule(VisionDataModule):
+    """Base of the 3D datamodules: batch size, workers, seed, and the point-cloud ``transforms``
+    per phase (``train`` / ``eval``); subclasses fill ``self.splits`` with :class:`TensorBatches`."""
+
+    #: the presets used for the phases that the ``transforms`` argument leaves out
+    default_transforms: dict[str, Any] = DEFAULT_TRANSFORMS
+
+    def __init__(self, *, batch_size: int, num_workers: int, seed: int,
+                 transforms: dict[str, Any] | None):
+        super().__init__()
+        if batch_size < 1:
+            raise SpecError(f"batch_size: must be >= 1, got {batch_size}")
+        if num_workers < 0:
+            raise SpecError(f"num_workers: must be >= 0, got {num_workers}")
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.transform_specs = resolve_transforms(transforms, self.default_transforms)
+        self.pipelines: dict[str, PointCloudCompose] = {
+            phase: build_pointcloud_transform(self.transform_specs[phase], f"transforms.{phase}")
+            for phase in PHASES}
+        self.splits: dict[str, TensorBatches] = {}
+
+    def transform_summary(self) -> dict[str, Any]:
+        return {phase: self.pipelines[phase].describe() for phase in PHASES}
+
+    def pipeline(self, split: str) -> PointCloudCompose:
+        return self.pipelines["train" if split == "train" else "eval"]
+
+    def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.splits:
+            self.setup(None)
+        dataset = self.splits[split]
+        return DataLoader(dataset, batch_size=self.batch_size,
+                          sampler=EpochShuffleSampler(dataset, self.seed) if shuffle else None,
+                          collate_fn=keep_batch, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)

@@ -1,0 +1,182 @@
+"""Shapes3D: procedural spheres, boxes, cylinders, cones and tori, rendered offline.
+
+    make_shapes3d_dataset("data/shapes3d/train", samples=400, seed=0, image_size=64)
+
+writes, for sample ``k``, ``meshes/00000k.obj`` (the primitive, turned to face the camera),
+``images/00000k.png`` (its view by the project's software rasterizer:
+:mod:`visionflow.datamodules.shapes3d_render`), and for the whole split ``samples.npz``:
+``images`` uint8 ``[N, S, S, 3]``, ``depth`` float32 ``[N, S, S]``, ``masks`` bool
+``[N, S, S]``, ``points``/``normals`` float32 ``[N, P, 3]`` (area-weighted surface samples,
+in the camera frame of the image), ``labels`` int64 ``[N]``; ``info.json`` says how it was
+made. The same seed writes the same files.
+
+Two datamodules read it: ``shapes3d_points`` (point clouds labelled by primitive, for
+``pointcloud_classification``) and ``shapes3d_views`` (image -> point cloud, for
+``image_to_pointcloud``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from visionflow.batches import ImageToPointCloudBatch, PointCloudBatch, PointCloudDatasetInfo
+from visionflow.datamodules.mesh_io import write_mesh
+from visionflow.datamodules.pointcloud_data import PointCloudDataModule, TensorBatches
+from visionflow.datamodules.shapes import png_bytes, split_seed
+from visionflow.datamodules.shapes3d_render import (
+    PRIMITIVES,
+    primitive_mesh,
+    render,
+    rotation_matrix,
+)
+from visionflow.errors import SpecError
+from visionflow.ops import sample_points_from_mesh
+from visionflow.registry import DATAMODULES
+from visionflow.rundir import atomic_write_bytes, atomic_write_json
+
+GENERATOR = "visionflow.shapes3d/1"
+SPLITS = ("train", "val", "test")
+ELEVATION = (0.3, 0.7)      # radians the camera looks down on the object
+IMAGE_MEAN, IMAGE_STD = 0.5, 0.25
+
+
+def make_shapes3d_dataset(out_dir: str | Path, samples: int, seed: int = 0, image_size: int = 64,
+                          num_points: int = 1024, write_files: bool = True) -> Path:
+    """Write one split (see the module docstring); return the path of ``samples.npz``.
+    ``write_files=False`` skips the per-sample PNG and OBJ files."""
+    if samples < 1 or image_size < 16 or num_points < 1:
+        raise SpecError(f"make_shapes3d_dataset: need samples >= 1, image_size >= 16 and "
+                        f"num_points >= 1, got {samples}, {image_size} and {num_points}")
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    fields: dict[str, list[np.ndarray]] = {k: [] for k in
+                                           ("images", "depth", "masks", "points", "normals")}
+    labels = rng.integers(0, len(PRIMITIVES), size=samples)
+    for index, label in enumerate(labels.tolist()):
+        verts, faces = primitive_mesh(PRIMITIVES[label], rng)
+        turn = rotation_matrix(rng.uniform(0, 2 * np.pi), rng.uniform(*ELEVATION))
+        verts = verts @ turn.T
+        color = rng.integers(90, 256, size=3)
+        view = render(verts, faces, image_size, color, background=rng.integers(0, 60, size=3))
+        points, normals = sample_points_from_mesh(torch.from_numpy(verts),
+                                                  torch.from_numpy(faces), num_points, generator)
+        for key, value in (("images", view.rgb), ("depth", view.depth), ("masks", view.mask),
+                           ("points", points.numpy()), ("normals", normals.numpy())):
+            fields[key].append(value)
+        if write_files:
+            name = f"{index + 1:06d}"
+            write_mesh(out_dir / "meshes" / f"{name}.obj", verts, faces)
+            atomic_write_bytes(out_dir / "images" / f"{name}.png", png_bytes(view.rgb))
+    arrays = {k: np.stack(v) for k, v in fields.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / "samples.tmp.npz", labels=labels.astype(np.int64), **arrays)
+    (out_dir / "samples.tmp.npz").replace(out_dir / "samples.npz")
+    atomic_write_json(out_dir / "info.json", generator_info(samples, seed, image_size, num_points))
+    return out_dir / "samples.npz"
+
+
+def generator_info(samples: int, seed: int, image_size: int, num_points: int) -> dict[str, Any]:
+    return {"generator": GENERATOR, "samples": samples, "seed": seed, "image_size": image_size,
+            "num_points": num_points, "class_names": list(PRIMITIVES)}
+
+
+def read_split(folder: Path) -> dict[str, np.ndarray]:
+    with np.load(folder / "samples.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+class Shapes3DDataModule(PointCloudDataModule):
+    """Writes the splits into ``data_dir`` on ``prepare_data`` when missing or made with other
+    settings, then holds them as tensors. Subclasses choose what a batch holds."""
+
+    #: coordinates per point of a point-cloud batch; channels of an image batch
+    in_channels = 3
+    #: ``(H, W)`` of the images a batch holds; None when it holds none
+    provided_image_size: tuple[int, int] | None = None
+
+    def __init__(self, data_dir: str = "data/shapes3d", train_samples: int = 500,
+                 val_samples: int = 100, test_samples: int = 100, image_size: int = 64,
+                 num_points: int = 1024, data_seed: int = 0, batch_size: int = 32,
+                 num_workers: int = 0, seed: int = 0, write_files: bool = True,
+                 transforms: dict[str, Any] | None = None):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
+                         transforms=transforms)
+        self.counts = {"train": train_samples, "val": val_samples, "test": test_samples}
+        minimums = {**{f"{split}_samples": (count, 1) for split, count in self.counts.items()},
+                    "image_size": (image_size, 16), "num_points": (num_points, 1)}
+        for key, (value, least) in minimums.items():
+            if value < least:
+                raise SpecError(f"{key}: must be >= {least}, got {value}")
+        self.root = Path(data_dir)
+        self.image_size, self.num_points = image_size, num_points
+        self.data_seed, self.write_files = data_seed, write_files
+
+    @property
+    def info(self) -> PointCloudDatasetInfo:
+        return PointCloudDatasetInfo(num_classes=len(PRIMITIVES), class_names=PRIMITIVES,
+                                     in_channels=self.in_channels, num_points=self.num_points,
+                                     image_size=self.provided_image_size)
+
+    def wanted_info(self, split: str) -> dict[str, Any]:
+        return generator_info(self.counts[split], split_seed(self.data_seed, split),
+                              self.image_size, self.num_points)
+
+    def prepare_data(self) -> None:
+        """Write each split that is missing or was made with other settings."""
+        for split in SPLITS:
+            folder = self.root / split
+            wanted = self.wanted_info(split)
+            try:
+                stored = json.loads((folder / "info.json").read_text())
+            except (OSError, ValueError):
+                stored = None
+            if stored != wanted or not (folder / "samples.npz").is_file():
+                make_shapes3d_dataset(folder, wanted["samples"], wanted["seed"], self.image_size,
+                                      self.num_points, self.write_files)
+
+    def setup(self, stage: str | None = None) -> None:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        if not all((self.root / split / "samples.npz").is_file() for split in SPLITS):
+            self.prepare_data()
+        for split in SPLITS:
+            arrays = {k: torch.from_numpy(v) for k, v in read_split(self.root / split).items()}
+            transform = self.pipeline(split)
+            self.splits[split] = TensorBatches(
+                arrays, lambda fields, generator, t=transform: self.make_batch(fields, t, generator),
+                seed=self.seed, rank=rank)
+
+    def make_batch(self, fields, transform, generator):
+        raise NotImplementedError
+
+
+@DATAMODULES.register("shapes3d_points", batch=PointCloudBatch)
+class Shapes3DPointsDataModule(Shapes3DDataModule):
+    """Shapes3D surface samples ``[B, P, 3]`` labelled by primitive (point-cloud classification)."""
+
+    def make_batch(self, fields, transform, generator) -> PointCloudBatch:
+        return PointCloudBatch(points=transform(fields["points"], generator),
+                               labels=fields["labels"])
+
+
+@DATAMODULES.register("shapes3d_views", batch=ImageToPointCloudBatch)
+class Shapes3DViewsDataModule(Shapes3DDataModule):
+    """Shapes3D rendered views ``[B, 3, S, S]`` with the surface samples they show ``[B, P, 3]``
+    (camera frame, not augmented: the image fixes the pose)."""
+
+    default_transforms = {"train": "pointcloud_none", "eval": "pointcloud_none"}
+
+    @property
+    def provided_image_size(self) -> tuple[int, int]:
+        return (self.image_size, self.image_size)
+
+    def make_batch(self, fields, transform, generator) -> ImageToPointCloudBatch:
+        images = fields["images"].permute(0, 3, 1, 2).float() / 255
+        return ImageToPointCloudBatch(images=(images - IMAGE_MEAN) / IMAGE_STD,
+                                      points=transform(fields["points"], generator),
+                                      labels=fields["labels"])

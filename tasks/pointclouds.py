@@ -1,0 +1,231 @@
+"""Point-cloud tasks: classify point clouds (PointNet), and predict a point cloud from an image.
+
+    task = PointCloudClassificationTask(num_classes=5, net="pointnet")
+    trainer.fit(task, datamodule)   # PointCloudBatch(points [B, N, 3], labels [B], lengths)
+
+    task = ImageToPointCloudTask(in_channels=3, num_points=1024)
+    trainer.fit(task, datamodule)   # ImageToPointCloudBatch(images [B, C, H, W], points [B, M, 3])
+
+Logged once per epoch: classification ``{train,val,test}/loss`` and ``/acc``; image -> point
+cloud ``{train,val,test}/loss`` (the Chamfer distance) and ``val/f1@t``, ``test/f1@t`` at the
+first F-score threshold. Training steps read nothing back from the device.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+
+from visionflow.arguments import check_arguments
+from visionflow.batches import ImageToPointCloudBatch, PointCloudBatch
+from visionflow.errors import SpecError, UnknownNameError
+from visionflow.evaluation import Evaluation
+from visionflow.evaluation.classification import ClassificationEvaluator
+from visionflow.evaluation.pointclouds import DEFAULT_THRESHOLDS, PointCloudEvaluator
+from visionflow.ops import chamfer_distance, f_score
+from visionflow.plots import save_figure
+from visionflow.registry import TASKS
+from visionflow.tasks.base import VisionTask
+from visionflow.tasks.nets.families import IMAGE_TO_POINTCLOUD_NETS, POINTCLOUD_NETS
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
+
+STAGES = ("train", "val", "test")
+
+
+def build_family_net(family: Any, name: str, net_args: dict[str, Any] | None,
+                     **provided: Any) -> torch.nn.Module:
+    """Net ``name`` of ``family`` from ``provided`` (data) arguments plus ``net_args`` (checked
+    first: an unknown key is a SpecError naming ``net_args.<key>``)."""
+    try:
+        builder = family.get(name).builder
+    except UnknownNameError as error:
+        raise error.under("net") from None
+    net_args = dict(net_args or {})
+    check_arguments(builder, net_args, "net_args", provided=provided)
+    for key in provided:
+        if key in net_args:
+            raise SpecError(f"net_args.{key}: comes from the data; set it on the task instead")
+    return builder(**provided, **net_args)
+
+
+class EpochMeans(torch.nn.Module):
+    """Per-stage means of named values, accumulated on the device, logged at the epoch's end as
+    ``<stage>/<name>``."""
+
+    def __init__(self, names: list[str]):
+        super().__init__()
+        self.names = list(names)
+        self.means = torch.nn.ModuleDict({f"{stage}_{index}": MeanMetric(nan_strategy="disable")
+                                          for stage in STAGES for index in range(len(names))})
+
+    def update(self, stage: str, values: dict[str, torch.Tensor]) -> None:
+        """``values``: name -> per-sample values ``[B]``."""
+        for name, value in values.items():
+            self.means[f"{stage}_{self.names.index(name)}"].update(value.detach())
+
+    def log_stage(self, task: VisionTask, stage: str) -> None:
+        for index, name in enumerate(self.names):
+            metric = self.means[f"{stage}_{index}"]
+            if metric.update_called:
+                task.log(f"{stage}/{name}", metric.compute(), prog_bar=stage != "test",
+                         sync_dist=True)
+                metric.reset()
+
+
+class StepsByStage:
+    """Lightning's step hooks through one ``_step(batch, stage)``, and the epoch-end hooks that
+    log ``self.epoch_means``."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")[1]
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self.epoch_means.log_stage(self, "train")
+
+    def on_validation_epoch_end(self) -> None:
+        self.epoch_means.log_stage(self, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self.epoch_means.log_stage(self, "test")
+
+
+@TASKS.register("pointcloud_classification", batch=PointCloudBatch)
+class PointCloudClassificationTask(StepsByStage, VisionTask):
+    """Classify point clouds ``[B, N, C]`` into ``num_classes`` with a ``pointcloud`` net."""
+
+    checkpoint_monitor = ("val/acc", "max")
+
+    def __init__(self, num_classes: int, in_channels: int = 3,
+                 image_size: list[int] | None = None, class_names: list[str] | None = None,
+                 num_points: int = 1024, net: str = "pointnet",
+                 net_args: dict[str, Any] | None = None,
+                 optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3,
+                                                              weight_decay=1e-4),
+                 scheduler: SchedulerConfig = SchedulerConfig()):
+        super().__init__(optimizer, scheduler)
+        self.save_hyperparameters()
+        if num_classes < 2:
+            raise SpecError(f"num_classes: must be >= 2, got {num_classes}")
+        self.net = build_family_net(POINTCLOUD_NETS, net, net_args, num_classes=num_classes,
+                                    in_channels=in_channels)
+        self.epoch_means = EpochMeans(["loss", "acc"])
+
+    def forward(self, points: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``points [B, N, C] -> logits [B, K]``."""
+        return self.net(points, lengths)
+
+    def _step(self, batch: PointCloudBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch.points, batch.lengths)                                # [B, K]
+        loss = F.cross_entropy(logits.float(), batch.labels)
+        hits = (logits.argmax(-1) == batch.labels).float()                        # [B]
+        self.epoch_means.update(stage, {"loss": loss.expand(len(hits)), "acc": hits})
+        return logits, loss
+
+    def predict_step(self, batch: PointCloudBatch, batch_idx: int) -> torch.Tensor:
+        """Class probabilities ``[B, K]``."""
+        return self(batch.points, batch.lengths).float().softmax(-1)
+
+    def make_evaluator(self) -> ClassificationEvaluator:
+        return ClassificationEvaluator(self.hparams.num_classes)
+
+    def evaluation_step(self, batch: PointCloudBatch) -> tuple[dict[str, Any], torch.Tensor]:
+        """``({"top_k": [B, min(5, K)], "loss": batch mean}, labels [B])`` on the CPU."""
+        logits = self(batch.points, batch.lengths).float().detach()
+        top_k = logits.topk(min(5, self.hparams.num_classes), dim=-1).indices
+        return ({"top_k": top_k.cpu(), "loss": float(F.cross_entropy(logits, batch.labels))},
+                batch.labels.cpu())
+
+
+@TASKS.register("image_to_pointcloud", batch=ImageToPointCloudBatch)
+class ImageToPointCloudTask(StepsByStage, VisionTask):
+    """Predict ``num_points`` surface points ``[B, P, 3]`` of the object an image shows; the loss
+    is the Chamfer distance (:func:`visionflow.ops.chamfer_distance`), the metrics F1@t."""
+
+    def __init__(self, num_classes: int = 1, in_channels: int = 3,
+                 image_size: list[int] | None = None, class_names: list[str] | None = None,
+                 num_points: int = 1024, net: str = "psgn",
+                 net_args: dict[str, Any] | None = None,
+                 f_score_thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS,
+                 optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
+                 scheduler: SchedulerConfig = SchedulerConfig()):
+        super().__init__(optimizer, scheduler)
+        self.save_hyperparameters()
+        if num_points < 1:
+            raise SpecError(f"num_points: must be >= 1, got {num_points}")
+        self.thresholds = tuple(PointCloudEvaluator(f_score_thresholds).thresholds)
+        self.net = build_family_net(IMAGE_TO_POINTCLOUD_NETS, net, net_args,
+                                    in_channels=in_channels, num_points=num_points)
+        self.epoch_means = EpochMeans(["loss", f"f1@{self.thresholds[0]:g}"])
+        self.last_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``images [B, C, H, W] -> points [B, P, 3]``."""
+        return self.net(images)
+
+    def _step(self, batch: ImageToPointCloudBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        predicted = self(batch.images).float()                                    # [B, P, 3]
+        loss, _ = chamfer_distance(predicted, batch.points, y_lengths=batch.lengths)
+        values = {"loss": loss.expand(len(predicted))}
+        if stage != "train":
+            f1 = f_score(predicted, batch.points, self.thresholds[:1],
+                         target_lengths=batch.lengths)["f1"][:, 0]
+            values[f"f1@{self.thresholds[0]:g}"] = f1
+        self.epoch_means.update(stage, values)
+        return predicted, loss
+
+    def test_step(self, batch: ImageToPointCloudBatch, batch_idx: int) -> None:
+        predicted, _ = self._step(batch, "test")
+        if batch_idx == 0:
+            self.last_predictions = (predicted.detach().cpu(), batch.points.cpu())
+
+    def predict_step(self, batch: ImageToPointCloudBatch, batch_idx: int) -> torch.Tensor:
+        return self(batch.images)
+
+    def make_evaluator(self) -> PointCloudEvaluator:
+        return PointCloudEvaluator(self.thresholds)
+
+    def evaluation_step(self, batch: ImageToPointCloudBatch
+                        ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Predicted and target clouds, one ``[P, 3]`` / ``[M_i, 3]`` tensor per image, on CPU."""
+        predicted = self(batch.images).float().cpu()
+        lengths = (batch.lengths.tolist() if batch.lengths is not None
+                   else [batch.points.shape[1]] * len(predicted))
+        targets = [cloud[:count] for cloud, count in zip(batch.points.cpu(), lengths)]
+        return list(predicted), targets
+
+    def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
+        """After ``test``: ``pointclouds.png``, predicted vs target clouds of the first batch."""
+        if stage != "test" or self.last_predictions is None:
+            return []
+        return [save_figure(plot_point_clouds(*self.last_predictions),
+                            Path(directory) / "pointclouds.png", dpi=100)]
+
+    def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
+        return []
+
+
+def plot_point_clouds(predicted: torch.Tensor, target: torch.Tensor, count: int = 6):
+    """A Figure: for up to ``count`` samples, target (top) and predicted (bottom) clouds in 3D."""
+    from matplotlib.figure import Figure
+
+    count = min(count, len(predicted))
+    figure = Figure(figsize=(2.2 * count, 4.4), layout="constrained")
+    for column in range(count):
+        for row, (cloud, title) in enumerate(((target[column], "target"),
+                                              (predicted[column], "predicted"))):
+            axes = figure.add_subplot(2, count, row * count + column + 1, projection="3d")
+            axes.scatter(cloud[:, 0], cloud[:, 2], cloud[:, 1], s=1, c=cloud[:, 1],
+                         cmap="viridis")
+            axes.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1), title=title)
+            axes.set_axis_off()
+    return figure

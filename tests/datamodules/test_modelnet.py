@@ -1,0 +1,48 @@
+"""ModelNetDataModule on a small ModelNet-layout folder of OFF files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from visionflow.batches import PointCloudBatch
+from visionflow.datamodules import ModelNetDataModule
+from visionflow.errors import DataError
+
+TETRAHEDRON = "OFF4 4 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 2 1\n3 0 1 3\n3 0 3 2\n3 1 2 3\n"
+SQUARE = "OFF\n4 1 0\n0 0 0\n2 0 0\n2 2 0\n0 2 0\n4 0 1 2 3\n"
+
+
+def write_modelnet(root: Path, train: int = 3, test: int = 1) -> Path:
+    """Two classes (tetrahedron: glued ModelNet header; square: a quad face)."""
+    for name, text in (("square", SQUARE), ("tetra", TETRAHEDRON)):
+        for split, count in (("train", train), ("test", test)):
+            folder = root / name / split
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                (folder / f"{name}_{index:04d}.off").write_text(text)
+    return root
+
+
+def test_reads_samples_and_normalizes(tmp_path):
+    datamodule = ModelNetDataModule(root=str(write_modelnet(tmp_path)), num_points=64,
+                                    val_fraction=0.34, batch_size=8)
+    assert datamodule.info.class_names == ("square", "tetra")
+    datamodule.setup("fit")
+    assert {s: len(d) for s, d in datamodule.splits.items()} == {"train": 4, "val": 2, "test": 2}
+    batch = next(iter(datamodule.val_dataloader()))
+    assert isinstance(batch, PointCloudBatch) and batch.points.shape == (2, 64, 3)
+    radius = batch.points.norm(dim=2).amax(1)
+    torch.testing.assert_close(radius, torch.ones(2))
+    squares = batch.points[batch.labels == 0]
+    assert squares[..., 2].abs().max() < 1e-6          # the square is flat
+
+
+def test_missing_and_empty_folders_name_the_folder(tmp_path):
+    with pytest.raises(DataError, match="no such folder"):
+        _ = ModelNetDataModule(root=str(tmp_path / "absent")).info
+    write_modelnet(tmp_path, test=0)
+    with pytest.raises(DataError, match="square/test: no .off meshes"):
+        ModelNetDataModule(root=str(tmp_path)).setup("test")

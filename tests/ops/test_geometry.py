@@ -1,0 +1,69 @@
+"""ico_sphere, subdivide, sample_points_from_mesh and f_score against known values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from visionflow.ops import f_score, ico_sphere, nearest_distances, sample_points_from_mesh
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_ico_sphere_counts_and_radius(level):
+    verts, faces = ico_sphere(level)
+    assert verts.shape == (10 * 4 ** level + 2, 3) and faces.shape == (20 * 4 ** level, 3)
+    torch.testing.assert_close(verts.norm(dim=1), torch.ones(len(verts)))
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(1).values
+    assert len(torch.unique(edges, dim=0)) * 2 == len(edges)   # closed: every edge in 2 faces
+    corners = verts[faces]
+    normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    assert (torch.einsum("fd,fd->f", normals, corners.mean(1)) > 0).all()   # wound outwards
+
+
+def test_points_lie_on_the_surface_with_its_normals():
+    verts, faces = ico_sphere(3)
+    points, normals = sample_points_from_mesh(verts, faces, 2000,
+                                              torch.Generator().manual_seed(0))
+    assert points.shape == normals.shape == (2000, 3)
+    radius = points.norm(dim=1)
+    assert radius.max() <= 1 + 1e-5 and radius.min() > 0.98     # on the flat faces inside the ball
+    assert (torch.einsum("nd,nd->n", normals, points / radius[:, None]).abs() > 0.98).all()
+
+
+def test_sampling_is_area_weighted():
+    # two separate triangles of areas 1 and 3
+    verts = torch.tensor([[0.0, 0, 0], [2, 0, 0], [0, 1, 0], [10, 0, 0], [16, 0, 0], [10, 1, 0]])
+    faces = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    points, normals = sample_points_from_mesh(verts, faces, 20000,
+                                              torch.Generator().manual_seed(1))
+    assert (points[:, 0] > 5).float().mean().item() == pytest.approx(0.75, abs=0.01)
+    torch.testing.assert_close(normals.abs(), torch.tensor([0.0, 0, 1]).expand(20000, 3))
+
+
+def test_sampling_refuses_a_mesh_without_area():
+    verts = torch.zeros(3, 3)
+    with pytest.raises(ValueError, match="non-zero area"):
+        sample_points_from_mesh(verts, torch.tensor([[0, 1, 2]]), 10)
+
+
+def test_f_score_known_values():
+    target = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0]]])
+    predicted = torch.tensor([[[0.0, 0.05, 0], [1, 0.2, 0]]])
+    scores = f_score(predicted, target, (0.1, 0.5))
+    torch.testing.assert_close(scores["precision"], torch.tensor([[0.5, 1.0]]))
+    torch.testing.assert_close(scores["recall"], torch.tensor([[0.25, 0.5]]))
+    torch.testing.assert_close(scores["f1"], torch.tensor([[1 / 3, 2 / 3]]))
+    far = f_score(predicted + 10, target, (0.1,))["f1"]
+    assert far.item() == 0.0
+    distances = nearest_distances(predicted, target, torch.tensor([2]), torch.tensor([4]))
+    torch.testing.assert_close(distances, torch.tensor([[0.05, 0.2]]))
+
+
+def test_f_score_ignores_padding():
+    target = torch.tensor([[[0.0, 0, 0], [50, 0, 0]]])
+    predicted = torch.tensor([[[0.0, 0, 0], [99, 0, 0]]])
+    scores = f_score(predicted, target, (0.1,), torch.tensor([1]), torch.tensor([1]))
+    assert scores["f1"].item() == 1.0
+    assert math.isclose(f_score(predicted, target, (0.1,))["f1"].item(), 0.5)

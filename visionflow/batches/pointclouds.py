@@ -1,0 +1,54 @@
+"""Point-cloud batches: clouds labelled by class, and images paired with the cloud they show.
+
+Point clouds are ``[B, N, 3]`` float32 plus ``lengths`` int64 ``[B]`` (points per cloud; the rest
+is padding) for ragged batches, as PyTorch3D's ops take them (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from visionflow.batches.core import Batch, DatasetInfo
+
+
+@dataclass(frozen=True)
+class PointCloudDatasetInfo(DatasetInfo):
+    """``DatasetInfo`` plus ``num_points``: the points per cloud the datamodule yields (the size
+    of a predicted cloud). ``in_channels``: coordinates per point for point-cloud inputs (3), or
+    image channels for image inputs."""
+
+    num_points: int = 1024
+
+
+@dataclass
+class PointCloudBatch(Batch):
+    """``points`` float32 ``[B, N, C]`` (xyz, then optional features); ``labels`` int64 ``[B]``
+    class indices; ``lengths`` int64 ``[B]`` valid points per cloud (None: all N).
+
+    ``points, labels = batch`` unpacks it."""
+
+    points: torch.Tensor
+    labels: torch.Tensor
+    lengths: torch.Tensor | None = None
+
+    unpacked = ("points", "labels")
+    info_type = PointCloudDatasetInfo
+
+
+@dataclass
+class ImageToPointCloudBatch(Batch):
+    """``images`` float32 ``[B, C, H, W]``; ``points`` float32 ``[B, N, 3]`` surface samples of
+    the object each image shows, in the camera-aligned object frame; ``lengths`` int64 ``[B]``
+    (None: all N); ``labels`` int64 ``[B]`` the object's class.
+
+    ``images, points = batch`` unpacks it."""
+
+    images: torch.Tensor
+    points: torch.Tensor
+    labels: torch.Tensor
+    lengths: torch.Tensor | None = None
+
+    unpacked = ("images", "points")
+    info_type = PointCloudDatasetInfo
