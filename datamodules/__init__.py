@@ -17,6 +17,7 @@ coco_detection      CocoDetectionDataModule    COCO JSON + images (boxes, masks,
 voc_detection       VOCDetectionDataModule     Pascal VOC XML annotations
 yolo_detection      YoloDetectionDataModule    YOLO txt labels + dataset yaml (e.g. coco8)
 shapes_detection    ShapesDetectionDataModule  generated circles/squares/triangles (offline)
+experience          ExperienceDataModule       rollouts and seeded episodes of gymnasium environments
 coco_segmentation   CocoSegmentationDataModule COCO instances or panoptic PNG + JSON -> label maps
 yolo_segmentation   YoloSegmentationDataModule YOLO polygons (e.g. coco8-seg) -> label maps
 shapes_segmentation ShapesSegmentationDataModule  generated shapes as label maps (offline)
@@ -33,6 +34,7 @@ from visionflow.datamodules.base import ImageClassificationDataModule, VisionDat
 from visionflow.datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
 from visionflow.datamodules.coco_detection import CocoDetectionDataModule
 from visionflow.datamodules.digits import DigitsDataModule
+from visionflow.datamodules.experience import ExperienceDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
 from visionflow.datamodules.segmentation_coco import (CocoSegmentationDataModule,
@@ -56,6 +58,7 @@ __all__ = [
     "CocoDetectionDataModule",
     "CocoSegmentationDataModule",
     "DigitsDataModule",
+    "ExperienceDataModule",
     "FashionMNISTDataModule",
     "ImageClassificationDataModule",
     "ImageFolderDataModule",

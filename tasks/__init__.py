@@ -5,7 +5,7 @@ the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
 from visionflow.tasks import (adversarial, classification, detection, generative, gradcheck, knn,
-                              optim, pointclouds, segmentation, two_stream, understanding,
+                              optim, pointclouds, rl, segmentation, two_stream, understanding,
                               video)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
@@ -34,6 +34,7 @@ __all__ = [
     "knn",
     "numerical_gradient_check",
     "optim",
+    "rl",
     "segmentation",
     "pointclouds",
     "two_stream",

@@ -15,6 +15,8 @@ COMMON = ["trainer.fast_dev_run=true", "trainer.enable_progress_bar=false",
 SHRINK = {
     "shapes_detection.yaml": ["data.args.train_images=4", "data.args.val_images=2",
                               "data.args.test_images=2", "data.args.batch_size=2"],
+    **{name: ["data.args.val_seeds=2", "data.args.test_seeds=2", "data.args.episodes_per_batch=2"]
+       for name in ("cartpole_dqn.yaml", "cartpole_ppo.yaml")},
     "shapes_segmentation.yaml": ["data.args.train_images=4", "data.args.val_images=2",
                                  "data.args.test_images=2", "data.args.batch_size=2"],
     **{f"digits_{family}.yaml": ["data.args.limit=40", "data.args.batch_size=8",

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from visionflow.errors import SpecError
-from visionflow.tasks.nets import (classic, detectors, families, generative, pointnet,
+from visionflow.tasks.nets import (classic, detectors, families, generative, pointnet, rl,
                                    segmentation, torchvision_nets, transfer, video, video3d, vit)
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS, checked_builder
 from visionflow.tasks.nets.transfer import replace_head, split_backbone_head
@@ -22,7 +22,7 @@ from visionflow.tasks.nets.transfer import replace_head, split_backbone_head
 COMMON_ARGS = ("num_classes", "in_channels", "image_size", "dropout")
 
 __all__ = ["COMMON_ARGS", "build_net", "classic", "detectors", "families", "generative", "pointnet",
-           "replace_head", "segmentation", "split_backbone_head",
+           "replace_head", "rl", "segmentation", "split_backbone_head",
            "torchvision_nets", "transfer", "video", "video3d", "vit"]
 
 

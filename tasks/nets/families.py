@@ -16,6 +16,8 @@ CLASSIFICATION_NETS = NETS.family(
 DETECTION_NETS = NETS.family(
     "detection", output="images list of [C, H, W] in [0, 1] -> train: losses dict; "
                         "eval: per image {boxes [N, 4] XYXY, labels [N], scores [N]}")
+RL_NETS = NETS.family(
+    "rl", output="observations [B, *observation_shape] -> features [B, F] (module.out_features = F)")
 VAE_NETS = NETS.family(
     "vae", output="encode(images [B, C, H, W] in [0, 1], labels [B] | None) -> (mean, log_var) "
                   "[B, Z]; decode(z [B, Z], labels) -> likelihood parameters [B, P*C, H, W]")

@@ -233,6 +233,26 @@ def test_adversarial_training_steps_read_nothing_back(tmp_path):
     assert not counts, dict(counts)
 
 
+@pytest.mark.parametrize("task, args", [
+    ("ppo", {"update_epochs": 1, "minibatches": 1}),    # one optimizer step per rollout
+    ("dqn", {"learning_starts": 8, "batch_size": 8}),
+    ("policy_gradient", {}),
+])
+def test_rl_steps_read_back_only_the_actions_the_environments_need(tmp_path, task, args):
+    """Acting reads each step's actions (the environments are host code); the learning reads
+    nothing but Adam's step counter, which torch keeps in host memory (a CPU tensor unless the
+    optimizer is capturable or fused)."""
+    counts = reads_during_fit({
+        "name": "host_reads", "task": {"name": task, "args": args},
+        "data": {"name": "experience", "args": {"num_envs": 2, "rollout_steps": 4,
+                                                "rollouts_per_epoch": 12}},
+        "trainer": trainer_args(), "output_dir": str(tmp_path / "runs")},
+        RecordSteps(4, 10), steps=10)
+    assert set(counts) <= {"cpu at experience.py:RolloutStream._step",
+                           "numpy at experience.py:RolloutStream._step",
+                           "item at precision.py:Precision.optimizer_step"}, dict(counts)
+
+
 def video_spec(root: Path, task: str, task_args: dict, **trainer) -> dict:
     """A tiny video net on MovingShapes (4 videos a class: 6 training batches an epoch), SGD
     (AdamW's CPU implementation reads its step count back; its CUDA one does not)."""

@@ -24,21 +24,29 @@ from visionflow.batches.core import IGNORE_INDEX, Batch, DatasetInfo, provided_a
 from visionflow.batches.detection import DetectionBatch, DetectionDatasetInfo, DetectionTarget
 from visionflow.batches.pointclouds import (ImageToPointCloudBatch, PointCloudBatch,
                                            PointCloudDatasetInfo)
+from visionflow.batches.rl import (Actor, ActorOutput, Episode, EpisodeBatch, RLDatasetInfo,
+                                   RolloutBatch)
 from visionflow.batches.segmentation import SegmentationBatch
 from visionflow.batches.video import VideoBatch, VideoDatasetInfo
 
 __all__ = [
     "IGNORE_INDEX",
+    "Actor",
+    "ActorOutput",
     "Batch",
     "ClassificationDatasetInfo",
     "DatasetInfo",
     "DetectionBatch",
     "DetectionDatasetInfo",
     "DetectionTarget",
+    "Episode",
+    "EpisodeBatch",
     "ImageClassificationBatch",
     "ImageToPointCloudBatch",
     "PointCloudBatch",
     "PointCloudDatasetInfo",
+    "RLDatasetInfo",
+    "RolloutBatch",
     "SegmentationBatch",
     "VideoBatch",
     "VideoDatasetInfo",

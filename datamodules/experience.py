@@ -1,0 +1,247 @@
+"""Experience from gymnasium environments, served to the RL tasks as a datamodule.
+
+    data:
+      name: experience
+      args: {environment: CartPole-v1, num_envs: 8, rollout_steps: 32, rollouts_per_epoch: 25}
+
+- ``train``: an IterableDataset of ``rollouts_per_epoch`` :class:`RolloutBatch` es per epoch. Each
+  steps ``num_envs`` environments (gymnasium's synchronous vector API, autoreset in the same
+  step) ``rollout_steps`` times with the task being fitted (``trainer.lightning_module``, an
+  :class:`visionflow.batches.Actor`). Episodes run on across batches and epochs.
+- ``val`` / ``test``: :class:`EpisodeBatch` es of ``episodes_per_batch`` seeds from fixed lists
+  (``val_seeds``, ``test_seeds``: a count or the seeds themselves), which the task plays greedily.
+  A count ``n`` means the seeds ``1_000_000 .. + n`` (test) or ``2_000_000 .. + n`` (val), the same
+  in every run, so evaluations of different runs are comparable.
+
+Under DDP (``resources.backend: ray``) each process collects its own rollouts, with environment
+seeds offset by its rank (docs/rl.md). Nothing here imports gymnasium until an environment is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from visionflow.batches import Actor, Episode, EpisodeBatch, RLDatasetInfo, RolloutBatch
+from visionflow.datamodules.base import VisionDataModule, mix_seed
+from visionflow.errors import RunError, SpecError
+from visionflow.registry import DATAMODULES
+
+TEST_SEED_START, VAL_SEED_START = 1_000_000, 2_000_000
+
+
+class Environments:
+    """How to build the environments of a run: gymnasium id and keyword arguments."""
+
+    def __init__(self, environment: str, env_args: dict[str, Any] | None = None):
+        self.environment = environment
+        self.env_args = dict(env_args or {})
+
+    def make_vector(self, count: int) -> Any:
+        """``count`` environments in a synchronous vector env that resets an ended one in the
+        same step (the ended episode's last observation is in ``info["final_obs"]``)."""
+        import gymnasium as gym
+
+        try:
+            return gym.make_vec(self.environment, num_envs=count, vectorization_mode="sync",
+                                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+                                **self.env_args)
+        except gym.error.Error as error:
+            raise SpecError(f"environment: {error}",
+                            hint="a gymnasium id such as CartPole-v1 or Acrobot-v1") from None
+        except TypeError as error:
+            raise SpecError(f"env_args: {self.environment} does not take them ({error})") from None
+
+    def describe(self) -> RLDatasetInfo:
+        """The info a task needs: observation shape, number and kind of actions."""
+        import gymnasium as gym
+
+        env = self.make_vector(1)
+        observation, actions = env.single_observation_space, env.single_action_space
+        env.close()
+        shape = tuple(int(s) for s in observation.shape)
+        if isinstance(actions, gym.spaces.Discrete):
+            count, kind = int(actions.n), "discrete"
+        else:
+            count, kind = int(np.prod(actions.shape)), "continuous"
+        return RLDatasetInfo(num_classes=count, class_names=tuple(f"action_{i}" for i in range(count)),
+                             in_channels=shape[0] if len(shape) == 3 else 1,
+                             image_size=shape[1:] if len(shape) == 3 else None,
+                             observation_shape=shape, action_space=kind,
+                             environment=self.environment)
+
+
+def observations_tensor(observations: np.ndarray, actor: Actor) -> torch.Tensor:
+    """``[N, *obs]`` float32 on the actor's device."""
+    return torch.as_tensor(observations, dtype=torch.float32).to(actor.device)
+
+
+class EpisodePlayer:
+    """Plays one episode per seed, all seeds at once in one vector env, greedily."""
+
+    def __init__(self, environments: Environments):
+        self.environments = environments
+
+    def play(self, actor: Actor, seeds: list[int]) -> list[Episode]:
+        env = self.environments.make_vector(len(seeds))
+        observations, _ = env.reset(seed=list(seeds))
+        rewards: list[list[float]] = [[] for _ in seeds]
+        alive = np.ones(len(seeds), dtype=bool)
+        while alive.any():
+            actions = actor.act(observations_tensor(observations, actor), explore=False).actions
+            observations, reward, terminated, truncated, _ = env.step(actions.cpu().numpy())
+            for index in np.flatnonzero(alive):
+                rewards[index].append(float(reward[index]))
+            alive &= ~(terminated | truncated)
+        env.close()
+        return [Episode(seed, float(sum(r)), len(r), tuple(r)) for seed, r in zip(seeds, rewards)]
+
+
+class EpisodeCollate:
+    """Collates seeds into an :class:`EpisodeBatch` with the player."""
+
+    def __init__(self, player: EpisodePlayer):
+        self.player = player
+
+    def __call__(self, seeds: list[int]) -> EpisodeBatch:
+        return EpisodeBatch([int(s) for s in seeds], self.player)
+
+
+class SeedList(Dataset):
+    """The evaluation seeds, one per item."""
+
+    def __init__(self, seeds: list[int]):
+        self.seeds = seeds
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __getitem__(self, index: int) -> int:
+        return self.seeds[index]
+
+
+class RolloutStream(IterableDataset):
+    """``batches`` rollouts per pass, collected with the actor ``actor_source()`` returns; the
+    environments and their episodes carry on from one pass to the next."""
+
+    def __init__(self, environments: Environments, num_envs: int, steps: int, batches: int,
+                 seed: int, actor_source: Callable[[], Actor]):
+        self.environments, self.num_envs, self.steps = environments, num_envs, steps
+        self.batches, self.seed, self.actor_source = batches, seed, actor_source
+        self.env: Any = None
+        self.observations: np.ndarray | None = None
+        self.running = np.zeros(num_envs)
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self):
+        if self.env is None:
+            self.env = self.environments.make_vector(self.num_envs)
+            self.observations, _ = self.env.reset(seed=[self.seed + i for i in range(self.num_envs)])
+        actor = self.actor_source()
+        for _ in range(self.batches):
+            yield self.collect(actor)
+
+    def collect(self, actor: Actor) -> RolloutBatch:
+        """One rollout of ``steps`` steps of every environment."""
+        steps = [self._step(actor) for _ in range(self.steps)]
+        stacked = {key: torch.stack([torch.as_tensor(step[key]) for step in steps])
+                   for key in steps[0] if key != "ended_returns"}
+        return RolloutBatch(**stacked, episode_returns=[r for s in steps for r in s["ended_returns"]])
+
+    def _step(self, actor: Actor) -> dict[str, Any]:
+        observations = self.observations
+        output = actor.act(observations_tensor(observations, actor), explore=True)
+        actions = output.actions.cpu()
+        following, rewards, terminated, truncated, info = self.env.step(actions.numpy())
+        ended = terminated | truncated
+        next_observations = following.copy()
+        if ended.any():
+            next_observations[ended] = np.stack(info["final_obs"][ended])
+        self.running += rewards
+        ended_returns = self.running[ended].tolist()
+        self.running[ended] = 0.0
+        self.observations = following
+        step = {"observations": torch.as_tensor(observations, dtype=torch.float32),
+                "actions": actions, "rewards": torch.as_tensor(rewards, dtype=torch.float32),
+                "next_observations": torch.as_tensor(next_observations, dtype=torch.float32),
+                "terminated": torch.as_tensor(terminated), "episode_ends": torch.as_tensor(ended),
+                "ended_returns": ended_returns}
+        if output.log_probs is not None:
+            step["log_probs"], step["values"] = output.log_probs.cpu(), output.values.cpu()
+        return step
+
+
+@DATAMODULES.register("experience", batch=RolloutBatch)
+class ExperienceDataModule(VisionDataModule):
+    """Rollouts of gymnasium environments for training, seeded episodes for evaluation (see the
+    module docstring)."""
+
+    def __init__(self, environment: str = "CartPole-v1", env_args: dict[str, Any] | None = None,
+                 num_envs: int = 4, rollout_steps: int = 128, rollouts_per_epoch: int = 10,
+                 val_seeds: int | list[int] = 10, test_seeds: int | list[int] = 100,
+                 episodes_per_batch: int = 10, seed: int = 0):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        _check_arguments(num_envs, rollout_steps, rollouts_per_epoch, episodes_per_batch)
+        self.environments = Environments(environment, env_args)
+        self.seeds = {"val": seed_list(val_seeds, VAL_SEED_START, "val_seeds"),
+                      "test": seed_list(test_seeds, TEST_SEED_START, "test_seeds")}
+        self._info = self.environments.describe()
+        self._stream: RolloutStream | None = None
+
+    @property
+    def info(self) -> RLDatasetInfo:
+        return self._info
+
+    def actor(self) -> Actor:
+        """The task the trainer fits: the policy that collects the training rollouts."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        if not callable(getattr(module, "act", None)):
+            raise RunError("the experience datamodule collects rollouts with the task a Lightning "
+                           f"Trainer fits, and got {type(module).__name__}",
+                           hint="fit an RL task (dqn, policy_gradient, ppo) on it")
+        return module
+
+    def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
+        hp = self.hparams
+        if split == "train":
+            if self._stream is None:
+                rank = self.trainer.global_rank if self.trainer is not None else 0
+                self._stream = RolloutStream(self.environments, hp.num_envs, hp.rollout_steps,
+                                             hp.rollouts_per_epoch, mix_seed(hp.seed, rank),
+                                             self.actor)
+            return DataLoader(self._stream, batch_size=None)
+        return DataLoader(SeedList(self.seeds[split]), batch_size=hp.episodes_per_batch,
+                          collate_fn=EpisodeCollate(EpisodePlayer(self.environments)))
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Episode batches hold seeds and the player, nothing to move."""
+        if isinstance(batch, EpisodeBatch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+
+def seed_list(seeds: int | list[int], start: int, key: str) -> list[int]:
+    """``seeds`` itself, or ``start .. start + seeds - 1`` for a count."""
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise SpecError(f"{key}: must be >= 1 episodes, got {seeds}")
+        return list(range(start, start + seeds))
+    if not seeds:
+        raise SpecError(f"{key}: the seed list is empty")
+    return [int(s) for s in seeds]
+
+
+def _check_arguments(num_envs: int, rollout_steps: int, rollouts_per_epoch: int,
+                     episodes_per_batch: int) -> None:
+    for key, value in (("num_envs", num_envs), ("rollout_steps", rollout_steps),
+                       ("rollouts_per_epoch", rollouts_per_epoch),
+                       ("episodes_per_batch", episodes_per_batch)):
+        if value < 1:
+            raise SpecError(f"{key}: must be >= 1, got {value}")

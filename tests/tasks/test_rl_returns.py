@@ -1,0 +1,120 @@
+"""Returns, advantages, the replay buffer and the PPO objective against hand computations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from visionflow.batches import RolloutBatch
+from visionflow.tasks.rl.buffers import ReplayBuffer
+from visionflow.tasks.rl.ppo import clipped_surrogate, value_loss
+from visionflow.tasks.rl.returns import discounted_returns, generalized_advantages, n_step_targets
+
+G = 0.5
+
+
+def column(*values, dtype=torch.float32) -> torch.Tensor:
+    """``[T, 1]``: one environment."""
+    return torch.tensor(values, dtype=dtype)[:, None]
+
+
+def test_discounted_returns_stop_at_termination_and_bootstrap_truncation():
+    rewards = column(1.0, 2.0, 3.0, 4.0)
+    next_values = column(10.0, 20.0, 30.0, 40.0)
+    terminated = column(False, True, False, False, dtype=torch.bool)
+    ends = column(False, True, False, False, dtype=torch.bool)
+    returns = discounted_returns(rewards, next_values, terminated, ends, G)[:, 0]
+    # step 3 bootstraps the rollout's end: 4 + .5*40 = 24; step 2: 3 + .5*24 = 15
+    # step 1 terminated: 2; step 0: 1 + .5*2 = 2
+    assert returns.tolist() == [2.0, 2.0, 15.0, 24.0]
+    truncated_only = discounted_returns(rewards, next_values, ~ends & ends, ends, G)[:, 0]
+    assert truncated_only[1] == 2.0 + G * 20.0                  # truncation bootstraps V(s')
+
+
+def test_generalized_advantages_by_hand():
+    rewards = column(1.0, 1.0, 1.0)
+    values = column(0.5, 0.25, 2.0)
+    next_values = column(0.25, 2.0, 4.0)
+    terminated = column(False, False, True, dtype=torch.bool)
+    lam = 0.5
+    advantages = generalized_advantages(rewards, values, next_values, terminated, terminated, G,
+                                        lam)[:, 0]
+    d2 = 1.0 - 2.0                                   # terminated: no bootstrap
+    d1 = 1.0 + G * 2.0 - 0.25
+    d0 = 1.0 + G * 0.25 - 0.5
+    a2 = d2
+    a1 = d1 + G * lam * a2
+    a0 = d0 + G * lam * a1
+    assert advantages.tolist() == pytest.approx([a0, a1, a2])
+
+
+def test_gae_with_lambda_one_is_the_discounted_return_minus_the_baseline():
+    torch.manual_seed(0)
+    rewards, values, resets = torch.randn(3, 7, 2).unbind(0)
+    ends = torch.rand(6, 2) < 0.3
+    terminated = ends & (torch.rand(6, 2) < 0.5)
+    next_values = torch.where(ends, resets[1:], values[1:])  # V(s_t+1) is the next step's value
+    rewards, values = rewards[:-1], values[:-1]               # unless the episode ended
+    advantages = generalized_advantages(rewards, values, next_values, terminated, ends, 0.9, 1.0)
+    returns = discounted_returns(rewards, next_values, terminated, ends, 0.9)
+    assert torch.allclose(advantages, returns - values, atol=1e-5)
+
+
+def test_n_step_targets_by_hand():
+    rewards = torch.tensor([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0], [1.0, 2.0, 4.0]])
+    ends = torch.tensor([[False, False, False], [False, True, False], [False, True, False]])
+    terminated = torch.tensor([[False, False, False], [False, True, False],
+                               [False, False, False]])
+    returns, discount, last = n_step_targets(rewards, terminated, ends, G)
+    assert returns.tolist() == [1 + G * 2 + G * G * 4, 1 + G * 2, 1 + G * 2]
+    assert discount.tolist() == [G ** 3, 0.0, G ** 2]       # terminated: no bootstrap
+    assert last.tolist() == [2, 1, 1]
+
+
+def rollout(start: int, steps: int, envs: int = 2) -> RolloutBatch:
+    """Observations numbered ``start*10 + env`` so a sample says where it came from."""
+    index = (torch.arange(start, start + steps)[:, None] * 10 + torch.arange(envs)).float()
+    zeros = torch.zeros(steps, envs, dtype=torch.bool)
+    return RolloutBatch(index[..., None], index.long(), index, index[..., None] + 10, zeros, zeros)
+
+
+def test_replay_buffer_wraps_around_and_keeps_the_newest_steps():
+    buffer = ReplayBuffer(capacity=8, n_steps=1)              # 4 rows of 2 environments
+    buffer.add(rollout(0, 3))
+    assert (buffer.size, buffer.cursor, len(buffer)) == (3, 3, 6)
+    buffer.add(rollout(3, 3))                                  # steps 3, 4, 5: wraps
+    assert (buffer.size, buffer.cursor, len(buffer)) == (4, 2, 8)
+    rows = buffer.storage["actions"][:, 0].tolist()
+    assert rows == [40, 50, 20, 30]                            # steps 0 and 1 overwritten
+    sampled = buffer.sample(200).actions
+    assert set((sampled // 10).tolist()) == {2, 3, 4, 5}
+
+
+def test_replay_buffer_windows_are_consecutive_and_never_cross_the_newest_row():
+    buffer = ReplayBuffer(capacity=10, n_steps=3)             # 5 rows of 2 environments
+    buffer.add(rollout(0, 7))                                  # rows hold steps 5, 6, 2, 3, 4
+    sample = buffer.sample(300)
+    first = sample.actions // 10
+    assert set(first.tolist()) == {2, 3, 4}                    # 5 and 6 have no 3-step window
+    steps = (sample.rewards // 10).long()
+    assert torch.equal(steps, first[:, None] + torch.arange(3))
+    assert torch.equal(sample.rewards[:, 0] % 10, sample.actions.float() % 10)  # one env
+
+
+def test_ppo_clipping_stops_the_gradient_outside_the_trust_region():
+    old = torch.zeros(4)
+    log_probs = torch.log(torch.tensor([1.5, 0.5, 1.5, 0.5])).requires_grad_()
+    advantages = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    loss, ratios = clipped_surrogate(log_probs, old, advantages, clip=0.2)
+    # min(r A, clip(r) A): 1.2, 0.5, -1.5, -0.8 -> loss = -mean
+    assert loss.item() == pytest.approx(-(1.2 + 0.5 - 1.5 - 0.8) / 4)
+    loss.backward()
+    assert log_probs.grad[0] == 0 and log_probs.grad[3] == 0   # clipped: no gradient
+    assert log_probs.grad[1] != 0 and log_probs.grad[2] != 0
+    assert ratios.tolist() == pytest.approx([1.5, 0.5, 1.5, 0.5])
+
+
+def test_value_clipping_takes_the_larger_loss():
+    values, old, returns = torch.tensor([2.0]), torch.tensor([1.0]), torch.tensor([3.0])
+    assert value_loss(values, old, returns, None).item() == 0.5
+    assert value_loss(values, old, returns, 0.5).item() == 0.5 * 1.5 ** 2
