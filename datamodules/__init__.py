@@ -26,6 +26,8 @@ voc_segmentation    VOCSegmentationDataModule  Pascal VOC JPEGs + palette PNG ma
 shapes3d_points     Shapes3DPointsDataModule   generated 3D primitives as point clouds (offline)
 shapes3d_views      Shapes3DViewsDataModule    rendered views of them + their point clouds
 modelnet_points     ModelNetDataModule         ModelNet10/40 OFF meshes sampled into points
+video_folder        VideoFolderDataModule      class subfolders of videos or frame folders (UCF101)
+moving_shapes       MovingShapesVideoDataModule  generated shapes moving in 6 ways, .mp4 (offline)
 """
 
 from visionflow.datamodules.base import ImageClassificationDataModule, VisionDataModule
@@ -45,6 +47,8 @@ from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes
 from visionflow.datamodules.shapes3d import (Shapes3DPointsDataModule, Shapes3DViewsDataModule,
                                              make_shapes3d_dataset)
 from visionflow.datamodules.tensor_data import TensorClassificationDataset, TensorDataModule
+from visionflow.datamodules.video_folder import VideoFolderDataModule
+from visionflow.datamodules.video_moving_shapes import MovingShapesVideoDataModule
 from visionflow.datamodules.voc_detection import VOCDetectionDataModule
 from visionflow.datamodules.yolo_detection import YoloDetectionDataModule
 
@@ -59,6 +63,7 @@ __all__ = [
     "ImageClassificationDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "MovingShapesVideoDataModule",
     "SegmentationFolderDataModule",
     "ModelNetDataModule",
     "Shapes3DPointsDataModule",
@@ -69,6 +74,7 @@ __all__ = [
     "TensorDataModule",
     "VOCDetectionDataModule",
     "VOCSegmentationDataModule",
+    "VideoFolderDataModule",
     "VisionDataModule",
     "YoloDetectionDataModule",
     "YoloSegmentationDataModule",

@@ -5,13 +5,16 @@ the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
 from visionflow.tasks import (adversarial, classification, detection, generative, gradcheck, knn,
-                              optim, pointclouds, rl, segmentation, understanding)
+                              optim, pointclouds, rl, segmentation, two_stream, understanding,
+                              video)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
-from visionflow.tasks.segmentation import SemanticSegmentationTask
 from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
+from visionflow.tasks.segmentation import SemanticSegmentationTask
+from visionflow.tasks.two_stream import TwoStreamTask
+from visionflow.tasks.video import VideoClassificationTask
 
 __all__ = [
     "GradCheckResult",
@@ -21,6 +24,8 @@ __all__ = [
     "ObjectDetectionTask",
     "SemanticSegmentationTask",
     "PointCloudClassificationTask",
+    "TwoStreamTask",
+    "VideoClassificationTask",
     "adversarial",
     "classification",
     "detection",
@@ -32,5 +37,7 @@ __all__ = [
     "rl",
     "segmentation",
     "pointclouds",
+    "two_stream",
     "understanding",
+    "video",
 ]

@@ -90,6 +90,18 @@ def _yolo_segmentation(root: Path) -> dict[str, Any]:
 def _shapes3d(root: Path) -> dict[str, Any]:
     return {"data_dir": str(root / "shapes3d"), "train_samples": 4, "val_samples": 2,
             "test_samples": 2, "image_size": 32, "num_points": 64, "write_files": False, **SMALL}
+def _moving_shapes(root: Path) -> dict[str, Any]:
+    return {"data_dir": str(root / "moving_shapes"), "train_videos": 1, "val_videos": 1,
+            "test_videos": 1, "frames": 6, "frame_size": 16, "clip_length": 4,
+            "flow_frames": 2, **SMALL}
+
+
+def _video_folder(root: Path) -> dict[str, Any]:
+    from visionflow.datamodules.video_moving_shapes import make_moving_shapes
+
+    make_moving_shapes(root / "videos", {"train": 1}, frames=6, frame_size=16)
+    return {"root": str(root / "videos" / "train"), "clip_length": 4, "image_size": 16,
+            "flow_frames": 2, "test_fraction": 0.2, "val_fraction": 0.2, **SMALL}
 
 
 #: datamodule name -> writes small data under a folder and returns the datamodule's arguments
@@ -115,6 +127,8 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "shapes3d_views": _shapes3d,
     "modelnet_points": lambda root: {"root": str(write_modelnet(root)), "num_points": 32,
                                      "val_fraction": 0.34, **SMALL},
+    "moving_shapes": _moving_shapes,
+    "video_folder": _video_folder,
 }
 
 #: task name -> small arguments
@@ -133,6 +147,11 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     "pointcloud_classification": {"net_args": {"width": 8, "feature_dim": 32},
                                   "scheduler": "none"},
     "image_to_pointcloud": {"net_args": {"width": 4, "depth": 2}, "scheduler": "none"},
+    "video_classification": {"net": "single_frame", "net_args": {"width": 4},
+                             "scheduler": "none"},
+    "two_stream": {"rgb_net_args": {"width": 4}, "flow_net": "mlp",
+                   "flow_net_args": {"hidden_sizes": [8]}, "fusion": "learned",
+                   "scheduler": "none"},
 }
 
 

@@ -29,6 +29,10 @@ SHRINK = {
     "shapes3d_pointcloud.yaml": ["data.args.train_samples=4", "data.args.val_samples=2",
                                  "data.args.test_samples=2", "data.args.batch_size=2",
                                  "data.args.write_files=false"],
+    **{name: ["data.args.train_videos=1", "data.args.val_videos=1", "data.args.test_videos=1",
+              "data.args.frames=6", "data.args.frame_size=16", "data.args.clip_length=4",
+              "data.args.batch_size=6", "data.args.num_workers=0"]
+       for name in ("moving_shapes_r3d.yaml", "moving_shapes_two_stream.yaml")},
 }
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
@@ -37,6 +41,8 @@ def shrink(name: str, tmp_path) -> list[str]:
     overrides = [*COMMON, f"output_dir={tmp_path / 'runs'}", *SHRINK.get(name, [])]
     if name.startswith("shapes_") or name == "shapes3d_pointcloud.yaml":
         overrides.append(f"data.args.data_dir={tmp_path / 'shapes'}")
+    if name.startswith("moving_shapes"):
+        overrides.append(f"data.args.data_dir={tmp_path / 'moving_shapes'}")
     return overrides
 
 

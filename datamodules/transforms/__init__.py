@@ -201,3 +201,4 @@ from visionflow.datamodules.transforms import classification  # noqa: E402,F401 
 from visionflow.datamodules.transforms import detection  # noqa: E402,F401  (registers presets)
 from visionflow.datamodules.transforms import segmentation  # noqa: E402,F401  (registers presets)
 from visionflow.datamodules.transforms import pointcloud  # noqa: E402,F401  (registers presets)
+from visionflow.datamodules.transforms import video  # noqa: E402,F401  (registers presets)

@@ -15,7 +15,7 @@ from torch import nn
 
 from visionflow.errors import SpecError
 from visionflow.tasks.nets import (classic, detectors, families, generative, pointnet, rl,
-                                   segmentation, torchvision_nets, transfer, vit)
+                                   segmentation, torchvision_nets, transfer, video, video3d, vit)
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS, checked_builder
 from visionflow.tasks.nets.transfer import replace_head, split_backbone_head
 
@@ -23,7 +23,7 @@ COMMON_ARGS = ("num_classes", "in_channels", "image_size", "dropout")
 
 __all__ = ["COMMON_ARGS", "build_net", "classic", "detectors", "families", "generative", "pointnet",
            "replace_head", "rl", "segmentation", "split_backbone_head",
-           "torchvision_nets", "transfer", "vit"]
+           "torchvision_nets", "transfer", "video", "video3d", "vit"]
 
 
 def build_net(name: str, *, num_classes: int, in_channels: int,

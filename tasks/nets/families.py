@@ -27,6 +27,7 @@ GAN_NETS = NETS.family(
 PIXELCNN_NETS = NETS.family(
     "pixelcnn", output="images [B, C, H, W] in [0, 1], labels [B] | None -> "
                        "logits [B, 256, C, H, W] of each pixel given the pixels before it")
+VIDEO_NETS = NETS.family("video", output="clips [B, C, T, H, W] -> logits [B, K]")
 SEGMENTATION_NETS = NETS.family(
     "segmentation", output="images [B, C, H, W] -> logits [B, K, H, W], or {'out': logits, "
                            "'aux': logits} when the net has an auxiliary head")

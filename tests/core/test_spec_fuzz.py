@@ -52,6 +52,7 @@ CHECKED_ONLY_IN_THE_RUN = {
     "data.args.batch_size", "data.args.num_workers", "data.args.image_size",
     "data.args.test_fraction", "data.args.val_fraction", "data.args.train_images",
     "data.args.val_images", "data.args.test_images", "data.args.device", "stages.knn.k",
+    "task.args.net_args.width", "task.args.net_args.blocks", "task.args.rgb_net_args.width",
 }
 TEXT = st.text(string.ascii_letters, min_size=1, max_size=6).map(lambda s: f"zz{s}")  # never a YAML bool/number
 CONTAINERS = (st.lists(st.integers(-3, 3), min_size=1, max_size=3)

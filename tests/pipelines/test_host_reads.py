@@ -251,3 +251,35 @@ def test_rl_steps_read_back_only_the_actions_the_environments_need(tmp_path, tas
     assert set(counts) <= {"cpu at experience.py:RolloutStream._step",
                            "numpy at experience.py:RolloutStream._step",
                            "item at precision.py:Precision.optimizer_step"}, dict(counts)
+
+
+def video_spec(root: Path, task: str, task_args: dict, **trainer) -> dict:
+    """A tiny video net on MovingShapes (4 videos a class: 6 training batches an epoch), SGD
+    (AdamW's CPU implementation reads its step count back; its CUDA one does not)."""
+    return {"name": "host_reads",
+            "task": {"name": task, "args": {"optimizer": "sgd", "lr": 0.01,
+                                            "scheduler": "cosine", **task_args}},
+            "data": {"name": "moving_shapes",
+                     "args": {"data_dir": str(root / "moving_shapes"), "train_videos": 4,
+                              "val_videos": 1, "test_videos": 1, "frames": 6, "frame_size": 16,
+                              "clip_length": 4, "flow_frames": 2, "batch_size": 4}},
+            "trainer": trainer_args(**trainer),
+            "output_dir": str(root / "runs")}
+
+
+@pytest.mark.parametrize("task, task_args", [
+    ("video_classification", {"net": "single_frame", "net_args": {"width": 4}}),
+    ("two_stream", {"rgb_net_args": {"width": 4}, "flow_net": "mlp",
+                    "flow_net_args": {"hidden_sizes": [8]}, "fusion": "learned"})])
+def test_video_training_steps_read_nothing_back(tmp_path, task, task_args):
+    counts = reads_during_fit(video_spec(tmp_path, task, task_args), RecordSteps(7, 12),
+                              steps=12)
+    assert not counts, dict(counts)                          # the second epoch's 6 steps
+
+
+def test_video_validation_and_test_steps_read_nothing_back(tmp_path):
+    recorder = RecordEvaluation(epoch=1)
+    spec = video_spec(tmp_path, "video_classification",
+                      {"net": "single_frame", "net_args": {"width": 4}}, limit_val_batches=1.0)
+    counts = reads_during_fit(spec, recorder, steps=12)
+    assert recorder.recorded == ["validate", "test"] and not counts, dict(counts)

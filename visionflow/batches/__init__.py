@@ -27,6 +27,7 @@ from visionflow.batches.pointclouds import (ImageToPointCloudBatch, PointCloudBa
 from visionflow.batches.rl import (Actor, ActorOutput, Episode, EpisodeBatch, RLDatasetInfo,
                                    RolloutBatch)
 from visionflow.batches.segmentation import SegmentationBatch
+from visionflow.batches.video import VideoBatch, VideoDatasetInfo
 
 __all__ = [
     "IGNORE_INDEX",
@@ -47,5 +48,7 @@ __all__ = [
     "RLDatasetInfo",
     "RolloutBatch",
     "SegmentationBatch",
+    "VideoBatch",
+    "VideoDatasetInfo",
     "provided_arguments",
 ]

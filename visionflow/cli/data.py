@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from visionflow.cli import precompute_flow
+
 DATA_EXAMPLES = """\
 examples:
   visionflow data make-shapes data/shapes --images 200 --image-size 128 --seed 0
@@ -21,9 +23,14 @@ def add_data_commands(commands, formatter) -> None:
     shapes.add_argument("--images", type=int, required=True, metavar="N")
     shapes.add_argument("--image-size", type=int, default=128, metavar="PX")
     shapes.add_argument("--seed", type=int, default=0)
+    precompute_flow.add_arguments(actions.add_parser(
+        "precompute-flow", help="cache the optical flow of every video under a folder",
+        epilog=f"example:\n  {precompute_flow.EXAMPLE}", formatter_class=formatter))
 
 
 def data_command(args: argparse.Namespace) -> int:
+    if args.data_action == "precompute-flow":
+        return precompute_flow.run(args)
     from visionflow.datamodules import make_shapes_dataset
 
     path = make_shapes_dataset(args.out_dir, args.images, seed=args.seed,

@@ -63,3 +63,4 @@ from visionflow.evaluation import generative  # noqa: E402,F401  (bits/dim, FID,
 from visionflow.evaluation.robustness import RobustnessEvaluator  # noqa: E402  (needs Evaluation)
 from visionflow.evaluation import rl  # noqa: E402,F401  (episode returns)
 from visionflow.evaluation.pointclouds import PointCloudEvaluator  # noqa: E402,F401
+from visionflow.evaluation.video import VideoAccuracyEvaluator  # noqa: E402  (needs Evaluation)

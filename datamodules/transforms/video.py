@@ -1,0 +1,100 @@
+"""Video presets, and :func:`transform_clip`: one sampled set of parameters for a whole clip.
+
+A clip's frames go through the pipeline together as albumentations' ``images`` target, so every
+frame gets the same crop, flip and color change; its stacked flow ``[H, W, 2L]`` goes along as
+the ``mask`` target (same geometry, no color or normalization) and is then corrected for what
+the geometry did to motion: a horizontal flip negates its x channels (a vertical one its y
+channels) and a resize scales them by the resize factor. Video presets keep to flips, crops,
+pads and resizes, whose effect on flow is exactly that; rotations would need the flow rotated.
+
+======================  =====================================================================
+``video_eval``          Resize to the datamodule's image size (when it differs), normalize.
+``video_train``         Resize, zero-pad by 1/8 of the size, random crop back (a shift), color
+                        jitter (p=0.8), normalize. No flip: it would turn "moves left" into
+                        "moves right" on motion-defined classes such as moving_shapes'.
+``video_flip_train``    ``video_train`` plus a horizontal flip (p=0.5), for data whose classes
+                        are mirror-symmetric (UCF101, Kinetics).
+======================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import copy
+
+import albumentations as A
+import numpy as np
+
+from visionflow.datamodules.transforms import TransformContext, flatten
+from visionflow.datamodules.transforms.classification import _normalize, _resize
+from visionflow.registry import TRANSFORMS
+
+FAMILY = "video"
+
+
+def _train(context: TransformContext, preset: str, flip: bool) -> A.Compose:
+    height, width = context.output_size(preset)
+    pad = max(1, height // 8)
+    flips = [A.HorizontalFlip(p=0.5)] if flip else []
+    return context.compose([
+        *_resize(context),
+        A.PadIfNeeded(min_height=height + 2 * pad, min_width=width + 2 * pad, border_mode=0,
+                      fill=0, fill_mask=0),
+        A.RandomCrop(height=height, width=width), *flips,
+        A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.0, p=0.8),
+        _normalize(context)])
+
+
+@TRANSFORMS.register("video_eval", family=FAMILY)
+def video_eval(context: TransformContext) -> A.Compose:
+    """Resize every frame to the image size, normalize."""
+    return context.compose([*_resize(context), _normalize(context)])
+
+
+@TRANSFORMS.register("video_train", family=FAMILY)
+def video_train(context: TransformContext) -> A.Compose:
+    """Resize, random shift (pad 1/8, crop back), color jitter; the same for every frame."""
+    return _train(context, "video_train", flip=False)
+
+
+@TRANSFORMS.register("video_flip_train", family=FAMILY)
+def video_flip_train(context: TransformContext) -> A.Compose:
+    """``video_train`` plus a horizontal flip (p=0.5) of every frame and of the flow."""
+    return _train(context, "video_flip_train", flip=True)
+
+
+def clip_pipeline(pipeline: A.Compose) -> A.Compose:
+    """A copy of ``pipeline`` (with its own random state) for :func:`transform_clip`: it reports
+    the transforms it applied, which the flow correction reads."""
+    pipeline = copy.deepcopy(pipeline)
+    pipeline.save_applied_params = True
+    return pipeline
+
+
+def transform_clip(pipeline: A.Compose, frames: np.ndarray, flow: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(frames float32 [T, h, w, C], flow float32 [h, w, 2L] or None)`` from uint8 frames
+    ``[T, H, W, C]`` and flow ``[H, W, 2L]``, with one set of sampled parameters; ``pipeline``
+    from :func:`clip_pipeline`."""
+    if flow is None:
+        return pipeline(images=frames)["images"], None
+    result = pipeline(images=frames, mask=flow)
+    return result["images"], _correct_flow(result["mask"], pipeline, result["applied_transforms"])
+
+
+def _correct_flow(flow: np.ndarray, pipeline: A.Compose, applied: list[tuple[str, dict]]
+                  ) -> np.ndarray:
+    """Flow ``[h, w, 2L]`` with its x/y channels negated by flips and scaled by resizes."""
+    scale = np.ones(2, dtype=np.float32)                       # (x, y)
+    resizes = iter(t for t in flatten(pipeline) if isinstance(t, A.Resize))
+    for name, params in applied:
+        if name == "HorizontalFlip":
+            scale[0] = -scale[0]
+        elif name == "VerticalFlip":
+            scale[1] = -scale[1]
+        elif name == "Resize":
+            resize, (height, width) = next(resizes), params["shape"][:2]
+            scale *= (resize.width / width, resize.height / height)
+    flow = np.array(flow, dtype=np.float32)
+    flow[..., 0::2] *= scale[0]
+    flow[..., 1::2] *= scale[1]
+    return flow

@@ -1,0 +1,219 @@
+"""Video data: clip sampling, decoding (real clips from ../shared/data), frame-consistent
+augmentation, flow under flips, the video_folder layouts and moving_shapes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from visionflow.datamodules import MovingShapesVideoDataModule, VideoFolderDataModule
+from visionflow.datamodules.transforms import TransformContext, build_transform
+from visionflow.datamodules.transforms.video import clip_pipeline, transform_clip
+from visionflow.datamodules.video_clips import (
+    clip_frame_indices,
+    random_clip_start,
+    uniform_clip_starts,
+)
+from visionflow.datamodules.video_decode import count_frames, read_all_frames, read_clip
+from visionflow.datamodules.video_flow import farneback_flow, stack_flow
+from visionflow.datamodules.video_moving_shapes import (
+    MOTIONS,
+    make_moving_shapes,
+    render_video,
+    write_video,
+)
+from visionflow.errors import DataError, SpecError
+
+SMALL_SHAPES = {"train": 2, "val": 1, "test": 1}
+
+
+@pytest.fixture(scope="module")
+def shapes_root(tmp_path_factory) -> Path:
+    return make_moving_shapes(tmp_path_factory.mktemp("video") / "shapes", SMALL_SHAPES,
+                              frames=12, frame_size=16)
+
+
+# ------------------------------------------------------------------------------- sampling
+
+def test_clip_indices_stride_and_padding():
+    assert clip_frame_indices(100, 4, 3, 10).tolist() == [10, 13, 16, 19]
+    assert clip_frame_indices(3, 6, 1, 0, "loop").tolist() == [0, 1, 2, 0, 1, 2]
+    assert clip_frame_indices(3, 6, 1, 0, "repeat").tolist() == [0, 1, 2, 2, 2, 2]
+
+
+def test_random_starts_keep_the_clip_inside_and_cover_every_start():
+    rng = np.random.default_rng(0)
+    starts = {random_clip_start(20, 7, rng) for _ in range(500)}
+    assert starts == set(range(14))                       # 20 - 7 + 1 starts
+    assert random_clip_start(5, 7, rng) == 0              # shorter than the clip
+
+
+def test_uniform_starts_span_the_video():
+    assert uniform_clip_starts(100, 10, 3) == [0, 45, 90]
+    assert uniform_clip_starts(5, 10, 2) == [0, 0]
+
+
+# ------------------------------------------------------------------------------- decoding
+
+@pytest.mark.parametrize("name, frames", [("demo.mp4", 280), ("test.avi", 164)])
+def test_seeking_reads_the_frames_a_full_decode_reads(shared_data, name, frames):
+    path = shared_data / "video" / name
+    assert count_frames(path) == frames
+    everything = read_all_frames(path)
+    assert len(everything) == frames
+    for start in (0, 150, frames - 20):                   # before and after keyframes
+        indices = clip_frame_indices(frames, 8, 2, start, "repeat")
+        np.testing.assert_array_equal(read_clip(path, indices), everything[indices])
+
+
+def test_corrupt_and_truncated_videos_raise_data_errors_naming_the_file(tmp_path, shapes_root):
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(DataError, match="garbage.mp4"):
+        read_clip(garbage, np.arange(4))
+    video = next((shapes_root / "train" / "left").glob("*.mp4"))
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    with pytest.raises(DataError, match="truncated.mp4"):
+        read_clip(truncated, np.arange(12))
+
+
+def test_frame_folders_read_like_videos(tmp_path):
+    import cv2
+
+    frames = render_video("right", 6, 16, np.random.default_rng(0))
+    folder = tmp_path / "video"
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{index:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    assert count_frames(folder) == 6
+    np.testing.assert_array_equal(read_clip(folder, np.array([5, 1, 1])), frames[[5, 1, 1]])
+
+
+# ---------------------------------------------------------------------------- augmentation
+
+def _pipeline(spec, size=16):
+    context = TransformContext(mean=(0.5,) * 3, std=(0.25,) * 3, image_size=(size, size),
+                               source_size=(size, size))
+    return clip_pipeline(build_transform(spec, context, "transforms.train"))
+
+
+def test_every_frame_of_a_clip_gets_the_same_crop_flip_and_color():
+    frame = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    pipeline = _pipeline("video_flip_train")
+    outputs = set()
+    for seed in range(6):
+        pipeline.set_random_seed(seed)
+        frames, _ = transform_clip(pipeline, np.stack([frame] * 5))
+        assert all(np.array_equal(frames[0], other) for other in frames[1:])
+        outputs.add(frames[0].tobytes())
+    assert len(outputs) > 1, "the preset did not augment at all"
+
+
+@pytest.mark.parametrize("flip, sign", [({"name": "HorizontalFlip", "p": 1.0}, (-1, 1)),
+                                        ({"name": "VerticalFlip", "p": 1.0}, (1, -1))])
+def test_flipping_flow_mirrors_it_and_negates_its_direction(flip, sign):
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    flow = rng.normal(size=(16, 16, 4)).astype(np.float32)                   # L = 2
+    _, flipped = transform_clip(_pipeline([flip]), frames, flow)
+    mirrored = flow[:, ::-1] if flip["name"] == "HorizontalFlip" else flow[::-1]
+    np.testing.assert_allclose(flipped[..., 0::2], sign[0] * mirrored[..., 0::2])
+    np.testing.assert_allclose(flipped[..., 1::2], sign[1] * mirrored[..., 1::2])
+
+
+def test_resizing_scales_flow_with_the_image():
+    flow = np.ones((16, 16, 2), dtype=np.float32)
+    _, resized = transform_clip(_pipeline([{"name": "Resize", "height": 8, "width": 32}]),
+                                np.zeros((2, 16, 16, 3), dtype=np.uint8), flow)
+    np.testing.assert_allclose(resized[..., 0], 2.0)
+    np.testing.assert_allclose(resized[..., 1], 0.5)
+
+
+def test_farneback_sees_a_shape_move_right_and_stacks_in_order():
+    frames = render_video("right", 4, 40, np.random.default_rng(3))
+    flow = farneback_flow(frames)                                            # [3, H, W, 2]
+    assert flow.shape == (3, 40, 40, 2)
+    moving = np.abs(flow[..., 0]) > 0.3
+    assert flow[..., 0][moving].mean() > 0.3                                 # rightwards
+    stacked = stack_flow(flow, 1, 3)                                         # [H, W, 6]
+    np.testing.assert_array_equal(stacked[..., 0:2], flow[1].astype(np.float32))
+    np.testing.assert_array_equal(stacked[..., 4:6], flow[2].astype(np.float32))  # repeated
+
+
+# ----------------------------------------------------------------------------- datamodules
+
+def test_moving_shapes_batches_with_flow(shapes_root):
+    datamodule = MovingShapesVideoDataModule(str(shapes_root), **{f"{s}_videos": n for s, n in
+                                                                 SMALL_SHAPES.items()},
+                                             frames=12, frame_size=16, clip_length=4,
+                                             num_clips=3, flow_frames=2, batch_size=6)
+    datamodule.prepare_data()
+    datamodule.setup()
+    assert datamodule.info.class_names == MOTIONS and datamodule.info.flow_frames == 2
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch.clips.shape == (6, 3, 4, 16, 16) and batch.flows.shape == (6, 4, 16, 16)
+    evaluation = next(iter(datamodule.test_dataloader()))
+    assert evaluation.video_index.tolist() == [0, 0, 0, 1, 1, 1]             # 3 clips a video
+    assert len(datamodule.dataset("test")) == 6 * 3
+
+
+def test_video_folder_reads_ucf101_split_files(tmp_path, shapes_root):
+    root = tmp_path / "ucf"
+    for motion in ("left", "up"):
+        for index, video in enumerate(sorted((shapes_root / "train" / motion).glob("*.mp4"))):
+            (root / motion).mkdir(parents=True, exist_ok=True)
+            (root / motion / f"v_{motion}_g0{index}.mp4").write_bytes(video.read_bytes())
+    (root / "trainlist01.txt").write_text("left/v_left_g00.mp4 1\nup/v_up_g00.mp4 2\n"
+                                          "left/v_left_g01.mp4 1\nup/v_up_g01.mp4 2\n")
+    (root / "testlist01.txt").write_text("left/v_left_g01.mp4\n")
+    datamodule = VideoFolderDataModule(str(root), clip_length=4, image_size=16, val_fraction=0.5,
+                                       split_files={"train": "trainlist01.txt",
+                                                    "test": "testlist01.txt"}, batch_size=2)
+    datamodule.setup()
+    assert datamodule.class_names == ("left", "up")
+    assert [Path(p).name for p, _ in datamodule.dataset("test").samples] == ["v_left_g01.mp4"]
+    assert len(datamodule.dataset("train").samples) + len(datamodule.dataset("val").samples) == 4
+    assert next(iter(datamodule.test_dataloader())).clips.shape[1:] == (3, 4, 16, 16)
+
+
+def test_a_bad_video_fails_the_batch_or_is_skipped(tmp_path, shapes_root):
+    root = tmp_path / "bad"
+    for motion in ("left", "up"):
+        (root / motion).mkdir(parents=True)
+        write_video(render_video(motion, 8, 16, np.random.default_rng(0)), root / motion / "a.mp4")
+    (root / "up" / "broken.mp4").write_bytes(b"\x00" * 64)
+    arguments = {"clip_length": 4, "image_size": 16, "test_fraction": 0.0, "val_fraction": 0.0,
+                 "batch_size": 3, "transforms": {"train": "video_eval"}}
+    with pytest.raises(DataError, match="broken.mp4"):
+        loader = VideoFolderDataModule(str(root), **arguments).train_dataloader()
+        list(loader)
+    with pytest.warns(UserWarning, match="broken.mp4"):
+        batch = next(iter(VideoFolderDataModule(str(root), skip_bad_files=True,
+                                                **arguments).train_dataloader()))
+    assert len(batch) == 2
+
+
+@pytest.mark.parametrize("arguments, key", [({"clip_length": 0}, "clip_length"),
+                                            ({"padding": "mirror"}, "padding"),
+                                            ({"split_files": {"val": "x"}}, "split_files")])
+def test_bad_clip_arguments_name_the_key(tmp_path, arguments, key):
+    with pytest.raises(SpecError, match=key):
+        VideoFolderDataModule(str(tmp_path), **arguments)
+
+
+def test_precompute_flow_caches_every_video_once(tmp_path, shapes_root, capsys):
+    from visionflow.cli import main
+
+    cache = tmp_path / "flow"
+    assert main(["data", "precompute-flow", str(shapes_root / "test"), "--flow-dir",
+                 str(cache)]) == 0
+    assert "6 videos: 6 flow files written" in capsys.readouterr().out
+    flow = np.load(cache / "left" / "0000.mp4.flow.npy")
+    assert flow.shape == (11, 16, 16, 2) and flow.dtype == np.float16
+    assert main(["data", "precompute-flow", str(shapes_root / "test"), "--flow-dir",
+                 str(cache)]) == 0
+    assert "0 flow files written, 6 already cached" in capsys.readouterr().out
+    assert main(["data", "precompute-flow", str(tmp_path / "absent")]) == 2
