@@ -21,7 +21,10 @@ SHRINK = {
                                  "data.args.test_images=2", "data.args.batch_size=2"],
     **{f"digits_{family}.yaml": ["data.args.limit=40", "data.args.batch_size=8",
                                  "task.args.classifier_epochs=1", "task.args.sample_grid_rows=1"]
-       for family in ("vae", "dcgan", "pixelcnn")},
+       for family in ("vae", "dcgan")},
+    "digits_pixelcnn.yaml": ["data.args.limit=40", "data.args.batch_size=8",
+                             "task.args.classifier_epochs=1", "task.args.sample_grid_rows=1",
+                             "task.args.net_args={width: 8, layers: 2, gated: true}"],
     "digits_adversarial.yaml": ["data.args.limit=40", "stages=[fit, test, {adversarial: {epsilons: "
                                 "[0.0, 0.05], steps: 2, black_box_queries: 4, max_images: 8}}]"],
     "digits_understanding.yaml": ["data.args.limit=40", "stages=[fit, {understand: {num_images: 2, "
