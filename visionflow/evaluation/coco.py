@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from visionflow.errors import DataError
-from visionflow.evaluation.coco_input import GroundTruth, Results, load_ground_truth, load_results
+from visionflow.evaluation.coco_input import CategoryTable, GroundTruth, Results, load_ground_truth, load_results
 from visionflow.evaluation.coco_predictions import PredictionLog, label_lookup
 
 PROTOCOLS = ("coco", "lvis")
@@ -113,10 +113,12 @@ def evaluate_coco(gt: dict | str | Path | GroundTruth, dt: list | str | Path, io
         raise DataError(f"the ground truth was loaded for {ground_truth.iou_type!r}, not {iou_type!r}")
     loaded_gt = time.perf_counter()
     # the results go straight to the engine: hotcoco keeps its own copy, and ours, dropped when
-    # engine_inputs returns, would otherwise stay alive through the evaluation (peak memory)
+    # engine_inputs returns, would otherwise stay alive through the evaluation (the peak memory)
     coco_gt, coco_dt = engine_inputs(ground_truth, load_results(dt, ground_truth), protocol)
+    categories = ground_truth.category_table()
+    del ground_truth  # likewise the ground truth, when it was read here
     timing = {"load_gt_s": loaded_gt - started, "load_dt_s": time.perf_counter() - loaded_gt}
-    return evaluated(ground_truth, coco_gt, coco_dt, protocol, timing)
+    return evaluated(categories, coco_gt, coco_dt, protocol, timing)
 
 
 def check_protocol(protocol: str) -> None:
@@ -127,18 +129,19 @@ def check_protocol(protocol: str) -> None:
 def score(gt: GroundTruth, results: Results, protocol: str = "coco",
           timing: dict[str, float] | None = None) -> CocoResult:
     """Checked ground truth and results through hotcoco's ``COCOeval``."""
-    return evaluated(gt, *engine_inputs(gt, results, protocol), protocol, dict(timing or {}))
+    return evaluated(gt.category_table(), *engine_inputs(gt, results, protocol), protocol, dict(timing or {}))
 
 
-def evaluated(gt: GroundTruth, coco_gt: Any, coco_dt: Any, protocol: str, timing: dict[str, float]) -> CocoResult:
+def evaluated(categories: CategoryTable, coco_gt: Any, coco_dt: Any, protocol: str,
+              timing: dict[str, float]) -> CocoResult:
     """hotcoco's ``COCOeval`` of its ground truth and results ``COCO``s, evaluated and accumulated."""
     import hotcoco
 
     started = time.perf_counter()
-    engine = hotcoco.COCOeval(coco_gt, coco_dt, gt.iou_type, lvis_style=protocol == "lvis")
+    engine = hotcoco.COCOeval(coco_gt, coco_dt, categories.iou_type, lvis_style=protocol == "lvis")
     engine.evaluate()
     engine.accumulate()
-    return result_of(engine, gt, protocol, {**timing, "evaluate_s": time.perf_counter() - started})
+    return result_of(engine, categories, protocol, {**timing, "evaluate_s": time.perf_counter() - started})
 
 
 def engine_inputs(gt: GroundTruth, results: Results, protocol: str) -> tuple[Any, Any]:
@@ -171,15 +174,14 @@ def engine_results(coco_gt: Any, results: Results, protocol: str) -> Any:
     return coco_gt.load_res(records)
 
 
-def result_of(engine: Any, gt: GroundTruth, protocol: str, timing: dict[str, float]) -> CocoResult:
+def result_of(engine: Any, categories: CategoryTable, protocol: str, timing: dict[str, float]) -> CocoResult:
     """A ``CocoResult`` from an accumulated hotcoco ``COCOeval``."""
     lines = tuple(pycocotools_text(line) if protocol == "coco" else line for line in engine.summary_lines())
     tables = engine.eval
     params = engine.params
-    names = {int(c["id"]): str(c.get("name", c["id"])) for c in gt.categories}
     timing["total_s"] = sum(timing.values())
-    return CocoResult(gt.iou_type, protocol, np.asarray(engine.stats, dtype=np.float64), tuple(engine.metric_keys()),
-                      lines, gt.category_ids, tuple(names[int(c)] for c in gt.category_ids),
+    return CocoResult(categories.iou_type, protocol, np.asarray(engine.stats, dtype=np.float64),
+                      tuple(engine.metric_keys()), lines, categories.ids, categories.names,
                       tables["precision"], tables["recall"], tables["scores"], tuple(params.area_rng_lbl),
                       tuple(params.max_dets), timing, engine)
 

@@ -30,7 +30,7 @@ from visionflow.errors import DataError
 from visionflow.evaluation.coco_checks import NUM_KEYPOINTS, ColumnChecks
 from visionflow.evaluation.coco_io import Records, gc_paused, read_file, sorted_unique
 
-__all__ = ["IOU_TYPES", "NUM_KEYPOINTS", "AnnotationColumns", "GroundTruth", "Results", "check_iou_type",
+__all__ = ["IOU_TYPES", "NUM_KEYPOINTS", "AnnotationColumns", "CategoryTable", "GroundTruth", "Results", "check_iou_type",
            "load_ground_truth", "load_results"]
 
 IOU_TYPES = ("bbox", "segm", "keypoints")
@@ -119,6 +119,15 @@ class AnnotationColumns:
 
 
 @dataclass(frozen=True)
+class CategoryTable:
+    """What a result needs of its ground truth: the iou type, the category ids [K] sorted, their names."""
+
+    iou_type: str
+    ids: np.ndarray
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class GroundTruth:
     """A checked ground truth: images and categories as their dicts, ``image_ids`` [I] and
     ``category_ids`` [K] sorted, ``image_hw`` [I, 2] (-1 where unknown), the annotations as
@@ -133,6 +142,10 @@ class GroundTruth:
     category_ids: np.ndarray
     annotations: AnnotationColumns
     records: list[Annotation] | None
+
+    def category_table(self) -> CategoryTable:
+        names = {int(c["id"]): str(c.get("name", c["id"])) for c in self.categories}
+        return CategoryTable(self.iou_type, self.category_ids, tuple(names[int(c)] for c in self.category_ids))
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def evaluate_coco_in_shards(gt: dict | str | Path, dt: list | str | Path, iou_ty
     engine.accumulate()
     timing = {"load_split_s": split_at - started, "match_s": matched - split_at,
               "accumulate_s": time.perf_counter() - matched}
-    return result_of(engine, ground_truth, "coco", timing)
+    return result_of(engine, ground_truth.category_table(), "coco", timing)
 
 
 def split(gt: GroundTruth, results: Results, shards: int) -> list[Shard]:
