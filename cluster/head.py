@@ -24,8 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -211,6 +209,9 @@ def cluster_status(dashboard_url: str, headers: dict[str, str] | None = None,
 def get_json(url: str, headers: dict[str, str] | None = None,
              timeout: float = HTTP_TIMEOUT_S) -> dict:
     """GET ``url`` as JSON; every failure is a ClusterError within ``timeout`` seconds."""
+    import urllib.error  # here, not at the top: every CLI command's parser imports this module
+    import urllib.request
+
     request = urllib.request.Request(url, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
