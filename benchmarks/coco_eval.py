@@ -8,7 +8,7 @@
 Writes a seeded synthetic ground truth and results file (``benchmarks/coco_data.py``), then runs
 each tool in its own fresh Python process, once (load both JSON files, evaluate, accumulate,
 summarize, print): wall seconds of the whole process, its CPU seconds (user + system; steadier than
-wall time on a shared machine) and its peak memory (``wait4``'s maxrss). A sharded run also gets
+wall time on a shared machine) and its peak memory (its own ``VmHWM``). A sharded run also gets
 the peak of its whole process tree (driver, Ray's daemons and workers; RSS summed every 0.2 s, so
 shared pages count once per process). Prints one row per tool and ``ratio = ours / hotcoco`` for
 time and memory. Tools that are not installed are listed as such. Exits 1 when visionflow's stats
@@ -31,7 +31,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.coco_data import synthetic_coco  # noqa: E402
 
-PRINT_STATS = "import json, sys; print('STATS', json.dumps([float(v) for v in {stats}]))"
+#: the process's own peak RSS (kB). Not wait4's maxrss: a child's counts the parent's RSS at the fork.
+PRINT_PEAK = "print('PEAK', next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))"
+PRINT_STATS = "import json, sys; print('STATS', json.dumps([float(v) for v in {stats}])); " + PRINT_PEAK
 TOOLS = {  # name: (module that must import, program run as `python -c` with argv gt, dt)
     "pycocotools": ("pycocotools", "from pycocotools.coco import COCO; from pycocotools.cocoeval import COCOeval; "
                     "import sys; g = COCO(sys.argv[1]); e = COCOeval(g, g.loadRes(sys.argv[2]), 'bbox'); "
@@ -50,8 +52,8 @@ TOOLS = {  # name: (module that must import, program run as `python -c` with arg
                 "e = COCOeval(g, g.load_res(sys.argv[2]), 'bbox'); e.evaluate(); e.accumulate(); e.summarize(); "
                 + PRINT_STATS.format(stats="e.stats")),
     "visionflow eval coco": ("visionflow", "import sys; from visionflow.cli import main; "
-                             "sys.exit(main(['eval', 'coco', '--gt', sys.argv[1], '--dt', sys.argv[2], "
-                             "'--json', sys.argv[3]]))"),
+                             "code = main(['eval', 'coco', '--gt', sys.argv[1], '--dt', sys.argv[2], "
+                             "'--json', sys.argv[3]]); " + PRINT_PEAK + "; sys.exit(code)"),
 }
 
 
@@ -93,7 +95,8 @@ def run_process(program: str, *argv: str) -> tuple[float, float, float, float, s
     sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{program[:60]}... exited with {os.waitstatus_to_exitcode(status)}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, tree_peak[0] / 1024, output
+    peak_kb = int(output.rsplit("PEAK ", 1)[1].split()[0])
+    return seconds, usage.ru_utime + usage.ru_stime, peak_kb / 1024, tree_peak[0] / 1024, output
 
 
 def _sample_tree_rss(root: int, peak: list[int]) -> None:
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds, cpu, megabytes, _, output = run_process(program, str(gt_path), str(dt_path), str(out))
             rows[name] = (seconds, cpu, megabytes)
             stats[name] = orjson.loads(out.read_bytes())["stats"] if name.startswith("visionflow") else \
-                orjson.loads(output.split("STATS ", 1)[1])
+                orjson.loads(output.split("STATS ", 1)[1].splitlines()[0])
             print(f"{name:<30} {seconds:8.2f} s wall {cpu:8.2f} s CPU {megabytes:7.0f} MB peak")
         for shards in args.shards:
             program = TOOLS["visionflow eval coco"][1].replace("sys.argv[3]]", f"sys.argv[3], '--shards', '{shards}']")
