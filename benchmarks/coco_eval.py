@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             seconds, cpu, megabytes, tree, _ = run_process(program, str(gt_path), str(dt_path), str(out))
             print(f"{f'visionflow --shards {shards}':<30} {seconds:8.2f} s wall {cpu:8.2f} s CPU (driver) "
                   f"{megabytes:7.0f} MB peak (driver), {tree:.0f} MB peak (process tree)")
-            stats[f"shards {shards}"] = orjson.loads(out.read_bytes())["stats"]
+            report = orjson.loads(out.read_bytes())
+            stats[f"shards {shards}"] = report["stats"]
+            print(f"{'':<30} driver's timing: " + ", ".join(f"{k} {v:.2f}" for k, v in report["timing"].items()))
     if "visionflow eval coco" in rows and "hotcoco" in rows:
         (wall, cpu, memory), (wall_ref, cpu_ref, memory_ref) = rows["visionflow eval coco"], rows["hotcoco"]
         print(f"ratio = ours / hotcoco: wall time {wall / wall_ref:.3f}, CPU time {cpu / cpu_ref:.3f}, "
