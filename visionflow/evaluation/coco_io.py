@@ -177,6 +177,6 @@ def index_of(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def sorted_unique(ids: np.ndarray) -> np.ndarray:
     """``np.unique(ids)`` [U] for a plain 1-d array, without the ``numpy.ma`` import that
-    ``np.unique`` makes (a tenth of the start-up of ``visionflow eval coco`` on small inputs)."""
+    ``np.unique`` makes (start-up time of ``visionflow eval coco`` that hotcoco alone never pays)."""
     ordered = np.sort(ids)
     return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
