@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 
 from visionflow.errors import DataError
-from visionflow.evaluation.coco_input import CategoryTable, GroundTruth, Results, load_ground_truth, load_results
+from visionflow.evaluation.coco_input import (
+    CategoryTable,
+    GroundTruth,
+    Results,
+    load_ground_truth,
+    load_results,
+)
 from visionflow.evaluation.coco_predictions import PredictionLog, label_lookup
 
 PROTOCOLS = ("coco", "lvis")

@@ -23,8 +23,13 @@ import numpy as np
 
 from visionflow.errors import DataError
 from visionflow.evaluation.coco import CocoResult, result_of
-from visionflow.evaluation.coco_input import (AnnotationColumns, GroundTruth, Results, load_ground_truth,
-                                               load_results)
+from visionflow.evaluation.coco_input import (
+    AnnotationColumns,
+    GroundTruth,
+    Results,
+    load_ground_truth,
+    load_results,
+)
 
 
 @dataclass(frozen=True)
