@@ -8,12 +8,15 @@
 - **loopback only** by default: node IP, GCS, raylet, dashboard and agents listen on 127.0.0.1.
   ``host`` binds the node and the dashboard to another address (a head other machines join).
 - **token auth**: Ray 2.60 turns token auth on when it finds a token. A loopback-only head is
-  started with ``RAY_AUTH_MODE=disabled`` (anyone *on this machine* can submit jobs to it, which
-  is what a dev head is for). A head on another ``host`` requires a token (``RAY_AUTH_MODE=token``;
-  ``ray get-auth-token --generate`` makes one). An explicit ``RAY_AUTH_MODE`` is always respected.
+  started with ``RAY_AUTH_MODE=disabled`` unless ``RAY_AUTH_MODE`` says otherwise (anyone *on
+  this machine* can then submit jobs that run as you). A head on another ``host`` always uses a
+  token (``ray get-auth-token --generate`` makes one) and refuses to start without one, whatever
+  ``RAY_AUTH_MODE`` says, unless ``insecure_no_auth`` is set.
 - **its own temp dir** (``/tmp/vf-head-<uid>`` by default), which also names the head: ``status``
-  and ``stop`` find it there. ``stop`` ends only the processes of this head (``ray stop`` would
-  end every Ray process of the user on the machine, other people's included).
+  and ``stop`` find it there. ``ray start`` runs in a new session; the head's state file records
+  the session and the id and start time of each process in it, and ``stop`` ends exactly those,
+  the rest of their session and their descendants (``ray stop`` would end every Ray process of
+  the user on the machine, other people's included).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from visionflow.errors import VisionFlowError
 
@@ -56,6 +60,8 @@ class HeadConfig:
     dashboard_port: int = DEFAULT_DASHBOARD_PORT
     host: str = LOOPBACK
     temp_dir: str = DEFAULT_TEMP_DIR
+    #: Start a head on a non-loopback ``host`` without token auth: anyone who reaches it runs code.
+    insecure_no_auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,10 @@ class HeadInfo:
     dashboard_url: str
     temp_dir: str
     auth_mode: str
+    #: The session ``ray start`` ran in (its process id) and ``[pid, start time]`` of each process
+    #: in it once the head was up: what ``stop_head`` may signal.
+    session_id: int = 0
+    processes: tuple = ()
 
 
 # ------------------------------------------------------------------------------------------ start
@@ -74,34 +84,47 @@ def start_head(config: HeadConfig = HeadConfig()) -> HeadInfo:
     """``ray start --head`` with ``config``; returns once the Jobs API answers."""
     temp_dir = Path(config.temp_dir).resolve()
     _check_can_start(config, temp_dir)
-    env = head_environment(config.host)
+    env = head_environment(config.host, config.insecure_no_auth)
     command = _ray_start_command(config, temp_dir)
     temp_dir.mkdir(parents=True, exist_ok=True)
+    # a new session: every daemon of this head, and nothing else, starts in it
+    starter = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
     try:
-        result = subprocess.run(command, env=env, capture_output=True, text=True,
-                                timeout=START_TIMEOUT_S)
+        output, _ = starter.communicate(timeout=START_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        stop_head(temp_dir)
+        _end(_session(starter.pid))
         raise ClusterError(f"ray start did not finish in {START_TIMEOUT_S:.0f} s") from None
-    if result.returncode != 0:
-        stop_head(temp_dir)
-        raise ClusterError("ray start failed:\n" + last_lines(result.stdout + result.stderr, 15))
+    members = _session(starter.pid)
+    if starter.returncode != 0:
+        _end(members)
+        raise ClusterError("ray start failed:\n" + last_lines(output, 15))
     info = HeadInfo(f"{config.host}:{config.port}", f"http://{config.host}:{config.dashboard_port}",
-                    str(temp_dir), env["RAY_AUTH_MODE"])
-    token = find_token(env) if info.auth_mode == "token" else None
-    _wait_for_dashboard(info.dashboard_url, bearer(token))
+                    str(temp_dir), env["RAY_AUTH_MODE"], starter.pid,
+                    tuple((p.pid, p.create_time()) for p in members))
     (temp_dir / STATE_FILE).write_text(json.dumps(asdict(info), indent=2))
+    token = find_token(env) if info.auth_mode == "token" else None
+    try:
+        _wait_for_dashboard(info.dashboard_url, bearer(token))
+    except ClusterError:
+        stop_head(temp_dir)
+        raise
     return info
 
 
-def head_environment(host: str) -> dict[str, str]:
-    """The environment of the head's processes (jobs and their workers inherit it)."""
+def head_environment(host: str, insecure_no_auth: bool = False) -> dict[str, str]:
+    """The environment of the head's processes (jobs and their workers inherit it).
+
+    A head beyond loopback gets ``RAY_AUTH_MODE=token`` even when the environment says
+    otherwise; only ``insecure_no_auth`` starts it without auth."""
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     if host == LOOPBACK:
         env.setdefault("RAY_AUTH_MODE", "disabled")
         env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # drivers and workers use 127.0.0.1 too
+    elif insecure_no_auth:
+        env["RAY_AUTH_MODE"] = "disabled"
     else:
-        env.setdefault("RAY_AUTH_MODE", "token")
+        env["RAY_AUTH_MODE"] = "token"
     if env["RAY_AUTH_MODE"] == "token" and find_token(env) is None:
         raise ClusterError(f"a head on {host} needs a Ray auth token and none was found",
                            hint="run `ray get-auth-token --generate` (writes ~/.ray/auth_token), "
@@ -131,7 +154,8 @@ def _check_can_start(config: HeadConfig, temp_dir: Path) -> None:
     if len(str(temp_dir)) > MAX_TEMP_DIR_CHARS:
         raise ClusterError(f"--temp-dir {temp_dir}: longer than {MAX_TEMP_DIR_CHARS} characters",
                            hint="Ray's socket paths under it must stay short; use e.g. /tmp/vf-x")
-    if read_head(temp_dir) is not None and _processes_of(temp_dir):
+    info = read_head(temp_dir)
+    if info is not None and head_processes(info):
         raise ClusterError(f"a head is already running in {temp_dir}",
                            hint="`visionflow cluster stop` first, or give another --temp-dir")
     for name, port in (("--port", config.port), ("--dashboard-port", config.dashboard_port)):
@@ -141,7 +165,8 @@ def _check_can_start(config: HeadConfig, temp_dir: Path) -> None:
 
 
 def _ray_start_command(config: HeadConfig, temp_dir: Path) -> list[str]:
-    command = [str(Path(sys.executable).parent / "ray"), "start", "--head",
+    # Ray's CLI through this interpreter: no `ray` script needs to sit beside it
+    command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head",
                f"--node-ip-address={config.host}", f"--port={config.port}",
                "--include-dashboard=true", f"--dashboard-host={config.host}",
                f"--dashboard-port={config.dashboard_port}", f"--temp-dir={temp_dir}",
@@ -208,13 +233,17 @@ def cluster_status(dashboard_url: str, headers: dict[str, str] | None = None,
 
 def get_json(url: str, headers: dict[str, str] | None = None,
              timeout: float = HTTP_TIMEOUT_S) -> dict:
-    """GET ``url`` as JSON; every failure is a ClusterError within ``timeout`` seconds."""
-    import urllib.error  # here, not at the top: every CLI command's parser imports this module
+    """GET ``url`` as JSON; every failure is a ClusterError within ``timeout`` seconds. An
+    ``https`` URL is verified against ``$REQUESTS_CA_BUNDLE`` when set (the CA file Ray's client
+    reads), else the system CAs."""
+    import ssl  # here, not at the top: every CLI command's parser imports this module
+    import urllib.error
     import urllib.request
 
     request = urllib.request.Request(url, headers=headers or {})
+    context = ssl.create_default_context(cafile=os.environ.get("REQUESTS_CA_BUNDLE") or None)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
         if error.code in (401, 403):
@@ -230,46 +259,92 @@ def get_json(url: str, headers: dict[str, str] | None = None,
                                 "address its dashboard (http://HOST:8265)?") from None
 
 
+def warn_if_clear_text(address: str, headers: Mapping[str, str]) -> None:
+    """One warning line on stderr when ``headers`` carry a token over plain http beyond loopback."""
+    parsed = urlparse(address)
+    if headers and parsed.scheme == "http" and parsed.hostname not in (LOOPBACK, "localhost", "::1"):
+        print(f"visionflow: warning: {address}: the Ray auth token travels in clear text over "
+              "http; use an https address (docs/cluster.md)", file=sys.stderr)
+
+
 # ------------------------------------------------------------------------------------------- stop
 
 def stop_head(temp_dir: str | Path = DEFAULT_TEMP_DIR) -> int:
     """End every process of the head in ``temp_dir`` (SIGTERM, SIGKILL after a grace period).
 
-    Returns how many were running. Other Ray instances on the machine are left alone."""
+    Returns how many were running. Only the processes this head started (``head_processes``)
+    are signalled: never a process found by its name or command line."""
+    temp_dir = Path(temp_dir).resolve()
+    info = read_head(temp_dir)
+    processes = head_processes(info) if info is not None else []
+    _end(processes)
+    (temp_dir / STATE_FILE).unlink(missing_ok=True)
+    return len(processes)
+
+
+def head_processes(info: HeadInfo) -> list:
+    """The running processes of the head ``info``: those recorded at its start that still run
+    (same id *and* start time), the rest of their session, and all their descendants (workers,
+    agents, job drivers); only this user's. Empty once none of the recorded ones runs."""
     import psutil
 
-    temp_dir = Path(temp_dir).resolve()
-    processes = _processes_of(temp_dir)
+    recorded = [process for process in map(_same_process, info.processes) if process]
+    if not recorded:  # the session id may since name someone else's session
+        return []
+    found = {process.pid: process for process in recorded + _session(info.session_id)}
+    for process in list(found.values()):
+        try:
+            found.update({child.pid: child for child in process.children(recursive=True)})
+        except psutil.Error:
+            pass
+    return [process for process in found.values() if _owned(process)]
+
+
+def _same_process(record):
+    """The process ``record`` (``[pid, start time]``) names, if that very process still runs."""
+    import psutil
+
+    pid, created = record
+    try:
+        process = psutil.Process(pid)
+        return process if process.create_time() == created else None
+    except psutil.Error:
+        return None
+
+
+def _session(session_id: int) -> list:
+    """This user's processes in the session ``session_id``."""
+    import psutil
+
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == session_id and _owned(process):
+                members.append(process)
+        except OSError:
+            pass
+    return members
+
+
+def _owned(process) -> bool:
+    import psutil
+
+    try:
+        return process.uids().real == os.getuid()
+    except psutil.Error:
+        return False
+
+
+def _end(processes: list) -> None:
+    """SIGTERM ``processes``, then SIGKILL those still alive after the grace period."""
+    import psutil
+
     for process in processes:
         _signal(process, "terminate")
     _, alive = psutil.wait_procs(processes, timeout=STOP_GRACE_S)
     for process in alive:
         _signal(process, "kill")
     psutil.wait_procs(alive, timeout=STOP_GRACE_S)
-    (temp_dir / STATE_FILE).unlink(missing_ok=True)
-    return len(processes)
-
-
-def _processes_of(temp_dir: Path) -> list:
-    """The head's processes (their command lines name its temp dir or its GCS address) and all
-    their descendants (workers, agents, job drivers), collected before anything is signalled."""
-    import psutil
-
-    info = read_head(temp_dir)
-    markers = [str(temp_dir)] + ([f"--address={info.gcs_address}"] if info else [])
-    ourselves = {os.getpid()} | {parent.pid for parent in psutil.Process().parents()}
-    roots = []
-    for process in psutil.process_iter(["cmdline"]):
-        line = " ".join(process.info["cmdline"] or [])
-        if process.pid not in ourselves and any(marker in line for marker in markers):
-            roots.append(process)
-    found = {process.pid: process for process in roots}
-    for process in roots:
-        try:
-            found.update({child.pid: child for child in process.children(recursive=True)})
-        except psutil.Error:
-            pass
-    return list(found.values())
 
 
 def _signal(process, action: str) -> None:

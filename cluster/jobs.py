@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from visionflow.cluster.head import (DEFAULT_DASHBOARD_PORT, LOOPBACK, ClusterError, bearer,
-                                     find_token, get_json, last_lines)
+                                     find_token, get_json, last_lines, warn_if_clear_text)
 from visionflow.cluster.job_entry import SPEC_ENV
 from visionflow.errors import RunError, VisionFlowError
 from visionflow.remote import is_uri
@@ -86,6 +86,7 @@ def connect(address: str | None = None, token_file: str | None = None):
 
     address = resolve_address(address)
     headers = auth_headers(token_file)
+    warn_if_clear_text(address, headers)
     get_json(f"{address}/api/version", headers)
     return JobSubmissionClient(address, headers=headers or None)
 

@@ -19,15 +19,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import albumentations as A
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, get_worker_info
+from visionflow.datamodules.transforms import (
+    PHASES,
+    TransformContext,
+    build_transform,
+    describe_transform,
+    flatten,
+    output_shape,
+    resolve_transforms,
+)
 
-from visionflow.batches import DatasetInfo, ImageClassificationBatch
-from visionflow.datamodules.transforms import (PHASES, TransformContext, build_transform,
-                                               describe_transform, output_shape,
-                                               resolve_transforms)
+from visionflow.batches import (
+    ClassificationDatasetInfo,
+    DatasetInfo,
+    ImageClassificationBatch,
+)
 from visionflow.errors import SpecError
 
 SPLITS = ("train", "val", "test")
@@ -102,11 +113,14 @@ class ImageClassificationDataModule(VisionDataModule):
         raise NotImplementedError
 
     @property
-    def info(self) -> DatasetInfo:
-        """Classes, channels and the ``(H, W)`` after the eval pipeline, without reading images."""
+    def info(self) -> ClassificationDatasetInfo:
+        """Classes, channels, the ``(H, W)`` after the eval pipeline and its normalization,
+        without reading images."""
         height, width, channels = self.output_shapes["eval"]
-        return DatasetInfo(num_classes=len(self.class_names), class_names=self.class_names,
-                           in_channels=channels, image_size=(height, width))
+        mean, std = pixel_normalization(self.pipelines["eval"])
+        return ClassificationDatasetInfo(
+            num_classes=len(self.class_names), class_names=self.class_names, in_channels=channels,
+            image_size=(height, width), pixel_mean=mean, pixel_std=std)
 
     def transform_summary(self) -> dict[str, Any]:
         """The resolved pipelines as plain data: ``{"train": ..., "eval": ...}`` in the format of
@@ -189,6 +203,19 @@ class ImageClassificationDataModule(VisionDataModule):
 
 
 # ------------------------------------------------------------------------------ loader helpers
+
+def pixel_normalization(pipeline: A.Compose
+                        ) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """``(mean, std)`` on the ``[0, 1]`` pixel scale of the standard ``Normalize`` in ``pipeline``
+    (uint8 input), or ``(None, None)`` when it has none."""
+    for transform in flatten(pipeline):
+        if isinstance(transform, A.Normalize) and transform.normalization == "standard":
+            scale = transform.max_pixel_value / 255.0
+            mean, std = (tuple(float(v) * scale for v in np.atleast_1d(stat))
+                         for stat in (transform.mean, transform.std))
+            return mean, std
+    return None, None
+
 
 def keep_batch(batch: ImageClassificationBatch) -> ImageClassificationBatch:
     """Collate for datasets whose ``__getitems__`` already returns the whole batch."""

@@ -1,6 +1,7 @@
 """Pipelines: run a spec's stages (fit, test, knn, ...) into a run directory. No Ray here."""
 
-from visionflow.pipelines import checkpoint_stages, stages  # noqa: F401  (register the stages)
+from visionflow.pipelines import (adversarial, checkpoint_stages, stages,  # noqa: F401
+                                  understanding)  # (register the stages)
 from visionflow.pipelines.build import (build_datamodule, build_task, build_trainer, resolve_spec,
                                         seed_everything)
 from visionflow.pipelines.runner import Results, SeedsResults, resume, run, run_seeds

@@ -119,6 +119,7 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
 
     from visionflow.pipelines.console import quiet_lightning_notices
     from visionflow.pipelines.csv_logging import AppendingCSVLogger
+    from visionflow.pipelines.nonfinite import NonFiniteLossCheck
 
     kwargs: dict[str, Any] = {"enable_model_summary": False, **spec.trainer}
     if not spec.resources.use_gpu and spec.resources.backend == "ray":
@@ -127,6 +128,7 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
     all_plugins = [AtomicCheckpointIO(), *plugins]
     if fit:
         metric, mode = monitor or (None, "min")
+        all_callbacks.append(NonFiniteLossCheck())  # before the checkpoint of a bad epoch
         all_callbacks.append(ModelCheckpoint(
             dirpath=run_dir.checkpoints, save_last=True, monitor=metric, mode=mode,
             filename="best-epoch{epoch:03d}", auto_insert_metric_name=False))

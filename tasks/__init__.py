@@ -4,7 +4,8 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import classification, detection, gradcheck, knn, optim
+from visionflow.tasks import (adversarial, classification, detection, gradcheck, knn, optim,
+                              understanding)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
@@ -15,10 +16,12 @@ __all__ = [
     "ImageClassificationTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
+    "adversarial",
     "classification",
     "detection",
     "gradcheck",
     "knn",
     "numerical_gradient_check",
     "optim",
+    "understanding",
 ]

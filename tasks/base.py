@@ -37,7 +37,6 @@ from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from
 #: attributes Lightning assigns around every hook call; plain values, never tensors or modules
 HOOK_BOOKKEEPING = frozenset({"_current_fx_name"})
 _RESTORING_CHECKPOINT = contextvars.ContextVar("restoring_checkpoint", default=False)
-CONFIG_TYPES = (OptimizerConfig, SchedulerConfig)
 
 
 class VisionTask(LightningModule):
@@ -76,13 +75,13 @@ class VisionTask(LightningModule):
             super().__setattr__(name, value)
 
     def save_hyperparameters(self, *args: Any, **kwargs: Any) -> None:
-        """Lightning's, with the optimizer and scheduler configs stored as plain dicts, so a
+        """Lightning's, with config dataclasses (optimizer, scheduler, ...) stored as plain dicts, so a
         checkpoint's hyperparameters load with ``weights_only=True``."""
         kwargs.setdefault("frame", inspect.currentframe().f_back)
         super().save_hyperparameters(*args, **kwargs)
         for hparams in (self._hparams, self._hparams_initial):
             for key, value in hparams.items():
-                if isinstance(value, CONFIG_TYPES):
+                if dataclasses.is_dataclass(value) and not isinstance(value, type):
                     hparams[key] = dataclasses.asdict(value)
 
     # ------------------------------------------------------------------ checkpoint restore

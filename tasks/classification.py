@@ -7,6 +7,9 @@ Logged once per epoch (DDP-synchronized by torchmetrics): ``train/loss train/acc
 test/loss test/acc``, plus ``val/acc_top5 test/acc_top5`` when there are more than 5 classes.
 After a test epoch, ``test_confusion_matrix`` holds the counts ``[K, K]`` (rows: true class) and
 ``save_artifacts("test", dir)`` writes ``confusion_matrix.png`` and ``confusion_matrix.csv``.
+``adversarial: {attack: pgd, epsilon: 0.1, steps: 7}`` trains on adversarial examples instead of
+clean ones (:class:`visionflow.tasks.adversarial.AdversarialConfig`; ``epsilon`` in pixel units,
+through the data's ``pixel_mean``/``pixel_std``).
 Nothing in a training step waits for the GPU or calls ``self.log``: metrics accumulate on the
 device and are logged at the epoch's end, which keeps the per-step CPU cost low.
 """
@@ -25,19 +28,19 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from visionflow.tasks.adversarial import AdversarialConfig, PixelSpace
+from visionflow.tasks.base import VisionTask
+from visionflow.tasks.nets import build_net, split_backbone_head, transfer
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from
+from visionflow.tasks.tally import TrainingTally
 
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import RunError, SpecError
 from visionflow.evaluation import Evaluation
 from visionflow.evaluation.classification import ClassificationEvaluator
-from visionflow.tasks.tally import TrainingTally
-from visionflow.registry import TASKS
 from visionflow.plots import save_figure
+from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_text
-from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
-from visionflow.tasks.base import VisionTask
-from visionflow.tasks.nets import build_net, split_backbone_head
-from visionflow.tasks.nets import transfer
 
 MAX_ANNOTATED_CLASSES = 20
 
@@ -88,6 +91,9 @@ class ImageClassificationTask(VisionTask):
         freeze_backbone: bool = False,
         backbone_lr_scale: float = 1.0,
         channels_last: bool = False,
+        adversarial: AdversarialConfig | None = None,
+        pixel_mean: list[float] | None = None,
+        pixel_std: list[float] | None = None,
     ):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
@@ -101,6 +107,11 @@ class ImageClassificationTask(VisionTask):
             transfer.freeze_backbone(self.net)
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
+        # non-persistent buffers: they follow the task to its device, checkpoints stay as before
+        self.register_buffer("pixel_mean", _channel_stats(pixel_mean, 0.0, in_channels), False)
+        self.register_buffer("pixel_std", _channel_stats(pixel_std, 1.0, in_channels), False)
+        self.adversarial = (None if adversarial is None
+                            else config_from(adversarial, AdversarialConfig()))
         self.epoch_metrics = nn.ModuleDict(_epoch_metrics(num_classes))
         self.train_tally = TrainingTally()
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
@@ -136,7 +147,10 @@ class ImageClassificationTask(VisionTask):
               stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward, loss, and on-device metric updates (logged once per epoch, see _log_epoch);
         training keeps a leaner tally than torchmetrics: it runs every step of every fit."""
-        logits = self(batch.images)                                                # [B, K]
+        images = batch.images
+        if stage == "train" and self.adversarial is not None:
+            images = self.adversarial_images(batch)
+        logits = self(images)                                                      # [B, K]
         loss = classification_loss(logits, batch.targets, self.hparams.loss,
                                    self.hparams.label_smoothing)
         if stage == "train":
@@ -148,6 +162,17 @@ class ImageClassificationTask(VisionTask):
             elif key.startswith(f"{stage}_acc"):
                 metric.update(logits.detach(), batch.targets)
         return logits, loss
+
+    @property
+    def pixel_space(self) -> PixelSpace:
+        """The data's normalization (``pixel_mean``, ``pixel_std``), on the task's device."""
+        return PixelSpace(self.pixel_mean, self.pixel_std)
+
+    def adversarial_images(self, batch: ImageClassificationBatch) -> torch.Tensor:
+        """The batch's images ``[B, C, H, W]`` attacked as ``adversarial`` says (normalized)."""
+        pixels = self.pixel_space.to_pixels(batch.images)
+        attacked = self.adversarial.perturb(self.pixel_space.wrap(self), pixels, batch.targets)
+        return self.pixel_space.to_inputs(attacked)
 
     def _log_training_epoch(self) -> None:
         """Log ``train/loss`` and ``train/acc`` (summed over processes) and reset the tally."""
@@ -255,6 +280,12 @@ def _epoch_metrics(num_classes: int) -> dict[str, Metric]:
     return metrics
 
 
+def _channel_stats(values: Sequence[float] | None, default: float, channels: int) -> torch.Tensor:
+    """``[C]`` float32: ``values`` (one per channel, or one for all), else ``default``."""
+    stats = torch.tensor([default] if values is None else list(values), dtype=torch.float32)
+    return stats.expand(channels).clone() if len(stats) == 1 else stats
+
+
 def _check_arguments(h: Any) -> None:
     """Raise SpecError naming the first bad argument."""
     checks = [
@@ -272,6 +303,11 @@ def _check_arguments(h: Any) -> None:
          f"must be > 0, got {h.backbone_lr_scale} (use freeze_backbone: true to freeze it)"),
         (not h.freeze_backbone or h.backbone_lr_scale == 1, "backbone_lr_scale",
          "has no effect with freeze_backbone: true"),
+        (h.pixel_mean is None or len(h.pixel_mean) in (1, h.in_channels), "pixel_mean",
+         f"needs 1 or in_channels={h.in_channels} values, got {h.pixel_mean}"),
+        (h.pixel_std is None or (len(h.pixel_std) in (1, h.in_channels)
+                                 and min(h.pixel_std) > 0), "pixel_std",
+         f"needs 1 or in_channels={h.in_channels} values > 0, got {h.pixel_std}"),
     ]
     for ok, key, message in checks:
         if not ok:

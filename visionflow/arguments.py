@@ -1,11 +1,13 @@
-"""Check a builder's keyword arguments against its signature, and trainer keys against
-``lightning.pytorch.Trainer``: unknown names with a suggestion, missing required ones, and the
-annotated types (``visionflow.typecheck``)."""
+"""Check a builder's keyword arguments against its signature, and the ``trainer:`` section
+against ``lightning.pytorch.Trainer``'s: unknown names with a suggestion, missing required ones,
+the annotated types (``visionflow.typecheck``) and, for the trainer, the ranges Lightning itself
+would refuse only once the fit has started."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
 import typing
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -79,17 +81,58 @@ def _annotation(target: Any, name: str) -> Any:
         return None
 
 
+#: Trainer keys the run directory and the resources section set.
+MANAGED_TRAINER_KEYS = ("logger", "callbacks", "default_root_dir", "enable_checkpointing",
+                        "strategy", "plugins")
+#: The smallest value Lightning accepts for each count (``-1``: unlimited).
+TRAINER_MINIMUMS = {"max_epochs": -1, "min_epochs": 0, "max_steps": -1, "min_steps": 0,
+                    "num_nodes": 1, "num_sanity_val_steps": -1, "log_every_n_steps": 1,
+                    "check_val_every_n_epoch": 1, "accumulate_grad_batches": 1,
+                    "reload_dataloaders_every_n_epochs": 0, "fast_dev_run": 0,
+                    "gradient_clip_val": 0}
+#: Keys that take a count of batches (an int >= 0) or a fraction of them (a float in [0, 1]).
+TRAINER_FRACTIONS = ("limit_train_batches", "limit_val_batches", "limit_test_batches",
+                     "limit_predict_batches", "overfit_batches", "val_check_interval")
+#: YAML values a trainer annotation can hold; its other members (an ``Accelerator`` instance,
+#: a ``timedelta``) no spec can give.
+PLAIN_TYPES = (int, float, str, bool, type(None), list, tuple, dict)
+
+
 def check_trainer_keys(trainer: Mapping[str, Any]) -> None:
+    """Check the ``trainer:`` section: known ``Trainer`` arguments, not ones VisionFlow sets,
+    of the annotated type and in the range Lightning accepts; SpecError naming the key."""
     from lightning.pytorch import Trainer
 
-    managed = {"logger", "callbacks", "default_root_dir", "enable_checkpointing", "strategy",
-               "plugins"}
     params = [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
-    for key in trainer:
-        if key in managed:
+    for key, value in trainer.items():
+        if key in MANAGED_TRAINER_KEYS:
             raise SpecError(f"trainer.{key}: set by VisionFlow, not by the spec",
                             hint="the run directory holds logs and checkpoints; use resources "
                                  "for workers and devices")
         if key not in params:
             raise SpecError(f"trainer.{key}: unknown key{did_you_mean(str(key), params)}",
                             hint="trainer keys are lightning.pytorch.Trainer's arguments")
+        annotation = _annotation(Trainer.__init__, key)
+        problem = check_value(value, _plain(annotation)) if annotation is not None else None
+        if problem or (problem := _trainer_range_problem(key, value)):
+            raise SpecError(f"trainer.{key}: {problem}",
+                            hint="see lightning.pytorch.Trainer's documentation of this argument")
+
+
+def _plain(annotation: Any) -> Any:
+    """``annotation`` without the union members that no YAML value can be."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return annotation
+    members = [a for a in typing.get_args(annotation)
+               if (typing.get_origin(a) or a) in PLAIN_TYPES or typing.get_origin(a) is typing.Literal]
+    return typing.Union[tuple(members)] if members else annotation
+
+
+def _trainer_range_problem(key: str, value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if key in TRAINER_MINIMUMS and value < TRAINER_MINIMUMS[key]:
+        return f"must be >= {TRAINER_MINIMUMS[key]}, got {describe(value)}"
+    if key in TRAINER_FRACTIONS and (value < 0 or (isinstance(value, float) and value > 1)):
+        return f"must be a count of batches (an int >= 0) or a fraction in [0, 1], got {describe(value)}"
+    return None

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -12,7 +16,7 @@ import pytest
 pytest.importorskip("ray")
 
 from visionflow.cluster import head  # noqa: E402
-from visionflow.cluster.commands import add_cluster_commands, run  # noqa: E402
+from visionflow.cli.cluster import add_cluster_commands, run  # noqa: E402
 from visionflow.errors import VisionFlowError  # noqa: E402
 
 
@@ -28,7 +32,20 @@ def run_cli(*argv: str) -> int:
 
 
 def ray_processes_in(temp_dir: Path) -> list:
-    return head._processes_of(Path(temp_dir).resolve())
+    info = head.read_head(Path(temp_dir).resolve())
+    return head.head_processes(info) if info is not None else []
+
+
+def is_loopback(ip: str) -> bool:
+    """127.0.0.0/8, ::1, or an IPv4-mapped IPv6 loopback (``::ffff:127.0.0.1``)."""
+    address = ipaddress.ip_address(ip)
+    return address.is_loopback or bool(getattr(address, "ipv4_mapped", None)
+                                       and address.ipv4_mapped.is_loopback)
+
+
+def decoy(*words: str) -> subprocess.Popen:
+    """A process of this user whose command line holds ``words`` (but is no part of a head)."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", *words])
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +65,24 @@ def head_dir():
 @pytest.mark.ray
 def test_start_prints_the_submit_address_and_status_shows_resources(head_dir, capsys):
     info = head.read_head(head_dir)
-    assert info.dashboard_url.startswith("http://127.0.0.1:") and info.auth_mode == "disabled"
+    assert info.auth_mode == "disabled"
     assert run_cli("cluster", "status", "--temp-dir", str(head_dir)) == 0
     out = capsys.readouterr().out
     assert "Active:" in out and "1.0 CPU" in out
+
+
+@pytest.mark.ray
+def test_every_socket_of_the_head_listens_on_loopback_only(head_dir):
+    """What the sockets are bound to, read from the kernel: not the URL the code wrote down."""
+    import psutil
+
+    pids = {process.pid for process in ray_processes_in(head_dir)}
+    listening = [c for c in psutil.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.pid in pids]
+    assert len({c.pid for c in listening}) >= 3           # GCS, raylet, dashboard at least
+    assert all(is_loopback(c.laddr.ip) for c in listening), listening
+    dashboard_port = int(head.read_head(head_dir).dashboard_url.rsplit(":", 1)[1])
+    assert dashboard_port in {c.laddr.port for c in listening}
 
 
 @pytest.mark.ray
@@ -75,8 +106,20 @@ def test_a_port_in_use_is_refused_before_ray_starts(head_dir, capsys):
 
 @pytest.mark.ray
 def test_stop_leaves_no_ray_process_and_status_then_says_so(head_dir, capsys):
-    assert ray_processes_in(head_dir)
-    assert run_cli("cluster", "stop", "--temp-dir", str(head_dir)) == 0
+    info = head.read_head(head_dir)
+    # processes that name the head's temp dir, a longer one, or a port that starts like its own
+    decoys = [decoy(str(head_dir)), decoy(f"{head_dir}2"), decoy(f"--address={info.gcs_address}0"),
+              decoy(f"--temp-dir={head_dir}")]
+    try:
+        processes = ray_processes_in(head_dir)
+        assert processes and not {d.pid for d in decoys} & {p.pid for p in processes}
+        assert run_cli("cluster", "stop", "--temp-dir", str(head_dir)) == 0
+        assert not any(p.is_running() for p in processes)
+        assert [d.poll() for d in decoys] == [None] * len(decoys)   # all still running
+    finally:
+        for process in decoys:
+            process.kill()
+            process.wait()
     assert not ray_processes_in(head_dir)
     assert run_cli("cluster", "status", "--temp-dir", str(head_dir)) == 2
     assert "no head is running" in capsys.readouterr().out
@@ -88,7 +131,7 @@ def test_a_long_temp_dir_is_refused(capsys):
 
 
 def test_a_head_beyond_loopback_needs_a_token(monkeypatch, tmp_path):
-    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # an environment must not switch auth off
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "absent"))
     with pytest.raises(head.ClusterError, match="needs a Ray auth token"):
@@ -96,3 +139,25 @@ def test_a_head_beyond_loopback_needs_a_token(monkeypatch, tmp_path):
     monkeypatch.setenv("RAY_AUTH_TOKEN", "secret")
     assert head.head_environment("10.0.0.5")["RAY_AUTH_MODE"] == "token"
     assert head.head_environment(head.LOOPBACK)["RAY_AUTH_MODE"] == "disabled"
+
+
+def test_only_an_explicit_flag_starts_a_head_beyond_loopback_without_auth(monkeypatch, tmp_path,
+                                                                          capsys):
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "absent"))
+    assert head.head_environment("10.0.0.5", insecure_no_auth=True)["RAY_AUTH_MODE"] == "disabled"
+    started = []
+
+    def start_head(config):  # what the CLI asks for, and the warning it prints; no Ray
+        started.append(config)
+        return head.HeadInfo("10.0.0.5:6379", "http://10.0.0.5:8265", str(tmp_path),
+                             head.head_environment(config.host, config.insecure_no_auth)["RAY_AUTH_MODE"])
+
+    monkeypatch.setattr(head, "start_head", start_head)
+    assert run_cli("cluster", "start", "--host", "10.0.0.5") == 2
+    assert "needs a Ray auth token" in capsys.readouterr().out
+    assert run_cli("cluster", "start", "--host", "10.0.0.5", "--insecure-no-auth") == 0
+    assert started[-1].insecure_no_auth
+    warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "NO authentication" in warning[0]

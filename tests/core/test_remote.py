@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from visionflow.pipelines import resume, run
 
 from tests.pipelines.conftest import TINY_DIGITS
-from visionflow.errors import CheckpointError, SpecError
+from visionflow.errors import CheckpointError, RunError, SpecError
 from visionflow.registry import STAGES
 from visionflow.remote import STAGING_ENV, RemoteMirror
 from visionflow.rundir import RunDirectory
@@ -108,3 +109,34 @@ def test_unknown_protocol_and_missing_remote_run(staging):
         RunDirectory.create("nosuchfs://x/runs", "tiny_digits", "name: x\n")
     with pytest.raises(SpecError, match=r"memory://vf-none/run: no such run directory"):
         RunDirectory.open("memory://vf-none/run")
+
+
+def test_a_listing_that_leaves_the_run_directory_is_refused(tmp_path, monkeypatch):
+    mirror = RemoteMirror(tmp_path / "staging" / "run", "memory://vf-hostile/run")
+    mirror.fs.pipe_file("/vf-hostile/run/status.json", b"{}")
+    hostile = {"/vf-hostile/run/status.json": {"size": 2, "type": "file"},
+               "/vf-hostile/run/../../../escaped.txt": {"size": 1, "type": "file"}}
+    monkeypatch.setattr(mirror.fs, "find", lambda *args, **kwargs: hostile)
+    monkeypatch.setattr(mirror.fs, "get_file", lambda remote, local: Path(local).write_text("x"))
+    with pytest.raises(RunError, match=r"memory://vf-hostile/run: the listing names "
+                                       r"'/vf-hostile/run/../../../escaped.txt', which is outside"):
+        mirror.pull()
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["status.json"]
+
+
+def test_a_remote_file_changed_at_the_same_size_is_pulled_again(tmp_path, monkeypatch):
+    local = tmp_path / "staging" / "run"
+    local.mkdir(parents=True)
+    (local / "metrics.csv").write_text("epoch,acc\n0,0.5\n")
+    RemoteMirror(local, "memory://vf-same-size/run").push()
+    fs = RemoteMirror(local, "memory://vf-same-size/run").fs
+    fs.pipe_file("/vf-same-size/run/metrics.csv", b"epoch,acc\n0,0.9\n")   # same size, new content
+    RemoteMirror(local, "memory://vf-same-size/run").pull()                 # a later --resume
+    assert (local / "metrics.csv").read_text() == "epoch,acc\n0,0.9\n"
+    downloads = []
+    mirror = RemoteMirror(local, "memory://vf-same-size/run")
+    real_get = mirror.fs.get_file
+    monkeypatch.setattr(mirror.fs, "get_file", lambda remote, path, **kw: (
+        downloads.append(remote), real_get(remote, path, **kw)))
+    mirror.pull()                                                            # nothing changed since
+    assert downloads == []

@@ -201,3 +201,10 @@ def test_detection_steps_read_nothing_back_beyond_torchvision(tmp_path):
         "trainer": trainer_args(),
         "output_dir": str(tmp_path / "runs")}, RecordSteps(5, 8), steps=8)  # epoch 2's 4 steps
     assert not counts, dict(counts)
+
+
+def test_adversarial_training_steps_read_nothing_back(tmp_path):
+    spec = classification_spec(tmp_path, "cifar_eval")
+    spec["task"]["args"]["adversarial"] = {"attack": "pgd", "epsilon": 0.03, "steps": 2}
+    counts = reads_during_fit(spec, RecordSteps(16, 30), steps=30)
+    assert not counts, dict(counts)

@@ -19,7 +19,7 @@ A new family adds ``visionflow/batches/<family>.py`` with its batch dataclass (a
 ``DatasetInfo`` subclass when its tasks need more from the data) and one import line here.
 """
 
-from visionflow.batches.classification import ImageClassificationBatch
+from visionflow.batches.classification import ClassificationDatasetInfo, ImageClassificationBatch
 from visionflow.batches.core import IGNORE_INDEX, Batch, DatasetInfo, provided_arguments
 from visionflow.batches.detection import DetectionBatch, DetectionDatasetInfo, DetectionTarget
 from visionflow.batches.segmentation import SegmentationBatch
@@ -27,6 +27,7 @@ from visionflow.batches.segmentation import SegmentationBatch
 __all__ = [
     "IGNORE_INDEX",
     "Batch",
+    "ClassificationDatasetInfo",
     "DatasetInfo",
     "DetectionBatch",
     "DetectionDatasetInfo",

@@ -57,3 +57,6 @@ class EvaluableTask(Protocol):
     def evaluation_step(self, batch: Any) -> tuple[Any, Any]: ...
 
     def make_evaluator(self) -> Evaluator: ...
+
+
+from visionflow.evaluation.robustness import RobustnessEvaluator  # noqa: E402  (needs Evaluation)

@@ -82,3 +82,12 @@ def _spec_and_checkpoint(source: Path, checkpoint: str | None) -> tuple[Path, st
     raise SpecError(f"{source}: no {RUN_SPEC} in the run directory around this checkpoint",
                     hint="give the spec it was trained with: visionflow eval run SPEC "
                          f"--checkpoint {source}")
+
+
+def evaluate_command(args) -> int:
+    """``visionflow eval run``: a one-stage evaluation run, here or on Ray."""
+    from visionflow.cli.run import backend_module, joined_cluster, report_results
+
+    spec = evaluation_spec(args)
+    with joined_cluster(args.address, spec.resources.backend):
+        return report_results(backend_module(spec.resources.backend).run(spec))

@@ -68,7 +68,7 @@ def _coco(args: argparse.Namespace) -> int:
     if args.protocol != "coco":
         raise SpecError("--shards: only with --protocol coco",
                         hint="LVIS keeps each image's top 300 detections before matching; run it in one process")
-    from visionflow.cli import joined_cluster
+    from visionflow.cli.run import joined_cluster
     from visionflow.cluster.coco_shards import evaluate_coco_on_ray
 
     with joined_cluster(args.address, "ray"):

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 CLUSTER_EXAMPLES = """\
 examples:
   visionflow cluster start --num-cpus 2                 local head on 127.0.0.1 (dashboard :8265)
   visionflow cluster start --port 6380 --dashboard-port 8266 --temp-dir /tmp/vf-other
+  visionflow cluster start --host 10.0.0.5              needs a token: ray get-auth-token --generate
   visionflow cluster status
   visionflow cluster stop
 """
@@ -76,7 +78,10 @@ def _add_cluster(subparsers) -> None:
     start.add_argument("--dashboard-port", type=int, default=head.DEFAULT_DASHBOARD_PORT,
                        metavar="D", help="dashboard and Jobs API port (default %(default)s)")
     start.add_argument("--host", default=head.LOOPBACK, help="address the node and dashboard "
-                       "bind (default %(default)s); another one turns token auth on")
+                       "bind (default %(default)s); another one requires token auth")
+    start.add_argument("--insecure-no-auth", action="store_true", help="with --host beyond "
+                       "loopback: start without token auth (anyone who reaches the head can run "
+                       "code as you)")
     for action, handler, text in (("status", _cluster_status, "nodes and resources of a head"),
                                   ("stop", _cluster_stop, "stop the head (only its processes)")):
         parser = _parser(actions, action, text, CLUSTER_EXAMPLES, handler)
@@ -130,11 +135,15 @@ def run(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------- handlers
 
 def _cluster_start(args) -> int:
-    from visionflow.cluster.head import HeadConfig, start_head
+    from visionflow.cluster.head import LOOPBACK, HeadConfig, start_head
 
     info = start_head(HeadConfig(num_cpus=args.num_cpus, num_gpus=args.num_gpus, port=args.port,
                                  dashboard_port=args.dashboard_port, host=args.host,
-                                 temp_dir=args.temp_dir))
+                                 temp_dir=args.temp_dir, insecure_no_auth=args.insecure_no_auth))
+    if args.host != LOOPBACK and info.auth_mode != "token":
+        print(f"visionflow: warning: the head on {args.host} has NO authentication: anyone who "
+              f"can reach ports {args.port} and {args.dashboard_port} can run code as you",
+              file=sys.stderr)
     stop = "visionflow cluster stop" + _temp_dir_flag(args.temp_dir)
     print(f"Ray head running (auth: {info.auth_mode}), temp dir {info.temp_dir}\n"
           f"  submit:    visionflow submit SPEC.yaml --address {info.dashboard_url}\n"
