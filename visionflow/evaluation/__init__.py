@@ -59,4 +59,11 @@ class EvaluableTask(Protocol):
     def make_evaluator(self) -> Evaluator: ...
 
 
-from visionflow.evaluation.robustness import RobustnessEvaluator  # noqa: E402  (needs Evaluation)
+def __getattr__(name: str) -> Any:
+    """``RobustnessEvaluator`` loads on first use: it imports torch, which ``visionflow eval coco``
+    (whose modules live in this package) must not pay for at start-up."""
+    if name == "RobustnessEvaluator":
+        from visionflow.evaluation.robustness import RobustnessEvaluator
+
+        return RobustnessEvaluator
+    raise AttributeError(f"module 'visionflow.evaluation' has no attribute {name!r}")
