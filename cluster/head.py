@@ -24,12 +24,9 @@ from __future__ import annotations
 import json
 import os
 import socket
-import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -239,6 +236,10 @@ def get_json(url: str, headers: dict[str, str] | None = None,
     """GET ``url`` as JSON; every failure is a ClusterError within ``timeout`` seconds. An
     ``https`` URL is verified against ``$REQUESTS_CA_BUNDLE`` when set (the CA file Ray's client
     reads), else the system CAs."""
+    import ssl  # here, not at the top: every CLI command's parser imports this module
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, headers=headers or {})
     context = ssl.create_default_context(cafile=os.environ.get("REQUESTS_CA_BUNDLE") or None)
     try:

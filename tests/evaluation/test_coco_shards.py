@@ -48,9 +48,9 @@ def test_split_keeps_each_image_with_its_annotations_and_detections():
     assert [len(shard.images) for shard in shards] == [25, 25, 25, 25]
     for shard in shards:
         ids = {image["id"] for image in shard.images}
-        assert {a["image_id"] for a in shard.annotations} <= ids
+        assert {a["image_id"] for a in shard.annotation_dicts()} <= ids
         assert set(shard.detections[:, 0].astype(int).tolist()) <= ids
-    assert sum(len(shard.annotations) for shard in shards) == len(gt["annotations"])
+    assert sum(len(shard.annotation_dicts()) for shard in shards) == len(gt["annotations"])
     assert sum(len(shard.detections) for shard in shards) == len(dt)
     with pytest.raises(DataError, match="--shards: must be >= 1"):
         evaluate_coco_in_shards(gt, dt, "bbox", shards=0)

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from visionflow.errors import SpecError
-from visionflow.spec import PipelineSpec
+
+if TYPE_CHECKING:  # the spec module imports torch; `visionflow eval coco --help` must not
+    from visionflow.spec import PipelineSpec
 
 EXAMPLES = """\
 examples:

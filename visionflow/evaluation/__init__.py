@@ -59,8 +59,15 @@ class EvaluableTask(Protocol):
     def make_evaluator(self) -> Evaluator: ...
 
 
-from visionflow.evaluation import generative  # noqa: E402,F401  (bits/dim, FID, KID)
-from visionflow.evaluation.robustness import RobustnessEvaluator  # noqa: E402  (needs Evaluation)
-from visionflow.evaluation import rl  # noqa: E402,F401  (episode returns)
-from visionflow.evaluation.pointclouds import PointCloudEvaluator  # noqa: E402,F401
-from visionflow.evaluation.video import VideoAccuracyEvaluator  # noqa: E402  (needs Evaluation)
+#: evaluators re-exported here, loaded on first use: they import torch, which ``visionflow eval
+#: coco`` (whose modules live in this package) must not pay for at start-up
+_LAZY = {"RobustnessEvaluator": "robustness", "PointCloudEvaluator": "pointclouds",
+         "VideoAccuracyEvaluator": "video"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"visionflow.evaluation.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'visionflow.evaluation' has no attribute {name!r}")

@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 
 from visionflow.errors import DataError
-from visionflow.evaluation.coco_input import GroundTruth, Results, load_ground_truth, load_results
+from visionflow.evaluation.coco_input import (
+    CategoryTable,
+    GroundTruth,
+    Results,
+    load_ground_truth,
+    load_results,
+)
 from visionflow.evaluation.coco_predictions import PredictionLog, label_lookup
 
 PROTOCOLS = ("coco", "lvis")
@@ -112,9 +118,13 @@ def evaluate_coco(gt: dict | str | Path | GroundTruth, dt: list | str | Path, io
     if ground_truth.iou_type != iou_type:
         raise DataError(f"the ground truth was loaded for {ground_truth.iou_type!r}, not {iou_type!r}")
     loaded_gt = time.perf_counter()
-    results = load_results(dt, ground_truth)
-    return score(ground_truth, results, protocol, {"load_gt_s": loaded_gt - started,
-                                                   "load_dt_s": time.perf_counter() - loaded_gt})
+    # the results go straight to the engine: hotcoco keeps its own copy, and ours, dropped when
+    # engine_inputs returns, would otherwise stay alive through the evaluation (the peak memory)
+    coco_gt, coco_dt = engine_inputs(ground_truth, load_results(dt, ground_truth), protocol)
+    categories = ground_truth.category_table()
+    del ground_truth  # likewise the ground truth, when it was read here
+    timing = {"load_gt_s": loaded_gt - started, "load_dt_s": time.perf_counter() - loaded_gt}
+    return evaluated(categories, coco_gt, coco_dt, protocol, timing)
 
 
 def check_protocol(protocol: str) -> None:
@@ -125,15 +135,25 @@ def check_protocol(protocol: str) -> None:
 def score(gt: GroundTruth, results: Results, protocol: str = "coco",
           timing: dict[str, float] | None = None) -> CocoResult:
     """Checked ground truth and results through hotcoco's ``COCOeval``."""
+    return evaluated(gt.category_table(), *engine_inputs(gt, results, protocol), protocol, dict(timing or {}))
+
+
+def evaluated(categories: CategoryTable, coco_gt: Any, coco_dt: Any, protocol: str,
+              timing: dict[str, float]) -> CocoResult:
+    """hotcoco's ``COCOeval`` of its ground truth and results ``COCO``s, evaluated and accumulated."""
     import hotcoco
 
     started = time.perf_counter()
-    coco_gt = engine_ground_truth(gt)
-    coco_dt = engine_results(coco_gt, results, protocol)
-    engine = hotcoco.COCOeval(coco_gt, coco_dt, gt.iou_type, lvis_style=protocol == "lvis")
+    engine = hotcoco.COCOeval(coco_gt, coco_dt, categories.iou_type, lvis_style=protocol == "lvis")
     engine.evaluate()
     engine.accumulate()
-    return result_of(engine, gt, protocol, {**(timing or {}), "evaluate_s": time.perf_counter() - started})
+    return result_of(engine, categories, protocol, {**timing, "evaluate_s": time.perf_counter() - started})
+
+
+def engine_inputs(gt: GroundTruth, results: Results, protocol: str) -> tuple[Any, Any]:
+    """hotcoco's ground truth and results ``COCO``s of checked inputs."""
+    coco_gt = engine_ground_truth(gt)
+    return coco_gt, engine_results(coco_gt, results, protocol)
 
 
 def engine_ground_truth(gt: GroundTruth) -> Any:
@@ -141,19 +161,12 @@ def engine_ground_truth(gt: GroundTruth) -> Any:
     import hotcoco
     import msgspec
 
-    anns = gt.annotations
-    if gt.iou_type != "bbox":
+    if gt.records is not None:
         return hotcoco.COCO({"images": gt.images, "categories": gt.categories,
-                             "annotations": msgspec.to_builtins(anns)})
-    count = len(anns)
-    return hotcoco.COCO.from_arrays(
-        gt.images, gt.categories,
-        np.fromiter((a.image_id for a in anns), np.int64, count),
-        np.fromiter((a.category_id for a in anns), np.int64, count),
-        np.array([a.bbox for a in anns], dtype=np.float64).reshape(-1, 4),
-        ids=np.fromiter((a.id for a in anns), np.int64, count),
-        area=np.fromiter((a.area for a in anns), np.float64, count),
-        iscrowd=np.fromiter((a.iscrowd or 0 for a in anns), np.int64, count))
+                             "annotations": msgspec.to_builtins(gt.records)})
+    anns = gt.annotations
+    return hotcoco.COCO.from_arrays(gt.images, gt.categories, anns.image_ids, anns.category_ids, anns.boxes,
+                                    ids=anns.ids, area=anns.area, iscrowd=anns.iscrowd)
 
 
 def engine_results(coco_gt: Any, results: Results, protocol: str) -> Any:
@@ -167,15 +180,14 @@ def engine_results(coco_gt: Any, results: Results, protocol: str) -> Any:
     return coco_gt.load_res(records)
 
 
-def result_of(engine: Any, gt: GroundTruth, protocol: str, timing: dict[str, float]) -> CocoResult:
+def result_of(engine: Any, categories: CategoryTable, protocol: str, timing: dict[str, float]) -> CocoResult:
     """A ``CocoResult`` from an accumulated hotcoco ``COCOeval``."""
     lines = tuple(pycocotools_text(line) if protocol == "coco" else line for line in engine.summary_lines())
     tables = engine.eval
     params = engine.params
-    names = {int(c["id"]): str(c.get("name", c["id"])) for c in gt.categories}
     timing["total_s"] = sum(timing.values())
-    return CocoResult(gt.iou_type, protocol, np.asarray(engine.stats, dtype=np.float64), tuple(engine.metric_keys()),
-                      lines, gt.category_ids, tuple(names[int(c)] for c in gt.category_ids),
+    return CocoResult(categories.iou_type, protocol, np.asarray(engine.stats, dtype=np.float64),
+                      tuple(engine.metric_keys()), lines, categories.ids, categories.names,
                       tables["precision"], tables["recall"], tables["scores"], tuple(params.area_rng_lbl),
                       tuple(params.max_dets), timing, engine)
 

@@ -56,11 +56,12 @@ def report(result: CocoResult, args: argparse.Namespace) -> int:
 
 
 def write_json(path: Path, data: dict) -> Path:
+    """``data`` as indented JSON at ``path`` (its folder made if needed)."""
     import orjson
 
-    from visionflow.rundir import atomic_write_bytes
-
-    return atomic_write_bytes(path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    return path
 
 
 def per_category_table(result: CocoResult) -> list[str]:

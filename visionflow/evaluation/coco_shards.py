@@ -23,19 +23,31 @@ import numpy as np
 
 from visionflow.errors import DataError
 from visionflow.evaluation.coco import CocoResult, result_of
-from visionflow.evaluation.coco_input import GroundTruth, load_ground_truth, load_results
+from visionflow.evaluation.coco_input import (
+    AnnotationColumns,
+    GroundTruth,
+    Results,
+    load_ground_truth,
+    load_results,
+)
 
 
 @dataclass(frozen=True)
 class Shard:
-    """What one shard needs, as plain data that pickles: its images, GT annotations (dicts) and
-    detections (the ``[N, 7]`` columns, or result dicts for masks and keypoints)."""
+    """What one shard needs, as plain data that pickles: its images, GT annotations (columns for
+    boxes, dicts for masks and keypoints) and detections (the ``[N, 7]`` columns, or result dicts)."""
 
     iou_type: str
     categories: list[dict[str, Any]]
     images: list[dict[str, Any]]
-    annotations: list[dict[str, Any]]
+    annotations: AnnotationColumns | list[dict[str, Any]]
     detections: Any
+
+    def annotation_dicts(self) -> list[dict[str, Any]]:
+        """The GT annotations as hotcoco's ``StreamingEval`` takes them: built here, in the
+        shard's own process, so that the driver never holds a dict per annotation."""
+        annotations = self.annotations
+        return annotations.as_dicts() if isinstance(annotations, AnnotationColumns) else annotations
 
 
 #: ``run_shards(shards) -> [StreamingEval state bytes]``, one per shard, in shard order
@@ -47,7 +59,7 @@ def match_shard(shard: Shard) -> bytes:
     import hotcoco
 
     evaluator = hotcoco.StreamingEval(shard.categories, shard.iou_type)
-    evaluator.update(shard.images, shard.annotations, shard.detections)
+    evaluator.update(shard.images, shard.annotation_dicts(), shard.detections)
     return evaluator.to_bytes()
 
 
@@ -73,31 +85,27 @@ def evaluate_coco_in_shards(gt: dict | str | Path, dt: list | str | Path, iou_ty
     engine.accumulate()
     timing = {"load_split_s": split_at - started, "match_s": matched - split_at,
               "accumulate_s": time.perf_counter() - matched}
-    return result_of(engine, ground_truth, "coco", timing)
+    return result_of(engine, ground_truth.category_table(), "coco", timing)
 
 
-def split(gt: GroundTruth, results: Any, shards: int) -> list[Shard]:
+def split(gt: GroundTruth, results: Results, shards: int) -> list[Shard]:
     """``shards`` consecutive ranges of the sorted image ids, each with its GT and detections."""
     import msgspec
 
     bounds = np.linspace(0, len(gt.image_ids), shards + 1).round().astype(np.int64)
-    ann_images = np.fromiter((a.image_id for a in gt.annotations), np.int64, len(gt.annotations))
-    ann_shard = _shard_of(gt.image_ids, bounds, ann_images)
+    ann_shard = _shard_of(gt.image_ids, bounds, gt.annotations.image_ids)
+    detection_shard = _shard_of(gt.image_ids, bounds, results.image_ids)
     images_by_id = {int(image["id"]): image for image in gt.images}
-    if results.records is None:
-        detection_images = results.columns[:, 0].astype(np.int64)
-    else:
-        detection_images = np.fromiter((r.image_id for r in results.records), np.int64, len(results.records))
-    detection_shard = _shard_of(gt.image_ids, bounds, detection_images)
     parts = []
     for index in range(shards):
         ids = gt.image_ids[bounds[index]:bounds[index + 1]].tolist()
-        annotations = [gt.annotations[i] for i in np.flatnonzero(ann_shard == index)]
+        rows = np.flatnonzero(ann_shard == index)
+        annotations = gt.annotations.take(rows) if gt.records is None else \
+            msgspec.to_builtins([gt.records[i] for i in rows])
         chosen = np.flatnonzero(detection_shard == index)
         detections = results.columns[chosen] if results.records is None else \
             msgspec.to_builtins([results.records[i] for i in chosen])
-        parts.append(Shard(gt.iou_type, gt.categories, [images_by_id[i] for i in ids],
-                           msgspec.to_builtins(annotations), detections))
+        parts.append(Shard(gt.iou_type, gt.categories, [images_by_id[i] for i in ids], annotations, detections))
     return parts
 
 
