@@ -37,5 +37,5 @@ def test_unpacking_and_length_of_tensor_batches():
 
 def test_each_batch_type_says_what_the_data_provides():
     assert provided_arguments(ImageClassificationBatch) == (
-        "num_classes", "class_names", "in_channels", "image_size")
+        "num_classes", "class_names", "in_channels", "image_size", "pixel_mean", "pixel_std")
     assert provided_arguments(DetectionBatch)[-1] == "category_ids"
