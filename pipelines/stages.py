@@ -121,12 +121,18 @@ def validate(context: StageContext) -> dict[str, float]:
     return _evaluate(context, "validate")
 
 
-@STAGES.register("knn", description="k-nearest-neighbour baseline on raw pixels (train -> test)")
+def check_knn_arguments(k: int = 1, distance: str = "l2") -> None:
+    """The ``knn`` stage's ranges, checked by the runner before the run directory exists."""
+    if k < 1:
+        raise SpecError(f"stages.knn.k: must be >= 1, got {k}")
+
+
+@STAGES.register("knn", description="k-nearest-neighbour baseline on raw pixels (train -> test)",
+                 check=check_knn_arguments)
 def knn(context: StageContext, k: int = 1, distance: Literal["l1", "l2"] = "l2") -> dict[str, float]:
     from visionflow.tasks.knn import KNearestNeighbors
 
-    if k < 1:
-        raise SpecError(f"stages.knn.k: must be >= 1, got {k}")
+    check_knn_arguments(k, distance)
     datamodule = context.datamodule
     datamodule.setup("fit")
     datamodule.setup("test")
