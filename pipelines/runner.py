@@ -11,6 +11,7 @@ backend in) or the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from visionflow.pipelines.evaluation import EvaluationBackend, LocalEvaluationBa
 from visionflow.pipelines.stages import FitBackend, LocalFitBackend, StageContext
 from visionflow.plots import plot_training_curves
 from visionflow.registry import STAGES
-from visionflow.rundir import RunDirectory, atomic_write_json
+from visionflow.rundir import RunDirectory, atomic_write_json, refused_write
 from visionflow.spec import PipelineSpec, load_spec
 
 
@@ -134,8 +135,12 @@ def _execute(spec: PipelineSpec, run_dir: RunDirectory, parts: _RunParts,
             done[key] = STAGES.get(stage.name).builder(context, **stage.args)
             run_dir.write_status("running", done)
             _write_plots(context, stage.name)
-    except BaseException:
-        run_dir.write_status("interrupted", done)
+    except BaseException as error:
+        with contextlib.suppress(OSError):  # the disk may refuse this write too
+            run_dir.write_status("interrupted", done)
+        refused = refused_write(error, run_dir.path) if isinstance(error, OSError) else None
+        if refused is not None:
+            raise refused from None
         raise
     metrics = {name: value for stage in done.values() for name, value in stage.items()}
     run_dir.write_summary({"name": spec.name, "seed": spec.seed, "run_dir": run_dir.location,
