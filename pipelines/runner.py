@@ -62,6 +62,7 @@ def resume(path: str | Path, *, fit_backend: FitBackend | None = None,
     if status.get("state") == "completed":
         raise CheckpointError(f"{run_dir.location}: this run has already completed",
                               hint="start a new run with `visionflow run SPEC`")
+    run_dir.remove_partial_writes()  # a kill mid-write leaves its temp file behind
     return _execute(spec, run_dir, _build(spec, fit_backend), evaluation_backend, resume=True)
 
 

@@ -171,6 +171,14 @@ class RunDirectory:
         return atomic_write_json(self.path / ENVIRONMENT_FILE,
                                  {**collect_environment(seed), **(extra or {})})
 
+    def remove_partial_writes(self) -> list[Path]:
+        """Delete the temp files a killed writer left (``.NAME.*.tmp``, of an atomic write or a
+        checkpoint); the file each was replacing is still whole under its own name."""
+        partial = [path for path in self.path.rglob(".*.tmp") if path.is_file()]
+        for path in partial:
+            path.unlink(missing_ok=True)
+        return partial
+
     def write_yaml(self, name: str, data: Any) -> Path:
         return atomic_write_text(self.path / name, yaml.safe_dump(data, sort_keys=False))
 
