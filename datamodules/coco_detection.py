@@ -109,6 +109,8 @@ def annotation_columns(annotations: Any, images: Any, label_map: LabelMap, masks
     xywh = annotations.vectors("bbox", 4)
     fail_at(annotations, (xywh[:, 2:] < 0).any(axis=1),
             lambda i: f"'bbox' {xywh[i].tolist()} has a negative width or height")
+    fail_at(annotations, outside_image(xywh, image_ids, images),
+            lambda i: f"'bbox' {xywh[i].tolist()} lies wholly outside its image")
     labels, found = label_map.labels(annotations.integers("category_id"))
     fail_at(annotations, ~found, lambda i: "category_id is not in the file's 'categories'")
     iscrowd = np.array([bool(a.get("iscrowd", 0)) for a in annotations.items])
@@ -124,6 +126,23 @@ def annotation_columns(annotations: Any, images: Any, label_map: LabelMap, masks
     if keypoints:
         columns["keypoints"] = keypoint_column(annotations, labels, label_map)
     return {key: value[keep] for key, value in columns.items()}
+
+
+def outside_image(xywh: np.ndarray, image_ids: np.ndarray, images: Any) -> np.ndarray:
+    """[A] bool: the (non-empty) XYWH box ``[A, 4]`` has no pixel inside its image, as the
+    file's ``width`` and ``height`` give it (all False when the file does not give them)."""
+    from visionflow.evaluation.coco_io import index_of
+
+    sizes = image_sizes(images)
+    if not sizes or sizes[0] is None:
+        return np.zeros(len(xywh), dtype=bool)
+    ids = images.integers("id")
+    order = np.argsort(ids, kind="stable")
+    positions, _ = index_of(ids[order], image_ids)
+    height, width = np.asarray(sizes, dtype=np.float64)[order][positions].T
+    left, top, right, bottom = xywh[:, 0], xywh[:, 1], xywh[:, 0] + xywh[:, 2], xywh[:, 1] + xywh[:, 3]
+    empty = (xywh[:, 2] <= 0) | (xywh[:, 3] <= 0)
+    return ~empty & ((left >= width) | (top >= height) | (right <= 0) | (bottom <= 0))
 
 
 def object_column(values: list[Any]) -> np.ndarray:

@@ -160,8 +160,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options=None) -> None:
         path = Path(path)
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        super().save_checkpoint(checkpoint, temp, storage_options)
-        os.replace(temp, path)
+        try:
+            super().save_checkpoint(checkpoint, temp, storage_options)
+            os.replace(temp, path)
+        except BaseException as error:  # a full disk: no half-written temp file stays behind
+            temp.unlink(missing_ok=True)
+            if isinstance(error, OSError) and error.filename == str(temp):
+                error.filename = str(path)  # name the checkpoint, not its temp file
+            raise
 
     def load_checkpoint(self, path: Any, map_location=None, weights_only: bool | None = None):
         return super().load_checkpoint(path, map_location=map_location,

@@ -17,14 +17,12 @@ results JSON).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
-
-import torch
+from typing import Literal
 
 from visionflow.errors import CheckpointError
 from visionflow.pipelines.build import build_trainer
 from visionflow.pipelines.evaluation import evaluate_split
-from visionflow.pipelines.stages import StageContext
+from visionflow.pipelines.stages import StageContext, read_task_state
 from visionflow.registry import STAGES
 from visionflow.rundir import atomic_write_json
 
@@ -69,17 +67,3 @@ def load_weights(context: StageContext, checkpoint: str | None) -> Path | None:
                               hint="the checkpoint must come from the same task, net and "
                                    "number of classes") from None
     return path
-
-
-def read_task_state(path: Path) -> dict[str, Any]:
-    """The ``state_dict`` of a Lightning checkpoint; CheckpointError when it is not one."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: checkpoint file is missing") from None
-    except Exception as error:  # zip, pickle and torch errors: not a readable checkpoint
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({error})") from None
-    if not isinstance(state, dict) or "state_dict" not in state:
-        raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')",
-                              hint="give a .ckpt from a run's checkpoints/ folder")
-    return state["state_dict"]

@@ -11,6 +11,7 @@ backend in) or the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from visionflow.pipelines.evaluation import EvaluationBackend, LocalEvaluationBa
 from visionflow.pipelines.stages import FitBackend, LocalFitBackend, StageContext
 from visionflow.plots import plot_training_curves
 from visionflow.registry import STAGES
-from visionflow.rundir import RunDirectory, atomic_write_json
+from visionflow.rundir import RunDirectory, atomic_write_json, refused_write
 from visionflow.spec import PipelineSpec, load_spec
 
 
@@ -45,9 +46,10 @@ def run(spec: PipelineSpec, *, fit_backend: FitBackend | None = None,
     """Run every stage of ``spec`` in a new run directory (or the one given). The backends say
     where ``fit`` and the ``evaluate`` stage's shards run (default: in this process)."""
     spec = resolve_spec(spec)
+    parts = _build(spec, fit_backend)  # a bad task or data value stops here: no folder yet
     run_dir = run_dir or RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
     run_dir.write_environment(spec.seed)
-    return _execute(spec, run_dir, fit_backend, evaluation_backend, resume=False)
+    return _execute(spec, run_dir, parts, evaluation_backend, resume=False)
 
 
 def resume(path: str | Path, *, fit_backend: FitBackend | None = None,
@@ -60,7 +62,8 @@ def resume(path: str | Path, *, fit_backend: FitBackend | None = None,
     if status.get("state") == "completed":
         raise CheckpointError(f"{run_dir.location}: this run has already completed",
                               hint="start a new run with `visionflow run SPEC`")
-    return _execute(spec, run_dir, fit_backend, evaluation_backend, resume=True)
+    run_dir.remove_partial_writes()  # a kill mid-write leaves its temp file behind
+    return _execute(spec, run_dir, _build(spec, fit_backend), evaluation_backend, resume=True)
 
 
 def _check_backend(spec: PipelineSpec, fit_backend: FitBackend | None) -> FitBackend:
@@ -86,18 +89,41 @@ def stage_keys(spec: PipelineSpec) -> list[str]:
     return keys
 
 
-def _execute(spec: PipelineSpec, run_dir: RunDirectory, fit_backend: FitBackend | None,
-             evaluation_backend: EvaluationBackend | None, resume: bool) -> Results:
+@dataclass
+class _RunParts:
+    """What a run is built from before its run directory exists."""
+
+    fit_backend: FitBackend
+    datamodule: Any
+    task: Any
+
+
+def _build(spec: PipelineSpec, fit_backend: FitBackend | None) -> _RunParts:
+    """The backend, the datamodule (its data prepared) and the task of ``spec``, seeded. Their
+    constructors, and the stages' ``check`` tags, check the values of ``data.args``,
+    ``task.args`` and the stages' arguments (errors name the key), so a bad one is refused before
+    anything is written to the run directory."""
     backend = _check_backend(spec, fit_backend)
+    for stage in spec.stages:  # a stage's own range checks (registered as its ``check`` tag)
+        STAGES.get(stage.name).tags.get("check", _accept_any)(**stage.args)
     seed_everything(spec.seed)
     datamodule = build_datamodule(spec)
     datamodule.prepare_data()
-    task = build_task(spec, datamodule.info)
+    return _RunParts(backend, datamodule, build_task(spec, datamodule.info))
+
+
+def _accept_any(**arguments: Any) -> None:
+    """The check of a stage that registers none."""
+
+
+def _execute(spec: PipelineSpec, run_dir: RunDirectory, parts: _RunParts,
+             evaluation_backend: EvaluationBackend | None, resume: bool) -> Results:
+    datamodule, task = parts.datamodule, parts.task
     transforms = datamodule.transform_summary()
     if transforms:
         run_dir.write_yaml("transforms.yaml", transforms)
     done: dict[str, dict[str, float]] = dict(run_dir.status().get("stages", {})) if resume else {}
-    context = StageContext(spec, run_dir, datamodule, task, backend,
+    context = StageContext(spec, run_dir, datamodule, task, parts.fit_backend,
                            resume_checkpoint=run_dir.last_checkpoint if resume else None,
                            evaluation_backend=evaluation_backend or LocalEvaluationBackend())
     if resume and "fit" in done:
@@ -110,8 +136,12 @@ def _execute(spec: PipelineSpec, run_dir: RunDirectory, fit_backend: FitBackend 
             done[key] = STAGES.get(stage.name).builder(context, **stage.args)
             run_dir.write_status("running", done)
             _write_plots(context, stage.name)
-    except BaseException:
-        run_dir.write_status("interrupted", done)
+    except BaseException as error:
+        with contextlib.suppress(OSError):  # the disk may refuse this write too
+            run_dir.write_status("interrupted", done)
+        refused = refused_write(error, run_dir.path) if isinstance(error, OSError) else None
+        if refused is not None:
+            raise refused from None
         raise
     metrics = {name: value for stage in done.values() for name, value in stage.items()}
     run_dir.write_summary({"name": spec.name, "seed": spec.seed, "run_dir": run_dir.location,

@@ -58,8 +58,7 @@ class StageContext:
         """Load the best checkpoint of this run's fit into ``task`` (weights only); return its path."""
         path = find_best_checkpoint(self.run_dir)
         if path is not None:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            self.task.load_state_dict(state["state_dict"])
+            self.task.load_state_dict(read_task_state(path))
         return path
 
 
@@ -86,6 +85,23 @@ class LocalFitBackend:
         return FitOutcome(find_best_checkpoint(context.run_dir), context.run_dir.last_checkpoint)
 
 
+def read_task_state(path: Path) -> dict[str, Any]:
+    """The ``state_dict`` of a Lightning checkpoint; CheckpointError when it is not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint file is missing") from None
+    except Exception as error:  # zip, pickle and torch errors: not a readable checkpoint
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({reason})",
+                              hint="it is truncated or not a checkpoint; resume from another "
+                                   "or start a new run") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')",
+                              hint="give a .ckpt from a run's checkpoints/ folder")
+    return state["state_dict"]
+
+
 def final_fit_metrics(run_dir: RunDirectory) -> dict[str, float]:
     """The last epoch's value of every ``train/*`` and ``val/*`` metric in metrics.csv."""
     if not run_dir.metrics_csv.is_file():
@@ -97,8 +113,10 @@ def final_fit_metrics(run_dir: RunDirectory) -> dict[str, float]:
 
 @STAGES.register("fit", description="train the task (Lightning Trainer.fit); keeps the best checkpoint")
 def fit(context: StageContext) -> dict[str, float]:
-    if context.resume_checkpoint is not None and not Path(context.resume_checkpoint).is_file():
-        raise CheckpointError(f"{context.resume_checkpoint}: checkpoint to resume from is missing")
+    if context.resume_checkpoint is not None:
+        if not Path(context.resume_checkpoint).is_file():
+            raise CheckpointError(f"{context.resume_checkpoint}: checkpoint to resume from is missing")
+        read_task_state(context.resume_checkpoint)  # a truncated file: one line, not Lightning's
     context.outcome = context.fit_backend.fit(context, context.resume_checkpoint)
     context.load_best_weights()
     return final_fit_metrics(context.run_dir)
@@ -121,12 +139,18 @@ def validate(context: StageContext) -> dict[str, float]:
     return _evaluate(context, "validate")
 
 
-@STAGES.register("knn", description="k-nearest-neighbour baseline on raw pixels (train -> test)")
+def check_knn_arguments(k: int = 1, distance: str = "l2") -> None:
+    """The ``knn`` stage's ranges, checked by the runner before the run directory exists."""
+    if k < 1:
+        raise SpecError(f"stages.knn.k: must be >= 1, got {k}")
+
+
+@STAGES.register("knn", description="k-nearest-neighbour baseline on raw pixels (train -> test)",
+                 check=check_knn_arguments)
 def knn(context: StageContext, k: int = 1, distance: Literal["l1", "l2"] = "l2") -> dict[str, float]:
     from visionflow.tasks.knn import KNearestNeighbors
 
-    if k < 1:
-        raise SpecError(f"stages.knn.k: must be >= 1, got {k}")
+    check_knn_arguments(k, distance)
     datamodule = context.datamodule
     datamodule.setup("fit")
     datamodule.setup("test")

@@ -18,6 +18,7 @@ copy mirrored to the URI whenever its status changes (:mod:`visionflow.remote`).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -34,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from visionflow.errors import CheckpointError
+from visionflow.errors import CheckpointError, RunError, SpecError
 from visionflow.remote import RemoteMirror, is_uri, staging_dir
 
 SPEC_FILE = "spec.resolved.yaml"
@@ -93,7 +94,12 @@ class RunDirectory:
         if is_uri(output_dir):
             run = cls(*_new_staged_run(f"{str(output_dir).rstrip('/')}/{name}"))
         else:
-            run = cls(_new_local_run(Path(output_dir).resolve() / name))
+            try:
+                run = cls(_new_local_run(Path(output_dir).resolve() / name))
+            except OSError as error:
+                raise SpecError(f"output_dir: {output_dir}: cannot make the run directory there "
+                                f"({error.strerror or error})",
+                                hint="choose a writable output_dir") from None
         atomic_write_text(run.spec_path, spec_yaml)
         run.write_status("created")
         return run
@@ -165,8 +171,30 @@ class RunDirectory:
         return atomic_write_json(self.path / ENVIRONMENT_FILE,
                                  {**collect_environment(seed), **(extra or {})})
 
+    def remove_partial_writes(self) -> list[Path]:
+        """Delete the temp files a killed writer left (``.NAME.*.tmp``, of an atomic write or a
+        checkpoint); the file each was replacing is still whole under its own name."""
+        partial = [path for path in self.path.rglob(".*.tmp") if path.is_file()]
+        for path in partial:
+            path.unlink(missing_ok=True)
+        return partial
+
     def write_yaml(self, name: str, data: Any) -> Path:
         return atomic_write_text(self.path / name, yaml.safe_dump(data, sort_keys=False))
+
+
+#: The errors of a write that the disk refused: full, over quota, read-only, not permitted.
+REFUSED_WRITES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def refused_write(error: OSError, run_dir: Path) -> RunError | None:
+    """One line for a write into ``run_dir`` that the disk refused (None for other errors): the
+    files written before it are whole, since every write goes through a temp file and a rename."""
+    if error.errno not in REFUSED_WRITES:
+        return None
+    return RunError(f"{error.filename or run_dir}: cannot write ({error.strerror or error}): the "
+                    f"run stopped; the checkpoints before it are intact",
+                    hint=f"free space (or make it writable), then `visionflow run --resume {run_dir}`")
 
 
 def _run_names() -> Iterator[str]:

@@ -164,7 +164,10 @@ def parse_spec(raw: Mapping[str, Any], source: str = "<spec>") -> PipelineSpec:
 def _upgraded(spec: PipelineSpec) -> PipelineSpec:
     """``spec`` with the task's deprecated argument keys replaced (one line about each)."""
     builder = _lookup(TASKS, spec.task.name, "task.name").builder
-    args = builder.upgrade_arguments(spec.task.args, "task.args")
+    upgrade = getattr(builder, "upgrade_arguments", None)  # VisionTask's; a plain module has none
+    if upgrade is None:
+        return spec
+    args = upgrade(spec.task.args, "task.args")
     return spec if args == spec.task.args else spec.replace(task=ComponentSpec(spec.task.name, args))
 
 
