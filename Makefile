@@ -25,6 +25,8 @@ test: install lint
 	$(BIN)/python -m pytest
 
 lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/lint_imports.py
 
 test-fast: install

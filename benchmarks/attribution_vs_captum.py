@@ -14,6 +14,7 @@ import time
 
 import torch
 from captum import attr as captum
+
 from visionflow.tasks.nets.classic import lenet5
 from visionflow.tasks.understanding import (
     grad_cam,
@@ -46,26 +47,43 @@ def main() -> None:
     patch, stride = args.size // 8, args.size // 16
     probabilities = lambda x: net(x).softmax(dim=1)
     pairs = {
-        "saliency": (lambda: saliency(net, images, targets),
-                     lambda: captum.Saliency(net).attribute(images, target=targets, abs=False)),
-        "guided_backprop": (lambda: guided_backprop(net, images, targets),
-                            lambda: captum.GuidedBackprop(net).attribute(images, target=targets)),
-        "grad_cam": (lambda: grad_cam(net, images, targets, "features.3", upsample=False),
-                     lambda: captum.LayerGradCam(net, net.features[3]).attribute(
-                         images, target=targets, relu_attributions=True)[:, 0]),
-        "occlusion": (lambda: occlusion(net, images, targets, patch=patch, stride=stride),
-                      lambda: captum.Occlusion(probabilities).attribute(
-                          images, target=targets, sliding_window_shapes=(1, patch, patch),
-                          strides=(1, stride, stride), baselines=0.0)[:, 0]),
+        "saliency": (
+            lambda: saliency(net, images, targets),
+            lambda: captum.Saliency(net).attribute(images, target=targets, abs=False),
+        ),
+        "guided_backprop": (
+            lambda: guided_backprop(net, images, targets),
+            lambda: captum.GuidedBackprop(net).attribute(images, target=targets),
+        ),
+        "grad_cam": (
+            lambda: grad_cam(net, images, targets, "features.3", upsample=False),
+            lambda: captum.LayerGradCam(net, net.features[3]).attribute(
+                images, target=targets, relu_attributions=True
+            )[:, 0],
+        ),
+        "occlusion": (
+            lambda: occlusion(net, images, targets, patch=patch, stride=stride),
+            lambda: captum.Occlusion(probabilities).attribute(
+                images,
+                target=targets,
+                sliding_window_shapes=(1, patch, patch),
+                strides=(1, stride, stride),
+                baselines=0.0,
+            )[:, 0],
+        ),
     }
-    print(f"{args.images} images {args.size}x{args.size}, LeNet-5, torch threads "
-          f"{torch.get_num_threads()}")
+    print(
+        f"{args.images} images {args.size}x{args.size}, LeNet-5, torch threads "
+        f"{torch.get_num_threads()}"
+    )
     for name, (ours, reference) in pairs.items():
         ours_s, ours_map = best_time(ours, args.repeats)
         ref_s, ref_map = best_time(reference, args.repeats)
         difference = float((ours_map - ref_map).detach().abs().max())
-        print(f"{name:16s} ours {ours_s * 1e3:8.1f} ms  captum {ref_s * 1e3:8.1f} ms  "
-              f"ratio = ours / reference = {ours_s / ref_s:.2f}  max |diff| {difference:.1e}")
+        print(
+            f"{name:16s} ours {ours_s * 1e3:8.1f} ms  captum {ref_s * 1e3:8.1f} ms  "
+            f"ratio = ours / reference = {ours_s / ref_s:.2f}  max |diff| {difference:.1e}"
+        )
 
 
 if __name__ == "__main__":

@@ -35,10 +35,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dense-limit", type=int, default=20000,
-                        help="largest N for the dense cdist (it needs B*N*M*4 bytes)")
-    parser.add_argument("--skip-chunked", action="store_true",
-                        help="skip chunked cdist (143 s at N=100k on 2 cores)")
+    parser.add_argument(
+        "--dense-limit",
+        type=int,
+        default=20000,
+        help="largest N for the dense cdist (it needs B*N*M*4 bytes)",
+    )
+    parser.add_argument(
+        "--skip-chunked",
+        action="store_true",
+        help="skip chunked cdist (143 s at N=100k on 2 cores)",
+    )
     return parser.parse_args(argv)
 
 
@@ -78,8 +85,9 @@ def _rss() -> int:
         return int(statm.read().split()[1]) * 4096
 
 
-def measure(function: Callable[[], float], device: torch.device, repeats: int
-            ) -> tuple[float, float, float]:
+def measure(
+    function: Callable[[], float], device: torch.device, repeats: int
+) -> tuple[float, float, float]:
     """``(best seconds, peak bytes, value)`` of ``function`` over ``repeats`` runs."""
     best, peak, value = float("inf"), 0, float("nan")
     for _ in range(repeats):
@@ -101,14 +109,23 @@ def ours(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def dense_cdist(x: torch.Tensor, y: torch.Tensor) -> float:
-    distances = torch.cdist(x, y).square()                                       # [B, N, M]
+    distances = torch.cdist(x, y).square()  # [B, N, M]
     return float((distances.amin(2).mean(1) + distances.amin(1).mean(1)).mean())
 
 
 def chunked_cdist(x: torch.Tensor, y: torch.Tensor) -> float:
     def one_way(a, b):
-        return torch.cat([torch.cdist(a[:, i:i + CHUNK_ROWS], b).amin(2)
-                          for i in range(0, a.shape[1], CHUNK_ROWS)], 1).square().mean(1)
+        return (
+            torch.cat(
+                [
+                    torch.cdist(a[:, i : i + CHUNK_ROWS], b).amin(2)
+                    for i in range(0, a.shape[1], CHUNK_ROWS)
+                ],
+                1,
+            )
+            .square()
+            .mean(1)
+        )
 
     return float((one_way(x, y) + one_way(y, x)).mean())
 
@@ -154,15 +171,19 @@ def methods(size: int, args: argparse.Namespace, device: torch.device) -> dict[s
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device)
-    print(f"B={args.batch}, device {device}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"B={args.batch}, device {device}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"{'N = M':>9}  {'method':<14} {'seconds':>9} {'peak MiB':>9}  ratio = ours / it")
     status = 0
     for size in args.sizes:
         generator = torch.Generator().manual_seed(size)
         x, y = (torch.rand(args.batch, size, 3, generator=generator).to(device) for _ in "xy")
-        results = {name: measure(lambda f=function, x=x, y=y: f(x, y), device, args.repeats)
-                   for name, function in methods(size, args, device).items()}
+        results = {
+            name: measure(lambda f=function, x=x, y=y: f(x, y), device, args.repeats)
+            for name, function in methods(size, args, device).items()
+        }
         mine = results["ours"]
         for name, (seconds, peak, value) in results.items():
             ratio = "" if name == "ours" else f"time {mine[0] / seconds:7.2f}"

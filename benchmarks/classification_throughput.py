@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from timing import plain_loop_throughput, timed_pipeline_fit
+
 from visionflow.pipelines import seed_everything
 from visionflow.spec import parse_spec
 
@@ -34,33 +34,65 @@ def write_cifar_binary(root: Path, images: int, seed: int = 0) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     per_file = -(-images // 5)
-    for name, count in [*((f"data_batch_{i}.bin", per_file) for i in range(1, 6)),
-                        ("test_batch.bin", 1000)]:
+    for name, count in [
+        *((f"data_batch_{i}.bin", per_file) for i in range(1, 6)),
+        ("test_batch.bin", 1000),
+    ]:
         records = rng.integers(0, 256, (count, 3073), dtype=np.uint8)
         records[:, 0] = rng.integers(0, 10, count)
         (folder / name).write_bytes(records.tobytes())
     (folder / "batches.meta.txt").write_text(
-        "\n".join(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck"]) + "\n")
+        "\n".join(
+            [
+                "airplane",
+                "automobile",
+                "bird",
+                "cat",
+                "deer",
+                "dog",
+                "frog",
+                "horse",
+                "ship",
+                "truck",
+            ]
+        )
+        + "\n"
+    )
 
 
 def pipeline_throughput(args: argparse.Namespace, root: Path) -> float:
     cuda = args.device == "cuda"
-    spec = parse_spec({
-        "name": "throughput",
-        "task": {"name": "image_classification",
-                 "args": {"net": args.net, "channels_last": cuda, **SGD}},
-        "data": {"name": "cifar10",
-                 "args": {"root": str(root), "batch_size": args.batch_size, "val_fraction": 0.0,
-                          "device": args.device,
-                          "transforms": {"train": "cifar_eval", "eval": "cifar_eval"}}},
-        "trainer": {"max_steps": args.warmup + args.steps, "accelerator": "gpu" if cuda else "cpu",
-                    "devices": 1, "precision": "bf16-mixed" if cuda else "32-true",
-                    "enable_progress_bar": False, "limit_val_batches": 0,
-                    "num_sanity_val_steps": 0, "log_every_n_steps": 50},
-        "stages": ["fit"],
-        "output_dir": str(root / "runs"),
-    })
+    spec = parse_spec(
+        {
+            "name": "throughput",
+            "task": {
+                "name": "image_classification",
+                "args": {"net": args.net, "channels_last": cuda, **SGD},
+            },
+            "data": {
+                "name": "cifar10",
+                "args": {
+                    "root": str(root),
+                    "batch_size": args.batch_size,
+                    "val_fraction": 0.0,
+                    "device": args.device,
+                    "transforms": {"train": "cifar_eval", "eval": "cifar_eval"},
+                },
+            },
+            "trainer": {
+                "max_steps": args.warmup + args.steps,
+                "accelerator": "gpu" if cuda else "cpu",
+                "devices": 1,
+                "precision": "bf16-mixed" if cuda else "32-true",
+                "enable_progress_bar": False,
+                "limit_val_batches": 0,
+                "num_sanity_val_steps": 0,
+                "log_every_n_steps": 50,
+            },
+            "stages": ["fit"],
+            "output_dir": str(root / "runs"),
+        }
+    )
     return args.steps * args.batch_size / timed_pipeline_fit(spec, args.warmup)
 
 
@@ -77,27 +109,37 @@ def plain_throughput(args: argparse.Namespace) -> float:
     if cuda:
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=SGD["lr"], momentum=SGD["momentum"],
-                                weight_decay=SGD["weight_decay"])
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=SGD["lr"], momentum=SGD["momentum"], weight_decay=SGD["weight_decay"]
+    )
     loss_fn = torch.nn.CrossEntropyLoss()
     batches = count // args.batch_size
     order = torch.randperm(count, device=device)
 
     def loss_of_step(step: int) -> torch.Tensor:
         first = (step % batches) * args.batch_size
-        index = order[first:first + args.batch_size]
+        index = order[first : first + args.batch_size]
         return loss_fn(model(images[index]), labels[index])
 
-    return plain_loop_throughput(loss_of_step, optimizer, device=device, steps=args.steps,
-                                 warmup=args.warmup, batch_size=args.batch_size)
+    return plain_loop_throughput(
+        loss_of_step,
+        optimizer,
+        device=device,
+        steps=args.steps,
+        warmup=args.warmup,
+        batch_size=args.batch_size,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--net", default="resnet18",
-                        help="a registered net; `linear` makes compute negligible, so the ratio "
-                             "measures the framework's per-step overhead")
+    parser.add_argument(
+        "--net",
+        default="resnet18",
+        help="a registered net; `linear` makes compute negligible, so the ratio "
+        "measures the framework's per-step overhead",
+    )
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
@@ -116,8 +158,10 @@ def main() -> None:
     print(f"plain loop: {plain:10.0f} img/s")
     print(f"pipeline:   {pipeline:10.0f} img/s")
     overhead_ms = 1000 * args.batch_size * (1 / pipeline - 1 / plain)
-    print(f"ratio = pipeline / plain = {pipeline / plain:.3f}  "
-          f"(pipeline costs {overhead_ms:+.2f} ms per step more)")
+    print(
+        f"ratio = pipeline / plain = {pipeline / plain:.3f}  "
+        f"(pipeline costs {overhead_ms:+.2f} ms per step more)"
+    )
 
 
 if __name__ == "__main__":

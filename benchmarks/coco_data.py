@@ -20,9 +20,18 @@ from benchmarks.coco_data_shapes import add_keypoints, add_masks
 _BOUND_SIDES = np.array([32.0, 96.0])  # boxes of these sides have areas exactly on the range bounds
 
 
-def synthetic_coco(*, seed: int = 0, images: int = 100, categories: int = 80, gt_per_image: float = 7.0,
-                   dets_per_image: int = 100, iou_type: str = "bbox", crowd_fraction: float = 0.01,
-                   score_decimals: int = 5, adversarial: bool = False) -> tuple[dict, list[dict]]:
+def synthetic_coco(
+    *,
+    seed: int = 0,
+    images: int = 100,
+    categories: int = 80,
+    gt_per_image: float = 7.0,
+    dets_per_image: int = 100,
+    iou_type: str = "bbox",
+    crowd_fraction: float = 0.01,
+    score_decimals: int = 5,
+    adversarial: bool = False,
+) -> tuple[dict, list[dict]]:
     """(GT dataset dict, list of result dicts), the way they would be read from COCO JSON files.
 
     For keypoints there are two categories: 1 ("person") has all the GT, 2 only wrong-label detections.
@@ -34,7 +43,9 @@ def synthetic_coco(*, seed: int = 0, images: int = 100, categories: int = 80, gt
     if iou_type == "keypoints":
         category_ids, weights = np.array([1, 2]), np.array([1.0, 0.0])
     else:  # non-contiguous ids, like COCO's 1..90 with gaps; Zipf-like frequencies
-        category_ids = np.sort(rng.choice(np.arange(1, categories + categories // 8 + 2), categories, replace=False))
+        category_ids = np.sort(
+            rng.choice(np.arange(1, categories + categories // 8 + 2), categories, replace=False)
+        )
         weights = 1.0 / np.arange(1, categories + 1)
         if adversarial and categories > 2:
             weights[-1] = 0.0  # a category without GT
@@ -47,12 +58,30 @@ def synthetic_coco(*, seed: int = 0, images: int = 100, categories: int = 80, gt
     gt_boxes = _random_boxes(rng, sizes[gt_images], adversarial)
     gt_cats = category_ids[rng.choice(len(category_ids), size=len(gt_images), p=weights)]
     crowd = rng.random(len(gt_boxes)) < (0.15 if adversarial else crowd_fraction)
-    gt = _gt_dataset(rng, image_ids, sizes, category_ids, gt_boxes, gt_images, gt_cats, crowd, adversarial)
+    gt = _gt_dataset(
+        rng, image_ids, sizes, category_ids, gt_boxes, gt_images, gt_cats, crowd, adversarial
+    )
 
     dt_images, dt_cats, dt_boxes, dt_scores = _detections(
-        rng, gt_boxes, gt_images, gt_cats, sizes, category_ids, dets_per_image, score_decimals, adversarial)
-    records = [{"image_id": int(image_ids[i]), "category_id": int(c), "bbox": box.tolist(), "score": float(s)}
-               for i, c, box, s in zip(dt_images, dt_cats, dt_boxes, dt_scores)]
+        rng,
+        gt_boxes,
+        gt_images,
+        gt_cats,
+        sizes,
+        category_ids,
+        dets_per_image,
+        score_decimals,
+        adversarial,
+    )
+    records = [
+        {
+            "image_id": int(image_ids[i]),
+            "category_id": int(c),
+            "bbox": box.tolist(),
+            "score": float(s),
+        }
+        for i, c, box, s in zip(dt_images, dt_cats, dt_boxes, dt_scores)
+    ]
     if iou_type == "segm":
         add_masks(gt, records, rng, adversarial)
     elif iou_type == "keypoints":
@@ -77,7 +106,9 @@ def _random_boxes(rng: np.random.Generator, sizes: np.ndarray, adversarial: bool
     return boxes
 
 
-def _detections(rng, gt_boxes, gt_images, gt_cats, sizes, category_ids, per_image, score_decimals, adversarial):
+def _detections(
+    rng, gt_boxes, gt_images, gt_cats, sizes, category_ids, per_image, score_decimals, adversarial
+):
     """(image index [N], category id [N], XYWH box [N, 4], score [N]): jittered copies of the GT
     (10% with a random label) and false positives, at most ``per_image`` per image, in random order."""
     copies = rng.poisson(0.7, len(gt_boxes)) + (rng.random(len(gt_boxes)) < 0.9)
@@ -87,10 +118,16 @@ def _detections(rng, gt_boxes, gt_images, gt_cats, sizes, category_ids, per_imag
     if adversarial:
         jitter[rng.random(len(source)) < 0.2] = 0.0  # exact copies of the GT: IoU ties
     boxes[:, :2] += jitter[:, :2]
-    boxes[:, 2:] = np.maximum(boxes[:, 2:] * np.exp(jitter[:, 2:] / np.maximum(boxes[:, 2:], 1)), 0.0)
-    cats = np.where(rng.random(len(source)) < 0.1, rng.choice(category_ids, len(source)), gt_cats[source])
+    boxes[:, 2:] = np.maximum(
+        boxes[:, 2:] * np.exp(jitter[:, 2:] / np.maximum(boxes[:, 2:], 1)), 0.0
+    )
+    cats = np.where(
+        rng.random(len(source)) < 0.1, rng.choice(category_ids, len(source)), gt_cats[source]
+    )
 
-    fp_counts = np.full(len(sizes), per_image)  # more than needed: the cap below keeps the top scores
+    fp_counts = np.full(
+        len(sizes), per_image
+    )  # more than needed: the cap below keeps the top scores
     if adversarial:
         fp_counts[rng.random(len(sizes)) < 0.1] = 0
         fp_counts[rng.random(len(sizes)) < 0.1] = 150  # more detections than maxDets
@@ -101,7 +138,9 @@ def _detections(rng, gt_boxes, gt_images, gt_cats, sizes, category_ids, per_imag
     scores = np.concatenate([rng.beta(5, 2, len(source)), rng.beta(1, 4, len(fp_images))])
     scores = np.round(scores, 1 if adversarial else score_decimals)  # adversarial: many ties
     order = rng.permutation(len(images))  # results files list detections in any order
-    return _cap_per_image(images[order], cats[order], boxes[order], scores[order], 150 if adversarial else per_image)
+    return _cap_per_image(
+        images[order], cats[order], boxes[order], scores[order], 150 if adversarial else per_image
+    )
 
 
 def _cap_per_image(images, cats, boxes, scores, cap):
@@ -114,20 +153,38 @@ def _cap_per_image(images, cats, boxes, scores, cap):
 
 
 def _gt_dataset(rng, image_ids, sizes, category_ids, boxes, gt_images, gt_cats, crowd, adversarial):
-    ann_ids = rng.permutation(len(boxes)) + 1  # ids >= 1: the checks refuse id 0 (pycocotools miscounts it)
+    ann_ids = (
+        rng.permutation(len(boxes)) + 1
+    )  # ids >= 1: the checks refuse id 0 (pycocotools miscounts it)
     mask_fraction = rng.uniform(0.55, 0.95, len(boxes))
     area = np.round(boxes[:, 2] * boxes[:, 3] * mask_fraction, 2)
     if adversarial:
         on_bound = rng.random(len(boxes)) < 0.15
         area[on_bound] = rng.choice(_BOUND_SIDES**2, size=on_bound.sum())
-    annotations = [{"id": int(a), "image_id": int(image_ids[i]), "category_id": int(c), "bbox": b.tolist(),
-                    "area": float(ar), "iscrowd": int(cr)}
-                   for a, i, c, b, ar, cr in zip(ann_ids, gt_images, gt_cats, boxes, area, crowd)]
+    annotations = [
+        {
+            "id": int(a),
+            "image_id": int(image_ids[i]),
+            "category_id": int(c),
+            "bbox": b.tolist(),
+            "area": float(ar),
+            "iscrowd": int(cr),
+        }
+        for a, i, c, b, ar, cr in zip(ann_ids, gt_images, gt_cats, boxes, area, crowd)
+    ]
     if adversarial:  # pycocotools overwrites an annotation's 'ignore' with its 'iscrowd'
         for ann in annotations[::7]:
             ann["ignore"] = 1
-    images = [{"id": int(i), "width": int(w), "height": int(h), "file_name": f"{i:012d}.jpg"}
-              for i, (w, h) in zip(image_ids, sizes)]
-    categories = [{"id": int(c), "name": f"class_{c}", "supercategory": "thing"} for c in category_ids]
-    return {"info": {"description": "visionflow synthetic"}, "images": images, "annotations": annotations,
-            "categories": categories}
+    images = [
+        {"id": int(i), "width": int(w), "height": int(h), "file_name": f"{i:012d}.jpg"}
+        for i, (w, h) in zip(image_ids, sizes)
+    ]
+    categories = [
+        {"id": int(c), "name": f"class_{c}", "supercategory": "thing"} for c in category_ids
+    ]
+    return {
+        "info": {"description": "visionflow synthetic"},
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }

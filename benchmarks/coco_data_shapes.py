@@ -57,14 +57,18 @@ def _uncompressed_rle(box: list[float], height: int, width: int) -> dict:
     starting with a run of zeros."""
     x, y, w, h = box
     rows, columns = np.mgrid[0:height, 0:width] + 0.5
-    inside = ((columns - x - w / 2) / max(w / 2, 1e-6)) ** 2 + ((rows - y - h / 2) / max(h / 2, 1e-6)) ** 2 <= 1
+    inside = ((columns - x - w / 2) / max(w / 2, 1e-6)) ** 2 + (
+        (rows - y - h / 2) / max(h / 2, 1e-6)
+    ) ** 2 <= 1
     flat = inside.ravel(order="F")
     changes = np.flatnonzero(np.diff(flat)) + 1
     counts = np.diff(np.concatenate([[0], changes, [flat.size]])).tolist()
     return {"size": [height, width], "counts": ([0] + counts) if flat[0] else counts}
 
 
-def add_keypoints(gt: dict, records: list[dict], rng: np.random.Generator, adversarial: bool) -> None:
+def add_keypoints(
+    gt: dict, records: list[dict], rng: np.random.Generator, adversarial: bool
+) -> None:
     """Give every GT annotation ``keypoints`` and ``num_keypoints``, and every detection keypoints."""
     layout = rng.uniform(0.05, 0.95, (NUM_KEYPOINTS, 2))  # relative positions in the box
     for ann in gt["annotations"]:
@@ -82,6 +86,8 @@ def add_keypoints(gt: dict, records: list[dict], rng: np.random.Generator, adver
         points = np.stack([x + layout[:, 0] * w, y + layout[:, 1] * h], axis=1) + noise
         flags = np.ones(NUM_KEYPOINTS)
         record["keypoints"] = np.round(np.column_stack([points, flags]), 2).ravel().tolist()
-    if adversarial and rng.random() < 0.5:  # results without boxes: loadRes takes the keypoints' extent
+    if (
+        adversarial and rng.random() < 0.5
+    ):  # results without boxes: loadRes takes the keypoints' extent
         for record in records:
             del record["bbox"]

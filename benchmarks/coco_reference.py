@@ -25,7 +25,9 @@ class ReferenceResult:
     scores: np.ndarray
 
 
-def pycocotools_evaluate(gt: dict | str | Path, dt: list | str | Path, iou_type: str) -> ReferenceResult:
+def pycocotools_evaluate(
+    gt: dict | str | Path, dt: list | str | Path, iou_type: str
+) -> ReferenceResult:
     """``COCO(gt)``, ``loadRes(dt)``, ``COCOeval(...).evaluate(); accumulate(); summarize()``."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -33,7 +35,9 @@ def pycocotools_evaluate(gt: dict | str | Path, dt: list | str | Path, iou_type:
     return _run(COCO, COCOeval, gt, dt, iou_type)
 
 
-def faster_coco_eval_evaluate(gt: dict | str | Path, dt: list | str | Path, iou_type: str) -> ReferenceResult:
+def faster_coco_eval_evaluate(
+    gt: dict | str | Path, dt: list | str | Path, iou_type: str
+) -> ReferenceResult:
     """The same through faster-coco-eval's ``COCO`` and ``COCOeval_faster``."""
     from faster_coco_eval import COCO, COCOeval_faster
 
@@ -53,5 +57,9 @@ def _run(coco_class, eval_class, gt, dt, iou_type: str) -> ReferenceResult:
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return ReferenceResult(np.asarray(evaluator.stats), evaluator.eval["precision"], evaluator.eval["recall"],
-                           evaluator.eval["scores"])
+    return ReferenceResult(
+        np.asarray(evaluator.stats),
+        evaluator.eval["precision"],
+        evaluator.eval["recall"],
+        evaluator.eval["scores"],
+    )

@@ -21,35 +21,61 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-
 from timing import plain_loop_throughput, timed_pipeline_fit
+
 from visionflow.pipelines import seed_everything
 from visionflow.rundir import read_json
 from visionflow.spec import parse_spec
 from visionflow.tasks.nets.detectors import build_detector
 
 NET = "fasterrcnn_resnet50_fpn"
-OPTIMIZER = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
-             "scheduler": "none"}
+OPTIMIZER = {
+    "optimizer": "sgd",
+    "lr": 0.01,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "scheduler": "none",
+}
 
 
 def pipeline_throughput(args: argparse.Namespace, data_dir: Path) -> float:
     cuda = args.device == "cuda"
-    spec = parse_spec({
-        "name": "detection_throughput",
-        "task": {"name": "object_detection", "args": {"net": NET, **OPTIMIZER, "net_args": {
-            "min_size": args.image_size, "max_size": args.image_size}}},
-        "data": {"name": "shapes_detection", "args": {
-            "data_dir": str(data_dir), "train_images": args.images, "val_images": 2,
-            "test_images": 2, "image_size": args.image_size, "batch_size": args.batch_size,
-            "num_workers": args.workers}},
-        "trainer": {"max_steps": args.warmup + args.steps, "accelerator": "gpu" if cuda else "cpu",
-                    "devices": 1, "precision": "bf16-mixed" if cuda else "32-true",
-                    "enable_progress_bar": False, "limit_val_batches": 0,
-                    "num_sanity_val_steps": 0},
-        "stages": ["fit"],
-        "output_dir": str(data_dir.parent / "runs"),
-    })
+    spec = parse_spec(
+        {
+            "name": "detection_throughput",
+            "task": {
+                "name": "object_detection",
+                "args": {
+                    "net": NET,
+                    **OPTIMIZER,
+                    "net_args": {"min_size": args.image_size, "max_size": args.image_size},
+                },
+            },
+            "data": {
+                "name": "shapes_detection",
+                "args": {
+                    "data_dir": str(data_dir),
+                    "train_images": args.images,
+                    "val_images": 2,
+                    "test_images": 2,
+                    "image_size": args.image_size,
+                    "batch_size": args.batch_size,
+                    "num_workers": args.workers,
+                },
+            },
+            "trainer": {
+                "max_steps": args.warmup + args.steps,
+                "accelerator": "gpu" if cuda else "cpu",
+                "devices": 1,
+                "precision": "bf16-mixed" if cuda else "32-true",
+                "enable_progress_bar": False,
+                "limit_val_batches": 0,
+                "num_sanity_val_steps": 0,
+            },
+            "stages": ["fit"],
+            "output_dir": str(data_dir.parent / "runs"),
+        }
+    )
     return args.steps * args.batch_size / timed_pipeline_fit(spec, args.warmup)
 
 
@@ -62,12 +88,14 @@ def load_in_memory(annotations: Path, device: torch.device) -> list[tuple[torch.
         boxes[annotation["image_id"]].append((x, y, x + w, y + h, annotation["category_id"]))
     samples = []
     for image in dataset["images"]:
-        pixels = np.array(Image.open(annotations.parent / "images" / image["file_name"])
-                            .convert("RGB"))
+        pixels = np.array(
+            Image.open(annotations.parent / "images" / image["file_name"]).convert("RGB")
+        )
         rows = torch.tensor(boxes[image["id"]], dtype=torch.float32).reshape(-1, 5)
         target = {"boxes": rows[:, :4].to(device), "labels": rows[:, 4].long().to(device)}
-        samples.append((torch.from_numpy(pixels).permute(2, 0, 1).float().div(255).to(device),
-                        target))
+        samples.append(
+            (torch.from_numpy(pixels).permute(2, 0, 1).float().div(255).to(device), target)
+        )
     return samples
 
 
@@ -76,19 +104,31 @@ def plain_throughput(args: argparse.Namespace, annotations: Path) -> float:
     seed_everything(0)
     samples = load_in_memory(annotations, device)
     classes = 1 + len(read_json(annotations)["categories"])
-    model = build_detector(NET, num_classes=classes, min_size=args.image_size,
-                           max_size=args.image_size).to(device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=OPTIMIZER["lr"],
-                                momentum=OPTIMIZER["momentum"],
-                                weight_decay=OPTIMIZER["weight_decay"])
+    model = (
+        build_detector(NET, num_classes=classes, min_size=args.image_size, max_size=args.image_size)
+        .to(device)
+        .train()
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=OPTIMIZER["lr"],
+        momentum=OPTIMIZER["momentum"],
+        weight_decay=OPTIMIZER["weight_decay"],
+    )
 
     def loss_of_step(step: int) -> torch.Tensor:
         first = (step * args.batch_size) % (len(samples) - args.batch_size + 1)
-        images, targets = zip(*samples[first:first + args.batch_size])
+        images, targets = zip(*samples[first : first + args.batch_size])
         return sum(model(list(images), list(targets)).values())
 
-    return plain_loop_throughput(loss_of_step, optimizer, device=device, steps=args.steps,
-                                 warmup=args.warmup, batch_size=args.batch_size)
+    return plain_loop_throughput(
+        loss_of_step,
+        optimizer,
+        device=device,
+        steps=args.steps,
+        warmup=args.warmup,
+        batch_size=args.batch_size,
+    )
 
 
 def main() -> None:
@@ -99,8 +139,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256, help="train images to generate")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                        help="DataLoader workers of the pipeline")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help="DataLoader workers of the pipeline",
+    )
     args = parser.parse_args()
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     with tempfile.TemporaryDirectory(prefix="vf-det-bench-") as folder:
@@ -108,8 +152,10 @@ def main() -> None:
         pipeline = pipeline_throughput(args, data_dir)  # generates the dataset on prepare_data
         plain = plain_throughput(args, data_dir / "train" / "annotations.json")
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu x{os.cpu_count()}"
-    print(f"device: {device}; {NET}, {args.image_size} px, batch {args.batch_size}, "
-          f"{args.steps} timed steps")
+    print(
+        f"device: {device}; {NET}, {args.image_size} px, batch {args.batch_size}, "
+        f"{args.steps} timed steps"
+    )
     print(f"plain loop: {plain:8.1f} img/s")
     print(f"pipeline:   {pipeline:8.1f} img/s")
     print(f"ratio = pipeline / plain = {pipeline / plain:.3f}")

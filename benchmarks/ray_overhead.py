@@ -49,6 +49,7 @@ NUM_CLASSES = 10
 
 # ------------------------------------------------------------------------ the shared training run
 
+
 class Classifier(LightningModule):
     def __init__(self, model: str):
         super().__init__()
@@ -68,8 +69,9 @@ def build_net(model: str) -> nn.Module:
 
         return ResNet(BasicBlock, [1, 1, 1, 1], num_classes=NUM_CLASSES)
     features = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
-    return nn.Sequential(nn.Flatten(), nn.Linear(features, 512), nn.ReLU(),
-                         nn.Linear(512, NUM_CLASSES))
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(features, 512), nn.ReLU(), nn.Linear(512, NUM_CLASSES)
+    )
 
 
 class StepClock(Callback):
@@ -97,25 +99,45 @@ def fit_and_time(config: dict, **trainer_args) -> dict:
     count = steps * config["batch_size"] * config["workers"]  # one epoch: no epoch boundaries
     data = TensorDataset(torch.randn(count, *IMAGE_SHAPE), torch.randint(0, NUM_CLASSES, (count,)))
     clock = StepClock()
-    trainer = prepare(Trainer(
-        max_steps=steps, accelerator=config["accelerator"], logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, callbacks=[clock], **trainer_args))
-    trainer.fit(Classifier(config["model"]),
-                train_dataloaders=DataLoader(data, batch_size=config["batch_size"], shuffle=True))
-    ends = clock.ends[max(config["warmup"] - 1, 0):]  # the end of the last warm-up step onwards
-    return {"rank": trainer.global_rank, "world_size": trainer.world_size,
-            "seconds": [b - a for a, b in zip(ends, ends[1:])]}
+    trainer = prepare(
+        Trainer(
+            max_steps=steps,
+            accelerator=config["accelerator"],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=[clock],
+            **trainer_args,
+        )
+    )
+    trainer.fit(
+        Classifier(config["model"]),
+        train_dataloaders=DataLoader(data, batch_size=config["batch_size"], shuffle=True),
+    )
+    ends = clock.ends[max(config["warmup"] - 1, 0) :]  # the end of the last warm-up step onwards
+    return {
+        "rank": trainer.global_rank,
+        "world_size": trainer.world_size,
+        "seconds": [b - a for a, b in zip(ends, ends[1:])],
+    }
 
 
 # ----------------------------------------------------------------------------------- the two sides
+
 
 def ray_worker(config: dict) -> dict:
     """Ray Train's training function: the Trainer as ``visionflow.cluster.train_worker`` builds it."""
     from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
 
-    return fit_and_time(config, strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()],
-                        devices="auto", prepare=prepare_trainer)
+    return fit_and_time(
+        config,
+        strategy=RayDDPStrategy(),
+        plugins=[RayLightningEnvironment()],
+        devices="auto",
+        prepare=prepare_trainer,
+    )
 
 
 def ray_side(config: dict, storage: Path) -> list[float]:
@@ -127,26 +149,44 @@ def ray_side(config: dict, storage: Path) -> list[float]:
 
     gpu = config["accelerator"] == "gpu"
     per_worker = {"CPU": config["threads"], **({"GPU": 1} if gpu else {})}
-    with embedded_ray(num_cpus=config["workers"] * config["threads"], log_to_driver=False), \
-            scoped_env(FIT_ENV):
+    with (
+        embedded_ray(num_cpus=config["workers"] * config["threads"], log_to_driver=False),
+        scoped_env(FIT_ENV),
+    ):
         trainer = trainer_class(embedded=True)(
-            ray_worker, train_loop_config=config,
-            scaling_config=ScalingConfig(num_workers=config["workers"], use_gpu=gpu,
-                                         resources_per_worker=per_worker),
-            run_config=RunConfig(name="overhead", storage_path=str(storage),
-                                 logging_config=LoggingConfig(log_level="WARNING")))
+            ray_worker,
+            train_loop_config=config,
+            scaling_config=ScalingConfig(
+                num_workers=config["workers"], use_gpu=gpu, resources_per_worker=per_worker
+            ),
+            run_config=RunConfig(
+                name="overhead",
+                storage_path=str(storage),
+                logging_config=LoggingConfig(log_level="WARNING"),
+            ),
+        )
         return checked("ray", trainer.fit().return_value, config)
 
 
 def plain_side(config: dict, result: Path) -> list[float]:
     """Step times of plain Lightning DDP, in a fresh process (Lightning re-runs it per rank)."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--side", "plain",
-               "--config", json.dumps(config), "--result", str(result)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--side",
+        "plain",
+        "--config",
+        json.dumps(config),
+        "--result",
+        str(result),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(config["threads"]))  # what Ray Train sets
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"plain DDP failed (exit code {done.returncode}):\n"
-                         + "\n".join((done.stdout + done.stderr).splitlines()[-20:]))
+        raise SystemExit(
+            f"plain DDP failed (exit code {done.returncode}):\n"
+            + "\n".join((done.stdout + done.stderr).splitlines()[-20:])
+        )
     return checked("plain", json.loads(result.read_text()), config)
 
 
@@ -166,17 +206,22 @@ def checked(side: str, timed: dict, config: dict) -> list[float]:
 
 # ------------------------------------------------------------------------------------------- main
 
+
 def describe(name: str, seconds: list[float]) -> str:
     deciles = statistics.quantiles(seconds, n=10) if len(seconds) > 1 else seconds * 9
-    return (f"{name:6s} median {1000 * statistics.median(seconds):7.1f} ms/step   "
-            f"mean {1000 * statistics.fmean(seconds):7.1f}   p10-p90 {1000 * deciles[0]:.1f}-"
-            f"{1000 * deciles[-1]:.1f}   ({len(seconds)} steps)")
+    return (
+        f"{name:6s} median {1000 * statistics.median(seconds):7.1f} ms/step   "
+        f"mean {1000 * statistics.fmean(seconds):7.1f}   p10-p90 {1000 * deciles[0]:.1f}-"
+        f"{1000 * deciles[-1]:.1f}   ({len(seconds)} steps)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="DDP ranks on both sides")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (Ray CPUs) per worker")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (Ray CPUs) per worker"
+    )
     parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--model", choices=["resnet10", "mlp"], default="resnet10")
     parser.add_argument("--batch-size", type=int, default=32, help="per worker")
@@ -190,25 +235,34 @@ def main() -> None:
     if args.side == "plain":
         plain_rank(json.loads(args.config), Path(args.result))
         return
-    config = {key: getattr(args, key) for key in
-              ("workers", "threads", "accelerator", "model", "batch_size", "steps", "warmup")}
+    config = {
+        key: getattr(args, key)
+        for key in ("workers", "threads", "accelerator", "model", "batch_size", "steps", "warmup")
+    }
     plain, ray = [], []
     with tempfile.TemporaryDirectory(prefix="vf-overhead-") as folder:
         for round_index in range(args.rounds):
             plain.append(plain_side(config, Path(folder) / f"plain-{round_index}.json"))
             ray.append(ray_side(config, Path(folder) / f"ray-{round_index}"))
-            print(f"round {round_index + 1}: median ms/step  plain "
-                  f"{1000 * statistics.median(plain[-1]):.1f}  ray "
-                  f"{1000 * statistics.median(ray[-1]):.1f}", flush=True)
+            print(
+                f"round {round_index + 1}: median ms/step  plain "
+                f"{1000 * statistics.median(plain[-1]):.1f}  ray "
+                f"{1000 * statistics.median(ray[-1]):.1f}",
+                flush=True,
+            )
     plain, ray = sum(plain, []), sum(ray, [])
     device = torch.cuda.get_device_name() if args.accelerator == "gpu" else f"cpu x{os.cpu_count()}"
-    print(f"device: {device}; {args.model}, {args.workers} workers x {args.threads} threads, "
-          f"batch {args.batch_size} per worker, {args.steps} timed steps x {args.rounds} rounds "
-          f"after {args.warmup} warm-up steps")
+    print(
+        f"device: {device}; {args.model}, {args.workers} workers x {args.threads} threads, "
+        f"batch {args.batch_size} per worker, {args.steps} timed steps x {args.rounds} rounds "
+        f"after {args.warmup} warm-up steps"
+    )
     print(describe("plain", plain))
     print(describe("ray", ray))
-    print(f"ratio = ray / plain = {statistics.median(ray) / statistics.median(plain):.3f}  "
-          f"(means: {statistics.fmean(ray) / statistics.fmean(plain):.3f})")
+    print(
+        f"ratio = ray / plain = {statistics.median(ray) / statistics.median(plain):.3f}  "
+        f"(means: {statistics.fmean(ray) / statistics.fmean(plain):.3f})"
+    )
 
 
 if __name__ == "__main__":

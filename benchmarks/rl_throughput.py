@@ -45,19 +45,39 @@ def pipeline_throughput(args: argparse.Namespace) -> float:
     from visionflow.spec import parse_spec
 
     with tempfile.TemporaryDirectory() as folder:
-        spec = parse_spec({
-            "name": "rl_throughput", "seed": 0,
-            "task": {"name": "ppo", "args": {"update_epochs": args.update_epochs,
-                                             "minibatches": args.minibatches,
-                                             "optimizer": {"name": "adam", "lr": 2.5e-4}}},
-            "data": {"name": "experience",
-                     "args": {"environment": "CartPole-v1", "num_envs": args.num_envs,
-                              "rollout_steps": args.rollout_steps,
-                              "rollouts_per_epoch": args.rollouts}},
-            "trainer": {"max_epochs": 1, "accelerator": "cpu", "devices": 1,
-                        "enable_progress_bar": False, "limit_val_batches": 0,
-                        "num_sanity_val_steps": 0, "log_every_n_steps": 50},
-            "output_dir": folder})
+        spec = parse_spec(
+            {
+                "name": "rl_throughput",
+                "seed": 0,
+                "task": {
+                    "name": "ppo",
+                    "args": {
+                        "update_epochs": args.update_epochs,
+                        "minibatches": args.minibatches,
+                        "optimizer": {"name": "adam", "lr": 2.5e-4},
+                    },
+                },
+                "data": {
+                    "name": "experience",
+                    "args": {
+                        "environment": "CartPole-v1",
+                        "num_envs": args.num_envs,
+                        "rollout_steps": args.rollout_steps,
+                        "rollouts_per_epoch": args.rollouts,
+                    },
+                },
+                "trainer": {
+                    "max_epochs": 1,
+                    "accelerator": "cpu",
+                    "devices": 1,
+                    "enable_progress_bar": False,
+                    "limit_val_batches": 0,
+                    "num_sanity_val_steps": 0,
+                    "log_every_n_steps": 50,
+                },
+                "output_dir": folder,
+            }
+        )
         seed_everything(0)
         datamodule = build_datamodule(spec)
         task = build_task(spec, datamodule.info)
@@ -74,8 +94,12 @@ def plain_throughput(args: argparse.Namespace) -> float:
     import gymnasium as gym
 
     seed_everything(0)
-    envs = gym.make_vec("CartPole-v1", num_envs=args.num_envs, vectorization_mode="sync",
-                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+    envs = gym.make_vec(
+        "CartPole-v1",
+        num_envs=args.num_envs,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+    )
     model = ActorCritic("rl_mlp", (4,), None, 2)
     optimizer = torch.optim.Adam(model.parameters(), lr=2.5e-4)
     shape = (args.rollout_steps, args.num_envs)
@@ -114,8 +138,9 @@ def plain_throughput(args: argparse.Namespace) -> float:
         for _ in range(args.update_epochs):
             order = torch.randperm(size)
             for begin in range(0, size, minibatch):
-                b_obs, b_act, b_logp, b_adv, b_ret, b_val = (x[order[begin:begin + minibatch]]
-                                                             for x in flat)
+                b_obs, b_act, b_logp, b_adv, b_ret, b_val = (
+                    x[order[begin : begin + minibatch]] for x in flat
+                )
                 b_adv = (b_adv - b_adv.mean()) / (b_adv.std() + 1e-8)
                 policy = model.policy(b_obs)
                 ratio = (policy.log_prob(b_act) - b_logp).exp()

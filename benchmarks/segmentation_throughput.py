@@ -22,8 +22,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from timing import plain_loop_throughput, timed_pipeline_fit
+
 from visionflow.pipelines import seed_everything
 from visionflow.spec import parse_spec
 
@@ -34,26 +34,42 @@ IGNORE_INDEX = 255
 
 def data_args(args: argparse.Namespace, data_dir: Path) -> dict:
     images = args.batch_size * min(args.warmup + args.steps, 16)
-    return {"data_dir": str(data_dir), "train_images": images, "val_images": 1, "test_images": 1,
-            "image_size": args.image_size, "batch_size": args.batch_size,
-            "num_workers": args.workers,
-            "transforms": {"train": "segmentation_eval", "eval": "segmentation_eval"}}
+    return {
+        "data_dir": str(data_dir),
+        "train_images": images,
+        "val_images": 1,
+        "test_images": 1,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "num_workers": args.workers,
+        "transforms": {"train": "segmentation_eval", "eval": "segmentation_eval"},
+    }
 
 
 def pipeline_throughput(args: argparse.Namespace, data_dir: Path) -> float:
     cuda = args.device == "cuda"
-    spec = parse_spec({
-        "name": "segmentation_throughput",
-        "task": {"name": "semantic_segmentation",
-                 "args": {"net": NET, "optimizer": SGD, "scheduler": "none"}},
-        "data": {"name": "shapes_segmentation", "args": data_args(args, data_dir)},
-        "trainer": {"max_steps": args.warmup + args.steps, "accelerator": "gpu" if cuda else "cpu",
-                    "devices": 1, "precision": "bf16-mixed" if cuda else "32-true",
-                    "enable_progress_bar": False, "limit_val_batches": 0,
-                    "num_sanity_val_steps": 0, "log_every_n_steps": 50},
-        "stages": ["fit"],
-        "output_dir": str(data_dir.parent / "runs"),
-    })
+    spec = parse_spec(
+        {
+            "name": "segmentation_throughput",
+            "task": {
+                "name": "semantic_segmentation",
+                "args": {"net": NET, "optimizer": SGD, "scheduler": "none"},
+            },
+            "data": {"name": "shapes_segmentation", "args": data_args(args, data_dir)},
+            "trainer": {
+                "max_steps": args.warmup + args.steps,
+                "accelerator": "gpu" if cuda else "cpu",
+                "devices": 1,
+                "precision": "bf16-mixed" if cuda else "32-true",
+                "enable_progress_bar": False,
+                "limit_val_batches": 0,
+                "num_sanity_val_steps": 0,
+                "log_every_n_steps": 50,
+            },
+            "stages": ["fit"],
+            "output_dir": str(data_dir.parent / "runs"),
+        }
+    )
     return args.steps * args.batch_size / timed_pipeline_fit(spec, args.warmup)
 
 
@@ -67,23 +83,32 @@ def plain_throughput(args: argparse.Namespace, data_dir: Path) -> float:
     datamodule.prepare_data()
     datamodule.setup("fit")
     samples = [datamodule.datasets["train"][i] for i in range(len(datamodule.datasets["train"]))]
-    images = torch.stack([image for image, _ in samples]).to(device)          # [N, 3, H, W]
-    masks = torch.stack([mask for _, mask in samples]).to(device)             # [N, H, W]
-    model = build_segmentation_net(NET, num_classes=len(datamodule.class_names),
-                                   in_channels=3).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=SGD["lr"], momentum=SGD["momentum"],
-                                weight_decay=SGD["weight_decay"])
+    images = torch.stack([image for image, _ in samples]).to(device)  # [N, 3, H, W]
+    masks = torch.stack([mask for _, mask in samples]).to(device)  # [N, H, W]
+    model = build_segmentation_net(NET, num_classes=len(datamodule.class_names), in_channels=3).to(
+        device
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=SGD["lr"], momentum=SGD["momentum"], weight_decay=SGD["weight_decay"]
+    )
     batches = len(images) // args.batch_size
 
     def loss_of_step(step: int) -> torch.Tensor:
         first = (step % batches) * args.batch_size
         chosen = slice(first, first + args.batch_size)
         logits = model(images[chosen])["out"]
-        return torch.nn.functional.cross_entropy(logits.float(), masks[chosen],
-                                                 ignore_index=IGNORE_INDEX)
+        return torch.nn.functional.cross_entropy(
+            logits.float(), masks[chosen], ignore_index=IGNORE_INDEX
+        )
 
-    return plain_loop_throughput(loss_of_step, optimizer, device=device, steps=args.steps,
-                                 warmup=args.warmup, batch_size=args.batch_size)
+    return plain_loop_throughput(
+        loss_of_step,
+        optimizer,
+        device=device,
+        steps=args.steps,
+        warmup=args.warmup,
+        batch_size=args.batch_size,
+    )
 
 
 def main() -> None:
@@ -102,10 +127,15 @@ def main() -> None:
         data_dir = Path(folder) / "shapes"
         plain = plain_throughput(args, data_dir)
         pipeline = pipeline_throughput(args, data_dir)
-    device = torch.cuda.get_device_name() if args.device == "cuda" else \
-        f"cpu x{os.cpu_count()} ({torch.get_num_threads()} torch threads)"
-    print(f"device: {device}; {NET}, {args.image_size}x{args.image_size}, batch "
-          f"{args.batch_size}, {args.steps} timed steps after {args.warmup}")
+    device = (
+        torch.cuda.get_device_name()
+        if args.device == "cuda"
+        else f"cpu x{os.cpu_count()} ({torch.get_num_threads()} torch threads)"
+    )
+    print(
+        f"device: {device}; {NET}, {args.image_size}x{args.image_size}, batch "
+        f"{args.batch_size}, {args.steps} timed steps after {args.warmup}"
+    )
     print(f"plain loop: {plain:10.2f} img/s")
     print(f"pipeline:   {pipeline:10.2f} img/s")
     print(f"ratio = pipeline / plain = {pipeline / plain:.3f}")

@@ -36,8 +36,15 @@ class StepTimer(Callback):
         return self.end - self.start
 
 
-def plain_loop_throughput(loss_of_step, optimizer: torch.optim.Optimizer, *, device: torch.device,
-                          steps: int, warmup: int, batch_size: int) -> float:
+def plain_loop_throughput(
+    loss_of_step,
+    optimizer: torch.optim.Optimizer,
+    *,
+    device: torch.device,
+    steps: int,
+    warmup: int,
+    batch_size: int,
+) -> float:
     """Images/s of a hand-written training loop: ``loss_of_step(step)`` under bf16 autocast on
     CUDA, backward, optimizer step; timed over ``steps`` after ``warmup`` untimed ones."""
     cuda = device.type == "cuda"
@@ -68,5 +75,6 @@ def timed_pipeline_fit(spec, warmup: int) -> float:
     timer = StepTimer(warmup)
     run_dir = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
     build_trainer(spec, run_dir, fit=True, monitor=(None, "min"), callbacks=[timer]).fit(
-        task, datamodule=datamodule)
+        task, datamodule=datamodule
+    )
     return timer.seconds()

@@ -36,8 +36,9 @@ from visionflow.datamodules.video_moving_shapes import write_video
 DEMO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video" / "demo.mp4"
 
 
-def bare_decode(path: Path, first: int, count: int, stride: int, seek: bool
-                ) -> tuple[list[np.ndarray], int]:
+def bare_decode(
+    path: Path, first: int, count: int, stride: int, seek: bool
+) -> tuple[list[np.ndarray], int]:
     """Frames ``first, first + stride, ...`` (``count`` of them) with PyAV alone: seek to the
     keyframe before ``first`` (or decode from the start), decode up to the last one; and the
     number of frames decoded."""
@@ -68,9 +69,16 @@ def clips_per_second(read_one, starts: list[int]) -> float:
 
 
 def loader_throughput(root: Path, args: argparse.Namespace) -> float:
-    datamodule = VideoFolderDataModule(str(root), clip_length=args.frames, stride=args.stride,
-                                       image_size=112, test_fraction=0.0, val_fraction=0.0,
-                                       batch_size=args.batch_size, num_workers=args.workers)
+    datamodule = VideoFolderDataModule(
+        str(root),
+        clip_length=args.frames,
+        stride=args.stride,
+        image_size=112,
+        test_fraction=0.0,
+        val_fraction=0.0,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+    )
     loader = datamodule.train_dataloader()
     clips, began = 0, time.perf_counter()
     while clips < args.clips:
@@ -88,8 +96,12 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--video", type=Path, default=DEMO.resolve(),
-                        help="the video to read (default: ../shared/data/video/demo.mp4)")
+    parser.add_argument(
+        "--video",
+        type=Path,
+        default=DEMO.resolve(),
+        help="the video to read (default: ../shared/data/video/demo.mp4)",
+    )
     args = parser.parse_args()
     demo = args.video
     with tempfile.TemporaryDirectory() as folder:
@@ -99,27 +111,39 @@ def main() -> None:
             for copy in range(args.clips // 2):
                 shutil.copy(demo, root / label / f"{copy}.mp4")
         span = (args.frames - 1) * args.stride + 1
-        starts = np.random.default_rng(0).integers(0, count_frames(demo) - span + 1,
-                                                   args.clips).tolist()
-        bare = clips_per_second(lambda s: bare_decode(demo, s, args.frames, args.stride, True),
-                                starts)
+        starts = (
+            np.random.default_rng(0).integers(0, count_frames(demo) - span + 1, args.clips).tolist()
+        )
+        bare = clips_per_second(
+            lambda s: bare_decode(demo, s, args.frames, args.stride, True), starts
+        )
         ours = loader_throughput(root, args)
-        print(f"datamodule {ours:.2f} clips/s, bare PyAV loop {bare:.2f} clips/s "
-              f"({args.frames}x112x112, stride {args.stride}, {args.workers} workers)")
+        print(
+            f"datamodule {ours:.2f} clips/s, bare PyAV loop {bare:.2f} clips/s "
+            f"({args.frames}x112x112, stride {args.stride}, {args.workers} workers)"
+        )
         print(f"ratio = datamodule / bare loop = {ours / bare:.2f}")
         regular = Path(folder) / "keyframe_every_2.5s.mp4"  # 28 fps
         write_video(read_all_frames(demo), regular, fps=28, keyframe_every=70)
         for path, name in ((demo, demo.name), (regular, "demo re-encoded, keyframe every 2.5 s")):
             indices = [np.arange(s, s + span, args.stride) for s in starts]
-            seek = clips_per_second(lambda s, path=path, indices=indices: read_clip(
-                path, indices[starts.index(s)]), starts)
+            seek = clips_per_second(
+                lambda s, path=path, indices=indices: read_clip(path, indices[starts.index(s)]),
+                starts,
+            )
             full = clips_per_second(
-                lambda s, path=path: bare_decode(path, s, args.frames, args.stride, False), starts)
-            work = [sum(bare_decode(path, s, args.frames, args.stride, flag)[1] for s in starts)
-                    / len(starts) for flag in (True, False)]
-            print(f"{name}: seek {seek:.2f} clips/s, from start {full:.2f} clips/s; frames "
-                  f"decoded per clip: seek {work[0]:.0f}, from start {work[1]:.0f}; "
-                  f"ratio = seek / from start = {seek / full:.2f}")
+                lambda s, path=path: bare_decode(path, s, args.frames, args.stride, False), starts
+            )
+            work = [
+                sum(bare_decode(path, s, args.frames, args.stride, flag)[1] for s in starts)
+                / len(starts)
+                for flag in (True, False)
+            ]
+            print(
+                f"{name}: seek {seek:.2f} clips/s, from start {full:.2f} clips/s; frames "
+                f"decoded per clip: seek {work[0]:.0f}, from start {work[1]:.0f}; "
+                f"ratio = seek / from start = {seek / full:.2f}"
+            )
 
 
 if __name__ == "__main__":

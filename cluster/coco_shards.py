@@ -17,8 +17,9 @@ from visionflow.evaluation.coco import CocoResult
 from visionflow.evaluation.coco_shards import Shard, evaluate_coco_in_shards, match_shard
 
 
-def evaluate_coco_on_ray(gt: dict | str | Path, dt: list | str | Path, iou_type: str = "bbox",
-                         shards: int = 2) -> CocoResult:
+def evaluate_coco_on_ray(
+    gt: dict | str | Path, dt: list | str | Path, iou_type: str = "bbox", shards: int = 2
+) -> CocoResult:
     """:func:`evaluate_coco_in_shards` with one Ray task per shard, on the Ray this process is
     connected to (``--address``) or an embedded local one."""
     with embedded_ray():

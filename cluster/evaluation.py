@@ -40,28 +40,42 @@ class RayEvaluationBackend:
         import ray
 
         if not ray.is_initialized():
-            raise RunError("RayEvaluationBackend: Ray is not running",
-                           hint="wrap the run in `with visionflow.cluster.embedded_ray():` or "
-                                "call ray.init(address=...) first")
+            raise RunError(
+                "RayEvaluationBackend: Ray is not running",
+                hint="wrap the run in `with visionflow.cluster.embedded_ray():` or "
+                "call ray.init(address=...) first",
+            )
         resources = context.spec.resources
-        per_shard = {"CPU": resources.cpus_per_worker,
-                     **({"GPU": resources.gpus_per_worker} if resources.use_gpu else {})}
+        per_shard = {
+            "CPU": resources.cpus_per_worker,
+            **({"GPU": resources.gpus_per_worker} if resources.use_gpu else {}),
+        }
         check_capacity(1, per_shard, "each evaluation shard")
         remote = ray.remote(evaluate_shard_in_worker).options(
-            num_cpus=per_shard["CPU"], num_gpus=per_shard.get("GPU", 0),
-            max_retries=resources.max_failures, retry_exceptions=False)
+            num_cpus=per_shard["CPU"],
+            num_gpus=per_shard.get("GPU", 0),
+            max_retries=resources.max_failures,
+            retry_exceptions=False,
+        )
         weights = ray.put({k: v.detach().cpu() for k, v in context.task.state_dict().items()})
         config = shard_config(context, split)
-        pending = {remote.remote(config, weights, index, samples.start, samples.stop): index
-                   for index, samples in enumerate(shards)}
+        pending = {
+            remote.remote(config, weights, index, samples.start, samples.stop): index
+            for index, samples in enumerate(shards)
+        }
         return _gather(pending, len(shards))
 
 
 def shard_config(context: Any, split: Split) -> dict[str, Any]:
     """The plain data a shard's worker needs."""
     spec = with_absolute_paths(context.spec, Path.cwd())
-    return {"spec": spec.to_dict(), "split": split, "use_gpu": spec.resources.use_gpu,
-            "precision": spec.trainer.get("precision", "32-true"), **imports_for(spec)}
+    return {
+        "spec": spec.to_dict(),
+        "split": split,
+        "use_gpu": spec.resources.use_gpu,
+        "precision": spec.trainer.get("precision", "32-true"),
+        **imports_for(spec),
+    }
 
 
 def _gather(pending: dict[Any, int], count: int) -> list[ShardOutput]:
@@ -75,8 +89,11 @@ def _gather(pending: dict[Any, int], count: int) -> list[ShardOutput]:
             index = pending.pop(ready)
             outputs[index] = _result(ready, index)
             output = outputs[index]
-            print(f"evaluate: shard {index + 1}/{count} done: {output.num_samples} samples in "
-                  f"{output.seconds:.1f} s", flush=True)
+            print(
+                f"evaluate: shard {index + 1}/{count} done: {output.num_samples} samples in "
+                f"{output.seconds:.1f} s",
+                flush=True,
+            )
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
@@ -96,17 +113,24 @@ def _result(ref: Any, index: int) -> ShardOutput:
         if isinstance(cause, WorkerFailure) and cause.error is not None:
             original: VisionFlowError = cause.error
             raise type(original)(f"{original.message} [on {where}]", hint=original.hint) from None
-        summary = f"{cause.type_name}: {cause.message}" if isinstance(cause, WorkerFailure) \
+        summary = (
+            f"{cause.type_name}: {cause.message}"
+            if isinstance(cause, WorkerFailure)
             else str(error).strip().splitlines()[-1]
-        raise RunError(f"{where} failed: {summary}", hint="the Ray worker's traceback is in the "
-                                                          "log above") from None
+        )
+        raise RunError(
+            f"{where} failed: {summary}", hint="the Ray worker's traceback is in the log above"
+        ) from None
     except WorkerCrashedError:
-        raise RunError(f"{where}: its Ray worker died (killed or out of memory) and was not "
-                       "retried", hint="raise resources.max_failures to retry a lost shard") from None
+        raise RunError(
+            f"{where}: its Ray worker died (killed or out of memory) and was not retried",
+            hint="raise resources.max_failures to retry a lost shard",
+        ) from None
 
 
-def evaluate_shard_in_worker(config: dict[str, Any], weights: dict[str, Any], index: int,
-                             start: int, stop: int) -> ShardOutput:
+def evaluate_shard_in_worker(
+    config: dict[str, Any], weights: dict[str, Any], index: int, start: int, stop: int
+) -> ShardOutput:
     """Runs in a Ray worker: rebuild the run's datamodule and task, score one shard."""
     try:
         return _evaluate_shard(config, weights, index, range(start, stop))
@@ -114,8 +138,9 @@ def evaluate_shard_in_worker(config: dict[str, Any], weights: dict[str, Any], in
         raise WorkerFailure.wrap(error) from None
 
 
-def _evaluate_shard(config: dict[str, Any], weights: dict[str, Any], index: int,
-                    samples: range) -> ShardOutput:
+def _evaluate_shard(
+    config: dict[str, Any], weights: dict[str, Any], index: int, samples: range
+) -> ShardOutput:
     import torch
 
     from visionflow.pipelines import build_datamodule, build_task, seed_everything
@@ -130,5 +155,6 @@ def _evaluate_shard(config: dict[str, Any], weights: dict[str, Any], index: int,
     task = build_task(spec, datamodule.info)
     task.load_state_dict(weights)
     device = torch.device("cuda", 0) if config["use_gpu"] else torch.device("cpu")
-    return evaluate_shard(task, split_loader(datamodule, config["split"]), samples, index, device,
-                          config["precision"])
+    return evaluate_shard(
+        task, split_loader(datamodule, config["split"]), samples, index, device, config["precision"]
+    )

@@ -80,6 +80,7 @@ class HeadInfo:
 
 # ------------------------------------------------------------------------------------------ start
 
+
 def start_head(config: HeadConfig = HeadConfig()) -> HeadInfo:
     """``ray start --head`` with ``config``; returns once the Jobs API answers."""
     temp_dir = Path(config.temp_dir).resolve()
@@ -88,8 +89,14 @@ def start_head(config: HeadConfig = HeadConfig()) -> HeadInfo:
     command = _ray_start_command(config, temp_dir)
     temp_dir.mkdir(parents=True, exist_ok=True)
     # a new session: every daemon of this head, and nothing else, starts in it
-    starter = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
+    starter = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = starter.communicate(timeout=START_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -99,9 +106,14 @@ def start_head(config: HeadConfig = HeadConfig()) -> HeadInfo:
     if starter.returncode != 0:
         _end(members)
         raise ClusterError("ray start failed:\n" + last_lines(output, 15))
-    info = HeadInfo(f"{config.host}:{config.port}", f"http://{config.host}:{config.dashboard_port}",
-                    str(temp_dir), env["RAY_AUTH_MODE"], starter.pid,
-                    tuple((p.pid, p.create_time()) for p in members))
+    info = HeadInfo(
+        f"{config.host}:{config.port}",
+        f"http://{config.host}:{config.dashboard_port}",
+        str(temp_dir),
+        env["RAY_AUTH_MODE"],
+        starter.pid,
+        tuple((p.pid, p.create_time()) for p in members),
+    )
     (temp_dir / STATE_FILE).write_text(json.dumps(asdict(info), indent=2))
     token = find_token(env) if info.auth_mode == "token" else None
     try:
@@ -126,9 +138,11 @@ def head_environment(host: str, insecure_no_auth: bool = False) -> dict[str, str
     else:
         env["RAY_AUTH_MODE"] = "token"
     if env["RAY_AUTH_MODE"] == "token" and find_token(env) is None:
-        raise ClusterError(f"a head on {host} needs a Ray auth token and none was found",
-                           hint="run `ray get-auth-token --generate` (writes ~/.ray/auth_token), "
-                                "or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH")
+        raise ClusterError(
+            f"a head on {host} needs a Ray auth token and none was found",
+            hint="run `ray get-auth-token --generate` (writes ~/.ray/auth_token), "
+            "or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH",
+        )
     return env
 
 
@@ -152,28 +166,42 @@ def bearer(token: str | None) -> dict[str, str]:
 
 def _check_can_start(config: HeadConfig, temp_dir: Path) -> None:
     if len(str(temp_dir)) > MAX_TEMP_DIR_CHARS:
-        raise ClusterError(f"--temp-dir {temp_dir}: longer than {MAX_TEMP_DIR_CHARS} characters",
-                           hint="Ray's socket paths under it must stay short; use e.g. /tmp/vf-x")
+        raise ClusterError(
+            f"--temp-dir {temp_dir}: longer than {MAX_TEMP_DIR_CHARS} characters",
+            hint="Ray's socket paths under it must stay short; use e.g. /tmp/vf-x",
+        )
     info = read_head(temp_dir)
     if info is not None and head_processes(info):
-        raise ClusterError(f"a head is already running in {temp_dir}",
-                           hint="`visionflow cluster stop` first, or give another --temp-dir")
+        raise ClusterError(
+            f"a head is already running in {temp_dir}",
+            hint="`visionflow cluster stop` first, or give another --temp-dir",
+        )
     for name, port in (("--port", config.port), ("--dashboard-port", config.dashboard_port)):
         if not port_is_free(config.host, port):
-            raise ClusterError(f"{name} {port}: already in use on {config.host}",
-                               hint=f"pick another {name}")
+            raise ClusterError(
+                f"{name} {port}: already in use on {config.host}", hint=f"pick another {name}"
+            )
 
 
 def _ray_start_command(config: HeadConfig, temp_dir: Path) -> list[str]:
     # Ray's CLI through this interpreter: no `ray` script needs to sit beside it
-    command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head",
-               f"--node-ip-address={config.host}", f"--port={config.port}",
-               "--include-dashboard=true", f"--dashboard-host={config.host}",
-               f"--dashboard-port={config.dashboard_port}", f"--temp-dir={temp_dir}",
-               # Ray's fixed defaults (10001, 52365) would clash with another head on the machine
-               f"--ray-client-server-port={free_port(config.host)}",
-               f"--dashboard-agent-listen-port={free_port(config.host)}",
-               "--disable-usage-stats"]
+    command = [
+        sys.executable,
+        "-m",
+        "ray.scripts.scripts",
+        "start",
+        "--head",
+        f"--node-ip-address={config.host}",
+        f"--port={config.port}",
+        "--include-dashboard=true",
+        f"--dashboard-host={config.host}",
+        f"--dashboard-port={config.dashboard_port}",
+        f"--temp-dir={temp_dir}",
+        # Ray's fixed defaults (10001, 52365) would clash with another head on the machine
+        f"--ray-client-server-port={free_port(config.host)}",
+        f"--dashboard-agent-listen-port={free_port(config.host)}",
+        "--disable-usage-stats",
+    ]
     if config.num_cpus is not None:
         command.append(f"--num-cpus={config.num_cpus}")
     if config.num_gpus is not None:
@@ -210,6 +238,7 @@ def port_is_free(host: str, port: int) -> bool:
 
 # ----------------------------------------------------------------------------------------- status
 
+
 def read_head(temp_dir: str | Path = DEFAULT_TEMP_DIR) -> HeadInfo | None:
     """The head that ``start_head`` wrote to ``temp_dir``, or None."""
     try:
@@ -218,8 +247,9 @@ def read_head(temp_dir: str | Path = DEFAULT_TEMP_DIR) -> HeadInfo | None:
         return None
 
 
-def cluster_status(dashboard_url: str, headers: dict[str, str] | None = None,
-                   wait_s: float = 20.0) -> str:
+def cluster_status(
+    dashboard_url: str, headers: dict[str, str] | None = None, wait_s: float = 20.0
+) -> str:
     """Ray's formatted cluster status (nodes, resources, demands) from the dashboard. A head
     that just started has none for a few seconds: wait up to ``wait_s`` for it."""
     deadline = time.monotonic() + wait_s
@@ -231,8 +261,9 @@ def cluster_status(dashboard_url: str, headers: dict[str, str] | None = None,
         time.sleep(1.0)
 
 
-def get_json(url: str, headers: dict[str, str] | None = None,
-             timeout: float = HTTP_TIMEOUT_S) -> dict:
+def get_json(
+    url: str, headers: dict[str, str] | None = None, timeout: float = HTTP_TIMEOUT_S
+) -> dict:
     """GET ``url`` as JSON; every failure is a ClusterError within ``timeout`` seconds. An
     ``https`` URL is verified against ``$REQUESTS_CA_BUNDLE`` when set (the CA file Ray's client
     reads), else the system CAs."""
@@ -247,27 +278,41 @@ def get_json(url: str, headers: dict[str, str] | None = None,
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
         if error.code in (401, 403):
-            raise ClusterError(f"{url}: the cluster refused the request ({error.code}): it needs "
-                               "a valid Ray auth token", hint="pass --token-file PATH or set "
-                               "RAY_AUTH_TOKEN; see docs/cluster.md") from None
-        raise ClusterError(f"{url}: HTTP {error.code} {error.reason}",
-                           hint="is the address a Ray dashboard (http://HOST:8265)?") from None
+            raise ClusterError(
+                f"{url}: the cluster refused the request ({error.code}): it needs "
+                "a valid Ray auth token",
+                hint="pass --token-file PATH or set RAY_AUTH_TOKEN; see docs/cluster.md",
+            ) from None
+        raise ClusterError(
+            f"{url}: HTTP {error.code} {error.reason}",
+            hint="is the address a Ray dashboard (http://HOST:8265)?",
+        ) from None
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
-        raise ClusterError(f"cannot reach a Ray dashboard at {url} ({reason})",
-                           hint="is the head running (`visionflow cluster start`) and the "
-                                "address its dashboard (http://HOST:8265)?") from None
+        raise ClusterError(
+            f"cannot reach a Ray dashboard at {url} ({reason})",
+            hint="is the head running (`visionflow cluster start`) and the "
+            "address its dashboard (http://HOST:8265)?",
+        ) from None
 
 
 def warn_if_clear_text(address: str, headers: Mapping[str, str]) -> None:
     """One warning line on stderr when ``headers`` carry a token over plain http beyond loopback."""
     parsed = urlparse(address)
-    if headers and parsed.scheme == "http" and parsed.hostname not in (LOOPBACK, "localhost", "::1"):
-        print(f"visionflow: warning: {address}: the Ray auth token travels in clear text over "
-              "http; use an https address (docs/cluster.md)", file=sys.stderr)
+    if (
+        headers
+        and parsed.scheme == "http"
+        and parsed.hostname not in (LOOPBACK, "localhost", "::1")
+    ):
+        print(
+            f"visionflow: warning: {address}: the Ray auth token travels in clear text over "
+            "http; use an https address (docs/cluster.md)",
+            file=sys.stderr,
+        )
 
 
 # ------------------------------------------------------------------------------------------- stop
+
 
 def stop_head(temp_dir: str | Path = DEFAULT_TEMP_DIR) -> int:
     """End every process of the head in ``temp_dir`` (SIGTERM, SIGKILL after a grace period).

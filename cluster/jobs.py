@@ -26,8 +26,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from visionflow.cluster.head import (DEFAULT_DASHBOARD_PORT, LOOPBACK, ClusterError, bearer,
-                                     find_token, get_json, last_lines, warn_if_clear_text)
+from visionflow.cluster.head import (
+    DEFAULT_DASHBOARD_PORT,
+    LOOPBACK,
+    ClusterError,
+    bearer,
+    find_token,
+    get_json,
+    last_lines,
+    warn_if_clear_text,
+)
 from visionflow.cluster.job_entry import SPEC_ENV
 from visionflow.errors import RunError, VisionFlowError
 from visionflow.remote import is_uri
@@ -48,13 +56,16 @@ class JobFailedError(RunError):
 
 # ------------------------------------------------------------------------------------ connecting
 
+
 def resolve_address(address: str | None = None) -> str:
     """``address``, else ``RAY_ADDRESS``, else the default local head; must be http(s)://HOST:PORT."""
     address = (address or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS).rstrip("/")
     parsed = urlparse(address)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ClusterError(f"address {address!r}: the Jobs API needs the dashboard's URL",
-                           hint=f"e.g. --address {DEFAULT_ADDRESS} (from --address or RAY_ADDRESS)")
+        raise ClusterError(
+            f"address {address!r}: the Jobs API needs the dashboard's URL",
+            hint=f"e.g. --address {DEFAULT_ADDRESS} (from --address or RAY_ADDRESS)",
+        )
     return address
 
 
@@ -72,11 +83,15 @@ def _read_token_file(token_file: str) -> str:
     try:
         token = Path(token_file).expanduser().read_text().strip()
     except OSError as error:
-        raise ClusterError(f"--token-file {token_file}: {error.strerror}",
-                           hint="give the file that holds the cluster's Ray auth token") from None
+        raise ClusterError(
+            f"--token-file {token_file}: {error.strerror}",
+            hint="give the file that holds the cluster's Ray auth token",
+        ) from None
     if not token:
-        raise ClusterError(f"--token-file {token_file}: the file is empty",
-                           hint="give the file that holds the cluster's Ray auth token")
+        raise ClusterError(
+            f"--token-file {token_file}: the file is empty",
+            hint="give the file that holds the cluster's Ray auth token",
+        )
     return token
 
 
@@ -93,8 +108,15 @@ def connect(address: str | None = None, token_file: str | None = None):
 
 # ------------------------------------------------------------------------------------- submitting
 
-def submit_spec(client, spec: PipelineSpec, *, working_dir: str | Path | None = None,
-                python: str | None = None, pip: Sequence[str] = ()) -> str:
+
+def submit_spec(
+    client,
+    spec: PipelineSpec,
+    *,
+    working_dir: str | Path | None = None,
+    python: str | None = None,
+    pip: Sequence[str] = (),
+) -> str:
     """Submit a validated spec (``load_spec``) as a Ray Job; return the job's submission id.
 
     ``working_dir`` (a folder) is uploaded as the job's working directory: the job runs in its
@@ -104,8 +126,9 @@ def submit_spec(client, spec: PipelineSpec, *, working_dir: str | Path | None = 
     this interpreter, for a cluster of machines laid out like this one)."""
     upload = check_working_dir(working_dir) if working_dir is not None else None
     spec = with_absolute_paths(spec, upload or Path.cwd(), upload)
-    runtime_env: dict[str, Any] = {"env_vars": {SPEC_ENV: spec.to_yaml(),
-                                                "NO_ALBUMENTATIONS_UPDATE": "1"}}
+    runtime_env: dict[str, Any] = {
+        "env_vars": {SPEC_ENV: spec.to_yaml(), "NO_ALBUMENTATIONS_UPDATE": "1"}
+    }
     if upload is not None:
         runtime_env["working_dir"] = str(upload)
     if pip:
@@ -114,27 +137,34 @@ def submit_spec(client, spec: PipelineSpec, *, working_dir: str | Path | None = 
     local = spec.resources.backend == "local"  # the driver itself trains: reserve its CPU
     return client.submit_job(
         entrypoint=f"{shlex.quote(python)} -m visionflow.cluster.job_entry",
-        runtime_env=runtime_env, metadata={"visionflow_spec": spec.name},
-        entrypoint_num_cpus=1 if local else 0)
+        runtime_env=runtime_env,
+        metadata={"visionflow_spec": spec.name},
+        entrypoint_num_cpus=1 if local else 0,
+    )
 
 
 def check_working_dir(working_dir: str | Path) -> Path:
     """``working_dir`` made absolute; a ClusterError unless it is a folder."""
     path = Path(working_dir).expanduser().resolve()
     if not path.is_dir():
-        raise ClusterError(f"--working-dir {working_dir}: not a folder",
-                           hint="give the folder to upload as the job's working directory")
+        raise ClusterError(
+            f"--working-dir {working_dir}: not a folder",
+            hint="give the folder to upload as the job's working directory",
+        )
     return path
 
 
-def with_absolute_paths(spec: PipelineSpec, base: Path,
-                        working_dir: Path | None = None) -> PipelineSpec:
+def with_absolute_paths(
+    spec: PipelineSpec, base: Path, working_dir: Path | None = None
+) -> PipelineSpec:
     """The spec's relative paths, read against ``base``, made fit for the job: ``output_dir``
     absolute (the job's working directory is not this one), and every ``data.args`` string that
     names an existing path absolute too (an fsspec URI ``output_dir`` stays as it is), or relative to ``working_dir`` when it lies inside that
     uploaded folder (the job runs in its copy)."""
     args = {key: _local_path(value, base, working_dir) for key, value in spec.data.args.items()}
-    output_dir = spec.output_dir if is_uri(spec.output_dir) else str((base / spec.output_dir).resolve())
+    output_dir = (
+        spec.output_dir if is_uri(spec.output_dir) else str((base / spec.output_dir).resolve())
+    )
     return spec.replace(output_dir=output_dir, data=ComponentSpec(spec.data.name, args))
 
 
@@ -151,14 +181,17 @@ def _local_path(value, base: Path, working_dir: Path | None):
 
 # ------------------------------------------------------------------------------------- following
 
+
 def job_info(client, job_id: str):
     """The job's JobDetails; JobNotFoundError for an unknown id."""
     try:
         return client.get_job_info(job_id)
     except RuntimeError as error:
         if "404" in str(error):
-            raise JobNotFoundError(f"no job {job_id!r} on {client.get_address()}",
-                                   hint="`visionflow jobs list` shows the jobs") from None
+            raise JobNotFoundError(
+                f"no job {job_id!r} on {client.get_address()}",
+                hint="`visionflow jobs list` shows the jobs",
+            ) from None
         raise ClusterError(f"job {job_id}: {error}") from None
 
 
@@ -195,9 +228,11 @@ def wait_for_job(client, job_id: str, *, follow: bool = True, poll_s: float = 0.
 def job_failure(client, job_id: str) -> JobFailedError:
     info = job_info(client, job_id)
     logs = last_lines(client.get_job_logs(job_id), FAILED_LOG_LINES)
-    return JobFailedError(f"job {job_id} {info.status}: {info.message or ''}\n"
-                          f"--- last {FAILED_LOG_LINES} log lines ---\n{logs}",
-                          hint=f"`visionflow jobs logs {job_id}` shows the whole log")
+    return JobFailedError(
+        f"job {job_id} {info.status}: {info.message or ''}\n"
+        f"--- last {FAILED_LOG_LINES} log lines ---\n{logs}",
+        hint=f"`visionflow jobs logs {job_id}` shows the whole log",
+    )
 
 
 def stop_job(client, job_id: str) -> bool:

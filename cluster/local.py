@@ -43,9 +43,11 @@ os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
 # the dashboard, Ray Train's placement-group cleaner cannot reach the state API and says so every
 # second; the PreemptionWatcher line is a harmless internal notice logged at ERROR level.
 # "Reporting training result" is an INFO line of a Ray Train logger that escapes its log level.
-QUIET_LINES = (r"Failed to query Ray Train Controller actor state"
-               r"|has constructor arguments in the object store and max_restarts"
-               r"|Reporting training result \d+: TrainingReport")
+QUIET_LINES = (
+    r"Failed to query Ray Train Controller actor state"
+    r"|has constructor arguments in the object store and max_restarts"
+    r"|Reporting training result \d+: TrainingReport"
+)
 os.environ.setdefault("RAY_DEDUP_LOGS_SKIP_REGEX", QUIET_LINES)
 
 logger = logging.getLogger(__name__)
@@ -56,8 +58,8 @@ KEEP_LOGS_ENV = "VISIONFLOW_KEEP_RAY_LOGS"
 #: Environment of a private local Ray while it starts (raylet, GCS and workers inherit it).
 LOCAL_RAY_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # node IP = 127.0.0.1: every server binds loopback
-    "RAY_AUTH_MODE": "disabled",               # loopback-only, one user: no token
-    "RAY_USAGE_STATS_ENABLED": "0",            # no phoning home
+    "RAY_AUTH_MODE": "disabled",  # loopback-only, one user: no token
+    "RAY_USAGE_STATS_ENABLED": "0",  # no phoning home
     # No idle workers started ahead: Ray Train's actors run with their own runtime env and never
     # use them, and on 2 cores their start-up slows the fit's own by ~10 s.
     "RAY_enable_worker_prestart": "0",
@@ -88,8 +90,9 @@ class RayInfo:
 
 
 @contextlib.contextmanager
-def embedded_ray(num_cpus: int | None = None, num_gpus: int | None = None, *,
-                 log_to_driver: bool = True) -> Iterator[RayInfo]:
+def embedded_ray(
+    num_cpus: int | None = None, num_gpus: int | None = None, *, log_to_driver: bool = True
+) -> Iterator[RayInfo]:
     """Start a private local Ray (or reuse the one already initialized) for the block.
 
     ``num_cpus`` / ``num_gpus`` default to what the machine has. Ray is shut down on exit only if
@@ -99,8 +102,9 @@ def embedded_ray(num_cpus: int | None = None, num_gpus: int | None = None, *,
 
     if ray.is_initialized():
         resources = ray.cluster_resources()
-        yield RayInfo(False, _address(), None, resources.get("CPU", 0.0),
-                      resources.get("GPU", 0.0), 0.0)
+        yield RayInfo(
+            False, _address(), None, resources.get("CPU", 0.0), resources.get("GPU", 0.0), 0.0
+        )
         return
 
     _quiet_driver_logs()
@@ -109,7 +113,8 @@ def embedded_ray(num_cpus: int | None = None, num_gpus: int | None = None, *,
     try:
         with _local_ray_environment():
             ray.init(
-                num_cpus=num_cpus, num_gpus=num_gpus,
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
                 include_dashboard=False,
                 _temp_dir=str(temp_dir),
                 namespace="visionflow",
@@ -120,11 +125,22 @@ def embedded_ray(num_cpus: int | None = None, num_gpus: int | None = None, *,
         _shutdown(temp_dir, keep=_keep_logs())
         raise
     resources = ray.cluster_resources()
-    info = RayInfo(True, _address(), temp_dir, resources.get("CPU", 0.0),
-                   resources.get("GPU", 0.0), time.perf_counter() - start)
+    info = RayInfo(
+        True,
+        _address(),
+        temp_dir,
+        resources.get("CPU", 0.0),
+        resources.get("GPU", 0.0),
+        time.perf_counter() - start,
+    )
     _current = info
-    logger.info("embedded Ray up in %.1f s (%g CPU, %g GPU), temp dir %s", info.init_seconds,
-                info.num_cpus, info.num_gpus, temp_dir)
+    logger.info(
+        "embedded Ray up in %.1f s (%g CPU, %g GPU), temp dir %s",
+        info.init_seconds,
+        info.num_cpus,
+        info.num_gpus,
+        temp_dir,
+    )
     try:
         with scoped_env(EMBEDDED_TRAIN_ENV):
             yield info
@@ -147,19 +163,23 @@ def connected_ray(address: str, *, probe_timeout_s: float = 5.0) -> Iterator[Ray
     from visionflow.cluster.head import ClusterError
 
     if ray.is_initialized():
-        raise ClusterError("--address: Ray is already initialized in this process",
-                           hint="call ray.shutdown() first, or let cluster.run use that Ray")
+        raise ClusterError(
+            "--address: Ray is already initialized in this process",
+            hint="call ray.shutdown() first, or let cluster.run use that Ray",
+        )
     host, port = _host_and_port(address)
     _probe(host, port, probe_timeout_s, address)
     _quiet_driver_logs()
-    joining = _local_ray_environment() if host in ("127.0.0.1", "localhost") \
-        else contextlib.nullcontext()
+    joining = (
+        _local_ray_environment() if host in ("127.0.0.1", "localhost") else contextlib.nullcontext()
+    )
     with joining:
         ray.init(address=address, namespace="visionflow", logging_level=logging.WARNING)
     try:
         resources = ray.cluster_resources()
-        yield RayInfo(False, address, None, resources.get("CPU", 0.0), resources.get("GPU", 0.0),
-                      0.0)
+        yield RayInfo(
+            False, address, None, resources.get("CPU", 0.0), resources.get("GPU", 0.0), 0.0
+        )
     finally:
         ray.shutdown()  # this driver leaves; the cluster stays up
 
@@ -169,8 +189,10 @@ def _host_and_port(address: str) -> tuple[str, int]:
 
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise ClusterError(f"--address {address}: expected HOST:PORT (the head's GCS address, "
-                           "e.g. 127.0.0.1:6379) or ray://HOST:PORT (Ray Client)")
+        raise ClusterError(
+            f"--address {address}: expected HOST:PORT (the head's GCS address, "
+            "e.g. 127.0.0.1:6379) or ray://HOST:PORT (Ray Client)"
+        )
     return host, int(port)
 
 
@@ -182,10 +204,11 @@ def _probe(host: str, port: int, timeout_s: float, address: str) -> None:
     try:
         socket.create_connection((host, port), timeout=timeout_s).close()
     except OSError as error:
-        raise ClusterError(f"--address {address}: cannot reach a Ray head there "
-                           f"({error.strerror or error})",
-                           hint="start one with `visionflow cluster start` (it prints the GCS "
-                                "address), or check the host and port") from None
+        raise ClusterError(
+            f"--address {address}: cannot reach a Ray head there ({error.strerror or error})",
+            hint="start one with `visionflow cluster start` (it prints the GCS "
+            "address), or check the host and port",
+        ) from None
 
 
 def current() -> RayInfo | None:
@@ -237,7 +260,10 @@ def _local_ray_environment() -> Iterator[None]:
         # Read once when ray is imported: if the caller imported ray before us, set it here too.
         saved_cluster = ray_constants.ENABLE_RAY_CLUSTER
         ray_constants.ENABLE_RAY_CLUSTER = os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] not in (
-            "0", "false", "False")
+            "0",
+            "false",
+            "False",
+        )
         try:
             yield
         finally:

@@ -31,12 +31,14 @@ from visionflow.spec import PipelineSpec, load_spec
 def run(spec: PipelineSpec, *, fit_backend: RayFitBackend | None = None) -> Results:
     """Run ``spec`` with its fit on Ray Train workers (see :func:`visionflow.pipelines.run`)."""
     with embedded_ray(num_cpus=cpus_for(spec)):
-        return _run(spec, fit_backend=fit_backend or RayFitBackend(),
-                    evaluation_backend=RayEvaluationBackend())
+        return _run(
+            spec,
+            fit_backend=fit_backend or RayFitBackend(),
+            evaluation_backend=RayEvaluationBackend(),
+        )
 
 
-def resume(path: str | Path, *,
-           fit_backend: RayFitBackend | None = None) -> Results | SweepResults:
+def resume(path: str | Path, *, fit_backend: RayFitBackend | None = None) -> Results | SweepResults:
     """Continue an interrupted run (see :func:`visionflow.pipelines.resume`) on Ray Train, or an
     interrupted sweep on Ray Tune."""
     run_dir = RunDirectory.open(path)
@@ -44,8 +46,11 @@ def resume(path: str | Path, *,
     with embedded_ray(num_cpus=cpus_for(spec)):
         if spec.sweep is not None:
             return resume_sweep(spec, run_dir)
-        return _resume(path, fit_backend=fit_backend or RayFitBackend(),
-                       evaluation_backend=RayEvaluationBackend())
+        return _resume(
+            path,
+            fit_backend=fit_backend or RayFitBackend(),
+            evaluation_backend=RayEvaluationBackend(),
+        )
 
 
 def sweep(spec: PipelineSpec) -> SweepResults:
@@ -54,13 +59,18 @@ def sweep(spec: PipelineSpec) -> SweepResults:
         return run_sweep(spec)
 
 
-def run_seeds(spec: PipelineSpec, seeds: int, *,
-              fit_backend: RayFitBackend | None = None) -> SeedsResults:
+def run_seeds(
+    spec: PipelineSpec, seeds: int, *, fit_backend: RayFitBackend | None = None
+) -> SeedsResults:
     """Run ``spec`` over ``seeds`` seeds (see :func:`visionflow.pipelines.run_seeds`), one Ray for
     all of them."""
     with embedded_ray(num_cpus=cpus_for(spec)):
-        return _run_seeds(spec, seeds, fit_backend=fit_backend or RayFitBackend(),
-                          evaluation_backend=RayEvaluationBackend())
+        return _run_seeds(
+            spec,
+            seeds,
+            fit_backend=fit_backend or RayFitBackend(),
+            evaluation_backend=RayEvaluationBackend(),
+        )
 
 
 def cpus_for(spec: PipelineSpec) -> int:

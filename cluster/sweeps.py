@@ -81,29 +81,42 @@ def _new_tuner(spec: PipelineSpec, run_dir: RunDirectory):
     sweep = spec.sweep
     base = {**spec.to_dict(), "sweep": None}
     base["resources"] = {**base["resources"], "backend": "local"}
-    space = {"base": base, "trials_dir": str(run_dir.path / "trials"), "metric": sweep.metric,
-             "params": {path: _sampler(sampler) for path, sampler in sweep.parameters.items()}}
-    scheduler = ASHAScheduler(time_attr="epoch", grace_period=1) if sweep.scheduler == "asha" \
-        else None
+    space = {
+        "base": base,
+        "trials_dir": str(run_dir.path / "trials"),
+        "metric": sweep.metric,
+        "params": {path: _sampler(sampler) for path, sampler in sweep.parameters.items()},
+    }
+    scheduler = (
+        ASHAScheduler(time_attr="epoch", grace_period=1) if sweep.scheduler == "asha" else None
+    )
     return tune.Tuner(
-        _trainable(spec), param_space=space,
-        tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode,
-                                    num_samples=sweep.num_samples, scheduler=scheduler,
-                                    max_concurrent_trials=sweep.max_concurrent),
-        run_config=tune.RunConfig(name="sweep", storage_path=str(run_dir.path / TUNE_DIR),
-                                  verbose=0))
+        _trainable(spec),
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            metric=sweep.metric,
+            mode=sweep.mode,
+            num_samples=sweep.num_samples,
+            scheduler=scheduler,
+            max_concurrent_trials=sweep.max_concurrent,
+        ),
+        run_config=tune.RunConfig(
+            name="sweep", storage_path=str(run_dir.path / TUNE_DIR), verbose=0
+        ),
+    )
 
 
 def _sampler(sampler: dict[str, Any]) -> Any:
     from ray import tune
 
-    (kind, values), = sampler.items()
+    ((kind, values),) = sampler.items()
     if kind == "grid":
         return tune.grid_search(values)
     if kind == "choice":
         return tune.choice(values)
-    return {"uniform": tune.uniform, "loguniform": tune.loguniform,
-            "randint": tune.randint}[kind](*values)
+    return {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}[kind](
+        *values
+    )
 
 
 class ReportEpochToTune(Callback):
@@ -161,15 +174,28 @@ def _finish(spec: PipelineSpec, run_dir: RunDirectory, grid) -> SweepResults:
     for result in grid:
         values = result.config["params"]
         final = result.metrics or {}
-        rows.append({**{p: values[p] for p in params}, metric: final.get(metric),
-                     "run_dir": final.get("run_dir", ""), "error": str(result.error or "")})
+        rows.append(
+            {
+                **{p: values[p] for p in params},
+                metric: final.get(metric),
+                "run_dir": final.get("run_dir", ""),
+                "error": str(result.error or ""),
+            }
+        )
     rows.sort(key=lambda r: _sort_key(r[metric], spec.sweep.mode))
     _write_table(run_dir.path / RESULTS_FILE, rows, [*params, metric, "run_dir", "error"])
     for param in params:
         _plot(rows, param, metric, run_dir.plots / f"sweep_{param.replace('.', '_')}.png")
     best = rows[0] if rows and rows[0][metric] is not None else None
-    run_dir.write_summary({"name": spec.name, "metric": metric, "mode": spec.sweep.mode,
-                           "best": best, "trials": len(rows)})
+    run_dir.write_summary(
+        {
+            "name": spec.name,
+            "metric": metric,
+            "mode": spec.sweep.mode,
+            "best": best,
+            "trials": len(rows),
+        }
+    )
     run_dir.write_status("completed")
     return SweepResults(run_dir.path, rows, best)
 
@@ -195,8 +221,11 @@ def _plot(rows: list[dict[str, Any]], param: str, metric: str, path: Path) -> No
     figure = Figure(figsize=(6, 4), layout="tight")
     axes = figure.subplots()
     axes.scatter([p for p, _ in points], [m for _, m in points])
-    if points and all(isinstance(p, (int, float)) and p > 0 for p, _ in points) and \
-            max(p for p, _ in points) / min(p for p, _ in points) >= 100:
+    if (
+        points
+        and all(isinstance(p, (int, float)) and p > 0 for p, _ in points)
+        and max(p for p, _ in points) / min(p for p, _ in points) >= 100
+    ):
         axes.set_xscale("log")
     axes.set_xlabel(param)
     axes.set_ylabel(metric)

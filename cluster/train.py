@@ -37,8 +37,12 @@ from typing import Any
 
 from visionflow.cluster import local
 from visionflow.cluster.local import scoped_env
-from visionflow.cluster.train_worker import (RAY_DIR, WorkerFailure, first_line,
-                                             train_loop_per_worker)
+from visionflow.cluster.train_worker import (
+    RAY_DIR,
+    WorkerFailure,
+    first_line,
+    train_loop_per_worker,
+)
 from visionflow.errors import RunError, SpecError, VisionFlowError
 from visionflow.pipelines.stages import FitOutcome, StageContext, find_best_checkpoint
 from visionflow.registry import DATAMODULES, TASKS
@@ -62,8 +66,12 @@ class RayFitBackend:
 
     Needs a running Ray (``ray.init`` or :func:`visionflow.cluster.embedded_ray`)."""
 
-    def __init__(self, num_workers: int | None = None, use_gpu: bool | None = None,
-                 cpus_per_worker: int | None = None):
+    def __init__(
+        self,
+        num_workers: int | None = None,
+        use_gpu: bool | None = None,
+        cpus_per_worker: int | None = None,
+    ):
         for name, value in (("num_workers", num_workers), ("cpus_per_worker", cpus_per_worker)):
             if value is not None and value < 1:
                 raise SpecError(f"RayFitBackend: {name} must be >= 1, got {value}")
@@ -74,9 +82,11 @@ class RayFitBackend:
     def scaling(self, context: StageContext) -> tuple[int, bool, int]:
         """(num_workers, use_gpu, cpus_per_worker) of this fit."""
         resources = context.spec.resources
-        return (resources.num_workers if self.num_workers is None else self.num_workers,
-                resources.use_gpu if self.use_gpu is None else self.use_gpu,
-                resources.cpus_per_worker if self.cpus_per_worker is None else self.cpus_per_worker)
+        return (
+            resources.num_workers if self.num_workers is None else self.num_workers,
+            resources.use_gpu if self.use_gpu is None else self.use_gpu,
+            resources.cpus_per_worker if self.cpus_per_worker is None else self.cpus_per_worker,
+        )
 
     def scaling_config(self, context: StageContext):
         """Ray Train's ScalingConfig (workers, their CPUs and GPUs, placement), after checking
@@ -87,17 +97,23 @@ class RayFitBackend:
         resources = context.spec.resources
         per_worker = {"CPU": cpus, **({"GPU": resources.gpus_per_worker} if use_gpu else {})}
         check_capacity(num_workers, per_worker)
-        return ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
-                             resources_per_worker=per_worker,
-                             placement_strategy=resources.placement.upper())
+        return ScalingConfig(
+            num_workers=num_workers,
+            use_gpu=use_gpu,
+            resources_per_worker=per_worker,
+            placement_strategy=resources.placement.upper(),
+        )
 
     def fit(self, context: StageContext, ckpt_path: Path | None) -> FitOutcome:
         import ray
         from ray.train import FailureConfig, LoggingConfig, RunConfig, TrainingFailedError
+
         if not ray.is_initialized():
-            raise RunError("RayFitBackend: Ray is not running",
-                           hint="wrap the run in `with visionflow.cluster.embedded_ray():` or call "
-                                "ray.init(address=...) first; visionflow.cluster.run does both")
+            raise RunError(
+                "RayFitBackend: Ray is not running",
+                hint="wrap the run in `with visionflow.cluster.embedded_ray():` or call "
+                "ray.init(address=...) first; visionflow.cluster.run does both",
+            )
         run_dir = context.run_dir.path.resolve()
         name = _fit_run_name(run_dir / RAY_DIR)
         quiet = LoggingConfig(log_level="WARNING")  # Ray Train's INFO goes to its log files only
@@ -105,10 +121,12 @@ class RayFitBackend:
             train_loop_per_worker,
             train_loop_config=worker_config(context, ckpt_path),
             scaling_config=self.scaling_config(context),
-            run_config=RunConfig(name=name, storage_path=str(run_dir / RAY_DIR),
-                                 failure_config=FailureConfig(
-                                     max_failures=context.spec.resources.max_failures),
-                                 logging_config=quiet),
+            run_config=RunConfig(
+                name=name,
+                storage_path=str(run_dir / RAY_DIR),
+                failure_config=FailureConfig(max_failures=context.spec.resources.max_failures),
+                logging_config=quiet,
+            ),
         )
         sigint = signal.getsignal(signal.SIGINT)
         try:
@@ -165,21 +183,27 @@ def imports_for(spec: Any) -> dict[str, list[str]]:
     """What a fresh worker process imports before it parses ``spec`` (see
     :func:`visionflow.cluster.train_worker.import_driver_modules`): the modules that registered
     its task and datamodule, and the driver's import path."""
-    return {"modules": provider_modules(spec),
-            "sys_path": [p for p in sys.path if p and os.path.isdir(p)]}
+    return {
+        "modules": provider_modules(spec),
+        "sys_path": [p for p in sys.path if p and os.path.isdir(p)],
+    }
 
 
 def provider_modules(spec: Any) -> list[str]:
     """Modules whose import registers the spec's task and datamodule (a worker is a fresh process:
     components registered outside visionflow's own packages must be imported there too)."""
     modules = []
-    for registry, name, path in ((TASKS, spec.task.name, "task"),
-                                 (DATAMODULES, spec.data.name, "data")):
+    for registry, name, path in (
+        (TASKS, spec.task.name, "task"),
+        (DATAMODULES, spec.data.name, "data"),
+    ):
         module = registry.get(name).builder.__module__
         if module == "__main__":
             raise SpecError(
                 f"{path}.name: {name!r} is registered in the __main__ script, which Ray workers "
-                "cannot import", hint="move its registration into an importable module")
+                "cannot import",
+                hint="move its registration into an importable module",
+            )
         if module not in modules:
             modules.append(module)
     return modules
@@ -197,8 +221,10 @@ def check_capacity(count: int, per_unit: dict[str, float], what: str = "the fit"
         have = ", ".join(f"{total.get(k, 0):g} {k}" for k in need)
         want = ", ".join(f"{v:g} {k}" for k, v in need.items())
         workers = f" ({count} workers)" if count > 1 else ""
-        raise SpecError(f"resources: {what} needs {want}{workers} but the Ray cluster has {have}",
-                        hint="lower resources.num_workers / cpus_per_worker, or set use_gpu: false")
+        raise SpecError(
+            f"resources: {what} needs {want}{workers} but the Ray cluster has {have}",
+            hint="lower resources.num_workers / cpus_per_worker, or set use_gpu: false",
+        )
 
 
 def _fit_run_name(storage: Path) -> str:
@@ -212,6 +238,7 @@ def _fit_run_name(storage: Path) -> str:
 
 
 # ------------------------------------------------------------------------------ errors -> RunError
+
 
 def worker_error(error: Exception, ray_run_dir: Path) -> VisionFlowError:
     """A short VisionFlow error for a failed Ray Train fit; full tracebacks go to ``errors.txt``.
@@ -236,11 +263,16 @@ def worker_error(error: Exception, ray_run_dir: Path) -> VisionFlowError:
         texts.append(f"--- rank {rank}: {summaries[rank][0]}\n{text.rstrip()}\n")
     path = _write_errors(ray_run_dir, "\n".join(texts))
     ranks = sorted(summaries)
-    rank = next((r for r in ranks if summaries[r][2] is not None),
-                next((r for r in ranks if not _is_secondary(*summaries[r][:2])), ranks[0]))
+    rank = next(
+        (r for r in ranks if summaries[r][2] is not None),
+        next((r for r in ranks if not _is_secondary(*summaries[r][:2])), ranks[0]),
+    )
     type_name, message, original = summaries[rank]
-    others = f" (and {len(ranks) - 1} other rank{'s' if len(ranks) > 2 else ''})" \
-        if len(ranks) > 1 else ""
+    others = (
+        f" (and {len(ranks) - 1} other rank{'s' if len(ranks) > 2 else ''})"
+        if len(ranks) > 1
+        else ""
+    )
     where = f"Ray worker rank {rank}{others}"
     if original is not None:
         return type(original)(f"{original.message} [on {where}]", hint=original.hint or _hint(path))
@@ -250,8 +282,17 @@ def worker_error(error: Exception, ray_run_dir: Path) -> VisionFlowError:
 def _is_secondary(type_name: str, message: str) -> bool:
     """Errors a rank raises because another rank died (broken collectives), not the cause."""
     text = f"{type_name} {message}".lower()
-    return any(word in text for word in ("gloo", "nccl", "connection reset", "connection closed",
-                                         "actordied", "broken pipe"))
+    return any(
+        word in text
+        for word in (
+            "gloo",
+            "nccl",
+            "connection reset",
+            "connection closed",
+            "actordied",
+            "broken pipe",
+        )
+    )
 
 
 def _write_errors(ray_run_dir: Path, text: str) -> Path | None:

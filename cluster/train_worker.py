@@ -22,9 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from visionflow.pipelines.console import EpochReporter
-
 from visionflow.errors import VisionFlowError
+from visionflow.pipelines.console import EpochReporter
 
 #: Subfolder of the run directory where Ray Train keeps its runs (storage_path); rank 0 stages
 #: its checkpoint snapshots there too.
@@ -35,8 +34,13 @@ class WorkerFailure(Exception):
     """What a worker's training function raises in place of its error: the original's type name,
     message and full traceback, and the original itself when it is a VisionFlowError."""
 
-    def __init__(self, type_name: str, message: str, traceback_text: str,
-                 error: VisionFlowError | None = None):
+    def __init__(
+        self,
+        type_name: str,
+        message: str,
+        traceback_text: str,
+        error: VisionFlowError | None = None,
+    ):
         super().__init__(f"{type_name}: {message}")
         self.type_name, self.message, self.traceback_text = type_name, message, traceback_text
         self.error = error
@@ -100,10 +104,17 @@ def _fit_in_worker(config: dict[str, Any]) -> dict[str, str | None]:
     seed_everything(spec.seed)
     datamodule, task = pickle.loads(config["built"])  # built by the driver (train.worker_config)
     quiet_bar = {} if "enable_progress_bar" in spec.trainer else {"enable_progress_bar": False}
-    trainer = build_trainer(spec, run_dir, fit=True, monitor=task.checkpoint_monitor,
-                            strategy=ray_strategy(spec.resources.strategy),
-                            plugins=[RayLightningEnvironment()],
-                            callbacks=[ReportToRay(run_dir)], devices="auto", **quiet_bar)
+    trainer = build_trainer(
+        spec,
+        run_dir,
+        fit=True,
+        monitor=task.checkpoint_monitor,
+        strategy=ray_strategy(spec.resources.strategy),
+        plugins=[RayLightningEnvironment()],
+        callbacks=[ReportToRay(run_dir)],
+        devices="auto",
+        **quiet_bar,
+    )
     trainer = prepare_trainer(trainer)
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     last = run_dir.last_checkpoint
@@ -157,11 +168,13 @@ class ReportToRay(EpochReporter):
         _link_or_copy(last, staging / last.name)
         checkpoint = ray.train.Checkpoint.from_directory(str(staging))
         if _is_local(storage):
-            ray.train.report(metrics, checkpoint=checkpoint,
-                             checkpoint_upload_fn=_move_into_storage)
+            ray.train.report(
+                metrics, checkpoint=checkpoint, checkpoint_upload_fn=_move_into_storage
+            )
         else:
-            ray.train.report(metrics, checkpoint=checkpoint,
-                             delete_local_checkpoint_after_upload=True)
+            ray.train.report(
+                metrics, checkpoint=checkpoint, delete_local_checkpoint_after_upload=True
+            )
 
 
 def _is_local(storage: Any) -> bool:

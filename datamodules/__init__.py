@@ -37,15 +37,22 @@ from visionflow.datamodules.digits import DigitsDataModule
 from visionflow.datamodules.experience import ExperienceDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
-from visionflow.datamodules.segmentation_coco import (CocoSegmentationDataModule,
-                                                      ShapesSegmentationDataModule,
-                                                      YoloSegmentationDataModule)
-from visionflow.datamodules.segmentation_folder import (SegmentationFolderDataModule,
-                                                        VOCSegmentationDataModule)
 from visionflow.datamodules.modelnet import ModelNetDataModule
+from visionflow.datamodules.segmentation_coco import (
+    CocoSegmentationDataModule,
+    ShapesSegmentationDataModule,
+    YoloSegmentationDataModule,
+)
+from visionflow.datamodules.segmentation_folder import (
+    SegmentationFolderDataModule,
+    VOCSegmentationDataModule,
+)
 from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes_dataset
-from visionflow.datamodules.shapes3d import (Shapes3DPointsDataModule, Shapes3DViewsDataModule,
-                                             make_shapes3d_dataset)
+from visionflow.datamodules.shapes3d import (
+    Shapes3DPointsDataModule,
+    Shapes3DViewsDataModule,
+    make_shapes3d_dataset,
+)
 from visionflow.datamodules.tensor_data import TensorClassificationDataset, TensorDataModule
 from visionflow.datamodules.video_folder import VideoFolderDataModule
 from visionflow.datamodules.video_moving_shapes import MovingShapesVideoDataModule

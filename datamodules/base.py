@@ -24,6 +24,12 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, get_worker_info
+
+from visionflow.batches import (
+    ClassificationDatasetInfo,
+    DatasetInfo,
+    ImageClassificationBatch,
+)
 from visionflow.datamodules.transforms import (
     PHASES,
     TransformContext,
@@ -33,17 +39,15 @@ from visionflow.datamodules.transforms import (
     output_shape,
     resolve_transforms,
 )
-
-from visionflow.batches import (
-    ClassificationDatasetInfo,
-    DatasetInfo,
-    ImageClassificationBatch,
-)
 from visionflow.errors import DataError, SpecError
 
 SPLITS = ("train", "val", "test")
-SPLITS_BY_STAGE = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
-                   "predict": ("test",)}
+SPLITS_BY_STAGE = {
+    "fit": ("train", "val"),
+    "validate": ("val",),
+    "test": ("test",),
+    "predict": ("test",),
+}
 
 
 class VisionDataModule(pl.LightningDataModule):
@@ -84,9 +88,19 @@ class ImageClassificationDataModule(VisionDataModule):
     #: The presets used for the phases that the ``transforms`` argument leaves out.
     default_transforms: ClassVar[dict[str, Any]] = {"train": "normalize", "eval": "normalize"}
 
-    def __init__(self, *, context: TransformContext, batch_size: int, num_workers: int = 0,
-                 pin_memory: bool = False, seed: int = 0, val_fraction: float = 0.1,
-                 transforms: dict | None = None, device: str = "cpu", limit: int | None = None):
+    def __init__(
+        self,
+        *,
+        context: TransformContext,
+        batch_size: int,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        transforms: dict | None = None,
+        device: str = "cpu",
+        limit: int | None = None,
+    ):
         super().__init__()
         _check_common_arguments(batch_size, num_workers, val_fraction, device, limit)
         # The subclasses' arguments too; not logged, so they cannot clash with the task's hparams.
@@ -101,8 +115,10 @@ class ImageClassificationDataModule(VisionDataModule):
         self.context = context
         self.rank = 0
         self.transform_specs = resolve_transforms(transforms, self.default_transforms)
-        self.pipelines = {phase: build_transform(self.transform_specs[phase], context,
-                                                 f"transforms.{phase}") for phase in PHASES}
+        self.pipelines = {
+            phase: build_transform(self.transform_specs[phase], context, f"transforms.{phase}")
+            for phase in PHASES
+        }
         self.output_shapes = self._check_pipelines()
         self._datasets: dict[str, Dataset] = {}
 
@@ -119,8 +135,13 @@ class ImageClassificationDataModule(VisionDataModule):
         height, width, channels = self.output_shapes["eval"]
         mean, std = pixel_normalization(self.pipelines["eval"])
         return ClassificationDatasetInfo(
-            num_classes=len(self.class_names), class_names=self.class_names, in_channels=channels,
-            image_size=(height, width), pixel_mean=mean, pixel_std=std)
+            num_classes=len(self.class_names),
+            class_names=self.class_names,
+            in_channels=channels,
+            image_size=(height, width),
+            pixel_mean=mean,
+            pixel_std=std,
+        )
 
     def transform_summary(self) -> dict[str, Any]:
         """The resolved pipelines as plain data: ``{"train": ..., "eval": ...}`` in the format of
@@ -138,12 +159,15 @@ class ImageClassificationDataModule(VisionDataModule):
         shapes = {}
         for phase in PHASES:
             where = f"transforms.{phase}"
-            outputs = {output_shape(self.pipelines[phase], shape, where)
-                       for shape in self.probe_shapes()}
+            outputs = {
+                output_shape(self.pipelines[phase], shape, where) for shape in self.probe_shapes()
+            }
             if len(outputs) > 1:
-                raise SpecError(f"{where}: the pipeline's output size depends on the input size "
-                                f"({' vs '.join(str(o) for o in sorted(outputs))})",
-                                hint="end it with a fixed-size Resize or crop, as imagenet_eval")
+                raise SpecError(
+                    f"{where}: the pipeline's output size depends on the input size "
+                    f"({' vs '.join(str(o) for o in sorted(outputs))})",
+                    hint="end it with a fixed-size Resize or crop, as imagenet_eval",
+                )
             shapes[phase] = outputs.pop()
         return shapes
 
@@ -180,39 +204,59 @@ class ImageClassificationDataModule(VisionDataModule):
 
     # ----------------------------------------------------------------------------- dataloaders
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
         """A batch already on ``device`` (GPU-resident data, CPU training) as it is: Lightning's
         generic walk over the batch's fields costs more per step than the whole step of a small
         model."""
-        if (isinstance(batch, ImageClassificationBatch) and batch.images.device == device
-                and batch.targets.device == device):
+        if (
+            isinstance(batch, ImageClassificationBatch)
+            and batch.images.device == device
+            and batch.targets.device == device
+        ):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
-    def make_loader(self, dataset: Dataset, *, shuffle: bool, collate_fn: Callable[[Any], Any],
-                    num_workers: int, pin_memory: bool,
-                    loader_class: type[DataLoader] = DataLoader) -> DataLoader:
+    def make_loader(
+        self,
+        dataset: Dataset,
+        *,
+        shuffle: bool,
+        collate_fn: Callable[[Any], Any],
+        num_workers: int,
+        pin_memory: bool,
+        loader_class: type[DataLoader] = DataLoader,
+    ) -> DataLoader:
         """A torch DataLoader of ``batch_size`` batches. The train sampler is a RandomSampler,
         so Lightning swaps in a shuffling DistributedSampler under DDP."""
         pin_memory = pin_memory and torch.cuda.is_available()
         return loader_class(
-            dataset, batch_size=self.batch_size,
+            dataset,
+            batch_size=self.batch_size,
             sampler=EpochShuffleSampler(dataset, self.seed) if shuffle else None,
             collate_fn=PinnableCollate(collate_fn) if pin_memory else collate_fn,
-            num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=pin_memory)
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
+            pin_memory=pin_memory,
+        )
 
 
 # ------------------------------------------------------------------------------ loader helpers
 
-def pixel_normalization(pipeline: A.Compose
-                        ) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+
+def pixel_normalization(
+    pipeline: A.Compose,
+) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
     """``(mean, std)`` on the ``[0, 1]`` pixel scale of the standard ``Normalize`` in ``pipeline``
     (uint8 input), or ``(None, None)`` when it has none."""
     for transform in flatten(pipeline):
         if isinstance(transform, A.Normalize) and transform.normalization == "standard":
             scale = transform.max_pixel_value / 255.0
-            mean, std = (tuple(float(v) * scale for v in np.atleast_1d(stat))
-                         for stat in (transform.mean, transform.std))
+            mean, std = (
+                tuple(float(v) * scale for v in np.atleast_1d(stat))
+                for stat in (transform.mean, transform.std)
+            )
             return mean, std
     return None, None
 
@@ -270,6 +314,7 @@ class EpochShuffleSampler(RandomSampler):
 
 # ------------------------------------------------------------------------------- seeds, splits
 
+
 class EpochSeeding:
     """Seeds for a dataset's augmentation, keyed on ``(seed, rank, epoch, worker)``.
 
@@ -299,8 +344,9 @@ def mix_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(words).generate_state(1)[0])
 
 
-def holdout_split(labels: np.ndarray, fraction: float, seed: int, salt: int = 0
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    labels: np.ndarray, fraction: float, seed: int, salt: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Split indices ``[0, N)`` into ``(kept, held_out)``, both sorted, deterministic in ``seed``.
 
     ``held_out`` holds ``round(fraction * N)`` indices (at least one when ``fraction > 0`` and
@@ -328,15 +374,17 @@ def split_records(split: str, load: Callable[[str], list | None]) -> list:
     if records is None and split == "test":
         records = load("val")
     if records is None:
-        raise SpecError(f"the {split} split is not configured",
-                        hint=f"give the {split} split's files")
+        raise SpecError(
+            f"the {split} split is not configured", hint=f"give the {split} split's files"
+        )
     if not records:
         raise DataError(f"the {split} split has no images")
     return records
 
 
-def _check_common_arguments(batch_size: int, num_workers: int, val_fraction: float, device: str,
-                            limit: int | None) -> None:
+def _check_common_arguments(
+    batch_size: int, num_workers: int, val_fraction: float, device: str, limit: int | None
+) -> None:
     check_fraction("val_fraction", val_fraction)
     problems = [
         (batch_size < 1, f"batch_size: must be >= 1, got {batch_size}"),
@@ -349,8 +397,9 @@ def _check_common_arguments(batch_size: int, num_workers: int, val_fraction: flo
     try:
         torch.device(device)
     except (RuntimeError, TypeError):
-        raise SpecError(f"device: {device!r} is not a torch device",
-                        hint="use cpu, cuda or cuda:N") from None
+        raise SpecError(
+            f"device: {device!r} is not a torch device", hint="use cpu, cuda or cuda:N"
+        ) from None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -358,8 +407,10 @@ def resolve_device(device: str) -> torch.device:
     resolved = torch.device(device)
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise SpecError(f"device: {device!r} requested but CUDA is not available",
-                            hint="set the datamodule's device to cpu")
+            raise SpecError(
+                f"device: {device!r} requested but CUDA is not available",
+                hint="set the datamodule's device to cpu",
+            )
         if resolved.index is None:
             resolved = torch.device("cuda", torch.cuda.current_device())
     return resolved

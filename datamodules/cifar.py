@@ -33,12 +33,17 @@ class RestrictedUnpickler(pickle.Unpickler):
     """Unpickles what CIFAR's files hold (numpy arrays, lists, dicts, strings, numbers) and
     raises DataError for any other global, before anything is called."""
 
-    ALLOWED = frozenset({
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("_codecs", "encode"),  # how protocol 2 writes bytes (the array data)
-    })
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy._core.numeric", "_frombuffer"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),  # how protocol 2 writes bytes (the array data)
+        }
+    )
 
     def __init__(self, file: Any, path: Path):
         super().__init__(file, encoding="latin1")  # the original files were written by Python 2
@@ -46,10 +51,12 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
-            raise DataError(f"{self.path}: refusing to unpickle {module}.{name}: a CIFAR file "
-                            "holds only arrays, lists and strings",
-                            hint="the file is not a CIFAR batch or was tampered with; fetch it "
-                                 "again from the official archive")
+            raise DataError(
+                f"{self.path}: refusing to unpickle {module}.{name}: a CIFAR file "
+                "holds only arrays, lists and strings",
+                hint="the file is not a CIFAR batch or was tampered with; fetch it "
+                "again from the official archive",
+            )
         with warnings.catch_warnings():  # numpy 2 warns about its old module names
             warnings.simplefilter("ignore", DeprecationWarning)
             return super().find_class(module, name)
@@ -63,8 +70,10 @@ def load_pickle(path: Path) -> dict[str, Any]:
     except DataError:
         raise
     except Exception as error:  # unpickling fails in many ways; each means a bad file
-        raise DataError(f"{path}: cannot unpickle ({type(error).__name__}: {error})",
-                        hint="the file is truncated or damaged; fetch it again") from None
+        raise DataError(
+            f"{path}: cannot unpickle ({type(error).__name__}: {error})",
+            hint="the file is truncated or damaged; fetch it again",
+        ) from None
     if not isinstance(record, dict):
         raise DataError(f"{path}: expected a pickled dict, found {type(record).__name__}")
     return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in record.items()}
@@ -98,21 +107,37 @@ class CIFARLayout:
 
 
 CIFAR10 = CIFARLayout(
-    title="CIFAR-10", torchvision_class="CIFAR10", num_classes=10,
-    pickle_folder="cifar-10-batches-py", label_key="labels",
+    title="CIFAR-10",
+    torchvision_class="CIFAR10",
+    num_classes=10,
+    pickle_folder="cifar-10-batches-py",
+    label_key="labels",
     pickle_files={"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
-    meta_file="batches.meta", names_key="label_names",
-    binary_folder="cifar-10-batches-bin", label_bytes=1, names_file="batches.meta.txt",
-    binary_files={"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
-                  "test": ("test_batch.bin",)})
+    meta_file="batches.meta",
+    names_key="label_names",
+    binary_folder="cifar-10-batches-bin",
+    label_bytes=1,
+    names_file="batches.meta.txt",
+    binary_files={
+        "train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+        "test": ("test_batch.bin",),
+    },
+)
 
 CIFAR100 = CIFARLayout(
-    title="CIFAR-100", torchvision_class="CIFAR100", num_classes=100,
-    pickle_folder="cifar-100-python", label_key="fine_labels",
+    title="CIFAR-100",
+    torchvision_class="CIFAR100",
+    num_classes=100,
+    pickle_folder="cifar-100-python",
+    label_key="fine_labels",
     pickle_files={"train": ("train",), "test": ("test",)},
-    meta_file="meta", names_key="fine_label_names",
-    binary_folder="cifar-100-binary", label_bytes=2, names_file="fine_label_names.txt",
-    binary_files={"train": ("train.bin",), "test": ("test.bin",)})
+    meta_file="meta",
+    names_key="fine_label_names",
+    binary_folder="cifar-100-binary",
+    label_bytes=2,
+    names_file="fine_label_names.txt",
+    binary_files={"train": ("train.bin",), "test": ("test.bin",)},
+)
 
 
 class CIFARDataModule(TensorDataModule):
@@ -123,15 +148,35 @@ class CIFARDataModule(TensorDataModule):
     std: ClassVar[tuple[float, float, float]]
     default_transforms = {"train": "cifar_train", "eval": "cifar_eval"}
 
-    def __init__(self, root: str = "data", download: bool = False, image_size: int = 32, *,
-                 batch_size: int = 128, num_workers: int = 0, pin_memory: bool = False,
-                 seed: int = 0, val_fraction: float = 0.1, transforms: dict | None = None,
-                 device: str = "cpu", limit: int | None = None):
-        context = TransformContext(mean=self.mean, std=self.std, image_size=square(image_size),
-                                   source_size=(32, 32))
-        super().__init__(context=context, batch_size=batch_size, num_workers=num_workers,
-                         pin_memory=pin_memory, seed=seed, val_fraction=val_fraction,
-                         transforms=transforms, device=device, limit=limit)
+    def __init__(
+        self,
+        root: str = "data",
+        download: bool = False,
+        image_size: int = 32,
+        *,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        transforms: dict | None = None,
+        device: str = "cpu",
+        limit: int | None = None,
+    ):
+        context = TransformContext(
+            mean=self.mean, std=self.std, image_size=square(image_size), source_size=(32, 32)
+        )
+        super().__init__(
+            context=context,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            seed=seed,
+            val_fraction=val_fraction,
+            transforms=transforms,
+            device=device,
+            limit=limit,
+        )
         self.root = Path(root)
         self.download = download
 
@@ -149,8 +194,9 @@ class CIFARDataModule(TensorDataModule):
             path = folder / self.layout.meta_file
             names = list(load_pickle(path).get(self.layout.names_key, []))
         if len(names) != self.layout.num_classes:
-            raise DataError(f"{path}: lists {len(names)} class names, expected "
-                            f"{self.layout.num_classes}")
+            raise DataError(
+                f"{path}: lists {len(names)} class names, expected {self.layout.num_classes}"
+            )
         return tuple(str(name) for name in names)
 
     def load_sources(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -159,23 +205,35 @@ class CIFARDataModule(TensorDataModule):
         sources = {}
         for split, names in self.layout.split_files(binary).items():
             parts = [read(folder / name) for name in names]
-            sources[split] = (np.concatenate([images for images, _ in parts]),
-                              np.concatenate([labels for _, labels in parts]))
+            sources[split] = (
+                np.concatenate([images for images, _ in parts]),
+                np.concatenate([labels for _, labels in parts]),
+            )
         return sources
 
     def _read_pickle(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         """``(images uint8 [N, 32, 32, 3], labels int64 [N])`` of one pickled batch."""
         record = load_pickle(path)
         data, labels = record.get("data"), record.get(self.layout.label_key)
-        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
-                or data.shape[1] != PIXELS:
-            found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) \
+        if (
+            not isinstance(data, np.ndarray)
+            or data.dtype != np.uint8
+            or data.ndim != 2
+            or data.shape[1] != PIXELS
+        ):
+            found = (
+                f"{data.dtype} {data.shape}"
+                if isinstance(data, np.ndarray)
                 else type(data).__name__
-            raise DataError(f"{path}: 'data' must be a uint8 array of shape [N, {PIXELS}], "
-                            f"found {found}")
+            )
+            raise DataError(
+                f"{path}: 'data' must be a uint8 array of shape [N, {PIXELS}], found {found}"
+            )
         if labels is None or len(labels) != len(data):
-            raise DataError(f"{path}: {len(data)} images but "
-                            f"{'no' if labels is None else len(labels)} '{self.layout.label_key}'")
+            raise DataError(
+                f"{path}: {len(data)} images but "
+                f"{'no' if labels is None else len(labels)} '{self.layout.label_key}'"
+            )
         return _to_images(data), self._checked_labels(path, np.asarray(labels, dtype=np.int64))
 
     def _read_binary(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -186,17 +244,22 @@ class CIFARDataModule(TensorDataModule):
         except OSError as error:
             raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
         if raw.size == 0 or raw.size % record_size:
-            raise DataError(f"{path}: {raw.size} bytes is not a whole number of {record_size}-byte "
-                            f"{self.layout.title} records", hint="the file is truncated or damaged")
+            raise DataError(
+                f"{path}: {raw.size} bytes is not a whole number of {record_size}-byte "
+                f"{self.layout.title} records",
+                hint="the file is truncated or damaged",
+            )
         records = raw.reshape(-1, record_size)
         labels = records[:, self.layout.label_bytes - 1].astype(np.int64)
-        return _to_images(records[:, self.layout.label_bytes:]), self._checked_labels(path, labels)
+        return _to_images(records[:, self.layout.label_bytes :]), self._checked_labels(path, labels)
 
     def _checked_labels(self, path: Path, labels: np.ndarray) -> np.ndarray:
         bad = np.flatnonzero((labels < 0) | (labels >= self.layout.num_classes))
         if len(bad):
-            raise DataError(f"{path}: record {bad[0]} has label {labels[bad[0]]}, expected "
-                            f"0-{self.layout.num_classes - 1}")
+            raise DataError(
+                f"{path}: record {bad[0]} has label {labels[bad[0]]}, expected "
+                f"0-{self.layout.num_classes - 1}"
+            )
         return labels
 
     def _find_format(self) -> tuple[Path, bool] | None:
@@ -216,8 +279,9 @@ class CIFARDataModule(TensorDataModule):
             raise DataError(
                 f"{self.layout.title} files not found: missing {', '.join(missing)} in {folder}",
                 hint=f"pass download: true, or extract the python version "
-                     f"({self.layout.pickle_folder}/) or the binary version "
-                     f"({self.layout.binary_folder}/) into {self.root}/")
+                f"({self.layout.pickle_folder}/) or the binary version "
+                f"({self.layout.binary_folder}/) into {self.root}/",
+            )
         return found
 
     def _download(self) -> None:
@@ -226,12 +290,14 @@ class CIFARDataModule(TensorDataModule):
 
         source = getattr(datasets, self.layout.torchvision_class)
         try:
-            download_and_extract_archive(source.url, self.root, filename=source.filename,
-                                         md5=source.tgz_md5)
+            download_and_extract_archive(
+                source.url, self.root, filename=source.filename, md5=source.tgz_md5
+            )
         except Exception as error:  # urllib, ssl, socket, checksum: all mean "not downloaded"
-            raise DataError(f"downloading {self.layout.title} to {self.root} failed: {error}",
-                            hint=f"without a network, extract {source.filename} into "
-                                 f"{self.root}/") from None
+            raise DataError(
+                f"downloading {self.layout.title} to {self.root} failed: {error}",
+                hint=f"without a network, extract {source.filename} into {self.root}/",
+            ) from None
 
 
 def _to_images(rows: np.ndarray) -> np.ndarray:

@@ -31,40 +31,66 @@ SPLITS = ("train", "val", "test")
 class CocoDetectionDataModule(DetectionDataModule):
     """COCO-format detection data (annotation JSON per split + image folders)."""
 
-    def __init__(self, root: str, train_annotations: str | None = None,
-                 val_annotations: str | None = None, test_annotations: str | None = None,
-                 images: str | dict[str, str] = "images", image_size: int | None = None,
-                 batch_size: int = 8, num_workers: int = 0, masks: bool = False,
-                 keypoints: bool = False, transforms: dict[str, Any] | None = None,
-                 drop_empty_images: bool = True, seed: int = 0):
-        super().__init__(image_size=image_size, batch_size=batch_size, num_workers=num_workers,
-                         masks=masks, keypoints=keypoints, transforms=transforms,
-                         drop_empty_images=drop_empty_images, seed=seed)
+    def __init__(
+        self,
+        root: str,
+        train_annotations: str | None = None,
+        val_annotations: str | None = None,
+        test_annotations: str | None = None,
+        images: str | dict[str, str] = "images",
+        image_size: int | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        masks: bool = False,
+        keypoints: bool = False,
+        transforms: dict[str, Any] | None = None,
+        drop_empty_images: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__(
+            image_size=image_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            masks=masks,
+            keypoints=keypoints,
+            transforms=transforms,
+            drop_empty_images=drop_empty_images,
+            seed=seed,
+        )
         self.root = Path(root)
-        self.annotations = {"train": train_annotations, "val": val_annotations,
-                            "test": test_annotations}
+        self.annotations = {
+            "train": train_annotations,
+            "val": val_annotations,
+            "test": test_annotations,
+        }
         if isinstance(images, dict):
             unknown = sorted(set(images) - set(SPLITS))
             if unknown:
-                raise SpecError(f"images.{unknown[0]}: unknown split",
-                                hint="splits are train, val and test")
+                raise SpecError(
+                    f"images.{unknown[0]}: unknown split", hint="splits are train, val and test"
+                )
         self.images = images
 
     def image_dir(self, split: str) -> Path:
-        folder = self.images if isinstance(self.images, str) else \
-            self.images.get(split, self.images.get("val", "images"))
+        folder = (
+            self.images
+            if isinstance(self.images, str)
+            else self.images.get(split, self.images.get("val", "images"))
+        )
         return self.root / folder
 
     def load_split(self, split: str) -> tuple[list[DetectionRecord], LabelMap] | None:
         relative = self.annotations[split]
         if relative is None:
             return None
-        return read_coco_instances(self.root / relative, self.image_dir(split),
-                                   masks=self.masks, keypoints=self.keypoints)
+        return read_coco_instances(
+            self.root / relative, self.image_dir(split), masks=self.masks, keypoints=self.keypoints
+        )
 
 
-def read_coco_instances(path: Path, image_dir: Path, masks: bool = False,
-                        keypoints: bool = False) -> tuple[list[DetectionRecord], LabelMap]:
+def read_coco_instances(
+    path: Path, image_dir: Path, masks: bool = False, keypoints: bool = False
+) -> tuple[list[DetectionRecord], LabelMap]:
     """Records (sorted by image id) and label map of a COCO instances file."""
     from visionflow.evaluation.coco_io import Records, read_json
 
@@ -73,16 +99,27 @@ def read_coco_instances(path: Path, image_dir: Path, masks: bool = False,
         raise DataError(f"{path}: not a COCO instances file (needs 'images' and 'categories')")
     label_map = LabelMap.from_categories(dataset["categories"], str(path))
     images = Records(str(path), "image", dataset["images"], "images are {id, file_name, ...}")
-    annotations = Records(str(path), "annotation", dataset.get("annotations", []),
-                          "annotations are {id, image_id, category_id, bbox [x, y, w, h], ...}")
+    annotations = Records(
+        str(path),
+        "annotation",
+        dataset.get("annotations", []),
+        "annotations are {id, image_id, category_id, bbox [x, y, w, h], ...}",
+    )
     columns = annotation_columns(annotations, images, label_map, masks, keypoints)
     image_ids = images.integers("id")
     file_names = images.values("file_name")
     sizes = image_sizes(images)
     groups = group_by_image(columns.pop("image_id"), image_ids)
-    return [DetectionRecord(image_path=image_dir / str(file_names[i]), image_id=int(image_ids[i]),
-                            source=str(path), size=sizes[i], **select(columns, groups[i]))
-            for i in np.argsort(image_ids, kind="stable")], label_map
+    return [
+        DetectionRecord(
+            image_path=image_dir / str(file_names[i]),
+            image_id=int(image_ids[i]),
+            source=str(path),
+            size=sizes[i],
+            **select(columns, groups[i]),
+        )
+        for i in np.argsort(image_ids, kind="stable")
+    ], label_map
 
 
 def image_sizes(images: Any) -> list[tuple[int, int] | None]:
@@ -92,8 +129,9 @@ def image_sizes(images: Any) -> list[tuple[int, int] | None]:
     return [(int(h), int(w)) for h, w in zip(images.integers("height"), images.integers("width"))]
 
 
-def annotation_columns(annotations: Any, images: Any, label_map: LabelMap, masks: bool,
-                       keypoints: bool) -> dict[str, Any]:
+def annotation_columns(
+    annotations: Any, images: Any, label_map: LabelMap, masks: bool, keypoints: bool
+) -> dict[str, Any]:
     """Checked columns of every annotation with a non-empty box: boxes [A, 4] XYXY, labels,
     iscrowd, area, annotation ids, image ids, and (on request) segmentations and keypoints."""
     from visionflow.evaluation.coco_io import index_of
@@ -107,20 +145,34 @@ def annotation_columns(annotations: Any, images: Any, label_map: LabelMap, masks
     _, found = index_of(known, image_ids)
     fail_at(annotations, ~found, lambda i: f"image id {image_ids[i]} is not in the file's 'images'")
     xywh = annotations.vectors("bbox", 4)
-    fail_at(annotations, (xywh[:, 2:] < 0).any(axis=1),
-            lambda i: f"'bbox' {xywh[i].tolist()} has a negative width or height")
-    fail_at(annotations, outside_image(xywh, image_ids, images),
-            lambda i: f"'bbox' {xywh[i].tolist()} lies wholly outside its image")
+    fail_at(
+        annotations,
+        (xywh[:, 2:] < 0).any(axis=1),
+        lambda i: f"'bbox' {xywh[i].tolist()} has a negative width or height",
+    )
+    fail_at(
+        annotations,
+        outside_image(xywh, image_ids, images),
+        lambda i: f"'bbox' {xywh[i].tolist()} lies wholly outside its image",
+    )
     labels, found = label_map.labels(annotations.integers("category_id"))
     fail_at(annotations, ~found, lambda i: "category_id is not in the file's 'categories'")
     iscrowd = np.array([bool(a.get("iscrowd", 0)) for a in annotations.items])
-    area = np.array([a.get("area", w * h) for a, (w, h) in
-                     zip(annotations.items, xywh[:, 2:].tolist())], dtype=np.float32)
+    area = np.array(
+        [a.get("area", w * h) for a, (w, h) in zip(annotations.items, xywh[:, 2:].tolist())],
+        dtype=np.float32,
+    )
     keep = (xywh[:, 2] > 0) & (xywh[:, 3] > 0)
     columns: dict[str, Any] = {
-        "image_id": image_ids, "annotation_ids": ann_ids, "labels": labels, "iscrowd": iscrowd,
+        "image_id": image_ids,
+        "annotation_ids": ann_ids,
+        "labels": labels,
+        "iscrowd": iscrowd,
         "area": area,
-        "boxes": np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(np.float32)}
+        "boxes": np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1).astype(
+            np.float32
+        ),
+    }
     if masks:
         columns["segmentations"] = object_column(annotations.values("segmentation"))
     if keypoints:
@@ -140,7 +192,12 @@ def outside_image(xywh: np.ndarray, image_ids: np.ndarray, images: Any) -> np.nd
     order = np.argsort(ids, kind="stable")
     positions, _ = index_of(ids[order], image_ids)
     height, width = np.asarray(sizes, dtype=np.float64)[order][positions].T
-    left, top, right, bottom = xywh[:, 0], xywh[:, 1], xywh[:, 0] + xywh[:, 2], xywh[:, 1] + xywh[:, 3]
+    left, top, right, bottom = (
+        xywh[:, 0],
+        xywh[:, 1],
+        xywh[:, 0] + xywh[:, 2],
+        xywh[:, 1] + xywh[:, 3],
+    )
     empty = (xywh[:, 2] <= 0) | (xywh[:, 3] <= 0)
     return ~empty & ((left >= width) | (top >= height) | (right <= 0) | (bottom <= 0))
 
@@ -165,23 +222,33 @@ def keypoint_column(annotations: Any, labels: np.ndarray, label_map: LabelMap) -
     return points.astype(np.float32)
 
 
-def check_keypoint_names(annotations: Any, labels: np.ndarray, count: int,
-                         label_map: LabelMap) -> None:
+def check_keypoint_names(
+    annotations: Any, labels: np.ndarray, count: int, label_map: LabelMap
+) -> None:
     """A DataError names the first annotation whose category names other than ``count`` keypoints
     (flips swap left/right keypoints by those names, so they must match the points)."""
     if not label_map.keypoint_names:
         return
     named = np.array([len(names) for names in label_map.keypoint_names], dtype=np.int64)[labels]
-    fail_at(annotations, (named > 0) & (named != count),
-            lambda i: f"'keypoints' has {count} points, but its category "
-                      f"{label_map.category_id(int(labels[i]))} names {named[i]} keypoints")
+    fail_at(
+        annotations,
+        (named > 0) & (named != count),
+        lambda i: (
+            f"'keypoints' has {count} points, but its category "
+            f"{label_map.category_id(int(labels[i]))} names {named[i]} keypoints"
+        ),
+    )
 
 
 def empty_columns(masks: bool, keypoints: bool) -> dict[str, Any]:
     columns: dict[str, Any] = {
-        "image_id": np.zeros(0, np.int64), "annotation_ids": np.zeros(0, np.int64),
-        "labels": np.zeros(0, np.int64), "iscrowd": np.zeros(0, bool),
-        "area": np.zeros(0, np.float32), "boxes": np.zeros((0, 4), np.float32)}
+        "image_id": np.zeros(0, np.int64),
+        "annotation_ids": np.zeros(0, np.int64),
+        "labels": np.zeros(0, np.int64),
+        "iscrowd": np.zeros(0, bool),
+        "area": np.zeros(0, np.float32),
+        "boxes": np.zeros((0, 4), np.float32),
+    }
     if masks:
         columns["segmentations"] = np.zeros(0, dtype=object)
     if keypoints:
@@ -202,7 +269,7 @@ def group_by_image(ann_image_ids: np.ndarray, image_ids: np.ndarray) -> list[np.
     owners = np.array([position[int(i)] for i in ann_image_ids], dtype=np.int64)
     order = np.argsort(owners, kind="stable")
     bounds = np.searchsorted(owners[order], np.arange(len(image_ids) + 1))
-    return [order[bounds[i]:bounds[i + 1]] for i in range(len(image_ids))]
+    return [order[bounds[i] : bounds[i + 1]] for i in range(len(image_ids))]
 
 
 def select(columns: dict[str, Any], indices: np.ndarray) -> dict[str, Any]:

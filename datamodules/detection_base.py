@@ -30,12 +30,24 @@ import torch
 from torch.utils.data import DataLoader
 
 from visionflow.batches import DetectionDatasetInfo
-from visionflow.datamodules.base import (EpochSeeding, EpochShuffleSampler, VisionDataModule,
-                                         split_records)
+from visionflow.datamodules.base import (
+    EpochSeeding,
+    EpochShuffleSampler,
+    VisionDataModule,
+    split_records,
+)
+
 # re-exported: the sources and their tests import these from here
 from visionflow.datamodules.detection_samples import (  # noqa: F401
-    DetectionDataset, DetectionRecord, LabelMap, collate_detection, decode_image, decode_masks,
-    make_target, to_rle)
+    DetectionDataset,
+    DetectionRecord,
+    LabelMap,
+    collate_detection,
+    decode_image,
+    decode_masks,
+    make_target,
+    to_rle,
+)
 from visionflow.errors import DataError, SpecError
 
 EVAL_SPLITS = ("val", "test")
@@ -51,9 +63,19 @@ class DetectionDataModule(VisionDataModule):
     ``detection_eval``); images come out in ``[0, 1]``, since detectors normalize internally.
     """
 
-    def __init__(self, *, image_size: int | None, batch_size: int, num_workers: int, masks: bool,
-                 keypoints: bool, transforms: dict[str, Any] | None, drop_empty_images: bool,
-                 seed: int, pin_memory: bool = True):
+    def __init__(
+        self,
+        *,
+        image_size: int | None,
+        batch_size: int,
+        num_workers: int,
+        masks: bool,
+        keypoints: bool,
+        transforms: dict[str, Any] | None,
+        drop_empty_images: bool,
+        seed: int,
+        pin_memory: bool = True,
+    ):
         super().__init__()
         check_loader_args(image_size, batch_size, num_workers)
         self.image_size = image_size
@@ -89,9 +111,13 @@ class DetectionDataModule(VisionDataModule):
     @property
     def info(self) -> DetectionDatasetInfo:
         size = None if self.image_size is None else (self.image_size, self.image_size)
-        return DetectionDatasetInfo(num_classes=len(self.label_map), class_names=self.label_map.names,
-                                    in_channels=3, image_size=size,
-                                    category_ids=self.label_map.category_ids)
+        return DetectionDatasetInfo(
+            num_classes=len(self.label_map),
+            class_names=self.label_map.names,
+            in_channels=3,
+            image_size=size,
+            category_ids=self.label_map.category_ids,
+        )
 
     def records(self, split: str) -> list[DetectionRecord] | None:
         loaded = self._load(split)
@@ -99,8 +125,10 @@ class DetectionDataModule(VisionDataModule):
             return None
         records, label_map = loaded
         if label_map != self.label_map:
-            raise DataError(f"the {split} split's categories differ from the other splits': "
-                            f"{label_map.names} vs {self.label_map.names}")
+            raise DataError(
+                f"the {split} split's categories differ from the other splits': "
+                f"{label_map.names} vs {self.label_map.names}"
+            )
         if split == "train" and self.drop_empty_images:
             records = [r for r in records if r.has_objects]
         return records
@@ -114,8 +142,13 @@ class DetectionDataModule(VisionDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self.rank = self.trainer.global_rank if self.trainer is not None else 0
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
-                  "predict": ("test",), None: ("train", "val", "test")}[stage]
+        wanted = {
+            "fit": ("train", "val"),
+            "validate": ("val",),
+            "test": ("test",),
+            "predict": ("test",),
+            None: ("train", "val", "test"),
+        }[stage]
         for split in wanted:
             if split not in self.datasets:
                 self.datasets[split] = self._dataset(split)
@@ -123,8 +156,14 @@ class DetectionDataModule(VisionDataModule):
     def _dataset(self, split: str) -> DetectionDataset:
         records = split_records(split, self.records)
         pipeline = self.pipelines["train" if split == "train" else "eval"]
-        return DetectionDataset(records, pipeline, EpochSeeding(self.seed, self.rank),
-                                self.masks, self.keypoints, self.label_map.keypoint_names)
+        return DetectionDataset(
+            records,
+            pipeline,
+            EpochSeeding(self.seed, self.rank),
+            self.masks,
+            self.keypoints,
+            self.label_map.keypoint_names,
+        )
 
     def transform_summary(self) -> dict[str, Any]:
         """The pipelines as plain data (``albumentations.from_dict`` rebuilds them)."""
@@ -138,15 +177,21 @@ class DetectionDataModule(VisionDataModule):
         dataset = self.datasets[split]
         # a last training batch of one image breaks batch norm on 1x1 maps (SSD heads): drop it
         drop_last = shuffle and len(dataset) > self.batch_size
-        return DataLoader(dataset, batch_size=self.batch_size,
-                          sampler=EpochShuffleSampler(dataset, self.seed) if shuffle else None,
-                          num_workers=self.num_workers, collate_fn=collate_detection,
-                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0,
-                          drop_last=drop_last)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochShuffleSampler(dataset, self.seed) if shuffle else None,
+            num_workers=self.num_workers,
+            collate_fn=collate_detection,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            drop_last=drop_last,
+        )
 
 
-def build_pipelines(transforms: dict[str, Any] | None, image_size: int | None,
-                    seed: int) -> dict[str, Any]:
+def build_pipelines(
+    transforms: dict[str, Any] | None, image_size: int | None, seed: int
+) -> dict[str, Any]:
     """``{"train": Compose, "eval": Compose}``, bbox- and mask-aware; a bad spec fails here."""
     from visionflow.datamodules.transforms import build_transform, resolve_transforms
     from visionflow.datamodules.transforms.detection import detection_context
@@ -155,8 +200,10 @@ def build_pipelines(transforms: dict[str, Any] | None, image_size: int | None,
     context = detection_context(image_size, seed=seed)
     with warnings.catch_warnings():  # eval pipelines without a geometric step are fine
         warnings.filterwarnings("ignore", message="Got processor for")
-        return {phase: build_transform(spec, context, f"transforms.{phase}")
-                for phase, spec in specs.items()}
+        return {
+            phase: build_transform(spec, context, f"transforms.{phase}")
+            for phase, spec in specs.items()
+        }
 
 
 def check_loader_args(image_size: int | None, batch_size: int, num_workers: int) -> None:

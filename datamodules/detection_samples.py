@@ -48,8 +48,11 @@ class LabelMap:
             raise DataError(f"{source}: the file has no categories")
         rows.sort()
         keypoint_names = tuple(row[2] for row in rows)
-        return cls(tuple(row[0] for row in rows), tuple(row[1] for row in rows),
-                   keypoint_names if any(keypoint_names) else ())
+        return cls(
+            tuple(row[0] for row in rows),
+            tuple(row[1] for row in rows),
+            keypoint_names if any(keypoint_names) else (),
+        )
 
     def __len__(self) -> int:
         return len(self.category_ids)
@@ -70,13 +73,17 @@ class LabelMap:
 def category_row(category: Any, index: int, source: str) -> tuple[int, str, tuple[str, ...]]:
     """``(id, name, keypoint names)`` of COCO category #``index``; a DataError names it."""
     if not isinstance(category, Mapping) or not isinstance(category.get("id"), int):
-        raise DataError(f"{source}: category #{index} has no integer 'id'",
-                        hint="categories are [{id: int, name: str}, ...]")
+        raise DataError(
+            f"{source}: category #{index} has no integer 'id'",
+            hint="categories are [{id: int, name: str}, ...]",
+        )
     keypoints = category.get("keypoints") or []
     if not isinstance(keypoints, list) or not all(isinstance(k, str) for k in keypoints):
-        raise DataError(f"{source}: category id {category['id']}: 'keypoints' must be a list of "
-                        f"names, got {keypoints!r}",
-                        hint='e.g. "keypoints": ["nose", "left_eye", "right_eye", ...]')
+        raise DataError(
+            f"{source}: category id {category['id']}: 'keypoints' must be a list of "
+            f"names, got {keypoints!r}",
+            hint='e.g. "keypoints": ["nose", "left_eye", "right_eye", ...]',
+        )
     return category["id"], str(category.get("name", category["id"])), tuple(keypoints)
 
 
@@ -120,11 +127,22 @@ class DetectionRecord:
         if not self.normalized:
             return self
         scale = np.array([width, height, width, height], dtype=np.float32)
-        segmentations = None if self.segmentations is None else tuple(
-            [(np.asarray(p, dtype=np.float64).reshape(-1, 2) * (width, height)).ravel().tolist()
-             for p in polygons] for polygons in self.segmentations)
-        return replace(self, boxes=self.boxes * scale, segmentations=segmentations,
-                       normalized=False)
+        segmentations = (
+            None
+            if self.segmentations is None
+            else tuple(
+                [
+                    (np.asarray(p, dtype=np.float64).reshape(-1, 2) * (width, height))
+                    .ravel()
+                    .tolist()
+                    for p in polygons
+                ]
+                for polygons in self.segmentations
+            )
+        )
+        return replace(
+            self, boxes=self.boxes * scale, segmentations=segmentations, normalized=False
+        )
 
 
 def decode_image(record: DetectionRecord) -> np.ndarray:
@@ -137,11 +155,15 @@ def decode_image(record: DetectionRecord) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"{record.image_path}: image file is missing ({record.where()})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"{record.image_path}: cannot decode the image ({record.where()}): {error}",
-                        hint="re-download or remove the file") from None
+        raise DataError(
+            f"{record.image_path}: cannot decode the image ({record.where()}): {error}",
+            hint="re-download or remove the file",
+        ) from None
     if record.size is not None and tuple(pixels.shape[:2]) != tuple(record.size):
-        raise DataError(f"{record.image_path}: image is {pixels.shape[1]}x{pixels.shape[0]} but "
-                        f"{record.where()} says {record.size[1]}x{record.size[0]} (width x height)")
+        raise DataError(
+            f"{record.image_path}: image is {pixels.shape[1]}x{pixels.shape[0]} but "
+            f"{record.where()} says {record.size[1]}x{record.size[0]} (width x height)"
+        )
     return pixels
 
 
@@ -155,8 +177,10 @@ def decode_masks(record: DetectionRecord, height: int, width: int) -> np.ndarray
             rle = to_rle(segmentation, height, width, mask_utils)
             masks[index] = mask_utils.decode(rle)
         except (TypeError, ValueError, KeyError, IndexError) as error:
-            raise DataError(f"{record.where(index)}: malformed 'segmentation': {error}",
-                            hint="polygons [[x1, y1, x2, y2, ...]] or RLE {size, counts}") from None
+            raise DataError(
+                f"{record.where(index)}: malformed 'segmentation': {error}",
+                hint="polygons [[x1, y1, x2, y2, ...]] or RLE {size, counts}",
+            ) from None
     return masks
 
 
@@ -172,8 +196,10 @@ def to_rle(segmentation: Any, height: int, width: int, mask_utils: Any) -> dict:
     if isinstance(segmentation["counts"], list):
         return mask_utils.frPyObjects(segmentation, height, width)
     counts = segmentation["counts"]
-    return {"size": segmentation["size"],
-            "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return {
+        "size": segmentation["size"],
+        "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+    }
 
 
 class DetectionDataset(Dataset):
@@ -183,9 +209,15 @@ class DetectionDataset(Dataset):
     with the same number of workers draws the same augmentations again, after a resume too.
     ``keypoint_names`` (``LabelMap.keypoint_names``) tell which keypoints a flip swaps."""
 
-    def __init__(self, records: list[DetectionRecord], transform: Any, seeding: EpochSeeding,
-                 masks: bool = False, keypoints: bool = False,
-                 keypoint_names: tuple[tuple[str, ...], ...] = ()):
+    def __init__(
+        self,
+        records: list[DetectionRecord],
+        transform: Any,
+        seeding: EpochSeeding,
+        masks: bool = False,
+        keypoints: bool = False,
+        keypoint_names: tuple[tuple[str, ...], ...] = (),
+    ):
         from visionflow.datamodules.transforms.detection import label_mirror_orders
 
         self.records = records
@@ -199,23 +231,29 @@ class DetectionDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, DetectionTarget]:
-        from visionflow.datamodules.transforms.detection import (annotation_mirror_orders,
-                                                                 apply_detection_transform)
+        from visionflow.datamodules.transforms.detection import (
+            annotation_mirror_orders,
+            apply_detection_transform,
+        )
 
         seed = self.seeding.new_seed()
         if seed is not None:
             self.transform.set_random_seed(seed)
         record = self.records[index]
-        pixels = decode_image(record)                                   # uint8 [H, W, 3]
+        pixels = decode_image(record)  # uint8 [H, W, 3]
         record = record.in_pixels(*pixels.shape[:2])
         masks = decode_masks(record, *pixels.shape[:2]) if self.masks else None
         keypoints = record.keypoints if self.keypoints else None
-        mirror = None if keypoints is None else \
-            annotation_mirror_orders(self.mirror_orders, record.labels, keypoints.shape[1])
-        out = apply_detection_transform(self.transform, pixels, record.boxes, masks, keypoints,
-                                        mirror)
+        mirror = (
+            None
+            if keypoints is None
+            else annotation_mirror_orders(self.mirror_orders, record.labels, keypoints.shape[1])
+        )
+        out = apply_detection_transform(
+            self.transform, pixels, record.boxes, masks, keypoints, mirror
+        )
         image = torch.from_numpy(np.ascontiguousarray(out.image.transpose(2, 0, 1)))
-        return image, make_target(record, out)                          # [C, H, W] float32
+        return image, make_target(record, out)  # [C, H, W] float32
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the train sampler each epoch: augmentation seeds follow the epoch."""
@@ -236,7 +274,8 @@ def make_target(record: DetectionRecord, out: Any) -> DetectionTarget:
         iscrowd=torch.as_tensor(record.iscrowd[out.kept], dtype=torch.bool),
         masks=None if out.masks is None else torch.as_tensor(out.masks, dtype=torch.uint8),
         keypoints=None if out.keypoints is None else torch.as_tensor(out.keypoints),
-        area=torch.as_tensor(area * scale, dtype=torch.float32))
+        area=torch.as_tensor(area * scale, dtype=torch.float32),
+    )
 
 
 def box_areas(boxes: np.ndarray) -> np.ndarray:
@@ -247,8 +286,9 @@ def box_areas(boxes: np.ndarray) -> np.ndarray:
 
 def collate_detection(samples: list[tuple[torch.Tensor, DetectionTarget]]) -> DetectionBatch:
     """Images stay a list (sizes may differ); one target per image."""
-    return PinnableDetectionBatch(images=[image for image, _ in samples],
-                                  targets=[target for _, target in samples])
+    return PinnableDetectionBatch(
+        images=[image for image, _ in samples], targets=[target for _, target in samples]
+    )
 
 
 class PinnableDetectionBatch(DetectionBatch):
@@ -256,8 +296,10 @@ class PinnableDetectionBatch(DetectionBatch):
     pinning returns a plain :class:`DetectionBatch`."""
 
     def pin_memory(self) -> DetectionBatch:
-        return DetectionBatch([image.pin_memory() for image in self.images],
-                              [pinned_target(target) for target in self.targets])
+        return DetectionBatch(
+            [image.pin_memory() for image in self.images],
+            [pinned_target(target) for target in self.targets],
+        )
 
 
 def pinned_target(target: DetectionTarget) -> DetectionTarget:

@@ -26,16 +26,35 @@ class DigitsDataModule(TensorDataModule):
 
     default_transforms = {"train": "digits_train", "eval": "digits_eval"}
 
-    def __init__(self, image_size: int = 32, test_fraction: float = 0.2, *, batch_size: int = 64,
-                 num_workers: int = 0, pin_memory: bool = False, seed: int = 0,
-                 val_fraction: float = 0.1, transforms: dict | None = None, device: str = "cpu",
-                 limit: int | None = None):
+    def __init__(
+        self,
+        image_size: int = 32,
+        test_fraction: float = 0.2,
+        *,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        transforms: dict | None = None,
+        device: str = "cpu",
+        limit: int | None = None,
+    ):
         check_fraction("test_fraction", test_fraction)
-        context = TransformContext(mean=DIGITS_MEAN, std=DIGITS_STD,
-                                   image_size=square(image_size), source_size=(8, 8))
-        super().__init__(context=context, batch_size=batch_size, num_workers=num_workers,
-                         pin_memory=pin_memory, seed=seed, val_fraction=val_fraction,
-                         transforms=transforms, device=device, limit=limit)
+        context = TransformContext(
+            mean=DIGITS_MEAN, std=DIGITS_STD, image_size=square(image_size), source_size=(8, 8)
+        )
+        super().__init__(
+            context=context,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            seed=seed,
+            val_fraction=val_fraction,
+            transforms=transforms,
+            device=device,
+            limit=limit,
+        )
         self.test_fraction = test_fraction
 
     @property

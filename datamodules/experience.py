@@ -47,12 +47,17 @@ class Environments:
         import gymnasium as gym
 
         try:
-            return gym.make_vec(self.environment, num_envs=count, vectorization_mode="sync",
-                                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
-                                **self.env_args)
+            return gym.make_vec(
+                self.environment,
+                num_envs=count,
+                vectorization_mode="sync",
+                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+                **self.env_args,
+            )
         except gym.error.Error as error:
-            raise SpecError(f"environment: {error}",
-                            hint="a gymnasium id such as CartPole-v1 or Acrobot-v1") from None
+            raise SpecError(
+                f"environment: {error}", hint="a gymnasium id such as CartPole-v1 or Acrobot-v1"
+            ) from None
         except TypeError as error:
             raise SpecError(f"env_args: {self.environment} does not take them ({error})") from None
 
@@ -68,11 +73,15 @@ class Environments:
             count, kind = int(actions.n), "discrete"
         else:
             count, kind = int(np.prod(actions.shape)), "continuous"
-        return RLDatasetInfo(num_classes=count, class_names=tuple(f"action_{i}" for i in range(count)),
-                             in_channels=shape[0] if len(shape) == 3 else 1,
-                             image_size=shape[1:] if len(shape) == 3 else None,
-                             observation_shape=shape, action_space=kind,
-                             environment=self.environment)
+        return RLDatasetInfo(
+            num_classes=count,
+            class_names=tuple(f"action_{i}" for i in range(count)),
+            in_channels=shape[0] if len(shape) == 3 else 1,
+            image_size=shape[1:] if len(shape) == 3 else None,
+            observation_shape=shape,
+            action_space=kind,
+            environment=self.environment,
+        )
 
 
 def observations_tensor(observations: np.ndarray, actor: Actor) -> torch.Tensor:
@@ -128,8 +137,15 @@ class RolloutStream(IterableDataset):
     """``batches`` rollouts per pass, collected with the actor ``actor_source()`` returns; the
     environments and their episodes carry on from one pass to the next."""
 
-    def __init__(self, environments: Environments, num_envs: int, steps: int, batches: int,
-                 seed: int, actor_source: Callable[[], Actor]):
+    def __init__(
+        self,
+        environments: Environments,
+        num_envs: int,
+        steps: int,
+        batches: int,
+        seed: int,
+        actor_source: Callable[[], Actor],
+    ):
         self.environments, self.num_envs, self.steps = environments, num_envs, steps
         self.batches, self.seed, self.actor_source = batches, seed, actor_source
         self.env: Any = None
@@ -142,7 +158,9 @@ class RolloutStream(IterableDataset):
     def __iter__(self):
         if self.env is None:
             self.env = self.environments.make_vector(self.num_envs)
-            self.observations, _ = self.env.reset(seed=[self.seed + i for i in range(self.num_envs)])
+            self.observations, _ = self.env.reset(
+                seed=[self.seed + i for i in range(self.num_envs)]
+            )
         actor = self.actor_source()
         for _ in range(self.batches):
             yield self.collect(actor)
@@ -150,9 +168,14 @@ class RolloutStream(IterableDataset):
     def collect(self, actor: Actor) -> RolloutBatch:
         """One rollout of ``steps`` steps of every environment."""
         steps = [self._step(actor) for _ in range(self.steps)]
-        stacked = {key: torch.stack([torch.as_tensor(step[key]) for step in steps])
-                   for key in steps[0] if key != "ended_returns"}
-        return RolloutBatch(**stacked, episode_returns=[r for s in steps for r in s["ended_returns"]])
+        stacked = {
+            key: torch.stack([torch.as_tensor(step[key]) for step in steps])
+            for key in steps[0]
+            if key != "ended_returns"
+        }
+        return RolloutBatch(
+            **stacked, episode_returns=[r for s in steps for r in s["ended_returns"]]
+        )
 
     def _step(self, actor: Actor) -> dict[str, Any]:
         observations = self.observations
@@ -167,11 +190,15 @@ class RolloutStream(IterableDataset):
         ended_returns = self.running[ended].tolist()
         self.running[ended] = 0.0
         self.observations = following
-        step = {"observations": torch.as_tensor(observations, dtype=torch.float32),
-                "actions": actions, "rewards": torch.as_tensor(rewards, dtype=torch.float32),
-                "next_observations": torch.as_tensor(next_observations, dtype=torch.float32),
-                "terminated": torch.as_tensor(terminated), "episode_ends": torch.as_tensor(ended),
-                "ended_returns": ended_returns}
+        step = {
+            "observations": torch.as_tensor(observations, dtype=torch.float32),
+            "actions": actions,
+            "rewards": torch.as_tensor(rewards, dtype=torch.float32),
+            "next_observations": torch.as_tensor(next_observations, dtype=torch.float32),
+            "terminated": torch.as_tensor(terminated),
+            "episode_ends": torch.as_tensor(ended),
+            "ended_returns": ended_returns,
+        }
         if output.log_probs is not None:
             step["log_probs"], step["values"] = output.log_probs.cpu(), output.values.cpu()
         return step
@@ -182,16 +209,26 @@ class ExperienceDataModule(VisionDataModule):
     """Rollouts of gymnasium environments for training, seeded episodes for evaluation (see the
     module docstring)."""
 
-    def __init__(self, environment: str = "CartPole-v1", env_args: dict[str, Any] | None = None,
-                 num_envs: int = 4, rollout_steps: int = 128, rollouts_per_epoch: int = 10,
-                 val_seeds: int | list[int] = 10, test_seeds: int | list[int] = 100,
-                 episodes_per_batch: int = 10, seed: int = 0):
+    def __init__(
+        self,
+        environment: str = "CartPole-v1",
+        env_args: dict[str, Any] | None = None,
+        num_envs: int = 4,
+        rollout_steps: int = 128,
+        rollouts_per_epoch: int = 10,
+        val_seeds: int | list[int] = 10,
+        test_seeds: int | list[int] = 100,
+        episodes_per_batch: int = 10,
+        seed: int = 0,
+    ):
         super().__init__()
         self.save_hyperparameters(logger=False)
         _check_arguments(num_envs, rollout_steps, rollouts_per_epoch, episodes_per_batch)
         self.environments = Environments(environment, env_args)
-        self.seeds = {"val": seed_list(val_seeds, VAL_SEED_START, "val_seeds"),
-                      "test": seed_list(test_seeds, TEST_SEED_START, "test_seeds")}
+        self.seeds = {
+            "val": seed_list(val_seeds, VAL_SEED_START, "val_seeds"),
+            "test": seed_list(test_seeds, TEST_SEED_START, "test_seeds"),
+        }
         self._info = self.environments.describe()
         self._stream: RolloutStream | None = None
 
@@ -203,9 +240,11 @@ class ExperienceDataModule(VisionDataModule):
         """The task the trainer fits: the policy that collects the training rollouts."""
         module = self.trainer.lightning_module if self.trainer is not None else None
         if not callable(getattr(module, "act", None)):
-            raise RunError("the experience datamodule collects rollouts with the task a Lightning "
-                           f"Trainer fits, and got {type(module).__name__}",
-                           hint="fit an RL task (dqn, policy_gradient, ppo) on it")
+            raise RunError(
+                "the experience datamodule collects rollouts with the task a Lightning "
+                f"Trainer fits, and got {type(module).__name__}",
+                hint="fit an RL task (dqn, policy_gradient, ppo) on it",
+            )
         return module
 
     def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
@@ -213,14 +252,24 @@ class ExperienceDataModule(VisionDataModule):
         if split == "train":
             if self._stream is None:
                 rank = self.trainer.global_rank if self.trainer is not None else 0
-                self._stream = RolloutStream(self.environments, hp.num_envs, hp.rollout_steps,
-                                             hp.rollouts_per_epoch, mix_seed(hp.seed, rank),
-                                             self.actor)
+                self._stream = RolloutStream(
+                    self.environments,
+                    hp.num_envs,
+                    hp.rollout_steps,
+                    hp.rollouts_per_epoch,
+                    mix_seed(hp.seed, rank),
+                    self.actor,
+                )
             return DataLoader(self._stream, batch_size=None)
-        return DataLoader(SeedList(self.seeds[split]), batch_size=hp.episodes_per_batch,
-                          collate_fn=EpisodeCollate(EpisodePlayer(self.environments)))
+        return DataLoader(
+            SeedList(self.seeds[split]),
+            batch_size=hp.episodes_per_batch,
+            collate_fn=EpisodeCollate(EpisodePlayer(self.environments)),
+        )
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
         """Episode batches hold seeds and the player, nothing to move."""
         if isinstance(batch, EpisodeBatch):
             return batch
@@ -238,10 +287,14 @@ def seed_list(seeds: int | list[int], start: int, key: str) -> list[int]:
     return [int(s) for s in seeds]
 
 
-def _check_arguments(num_envs: int, rollout_steps: int, rollouts_per_epoch: int,
-                     episodes_per_batch: int) -> None:
-    for key, value in (("num_envs", num_envs), ("rollout_steps", rollout_steps),
-                       ("rollouts_per_epoch", rollouts_per_epoch),
-                       ("episodes_per_batch", episodes_per_batch)):
+def _check_arguments(
+    num_envs: int, rollout_steps: int, rollouts_per_epoch: int, episodes_per_batch: int
+) -> None:
+    for key, value in (
+        ("num_envs", num_envs),
+        ("rollout_steps", rollout_steps),
+        ("rollouts_per_epoch", rollouts_per_epoch),
+        ("episodes_per_batch", episodes_per_batch),
+    ):
         if value < 1:
             raise SpecError(f"{key}: must be >= 1, got {value}")

@@ -30,8 +30,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from visionflow.batches import ImageClassificationBatch
-from visionflow.datamodules.base import (EpochSeeding, ImageClassificationDataModule,
-                                         check_fraction, holdout_split, square)
+from visionflow.datamodules.base import (
+    EpochSeeding,
+    ImageClassificationDataModule,
+    check_fraction,
+    holdout_split,
+    square,
+)
 from visionflow.datamodules.transforms import TransformContext
 from visionflow.errors import DataError, SpecError
 from visionflow.registry import DATAMODULES
@@ -54,8 +59,10 @@ def decode_image(path: str, channels: int) -> np.ndarray:
                 image = image.convert("RGBA")
             converted = image.convert("RGB" if channels == 3 else "L")
     except Exception as error:  # PIL raises OSError, ValueError, SyntaxError, ... for bad files
-        raise DataError(f"{path}: cannot decode image ({type(error).__name__}: {error})",
-                        hint="replace or delete the file, or set skip_bad_files: true") from None
+        raise DataError(
+            f"{path}: cannot decode image ({type(error).__name__}: {error})",
+            hint="replace or delete the file, or set skip_bad_files: true",
+        ) from None
     array = np.asarray(converted)
     return array[..., None] if array.ndim == 2 else array
 
@@ -71,8 +78,15 @@ class ImageFileDataset(Dataset):
     """``samples`` of ``(path, label)``; item ``i`` is ``(image float32 [C, H, W], label)`` after
     ``pipeline``, or a :class:`DecodeFailure`."""
 
-    def __init__(self, samples: list[Sample], pipeline: A.Compose, channels: int, *,
-                 seed: int = 0, rank: int = 0):
+    def __init__(
+        self,
+        samples: list[Sample],
+        pipeline: A.Compose,
+        channels: int,
+        *,
+        seed: int = 0,
+        rank: int = 0,
+    ):
         self.samples = samples
         self.pipeline = copy.deepcopy(pipeline)  # its own random state, apart from other splits'
         self.channels = channels
@@ -111,10 +125,14 @@ class CollateImages:
         for failure in failures:
             warnings.warn(f"skipping {failure.error.message}", stacklevel=2)
         good = [s for s in samples if not isinstance(s, DecodeFailure)]
-        images = torch.stack([image for image, _ in good]) if good \
+        images = (
+            torch.stack([image for image, _ in good])
+            if good
             else torch.zeros((0, *self.image_shape))
-        return ImageClassificationBatch(images, torch.tensor([lbl for _, lbl in good],
-                                                             dtype=torch.int64))
+        )
+        return ImageClassificationBatch(
+            images, torch.tensor([lbl for _, lbl in good], dtype=torch.int64)
+        )
 
 
 class ImageFolderLoader(DataLoader):
@@ -150,24 +168,50 @@ class ImageFolderDataModule(ImageClassificationDataModule):
 
     default_transforms = {"train": "imagenet_train", "eval": "imagenet_eval"}
 
-    def __init__(self, root: str, image_size: int = 224, channels: int = 3,
-                 test_fraction: float = 0.1, skip_bad_files: bool = False,
-                 mean: list[float] | None = None, std: list[float] | None = None, *,
-                 batch_size: int = 32, num_workers: int = 0, pin_memory: bool = False,
-                 seed: int = 0, val_fraction: float = 0.1, transforms: dict | None = None,
-                 device: str = "cpu", limit: int | None = None):
+    def __init__(
+        self,
+        root: str,
+        image_size: int = 224,
+        channels: int = 3,
+        test_fraction: float = 0.1,
+        skip_bad_files: bool = False,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        *,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        transforms: dict | None = None,
+        device: str = "cpu",
+        limit: int | None = None,
+    ):
         if channels not in (1, 3):
             raise SpecError(f"channels: must be 1 or 3, got {channels}")
         check_fraction("test_fraction", test_fraction)
-        context = TransformContext(mean=_stats("mean", mean, IMAGENET_MEAN, channels),
-                                   std=_stats("std", std, IMAGENET_STD, channels),
-                                   image_size=square(image_size))
-        super().__init__(context=context, batch_size=batch_size, num_workers=num_workers,
-                         pin_memory=pin_memory, seed=seed, val_fraction=val_fraction,
-                         transforms=transforms, device=device, limit=limit)
+        context = TransformContext(
+            mean=_stats("mean", mean, IMAGENET_MEAN, channels),
+            std=_stats("std", std, IMAGENET_STD, channels),
+            image_size=square(image_size),
+        )
+        super().__init__(
+            context=context,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            seed=seed,
+            val_fraction=val_fraction,
+            transforms=transforms,
+            device=device,
+            limit=limit,
+        )
         if torch.device(device).type != "cpu":
-            warnings.warn(f"image_folder decodes on the host; device {device!r} is left to the "
-                          "Trainer, which moves each batch", stacklevel=2)
+            warnings.warn(
+                f"image_folder decodes on the host; device {device!r} is left to the "
+                "Trainer, which moves each batch",
+                stacklevel=2,
+            )
         self.root = Path(root)
         self.channels = channels
         self.test_fraction = test_fraction
@@ -182,8 +226,10 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         folder = self.root / "train" if self._has_split_folders() else self.root
         names = tuple(sorted(p.name for p in _subfolders(folder)))
         if not names:
-            raise DataError(f"{folder}: no class folders found",
-                            hint="expected root/<class>/<image> or root/train/<class>/<image>")
+            raise DataError(
+                f"{folder}: no class folders found",
+                hint="expected root/<class>/<image> or root/train/<class>/<image>",
+            )
         return names
 
     def _has_split_folders(self) -> bool:
@@ -196,15 +242,19 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         """``{split: samples}`` from the folder layout (see the module docstring)."""
         if not self._has_split_folders():
             return self._split_by_seed(self._scan(self.root), {"test": self.test_fraction})
-        present = {s: self._scan(self.root / s) for s in ("train", "val", "test")
-                   if (self.root / s).is_dir()}
+        present = {
+            s: self._scan(self.root / s)
+            for s in ("train", "val", "test")
+            if (self.root / s).is_dir()
+        }
         if "val" not in present:
             present.update(self._split_by_seed(present.pop("train"), {}))
         present.setdefault("test", present["val"])
         return present
 
-    def _split_by_seed(self, samples: list[Sample], held_out: dict[str, float]
-                       ) -> dict[str, list[Sample]]:
+    def _split_by_seed(
+        self, samples: list[Sample], held_out: dict[str, float]
+    ) -> dict[str, list[Sample]]:
         """Hold out each fraction of ``held_out`` (in order), then ``val_fraction``, from
         ``samples``; stratified and fixed by seed."""
         splits: dict[str, list[Sample]] = {}
@@ -221,10 +271,15 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         samples = []
         for class_folder in _subfolders(folder):
             if class_folder.name not in index:
-                raise DataError(f"{class_folder}: class {class_folder.name!r} is not among the "
-                                f"train classes", hint="every split needs the train class folders")
-            files = sorted(p for p in class_folder.rglob("*")
-                           if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                raise DataError(
+                    f"{class_folder}: class {class_folder.name!r} is not among the train classes",
+                    hint="every split needs the train class folders",
+                )
+            files = sorted(
+                p
+                for p in class_folder.rglob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
             samples += [(str(p), index[class_folder.name]) for p in files]
         if not samples:
             raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in class folders")
@@ -233,23 +288,34 @@ class ImageFolderDataModule(ImageClassificationDataModule):
     def _build_dataset(self, split: str) -> ImageFileDataset:
         samples = self._splits[split]
         kept = self.limited(np.array([label for _, label in samples], dtype=np.int64))
-        return ImageFileDataset([samples[i] for i in kept], self.pipelines[self.phase(split)],
-                                self.channels, seed=self.seed, rank=self.rank)
+        return ImageFileDataset(
+            [samples[i] for i in kept],
+            self.pipelines[self.phase(split)],
+            self.channels,
+            seed=self.seed,
+            rank=self.rank,
+        )
 
     def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
         height, width, channels = self.output_shapes[self.phase(split)]
         collate = CollateImages(self.skip_bad_files, (channels, height, width))
-        return self.make_loader(self.dataset(split), shuffle=shuffle, collate_fn=collate,
-                                num_workers=self.num_workers, pin_memory=self.pin_memory,
-                                loader_class=ImageFolderLoader)
+        return self.make_loader(
+            self.dataset(split),
+            shuffle=shuffle,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            loader_class=ImageFolderLoader,
+        )
 
 
 def _subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _stats(name: str, given: list[float] | None, imagenet: tuple[float, ...], channels: int
-           ) -> tuple[float, ...]:
+def _stats(
+    name: str, given: list[float] | None, imagenet: tuple[float, ...], channels: int
+) -> tuple[float, ...]:
     """Per-channel stats: ``given``, else ImageNet's (averaged for one channel)."""
     if given is None:
         return imagenet if channels == 3 else (float(np.mean(imagenet)),)

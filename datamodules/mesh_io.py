@@ -30,8 +30,10 @@ def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """``(verts float32 [V, 3], faces int64 [F, 3])`` of the mesh file ``path``."""
     path = Path(path)
     if path.suffix.lower() not in MESH_SUFFIXES:
-        raise DataError(f"{path}: not a mesh file this reader knows",
-                        hint="use one of " + ", ".join(MESH_SUFFIXES))
+        raise DataError(
+            f"{path}: not a mesh file this reader knows",
+            hint="use one of " + ", ".join(MESH_SUFFIXES),
+        )
     if path.suffix.lower() == ".off":
         verts, faces = _read_off(path)
     elif path.suffix.lower() == ".obj":
@@ -41,23 +43,27 @@ def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return check_mesh(verts, faces, path)
 
 
-def check_mesh(verts: np.ndarray, faces: np.ndarray, path: str | Path
-               ) -> tuple[np.ndarray, np.ndarray]:
+def check_mesh(
+    verts: np.ndarray, faces: np.ndarray, path: str | Path
+) -> tuple[np.ndarray, np.ndarray]:
     """The mesh with degenerate faces dropped; DataError naming ``path`` if it is unusable."""
     verts = np.asarray(verts, dtype=np.float32).reshape(-1, 3)
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(verts) == 0 or len(faces) == 0:
-        raise DataError(f"{path}: empty mesh ({len(verts)} vertices, {len(faces)} faces)",
-                        hint="faces must be a face element or f lines (triangle strips are "
-                             "not read)")
+        raise DataError(
+            f"{path}: empty mesh ({len(verts)} vertices, {len(faces)} faces)",
+            hint="faces must be a face element or f lines (triangle strips are not read)",
+        )
     if not np.isfinite(verts).all():
         bad = int(np.flatnonzero(~np.isfinite(verts).all(1))[0])
         raise DataError(f"{path}: vertex {bad} has a NaN or infinite coordinate")
     if faces.min() < 0 or faces.max() >= len(verts):
-        raise DataError(f"{path}: a face indexes vertex {int(faces.max())} of {len(verts)} "
-                        f"(or a negative one)")
-    distinct = ((faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2])
-                & (faces[:, 0] != faces[:, 2]))
+        raise DataError(
+            f"{path}: a face indexes vertex {int(faces.max())} of {len(verts)} (or a negative one)"
+        )
+    distinct = (
+        (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    )
     if not distinct.any():
         raise DataError(f"{path}: every face is degenerate (repeats a vertex)")
     return verts, faces[distinct]
@@ -68,8 +74,10 @@ def read_point_cloud(path: str | Path) -> np.ndarray:
     holes) are dropped; a cloud with none left raises a DataError."""
     path = Path(path)
     if path.suffix.lower() not in POINT_SUFFIXES:
-        raise DataError(f"{path}: not a point-cloud file this reader knows",
-                        hint="use one of " + ", ".join(POINT_SUFFIXES))
+        raise DataError(
+            f"{path}: not a point-cloud file this reader knows",
+            hint="use one of " + ", ".join(POINT_SUFFIXES),
+        )
     _must_exist(path)
     import open3d as o3d
 
@@ -86,12 +94,19 @@ def write_mesh(path: str | Path, verts: np.ndarray, faces: np.ndarray) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(verts, np.float64)),
-                                     o3d.utility.Vector3iVector(np.asarray(faces, np.int32)))
+    mesh = o3d.geometry.TriangleMesh(
+        o3d.utility.Vector3dVector(np.asarray(verts, np.float64)),
+        o3d.utility.Vector3iVector(np.asarray(faces, np.int32)),
+    )
     handle, temporary = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
     os.close(handle)
-    if not o3d.io.write_triangle_mesh(temporary, mesh, write_vertex_normals=False,
-                                      write_vertex_colors=False, write_triangle_uvs=False):
+    if not o3d.io.write_triangle_mesh(
+        temporary,
+        mesh,
+        write_vertex_normals=False,
+        write_vertex_colors=False,
+        write_triangle_uvs=False,
+    ):
         os.unlink(temporary)
         raise DataError(f"{path}: open3d could not write the mesh")
     os.replace(temporary, path)
@@ -132,9 +147,9 @@ def _read_off(path: Path) -> tuple[np.ndarray, np.ndarray]:
         body = lines[1:]
         verts = np.array([body[i].split()[:3] for i in range(vertex_count)], dtype=np.float64)
         faces = []
-        for line in body[vertex_count:vertex_count + face_count]:
+        for line in body[vertex_count : vertex_count + face_count]:
             fields = line.split()
-            faces.append(_fan([int(i) for i in fields[1:int(fields[0]) + 1]]))
+            faces.append(_fan([int(i) for i in fields[1 : int(fields[0]) + 1]]))
     except (ValueError, IndexError):
         raise DataError(f"{path}: malformed OFF file (counts, vertex or face lines)") from None
     return verts, _stack(faces)
@@ -153,8 +168,9 @@ def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 ring = [int(field.split("/")[0]) for field in fields[1:]]
                 faces.append(_fan([i - 1 if i > 0 else len(verts) + i for i in ring]))
     except (ValueError, IndexError):
-        raise DataError(f"{path}: malformed OBJ line (v needs 3 numbers, f vertex indices)") \
-            from None
+        raise DataError(
+            f"{path}: malformed OBJ line (v needs 3 numbers, f vertex indices)"
+        ) from None
     return np.array(verts, dtype=np.float64), _stack(faces)
 
 
@@ -162,8 +178,9 @@ def _fan(ring: list[int]) -> np.ndarray:
     """Triangles ``[n - 2, 3]`` of the polygon with vertex indices ``ring``."""
     if len(ring) < 3:
         raise ValueError("a face needs three vertices")
-    return np.array([[ring[0], ring[k], ring[k + 1]] for k in range(1, len(ring) - 1)],
-                    dtype=np.int64)
+    return np.array(
+        [[ring[0], ring[k], ring[k + 1]] for k in range(1, len(ring) - 1)], dtype=np.int64
+    )
 
 
 def _stack(faces: list[np.ndarray]) -> np.ndarray:

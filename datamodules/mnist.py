@@ -42,18 +42,25 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     try:
         data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, zlib.error) as error:
-        raise DataError(f"{path}: cannot read ({error})",
-                        hint="the file is damaged: delete it and fetch it again") from None
+        raise DataError(
+            f"{path}: cannot read ({error})",
+            hint="the file is damaged: delete it and fetch it again",
+        ) from None
     header = 4 + 4 * ndim
     if len(data) < header or data[:2] != b"\0\0" or data[2] != IDX_UBYTE or data[3] != ndim:
-        raise DataError(f"{path}: not an IDX file of {ndim}-d unsigned bytes (magic number "
-                        f"{data[:4].hex() or 'missing'}, expected 0000080{ndim})",
-                        hint="the file is damaged or is not an MNIST-style IDX file")
+        raise DataError(
+            f"{path}: not an IDX file of {ndim}-d unsigned bytes (magic number "
+            f"{data[:4].hex() or 'missing'}, expected 0000080{ndim})",
+            hint="the file is damaged or is not an MNIST-style IDX file",
+        )
     shape = struct.unpack(f">{ndim}I", data[4:header])
     if len(data) - header != int(np.prod(shape)):
-        raise DataError(f"{path}: header promises {'x'.join(map(str, shape))} = "
-                        f"{int(np.prod(shape))} bytes of data but the file has "
-                        f"{len(data) - header}", hint="the file is truncated or damaged")
+        raise DataError(
+            f"{path}: header promises {'x'.join(map(str, shape))} = "
+            f"{int(np.prod(shape))} bytes of data but the file has "
+            f"{len(data) - header}",
+            hint="the file is truncated or damaged",
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -69,15 +76,35 @@ class IDXDataModule(TensorDataModule):
     names: ClassVar[tuple[str, ...]]
     default_transforms = {"train": "mnist_train", "eval": "mnist_eval"}
 
-    def __init__(self, root: str = "data", download: bool = False, image_size: int = 28, *,
-                 batch_size: int = 128, num_workers: int = 0, pin_memory: bool = False,
-                 seed: int = 0, val_fraction: float = 0.1, transforms: dict | None = None,
-                 device: str = "cpu", limit: int | None = None):
-        context = TransformContext(mean=self.mean, std=self.std, image_size=square(image_size),
-                                   source_size=(28, 28))
-        super().__init__(context=context, batch_size=batch_size, num_workers=num_workers,
-                         pin_memory=pin_memory, seed=seed, val_fraction=val_fraction,
-                         transforms=transforms, device=device, limit=limit)
+    def __init__(
+        self,
+        root: str = "data",
+        download: bool = False,
+        image_size: int = 28,
+        *,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        transforms: dict | None = None,
+        device: str = "cpu",
+        limit: int | None = None,
+    ):
+        context = TransformContext(
+            mean=self.mean, std=self.std, image_size=square(image_size), source_size=(28, 28)
+        )
+        super().__init__(
+            context=context,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            seed=seed,
+            val_fraction=val_fraction,
+            transforms=transforms,
+            device=device,
+            limit=limit,
+        )
         self.root = Path(root)
         self.download = download
 
@@ -97,21 +124,29 @@ class IDXDataModule(TensorDataModule):
         files = self._find_files()
         if files is None:
             raise self._missing_files_error()
-        return {split: self._read_split(files[images], files[labels])
-                for split, (images, labels) in IDX_FILES.items()}
+        return {
+            split: self._read_split(files[images], files[labels])
+            for split, (images, labels) in IDX_FILES.items()
+        }
 
     def _read_split(self, images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
         images, labels = read_idx(images_path, 3), read_idx(labels_path, 1)
         if len(images) != len(labels):
-            raise DataError(f"{images_path} holds {len(images)} images but {labels_path} holds "
-                            f"{len(labels)} labels", hint="the two files come from different sets")
+            raise DataError(
+                f"{images_path} holds {len(images)} images but {labels_path} holds "
+                f"{len(labels)} labels",
+                hint="the two files come from different sets",
+            )
         if images.shape[1:] != (28, 28):
-            raise DataError(f"{images_path}: images are {images.shape[1]}x{images.shape[2]}, "
-                            "expected 28x28")
+            raise DataError(
+                f"{images_path}: images are {images.shape[1]}x{images.shape[2]}, expected 28x28"
+            )
         bad = np.flatnonzero(labels >= len(self.names))
         if len(bad):
-            raise DataError(f"{labels_path}: record {bad[0]} has label {labels[bad[0]]}, "
-                            f"expected 0-{len(self.names) - 1}")
+            raise DataError(
+                f"{labels_path}: record {bad[0]} has label {labels[bad[0]]}, "
+                f"expected 0-{len(self.names) - 1}"
+            )
         return images[..., None], labels.astype(np.int64)  # [N, 28, 28, 1], [N]
 
     def _find_files(self) -> dict[str, Path] | None:
@@ -131,7 +166,8 @@ class IDXDataModule(TensorDataModule):
             f"{self.title} files not found: missing {', '.join(f'{n}[.gz]' for n in missing)} in "
             f"{folder} (also searched {searched})",
             hint=f"put the four IDX files (gzipped or not) in {folder}/ or flat in {self.root}/, "
-                 f"or pass download: true{self.install_hint}")
+            f"or pass download: true{self.install_hint}",
+        )
 
     def _download(self) -> None:
         from torchvision import datasets
@@ -142,12 +178,14 @@ class IDXDataModule(TensorDataModule):
         try:
             for filename, md5 in source.resources:
                 if _either(target / filename.removesuffix(".gz")) is None:
-                    download_and_extract_archive(source.mirrors[0] + filename, target,
-                                                 filename=filename, md5=md5)
+                    download_and_extract_archive(
+                        source.mirrors[0] + filename, target, filename=filename, md5=md5
+                    )
         except Exception as error:  # urllib, ssl, socket, checksum: all mean "not downloaded"
-            raise DataError(f"downloading {self.title} to {target} failed: {error}",
-                            hint=f"without a network, copy the four files into {target}/"
-                                 f"{self.install_hint}") from None
+            raise DataError(
+                f"downloading {self.title} to {target} failed: {error}",
+                hint=f"without a network, copy the four files into {target}/{self.install_hint}",
+            ) from None
 
 
 def _either(path: Path) -> Path | None:
@@ -176,9 +214,21 @@ class FashionMNISTDataModule(IDXDataModule):
     title = "Fashion-MNIST"
     folder = "FashionMNIST"
     system_folders = ("/usr/share/datasets/fashion-mnist",)
-    install_hint = (", or `apt-get install dataset-fashion-mnist` (installs them in "
-                    "/usr/share/datasets/fashion-mnist, searched automatically)")
+    install_hint = (
+        ", or `apt-get install dataset-fashion-mnist` (installs them in "
+        "/usr/share/datasets/fashion-mnist, searched automatically)"
+    )
     mean = (0.2860,)
     std = (0.3530,)
-    names = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-             "Bag", "Ankle boot")
+    names = (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    )

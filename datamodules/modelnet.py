@@ -33,11 +33,19 @@ from visionflow.registry import DATAMODULES
 class ModelNetDataModule(PointCloudDataModule):
     """ModelNet meshes as labelled point clouds ``[B, num_points, 3]`` (see the module docstring)."""
 
-    def __init__(self, root: str = "data/ModelNet10", num_points: int = 1024,
-                 val_fraction: float = 0.1, batch_size: int = 32, num_workers: int = 0,
-                 seed: int = 0, transforms: dict[str, Any] | None = None):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
-                         transforms=transforms)
+    def __init__(
+        self,
+        root: str = "data/ModelNet10",
+        num_points: int = 1024,
+        val_fraction: float = 0.1,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        transforms: dict[str, Any] | None = None,
+    ):
+        super().__init__(
+            batch_size=batch_size, num_workers=num_workers, seed=seed, transforms=transforms
+        )
         if num_points < 1:
             raise SpecError(f"num_points: must be >= 1, got {num_points}")
         if not 0 <= val_fraction < 1:
@@ -47,8 +55,10 @@ class ModelNetDataModule(PointCloudDataModule):
     @property
     def class_names(self) -> tuple[str, ...]:
         if not self.root.is_dir():
-            raise DataError(f"{self.root}: no such folder",
-                            hint="root must hold one folder per class, each with train/ and test/")
+            raise DataError(
+                f"{self.root}: no such folder",
+                hint="root must hold one folder per class, each with train/ and test/",
+            )
         names = tuple(sorted(p.name for p in self.root.iterdir() if (p / "train").is_dir()))
         if not names:
             raise DataError(f"{self.root}: no class folder with a train/ subfolder")
@@ -57,21 +67,29 @@ class ModelNetDataModule(PointCloudDataModule):
     @property
     def info(self) -> PointCloudDatasetInfo:
         names = self.class_names
-        return PointCloudDatasetInfo(num_classes=len(names), class_names=names, in_channels=3,
-                                     num_points=self.num_points)
+        return PointCloudDatasetInfo(
+            num_classes=len(names), class_names=names, in_channels=3, num_points=self.num_points
+        )
 
     def setup(self, stage: str | None = None) -> None:
         rank = self.trainer.global_rank if self.trainer is not None else 0
         train, test = self.read_split("train"), self.read_split("test")
         kept, held = holdout_split(train["labels"].numpy(), self.val_fraction, self.seed)
-        splits = {"train": {k: v[kept] for k, v in train.items()},
-                  "val": {k: v[held] for k, v in train.items()}, "test": test}
+        splits = {
+            "train": {k: v[kept] for k, v in train.items()},
+            "val": {k: v[held] for k, v in train.items()},
+            "test": test,
+        }
         for split, fields in splits.items():
             transform = self.pipeline(split)
             self.splits[split] = TensorBatches(
-                fields, lambda f, generator, t=transform: PointCloudBatch(
-                    points=t(f["points"], generator), labels=f["labels"]),
-                seed=self.seed, rank=rank)
+                fields,
+                lambda f, generator, t=transform: PointCloudBatch(
+                    points=t(f["points"], generator), labels=f["labels"]
+                ),
+                seed=self.seed,
+                rank=rank,
+            )
 
     def read_split(self, split: str) -> dict[str, torch.Tensor]:
         """``{"points": [N, P, 3], "labels": [N]}`` of every mesh of ``split``."""
@@ -89,12 +107,12 @@ class ModelNetDataModule(PointCloudDataModule):
     def sample(self, path: Path, seed: int) -> torch.Tensor:
         verts, faces = read_mesh(path)
         try:
-            points, _ = sample_points_from_mesh(torch.from_numpy(verts), torch.from_numpy(faces),
-                                                self.num_points,
-                                                torch.Generator().manual_seed(seed))
+            points, _ = sample_points_from_mesh(
+                torch.from_numpy(verts),
+                torch.from_numpy(faces),
+                self.num_points,
+                torch.Generator().manual_seed(seed),
+            )
         except ValueError as error:
             raise DataError(f"{path}: {error}") from None
         return points
-
-
-

@@ -34,9 +34,13 @@ class TensorBatches(Dataset):
     """One split: ``fields`` name -> tensor ``[N, ...]``; ``make_batch(fields at indices,
     generator)`` builds the batch."""
 
-    def __init__(self, fields: dict[str, torch.Tensor],
-                 make_batch: Callable[[dict[str, torch.Tensor], torch.Generator], Any],
-                 seed: int = 0, rank: int = 0):
+    def __init__(
+        self,
+        fields: dict[str, torch.Tensor],
+        make_batch: Callable[[dict[str, torch.Tensor], torch.Generator], Any],
+        seed: int = 0,
+        rank: int = 0,
+    ):
         self.fields = fields
         self.make_batch = make_batch
         self.seeding = EpochSeeding(seed, rank)
@@ -65,8 +69,9 @@ class PointCloudDataModule(VisionDataModule):
     #: the presets used for the phases that the ``transforms`` argument leaves out
     default_transforms: dict[str, Any] = DEFAULT_TRANSFORMS
 
-    def __init__(self, *, batch_size: int, num_workers: int, seed: int,
-                 transforms: dict[str, Any] | None):
+    def __init__(
+        self, *, batch_size: int, num_workers: int, seed: int, transforms: dict[str, Any] | None
+    ):
         super().__init__()
         if batch_size < 1:
             raise SpecError(f"batch_size: must be >= 1, got {batch_size}")
@@ -76,7 +81,8 @@ class PointCloudDataModule(VisionDataModule):
         self.transform_specs = resolve_transforms(transforms, self.default_transforms)
         self.pipelines: dict[str, PointCloudCompose] = {
             phase: build_pointcloud_transform(self.transform_specs[phase], f"transforms.{phase}")
-            for phase in PHASES}
+            for phase in PHASES
+        }
         self.splits: dict[str, TensorBatches] = {}
 
     def transform_summary(self) -> dict[str, Any]:
@@ -89,7 +95,11 @@ class PointCloudDataModule(VisionDataModule):
         if split not in self.splits:
             self.setup(None)
         dataset = self.splits[split]
-        return DataLoader(dataset, batch_size=self.batch_size,
-                          sampler=EpochShuffleSampler(dataset, self.seed) if shuffle else None,
-                          collate_fn=keep_batch, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochShuffleSampler(dataset, self.seed) if shuffle else None,
+            collate_fn=keep_batch,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )

@@ -63,18 +63,24 @@ class PngMaskRecord(SegmentationRecord):
         try:
             with Image.open(self.mask_path) as image:
                 if image.mode not in ("P", "L", "I", "I;16"):
-                    raise DataError(f"{self.mask_path}: a mask holds one label per pixel (grey "
-                                    f"or palette PNG), this one is {image.mode}",
-                                    hint="save class indices as a mode L or P PNG")
+                    raise DataError(
+                        f"{self.mask_path}: a mask holds one label per pixel (grey "
+                        f"or palette PNG), this one is {image.mode}",
+                        hint="save class indices as a mode L or P PNG",
+                    )
                 labels = np.asarray(image)
         except FileNotFoundError:
-            raise DataError(f"{self.mask_path}: mask file is missing (image {self.image_path})",
-                            hint="every image needs a PNG mask of the same name") from None
+            raise DataError(
+                f"{self.mask_path}: mask file is missing (image {self.image_path})",
+                hint="every image needs a PNG mask of the same name",
+            ) from None
         except (UnidentifiedImageError, OSError) as error:
             raise DataError(f"{self.mask_path}: cannot decode the mask: {error}") from None
         if labels.max(initial=0) > IGNORE_INDEX:
-            raise DataError(f"{self.mask_path}: label {int(labels.max())} is above "
-                            f"{IGNORE_INDEX} (the ignore index)")
+            raise DataError(
+                f"{self.mask_path}: label {int(labels.max())} is above "
+                f"{IGNORE_INDEX} (the ignore index)"
+            )
         return labels.astype(np.uint8)
 
 
@@ -82,8 +88,13 @@ class SegmentationDataset(Dataset):
     """Decodes, checks and transforms one record per item: ``(image [C, H, W], mask [H, W])``.
     Augmentation is seeded from ``(seed, rank, epoch, worker)`` (see ``EpochSeeding``)."""
 
-    def __init__(self, records: list[SegmentationRecord], transform: Any, seeding: EpochSeeding,
-                 num_classes: int):
+    def __init__(
+        self,
+        records: list[SegmentationRecord],
+        transform: Any,
+        seeding: EpochSeeding,
+        num_classes: int,
+    ):
         self.records = records
         self.transform = transform
         self.seeding = seeding
@@ -97,8 +108,8 @@ class SegmentationDataset(Dataset):
         if seed is not None:
             self.transform.set_random_seed(seed)
         record = self.records[index]
-        pixels = decode_image(record)                                    # uint8 [H, W, 3]
-        mask = record.read_mask(*pixels.shape[:2])                       # uint8 [H, W]
+        pixels = decode_image(record)  # uint8 [H, W, 3]
+        mask = record.read_mask(*pixels.shape[:2])  # uint8 [H, W]
         check_mask(record, mask, pixels.shape[:2], self.num_classes)
         out = self.transform(image=pixels, mask=mask)
         image = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1)))
@@ -108,24 +119,31 @@ class SegmentationDataset(Dataset):
         self.seeding.set_epoch(epoch)
 
 
-def check_mask(record: SegmentationRecord, mask: np.ndarray, size: tuple[int, int],
-               num_classes: int) -> None:
+def check_mask(
+    record: SegmentationRecord, mask: np.ndarray, size: tuple[int, int], num_classes: int
+) -> None:
     """DataError naming the record's mask when its size or labels are wrong."""
     where = getattr(record, "mask_path", None) or record.where()
     if tuple(mask.shape) != tuple(size):
-        raise DataError(f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
-                        f"{record.image_path} is {size[1]}x{size[0]} (width x height)")
+        raise DataError(
+            f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
+            f"{record.image_path} is {size[1]}x{size[0]} (width x height)"
+        )
     labels = np.unique(mask)
     bad = labels[(labels >= num_classes) & (labels != IGNORE_INDEX)]
     if len(bad):
-        raise DataError(f"{where}: label {int(bad[0])} is outside 0..{num_classes - 1} and is "
-                        f"not the ignore index {IGNORE_INDEX}",
-                        hint="check num_classes / class_names against the masks")
+        raise DataError(
+            f"{where}: label {int(bad[0])} is outside 0..{num_classes - 1} and is "
+            f"not the ignore index {IGNORE_INDEX}",
+            hint="check num_classes / class_names against the masks",
+        )
 
 
 def collate_segmentation(samples: list[tuple[torch.Tensor, torch.Tensor]]) -> SegmentationBatch:
-    return SegmentationBatch(images=torch.stack([image for image, _ in samples]),
-                             masks=torch.stack([mask for _, mask in samples]))
+    return SegmentationBatch(
+        images=torch.stack([image for image, _ in samples]),
+        masks=torch.stack([mask for _, mask in samples]),
+    )
 
 
 def pair(size: int | list[int] | tuple[int, int] | None, name: str) -> tuple[int, int] | None:
@@ -143,23 +161,36 @@ class SegmentationDataModule(VisionDataModule):
     :meth:`load_split`. ``image_size``: the training crop ``(H, W)`` (an int for squares);
     ``eval_image_size``: what val/test images are resized to (default ``image_size``)."""
 
-    def __init__(self, *, image_size: int | list[int], eval_image_size: int | list[int] | None,
-                 batch_size: int, num_workers: int, transforms: dict[str, Any] | None, seed: int):
+    def __init__(
+        self,
+        *,
+        image_size: int | list[int],
+        eval_image_size: int | list[int] | None,
+        batch_size: int,
+        num_workers: int,
+        transforms: dict[str, Any] | None,
+        seed: int,
+    ):
         from visionflow.datamodules.transforms import build_transform, resolve_transforms
         from visionflow.datamodules.transforms.segmentation import segmentation_context
 
         super().__init__()
         if batch_size < 1 or num_workers < 0:
-            raise SpecError(f"batch_size: must be >= 1 (got {batch_size}) and num_workers "
-                            f">= 0 (got {num_workers})")
+            raise SpecError(
+                f"batch_size: must be >= 1 (got {batch_size}) and num_workers "
+                f">= 0 (got {num_workers})"
+            )
         self.image_size = pair(image_size, "image_size")
         self.eval_image_size = pair(eval_image_size, "eval_image_size") or self.image_size
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         specs = resolve_transforms(transforms, DEFAULT_TRANSFORMS)
         sizes = {"train": self.image_size, "eval": self.eval_image_size}
-        self.pipelines = {phase: build_transform(spec, segmentation_context(sizes[phase], seed),
-                                                 f"transforms.{phase}")
-                          for phase, spec in specs.items()}
+        self.pipelines = {
+            phase: build_transform(
+                spec, segmentation_context(sizes[phase], seed), f"transforms.{phase}"
+            )
+            for phase, spec in specs.items()
+        }
         self.rank = 0
         self.datasets: dict[str, SegmentationDataset] = {}
 
@@ -176,8 +207,12 @@ class SegmentationDataModule(VisionDataModule):
         names = self.class_names
         if len(names) > MAX_CLASSES:
             raise SpecError(f"class_names: at most {MAX_CLASSES} classes, got {len(names)}")
-        return DatasetInfo(num_classes=len(names), class_names=names, in_channels=3,
-                           image_size=self.eval_image_size)
+        return DatasetInfo(
+            num_classes=len(names),
+            class_names=names,
+            in_channels=3,
+            image_size=self.eval_image_size,
+        )
 
     def transform_summary(self) -> dict[str, Any]:
         from visionflow.datamodules.transforms import describe_transform
@@ -193,15 +228,20 @@ class SegmentationDataModule(VisionDataModule):
     def _dataset(self, split: str) -> SegmentationDataset:
         records = split_records(split, self.load_split)
         pipeline = self.pipelines["train" if split == "train" else "eval"]
-        return SegmentationDataset(records, pipeline, EpochSeeding(self.seed, self.rank),
-                                   len(self.class_names))
+        return SegmentationDataset(
+            records, pipeline, EpochSeeding(self.seed, self.rank), len(self.class_names)
+        )
 
     def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         dataset = self.datasets[split]
-        return DataLoader(dataset, batch_size=self.batch_size,
-                          sampler=EpochShuffleSampler(dataset, self.seed) if shuffle else None,
-                          num_workers=self.num_workers, collate_fn=collate_segmentation,
-                          persistent_workers=self.num_workers > 0,
-                          drop_last=shuffle and len(dataset) > self.batch_size)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochShuffleSampler(dataset, self.seed) if shuffle else None,
+            num_workers=self.num_workers,
+            collate_fn=collate_segmentation,
+            persistent_workers=self.num_workers > 0,
+            drop_last=shuffle and len(dataset) > self.batch_size,
+        )

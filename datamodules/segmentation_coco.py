@@ -51,11 +51,13 @@ def semantic_from_instances(record: DetectionRecord, height: int, width: int) ->
     labels = np.zeros((height, width), dtype=np.uint8)
     if not record.segmentations:
         return labels
-    masks = decode_masks(record, height, width).astype(bool)                  # [N, H, W]
+    masks = decode_masks(record, height, width).astype(bool)  # [N, H, W]
     crowd = np.asarray(record.iscrowd, dtype=bool)
     objects, classes = masks[~crowd], np.asarray(record.labels)[~crowd] + 1
     painted = (objects * classes[:, None, None]).max(axis=0, initial=0)
-    lowest = np.where(objects, classes[:, None, None], IGNORE_INDEX).min(axis=0, initial=IGNORE_INDEX)
+    lowest = np.where(objects, classes[:, None, None], IGNORE_INDEX).min(
+        axis=0, initial=IGNORE_INDEX
+    )
     labels[:] = painted
     labels[objects.any(axis=0) & (painted != lowest)] = IGNORE_INDEX
     labels[masks[crowd].any(axis=0)] = IGNORE_INDEX
@@ -87,24 +89,31 @@ class PanopticMaskRecord(SegmentationRecord):
         present = [int(i) for i in np.unique(ids) if i != 0]
         missing = [i for i in present if i not in known]
         if missing:
-            raise DataError(f"{self.png_path}: segment id(s) {missing[:5]} are not in the "
-                            f"segments_info of {self.source}",
-                            hint="the PNG and the panoptic JSON must come from the same export")
+            raise DataError(
+                f"{self.png_path}: segment id(s) {missing[:5]} are not in the "
+                f"segments_info of {self.source}",
+                hint="the PNG and the panoptic JSON must come from the same export",
+            )
         lookup = {0: IGNORE_INDEX, **{i: known[i] for i in present}}
         keys = np.array(sorted(lookup), dtype=np.uint32)
         values = np.array([lookup[k] for k in keys.tolist()], dtype=np.uint8)
         return values[np.searchsorted(keys, ids)]
 
 
-def read_panoptic(path: Path, image_dir: Path, png_dir: Path) -> tuple[list[PanopticMaskRecord], LabelMap]:
+def read_panoptic(
+    path: Path, image_dir: Path, png_dir: Path
+) -> tuple[list[PanopticMaskRecord], LabelMap]:
     """Records (sorted by image id) and label map of a COCO panoptic JSON."""
     from visionflow.evaluation.coco_io import read_json
 
     dataset = read_json(path, "ground truth")
-    if not isinstance(dataset, dict) or not all(k in dataset for k in ("images", "annotations",
-                                                                       "categories")):
-        raise DataError(f"{path}: not a COCO panoptic file (needs 'images', 'annotations' "
-                        f"with segments_info, and 'categories')")
+    if not isinstance(dataset, dict) or not all(
+        k in dataset for k in ("images", "annotations", "categories")
+    ):
+        raise DataError(
+            f"{path}: not a COCO panoptic file (needs 'images', 'annotations' "
+            f"with segments_info, and 'categories')"
+        )
     label_map = LabelMap.from_categories(dataset["categories"], str(path))
     files = {image["id"]: image["file_name"] for image in dataset["images"]}
     records = []
@@ -112,14 +121,22 @@ def read_panoptic(path: Path, image_dir: Path, png_dir: Path) -> tuple[list[Pano
         segments = annotation.get("segments_info", [])
         labels, found = label_map.labels(np.array([s["category_id"] for s in segments], np.int64))
         if not found.all():
-            raise DataError(f"{path}: image id {annotation['image_id']}: category_id "
-                            f"{segments[int(np.argmin(found))]['category_id']} is not in 'categories'")
+            raise DataError(
+                f"{path}: image id {annotation['image_id']}: category_id "
+                f"{segments[int(np.argmin(found))]['category_id']} is not in 'categories'"
+            )
         if annotation["image_id"] not in files:
             raise DataError(f"{path}: image id {annotation['image_id']} is not in 'images'")
-        records.append(PanopticMaskRecord(
-            image_path=image_dir / files[annotation["image_id"]], source=str(path),
-            png_path=png_dir / annotation["file_name"],
-            segment_labels=tuple((int(s["id"]), int(label)) for s, label in zip(segments, labels))))
+        records.append(
+            PanopticMaskRecord(
+                image_path=image_dir / files[annotation["image_id"]],
+                source=str(path),
+                png_path=png_dir / annotation["file_name"],
+                segment_labels=tuple(
+                    (int(s["id"]), int(label)) for s, label in zip(segments, labels)
+                ),
+            )
+        )
     return records, label_map
 
 
@@ -137,27 +154,48 @@ class InstancesSegmentationDataModule(SegmentationDataModule):
         records = self.instances.records(split)
         if records is None:
             return None
-        return [InstanceMaskRecord(image_path=r.image_path, source=r.source, instances=r)
-                for r in records]
+        return [
+            InstanceMaskRecord(image_path=r.image_path, source=r.source, instances=r)
+            for r in records
+        ]
 
 
 @DATAMODULES.register("coco_segmentation", batch=SegmentationBatch)
 class CocoSegmentationDataModule(InstancesSegmentationDataModule):
     """COCO instances (masks painted by category) or COCO panoptic PNG + JSON, as label maps."""
 
-    def __init__(self, root: str, train_annotations: str | None = None,
-                 val_annotations: str | None = None, test_annotations: str | None = None,
-                 images: str | dict[str, str] = "images",
-                 panoptic_masks: str | dict[str, str] | None = None,
-                 image_size: int | list[int] = 512, eval_image_size: int | list[int] | None = None,
-                 batch_size: int = 8, num_workers: int = 0,
-                 transforms: dict[str, Any] | None = None, seed: int = 0):
-        super().__init__(image_size=image_size, eval_image_size=eval_image_size,
-                         batch_size=batch_size, num_workers=num_workers, transforms=transforms,
-                         seed=seed)
+    def __init__(
+        self,
+        root: str,
+        train_annotations: str | None = None,
+        val_annotations: str | None = None,
+        test_annotations: str | None = None,
+        images: str | dict[str, str] = "images",
+        panoptic_masks: str | dict[str, str] | None = None,
+        image_size: int | list[int] = 512,
+        eval_image_size: int | list[int] | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        transforms: dict[str, Any] | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(
+            image_size=image_size,
+            eval_image_size=eval_image_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            transforms=transforms,
+            seed=seed,
+        )
         self.instances = CocoDetectionDataModule(
-            root, train_annotations, val_annotations, test_annotations, images=images,
-            masks=True, drop_empty_images=False)
+            root,
+            train_annotations,
+            val_annotations,
+            test_annotations,
+            images=images,
+            masks=True,
+            drop_empty_images=False,
+        )
         self.panoptic_masks = panoptic_masks
         self._panoptic: dict[str, tuple[list[PanopticMaskRecord], LabelMap] | None] = {}
 
@@ -180,11 +218,20 @@ class CocoSegmentationDataModule(InstancesSegmentationDataModule):
     def _panoptic_split(self, split: str) -> tuple[list[PanopticMaskRecord], LabelMap] | None:
         if split not in self._panoptic:
             relative = self.instances.annotations[split]
-            folder = self.panoptic_masks if isinstance(self.panoptic_masks, str) else \
-                self.panoptic_masks.get(split, self.panoptic_masks.get("val", ""))
-            self._panoptic[split] = None if relative is None else read_panoptic(
-                self.instances.root / relative, self.instances.image_dir(split),
-                self.instances.root / folder)
+            folder = (
+                self.panoptic_masks
+                if isinstance(self.panoptic_masks, str)
+                else self.panoptic_masks.get(split, self.panoptic_masks.get("val", ""))
+            )
+            self._panoptic[split] = (
+                None
+                if relative is None
+                else read_panoptic(
+                    self.instances.root / relative,
+                    self.instances.image_dir(split),
+                    self.instances.root / folder,
+                )
+            )
         return self._panoptic[split]
 
 
@@ -192,12 +239,24 @@ class CocoSegmentationDataModule(InstancesSegmentationDataModule):
 class YoloSegmentationDataModule(InstancesSegmentationDataModule):
     """YOLO segmentation labels (polygons) + dataset YAML, painted into label maps."""
 
-    def __init__(self, dataset_yaml: str, image_size: int | list[int] = 320,
-                 eval_image_size: int | list[int] | None = None, batch_size: int = 8,
-                 num_workers: int = 0, transforms: dict[str, Any] | None = None, seed: int = 0):
-        super().__init__(image_size=image_size, eval_image_size=eval_image_size,
-                         batch_size=batch_size, num_workers=num_workers, transforms=transforms,
-                         seed=seed)
+    def __init__(
+        self,
+        dataset_yaml: str,
+        image_size: int | list[int] = 320,
+        eval_image_size: int | list[int] | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        transforms: dict[str, Any] | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(
+            image_size=image_size,
+            eval_image_size=eval_image_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            transforms=transforms,
+            seed=seed,
+        )
         self.instances = YoloDetectionDataModule(dataset_yaml, masks=True, drop_empty_images=False)
 
 
@@ -206,15 +265,36 @@ class ShapesSegmentationDataModule(InstancesSegmentationDataModule):
     """Procedural circles, squares and triangles (made on first use) as label maps: background,
     circle, square, triangle."""
 
-    def __init__(self, data_dir: str = "data/shapes", train_images: int = 300,
-                 val_images: int = 60, test_images: int = 60, image_size: int = 128,
-                 data_seed: int = 0, batch_size: int = 8, num_workers: int = 0,
-                 transforms: dict[str, Any] | None = None, seed: int = 0):
-        super().__init__(image_size=image_size, eval_image_size=None, batch_size=batch_size,
-                         num_workers=num_workers, transforms=transforms, seed=seed)
+    def __init__(
+        self,
+        data_dir: str = "data/shapes",
+        train_images: int = 300,
+        val_images: int = 60,
+        test_images: int = 60,
+        image_size: int = 128,
+        data_seed: int = 0,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        transforms: dict[str, Any] | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(
+            image_size=image_size,
+            eval_image_size=None,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            transforms=transforms,
+            seed=seed,
+        )
         self.instances = ShapesDetectionDataModule(
-            data_dir, train_images, val_images, test_images, image_size=image_size,
-            data_seed=data_seed, masks=True)
+            data_dir,
+            train_images,
+            val_images,
+            test_images,
+            image_size=image_size,
+            data_seed=data_seed,
+            masks=True,
+        )
 
     def prepare_data(self) -> None:
         self.instances.prepare_data()

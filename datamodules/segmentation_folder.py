@@ -21,9 +21,28 @@ from visionflow.registry import DATAMODULES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 VOC_SEGMENTATION_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor")
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 
 def distinct_names(class_names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -37,14 +56,28 @@ def distinct_names(class_names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 class SegmentationFolderDataModule(SegmentationDataModule):
     """``<split>/images/`` and ``<split>/masks/`` (PNG label maps of matching names)."""
 
-    def __init__(self, root: str, class_names: list[str], train: str | None = "train",
-                 val: str | None = "val", test: str | None = None,
-                 image_size: int | list[int] = 256, eval_image_size: int | list[int] | None = None,
-                 batch_size: int = 8, num_workers: int = 0,
-                 transforms: dict[str, Any] | None = None, seed: int = 0):
-        super().__init__(image_size=image_size, eval_image_size=eval_image_size,
-                         batch_size=batch_size, num_workers=num_workers, transforms=transforms,
-                         seed=seed)
+    def __init__(
+        self,
+        root: str,
+        class_names: list[str],
+        train: str | None = "train",
+        val: str | None = "val",
+        test: str | None = None,
+        image_size: int | list[int] = 256,
+        eval_image_size: int | list[int] | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        transforms: dict[str, Any] | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(
+            image_size=image_size,
+            eval_image_size=eval_image_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            transforms=transforms,
+            seed=seed,
+        )
         self.root = Path(root)
         self.names = distinct_names(class_names)
         self.folders = {"train": train, "val": val, "test": test}
@@ -58,25 +91,47 @@ class SegmentationFolderDataModule(SegmentationDataModule):
             return None
         folder = self.root / self.folders[split]
         if not (folder / "images").is_dir():
-            raise DataError(f"{folder / 'images'}: no such folder",
-                            hint=f"the {split} split needs images/ and masks/ folders")
-        images = sorted(p for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        return [PngMaskRecord(image_path=p, source=str(folder), mask_path=folder / "masks" / f"{p.stem}.png")
-                for p in images]
+            raise DataError(
+                f"{folder / 'images'}: no such folder",
+                hint=f"the {split} split needs images/ and masks/ folders",
+            )
+        images = sorted(
+            p for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        return [
+            PngMaskRecord(
+                image_path=p, source=str(folder), mask_path=folder / "masks" / f"{p.stem}.png"
+            )
+            for p in images
+        ]
 
 
 @DATAMODULES.register("voc_segmentation", batch=SegmentationBatch)
 class VOCSegmentationDataModule(SegmentationDataModule):
     """Pascal VOC segmentation: JPEGs and palette PNG masks (255 = ignore), 21 classes."""
 
-    def __init__(self, root: str, train_set: str | None = "train", val_set: str | None = "val",
-                 test_set: str | None = None, class_names: list[str] | None = None,
-                 image_size: int | list[int] = 320, eval_image_size: int | list[int] | None = None,
-                 batch_size: int = 8, num_workers: int = 0,
-                 transforms: dict[str, Any] | None = None, seed: int = 0):
-        super().__init__(image_size=image_size, eval_image_size=eval_image_size,
-                         batch_size=batch_size, num_workers=num_workers, transforms=transforms,
-                         seed=seed)
+    def __init__(
+        self,
+        root: str,
+        train_set: str | None = "train",
+        val_set: str | None = "val",
+        test_set: str | None = None,
+        class_names: list[str] | None = None,
+        image_size: int | list[int] = 320,
+        eval_image_size: int | list[int] | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        transforms: dict[str, Any] | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(
+            image_size=image_size,
+            eval_image_size=eval_image_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            transforms=transforms,
+            seed=seed,
+        )
         self.root = Path(root)
         self.names = distinct_names(class_names or VOC_SEGMENTATION_CLASSES)
         self.sets = {"train": train_set, "val": val_set, "test": test_set}
@@ -93,8 +148,16 @@ class VOCSegmentationDataModule(SegmentationDataModule):
         try:
             ids = [line.split()[0] for line in set_file.read_text().splitlines() if line.strip()]
         except FileNotFoundError:
-            raise DataError(f"{set_file}: image set file is missing",
-                            hint=f"root should be a VOC folder (VOCdevkit/VOC2012); {split}_set "
-                                 "names a file in ImageSets/Segmentation") from None
-        return [PngMaskRecord(image_path=self.root / "JPEGImages" / f"{i}.jpg", source=str(set_file),
-                              mask_path=self.root / "SegmentationClass" / f"{i}.png") for i in ids]
+            raise DataError(
+                f"{set_file}: image set file is missing",
+                hint=f"root should be a VOC folder (VOCdevkit/VOC2012); {split}_set "
+                "names a file in ImageSets/Segmentation",
+            ) from None
+        return [
+            PngMaskRecord(
+                image_path=self.root / "JPEGImages" / f"{i}.jpg",
+                source=str(set_file),
+                mask_path=self.root / "SegmentationClass" / f"{i}.png",
+            )
+            for i in ids
+        ]

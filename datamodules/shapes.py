@@ -28,7 +28,11 @@ from visionflow.errors import SpecError
 from visionflow.registry import DATAMODULES
 from visionflow.rundir import atomic_write_bytes, atomic_write_json
 
-CATEGORIES = ({"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"})
+CATEGORIES = (
+    {"id": 1, "name": "circle"},
+    {"id": 2, "name": "square"},
+    {"id": 3, "name": "triangle"},
+)
 GENERATOR = "visionflow.shapes/1"
 SPLITS = ("train", "val", "test")
 MAX_SHAPES = 4
@@ -36,25 +40,36 @@ PLACEMENT_TRIES = 30
 SIZE_RANGE = (0.15, 0.4)  # shape size as a fraction of the image side
 
 
-def make_shapes_dataset(out_dir: str | Path, images: int, seed: int = 0,
-                        image_size: int = 128) -> Path:
+def make_shapes_dataset(
+    out_dir: str | Path, images: int, seed: int = 0, image_size: int = 128
+) -> Path:
     """Write ``images`` PNGs of ``image_size`` px and their COCO annotations; return the JSON path."""
     if images < 1 or image_size < 32:
-        raise SpecError(f"make_shapes_dataset: need images >= 1 and image_size >= 32, got "
-                        f"{images} and {image_size}")
+        raise SpecError(
+            f"make_shapes_dataset: need images >= 1 and image_size >= 32, got "
+            f"{images} and {image_size}"
+        )
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
-    dataset: dict[str, Any] = {"info": generator_info(images, seed, image_size), "images": [],
-                               "annotations": [], "categories": [dict(c) for c in CATEGORIES]}
+    dataset: dict[str, Any] = {
+        "info": generator_info(images, seed, image_size),
+        "images": [],
+        "annotations": [],
+        "categories": [dict(c) for c in CATEGORIES],
+    }
     for image_id in range(1, images + 1):
         pixels, shapes = draw_image(rng, image_size)
         file_name = f"{image_id:06d}.png"
         atomic_write_bytes(out_dir / "images" / file_name, png_bytes(pixels))
-        dataset["images"].append({"id": image_id, "file_name": file_name,
-                                  "height": image_size, "width": image_size})
+        dataset["images"].append(
+            {"id": image_id, "file_name": file_name, "height": image_size, "width": image_size}
+        )
         for category_id, mask, segmentation in shapes:
-            dataset["annotations"].append(annotation(len(dataset["annotations"]) + 1, image_id,
-                                                     category_id, mask, segmentation))
+            dataset["annotations"].append(
+                annotation(
+                    len(dataset["annotations"]) + 1, image_id, category_id, mask, segmentation
+                )
+            )
     return atomic_write_json(out_dir / "annotations.json", dataset)
 
 
@@ -115,8 +130,12 @@ def place_shape(rng: np.random.Generator, size: int, occupied: list[list[float]]
 
 
 def boxes_touch(a: list[float], b: list[float], margin: float = 2.0) -> bool:
-    return a[0] < b[2] + margin and b[0] < a[2] + margin and a[1] < b[3] + margin \
+    return (
+        a[0] < b[2] + margin
+        and b[0] < a[2] + margin
+        and a[1] < b[3] + margin
         and b[1] < a[3] + margin
+    )
 
 
 def shape_polygon(rng: np.random.Generator, category_id: int, box: list[float]) -> np.ndarray:
@@ -139,8 +158,9 @@ def contrasting_color(rng: np.random.Generator, background: np.ndarray) -> np.nd
             return color
 
 
-def annotation(annotation_id: int, image_id: int, category_id: int, mask: np.ndarray,
-               polygons: list | None) -> dict[str, Any]:
+def annotation(
+    annotation_id: int, image_id: int, category_id: int, mask: np.ndarray, polygons: list | None
+) -> dict[str, Any]:
     """A COCO annotation: tight box of ``mask``, its area, polygons or (circles) compressed RLE."""
     from pycocotools import mask as mask_utils
 
@@ -150,8 +170,15 @@ def annotation(annotation_id: int, image_id: int, category_id: int, mask: np.nda
     if polygons is None:
         rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
         polygons = {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
-    return {"id": annotation_id, "image_id": image_id, "category_id": category_id, "bbox": bbox,
-            "area": int(mask.sum()), "iscrowd": 0, "segmentation": polygons}
+    return {
+        "id": annotation_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "bbox": bbox,
+        "area": int(mask.sum()),
+        "iscrowd": 0,
+        "segmentation": polygons,
+    }
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
@@ -171,10 +198,20 @@ def split_seed(seed: int, split: str) -> int:
 class ShapesDetectionDataModule(CocoDetectionDataModule):
     """Procedural circles, squares and triangles (COCO format, made on first use): boxes and masks."""
 
-    def __init__(self, data_dir: str = "data/shapes", train_images: int = 300, val_images: int = 60,
-                 test_images: int = 60, image_size: int = 128, data_seed: int = 0,
-                 batch_size: int = 8, num_workers: int = 0, masks: bool = False,
-                 transforms: dict[str, Any] | None = None, seed: int = 0):
+    def __init__(
+        self,
+        data_dir: str = "data/shapes",
+        train_images: int = 300,
+        val_images: int = 60,
+        test_images: int = 60,
+        image_size: int = 128,
+        data_seed: int = 0,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        masks: bool = False,
+        transforms: dict[str, Any] | None = None,
+        seed: int = 0,
+    ):
         self.counts = {"train": train_images, "val": val_images, "test": test_images}
         for split, count in self.counts.items():
             if count < 1:
@@ -184,11 +221,19 @@ class ShapesDetectionDataModule(CocoDetectionDataModule):
         self.data_seed = data_seed
         self.generated_size = image_size
         super().__init__(
-            root=data_dir, images={s: f"{s}/images" for s in SPLITS},
-            train_annotations="train/annotations.json", val_annotations="val/annotations.json",
-            test_annotations="test/annotations.json", image_size=image_size,
-            batch_size=batch_size, num_workers=num_workers, masks=masks, transforms=transforms,
-            drop_empty_images=False, seed=seed)
+            root=data_dir,
+            images={s: f"{s}/images" for s in SPLITS},
+            train_annotations="train/annotations.json",
+            val_annotations="val/annotations.json",
+            test_annotations="test/annotations.json",
+            image_size=image_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            masks=masks,
+            transforms=transforms,
+            drop_empty_images=False,
+            seed=seed,
+        )
 
     def prepare_data(self) -> None:
         """Write each split that is missing or was made with other counts, seed or size."""

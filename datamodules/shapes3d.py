@@ -41,22 +41,31 @@ from visionflow.rundir import atomic_write_bytes, atomic_write_json
 
 GENERATOR = "visionflow.shapes3d/1"
 SPLITS = ("train", "val", "test")
-ELEVATION = (0.3, 0.7)      # radians the camera looks down on the object
+ELEVATION = (0.3, 0.7)  # radians the camera looks down on the object
 IMAGE_MEAN, IMAGE_STD = 0.5, 0.25
 
 
-def make_shapes3d_dataset(out_dir: str | Path, samples: int, seed: int = 0, image_size: int = 64,
-                          num_points: int = 1024, write_files: bool = True) -> Path:
+def make_shapes3d_dataset(
+    out_dir: str | Path,
+    samples: int,
+    seed: int = 0,
+    image_size: int = 64,
+    num_points: int = 1024,
+    write_files: bool = True,
+) -> Path:
     """Write one split (see the module docstring); return the path of ``samples.npz``.
     ``write_files=False`` skips the per-sample PNG and OBJ files."""
     if samples < 1 or image_size < 16 or num_points < 1:
-        raise SpecError(f"make_shapes3d_dataset: need samples >= 1, image_size >= 16 and "
-                        f"num_points >= 1, got {samples}, {image_size} and {num_points}")
+        raise SpecError(
+            f"make_shapes3d_dataset: need samples >= 1, image_size >= 16 and "
+            f"num_points >= 1, got {samples}, {image_size} and {num_points}"
+        )
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
-    fields: dict[str, list[np.ndarray]] = {k: [] for k in
-                                           ("images", "depth", "masks", "points", "normals")}
+    fields: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("images", "depth", "masks", "points", "normals")
+    }
     labels = rng.integers(0, len(PRIMITIVES), size=samples)
     for index, label in enumerate(labels.tolist()):
         verts, faces = primitive_mesh(PRIMITIVES[label], rng)
@@ -64,10 +73,16 @@ def make_shapes3d_dataset(out_dir: str | Path, samples: int, seed: int = 0, imag
         verts = verts @ turn.T
         color = rng.integers(90, 256, size=3)
         view = render(verts, faces, image_size, color, background=rng.integers(0, 60, size=3))
-        points, normals = sample_points_from_mesh(torch.from_numpy(verts),
-                                                  torch.from_numpy(faces), num_points, generator)
-        for key, value in (("images", view.rgb), ("depth", view.depth), ("masks", view.mask),
-                           ("points", points.numpy()), ("normals", normals.numpy())):
+        points, normals = sample_points_from_mesh(
+            torch.from_numpy(verts), torch.from_numpy(faces), num_points, generator
+        )
+        for key, value in (
+            ("images", view.rgb),
+            ("depth", view.depth),
+            ("masks", view.mask),
+            ("points", points.numpy()),
+            ("normals", normals.numpy()),
+        ):
             fields[key].append(value)
         if write_files:
             name = f"{index + 1:06d}"
@@ -82,8 +97,14 @@ def make_shapes3d_dataset(out_dir: str | Path, samples: int, seed: int = 0, imag
 
 
 def generator_info(samples: int, seed: int, image_size: int, num_points: int) -> dict[str, Any]:
-    return {"generator": GENERATOR, "samples": samples, "seed": seed, "image_size": image_size,
-            "num_points": num_points, "class_names": list(PRIMITIVES)}
+    return {
+        "generator": GENERATOR,
+        "samples": samples,
+        "seed": seed,
+        "image_size": image_size,
+        "num_points": num_points,
+        "class_names": list(PRIMITIVES),
+    }
 
 
 def read_split(folder: Path) -> dict[str, np.ndarray]:
@@ -100,16 +121,30 @@ class Shapes3DDataModule(PointCloudDataModule):
     #: ``(H, W)`` of the images a batch holds; None when it holds none
     provided_image_size: tuple[int, int] | None = None
 
-    def __init__(self, data_dir: str = "data/shapes3d", train_samples: int = 500,
-                 val_samples: int = 100, test_samples: int = 100, image_size: int = 64,
-                 num_points: int = 1024, data_seed: int = 0, batch_size: int = 32,
-                 num_workers: int = 0, seed: int = 0, write_files: bool = True,
-                 transforms: dict[str, Any] | None = None):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed,
-                         transforms=transforms)
+    def __init__(
+        self,
+        data_dir: str = "data/shapes3d",
+        train_samples: int = 500,
+        val_samples: int = 100,
+        test_samples: int = 100,
+        image_size: int = 64,
+        num_points: int = 1024,
+        data_seed: int = 0,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        write_files: bool = True,
+        transforms: dict[str, Any] | None = None,
+    ):
+        super().__init__(
+            batch_size=batch_size, num_workers=num_workers, seed=seed, transforms=transforms
+        )
         self.counts = {"train": train_samples, "val": val_samples, "test": test_samples}
-        minimums = {**{f"{split}_samples": (count, 1) for split, count in self.counts.items()},
-                    "image_size": (image_size, 16), "num_points": (num_points, 1)}
+        minimums = {
+            **{f"{split}_samples": (count, 1) for split, count in self.counts.items()},
+            "image_size": (image_size, 16),
+            "num_points": (num_points, 1),
+        }
         for key, (value, least) in minimums.items():
             if value < least:
                 raise SpecError(f"{key}: must be >= {least}, got {value}")
@@ -119,13 +154,18 @@ class Shapes3DDataModule(PointCloudDataModule):
 
     @property
     def info(self) -> PointCloudDatasetInfo:
-        return PointCloudDatasetInfo(num_classes=len(PRIMITIVES), class_names=PRIMITIVES,
-                                     in_channels=self.in_channels, num_points=self.num_points,
-                                     image_size=self.provided_image_size)
+        return PointCloudDatasetInfo(
+            num_classes=len(PRIMITIVES),
+            class_names=PRIMITIVES,
+            in_channels=self.in_channels,
+            num_points=self.num_points,
+            image_size=self.provided_image_size,
+        )
 
     def wanted_info(self, split: str) -> dict[str, Any]:
-        return generator_info(self.counts[split], split_seed(self.data_seed, split),
-                              self.image_size, self.num_points)
+        return generator_info(
+            self.counts[split], split_seed(self.data_seed, split), self.image_size, self.num_points
+        )
 
     def prepare_data(self) -> None:
         """Write each split that is missing or was made with other settings."""
@@ -137,8 +177,14 @@ class Shapes3DDataModule(PointCloudDataModule):
             except (OSError, ValueError):
                 stored = None
             if stored != wanted or not (folder / "samples.npz").is_file():
-                make_shapes3d_dataset(folder, wanted["samples"], wanted["seed"], self.image_size,
-                                      self.num_points, self.write_files)
+                make_shapes3d_dataset(
+                    folder,
+                    wanted["samples"],
+                    wanted["seed"],
+                    self.image_size,
+                    self.num_points,
+                    self.write_files,
+                )
 
     def setup(self, stage: str | None = None) -> None:
         rank = self.trainer.global_rank if self.trainer is not None else 0
@@ -148,8 +194,11 @@ class Shapes3DDataModule(PointCloudDataModule):
             arrays = {k: torch.from_numpy(v) for k, v in read_split(self.root / split).items()}
             transform = self.pipeline(split)
             self.splits[split] = TensorBatches(
-                arrays, lambda fields, generator, t=transform: self.make_batch(fields, t, generator),
-                seed=self.seed, rank=rank)
+                arrays,
+                lambda fields, generator, t=transform: self.make_batch(fields, t, generator),
+                seed=self.seed,
+                rank=rank,
+            )
 
     def make_batch(self, fields, transform, generator):
         raise NotImplementedError
@@ -160,8 +209,9 @@ class Shapes3DPointsDataModule(Shapes3DDataModule):
     """Shapes3D surface samples ``[B, P, 3]`` labelled by primitive (point-cloud classification)."""
 
     def make_batch(self, fields, transform, generator) -> PointCloudBatch:
-        return PointCloudBatch(points=transform(fields["points"], generator),
-                               labels=fields["labels"])
+        return PointCloudBatch(
+            points=transform(fields["points"], generator), labels=fields["labels"]
+        )
 
 
 @DATAMODULES.register("shapes3d_views", batch=ImageToPointCloudBatch)
@@ -177,6 +227,8 @@ class Shapes3DViewsDataModule(Shapes3DDataModule):
 
     def make_batch(self, fields, transform, generator) -> ImageToPointCloudBatch:
         images = fields["images"].permute(0, 3, 1, 2).float() / 255
-        return ImageToPointCloudBatch(images=(images - IMAGE_MEAN) / IMAGE_STD,
-                                      points=transform(fields["points"], generator),
-                                      labels=fields["labels"])
+        return ImageToPointCloudBatch(
+            images=(images - IMAGE_MEAN) / IMAGE_STD,
+            points=transform(fields["points"], generator),
+            labels=fields["labels"],
+        )

@@ -53,8 +53,22 @@ def primitive_mesh(name: str, rng: np.random.Generator) -> tuple[np.ndarray, np.
 
 def box_mesh(sides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
-    faces = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
-                      [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
+    faces = np.array(
+        [
+            [0, 1, 3],
+            [0, 3, 2],
+            [4, 6, 7],
+            [4, 7, 5],
+            [0, 4, 5],
+            [0, 5, 1],
+            [2, 3, 7],
+            [2, 7, 6],
+            [0, 2, 6],
+            [0, 6, 4],
+            [1, 5, 7],
+            [1, 7, 3],
+        ]
+    )
     return corners * sides / 2, faces
 
 
@@ -72,7 +86,7 @@ def grid_faces(rows: int, columns: int, wrap_rows: bool) -> np.ndarray:
 def torus_mesh(major: float, minor: float) -> tuple[np.ndarray, np.ndarray]:
     u = np.linspace(0, 2 * math.pi, SEGMENTS, endpoint=False)
     v = np.linspace(0, 2 * math.pi, SEGMENTS // 2, endpoint=False)
-    vv, uu = np.meshgrid(v, u, indexing="ij")                                      # [R, C]
+    vv, uu = np.meshgrid(v, u, indexing="ij")  # [R, C]
     ring = major + minor * np.cos(vv)
     verts = np.stack([ring * np.cos(uu), minor * np.sin(vv), ring * np.sin(uu)], -1)
     return verts.reshape(-1, 3), grid_faces(len(v), len(u), wrap_rows=True)
@@ -81,8 +95,10 @@ def torus_mesh(major: float, minor: float) -> tuple[np.ndarray, np.ndarray]:
 def lathe_mesh(bottom: float, top: float, height: float) -> tuple[np.ndarray, np.ndarray]:
     """A cylinder (``top == bottom``) or cone (``top == 0``) about y, with closed caps."""
     u = np.linspace(0, 2 * math.pi, SEGMENTS, endpoint=False)
-    rings = [np.stack([r * np.cos(u), np.full_like(u, y), r * np.sin(u)], -1)
-             for r, y in ((bottom, -height / 2), (top, height / 2))]
+    rings = [
+        np.stack([r * np.cos(u), np.full_like(u, y), r * np.sin(u)], -1)
+        for r, y in ((bottom, -height / 2), (top, height / 2))
+    ]
     centers = np.array([[0, -height / 2, 0], [0, height / 2, 0]])
     verts = np.concatenate([*rings, centers])
     bottom_center, top_center = 2 * SEGMENTS, 2 * SEGMENTS + 1
@@ -99,18 +115,22 @@ def rotation_matrix(azimuth: float, elevation: float) -> np.ndarray:
     return (about_x @ about_y).astype(np.float32)
 
 
-def render(verts: np.ndarray, faces: np.ndarray, size: int,
-           color: tuple[int, int, int] | np.ndarray,
-           background: tuple[int, int, int] | np.ndarray = (0, 0, 0)) -> RenderedView:
+def render(
+    verts: np.ndarray,
+    faces: np.ndarray,
+    size: int,
+    color: tuple[int, int, int] | np.ndarray,
+    background: tuple[int, int, int] | np.ndarray = (0, 0, 0),
+) -> RenderedView:
     """Rasterize ``(verts [V, 3], faces [F, 3])`` into a ``size x size`` view (see module doc):
     each face fills the pixels of its bounding box whose centres lie inside it and nearer than
     what is drawn there."""
     depth = np.full((size, size), -np.inf)
     shade = np.zeros((size, size))
-    corners = verts[faces].astype(np.float64)                                      # [F, 3, 3]
+    corners = verts[faces].astype(np.float64)  # [F, 3, 3]
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     lambert = np.abs(normals @ LIGHT) / np.maximum(np.linalg.norm(normals, axis=1), 1e-12)
-    columns = (corners[:, :, 0] + 1) * size / 2 - 0.5                  # pixel-centre units
+    columns = (corners[:, :, 0] + 1) * size / 2 - 0.5  # pixel-centre units
     rows = (1 - corners[:, :, 1]) * size / 2 - 0.5
     for face in range(len(faces)):
         col, row = columns[face], rows[face]
@@ -118,30 +138,37 @@ def render(verts: np.ndarray, faces: np.ndarray, size: int,
         r0, r1 = max(int(np.ceil(row.min())), 0), min(int(np.floor(row.max())), size - 1)
         if c0 > c1 or r0 > r1:
             continue
-        grid_r, grid_c = np.mgrid[r0:r1 + 1, c0:c1 + 1]
-        weights = _barycentric(grid_c, grid_r, col, row)                           # [3, h, w]
+        grid_r, grid_c = np.mgrid[r0 : r1 + 1, c0 : c1 + 1]
+        weights = _barycentric(grid_c, grid_r, col, row)  # [3, h, w]
         if weights is None:
             continue
-        z = np.tensordot(corners[face, :, 2], weights, axes=1)                     # [h, w]
-        window = depth[r0:r1 + 1, c0:c1 + 1]
+        z = np.tensordot(corners[face, :, 2], weights, axes=1)  # [h, w]
+        window = depth[r0 : r1 + 1, c0 : c1 + 1]
         drawn = (weights >= 0).all(0) & (z > window)
         window[drawn] = z[drawn]
-        shade[r0:r1 + 1, c0:c1 + 1][drawn] = lambert[face]
+        shade[r0 : r1 + 1, c0 : c1 + 1][drawn] = lambert[face]
     mask = np.isfinite(depth)
     intensity = AMBIENT + (1 - AMBIENT) * shade
-    rgb = np.where(mask[..., None], intensity[..., None] * np.asarray(color, float),
-                   np.asarray(background, float))
-    return RenderedView(rgb=rgb.round().astype(np.uint8),
-                        depth=np.where(mask, depth, 0).astype(np.float32), mask=mask)
+    rgb = np.where(
+        mask[..., None],
+        intensity[..., None] * np.asarray(color, float),
+        np.asarray(background, float),
+    )
+    return RenderedView(
+        rgb=rgb.round().astype(np.uint8),
+        depth=np.where(mask, depth, 0).astype(np.float32),
+        mask=mask,
+    )
 
 
-def _barycentric(x: np.ndarray, y: np.ndarray, xs: np.ndarray, ys: np.ndarray
-                 ) -> np.ndarray | None:
+def _barycentric(x: np.ndarray, y: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray | None:
     """Barycentric weights ``[3, h, w]`` of the points ``(x, y)`` (each ``[h, w]``) in the
     triangle with corners ``(xs[i], ys[i])``; None for a degenerate triangle."""
     area = (xs[1] - xs[0]) * (ys[2] - ys[0]) - (ys[1] - ys[0]) * (xs[2] - xs[0])
     if abs(area) < 1e-12:
         return None
-    weights = [((xs[k] - xs[j]) * (y - ys[j]) - (ys[k] - ys[j]) * (x - xs[j])) / area
-               for j, k in ((1, 2), (2, 0), (0, 1))]
+    weights = [
+        ((xs[k] - xs[j]) * (y - ys[j]) - (ys[k] - ys[j]) * (x - xs[j])) / area
+        for j, k in ((1, 2), (2, 0), (0, 1))
+    ]
     return np.stack(weights)

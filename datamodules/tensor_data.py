@@ -39,16 +39,30 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from visionflow.batches import ImageClassificationBatch
-from visionflow.datamodules.base import (EpochSeeding, ImageClassificationDataModule,
-                                         holdout_split, keep_batch, resolve_device)
+from visionflow.datamodules.base import (
+    EpochSeeding,
+    ImageClassificationDataModule,
+    holdout_split,
+    keep_batch,
+    resolve_device,
+)
 from visionflow.datamodules.transforms import flatten
 
-_DETERMINISTIC = (A.Resize, A.Normalize, A.CenterCrop, A.Crop, A.Pad, A.LongestMaxSize,
-                  A.SmallestMaxSize, A.ToFloat)
+_DETERMINISTIC = (
+    A.Resize,
+    A.Normalize,
+    A.CenterCrop,
+    A.Crop,
+    A.Pad,
+    A.LongestMaxSize,
+    A.SmallestMaxSize,
+    A.ToFloat,
+)
 _CACHE_CHUNK = 4096  # images per albumentations call while caching
 
 
 # ------------------------------------------------------------------------------ batched ops
+
 
 @dataclass(frozen=True)
 class BatchedFlip:
@@ -76,10 +90,12 @@ class BatchedRandomCrop:
         top = torch.randint(0, height - self.height + 1, (batch,), generator=generator)
         left = torch.randint(0, width - self.width + 1, (batch,), generator=generator)
         device = images.device
-        rows = (to_device(top, device)[:, None]
-                + torch.arange(self.height, device=device))[:, :, None]
-        cols = (to_device(left, device)[:, None]
-                + torch.arange(self.width, device=device))[:, None, :]
+        rows = (to_device(top, device)[:, None] + torch.arange(self.height, device=device))[
+            :, :, None
+        ]
+        cols = (to_device(left, device)[:, None] + torch.arange(self.width, device=device))[
+            :, None, :
+        ]
         samples = torch.arange(batch, device=device)[:, None, None]
         crops = images[samples, :, rows, cols]  # [B, h, w, C]: advanced indices go first
         return crops.permute(0, 3, 1, 2).contiguous()
@@ -108,8 +124,10 @@ def batched_op(transform: Any) -> BatchedFlip | BatchedRandomCrop | None:
 
 def is_deterministic(transform: Any) -> bool:
     """Always applied, with fixed parameters."""
-    random_placement = "random" in (getattr(transform, "position", None),
-                                    getattr(transform, "pad_position", None))
+    random_placement = "random" in (
+        getattr(transform, "position", None),
+        getattr(transform, "pad_position", None),
+    )
     return isinstance(transform, _DETERMINISTIC) and transform.p == 1 and not random_placement
 
 
@@ -153,18 +171,23 @@ class ExecutionPlan:
         if not self.cached:
             return images
         compose = A.Compose(list(self.cached))
-        chunks = [compose(images=images[i:i + _CACHE_CHUNK])["images"]
-                  for i in range(0, len(images), _CACHE_CHUNK)]
+        chunks = [
+            compose(images=images[i : i + _CACHE_CHUNK])["images"]
+            for i in range(0, len(images), _CACHE_CHUNK)
+        ]
         return np.concatenate(chunks) if chunks else images.astype(np.float32)
 
     def describe(self) -> dict[str, list[str]]:
         per_sample = flatten(self.per_sample) if self.per_sample is not None else []
-        return {"cached": [type(t).__name__ for t in self.cached],
-                "batched": [repr(op) for op in self.batched],
-                "per_sample": [type(t).__name__ for t in per_sample]}
+        return {
+            "cached": [type(t).__name__ for t in self.cached],
+            "batched": [repr(op) for op in self.batched],
+            "per_sample": [type(t).__name__ for t in per_sample],
+        }
 
 
 # ---------------------------------------------------------------------------------- dataset
+
 
 class TensorClassificationDataset(Dataset):
     """One split as tensors. ``images`` uint8 ``[N, H, W, C]``, ``labels`` int ``[N]``.
@@ -173,14 +196,24 @@ class TensorClassificationDataset(Dataset):
     ``[N, H', W', C']`` when the plan has per-sample transforms); ``self.targets`` int64 ``[N]``.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, pipeline: A.Compose, *,
-                 device: torch.device | str = "cpu", seed: int = 0, rank: int = 0):
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        pipeline: A.Compose,
+        *,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        rank: int = 0,
+    ):
         self.plan = ExecutionPlan.of(copy.deepcopy(pipeline))  # random state apart from others'
         device = torch.device(device)
         if self.plan.per_sample is not None and device.type != "cpu":
-            warnings.warn(f"per-sample transforms {self.plan.describe()['per_sample']} run on "
-                          f"the host; keeping this split on the cpu instead of {device}",
-                          stacklevel=2)
+            warnings.warn(
+                f"per-sample transforms {self.plan.describe()['per_sample']} run on "
+                f"the host; keeping this split on the cpu instead of {device}",
+                stacklevel=2,
+            )
             device = torch.device("cpu")
         cached = self.plan.cache(images)
         if self.plan.per_sample is None:
@@ -230,6 +263,7 @@ class TensorClassificationDataset(Dataset):
 
 # ------------------------------------------------------------------------------ datamodule
 
+
 class TensorDataModule(ImageClassificationDataModule):
     """Base of the small-image datamodules. A subclass implements :meth:`load_sources`;
     this class splits, caches and batches."""
@@ -257,23 +291,34 @@ class TensorDataModule(ImageClassificationDataModule):
 
     def _build_dataset(self, split: str) -> TensorClassificationDataset:
         images, labels = self.split_arrays(split)
-        return TensorClassificationDataset(images, labels, self.pipelines[self.phase(split)],
-                                           device=resolve_device(self.device), seed=self.seed,
-                                           rank=self.rank)
+        return TensorClassificationDataset(
+            images,
+            labels,
+            self.pipelines[self.phase(split)],
+            device=resolve_device(self.device),
+            seed=self.seed,
+            rank=self.rank,
+        )
 
     def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.dataset(split)
         on_host = dataset.targets.device.type == "cpu"
         if not on_host and self.num_workers > 0:
             warnings.warn("num_workers is ignored for a dataset held on the GPU", stacklevel=2)
-        return self.make_loader(dataset, shuffle=shuffle, collate_fn=keep_batch,
-                                num_workers=self.num_workers if on_host else 0,
-                                pin_memory=self.pin_memory and on_host)
+        return self.make_loader(
+            dataset,
+            shuffle=shuffle,
+            collate_fn=keep_batch,
+            num_workers=self.num_workers if on_host else 0,
+            pin_memory=self.pin_memory and on_host,
+        )
 
     def transform_summary(self) -> dict[str, Any]:
         """The pipelines (see the base class) and where each transform runs:
         ``execution: {train: {cached: [...], batched: [...], per_sample: [...]}, eval: ...}``."""
         summary = super().transform_summary()
-        summary["execution"] = {phase: ExecutionPlan.of(pipeline).describe()
-                                for phase, pipeline in self.pipelines.items()}
+        summary["execution"] = {
+            phase: ExecutionPlan.of(pipeline).describe()
+            for phase, pipeline in self.pipelines.items()
+        }
         return summary

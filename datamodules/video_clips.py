@@ -29,7 +29,10 @@ def check_clip_arguments(clip_length: int, stride: int, num_clips: int, padding:
         (clip_length < 1, f"clip_length: must be >= 1, got {clip_length}"),
         (stride < 1, f"stride: must be >= 1, got {stride}"),
         (num_clips < 1, f"num_clips: must be >= 1, got {num_clips}"),
-        (padding not in PADDINGS, f"padding: must be one of {', '.join(PADDINGS)}, got {padding!r}"),
+        (
+            padding not in PADDINGS,
+            f"padding: must be one of {', '.join(PADDINGS)}, got {padding!r}",
+        ),
     ]
     for failed, message in problems:
         if failed:
@@ -41,8 +44,9 @@ def clip_span(clip_length: int, stride: int) -> int:
     return (clip_length - 1) * stride + 1
 
 
-def clip_frame_indices(num_frames: int, clip_length: int, stride: int, start: int,
-                       padding: Padding = "loop") -> np.ndarray:
+def clip_frame_indices(
+    num_frames: int, clip_length: int, stride: int, start: int, padding: Padding = "loop"
+) -> np.ndarray:
     """int64 ``[T]`` frame indices of the clip starting at ``start``, inside ``[0, num_frames)``."""
     indices = start + stride * np.arange(clip_length, dtype=np.int64)
     if padding == "loop":

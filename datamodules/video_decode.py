@@ -54,9 +54,11 @@ def read_clip(path: str | Path, indices: np.ndarray) -> np.ndarray:
     frames = _decode_frames(path, wanted)
     missing = [i for i in wanted if i not in frames]
     if missing:
-        raise DataError(f"{path}: the video ends before frame {missing[0]} "
-                        f"(decoded {len(frames)} of the {len(wanted)} frames asked for)",
-                        hint=BAD_FILE_HINT)
+        raise DataError(
+            f"{path}: the video ends before frame {missing[0]} "
+            f"(decoded {len(frames)} of the {len(wanted)} frames asked for)",
+            hint=BAD_FILE_HINT,
+        )
     return np.stack([frames[int(i)] for i in indices])
 
 
@@ -70,6 +72,7 @@ def read_all_frames(path: str | Path) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ internals
+
 
 def _open(path: Path):
     import av
@@ -97,8 +100,9 @@ def _decode_frames(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
     return frames
 
 
-def _numbered_frames(container, path: Path, seek_to: int | None
-                     ) -> Iterator[tuple[int, np.ndarray]]:
+def _numbered_frames(
+    container, path: Path, seek_to: int | None
+) -> Iterator[tuple[int, np.ndarray]]:
     """``(index, RGB frame)`` from the keyframe before ``seek_to`` (None or an unseekable
     container: from the start)."""
     import av
@@ -135,8 +139,10 @@ def _read_frame_files(folder: Path, indices: np.ndarray) -> np.ndarray:
     frames = {}
     for index in sorted({int(i) for i in indices}):
         if index >= len(files):
-            raise DataError(f"{folder}: frame {index} asked for, the folder has {len(files)}",
-                            hint=BAD_FILE_HINT)
+            raise DataError(
+                f"{folder}: frame {index} asked for, the folder has {len(files)}",
+                hint=BAD_FILE_HINT,
+            )
         image = cv2.imread(str(files[index]), cv2.IMREAD_COLOR)
         if image is None:
             raise DataError(f"{files[index]}: cannot decode frame", hint=BAD_FILE_HINT)

@@ -26,8 +26,15 @@ from visionflow.rundir import atomic_write_bytes
 
 FLOW_SUFFIX = ".flow.npy"
 #: cv2.calcOpticalFlowFarneback's parameters (those of OpenCV's own sample)
-FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5,
-             "poly_sigma": 1.2, "flags": 0}
+FARNEBACK = {
+    "pyr_scale": 0.5,
+    "levels": 3,
+    "winsize": 15,
+    "iterations": 3,
+    "poly_n": 5,
+    "poly_sigma": 1.2,
+    "flags": 0,
+}
 
 
 def farneback_flow(frames: np.ndarray) -> np.ndarray:
@@ -35,8 +42,10 @@ def farneback_flow(frames: np.ndarray) -> np.ndarray:
     import cv2
 
     gray = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames]
-    fields = [cv2.calcOpticalFlowFarneback(before, after, None, **FARNEBACK)
-              for before, after in pairwise(gray)]
+    fields = [
+        cv2.calcOpticalFlowFarneback(before, after, None, **FARNEBACK)
+        for before, after in pairwise(gray)
+    ]
     height, width = frames.shape[1:3]
     if not fields:
         return np.zeros((0, height, width, 2), dtype=np.float16)
@@ -72,7 +81,7 @@ def stack_flow(flow: np.ndarray, start: int, flow_frames: int) -> np.ndarray:
     if count == 0:
         return np.zeros((height, width, 2 * flow_frames), dtype=np.float32)
     indices = np.minimum(start + np.arange(flow_frames), count - 1)
-    fields = np.asarray(flow[indices], dtype=np.float32)                  # [L, H, W, 2]
+    fields = np.asarray(flow[indices], dtype=np.float32)  # [L, H, W, 2]
     return fields.transpose(1, 2, 0, 3).reshape(height, width, 2 * flow_frames)
 
 

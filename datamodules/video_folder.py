@@ -90,10 +90,10 @@ class FlowSource:
 
 @dataclass
 class ClipSample:
-    clip: torch.Tensor                  # [C, T, H, W]
+    clip: torch.Tensor  # [C, T, H, W]
     label: int
     video: int
-    flow: torch.Tensor | None           # [2L, H, W]
+    flow: torch.Tensor | None  # [2L, H, W]
 
 
 class VideoClipDataset(Dataset):
@@ -101,8 +101,17 @@ class VideoClipDataset(Dataset):
     of video ``i``; in evaluation item ``i`` is clip ``i % num_clips`` of video
     ``i // num_clips``. Items are :class:`ClipSample` or :class:`DecodeFailure`."""
 
-    def __init__(self, samples: list[Sample], pipeline: A.Compose, sampling: ClipSampling,
-                 flow: FlowSource | None, *, train: bool, seed: int = 0, rank: int = 0):
+    def __init__(
+        self,
+        samples: list[Sample],
+        pipeline: A.Compose,
+        sampling: ClipSampling,
+        flow: FlowSource | None,
+        *,
+        train: bool,
+        seed: int = 0,
+        rank: int = 0,
+    ):
         self.samples, self.sampling, self.flow, self.train = samples, sampling, flow, train
         self.pipeline = clip_pipeline(pipeline)
         self.clips_per_video = 1 if train else sampling.num_clips
@@ -125,7 +134,7 @@ class VideoClipDataset(Dataset):
             frames, flow = self._read(Path(path), clip)
         except DataError as error:
             return DecodeFailure(error)
-        frames, flow = transform_clip(self.pipeline, frames, flow)          # [T, H, W, C]
+        frames, flow = transform_clip(self.pipeline, frames, flow)  # [T, H, W, C]
         clip_tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)
         flow_tensor = None if flow is None else torch.from_numpy(flow).permute(2, 0, 1)
         return ClipSample(clip_tensor, label, video, flow_tensor)
@@ -139,8 +148,9 @@ class VideoClipDataset(Dataset):
             start = random_clip_start(num_frames, sampling.span, self.rng)
         else:
             start = uniform_clip_starts(num_frames, sampling.span, sampling.num_clips)[clip]
-        indices = clip_frame_indices(num_frames, sampling.clip_length, sampling.stride, start,
-                                     sampling.padding)
+        indices = clip_frame_indices(
+            num_frames, sampling.clip_length, sampling.stride, start, sampling.padding
+        )
         frames = read_clip(path, indices)
         if self.flow is None:
             return frames, None
@@ -163,10 +173,12 @@ class CollateClips:
         if failed:
             warnings.warn("skipping " + "; ".join(f.error.message for f in failed), stacklevel=2)
         flows = None if good[0].flow is None else torch.stack([s.flow for s in good])
-        return VideoBatch(clips=torch.stack([s.clip for s in good]),
-                          targets=torch.tensor([s.label for s in good], dtype=torch.int64),
-                          video_index=torch.tensor([s.video for s in good], dtype=torch.int64),
-                          flows=flows)
+        return VideoBatch(
+            clips=torch.stack([s.clip for s in good]),
+            targets=torch.tensor([s.label for s in good], dtype=torch.int64),
+            video_index=torch.tensor([s.video for s in good], dtype=torch.int64),
+            flows=flows,
+        )
 
 
 @DATAMODULES.register("video_folder", batch=VideoBatch)
@@ -176,22 +188,48 @@ class VideoFolderDataModule(ImageFolderDataModule):
 
     default_transforms = {"train": "video_flip_train", "eval": "video_eval"}
 
-    def __init__(self, root: str, clip_length: int = 8, stride: int = 2, num_clips: int = 3,
-                 padding: Padding = "loop", flow_frames: int = 0, flow_dir: str | None = None,
-                 split_files: dict[str, str] | None = None, image_size: int = 112,
-                 test_fraction: float = 0.1, skip_bad_files: bool = False,
-                 mean: list[float] | None = None, std: list[float] | None = None, *,
-                 batch_size: int = 8, num_workers: int = 0, seed: int = 0, val_fraction: float = 0.1, transforms: dict | None = None,
-                 limit: int | None = None):
+    def __init__(
+        self,
+        root: str,
+        clip_length: int = 8,
+        stride: int = 2,
+        num_clips: int = 3,
+        padding: Padding = "loop",
+        flow_frames: int = 0,
+        flow_dir: str | None = None,
+        split_files: dict[str, str] | None = None,
+        image_size: int = 112,
+        test_fraction: float = 0.1,
+        skip_bad_files: bool = False,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        *,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        transforms: dict | None = None,
+        limit: int | None = None,
+    ):
         check_clip_arguments(clip_length, stride, num_clips, padding)
         if flow_frames < 0:
             raise SpecError(f"flow_frames: must be >= 0, got {flow_frames}")
         _check_split_files(split_files)
-        super().__init__(root, image_size=image_size, channels=3, test_fraction=test_fraction,
-                         skip_bad_files=skip_bad_files, mean=list(mean or KINETICS_MEAN),
-                         std=list(std or KINETICS_STD), batch_size=batch_size,
-                         num_workers=num_workers, seed=seed,
-                         val_fraction=val_fraction, transforms=transforms, limit=limit)
+        super().__init__(
+            root,
+            image_size=image_size,
+            channels=3,
+            test_fraction=test_fraction,
+            skip_bad_files=skip_bad_files,
+            mean=list(mean or KINETICS_MEAN),
+            std=list(std or KINETICS_STD),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            seed=seed,
+            val_fraction=val_fraction,
+            transforms=transforms,
+            limit=limit,
+        )
         self.sampling = ClipSampling(clip_length, stride, num_clips, padding)
         self.flow_frames = flow_frames
         self.flow_dir = Path(flow_dir) if flow_dir else self.root / ".flow"
@@ -200,10 +238,14 @@ class VideoFolderDataModule(ImageFolderDataModule):
     @property
     def info(self) -> VideoDatasetInfo:
         height, width, channels = self.output_shapes["eval"]
-        return VideoDatasetInfo(num_classes=len(self.class_names), class_names=self.class_names,
-                                in_channels=channels, image_size=(height, width),
-                                clip_length=self.sampling.clip_length,
-                                flow_frames=self.flow_frames)
+        return VideoDatasetInfo(
+            num_classes=len(self.class_names),
+            class_names=self.class_names,
+            in_channels=channels,
+            image_size=(height, width),
+            clip_length=self.sampling.clip_length,
+            flow_frames=self.flow_frames,
+        )
 
     def videos(self) -> list[Path]:
         """Every video of every split (each once), for ``precompute-flow``."""
@@ -220,8 +262,13 @@ class VideoFolderDataModule(ImageFolderDataModule):
         if not self.split_files:
             return super()._splits
         index = {name: i for i, name in enumerate(self.class_names)}
-        listed = {split: [(str(self._resolve(line)), index[Path(line).parts[0]])
-                          for line in self._listed(split)] for split in self.split_files}
+        listed = {
+            split: [
+                (str(self._resolve(line)), index[Path(line).parts[0]])
+                for line in self._listed(split)
+            ]
+            for split in self.split_files
+        }
         splits = {**self._split_by_seed(listed.pop("train"), {}), **listed}
         splits.setdefault("test", splits["val"])
         return splits
@@ -232,8 +279,10 @@ class VideoFolderDataModule(ImageFolderDataModule):
         try:
             lines = path.read_text().splitlines()
         except OSError as error:
-            raise DataError(f"{path}: cannot read split file ({error.strerror})",
-                            hint=f"fix split_files.{split}") from None
+            raise DataError(
+                f"{path}: cannot read split file ({error.strerror})",
+                hint=f"fix split_files.{split}",
+            ) from None
         return [line.split()[0] for line in lines if line.strip()]
 
     def _resolve(self, path: str) -> Path:
@@ -243,32 +292,49 @@ class VideoFolderDataModule(ImageFolderDataModule):
         """``(path, label)`` of every video file or frame folder in ``folder/<class>/``, sorted."""
         index = {name: i for i, name in enumerate(self.class_names)}
         samples = []
-        for class_folder in sorted(p for p in folder.iterdir()
-                                   if p.is_dir() and not p.name.startswith(".")):
+        for class_folder in sorted(
+            p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+        ):
             if class_folder.name not in index:
-                raise DataError(f"{class_folder}: class {class_folder.name!r} is not among the "
-                                f"train classes", hint="every split needs the train class folders")
-            samples += [(str(p), index[class_folder.name]) for p in sorted(class_folder.iterdir())
-                        if p.suffix.lower() in VIDEO_SUFFIXES or is_frame_folder(p)]
+                raise DataError(
+                    f"{class_folder}: class {class_folder.name!r} is not among the train classes",
+                    hint="every split needs the train class folders",
+                )
+            samples += [
+                (str(p), index[class_folder.name])
+                for p in sorted(class_folder.iterdir())
+                if p.suffix.lower() in VIDEO_SUFFIXES or is_frame_folder(p)
+            ]
         if not samples:
-            raise DataError(f"{folder}: no videos ({', '.join(VIDEO_SUFFIXES)} or frame "
-                            "folders) in class folders")
+            raise DataError(
+                f"{folder}: no videos ({', '.join(VIDEO_SUFFIXES)} or frame "
+                "folders) in class folders"
+            )
         return samples
 
     def _build_dataset(self, split: str) -> VideoClipDataset:
         samples = self._splits[split]
         kept = self.limited(np.array([label for _, label in samples], dtype=np.int64))
-        flow = (FlowSource(self.root, self.flow_dir, self.flow_frames)
-                if self.flow_frames else None)
-        return VideoClipDataset([samples[i] for i in kept], self.pipelines[self.phase(split)],
-                                self.sampling, flow, train=split == "train", seed=self.seed,
-                                rank=self.rank)
+        flow = FlowSource(self.root, self.flow_dir, self.flow_frames) if self.flow_frames else None
+        return VideoClipDataset(
+            [samples[i] for i in kept],
+            self.pipelines[self.phase(split)],
+            self.sampling,
+            flow,
+            train=split == "train",
+            seed=self.seed,
+            rank=self.rank,
+        )
 
     def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
-        return self.make_loader(self.dataset(split), shuffle=shuffle,
-                                collate_fn=CollateClips(self.skip_bad_files),
-                                num_workers=self.num_workers, pin_memory=False,
-                                loader_class=ImageFolderLoader)
+        return self.make_loader(
+            self.dataset(split),
+            shuffle=shuffle,
+            collate_fn=CollateClips(self.skip_bad_files),
+            num_workers=self.num_workers,
+            pin_memory=False,
+            loader_class=ImageFolderLoader,
+        )
 
 
 def _check_split_files(split_files: dict[str, str] | None) -> None:
@@ -276,6 +342,7 @@ def _check_split_files(split_files: dict[str, str] | None) -> None:
         return
     unknown = set(split_files) - {"train", "test"}
     if unknown or "train" not in split_files:
-        raise SpecError(f"split_files: expected keys train and optionally test, got "
-                        f"{sorted(split_files)}", hint="e.g. {train: trainlist01.txt, "
-                                                       "test: testlist01.txt}")
+        raise SpecError(
+            f"split_files: expected keys train and optionally test, got {sorted(split_files)}",
+            hint="e.g. {train: trainlist01.txt, test: testlist01.txt}",
+        )

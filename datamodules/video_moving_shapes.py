@@ -50,22 +50,25 @@ def render_video(motion: str, frames: int, size: int, rng: np.random.Generator) 
     radius = rng.uniform(0.1, 0.16) * size
     color = tuple(int(c) for c in rng.integers(90, 256, size=3))
     angle, spin = rng.uniform(0, 2 * math.pi), rng.uniform(0.15, 0.3)
-    step = np.zeros(2)                                # pixels per frame (x, y)
+    step = np.zeros(2)  # pixels per frame (x, y)
     if motion in DIRECTIONS:
         step = np.array(DIRECTIONS[motion]) * rng.uniform(0.7, 1.1) * size / 40
         spin = 0.0
     elif motion == "counterclockwise":
-        spin = -spin                                  # image y points down: +angle is clockwise
-    span = frames - 1                                 # the shape stays inside every frame
+        spin = -spin  # image y points down: +angle is clockwise
+    span = frames - 1  # the shape stays inside every frame
     low = radius + 1 + np.maximum(-step, 0) * span
     high = size - radius - 2 - np.maximum(step, 0) * span
     center = rng.uniform(low, np.maximum(high, low))
     video = np.empty((frames, size, size, 3), dtype=np.uint8)
     for index in range(frames):
         frame = np.clip(rng.normal(60, 12, (size, size, 3)), 0, 255).astype(np.uint8)
-        cv2.fillPoly(frame, [shape_vertices(kind, center + step * index, radius,
-                                            angle + spin * index)], color,
-                     lineType=cv2.LINE_AA)
+        cv2.fillPoly(
+            frame,
+            [shape_vertices(kind, center + step * index, radius, angle + spin * index)],
+            color,
+            lineType=cv2.LINE_AA,
+        )
         video[index] = frame
     return video
 
@@ -86,13 +89,23 @@ def write_video(frames: np.ndarray, path: Path, fps: int = FPS, keyframe_every: 
     return path
 
 
-def make_moving_shapes(data_dir: str | Path, videos: dict[str, int], frames: int = 16,
-                       frame_size: int = 40, seed: int = 0) -> Path:
+def make_moving_shapes(
+    data_dir: str | Path,
+    videos: dict[str, int],
+    frames: int = 16,
+    frame_size: int = 40,
+    seed: int = 0,
+) -> Path:
     """Write ``videos[split]`` videos per class into ``data_dir/<split>/<motion>/``, unless the
     folder already holds this exact dataset; returns ``data_dir``."""
     root = Path(data_dir)
-    settings = {"videos": videos, "frames": frames, "frame_size": frame_size, "seed": seed,
-                "motions": list(MOTIONS)}
+    settings = {
+        "videos": videos,
+        "frames": frames,
+        "frame_size": frame_size,
+        "seed": seed,
+        "motions": list(MOTIONS),
+    }
     record = root / "dataset.json"
     if record.is_file() and json.loads(record.read_text()) == settings:
         return root
@@ -100,8 +113,10 @@ def make_moving_shapes(data_dir: str | Path, videos: dict[str, int], frames: int
         rng = np.random.default_rng(mix_seed(seed, SPLIT_SALT[split]))
         for number in range(count):
             for motion in MOTIONS:
-                write_video(render_video(motion, frames, frame_size, rng),
-                            root / split / motion / f"{number:04d}.mp4")
+                write_video(
+                    render_video(motion, frames, frame_size, rng),
+                    root / split / motion / f"{number:04d}.mp4",
+                )
     atomic_write_json(record, settings)
     return root
 
@@ -113,23 +128,53 @@ class MovingShapesVideoDataModule(VideoFolderDataModule):
 
     default_transforms = {"train": "video_train", "eval": "video_eval"}
 
-    def __init__(self, data_dir: str = "data/moving_shapes", train_videos: int = 40,
-                 val_videos: int = 8, test_videos: int = 8, frames: int = 16,
-                 frame_size: int = 40, clip_length: int = 8, stride: int = 1, num_clips: int = 2,
-                 padding: Padding = "loop", flow_frames: int = 0, image_size: int | None = None,
-                 *, batch_size: int = 16, num_workers: int = 0, seed: int = 0,
-                 transforms: dict | None = None, limit: int | None = None):
+    def __init__(
+        self,
+        data_dir: str = "data/moving_shapes",
+        train_videos: int = 40,
+        val_videos: int = 8,
+        test_videos: int = 8,
+        frames: int = 16,
+        frame_size: int = 40,
+        clip_length: int = 8,
+        stride: int = 1,
+        num_clips: int = 2,
+        padding: Padding = "loop",
+        flow_frames: int = 0,
+        image_size: int | None = None,
+        *,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+        transforms: dict | None = None,
+        limit: int | None = None,
+    ):
         if frame_size < 16 or frame_size % 2:
             raise SpecError(f"frame_size: must be even and >= 16, got {frame_size}")
-        for name, count in (("train_videos", train_videos), ("val_videos", val_videos),
-                            ("test_videos", test_videos), ("frames", frames)):
+        for name, count in (
+            ("train_videos", train_videos),
+            ("val_videos", val_videos),
+            ("test_videos", test_videos),
+            ("frames", frames),
+        ):
             if count < 1:
                 raise SpecError(f"{name}: must be >= 1, got {count}")
-        super().__init__(data_dir, clip_length=clip_length, stride=stride, num_clips=num_clips,
-                         padding=padding, flow_frames=flow_frames,
-                         image_size=image_size or frame_size, mean=[0.25] * 3, std=[0.12] * 3,
-                         batch_size=batch_size, num_workers=num_workers, seed=seed,
-                         transforms=transforms, limit=limit)
+        super().__init__(
+            data_dir,
+            clip_length=clip_length,
+            stride=stride,
+            num_clips=num_clips,
+            padding=padding,
+            flow_frames=flow_frames,
+            image_size=image_size or frame_size,
+            mean=[0.25] * 3,
+            std=[0.12] * 3,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            seed=seed,
+            transforms=transforms,
+            limit=limit,
+        )
         self.videos_per_class = {"train": train_videos, "val": val_videos, "test": test_videos}
         self.frames, self.frame_size = frames, frame_size
 
@@ -138,5 +183,6 @@ class MovingShapesVideoDataModule(VideoFolderDataModule):
         return MOTIONS
 
     def prepare_data(self) -> None:
-        make_moving_shapes(self.root, self.videos_per_class, self.frames, self.frame_size,
-                           self.seed)
+        make_moving_shapes(
+            self.root, self.videos_per_class, self.frames, self.frame_size, self.seed
+        )

@@ -23,25 +23,62 @@ from visionflow.datamodules.detection_base import DetectionDataModule, Detection
 from visionflow.errors import DataError, SpecError
 from visionflow.registry import DATAMODULES
 
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep",
-               "sofa", "train", "tvmonitor")
-XML_HINT = "<object><name>cls</name><difficult>0</difficult><bndbox><xmin>..</xmin><ymin>.." \
-           "</ymin><xmax>..</xmax><ymax>..</ymax></bndbox></object>"
+VOC_CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
+XML_HINT = (
+    "<object><name>cls</name><difficult>0</difficult><bndbox><xmin>..</xmin><ymin>.."
+    "</ymin><xmax>..</xmax><ymax>..</ymax></bndbox></object>"
+)
 
 
 @DATAMODULES.register("voc_detection", batch=DetectionBatch)
 class VOCDetectionDataModule(DetectionDataModule):
     """Pascal VOC XML annotations (or any dataset in that layout, with its own class names)."""
 
-    def __init__(self, root: str, train_set: str | None = "train", val_set: str | None = "val",
-                 test_set: str | None = None, class_names: list[str] | None = None,
-                 image_size: int | None = None, batch_size: int = 8, num_workers: int = 0,
-                 transforms: dict[str, Any] | None = None, drop_empty_images: bool = True,
-                 seed: int = 0):
-        super().__init__(image_size=image_size, batch_size=batch_size, num_workers=num_workers,
-                         masks=False, keypoints=False, transforms=transforms,
-                         drop_empty_images=drop_empty_images, seed=seed)
+    def __init__(
+        self,
+        root: str,
+        train_set: str | None = "train",
+        val_set: str | None = "val",
+        test_set: str | None = None,
+        class_names: list[str] | None = None,
+        image_size: int | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        transforms: dict[str, Any] | None = None,
+        drop_empty_images: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__(
+            image_size=image_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            masks=False,
+            keypoints=False,
+            transforms=transforms,
+            drop_empty_images=drop_empty_images,
+            seed=seed,
+        )
         names = tuple(class_names or VOC_CLASSES)
         if len(set(names)) != len(names) or not names:
             raise SpecError(f"class_names: expected distinct names, got {list(names)}")
@@ -57,11 +94,15 @@ class VOCDetectionDataModule(DetectionDataModule):
         try:
             ids = [line.split()[0] for line in set_file.read_text().splitlines() if line.strip()]
         except FileNotFoundError:
-            raise DataError(f"{set_file}: image set file is missing",
-                            hint=f"set {split}_set to a file in ImageSets/Main") from None
+            raise DataError(
+                f"{set_file}: image set file is missing",
+                hint=f"set {split}_set to a file in ImageSets/Main",
+            ) from None
         labels = {name: label for label, name in enumerate(self.voc_label_map.names)}
-        return [read_voc_xml(self.root, voc_id, image_id, labels)
-                for image_id, voc_id in enumerate(ids, 1)], self.voc_label_map
+        return [
+            read_voc_xml(self.root, voc_id, image_id, labels)
+            for image_id, voc_id in enumerate(ids, 1)
+        ], self.voc_label_map
 
 
 def read_voc_xml(root: Path, voc_id: str, image_id: int, labels: dict[str, int]) -> DetectionRecord:
@@ -73,24 +114,32 @@ def read_voc_xml(root: Path, voc_id: str, image_id: int, labels: dict[str, int])
         raise DataError(f"{path}: annotation file is missing (image id {image_id})") from None
     except ET.ParseError as error:
         raise DataError(f"{path}: malformed XML (image id {image_id}): {error}") from None
-    objects = [parse_object(node, labels, f"{path} (image id {image_id}, object #{number})")
-               for number, node in enumerate(tree.findall("object"), 1)]
+    objects = [
+        parse_object(node, labels, f"{path} (image id {image_id}, object #{number})")
+        for number, node in enumerate(tree.findall("object"), 1)
+    ]
     file_name = tree.findtext("filename") or f"{voc_id}.jpg"
     return DetectionRecord(
-        image_path=root / "JPEGImages" / file_name, image_id=image_id, source=str(path),
+        image_path=root / "JPEGImages" / file_name,
+        image_id=image_id,
+        source=str(path),
         boxes=np.array([box for _, box, _ in objects], dtype=np.float32).reshape(-1, 4),
         labels=np.array([label for label, _, _ in objects], dtype=np.int64),
         iscrowd=np.array([difficult for _, _, difficult in objects], dtype=bool),
         annotation_ids=np.arange(1, len(objects) + 1),
-        size=image_size(tree))
+        size=image_size(tree),
+    )
 
 
-def parse_object(node: ET.Element, labels: dict[str, int], where: str) -> tuple[int, list[float], bool]:
+def parse_object(
+    node: ET.Element, labels: dict[str, int], where: str
+) -> tuple[int, list[float], bool]:
     """``(label, box [x1, y1, x2, y2], difficult)`` of one ``<object>``."""
     name = (node.findtext("name") or "").strip()
     if name not in labels:
-        raise DataError(f"{where}: unknown class {name!r}",
-                        hint="set class_names to this dataset's classes")
+        raise DataError(
+            f"{where}: unknown class {name!r}", hint="set class_names to this dataset's classes"
+        )
     box = node.find("bndbox")
     try:
         xmin, ymin, xmax, ymax = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))

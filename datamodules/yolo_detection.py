@@ -29,20 +29,36 @@ from visionflow.errors import DataError
 from visionflow.registry import DATAMODULES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-LINE_HINT = "each line is 'class cx cy w h' or 'class x1 y1 x2 y2 x3 y3 ...' with fractions in [0, 1]"
+LINE_HINT = (
+    "each line is 'class cx cy w h' or 'class x1 y1 x2 y2 x3 y3 ...' with fractions in [0, 1]"
+)
 
 
 @DATAMODULES.register("yolo_detection", batch=DetectionBatch)
 class YoloDetectionDataModule(DetectionDataModule):
     """YOLO txt labels + dataset YAML (boxes, or polygons as masks), as COCO-style targets."""
 
-    def __init__(self, dataset_yaml: str, image_size: int | None = None, batch_size: int = 8,
-                 num_workers: int = 0, masks: bool = False,
-                 transforms: dict[str, Any] | None = None, drop_empty_images: bool = True,
-                 seed: int = 0):
-        super().__init__(image_size=image_size, batch_size=batch_size, num_workers=num_workers,
-                         masks=masks, keypoints=False, transforms=transforms,
-                         drop_empty_images=drop_empty_images, seed=seed)
+    def __init__(
+        self,
+        dataset_yaml: str,
+        image_size: int | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        masks: bool = False,
+        transforms: dict[str, Any] | None = None,
+        drop_empty_images: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__(
+            image_size=image_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            masks=masks,
+            keypoints=False,
+            transforms=transforms,
+            drop_empty_images=drop_empty_images,
+            seed=seed,
+        )
         self.dataset_yaml = Path(dataset_yaml)
         self.config = read_dataset_yaml(self.dataset_yaml)
 
@@ -58,8 +74,10 @@ class YoloDetectionDataModule(DetectionDataModule):
         label_map = names_label_map(self.config.get("names"), self.dataset_yaml)
         images = list_images(entry, self.root, self.dataset_yaml)
         ids = image_ids(images)
-        records = [read_label_file(image, image_id, len(label_map), self.masks)
-                   for image, image_id in zip(images, ids)]
+        records = [
+            read_label_file(image, image_id, len(label_map), self.masks)
+            for image, image_id in zip(images, ids)
+        ]
         return records, label_map
 
 
@@ -73,8 +91,10 @@ def read_dataset_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as error:
         raise DataError(f"{path}: invalid YAML: {error}") from None
     if not isinstance(config, dict) or "names" not in config:
-        raise DataError(f"{path}: a YOLO dataset YAML needs 'names' and the splits",
-                        hint="e.g. path: ., train: images/train, val: images/val, names: {0: cat}")
+        raise DataError(
+            f"{path}: a YOLO dataset YAML needs 'names' and the splits",
+            hint="e.g. path: ., train: images/train, val: images/val, names: {0: cat}",
+        )
     return config
 
 
@@ -82,8 +102,10 @@ def names_label_map(names: Any, source: Path) -> LabelMap:
     """``names`` as ``{index: name}`` or a list; indices must be 0..K-1."""
     pairs = dict(enumerate(names)) if isinstance(names, list) else dict(names or {})
     if sorted(pairs) != list(range(len(pairs))) or not pairs:
-        raise DataError(f"{source}: 'names' must map the class indices 0..K-1 to names, "
-                        f"got keys {sorted(pairs)[:5]}")
+        raise DataError(
+            f"{source}: 'names' must map the class indices 0..K-1 to names, "
+            f"got keys {sorted(pairs)[:5]}"
+        )
     return LabelMap(tuple(range(len(pairs))), tuple(str(pairs[i]) for i in range(len(pairs))))
 
 
@@ -95,11 +117,16 @@ def list_images(entry: str | list[str], root: Path, source: Path) -> list[Path]:
         if path.is_dir():
             images += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         elif path.suffix == ".txt" and path.is_file():
-            images += [(path.parent / line.strip()).resolve()
-                       for line in path.read_text().splitlines() if line.strip()]
+            images += [
+                (path.parent / line.strip()).resolve()
+                for line in path.read_text().splitlines()
+                if line.strip()
+            ]
         else:
-            raise DataError(f"{source}: split entry {item!r} ({path}) is neither a folder nor a "
-                            ".txt list of images")
+            raise DataError(
+                f"{source}: split entry {item!r} ({path}) is neither a folder nor a "
+                ".txt list of images"
+            )
     return images
 
 
@@ -122,12 +149,20 @@ def label_path(image: Path) -> Path:
 def read_label_file(image: Path, image_id: int, num_classes: int, masks: bool) -> DetectionRecord:
     """The record of one image; a bad line is a DataError naming the file, line and image id."""
     path = label_path(image)
-    rows = [] if not path.is_file() else [
-        (number, line.split()) for number, line in enumerate(path.read_text().splitlines(), 1)
-        if line.strip()]
+    rows = (
+        []
+        if not path.is_file()
+        else [
+            (number, line.split())
+            for number, line in enumerate(path.read_text().splitlines(), 1)
+            if line.strip()
+        ]
+    )
     boxes, labels, polygons, lines = [], [], [], []
     for number, values in rows:
-        label, box, polygon = parse_line(values, num_classes, f"{path}:{number} (image id {image_id})")
+        label, box, polygon = parse_line(
+            values, num_classes, f"{path}:{number} (image id {image_id})"
+        )
         if box[2] <= box[0] or box[3] <= box[1]:
             continue
         boxes.append(box)
@@ -135,14 +170,21 @@ def read_label_file(image: Path, image_id: int, num_classes: int, masks: bool) -
         polygons.append([polygon])
         lines.append(number)
     return DetectionRecord(
-        image_path=image, image_id=image_id, source=str(path), normalized=True,
+        image_path=image,
+        image_id=image_id,
+        source=str(path),
+        normalized=True,
         boxes=np.array(boxes, dtype=np.float32).reshape(-1, 4),
-        labels=np.array(labels, dtype=np.int64), iscrowd=np.zeros(len(labels), dtype=bool),
+        labels=np.array(labels, dtype=np.int64),
+        iscrowd=np.zeros(len(labels), dtype=bool),
         annotation_ids=np.array(lines, dtype=np.int64),
-        segmentations=tuple(polygons) if masks else None)
+        segmentations=tuple(polygons) if masks else None,
+    )
 
 
-def parse_line(values: list[str], num_classes: int, where: str) -> tuple[int, list[float], list[float]]:
+def parse_line(
+    values: list[str], num_classes: int, where: str
+) -> tuple[int, list[float], list[float]]:
     """``(class, box [x1, y1, x2, y2], polygon [x1, y1, ...])`` in fractions of the image size."""
     try:
         label, numbers = int(values[0]), [float(v) for v in values[1:]]
@@ -158,7 +200,10 @@ def parse_line(values: list[str], num_classes: int, where: str) -> tuple[int, li
         polygon = [box[0], box[1], box[2], box[1], box[2], box[3], box[0], box[3]]
         return label, box, polygon
     if len(numbers) < 6 or len(numbers) % 2:
-        raise DataError(f"{where}: {len(numbers)} coordinates; expected 4 (a box) or an even "
-                        "number of at least 6 (a polygon)", hint=LINE_HINT)
+        raise DataError(
+            f"{where}: {len(numbers)} coordinates; expected 4 (a box) or an even "
+            "number of at least 6 (a polygon)",
+            hint=LINE_HINT,
+        )
     xs, ys = numbers[0::2], numbers[1::2]
     return label, [min(xs), min(ys), max(xs), max(ys)], numbers

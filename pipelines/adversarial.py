@@ -22,6 +22,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+
+from visionflow.errors import SpecError
+from visionflow.evaluation.robustness import RobustnessEvaluator, epsilon_key
 from visionflow.pipelines.checkpoint_stages import load_weights
 from visionflow.pipelines.stages import StageContext
 from visionflow.pipelines.understanding import (
@@ -29,49 +32,81 @@ from visionflow.pipelines.understanding import (
     pixel_space,
     plot_image_grid,
 )
-from visionflow.tasks.adversarial import Model, Norm, fgsm, pgd, simba
-
-from visionflow.errors import SpecError
-from visionflow.evaluation.robustness import RobustnessEvaluator, epsilon_key
 from visionflow.plots import save_figure
 from visionflow.registry import STAGES
 from visionflow.rundir import atomic_write_json
+from visionflow.tasks.adversarial import Model, Norm, fgsm, pgd, simba
 
 DEFAULT_EPSILONS = [0.0, 0.05, 0.1, 0.2]
 BATCH = 256
 
 
-def attack_images(model: Model, pixels: torch.Tensor, labels: torch.Tensor, epsilon: float, *,
-                  attack: Literal["pgd", "fgsm"], norm: Norm, steps: int,
-                  step_size: float | None, targeted: bool, seed: int) -> torch.Tensor:
+def attack_images(
+    model: Model,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    epsilon: float,
+    *,
+    attack: Literal["pgd", "fgsm"],
+    norm: Norm,
+    steps: int,
+    step_size: float | None,
+    targeted: bool,
+    seed: int,
+) -> torch.Tensor:
     """Adversarial pixels ``[N, C, H, W]`` for ``pixels`` with ``labels`` (goal classes when
     ``targeted``), attacked ``BATCH`` images at a time."""
     generator = torch.Generator().manual_seed(seed)
     chunks = []
     for start in range(0, len(pixels), BATCH):
-        part, goal = pixels[start:start + BATCH], labels[start:start + BATCH]
+        part, goal = pixels[start : start + BATCH], labels[start : start + BATCH]
         if attack == "fgsm":
             chunks.append(fgsm(model, part, goal, epsilon, targeted=targeted))
         else:
-            chunks.append(pgd(model, part, goal, epsilon, steps=steps, step_size=step_size,
-                              norm=norm, targeted=targeted, generator=generator))
+            chunks.append(
+                pgd(
+                    model,
+                    part,
+                    goal,
+                    epsilon,
+                    steps=steps,
+                    step_size=step_size,
+                    norm=norm,
+                    targeted=targeted,
+                    generator=generator,
+                )
+            )
     return torch.cat(chunks)
 
 
 @torch.no_grad()
 def predict(model: Model, pixels: torch.Tensor) -> torch.Tensor:
     """Classes ``[N]`` of ``pixels [N, C, H, W]``."""
-    return torch.cat([model(pixels[start:start + BATCH]).argmax(dim=1)
-                      for start in range(0, len(pixels), BATCH)])
+    return torch.cat(
+        [
+            model(pixels[start : start + BATCH]).argmax(dim=1)
+            for start in range(0, len(pixels), BATCH)
+        ]
+    )
 
 
-@STAGES.register("adversarial", description="attack the (best) model on the test split: accuracy "
-                                            "per epsilon, success rate, black-box queries, plots")
-def adversarial(context: StageContext, epsilons: list[float] | None = None,
-                attack: Literal["pgd", "fgsm"] = "pgd", norm: Norm = "linf", steps: int = 10,
-                step_size: float | None = None, targeted: bool = False,
-                black_box_queries: int = 0, max_images: int = 500,
-                checkpoint: str | None = None) -> dict[str, float]:
+@STAGES.register(
+    "adversarial",
+    description="attack the (best) model on the test split: accuracy "
+    "per epsilon, success rate, black-box queries, plots",
+)
+def adversarial(
+    context: StageContext,
+    epsilons: list[float] | None = None,
+    attack: Literal["pgd", "fgsm"] = "pgd",
+    norm: Norm = "linf",
+    steps: int = 10,
+    step_size: float | None = None,
+    targeted: bool = False,
+    black_box_queries: int = 0,
+    max_images: int = 500,
+    checkpoint: str | None = None,
+) -> dict[str, float]:
     epsilons = sorted({0.0, *(DEFAULT_EPSILONS if epsilons is None else epsilons)})
     _check(epsilons, attack, norm, steps, black_box_queries, max_images)
     load_weights(context, checkpoint)
@@ -82,46 +117,88 @@ def adversarial(context: StageContext, epsilons: list[float] | None = None,
     num_classes = context.datamodule.info.num_classes
     goals = (labels + 1) % num_classes if targeted else None
     evaluator = RobustnessEvaluator(epsilons)
-    attacked = {epsilon: attack_images(model, pixels, labels if goals is None else goals, epsilon,
-                                       attack=attack, norm=norm, steps=steps, step_size=step_size,
-                                       targeted=targeted, seed=context.spec.seed)
-                for epsilon in epsilons}
+    attacked = {
+        epsilon: attack_images(
+            model,
+            pixels,
+            labels if goals is None else goals,
+            epsilon,
+            attack=attack,
+            norm=norm,
+            steps=steps,
+            step_size=step_size,
+            targeted=targeted,
+            seed=context.spec.seed,
+        )
+        for epsilon in epsilons
+    }
     evaluator.process(torch.stack([predict(model, attacked[e]) for e in epsilons]), labels, goals)
     evaluation = evaluator.evaluate()
     metrics = dict(evaluation.metrics)
     if black_box_queries:
-        metrics.update(_black_box(model, pixels, labels, epsilons[-1], black_box_queries,
-                                  context.spec.seed))
+        metrics.update(
+            _black_box(model, pixels, labels, epsilons[-1], black_box_queries, context.spec.seed)
+        )
     directory = context.run_dir.plots / "adversarial"
-    save_figure(plot_accuracy_vs_epsilon(evaluation.details, attack, norm), directory /
-                "accuracy_vs_epsilon.png")
+    save_figure(
+        plot_accuracy_vs_epsilon(evaluation.details, attack, norm),
+        directory / "accuracy_vs_epsilon.png",
+    )
     largest = epsilons[-1]
-    save_figure(plot_image_grid([pixels[:8], attacked[largest][:8] - pixels[:8],
-                                 attacked[largest][:8]],
-                                ["clean", "perturbation", f"adversarial ({epsilon_key(largest)})"],
-                                signed=(1,)), directory / "examples.png")
-    atomic_write_json(context.run_dir.path / "adversarial.json", {
-        "attack": attack, "norm": norm, "steps": steps, "targeted": targeted,
-        "num_images": len(labels), "metrics": metrics, "curve": evaluation.details})
+    save_figure(
+        plot_image_grid(
+            [pixels[:8], attacked[largest][:8] - pixels[:8], attacked[largest][:8]],
+            ["clean", "perturbation", f"adversarial ({epsilon_key(largest)})"],
+            signed=(1,),
+        ),
+        directory / "examples.png",
+    )
+    atomic_write_json(
+        context.run_dir.path / "adversarial.json",
+        {
+            "attack": attack,
+            "norm": norm,
+            "steps": steps,
+            "targeted": targeted,
+            "num_images": len(labels),
+            "metrics": metrics,
+            "curve": evaluation.details,
+        },
+    )
     return {f"adversarial/{name}": value for name, value in metrics.items()}
 
 
-def _black_box(model: Model, pixels: torch.Tensor, labels: torch.Tensor, epsilon: float,
-               max_queries: int, seed: int) -> dict[str, float]:
+def _black_box(
+    model: Model,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    epsilon: float,
+    max_queries: int,
+    seed: int,
+) -> dict[str, float]:
     """SimBA at ``epsilon`` (L-inf) on the images classified right: accuracy, success, queries."""
     probabilities = lambda x: model(x).softmax(dim=1)
     right = predict(model, pixels) == labels
-    result = simba(probabilities, pixels[right], labels[right], epsilon,
-                   max_queries=max_queries, generator=torch.Generator().manual_seed(seed))
+    result = simba(
+        probabilities,
+        pixels[right],
+        labels[right],
+        epsilon,
+        max_queries=max_queries,
+        generator=torch.Generator().manual_seed(seed),
+    )
     fooled = predict(model, result.pixels) != labels[right]
     success = float(fooled.double().mean()) if len(fooled) else 0.0
-    return {"black_box_acc": float((right.sum() - fooled.sum()) / max(len(labels), 1)),
-            "black_box_success": success,
-            "black_box_mean_queries": float(result.queries.double().mean()) if len(fooled) else 0.0}
+    return {
+        "black_box_acc": float((right.sum() - fooled.sum()) / max(len(labels), 1)),
+        "black_box_success": success,
+        "black_box_mean_queries": float(result.queries.double().mean()) if len(fooled) else 0.0,
+    }
 
 
-def _check(epsilons: list[float], attack: str, norm: str, steps: int, queries: int,
-           max_images: int) -> None:
+def _check(
+    epsilons: list[float], attack: str, norm: str, steps: int, queries: int, max_images: int
+) -> None:
     problems = [
         (all(e >= 0 for e in epsilons), "epsilons", f"must be >= 0, got {epsilons}"),
         (attack != "fgsm" or norm == "linf", "norm", "fgsm is an L-inf attack"),
@@ -142,8 +219,12 @@ def plot_accuracy_vs_epsilon(curve: dict[str, Any], attack: str, norm: str):
     axes = figure.subplots()
     axes.plot(curve["epsilons"], curve["accuracy"], marker="o", label="accuracy")
     axes.plot(curve["epsilons"], curve["success"], marker="s", label="attack success rate")
-    axes.set(xlabel=f"epsilon ({norm}, pixel units)", ylabel="fraction", ylim=(-0.02, 1.02),
-             title=f"{attack.upper()} robustness")
+    axes.set(
+        xlabel=f"epsilon ({norm}, pixel units)",
+        ylabel="fraction",
+        ylim=(-0.02, 1.02),
+        title=f"{attack.upper()} robustness",
+    )
     axes.grid(alpha=0.3)
     axes.legend()
     return figure

@@ -17,10 +17,10 @@ from typing import Any
 from lightning.fabric.plugins import TorchCheckpointIO
 
 from visionflow.arguments import parameters_of
+from visionflow.batches import provided_arguments
 from visionflow.errors import SpecError
 from visionflow.registry import DATAMODULES, STAGES, TASKS
 from visionflow.rundir import RunDirectory
-from visionflow.batches import provided_arguments
 from visionflow.spec import ComponentSpec, PipelineSpec, StageSpec
 
 PLAIN_TYPES = (bool, int, float, str, type(None))
@@ -63,18 +63,25 @@ def resolve_spec(spec: PipelineSpec) -> PipelineSpec:
     so ``spec.resolved.yaml`` alone reproduces the run even if a default changes later."""
     task = TASKS.get(spec.task.name)
     return spec.replace(
-        task=_with_defaults(spec.task, task.builder,
-                            skip=provided_arguments(task.tags.get("batch"))),
+        task=_with_defaults(
+            spec.task, task.builder, skip=provided_arguments(task.tags.get("batch"))
+        ),
         data=_with_defaults(spec.data, DATAMODULES.get(spec.data.name).builder),
         stages=tuple(
-            StageSpec(s.name, _with_defaults(ComponentSpec(s.name, s.args),
-                                             STAGES.get(s.name).builder, first=1).args)
-            for s in spec.stages),
+            StageSpec(
+                s.name,
+                _with_defaults(
+                    ComponentSpec(s.name, s.args), STAGES.get(s.name).builder, first=1
+                ).args,
+            )
+            for s in spec.stages
+        ),
     )
 
 
-def _with_defaults(component: ComponentSpec, builder: Any, skip: Sequence[str] = (),
-                   first: int = 0) -> ComponentSpec:
+def _with_defaults(
+    component: ComponentSpec, builder: Any, skip: Sequence[str] = (), first: int = 0
+) -> ComponentSpec:
     args: dict[str, Any] = {}
     configs = set()
     for p in parameters_of(builder, first):
@@ -105,9 +112,17 @@ def _is_plain(value: Any) -> bool:
     return isinstance(value, PLAIN_TYPES)
 
 
-def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monitor=None,
-                  strategy: Any = None, plugins: Sequence[Any] = (),
-                  callbacks: Sequence[Any] = (), **overrides: Any):
+def build_trainer(
+    spec: PipelineSpec,
+    run_dir: RunDirectory,
+    *,
+    fit: bool,
+    monitor=None,
+    strategy: Any = None,
+    plugins: Sequence[Any] = (),
+    callbacks: Sequence[Any] = (),
+    **overrides: Any,
+):
     """A ``lightning.pytorch.Trainer`` logging into ``run_dir`` (CSV + TensorBoard).
 
     ``fit=True`` adds checkpointing (``checkpoints/last.ckpt`` and the best by ``monitor``) written
@@ -129,9 +144,16 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
     if fit:
         metric, mode = monitor or (None, "min")
         all_callbacks.append(NonFiniteLossCheck())  # before the checkpoint of a bad epoch
-        all_callbacks.append(ModelCheckpoint(
-            dirpath=run_dir.checkpoints, save_last=True, monitor=metric, mode=mode,
-            filename="best-epoch{epoch:03d}", auto_insert_metric_name=False))
+        all_callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir.checkpoints,
+                save_last=True,
+                monitor=metric,
+                mode=mode,
+                filename="best-epoch{epoch:03d}",
+                auto_insert_metric_name=False,
+            )
+        )
         all_callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     else:
         kwargs.update(devices=1, num_nodes=1)
@@ -142,14 +164,24 @@ def build_trainer(spec: PipelineSpec, run_dir: RunDirectory, *, fit: bool, monit
         kwargs["strategy"] = strategy
     quiet_lightning_notices()
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
-    warnings.filterwarnings("ignore", message=".*overridden `on_before_batch_transfer` in `LightningModule`.*")
+    warnings.filterwarnings(
+        "ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*"
+    )
+    warnings.filterwarnings(
+        "ignore", message=".*overridden `on_before_batch_transfer` in `LightningModule`.*"
+    )
     try:
         return Trainer(
             default_root_dir=run_dir.path,
-            logger=[AppendingCSVLogger(run_dir.path, name="", version=""),
-                    TensorBoardLogger(run_dir.path, name="tensorboard", version="")],
-            callbacks=all_callbacks, plugins=all_plugins, enable_checkpointing=fit, **kwargs)
+            logger=[
+                AppendingCSVLogger(run_dir.path, name="", version=""),
+                TensorBoardLogger(run_dir.path, name="tensorboard", version=""),
+            ],
+            callbacks=all_callbacks,
+            plugins=all_plugins,
+            enable_checkpointing=fit,
+            **kwargs,
+        )
     except (ValueError, TypeError) as error:  # Lightning's own check of a trainer value
         raise SpecError(f"trainer: {error}") from None
 
@@ -170,5 +202,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
     def load_checkpoint(self, path: Any, map_location=None, weights_only: bool | None = None):
-        return super().load_checkpoint(path, map_location=map_location,
-                                       weights_only=True if weights_only is None else weights_only)
+        return super().load_checkpoint(
+            path,
+            map_location=map_location,
+            weights_only=True if weights_only is None else weights_only,
+        )

@@ -27,27 +27,46 @@ from visionflow.registry import STAGES
 from visionflow.rundir import atomic_write_json
 
 
-@STAGES.register("evaluate", description="score a checkpoint (or the run's best) on the test or "
-                                         "val split, in shards (on Ray workers with backend: ray)")
-def evaluate(context: StageContext, checkpoint: str | None = None,
-             split: Literal["test", "val"] = "test", shards: int | None = None) -> dict[str, float]:
+@STAGES.register(
+    "evaluate",
+    description="score a checkpoint (or the run's best) on the test or "
+    "val split, in shards (on Ray workers with backend: ray)",
+)
+def evaluate(
+    context: StageContext,
+    checkpoint: str | None = None,
+    split: Literal["test", "val"] = "test",
+    shards: int | None = None,
+) -> dict[str, float]:
     checkpoint_path = load_weights(context, checkpoint)
     resources = context.spec.resources
-    num_shards = shards if shards is not None else (
-        resources.num_workers if resources.backend == "ray" else 1)
+    num_shards = (
+        shards
+        if shards is not None
+        else (resources.num_workers if resources.backend == "ray" else 1)
+    )
     evaluation, outputs = evaluate_split(context, split, num_shards, context.evaluation_backend)
     details = evaluation.details
-    atomic_write_json(context.run_dir.path / f"evaluation_{split}.json", {
-        "split": split, "checkpoint": str(checkpoint_path) if checkpoint_path else None,
-        "metrics": evaluation.metrics, "num_samples": evaluation.num_samples,
-        "shards": [output.describe() for output in outputs],
-        **({"details": details.as_dict()} if hasattr(details, "as_dict") else {})})
+    atomic_write_json(
+        context.run_dir.path / f"evaluation_{split}.json",
+        {
+            "split": split,
+            "checkpoint": str(checkpoint_path) if checkpoint_path else None,
+            "metrics": evaluation.metrics,
+            "num_samples": evaluation.num_samples,
+            "shards": [output.describe() for output in outputs],
+            **({"details": details.as_dict()} if hasattr(details, "as_dict") else {}),
+        },
+    )
     context.task.save_evaluation(evaluation, context.run_dir.plots / f"evaluate_{split}")
     return {f"{split}/{name}": value for name, value in evaluation.metrics.items()}
 
 
-@STAGES.register("predict", description="run a checkpoint (or the run's best) on the test split; "
-                                        "the task writes its predictions file")
+@STAGES.register(
+    "predict",
+    description="run a checkpoint (or the run's best) on the test split; "
+    "the task writes its predictions file",
+)
 def predict(context: StageContext, checkpoint: str | None = None) -> dict[str, float]:
     load_weights(context, checkpoint)
     trainer = build_trainer(context.spec, context.run_dir, fit=False)
@@ -63,7 +82,8 @@ def load_weights(context: StageContext, checkpoint: str | None) -> Path | None:
     try:
         context.task.load_state_dict(read_task_state(path))
     except RuntimeError as error:  # missing, unexpected or reshaped keys
-        raise CheckpointError(f"{path}: does not fit this task: {str(error).splitlines()[0]}",
-                              hint="the checkpoint must come from the same task, net and "
-                                   "number of classes") from None
+        raise CheckpointError(
+            f"{path}: does not fit this task: {str(error).splitlines()[0]}",
+            hint="the checkpoint must come from the same task, net and number of classes",
+        ) from None
     return path

@@ -14,8 +14,14 @@ from typing import Any
 from lightning.pytorch import Callback
 
 #: Lightning's start-up notices that say nothing about this run (one of them advertises a product)
-QUIET_NOTICES = ("litlogger", "GPU available:", "TPU available:", "HPU available:",
-                 "`Trainer(val_check_interval", "log_every_n_steps")
+QUIET_NOTICES = (
+    "litlogger",
+    "GPU available:",
+    "TPU available:",
+    "HPU available:",
+    "`Trainer(val_check_interval",
+    "log_every_n_steps",
+)
 
 
 class EpochReporter(Callback):
@@ -37,8 +43,11 @@ class EpochReporter(Callback):
         self._started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._pending = (trainer.current_epoch, trainer.global_step,
-                         time.perf_counter() - self._started)
+        self._pending = (
+            trainer.current_epoch,
+            trainer.global_step,
+            time.perf_counter() - self._started,
+        )
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._flush(trainer)
@@ -47,8 +56,11 @@ class EpochReporter(Callback):
         if self._pending is None:
             return
         (epoch, step, seconds), self._pending = self._pending, None
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                   if getattr(v, "numel", lambda: 1)() == 1}
+        metrics = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if getattr(v, "numel", lambda: 1)() == 1
+        }
         if self.verbose and trainer.global_rank == 0:
             print(epoch_line(epoch, trainer.max_epochs, metrics, seconds), flush=True)
         self.report(trainer, epoch, step, metrics)
@@ -57,8 +69,9 @@ class EpochReporter(Callback):
         """What a subclass does with a finished epoch (e.g. report it to Ray Train)."""
 
 
-def epoch_line(epoch: int, max_epochs: int | None, metrics: dict[str, float],
-               seconds: float) -> str:
+def epoch_line(
+    epoch: int, max_epochs: int | None, metrics: dict[str, float], seconds: float
+) -> str:
     """``epoch  3/12  train/loss 0.2324  ...  val/acc 0.9722  (1.9 s)``: train and val metrics."""
     total = f"/{max_epochs}" if max_epochs and max_epochs > 0 else ""
     shown = sorted((k, v) for k, v in metrics.items() if k.startswith(("train/", "val/")))

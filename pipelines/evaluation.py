@@ -27,8 +27,12 @@ from visionflow.errors import RunError, SpecError
 from visionflow.evaluation import EvaluableTask, Evaluation
 
 Split = Literal["test", "val"]
-AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16,
-                   "16-mixed": torch.float16, "16": torch.float16}
+AUTOCAST_DTYPES = {
+    "bf16-mixed": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "16-mixed": torch.float16,
+    "16": torch.float16,
+}
 FULL_PRECISIONS = {"32-true", "32"}
 
 
@@ -42,8 +46,12 @@ class ShardOutput:
     seconds: float
 
     def describe(self) -> dict[str, Any]:
-        return {"shard": self.index, "samples": self.num_samples, "batches": len(self.pairs),
-                "seconds": round(self.seconds, 3)}
+        return {
+            "shard": self.index,
+            "samples": self.num_samples,
+            "batches": len(self.pairs),
+            "seconds": round(self.seconds, 3),
+        }
 
 
 class EvaluationBackend(Protocol):
@@ -60,12 +68,15 @@ class LocalEvaluationBackend:
         loader = split_loader(context.datamodule, split)
         device = local_device(context.spec.trainer.get("accelerator", "auto"))
         precision = context.spec.trainer.get("precision", "32-true")
-        return [evaluate_shard(context.task, loader, samples, index, device, precision)
-                for index, samples in enumerate(shards)]
+        return [
+            evaluate_shard(context.task, loader, samples, index, device, precision)
+            for index, samples in enumerate(shards)
+        ]
 
 
-def evaluate_split(context: Any, split: Split, num_shards: int,
-                   backend: EvaluationBackend) -> tuple[Evaluation, list[ShardOutput]]:
+def evaluate_split(
+    context: Any, split: Split, num_shards: int, backend: EvaluationBackend
+) -> tuple[Evaluation, list[ShardOutput]]:
     """Score ``context.task`` on ``split`` in ``num_shards`` shards run by ``backend``."""
     task = check_evaluable(context.task)
     loader = split_loader(context.datamodule, split)
@@ -81,8 +92,11 @@ def evaluate_split(context: Any, split: Split, num_shards: int,
 
 def check_evaluable(task: Any) -> EvaluableTask:
     if not task.supports_evaluation:
-        raise SpecError(f"stages.evaluate: the task {type(task).__name__} has no evaluation_step / "
-                        "make_evaluator", hint="use the test stage for this task")
+        raise SpecError(
+            f"stages.evaluate: the task {type(task).__name__} has no evaluation_step / "
+            "make_evaluator",
+            hint="use the test stage for this task",
+        )
     return task
 
 
@@ -94,8 +108,10 @@ def plan_shards(num_samples: int, batch_size: int, num_shards: int) -> list[rang
     batches = math.ceil(num_samples / batch_size)
     shards = max(1, min(num_shards, batches))
     bounds = [batches * i // shards for i in range(shards + 1)]
-    return [range(start * batch_size, min(stop * batch_size, num_samples))
-            for start, stop in zip(bounds[:-1], bounds[1:])]
+    return [
+        range(start * batch_size, min(stop * batch_size, num_samples))
+        for start, stop in zip(bounds[:-1], bounds[1:])
+    ]
 
 
 def split_loader(datamodule: Any, split: Split) -> DataLoader:
@@ -103,22 +119,36 @@ def split_loader(datamodule: Any, split: Split) -> DataLoader:
     datamodule.setup("test" if split == "test" else "validate")
     loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
     if not isinstance(loader, DataLoader) or loader.batch_size is None:
-        raise SpecError(f"stages.evaluate: the {split} loader of {type(datamodule).__name__} is "
-                        "not a DataLoader batching by batch_size, so it cannot be sharded",
-                        hint="use the test stage with this datamodule")
+        raise SpecError(
+            f"stages.evaluate: the {split} loader of {type(datamodule).__name__} is "
+            "not a DataLoader batching by batch_size, so it cannot be sharded",
+            hint="use the test stage with this datamodule",
+        )
     return loader
 
 
 def shard_loader(loader: DataLoader, samples: range) -> DataLoader:
     """``loader`` over the samples of one shard: same dataset, batch size and collate."""
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=samples,
-                      collate_fn=loader.collate_fn, num_workers=loader.num_workers,
-                      pin_memory=loader.pin_memory, worker_init_fn=loader.worker_init_fn,
-                      multiprocessing_context=loader.multiprocessing_context)
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=samples,
+        collate_fn=loader.collate_fn,
+        num_workers=loader.num_workers,
+        pin_memory=loader.pin_memory,
+        worker_init_fn=loader.worker_init_fn,
+        multiprocessing_context=loader.multiprocessing_context,
+    )
 
 
-def evaluate_shard(task: EvaluableTask, loader: DataLoader, samples: range, index: int,
-                   device: torch.device, precision: Any) -> ShardOutput:
+def evaluate_shard(
+    task: EvaluableTask,
+    loader: DataLoader,
+    samples: range,
+    index: int,
+    device: torch.device,
+    precision: Any,
+) -> ShardOutput:
     """``task.evaluation_step`` over every batch of one shard, in eval and inference mode."""
     from lightning.fabric.utilities import move_data_to_device
 
@@ -149,15 +179,19 @@ def autocast(precision: Any, device: torch.device) -> contextlib.AbstractContext
         return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[name])
     if name in FULL_PRECISIONS:
         return contextlib.nullcontext()
-    raise SpecError(f"trainer.precision: {precision!r} is not supported by the evaluate stage",
-                    hint="use 32-true, 16-mixed or bf16-mixed (or the test stage)")
+    raise SpecError(
+        f"trainer.precision: {precision!r} is not supported by the evaluate stage",
+        hint="use 32-true, 16-mixed or bf16-mixed (or the test stage)",
+    )
 
 
 def local_device(accelerator: str) -> torch.device:
     """The device the trainer's ``accelerator`` means on this machine (one device)."""
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise RunError(f"trainer.accelerator: {accelerator!r} but this machine has no CUDA "
-                           "device", hint="set trainer.accelerator: cpu")
+            raise RunError(
+                f"trainer.accelerator: {accelerator!r} but this machine has no CUDA device",
+                hint="set trainer.accelerator: cpu",
+            )
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")

@@ -31,12 +31,18 @@ class NonFiniteLossCheck(Callback):
     def __init__(self) -> None:
         self._pending: tuple[int, int, DeviceReadback] | None = None  # (epoch, step, loss)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._check()
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if isinstance(loss, torch.Tensor):
             # global_step already counts this batch's optimizer step: the step is its number
-            self._pending = (trainer.current_epoch, trainer.global_step, DeviceReadback(loss.float()))
+            self._pending = (
+                trainer.current_epoch,
+                trainer.global_step,
+                DeviceReadback(loss.float()),
+            )
 
     def on_validation_start(self, trainer, pl_module) -> None:
         self._check()  # before a checkpoint of this epoch can be written
@@ -55,4 +61,5 @@ class NonFiniteLossCheck(Callback):
                 f"the training loss is {values[0] if len(values) == 1 else values} at epoch "
                 f"{epoch}, step {step}: training stopped; the checkpoints before it are intact",
                 hint="lower task.args.lr, add warmup (task.args.warmup_epochs) or gradient "
-                     "clipping (trainer.gradient_clip_val), or check the data of that step")
+                "clipping (trainer.gradient_clip_val), or check the data of that step",
+            )

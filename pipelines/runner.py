@@ -40,9 +40,13 @@ class Results:
     remote: str | None = None
 
 
-def run(spec: PipelineSpec, *, fit_backend: FitBackend | None = None,
-        evaluation_backend: EvaluationBackend | None = None,
-        run_dir: RunDirectory | None = None) -> Results:
+def run(
+    spec: PipelineSpec,
+    *,
+    fit_backend: FitBackend | None = None,
+    evaluation_backend: EvaluationBackend | None = None,
+    run_dir: RunDirectory | None = None,
+) -> Results:
     """Run every stage of ``spec`` in a new run directory (or the one given). The backends say
     where ``fit`` and the ``evaluate`` stage's shards run (default: in this process)."""
     spec = resolve_spec(spec)
@@ -52,30 +56,40 @@ def run(spec: PipelineSpec, *, fit_backend: FitBackend | None = None,
     return _execute(spec, run_dir, parts, evaluation_backend, resume=False)
 
 
-def resume(path: str | Path, *, fit_backend: FitBackend | None = None,
-           evaluation_backend: EvaluationBackend | None = None) -> Results:
+def resume(
+    path: str | Path,
+    *,
+    fit_backend: FitBackend | None = None,
+    evaluation_backend: EvaluationBackend | None = None,
+) -> Results:
     """Continue an interrupted run: finished stages are kept, an unfinished fit restarts from
     ``checkpoints/last.ckpt``, the stages after it run as usual."""
     run_dir = RunDirectory.open(path)
     spec = load_spec(run_dir.spec_path)
     status = run_dir.status()
     if status.get("state") == "completed":
-        raise CheckpointError(f"{run_dir.location}: this run has already completed",
-                              hint="start a new run with `visionflow run SPEC`")
+        raise CheckpointError(
+            f"{run_dir.location}: this run has already completed",
+            hint="start a new run with `visionflow run SPEC`",
+        )
     run_dir.remove_partial_writes()  # a kill mid-write leaves its temp file behind
     return _execute(spec, run_dir, _build(spec, fit_backend), evaluation_backend, resume=True)
 
 
 def _check_backend(spec: PipelineSpec, fit_backend: FitBackend | None) -> FitBackend:
     if spec.sweep is not None:
-        raise SpecError("sweep: a sweep runs its trials on Ray Tune",
-                        hint="run it with `visionflow run` or visionflow.cluster.sweep(spec)")
+        raise SpecError(
+            "sweep: a sweep runs its trials on Ray Tune",
+            hint="run it with `visionflow run` or visionflow.cluster.sweep(spec)",
+        )
     if fit_backend is not None:
         return fit_backend
     if spec.resources.backend == "ray":
-        raise SpecError("resources.backend: 'ray' needs the Ray backend",
-                        hint="run it with `visionflow run` or visionflow.cluster.run(spec); "
-                             "or set resources.backend: local")
+        raise SpecError(
+            "resources.backend: 'ray' needs the Ray backend",
+            hint="run it with `visionflow run` or visionflow.cluster.run(spec); "
+            "or set resources.backend: local",
+        )
     return LocalFitBackend()
 
 
@@ -116,16 +130,27 @@ def _accept_any(**arguments: Any) -> None:
     """The check of a stage that registers none."""
 
 
-def _execute(spec: PipelineSpec, run_dir: RunDirectory, parts: _RunParts,
-             evaluation_backend: EvaluationBackend | None, resume: bool) -> Results:
+def _execute(
+    spec: PipelineSpec,
+    run_dir: RunDirectory,
+    parts: _RunParts,
+    evaluation_backend: EvaluationBackend | None,
+    resume: bool,
+) -> Results:
     datamodule, task = parts.datamodule, parts.task
     transforms = datamodule.transform_summary()
     if transforms:
         run_dir.write_yaml("transforms.yaml", transforms)
     done: dict[str, dict[str, float]] = dict(run_dir.status().get("stages", {})) if resume else {}
-    context = StageContext(spec, run_dir, datamodule, task, parts.fit_backend,
-                           resume_checkpoint=run_dir.last_checkpoint if resume else None,
-                           evaluation_backend=evaluation_backend or LocalEvaluationBackend())
+    context = StageContext(
+        spec,
+        run_dir,
+        datamodule,
+        task,
+        parts.fit_backend,
+        resume_checkpoint=run_dir.last_checkpoint if resume else None,
+        evaluation_backend=evaluation_backend or LocalEvaluationBackend(),
+    )
     if resume and "fit" in done:
         context.load_best_weights()
     run_dir.write_status("running", done)
@@ -144,8 +169,15 @@ def _execute(spec: PipelineSpec, run_dir: RunDirectory, parts: _RunParts,
             raise refused from None
         raise
     metrics = {name: value for stage in done.values() for name, value in stage.items()}
-    run_dir.write_summary({"name": spec.name, "seed": spec.seed, "run_dir": run_dir.location,
-                           "stages": done, "metrics": metrics})
+    run_dir.write_summary(
+        {
+            "name": spec.name,
+            "seed": spec.seed,
+            "run_dir": run_dir.location,
+            "stages": done,
+            "metrics": metrics,
+        }
+    )
     run_dir.write_status("completed", done)
     return Results(run_dir.path, done, metrics, run_dir.remote)
 
@@ -164,8 +196,13 @@ class SeedsResults:
     summary: dict[str, dict[str, Any]]
 
 
-def run_seeds(spec: PipelineSpec, seeds: int, *, fit_backend: FitBackend | None = None,
-              evaluation_backend: EvaluationBackend | None = None) -> SeedsResults:
+def run_seeds(
+    spec: PipelineSpec,
+    seeds: int,
+    *,
+    fit_backend: FitBackend | None = None,
+    evaluation_backend: EvaluationBackend | None = None,
+) -> SeedsResults:
     """Run ``spec`` with seeds ``spec.seed .. spec.seed + seeds - 1``, each in ``seed_<s>/`` of one
     parent run directory, and write ``seeds_summary.json`` there (mean, std, values per metric)."""
     if seeds < 1:
@@ -176,12 +213,23 @@ def run_seeds(spec: PipelineSpec, seeds: int, *, fit_backend: FitBackend | None 
     for seed in range(spec.seed, spec.seed + seeds):
         seeded = spec.replace(seed=seed)
         child = RunDirectory.create(parent.path, f"seed_{seed}", seeded.to_yaml())
-        runs.append(run(seeded, fit_backend=fit_backend, evaluation_backend=evaluation_backend,
-                        run_dir=child))
+        runs.append(
+            run(
+                seeded,
+                fit_backend=fit_backend,
+                evaluation_backend=evaluation_backend,
+                run_dir=child,
+            )
+        )
     summary = summarize_seeds(runs)
-    atomic_write_json(parent.path / "seeds_summary.json",
-                      {"seeds": list(range(spec.seed, spec.seed + seeds)),
-                       "runs": [str(r.run_dir) for r in runs], "metrics": summary})
+    atomic_write_json(
+        parent.path / "seeds_summary.json",
+        {
+            "seeds": list(range(spec.seed, spec.seed + seeds)),
+            "runs": [str(r.run_dir) for r in runs],
+            "metrics": summary,
+        },
+    )
     parent.write_status("completed", {})
     return SeedsResults(parent.path, runs, summary)
 
@@ -191,9 +239,13 @@ def summarize_seeds(runs: list[Results]) -> dict[str, dict[str, Any]]:
     names = sorted({name for r in runs for name in r.metrics})
     summary = {}
     for name in names:
-        values = [r.metrics[name] for r in runs if name in r.metrics and math.isfinite(r.metrics[name])]
+        values = [
+            r.metrics[name] for r in runs if name in r.metrics and math.isfinite(r.metrics[name])
+        ]
         if values:
-            summary[name] = {"mean": statistics.fmean(values),
-                             "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                             "values": values}
+            summary[name] = {
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "values": values,
+            }
     return summary

@@ -15,11 +15,11 @@ from typing import Any, Literal, Protocol
 
 import torch
 
+from visionflow.batches import ImageClassificationBatch
+from visionflow.errors import CheckpointError, SpecError
 from visionflow.pipelines.build import build_trainer
 from visionflow.pipelines.console import console_callbacks
 from visionflow.pipelines.evaluation import EvaluationBackend, LocalEvaluationBackend
-from visionflow.batches import ImageClassificationBatch
-from visionflow.errors import CheckpointError, SpecError
 from visionflow.plots import read_metric_series
 from visionflow.registry import STAGES
 from visionflow.rundir import RunDirectory
@@ -77,11 +77,20 @@ class LocalFitBackend:
 
     def fit(self, context: StageContext, ckpt_path: Path | None) -> FitOutcome:
         lines, quiet_bar = console_callbacks(context.spec.trainer)
-        trainer = build_trainer(context.spec, context.run_dir, fit=True,
-                                monitor=context.task.checkpoint_monitor,
-                                callbacks=(*self.callbacks, *lines), **quiet_bar)
-        trainer.fit(context.task, datamodule=context.datamodule,
-                    ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
+        trainer = build_trainer(
+            context.spec,
+            context.run_dir,
+            fit=True,
+            monitor=context.task.checkpoint_monitor,
+            callbacks=(*self.callbacks, *lines),
+            **quiet_bar,
+        )
+        trainer.fit(
+            context.task,
+            datamodule=context.datamodule,
+            ckpt_path=str(ckpt_path) if ckpt_path else None,
+            weights_only=True,
+        )
         return FitOutcome(find_best_checkpoint(context.run_dir), context.run_dir.last_checkpoint)
 
 
@@ -93,12 +102,15 @@ def read_task_state(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint file is missing") from None
     except Exception as error:  # zip, pickle and torch errors: not a readable checkpoint
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({reason})",
-                              hint="it is truncated or not a checkpoint; resume from another "
-                                   "or start a new run") from None
+        raise CheckpointError(
+            f"{path}: cannot read the checkpoint ({reason})",
+            hint="it is truncated or not a checkpoint; resume from another or start a new run",
+        ) from None
     if not isinstance(state, dict) or "state_dict" not in state:
-        raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')",
-                              hint="give a .ckpt from a run's checkpoints/ folder")
+        raise CheckpointError(
+            f"{path}: not a Lightning checkpoint (no 'state_dict')",
+            hint="give a .ckpt from a run's checkpoints/ folder",
+        )
     return state["state_dict"]
 
 
@@ -107,15 +119,22 @@ def final_fit_metrics(run_dir: RunDirectory) -> dict[str, float]:
     if not run_dir.metrics_csv.is_file():
         return {}
     series = read_metric_series(run_dir.metrics_csv)
-    return {name: points[-1][1] for name, points in sorted(series.items())
-            if name.startswith(("train/", "val/")) and points}
+    return {
+        name: points[-1][1]
+        for name, points in sorted(series.items())
+        if name.startswith(("train/", "val/")) and points
+    }
 
 
-@STAGES.register("fit", description="train the task (Lightning Trainer.fit); keeps the best checkpoint")
+@STAGES.register(
+    "fit", description="train the task (Lightning Trainer.fit); keeps the best checkpoint"
+)
 def fit(context: StageContext) -> dict[str, float]:
     if context.resume_checkpoint is not None:
         if not Path(context.resume_checkpoint).is_file():
-            raise CheckpointError(f"{context.resume_checkpoint}: checkpoint to resume from is missing")
+            raise CheckpointError(
+                f"{context.resume_checkpoint}: checkpoint to resume from is missing"
+            )
         read_task_state(context.resume_checkpoint)  # a truncated file: one line, not Lightning's
     context.outcome = context.fit_backend.fit(context, context.resume_checkpoint)
     context.load_best_weights()
@@ -145,9 +164,14 @@ def check_knn_arguments(k: int = 1, distance: str = "l2") -> None:
         raise SpecError(f"stages.knn.k: must be >= 1, got {k}")
 
 
-@STAGES.register("knn", description="k-nearest-neighbour baseline on raw pixels (train -> test)",
-                 check=check_knn_arguments)
-def knn(context: StageContext, k: int = 1, distance: Literal["l1", "l2"] = "l2") -> dict[str, float]:
+@STAGES.register(
+    "knn",
+    description="k-nearest-neighbour baseline on raw pixels (train -> test)",
+    check=check_knn_arguments,
+)
+def knn(
+    context: StageContext, k: int = 1, distance: Literal["l1", "l2"] = "l2"
+) -> dict[str, float]:
     from visionflow.tasks.knn import KNearestNeighbors
 
     check_knn_arguments(k, distance)
@@ -165,8 +189,10 @@ def _collect_pixels(loader: Any, split: str) -> tuple[torch.Tensor, torch.Tensor
     images, labels = [], []
     for batch in loader:
         if not isinstance(batch, ImageClassificationBatch):
-            raise SpecError(f"stages.knn: needs image-classification data, but the {split} split "
-                            f"yields {type(batch).__name__}")
+            raise SpecError(
+                f"stages.knn: needs image-classification data, but the {split} split "
+                f"yields {type(batch).__name__}"
+            )
         images.append(batch.images.flatten(1).float().cpu())
         labels.append(batch.targets.cpu())
     return torch.cat(images), torch.cat(labels)

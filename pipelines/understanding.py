@@ -28,24 +28,38 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+
+from visionflow.batches import ImageClassificationBatch
+from visionflow.errors import SpecError
 from visionflow.pipelines.checkpoint_stages import load_weights
 from visionflow.pipelines.stages import StageContext
+from visionflow.plots import save_figure
+from visionflow.registry import STAGES, did_you_mean
+from visionflow.rundir import atomic_write_bytes
 from visionflow.tasks.adversarial import PixelSpace
 from visionflow.tasks.nets.transfer import head_path
 from visionflow.tasks.understanding import attribution, features, synthesis
 
-from visionflow.batches import ImageClassificationBatch
-from visionflow.errors import SpecError
-from visionflow.plots import save_figure
-from visionflow.registry import STAGES, did_you_mean
-from visionflow.rundir import atomic_write_bytes
-
-METHODS = ("filters", "patches", "neighbours", "embedding", "saliency", "smoothgrad", "occlusion",
-           "guided_backprop", "cam", "grad_cam", "class_visualization", "feature_inversion",
-           "deepdream", "style_transfer")
+METHODS = (
+    "filters",
+    "patches",
+    "neighbours",
+    "embedding",
+    "saliency",
+    "smoothgrad",
+    "occlusion",
+    "guided_backprop",
+    "cam",
+    "grad_cam",
+    "class_visualization",
+    "feature_inversion",
+    "deepdream",
+    "style_transfer",
+)
 
 
 # ------------------------------------------------------------------------- shared helpers
+
 
 def held_out_images(context: StageContext, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``limit`` test images ``[N, C, H, W]`` (normalized) and labels ``[N]``."""
@@ -54,8 +68,10 @@ def held_out_images(context: StageContext, limit: int) -> tuple[torch.Tensor, to
     images, labels, count = [], [], 0
     for batch in datamodule.test_dataloader():
         if not isinstance(batch, ImageClassificationBatch):
-            raise SpecError(f"stages: needs image-classification data, but the test split "
-                            f"yields {type(batch).__name__}")
+            raise SpecError(
+                f"stages: needs image-classification data, but the test split "
+                f"yields {type(batch).__name__}"
+            )
         images.append(batch.images.float().cpu())
         labels.append(batch.targets.cpu())
         count += len(batch)
@@ -85,8 +101,9 @@ def _show(axes: Any, image: torch.Tensor, signed: bool = False) -> None:
         axes.imshow(shown.numpy(), cmap="inferno")
 
 
-def plot_image_grid(rows: Sequence[torch.Tensor], titles: Sequence[str],
-                    signed: Sequence[int] = ()):
+def plot_image_grid(
+    rows: Sequence[torch.Tensor], titles: Sequence[str], signed: Sequence[int] = ()
+):
     """A Figure with one row per tensor of ``rows`` (``[N, C, H, W]`` pixels or ``[N, H, W]``
     maps; the row indices in ``signed`` drawn with a diverging colour map), titled ``titles``."""
     from matplotlib.figure import Figure
@@ -106,11 +123,19 @@ def plot_image_grid(rows: Sequence[torch.Tensor], titles: Sequence[str],
 
 # ------------------------------------------------------------------------------ the stage
 
+
 class Understanding:
     """One stage run: the net, its test images in pixels and the data's normalization."""
 
-    def __init__(self, context: StageContext, num_images: int, layer: str | None, unit: int,
-                 steps: int, vgg_weights: str | None):
+    def __init__(
+        self,
+        context: StageContext,
+        num_images: int,
+        layer: str | None,
+        unit: int,
+        steps: int,
+        vgg_weights: str | None,
+    ):
         self.net = context.task.eval()
         self.space = pixel_space(context)
         self.images, self.labels = held_out_images(context, max(num_images, 200))
@@ -139,8 +164,13 @@ class Understanding:
         images, labels = self.images[self.shown], self.labels[self.shown]
         net = self.net
         if method == "occlusion":
-            return attribution.occlusion(net, images, labels, patch=max(2, images.shape[-1] // 8),
-                                         stride=max(1, images.shape[-1] // 16)), True
+            return attribution.occlusion(
+                net,
+                images,
+                labels,
+                patch=max(2, images.shape[-1] // 8),
+                stride=max(1, images.shape[-1] // 16),
+            ), True
         if method == "grad_cam":
             return attribution.grad_cam(net, images, labels, self.layer), False
         if method == "cam":
@@ -148,9 +178,13 @@ class Understanding:
             if layer is None:
                 raise SpecError("cam: the net has no global pooling into its linear head")
             return attribution.class_activation_map(net, images, labels, layer, self.head), True
-        run = {"saliency": attribution.saliency, "guided_backprop": attribution.guided_backprop,
-               "smoothgrad": lambda n, x, y: attribution.smoothgrad(
-                   n, x, y, generator=self.generator())}[method]
+        run = {
+            "saliency": attribution.saliency,
+            "guided_backprop": attribution.guided_backprop,
+            "smoothgrad": lambda n, x, y: attribution.smoothgrad(
+                n, x, y, generator=self.generator()
+            ),
+        }[method]
         return attribution.pixel_map(run(net, images, labels)), False
 
     # ----------------------------------------------------------------------------- figures
@@ -161,32 +195,37 @@ class Understanding:
             maps, signed = self.attributions(method)
             self.arrays[method] = maps
             shown = self.pixels(self.images[self.shown])
-            return plot_image_grid([shown, maps], ["test images", method],
-                                   signed=(1,) if signed else ())
+            return plot_image_grid(
+                [shown, maps], ["test images", method], signed=(1,) if signed else ()
+            )
         return getattr(self, f"_{method}")()
 
     def _filters(self):
-        weights = features.first_layer_filters(self.net)                       # [F, C, kh, kw]
+        weights = features.first_layer_filters(self.net)  # [F, C, kh, kw]
         self.arrays["filters"] = weights
         low, high = weights.amin(), weights.amax()
-        return plot_image_grid([(weights - low) / (high - low).clamp_min(1e-12)],
-                               [f"first-layer filters {tuple(weights.shape)}"])
+        return plot_image_grid(
+            [(weights - low) / (high - low).clamp_min(1e-12)],
+            [f"first-layer filters {tuple(weights.shape)}"],
+        )
 
     def _patches(self):
-        patches, values = features.top_activating_patches(self.net, self.images, self.layer,
-                                                          self.unit, count=8)
+        patches, values = features.top_activating_patches(
+            self.net, self.images, self.layer, self.unit, count=8
+        )
         self.metrics["top_activation"] = float(values[0])
         title = f"{self.layer} unit {self.unit}: most activating test patches"
         return plot_image_grid([self.pixels(patches)], [title])
 
     def _neighbours(self):
-        feats = features.head_inputs(self.net, self.images, self.head)        # [N, D]
+        feats = features.head_inputs(self.net, self.images, self.head)  # [N, D]
         nearest = features.nearest_neighbours(feats[self.shown], feats, k=5, exclude_self=True)
         self.arrays["neighbours"] = nearest
         agree = self.labels[nearest] == self.labels[self.shown, None]
         self.metrics["neighbour_label_agreement"] = float(agree.double().mean())
         rows = [self.pixels(self.images[self.shown])] + [
-            self.pixels(self.images[nearest[:, k]]) for k in range(nearest.shape[1])]
+            self.pixels(self.images[nearest[:, k]]) for k in range(nearest.shape[1])
+        ]
         return plot_image_grid(rows, ["queries"] + [f"neighbour {k + 1}" for k in range(5)])
 
     def _embedding(self):
@@ -197,8 +236,9 @@ class Understanding:
         for axes, method in zip(figure.subplots(1, 2), ("pca", "tsne")):
             points = features.embed_2d(feats, method, seed=self.seed)
             self.arrays[method] = points
-            scatter = axes.scatter(points[:, 0], points[:, 1], c=self.labels.numpy(),
-                                   cmap="tab10", s=8)
+            scatter = axes.scatter(
+                points[:, 0], points[:, 1], c=self.labels.numpy(), cmap="tab10", s=8
+            )
             axes.set_title(f"{method.upper()} of last-layer features ({len(points)} test images)")
         figure.colorbar(scatter, ax=axes, label="class")
         return figure
@@ -206,8 +246,14 @@ class Understanding:
     def _class_visualization(self):
         classes = sorted(set(self.labels.tolist()))[:10]
         shape = self.images.shape[1:]
-        made = torch.cat([synthesis.class_visualization(
-            self.net, c, shape, steps=self.steps, generator=self.generator()) for c in classes])
+        made = torch.cat(
+            [
+                synthesis.class_visualization(
+                    self.net, c, shape, steps=self.steps, generator=self.generator()
+                )
+                for c in classes
+            ]
+        )
         self.arrays["class_visualization"] = made
         with torch.no_grad():
             hits = (self.net(made).argmax(dim=1) == torch.tensor(classes)).double().mean()
@@ -216,30 +262,42 @@ class Understanding:
 
     def _feature_inversion(self):
         images = self.images[self.shown]
-        inverted = synthesis.feature_inversion(self.net, self.layer, images, steps=self.steps,
-                                               generator=self.generator())
+        inverted = synthesis.feature_inversion(
+            self.net, self.layer, images, steps=self.steps, generator=self.generator()
+        )
         self.arrays["feature_inversion"] = inverted
-        return plot_image_grid([self.pixels(images), self.pixels(inverted)],
-                               ["test images", f"inverted from {self.layer}"])
+        return plot_image_grid(
+            [self.pixels(images), self.pixels(inverted)],
+            ["test images", f"inverted from {self.layer}"],
+        )
 
     def _deepdream(self):
         images = self.images[self.shown]
-        dreamt = synthesis.deepdream(self.net, self.layer, images, steps=max(1, self.steps // 5),
-                                     generator=self.generator())
+        dreamt = synthesis.deepdream(
+            self.net, self.layer, images, steps=max(1, self.steps // 5), generator=self.generator()
+        )
         self.arrays["deepdream"] = dreamt
-        return plot_image_grid([self.pixels(images), self.pixels(dreamt)],
-                               ["test images", f"DeepDream on {self.layer}"])
+        return plot_image_grid(
+            [self.pixels(images), self.pixels(dreamt)],
+            ["test images", f"DeepDream on {self.layer}"],
+        )
 
     def _style_transfer(self):
         model, to_input, from_input, layers = self._style_net()
         content, style = self.pixels(self.images[:1]), self.pixels(self.images[1:2])
-        arguments = {"content_layer": layers[-1], "style_layers": layers, "steps": self.steps,
-                     "generator": self.generator()}
+        arguments = {
+            "content_layer": layers[-1],
+            "style_layers": layers,
+            "steps": self.steps,
+            "generator": self.generator(),
+        }
         texture = synthesis.style_transfer(model, None, to_input(style), **arguments)
         styled = synthesis.style_transfer(model, to_input(content), to_input(style), **arguments)
         self.arrays["texture"], self.arrays["style_transfer"] = texture, styled
-        return plot_image_grid([content, style, from_input(texture), from_input(styled)],
-                               ["content", "style", "texture (Gram matrices)", "style transfer"])
+        return plot_image_grid(
+            [content, style, from_input(texture), from_input(styled)],
+            ["content", "style", "texture (Gram matrices)", "style transfer"],
+        )
 
     def _style_net(self) -> tuple[torch.nn.Module, Callable, Callable, list[str]]:
         """``(net, pixels -> its input, its input -> pixels, conv layers)``: the task's net, or
@@ -250,9 +308,12 @@ class Understanding:
         vgg = synthesis.load_vgg(self.vgg_weights, "vgg16")
         imagenet = PixelSpace((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
         channels = self.images.shape[1]
-        return (vgg, lambda p: imagenet.to_inputs(p.expand(-1, 3, -1, -1)),
-                lambda x: imagenet.to_pixels(x)[:, :channels],
-                ["features.0", "features.5", "features.10", "features.17", "features.24"])
+        return (
+            vgg,
+            lambda p: imagenet.to_inputs(p.expand(-1, 3, -1, -1)),
+            lambda x: imagenet.to_pixels(x)[:, :channels],
+            ["features.0", "features.5", "features.10", "features.17", "features.24"],
+        )
 
     def save_arrays(self, path) -> None:
         buffer = io.BytesIO()
@@ -260,20 +321,33 @@ class Understanding:
         atomic_write_bytes(path, buffer.getvalue())
 
 
-@STAGES.register("understand", description="saliency, CAM, filters, embeddings, class "
-                                           "visualization, style transfer... as PNGs of the model")
-def understand(context: StageContext, methods: list[str] | None = None, num_images: int = 8,
-               layer: str | None = None, unit: int = 0, steps: int = 100,
-               vgg_weights: str | None = None, checkpoint: str | None = None) -> dict[str, float]:
+@STAGES.register(
+    "understand",
+    description="saliency, CAM, filters, embeddings, class "
+    "visualization, style transfer... as PNGs of the model",
+)
+def understand(
+    context: StageContext,
+    methods: list[str] | None = None,
+    num_images: int = 8,
+    layer: str | None = None,
+    unit: int = 0,
+    steps: int = 100,
+    vgg_weights: str | None = None,
+    checkpoint: str | None = None,
+) -> dict[str, float]:
     chosen = list(METHODS if methods is None else methods)
     for method in chosen:
         if method not in METHODS:
-            raise SpecError(f"stages.understand.methods: unknown method {method!r}"
-                            f"{did_you_mean(method, METHODS)}",
-                            hint="methods: " + ", ".join(METHODS))
+            raise SpecError(
+                f"stages.understand.methods: unknown method {method!r}"
+                f"{did_you_mean(method, METHODS)}",
+                hint="methods: " + ", ".join(METHODS),
+            )
     if num_images < 1 or steps < 1:
-        raise SpecError(f"stages.understand: num_images and steps must be >= 1, got "
-                        f"{num_images} and {steps}")
+        raise SpecError(
+            f"stages.understand: num_images and steps must be >= 1, got {num_images} and {steps}"
+        )
     load_weights(context, checkpoint)
     run = Understanding(context, num_images, layer, unit, steps, vgg_weights)
     directory = context.run_dir.plots / "understanding"
@@ -291,5 +365,7 @@ def understand(context: StageContext, methods: list[str] | None = None, num_imag
     run.save_arrays(directory / "understanding.pt")
     for note in run.notes:
         print(f"understand: {note}")
-    return {"understanding/figures": float(written),
-            **{f"understanding/{name}": value for name, value in run.metrics.items()}}
+    return {
+        "understanding/figures": float(written),
+        **{f"understanding/{name}": value for name, value in run.metrics.items()},
+    }

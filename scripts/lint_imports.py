@@ -14,8 +14,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,8 +27,9 @@ def installed_layout(destination: Path) -> None:
     package_dirs = config["package-dir"]
     for package, folder in sorted(package_dirs.items(), key=lambda item: item[0].count(".")):
         target = destination.joinpath(*package.split("."))
-        shutil.copytree(ROOT / folder, target, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / folder, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
 
 
 def main() -> int:
@@ -36,7 +38,9 @@ def main() -> int:
         shutil.copy(ROOT / "pyproject.toml", folder)
         lint = Path(sys.executable).with_name("lint-imports")
         env = {**os.environ, "PYTHONPATH": folder}
-        return subprocess.run([str(lint), "--no-cache"], cwd=folder, env=env, check=False).returncode
+        return subprocess.run(
+            [str(lint), "--no-cache"], cwd=folder, env=env, check=False
+        ).returncode
 
 
 if __name__ == "__main__":

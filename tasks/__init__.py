@@ -4,9 +4,21 @@ Each module is imported here explicitly (never discovered), so importing ``visio
 the registry. The networks they use live in ``visionflow.tasks.nets``.
 """
 
-from visionflow.tasks import (adversarial, classification, detection, generative, gradcheck, knn,
-                              optim, pointclouds, rl, segmentation, two_stream, understanding,
-                              video)
+from visionflow.tasks import (
+    adversarial,
+    classification,
+    detection,
+    generative,
+    gradcheck,
+    knn,
+    optim,
+    pointclouds,
+    rl,
+    segmentation,
+    two_stream,
+    understanding,
+    video,
+)
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check

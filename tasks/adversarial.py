@@ -45,8 +45,10 @@ class PixelSpace:
         mean = torch.as_tensor(self.mean if self.mean is not None else [0.0] * channels)
         std = torch.as_tensor(self.std if self.std is not None else [1.0] * channels)
         view = (1, channels, 1, 1)
-        return (mean.to(images).expand(channels).reshape(view),
-                std.to(images).expand(channels).reshape(view))
+        return (
+            mean.to(images).expand(channels).reshape(view),
+            std.to(images).expand(channels).reshape(view),
+        )
 
     def to_pixels(self, images: torch.Tensor) -> torch.Tensor:
         """Normalized ``[B, C, H, W]`` -> pixels ``[B, C, H, W]`` (``[0, 1]`` for real images)."""
@@ -75,16 +77,18 @@ def project(delta: torch.Tensor, epsilon: float, norm: Norm) -> torch.Tensor:
     return delta * (epsilon / _per_sample_norm(delta)).clamp(max=1.0)
 
 
-def random_start(pixels: torch.Tensor, epsilon: float, norm: Norm,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def random_start(
+    pixels: torch.Tensor, epsilon: float, norm: Norm, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """A random perturbation ``[B, C, H, W]`` inside the ball: uniform per pixel (L-inf), or a
     random direction with a uniform radius (L2)."""
     if norm == "linf":
         noise = torch.rand(pixels.shape, generator=generator, device=pixels.device)
         return (noise * 2 - 1) * epsilon
     direction = torch.randn(pixels.shape, generator=generator, device=pixels.device)
-    radius = torch.rand((len(pixels),) + (1,) * (pixels.dim() - 1), generator=generator,
-                        device=pixels.device)
+    radius = torch.rand(
+        (len(pixels),) + (1,) * (pixels.dim() - 1), generator=generator, device=pixels.device
+    )
     return direction / _per_sample_norm(direction) * radius * epsilon
 
 
@@ -95,10 +99,19 @@ def _step(gradient: torch.Tensor, step_size: float, norm: Norm) -> torch.Tensor:
     return step_size * gradient / _per_sample_norm(gradient)
 
 
-def pgd(model: Model, pixels: torch.Tensor, labels: torch.Tensor, epsilon: float, *,
-        steps: int = 10, step_size: float | None = None, norm: Norm = "linf",
-        targeted: bool = False, random_init: bool = True,
-        generator: torch.Generator | None = None) -> torch.Tensor:
+def pgd(
+    model: Model,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    epsilon: float,
+    *,
+    steps: int = 10,
+    step_size: float | None = None,
+    norm: Norm = "linf",
+    targeted: bool = False,
+    random_init: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Adversarial pixels ``[B, C, H, W]`` in ``[0, 1]`` within ``epsilon`` of ``pixels``.
 
     ``labels [B]``: the true classes (untargeted: raise their cross-entropy) or, with
@@ -108,8 +121,9 @@ def pgd(model: Model, pixels: torch.Tensor, labels: torch.Tensor, epsilon: float
     if epsilon == 0:
         return pixels.clone()
     step_size = 2.5 * epsilon / steps if step_size is None else step_size
-    delta = (random_start(pixels, epsilon, norm, generator) if random_init
-             else torch.zeros_like(pixels))
+    delta = (
+        random_start(pixels, epsilon, norm, generator) if random_init else torch.zeros_like(pixels)
+    )
     delta = (pixels + delta).clamp(0, 1) - pixels
     with torch.enable_grad():
         for _ in range(steps):
@@ -122,15 +136,31 @@ def pgd(model: Model, pixels: torch.Tensor, labels: torch.Tensor, epsilon: float
     return (pixels + delta).detach()
 
 
-def fgsm(model: Model, pixels: torch.Tensor, labels: torch.Tensor, epsilon: float, *,
-         targeted: bool = False) -> torch.Tensor:
+def fgsm(
+    model: Model,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    epsilon: float,
+    *,
+    targeted: bool = False,
+) -> torch.Tensor:
     """Fast gradient sign method: ``clamp(pixels + epsilon * sign(grad), 0, 1)`` ``[B, C, H, W]``
     (minus the step when ``targeted``)."""
-    return pgd(model, pixels, labels, epsilon, steps=1, step_size=epsilon, norm="linf",
-               targeted=targeted, random_init=False)
+    return pgd(
+        model,
+        pixels,
+        labels,
+        epsilon,
+        steps=1,
+        step_size=epsilon,
+        norm="linf",
+        targeted=targeted,
+        random_init=False,
+    )
 
 
 # ------------------------------------------------------------------------------- black box
+
 
 @dataclass
 class BlackBoxResult:
@@ -142,17 +172,25 @@ class BlackBoxResult:
 
 
 @torch.no_grad()
-def simba(probabilities: Model, pixels: torch.Tensor, labels: torch.Tensor, epsilon: float, *,
-          max_queries: int = 500, generator: torch.Generator | None = None) -> BlackBoxResult:
+def simba(
+    probabilities: Model,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    epsilon: float,
+    *,
+    max_queries: int = 500,
+    generator: torch.Generator | None = None,
+) -> BlackBoxResult:
     """SimBA with the pixel basis: for each image, random pixels in turn are moved by
     ``-epsilon`` (or else ``+epsilon``) when that lowers the probability of the true class, until
     the image is misclassified or has spent ``max_queries``. Sees only ``probabilities(pixels) ->
     [B, K]``; the result stays within ``epsilon`` (L-inf) of ``pixels`` and in ``[0, 1]``."""
     batch = len(pixels)
-    flat = pixels.detach().flatten(1).clone()                                     # [B, D]
+    flat = pixels.detach().flatten(1).clone()  # [B, D]
     rows = torch.arange(batch, device=pixels.device)
-    order = torch.stack([torch.randperm(flat.shape[1], generator=generator)
-                         for _ in range(batch)]).to(pixels.device)               # [B, D]
+    order = torch.stack(
+        [torch.randperm(flat.shape[1], generator=generator) for _ in range(batch)]
+    ).to(pixels.device)  # [B, D]
     probs = probabilities(flat.view_as(pixels))
     true_prob = probs[rows, labels]
     active = probs.argmax(dim=1) == labels
@@ -178,6 +216,7 @@ def simba(probabilities: Model, pixels: torch.Tensor, labels: torch.Tensor, epsi
 
 
 # ---------------------------------------------------------------------- adversarial training
+
 
 @dataclass(frozen=True)
 class AdversarialConfig:
@@ -209,5 +248,12 @@ class AdversarialConfig:
         if self.attack == "fgsm":
             step = 1.25 * self.epsilon if self.step_size is None else self.step_size
             return pgd(model, pixels, labels, self.epsilon, steps=1, step_size=step)
-        return pgd(model, pixels, labels, self.epsilon, steps=self.steps,
-                   step_size=self.step_size, norm=self.norm)
+        return pgd(
+            model,
+            pixels,
+            labels,
+            self.epsilon,
+            steps=self.steps,
+            step_size=self.step_size,
+            norm=self.norm,
+        )

@@ -61,8 +61,11 @@ class VisionTask(LightningModule):
 
     checkpoint_monitor: ClassVar[tuple[str, str]] = ("val/loss", "min")
 
-    def __init__(self, optimizer: OptimizerConfig | Mapping[str, Any] | None = None,
-                 scheduler: SchedulerConfig | Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        optimizer: OptimizerConfig | Mapping[str, Any] | None = None,
+        scheduler: SchedulerConfig | Mapping[str, Any] | None = None,
+    ):
         super().__init__()
         defaults = _config_defaults(type(self))
         self.optimizer_config: OptimizerConfig = config_from(optimizer, defaults["optimizer"])
@@ -136,8 +139,10 @@ class VisionTask(LightningModule):
     def supports_evaluation(self) -> bool:
         """Whether the task implements the evaluation contract (both hooks above)."""
         own = type(self)
-        return (own.evaluation_step is not VisionTask.evaluation_step
-                and own.make_evaluator is not VisionTask.make_evaluator)
+        return (
+            own.evaluation_step is not VisionTask.evaluation_step
+            and own.make_evaluator is not VisionTask.make_evaluator
+        )
 
     def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
         """Plots after ``stage`` (``fit``, ``test``, ...) into ``directory``; their paths."""

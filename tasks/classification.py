@@ -28,11 +28,6 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
-from visionflow.tasks.adversarial import AdversarialConfig, PixelSpace
-from visionflow.tasks.base import VisionTask
-from visionflow.tasks.nets import build_net, split_backbone_head, transfer
-from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from
-from visionflow.tasks.tally import TrainingTally
 
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import RunError, SpecError
@@ -41,22 +36,29 @@ from visionflow.evaluation.classification import ClassificationEvaluator
 from visionflow.plots import save_figure
 from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_text
+from visionflow.tasks.adversarial import AdversarialConfig, PixelSpace
+from visionflow.tasks.base import VisionTask
+from visionflow.tasks.nets import build_net, split_backbone_head, transfer
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from
+from visionflow.tasks.tally import TrainingTally
 
 MAX_ANNOTATED_CLASSES = 20
 
 
-def multiclass_hinge_loss(logits: torch.Tensor, targets: torch.Tensor,
-                          margin: float = 1.0) -> torch.Tensor:
+def multiclass_hinge_loss(
+    logits: torch.Tensor, targets: torch.Tensor, margin: float = 1.0
+) -> torch.Tensor:
     """Multiclass SVM loss (Weston-Watkins, as in CS231n), batch mean of
     ``sum_{j != y} max(0, s_j - s_y + margin)``; ``logits [B, K]``, ``targets [B]``."""
-    correct = logits.gather(1, targets[:, None])                               # [B, 1]
-    margins = (logits - correct + margin).clamp_min(0)                         # [B, K]
-    margins = margins.scatter(1, targets[:, None], 0.0)                        # drop j == y
+    correct = logits.gather(1, targets[:, None])  # [B, 1]
+    margins = (logits - correct + margin).clamp_min(0)  # [B, K]
+    margins = margins.scatter(1, targets[:, None], 0.0)  # drop j == y
     return margins.sum(dim=1).mean()
 
 
-def classification_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str,
-                        label_smoothing: float = 0.0) -> torch.Tensor:
+def classification_loss(
+    logits: torch.Tensor, targets: torch.Tensor, loss: str, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """``cross_entropy`` (softmax classifier) or ``hinge`` (SVM), computed in float32."""
     if loss == "hinge":
         return multiclass_hinge_loss(logits.float(), targets)
@@ -99,8 +101,14 @@ class ImageClassificationTask(VisionTask):
         self.save_hyperparameters()
         _check_arguments(self.hparams)
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
-        self.net = build_net(net, num_classes=num_classes, in_channels=in_channels,
-                             image_size=image_size, dropout=dropout, net_args=net_args)
+        self.net = build_net(
+            net,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            image_size=image_size,
+            dropout=dropout,
+            net_args=net_args,
+        )
         if not self.restoring_checkpoint:
             self._load_initial_weights()
         if freeze_backbone:
@@ -110,8 +118,9 @@ class ImageClassificationTask(VisionTask):
         # non-persistent buffers: they follow the task to its device, checkpoints stay as before
         self.register_buffer("pixel_mean", _channel_stats(pixel_mean, 0.0, in_channels), False)
         self.register_buffer("pixel_std", _channel_stats(pixel_std, 1.0, in_channels), False)
-        self.adversarial = (None if adversarial is None
-                            else config_from(adversarial, AdversarialConfig()))
+        self.adversarial = (
+            None if adversarial is None else config_from(adversarial, AdversarialConfig())
+        )
         self.epoch_metrics = nn.ModuleDict(_epoch_metrics(num_classes))
         self.train_tally = TrainingTally()
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
@@ -125,8 +134,11 @@ class ImageClassificationTask(VisionTask):
             report = transfer.load_pretrained(self.net, hparams.net)
         else:
             return
-        head = (f"; head re-initialized for {hparams.num_classes} classes"
-                if report.head_replaced else "")
+        head = (
+            f"; head re-initialized for {hparams.num_classes} classes"
+            if report.head_replaced
+            else ""
+        )
         rank_zero_info(f"{hparams.net}: loaded {report.loaded_keys} tensors{head}")
 
     def train(self, mode: bool = True) -> ImageClassificationTask:
@@ -143,16 +155,18 @@ class ImageClassificationTask(VisionTask):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
-    def _step(self, batch: ImageClassificationBatch,
-              stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step(
+        self, batch: ImageClassificationBatch, stage: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward, loss, and on-device metric updates (logged once per epoch, see _log_epoch);
         training keeps a leaner tally than torchmetrics: it runs every step of every fit."""
         images = batch.images
         if stage == "train" and self.adversarial is not None:
             images = self.adversarial_images(batch)
-        logits = self(images)                                                      # [B, K]
-        loss = classification_loss(logits, batch.targets, self.hparams.loss,
-                                   self.hparams.label_smoothing)
+        logits = self(images)  # [B, K]
+        loss = classification_loss(
+            logits, batch.targets, self.hparams.loss, self.hparams.label_smoothing
+        )
         if stage == "train":
             self.train_tally.update(loss, logits, batch.targets)
             return logits, loss
@@ -178,8 +192,12 @@ class ImageClassificationTask(VisionTask):
         """Log ``train/loss`` and ``train/acc`` (summed over processes) and reset the tally."""
         if self.train_tally.count:
             totals = self.train_tally.compute(
-                lambda sums: self.trainer.strategy.reduce(sums, reduce_op="sum"))
-            for name, value in totals.items():  # equal on every rank: sync_dist only tells Lightning
+                lambda sums: self.trainer.strategy.reduce(sums, reduce_op="sum")
+            )
+            for (
+                name,
+                value,
+            ) in totals.items():  # equal on every rank: sync_dist only tells Lightning
                 self.log(f"train/{name}", value, prog_bar=True, sync_dist=True)
         self.train_tally.reset()
 
@@ -188,8 +206,12 @@ class ImageClassificationTask(VisionTask):
         for key, metric in self.epoch_metrics.items():
             if key.startswith(f"{stage}_") and metric.update_called:
                 # already synchronized; sync_dist only averages equal values (and tells Lightning)
-                self.log(key.replace("_", "/", 1), metric.compute(), prog_bar=stage != "test",
-                         sync_dist=True)
+                self.log(
+                    key.replace("_", "/", 1),
+                    metric.compute(),
+                    prog_bar=stage != "test",
+                    sync_dist=True,
+                )
                 metric.reset()
 
     def training_step(self, batch: ImageClassificationBatch, batch_idx: int) -> torch.Tensor:
@@ -227,11 +249,14 @@ class ImageClassificationTask(VisionTask):
         """Top-1 / top-5 accuracy, loss and confusion matrix (see :mod:`visionflow.evaluation`)."""
         return ClassificationEvaluator(self.hparams.num_classes)
 
-    def evaluation_step(self, batch: ImageClassificationBatch) -> tuple[dict[str, Any], torch.Tensor]:
+    def evaluation_step(
+        self, batch: ImageClassificationBatch
+    ) -> tuple[dict[str, Any], torch.Tensor]:
         """``({"top_k": [B, min(5, K)] class indices, "loss": batch mean}, targets [B])`` on CPU."""
-        logits = self(batch.images)                                                # [B, K]
-        loss = classification_loss(logits, batch.targets, self.hparams.loss,
-                                   self.hparams.label_smoothing)
+        logits = self(batch.images)  # [B, K]
+        loss = classification_loss(
+            logits, batch.targets, self.hparams.loss, self.hparams.label_smoothing
+        )
         top_k = logits.float().topk(min(5, self.hparams.num_classes), dim=-1).indices
         return {"top_k": top_k.cpu(), "loss": float(loss)}, batch.targets.cpu()
 
@@ -255,8 +280,9 @@ class ImageClassificationTask(VisionTask):
         if stage != "test":
             return []
         if self.test_confusion_matrix is None:
-            raise RunError("save_artifacts('test'): no test epoch has run, so there is no "
-                           "confusion matrix")
+            raise RunError(
+                "save_artifacts('test'): no test epoch has run, so there is no confusion matrix"
+            )
         return write_confusion_matrix(self.test_confusion_matrix, self.class_names, directory)
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
@@ -268,6 +294,7 @@ def _epoch_metrics(num_classes: int) -> dict[str, Metric]:
     """``<stage>_loss``, ``<stage>_acc`` and, when K > 5, ``<stage>_acc_top5`` for val and test
     (training uses a ``TrainingTally``). Updating them is a few device ops, with no host sync: ``validate_args`` and the
     NaN check would call ``torch.unique``/``.any()`` every step (the loss rejects bad targets)."""
+
     def accuracy(top_k: int) -> MulticlassAccuracy:
         return MulticlassAccuracy(num_classes, top_k=top_k, average="micro", validate_args=False)
 
@@ -291,23 +318,44 @@ def _check_arguments(h: Any) -> None:
     checks = [
         (h.num_classes >= 2, "num_classes", f"must be >= 2, got {h.num_classes}"),
         (h.in_channels >= 1, "in_channels", f"must be >= 1, got {h.in_channels}"),
-        (h.class_names is None or len(h.class_names) == h.num_classes, "class_names",
-         f"{len(h.class_names or [])} names for num_classes={h.num_classes}"),
-        (0 <= h.label_smoothing < 1, "label_smoothing",
-         f"must be in [0, 1), got {h.label_smoothing}"),
-        (h.label_smoothing == 0 or h.loss == "cross_entropy", "label_smoothing",
-         "applies to the cross_entropy loss only"),
+        (
+            h.class_names is None or len(h.class_names) == h.num_classes,
+            "class_names",
+            f"{len(h.class_names or [])} names for num_classes={h.num_classes}",
+        ),
+        (
+            0 <= h.label_smoothing < 1,
+            "label_smoothing",
+            f"must be in [0, 1), got {h.label_smoothing}",
+        ),
+        (
+            h.label_smoothing == 0 or h.loss == "cross_entropy",
+            "label_smoothing",
+            "applies to the cross_entropy loss only",
+        ),
         (0 <= h.dropout < 1, "dropout", f"must be in [0, 1), got {h.dropout}"),
         (not (h.weights and h.pretrained), "pretrained", "set weights or pretrained, not both"),
-        (h.backbone_lr_scale > 0, "backbone_lr_scale",
-         f"must be > 0, got {h.backbone_lr_scale} (use freeze_backbone: true to freeze it)"),
-        (not h.freeze_backbone or h.backbone_lr_scale == 1, "backbone_lr_scale",
-         "has no effect with freeze_backbone: true"),
-        (h.pixel_mean is None or len(h.pixel_mean) in (1, h.in_channels), "pixel_mean",
-         f"needs 1 or in_channels={h.in_channels} values, got {h.pixel_mean}"),
-        (h.pixel_std is None or (len(h.pixel_std) in (1, h.in_channels)
-                                 and min(h.pixel_std) > 0), "pixel_std",
-         f"needs 1 or in_channels={h.in_channels} values > 0, got {h.pixel_std}"),
+        (
+            h.backbone_lr_scale > 0,
+            "backbone_lr_scale",
+            f"must be > 0, got {h.backbone_lr_scale} (use freeze_backbone: true to freeze it)",
+        ),
+        (
+            not h.freeze_backbone or h.backbone_lr_scale == 1,
+            "backbone_lr_scale",
+            "has no effect with freeze_backbone: true",
+        ),
+        (
+            h.pixel_mean is None or len(h.pixel_mean) in (1, h.in_channels),
+            "pixel_mean",
+            f"needs 1 or in_channels={h.in_channels} values, got {h.pixel_mean}",
+        ),
+        (
+            h.pixel_std is None
+            or (len(h.pixel_std) in (1, h.in_channels) and min(h.pixel_std) > 0),
+            "pixel_std",
+            f"needs 1 or in_channels={h.in_channels} values > 0, got {h.pixel_std}",
+        ),
     ]
     for ok, key, message in checks:
         if not ok:
@@ -316,13 +364,21 @@ def _check_arguments(h: Any) -> None:
 
 # ---------------------------------------------------------------------------- confusion matrix
 
-def write_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str],
-                           directory: Path) -> list[Path]:
+
+def write_confusion_matrix(
+    matrix: torch.Tensor, class_names: Sequence[str], directory: Path
+) -> list[Path]:
     """``confusion_matrix.png`` and ``.csv`` of ``matrix [K, K]`` in ``directory``, atomically."""
-    return [save_figure(plot_confusion_matrix(matrix, class_names),
-                        Path(directory) / "confusion_matrix.png", dpi=120),
-            atomic_write_text(Path(directory) / "confusion_matrix.csv",
-                              confusion_matrix_csv(matrix, class_names))]
+    return [
+        save_figure(
+            plot_confusion_matrix(matrix, class_names),
+            Path(directory) / "confusion_matrix.png",
+            dpi=120,
+        ),
+        atomic_write_text(
+            Path(directory) / "confusion_matrix.csv", confusion_matrix_csv(matrix, class_names)
+        ),
+    ]
 
 
 def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
@@ -346,8 +402,15 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
         threshold = matrix.max().item() / 2
         for row, counts in enumerate(matrix.tolist()):
             for col, count in enumerate(counts):
-                axes.text(col, row, str(count), ha="center", va="center", fontsize=font,
-                          color="white" if count > threshold else "black")
+                axes.text(
+                    col,
+                    row,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=font,
+                    color="white" if count > threshold else "black",
+                )
     return figure
 
 

@@ -24,21 +24,21 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from visionflow.batches import DetectionBatch, DetectionTarget
 from visionflow.errors import RunError, SpecError, UnknownNameError
 from visionflow.evaluation import Evaluation
+from visionflow.evaluation.detection import DetectionEvaluator, ground_truth_entry
 from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_json
 from visionflow.spec import check_arguments
-from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.base import DeviceReadback, VisionTask
-from visionflow.evaluation.detection import DetectionEvaluator, ground_truth_entry
 from visionflow.tasks.nets.detectors import build_detector
 from visionflow.tasks.nets.families import DETECTION_NETS
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 
 
 @TASKS.register("object_detection", batch=DetectionBatch)
@@ -75,9 +75,11 @@ class ObjectDetectionTask(VisionTask):
         check_task_arguments(self.hparams)
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         self.category_ids = list(category_ids or range(num_classes))
-        self.model = build_detector(net, num_classes=num_classes + 1,
-                                    **detector_args(net, net_args, image_size,
-                                                    restoring=self.restoring_checkpoint))
+        self.model = build_detector(
+            net,
+            num_classes=num_classes + 1,
+            **detector_args(net, net_args, image_size, restoring=self.restoring_checkpoint),
+        )
         if freeze_backbone:
             self.model.backbone.requires_grad_(False)
         self._pairs: list[tuple[dict[str, torch.Tensor], dict[str, Any]]] = []
@@ -120,8 +122,15 @@ class ObjectDetectionTask(VisionTask):
         a Python number after every step, which would wait for the GPU each time."""
         self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=size)
         for name, value in {"loss": loss, **losses}.items():
-            self.log(f"train/{name}", value, on_step=False, on_epoch=True, sync_dist=True,
-                     prog_bar=name == "loss", batch_size=size)
+            self.log(
+                f"train/{name}",
+                value,
+                on_step=False,
+                on_epoch=True,
+                sync_dist=True,
+                prog_bar=name == "loss",
+                batch_size=size,
+            )
 
     def _check_finite(self, losses: dict[str, torch.Tensor] | None) -> None:
         """Raise RunError if a loss of the step before was NaN or infinite, and queue this step's
@@ -129,16 +138,21 @@ class ObjectDetectionTask(VisionTask):
         waits for the GPU (the fit's last step is checked at the end of its epoch)."""
         pending, self._pending_losses = self._pending_losses, None
         if losses is not None:
-            self._pending_losses = (self.global_step, list(losses),
-                                    DeviceReadback(torch.stack([v.float() for v in losses.values()])))
+            self._pending_losses = (
+                self.global_step,
+                list(losses),
+                DeviceReadback(torch.stack([v.float() for v in losses.values()])),
+            )
         if pending is None:
             return
         step, names, readback = pending
         values = readback.values()
         if not all(math.isfinite(value) for value in values):
-            raise RunError(f"the detection loss is {sum(values)} at step {step} "
-                           f"({ {name: round(value, 4) for name, value in zip(names, values)} })",
-                           hint="lower optimizer.lr or raise scheduler.warmup_epochs")
+            raise RunError(
+                f"the detection loss is {sum(values)} at step {step} "
+                f"({ {name: round(value, 4) for name, value in zip(names, values)} })",
+                hint="lower optimizer.lr or raise scheduler.warmup_epochs",
+            )
 
     def on_train_epoch_end(self) -> None:
         self._check_finite(None)
@@ -154,10 +168,17 @@ class ObjectDetectionTask(VisionTask):
         from visionflow.evaluation.coco_predictions import results_from_prediction
 
         detections = self._detect(batch, keep_samples=True)
-        results = [result for target, detection in zip(batch.targets, detections)
-                   for result in results_from_prediction(detection, target.image_id,
-                                                         dict(enumerate(self.category_ids)),
-                                                         "bbox", f"image {target.image_id}")]
+        results = [
+            result
+            for target, detection in zip(batch.targets, detections)
+            for result in results_from_prediction(
+                detection,
+                target.image_id,
+                dict(enumerate(self.category_ids)),
+                "bbox",
+                f"image {target.image_id}",
+            )
+        ]
         self._predictions.extend(results)
         return results
 
@@ -172,8 +193,10 @@ class ObjectDetectionTask(VisionTask):
         self._pairs.extend(zip(detections, self._ground_truth_entries(batch)))
 
     def _ground_truth_entries(self, batch: DetectionBatch) -> list[dict[str, Any]]:
-        return [ground_truth_entry(target, image.shape[-2:], self.category_ids)
-                for image, target in zip(batch.images, batch.targets)]
+        return [
+            ground_truth_entry(target, image.shape[-2:], self.category_ids)
+            for image, target in zip(batch.images, batch.targets)
+        ]
 
     # ------------------------------------------------------------- evaluation contract
 
@@ -181,19 +204,27 @@ class ObjectDetectionTask(VisionTask):
         """COCO box mAP against the batches' targets (see :mod:`visionflow.evaluation`)."""
         return DetectionEvaluator(self.category_ids, self.class_names)
 
-    def evaluation_step(self, batch: DetectionBatch) -> tuple[list[dict[str, torch.Tensor]],
-                                                              list[dict[str, Any]]]:
+    def evaluation_step(
+        self, batch: DetectionBatch
+    ) -> tuple[list[dict[str, torch.Tensor]], list[dict[str, Any]]]:
         """(per-image detections on CPU, their COCO ground-truth entries)."""
         return self._detect(batch, keep_samples=False), self._ground_truth_entries(batch)
 
-    def _keep_samples(self, batch: DetectionBatch, detections: list[dict[str, torch.Tensor]]) -> None:
+    def _keep_samples(
+        self, batch: DetectionBatch, detections: list[dict[str, torch.Tensor]]
+    ) -> None:
         for image, target, detection in zip(batch.images, batch.targets, detections):
             if len(self._samples) >= self.hparams.overlay_images:
                 return
             confident = detection["scores"] >= self.hparams.overlay_score
-            self._samples.append({"image": image.detach().cpu(), "truth": target.boxes.cpu(),
-                                  "truth_labels": target.labels.cpu(),
-                                  **{k: v[confident] for k, v in detection.items()}})
+            self._samples.append(
+                {
+                    "image": image.detach().cpu(),
+                    "truth": target.boxes.cpu(),
+                    "truth_labels": target.labels.cpu(),
+                    **{k: v[confident] for k, v in detection.items()},
+                }
+            )
 
     # ---------------------------------------------------------------------- epoch boundaries
 
@@ -251,23 +282,35 @@ class ObjectDetectionTask(VisionTask):
         predictions in two colours, captioned), and after a test the evaluation's plots."""
         from visionflow.tasks.detection_plots import save_detection_artifacts
 
-        paths = save_detection_artifacts(stage, directory, self._samples, self.class_names, self.last_result)
+        paths = save_detection_artifacts(
+            stage, directory, self._samples, self.class_names, self.last_result
+        )
         self._samples = []
         return paths
 
 
 # ---------------------------------------------------------------------------------- helpers
 
+
 def check_task_arguments(h: Any) -> None:
     """Raise SpecError naming the first bad argument."""
     checks = [
         (h.num_classes >= 1, "num_classes", f"must be >= 1, got {h.num_classes}"),
-        (h.in_channels == 3, "in_channels", f"detectors take RGB images, got {h.in_channels} "
-                                            "channels"),
-        (h.class_names is None or len(h.class_names) == h.num_classes, "class_names",
-         f"{len(h.class_names or [])} names for num_classes={h.num_classes}"),
-        (h.category_ids is None or len(h.category_ids) == h.num_classes, "category_ids",
-         f"{len(h.category_ids or [])} ids for num_classes={h.num_classes}"),
+        (
+            h.in_channels == 3,
+            "in_channels",
+            f"detectors take RGB images, got {h.in_channels} channels",
+        ),
+        (
+            h.class_names is None or len(h.class_names) == h.num_classes,
+            "class_names",
+            f"{len(h.class_names or [])} names for num_classes={h.num_classes}",
+        ),
+        (
+            h.category_ids is None or len(h.category_ids) == h.num_classes,
+            "category_ids",
+            f"{len(h.category_ids or [])} ids for num_classes={h.num_classes}",
+        ),
         (h.overlay_images >= 0, "overlay_images", f"must be >= 0, got {h.overlay_images}"),
         (0 <= h.overlay_score <= 1, "overlay_score", f"must be in [0, 1], got {h.overlay_score}"),
     ]
@@ -276,9 +319,12 @@ def check_task_arguments(h: Any) -> None:
             raise SpecError(f"{key}: {message}")
 
 
-def detector_args(net: str, net_args: dict[str, Any] | None,
-                  image_size: list[int] | tuple[int, int] | None,
-                  restoring: bool) -> dict[str, Any]:
+def detector_args(
+    net: str,
+    net_args: dict[str, Any] | None,
+    image_size: list[int] | tuple[int, int] | None,
+    restoring: bool,
+) -> dict[str, Any]:
     """``net_args`` checked against :func:`build_detector`, with the resize defaulting to the data's
     fixed image size and no ``weights`` file read when a checkpoint is being restored."""
     args = dict(net_args or {})
@@ -302,9 +348,12 @@ def without_crowds(target: DetectionTarget) -> DetectionTarget:
     if target.iscrowd is None:
         return target
     keep = ~target.iscrowd
-    kept = {field.name: value[keep] for field in dataclasses.fields(target)
-            if field.name not in ("image_id", "iscrowd")
-            and (value := getattr(target, field.name)) is not None}
+    kept = {
+        field.name: value[keep]
+        for field in dataclasses.fields(target)
+        if field.name not in ("image_id", "iscrowd")
+        and (value := getattr(target, field.name)) is not None
+    }
     return dataclasses.replace(target, iscrowd=None, **kept)
 
 
@@ -317,8 +366,11 @@ def to_model_target(target: DetectionTarget) -> dict[str, torch.Tensor]:
 def from_model_output(output: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Detections with contiguous labels; the background label (never a real class) is dropped."""
     real = output["labels"] > 0
-    return {"boxes": output["boxes"][real], "scores": output["scores"][real],
-            "labels": output["labels"][real] - 1}
+    return {
+        "boxes": output["boxes"][real],
+        "scores": output["scores"][real],
+        "labels": output["labels"][real] - 1,
+    }
 
 
 def gather(items: list[Any]) -> list[Any]:

@@ -22,12 +22,21 @@ PREDICTION_COLOUR = "magenta"
 FONT_SIZE = 14
 
 
-def save_detection_artifacts(stage: str, directory: Path, samples: list[dict[str, torch.Tensor]],
-                             class_names: list[str], result: Any) -> list[Path]:
+def save_detection_artifacts(
+    stage: str,
+    directory: Path,
+    samples: list[dict[str, torch.Tensor]],
+    class_names: list[str],
+    result: Any,
+) -> list[Path]:
     """Overlays of ``samples`` and, after a test, the plots of the ``CocoResult`` ``result``."""
-    paths = [atomic_write_bytes(Path(directory) / f"detections_{stage}_{index:02d}.png",
-                                overlay_png(sample, class_names))
-             for index, sample in enumerate(samples)]
+    paths = [
+        atomic_write_bytes(
+            Path(directory) / f"detections_{stage}_{index:02d}.png",
+            overlay_png(sample, class_names),
+        )
+        for index, sample in enumerate(samples)
+    ]
     if stage == "test" and result is not None:
         from visionflow.evaluation.coco_plots import plot_evaluation
 
@@ -42,19 +51,38 @@ def overlay_png(sample: dict[str, torch.Tensor], class_names: list[str]) -> byte
     from torchvision.utils import draw_bounding_boxes
 
     image = sample["image"]
-    zoom = max(1, -(-OVERLAY_MIN_SIDE // min(image.shape[-2:])))       # small images: enlarge them
+    zoom = max(1, -(-OVERLAY_MIN_SIDE // min(image.shape[-2:])))  # small images: enlarge them
     image = image.repeat_interleave(zoom, dim=-2).repeat_interleave(zoom, dim=-1)
-    pixels = (image.clamp(0, 1) * 255).to(torch.uint8)                        # [3, H, W]
+    pixels = (image.clamp(0, 1) * 255).to(torch.uint8)  # [3, H, W]
     font = font_manager.findfont("DejaVu Sans")
     truth_labels = sample.get("truth_labels")
-    truth_captions = None if truth_labels is None else \
-        [f"GT {class_names[int(label)]}" for label in truth_labels]
-    pixels = draw_bounding_boxes(pixels, sample["truth"] * zoom, labels=truth_captions, colors=TRUTH_COLOUR,
-                                 width=2, font=font, font_size=FONT_SIZE)
-    captions = [f"{class_names[int(label)]} {float(score):.2f}"
-                for label, score in zip(sample["labels"], sample["scores"])]
-    pixels = draw_bounding_boxes(pixels, sample["boxes"] * zoom, labels=captions, colors=PREDICTION_COLOUR,
-                                 width=2, font=font, font_size=FONT_SIZE)
+    truth_captions = (
+        None
+        if truth_labels is None
+        else [f"GT {class_names[int(label)]}" for label in truth_labels]
+    )
+    pixels = draw_bounding_boxes(
+        pixels,
+        sample["truth"] * zoom,
+        labels=truth_captions,
+        colors=TRUTH_COLOUR,
+        width=2,
+        font=font,
+        font_size=FONT_SIZE,
+    )
+    captions = [
+        f"{class_names[int(label)]} {float(score):.2f}"
+        for label, score in zip(sample["labels"], sample["scores"])
+    ]
+    pixels = draw_bounding_boxes(
+        pixels,
+        sample["boxes"] * zoom,
+        labels=captions,
+        colors=PREDICTION_COLOUR,
+        width=2,
+        font=font,
+        font_size=FONT_SIZE,
+    )
     buffer = io.BytesIO()
     Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -41,16 +41,24 @@ class GradCheckResult:
 
     def __str__(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
-        return (f"gradient check {verdict}: max relative error {self.max_relative_error:.3g} over "
-                f"{self.checked_elements} elements; worst at input {self.worst_input} index "
-                f"{self.worst_index}: autograd {self.analytical:.6g} vs numerical "
-                f"{self.numerical:.6g}")
+        return (
+            f"gradient check {verdict}: max relative error {self.max_relative_error:.3g} over "
+            f"{self.checked_elements} elements; worst at input {self.worst_input} index "
+            f"{self.worst_index}: autograd {self.analytical:.6g} vs numerical "
+            f"{self.numerical:.6g}"
+        )
 
 
-def numerical_gradient_check(fn: Callable[..., torch.Tensor], *inputs: object, eps: float = 1e-6,
-                             atol: float = 1e-6, rtol: float = 1e-4,
-                             max_checks_per_input: int | None = None, seed: int = 0,
-                             raise_on_failure: bool = False) -> GradCheckResult:
+def numerical_gradient_check(
+    fn: Callable[..., torch.Tensor],
+    *inputs: object,
+    eps: float = 1e-6,
+    atol: float = 1e-6,
+    rtol: float = 1e-4,
+    max_checks_per_input: int | None = None,
+    seed: int = 0,
+    raise_on_failure: bool = False,
+) -> GradCheckResult:
     """Compare autograd's gradient of ``fn`` with central differences ``(f(x+e) - f(x-e)) / 2e``.
 
     An element passes when ``|autograd - numerical| <= atol + rtol * |numerical|``. The reported
@@ -112,8 +120,9 @@ def _element_indices(numel: int, limit: int | None, generator: torch.Generator) 
 
 
 @torch.no_grad()
-def _central_difference(objective: Callable[[], torch.Tensor], tensor: torch.Tensor, flat: int,
-                        eps: float) -> float:
+def _central_difference(
+    objective: Callable[[], torch.Tensor], tensor: torch.Tensor, flat: int, eps: float
+) -> float:
     element = tensor.view(-1)
     original = float(element[flat])
     element[flat] = original + eps

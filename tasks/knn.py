@@ -25,8 +25,9 @@ from visionflow.errors import SpecError
 class KNearestNeighbors:
     """Majority vote of the ``k`` nearest training points under the L1 or L2 distance."""
 
-    def __init__(self, k: int = 1, distance: Literal["l1", "l2"] = "l2",
-                 max_chunk_elements: int = 2**24):
+    def __init__(
+        self, k: int = 1, distance: Literal["l1", "l2"] = "l2", max_chunk_elements: int = 2**24
+    ):
         if k < 1:
             raise SpecError(f"k: must be >= 1, got {k}")
         if distance not in ("l1", "l2"):
@@ -40,8 +41,10 @@ class KNearestNeighbors:
     def fit(self, features: torch.Tensor, labels: torch.Tensor) -> KNearestNeighbors:
         """Remember the training set: ``features [N, D]``, ``labels [N]`` int64 class indices."""
         if features.ndim != 2 or labels.ndim != 1 or len(features) != len(labels):
-            raise ValueError(f"fit: expected features [N, D] and labels [N], got "
-                             f"{tuple(features.shape)} and {tuple(labels.shape)}")
+            raise ValueError(
+                f"fit: expected features [N, D] and labels [N], got "
+                f"{tuple(features.shape)} and {tuple(labels.shape)}"
+            )
         if self.k > len(features):
             raise SpecError(f"k: {self.k} exceeds the {len(features)} training samples")
         self.features = features.float()
@@ -53,8 +56,10 @@ class KNearestNeighbors:
         if self.features is None:
             raise RuntimeError("predict: call fit(features, labels) first")
         if queries.ndim != 2 or queries.shape[1] != self.features.shape[1]:
-            raise ValueError(f"predict: expected queries [M, {self.features.shape[1]}], "
-                             f"got {tuple(queries.shape)}")
+            raise ValueError(
+                f"predict: expected queries [M, {self.features.shape[1]}], "
+                f"got {tuple(queries.shape)}"
+            )
         queries = queries.to(self.features.device, torch.float32)
         rows = max(1, self.max_chunk_elements // len(self.features))
         return torch.cat([self._predict_chunk(chunk) for chunk in queries.split(rows)])
@@ -66,20 +71,20 @@ class KNearestNeighbors:
 
     def _predict_chunk(self, queries: torch.Tensor) -> torch.Tensor:
         p = 1.0 if self.distance == "l1" else 2.0
-        distances = torch.cdist(queries, self.features, p=p)                 # [m, N]
-        neighbours = nearest_indices(distances, self.k)                        # [m, k]
-        return vote(self.labels[neighbours])                                   # [m]
+        distances = torch.cdist(queries, self.features, p=p)  # [m, N]
+        neighbours = nearest_indices(distances, self.k)  # [m, k]
+        return vote(self.labels[neighbours])  # [m]
 
 
 def nearest_indices(distances: torch.Tensor, k: int) -> torch.Tensor:
     """Indices ``[m, k]`` of the ``k`` smallest of each row of ``distances [m, N]``, ordered by
     (distance, index): exact tie-breaking without sorting whole rows."""
-    kth = distances.topk(k, dim=1, largest=False).values[:, -1:]              # [m, 1]
+    kth = distances.topk(k, dim=1, largest=False).values[:, -1:]  # [m, 1]
     index = torch.arange(distances.shape[1], device=distances.device).expand_as(distances)
     # every point closer than the k-th is chosen; among those at the k-th distance, lowest index
     key = torch.where(distances < kth, -1, torch.where(distances == kth, index, distances.shape[1]))
-    chosen = key.topk(k, dim=1, largest=False).indices.sort(dim=1).values    # [m, k] by index
-    order = distances.gather(1, chosen).sort(dim=1, stable=True).indices      # then by distance
+    chosen = key.topk(k, dim=1, largest=False).indices.sort(dim=1).values  # [m, k] by index
+    order = distances.gather(1, chosen).sort(dim=1, stable=True).indices  # then by distance
     return chosen.gather(1, order)
 
 
@@ -90,7 +95,7 @@ def vote(neighbour_labels: torch.Tensor) -> torch.Tensor:
     num_classes = int(neighbour_labels.max()) + 1
     ones = torch.ones_like(neighbour_labels)
     votes = torch.zeros(m, num_classes, dtype=torch.int64, device=neighbour_labels.device)
-    votes.scatter_add_(1, neighbour_labels, ones)                              # [m, C]
+    votes.scatter_add_(1, neighbour_labels, ones)  # [m, C]
     rank = torch.arange(k, device=neighbour_labels.device).expand(m, k)
     first = torch.full_like(votes, k).scatter_reduce_(1, neighbour_labels, rank, "amin")
     return (votes * (k + 1) - first).argmax(dim=1)  # most votes, then nearest first member

@@ -62,8 +62,9 @@ class OptimizerConfig:
         check_optimizer_args(self.name, self.lr, self.momentum, self.nesterov, self.weight_decay)
 
     def build(self, param_groups: Iterable[Any]) -> torch.optim.Optimizer:
-        return build_optimizer(param_groups, self.name, self.lr, self.momentum, self.nesterov,
-                               self.weight_decay)
+        return build_optimizer(
+            param_groups, self.name, self.lr, self.momentum, self.nesterov, self.weight_decay
+        )
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,15 @@ class SchedulerConfig:
         warmup = self.warmup_epochs
         if warmup and epochs is not None and warmup >= epochs and is_smoke_run(trainer):
             warmup = 0  # fast_dev_run / limit_train_batches: a smoke run skips the warmup
-        return build_scheduler(optimizer, self.name, epochs, warmup, self.step_size, self.gamma,
-                               steps_per_epoch=steps_per_epoch)
+        return build_scheduler(
+            optimizer,
+            self.name,
+            epochs,
+            warmup,
+            self.step_size,
+            self.gamma,
+            steps_per_epoch=steps_per_epoch,
+        )
 
 
 def is_smoke_run(trainer: Any) -> bool:
@@ -114,8 +122,10 @@ def config_from(value: Any, default: Any) -> Any:
 
 
 #: the flat keys of earlier releases, by the sub-config that holds them now
-FLAT_KEYS = {"optimizer": ("lr", "momentum", "nesterov", "weight_decay"),
-             "scheduler": ("warmup_epochs", "step_size", "gamma")}
+FLAT_KEYS = {
+    "optimizer": ("lr", "momentum", "nesterov", "weight_decay"),
+    "scheduler": ("warmup_epochs", "step_size", "gamma"),
+}
 
 
 def upgrade_flat_keys(args: Mapping[str, Any], path: str = "task.args") -> dict[str, Any]:
@@ -134,18 +144,23 @@ def upgrade_flat_keys(args: Mapping[str, Any], path: str = "task.args") -> dict[
         existing = args.get(group) if isinstance(args.get(group), Mapping) else {}
         twice = sorted(set(values) & set(existing))
         if twice:
-            raise SpecError(f"{path}.{twice[0]}: also set as {path}.{group}.{twice[0]}",
-                            hint=f"keep {path}.{group}.{twice[0]} alone")
+            raise SpecError(
+                f"{path}.{twice[0]}: also set as {path}.{group}.{twice[0]}",
+                hint=f"keep {path}.{group}.{twice[0]} alone",
+            )
         args[group] = {**values, **existing}
     return args
 
 
-def check_optimizer_args(name: str, lr: float, momentum: float | None, nesterov: bool,
-                         weight_decay: float) -> None:
+def check_optimizer_args(
+    name: str, lr: float, momentum: float | None, nesterov: bool, weight_decay: float
+) -> None:
     """Raise SpecError naming the key of the first bad value or combination."""
     if name not in DEFAULT_MOMENTUM and name != "adagrad":
-        raise SpecError(f"{KEY}name: unknown optimizer {name!r}",
-                        hint="one of sgd, adagrad, rmsprop, adam, adamw")
+        raise SpecError(
+            f"{KEY}name: unknown optimizer {name!r}",
+            hint="one of sgd, adagrad, rmsprop, adam, adamw",
+        )
     if not lr > 0:
         raise SpecError(f"{KEY}lr: must be > 0, got {lr}")
     if weight_decay < 0:
@@ -164,20 +179,27 @@ def _momentum(name: str, momentum: float | None) -> float:
     return DEFAULT_MOMENTUM.get(name, 0.0) if momentum is None else momentum
 
 
-def build_optimizer(param_groups: Iterable[Any], name: OptimizerName, lr: float,
-                    momentum: float | None = None, nesterov: bool = False,
-                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def build_optimizer(
+    param_groups: Iterable[Any],
+    name: OptimizerName,
+    lr: float,
+    momentum: float | None = None,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
     """The optimizer over ``param_groups`` (parameters, or dicts with ``params`` and an ``lr``)."""
     check_optimizer_args(name, lr, momentum, nesterov, weight_decay)
     momentum = _momentum(name, momentum)
     if name == "sgd":
-        return torch.optim.SGD(param_groups, lr=lr, momentum=momentum, nesterov=nesterov,
-                               weight_decay=weight_decay)
+        return torch.optim.SGD(
+            param_groups, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
+        )
     if name == "adagrad":
         return torch.optim.Adagrad(param_groups, lr=lr, weight_decay=weight_decay)
     if name == "rmsprop":
-        return torch.optim.RMSprop(param_groups, lr=lr, momentum=momentum,
-                                   weight_decay=weight_decay)
+        return torch.optim.RMSprop(
+            param_groups, lr=lr, momentum=momentum, weight_decay=weight_decay
+        )
     adam = torch.optim.Adam if name == "adam" else torch.optim.AdamW
     return adam(param_groups, lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
 
@@ -185,8 +207,9 @@ def build_optimizer(param_groups: Iterable[Any], name: OptimizerName, lr: float,
 def check_scheduler_args(name: str, warmup_epochs: int, step_size: int, gamma: float) -> None:
     """Raise SpecError naming the key of the first bad value (max_epochs is checked at build)."""
     if name not in ("none", "step", "cosine"):
-        raise SpecError(f"{SCHEDULE_KEY}name: unknown schedule {name!r}",
-                        hint="one of none, step, cosine")
+        raise SpecError(
+            f"{SCHEDULE_KEY}name: unknown schedule {name!r}", hint="one of none, step, cosine"
+        )
     if warmup_epochs < 0:
         raise SpecError(f"{SCHEDULE_KEY}warmup_epochs: must be >= 0, got {warmup_epochs}")
     if name == "step" and step_size < 1:
@@ -195,31 +218,49 @@ def check_scheduler_args(name: str, warmup_epochs: int, step_size: int, gamma: f
         raise SpecError(f"{SCHEDULE_KEY}gamma: must be in (0, 1], got {gamma}")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, name: SchedulerName,
-                    max_epochs: float | None, warmup_epochs: int = 0, step_size: int = 30,
-                    gamma: float = 0.1,
-                    steps_per_epoch: int | None = None) -> dict[str, Any] | None:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    name: SchedulerName,
+    max_epochs: float | None,
+    warmup_epochs: int = 0,
+    step_size: int = 30,
+    gamma: float = 0.1,
+    steps_per_epoch: int | None = None,
+) -> dict[str, Any] | None:
     """Lightning's lr_scheduler config (``{"scheduler", "interval", "frequency"}``), or ``None``
     when there is nothing to schedule (``none`` without warmup). ``max_epochs`` is the training
     length, fractional when ``max_steps`` ends training inside an epoch."""
     check_scheduler_args(name, warmup_epochs, step_size, gamma)
     finite = max_epochs is not None and max_epochs > 0
     if name == "cosine" and not finite:
-        raise SpecError(f"trainer.max_epochs: the cosine schedule needs a finite max_epochs "
-                        f"(or max_steps), got {max_epochs}")
+        raise SpecError(
+            f"trainer.max_epochs: the cosine schedule needs a finite max_epochs "
+            f"(or max_steps), got {max_epochs}"
+        )
     if name == "cosine" and warmup_epochs >= max_epochs:
-        raise SpecError(f"{SCHEDULE_KEY}warmup_epochs: {warmup_epochs} must be less than the "
-                        f"{max_epochs:g} training epochs for the cosine schedule")
+        raise SpecError(
+            f"{SCHEDULE_KEY}warmup_epochs: {warmup_epochs} must be less than the "
+            f"{max_epochs:g} training epochs for the cosine schedule"
+        )
     if name == "none" and warmup_epochs == 0:
         return None
     per_step = steps_per_epoch is not None
     factor = lr_factor(name, max_epochs or 0, warmup_epochs, step_size, gamma, steps_per_epoch or 1)
-    return {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, factor),
-            "interval": "step" if per_step else "epoch", "frequency": 1}
+    return {
+        "scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, factor),
+        "interval": "step" if per_step else "epoch",
+        "frequency": 1,
+    }
 
 
-def lr_factor(name: SchedulerName, max_epochs: float, warmup_epochs: int, step_size: int,
-              gamma: float, steps_per_epoch: int = 1) -> Callable[[int], float]:
+def lr_factor(
+    name: SchedulerName,
+    max_epochs: float,
+    warmup_epochs: int,
+    step_size: int,
+    gamma: float,
+    steps_per_epoch: int = 1,
+) -> Callable[[int], float]:
     """``factor(step) -> float``, the LR multiplier after ``step`` scheduler updates."""
     warmup_steps = warmup_epochs * steps_per_epoch
 

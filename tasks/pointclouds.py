@@ -36,8 +36,9 @@ from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 STAGES = ("train", "val", "test")
 
 
-def build_family_net(family: Any, name: str, net_args: dict[str, Any] | None,
-                     **provided: Any) -> torch.nn.Module:
+def build_family_net(
+    family: Any, name: str, net_args: dict[str, Any] | None, **provided: Any
+) -> torch.nn.Module:
     """Net ``name`` of ``family`` from ``provided`` (data) arguments plus ``net_args`` (checked
     first: an unknown key is a SpecError naming ``net_args.<key>``)."""
     try:
@@ -59,8 +60,13 @@ class EpochMeans(torch.nn.Module):
     def __init__(self, names: list[str]):
         super().__init__()
         self.names = list(names)
-        self.means = torch.nn.ModuleDict({f"{stage}_{index}": MeanMetric(nan_strategy="disable")
-                                          for stage in STAGES for index in range(len(names))})
+        self.means = torch.nn.ModuleDict(
+            {
+                f"{stage}_{index}": MeanMetric(nan_strategy="disable")
+                for stage in STAGES
+                for index in range(len(names))
+            }
+        )
 
     def update(self, stage: str, values: dict[str, torch.Tensor]) -> None:
         """``values``: name -> per-sample values ``[B]``."""
@@ -71,8 +77,9 @@ class EpochMeans(torch.nn.Module):
         for index, name in enumerate(self.names):
             metric = self.means[f"{stage}_{index}"]
             if metric.update_called:
-                task.log(f"{stage}/{name}", metric.compute(), prog_bar=stage != "test",
-                         sync_dist=True)
+                task.log(
+                    f"{stage}/{name}", metric.compute(), prog_bar=stage != "test", sync_dist=True
+                )
                 metric.reset()
 
 
@@ -105,19 +112,25 @@ class PointCloudClassificationTask(StepsByStage, VisionTask):
 
     checkpoint_monitor = ("val/acc", "max")
 
-    def __init__(self, num_classes: int, in_channels: int = 3,
-                 image_size: list[int] | None = None, class_names: list[str] | None = None,
-                 num_points: int = 1024, net: str = "pointnet",
-                 net_args: dict[str, Any] | None = None,
-                 optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3,
-                                                              weight_decay=1e-4),
-                 scheduler: SchedulerConfig = SchedulerConfig()):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        image_size: list[int] | None = None,
+        class_names: list[str] | None = None,
+        num_points: int = 1024,
+        net: str = "pointnet",
+        net_args: dict[str, Any] | None = None,
+        optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3, weight_decay=1e-4),
+        scheduler: SchedulerConfig = SchedulerConfig(),
+    ):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
         if num_classes < 2:
             raise SpecError(f"num_classes: must be >= 2, got {num_classes}")
-        self.net = build_family_net(POINTCLOUD_NETS, net, net_args, num_classes=num_classes,
-                                    in_channels=in_channels)
+        self.net = build_family_net(
+            POINTCLOUD_NETS, net, net_args, num_classes=num_classes, in_channels=in_channels
+        )
         self.epoch_means = EpochMeans(["loss", "acc"])
 
     def forward(self, points: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -125,9 +138,9 @@ class PointCloudClassificationTask(StepsByStage, VisionTask):
         return self.net(points, lengths)
 
     def _step(self, batch: PointCloudBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self(batch.points, batch.lengths)                                # [B, K]
+        logits = self(batch.points, batch.lengths)  # [B, K]
         loss = F.cross_entropy(logits.float(), batch.labels)
-        hits = (logits.argmax(-1) == batch.labels).float()                        # [B]
+        hits = (logits.argmax(-1) == batch.labels).float()  # [B]
         self.epoch_means.update(stage, {"loss": loss.expand(len(hits)), "acc": hits})
         return logits, loss
 
@@ -142,8 +155,10 @@ class PointCloudClassificationTask(StepsByStage, VisionTask):
         """``({"top_k": [B, min(5, K)], "loss": batch mean}, labels [B])`` on the CPU."""
         logits = self(batch.points, batch.lengths).float().detach()
         top_k = logits.topk(min(5, self.hparams.num_classes), dim=-1).indices
-        return ({"top_k": top_k.cpu(), "loss": float(F.cross_entropy(logits, batch.labels))},
-                batch.labels.cpu())
+        return (
+            {"top_k": top_k.cpu(), "loss": float(F.cross_entropy(logits, batch.labels))},
+            batch.labels.cpu(),
+        )
 
 
 @TASKS.register("image_to_pointcloud", batch=ImageToPointCloudBatch)
@@ -151,20 +166,27 @@ class ImageToPointCloudTask(StepsByStage, VisionTask):
     """Predict ``num_points`` surface points ``[B, P, 3]`` of the object an image shows; the loss
     is the Chamfer distance (:func:`visionflow.ops.chamfer_distance`), the metrics F1@t."""
 
-    def __init__(self, num_classes: int = 1, in_channels: int = 3,
-                 image_size: list[int] | None = None, class_names: list[str] | None = None,
-                 num_points: int = 1024, net: str = "psgn",
-                 net_args: dict[str, Any] | None = None,
-                 f_score_thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS,
-                 optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
-                 scheduler: SchedulerConfig = SchedulerConfig()):
+    def __init__(
+        self,
+        num_classes: int = 1,
+        in_channels: int = 3,
+        image_size: list[int] | None = None,
+        class_names: list[str] | None = None,
+        num_points: int = 1024,
+        net: str = "psgn",
+        net_args: dict[str, Any] | None = None,
+        f_score_thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS,
+        optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
+        scheduler: SchedulerConfig = SchedulerConfig(),
+    ):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
         if num_points < 1:
             raise SpecError(f"num_points: must be >= 1, got {num_points}")
         self.thresholds = tuple(PointCloudEvaluator(f_score_thresholds).thresholds)
-        self.net = build_family_net(IMAGE_TO_POINTCLOUD_NETS, net, net_args,
-                                    in_channels=in_channels, num_points=num_points)
+        self.net = build_family_net(
+            IMAGE_TO_POINTCLOUD_NETS, net, net_args, in_channels=in_channels, num_points=num_points
+        )
         self.epoch_means = EpochMeans(["loss", f"f1@{self.thresholds[0]:g}"])
         self.last_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -173,12 +195,13 @@ class ImageToPointCloudTask(StepsByStage, VisionTask):
         return self.net(images)
 
     def _step(self, batch: ImageToPointCloudBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        predicted = self(batch.images).float()                                    # [B, P, 3]
+        predicted = self(batch.images).float()  # [B, P, 3]
         loss, _ = chamfer_distance(predicted, batch.points, y_lengths=batch.lengths)
         values = {"loss": loss.expand(len(predicted))}
         if stage != "train":
-            f1 = f_score(predicted, batch.points, self.thresholds[:1],
-                         target_lengths=batch.lengths)["f1"][:, 0]
+            f1 = f_score(
+                predicted, batch.points, self.thresholds[:1], target_lengths=batch.lengths
+            )["f1"][:, 0]
             values[f"f1@{self.thresholds[0]:g}"] = f1
         self.epoch_means.update(stage, values)
         return predicted, loss
@@ -194,12 +217,16 @@ class ImageToPointCloudTask(StepsByStage, VisionTask):
     def make_evaluator(self) -> PointCloudEvaluator:
         return PointCloudEvaluator(self.thresholds)
 
-    def evaluation_step(self, batch: ImageToPointCloudBatch
-                        ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def evaluation_step(
+        self, batch: ImageToPointCloudBatch
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Predicted and target clouds, one ``[P, 3]`` / ``[M_i, 3]`` tensor per image, on CPU."""
         predicted = self(batch.images).float().cpu()
-        lengths = (batch.lengths.tolist() if batch.lengths is not None
-                   else [batch.points.shape[1]] * len(predicted))
+        lengths = (
+            batch.lengths.tolist()
+            if batch.lengths is not None
+            else [batch.points.shape[1]] * len(predicted)
+        )
         targets = [cloud[:count] for cloud, count in zip(batch.points.cpu(), lengths)]
         return list(predicted), targets
 
@@ -207,8 +234,13 @@ class ImageToPointCloudTask(StepsByStage, VisionTask):
         """After ``test``: ``pointclouds.png``, predicted vs target clouds of the first batch."""
         if stage != "test" or self.last_predictions is None:
             return []
-        return [save_figure(plot_point_clouds(*self.last_predictions),
-                            Path(directory) / "pointclouds.png", dpi=100)]
+        return [
+            save_figure(
+                plot_point_clouds(*self.last_predictions),
+                Path(directory) / "pointclouds.png",
+                dpi=100,
+            )
+        ]
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
         return []
@@ -221,11 +253,11 @@ def plot_point_clouds(predicted: torch.Tensor, target: torch.Tensor, count: int 
     count = min(count, len(predicted))
     figure = Figure(figsize=(2.2 * count, 4.4), layout="constrained")
     for column in range(count):
-        for row, (cloud, title) in enumerate(((target[column], "target"),
-                                              (predicted[column], "predicted"))):
+        for row, (cloud, title) in enumerate(
+            ((target[column], "target"), (predicted[column], "predicted"))
+        ):
             axes = figure.add_subplot(2, count, row * count + column + 1, projection="3d")
-            axes.scatter(cloud[:, 0], cloud[:, 2], cloud[:, 1], s=1, c=cloud[:, 1],
-                         cmap="viridis")
+            axes.scatter(cloud[:, 0], cloud[:, 2], cloud[:, 1], s=1, c=cloud[:, 1], cmap="viridis")
             axes.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1), title=title)
             axes.set_axis_off()
     return figure

@@ -47,7 +47,7 @@ def dice_loss(logits: torch.Tensor, masks: torch.Tensor, ignore_index: int) -> t
     ``ignore_index``; ``logits [B, K, H, W]``. Smoothed by one pixel, so a class that is absent
     and not predicted scores 1 rather than 0. No host sync (scatter, not one_hot)."""
     probabilities = logits.float().softmax(dim=1)
-    valid = (masks != ignore_index).unsqueeze(1)                                  # [B, 1, H, W]
+    valid = (masks != ignore_index).unsqueeze(1)  # [B, 1, H, W]
     labels = torch.where(valid.squeeze(1), masks, 0).unsqueeze(1)
     truth = torch.zeros_like(probabilities).scatter_(1, labels, 1.0) * valid
     probabilities = probabilities * valid
@@ -56,13 +56,14 @@ def dice_loss(logits: torch.Tensor, masks: torch.Tensor, ignore_index: int) -> t
     return 1 - ((2 * overlap + DICE_SMOOTHING) / (sizes + DICE_SMOOTHING)).mean()
 
 
-def confusion_update(confusion: torch.Tensor, predicted: torch.Tensor, masks: torch.Tensor,
-                     ignore_index: int) -> None:
+def confusion_update(
+    confusion: torch.Tensor, predicted: torch.Tensor, masks: torch.Tensor, ignore_index: int
+) -> None:
     """Add the (true, predicted) pixel counts of ``masks``/``predicted`` [B, H, W] into
     ``confusion`` [K, K] int64 in place, skipping ``ignore_index``, without a host sync."""
     k = confusion.shape[0]
     valid = masks != ignore_index
-    pairs = torch.where(valid, masks * k + predicted, k * k).flatten()           # k*k: dropped
+    pairs = torch.where(valid, masks * k + predicted, k * k).flatten()  # k*k: dropped
     counts = torch.zeros(k * k + 1, dtype=torch.int64, device=confusion.device)
     counts.index_add_(0, pairs, torch.ones_like(pairs))
     confusion += counts[:-1].view(k, k)
@@ -75,30 +76,48 @@ class SemanticSegmentationTask(VisionTask):
 
     checkpoint_monitor = ("val/mIoU", "max")
 
-    def __init__(self, num_classes: int, in_channels: int = 3,
-                 image_size: list[int] | tuple[int, int] | None = None,
-                 class_names: list[str] | None = None, net: str = "unet",
-                 net_args: dict[str, Any] | None = None, weights: str | None = None,
-                 ignore_index: int = IGNORE_INDEX, class_weights: list[float] | None = None,
-                 dice_weight: float = 0.0, aux_weight: float = 0.4,
-                 inference: Literal["whole", "slide"] = "whole", window: list[int] | None = None,
-                 stride: list[int] | None = None,
-                 optimizer: OptimizerConfig = OptimizerConfig(lr=1e-3),
-                 scheduler: SchedulerConfig = SchedulerConfig()):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        image_size: list[int] | tuple[int, int] | None = None,
+        class_names: list[str] | None = None,
+        net: str = "unet",
+        net_args: dict[str, Any] | None = None,
+        weights: str | None = None,
+        ignore_index: int = IGNORE_INDEX,
+        class_weights: list[float] | None = None,
+        dice_weight: float = 0.0,
+        aux_weight: float = 0.4,
+        inference: Literal["whole", "slide"] = "whole",
+        window: list[int] | None = None,
+        stride: list[int] | None = None,
+        optimizer: OptimizerConfig = OptimizerConfig(lr=1e-3),
+        scheduler: SchedulerConfig = SchedulerConfig(),
+    ):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
         _check_arguments(self.hparams)
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
-        self.net = build_segmentation_net(net, num_classes=num_classes, in_channels=in_channels,
-                                          net_args=net_args)
+        self.net = build_segmentation_net(
+            net, num_classes=num_classes, in_channels=in_channels, net_args=net_args
+        )
         if weights and not self.restoring_checkpoint:
             load_segmentation_weights(self.net, net, weights)
-        self.register_buffer("class_weight_values", None if class_weights is None
-                             else torch.tensor(class_weights, dtype=torch.float32), persistent=False)
-        self.losses = torch.nn.ModuleDict({f"{stage}_loss": MeanMetric(nan_strategy="disable")
-                                           for stage in ("train", *EVAL_STAGES)})
-        self.register_buffer("confusion", torch.zeros(num_classes, num_classes, dtype=torch.int64),
-                             persistent=False)
+        self.register_buffer(
+            "class_weight_values",
+            None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32),
+            persistent=False,
+        )
+        self.losses = torch.nn.ModuleDict(
+            {
+                f"{stage}_loss": MeanMetric(nan_strategy="disable")
+                for stage in ("train", *EVAL_STAGES)
+            }
+        )
+        self.register_buffer(
+            "confusion", torch.zeros(num_classes, num_classes, dtype=torch.int64), persistent=False
+        )
         self.last_confusion: dict[str, torch.Tensor] = {}
         self.samples: dict[str, tuple[torch.Tensor, ...]] = {}
 
@@ -119,23 +138,29 @@ class SemanticSegmentationTask(VisionTask):
         hits = images.new_zeros(1, 1, height, width)
         for top in _starts(height, win_h, stride_h):
             for left in _starts(width, win_w, stride_w):
-                crop = images[..., top:top + win_h, left:left + win_w]
-                logits[..., top:top + win_h, left:left + win_w] += main_logits(self.net(crop)).float()
-                hits[..., top:top + win_h, left:left + win_w] += 1
+                crop = images[..., top : top + win_h, left : left + win_w]
+                logits[..., top : top + win_h, left : left + win_w] += main_logits(
+                    self.net(crop)
+                ).float()
+                hits[..., top : top + win_h, left : left + win_w] += 1
         return logits / hits
 
     def loss(self, outputs: Any, masks: torch.Tensor) -> torch.Tensor:
         """Cross-entropy (+ Dice, + auxiliary head) of the net's ``outputs`` against ``masks``."""
         h = self.hparams
         logits = main_logits(outputs)
-        loss = F.cross_entropy(logits.float(), masks, weight=self.class_weight_values,
-                               ignore_index=h.ignore_index)
+        loss = F.cross_entropy(
+            logits.float(), masks, weight=self.class_weight_values, ignore_index=h.ignore_index
+        )
         if h.dice_weight:
             loss = loss + h.dice_weight * dice_loss(logits, masks, h.ignore_index)
         if isinstance(outputs, Mapping) and outputs.get("aux") is not None:
             loss = loss + h.aux_weight * F.cross_entropy(
-                outputs["aux"].float(), masks, weight=self.class_weight_values,
-                ignore_index=h.ignore_index)
+                outputs["aux"].float(),
+                masks,
+                weight=self.class_weight_values,
+                ignore_index=h.ignore_index,
+            )
         return loss
 
     # -------------------------------------------------------------------------------- steps
@@ -185,15 +210,22 @@ class SemanticSegmentationTask(VisionTask):
 
     def _log_loss(self, stage: str) -> None:
         if self.losses[f"{stage}_loss"].update_called:
-            self.log(f"{stage}/loss", self.losses[f"{stage}_loss"].compute(), prog_bar=stage != "test",
-                     sync_dist=True)
+            self.log(
+                f"{stage}/loss",
+                self.losses[f"{stage}_loss"].compute(),
+                prog_bar=stage != "test",
+                sync_dist=True,
+            )
             self.losses[f"{stage}_loss"].reset()
 
     def _log_evaluation(self, stage: str) -> None:
         """Log the loss and the confusion matrix's scores (summed over processes)."""
         self._log_loss(stage)
-        confusion = self.trainer.strategy.reduce(self.confusion.clone(), reduce_op="sum") \
-            if self.trainer.world_size > 1 else self.confusion
+        confusion = (
+            self.trainer.strategy.reduce(self.confusion.clone(), reduce_op="sum")
+            if self.trainer.world_size > 1
+            else self.confusion
+        )
         self.last_confusion[stage] = confusion.cpu()
         if stage in self.samples:
             self.samples[stage] = tuple(t.cpu() for t in self.samples[stage])
@@ -219,13 +251,19 @@ class SemanticSegmentationTask(VisionTask):
         split = {"fit": "val", "validate": "val", "test": "test"}.get(stage)
         if split not in self.last_confusion:
             return []
-        return write_segmentation_plots(split, self.last_confusion[split], self.samples.get(split),
-                                        self.class_names, Path(directory))
+        return write_segmentation_plots(
+            split,
+            self.last_confusion[split],
+            self.samples.get(split),
+            self.class_names,
+            Path(directory),
+        )
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
         """Per-class IoU bars and CSV of an ``evaluate`` stage."""
-        return write_segmentation_plots("evaluate", evaluation.details, None, self.class_names,
-                                        Path(directory))
+        return write_segmentation_plots(
+            "evaluate", evaluation.details, None, self.class_names, Path(directory)
+        )
 
 
 def main_logits(outputs: Any) -> torch.Tensor:
@@ -249,16 +287,31 @@ def _check_arguments(h: Any) -> None:
     """Raise SpecError naming the first bad argument."""
     checks = [
         (h.num_classes >= 2, "num_classes", f"must be >= 2, got {h.num_classes}"),
-        (h.class_names is None or len(h.class_names) == h.num_classes, "class_names",
-         f"{len(h.class_names or [])} names for num_classes={h.num_classes}"),
-        (h.class_weights is None or len(h.class_weights) == h.num_classes, "class_weights",
-         f"{len(h.class_weights or [])} weights for num_classes={h.num_classes}"),
-        (h.dice_weight >= 0 and h.aux_weight >= 0, "dice_weight",
-         f"dice_weight and aux_weight must be >= 0, got {h.dice_weight} and {h.aux_weight}"),
-        (h.inference == "whole" or (h.window and len(h.window) == 2 and min(h.window) > 0),
-         "window", "inference: slide needs window: [height, width] in pixels"),
-        (h.stride is None or (len(h.stride) == 2 and min(h.stride) > 0), "stride",
-         f"expected [height, width] > 0, got {h.stride}"),
+        (
+            h.class_names is None or len(h.class_names) == h.num_classes,
+            "class_names",
+            f"{len(h.class_names or [])} names for num_classes={h.num_classes}",
+        ),
+        (
+            h.class_weights is None or len(h.class_weights) == h.num_classes,
+            "class_weights",
+            f"{len(h.class_weights or [])} weights for num_classes={h.num_classes}",
+        ),
+        (
+            h.dice_weight >= 0 and h.aux_weight >= 0,
+            "dice_weight",
+            f"dice_weight and aux_weight must be >= 0, got {h.dice_weight} and {h.aux_weight}",
+        ),
+        (
+            h.inference == "whole" or (h.window and len(h.window) == 2 and min(h.window) > 0),
+            "window",
+            "inference: slide needs window: [height, width] in pixels",
+        ),
+        (
+            h.stride is None or (len(h.stride) == 2 and min(h.stride) > 0),
+            "stride",
+            f"expected [height, width] > 0, got {h.stride}",
+        ),
     ]
     for ok, key, message in checks:
         if not ok:

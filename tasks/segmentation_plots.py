@@ -17,20 +17,34 @@ from visionflow.plots import save_figure
 from visionflow.rundir import atomic_write_text
 
 
-def write_segmentation_plots(split: str, confusion: torch.Tensor,
-                             samples: tuple[torch.Tensor, ...] | None,
-                             class_names: Sequence[str], directory: Path) -> list[Path]:
+def write_segmentation_plots(
+    split: str,
+    confusion: torch.Tensor,
+    samples: tuple[torch.Tensor, ...] | None,
+    class_names: Sequence[str],
+    directory: Path,
+) -> list[Path]:
     """``<split>_class_iou.png`` and ``.csv`` from ``confusion`` [K, K], and
     ``<split>_samples.png`` from ``samples = (images [N, C, H, W], masks [N, H, W],
     predicted [N, H, W])`` when given; their paths."""
     scores = semantic_scores(confusion)
     iou = [scores[f"IoU/{k}"] for k in range(len(class_names))]
-    paths = [save_figure(plot_class_iou(iou, class_names, scores["mIoU"]),
-                         directory / f"{split}_class_iou.png", dpi=110),
-             atomic_write_text(directory / f"{split}_class_iou.csv", class_iou_csv(iou, class_names))]
+    paths = [
+        save_figure(
+            plot_class_iou(iou, class_names, scores["mIoU"]),
+            directory / f"{split}_class_iou.png",
+            dpi=110,
+        ),
+        atomic_write_text(directory / f"{split}_class_iou.csv", class_iou_csv(iou, class_names)),
+    ]
     if samples is not None:
-        paths.append(save_figure(plot_samples(*samples, num_classes=len(class_names)),
-                                 directory / f"{split}_samples.png", dpi=110))
+        paths.append(
+            save_figure(
+                plot_samples(*samples, num_classes=len(class_names)),
+                directory / f"{split}_samples.png",
+                dpi=110,
+            )
+        )
     return paths
 
 
@@ -51,8 +65,13 @@ def plot_class_iou(iou: Sequence[float], class_names: Sequence[str], miou: float
     values = np.nan_to_num(np.asarray(iou, dtype=float))
     axes.barh(range(len(class_names)), values, color="tab:blue")
     for row, value in enumerate(iou):
-        axes.text(min(values[row] + 0.01, 0.9), row, "n/a" if np.isnan(value) else f"{value:.3f}",
-                  va="center", fontsize=8)
+        axes.text(
+            min(values[row] + 0.01, 0.9),
+            row,
+            "n/a" if np.isnan(value) else f"{value:.3f}",
+            va="center",
+            fontsize=8,
+        )
     axes.set_yticks(range(len(class_names)), labels=class_names, fontsize=8)
     axes.invert_yaxis()
     axes.set_xlim(0, 1)
@@ -72,8 +91,9 @@ def color_labels(labels: torch.Tensor, num_classes: int) -> np.ndarray:
     return rgb
 
 
-def plot_samples(images: torch.Tensor, masks: torch.Tensor, predicted: torch.Tensor,
-                 num_classes: int):
+def plot_samples(
+    images: torch.Tensor, masks: torch.Tensor, predicted: torch.Tensor, num_classes: int
+):
     """One row per sample: the image (rescaled to [0, 1] for display), its mask, the prediction."""
     from matplotlib.figure import Figure
 
@@ -83,10 +103,14 @@ def plot_samples(images: torch.Tensor, masks: torch.Tensor, predicted: torch.Ten
     for row in range(rows):
         pixels = images[row].float().permute(1, 2, 0).numpy()
         pixels = (pixels - pixels.min()) / max(float(np.ptp(pixels)), 1e-6)
-        shown = (pixels if pixels.shape[-1] == 3 else pixels[..., 0],
-                 color_labels(masks[row], num_classes), color_labels(predicted[row], num_classes))
-        for column, (picture, title) in enumerate(zip(shown, ("image", "ground truth",
-                                                               "prediction"))):
+        shown = (
+            pixels if pixels.shape[-1] == 3 else pixels[..., 0],
+            color_labels(masks[row], num_classes),
+            color_labels(predicted[row], num_classes),
+        )
+        for column, (picture, title) in enumerate(
+            zip(shown, ("image", "ground truth", "prediction"))
+        ):
             axes[row, column].imshow(picture, cmap="gray" if picture.ndim == 2 else None)
             axes[row, column].set_axis_off()
             if row == 0:

@@ -17,7 +17,7 @@ class TrainingTally:
         self.reset()
 
     def reset(self) -> None:
-        self._sums: torch.Tensor | None = None     # [2]: loss sum, hits
+        self._sums: torch.Tensor | None = None  # [2]: loss sum, hits
         self._count = 0
 
     @property

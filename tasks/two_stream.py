@@ -36,28 +36,54 @@ from visionflow.tasks.video import VIDEO_OPTIMIZER, VIDEO_SCHEDULER, ClipClassif
 class TwoStreamTask(ClipClassifier):
     """RGB stream + optical-flow stream, fused late; see the module docstring."""
 
-    def __init__(self, num_classes: int, flow_frames: int = 0, in_channels: int = 3,
-                 clip_length: int = 8, image_size: list[int] | None = None,
-                 class_names: list[str] | None = None, rgb_net: str = "single_frame",
-                 rgb_net_args: dict[str, Any] | None = None,
-                 flow_net: str = "resnet18", flow_net_args: dict[str, Any] | None = None,
-                 fusion: Literal["average", "learned"] = "average",
-                 streams: Literal["both", "rgb", "flow"] = "both", dropout: float = 0.0,
-                 label_smoothing: float = 0.0,
-                 optimizer: OptimizerConfig = VIDEO_OPTIMIZER,
-                 scheduler: SchedulerConfig = VIDEO_SCHEDULER):
+    def __init__(
+        self,
+        num_classes: int,
+        flow_frames: int = 0,
+        in_channels: int = 3,
+        clip_length: int = 8,
+        image_size: list[int] | None = None,
+        class_names: list[str] | None = None,
+        rgb_net: str = "single_frame",
+        rgb_net_args: dict[str, Any] | None = None,
+        flow_net: str = "resnet18",
+        flow_net_args: dict[str, Any] | None = None,
+        fusion: Literal["average", "learned"] = "average",
+        streams: Literal["both", "rgb", "flow"] = "both",
+        dropout: float = 0.0,
+        label_smoothing: float = 0.0,
+        optimizer: OptimizerConfig = VIDEO_OPTIMIZER,
+        scheduler: SchedulerConfig = VIDEO_SCHEDULER,
+    ):
         super().__init__(num_classes, class_names, label_smoothing, optimizer, scheduler)
         self.save_hyperparameters()
         if streams != "rgb" and flow_frames < 1:
-            raise SpecError(f"flow_frames: the flow stream needs optical flow, got {flow_frames}",
-                            hint="set the datamodule's flow_frames (e.g. 5), or streams: rgb")
+            raise SpecError(
+                f"flow_frames: the flow stream needs optical flow, got {flow_frames}",
+                hint="set the datamodule's flow_frames (e.g. 5), or streams: rgb",
+            )
         if fusion == "learned" and streams != "both":
             raise SpecError(f"fusion: learned fusion needs both streams, got streams: {streams}")
-        self.rgb = None if streams == "flow" else build_video_net(
-            rgb_net, num_classes=num_classes, in_channels=in_channels, clip_length=clip_length,
-            dropout=dropout, net_args=rgb_net_args, where="rgb_net")
-        self.flow = None if streams == "rgb" else _flow_net(
-            flow_net, num_classes, 2 * flow_frames, image_size, dropout, flow_net_args)
+        self.rgb = (
+            None
+            if streams == "flow"
+            else build_video_net(
+                rgb_net,
+                num_classes=num_classes,
+                in_channels=in_channels,
+                clip_length=clip_length,
+                dropout=dropout,
+                net_args=rgb_net_args,
+                where="rgb_net",
+            )
+        )
+        self.flow = (
+            None
+            if streams == "rgb"
+            else _flow_net(
+                flow_net, num_classes, 2 * flow_frames, image_size, dropout, flow_net_args
+            )
+        )
         self.fusion = nn.Linear(2 * num_classes, num_classes) if fusion == "learned" else None
 
     def forward(self, clips: torch.Tensor, flows: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -68,8 +94,10 @@ class TwoStreamTask(ClipClassifier):
             logits["rgb"] = self.rgb(clips)
         if self.flow is not None:
             if flows is None:
-                raise DataError("two_stream: the batch has no optical flow",
-                                hint="set the datamodule's flow_frames")
+                raise DataError(
+                    "two_stream: the batch has no optical flow",
+                    hint="set the datamodule's flow_frames",
+                )
             logits["flow"] = self.flow(flows)
         if self.fusion is not None:
             logits["fused"] = self.fusion(torch.cat([logits["rgb"], logits["flow"]], dim=1))
@@ -85,13 +113,25 @@ class TwoStreamTask(ClipClassifier):
         return loss, torch.stack(probabilities).mean(dim=0)
 
 
-def _flow_net(name: str, num_classes: int, channels: int, image_size: list[int] | None,
-              dropout: float, net_args: dict[str, Any] | None) -> nn.Module:
+def _flow_net(
+    name: str,
+    num_classes: int,
+    channels: int,
+    image_size: list[int] | None,
+    dropout: float,
+    net_args: dict[str, Any] | None,
+) -> nn.Module:
     """A ``classification`` net on flow stacks ``[B, 2L, H, W]``; errors name ``flow_net``."""
     try:
         builder = CLASSIFICATION_NETS.get(name).builder
     except UnknownNameError as error:
         raise error.under("flow_net") from None
     check_arguments(builder, dict(net_args or {}), "flow_net_args", skip=len(COMMON_ARGS))
-    return build_net(name, num_classes=num_classes, in_channels=channels, image_size=image_size,
-                     dropout=dropout, net_args=net_args)
+    return build_net(
+        name,
+        num_classes=num_classes,
+        in_channels=channels,
+        image_size=image_size,
+        dropout=dropout,
+        net_args=net_args,
+    )

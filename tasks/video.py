@@ -39,9 +39,16 @@ VIDEO_OPTIMIZER = OptimizerConfig(name="adamw", lr=1e-3, weight_decay=1e-4)
 VIDEO_SCHEDULER = SchedulerConfig()
 
 
-def build_video_net(name: str, *, num_classes: int, in_channels: int, clip_length: int,
-                    dropout: float, net_args: dict[str, Any] | None, where: str = "net"
-                    ) -> nn.Module:
+def build_video_net(
+    name: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    clip_length: int,
+    dropout: float,
+    net_args: dict[str, Any] | None,
+    where: str = "net",
+) -> nn.Module:
     """The registered video net ``name``; errors name ``where`` or ``<where>_args.<key>``."""
     try:
         builder = VIDEO_NETS.get(name).builder
@@ -49,8 +56,13 @@ def build_video_net(name: str, *, num_classes: int, in_channels: int, clip_lengt
         raise error.under(where) from None
     net_args = dict(net_args or {})
     check_arguments(builder, net_args, f"{where}_args", skip=len(VIDEO_NET_ARGS))
-    return builder(num_classes=num_classes, in_channels=in_channels, clip_length=clip_length,
-                   dropout=dropout, **net_args)
+    return builder(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        clip_length=clip_length,
+        dropout=dropout,
+        **net_args,
+    )
 
 
 class ClipClassifier(VisionTask):
@@ -59,14 +71,26 @@ class ClipClassifier(VisionTask):
 
     checkpoint_monitor = ("val/video_acc", "max")
 
-    def __init__(self, num_classes: int, class_names: list[str] | None, label_smoothing: float,
-                 optimizer: Any, scheduler: Any):
+    def __init__(
+        self,
+        num_classes: int,
+        class_names: list[str] | None,
+        label_smoothing: float,
+        optimizer: Any,
+        scheduler: Any,
+    ):
         super().__init__(optimizer, scheduler)
-        checks = [(num_classes >= 2, f"num_classes: must be >= 2, got {num_classes}"),
-                  (class_names is None or len(class_names) == num_classes,
-                   f"class_names: {len(class_names or [])} names for num_classes={num_classes}"),
-                  (0 <= label_smoothing < 1,
-                   f"label_smoothing: must be in [0, 1), got {label_smoothing}")]
+        checks = [
+            (num_classes >= 2, f"num_classes: must be >= 2, got {num_classes}"),
+            (
+                class_names is None or len(class_names) == num_classes,
+                f"class_names: {len(class_names or [])} names for num_classes={num_classes}",
+            ),
+            (
+                0 <= label_smoothing < 1,
+                f"label_smoothing: must be in [0, 1), got {label_smoothing}",
+            ),
+        ]
         for ok, message in checks:
             if not ok:
                 raise SpecError(message)
@@ -100,13 +124,15 @@ class ClipClassifier(VisionTask):
     def _keep(self, stage: str, batch: VideoBatch) -> None:
         """Hold the batch's results on the device until the epoch ends (no read-back)."""
         loss, scores = self.loss_and_scores(batch)
-        self.outputs[stage].append((loss.detach().expand(len(batch)), scores.detach(),
-                                    batch.targets, batch.video_index))
+        self.outputs[stage].append(
+            (loss.detach().expand(len(batch)), scores.detach(), batch.targets, batch.video_index)
+        )
 
     def on_train_epoch_end(self) -> None:
         if self.train_tally.count:
             totals = self.train_tally.compute(
-                lambda sums: self.trainer.strategy.reduce(sums, reduce_op="sum"))
+                lambda sums: self.trainer.strategy.reduce(sums, reduce_op="sum")
+            )
             for name, value in totals.items():
                 self.log(f"train/{name}", value, prog_bar=True, sync_dist=True)
         self.train_tally.reset()
@@ -124,8 +150,10 @@ class ClipClassifier(VisionTask):
         evaluator = self.evaluators[stage]
         evaluator.reset()
         for losses, scores, targets, videos in outputs:
-            evaluator.process({"scores": scores.cpu(), "loss": float(losses[0])},
-                              {"labels": targets.cpu(), "video": videos.cpu()})
+            evaluator.process(
+                {"scores": scores.cpu(), "loss": float(losses[0])},
+                {"labels": targets.cpu(), "video": videos.cpu()},
+            )
         evaluation = evaluator.evaluate()
         for name, value in evaluation.metrics.items():
             self.log(f"{stage}/{name}", value, prog_bar=stage == "val")
@@ -144,8 +172,10 @@ class ClipClassifier(VisionTask):
     def evaluation_step(self, batch: VideoBatch) -> tuple[dict[str, Any], dict[str, Any]]:
         """``({"scores": [B, K], "loss": batch mean}, {"labels": [B], "video": [B]})`` on CPU."""
         loss, scores = self.loss_and_scores(batch)
-        return ({"scores": scores.detach().float().cpu(), "loss": float(loss.detach())},
-                {"labels": batch.targets.cpu(), "video": batch.video_index.cpu()})
+        return (
+            {"scores": scores.detach().float().cpu(), "loss": float(loss.detach())},
+            {"labels": batch.targets.cpu(), "video": batch.video_index.cpu()},
+        )
 
     def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
         """After ``test``: the video-level confusion matrix (PNG and CSV)."""
@@ -164,19 +194,32 @@ class VideoClassificationTask(ClipClassifier):
     ``visionflow list nets``); ``net_args.weights`` of ``i3d_resnet`` is not read again when a
     checkpoint is restored."""
 
-    def __init__(self, num_classes: int, in_channels: int = 3, clip_length: int = 8,
-                 class_names: list[str] | None = None, net: str = "r3d_18",
-                 net_args: dict[str, Any] | None = None, dropout: float = 0.0,
-                 label_smoothing: float = 0.0,
-                 optimizer: OptimizerConfig = VIDEO_OPTIMIZER,
-                 scheduler: SchedulerConfig = VIDEO_SCHEDULER):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        clip_length: int = 8,
+        class_names: list[str] | None = None,
+        net: str = "r3d_18",
+        net_args: dict[str, Any] | None = None,
+        dropout: float = 0.0,
+        label_smoothing: float = 0.0,
+        optimizer: OptimizerConfig = VIDEO_OPTIMIZER,
+        scheduler: SchedulerConfig = VIDEO_SCHEDULER,
+    ):
         super().__init__(num_classes, class_names, label_smoothing, optimizer, scheduler)
         self.save_hyperparameters()
         net_args = dict(net_args or {})
         if self.restoring_checkpoint:
             net_args.pop("weights", None)
-        self.net = build_video_net(net, num_classes=num_classes, in_channels=in_channels,
-                                   clip_length=clip_length, dropout=dropout, net_args=net_args)
+        self.net = build_video_net(
+            net,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            clip_length=clip_length,
+            dropout=dropout,
+            net_args=net_args,
+        )
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """``clips [B, C, T, H, W] -> logits [B, K]``."""

@@ -17,8 +17,11 @@ from tests.datamodules.test_detection_voc import write_voc
 from tests.datamodules.test_detection_yolo import write_yolo
 from tests.datamodules.test_image_folder import write_folder
 from tests.datamodules.test_mnist import write_idx_set
-from tests.datamodules.test_segmentation_data import write_segmentation_folder, write_voc_segmentation
 from tests.datamodules.test_modelnet import write_modelnet
+from tests.datamodules.test_segmentation_data import (
+    write_segmentation_folder,
+    write_voc_segmentation,
+)
 from visionflow.datamodules import make_shapes_dataset
 from visionflow.pipelines import run
 from visionflow.registry import DATAMODULES, TASKS
@@ -53,28 +56,42 @@ def _image_folder(root: Path) -> dict[str, Any]:
 
 
 def _shapes(root: Path) -> dict[str, Any]:
-    return {"data_dir": str(root / "shapes"), "train_images": 4, "val_images": 2,
-            "test_images": 2, "image_size": 64, **DETECTION_SMALL}
+    return {
+        "data_dir": str(root / "shapes"),
+        "train_images": 4,
+        "val_images": 2,
+        "test_images": 2,
+        "image_size": 64,
+        **DETECTION_SMALL,
+    }
 
 
 def _coco(root: Path) -> dict[str, Any]:
     annotations = make_shapes_dataset(root, images=4, image_size=64).name
-    return {"root": str(root), "train_annotations": annotations, "val_annotations": annotations,
-            "test_annotations": annotations, **DETECTION_SMALL}
+    return {
+        "root": str(root),
+        "train_annotations": annotations,
+        "val_annotations": annotations,
+        "test_annotations": annotations,
+        **DETECTION_SMALL,
+    }
 
 
 def _voc(root: Path) -> dict[str, Any]:
-    images = {"2008_000001": [{"name": "dog", "x1": 11, "y1": 6, "x2": 30, "y2": 25}],
-              "2008_000002": [{"name": "cat", "x1": 2, "y1": 3, "x2": 20, "y2": 30}]}
+    images = {
+        "2008_000001": [{"name": "dog", "x1": 11, "y1": 6, "x2": 30, "y2": 25}],
+        "2008_000002": [{"name": "cat", "x1": 2, "y1": 3, "x2": 20, "y2": 30}],
+    }
     for split in ("train", "val", "test"):
         write_voc(root, images, split)
-    return {"root": str(root), "test_set": "test", "class_names": ["cat", "dog"],
-            **DETECTION_SMALL}
+    return {"root": str(root), "test_set": "test", "class_names": ["cat", "dog"], **DETECTION_SMALL}
 
 
 def _yolo(root: Path) -> dict[str, Any]:
-    return {"dataset_yaml": str(write_yolo(root, ["1 0.5 0.5 0.2 0.5", "0 0.3 0.3 0.2 0.2"])),
-            **DETECTION_SMALL}
+    return {
+        "dataset_yaml": str(write_yolo(root, ["1 0.5 0.5 0.2 0.5", "0 0.3 0.3 0.2 0.2"])),
+        **DETECTION_SMALL,
+    }
 
 
 def _shapes_segmentation(root: Path) -> dict[str, Any]:
@@ -87,21 +104,48 @@ def _coco_segmentation(root: Path) -> dict[str, Any]:
 
 def _yolo_segmentation(root: Path) -> dict[str, Any]:
     return {**_yolo(root), "image_size": 32}
+
+
 def _shapes3d(root: Path) -> dict[str, Any]:
-    return {"data_dir": str(root / "shapes3d"), "train_samples": 4, "val_samples": 2,
-            "test_samples": 2, "image_size": 32, "num_points": 64, "write_files": False, **SMALL}
+    return {
+        "data_dir": str(root / "shapes3d"),
+        "train_samples": 4,
+        "val_samples": 2,
+        "test_samples": 2,
+        "image_size": 32,
+        "num_points": 64,
+        "write_files": False,
+        **SMALL,
+    }
+
+
 def _moving_shapes(root: Path) -> dict[str, Any]:
-    return {"data_dir": str(root / "moving_shapes"), "train_videos": 1, "val_videos": 1,
-            "test_videos": 1, "frames": 6, "frame_size": 16, "clip_length": 4,
-            "flow_frames": 2, **SMALL}
+    return {
+        "data_dir": str(root / "moving_shapes"),
+        "train_videos": 1,
+        "val_videos": 1,
+        "test_videos": 1,
+        "frames": 6,
+        "frame_size": 16,
+        "clip_length": 4,
+        "flow_frames": 2,
+        **SMALL,
+    }
 
 
 def _video_folder(root: Path) -> dict[str, Any]:
     from visionflow.datamodules.video_moving_shapes import make_moving_shapes
 
     make_moving_shapes(root / "videos", {"train": 1}, frames=6, frame_size=16)
-    return {"root": str(root / "videos" / "train"), "clip_length": 4, "image_size": 16,
-            "flow_frames": 2, "test_fraction": 0.2, "val_fraction": 0.2, **SMALL}
+    return {
+        "root": str(root / "videos" / "train"),
+        "clip_length": 4,
+        "image_size": 16,
+        "flow_frames": 2,
+        "test_fraction": 0.2,
+        "val_fraction": 0.2,
+        **SMALL,
+    }
 
 
 #: datamodule name -> writes small data under a folder and returns the datamodule's arguments
@@ -116,8 +160,14 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "coco_detection": _coco,
     "voc_detection": _voc,
     "yolo_detection": _yolo,
-    "experience": lambda root: {"num_envs": 2, "rollout_steps": 4, "rollouts_per_epoch": 2,
-                                "val_seeds": 2, "test_seeds": 2, "episodes_per_batch": 2},
+    "experience": lambda root: {
+        "num_envs": 2,
+        "rollout_steps": 4,
+        "rollouts_per_epoch": 2,
+        "val_seeds": 2,
+        "test_seeds": 2,
+        "episodes_per_batch": 2,
+    },
     "shapes_segmentation": _shapes_segmentation,
     "coco_segmentation": _coco_segmentation,
     "yolo_segmentation": _yolo_segmentation,
@@ -125,8 +175,12 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "voc_segmentation": lambda root: {**write_voc_segmentation(root), **DETECTION_SMALL},
     "shapes3d_points": _shapes3d,
     "shapes3d_views": _shapes3d,
-    "modelnet_points": lambda root: {"root": str(write_modelnet(root)), "num_points": 32,
-                                     "val_fraction": 0.34, **SMALL},
+    "modelnet_points": lambda root: {
+        "root": str(write_modelnet(root)),
+        "num_points": 32,
+        "val_fraction": 0.34,
+        **SMALL,
+    },
     "moving_shapes": _moving_shapes,
     "video_folder": _video_folder,
 }
@@ -137,21 +191,29 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     "vae": {"net_args": {"latent_dim": 2, "width": 4}, "sample_grid_rows": 1},
     "gan": {"net_args": {"latent_dim": 2, "width": 4}, "conditional": True, "sample_grid_rows": 1},
     "pixelcnn": {"net_args": {"width": 3, "layers": 1}, "sample_grid_rows": 0},
-    "object_detection": {"net": "fasterrcnn_mobilenet_v3_large_fpn",
-                         "net_args": {"min_size": 64, "max_size": 64}, "scheduler": "none"},
+    "object_detection": {
+        "net": "fasterrcnn_mobilenet_v3_large_fpn",
+        "net_args": {"min_size": 64, "max_size": 64},
+        "scheduler": "none",
+    },
     "dqn": {"learning_starts": 4, "batch_size": 4, "net_args": {"hidden_sizes": [8]}},
     "policy_gradient": {"net_args": {"hidden_sizes": [8]}},
     "ppo": {"update_epochs": 1, "minibatches": 2, "net_args": {"hidden_sizes": [8]}},
-    "semantic_segmentation": {"net": "unet", "net_args": {"depth": 2, "width": 4},
-                              "scheduler": "none"},
-    "pointcloud_classification": {"net_args": {"width": 8, "feature_dim": 32},
-                                  "scheduler": "none"},
+    "semantic_segmentation": {
+        "net": "unet",
+        "net_args": {"depth": 2, "width": 4},
+        "scheduler": "none",
+    },
+    "pointcloud_classification": {"net_args": {"width": 8, "feature_dim": 32}, "scheduler": "none"},
     "image_to_pointcloud": {"net_args": {"width": 4, "depth": 2}, "scheduler": "none"},
-    "video_classification": {"net": "single_frame", "net_args": {"width": 4},
-                             "scheduler": "none"},
-    "two_stream": {"rgb_net_args": {"width": 4}, "flow_net": "mlp",
-                   "flow_net_args": {"hidden_sizes": [8]}, "fusion": "learned",
-                   "scheduler": "none"},
+    "video_classification": {"net": "single_frame", "net_args": {"width": 4}, "scheduler": "none"},
+    "two_stream": {
+        "rgb_net_args": {"width": 4},
+        "flow_net": "mlp",
+        "flow_net_args": {"hidden_sizes": [8]},
+        "fusion": "learned",
+        "scheduler": "none",
+    },
 }
 
 
@@ -161,15 +223,21 @@ def builtin(registry) -> list:
 
 
 def compatible_pairs() -> list[tuple[str, str]]:
-    return [(task.name, data.name) for task in builtin(TASKS) for data in builtin(DATAMODULES)
-            if task.tags.get("batch") is data.tags.get("batch")]
+    return [
+        (task.name, data.name)
+        for task in builtin(TASKS)
+        for data in builtin(DATAMODULES)
+        if task.tags.get("batch") is data.tags.get("batch")
+    ]
 
 
 def test_every_registered_name_has_a_fixture():
-    assert {e.name for e in builtin(DATAMODULES)} <= set(DATA), \
+    assert {e.name for e in builtin(DATAMODULES)} <= set(DATA), (
         "give the new datamodule a fixture in DATA"
-    assert {e.name for e in builtin(TASKS)} <= set(TASK_ARGS), \
+    )
+    assert {e.name for e in builtin(TASKS)} <= set(TASK_ARGS), (
         "give the new task arguments in TASK_ARGS"
+    )
 
 
 def lonely(entries: list, others: list) -> list[str]:
@@ -200,14 +268,16 @@ def test_registered_tasks_and_datamodules_follow_the_protocol():
 
 @pytest.mark.parametrize("task, data", compatible_pairs())
 def test_task_runs_on_datamodule(task, data, tmp_path):
-    spec = parse_spec({
-        "name": f"{task}-{data}",
-        "task": {"name": task, "args": TASK_ARGS[task]},
-        "data": {"name": data, "args": DATA[data](tmp_path / "data")},
-        "trainer": {"fast_dev_run": True, "accelerator": "cpu", "enable_progress_bar": False},
-        "stages": ["fit", "validate"],
-        "output_dir": str(tmp_path / "runs"),
-    })
+    spec = parse_spec(
+        {
+            "name": f"{task}-{data}",
+            "task": {"name": task, "args": TASK_ARGS[task]},
+            "data": {"name": data, "args": DATA[data](tmp_path / "data")},
+            "trainer": {"fast_dev_run": True, "accelerator": "cpu", "enable_progress_bar": False},
+            "stages": ["fit", "validate"],
+            "output_dir": str(tmp_path / "runs"),
+        }
+    )
     results = run(spec)
     assert set(results.stages) == {"fit", "validate"}
     assert results.stages["validate"], "the validate stage logged no metric"

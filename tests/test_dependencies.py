@@ -4,9 +4,9 @@ that `make install` gets, every direct dependency within its declared range (iss
 from __future__ import annotations
 
 import inspect
-import tomllib
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -54,4 +54,6 @@ def test_the_lightning_floor_has_what_the_fits_call():
 
 def test_the_lock_holds_the_transitive_set_too():
     pins = locked()
-    assert {"lightning-utilities", "pytorch-lightning", "protobuf", "grpcio", "requests"} <= set(pins)
+    assert {"lightning-utilities", "pytorch-lightning", "protobuf", "grpcio", "requests"} <= set(
+        pins
+    )

@@ -9,33 +9,74 @@ from visionflow.pipelines import run
 from visionflow.spec import load_spec
 
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
-COMMON = ["trainer.fast_dev_run=true", "trainer.enable_progress_bar=false",
-          "resources.backend=local"]
+COMMON = [
+    "trainer.fast_dev_run=true",
+    "trainer.enable_progress_bar=false",
+    "resources.backend=local",
+]
 #: example file -> extra overrides that keep its smoke run small (paths: see `shrink`)
 SHRINK = {
-    "shapes_detection.yaml": ["data.args.train_images=4", "data.args.val_images=2",
-                              "data.args.test_images=2", "data.args.batch_size=2"],
-    **{name: ["data.args.val_seeds=2", "data.args.test_seeds=2", "data.args.episodes_per_batch=2"]
-       for name in ("cartpole_dqn.yaml", "cartpole_ppo.yaml")},
-    "shapes_segmentation.yaml": ["data.args.train_images=4", "data.args.val_images=2",
-                                 "data.args.test_images=2", "data.args.batch_size=2"],
-    **{f"digits_{family}.yaml": ["data.args.limit=40", "data.args.batch_size=8",
-                                 "task.args.classifier_epochs=1", "task.args.sample_grid_rows=1"]
-       for family in ("vae", "dcgan")},
-    "digits_pixelcnn.yaml": ["data.args.limit=40", "data.args.batch_size=8",
-                             "task.args.classifier_epochs=1", "task.args.sample_grid_rows=1",
-                             "task.args.net_args={width: 8, layers: 2, gated: true}"],
-    "digits_adversarial.yaml": ["data.args.limit=40", "stages=[fit, test, {adversarial: {epsilons: "
-                                "[0.0, 0.05], steps: 2, black_box_queries: 4, max_images: 8}}]"],
-    "digits_understanding.yaml": ["data.args.limit=40", "stages=[fit, {understand: {num_images: 2, "
-                                  "layer: net.features.3, unit: 0, steps: 2}}]"],
-    "shapes3d_pointcloud.yaml": ["data.args.train_samples=4", "data.args.val_samples=2",
-                                 "data.args.test_samples=2", "data.args.batch_size=2",
-                                 "data.args.write_files=false"],
-    **{name: ["data.args.train_videos=1", "data.args.val_videos=1", "data.args.test_videos=1",
-              "data.args.frames=6", "data.args.frame_size=16", "data.args.clip_length=4",
-              "data.args.batch_size=6", "data.args.num_workers=0"]
-       for name in ("moving_shapes_r3d.yaml", "moving_shapes_two_stream.yaml")},
+    "shapes_detection.yaml": [
+        "data.args.train_images=4",
+        "data.args.val_images=2",
+        "data.args.test_images=2",
+        "data.args.batch_size=2",
+    ],
+    **{
+        name: ["data.args.val_seeds=2", "data.args.test_seeds=2", "data.args.episodes_per_batch=2"]
+        for name in ("cartpole_dqn.yaml", "cartpole_ppo.yaml")
+    },
+    "shapes_segmentation.yaml": [
+        "data.args.train_images=4",
+        "data.args.val_images=2",
+        "data.args.test_images=2",
+        "data.args.batch_size=2",
+    ],
+    **{
+        f"digits_{family}.yaml": [
+            "data.args.limit=40",
+            "data.args.batch_size=8",
+            "task.args.classifier_epochs=1",
+            "task.args.sample_grid_rows=1",
+        ]
+        for family in ("vae", "dcgan")
+    },
+    "digits_pixelcnn.yaml": [
+        "data.args.limit=40",
+        "data.args.batch_size=8",
+        "task.args.classifier_epochs=1",
+        "task.args.sample_grid_rows=1",
+        "task.args.net_args={width: 8, layers: 2, gated: true}",
+    ],
+    "digits_adversarial.yaml": [
+        "data.args.limit=40",
+        "stages=[fit, test, {adversarial: {epsilons: "
+        "[0.0, 0.05], steps: 2, black_box_queries: 4, max_images: 8}}]",
+    ],
+    "digits_understanding.yaml": [
+        "data.args.limit=40",
+        "stages=[fit, {understand: {num_images: 2, layer: net.features.3, unit: 0, steps: 2}}]",
+    ],
+    "shapes3d_pointcloud.yaml": [
+        "data.args.train_samples=4",
+        "data.args.val_samples=2",
+        "data.args.test_samples=2",
+        "data.args.batch_size=2",
+        "data.args.write_files=false",
+    ],
+    **{
+        name: [
+            "data.args.train_videos=1",
+            "data.args.val_videos=1",
+            "data.args.test_videos=1",
+            "data.args.frames=6",
+            "data.args.frame_size=16",
+            "data.args.clip_length=4",
+            "data.args.batch_size=6",
+            "data.args.num_workers=0",
+        ]
+        for name in ("moving_shapes_r3d.yaml", "moving_shapes_two_stream.yaml")
+    },
 }
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
@@ -50,8 +91,7 @@ def shrink(name: str, tmp_path) -> list[str]:
 
 
 def test_there_are_examples():
-    assert {p.name for p in EXAMPLES} >= {"digits_classification.yaml",
-                                          "shapes_detection.yaml"}
+    assert {p.name for p in EXAMPLES} >= {"digits_classification.yaml", "shapes_detection.yaml"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

@@ -8,16 +8,37 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-PACKAGES = ["visionflow", "visionflow/evaluation", "visionflow/tasks", "visionflow/tasks/nets",
-            "visionflow/datamodules", "visionflow/datamodules/transforms", "visionflow/pipelines",
-            "visionflow/cluster"]
+PACKAGES = [
+    "visionflow",
+    "visionflow/evaluation",
+    "visionflow/tasks",
+    "visionflow/tasks/nets",
+    "visionflow/datamodules",
+    "visionflow/datamodules/transforms",
+    "visionflow/pipelines",
+    "visionflow/cluster",
+]
 
 
 @pytest.mark.slow
 def test_wheel_contains_every_package(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(tmp_path), str(REPO_ROOT)], check=True, timeout=300,
-                   cwd=tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO_ROOT),
+        ],
+        check=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     wheel = next(tmp_path.glob("visionflow-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for package in PACKAGES:

@@ -17,8 +17,14 @@ from visionflow.registry import did_you_mean
 from visionflow.typecheck import check_value, describe
 
 
-def check_arguments(builder: Any, args: Mapping[str, Any], path: str, *,
-                    provided: Collection[str] = (), skip: int = 0) -> None:
+def check_arguments(
+    builder: Any,
+    args: Mapping[str, Any],
+    path: str,
+    *,
+    provided: Collection[str] = (),
+    skip: int = 0,
+) -> None:
     """Check ``args`` against the keyword parameters of ``builder`` (a class, function or config
     dataclass): unknown names (with a suggestion), missing required ones (except those in
     ``provided``, which the caller fills in) and annotated types. An argument annotated with a
@@ -32,8 +38,10 @@ def check_arguments(builder: Any, args: Mapping[str, Any], path: str, *,
     named = {p.name: p for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
     for key, value in args.items():
         if key not in named:
-            raise SpecError(f"{path}.{key}: unknown key{did_you_mean(str(key), list(named))}",
-                            hint="allowed keys: " + ", ".join(named))
+            raise SpecError(
+                f"{path}.{key}: unknown key{did_you_mean(str(key), list(named))}",
+                hint="allowed keys: " + ", ".join(named),
+            )
         _check_value(value, _annotation(target, key), f"{path}.{key}")
     for name, param in named.items():
         required = param.default is inspect.Parameter.empty
@@ -67,8 +75,10 @@ def _check_value(value: Any, annotation: Any, path: str) -> None:
         return
     if config is not None and value is not None and not isinstance(value, config):
         keys = ", ".join(f.name for f in dataclasses.fields(config))
-        raise SpecError(f"{path}: expected a mapping of {config.__name__} keys, got "
-                        f"{describe(value)}", hint=f"keys: {keys}")
+        raise SpecError(
+            f"{path}: expected a mapping of {config.__name__} keys, got {describe(value)}",
+            hint=f"keys: {keys}",
+        )
     problem = check_value(value, annotation) if annotation is not None else None
     if problem:
         raise SpecError(f"{path}: {problem}")
@@ -82,17 +92,38 @@ def _annotation(target: Any, name: str) -> Any:
 
 
 #: Trainer keys the run directory and the resources section set.
-MANAGED_TRAINER_KEYS = ("logger", "callbacks", "default_root_dir", "enable_checkpointing",
-                        "strategy", "plugins")
+MANAGED_TRAINER_KEYS = (
+    "logger",
+    "callbacks",
+    "default_root_dir",
+    "enable_checkpointing",
+    "strategy",
+    "plugins",
+)
 #: The smallest value Lightning accepts for each count (``-1``: unlimited).
-TRAINER_MINIMUMS = {"max_epochs": -1, "min_epochs": 0, "max_steps": -1, "min_steps": 0,
-                    "num_nodes": 1, "num_sanity_val_steps": -1, "log_every_n_steps": 1,
-                    "check_val_every_n_epoch": 1, "accumulate_grad_batches": 1,
-                    "reload_dataloaders_every_n_epochs": 0, "fast_dev_run": 0,
-                    "gradient_clip_val": 0}
+TRAINER_MINIMUMS = {
+    "max_epochs": -1,
+    "min_epochs": 0,
+    "max_steps": -1,
+    "min_steps": 0,
+    "num_nodes": 1,
+    "num_sanity_val_steps": -1,
+    "log_every_n_steps": 1,
+    "check_val_every_n_epoch": 1,
+    "accumulate_grad_batches": 1,
+    "reload_dataloaders_every_n_epochs": 0,
+    "fast_dev_run": 0,
+    "gradient_clip_val": 0,
+}
 #: Keys that take a count of batches (an int >= 0) or a fraction of them (a float in [0, 1]).
-TRAINER_FRACTIONS = ("limit_train_batches", "limit_val_batches", "limit_test_batches",
-                     "limit_predict_batches", "overfit_batches", "val_check_interval")
+TRAINER_FRACTIONS = (
+    "limit_train_batches",
+    "limit_val_batches",
+    "limit_test_batches",
+    "limit_predict_batches",
+    "overfit_batches",
+    "val_check_interval",
+)
 #: YAML values a trainer annotation can hold; its other members (an ``Accelerator`` instance,
 #: a ``timedelta``) no spec can give.
 PLAIN_TYPES = (int, float, str, bool, type(None), list, tuple, dict)
@@ -106,26 +137,35 @@ def check_trainer_keys(trainer: Mapping[str, Any]) -> None:
     params = [p for p in inspect.signature(Trainer.__init__).parameters if p != "self"]
     for key, value in trainer.items():
         if key in MANAGED_TRAINER_KEYS:
-            raise SpecError(f"trainer.{key}: set by VisionFlow, not by the spec",
-                            hint="the run directory holds logs and checkpoints; use resources "
-                                 "for workers and devices")
+            raise SpecError(
+                f"trainer.{key}: set by VisionFlow, not by the spec",
+                hint="the run directory holds logs and checkpoints; use resources "
+                "for workers and devices",
+            )
         if key not in params:
-            raise SpecError(f"trainer.{key}: unknown key{did_you_mean(str(key), params)}",
-                            hint="trainer keys are lightning.pytorch.Trainer's arguments")
+            raise SpecError(
+                f"trainer.{key}: unknown key{did_you_mean(str(key), params)}",
+                hint="trainer keys are lightning.pytorch.Trainer's arguments",
+            )
         annotation = _annotation(Trainer.__init__, key)
         problem = check_value(value, _plain(annotation)) if annotation is not None else None
         if problem or (problem := _trainer_range_problem(key, value)):
-            raise SpecError(f"trainer.{key}: {problem}",
-                            hint="see lightning.pytorch.Trainer's documentation of this argument")
+            raise SpecError(
+                f"trainer.{key}: {problem}",
+                hint="see lightning.pytorch.Trainer's documentation of this argument",
+            )
 
 
 def _plain(annotation: Any) -> Any:
     """``annotation`` without the union members that no YAML value can be."""
     if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
         return annotation
-    members = [a for a in typing.get_args(annotation)
-               if (typing.get_origin(a) or a) in PLAIN_TYPES or typing.get_origin(a) is typing.Literal]
-    return typing.Union[tuple(members)] if members else annotation
+    members = [
+        a
+        for a in typing.get_args(annotation)
+        if (typing.get_origin(a) or a) in PLAIN_TYPES or typing.get_origin(a) is typing.Literal
+    ]
+    return typing.Union[tuple(members)] if members else annotation  # noqa: UP007  (built at run time)
 
 
 def _trainer_range_problem(key: str, value: Any) -> str | None:

@@ -32,8 +32,9 @@ class VisionFlowError(Exception):
         (``task.args.optimizer.lr: must be > 0``)."""
         joiner = "." if _KEY_PATH.match(self.message) else ": "
         error = type(self)(f"{prefix}{joiner}{self.message}", self.hint)
-        error.__dict__.update({k: v for k, v in self.__dict__.items()
-                               if k not in ("message", "hint")})
+        error.__dict__.update(
+            {k: v for k, v in self.__dict__.items() if k not in ("message", "hint")}
+        )
         return error
 
 
@@ -69,7 +70,7 @@ def deprecated(message: str) -> None:
     warnings.warn(message, VisionFlowDeprecation, stacklevel=3)
 
 
-def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+def _format_warning(message, category, filename, lineno, line=None) -> str:
     if issubclass(category, VisionFlowDeprecation):
         return f"visionflow: deprecated: {message}\n"
     return _plain_format_warning(message, category, filename, lineno, line)

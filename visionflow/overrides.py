@@ -24,12 +24,13 @@ class SpecLoader(yaml.SafeLoader):
 SpecLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
+    list("-+0123456789"),
+)
 
 
 def read_yaml(text: str) -> Any:
     """Parse YAML text safely (no Python objects), with YAML 1.2 floats."""
-    return yaml.load(text, Loader=SpecLoader)  # noqa: S506 (SpecLoader is a SafeLoader)
+    return yaml.load(text, Loader=SpecLoader)
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -38,7 +39,9 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise SpecError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. --set trainer.max_epochs=3")
+            raise SpecError(
+                f"--set {item!r}: expected KEY.PATH=VALUE, e.g. --set trainer.max_epochs=3"
+            )
         try:
             values[item] = (key.strip(), read_yaml(text) if text.strip() else None)
         except yaml.YAMLError:
@@ -71,8 +74,10 @@ def _set_path(root: dict[str, Any], parts: list[str], value: Any, item: str) -> 
         last = depth == len(parts) - 1
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise SpecError(f"--set {item!r}: {'.'.join(parts[:depth + 1])}: "
-                                f"index out of range (list of {len(node)})")
+                raise SpecError(
+                    f"--set {item!r}: {'.'.join(parts[: depth + 1])}: "
+                    f"index out of range (list of {len(node)})"
+                )
             index: Any = int(part)
         else:
             index = part
@@ -83,6 +88,8 @@ def _set_path(root: dict[str, Any], parts: list[str], value: Any, item: str) -> 
             node[index] = {}
         child = node[index]
         if not isinstance(child, (dict, list)):
-            raise SpecError(f"--set {item!r}: {'.'.join(parts[:depth + 1])} is "
-                            f"{describe(child)}, not a mapping")
+            raise SpecError(
+                f"--set {item!r}: {'.'.join(parts[: depth + 1])} is "
+                f"{describe(child)}, not a mapping"
+            )
         node = child

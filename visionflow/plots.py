@@ -48,9 +48,11 @@ def plot_training_curves(metrics_csv: Path, out_dir: Path) -> list[Path]:
         stage, _, metric = name.rpartition("/")
         if stage in CURVE_STAGES:  # test/ and other one-off evaluations are single numbers
             groups[metric][stage] = points
-    return [_plot_group(metric, lines, Path(out_dir) / f"{metric}.png")
-            for metric, lines in sorted(groups.items())
-            if any(len(points) > 0 for points in lines.values())]
+    return [
+        _plot_group(metric, lines, Path(out_dir) / f"{metric}.png")
+        for metric, lines in sorted(groups.items())
+        if any(len(points) > 0 for points in lines.values())
+    ]
 
 
 def _plot_group(metric: str, lines: dict[str, list[tuple[float, float]]], path: Path) -> Path:
@@ -61,8 +63,7 @@ def _plot_group(metric: str, lines: dict[str, list[tuple[float, float]]], path: 
     for stage, points in sorted(lines.items()):
         by_epoch = dict(points)  # the last value logged in an epoch wins
         xs = sorted(by_epoch)
-        axes.plot(xs, [by_epoch[x] for x in xs], marker="o" if len(xs) < 30 else None,
-                  label=stage)
+        axes.plot(xs, [by_epoch[x] for x in xs], marker="o" if len(xs) < 30 else None, label=stage)
     axes.set(xlabel="epoch", ylabel=metric, title=metric)
     axes.grid(alpha=0.3)
     axes.legend()

@@ -71,8 +71,9 @@ class Registry:
 
         return decorator
 
-    def add(self, name: str, builder: Callable[..., Any], *, description: str | None = None,
-            **tags: Any) -> None:
+    def add(
+        self, name: str, builder: Callable[..., Any], *, description: str | None = None, **tags: Any
+    ) -> None:
         if name in self._entries:
             existing = self._entries[name].builder
             raise ValueError(
@@ -123,8 +124,10 @@ class Registry:
         existing = self._families.get(name)
         if existing is not None:
             if existing.output != output:
-                raise ValueError(f"{self.kind} family {name!r} is already declared with output "
-                                 f"{existing.output!r}")
+                raise ValueError(
+                    f"{self.kind} family {name!r} is already declared with output "
+                    f"{existing.output!r}"
+                )
             return existing
         self._families[name] = Family(self, name, output)
         return self._families[name]
@@ -147,13 +150,16 @@ class Family:
         self.output = output
 
     def register(self, name: str, *, description: str | None = None, **tags: Any):
-        return self.registry.register(name, description=description, family=self.name,
-                                      output=self.output, **tags)
+        return self.registry.register(
+            name, description=description, family=self.name, output=self.output, **tags
+        )
 
-    def add(self, name: str, builder: Callable[..., Any], *, description: str | None = None,
-            **tags: Any) -> None:
-        self.registry.add(name, builder, description=description, family=self.name,
-                          output=self.output, **tags)
+    def add(
+        self, name: str, builder: Callable[..., Any], *, description: str | None = None, **tags: Any
+    ) -> None:
+        self.registry.add(
+            name, builder, description=description, family=self.name, output=self.output, **tags
+        )
 
     def names(self) -> list[str]:
         return [e.name for e in self.registry.entries() if e.tags.get("family") == self.name]
@@ -166,7 +172,8 @@ class Family:
                 f"unknown {self.name} {self.registry.kind} {name!r}{other}"
                 f"{did_you_mean(name, self.names())}",
                 hint=f"`visionflow list {self.registry.kind}s` shows every {self.registry.kind} "
-                     f"by family")
+                f"by family",
+            )
         return entry
 
 

@@ -26,8 +26,20 @@ from visionflow.errors import RunError, SpecError
 STAGING_ENV = "VISIONFLOW_STAGING_DIR"
 #: The fields of an fsspec listing that change when a file's content does (s3, gcs, azure, local,
 #: memory): a file whose recorded fields all match is the version synced last.
-VERSION_FIELDS = ("size", "ETag", "etag", "md5Hash", "crc32c", "generation", "content_md5",
-                  "mtime", "LastModified", "last_modified", "updated", "created")
+VERSION_FIELDS = (
+    "size",
+    "ETag",
+    "etag",
+    "md5Hash",
+    "crc32c",
+    "generation",
+    "content_md5",
+    "mtime",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "created",
+)
 
 
 def is_uri(path: str | Path) -> bool:
@@ -50,9 +62,11 @@ def filesystem(uri: str) -> tuple[Any, str]:
     try:
         fs, path = fsspec.core.url_to_fs(uri)
     except (ImportError, ValueError) as error:
-        raise SpecError(f"output_dir: {uri}: {error}",
-                        hint="install the fsspec backend of this protocol (s3fs for s3://, "
-                             "gcsfs for gs://) or use a local or shared path") from None
+        raise SpecError(
+            f"output_dir: {uri}: {error}",
+            hint="install the fsspec backend of this protocol (s3fs for s3://, "
+            "gcsfs for gs://) or use a local or shared path",
+        ) from None
     return fs, path
 
 
@@ -63,7 +77,9 @@ class RemoteMirror:
         self.local, self.uri = local, uri.rstrip("/")
         self.fs, self.root = filesystem(self.uri)
         self._versions_file = local.parent / f".{local.name}.versions.json"
-        self._synced = self._read_versions()  # relative path -> {"local": [size, mtime], "remote": ...}
+        self._synced = (
+            self._read_versions()
+        )  # relative path -> {"local": [size, mtime], "remote": ...}
 
     def push(self) -> None:
         """Upload every new or changed file (by size and mtime), each through a temporary name."""
@@ -83,8 +99,10 @@ class RemoteMirror:
                 self.fs.mv(temporary, target)
                 remote_version = _version(self.fs.info(target))
             except OSError as error:
-                raise RunError(f"{self.uri}/{relative}: upload failed ({error})",
-                               hint=f"the run's local copy is complete in {self.local}") from None
+                raise RunError(
+                    f"{self.uri}/{relative}: upload failed ({error})",
+                    hint=f"the run's local copy is complete in {self.local}",
+                ) from None
             self._synced[relative] = {"local": stat, "remote": remote_version}
         self._write_versions()
 
@@ -99,8 +117,11 @@ class RemoteMirror:
                 continue
             destination, version = self.local / relative, _version(info)
             synced = self._synced.get(relative, {})
-            if (destination.is_file() and synced.get("local") == _local_stat(destination)
-                    and synced.get("remote") == version):
+            if (
+                destination.is_file()
+                and synced.get("local") == _local_stat(destination)
+                and synced.get("remote") == version
+            ):
                 continue  # staged already, and the store still holds that version
             destination.parent.mkdir(parents=True, exist_ok=True)
             self.fs.get_file(remote, str(destination))
@@ -109,13 +130,18 @@ class RemoteMirror:
 
     def _inside(self, remote: str) -> str:
         """``remote``'s path relative to the run; RunError for a name that would leave it."""
-        relative = PurePosixPath(remote[len(self.root):].lstrip("/"))
-        if (not remote.startswith(f"{self.root}/") or relative.is_absolute()
-                or ".." in relative.parts or not relative.parts):
-            raise RunError(f"{self.uri}: the listing names {remote!r}, which is outside the run "
-                           "directory; nothing was written there",
-                           hint="the store returned a hostile or broken listing; check who can "
-                                "write to it")
+        relative = PurePosixPath(remote[len(self.root) :].lstrip("/"))
+        if (
+            not remote.startswith(f"{self.root}/")
+            or relative.is_absolute()
+            or ".." in relative.parts
+            or not relative.parts
+        ):
+            raise RunError(
+                f"{self.uri}: the listing names {remote!r}, which is outside the run "
+                "directory; nothing was written there",
+                hint="the store returned a hostile or broken listing; check who can write to it",
+            )
         return relative.as_posix()
 
     def _read_versions(self) -> dict:
@@ -138,8 +164,9 @@ def _local_stat(path: Path) -> list[int]:
 
 def _version(info: dict[str, Any]) -> str:
     """What tells two versions of a stored file apart, from its listing entry."""
-    return json.dumps({key: str(info[key]) for key in VERSION_FIELDS if key in info},
-                      sort_keys=True)
+    return json.dumps(
+        {key: str(info[key]) for key in VERSION_FIELDS if key in info}, sort_keys=True
+    )
 
 
 def _temporary(path: Path) -> bool:

@@ -42,8 +42,18 @@ SPEC_FILE = "spec.resolved.yaml"
 STATUS_FILE = "status.json"
 SUMMARY_FILE = "summary.json"
 ENVIRONMENT_FILE = "environment.json"
-TRACKED_PACKAGES = ("visionflow", "torch", "torchvision", "lightning", "torchmetrics", "numpy",
-                    "albumentations", "pycocotools", "ray", "open3d")
+TRACKED_PACKAGES = (
+    "visionflow",
+    "torch",
+    "torchvision",
+    "lightning",
+    "torchmetrics",
+    "numpy",
+    "albumentations",
+    "pycocotools",
+    "ray",
+    "open3d",
+)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
@@ -77,7 +87,9 @@ def read_json(path: Path) -> Any:
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing") from None
     except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise CheckpointError(
+            f"{path}: not valid JSON ({error.msg} at line {error.lineno})"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -97,9 +109,11 @@ class RunDirectory:
             try:
                 run = cls(_new_local_run(Path(output_dir).resolve() / name))
             except OSError as error:
-                raise SpecError(f"output_dir: {output_dir}: cannot make the run directory there "
-                                f"({error.strerror or error})",
-                                hint="choose a writable output_dir") from None
+                raise SpecError(
+                    f"output_dir: {output_dir}: cannot make the run directory there "
+                    f"({error.strerror or error})",
+                    hint="choose a writable output_dir",
+                ) from None
         atomic_write_text(run.spec_path, spec_yaml)
         run.write_status("created")
         return run
@@ -114,9 +128,10 @@ class RunDirectory:
             RemoteMirror(path, remote).pull()
         path = Path(path).resolve()
         if not (path / SPEC_FILE).is_file():
-            raise CheckpointError(f"{remote or path}: not a VisionFlow run directory (no {SPEC_FILE})",
-                                  hint="pass the folder printed by `visionflow run`, "
-                                       "e.g. runs/<name>/<timestamp>")
+            raise CheckpointError(
+                f"{remote or path}: not a VisionFlow run directory (no {SPEC_FILE})",
+                hint="pass the folder printed by `visionflow run`, e.g. runs/<name>/<timestamp>",
+            )
         return cls(path, remote)
 
     @property
@@ -156,11 +171,14 @@ class RunDirectory:
     def write_status(self, state: str, stages: dict[str, Any] | None = None) -> None:
         """Record the run's state (and finished stages); a remote run is mirrored right after."""
         previous = self.status() if (self.path / STATUS_FILE).is_file() else {"stages": {}}
-        atomic_write_json(self.path / STATUS_FILE, {
-            "state": state,
-            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "stages": previous["stages"] if stages is None else stages,
-        })
+        atomic_write_json(
+            self.path / STATUS_FILE,
+            {
+                "state": state,
+                "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "stages": previous["stages"] if stages is None else stages,
+            },
+        )
         if self.mirror is not None:
             self.mirror.push()
 
@@ -168,8 +186,9 @@ class RunDirectory:
         return atomic_write_json(self.path / SUMMARY_FILE, summary)
 
     def write_environment(self, seed: int, extra: dict[str, Any] | None = None) -> Path:
-        return atomic_write_json(self.path / ENVIRONMENT_FILE,
-                                 {**collect_environment(seed), **(extra or {})})
+        return atomic_write_json(
+            self.path / ENVIRONMENT_FILE, {**collect_environment(seed), **(extra or {})}
+        )
 
     def remove_partial_writes(self) -> list[Path]:
         """Delete the temp files a killed writer left (``.NAME.*.tmp``, of an atomic write or a
@@ -192,9 +211,11 @@ def refused_write(error: OSError, run_dir: Path) -> RunError | None:
     files written before it are whole, since every write goes through a temp file and a rename."""
     if error.errno not in REFUSED_WRITES:
         return None
-    return RunError(f"{error.filename or run_dir}: cannot write ({error.strerror or error}): the "
-                    f"run stopped; the checkpoints before it are intact",
-                    hint=f"free space (or make it writable), then `visionflow run --resume {run_dir}`")
+    return RunError(
+        f"{error.filename or run_dir}: cannot write ({error.strerror or error}): the "
+        f"run stopped; the checkpoints before it are intact",
+        hint=f"free space (or make it writable), then `visionflow run --resume {run_dir}`",
+    )
 
 
 def _run_names() -> Iterator[str]:
@@ -255,8 +276,14 @@ def _package_versions() -> dict[str, str | None]:
 
 def _git_sha() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, cwd=Path(__file__).resolve().parent, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -270,5 +297,6 @@ def _devices() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cuda_available": cuda,
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        if cuda else [],
+        if cuda
+        else [],
     }

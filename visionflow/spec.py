@@ -31,9 +31,20 @@ from visionflow.overrides import apply_overrides, read_yaml, with_values
 from visionflow.registry import DATAMODULES, STAGES, TASKS, Registry, did_you_mean
 from visionflow.typecheck import check_value, describe
 
-__all__ = ["ComponentSpec", "PipelineSpec", "ResourcesSpec", "StageSpec",
-           "SweepSpec", "apply_overrides", "check_arguments", "load_spec", "parse_spec",
-           "read_yaml", "sweep_examples", "with_values"]
+__all__ = [
+    "ComponentSpec",
+    "PipelineSpec",
+    "ResourcesSpec",
+    "StageSpec",
+    "SweepSpec",
+    "apply_overrides",
+    "check_arguments",
+    "load_spec",
+    "parse_spec",
+    "read_yaml",
+    "sweep_examples",
+    "with_values",
+]
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,7 @@ class PipelineSpec:
 
 # ---------------------------------------------------------------------------------------- loading
 
+
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> PipelineSpec:
     """Read a YAML spec, apply ``a.b=c`` overrides, validate everything, return the frozen spec."""
     raw = apply_overrides(read_spec_file(path), overrides)
@@ -128,8 +140,10 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise SpecError(f"{path}: no such spec file", hint="give the path of a pipeline YAML, "
-                        "e.g. examples/digits_classification.yaml") from None
+        raise SpecError(
+            f"{path}: no such spec file",
+            hint="give the path of a pipeline YAML, e.g. examples/digits_classification.yaml",
+        ) from None
     except OSError as error:
         raise SpecError(f"{path}: cannot read the spec ({error.strerror})") from None
     try:
@@ -147,6 +161,7 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------- validation
+
 
 def parse_spec(raw: Mapping[str, Any], source: str = "<spec>") -> PipelineSpec:
     """Validate plain data against the spec's schema and the registries; raise SpecError."""
@@ -168,7 +183,9 @@ def _upgraded(spec: PipelineSpec) -> PipelineSpec:
     if upgrade is None:
         return spec
     args = upgrade(spec.task.args, "task.args")
-    return spec if args == spec.task.args else spec.replace(task=ComponentSpec(spec.task.name, args))
+    return (
+        spec if args == spec.task.args else spec.replace(task=ComponentSpec(spec.task.name, args))
+    )
 
 
 def _check_all(spec: PipelineSpec) -> None:
@@ -180,8 +197,9 @@ def _parse(raw: Mapping[str, Any]) -> PipelineSpec:
     _check_keys(raw, PipelineSpec, "")
     for key in ("name", "task", "data"):
         if key not in raw:
-            raise SpecError(f"{key}: required key is missing",
-                            hint="a spec needs at least name, task and data")
+            raise SpecError(
+                f"{key}: required key is missing", hint="a spec needs at least name, task and data"
+            )
     values: dict[str, Any] = {
         "name": _typed(raw["name"], str, "name"),
         "task": _component(raw["task"], "task"),
@@ -216,8 +234,10 @@ def _check_keys(raw: Mapping[str, Any], cls: type, path: str) -> None:
     for key in raw:
         if key not in allowed:
             where = f"{path}.{key}" if path else str(key)
-            raise SpecError(f"{where}: unknown key{did_you_mean(str(key), allowed)}",
-                            hint="allowed keys: " + ", ".join(allowed))
+            raise SpecError(
+                f"{where}: unknown key{did_you_mean(str(key), allowed)}",
+                hint="allowed keys: " + ", ".join(allowed),
+            )
 
 
 def _component(raw: Any, path: str) -> ComponentSpec:
@@ -227,11 +247,14 @@ def _component(raw: Any, path: str) -> ComponentSpec:
     _check_keys(raw, ComponentSpec, path)
     if "name" not in raw:
         listing = "tasks" if path == "task" else "datamodules"
-        raise SpecError(f"{path}.name: required key is missing",
-                        hint=f"`visionflow list {listing}` shows the names")
+        raise SpecError(
+            f"{path}.name: required key is missing",
+            hint=f"`visionflow list {listing}` shows the names",
+        )
     args = raw.get("args") or {}
-    return ComponentSpec(_typed(raw["name"], str, f"{path}.name"),
-                         dict(_typed(args, dict, f"{path}.args")))
+    return ComponentSpec(
+        _typed(raw["name"], str, f"{path}.name"), dict(_typed(args, dict, f"{path}.args"))
+    )
 
 
 def _stages(raw: Any) -> tuple[StageSpec, ...]:
@@ -242,11 +265,12 @@ def _stages(raw: Any) -> tuple[StageSpec, ...]:
         if isinstance(item, str):
             stages.append(StageSpec(item))
         elif isinstance(item, dict) and len(item) == 1:
-            (name, args), = item.items()
+            ((name, args),) = item.items()
             stages.append(StageSpec(str(name), dict(_typed(args or {}, dict, f"{path}.{name}"))))
         else:
-            raise SpecError(f"{path}: expected a stage name or {{name: {{args}}}}, "
-                            f"got {describe(item)}")
+            raise SpecError(
+                f"{path}: expected a stage name or {{name: {{args}}}}, got {describe(item)}"
+            )
     if not stages:
         raise SpecError("stages: empty list", hint="e.g. stages: [fit, test]")
     return tuple(stages)
@@ -256,8 +280,10 @@ def _sweep(raw: Any) -> SweepSpec:
     _typed(raw, dict, "sweep")
     _check_keys(raw, SweepSpec, "sweep")
     if not raw.get("parameters"):
-        raise SpecError("sweep.parameters: required, a mapping of key paths to samplers",
-                        hint="e.g. sweep: {parameters: {task.args.lr: {grid: [0.01, 0.001]}}}")
+        raise SpecError(
+            "sweep.parameters: required, a mapping of key paths to samplers",
+            hint="e.g. sweep: {parameters: {task.args.lr: {grid: [0.01, 0.001]}}}",
+        )
     hints = typing.get_type_hints(SweepSpec)
     for key, value in raw.items():
         _typed(value, hints[key], f"sweep.{key}")
@@ -272,12 +298,16 @@ def _sweep(raw: Any) -> SweepSpec:
 def _check_sampler(path: str, sampler: Any) -> None:
     where = f"sweep.parameters.{path}"
     if not isinstance(sampler, dict) or len(sampler) != 1:
-        raise SpecError(f"{where}: expected one sampler, e.g. {{grid: [1, 2]}}, got "
-                        f"{describe(sampler)}", hint="samplers: " + ", ".join(SAMPLERS))
-    (kind, values), = sampler.items()
+        raise SpecError(
+            f"{where}: expected one sampler, e.g. {{grid: [1, 2]}}, got {describe(sampler)}",
+            hint="samplers: " + ", ".join(SAMPLERS),
+        )
+    ((kind, values),) = sampler.items()
     if kind not in SAMPLERS:
-        raise SpecError(f"{where}: unknown sampler {kind!r}{did_you_mean(str(kind), SAMPLERS)}",
-                        hint="samplers: " + ", ".join(SAMPLERS))
+        raise SpecError(
+            f"{where}: unknown sampler {kind!r}{did_you_mean(str(kind), SAMPLERS)}",
+            hint="samplers: " + ", ".join(SAMPLERS),
+        )
     if not isinstance(values, list) or not values:
         raise SpecError(f"{where}.{kind}: expected a non-empty list, got {describe(values)}")
     if kind in ("uniform", "loguniform", "randint") and len(values) != 2:
@@ -309,20 +339,28 @@ def _resources(raw: Any) -> ResourcesSpec:
     if resources.num_workers < 1 or resources.cpus_per_worker < 1:
         raise SpecError("resources: num_workers and cpus_per_worker must be >= 1")
     if resources.gpus_per_worker <= 0 or resources.max_failures < 0:
-        raise SpecError("resources: gpus_per_worker must be > 0 and max_failures >= 0",
-                        hint="max_failures: how often Ray Train restarts a failed fit from its "
-                             "last checkpoint (0: never)")
+        raise SpecError(
+            "resources: gpus_per_worker must be > 0 and max_failures >= 0",
+            hint="max_failures: how often Ray Train restarts a failed fit from its "
+            "last checkpoint (0: never)",
+        )
     if resources.strategy == "fsdp" and not resources.use_gpu:
-        raise SpecError("resources.strategy: fsdp shards the model over GPUs, and use_gpu is false",
-                        hint="set resources.use_gpu: true, or strategy: ddp on CPUs")
+        raise SpecError(
+            "resources.strategy: fsdp shards the model over GPUs, and use_gpu is false",
+            hint="set resources.use_gpu: true, or strategy: ddp on CPUs",
+        )
     return resources
 
 
 def _check_components(spec: PipelineSpec) -> None:
     task = _lookup(TASKS, spec.task.name, "task.name")
     data = _lookup(DATAMODULES, spec.data.name, "data.name")
-    check_arguments(task.builder, spec.task.args, "task.args",
-                    provided=provided_arguments(task.tags.get("batch")))
+    check_arguments(
+        task.builder,
+        spec.task.args,
+        "task.args",
+        provided=provided_arguments(task.tags.get("batch")),
+    )
     check_arguments(data.builder, spec.data.args, "data.args")
     task_batch, data_batch = task.tags.get("batch"), data.tags.get("batch")
     if task_batch is not data_batch:
@@ -330,7 +368,8 @@ def _check_components(spec: PipelineSpec) -> None:
         raise SpecError(
             f"data.name: datamodule {spec.data.name!r} yields {_batch_name(data_batch)} but task "
             f"{spec.task.name!r} consumes {_batch_name(task_batch)}",
-            hint="datamodules that fit this task: " + (", ".join(fits) or "none registered"))
+            hint="datamodules that fit this task: " + (", ".join(fits) or "none registered"),
+        )
     for index, stage in enumerate(spec.stages):
         entry = _lookup(STAGES, stage.name, f"stages[{index}]")
         check_arguments(entry.builder, stage.args, f"stages[{index}].{stage.name}", skip=1)

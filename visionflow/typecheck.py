@@ -44,7 +44,7 @@ def check_value(value: Any, annotation: Any) -> str | None:
     return f"expected {_name(annotation)}, got {describe(value)}"
 
 
-def _fits(value: Any, annotation: Any) -> bool:  # noqa: PLR0911 (one case per type form)
+def _fits(value: Any, annotation: Any) -> bool:
     if annotation is Any or annotation is inspect.Parameter.empty:
         return True
     if annotation is type(None) or annotation is None:

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network call on import
-import albumentations as A  # noqa: E402
+import albumentations as A
 
-from visionflow.errors import SpecError, UnknownNameError  # noqa: E402
-from visionflow.registry import TRANSFORMS, did_you_mean  # noqa: E402
+from visionflow.errors import SpecError, UnknownNameError
+from visionflow.registry import TRANSFORMS, did_you_mean
 
 PHASES = ("train", "eval")
 
@@ -69,8 +69,10 @@ class TransformContext:
         need one call this and fail with a SpecError when images have neither."""
         size = self.image_size or self.source_size
         if size is None:
-            raise SpecError(f"transform preset {preset!r} needs an image size",
-                            hint="give the datamodule an image_size")
+            raise SpecError(
+                f"transform preset {preset!r} needs an image size",
+                hint="give the datamodule an image_size",
+            )
         return size
 
 
@@ -79,25 +81,32 @@ def build_transform(spec: TransformSpec, context: TransformContext, where: str) 
     if isinstance(spec, str):
         return _build_preset(spec, context, where)
     if not isinstance(spec, list):
-        raise SpecError(f"{where}: expected a preset name or a list of transforms, "
-                        f"got {type(spec).__name__}",
-                        hint="e.g. cifar_train, or [{name: HorizontalFlip, p: 0.5}, normalize]")
-    return context.compose([_build_entry(entry, context, f"{where}[{index}]")
-                            for index, entry in enumerate(spec)])
+        raise SpecError(
+            f"{where}: expected a preset name or a list of transforms, got {type(spec).__name__}",
+            hint="e.g. cifar_train, or [{name: HorizontalFlip, p: 0.5}, normalize]",
+        )
+    return context.compose(
+        [_build_entry(entry, context, f"{where}[{index}]") for index, entry in enumerate(spec)]
+    )
 
 
-def resolve_transforms(transforms: Mapping[str, Any] | None,
-                       defaults: Mapping[str, TransformSpec]) -> dict[str, TransformSpec]:
+def resolve_transforms(
+    transforms: Mapping[str, Any] | None, defaults: Mapping[str, TransformSpec]
+) -> dict[str, TransformSpec]:
     """``{"train": spec, "eval": spec}``: the datamodule's defaults overridden by ``transforms``."""
     if transforms is None:
         return dict(defaults)
     if not isinstance(transforms, Mapping):
-        raise SpecError(f"transforms: expected a mapping with keys {' and '.join(PHASES)}, "
-                        f"got {type(transforms).__name__}")
+        raise SpecError(
+            f"transforms: expected a mapping with keys {' and '.join(PHASES)}, "
+            f"got {type(transforms).__name__}"
+        )
     for key in transforms:
         if key not in PHASES:
-            raise SpecError(f"transforms.{key}: unknown key{did_you_mean(str(key), PHASES)}",
-                            hint="allowed keys: " + ", ".join(PHASES))
+            raise SpecError(
+                f"transforms.{key}: unknown key{did_you_mean(str(key), PHASES)}",
+                hint="allowed keys: " + ", ".join(PHASES),
+            )
     return {**defaults, **transforms}
 
 
@@ -113,18 +122,22 @@ def flatten(pipeline: Any) -> list[A.BasicTransform]:
     return [pipeline]
 
 
-def output_shape(pipeline: A.Compose, shape: tuple[int, int, int], where: str
-                 ) -> tuple[int, int, int]:
+def output_shape(
+    pipeline: A.Compose, shape: tuple[int, int, int], where: str
+) -> tuple[int, int, int]:
     """The ``(H, W, C)`` that ``pipeline`` makes of an image of ``shape``; SpecError if it fails."""
     try:
         result = pipeline(image=np.zeros(shape, dtype=np.uint8))["image"]
     except Exception as error:  # albumentations raises many kinds; all mean a bad pipeline
-        raise SpecError(f"{where}: the pipeline fails on a {shape[0]}x{shape[1]} image with "
-                        f"{shape[2]} channel(s): {error}") from None
+        raise SpecError(
+            f"{where}: the pipeline fails on a {shape[0]}x{shape[1]} image with "
+            f"{shape[2]} channel(s): {error}"
+        ) from None
     return result.shape if result.ndim == 3 else (*result.shape, 1)
 
 
 # ------------------------------------------------------------------------------------ internals
+
 
 def _build_preset(name: str, context: TransformContext, where: str) -> A.Compose:
     try:
@@ -141,8 +154,10 @@ def _build_entry(entry: Any, context: TransformContext, where: str) -> Any:
     if isinstance(entry, str):
         return _build_preset(entry, context, where)
     if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
-        raise SpecError(f"{where}: expected a preset name or {{name: <albumentations transform>, "
-                        f"...arguments}}, got {entry!r}")
+        raise SpecError(
+            f"{where}: expected a preset name or {{name: <albumentations transform>, "
+            f"...arguments}}, got {entry!r}"
+        )
     name, arguments = entry["name"], {k: v for k, v in entry.items() if k != "name"}
     transform_class = _albumentations_class(name, where)
     where = f"{where} ({name})"
@@ -156,16 +171,22 @@ def _build_entry(entry: Any, context: TransformContext, where: str) -> Any:
 def _albumentations_class(name: str, where: str) -> type:
     known = _transform_names()
     if name not in known:
-        raise SpecError(f"{where}: unknown albumentations transform {name!r}"
-                        f"{did_you_mean(name, known)}",
-                        hint="names are albumentations classes, e.g. HorizontalFlip, RandomCrop")
+        raise SpecError(
+            f"{where}: unknown albumentations transform {name!r}{did_you_mean(name, known)}",
+            hint="names are albumentations classes, e.g. HorizontalFlip, RandomCrop",
+        )
     return getattr(A, name)
 
 
 def _transform_names() -> list[str]:
-    return sorted(n for n, v in vars(A).items() if isinstance(v, type)
-                  and issubclass(v, A.BasicTransform) and not inspect.isabstract(v)
-                  and n != "BasicTransform")
+    return sorted(
+        n
+        for n, v in vars(A).items()
+        if isinstance(v, type)
+        and issubclass(v, A.BasicTransform)
+        and not inspect.isabstract(v)
+        and n != "BasicTransform"
+    )
 
 
 def _check_argument_names(transform_class: type, arguments: Mapping[str, Any], where: str) -> None:
@@ -173,8 +194,10 @@ def _check_argument_names(transform_class: type, arguments: Mapping[str, Any], w
     allowed = [n for n, p in parameters.items() if p.kind is not p.VAR_KEYWORD]
     for key in arguments:
         if key not in allowed:
-            raise SpecError(f"{where}: unknown argument {key!r}{did_you_mean(str(key), allowed)}",
-                            hint="allowed arguments: " + ", ".join(allowed))
+            raise SpecError(
+                f"{where}: unknown argument {key!r}{did_you_mean(str(key), allowed)}",
+                hint="allowed arguments: " + ", ".join(allowed),
+            )
 
 
 def _tuples(arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -197,8 +220,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-from visionflow.datamodules.transforms import classification  # noqa: E402,F401  (registers presets)
-from visionflow.datamodules.transforms import detection  # noqa: E402,F401  (registers presets)
-from visionflow.datamodules.transforms import segmentation  # noqa: E402,F401  (registers presets)
-from visionflow.datamodules.transforms import pointcloud  # noqa: E402,F401  (registers presets)
-from visionflow.datamodules.transforms import video  # noqa: E402,F401  (registers presets)
+from visionflow.datamodules.transforms import (  # noqa: E402  (after the machinery they use)
+    classification,  # noqa: F401  (registers presets)
+    detection,  # noqa: F401  (registers presets)
+    pointcloud,  # noqa: F401  (registers presets)
+    segmentation,  # noqa: F401  (registers presets)
+    video,  # noqa: F401  (registers presets)
+)

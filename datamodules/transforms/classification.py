@@ -44,9 +44,12 @@ def _resize(context: TransformContext) -> list[Any]:
 def _shift(context: TransformContext, pad: int, preset: str) -> list[Any]:
     """Zero-pad by ``pad`` pixels on each side, then crop a random window of the original size."""
     height, width = context.output_size(preset)
-    return [A.PadIfNeeded(min_height=height + 2 * pad, min_width=width + 2 * pad,
-                          border_mode=0, fill=0),
-            A.RandomCrop(height=height, width=width)]
+    return [
+        A.PadIfNeeded(
+            min_height=height + 2 * pad, min_width=width + 2 * pad, border_mode=0, fill=0
+        ),
+        A.RandomCrop(height=height, width=width),
+    ]
 
 
 @TRANSFORMS.register("normalize", family=FAMILY)
@@ -62,8 +65,12 @@ def resize_normalize(context: TransformContext) -> A.Compose:
 
 
 for _alias in ("digits_eval", "mnist_eval", "cifar_eval"):
-    TRANSFORMS.add(_alias, resize_normalize, family=FAMILY,
-                   description="Resize to the image size, then normalize (= resize_normalize).")
+    TRANSFORMS.add(
+        _alias,
+        resize_normalize,
+        family=FAMILY,
+        description="Resize to the image size, then normalize (= resize_normalize).",
+    )
 
 
 @TRANSFORMS.register("digits_train", family=FAMILY)
@@ -71,42 +78,54 @@ def digits_train(context: TransformContext) -> A.Compose:
     """Resize, random shifts of up to 1/16 of the image size, normalize."""
     height, _ = context.output_size("digits_train")
     pad = max(1, height // 16)
-    return context.compose([*_resize(context), *_shift(context, pad, "digits_train"),
-                            _normalize(context)])
+    return context.compose(
+        [*_resize(context), *_shift(context, pad, "digits_train"), _normalize(context)]
+    )
 
 
 @TRANSFORMS.register("mnist_train", family=FAMILY)
 def mnist_train(context: TransformContext) -> A.Compose:
     """Resize, random shifts of up to 2 pixels, normalize."""
-    return context.compose([*_resize(context), *_shift(context, 2, "mnist_train"),
-                            _normalize(context)])
+    return context.compose(
+        [*_resize(context), *_shift(context, 2, "mnist_train"), _normalize(context)]
+    )
 
 
 @TRANSFORMS.register("cifar_train", family=FAMILY)
 def cifar_train(context: TransformContext) -> A.Compose:
     """Resize, pad 4 + random crop, horizontal flip, normalize (the standard CIFAR recipe)."""
-    return context.compose([*_resize(context), *_shift(context, 4, "cifar_train"),
-                            A.HorizontalFlip(p=0.5), _normalize(context)])
+    return context.compose(
+        [
+            *_resize(context),
+            *_shift(context, 4, "cifar_train"),
+            A.HorizontalFlip(p=0.5),
+            _normalize(context),
+        ]
+    )
 
 
 @TRANSFORMS.register("imagenet_train", family=FAMILY)
 def imagenet_train(context: TransformContext) -> A.Compose:
     """RandomResizedCrop to the image size, horizontal flip, color jitter, normalize."""
     size = context.output_size("imagenet_train")
-    return context.compose([
-        A.RandomResizedCrop(size=size, scale=(0.08, 1.0)),
-        A.HorizontalFlip(p=0.5),
-        A.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0, p=0.8),
-        _normalize(context),
-    ])
+    return context.compose(
+        [
+            A.RandomResizedCrop(size=size, scale=(0.08, 1.0)),
+            A.HorizontalFlip(p=0.5),
+            A.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0, p=0.8),
+            _normalize(context),
+        ]
+    )
 
 
 @TRANSFORMS.register("imagenet_eval", family=FAMILY)
 def imagenet_eval(context: TransformContext) -> A.Compose:
     """Resize the short side to size/0.875, center crop to the image size, normalize."""
     height, width = context.output_size("imagenet_eval")
-    return context.compose([
-        A.SmallestMaxSize(max_size=round(max(height, width) / 0.875)),
-        A.CenterCrop(height=height, width=width),
-        _normalize(context),
-    ])
+    return context.compose(
+        [
+            A.SmallestMaxSize(max_size=round(max(height, width) / 0.875)),
+            A.CenterCrop(height=height, width=width),
+            _normalize(context),
+        ]
+    )

@@ -43,8 +43,8 @@ BOX_INDEX_FIELD = "box_indices"
 TRAIN_MIN_VISIBILITY = 0.25
 PAD_BORDER = 0  # cv2.BORDER_CONSTANT
 MIRRORS = frozenset({"HorizontalFlip", "VerticalFlip", "Transpose"})
-SYMMETRY_GROUPS = frozenset({"D4", "SquareSymmetry"})   # their params name a ``group_element``
-MIRROR_ELEMENTS = frozenset({"h", "v", "t", "hvt"})     # the reflections among D4's eight
+SYMMETRY_GROUPS = frozenset({"D4", "SquareSymmetry"})  # their params name a ``group_element``
+MIRROR_ELEMENTS = frozenset({"h", "v", "t", "hvt"})  # the reflections among D4's eight
 SIDES = ("left_", "right_")
 
 
@@ -52,15 +52,18 @@ def detection_context(image_size: int | None, seed: int | None = None) -> Transf
     """The context of a detection pipeline: a square output of ``image_size`` (or the source
     size), identity normalization, bbox/keypoint parameters and the Compose seed."""
     return TransformContext(
-        mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
         image_size=None if image_size is None else (image_size, image_size),
         compose_kwargs={
-            "bbox_params": A.BboxParams(format="pascal_voc", label_fields=[BOX_INDEX_FIELD],
-                                        clip=True),
+            "bbox_params": A.BboxParams(
+                format="pascal_voc", label_fields=[BOX_INDEX_FIELD], clip=True
+            ),
             "keypoint_params": A.KeypointParams(format="xy", remove_invisible=False),
             "seed": seed,
             "save_applied_params": True,
-        })
+        },
+    )
 
 
 @dataclass
@@ -75,10 +78,14 @@ class TransformedSample:
     keypoints: np.ndarray | None = None
 
 
-def apply_detection_transform(transform: A.Compose, image: np.ndarray, boxes: np.ndarray,
-                              masks: np.ndarray | None = None,
-                              keypoints: np.ndarray | None = None,
-                              mirror_orders: np.ndarray | None = None) -> TransformedSample:
+def apply_detection_transform(
+    transform: A.Compose,
+    image: np.ndarray,
+    boxes: np.ndarray,
+    masks: np.ndarray | None = None,
+    keypoints: np.ndarray | None = None,
+    mirror_orders: np.ndarray | None = None,
+) -> TransformedSample:
     """Run ``transform`` on uint8 ``image`` [H, W, C] with ``boxes`` [N, 4] XYXY pixels and
     optional ``masks`` [N, H, W] and ``keypoints`` [N, K, 3] (x, y, visibility).
 
@@ -86,17 +93,24 @@ def apply_detection_transform(transform: A.Compose, image: np.ndarray, boxes: np
     taken from when the transform mirrored the image; ``None``: keypoints keep their order."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     count = len(boxes)
-    points = np.zeros((0, 2), np.float32) if keypoints is None else keypoints[..., :2].reshape(-1, 2)
-    inputs: dict[str, Any] = {"image": image, "bboxes": boxes, "keypoints": points,
-                              BOX_INDEX_FIELD: np.arange(count)}
+    points = (
+        np.zeros((0, 2), np.float32) if keypoints is None else keypoints[..., :2].reshape(-1, 2)
+    )
+    inputs: dict[str, Any] = {
+        "image": image,
+        "bboxes": boxes,
+        "keypoints": points,
+        BOX_INDEX_FIELD: np.arange(count),
+    }
     if masks is not None and count:
         inputs["masks"] = masks
     out = transform(**inputs)
     kept = np.asarray(out[BOX_INDEX_FIELD], dtype=np.int64).reshape(-1)
     pixels = out["image"]
     height, width = pixels.shape[:2]
-    result = TransformedSample(to_float_image(pixels),
-                               np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4), kept)
+    result = TransformedSample(
+        to_float_image(pixels), np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4), kept
+    )
     if masks is not None:
         moved = np.asarray(out["masks"], dtype=np.uint8) if count else np.zeros((0, height, width))
         result.masks = moved.reshape(-1, height, width)[kept].astype(np.uint8)
@@ -111,17 +125,21 @@ def apply_detection_transform(transform: A.Compose, image: np.ndarray, boxes: np
 def applied_transforms(out: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """``(class name, params)`` of each transform that ran, from a pipeline that saves them."""
     if "applied_transforms" not in out:
-        raise ValueError("the pipeline does not record which transforms ran, so a flip cannot "
-                         "swap left and right keypoints: build it with detection_context(), or "
-                         "A.Compose(..., save_applied_params=True)")
+        raise ValueError(
+            "the pipeline does not record which transforms ran, so a flip cannot "
+            "swap left and right keypoints: build it with detection_context(), or "
+            "A.Compose(..., save_applied_params=True)"
+        )
     return out["applied_transforms"]
 
 
 def is_mirrored(applied: Sequence[tuple[str, dict[str, Any]]]) -> bool:
     """Whether ``applied`` transforms reflect the image: an odd number of mirrors."""
-    mirrors = sum(name in MIRRORS or (name in SYMMETRY_GROUPS
-                                      and str(params.get("group_element")) in MIRROR_ELEMENTS)
-                  for name, params in applied)
+    mirrors = sum(
+        name in MIRRORS
+        or (name in SYMMETRY_GROUPS and str(params.get("group_element")) in MIRROR_ELEMENTS)
+        for name, params in applied
+    )
     return mirrors % 2 == 1
 
 
@@ -136,7 +154,7 @@ def partner(name: str) -> str:
     """``"right_eye"`` for ``"left_eye"`` and back; any other name is its own partner."""
     for side, other in (SIDES, SIDES[::-1]):
         if name.startswith(side):
-            return other + name[len(side):]
+            return other + name[len(side) :]
     return name
 
 
@@ -144,12 +162,14 @@ def label_mirror_orders(keypoint_names: Sequence[Sequence[str]]) -> dict[int, np
     """``{label: mirror order int64 [K]}`` of the labels whose keypoint names have a left/right
     pair (``keypoint_names[label]``, as in ``LabelMap.keypoint_names``); others are left out."""
     orders = {label: mirror_order(names) for label, names in enumerate(keypoint_names)}
-    return {label: order for label, order in orders.items()
-            if (order != np.arange(len(order))).any()}
+    return {
+        label: order for label, order in orders.items() if (order != np.arange(len(order))).any()
+    }
 
 
-def annotation_mirror_orders(by_label: dict[int, np.ndarray], labels: np.ndarray,
-                             count: int) -> np.ndarray | None:
+def annotation_mirror_orders(
+    by_label: dict[int, np.ndarray], labels: np.ndarray, count: int
+) -> np.ndarray | None:
     """int64 [N, K]: the mirror order of the K = ``count`` keypoints of each of the N annotations
     with ``labels`` [N] (unchanged for labels not in ``by_label``); ``None`` when none swaps."""
     if not by_label or not any(int(label) in by_label for label in labels):
@@ -184,9 +204,17 @@ def letterbox(context: TransformContext) -> list[Any]:
     if context.image_size is None:
         return []
     height, width = context.image_size
-    return [A.LongestMaxSize(max_size=max(height, width)),
-            A.PadIfNeeded(min_height=height, min_width=width, position="top_left",
-                          border_mode=PAD_BORDER, fill=0, fill_mask=0)]
+    return [
+        A.LongestMaxSize(max_size=max(height, width)),
+        A.PadIfNeeded(
+            min_height=height,
+            min_width=width,
+            position="top_left",
+            border_mode=PAD_BORDER,
+            fill=0,
+            fill_mask=0,
+        ),
+    ]
 
 
 def to_unit_range(context: TransformContext) -> A.Normalize:
@@ -212,11 +240,19 @@ def detection_eval(context: TransformContext) -> A.Compose:
 @TRANSFORMS.register("detection_train", family=FAMILY)
 def detection_train(context: TransformContext) -> A.Compose:
     """Letterbox, scale jitter + shifts, horizontal flip, color jitter; drop boxes mostly cut off."""
-    return with_min_visibility(context, TRAIN_MIN_VISIBILITY).compose([
-        *letterbox(context),
-        A.Affine(scale=(0.75, 1.25), translate_percent=(-0.1, 0.1), border_mode=PAD_BORDER,
-                 fill=0, fill_mask=0, p=0.5),
-        A.HorizontalFlip(p=0.5),
-        A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
-        to_unit_range(context),
-    ])
+    return with_min_visibility(context, TRAIN_MIN_VISIBILITY).compose(
+        [
+            *letterbox(context),
+            A.Affine(
+                scale=(0.75, 1.25),
+                translate_percent=(-0.1, 0.1),
+                border_mode=PAD_BORDER,
+                fill=0,
+                fill_mask=0,
+                p=0.5,
+            ),
+            A.HorizontalFlip(p=0.5),
+            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
+            to_unit_range(context),
+        ]
+    )

@@ -42,7 +42,7 @@ class RandomRotation:
             raise SpecError(f"axis: must be one of x, y, z, got {self.axis!r}")
 
     def __call__(self, points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        angles = (torch.rand(points.shape[0], generator=generator) * 2 - 1)
+        angles = torch.rand(points.shape[0], generator=generator) * 2 - 1
         angles = angles.to(points.device) * math.radians(self.max_degrees)
         cos, sin = angles.cos(), angles.sin()
         first, second = [a for a in range(3) if a != AXES[self.axis]]
@@ -51,7 +51,9 @@ class RandomRotation:
         rotation[:, second, first], rotation[:, second, second] = sin, cos
         rotated = points.clone()
         for start in range(0, min(points.shape[2], 6), 3):
-            rotated[..., start:start + 3] = points[..., start:start + 3] @ rotation.transpose(1, 2)
+            rotated[..., start : start + 3] = points[..., start : start + 3] @ rotation.transpose(
+                1, 2
+            )
         return rotated
 
 
@@ -161,8 +163,9 @@ def build_pointcloud_transform(spec: str | Sequence[Any], where: str) -> PointCl
             preset = TRANSFORMS.get(entry)
             if preset.tags.get("family") != FAMILY:
                 presets = [e.name for e in TRANSFORMS.entries() if e.tags.get("family") == FAMILY]
-                raise SpecError(f"{place}: {entry!r} is not a point-cloud preset"
-                                f"{did_you_mean(entry, presets)}")
+                raise SpecError(
+                    f"{place}: {entry!r} is not a point-cloud preset{did_you_mean(entry, presets)}"
+                )
             ops += preset.builder().ops
         else:
             ops.append(_build_op(entry, place))
@@ -172,16 +175,17 @@ def build_pointcloud_transform(spec: str | Sequence[Any], where: str) -> PointCl
 def _build_op(entry: Any, where: str) -> Any:
     name = entry.get("name") if isinstance(entry, dict) else None
     if name not in OPS:
-        raise SpecError(f"{where}: unknown point-cloud op {name!r}"
-                        f"{did_you_mean(str(name), list(OPS))}",
-                        hint="entries are preset names or {name: <op>, ...} with op one of "
-                             + ", ".join(OPS))
+        raise SpecError(
+            f"{where}: unknown point-cloud op {name!r}{did_you_mean(str(name), list(OPS))}",
+            hint="entries are preset names or {name: <op>, ...} with op one of " + ", ".join(OPS),
+        )
     arguments = {k: v for k, v in entry.items() if k != "name"}
     allowed = list(inspect.signature(OPS[name]).parameters)
     for key in arguments:
         if key not in allowed:
-            raise SpecError(f"{where} ({name}): unknown argument {key!r}"
-                            f"{did_you_mean(key, allowed)}")
+            raise SpecError(
+                f"{where} ({name}): unknown argument {key!r}{did_you_mean(key, allowed)}"
+            )
     try:
         return OPS[name](**arguments)
     except SpecError as error:

@@ -25,11 +25,19 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 TRAIN_CROP_SCALE = (0.35, 1.0)
 
 
-def segmentation_context(image_size: tuple[int, int] | None, seed: int | None = None,
-                         source_size: tuple[int, int] | None = None) -> TransformContext:
+def segmentation_context(
+    image_size: tuple[int, int] | None,
+    seed: int | None = None,
+    source_size: tuple[int, int] | None = None,
+) -> TransformContext:
     """RGB pipelines to ``image_size`` ``(H, W)`` (``None``: keep each image's size)."""
-    return TransformContext(mean=IMAGENET_MEAN, std=IMAGENET_STD, image_size=image_size,
-                            source_size=source_size, compose_kwargs={"seed": seed})
+    return TransformContext(
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        image_size=image_size,
+        source_size=source_size,
+        compose_kwargs={"seed": seed},
+    )
 
 
 def normalize(context: TransformContext) -> A.Normalize:
@@ -47,9 +55,11 @@ def segmentation_eval(context: TransformContext) -> A.Compose:
 def segmentation_train(context: TransformContext) -> A.Compose:
     """Random scale + crop to the image size, flip, colour jitter, normalize; masks nearest."""
     size = context.output_size("segmentation_train")
-    return context.compose([
-        A.RandomResizedCrop(size=size, scale=TRAIN_CROP_SCALE),
-        A.HorizontalFlip(p=0.5),
-        A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
-        normalize(context),
-    ])
+    return context.compose(
+        [
+            A.RandomResizedCrop(size=size, scale=TRAIN_CROP_SCALE),
+            A.HorizontalFlip(p=0.5),
+            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
+            normalize(context),
+        ]
+    )

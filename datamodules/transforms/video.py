@@ -35,13 +35,22 @@ def _train(context: TransformContext, preset: str, flip: bool) -> A.Compose:
     height, width = context.output_size(preset)
     pad = max(1, height // 8)
     flips = [A.HorizontalFlip(p=0.5)] if flip else []
-    return context.compose([
-        *_resize(context),
-        A.PadIfNeeded(min_height=height + 2 * pad, min_width=width + 2 * pad, border_mode=0,
-                      fill=0, fill_mask=0),
-        A.RandomCrop(height=height, width=width), *flips,
-        A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.0, p=0.8),
-        _normalize(context)])
+    return context.compose(
+        [
+            *_resize(context),
+            A.PadIfNeeded(
+                min_height=height + 2 * pad,
+                min_width=width + 2 * pad,
+                border_mode=0,
+                fill=0,
+                fill_mask=0,
+            ),
+            A.RandomCrop(height=height, width=width),
+            *flips,
+            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.0, p=0.8),
+            _normalize(context),
+        ]
+    )
 
 
 @TRANSFORMS.register("video_eval", family=FAMILY)
@@ -70,8 +79,9 @@ def clip_pipeline(pipeline: A.Compose) -> A.Compose:
     return pipeline
 
 
-def transform_clip(pipeline: A.Compose, frames: np.ndarray, flow: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray | None]:
+def transform_clip(
+    pipeline: A.Compose, frames: np.ndarray, flow: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``(frames float32 [T, h, w, C], flow float32 [h, w, 2L] or None)`` from uint8 frames
     ``[T, H, W, C]`` and flow ``[H, W, 2L]``, with one set of sampled parameters; ``pipeline``
     from :func:`clip_pipeline`."""
@@ -81,10 +91,11 @@ def transform_clip(pipeline: A.Compose, frames: np.ndarray, flow: np.ndarray | N
     return result["images"], _correct_flow(result["mask"], pipeline, result["applied_transforms"])
 
 
-def _correct_flow(flow: np.ndarray, pipeline: A.Compose, applied: list[tuple[str, dict]]
-                  ) -> np.ndarray:
+def _correct_flow(
+    flow: np.ndarray, pipeline: A.Compose, applied: list[tuple[str, dict]]
+) -> np.ndarray:
     """Flow ``[h, w, 2L]`` with its x/y channels negated by flips and scaled by resizes."""
-    scale = np.ones(2, dtype=np.float32)                       # (x, y)
+    scale = np.ones(2, dtype=np.float32)  # (x, y)
     resizes = iter(t for t in flatten(pipeline) if isinstance(t, A.Resize))
     for name, params in applied:
         if name == "HorizontalFlip":

@@ -34,7 +34,11 @@ from visionflow.evaluation.generative import GenerativeBatch, GenerativeEvaluato
 from visionflow.plots import save_figure
 from visionflow.spec import check_arguments
 from visionflow.tasks.base import VisionTask
-from visionflow.tasks.generative.features import FeatureClassifier, load_classifier, train_classifier
+from visionflow.tasks.generative.features import (
+    FeatureClassifier,
+    load_classifier,
+    train_classifier,
+)
 from visionflow.tasks.nets.generative import LEVELS
 
 GRID_COLUMNS = 10
@@ -48,7 +52,9 @@ class GenerativeTask(VisionTask):
         h = self.hparams
         _check_shared_arguments(h)
         shape = (h.in_channels, *h.image_size)
-        mean = h.pixel_mean if h.pixel_mean is not None else [0.0] * h.in_channels  # None: not normalized
+        mean = (
+            h.pixel_mean if h.pixel_mean is not None else [0.0] * h.in_channels
+        )  # None: not normalized
         std = h.pixel_std if h.pixel_std is not None else [1.0] * h.in_channels
         self.register_buffer("pixel_mean", torch.tensor(mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(std).view(-1, 1, 1), persistent=False)
@@ -87,15 +93,18 @@ class GenerativeTask(VisionTask):
         """Histogram of the 256 levels of every subpixel over ``loader``'s images."""
         for images, _ in loader:
             levels = torch.round(self.pixels(images.to(self.device)) * (LEVELS - 1)).long()
-            positions = torch.arange(self.dims, device=self.device) * LEVELS     # [C*H*W]
-            index = (levels.flatten(1) + positions).flatten()                    # [B*C*H*W]
+            positions = torch.arange(self.dims, device=self.device) * LEVELS  # [C*H*W]
+            index = (levels.flatten(1) + positions).flatten()  # [B*C*H*W]
             self.baseline_counts.view(-1).scatter_add_(
-                0, index, torch.ones_like(index, dtype=self.baseline_counts.dtype))
+                0, index, torch.ones_like(index, dtype=self.baseline_counts.dtype)
+            )
 
     def baseline_nll(self, pixels: torch.Tensor) -> torch.Tensor:
         """Nats ``[B]`` of each image under independent per-subpixel histograms (add-one smoothed)."""
-        probabilities = (self.baseline_counts + 1) / (self.baseline_counts.sum(-1, keepdim=True) + LEVELS)
-        levels = torch.round(pixels * (LEVELS - 1)).long()                       # [B, C, H, W]
+        probabilities = (self.baseline_counts + 1) / (
+            self.baseline_counts.sum(-1, keepdim=True) + LEVELS
+        )
+        levels = torch.round(pixels * (LEVELS - 1)).long()  # [B, C, H, W]
         log_p = probabilities.log().unsqueeze(0).expand(len(pixels), *probabilities.shape)
         return -log_p.gather(-1, levels.unsqueeze(-1)).squeeze(-1).flatten(1).sum(1)
 
@@ -104,12 +113,14 @@ class GenerativeTask(VisionTask):
     def sample(self, count: int, labels: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
-    def log_likelihood_bound(self, pixels: torch.Tensor, labels: torch.Tensor | None
-                             ) -> torch.Tensor | None:
+    def log_likelihood_bound(
+        self, pixels: torch.Tensor, labels: torch.Tensor | None
+    ) -> torch.Tensor | None:
         return None
 
-    def validation_losses(self, pixels: torch.Tensor, labels: torch.Tensor | None
-                          ) -> dict[str, torch.Tensor]:
+    def validation_losses(
+        self, pixels: torch.Tensor, labels: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ epoch-end logging
@@ -144,8 +155,13 @@ class GenerativeTask(VisionTask):
         self.log_tracked(self.val_metrics, "val")
         every = self.hparams.sample_every_n_epochs
         epoch = self.current_epoch + 1
-        if (every and epoch % every == 0 and self.hparams.sample_grid_rows and not self.trainer.sanity_checking
-                and self.trainer.is_global_zero):
+        if (
+            every
+            and epoch % every == 0
+            and self.hparams.sample_grid_rows
+            and not self.trainer.sanity_checking
+            and self.trainer.is_global_zero
+        ):
             directory = Path(self.trainer.default_root_dir) / "plots"
             self.save_samples(directory / f"samples_epoch{epoch:03d}.png", f"epoch {epoch}")
 
@@ -158,23 +174,34 @@ class GenerativeTask(VisionTask):
             size = tuple(h.image_size)
             if h.classifier_checkpoint:
                 self.feature_classifier = load_classifier(
-                    h.classifier_checkpoint, num_classes=h.num_classes,
-                    in_channels=h.in_channels, image_size=size)
+                    h.classifier_checkpoint,
+                    num_classes=h.num_classes,
+                    in_channels=h.in_channels,
+                    image_size=size,
+                )
             else:
                 self.feature_classifier = train_classifier(
-                    self._train_loader(), num_classes=h.num_classes, in_channels=h.in_channels,
-                    image_size=size, epochs=h.classifier_epochs, device=self.device)
+                    self._train_loader(),
+                    num_classes=h.num_classes,
+                    in_channels=h.in_channels,
+                    image_size=size,
+                    epochs=h.classifier_epochs,
+                    device=self.device,
+                )
         return self.feature_classifier
 
     def _train_loader(self) -> Any:
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         if datamodule is None:
-            raise RunError("no classifier for FID/KID: this task has no datamodule to train one "
-                           "on", hint="set task.args.classifier_checkpoint to an "
-                                      "image_classification checkpoint on the same data")
+            raise RunError(
+                "no classifier for FID/KID: this task has no datamodule to train one on",
+                hint="set task.args.classifier_checkpoint to an "
+                "image_classification checkpoint on the same data",
+            )
         datamodule.setup("fit")
-        rank_zero_info(f"training the FID/KID classifier (LeNet-5, "
-                       f"{self.hparams.classifier_epochs} epochs)")
+        rank_zero_info(
+            f"training the FID/KID classifier (LeNet-5, {self.hparams.classifier_epochs} epochs)"
+        )
         return datamodule.train_dataloader()
 
     def make_evaluator(self) -> GenerativeEvaluator:
@@ -182,7 +209,9 @@ class GenerativeTask(VisionTask):
         return GenerativeEvaluator(self.dims)
 
     @torch.no_grad()
-    def evaluation_step(self, batch: ImageClassificationBatch) -> tuple[GenerativeBatch, torch.Tensor]:
+    def evaluation_step(
+        self, batch: ImageClassificationBatch
+    ) -> tuple[GenerativeBatch, torch.Tensor]:
         """One sample per real image (conditioned on its label), scored against the real batch."""
         pixels, labels = self.pixels(batch.images), self.labels(batch)
         samples = self.sample(len(pixels), labels)
@@ -191,9 +220,12 @@ class GenerativeTask(VisionTask):
         sample_features, sample_logits = classifier(self.normalized(samples))
         nll = self.log_likelihood_bound(pixels, labels)
         result = GenerativeBatch(
-            real_features=real_features.cpu(), sample_features=sample_features.cpu(),
-            nll=None if nll is None else nll.cpu(), baseline_nll=self.baseline_nll(pixels).cpu(),
-            sample_classes=sample_logits.argmax(1).cpu() if labels is not None else None)
+            real_features=real_features.cpu(),
+            sample_features=sample_features.cpu(),
+            nll=None if nll is None else nll.cpu(),
+            baseline_nll=self.baseline_nll(pixels).cpu(),
+            sample_classes=sample_logits.argmax(1).cpu() if labels is not None else None,
+        )
         return result, batch.targets.cpu()
 
     def on_test_epoch_start(self) -> None:
@@ -238,11 +270,16 @@ def image_grid(rows_of_images: torch.Tensor, title: str, columns: int = GRID_COL
     grid = torch.ones(channels, rows * (height + 1) + 1, columns * (width + 1) + 1)
     for index, image in enumerate(images):
         top, left = 1 + (index // columns) * (height + 1), 1 + (index % columns) * (width + 1)
-        grid[:, top:top + height, left:left + width] = image
+        grid[:, top : top + height, left : left + width] = image
     figure = Figure(figsize=(columns * 0.6 + 0.4, rows * 0.6 + 0.6), layout="constrained")
     axes = figure.subplots()
-    axes.imshow(grid.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1,
-                interpolation="nearest")
+    axes.imshow(
+        grid.permute(1, 2, 0).squeeze(-1).numpy(),
+        cmap="gray",
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
     axes.set_axis_off()
     axes.set_title(title)
     return figure
@@ -250,14 +287,26 @@ def image_grid(rows_of_images: torch.Tensor, title: str, columns: int = GRID_COL
 
 def _check_shared_arguments(h: Any) -> None:
     checks = [
-        (h.image_size is not None and len(h.image_size) == 2, "image_size",
-         f"a generative model needs a fixed [H, W], got {h.image_size}"),
-        (h.pixel_mean is None or len(h.pixel_mean) == h.in_channels, "pixel_mean",
-         f"{len(h.pixel_mean or [])} values for {h.in_channels} channels"),
-        (h.sample_every_n_epochs >= 0, "sample_every_n_epochs",
-         f"must be >= 0 (0: only after the fit), got {h.sample_every_n_epochs}"),
-        (h.sample_grid_rows >= 0, "sample_grid_rows",
-         f"must be >= 0 (0: no sample grids), got {h.sample_grid_rows}"),
+        (
+            h.image_size is not None and len(h.image_size) == 2,
+            "image_size",
+            f"a generative model needs a fixed [H, W], got {h.image_size}",
+        ),
+        (
+            h.pixel_mean is None or len(h.pixel_mean) == h.in_channels,
+            "pixel_mean",
+            f"{len(h.pixel_mean or [])} values for {h.in_channels} channels",
+        ),
+        (
+            h.sample_every_n_epochs >= 0,
+            "sample_every_n_epochs",
+            f"must be >= 0 (0: only after the fit), got {h.sample_every_n_epochs}",
+        ),
+        (
+            h.sample_grid_rows >= 0,
+            "sample_grid_rows",
+            f"must be >= 0 (0: no sample grids), got {h.sample_grid_rows}",
+        ),
         (h.classifier_epochs >= 1, "classifier_epochs", f"must be >= 1, got {h.classifier_epochs}"),
     ]
     for ok, key, message in checks:
@@ -265,8 +314,9 @@ def _check_shared_arguments(h: Any) -> None:
             raise SpecError(f"{key}: {message}")
 
 
-def build_generative_net(family: Any, name: str, net_args: dict[str, Any] | None,
-                         **provided: Any) -> nn.Module:
+def build_generative_net(
+    family: Any, name: str, net_args: dict[str, Any] | None, **provided: Any
+) -> nn.Module:
     """The net ``name`` of ``family`` with the data's ``provided`` arguments; errors name
     ``net`` or ``net_args.<key>``."""
     try:

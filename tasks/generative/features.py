@@ -43,44 +43,75 @@ class FeatureClassifier:
         return self._features, logits
 
 
-def load_classifier(path: str, *, num_classes: int, in_channels: int,
-                    image_size: tuple[int, int] | None) -> FeatureClassifier:
+def load_classifier(
+    path: str, *, num_classes: int, in_channels: int, image_size: tuple[int, int] | None
+) -> FeatureClassifier:
     """The net of an ``image_classification`` checkpoint; errors name ``classifier_checkpoint``."""
     if not Path(path).is_file():
-        raise CheckpointError(f"classifier_checkpoint: {path} does not exist",
-                              hint="a .ckpt of the image_classification task on the same data")
+        raise CheckpointError(
+            f"classifier_checkpoint: {path} does not exist",
+            hint="a .ckpt of the image_classification task on the same data",
+        )
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     hparams: dict[str, Any] = checkpoint.get("hyper_parameters", {})
-    wanted = {"num_classes": num_classes, "in_channels": in_channels,
-              "image_size": list(image_size) if image_size else None}
+    wanted = {
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "image_size": list(image_size) if image_size else None,
+    }
     for key, value in wanted.items():
         found = list(hparams[key]) if key == "image_size" and hparams.get(key) else hparams.get(key)
         if found != value:
-            raise SpecError(f"classifier_checkpoint: {path} has {key}={found}, the data {value}",
-                            hint="train the classifier on the same data and image size")
-    net = build_net(hparams["net"], num_classes=num_classes, in_channels=in_channels,
-                    image_size=image_size, net_args=hparams.get("net_args"))
-    state = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items()
-             if key.startswith("net.")}
+            raise SpecError(
+                f"classifier_checkpoint: {path} has {key}={found}, the data {value}",
+                hint="train the classifier on the same data and image size",
+            )
+    net = build_net(
+        hparams["net"],
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        net_args=hparams.get("net_args"),
+    )
+    state = {
+        key.removeprefix("net."): value
+        for key, value in checkpoint["state_dict"].items()
+        if key.startswith("net.")
+    }
     net.load_state_dict(state)
     return FeatureClassifier(net)
 
 
-def train_classifier(loader: Any, *, num_classes: int, in_channels: int,
-                     image_size: tuple[int, int] | None, epochs: int, device: torch.device,
-                     seed: int = 0) -> FeatureClassifier:
+def train_classifier(
+    loader: Any,
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: tuple[int, int] | None,
+    epochs: int,
+    device: torch.device,
+    seed: int = 0,
+) -> FeatureClassifier:
     """LeNet-5 trained for ``epochs`` on ``loader``'s ``(images, labels)`` batches (Adam); also
     inside Lightning's evaluation loops, which run in inference mode."""
     with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng():
         torch.manual_seed(seed)
-        return FeatureClassifier(_fit_lenet(loader, num_classes, in_channels, image_size, epochs,
-                                            device))
+        return FeatureClassifier(
+            _fit_lenet(loader, num_classes, in_channels, image_size, epochs, device)
+        )
 
 
-def _fit_lenet(loader: Any, num_classes: int, in_channels: int, image_size: tuple[int, int] | None,
-               epochs: int, device: torch.device) -> nn.Module:
-    net = build_net(DEFAULT_NET, num_classes=num_classes, in_channels=in_channels,
-                    image_size=image_size).to(device)
+def _fit_lenet(
+    loader: Any,
+    num_classes: int,
+    in_channels: int,
+    image_size: tuple[int, int] | None,
+    epochs: int,
+    device: torch.device,
+) -> nn.Module:
+    net = build_net(
+        DEFAULT_NET, num_classes=num_classes, in_channels=in_channels, image_size=image_size
+    ).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
     for _ in range(epochs):
         for images, labels in loader:

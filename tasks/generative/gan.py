@@ -38,8 +38,9 @@ GanLoss = Literal["non_saturating", "hinge", "wgan_gp"]
 DCGAN_ADAM = OptimizerConfig(name="adam", lr=2e-4, momentum=0.5)
 
 
-def discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor,
-                       loss: GanLoss) -> torch.Tensor:
+def discriminator_loss(
+    real_scores: torch.Tensor, fake_scores: torch.Tensor, loss: GanLoss
+) -> torch.Tensor:
     """The discriminator's loss (to minimize) from scores ``[B]``, without the gradient penalty."""
     if loss == "non_saturating":
         return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
@@ -55,13 +56,14 @@ def generator_loss(fake_scores: torch.Tensor, loss: GanLoss) -> torch.Tensor:
     return -fake_scores.mean()
 
 
-def gradient_penalty(discriminator: Any, real: torch.Tensor, fake: torch.Tensor,
-                     labels: torch.Tensor | None) -> torch.Tensor:
+def gradient_penalty(
+    discriminator: Any, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None
+) -> torch.Tensor:
     """WGAN-GP: mean ``(|grad_x D(x)| - 1)^2`` at random points between real and fake ``[B, ...]``."""
     weights = torch.rand(len(real), 1, 1, 1, device=real.device)
     points = torch.lerp(real, fake, weights).requires_grad_(True)
     scores = discriminator(points, labels)
-    gradients, = torch.autograd.grad(scores.sum(), points, create_graph=True)
+    (gradients,) = torch.autograd.grad(scores.sum(), points, create_graph=True)
     return (gradients.flatten(1).norm(dim=1) - 1).square().mean()
 
 
@@ -103,8 +105,13 @@ class GANTask(GenerativeTask):
         self.discriminator_config = config_from(discriminator_optimizer, DCGAN_ADAM)
         self.automatic_optimization = False
         self.net = build_generative_net(
-            GAN_NETS, net, net_args, in_channels=in_channels, image_size=image_size,
-            num_classes=num_classes if conditional else 0)
+            GAN_NETS,
+            net,
+            net_args,
+            in_channels=in_channels,
+            image_size=image_size,
+            num_classes=num_classes if conditional else 0,
+        )
         self.ema_generator = copy.deepcopy(self.net.generator).requires_grad_(False)
 
     # ------------------------------------------------------------------------ optimization
@@ -117,7 +124,9 @@ class GANTask(GenerativeTask):
         """``[generator optimizer, discriminator optimizer]`` and their schedules, if any."""
         generator = self.optimizer_config.build(self.parameter_groups())
         discriminator = self.discriminator_config.build(self.net.discriminator.parameters())
-        schedules = [self.scheduler_config.build(o, self.trainer) for o in (generator, discriminator)]
+        schedules = [
+            self.scheduler_config.build(o, self.trainer) for o in (generator, discriminator)
+        ]
         return [generator, discriminator], [s for s in schedules if s is not None]
 
     def training_step(self, batch: ImageClassificationBatch, batch_idx: int) -> None:
@@ -137,13 +146,17 @@ class GANTask(GenerativeTask):
         self.step_schedules("step")
         self.track(self.train_metrics, {"d_loss": d_loss, "g_loss": g_loss})
 
-    def discriminator_step_loss(self, real: torch.Tensor, fake: torch.Tensor,
-                                labels: torch.Tensor | None) -> torch.Tensor:
+    def discriminator_step_loss(
+        self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None
+    ) -> torch.Tensor:
         discriminator = self.net.discriminator
-        loss = discriminator_loss(discriminator(real, labels), discriminator(fake, labels),
-                                  self.hparams.loss)
+        loss = discriminator_loss(
+            discriminator(real, labels), discriminator(fake, labels), self.hparams.loss
+        )
         if self.hparams.loss == "wgan_gp" and self.hparams.gp_weight:
-            loss = loss + self.hparams.gp_weight * gradient_penalty(discriminator, real, fake, labels)
+            loss = loss + self.hparams.gp_weight * gradient_penalty(
+                discriminator, real, fake, labels
+            )
         return loss
 
     @torch.no_grad()
@@ -166,12 +179,16 @@ class GANTask(GenerativeTask):
 
     # ---------------------------------------------------------------------------- sampling
 
-    def validation_losses(self, pixels: torch.Tensor, labels: torch.Tensor | None
-                          ) -> dict[str, torch.Tensor]:
-        fake = self.net.generator(torch.randn(len(pixels), self.net.latent_dim, device=self.device),
-                                  labels)
+    def validation_losses(
+        self, pixels: torch.Tensor, labels: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        fake = self.net.generator(
+            torch.randn(len(pixels), self.net.latent_dim, device=self.device), labels
+        )
         scores = self.net.discriminator(fake, labels)
-        d_loss = discriminator_loss(self.net.discriminator(pixels, labels), scores, self.hparams.loss)
+        d_loss = discriminator_loss(
+            self.net.discriminator(pixels, labels), scores, self.hparams.loss
+        )
         return {"d_loss": d_loss, "g_loss": generator_loss(scores, self.hparams.loss)}
 
     def sample(self, count: int, labels: torch.Tensor | None) -> torch.Tensor:

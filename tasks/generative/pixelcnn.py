@@ -50,23 +50,33 @@ class PixelCNNTask(GenerativeTask):
         self.save_hyperparameters()
         self.setup_generative()
         self.net = build_generative_net(
-            PIXELCNN_NETS, net, net_args, in_channels=in_channels, image_size=image_size,
-            num_classes=num_classes if conditional else 0)
+            PIXELCNN_NETS,
+            net,
+            net_args,
+            in_channels=in_channels,
+            image_size=image_size,
+            num_classes=num_classes if conditional else 0,
+        )
 
-    def log_likelihood_bound(self, pixels: torch.Tensor, labels: torch.Tensor | None
-                             ) -> torch.Tensor:
+    def log_likelihood_bound(
+        self, pixels: torch.Tensor, labels: torch.Tensor | None
+    ) -> torch.Tensor:
         """The exact ``-log p(pixels)`` in nats ``[B]``."""
-        logits = self.net(pixels, labels)                                     # [B, 256, C, H, W]
-        levels = torch.round(pixels * (LEVELS - 1)).long()                   # [B, C, H, W]
+        logits = self.net(pixels, labels)  # [B, 256, C, H, W]
+        levels = torch.round(pixels * (LEVELS - 1)).long()  # [B, C, H, W]
         return F.cross_entropy(logits, levels, reduction="none").flatten(1).sum(1)
 
     def training_step(self, batch: ImageClassificationBatch, batch_idx: int) -> torch.Tensor:
-        loss = self.log_likelihood_bound(self.pixels(batch.images), self.labels(batch)).mean() / self.dims
+        loss = (
+            self.log_likelihood_bound(self.pixels(batch.images), self.labels(batch)).mean()
+            / self.dims
+        )
         self.track(self.train_metrics, {"loss": loss})
         return loss
 
-    def validation_losses(self, pixels: torch.Tensor, labels: torch.Tensor | None
-                          ) -> dict[str, torch.Tensor]:
+    def validation_losses(
+        self, pixels: torch.Tensor, labels: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
         nll = self.log_likelihood_bound(pixels, labels)
         return {"loss": nll / self.dims, "bpd": self.bits_per_dim(nll)}
 
@@ -79,7 +89,7 @@ class PixelCNNTask(GenerativeTask):
         for row in range(height):
             for column in range(width):
                 for color in range(colors):
-                    logits = self.net(images, labels)[:, :, color, row, column]     # [B, 256]
+                    logits = self.net(images, labels)[:, :, color, row, column]  # [B, 256]
                     levels = torch.multinomial(logits.float().softmax(1), 1).squeeze(1)
                     images[:, color, row, column] = levels / (LEVELS - 1)
         return images

@@ -25,7 +25,12 @@ from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import SpecError
 from visionflow.plots import save_figure
 from visionflow.registry import TASKS
-from visionflow.tasks.generative.base import GRID_COLUMNS, GenerativeTask, build_generative_net, image_grid
+from visionflow.tasks.generative.base import (
+    GRID_COLUMNS,
+    GenerativeTask,
+    build_generative_net,
+    image_grid,
+)
 from visionflow.tasks.nets.families import VAE_NETS
 from visionflow.tasks.nets.generative import LEVELS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
@@ -39,8 +44,12 @@ def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.square() + log_var.exp() - 1 - log_var).sum(1)
 
 
-def discretized_log_likelihood(pixels: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor,
-                               kind: Literal["logistic", "gaussian"]) -> torch.Tensor:
+def discretized_log_likelihood(
+    pixels: torch.Tensor,
+    mean: torch.Tensor,
+    log_scale: torch.Tensor,
+    kind: Literal["logistic", "gaussian"],
+) -> torch.Tensor:
     """``log P(pixels)`` in nats ``[B]`` of pixels ``[B, C, H, W]`` on the 256 levels of [0, 1]:
     the mass of a logistic / Gaussian (``mean``, ``exp(log_scale)``) in each level's bin
     ``pixel +- 1/510``, the end bins reaching to -inf and +inf (PixelCNN++, Salimans et al. 2017)."""
@@ -48,7 +57,9 @@ def discretized_log_likelihood(pixels: torch.Tensor, mean: torch.Tensor, log_sca
     inverse_scale = torch.exp(-log_scale)
     upper = (pixels + half_bin - mean) * inverse_scale
     lower = (pixels - half_bin - mean) * inverse_scale
-    cdf = torch.sigmoid if kind == "logistic" else (lambda x: 0.5 * (1 + torch.erf(x / math.sqrt(2))))
+    cdf = (
+        torch.sigmoid if kind == "logistic" else (lambda x: 0.5 * (1 + torch.erf(x / math.sqrt(2))))
+    )
     cdf_upper = torch.where(pixels >= 1 - half_bin, torch.ones_like(upper), cdf(upper))
     cdf_lower = torch.where(pixels <= half_bin, torch.zeros_like(lower), cdf(lower))
     return (cdf_upper - cdf_lower).clamp_min(1e-12).log().flatten(1).sum(1)
@@ -90,12 +101,18 @@ class VAETask(GenerativeTask):
         if beta <= 0:
             raise SpecError(f"beta: must be > 0, got {beta}")
         self.net = build_generative_net(
-            VAE_NETS, net, net_args, in_channels=in_channels, image_size=image_size,
+            VAE_NETS,
+            net,
+            net_args,
+            in_channels=in_channels,
+            image_size=image_size,
             num_classes=num_classes if conditional else 0,
-            params_per_channel=1 if likelihood == "bernoulli" else 2)
+            params_per_channel=1 if likelihood == "bernoulli" else 2,
+        )
 
-    def elbo_terms(self, pixels: torch.Tensor, labels: torch.Tensor | None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def elbo_terms(
+        self, pixels: torch.Tensor, labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(reconstruction nats [B], KL nats [B])`` with one reparameterized latent sample."""
         mean, log_var = self.net.encode(pixels, labels)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
@@ -121,14 +138,20 @@ class VAETask(GenerativeTask):
         self.track(self.train_metrics, {"loss": loss})
         return loss
 
-    def validation_losses(self, pixels: torch.Tensor, labels: torch.Tensor | None
-                          ) -> dict[str, torch.Tensor]:
+    def validation_losses(
+        self, pixels: torch.Tensor, labels: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
         recon, kl = self.elbo_terms(pixels, labels)
-        return {"loss": (recon + self.hparams.beta * kl) / self.dims, "recon": recon, "kl": kl,
-                "bpd": self.bits_per_dim(recon + kl)}
+        return {
+            "loss": (recon + self.hparams.beta * kl) / self.dims,
+            "recon": recon,
+            "kl": kl,
+            "bpd": self.bits_per_dim(recon + kl),
+        }
 
-    def log_likelihood_bound(self, pixels: torch.Tensor, labels: torch.Tensor | None
-                             ) -> torch.Tensor:
+    def log_likelihood_bound(
+        self, pixels: torch.Tensor, labels: torch.Tensor | None
+    ) -> torch.Tensor:
         """The negative ELBO (beta = 1) in nats ``[B]``: an upper bound on ``-log p(pixels)``."""
         recon, kl = self.elbo_terms(pixels, labels)
         return recon + kl
@@ -146,8 +169,10 @@ class VAETask(GenerativeTask):
             return paths
         self.eval()
         with torch.no_grad():
-            paths += [self._save_reconstructions(Path(directory) / "reconstructions.png"),
-                      self._save_interpolations(Path(directory) / "interpolations.png")]
+            paths += [
+                self._save_reconstructions(Path(directory) / "reconstructions.png"),
+                self._save_interpolations(Path(directory) / "interpolations.png"),
+            ]
         return paths
 
     def _save_reconstructions(self, path: Path) -> Path:
@@ -155,15 +180,19 @@ class VAETask(GenerativeTask):
         labels = labels if self.hparams.conditional else None
         mean, _ = self.net.encode(pixels, labels)
         rebuilt = self.image_of(self.net.decode(mean, labels))
-        return save_figure(image_grid(torch.cat([pixels, rebuilt]),
-                                      "validation images (top) and reconstructions"), path)
+        return save_figure(
+            image_grid(torch.cat([pixels, rebuilt]), "validation images (top) and reconstructions"),
+            path,
+        )
 
     def _save_interpolations(self, path: Path) -> Path:
         pixels, labels = self.preview
         pairs = len(pixels) // 2
         mean, _ = self.net.encode(pixels, labels if self.hparams.conditional else None)
         weights = torch.linspace(0, 1, GRID_COLUMNS, device=self.device)[None, :, None]
-        line = torch.lerp(mean[:pairs, None], mean[pairs:2 * pairs, None], weights)  # [P, 10, Z]
-        row_labels = labels[:pairs].repeat_interleave(GRID_COLUMNS) if self.hparams.conditional else None
+        line = torch.lerp(mean[:pairs, None], mean[pairs : 2 * pairs, None], weights)  # [P, 10, Z]
+        row_labels = (
+            labels[:pairs].repeat_interleave(GRID_COLUMNS) if self.hparams.conditional else None
+        )
         images = self.image_of(self.net.decode(line.flatten(0, 1), row_labels))
         return save_figure(image_grid(images, "latent interpolations between two images"), path)

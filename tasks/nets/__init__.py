@@ -14,33 +14,72 @@ import torch
 from torch import nn
 
 from visionflow.errors import SpecError
-from visionflow.tasks.nets import (classic, detectors, families, generative, pointnet, rl,
-                                   segmentation, torchvision_nets, transfer, video, video3d, vit)
+from visionflow.tasks.nets import (
+    classic,
+    detectors,
+    families,
+    generative,
+    pointnet,
+    rl,
+    segmentation,
+    torchvision_nets,
+    transfer,
+    video,
+    video3d,
+    vit,
+)
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS, checked_builder
 from visionflow.tasks.nets.transfer import replace_head, split_backbone_head
 
 COMMON_ARGS = ("num_classes", "in_channels", "image_size", "dropout")
 
-__all__ = ["COMMON_ARGS", "build_net", "classic", "detectors", "families", "generative", "pointnet",
-           "replace_head", "rl", "segmentation", "split_backbone_head",
-           "torchvision_nets", "transfer", "video", "video3d", "vit"]
+__all__ = [
+    "COMMON_ARGS",
+    "build_net",
+    "classic",
+    "detectors",
+    "families",
+    "generative",
+    "pointnet",
+    "replace_head",
+    "rl",
+    "segmentation",
+    "split_backbone_head",
+    "torchvision_nets",
+    "transfer",
+    "video",
+    "video3d",
+    "vit",
+]
 
 
-def build_net(name: str, *, num_classes: int, in_channels: int,
-              image_size: list[int] | tuple[int, int] | None, dropout: float = 0.0,
-              net_args: dict[str, Any] | None = None) -> nn.Module:
+def build_net(
+    name: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: list[int] | tuple[int, int] | None,
+    dropout: float = 0.0,
+    net_args: dict[str, Any] | None = None,
+) -> nn.Module:
     """Build the registered net ``name``; errors name ``net`` or ``.net_args.<key>``."""
     net_args = dict(net_args or {})
     builder = checked_builder(CLASSIFICATION_NETS, name, net_args, len(COMMON_ARGS))
-    model = builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
-                    dropout=dropout, **net_args)
+    model = builder(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        dropout=dropout,
+        **net_args,
+    )
     if image_size is not None:
         check_input_size(model, name, in_channels, tuple(image_size))
     return model
 
 
-def check_input_size(model: nn.Module, name: str, in_channels: int,
-                     image_size: tuple[int, int]) -> None:
+def check_input_size(
+    model: nn.Module, name: str, in_channels: int, image_size: tuple[int, int]
+) -> None:
     """Run ``model`` on a meta-device image ``[2, C, H, W]`` (shapes only, no compute); a network
     that cannot take that size (e.g. AlexNet at 32 px) raises a SpecError naming the image size."""
     tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
@@ -56,7 +95,10 @@ def check_input_size(model: nn.Module, name: str, in_channels: int,
         hint = "use larger images"
         if name in torchvision_nets.LAYOUTS:
             hint += ", or net_args.small_input: true"
-        raise SpecError(f"image_size: net {name!r} cannot take {in_channels}x"
-                        f"{image_size[0]}x{image_size[1]} images ({reason})", hint=hint) from None
+        raise SpecError(
+            f"image_size: net {name!r} cannot take {in_channels}x"
+            f"{image_size[0]}x{image_size[1]} images ({reason})",
+            hint=hint,
+        ) from None
     finally:
         model.train(was_training)

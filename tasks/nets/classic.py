@@ -21,37 +21,48 @@ Activation = Literal["relu", "tanh", "gelu"]
 def image_hw(image_size: list[int] | tuple[int, int] | None, net: str) -> tuple[int, int]:
     """``(H, W)`` of the images a net is built for; a SpecError when the data did not fix it."""
     if image_size is None:
-        raise SpecError(f"image_size: net {net!r} needs a fixed image size, and the data "
-                        "did not report one", hint="set image_size: [H, W]")
+        raise SpecError(
+            f"image_size: net {net!r} needs a fixed image size, and the data did not report one",
+            hint="set image_size: [H, W]",
+        )
     if len(image_size) != 2 or any(int(s) < 1 for s in image_size):
-        raise SpecError(f"image_size: expected [H, W] with positive sizes, "
-                        f"got {image_size}")
+        raise SpecError(f"image_size: expected [H, W] with positive sizes, got {image_size}")
     return int(image_size[0]), int(image_size[1])
 
 
 @CLASSIFICATION_NETS.register("linear")
-def linear(*, num_classes: int, in_channels: int, image_size: list[int] | tuple[int, int] | None,
-           dropout: float = 0.0) -> nn.Module:
+def linear(
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: list[int] | tuple[int, int] | None,
+    dropout: float = 0.0,
+) -> nn.Module:
     """Linear classifier on flattened pixels (softmax or multiclass SVM, by the task's loss)."""
     height, width = image_hw(image_size, "linear")
     model = nn.Sequential(
-        nn.Flatten(),                                                  # [B, C*H*W]
+        nn.Flatten(),  # [B, C*H*W]
         nn.Dropout(dropout),
-        nn.Linear(in_channels * height * width, num_classes),          # [B, K]
+        nn.Linear(in_channels * height * width, num_classes),  # [B, K]
     )
     return mark_head(model, "2")
 
 
 @CLASSIFICATION_NETS.register("mlp")
-def mlp(*, num_classes: int, in_channels: int, image_size: list[int] | tuple[int, int] | None,
-        dropout: float = 0.0, hidden_sizes: list[int] | tuple[int, ...] = (256,),
-        activation: Activation = "relu") -> nn.Module:
+def mlp(
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: list[int] | tuple[int, int] | None,
+    dropout: float = 0.0,
+    hidden_sizes: list[int] | tuple[int, ...] = (256,),
+    activation: Activation = "relu",
+) -> nn.Module:
     """Fully connected network on flattened pixels: ``hidden_sizes`` layers, then the classifier."""
     height, width = image_hw(image_size, "mlp")
     if not hidden_sizes or any(size < 1 for size in hidden_sizes):
-        raise SpecError(f"net_args.hidden_sizes: expected positive sizes, "
-                        f"got {hidden_sizes}")
-    layers: list[nn.Module] = [nn.Flatten()]                           # [B, C*H*W]
+        raise SpecError(f"net_args.hidden_sizes: expected positive sizes, got {hidden_sizes}")
+    layers: list[nn.Module] = [nn.Flatten()]  # [B, C*H*W]
     width_in = in_channels * height * width
     for size in hidden_sizes:
         layers += [nn.Linear(width_in, size), ACTIVATIONS[activation]()]
@@ -71,16 +82,22 @@ class LeNet5(nn.Module):
         super().__init__()
         act = ACTIVATIONS[activation]
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, 5), act(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), act(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, 6, 5),
+            act(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            act(),
+            nn.MaxPool2d(2),
             nn.AdaptiveAvgPool2d(5),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(),                                              # [B, 400]
-            nn.Linear(16 * 5 * 5, 120), act(),
-            nn.Linear(120, 84), act(),
+            nn.Flatten(),  # [B, 400]
+            nn.Linear(16 * 5 * 5, 120),
+            act(),
+            nn.Linear(120, 84),
+            act(),
             nn.Dropout(dropout),
-            nn.Linear(84, num_classes),                                # [B, K]
+            nn.Linear(84, num_classes),  # [B, K]
         )
 
     def forward(self, images):
@@ -88,7 +105,13 @@ class LeNet5(nn.Module):
 
 
 @CLASSIFICATION_NETS.register("lenet5")
-def lenet5(*, num_classes: int, in_channels: int, image_size: list[int] | tuple[int, int] | None,
-           dropout: float = 0.0, activation: Activation = "relu") -> nn.Module:
+def lenet5(
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: list[int] | tuple[int, int] | None,
+    dropout: float = 0.0,
+    activation: Activation = "relu",
+) -> nn.Module:
     """LeNet-5: two 5x5 conv layers and three fully connected layers, for 32x32 images."""
     return mark_head(LeNet5(num_classes, in_channels, dropout, activation), "classifier.6")

@@ -39,11 +39,18 @@ from visionflow.errors import CheckpointError, SpecError
 from visionflow.registry import did_you_mean
 from visionflow.tasks.nets.families import DETECTION_NETS
 
-
 KEY = "net_args."
 #: What the builders set themselves, so ``model_kwargs`` may not.
-MODEL_ARGS_SET = ("self", "backbone", "num_classes", "kwargs", "anchor_generator",
-                  "rpn_anchor_generator", "head", "size")
+MODEL_ARGS_SET = (
+    "self",
+    "backbone",
+    "num_classes",
+    "kwargs",
+    "anchor_generator",
+    "rpn_anchor_generator",
+    "head",
+    "size",
+)
 
 
 @dataclass(frozen=True)
@@ -72,46 +79,82 @@ class DetectorOptions:
         if value is None:
             return pretrained_default if self.pretrained else maximum
         if not 0 <= value <= maximum:
-            raise SpecError(f"{KEY}trainable_backbone_layers: must be in [0, {maximum}] for this "
-                            f"backbone, got {value}")
+            raise SpecError(
+                f"{KEY}trainable_backbone_layers: must be in [0, {maximum}] for this "
+                f"backbone, got {value}"
+            )
         return value
 
-    def model_args(self, model_class: type, prefix: str = "", resize: bool = True) -> dict[str, Any]:
+    def model_args(
+        self, model_class: type, prefix: str = "", resize: bool = True
+    ) -> dict[str, Any]:
         """Keyword arguments of ``model_class``: the settings given, under its names
         (``box_score_thresh`` for R-CNN), plus ``model_kwargs`` (checked against its signature:
         torchvision passes unknown ones on to a transform that ignores them)."""
-        values = {"score_thresh": self.score_thresh, "nms_thresh": self.nms_thresh,
-                  "detections_per_img": self.detections_per_img}
+        values = {
+            "score_thresh": self.score_thresh,
+            "nms_thresh": self.nms_thresh,
+            "detections_per_img": self.detections_per_img,
+        }
         named = {prefix + k: v for k, v in values.items() if v is not None}
         if resize:
-            named.update({k: v for k, v in (("min_size", self.min_size),
-                                            ("max_size", self.max_size)) if v is not None})
+            named.update(
+                {
+                    k: v
+                    for k, v in (("min_size", self.min_size), ("max_size", self.max_size))
+                    if v is not None
+                }
+            )
         extra = dict(self.model_kwargs or {})
         allowed = [n for n in inspect.signature(model_class).parameters if n not in MODEL_ARGS_SET]
         for key in extra:
             if key not in allowed:
-                raise SpecError(f"{KEY}model_kwargs.{key}: not an argument of "
-                                f"{model_class.__name__}{did_you_mean(key, allowed)}")
+                raise SpecError(
+                    f"{KEY}model_kwargs.{key}: not an argument of "
+                    f"{model_class.__name__}{did_you_mean(key, allowed)}"
+                )
         twice = sorted(set(named) & set(extra))
         if twice:
-            raise SpecError(f"{KEY}model_kwargs.{twice[0]}: also set by a named option",
-                            hint="set it in one place")
+            raise SpecError(
+                f"{KEY}model_kwargs.{twice[0]}: also set by a named option",
+                hint="set it in one place",
+            )
         return {**named, **extra}
 
 
-def build_detector(name: str, *, num_classes: int, weights: str | None = None,
-                   weights_backbone: str | None = None,
-                   trainable_backbone_layers: int | None = None, min_size: int | None = None,
-                   max_size: int | None = None, anchor_sizes: list[list[int]] | None = None,
-                   aspect_ratios: list[float] | None = None, score_thresh: float | None = None,
-                   nms_thresh: float | None = None, detections_per_img: int | None = None,
-                   model_kwargs: dict[str, Any] | None = None) -> nn.Module:
+def build_detector(
+    name: str,
+    *,
+    num_classes: int,
+    weights: str | None = None,
+    weights_backbone: str | None = None,
+    trainable_backbone_layers: int | None = None,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    anchor_sizes: list[list[int]] | None = None,
+    aspect_ratios: list[float] | None = None,
+    score_thresh: float | None = None,
+    nms_thresh: float | None = None,
+    detections_per_img: int | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+) -> nn.Module:
     """The detector ``name`` with ``num_classes`` outputs (background included), see above.
     ``model_kwargs`` go to the torchvision model class as they are (e.g. Faster R-CNN's
     ``box_batch_size_per_image``, ``rpn_post_nms_top_n_train``)."""
-    options = DetectorOptions(num_classes, weights, weights_backbone, trainable_backbone_layers,
-                              min_size, max_size, anchor_sizes, aspect_ratios, score_thresh,
-                              nms_thresh, detections_per_img, model_kwargs)
+    options = DetectorOptions(
+        num_classes,
+        weights,
+        weights_backbone,
+        trainable_backbone_layers,
+        min_size,
+        max_size,
+        anchor_sizes,
+        aspect_ratios,
+        score_thresh,
+        nms_thresh,
+        detections_per_img,
+        model_kwargs,
+    )
     check_options(options)
     model = DETECTION_NETS.get(name).builder(options)
     if weights is not None:
@@ -121,8 +164,10 @@ def build_detector(name: str, *, num_classes: int, weights: str | None = None,
 
 def check_options(options: DetectorOptions) -> None:
     if options.num_classes < 2:
-        raise SpecError(f"num_classes: a detector needs at least one class besides the "
-                        f"background, got {options.num_classes - 1}")
+        raise SpecError(
+            f"num_classes: a detector needs at least one class besides the "
+            f"background, got {options.num_classes - 1}"
+        )
     for key in ("min_size", "max_size", "detections_per_img"):
         value = getattr(options, key)
         if value is not None and value < 1:
@@ -135,13 +180,16 @@ def check_options(options: DetectorOptions) -> None:
 
 # ------------------------------------------------------------------------------------ weights
 
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a local file (``weights_only=True``); ``{"model": sd}`` is opened."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: weights file is missing",
-                              hint="weights are local files; nothing is downloaded") from None
+        raise CheckpointError(
+            f"{path}: weights file is missing",
+            hint="weights are local files; nothing is downloaded",
+        ) from None
     except Exception as error:  # pickle, zip and torch errors all mean an unreadable file
         raise CheckpointError(f"{path}: cannot read weights ({error})") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
@@ -162,16 +210,22 @@ def load_detector_weights(model: nn.Module, path: Path, class_head: str) -> None
         raise CheckpointError(f"{path}: shapes differ for {', '.join(unexpected[:5])}")
     state = {k: v for k, v in state.items() if k not in reshaped}
     result = model.load_state_dict(state, strict=False)
-    problems = [k for k in (*result.unexpected_keys, *result.missing_keys)
-                if not k.endswith("num_batches_tracked") and k not in reshaped]
+    problems = [
+        k
+        for k in (*result.unexpected_keys, *result.missing_keys)
+        if not k.endswith("num_batches_tracked") and k not in reshaped
+    ]
     if problems:
-        raise CheckpointError(f"{path}: does not fit the detector: missing or unexpected keys "
-                              f"{', '.join(problems[:5])}" + (" ..." if len(problems) > 5 else ""),
-                              hint="weights must come from the same detector architecture")
+        raise CheckpointError(
+            f"{path}: does not fit the detector: missing or unexpected keys "
+            f"{', '.join(problems[:5])}" + (" ..." if len(problems) > 5 else ""),
+            hint="weights must come from the same detector architecture",
+        )
 
 
-def classification_backbone(factory: Callable[..., nn.Module], options: DetectorOptions,
-                            **kwargs: Any) -> nn.Module:
+def classification_backbone(
+    factory: Callable[..., nn.Module], options: DetectorOptions, **kwargs: Any
+) -> nn.Module:
     """A torchvision classification network with ``weights_backbone`` loaded (no download)."""
     model = factory(weights=None, **kwargs)
     if options.weights_backbone is not None:
@@ -179,13 +233,16 @@ def classification_backbone(factory: Callable[..., nn.Module], options: Detector
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
-            raise CheckpointError(f"{options.weights_backbone}: does not fit the "
-                                  f"{type(model).__name__} backbone: "
-                                  f"{str(error).splitlines()[1].strip()}") from None
+            raise CheckpointError(
+                f"{options.weights_backbone}: does not fit the "
+                f"{type(model).__name__} backbone: "
+                f"{str(error).splitlines()[1].strip()}"
+            ) from None
     return model
 
 
 # ----------------------------------------------------------------------------------- anchors
+
 
 def anchor_generator(options: DetectorOptions, levels: int, default: Any, one_per_level=False):
     """An ``AnchorGenerator`` from ``anchor_sizes``/``aspect_ratios``, or ``default`` without them."""
@@ -196,8 +253,10 @@ def anchor_generator(options: DetectorOptions, levels: int, default: Any, one_pe
     sizes = options.anchor_sizes or [list(s) for s in default.sizes]
     ratios = options.aspect_ratios or list(default.aspect_ratios[0])
     if len(sizes) != levels or len({len(s) for s in sizes}) != 1 or not all(sizes):
-        raise SpecError(f"{KEY}anchor_sizes: expected {levels} lists (one per feature level) of "
-                        f"equal length, got {sizes}")
+        raise SpecError(
+            f"{KEY}anchor_sizes: expected {levels} lists (one per feature level) of "
+            f"equal length, got {sizes}"
+        )
     if one_per_level and (len(sizes[0]) != 1 or list(ratios) != [1.0]):
         raise SpecError(f"{KEY}anchor_sizes: FCOS takes one size per level and aspect ratio 1.0")
     if any(s <= 0 for level in sizes for s in level) or any(r <= 0 for r in ratios):
@@ -208,11 +267,14 @@ def anchor_generator(options: DetectorOptions, levels: int, default: Any, one_pe
 def no_resize_or_anchors(options: DetectorOptions, name: str) -> None:
     for key in ("min_size", "max_size", "anchor_sizes", "aspect_ratios"):
         if getattr(options, key) is not None:
-            raise SpecError(f"{KEY}{key}: {name} has a fixed input size and default boxes",
-                            hint="remove the key, or use an FPN detector")
+            raise SpecError(
+                f"{KEY}{key}: {name} has a fixed input size and default boxes",
+                hint="remove the key, or use an FPN detector",
+            )
 
 
 # ---------------------------------------------------------------------------------- builders
+
 
 def frozen_bn_if_pretrained(options: DetectorOptions) -> type[nn.Module]:
     from torchvision.ops import FrozenBatchNorm2d
@@ -226,7 +288,9 @@ def resnet50_fpn(options: DetectorOptions, p6p7: bool) -> nn.Module:
     from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
     from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-    backbone = classification_backbone(resnet50, options, norm_layer=frozen_bn_if_pretrained(options))
+    backbone = classification_backbone(
+        resnet50, options, norm_layer=frozen_bn_if_pretrained(options)
+    )
     extra = {"returned_layers": [2, 3, 4], "extra_blocks": LastLevelP6P7(256, 256)} if p6p7 else {}
     return _resnet_fpn_extractor(backbone, options.trainable_layers(5, 3), **extra)
 
@@ -238,8 +302,12 @@ def fasterrcnn_resnet50_fpn(options: DetectorOptions) -> nn.Module:
     from torchvision.models.detection.faster_rcnn import _default_anchorgen
 
     anchors = anchor_generator(options, 5, _default_anchorgen())
-    return FasterRCNN(resnet50_fpn(options, p6p7=False), options.num_classes,
-                      rpn_anchor_generator=anchors, **options.model_args(FasterRCNN, "box_"))
+    return FasterRCNN(
+        resnet50_fpn(options, p6p7=False),
+        options.num_classes,
+        rpn_anchor_generator=anchors,
+        **options.model_args(FasterRCNN, "box_"),
+    )
 
 
 @DETECTION_NETS.register("fasterrcnn_mobilenet_v3_large_fpn", class_head="roi_heads.box_predictor")
@@ -250,13 +318,17 @@ def fasterrcnn_mobilenet_v3_large_fpn(options: DetectorOptions) -> nn.Module:
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import _mobilenet_extractor
 
-    backbone = classification_backbone(mobilenet_v3_large, options,
-                                       norm_layer=frozen_bn_if_pretrained(options))
+    backbone = classification_backbone(
+        mobilenet_v3_large, options, norm_layer=frozen_bn_if_pretrained(options)
+    )
     backbone = _mobilenet_extractor(backbone, True, options.trainable_layers(6, 3))
     default = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
-    return FasterRCNN(backbone, options.num_classes,
-                      rpn_anchor_generator=anchor_generator(options, 3, default),
-                      **options.model_args(FasterRCNN, "box_"))
+    return FasterRCNN(
+        backbone,
+        options.num_classes,
+        rpn_anchor_generator=anchor_generator(options, 3, default),
+        **options.model_args(FasterRCNN, "box_"),
+    )
 
 
 @DETECTION_NETS.register("retinanet_resnet50_fpn", class_head="head.classification_head.cls_logits")
@@ -266,8 +338,12 @@ def retinanet_resnet50_fpn(options: DetectorOptions) -> nn.Module:
     from torchvision.models.detection.retinanet import _default_anchorgen
 
     anchors = anchor_generator(options, 5, _default_anchorgen())
-    return RetinaNet(resnet50_fpn(options, p6p7=True), options.num_classes,
-                     anchor_generator=anchors, **options.model_args(RetinaNet))
+    return RetinaNet(
+        resnet50_fpn(options, p6p7=True),
+        options.num_classes,
+        anchor_generator=anchors,
+        **options.model_args(RetinaNet),
+    )
 
 
 @DETECTION_NETS.register("fcos_resnet50_fpn", class_head="head.classification_head.cls_logits")
@@ -278,50 +354,70 @@ def fcos_resnet50_fpn(options: DetectorOptions) -> nn.Module:
 
     default = AnchorGenerator(((8,), (16,), (32,), (64,), (128,)), ((1.0,),) * 5)
     anchors = anchor_generator(options, 5, default, one_per_level=True)
-    return FCOS(resnet50_fpn(options, p6p7=True), options.num_classes, anchor_generator=anchors,
-                **options.model_args(FCOS))
+    return FCOS(
+        resnet50_fpn(options, p6p7=True),
+        options.num_classes,
+        anchor_generator=anchors,
+        **options.model_args(FCOS),
+    )
 
 
 @DETECTION_NETS.register("ssd300_vgg16", class_head="head.classification_head", fixed_size=True)
 def ssd300_vgg16(options: DetectorOptions) -> nn.Module:
     """SSD at 300x300, VGG16 backbone."""
     from torchvision.models import vgg16
-    from torchvision.models.detection.ssd import SSD
     from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
-    from torchvision.models.detection.ssd import _vgg_extractor
+    from torchvision.models.detection.ssd import SSD, _vgg_extractor
 
     no_resize_or_anchors(options, "ssd300_vgg16")
-    backbone = _vgg_extractor(classification_backbone(vgg16, options), False,
-                              options.trainable_layers(5, 4))
-    boxes = DefaultBoxGenerator([[2], [2, 3], [2, 3], [2, 3], [2], [2]],
-                                scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
-                                steps=[8, 16, 32, 64, 100, 300])
-    settings = {"image_mean": [0.48235, 0.45882, 0.40784], "image_std": [1.0 / 255.0] * 3,
-                **options.model_args(SSD, resize=False)}
+    backbone = _vgg_extractor(
+        classification_backbone(vgg16, options), False, options.trainable_layers(5, 4)
+    )
+    boxes = DefaultBoxGenerator(
+        [[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+        scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
+        steps=[8, 16, 32, 64, 100, 300],
+    )
+    settings = {
+        "image_mean": [0.48235, 0.45882, 0.40784],
+        "image_std": [1.0 / 255.0] * 3,
+        **options.model_args(SSD, resize=False),
+    }
     return SSD(backbone, boxes, (300, 300), options.num_classes, **settings)
 
 
-@DETECTION_NETS.register("ssdlite320_mobilenet_v3_large", class_head="head.classification_head",
-                    fixed_size=True)
+@DETECTION_NETS.register(
+    "ssdlite320_mobilenet_v3_large", class_head="head.classification_head", fixed_size=True
+)
 def ssdlite320_mobilenet_v3_large(options: DetectorOptions) -> nn.Module:
     """SSDlite at 320x320, MobileNetV3-Large backbone (the lightest here)."""
     from torchvision.models import mobilenet_v3_large
-    from torchvision.models.detection.ssd import SSD
     from torchvision.models.detection import _utils as det_utils
     from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+    from torchvision.models.detection.ssd import SSD
     from torchvision.models.detection.ssdlite import SSDLiteHead, _mobilenet_extractor, _normal_init
 
     no_resize_or_anchors(options, "ssdlite320_mobilenet_v3_large")
     norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
-    backbone = classification_backbone(mobilenet_v3_large, options, norm_layer=norm_layer,
-                                       reduced_tail=options.weights_backbone is None)
+    backbone = classification_backbone(
+        mobilenet_v3_large,
+        options,
+        norm_layer=norm_layer,
+        reduced_tail=options.weights_backbone is None,
+    )
     if options.weights_backbone is None:
         _normal_init(backbone)
     backbone = _mobilenet_extractor(backbone, options.trainable_layers(6, 6), norm_layer)
     boxes = DefaultBoxGenerator([[2, 3] for _ in range(6)], min_ratio=0.2, max_ratio=0.95)
     channels = det_utils.retrieve_out_channels(backbone, (320, 320))
     head = SSDLiteHead(channels, boxes.num_anchors_per_location(), options.num_classes, norm_layer)
-    settings = {"score_thresh": 0.001, "nms_thresh": 0.55, "detections_per_img": 300,
-                "topk_candidates": 300, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
-                **options.model_args(SSD, resize=False)}
+    settings = {
+        "score_thresh": 0.001,
+        "nms_thresh": 0.55,
+        "detections_per_img": 300,
+        "topk_candidates": 300,
+        "image_mean": [0.5] * 3,
+        "image_std": [0.5] * 3,
+        **options.model_args(SSD, resize=False),
+    }
     return SSD(backbone, boxes, (320, 320), options.num_classes, head=head, **settings)

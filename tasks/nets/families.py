@@ -11,30 +11,41 @@ from visionflow.errors import UnknownNameError
 from visionflow.registry import NETS, Family
 from visionflow.spec import check_arguments
 
-CLASSIFICATION_NETS = NETS.family(
-    "classification", output="images [B, C, H, W] -> logits [B, K]")
+CLASSIFICATION_NETS = NETS.family("classification", output="images [B, C, H, W] -> logits [B, K]")
 DETECTION_NETS = NETS.family(
-    "detection", output="images list of [C, H, W] in [0, 1] -> train: losses dict; "
-                        "eval: per image {boxes [N, 4] XYXY, labels [N], scores [N]}")
+    "detection",
+    output="images list of [C, H, W] in [0, 1] -> train: losses dict; "
+    "eval: per image {boxes [N, 4] XYXY, labels [N], scores [N]}",
+)
 RL_NETS = NETS.family(
-    "rl", output="observations [B, *observation_shape] -> features [B, F] (module.out_features = F)")
+    "rl", output="observations [B, *observation_shape] -> features [B, F] (module.out_features = F)"
+)
 VAE_NETS = NETS.family(
-    "vae", output="encode(images [B, C, H, W] in [0, 1], labels [B] | None) -> (mean, log_var) "
-                  "[B, Z]; decode(z [B, Z], labels) -> likelihood parameters [B, P*C, H, W]")
+    "vae",
+    output="encode(images [B, C, H, W] in [0, 1], labels [B] | None) -> (mean, log_var) "
+    "[B, Z]; decode(z [B, Z], labels) -> likelihood parameters [B, P*C, H, W]",
+)
 GAN_NETS = NETS.family(
-    "gan", output="generator(z [B, Z], labels [B] | None) -> images [B, C, H, W] in [0, 1]; "
-                  "discriminator(images, labels) -> scores [B]")
+    "gan",
+    output="generator(z [B, Z], labels [B] | None) -> images [B, C, H, W] in [0, 1]; "
+    "discriminator(images, labels) -> scores [B]",
+)
 PIXELCNN_NETS = NETS.family(
-    "pixelcnn", output="images [B, C, H, W] in [0, 1], labels [B] | None -> "
-                       "logits [B, 256, C, H, W] of each pixel given the pixels before it")
+    "pixelcnn",
+    output="images [B, C, H, W] in [0, 1], labels [B] | None -> "
+    "logits [B, 256, C, H, W] of each pixel given the pixels before it",
+)
 VIDEO_NETS = NETS.family("video", output="clips [B, C, T, H, W] -> logits [B, K]")
 SEGMENTATION_NETS = NETS.family(
-    "segmentation", output="images [B, C, H, W] -> logits [B, K, H, W], or {'out': logits, "
-                           "'aux': logits} when the net has an auxiliary head")
+    "segmentation",
+    output="images [B, C, H, W] -> logits [B, K, H, W], or {'out': logits, "
+    "'aux': logits} when the net has an auxiliary head",
+)
 
 
-def checked_builder(family: Family, name: str, net_args: Mapping[str, Any],
-                    common_args: int) -> Callable[..., Any]:
+def checked_builder(
+    family: Family, name: str, net_args: Mapping[str, Any], common_args: int
+) -> Callable[..., Any]:
     """The builder of ``family``'s net ``name``, with ``net_args`` checked against its signature
     (after its ``common_args`` leading arguments); errors name ``net`` or ``net_args.<key>``."""
     try:
@@ -43,7 +54,11 @@ def checked_builder(family: Family, name: str, net_args: Mapping[str, Any],
         raise error.under("net") from None
     check_arguments(builder, net_args, "net_args", skip=common_args)
     return builder
+
+
 POINTCLOUD_NETS = NETS.family(
-    "pointcloud", output="points [B, N, C] (+ lengths [B]) -> logits [B, K]")
+    "pointcloud", output="points [B, N, C] (+ lengths [B]) -> logits [B, K]"
+)
 IMAGE_TO_POINTCLOUD_NETS = NETS.family(
-    "image_to_pointcloud", output="images [B, C, H, W] -> points [B, P, 3]")
+    "image_to_pointcloud", output="images [B, C, H, W] -> points [B, P, 3]"
+)

@@ -21,8 +21,10 @@ def quarter_size(image_size: list[int] | tuple[int, int] | None, net: str) -> tu
     """``(H / 4, W / 4)``: the feature size after two stride-2 stages; SpecError otherwise."""
     height, width = image_hw(image_size, net)
     if height % 4 or width % 4:
-        raise SpecError(f"image_size: net {net!r} needs sizes divisible by 4, got {height}x{width}",
-                        hint="give the datamodule an image_size such as 16, 28 or 32")
+        raise SpecError(
+            f"image_size: net {net!r} needs sizes divisible by 4, got {height}x{width}",
+            hint="give the datamodule an image_size such as 16, 28 or 32",
+        )
     return height // 4, width // 4
 
 
@@ -40,7 +42,9 @@ class LabelEmbedding(nn.Module):
         self.dim = dim if num_classes else 0
         self.table = nn.Embedding(num_classes, dim) if num_classes else None
 
-    def forward(self, labels: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
+    def forward(
+        self, labels: torch.Tensor | None, batch: int, device: torch.device
+    ) -> torch.Tensor:
         if self.table is None:
             return torch.zeros(batch, 0, device=device)
         if labels is None:
@@ -50,28 +54,46 @@ class LabelEmbedding(nn.Module):
 
 # ------------------------------------------------------------------------------------------ VAE
 
+
 class ConvVAE(nn.Module):
     """Encoder ``[B, C, H, W] -> (mean, log_var) [B, Z]``; decoder ``z -> [B, P*C, H, W]``: ``P``
     likelihood parameters per channel, channel-major (``[:, :C]`` first parameter, ...)."""
 
-    def __init__(self, in_channels: int, size: tuple[int, int], latent_dim: int, width: int,
-                 num_classes: int, params_per_channel: int):
+    def __init__(
+        self,
+        in_channels: int,
+        size: tuple[int, int],
+        latent_dim: int,
+        width: int,
+        num_classes: int,
+        params_per_channel: int,
+    ):
         super().__init__()
         self.latent_dim, self.size = latent_dim, size
         flat = 2 * width * size[0] * size[1]
         self.label = LabelEmbedding(num_classes, 16)
         self.encoder = nn.Sequential(
-            nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten())
+            nn.Conv2d(in_channels, width, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+        )
         self.posterior = nn.Linear(flat + self.label.dim, 2 * latent_dim)
-        self.project = nn.Sequential(nn.Linear(latent_dim + self.label.dim, flat), nn.ReLU(),
-                                     nn.Unflatten(1, (2 * width, *size)))
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim + self.label.dim, flat),
+            nn.ReLU(),
+            nn.Unflatten(1, (2 * width, *size)),
+        )
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(width, params_per_channel * in_channels, 4, 2, 1))
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(width, params_per_channel * in_channels, 4, 2, 1),
+        )
 
-    def encode(self, images: torch.Tensor, labels: torch.Tensor | None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, images: torch.Tensor, labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``images [B, C, H, W]`` in [0, 1] -> ``(mean, log_var)``, each ``[B, Z]``."""
         features = self.encoder(images * 2 - 1)
         condition = self.label(labels, len(images), images.device)
@@ -84,31 +106,52 @@ class ConvVAE(nn.Module):
 
 
 @VAE_NETS.register("conv_vae")
-def conv_vae(*, in_channels: int, image_size: list[int] | tuple[int, int] | None,
-             num_classes: int, params_per_channel: int, latent_dim: int = 16,
-             width: int = 32) -> nn.Module:
+def conv_vae(
+    *,
+    in_channels: int,
+    image_size: list[int] | tuple[int, int] | None,
+    num_classes: int,
+    params_per_channel: int,
+    latent_dim: int = 16,
+    width: int = 32,
+) -> nn.Module:
     """Two stride-2 conv layers down to a ``latent_dim`` Gaussian, two transposed convs back up."""
     check_positive(latent_dim=latent_dim, width=width)
-    return ConvVAE(in_channels, quarter_size(image_size, "conv_vae"), latent_dim, width,
-                   num_classes, params_per_channel)
+    return ConvVAE(
+        in_channels,
+        quarter_size(image_size, "conv_vae"),
+        latent_dim,
+        width,
+        num_classes,
+        params_per_channel,
+    )
 
 
 # ---------------------------------------------------------------------------------------- DCGAN
+
 
 class Generator(nn.Module):
     """``z [B, Z]`` (and labels) -> images ``[B, C, H, W]`` in [0, 1] (DCGAN: transposed convs,
     batch norm, ReLU, a sigmoid output)."""
 
-    def __init__(self, in_channels: int, size: tuple[int, int], latent_dim: int, width: int,
-                 num_classes: int):
+    def __init__(
+        self, in_channels: int, size: tuple[int, int], latent_dim: int, width: int, num_classes: int
+    ):
         super().__init__()
         self.label = LabelEmbedding(num_classes, latent_dim)
         self.project = nn.Sequential(
             nn.Linear(latent_dim + self.label.dim, 2 * width * size[0] * size[1]),
-            nn.Unflatten(1, (2 * width, *size)), nn.BatchNorm2d(2 * width), nn.ReLU())
+            nn.Unflatten(1, (2 * width, *size)),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+        )
         self.layers = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.ConvTranspose2d(width, in_channels, 4, 2, 1), nn.Sigmoid())
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.ConvTranspose2d(width, in_channels, 4, 2, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         condition = self.label(labels, len(z), z.device)
@@ -124,14 +167,18 @@ class Discriminator(nn.Module):
         super().__init__()
         flat = 2 * width * size[0] * size[1]
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten())
+            nn.Conv2d(in_channels, width, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+        )
         self.score = nn.Linear(flat, 1)
         self.label = LabelEmbedding(num_classes, flat)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        features = self.features(images * 2 - 1)                               # [B, F]
-        score = self.score(features).squeeze(1)                                 # [B]
+        features = self.features(images * 2 - 1)  # [B, F]
+        score = self.score(features).squeeze(1)  # [B]
         if self.label.table is not None:
             score = score + (self.label(labels, len(images), images.device) * features).sum(1)
         return score
@@ -146,16 +193,26 @@ class DCGAN(nn.Module):
 
 
 @GAN_NETS.register("dcgan")
-def dcgan(*, in_channels: int, image_size: list[int] | tuple[int, int] | None,
-          num_classes: int, latent_dim: int = 32, width: int = 32) -> nn.Module:
+def dcgan(
+    *,
+    in_channels: int,
+    image_size: list[int] | tuple[int, int] | None,
+    num_classes: int,
+    latent_dim: int = 32,
+    width: int = 32,
+) -> nn.Module:
     """DCGAN (Radford et al. 2016) at small scale: two up / down stride-2 stages of ``width``."""
     check_positive(latent_dim=latent_dim, width=width)
     size = quarter_size(image_size, "dcgan")
-    return DCGAN(Generator(in_channels, size, latent_dim, width, num_classes),
-                 Discriminator(in_channels, size, width, num_classes), latent_dim)
+    return DCGAN(
+        Generator(in_channels, size, latent_dim, width, num_classes),
+        Discriminator(in_channels, size, width, num_classes),
+        latent_dim,
+    )
 
 
 # ------------------------------------------------------------------------------------- PixelCNN
+
 
 def channel_groups(count: int, colors: int) -> torch.Tensor:
     """The color each of ``count`` feature channels belongs to: contiguous blocks ``[count]``."""
@@ -167,8 +224,9 @@ class MaskedConv2d(nn.Conv2d):
     centre the colors before (type ``A``) or up to (type ``B``) the output channel's color
     (van den Oord et al. 2016)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str,
-                 colors: int):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str, colors: int
+    ):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         centre = kernel_size // 2
         mask = torch.zeros(out_channels, in_channels, kernel_size, kernel_size)
@@ -211,11 +269,15 @@ class PixelCNN(nn.Module):
         self.colors = in_channels
         self.label = LabelEmbedding(num_classes, 16)
         self.first = MaskedConv2d(in_channels, width, 7, "A", in_channels)
-        self.blocks = nn.ModuleList(PixelCNNBlock(width, in_channels, gated, self.label.dim)
-                                    for _ in range(layers))
+        self.blocks = nn.ModuleList(
+            PixelCNNBlock(width, in_channels, gated, self.label.dim) for _ in range(layers)
+        )
         self.head = nn.Sequential(
-            nn.ReLU(), MaskedConv2d(width, width, 1, "B", in_channels), nn.ReLU(),
-            MaskedConv2d(width, in_channels * LEVELS, 1, "B", in_channels))
+            nn.ReLU(),
+            MaskedConv2d(width, width, 1, "B", in_channels),
+            nn.ReLU(),
+            MaskedConv2d(width, in_channels * LEVELS, 1, "B", in_channels),
+        )
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         batch, colors, height, width = images.shape
@@ -223,13 +285,20 @@ class PixelCNN(nn.Module):
         features = self.first(images * 2 - 1)
         for block in self.blocks:
             features = block(features, condition)
-        logits = self.head(features)                                   # [B, C*256, H, W]
+        logits = self.head(features)  # [B, C*256, H, W]
         return logits.view(batch, colors, LEVELS, height, width).transpose(1, 2)
 
 
 @PIXELCNN_NETS.register("pixelcnn")
-def pixelcnn(*, in_channels: int, image_size: list[int] | tuple[int, int] | None,
-             num_classes: int, width: int = 64, layers: int = 5, gated: bool = False) -> nn.Module:
+def pixelcnn(
+    *,
+    in_channels: int,
+    image_size: list[int] | tuple[int, int] | None,
+    num_classes: int,
+    width: int = 64,
+    layers: int = 5,
+    gated: bool = False,
+) -> nn.Module:
     """A 7x7 type-A masked conv, ``layers`` residual 3x3 type-B blocks (gated: PixelCNN's
     ``tanh * sigmoid`` units), two 1x1 type-B convs to a 256-way softmax per subpixel."""
     check_positive(width=width, layers=layers)

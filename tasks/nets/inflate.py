@@ -22,10 +22,16 @@ class InflatedConv(nn.Module):
         super().__init__()
         time = time_kernel if max(conv2d.kernel_size) > 1 else 1
         self.time_padding = time // 2
-        self.conv = nn.Conv3d(conv2d.in_channels, conv2d.out_channels, (time, *conv2d.kernel_size),
-                              stride=(1, *conv2d.stride), padding=(0, *conv2d.padding),
-                              dilation=(1, *conv2d.dilation), groups=conv2d.groups,
-                              bias=conv2d.bias is not None)
+        self.conv = nn.Conv3d(
+            conv2d.in_channels,
+            conv2d.out_channels,
+            (time, *conv2d.kernel_size),
+            stride=(1, *conv2d.stride),
+            padding=(0, *conv2d.padding),
+            dilation=(1, *conv2d.dilation),
+            groups=conv2d.groups,
+            bias=conv2d.bias is not None,
+        )
         with torch.no_grad():
             self.conv.weight.copy_(conv2d.weight.unsqueeze(2).repeat(1, 1, time, 1, 1) / time)
             if conv2d.bias is not None:
@@ -54,13 +60,18 @@ def _inflated(layer: nn.Module, time_kernel: int) -> nn.Module | None:
     if isinstance(layer, nn.Conv2d):
         return InflatedConv(layer, time_kernel)
     if isinstance(layer, nn.BatchNorm2d):
-        norm = nn.BatchNorm3d(layer.num_features, layer.eps, layer.momentum, layer.affine,
-                              layer.track_running_stats)
+        norm = nn.BatchNorm3d(
+            layer.num_features, layer.eps, layer.momentum, layer.affine, layer.track_running_stats
+        )
         norm.load_state_dict(layer.state_dict())
         return norm
     if isinstance(layer, nn.MaxPool2d):
-        return nn.MaxPool3d(_time_first(layer.kernel_size, 1), _time_first(layer.stride, 1),
-                            _time_first(layer.padding, 0), ceil_mode=layer.ceil_mode)
+        return nn.MaxPool3d(
+            _time_first(layer.kernel_size, 1),
+            _time_first(layer.stride, 1),
+            _time_first(layer.padding, 0),
+            ceil_mode=layer.ceil_mode,
+        )
     if isinstance(layer, nn.AdaptiveAvgPool2d):
         return nn.AdaptiveAvgPool3d(1)
     return None

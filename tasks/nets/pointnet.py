@@ -37,13 +37,14 @@ class TNet(nn.Module):
         super().__init__()
         self.k = k
         self.lift = shared_mlp([k, width, width * 2, width * 8])
-        self.head = nn.Sequential(nn.Linear(width * 8, width * 4), nn.ReLU(),
-                                  nn.Linear(width * 4, k * k))
+        self.head = nn.Sequential(
+            nn.Linear(width * 8, width * 4), nn.ReLU(), nn.Linear(width * 4, k * k)
+        )
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        pooled = masked_max(self.lift(features), lengths)                          # [B, 8w]
+        pooled = masked_max(self.lift(features), lengths)  # [B, 8w]
         offsets = self.head(pooled).view(-1, self.k, self.k)
         return torch.eye(self.k, device=features.device) + offsets
 
@@ -51,29 +52,49 @@ class TNet(nn.Module):
 class PointNet(nn.Module):
     """``points [B, N, C] (+ lengths [B]) -> logits [B, K]``."""
 
-    def __init__(self, num_classes: int, in_channels: int, width: int, feature_dim: int,
-                 tnet: bool, dropout: float):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        width: int,
+        feature_dim: int,
+        tnet: bool,
+        dropout: float,
+    ):
         super().__init__()
         self.align = TNet(in_channels, width) if tnet else None
         self.lift = shared_mlp([in_channels, width, width, width * 2, feature_dim])
-        self.head = nn.Sequential(nn.Linear(feature_dim, width * 4), nn.BatchNorm1d(width * 4),
-                                  nn.ReLU(), nn.Dropout(dropout), nn.Linear(width * 4, num_classes))
+        self.head = nn.Sequential(
+            nn.Linear(feature_dim, width * 4),
+            nn.BatchNorm1d(width * 4),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(width * 4, num_classes),
+        )
 
     def forward(self, points: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        features = points.transpose(1, 2)                                          # [B, C, N]
+        features = points.transpose(1, 2)  # [B, C, N]
         if self.align is not None:
             features = torch.bmm(self.align(features, lengths), features)
-        return self.head(masked_max(self.lift(features), lengths))                # [B, K]
+        return self.head(masked_max(self.lift(features), lengths))  # [B, K]
 
 
 @POINTCLOUD_NETS.register("pointnet")
-def pointnet(*, num_classes: int, in_channels: int = 3, dropout: float = 0.3, width: int = 64,
-             feature_dim: int = 1024, tnet: bool = False) -> nn.Module:
+def pointnet(
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    dropout: float = 0.3,
+    width: int = 64,
+    feature_dim: int = 1024,
+    tnet: bool = False,
+) -> nn.Module:
     """PointNet classifier: shared MLP ``width, width, 2 width, feature_dim``, max pool, MLP head;
     ``tnet`` adds the input alignment network."""
     if width < 1 or feature_dim < 1:
-        raise SpecError(f"net_args: width and feature_dim must be >= 1, got {width} and "
-                        f"{feature_dim}")
+        raise SpecError(
+            f"net_args: width and feature_dim must be >= 1, got {width} and {feature_dim}"
+        )
     return PointNet(num_classes, in_channels, width, feature_dim, tnet, dropout)
 
 
@@ -87,27 +108,35 @@ class ImageToPoints(nn.Module):
         layers: list[nn.Module] = []
         channels = in_channels
         for level in range(depth):
-            out = width * 2 ** level
-            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.BatchNorm2d(out),
-                       nn.ReLU(), nn.Conv2d(out, out, 3, padding=1), nn.BatchNorm2d(out),
-                       nn.ReLU()]
+            out = width * 2**level
+            layers += [
+                nn.Conv2d(channels, out, 3, stride=2, padding=1),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+                nn.Conv2d(out, out, 3, padding=1),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+            ]
             channels = out
         self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(2), nn.Flatten())
-        self.decoder = nn.Sequential(nn.Linear(channels * 4, 512), nn.ReLU(),
-                                     nn.Linear(512, num_points * 3))
+        self.decoder = nn.Sequential(
+            nn.Linear(channels * 4, 512), nn.ReLU(), nn.Linear(512, num_points * 3)
+        )
         self.num_points, self.scale = num_points, scale
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        coordinates = self.decoder(self.encoder(images))                          # [B, 3P]
+        coordinates = self.decoder(self.encoder(images))  # [B, 3P]
         return self.scale * torch.tanh(coordinates.view(-1, self.num_points, 3))
 
 
 @IMAGE_TO_POINTCLOUD_NETS.register("psgn")
-def psgn(*, in_channels: int, num_points: int, width: int = 32, depth: int = 4,
-         scale: float = 1.0) -> nn.Module:
+def psgn(
+    *, in_channels: int, num_points: int, width: int = 32, depth: int = 4, scale: float = 1.0
+) -> nn.Module:
     """Point-set generation network: ``depth`` stride-2 conv blocks from ``width`` channels,
     then an MLP to ``num_points`` xyz coordinates in ``[-scale, scale]``."""
     if width < 1 or depth < 1 or scale <= 0:
-        raise SpecError(f"net_args: need width >= 1, depth >= 1 and scale > 0, got {width}, "
-                        f"{depth} and {scale}")
+        raise SpecError(
+            f"net_args: need width >= 1, depth >= 1 and scale > 0, got {width}, {depth} and {scale}"
+        )
     return ImageToPoints(in_channels, num_points, width, depth, scale)

@@ -29,14 +29,18 @@ class Torso(nn.Sequential):
         self.observation_rank, self.out_features = observation_rank, out_features
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        leading = observations.shape[:observations.dim() - self.observation_rank]
-        features = super().forward(observations.reshape(-1, *observations.shape[len(leading):]))
+        leading = observations.shape[: observations.dim() - self.observation_rank]
+        features = super().forward(observations.reshape(-1, *observations.shape[len(leading) :]))
         return features.reshape(*leading, self.out_features)
 
 
 @RL_NETS.register("rl_mlp")
-def mlp(*, observation_shape: tuple[int, ...], hidden_sizes: list[int] | tuple[int, ...] = (64, 64),
-        activation: Activation = "tanh") -> nn.Module:
+def mlp(
+    *,
+    observation_shape: tuple[int, ...],
+    hidden_sizes: list[int] | tuple[int, ...] = (64, 64),
+    activation: Activation = "tanh",
+) -> nn.Module:
     """Fully connected layers over the flattened observation: ``[B, *obs] -> [B, hidden[-1]]``."""
     if not hidden_sizes or any(size < 1 for size in hidden_sizes):
         raise SpecError(f"net_args.hidden_sizes: expected positive sizes, got {hidden_sizes}")
@@ -49,13 +53,20 @@ def mlp(*, observation_shape: tuple[int, ...], hidden_sizes: list[int] | tuple[i
 
 
 @RL_NETS.register("rl_conv")
-def conv(*, observation_shape: tuple[int, ...], channels: list[int] | tuple[int, ...] = (32, 32),
-         features: int = 256) -> nn.Module:
+def conv(
+    *,
+    observation_shape: tuple[int, ...],
+    channels: list[int] | tuple[int, ...] = (32, 32),
+    features: int = 256,
+) -> nn.Module:
     """3x3 convolutions (the first with stride 2), then a linear layer to ``features``:
     ``[B, C, H, W] -> [B, features]``."""
     if len(observation_shape) != 3:
-        raise SpecError(f"net: 'rl_conv' needs pixel observations [C, H, W], got shape "
-                        f"{list(observation_shape)}", hint="use net: rl_mlp, or data.args.pixels: true")
+        raise SpecError(
+            f"net: 'rl_conv' needs pixel observations [C, H, W], got shape "
+            f"{list(observation_shape)}",
+            hint="use net: rl_mlp, or data.args.pixels: true",
+        )
     layers: list[nn.Module] = []
     width = observation_shape[0]
     for index, size in enumerate(channels):
@@ -64,12 +75,19 @@ def conv(*, observation_shape: tuple[int, ...], channels: list[int] | tuple[int,
     body = nn.Sequential(*layers, nn.Flatten())
     with torch.no_grad():
         flat = body(torch.zeros(1, *observation_shape)).shape[1]
-    return Torso(*body, nn.Linear(flat, features), nn.LayerNorm(features), nn.Tanh(),
-                 observation_rank=3, out_features=features)
+    return Torso(
+        *body,
+        nn.Linear(flat, features),
+        nn.LayerNorm(features),
+        nn.Tanh(),
+        observation_rank=3,
+        out_features=features,
+    )
 
 
-def build_torso(name: str, observation_shape: tuple[int, ...],
-                net_args: dict[str, Any] | None) -> Torso:
+def build_torso(
+    name: str, observation_shape: tuple[int, ...], net_args: dict[str, Any] | None
+) -> Torso:
     """The registered torso ``name``; errors name ``net`` or ``net_args.<key>``."""
     net_args = dict(net_args or {})
     builder = checked_builder(RL_NETS, name, net_args, common_args=1)

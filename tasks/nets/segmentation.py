@@ -26,8 +26,9 @@ from visionflow.tasks.nets.families import SEGMENTATION_NETS, checked_builder
 COMMON_ARGS = ("num_classes", "in_channels")
 
 
-def build_segmentation_net(name: str, *, num_classes: int, in_channels: int,
-                           net_args: dict[str, Any] | None = None) -> nn.Module:
+def build_segmentation_net(
+    name: str, *, num_classes: int, in_channels: int, net_args: dict[str, Any] | None = None
+) -> nn.Module:
     """The registered segmentation net ``name``; errors name ``net`` or ``net_args.<key>``."""
     net_args = dict(net_args or {})
     builder = checked_builder(SEGMENTATION_NETS, name, net_args, len(COMMON_ARGS))
@@ -42,13 +43,17 @@ def load_segmentation_weights(model: nn.Module, name: str, path: str) -> None:
 
 # ------------------------------------------------------------------------------------ U-Net
 
+
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     """Two 3x3 conv + BatchNorm + ReLU layers; keeps H and W."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
         nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
 
 
 class UpStep(nn.Module):
@@ -60,15 +65,18 @@ class UpStep(nn.Module):
         if upsampling == "transposed":
             self.up = nn.ConvTranspose2d(2 * channels, channels, kernel_size=2, stride=2)
         else:
-            self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                                    nn.Conv2d(2 * channels, channels, kernel_size=1))
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(2 * channels, channels, kernel_size=1),
+            )
         self.mix = conv_block(2 * channels, channels)
 
     def forward(self, features: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         upsampled = self.up(features)
         if upsampled.shape[-2:] != skip.shape[-2:]:  # odd sizes: match the skip exactly
-            upsampled = F.interpolate(upsampled, size=skip.shape[-2:], mode="bilinear",
-                                      align_corners=False)
+            upsampled = F.interpolate(
+                upsampled, size=skip.shape[-2:], mode="bilinear", align_corners=False
+            )
         return self.mix(torch.cat([skip, upsampled], dim=1))
 
 
@@ -77,10 +85,9 @@ class UNet(nn.Module):
     ``width`` channels at the first level, doubling per level. ``[B, C, H, W] -> [B, K, H, W]``
     for any H, W (sizes not divisible by ``2**depth`` are matched at every skip)."""
 
-    def __init__(self, num_classes: int, in_channels: int, depth: int, width: int,
-                 upsampling: str):
+    def __init__(self, num_classes: int, in_channels: int, depth: int, width: int, upsampling: str):
         super().__init__()
-        channels = [width * 2 ** level for level in range(depth + 1)]
+        channels = [width * 2**level for level in range(depth + 1)]
         self.stem = conv_block(in_channels, channels[0])
         self.down = nn.ModuleList(conv_block(channels[i], channels[i + 1]) for i in range(depth))
         self.up = nn.ModuleList(UpStep(channels[i], upsampling) for i in reversed(range(depth)))
@@ -98,8 +105,14 @@ class UNet(nn.Module):
 
 
 @SEGMENTATION_NETS.register("unet", class_head="head")
-def unet(*, num_classes: int, in_channels: int, depth: int = 4, width: int = 32,
-         upsampling: Literal["transposed", "bilinear"] = "transposed") -> nn.Module:
+def unet(
+    *,
+    num_classes: int,
+    in_channels: int,
+    depth: int = 4,
+    width: int = 32,
+    upsampling: Literal["transposed", "bilinear"] = "transposed",
+) -> nn.Module:
     """U-Net written here: ``depth`` levels from ``width`` channels; transposed or bilinear upsampling."""
     if depth < 1:
         raise SpecError(f"net_args.depth: must be >= 1, got {depth}")
@@ -117,8 +130,10 @@ TORCHVISION_NETS = {
     "deeplabv3_resnet50": (True, ("classifier.4.", "aux_classifier.4.")),
     "deeplabv3_resnet101": (True, ("classifier.4.", "aux_classifier.4.")),
     "deeplabv3_mobilenet_v3_large": (True, ("classifier.4.", "aux_classifier.4.")),
-    "lraspp_mobilenet_v3_large": (False, ("classifier.low_classifier.",
-                                          "classifier.high_classifier.")),
+    "lraspp_mobilenet_v3_large": (
+        False,
+        ("classifier.low_classifier.", "classifier.high_classifier."),
+    ),
 }
 
 
@@ -129,13 +144,16 @@ def torchvision_builder(name: str, has_aux: bool):
         from torchvision.models import segmentation
 
         if in_channels != 3:
-            raise SpecError(f"in_channels: torchvision's {name} takes RGB images, got "
-                            f"{in_channels} channel(s)", hint="use net: unet for other inputs")
+            raise SpecError(
+                f"in_channels: torchvision's {name} takes RGB images, got {in_channels} channel(s)",
+                hint="use net: unet for other inputs",
+            )
         if aux_loss and not has_aux:
             raise SpecError(f"net_args.aux_loss: {name} has no auxiliary head")
         extra = {"aux_loss": aux_loss} if has_aux else {}
-        return getattr(segmentation, name)(weights=None, weights_backbone=None,
-                                           num_classes=num_classes, **extra)
+        return getattr(segmentation, name)(
+            weights=None, weights_backbone=None, num_classes=num_classes, **extra
+        )
 
     build.__name__ = name
     build.__doc__ = f"torchvision's {name} (no download; local weights via the task's `weights`)."

@@ -37,12 +37,20 @@ GOOGLENET = Layout(stem_conv="conv1.conv", stem_pool="maxpool1", head="fc")
 ALEXNET = Layout(stem_conv="features.0", stem_pool="features.2", head="classifier.6")
 VGG = Layout(stem_conv="features.0", stem_pool=None, head="classifier.6")
 
-LAYOUTS = {"alexnet": ALEXNET, "vgg11": VGG, "vgg16": VGG, "googlenet": GOOGLENET,
-           "resnet18": RESNET, "resnet34": RESNET, "resnet50": RESNET}
+LAYOUTS = {
+    "alexnet": ALEXNET,
+    "vgg11": VGG,
+    "vgg16": VGG,
+    "googlenet": GOOGLENET,
+    "resnet18": RESNET,
+    "resnet34": RESNET,
+    "resnet50": RESNET,
+}
 
 
-def build_torchvision_net(name: str, *, num_classes: int, in_channels: int, dropout: float,
-                          small_input: bool) -> nn.Module:
+def build_torchvision_net(
+    name: str, *, num_classes: int, in_channels: int, dropout: float, small_input: bool
+) -> nn.Module:
     """torchvision's ``name`` with the adaptations in the module docstring; head marked."""
     layout = LAYOUTS[name]
     if small_input and layout is VGG:
@@ -103,8 +111,9 @@ def _adapt_stem(model: nn.Module, layout: Layout, in_channels: int, small_input:
         kernel, stride, padding = conv.kernel_size, conv.stride, conv.padding
     else:
         return
-    stem = nn.Conv2d(in_channels, conv.out_channels, kernel, stride, padding,
-                     bias=conv.bias is not None)
+    stem = nn.Conv2d(
+        in_channels, conv.out_channels, kernel, stride, padding, bias=conv.bias is not None
+    )
     nn.init.kaiming_normal_(stem.weight, mode="fan_out", nonlinearity="relu")
     if stem.bias is not None:
         nn.init.zeros_(stem.bias)
@@ -112,14 +121,26 @@ def _adapt_stem(model: nn.Module, layout: Layout, in_channels: int, small_input:
 
 
 def _register(name: str) -> None:
-    def build(*, num_classes: int, in_channels: int,
-              image_size: list[int] | tuple[int, int] | None, dropout: float = 0.0,
-              small_input: bool = False) -> nn.Module:
-        return build_torchvision_net(name, num_classes=num_classes, in_channels=in_channels,
-                                     dropout=dropout, small_input=small_input)
+    def build(
+        *,
+        num_classes: int,
+        in_channels: int,
+        image_size: list[int] | tuple[int, int] | None,
+        dropout: float = 0.0,
+        small_input: bool = False,
+    ) -> nn.Module:
+        return build_torchvision_net(
+            name,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            dropout=dropout,
+            small_input=small_input,
+        )
 
     build.__name__ = build.__qualname__ = name
-    CLASSIFICATION_NETS.add(name, build, description=f"torchvision {name} (net_args: small_input for ~32 px)")
+    CLASSIFICATION_NETS.add(
+        name, build, description=f"torchvision {name} (net_args: small_input for ~32 px)"
+    )
 
 
 for _name in LAYOUTS:

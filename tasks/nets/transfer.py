@@ -36,8 +36,10 @@ def mark_head(model: nn.Module, path: str) -> nn.Module:
 def head_path(model: nn.Module) -> str:
     path = getattr(model, HEAD_ATTRIBUTE, None)
     if path is None:
-        raise TypeError(f"{type(model).__name__} does not name its head: its builder must call "
-                        "visionflow.tasks.nets.transfer.mark_head(model, 'path.to.linear')")
+        raise TypeError(
+            f"{type(model).__name__} does not name its head: its builder must call "
+            "visionflow.tasks.nets.transfer.mark_head(model, 'path.to.linear')"
+        )
     return path
 
 
@@ -53,8 +55,13 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
     """Swap the head for a fresh ``nn.Linear(in_features, num_classes)``; return the new head."""
     path = head_path(model)
     old = model.get_submodule(path)
-    new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None,
-                    device=old.weight.device, dtype=old.weight.dtype)
+    new = nn.Linear(
+        old.in_features,
+        num_classes,
+        bias=old.bias is not None,
+        device=old.weight.device,
+        dtype=old.weight.dtype,
+    )
     model.set_submodule(path, new)
     return new
 
@@ -86,20 +93,22 @@ class LoadReport:
     head_replaced: bool
 
 
-def load_weights(model: nn.Module, path: str | Path, *,
-                 key: str = "weights") -> LoadReport:
+def load_weights(model: nn.Module, path: str | Path, *, key: str = "weights") -> LoadReport:
     """Load a local state_dict file (``torch.save(model.state_dict())``, or a VisionFlow/Lightning
     checkpoint whose ``state_dict`` keys start with ``net.``) into ``model``."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"{key}: {path}: no such file",
-                              hint="give the path of a state_dict saved with torch.save")
+        raise CheckpointError(
+            f"{key}: {path}: no such file",
+            hint="give the path of a state_dict saved with torch.save",
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 (unpickling raises many types; all mean "unreadable")
+    except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{key}: {path}: cannot load it with torch.load(weights_only=True): "
-                              f"{reason}") from None
+        raise CheckpointError(
+            f"{key}: {path}: cannot load it with torch.load(weights_only=True): {reason}"
+        ) from None
     return load_state(model, _unwrap_checkpoint(state, f"{key}: {path}"), source=f"{key}: {path}")
 
 
@@ -108,8 +117,9 @@ def _unwrap_checkpoint(state: object, source: str) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
         if all(k.startswith("net.") for k in state):
             state = {k.removeprefix("net."): v for k, v in state.items()}
-    tensors_only = isinstance(state, Mapping) and all(isinstance(v, torch.Tensor)
-                                                      for v in state.values())
+    tensors_only = isinstance(state, Mapping) and all(
+        isinstance(v, torch.Tensor) for v in state.values()
+    )
     if not tensors_only:
         raise CheckpointError(f"{source}: not a state_dict (a mapping of names to tensors)")
     return dict(state)
@@ -123,8 +133,9 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: s
     expected = model.state_dict()
     state = {k: v for k, v in state.items() if k in expected or not k.startswith(IGNORED_PREFIXES)}
     head_prefix = head_path(model) + "."
-    reshaped = sorted(k for k in state.keys() & expected.keys()
-                      if state[k].shape != expected[k].shape)
+    reshaped = sorted(
+        k for k in state.keys() & expected.keys() if state[k].shape != expected[k].shape
+    )
     head_replaced = any(k.startswith(head_prefix) for k in reshaped)
     if head_replaced:  # the file's head classifies other classes: keep the fresh one
         state = {k: v for k, v in state.items() if not k.startswith(head_prefix)}
@@ -132,14 +143,21 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], *, source: s
     problems = [
         _listing("missing", sorted(expected.keys() - state.keys())),
         _listing("unexpected", sorted(state.keys() - expected.keys())),
-        _listing("shape mismatch", [f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
-                                    for k in reshaped if k in state]),
+        _listing(
+            "shape mismatch",
+            [
+                f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+                for k in reshaped
+                if k in state
+            ],
+        ),
     ]
     problems = [p for p in problems if p]
     if problems:
-        raise CheckpointError(f"{source}: the weights do not fit this network: "
-                              + "; ".join(problems),
-                              hint="were they saved from the same `net` and net_args?")
+        raise CheckpointError(
+            f"{source}: the weights do not fit this network: " + "; ".join(problems),
+            hint="were they saved from the same `net` and net_args?",
+        )
     model.load_state_dict(state, strict=False)
     return LoadReport(loaded_keys=len(state), head_replaced=head_replaced)
 
@@ -156,13 +174,16 @@ def load_pretrained(model: nn.Module, net: str) -> LoadReport:
     from torchvision.models import get_model_weights, list_models
 
     if net not in list_models():
-        raise SpecError(f"pretrained: net {net!r} has no torchvision weights",
-                        hint="pass `weights: /path/to/state_dict.pt` instead")
+        raise SpecError(
+            f"pretrained: net {net!r} has no torchvision weights",
+            hint="pass `weights: /path/to/state_dict.pt` instead",
+        )
     weights = get_model_weights(net).DEFAULT
     try:
-        state = torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", progress=False,
-                                                   weights_only=True)
-    except Exception as error:  # noqa: BLE001 (network errors come in many types)
+        state = torch.hub.load_state_dict_from_url(
+            weights.url, map_location="cpu", progress=False, weights_only=True
+        )
+    except Exception as error:
         raise CheckpointError(
             f"pretrained: cannot download the torchvision weights of {net!r} "
             f"({type(error).__name__}: {str(error).strip()[:120]})",

@@ -46,15 +46,20 @@ class NonLocalBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        query, key, value = (f(x).flatten(2).transpose(1, 2) for f in (self.theta, self.phi, self.g))
-        attended = F.scaled_dot_product_attention(query, key, value, scale=1.0)   # [B, N, I]
+        query, key, value = (
+            f(x).flatten(2).transpose(1, 2) for f in (self.theta, self.phi, self.g)
+        )
+        attended = F.scaled_dot_product_attention(query, key, value, scale=1.0)  # [B, N, I]
         return x + self.out(attended.transpose(1, 2).reshape(shape[0], -1, *shape[2:]))
 
 
 def conv3d_block(inputs: int, outputs: int, kernel=(3, 3, 3), stride=(1, 1, 1)) -> nn.Sequential:
     padding = tuple(k // 2 for k in kernel)
-    return nn.Sequential(nn.Conv3d(inputs, outputs, kernel, stride, padding, bias=False),
-                         nn.BatchNorm3d(outputs), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv3d(inputs, outputs, kernel, stride, padding, bias=False),
+        nn.BatchNorm3d(outputs),
+        nn.ReLU(inplace=True),
+    )
 
 
 class PooledHead(nn.Module):
@@ -71,51 +76,73 @@ class PooledHead(nn.Module):
 
 
 @VIDEO_NETS.register("slow_fusion")
-def slow_fusion(*, num_classes: int, in_channels: int, clip_length: int, dropout: float = 0.0,
-                width: int = 16) -> nn.Module:
+def slow_fusion(
+    *, num_classes: int, in_channels: int, clip_length: int, dropout: float = 0.0, width: int = 16
+) -> nn.Module:
     """Three 3x3x3 stages, each halving time and space: frames fuse progressively."""
     stride = (2, 2, 2)
-    return PooledHead(nn.Sequential(conv3d_block(in_channels, width, stride=stride),
-                                    conv3d_block(width, 2 * width, stride=stride),
-                                    conv3d_block(2 * width, 4 * width, stride=stride)),
-                      4 * width, num_classes, dropout)
+    return PooledHead(
+        nn.Sequential(
+            conv3d_block(in_channels, width, stride=stride),
+            conv3d_block(width, 2 * width, stride=stride),
+            conv3d_block(2 * width, 4 * width, stride=stride),
+        ),
+        4 * width,
+        num_classes,
+        dropout,
+    )
 
 
 @VIDEO_NETS.register("c3d")
-def c3d(*, num_classes: int, in_channels: int, clip_length: int, dropout: float = 0.0,
-        width: int = 16, non_local: bool = False) -> nn.Module:
+def c3d(
+    *,
+    num_classes: int,
+    in_channels: int,
+    clip_length: int,
+    dropout: float = 0.0,
+    width: int = 16,
+    non_local: bool = False,
+) -> nn.Module:
     """C3D-style: four 3x3x3 stages (``width`` to ``8 * width``); the first pools space only."""
-    layers = [conv3d_block(in_channels, width), nn.MaxPool3d((1, 2, 2)),
-              conv3d_block(width, 2 * width), nn.MaxPool3d(2, ceil_mode=True),
-              conv3d_block(2 * width, 4 * width)]
+    layers = [
+        conv3d_block(in_channels, width),
+        nn.MaxPool3d((1, 2, 2)),
+        conv3d_block(width, 2 * width),
+        nn.MaxPool3d(2, ceil_mode=True),
+        conv3d_block(2 * width, 4 * width),
+    ]
     if non_local:
         layers.append(NonLocalBlock(4 * width))
     layers += [nn.MaxPool3d(2, ceil_mode=True), conv3d_block(4 * width, 8 * width)]
     return PooledHead(nn.Sequential(*layers), 8 * width, num_classes, dropout)
 
 
-def _video_resnet(kind: str, num_classes: int, in_channels: int, dropout: float,
-                  blocks: int, width: int) -> nn.Module:
+def _video_resnet(
+    kind: str, num_classes: int, in_channels: int, dropout: float, blocks: int, width: int
+) -> nn.Module:
     """torchvision's ``VideoResNet`` of ``kind``; ``width`` 64 (the default) is exactly
     torchvision's network, a smaller one scales every stage's channels by ``width / 64``."""
     from torchvision.models.video import resnet as video
 
     class ScaledVideoResNet(video.VideoResNet):
         def _make_layer(self, block, conv_builder, planes, blocks, stride=1):
-            if planes == 64:                      # the first stage: its input is the stem's
+            if planes == 64:  # the first stage: its input is the stem's
                 self.inplanes = width
             return super()._make_layer(block, conv_builder, planes * width // 64, blocks, stride)
 
     def stem() -> nn.Sequential:
         if kind != "r2plus1d":
             return conv3d_block(in_channels, width, (3, 7, 7), (1, 2, 2))
-        return nn.Sequential(*conv3d_block(in_channels, max(1, 45 * width // 64), (1, 7, 7),
-                                           (1, 2, 2)),
-                             *conv3d_block(max(1, 45 * width // 64), width, (3, 1, 1)))
+        return nn.Sequential(
+            *conv3d_block(in_channels, max(1, 45 * width // 64), (1, 7, 7), (1, 2, 2)),
+            *conv3d_block(max(1, 45 * width // 64), width, (3, 1, 1)),
+        )
 
-    conv = {"r3d": [video.Conv3DSimple] * 4,
-            "mc3": [video.Conv3DSimple] + [video.Conv3DNoTemporal] * 3,
-            "r2plus1d": [video.Conv2Plus1D] * 4}[kind]
+    conv = {
+        "r3d": [video.Conv3DSimple] * 4,
+        "mc3": [video.Conv3DSimple] + [video.Conv3DNoTemporal] * 3,
+        "r2plus1d": [video.Conv2Plus1D] * 4,
+    }[kind]
     model = ScaledVideoResNet(video.BasicBlock, conv, [blocks] * 4, stem, num_classes=num_classes)
     model.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(8 * width, num_classes))
     nn.init.normal_(model.fc[1].weight, 0, 0.01)
@@ -124,13 +151,23 @@ def _video_resnet(kind: str, num_classes: int, in_channels: int, dropout: float,
 
 
 def _register_video_resnet(kind: str) -> None:
-    def build(*, num_classes: int, in_channels: int, clip_length: int, dropout: float = 0.0,
-              blocks: int = 2, width: int = 64) -> nn.Module:
+    def build(
+        *,
+        num_classes: int,
+        in_channels: int,
+        clip_length: int,
+        dropout: float = 0.0,
+        blocks: int = 2,
+        width: int = 64,
+    ) -> nn.Module:
         return _video_resnet(kind, num_classes, in_channels, dropout, blocks, width)
 
     build.__name__ = build.__qualname__ = f"{kind}_18"
-    VIDEO_NETS.add(f"{kind}_18", build, description=f"torchvision {kind}_18, from scratch "
-                                                    "(net_args: blocks per stage, width)")
+    VIDEO_NETS.add(
+        f"{kind}_18",
+        build,
+        description=f"torchvision {kind}_18, from scratch (net_args: blocks per stage, width)",
+    )
 
 
 for _kind in ("r3d", "mc3", "r2plus1d"):
@@ -138,15 +175,27 @@ for _kind in ("r3d", "mc3", "r2plus1d"):
 
 
 @VIDEO_NETS.register("i3d_resnet")
-def i3d_resnet(*, num_classes: int, in_channels: int, clip_length: int, dropout: float = 0.0,
-               arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18",
-               time_kernel: int = 3, weights: str | None = None, small_input: bool = False,
-               non_local: bool = False) -> nn.Module:
+def i3d_resnet(
+    *,
+    num_classes: int,
+    in_channels: int,
+    clip_length: int,
+    dropout: float = 0.0,
+    arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18",
+    time_kernel: int = 3,
+    weights: str | None = None,
+    small_input: bool = False,
+    non_local: bool = False,
+) -> nn.Module:
     """torchvision's 2D ``arch`` (from a local state_dict ``weights`` when given) inflated to 3D
     with ``time_kernel`` frames per kernel."""
-    model = CLASSIFICATION_NETS.get(arch).builder(num_classes=num_classes, in_channels=in_channels,
-                                                  image_size=None, dropout=dropout,
-                                                  small_input=small_input)
+    model = CLASSIFICATION_NETS.get(arch).builder(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=None,
+        dropout=dropout,
+        small_input=small_input,
+    )
     if weights:
         transfer.load_weights(model, weights, key="net_args.weights")
     inflate(model, time_kernel)
@@ -163,8 +212,9 @@ class SlowFast(nn.Module):
     3x3x3 kernels throughout. After each stage a time-strided conv carries fast features into
     the slow pathway (concatenated); both are pooled and joined for the head."""
 
-    def __init__(self, num_classes: int, in_channels: int, width: int, alpha: int, beta: int,
-                 dropout: float):
+    def __init__(
+        self, num_classes: int, in_channels: int, width: int, alpha: int, beta: int, dropout: float
+    ):
         super().__init__()
         fast = max(2, width // beta)
         slow_in, fast_in = [in_channels, width, 2 * width], [in_channels, fast, 2 * fast]
@@ -173,29 +223,41 @@ class SlowFast(nn.Module):
         for stage in range(3):
             inputs = slow_in[stage] + (2 * fast_in[stage] if stage else 0)
             time = 3 if stage == 2 else 1
-            self.slow.append(conv3d_block(inputs, slow_in[stage + 1] if stage < 2 else 4 * width,
-                                          (time, 3, 3), (1, 2, 2)))
+            self.slow.append(
+                conv3d_block(
+                    inputs, slow_in[stage + 1] if stage < 2 else 4 * width, (time, 3, 3), (1, 2, 2)
+                )
+            )
             outputs = fast_in[stage + 1] if stage < 2 else 4 * fast
             self.fast.append(conv3d_block(fast_in[stage], outputs, (3, 3, 3), (1, 2, 2)))
             if stage < 2:
-                self.lateral.append(nn.Conv3d(outputs, 2 * outputs, (5, 1, 1), (alpha, 1, 1),
-                                              (2, 0, 0), bias=False))
+                self.lateral.append(
+                    nn.Conv3d(outputs, 2 * outputs, (5, 1, 1), (alpha, 1, 1), (2, 0, 0), bias=False)
+                )
         self.head = classifier(4 * width + 4 * fast, num_classes, dropout)
         mark_head(self, "head.1")
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        slow, fast = clips[:, :, ::self.alpha], clips                     # [B, C, T/a, H, W]
+        slow, fast = clips[:, :, :: self.alpha], clips  # [B, C, T/a, H, W]
         for stage in range(3):
             slow, fast = self.slow[stage](slow), self.fast[stage](fast)
             if stage < 2:
                 lateral = self.lateral[stage](fast)
-                slow = torch.cat([slow, lateral[:, :, :slow.shape[2]]], dim=1)
+                slow = torch.cat([slow, lateral[:, :, : slow.shape[2]]], dim=1)
         features = torch.cat([slow.mean(dim=(2, 3, 4)), fast.mean(dim=(2, 3, 4))], dim=1)
         return self.head(features)
 
 
 @VIDEO_NETS.register("slowfast")
-def slowfast(*, num_classes: int, in_channels: int, clip_length: int, dropout: float = 0.0,
-             width: int = 16, alpha: int = 4, beta: int = 4) -> nn.Module:
+def slowfast(
+    *,
+    num_classes: int,
+    in_channels: int,
+    clip_length: int,
+    dropout: float = 0.0,
+    width: int = 16,
+    alpha: int = 4,
+    beta: int = 4,
+) -> nn.Module:
     """A small SlowFast: slow pathway on every ``alpha``-th frame, fast one ``beta`` x thinner."""
     return SlowFast(num_classes, in_channels, width, alpha, beta, dropout)

@@ -24,8 +24,9 @@ from visionflow.tasks.rl.base import RLTask, check_discrete_actions
 class ActorCritic(nn.Module):
     """``policy(observations [B, *obs]) -> logits [B, A]``, ``value(observations) -> [B]``."""
 
-    def __init__(self, net: str, observation_shape: tuple[int, ...], net_args: dict | None,
-                 num_actions: int):
+    def __init__(
+        self, net: str, observation_shape: tuple[int, ...], net_args: dict | None, num_actions: int
+    ):
         super().__init__()
         actor, critic = (build_torso(net, observation_shape, net_args) for _ in range(2))
         self.actor = nn.Sequential(actor, nn.Linear(actor.out_features, num_actions))
@@ -52,8 +53,9 @@ class PolicyTask(RLTask):
         super().__init__(optimizer, scheduler)
         check_discrete_actions(algorithm, h["action_space"], h["environment"], h["num_classes"])
         _check_shared_arguments(h)
-        self.model = ActorCritic(h["net"], tuple(h["observation_shape"]), h["net_args"],
-                                 h["num_classes"])
+        self.model = ActorCritic(
+            h["net"], tuple(h["observation_shape"]), h["net_args"], h["num_classes"]
+        )
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         """``observations [B, *obs] -> action logits [B, A]``."""

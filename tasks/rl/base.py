@@ -24,16 +24,21 @@ from visionflow.tasks.base import VisionTask
 EPISODE_PLOT = "episode_returns.png"
 
 
-def check_discrete_actions(algorithm: str, action_space: str, environment: str,
-                           num_actions: int) -> None:
+def check_discrete_actions(
+    algorithm: str, action_space: str, environment: str, num_actions: int
+) -> None:
     """SpecError unless the environment's actions are discrete (and at least two)."""
     if action_space != "discrete":
-        raise SpecError(f"action_space: {algorithm} needs a discrete action space, but "
-                        f"{environment or 'the environment'} has {action_space} actions",
-                        hint="pick an environment with discrete actions, e.g. CartPole-v1")
+        raise SpecError(
+            f"action_space: {algorithm} needs a discrete action space, but "
+            f"{environment or 'the environment'} has {action_space} actions",
+            hint="pick an environment with discrete actions, e.g. CartPole-v1",
+        )
     if num_actions < 2:
-        raise SpecError(f"num_classes: {environment or 'the environment'} has {num_actions} "
-                        "action(s); a policy needs at least 2")
+        raise SpecError(
+            f"num_classes: {environment or 'the environment'} has {num_actions} "
+            "action(s); a policy needs at least 2"
+        )
 
 
 class RLTask(VisionTask):
@@ -117,8 +122,11 @@ class RLTask(VisionTask):
         """After ``test``: ``episode_returns.png``, the cumulative reward of every test episode."""
         if stage != "test" or not self.test_episodes:
             return []
-        return [save_figure(plot_episode_returns(self.test_episodes),
-                            Path(directory) / EPISODE_PLOT)]
+        return [
+            save_figure(plot_episode_returns(self.test_episodes), Path(directory) / EPISODE_PLOT)
+        ]
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
-        return [save_figure(plot_episode_returns(evaluation.details), Path(directory) / EPISODE_PLOT)]
+        return [
+            save_figure(plot_episode_returns(evaluation.details), Path(directory) / EPISODE_PLOT)
+        ]

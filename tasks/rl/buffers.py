@@ -38,9 +38,9 @@ class ReplayBuffer:
     def __init__(self, capacity: int, n_steps: int = 1):
         self.capacity, self.n_steps = capacity, n_steps
         self.storage: dict[str, torch.Tensor] = {}
-        self.rows = 0       # steps kept per environment, set by the first rollout
-        self.cursor = 0     # the next row to write
-        self.size = 0       # rows written, at most ``rows``
+        self.rows = 0  # steps kept per environment, set by the first rollout
+        self.cursor = 0  # the next row to write
+        self.size = 0  # rows written, at most ``rows``
 
     def __len__(self) -> int:
         """Transitions stored (rows times environments)."""
@@ -52,9 +52,14 @@ class ReplayBuffer:
         steps = batch.actions.shape[0]
         if not self.storage:
             self.rows = max(self.n_steps, self.capacity // batch.actions.shape[1])
-            self.storage = {name: torch.zeros((self.rows, *getattr(batch, name).shape[1:]),
-                                              dtype=getattr(batch, name).dtype,
-                                              device=batch.actions.device) for name in FIELDS}
+            self.storage = {
+                name: torch.zeros(
+                    (self.rows, *getattr(batch, name).shape[1:]),
+                    dtype=getattr(batch, name).dtype,
+                    device=batch.actions.device,
+                )
+                for name in FIELDS
+            }
         rows = (self.cursor + torch.arange(steps)) % self.rows
         rows = rows.to(batch.actions.device)
         for name in FIELDS:
@@ -70,12 +75,16 @@ class ReplayBuffer:
         runs past the newest row into the oldest)."""
         columns = self.storage["actions"].shape[1]
         device = self.storage["actions"].device
-        first = 0 if self.size < self.rows else self.cursor             # the oldest row
+        first = 0 if self.size < self.rows else self.cursor  # the oldest row
         starts = torch.randint(0, self.size - self.n_steps + 1, (batch_size,), device=device)
         rows = (first + starts[:, None] + torch.arange(self.n_steps, device=device)) % self.rows
-        envs = torch.randint(0, columns, (batch_size,), device=device)[:, None]    # [B, 1]
-        window = {name: self.storage[name][rows, envs] for name in FIELDS}          # [B, n, ...]
-        return Transitions(observations=window["observations"][:, 0],
-                           actions=window["actions"][:, 0], rewards=window["rewards"],
-                           next_observations=window["next_observations"],
-                           terminated=window["terminated"], episode_ends=window["episode_ends"])
+        envs = torch.randint(0, columns, (batch_size,), device=device)[:, None]  # [B, 1]
+        window = {name: self.storage[name][rows, envs] for name in FIELDS}  # [B, n, ...]
+        return Transitions(
+            observations=window["observations"][:, 0],
+            actions=window["actions"][:, 0],
+            rewards=window["rewards"],
+            next_observations=window["next_observations"],
+            terminated=window["terminated"],
+            episode_ends=window["episode_ends"],
+        )

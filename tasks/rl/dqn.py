@@ -44,8 +44,8 @@ class QNetwork(nn.Module):
         self.value = nn.Linear(torso.out_features, 1) if dueling else None
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        features = self.torso(observations)                                 # [B, F]
-        advantages = self.advantage(features)                               # [B, A]
+        features = self.torso(observations)  # [B, F]
+        advantages = self.advantage(features)  # [B, A]
         if self.value is None:
             return advantages
         return self.value(features) + advantages - advantages.mean(dim=1, keepdim=True)
@@ -102,7 +102,7 @@ class DQNTask(RLTask):
     @torch.no_grad()
     def act(self, observations: torch.Tensor, explore: bool) -> ActorOutput:
         """Greedy actions ``[N]``, or epsilon-greedy ones when exploring (counted as env steps)."""
-        greedy = self.q_network(observations).argmax(dim=1)                # [N]
+        greedy = self.q_network(observations).argmax(dim=1)  # [N]
         if not explore:
             return ActorOutput(greedy)
         random_actions = torch.randint_like(greedy, self.hparams.num_classes)
@@ -116,19 +116,27 @@ class DQNTask(RLTask):
         if len(self.buffer) < self.hparams.learning_starts or not self.buffer.can_sample():
             return None
         loss = self.td_loss(self.buffer.sample(self.hparams.batch_size))
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=self.hparams.batch_size, sync_dist=True)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=self.hparams.batch_size,
+            sync_dist=True,
+        )
         return loss
 
     def td_loss(self, sample: Transitions) -> torch.Tensor:
         """Huber loss between ``Q(s, a)`` ``[B]`` and the n-step (Double) DQN target ``[B]``."""
         h = self.hparams
-        returns, discount, last = n_step_targets(sample.rewards, sample.terminated,
-                                                 sample.episode_ends, h.gamma)
+        returns, discount, last = n_step_targets(
+            sample.rewards, sample.terminated, sample.episode_ends, h.gamma
+        )
         rows = torch.arange(len(last), device=last.device)
-        following = sample.next_observations[rows, last]                    # [B, *obs]
+        following = sample.next_observations[rows, last]  # [B, *obs]
         with torch.no_grad():
-            target_q = self.target_network(following)                       # [B, A]
+            target_q = self.target_network(following)  # [B, A]
             if h.double_dqn:
                 chosen = self.q_network(following).argmax(dim=1, keepdim=True)
                 next_value = target_q.gather(1, chosen)[:, 0]
@@ -161,15 +169,23 @@ def _check_arguments(h: Any) -> None:
         (0 < h.gamma <= 1, "gamma", f"must be in (0, 1], got {h.gamma}"),
         (h.n_steps >= 1, "n_steps", f"must be >= 1, got {h.n_steps}"),
         (h.batch_size >= 1, "batch_size", f"must be >= 1, got {h.batch_size}"),
-        (h.buffer_size >= max(h.batch_size, h.n_steps), "buffer_size",
-         f"must hold at least batch_size and n_steps, got {h.buffer_size}"),
+        (
+            h.buffer_size >= max(h.batch_size, h.n_steps),
+            "buffer_size",
+            f"must hold at least batch_size and n_steps, got {h.buffer_size}",
+        ),
         (h.learning_starts >= 0, "learning_starts", f"must be >= 0, got {h.learning_starts}"),
-        (h.target_sync_interval >= 1, "target_sync_interval",
-         f"must be >= 1, got {h.target_sync_interval}"),
-        (0 <= h.epsilon_end <= h.epsilon_start <= 1, "epsilon_end",
-         f"need 0 <= epsilon_end <= epsilon_start <= 1, got {h.epsilon_end}, {h.epsilon_start}"),
-        (h.exploration_steps >= 0, "exploration_steps",
-         f"must be >= 0, got {h.exploration_steps}"),
+        (
+            h.target_sync_interval >= 1,
+            "target_sync_interval",
+            f"must be >= 1, got {h.target_sync_interval}",
+        ),
+        (
+            0 <= h.epsilon_end <= h.epsilon_start <= 1,
+            "epsilon_end",
+            f"need 0 <= epsilon_end <= epsilon_start <= 1, got {h.epsilon_end}, {h.epsilon_start}",
+        ),
+        (h.exploration_steps >= 0, "exploration_steps", f"must be >= 0, got {h.exploration_steps}"),
     ]
     for ok, key, message in checks:
         if not ok:

@@ -55,8 +55,9 @@ class PolicyGradientTask(PolicyTask):
         self.count_experience(batch)
         h = self.hparams
         values, next_values = self.critic_values(batch)
-        returns = discounted_returns(batch.rewards, next_values, batch.terminated,
-                                     batch.episode_ends, h.gamma)            # [T, N]
+        returns = discounted_returns(
+            batch.rewards, next_values, batch.terminated, batch.episode_ends, h.gamma
+        )  # [T, N]
         advantages = returns - values
         if h.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -65,8 +66,19 @@ class PolicyGradientTask(PolicyTask):
         value_loss = F.mse_loss(self.model.value(batch.observations), returns)
         entropy = policy.entropy().mean()
         loss = policy_loss + h.value_coef * value_loss - h.entropy_coef * entropy
-        for name, value in {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss,
-                            "entropy": entropy}.items():
-            self.log(f"train/{name}", value.detach(), on_step=False, on_epoch=True,
-                     prog_bar=name == "loss", batch_size=len(batch), sync_dist=True)
+        for name, value in {
+            "loss": loss,
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+        }.items():
+            self.log(
+                f"train/{name}",
+                value.detach(),
+                on_step=False,
+                on_epoch=True,
+                prog_bar=name == "loss",
+                batch_size=len(batch),
+                sync_dist=True,
+            )
         return loss

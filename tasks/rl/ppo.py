@@ -29,8 +29,9 @@ from visionflow.tasks.rl.returns import generalized_advantages
 STATISTICS = ("loss", "policy_loss", "value_loss", "entropy", "clip_fraction", "approx_kl")
 
 
-def clipped_surrogate(log_probs: torch.Tensor, old_log_probs: torch.Tensor,
-                      advantages: torch.Tensor, clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+def clipped_surrogate(
+    log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(loss, ratios)``: the negated clipped objective ``-mean(min(r A, clip(r, 1-c, 1+c) A))``
     with ``r = exp(log_probs - old_log_probs)``; all inputs ``[B]``."""
     ratios = (log_probs - old_log_probs).exp()
@@ -39,8 +40,9 @@ def clipped_surrogate(log_probs: torch.Tensor, old_log_probs: torch.Tensor,
     return -torch.minimum(unclipped, clipped).mean(), ratios
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
-               clip: float | None) -> torch.Tensor:
+def value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float | None
+) -> torch.Tensor:
     """``0.5 * mean((V - R)^2)``; with ``clip``, the larger of that and the loss of
     ``old + clamp(V - old, -clip, clip)`` per sample (PPO2's value clipping)."""
     squared = (values - returns) ** 2
@@ -83,25 +85,45 @@ class PPOTask(PolicyTask):
         self.count_experience(batch)
         h = self.hparams
         values, next_values = self.critic_values(batch)
-        advantages = generalized_advantages(batch.rewards, values, next_values, batch.terminated,
-                                            batch.episode_ends, h.gamma, h.gae_lambda)
-        flat = {"observations": batch.observations.flatten(0, 1),          # [T*N, *obs]
-                "actions": batch.actions.flatten(), "log_probs": batch.log_probs.flatten(),
-                "values": values.flatten(), "advantages": advantages.flatten(),
-                "returns": (advantages + values).flatten()}
+        advantages = generalized_advantages(
+            batch.rewards,
+            values,
+            next_values,
+            batch.terminated,
+            batch.episode_ends,
+            h.gamma,
+            h.gae_lambda,
+        )
+        flat = {
+            "observations": batch.observations.flatten(0, 1),  # [T*N, *obs]
+            "actions": batch.actions.flatten(),
+            "log_probs": batch.log_probs.flatten(),
+            "values": values.flatten(),
+            "advantages": advantages.flatten(),
+            "returns": (advantages + values).flatten(),
+        }
         size = len(batch)
         minibatch = max(1, size // h.minibatches)
         totals = torch.zeros(len(STATISTICS), device=values.device)
         for _ in range(h.update_epochs):
             order = torch.randperm(size, device=values.device)
             for start in range(0, size - minibatch + 1, minibatch):
-                picked = {key: value[order[start:start + minibatch]] for key, value in flat.items()}
+                picked = {
+                    key: value[order[start : start + minibatch]] for key, value in flat.items()
+                }
                 totals += self._update(picked)
         self._step_schedule()
         updates = h.update_epochs * (size // minibatch)
         for name, total in zip(STATISTICS, totals / updates):
-            self.log(f"train/{name}", total, on_step=False, on_epoch=True,
-                     prog_bar=name == "loss", batch_size=size, sync_dist=True)
+            self.log(
+                f"train/{name}",
+                total,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=name == "loss",
+                batch_size=size,
+                sync_dist=True,
+            )
 
     def _update(self, minibatch: dict[str, torch.Tensor]) -> torch.Tensor:
         """One optimizer step on a minibatch; its statistics ``[len(STATISTICS)]`` (detached)."""
@@ -110,25 +132,32 @@ class PPOTask(PolicyTask):
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         policy = self.model.policy(minibatch["observations"])
         log_probs = policy.log_prob(minibatch["actions"])
-        policy_loss, ratios = clipped_surrogate(log_probs, minibatch["log_probs"], advantages,
-                                                h.clip_ratio)
-        critic_loss = value_loss(self.model.value(minibatch["observations"]), minibatch["values"],
-                                 minibatch["returns"], h.clip_ratio if h.clip_value else None)
+        policy_loss, ratios = clipped_surrogate(
+            log_probs, minibatch["log_probs"], advantages, h.clip_ratio
+        )
+        critic_loss = value_loss(
+            self.model.value(minibatch["observations"]),
+            minibatch["values"],
+            minibatch["returns"],
+            h.clip_ratio if h.clip_value else None,
+        )
         entropy = policy.entropy().mean()
         loss = policy_loss + h.value_coef * critic_loss - h.entropy_coef * entropy
         optimizer = self.optimizers()
         optimizer.zero_grad()
         self.manual_backward(loss)
         if h.max_grad_norm is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=h.max_grad_norm,
-                                gradient_clip_algorithm="norm")
+            self.clip_gradients(
+                optimizer, gradient_clip_val=h.max_grad_norm, gradient_clip_algorithm="norm"
+            )
         optimizer.step()
         with torch.no_grad():
             log_ratios = log_probs - minibatch["log_probs"]
             clip_fraction = ((ratios - 1).abs() > h.clip_ratio).float().mean()
             approx_kl = ((ratios - 1) - log_ratios).mean()
-            return torch.stack([loss, policy_loss, critic_loss, entropy, clip_fraction,
-                                approx_kl]).detach()
+            return torch.stack(
+                [loss, policy_loss, critic_loss, entropy, clip_fraction, approx_kl]
+            ).detach()
 
     def _step_schedule(self) -> None:
         """Advance the learning-rate schedule once per rollout (when there is one)."""
@@ -143,8 +172,11 @@ def _check_arguments(h: Any) -> None:
         (h.clip_ratio > 0, "clip_ratio", f"must be > 0, got {h.clip_ratio}"),
         (h.update_epochs >= 1, "update_epochs", f"must be >= 1, got {h.update_epochs}"),
         (h.minibatches >= 1, "minibatches", f"must be >= 1, got {h.minibatches}"),
-        (h.max_grad_norm is None or h.max_grad_norm > 0, "max_grad_norm",
-         f"must be > 0 or null, got {h.max_grad_norm}"),
+        (
+            h.max_grad_norm is None or h.max_grad_norm > 0,
+            "max_grad_norm",
+            f"must be > 0 or null, got {h.max_grad_norm}",
+        ),
     ]
     for ok, key, message in checks:
         if not ok:

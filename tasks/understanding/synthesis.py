@@ -15,9 +15,9 @@ from typing import Literal
 
 import torch
 from torch import nn
-from visionflow.tasks.understanding.attribution import record_output
 
 from visionflow.errors import CheckpointError, SpecError
+from visionflow.tasks.understanding.attribution import record_output
 
 
 @contextmanager
@@ -33,8 +33,9 @@ def frozen(model: nn.Module) -> Iterator[None]:
             parameter.requires_grad_(True)
 
 
-def _jitter(images: torch.Tensor, pixels: int, generator: torch.Generator | None
-            ) -> tuple[torch.Tensor, tuple[int, int]]:
+def _jitter(
+    images: torch.Tensor, pixels: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, tuple[int, int]]:
     """``images`` rolled by a random shift of up to ``pixels`` in each direction, and the shift."""
     if pixels == 0:
         return images, (0, 0)
@@ -48,10 +49,19 @@ def _ascent_step(images: torch.Tensor, objective: torch.Tensor, lr: float) -> to
     return (images + lr * gradient / gradient.abs().mean().clamp_min(1e-12)).detach()
 
 
-def class_visualization(model: nn.Module, target: int, shape: Sequence[int], *, steps: int = 100,
-                        lr: float = 0.05, l2: float = 1e-3, jitter: int = 2, blur_every: int = 10,
-                        blur_sigma: float = 0.5,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+def class_visualization(
+    model: nn.Module,
+    target: int,
+    shape: Sequence[int],
+    *,
+    steps: int = 100,
+    lr: float = 0.05,
+    l2: float = 1e-3,
+    jitter: int = 2,
+    blur_every: int = 10,
+    blur_sigma: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """An image ``[1, C, H, W]`` (``shape = (C, H, W)``) that maximizes the ``target`` logit
     minus ``l2 * ||image||^2`` by gradient ascent, with random jitter each step and a Gaussian
     blur every ``blur_every`` steps (Simonyan et al. 2014; Yosinski et al. 2015)."""
@@ -72,13 +82,21 @@ def class_visualization(model: nn.Module, target: int, shape: Sequence[int], *, 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
     """Sum of squared differences between neighbouring pixels of ``[B, C, H, W]`` (a scalar)."""
-    return ((images[..., 1:, :] - images[..., :-1, :]).square().sum()
-            + (images[..., :, 1:] - images[..., :, :-1]).square().sum())
+    return (images[..., 1:, :] - images[..., :-1, :]).square().sum() + (
+        images[..., :, 1:] - images[..., :, :-1]
+    ).square().sum()
 
 
-def feature_inversion(model: nn.Module, layer: str, images: torch.Tensor, *, steps: int = 200,
-                      lr: float = 0.05, tv_weight: float = 1e-3,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+def feature_inversion(
+    model: nn.Module,
+    layer: str,
+    images: torch.Tensor,
+    *,
+    steps: int = 200,
+    lr: float = 0.05,
+    tv_weight: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Images ``[B, C, H, W]`` whose ``layer`` features match those of ``images`` (relative
     squared error, plus ``tv_weight`` total variation), from noise, by Adam (Mahendran & Vedaldi
     2015)."""
@@ -97,9 +115,16 @@ def feature_inversion(model: nn.Module, layer: str, images: torch.Tensor, *, ste
     return result.detach()
 
 
-def deepdream(model: nn.Module, layer: str, images: torch.Tensor, *, steps: int = 20,
-              lr: float = 0.02, jitter: int = 2,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+def deepdream(
+    model: nn.Module,
+    layer: str,
+    images: torch.Tensor,
+    *,
+    steps: int = 20,
+    lr: float = 0.02,
+    jitter: int = 2,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``images [B, C, H, W]`` changed by gradient ascent on the squared activations of
     ``layer``: whatever the layer sees in them, amplified (Mordvintsev et al. 2015)."""
     image = images.detach().clone()
@@ -116,6 +141,7 @@ def deepdream(model: nn.Module, layer: str, images: torch.Tensor, *, steps: int 
 
 # -------------------------------------------------------------------- texture and style
 
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """``[B, k, h, w] -> [B, k, k]``: channel correlations, divided by ``k * h * w``."""
     batch, channels, height, width = features.shape
@@ -123,12 +149,17 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     return flat @ flat.transpose(1, 2) / (channels * height * width)
 
 
-def _layer_outputs(model: nn.Module, images: torch.Tensor, layers: Sequence[str]
-                   ) -> dict[str, torch.Tensor]:
+def _layer_outputs(
+    model: nn.Module, images: torch.Tensor, layers: Sequence[str]
+) -> dict[str, torch.Tensor]:
     """``{layer: output}`` of one forward pass of ``images``."""
     found: dict[str, torch.Tensor] = {}
-    hooks = [model.get_submodule(name).register_forward_hook(
-        lambda _m, _in, out, name=name: found.__setitem__(name, out)) for name in layers]
+    hooks = [
+        model.get_submodule(name).register_forward_hook(
+            lambda _m, _in, out, name=name: found.__setitem__(name, out)
+        )
+        for name in layers
+    ]
     try:
         model(images)
     finally:
@@ -137,12 +168,22 @@ def _layer_outputs(model: nn.Module, images: torch.Tensor, layers: Sequence[str]
     return found
 
 
-def style_transfer(model: nn.Module, content: torch.Tensor | None, style: torch.Tensor, *,
-                   content_layer: str, style_layers: Sequence[str], content_weight: float = 1.0,
-                   style_weight: float = 1e3, tv_weight: float = 0.0, steps: int = 100,
-                   optimizer: Literal["lbfgs", "adam"] = "lbfgs", lr: float = 0.05,
-                   shape: Sequence[int] | None = None,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def style_transfer(
+    model: nn.Module,
+    content: torch.Tensor | None,
+    style: torch.Tensor,
+    *,
+    content_layer: str,
+    style_layers: Sequence[str],
+    content_weight: float = 1.0,
+    style_weight: float = 1e3,
+    tv_weight: float = 0.0,
+    steps: int = 100,
+    optimizer: Literal["lbfgs", "adam"] = "lbfgs",
+    lr: float = 0.05,
+    shape: Sequence[int] | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """An image ``[1, C, H, W]`` with the ``content_layer`` features of ``content [1, C, H, W]``
     and the Gram matrices (on ``style_layers``) of ``style [1, C, H', W']``: neural style
     transfer. With ``content`` None it is texture synthesis from noise of ``shape``
@@ -150,18 +191,27 @@ def style_transfer(model: nn.Module, content: torch.Tensor | None, style: torch.
     for name in (content_layer, *style_layers):
         _check_layer(model, name)
     with torch.no_grad():
-        style_grams = {name: gram_matrix(out)
-                       for name, out in _layer_outputs(model, style, style_layers).items()}
-        wanted = (_layer_outputs(model, content, [content_layer])[content_layer]
-                  if content is not None else None)
-    start = content if content is not None else 0.1 * torch.randn(
-        (1, *(shape or style.shape[1:])), generator=generator)
+        style_grams = {
+            name: gram_matrix(out)
+            for name, out in _layer_outputs(model, style, style_layers).items()
+        }
+        wanted = (
+            _layer_outputs(model, content, [content_layer])[content_layer]
+            if content is not None
+            else None
+        )
+    start = (
+        content
+        if content is not None
+        else 0.1 * torch.randn((1, *(shape or style.shape[1:])), generator=generator)
+    )
     image = start.detach().clone().requires_grad_(True)
 
     def loss() -> torch.Tensor:
         outputs = _layer_outputs(model, image, [*style_layers, content_layer])
-        total = style_weight * sum((gram_matrix(outputs[name]) - gram).square().sum()
-                                   for name, gram in style_grams.items())
+        total = style_weight * sum(
+            (gram_matrix(outputs[name]) - gram).square().sum() for name, gram in style_grams.items()
+        )
         if wanted is not None:
             total = total + content_weight * (outputs[content_layer] - wanted).square().mean()
         return total + tv_weight * total_variation(image)
@@ -203,12 +253,15 @@ def load_vgg(weights: str | Path, name: Literal["vgg11", "vgg16", "vgg19"] = "vg
 
     path = Path(weights)
     if not path.is_file():
-        raise CheckpointError(f"{path}: VGG weights file is missing",
-                              hint="download torchvision's vgg16 state_dict once and give its path")
+        raise CheckpointError(
+            f"{path}: VGG weights file is missing",
+            hint="download torchvision's vgg16 state_dict once and give its path",
+        )
     model = get_model(name, weights=None)
     try:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as error:  # noqa: BLE001  (zip, pickle or key errors: not its weights)
-        raise CheckpointError(f"{path}: not a {name} state_dict ({str(error).splitlines()[0]})"
-                              ) from None
+    except Exception as error:
+        raise CheckpointError(
+            f"{path}: not a {name} state_dict ({str(error).splitlines()[0]})"
+        ) from None
     return model.eval()

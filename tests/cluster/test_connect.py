@@ -14,13 +14,14 @@ import yaml
 
 pytest.importorskip("ray")
 
-from visionflow.cli import main  # noqa: E402
-from visionflow.cluster import head  # noqa: E402
+from visionflow.cli import main
+from visionflow.cluster import head
 
 pytestmark = pytest.mark.ray
 
 SPEC = {
-    "name": "joined", "seed": 0,
+    "name": "joined",
+    "seed": 0,
     "task": {"name": "image_classification", "args": {"net": "linear"}},
     "data": {"name": "digits", "args": {"batch_size": 128}},
     "trainer": {"max_epochs": 1, "enable_progress_bar": False},
@@ -33,9 +34,14 @@ SPEC = {
 def running_head() -> head.HeadInfo:
     temp_dir = Path(tempfile.mkdtemp(prefix="vfh-", dir="/tmp"))
     try:
-        info = head.start_head(head.HeadConfig(num_cpus=2, port=head.free_port(),
-                                               dashboard_port=head.free_port(),
-                                               temp_dir=str(temp_dir)))
+        info = head.start_head(
+            head.HeadConfig(
+                num_cpus=2,
+                port=head.free_port(),
+                dashboard_port=head.free_port(),
+                temp_dir=str(temp_dir),
+            )
+        )
         yield info
     finally:
         head.stop_head(temp_dir)
@@ -56,8 +62,8 @@ def test_a_run_joins_the_head_and_leaves_it_running(running_head, tmp_path):
     (run_dir,) = (tmp_path / "runs" / "joined").iterdir()
     stages = json.loads((run_dir / "summary.json").read_text())["stages"]
     assert stages["evaluate"]["test/acc"] == pytest.approx(stages["test"]["test/acc"], abs=1e-6)
-    assert not ray.is_initialized()                                   # the driver left ...
-    assert head.cluster_status(running_head.dashboard_url)            # ... the head runs on
+    assert not ray.is_initialized()  # the driver left ...
+    assert head.cluster_status(running_head.dashboard_url)  # ... the head runs on
 
 
 def test_an_unreachable_address_fails_within_seconds(tmp_path, capsys):
@@ -68,10 +74,13 @@ def test_an_unreachable_address_fails_within_seconds(tmp_path, capsys):
     assert f"--address {address}: cannot reach a Ray head there" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--address", "nowhere"], "expected HOST:PORT"),
-    (["--backend", "local", "--address", "127.0.0.1:6379"], "resources.backend is 'local'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--address", "nowhere"], "expected HOST:PORT"),
+        (["--backend", "local", "--address", "127.0.0.1:6379"], "resources.backend is 'local'"),
+    ],
+)
 def test_bad_addresses_and_a_local_backend_are_refused(tmp_path, capsys, argv, message):
     assert main(["run", str(write_spec(tmp_path)), *argv]) == 2
     assert message in capsys.readouterr().err

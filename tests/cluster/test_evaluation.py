@@ -11,13 +11,13 @@ import visionflow.cluster  # noqa: F401  (before ray: sets Ray's log filter at r
 
 pytest.importorskip("ray")
 
-from visionflow import cluster  # noqa: E402
-from visionflow.cli import main  # noqa: E402
-from visionflow.errors import SpecError  # noqa: E402
-from visionflow.evaluation.coco import evaluate_coco  # noqa: E402
-from benchmarks.coco_data import synthetic_coco  # noqa: E402
-from visionflow.pipelines import run as run_local  # noqa: E402
-from visionflow.spec import parse_spec  # noqa: E402
+from benchmarks.coco_data import synthetic_coco
+from visionflow import cluster
+from visionflow.cli import main
+from visionflow.errors import SpecError
+from visionflow.evaluation.coco import evaluate_coco
+from visionflow.pipelines import run as run_local
+from visionflow.spec import parse_spec
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -29,15 +29,23 @@ def ray_session():
 
 
 def digits_spec(tmp_path, stages, backend="local", trainer=None, **resources):
-    return parse_spec({
-        "name": "eval_digits", "seed": 0,
-        "task": {"name": "image_classification", "args": {"net": "lenet5", "lr": 0.003}},
-        "data": {"name": "digits", "args": {"batch_size": 64}},
-        "trainer": {"max_epochs": 1, "accelerator": "cpu", "enable_progress_bar": False,
-                    **(trainer or {})},
-        "stages": stages, "resources": {"backend": backend, **resources},
-        "output_dir": str(tmp_path / "runs"),
-    })
+    return parse_spec(
+        {
+            "name": "eval_digits",
+            "seed": 0,
+            "task": {"name": "image_classification", "args": {"net": "lenet5", "lr": 0.003}},
+            "data": {"name": "digits", "args": {"batch_size": 64}},
+            "trainer": {
+                "max_epochs": 1,
+                "accelerator": "cpu",
+                "enable_progress_bar": False,
+                **(trainer or {}),
+            },
+            "stages": stages,
+            "resources": {"backend": backend, **resources},
+            "output_dir": str(tmp_path / "runs"),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +58,25 @@ def test_shards_on_ray_equal_one_local_shard_exactly(tmp_path, checkpoint, ray_s
     stage = {"evaluate": {"checkpoint": checkpoint}}
     local = run_local(digits_spec(tmp_path, [stage]))
     on_ray = cluster.run(digits_spec(tmp_path, [stage], backend="ray", num_workers=3))
-    assert on_ray.stages["evaluate"] == local.stages["evaluate"]          # exact
+    assert on_ray.stages["evaluate"] == local.stages["evaluate"]  # exact
     assert local.stages["evaluate"]["test/acc"] > 0.5
     report = json.loads((on_ray.run_dir / "evaluation_test.json").read_text())
-    assert [shard["shard"] for shard in report["shards"]] == [0, 1, 2]   # num_workers shards
+    assert [shard["shard"] for shard in report["shards"]] == [0, 1, 2]  # num_workers shards
     assert sum(shard["samples"] for shard in report["shards"]) == report["num_samples"]
 
 
 def test_an_error_in_a_shard_comes_back_as_one_line_naming_it(tmp_path, checkpoint, ray_session):
-    spec = digits_spec(tmp_path, [{"evaluate": {"checkpoint": checkpoint, "shards": 2}}],
-                       backend="ray", trainer={"precision": "64-true"})
-    with pytest.raises(SpecError, match=r"trainer\.precision: '64-true' is not supported .*"
-                                        r"\[on evaluation shard [01]\]"):
+    spec = digits_spec(
+        tmp_path,
+        [{"evaluate": {"checkpoint": checkpoint, "shards": 2}}],
+        backend="ray",
+        trainer={"precision": "64-true"},
+    )
+    with pytest.raises(
+        SpecError,
+        match=r"trainer\.precision: '64-true' is not supported .*"
+        r"\[on evaluation shard [01]\]",
+    ):
         cluster.run(spec)
 
 
@@ -73,19 +88,39 @@ def test_eval_run_command_on_ray(tmp_path, checkpoint, ray_session, capsys, monk
 
 
 def test_coco_matching_in_ray_tasks_equals_one_process(tmp_path, ray_session, capsys):
-    gt, dt = synthetic_coco(seed=3, images=60, categories=4, dets_per_image=20, gt_per_image=4,
-                            adversarial=True)
+    gt, dt = synthetic_coco(
+        seed=3, images=60, categories=4, dets_per_image=20, gt_per_image=4, adversarial=True
+    )
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     (tmp_path / "dt.json").write_text(json.dumps(dt))
-    assert main(["eval", "coco", "--gt", str(tmp_path / "gt.json"), "--dt", str(tmp_path / "dt.json"),
-                 "--shards", "3", "--json", str(tmp_path / "out.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "coco",
+                "--gt",
+                str(tmp_path / "gt.json"),
+                "--dt",
+                str(tmp_path / "dt.json"),
+                "--shards",
+                "3",
+                "--json",
+                str(tmp_path / "out.json"),
+            ]
+        )
+        == 0
+    )
     stats = json.loads((tmp_path / "out.json").read_text())["stats"]
     assert stats == evaluate_coco(gt, dt, "bbox").stats.tolist()
 
 
 def test_shards_asking_for_missing_gpus_fail_at_once(tmp_path, checkpoint, ray_session):
-    spec = digits_spec(tmp_path, [{"evaluate": {"checkpoint": checkpoint}}], backend="ray",
-                       use_gpu=True)
-    with pytest.raises(SpecError, match=r"resources: each evaluation shard needs 1 CPU, 1 GPU "
-                                        r"but the Ray cluster has 2 CPU, 0 GPU"):
+    spec = digits_spec(
+        tmp_path, [{"evaluate": {"checkpoint": checkpoint}}], backend="ray", use_gpu=True
+    )
+    with pytest.raises(
+        SpecError,
+        match=r"resources: each evaluation shard needs 1 CPU, 1 GPU "
+        r"but the Ray cluster has 2 CPU, 0 GPU",
+    ):
         cluster.run(spec)

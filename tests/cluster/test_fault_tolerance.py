@@ -16,12 +16,12 @@ import visionflow.cluster  # noqa: F401  (before ray: sets Ray's log filter at r
 
 pytest.importorskip("ray")
 
-import psutil  # noqa: E402  (a dependency of ray[default])
-import torch  # noqa: E402
+import psutil
+import torch
 
-from tests.conftest import REPO_ROOT  # noqa: E402
-from visionflow import cluster  # noqa: E402
-from visionflow.spec import load_spec  # noqa: E402
+from tests.conftest import REPO_ROOT
+from visionflow import cluster
+from visionflow.spec import load_spec
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 EPOCHS = 6
@@ -67,9 +67,16 @@ class WorkerKiller(threading.Thread):
 
 
 def test_a_killed_worker_is_replaced_and_the_fit_resumes(tmp_path):
-    spec = load_spec(REPO_ROOT / "examples" / "digits_classification.yaml", [
-        f"output_dir={tmp_path / 'runs'}", f"trainer.max_epochs={EPOCHS}", "stages=[fit, test]",
-        "data.args.batch_size=8", "resources.max_failures=1"])
+    spec = load_spec(
+        REPO_ROOT / "examples" / "digits_classification.yaml",
+        [
+            f"output_dir={tmp_path / 'runs'}",
+            f"trainer.max_epochs={EPOCHS}",
+            "stages=[fit, test]",
+            "data.args.batch_size=8",
+            "resources.max_failures=1",
+        ],
+    )
     killer = WorkerKiller(tmp_path / "runs")
     killer.start()
     results = cluster.run(spec)
@@ -77,12 +84,17 @@ def test_a_killed_worker_is_replaced_and_the_fit_resumes(tmp_path):
 
     assert killer.killed_pid is not None, "no worker was killed: the fit ended too soon"
     assert killer.killed_at_epoch < EPOCHS - 1
-    assert not psutil.pid_exists(killer.killed_pid) or \
-        psutil.Process(killer.killed_pid).status() == psutil.STATUS_ZOMBIE
+    assert (
+        not psutil.pid_exists(killer.killed_pid)
+        or psutil.Process(killer.killed_pid).status() == psutil.STATUS_ZOMBIE
+    )
     run_dir = results.run_dir
     assert checkpoint_epoch(run_dir / "checkpoints" / "last.ckpt") == EPOCHS - 1
     with open(run_dir / "metrics.csv", newline="") as file:
-        epochs = {int(float(row["epoch"])) for row in csv.DictReader(file)
-                  if row.get("epoch") and row.get("val/loss")}
+        epochs = {
+            int(float(row["epoch"]))
+            for row in csv.DictReader(file)
+            if row.get("epoch") and row.get("val/loss")
+        }
     assert epochs == set(range(EPOCHS)), f"validation epochs logged: {sorted(epochs)}"
     assert results.metrics["test/acc"] > 0.9

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import shutil
 import subprocess
 import sys
@@ -15,9 +14,9 @@ import pytest
 
 pytest.importorskip("ray")
 
-from visionflow.cluster import head  # noqa: E402
-from visionflow.cli.cluster import add_cluster_commands, run  # noqa: E402
-from visionflow.errors import VisionFlowError  # noqa: E402
+from visionflow.cli.cluster import add_cluster_commands, run
+from visionflow.cluster import head
+from visionflow.errors import VisionFlowError
 
 
 def run_cli(*argv: str) -> int:
@@ -39,8 +38,9 @@ def ray_processes_in(temp_dir: Path) -> list:
 def is_loopback(ip: str) -> bool:
     """127.0.0.0/8, ::1, or an IPv4-mapped IPv6 loopback (``::ffff:127.0.0.1``)."""
     address = ipaddress.ip_address(ip)
-    return address.is_loopback or bool(getattr(address, "ipv4_mapped", None)
-                                       and address.ipv4_mapped.is_loopback)
+    return address.is_loopback or bool(
+        getattr(address, "ipv4_mapped", None) and address.ipv4_mapped.is_loopback
+    )
 
 
 def decoy(*words: str) -> subprocess.Popen:
@@ -54,8 +54,21 @@ def head_dir():
     temp_dir = Path(tempfile.mkdtemp(prefix="vfh-", dir="/tmp"))
     ports = [str(head.free_port()), str(head.free_port())]
     try:
-        assert run_cli("cluster", "start", "--num-cpus", "1", "--port", ports[0],
-                       "--dashboard-port", ports[1], "--temp-dir", str(temp_dir)) == 0
+        assert (
+            run_cli(
+                "cluster",
+                "start",
+                "--num-cpus",
+                "1",
+                "--port",
+                ports[0],
+                "--dashboard-port",
+                ports[1],
+                "--temp-dir",
+                str(temp_dir),
+            )
+            == 0
+        )
         yield temp_dir
     finally:
         head.stop_head(temp_dir)
@@ -77,9 +90,12 @@ def test_every_socket_of_the_head_listens_on_loopback_only(head_dir):
     import psutil
 
     pids = {process.pid for process in ray_processes_in(head_dir)}
-    listening = [c for c in psutil.net_connections(kind="inet")
-                 if c.status == psutil.CONN_LISTEN and c.pid in pids]
-    assert len({c.pid for c in listening}) >= 3           # GCS, raylet, dashboard at least
+    listening = [
+        c
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in pids
+    ]
+    assert len({c.pid for c in listening}) >= 3  # GCS, raylet, dashboard at least
     assert all(is_loopback(c.laddr.ip) for c in listening), listening
     dashboard_port = int(head.read_head(head_dir).dashboard_url.rsplit(":", 1)[1])
     assert dashboard_port in {c.laddr.port for c in listening}
@@ -96,8 +112,19 @@ def test_a_port_in_use_is_refused_before_ray_starts(head_dir, capsys):
     port = head.read_head(head_dir).dashboard_url.rsplit(":", 1)[1]
     other = Path(tempfile.mkdtemp(prefix="vfh-", dir="/tmp"))
     try:
-        assert run_cli("cluster", "start", "--dashboard-port", port, "--port",
-                       str(head.free_port()), "--temp-dir", str(other)) == 2
+        assert (
+            run_cli(
+                "cluster",
+                "start",
+                "--dashboard-port",
+                port,
+                "--port",
+                str(head.free_port()),
+                "--temp-dir",
+                str(other),
+            )
+            == 2
+        )
         assert f"--dashboard-port {port}: already in use" in capsys.readouterr().out
         assert not ray_processes_in(other)
     finally:
@@ -108,14 +135,18 @@ def test_a_port_in_use_is_refused_before_ray_starts(head_dir, capsys):
 def test_stop_leaves_no_ray_process_and_status_then_says_so(head_dir, capsys):
     info = head.read_head(head_dir)
     # processes that name the head's temp dir, a longer one, or a port that starts like its own
-    decoys = [decoy(str(head_dir)), decoy(f"{head_dir}2"), decoy(f"--address={info.gcs_address}0"),
-              decoy(f"--temp-dir={head_dir}")]
+    decoys = [
+        decoy(str(head_dir)),
+        decoy(f"{head_dir}2"),
+        decoy(f"--address={info.gcs_address}0"),
+        decoy(f"--temp-dir={head_dir}"),
+    ]
     try:
         processes = ray_processes_in(head_dir)
         assert processes and not {d.pid for d in decoys} & {p.pid for p in processes}
         assert run_cli("cluster", "stop", "--temp-dir", str(head_dir)) == 0
         assert not any(p.is_running() for p in processes)
-        assert [d.poll() for d in decoys] == [None] * len(decoys)   # all still running
+        assert [d.poll() for d in decoys] == [None] * len(decoys)  # all still running
     finally:
         for process in decoys:
             process.kill()
@@ -141,8 +172,9 @@ def test_a_head_beyond_loopback_needs_a_token(monkeypatch, tmp_path):
     assert head.head_environment(head.LOOPBACK)["RAY_AUTH_MODE"] == "disabled"
 
 
-def test_only_an_explicit_flag_starts_a_head_beyond_loopback_without_auth(monkeypatch, tmp_path,
-                                                                          capsys):
+def test_only_an_explicit_flag_starts_a_head_beyond_loopback_without_auth(
+    monkeypatch, tmp_path, capsys
+):
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "absent"))
@@ -151,8 +183,12 @@ def test_only_an_explicit_flag_starts_a_head_beyond_loopback_without_auth(monkey
 
     def start_head(config):  # what the CLI asks for, and the warning it prints; no Ray
         started.append(config)
-        return head.HeadInfo("10.0.0.5:6379", "http://10.0.0.5:8265", str(tmp_path),
-                             head.head_environment(config.host, config.insecure_no_auth)["RAY_AUTH_MODE"])
+        return head.HeadInfo(
+            "10.0.0.5:6379",
+            "http://10.0.0.5:8265",
+            str(tmp_path),
+            head.head_environment(config.host, config.insecure_no_auth)["RAY_AUTH_MODE"],
+        )
 
     monkeypatch.setattr(head, "start_head", start_head)
     assert run_cli("cluster", "start", "--host", "10.0.0.5") == 2

@@ -27,19 +27,30 @@ def self_signed(folder) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(hours=1))
-                   .add_extension(x509.SubjectAlternativeName(
-                       [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                   .sign(key, hashes.SHA256()))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = folder / "cert.pem", folder / "key.pem"
     cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return str(cert_file), str(key_file)
 
 
@@ -51,7 +62,7 @@ def https_dashboard(tmp_path):
     seen: list[str | None] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
+        def do_GET(self):
             seen.append(self.headers.get("Authorization"))
             body = json.dumps({"version": "4", "ray_version": ray.__version__}).encode()
             self.send_response(200)
@@ -74,15 +85,16 @@ def https_dashboard(tmp_path):
     server.server_close()
 
 
-def test_an_https_address_with_a_private_ca_connects_and_sends_the_token(https_dashboard,
-                                                                        monkeypatch, capsys):
+def test_an_https_address_with_a_private_ca_connects_and_sends_the_token(
+    https_dashboard, monkeypatch, capsys
+):
     address, cert_file, seen = https_dashboard
     monkeypatch.setenv("RAY_AUTH_TOKEN", "secret")
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert_file)
     client = jobs.connect(address)
     assert client.get_address() == address
-    assert seen and set(seen) == {"Bearer secret"}          # our probe and Ray's client both
+    assert seen and set(seen) == {"Bearer secret"}  # our probe and Ray's client both
     assert "warning" not in capsys.readouterr().err
 
 

@@ -16,11 +16,11 @@ import yaml
 
 pytest.importorskip("ray")
 
-from tests.cluster.test_head import ray_processes_in, run_cli  # noqa: E402
-from tests.datamodules.test_image_folder import write_folder  # noqa: E402
-from visionflow.cluster import head, jobs  # noqa: E402
-from visionflow.cluster.job_entry import SPEC_ENV, load_job_spec  # noqa: E402
-from visionflow.spec import load_spec  # noqa: E402
+from tests.cluster.test_head import ray_processes_in, run_cli
+from tests.datamodules.test_image_folder import write_folder
+from visionflow.cluster import head, jobs
+from visionflow.cluster.job_entry import SPEC_ENV, load_job_spec
+from visionflow.spec import load_spec
 
 # Ray's own log-tailing client (aiohttp's ws_connect(ssl=None)), not ours
 pytestmark = pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")
@@ -46,9 +46,14 @@ def write_spec(folder: Path, **changes) -> Path:
 def address():
     temp_dir = Path(tempfile.mkdtemp(prefix="vfh-", dir="/tmp"))
     try:
-        info = head.start_head(head.HeadConfig(num_cpus=2, port=head.free_port(),
-                                               dashboard_port=head.free_port(),
-                                               temp_dir=str(temp_dir)))
+        info = head.start_head(
+            head.HeadConfig(
+                num_cpus=2,
+                port=head.free_port(),
+                dashboard_port=head.free_port(),
+                temp_dir=str(temp_dir),
+            )
+        )
         yield info.dashboard_url
     finally:
         head.stop_head(temp_dir)
@@ -66,12 +71,12 @@ def wait_for_status(client, job_id: str, wanted: str, timeout_s: float = 60) -> 
 
 
 @pytest.mark.ray
-def test_submit_wait_runs_the_spec_and_writes_its_run_directory(address, tmp_path, monkeypatch,
-                                                                 capsys):
+def test_submit_wait_runs_the_spec_and_writes_its_run_directory(
+    address, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     write_spec(tmp_path)
-    assert run_cli("submit", "spec.yaml", "--address", address, "--wait",
-                   "--set", "seed=3") == 0
+    assert run_cli("submit", "spec.yaml", "--address", address, "--wait", "--set", "seed=3") == 0
     out = capsys.readouterr().out
     assert "SUCCEEDED" in out and "summary: {" in out
     run_dir = Path(out.split("run directory: ")[1].splitlines()[0])
@@ -83,23 +88,49 @@ def test_submit_wait_runs_the_spec_and_writes_its_run_directory(address, tmp_pat
 
 
 @pytest.mark.ray
-def test_submit_working_dir_uploads_the_folder_the_spec_reads(address, tmp_path, monkeypatch,
-                                                               capsys):
+def test_submit_working_dir_uploads_the_folder_the_spec_reads(
+    address, tmp_path, monkeypatch, capsys
+):
     project = tmp_path / "project"
     write_folder(project / "images", classes=("ant", "bee"), per_class=4)
-    (project / "spec.yaml").write_text(yaml.safe_dump({
-        **SPEC, "name": "folder_job",
-        "data": {"name": "image_folder",  # relative: read in the job's copy of project/
-                 "args": {"root": "images", "image_size": 8, "batch_size": 4,
-                          "test_fraction": 0.25, "val_fraction": 0.25}}}))
+    (project / "spec.yaml").write_text(
+        yaml.safe_dump(
+            {
+                **SPEC,
+                "name": "folder_job",
+                "data": {
+                    "name": "image_folder",  # relative: read in the job's copy of project/
+                    "args": {
+                        "root": "images",
+                        "image_size": 8,
+                        "batch_size": 4,
+                        "test_fraction": 0.25,
+                        "val_fraction": 0.25,
+                    },
+                },
+            }
+        )
+    )
     monkeypatch.chdir(tmp_path)  # no images/ here: only the uploaded folder has it
-    assert run_cli("submit", "project/spec.yaml", "--address", address,
-                   "--working-dir", "project", "--wait") == 0
+    assert (
+        run_cli(
+            "submit",
+            "project/spec.yaml",
+            "--address",
+            address,
+            "--working-dir",
+            "project",
+            "--wait",
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     run_dir = Path(out.split("run directory: ")[1].splitlines()[0])
     assert run_dir.parent.parent == project / "runs"  # output_dir: relative to the working dir
-    assert yaml.safe_load((run_dir / "spec.resolved.yaml").read_text())["data"]["args"][
-        "root"] == "images"
+    assert (
+        yaml.safe_load((run_dir / "spec.resolved.yaml").read_text())["data"]["args"]["root"]
+        == "images"
+    )
     assert "test/acc" in json.loads((run_dir / "summary.json").read_text())["metrics"]
 
 
@@ -135,8 +166,9 @@ def test_a_bad_spec_fails_before_anything_is_submitted(tmp_path, monkeypatch, ca
     monkeypatch.setattr(jobs, "connect", lambda *a: pytest.fail("connected with a bad spec"))
     spec = write_spec(tmp_path)
     assert run_cli("submit", str(spec), "--set", "data.args.batch_sise=3") == 2
-    assert "data.args.batch_sise: unknown key; did you mean 'batch_size'?" in \
-        capsys.readouterr().out
+    assert (
+        "data.args.batch_sise: unknown key; did you mean 'batch_size'?" in capsys.readouterr().out
+    )
 
 
 def test_an_unreachable_address_fails_within_seconds(tmp_path, capsys):
@@ -147,13 +179,16 @@ def test_an_unreachable_address_fails_within_seconds(tmp_path, capsys):
     assert run_cli("jobs", "list", "--address", "127.0.0.1:8265") == 2
     assert time.monotonic() - start < 10
     out = capsys.readouterr().out
-    assert f"cannot reach a Ray dashboard at {address}" in out and "needs the dashboard's URL" in out
+    assert (
+        f"cannot reach a Ray dashboard at {address}" in out and "needs the dashboard's URL" in out
+    )
 
 
 def test_local_paths_are_made_absolute(tmp_path):
     (tmp_path / "images").mkdir()
     spec = load_spec(write_spec(tmp_path)).replace(
-        data=jobs.ComponentSpec("digits", {"root": "images", "preset": "keep"}))
+        data=jobs.ComponentSpec("digits", {"root": "images", "preset": "keep"})
+    )
     resolved = jobs.with_absolute_paths(spec, tmp_path)
     assert resolved.output_dir == str(tmp_path / "runs")
     assert resolved.data.args == {"root": str(tmp_path / "images"), "preset": "keep"}
@@ -184,12 +219,18 @@ def test_a_uri_output_dir_is_left_as_it_is(tmp_path):
 def test_paths_inside_the_working_dir_stay_relative_to_it(tmp_path):
     (tmp_path / "project" / "images").mkdir(parents=True)
     (tmp_path / "shared").mkdir()
-    spec = load_spec(write_spec(tmp_path)).replace(data=jobs.ComponentSpec(
-        "digits", {"root": "images", "labels": "../shared", "preset": "keep"}))
+    spec = load_spec(write_spec(tmp_path)).replace(
+        data=jobs.ComponentSpec(
+            "digits", {"root": "images", "labels": "../shared", "preset": "keep"}
+        )
+    )
     resolved = jobs.with_absolute_paths(spec, tmp_path / "project", tmp_path / "project")
     assert resolved.output_dir == str(tmp_path / "project" / "runs")
-    assert resolved.data.args == {"root": "images", "labels": str(tmp_path / "shared"),
-                                  "preset": "keep"}
+    assert resolved.data.args == {
+        "root": "images",
+        "labels": str(tmp_path / "shared"),
+        "preset": "keep",
+    }
 
 
 def test_a_missing_working_dir_fails_before_connecting(tmp_path, monkeypatch, capsys):

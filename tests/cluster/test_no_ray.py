@@ -13,14 +13,21 @@ BLOCK_RAY = "import sys; sys.modules['ray'] = None  # any `import ray` now raise
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK_RAY + code], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_RAY + code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_importing_the_cluster_package_does_not_import_ray():
-    result = run_python("import visionflow.cluster, visionflow.pipelines\n"
-                        "loaded = [m.split('.')[0] for m in sys.modules if sys.modules[m]]\n"
-                        "assert 'ray' not in loaded\n")
+    result = run_python(
+        "import visionflow.cluster, visionflow.pipelines\n"
+        "loaded = [m.split('.')[0] for m in sys.modules if sys.modules[m]]\n"
+        "assert 'ray' not in loaded\n"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -29,7 +36,7 @@ def test_local_backend_runs_with_ray_blocked(tmp_path):
     code = f"""
 from visionflow.spec import load_spec
 from visionflow.pipelines import run
-spec = load_spec({str(REPO_ROOT / 'examples' / 'digits_classification.yaml')!r}, [
+spec = load_spec({str(REPO_ROOT / "examples" / "digits_classification.yaml")!r}, [
     "resources.backend=local", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
     "stages=[fit, test]", "output_dir={tmp_path}"])
 results = run(spec)

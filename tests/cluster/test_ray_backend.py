@@ -17,22 +17,21 @@ import visionflow.cluster  # noqa: F401  (before ray: sets Ray's log filter at r
 
 pytest.importorskip("ray")
 
-import torch  # noqa: E402
-import yaml  # noqa: E402
-from lightning.pytorch import LightningDataModule, LightningModule  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+import torch
+import yaml
+from lightning.pytorch import LightningDataModule, LightningModule
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from tests.conftest import REPO_ROOT  # noqa: E402
-from visionflow import cluster  # noqa: E402
-from visionflow.batches import DatasetInfo, ImageClassificationBatch  # noqa: E402
-from visionflow.pipelines.console import epoch_line  # noqa: E402
-from visionflow.cluster.train import (WorkerFailure, provider_modules,  # noqa: E402
-                                      worker_error)
-from visionflow.errors import DataError, RunError, SpecError  # noqa: E402
-from visionflow.pipelines import run as run_local  # noqa: E402
-from visionflow.registry import DATAMODULES, TASKS  # noqa: E402
-from visionflow.spec import load_spec, parse_spec  # noqa: E402
+from tests.conftest import REPO_ROOT
+from visionflow import cluster
+from visionflow.batches import DatasetInfo, ImageClassificationBatch
+from visionflow.cluster.train import WorkerFailure, provider_modules, worker_error
+from visionflow.errors import DataError, RunError, SpecError
+from visionflow.pipelines import run as run_local
+from visionflow.pipelines.console import epoch_line
+from visionflow.registry import DATAMODULES, TASKS
+from visionflow.spec import load_spec, parse_spec
 
 pytestmark = pytest.mark.ray
 
@@ -51,8 +50,9 @@ class BlobsDataModule(LightningDataModule):
     def __init__(self, batch_size: int = 32, size: int = 256, seed: int = 0):
         super().__init__()
         self.batch_size, self.size, self.seed = batch_size, size, seed
-        self.info = DatasetInfo(num_classes=4, class_names=("a", "b", "c", "d"), in_channels=1,
-                                image_size=(4, 4))
+        self.info = DatasetInfo(
+            num_classes=4, class_names=("a", "b", "c", "d"), in_channels=1, image_size=(4, 4)
+        )
 
     def _split(self, offset: int) -> TensorDataset:
         generator = torch.Generator().manual_seed(self.seed + offset)
@@ -80,9 +80,16 @@ class LinearTask(LightningModule):
 
     checkpoint_monitor = ("val/acc", "max")
 
-    def __init__(self, *, num_classes: int, in_channels: int,
-                 image_size: tuple[int, int] | None = None, class_names: list[str] | None = None,
-                 lr: float = 0.1, fail_at_epoch: int = -1):
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        in_channels: int,
+        image_size: tuple[int, int] | None = None,
+        class_names: list[str] | None = None,
+        lr: float = 0.1,
+        fail_at_epoch: int = -1,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.model = nn.Linear(in_channels * image_size[0] * image_size[1], num_classes)
@@ -131,18 +138,33 @@ def local_ray():
 
 
 def toy_spec(tmp_path: Path, **task_args) -> dict:
-    return {"name": "toy", "seed": 0, "task": {"name": "ray_test_linear", "args": task_args},
-            "data": {"name": "ray_test_blobs"}, "trainer": {"max_epochs": 3},
-            "stages": ["fit", "test"], "resources": {"backend": "ray", "num_workers": 2},
-            "output_dir": str(tmp_path / "runs")}
+    return {
+        "name": "toy",
+        "seed": 0,
+        "task": {"name": "ray_test_linear", "args": task_args},
+        "data": {"name": "ray_test_blobs"},
+        "trainer": {"max_epochs": 3},
+        "stages": ["fit", "test"],
+        "resources": {"backend": "ray", "num_workers": 2},
+        "output_dir": str(tmp_path / "runs"),
+    }
 
 
 def digits_spec(tmp_path: Path, backend: str, epochs: int, extra: list[str] = ()):
-    return load_spec(DIGITS, [f"output_dir={tmp_path / backend}", f"resources.backend={backend}",
-                              f"trainer.max_epochs={epochs}", "stages=[fit, test]", *extra])
+    return load_spec(
+        DIGITS,
+        [
+            f"output_dir={tmp_path / backend}",
+            f"resources.backend={backend}",
+            f"trainer.max_epochs={epochs}",
+            "stages=[fit, test]",
+            *extra,
+        ],
+    )
 
 
 # ----------------------------------------------------------------------------------- tests
+
 
 def test_digits_end_to_end_on_two_ray_workers(local_ray, tmp_path):
     """The demo spec, 3 epochs, 2 CPU workers: rank 0 writes the run directory, the driver tests."""
@@ -159,8 +181,11 @@ def test_digits_end_to_end_on_two_ray_workers(local_ray, tmp_path):
     # one CSV logger (rank 0): each epoch's validation row appears once
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
-    epochs = [row.split(",")[header.index("epoch")] for row in rows[1:]
-              if row.split(",")[header.index("val/acc")]]
+    epochs = [
+        row.split(",")[header.index("epoch")]
+        for row in rows[1:]
+        if row.split(",")[header.index("val/acc")]
+    ]
     assert epochs == ["0", "1", "2"]
     # Ray Train got one report per epoch, each with a snapshot of last.ckpt
     (ray_run,) = (run_dir / "ray").glob("fit-*")
@@ -188,8 +213,11 @@ def test_ray_listens_on_loopback_only(local_ray):
             connections = process.net_connections(kind="inet")
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        listening += [(process.name(), c.laddr.ip, c.laddr.port) for c in connections
-                      if c.status == psutil.CONN_LISTEN]
+        listening += [
+            (process.name(), c.laddr.ip, c.laddr.port)
+            for c in connections
+            if c.status == psutil.CONN_LISTEN
+        ]
     ray.kill(probe)
     names = {name for name, _, _ in listening}
     assert {"gcs_server", "raylet"} <= names, listening
@@ -243,11 +271,16 @@ def test_local_and_ray_reach_the_same_accuracy(local_ray, tmp_path):
 
 # ---------------------------------------------------------------------- no Ray running
 
+
 def test_worker_error_keeps_visionflow_errors_and_writes_tracebacks(tmp_path):
     from ray.train import WorkerGroupError
 
-    data_error = WorkerFailure("DataError", "x.csv: line 3: bad label", "Traceback ...\nDataError",
-                               DataError("x.csv: line 3: bad label", hint="fix the label"))
+    data_error = WorkerFailure(
+        "DataError",
+        "x.csv: line 3: bad label",
+        "Traceback ...\nDataError",
+        DataError("x.csv: line 3: bad label", hint="fix the label"),
+    )
     crash = WorkerFailure("RuntimeError", "Connection reset by peer [gloo]", "Traceback ...")
     error = worker_error(WorkerGroupError("failed", {0: crash, 1: data_error}), tmp_path)
     assert isinstance(error, DataError) and error.hint == "fix the label"
@@ -264,8 +297,10 @@ def test_provider_modules_travel_to_workers(tmp_path):
     spec = parse_spec(toy_spec(tmp_path))
     assert provider_modules(spec) == [__name__]
     digits = load_spec(DIGITS)
-    assert provider_modules(digits) == ["visionflow.tasks.classification",
-                                        "visionflow.datamodules.digits"]
+    assert provider_modules(digits) == [
+        "visionflow.tasks.classification",
+        "visionflow.datamodules.digits",
+    ]
 
 
 def test_epoch_line():

@@ -9,16 +9,32 @@ import pytest
 
 pytest.importorskip("ray")
 
-from tests.conftest import REPO_ROOT  # noqa: E402
+from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def test_the_benchmark_prints_both_step_times_and_the_ratio():
     done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "ray_overhead.py"), "--workers", "2",
-         "--model", "mlp", "--batch-size", "4", "--steps", "3", "--warmup", "1"],
-        capture_output=True, text=True, timeout=180, cwd=REPO_ROOT)
+        [
+            sys.executable,
+            str(REPO_ROOT / "benchmarks" / "ray_overhead.py"),
+            "--workers",
+            "2",
+            "--model",
+            "mlp",
+            "--batch-size",
+            "4",
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO_ROOT,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert [line.split()[0] for line in lines[-3:-1]] == ["plain", "ray"], done.stdout

@@ -4,9 +4,9 @@ import pytest
 
 pytest.importorskip("ray")
 
-from ray.train.lightning import RayDDPStrategy, RayFSDPStrategy  # noqa: E402
+from ray.train.lightning import RayDDPStrategy, RayFSDPStrategy
 
-from visionflow.cluster.train_worker import ray_strategy  # noqa: E402
+from visionflow.cluster.train_worker import ray_strategy
 
 
 @pytest.mark.parametrize("name, kind", [("ddp", RayDDPStrategy), ("fsdp", RayFSDPStrategy)])

@@ -21,22 +21,29 @@ import visionflow.cluster  # noqa: F401  (before ray: sets Ray's log filter at r
 
 pytest.importorskip("ray")
 
-import psutil  # noqa: E402  (a dependency of ray[default])
+import psutil
 
-from tests.conftest import REPO_ROOT  # noqa: E402
-from visionflow import cluster  # noqa: E402
-from visionflow.cli import main as visionflow_cli  # noqa: E402
-from visionflow.spec import load_spec  # noqa: E402
+from tests.conftest import REPO_ROOT
+from visionflow import cluster
+from visionflow.cli import main as visionflow_cli
+from visionflow.spec import load_spec
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def test_grid_sweep_runs_every_trial_and_ranks_them(tmp_path):
-    spec = load_spec(REPO_ROOT / "examples" / "digits_classification.yaml", [
-        f"output_dir={tmp_path}", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-        "task.args.net=linear", "stages=[fit, test]",
-        "sweep={parameters: {task.args.optimizer.lr: {grid: [0.03, 0.00001]}}, metric: val/acc, "
-        "mode: max, max_concurrent: 2}"])
+    spec = load_spec(
+        REPO_ROOT / "examples" / "digits_classification.yaml",
+        [
+            f"output_dir={tmp_path}",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+            "task.args.net=linear",
+            "stages=[fit, test]",
+            "sweep={parameters: {task.args.optimizer.lr: {grid: [0.03, 0.00001]}}, metric: val/acc, "
+            "mode: max, max_concurrent: 2}",
+        ],
+    )
     results = cluster.sweep(spec)
 
     assert len(results.rows) == 2
@@ -60,8 +67,12 @@ TINY_SWEEP = {
     "data": {"name": "digits", "args": {"batch_size": 64, "image_size": 8}},
     "trainer": {"max_epochs": 1, "enable_progress_bar": False},
     "stages": ["fit", "test"],
-    "sweep": {"parameters": {"task.args.optimizer.lr": {"grid": LEARNING_RATES}}, "metric": "val/acc",
-              "mode": "max", "max_concurrent": 1},
+    "sweep": {
+        "parameters": {"task.args.optimizer.lr": {"grid": LEARNING_RATES}},
+        "metric": "val/acc",
+        "mode": "max",
+        "max_concurrent": 1,
+    },
 }
 
 
@@ -72,8 +83,11 @@ def wait_for_second_trial(runs: Path, driver: subprocess.Popen, log: Path) -> Pa
     while time.monotonic() < deadline:
         assert driver.poll() is None, f"the sweep ended before it was killed:\n{log.read_text()}"
         sweeps = list(runs.glob("tiny_sweep/*"))
-        if sweeps and len(list(sweeps[0].glob("trials/*"))) >= 2 and \
-                list(sweeps[0].glob("trials/*/*/summary.json")):
+        if (
+            sweeps
+            and len(list(sweeps[0].glob("trials/*"))) >= 2
+            and list(sweeps[0].glob("trials/*/*/summary.json"))
+        ):
             return sweeps[0]
         time.sleep(0.2)
     raise AssertionError(f"no trial finished in time:\n{log.read_text()}")
@@ -83,8 +97,11 @@ def kill_with_its_ray(driver: subprocess.Popen) -> None:
     """SIGKILL the driver, as a crash would; then end what is left of the embedded Ray it started
     (only its own descendants) and remove that Ray's temp dir."""
     family = psutil.Process(driver.pid).children(recursive=True)
-    temp_dirs = {match for process in family for match in
-                 re.findall(r"/tmp/vf-ray-\w+", " ".join(_cmdline(process)))}
+    temp_dirs = {
+        match
+        for process in family
+        for match in re.findall(r"/tmp/vf-ray-\w+", " ".join(_cmdline(process)))
+    }
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     for process in family:
@@ -109,12 +126,18 @@ def test_a_sweep_whose_driver_was_killed_resumes_every_trial(tmp_path, capsys):
     spec.write_text(yaml.safe_dump({**TINY_SWEEP, "output_dir": str(tmp_path / "runs")}))
     log = tmp_path / "driver.log"
     with open(log, "w") as out:
-        driver = subprocess.Popen([sys.executable, "-m", "visionflow", "run", str(spec)],
-                                  stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "visionflow", "run", str(spec)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
     try:
         sweep_dir = wait_for_second_trial(tmp_path / "runs", driver, log)
-        finished = {path.parent.parent.name: path.parent
-                    for path in sweep_dir.glob("trials/*/*/summary.json")}
+        finished = {
+            path.parent.parent.name: path.parent
+            for path in sweep_dir.glob("trials/*/*/summary.json")
+        }
     finally:
         kill_with_its_ray(driver)
     assert json.loads((sweep_dir / "status.json").read_text())["state"] == "running"
@@ -125,11 +148,13 @@ def test_a_sweep_whose_driver_was_killed_resumes_every_trial(tmp_path, capsys):
     assert sorted(float(row["task.args.optimizer.lr"]) for row in rows) == sorted(LEARNING_RATES)
     for row in rows:
         assert row["val/acc"] and not row["error"], row
-        assert "test/acc" in json.loads((Path(row["run_dir"]) / "summary.json").read_text())[
-            "metrics"]
+        assert (
+            "test/acc" in json.loads((Path(row["run_dir"]) / "summary.json").read_text())["metrics"]
+        )
     for trial, run_dir in finished.items():  # finished before the kill: kept, not run again
-        assert [row["run_dir"] for row in rows if Path(row["run_dir"]).parent.name == trial] \
-            == [str(run_dir)]
+        assert [row["run_dir"] for row in rows if Path(row["run_dir"]).parent.name == trial] == [
+            str(run_dir)
+        ]
     for trial_dir in (sweep_dir / "trials").iterdir():  # an interrupted trial resumed its own
         assert len(list(trial_dir.iterdir())) == 1, sorted(trial_dir.iterdir())
     assert json.loads((sweep_dir / "summary.json").read_text())["trials"] == 3

@@ -13,12 +13,14 @@ import pytest
 
 pytest.importorskip("ray")
 
-from tests.cluster.test_head import ray_processes_in, run_cli  # noqa: E402
-from tests.cluster.test_jobs import write_spec  # noqa: E402
-from visionflow.cluster import head  # noqa: E402
+from tests.cluster.test_head import ray_processes_in, run_cli
+from tests.cluster.test_jobs import write_spec
+from visionflow.cluster import head
 
-pytestmark = [pytest.mark.ray,
-              pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")]
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +32,14 @@ def token_head():
         with pytest.MonkeyPatch.context() as env:
             env.setenv("RAY_AUTH_MODE", "token")
             env.setenv("RAY_AUTH_TOKEN", token)
-            info = head.start_head(head.HeadConfig(num_cpus=1, port=head.free_port(),
-                                                   dashboard_port=head.free_port(),
-                                                   temp_dir=str(temp_dir)))
+            info = head.start_head(
+                head.HeadConfig(
+                    num_cpus=1,
+                    port=head.free_port(),
+                    dashboard_port=head.free_port(),
+                    temp_dir=str(temp_dir),
+                )
+            )
         yield info, token
     finally:
         head.stop_head(temp_dir)
@@ -62,19 +69,42 @@ def test_without_a_token_every_command_fails_with_one_line(token_head, no_token,
 
 def test_a_wrong_token_is_refused(token_head, no_token, capsys):
     (no_token / "wrong").write_text("not-the-token\n")
-    assert run_cli("jobs", "list", "--address", token_head[0].dashboard_url,
-                   "--token-file", str(no_token / "wrong")) == 2
+    assert (
+        run_cli(
+            "jobs",
+            "list",
+            "--address",
+            token_head[0].dashboard_url,
+            "--token-file",
+            str(no_token / "wrong"),
+        )
+        == 2
+    )
     assert "refused the request (403)" in capsys.readouterr().out
 
 
-def test_the_token_from_a_file_or_the_environment_is_accepted(token_head, no_token, monkeypatch,
-                                                              capsys):
+def test_the_token_from_a_file_or_the_environment_is_accepted(
+    token_head, no_token, monkeypatch, capsys
+):
     info, token = token_head
     (no_token / "token").write_text(token + "\n")
-    assert run_cli("jobs", "list", "--address", info.dashboard_url,
-                   "--token-file", str(no_token / "token")) == 0
-    assert run_cli("cluster", "status", "--address", info.dashboard_url,
-                   "--token-file", str(no_token / "token")) == 0
+    assert (
+        run_cli(
+            "jobs", "list", "--address", info.dashboard_url, "--token-file", str(no_token / "token")
+        )
+        == 0
+    )
+    assert (
+        run_cli(
+            "cluster",
+            "status",
+            "--address",
+            info.dashboard_url,
+            "--token-file",
+            str(no_token / "token"),
+        )
+        == 0
+    )
     monkeypatch.setenv("RAY_AUTH_TOKEN", token)
     assert run_cli("jobs", "list", "--address", info.dashboard_url) == 0
     monkeypatch.delenv("RAY_AUTH_TOKEN")
@@ -85,13 +115,24 @@ def test_the_token_from_a_file_or_the_environment_is_accepted(token_head, no_tok
 
 
 @pytest.mark.slow
-def test_a_job_submitted_with_the_token_runs_on_the_token_cluster(token_head, no_token,
-                                                                  monkeypatch, capsys):
+def test_a_job_submitted_with_the_token_runs_on_the_token_cluster(
+    token_head, no_token, monkeypatch, capsys
+):
     info, token = token_head
     (no_token / "token").write_text(token)
     monkeypatch.chdir(no_token)
     write_spec(no_token)
-    assert run_cli("submit", "spec.yaml", "--address", info.dashboard_url,
-                   "--token-file", "token", "--wait") == 0
+    assert (
+        run_cli(
+            "submit",
+            "spec.yaml",
+            "--address",
+            info.dashboard_url,
+            "--token-file",
+            "token",
+            "--wait",
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "SUCCEEDED" in out and "summary: {" in out

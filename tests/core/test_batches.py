@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from visionflow.batches import (DetectionBatch, DetectionTarget, ImageClassificationBatch,
-                                SegmentationBatch, provided_arguments)
+from visionflow.batches import (
+    DetectionBatch,
+    DetectionTarget,
+    ImageClassificationBatch,
+    SegmentationBatch,
+    provided_arguments,
+)
 from visionflow.datamodules import DigitsDataModule
 
 
@@ -20,8 +25,9 @@ def test_a_classification_datamodule_works_in_a_plain_loop():
 
 
 def test_detection_batches_unpack_into_torchvision_target_dicts():
-    target = DetectionTarget(boxes=torch.tensor([[1.0, 2.0, 5.0, 6.0]]),
-                             labels=torch.tensor([2]), image_id=7)
+    target = DetectionTarget(
+        boxes=torch.tensor([[1.0, 2.0, 5.0, 6.0]]), labels=torch.tensor([2]), image_id=7
+    )
     images, targets = DetectionBatch([torch.zeros(3, 8, 8)], [target])
     assert len(images) == 1 and targets[0]["boxes"].shape == (1, 4)
     assert dict(targets[0]).keys() == {"boxes", "labels", "image_id"}  # unset fields left out
@@ -37,5 +43,11 @@ def test_unpacking_and_length_of_tensor_batches():
 
 def test_each_batch_type_says_what_the_data_provides():
     assert provided_arguments(ImageClassificationBatch) == (
-        "num_classes", "class_names", "in_channels", "image_size", "pixel_mean", "pixel_std")
+        "num_classes",
+        "class_names",
+        "in_channels",
+        "image_size",
+        "pixel_mean",
+        "pixel_std",
+    )
     assert provided_arguments(DetectionBatch)[-1] == "category_ids"

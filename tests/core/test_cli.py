@@ -52,8 +52,10 @@ def test_bad_key_is_one_line_with_hint_and_exit_2(spec_file, capsys):
     code = main(["run", str(spec_file), "--set", "data.args.batch_sise=8"])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.splitlines()[0] == (f"visionflow: error: {spec_file}: data.args.batch_sise: "
-                                   "unknown key; did you mean 'batch_size'?")
+    assert err.splitlines()[0] == (
+        f"visionflow: error: {spec_file}: data.args.batch_sise: "
+        "unknown key; did you mean 'batch_size'?"
+    )
     assert err.splitlines()[1].startswith("  hint: ")
     assert "Traceback" not in err
 
@@ -79,9 +81,13 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_run_prints_a_summary_and_the_run_directory(spec_file, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "visionflow", "run", str(spec_file),
-                             "--backend", "local"], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "visionflow", "run", str(spec_file), "--backend", "local"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "test/acc" in result.stdout
     run_dir = next((tmp_path / "runs" / "cli_digits").iterdir())
@@ -98,8 +104,10 @@ def test_subcommand_help_has_examples(capsys):
 
 def test_eval_coco_is_wired_and_bad_input_exits_2(tmp_path, capsys):
     gt = tmp_path / "gt.json"
-    gt.write_text('{"images": [{"id": 1, "width": 10, "height": 10}], "annotations": [], '
-                  '"categories": [{"id": 1, "name": "a"}]}')
+    gt.write_text(
+        '{"images": [{"id": 1, "width": 10, "height": 10}], "annotations": [], '
+        '"categories": [{"id": 1, "name": "a"}]}'
+    )
     dt = tmp_path / "dt.json"
     dt.write_text('[{"image_id": 7, "category_id": 1, "bbox": [0, 0, 2, 2], "score": 0.5}]')
     assert main(["eval", "coco", "--gt", str(gt), "--dt", str(dt)]) == 2
@@ -108,8 +116,12 @@ def test_eval_coco_is_wired_and_bad_input_exits_2(tmp_path, capsys):
 
 
 def test_data_make_shapes_writes_a_coco_dataset(tmp_path, capsys):
-    assert main(["data", "make-shapes", str(tmp_path / "shapes"), "--images", "3",
-                 "--image-size", "64"]) == 0
+    assert (
+        main(
+            ["data", "make-shapes", str(tmp_path / "shapes"), "--images", "3", "--image-size", "64"]
+        )
+        == 0
+    )
     dataset = json.loads((tmp_path / "shapes" / "annotations.json").read_text())
     assert len(dataset["images"]) == 3 and dataset["annotations"]
     assert len(list((tmp_path / "shapes" / "images").glob("*.png"))) == 3

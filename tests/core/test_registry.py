@@ -54,7 +54,8 @@ def test_close_matches_is_case_insensitive():
 
 def test_providers_are_imported_on_first_lookup(tmp_path, monkeypatch):
     (tmp_path / "vf_fake_provider.py").write_text(
-        "from tests.core.test_registry import LAZY\nLAZY.add('thing', lambda: 1)\n")
+        "from tests.core.test_registry import LAZY\nLAZY.add('thing', lambda: 1)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert LAZY._entries == {}
     assert LAZY.names() == ["thing"]

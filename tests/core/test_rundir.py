@@ -39,7 +39,7 @@ def test_atomic_write_leaves_old_content_when_the_write_fails(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError):
-        atomic_write_bytes(target, b"{\"a\": 2")
+        atomic_write_bytes(target, b'{"a": 2')
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temp file left
 

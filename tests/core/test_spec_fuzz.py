@@ -34,22 +34,55 @@ from visionflow.spec import load_spec
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 #: Keys whose text is a registered name or one of a fixed set: garbage text must be refused.
-NAMED = {"task.name", "data.name", "task.args.net", "task.args.optimizer", "task.args.scheduler",
-         "task.args.loss", "resources.backend", "resources.placement", "resources.strategy",
-         "data.args.device", "stages.knn.distance"}
+NAMED = {
+    "task.name",
+    "data.name",
+    "task.args.net",
+    "task.args.optimizer",
+    "task.args.scheduler",
+    "task.args.loss",
+    "resources.backend",
+    "resources.placement",
+    "resources.strategy",
+    "data.args.device",
+    "stages.knn.distance",
+}
 #: Counts that must be positive: a negative one must be refused.
-COUNTS = {"trainer.max_epochs", "resources.num_workers", "resources.cpus_per_worker",
-          "resources.max_failures", "data.args.batch_size", "data.args.num_workers",
-          "data.args.image_size", "stages.knn.k", "task.args.warmup_epochs", "task.args.step_size",
-          "task.args.overlay_images", "data.args.train_images", "data.args.val_images",
-          "data.args.test_images"}
+COUNTS = {
+    "trainer.max_epochs",
+    "resources.num_workers",
+    "resources.cpus_per_worker",
+    "resources.max_failures",
+    "data.args.batch_size",
+    "data.args.num_workers",
+    "data.args.image_size",
+    "stages.knn.k",
+    "task.args.warmup_epochs",
+    "task.args.step_size",
+    "task.args.overlay_images",
+    "data.args.train_images",
+    "data.args.val_images",
+    "data.args.test_images",
+}
 #: Reals that must be positive (or in [0, 1)) and a negative one must be refused.
-POSITIVE = {"task.args.lr", "task.args.weight_decay", "task.args.gamma", "task.args.dropout",
-            "task.args.label_smoothing", "task.args.overlay_score", "data.args.test_fraction",
-            "data.args.val_fraction", "resources.gpus_per_worker", "task.args.backbone_lr_scale"}
-TEXT = st.text(string.ascii_letters, min_size=1, max_size=6).map(lambda s: f"zz{s}")  # never a YAML bool/number
-CONTAINERS = (st.lists(st.integers(-3, 3), min_size=1, max_size=3)
-              | st.dictionaries(TEXT, st.integers(0, 3), min_size=1, max_size=2))
+POSITIVE = {
+    "task.args.lr",
+    "task.args.weight_decay",
+    "task.args.gamma",
+    "task.args.dropout",
+    "task.args.label_smoothing",
+    "task.args.overlay_score",
+    "data.args.test_fraction",
+    "data.args.val_fraction",
+    "resources.gpus_per_worker",
+    "task.args.backbone_lr_scale",
+}
+TEXT = st.text(string.ascii_letters, min_size=1, max_size=6).map(
+    lambda s: f"zz{s}"
+)  # never a YAML bool/number
+CONTAINERS = st.lists(st.integers(-3, 3), min_size=1, max_size=3) | st.dictionaries(
+    TEXT, st.integers(0, 3), min_size=1, max_size=2
+)
 
 
 def leaves(data: Any, path: str = ""):
@@ -88,10 +121,12 @@ def override_key(key: str, example: Path, spec: dict) -> str:
     return f"stages.{index}.{name}.{arg}"
 
 
-CASES = [pytest.param(example, key, value, id=f"{example.stem}:{key}")
-         for example in EXAMPLES
-         for key, value in leaves(resolve_spec(load_spec(example)).to_dict())
-         if bad_values(key, value) is not None]
+CASES = [
+    pytest.param(example, key, value, id=f"{example.stem}:{key}")
+    for example in EXAMPLES
+    for key, value in leaves(resolve_spec(load_spec(example)).to_dict())
+    if bad_values(key, value) is not None
+]
 
 
 class RunDirectoryCreated(Exception):
@@ -121,8 +156,11 @@ def run_cli(*argv: str) -> tuple[int, str]:
     """``visionflow ARGV`` in this process, stopped where the run directory would be created:
     (exit code, stderr); 0 when the spec got that far."""
     errors = io.StringIO()
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(errors), \
-            contextlib.redirect_stdout(io.StringIO()):
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        contextlib.redirect_stderr(errors),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         patch.setattr(run_command, "backend_module", lambda backend: NoBackend())
         try:
             code = cli.main(list(argv))
@@ -138,29 +176,55 @@ def small_data(tmp_path_factory) -> dict[str, list[str]]:
     folder = tmp_path_factory.mktemp("fuzz_data")
     coco = resolve_spec(load_spec(ROOT / "examples" / "coco_evaluate.yaml")).data.args
     (folder / "coco" / coco["images"]).mkdir(parents=True)
-    (folder / "coco" / coco["test_annotations"]).write_text(json.dumps({
-        "images": [{"id": i, "file_name": f"{i}.png", "height": 32, "width": 32} for i in (1, 2)],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [2, 2, 9, 9]}],
-        "categories": [{"id": 7, "name": "thing"}, {"id": 9, "name": "other"}]}))
-    return {"coco_evaluate": [f"data.args.root={folder / 'coco'}"],
-            "shapes_detection": [f"data.args.data_dir={folder / 'shapes'}",
-                                 "data.args.train_images=2", "data.args.val_images=1",
-                                 "data.args.test_images=1"]}
+    (folder / "coco" / coco["test_annotations"]).write_text(
+        json.dumps(
+            {
+                "images": [
+                    {"id": i, "file_name": f"{i}.png", "height": 32, "width": 32} for i in (1, 2)
+                ],
+                "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [2, 2, 9, 9]}],
+                "categories": [{"id": 7, "name": "thing"}, {"id": 9, "name": "other"}],
+            }
+        )
+    )
+    return {
+        "coco_evaluate": [f"data.args.root={folder / 'coco'}"],
+        "shapes_detection": [
+            f"data.args.data_dir={folder / 'shapes'}",
+            "data.args.train_images=2",
+            "data.args.val_images=1",
+            "data.args.test_images=1",
+        ],
+    }
 
 
 def flow(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=1000)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )
 
 
 @pytest.mark.parametrize(("example", "key", "value"), CASES)
 def test_a_bad_value_of_any_key_is_one_line_naming_it(example, key, value, small_data):
     spec = resolve_spec(load_spec(example)).to_dict()
     path = override_key(key, example, spec)
-    context = [arg for setting in small_data.get(example.stem, [])
-               if not setting.startswith(f"{key}=") for arg in ("--set", setting)]
+    context = [
+        arg
+        for setting in small_data.get(example.stem, [])
+        if not setting.startswith(f"{key}=")
+        for arg in ("--set", setting)
+    ]
 
-    @settings(max_examples=2, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=2,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(bad_values(key, value))
     def refused(bad):
         code, errors = run_cli("run", str(example), *context, "--set", f"{path}={flow(bad)}")
@@ -176,13 +240,16 @@ def test_a_bad_value_of_any_key_is_one_line_naming_it(example, key, value, small
 def test_trainer_values_are_checked_against_lightnings_signature(tmp_path):
     """`--set trainer.max_epochs=ten` died 50 lines deep in Lightning, after the run started."""
     example = str(ROOT / "examples" / "digits_classification.yaml")
-    for setting, message in (("max_epochs=ten", "trainer.max_epochs: expected int or null, got a str ('ten')"),
-                             ("max_epochs=-5", "trainer.max_epochs: must be >= -1"),
-                             ("limit_train_batches=1.5", "trainer.limit_train_batches: must be a count"),
-                             ("precision=17", "trainer.precision: expected 64 or 32"),
-                             ("accelerator=5", "trainer.accelerator: expected str, got an int")):
-        code, errors = run_cli("run", example, "--set", f"trainer.{setting}",
-                               "--set", f"output_dir={tmp_path}")
+    for setting, message in (
+        ("max_epochs=ten", "trainer.max_epochs: expected int or null, got a str ('ten')"),
+        ("max_epochs=-5", "trainer.max_epochs: must be >= -1"),
+        ("limit_train_batches=1.5", "trainer.limit_train_batches: must be a count"),
+        ("precision=17", "trainer.precision: expected 64 or 32"),
+        ("accelerator=5", "trainer.accelerator: expected str, got an int"),
+    ):
+        code, errors = run_cli(
+            "run", example, "--set", f"trainer.{setting}", "--set", f"output_dir={tmp_path}"
+        )
         assert code == 2 and message in errors, errors
     assert run_cli("run", example, "--set", "trainer.max_time=00:00:05:00")[0] == 0
     assert not list(tmp_path.iterdir())

@@ -15,8 +15,18 @@ from visionflow.datamodules import CIFAR10DataModule, CIFAR100DataModule
 from visionflow.datamodules.cifar import load_pickle
 from visionflow.errors import DataError
 
-CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                 "truck"]
+CIFAR10_NAMES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 
 def rows(count: int, seed: int) -> np.ndarray:
@@ -40,15 +50,24 @@ def write_cifar10(root: Path, per_batch: int = 6, test: int = 6, **pickle_option
     for index, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
         count = test if name == "test_batch" else per_batch
         data, labels = rows(count, index), [(index + i) % 10 for i in range(count)]
-        record = {"batch_label": name, "labels": labels, "data": data,
-                  "filenames": [f"{name}_{i}.png" for i in range(count)]}
+        record = {
+            "batch_label": name,
+            "labels": labels,
+            "data": data,
+            "filenames": [f"{name}_{i}.png" for i in range(count)],
+        }
         if index == 1:  # keys as bytes, as a Python 2 pickle loaded with encoding="bytes" has
             record = {k.encode(): v for k, v in record.items()}
         write_pickle(folder / name, record, **pickle_options)
         written["test" if name == "test_batch" else "train"].append((data, labels))
     write_pickle(folder / "batches.meta", {"label_names": CIFAR10_NAMES, "num_vis": 3072})
-    return {split: (np.concatenate([d for d, _ in parts]), np.concatenate([l for _, l in parts]))
-            for split, parts in written.items()}
+    return {
+        split: (
+            np.concatenate([d for d, _ in parts]),
+            np.concatenate([labels for _, labels in parts]),
+        )
+        for split, parts in written.items()
+    }
 
 
 def write_cifar10_binary(root: Path, written: dict) -> None:
@@ -61,7 +80,8 @@ def write_cifar10_binary(root: Path, written: dict) -> None:
         (folder / f"data_batch_{i + 1}.bin").write_bytes(records.tobytes())
     data, labels = written["test"]
     (folder / "test_batch.bin").write_bytes(
-        np.concatenate([labels[:, None].astype(np.uint8), data], axis=1).tobytes())
+        np.concatenate([labels[:, None].astype(np.uint8), data], axis=1).tobytes()
+    )
     (folder / "batches.meta.txt").write_text("\n".join(CIFAR10_NAMES) + "\n\n")
 
 
@@ -78,14 +98,18 @@ def write_cifar100(root: Path, binary: bool, train: int = 20, test: int = 5) -> 
             records = np.concatenate([coarse[:, None], fine[:, None], data], axis=1)
             (folder / f"{split}.bin").write_bytes(records.tobytes())
         else:
-            write_pickle(root / "cifar-100-python" / split,
-                         {"data": data, "fine_labels": fine.tolist(),
-                          "coarse_labels": coarse.tolist()}, protocol=5)
+            write_pickle(
+                root / "cifar-100-python" / split,
+                {"data": data, "fine_labels": fine.tolist(), "coarse_labels": coarse.tolist()},
+                protocol=5,
+            )
     if binary:
         (root / "cifar-100-binary" / "fine_label_names.txt").write_text("\n".join(names))
     else:
-        write_pickle(root / "cifar-100-python" / "meta", {"fine_label_names": names,
-                                                          "coarse_label_names": names[:20]})
+        write_pickle(
+            root / "cifar-100-python" / "meta",
+            {"fine_label_names": names, "coarse_label_names": names[:20]},
+        )
     return written
 
 
@@ -105,8 +129,10 @@ def test_cifar10_python_version_reads_channel_major_rows(tmp_path):
     batch = next(iter(dm.train_dataloader()))
     assert batch.images.shape == (8, 3, 32, 32) and batch.images.dtype == torch.float32
     assert dm.transform_summary()["execution"]["train"] == {
-        "cached": ["PadIfNeeded", "Normalize"], "per_sample": [],
-        "batched": ["BatchedRandomCrop(height=32, width=32)", "BatchedFlip(p=0.5, dim=-1)"]}
+        "cached": ["PadIfNeeded", "Normalize"],
+        "per_sample": [],
+        "batched": ["BatchedRandomCrop(height=32, width=32)", "BatchedFlip(p=0.5, dim=-1)"],
+    }
 
 
 @pytest.mark.parametrize("options", [{"numpy1": True}, {"protocol": 4}, {"protocol": 5}])
@@ -158,16 +184,25 @@ def test_a_malicious_pickle_is_refused_before_it_runs(tmp_path):
         load_pickle(path)
 
 
-@pytest.mark.parametrize("content, message", [
-    (lambda data: data[: len(data) // 2], r"cannot unpickle"),
-    (lambda data: pickle.dumps(["not", "a", "dict"]), r"expected a pickled dict, found list"),
-    (lambda data: pickle.dumps({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}),
-     r"'data' must be a uint8 array of shape \[N, 3072\], found uint8 \(2, 100\)"),
-    (lambda data: pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}),
-     r"2 images but 1 'labels'"),
-    (lambda data: pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}),
-     r"record 1 has label 10, expected 0-9"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (lambda data: data[: len(data) // 2], r"cannot unpickle"),
+        (lambda data: pickle.dumps(["not", "a", "dict"]), r"expected a pickled dict, found list"),
+        (
+            lambda data: pickle.dumps({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}),
+            r"'data' must be a uint8 array of shape \[N, 3072\], found uint8 \(2, 100\)",
+        ),
+        (
+            lambda data: pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}),
+            r"2 images but 1 'labels'",
+        ),
+        (
+            lambda data: pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}),
+            r"record 1 has label 10, expected 0-9",
+        ),
+    ],
+)
 def test_a_damaged_pickle_is_named(tmp_path, content, message):
     write_cifar10(tmp_path)
     path = tmp_path / "cifar-10-batches-py" / "test_batch"
@@ -181,8 +216,11 @@ def test_a_damaged_binary_file_is_named(tmp_path):
     path = tmp_path / "cifar-10-batches-bin" / "test_batch.bin"
     records = path.read_bytes()
     path.write_bytes(records[:-1])
-    with pytest.raises(DataError, match=f"{path}: {len(records) - 1} bytes is not a whole number "
-                                        f"of 3073-byte CIFAR-10 records"):
+    with pytest.raises(
+        DataError,
+        match=f"{path}: {len(records) - 1} bytes is not a whole number "
+        f"of 3073-byte CIFAR-10 records",
+    ):
         CIFAR10DataModule(root=str(tmp_path), batch_size=4).setup("test")
     path.write_bytes(records[:3073] + bytes([12]) + records[3074:])
     with pytest.raises(DataError, match=f"{path}: record 1 has label 12"):
@@ -193,9 +231,12 @@ def test_missing_files_say_which_and_where(tmp_path):
     write_cifar10(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "data_batch_4").unlink()
     dm = CIFAR10DataModule(root=str(tmp_path), batch_size=4)
-    with pytest.raises(DataError, match=r"(?s)CIFAR-10 files not found: missing data_batch_4 in "
-                                        r".*cifar-10-batches-py.*download: true.*"
-                                        r"cifar-10-batches-bin"):
+    with pytest.raises(
+        DataError,
+        match=r"(?s)CIFAR-10 files not found: missing data_batch_4 in "
+        r".*cifar-10-batches-py.*download: true.*"
+        r"cifar-10-batches-bin",
+    ):
         dm.info  # noqa: B018  (the class names live in the files)
 
 
@@ -212,14 +253,22 @@ def test_download_uses_torchvisions_archive(tmp_path, monkeypatch):
     dm = CIFAR100DataModule(root=str(tmp_path), download=True, batch_size=4)
     dm.prepare_data()
     dm.prepare_data()  # already there: no second download
-    assert calls == [("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-                      "cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85")]
+    assert calls == [
+        (
+            "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+            "cifar-100-python.tar.gz",
+            "eb9058c3a382ffc7106e4002c42a8d85",
+        )
+    ]
     assert dm.info.num_classes == 100
 
     def offline(*args, **kwargs):
         raise OSError("Network is unreachable")
 
     monkeypatch.setattr(tv_utils, "download_and_extract_archive", offline)
-    with pytest.raises(DataError, match=r"(?s)downloading CIFAR-10 to .* failed: Network is "
-                                        r"unreachable.*extract cifar-10-python.tar.gz"):
+    with pytest.raises(
+        DataError,
+        match=r"(?s)downloading CIFAR-10 to .* failed: Network is "
+        r"unreachable.*extract cifar-10-python.tar.gz",
+    ):
         CIFAR10DataModule(root=str(tmp_path / "none"), download=True, batch_size=4).prepare_data()

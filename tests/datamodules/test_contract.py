@@ -19,8 +19,16 @@ from visionflow.registry import DATAMODULES
 from visionflow.spec import check_arguments
 
 NAMES = ["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder"]
-COMMON = ["batch_size", "num_workers", "pin_memory", "seed", "val_fraction", "transforms",
-          "device", "limit"]
+COMMON = [
+    "batch_size",
+    "num_workers",
+    "pin_memory",
+    "seed",
+    "val_fraction",
+    "transforms",
+    "device",
+    "limit",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -39,10 +47,20 @@ def test_registered_with_the_classification_batch_and_common_arguments(name):
 
 def test_the_spec_checks_datamodule_arguments():
     builder = DATAMODULES.get("cifar10").builder
-    check_arguments(builder, {"root": "data", "batch_size": 64, "transforms": {"train": "x"},
-                              "limit": None, "device": "cuda"}, "data.args")
-    with pytest.raises(SpecError, match="data.args.batch_sise: unknown key; did you mean "
-                                        "'batch_size'"):
+    check_arguments(
+        builder,
+        {
+            "root": "data",
+            "batch_size": 64,
+            "transforms": {"train": "x"},
+            "limit": None,
+            "device": "cuda",
+        },
+        "data.args",
+    )
+    with pytest.raises(
+        SpecError, match="data.args.batch_sise: unknown key; did you mean 'batch_size'"
+    ):
         check_arguments(builder, {"batch_sise": 64}, "data.args")
     with pytest.raises(SpecError, match="data.args.val_fraction: expected float"):
         check_arguments(builder, {"val_fraction": "ten percent"}, "data.args")
@@ -79,10 +97,18 @@ class Linear(pl.LightningModule):
 @pytest.mark.slow
 def test_a_datamodule_drives_a_lightning_trainer_alone(tmp_path):
     dm = DigitsDataModule(image_size=16, batch_size=32)
-    trainer = pl.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=2,
-                         accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        limit_train_batches=3,
+        limit_val_batches=2,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     model = Linear()
     trainer.fit(model, datamodule=dm)
     assert [epoch for epoch, _ in model.seen] == [0, 0, 0, 1, 1, 1]

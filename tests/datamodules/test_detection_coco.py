@@ -19,9 +19,13 @@ PANOPTIC = "detection/panopticapi_sample"
 
 @pytest.fixture(scope="module")
 def panoptic(shared_data) -> CocoDetectionDataModule:
-    return CocoDetectionDataModule(root=str(shared_data / PANOPTIC),
-                                   val_annotations="panoptic_coco_detection_format.json",
-                                   images="input_images", masks=True, batch_size=2)
+    return CocoDetectionDataModule(
+        root=str(shared_data / PANOPTIC),
+        val_annotations="panoptic_coco_detection_format.json",
+        images="input_images",
+        masks=True,
+        batch_size=2,
+    )
 
 
 def test_real_coco_file_with_rle_masks_and_crowd(panoptic, shared_data):
@@ -35,7 +39,7 @@ def test_real_coco_file_with_rle_masks_and_crowd(panoptic, shared_data):
         assert image.shape == (3, meta["height"], meta["width"])
         xywh = np.array([a["bbox"] for a in anns], dtype=np.float32)
         expected = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        np.testing.assert_allclose(target.boxes.numpy(), expected)            # XYWH -> XYXY
+        np.testing.assert_allclose(target.boxes.numpy(), expected)  # XYWH -> XYXY
         assert target.iscrowd.tolist() == [bool(a["iscrowd"]) for a in anns]
         # masks decode from RLE to exactly the annotated areas
         assert target.masks.shape == (len(anns), meta["height"], meta["width"])
@@ -51,38 +55,56 @@ def test_non_contiguous_category_ids_round_trip(panoptic, shared_data):
     assert list(label_map.category_ids) == ids and panoptic.info.num_classes == len(ids)
     labels, found = label_map.labels(np.array([a["category_id"] for a in raw["annotations"]]))
     assert found.all()
-    assert [label_map.category_id(int(i)) for i in labels] == \
-        [a["category_id"] for a in raw["annotations"]]
+    assert [label_map.category_id(int(i)) for i in labels] == [
+        a["category_id"] for a in raw["annotations"]
+    ]
 
 
 # ------------------------------------------------------------------------ a small written file
+
 
 def write_coco(folder: Path, annotations: list[dict], images: int = 3) -> Path:
     (folder / "images").mkdir(parents=True, exist_ok=True)
     for index in range(1, images + 1):
         Image.new("RGB", (40, 30), (index * 40, 0, 0)).save(folder / "images" / f"{index}.png")
-    dataset = {"images": [{"id": i, "file_name": f"{i}.png", "height": 30, "width": 40}
-                          for i in range(1, images + 1)],
-               "categories": [{"id": 5, "name": "cat"}, {"id": 9, "name": "dog"}],
-               "annotations": annotations}
+    dataset = {
+        "images": [
+            {"id": i, "file_name": f"{i}.png", "height": 30, "width": 40}
+            for i in range(1, images + 1)
+        ],
+        "categories": [{"id": 5, "name": "cat"}, {"id": 9, "name": "dog"}],
+        "annotations": annotations,
+    }
     path = folder / "instances.json"
     path.write_text(json.dumps(dataset))
     return path
 
 
 def annotation(ann_id: int, image_id: int, bbox: list[float], **extra) -> dict:
-    return {"id": ann_id, "image_id": image_id, "category_id": 9, "bbox": bbox,
-            "area": bbox[2] * bbox[3], "iscrowd": 0, **extra}
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": 9,
+        "bbox": bbox,
+        "area": bbox[2] * bbox[3],
+        "iscrowd": 0,
+        **extra,
+    }
 
 
 def module(folder: Path, **kwargs) -> CocoDetectionDataModule:
-    return CocoDetectionDataModule(root=str(folder), train_annotations="instances.json",
-                                   val_annotations="instances.json", **kwargs)
+    return CocoDetectionDataModule(
+        root=str(folder),
+        train_annotations="instances.json",
+        val_annotations="instances.json",
+        **kwargs,
+    )
 
 
 def test_empty_images_dropped_from_train_kept_for_evaluation(tmp_path):
-    write_coco(tmp_path, [annotation(1, 1, [1, 2, 10, 5]),
-                          annotation(2, 2, [0, 0, 5, 5], iscrowd=1)])  # image 2: crowd only
+    write_coco(
+        tmp_path, [annotation(1, 1, [1, 2, 10, 5]), annotation(2, 2, [0, 0, 5, 5], iscrowd=1)]
+    )  # image 2: crowd only
     assert [r.image_id for r in module(tmp_path).records("train")] == [1]
     assert [r.image_id for r in module(tmp_path).records("val")] == [1, 2, 3]
     kept = module(tmp_path, drop_empty_images=False).records("train")
@@ -96,12 +118,15 @@ def test_zero_size_boxes_are_dropped(tmp_path):
     assert record.annotation_ids.tolist() == [2]
 
 
-@pytest.mark.parametrize("bad, problem", [
-    (annotation(31, 1, [1, 2, -3, 4]), "negative width or height"),
-    (annotation(31, 77, [1, 2, 3, 4]), "image id 77 is not in"),
-    ({"id": 31, "image_id": 1, "category_id": 9, "iscrowd": 0}, "has no 'bbox'"),
-    ({**annotation(31, 1, [1, 2, 3, 4]), "category_id": 4}, "category_id is not in"),
-])
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        (annotation(31, 1, [1, 2, -3, 4]), "negative width or height"),
+        (annotation(31, 77, [1, 2, 3, 4]), "image id 77 is not in"),
+        ({"id": 31, "image_id": 1, "category_id": 9, "iscrowd": 0}, "has no 'bbox'"),
+        ({**annotation(31, 1, [1, 2, 3, 4]), "category_id": 4}, "category_id is not in"),
+    ],
+)
 def test_malformed_annotations_name_file_image_and_annotation(tmp_path, bad, problem):
     path = write_coco(tmp_path, [annotation(1, 1, [1, 2, 3, 4]), bad])
     with pytest.raises(DataError) as error:
@@ -134,7 +159,9 @@ def test_malformed_segmentation_names_the_annotation(tmp_path):
     write_coco(tmp_path, [annotation(44, 1, [1, 2, 3, 4], segmentation=[[1, 2, 3]])])
     dm = module(tmp_path, masks=True)
     dm.setup("validate")
-    with pytest.raises(DataError, match=r"image id 1, annotation id 44\): malformed 'segmentation'"):
+    with pytest.raises(
+        DataError, match=r"image id 1, annotation id 44\): malformed 'segmentation'"
+    ):
         dm.datasets["val"][0]
 
 

@@ -23,9 +23,15 @@ def shapes_json(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def shapes_module(tmp_path_factory):
-    module = ShapesDetectionDataModule(data_dir=str(tmp_path_factory.mktemp("shapes_dm")),
-                                       train_images=6, val_images=3, test_images=3,
-                                       image_size=64, batch_size=3, masks=True)
+    module = ShapesDetectionDataModule(
+        data_dir=str(tmp_path_factory.mktemp("shapes_dm")),
+        train_images=6,
+        val_images=3,
+        test_images=3,
+        image_size=64,
+        batch_size=3,
+        masks=True,
+    )
     module.prepare_data()
     return module
 
@@ -34,8 +40,9 @@ def test_same_seed_same_files_other_seed_other_files(shapes_json, tmp_path):
     again = make_shapes_dataset(tmp_path / "a", images=6, seed=3, image_size=64)
     other = make_shapes_dataset(tmp_path / "b", images=6, seed=4, image_size=64)
     assert again.read_text() == shapes_json.read_text()
-    assert (tmp_path / "a/images/000001.png").read_bytes() == \
-        (shapes_json.parent / "images/000001.png").read_bytes()
+    assert (tmp_path / "a/images/000001.png").read_bytes() == (
+        shapes_json.parent / "images/000001.png"
+    ).read_bytes()
     assert other.read_text() != shapes_json.read_text()
 
 
@@ -51,9 +58,11 @@ def test_annotations_match_the_pixels(shapes_json):
         background = np.median(pixels[:2, :2].reshape(-1, 3), axis=0)
         for ann in (a for a in dataset["annotations"] if a["image_id"] == image["id"]):
             segmentation = ann["segmentation"]
-            rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, 64, 64)) \
-                if isinstance(segmentation, list) else \
-                {"size": segmentation["size"], "counts": segmentation["counts"].encode()}
+            rle = (
+                mask_utils.merge(mask_utils.frPyObjects(segmentation, 64, 64))
+                if isinstance(segmentation, list)
+                else {"size": segmentation["size"], "counts": segmentation["counts"].encode()}
+            )
             mask = mask_utils.decode(rle).astype(bool)
             np.testing.assert_array_equal(mask_utils.toBbox(rle), ann["bbox"])
             assert mask.sum() == ann["area"]
@@ -63,14 +72,16 @@ def test_annotations_match_the_pixels(shapes_json):
 
 def test_registered_and_prepare_data_reuses_or_regenerates(tmp_path):
     assert DATAMODULES.get("shapes_detection").tags["batch"] is DetectionBatch
-    module = ShapesDetectionDataModule(data_dir=str(tmp_path), train_images=2, val_images=1,
-                                       test_images=1, image_size=32)
+    module = ShapesDetectionDataModule(
+        data_dir=str(tmp_path), train_images=2, val_images=1, test_images=1, image_size=32
+    )
     module.prepare_data()
     stamp = (tmp_path / "train/annotations.json").stat().st_mtime_ns
     module.prepare_data()
     assert (tmp_path / "train/annotations.json").stat().st_mtime_ns == stamp
-    bigger = ShapesDetectionDataModule(data_dir=str(tmp_path), train_images=3, val_images=1,
-                                       test_images=1, image_size=32)
+    bigger = ShapesDetectionDataModule(
+        data_dir=str(tmp_path), train_images=3, val_images=1, test_images=1, image_size=32
+    )
     bigger.prepare_data()
     assert len(json.loads((tmp_path / "train/annotations.json").read_text())["images"]) == 3
 
@@ -89,9 +100,9 @@ def test_batch_contract(shapes_module):
         assert target.iscrowd.dtype == torch.bool and not target.iscrowd.any()
         assert target.masks.dtype == torch.uint8 and target.masks.shape == (count, 64, 64)
         boxes = target.boxes
-        assert (boxes[:, 2:] > boxes[:, :2]).all()                      # XYXY, not XYWH
-        assert boxes.min() >= 0 and boxes.max() <= 64                     # absolute pixels
-        for box, mask in zip(boxes, target.masks):                      # box = mask extent
+        assert (boxes[:, 2:] > boxes[:, :2]).all()  # XYXY, not XYWH
+        assert boxes.min() >= 0 and boxes.max() <= 64  # absolute pixels
+        for box, mask in zip(boxes, target.masks):  # box = mask extent
             ys, xs = torch.nonzero(mask, as_tuple=True)
             extent = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()
             assert torch.equal(box, extent)

@@ -8,22 +8,33 @@ import pytest
 import torch
 
 from visionflow.datamodules.shapes import ShapesDetectionDataModule
-from visionflow.datamodules.transforms.detection import (apply_detection_transform,
-                                                         detection_context, with_min_visibility)
+from visionflow.datamodules.transforms.detection import (
+    apply_detection_transform,
+    detection_context,
+    with_min_visibility,
+)
 from visionflow.registry import TRANSFORMS
 
 
 @pytest.fixture(scope="module")
 def shapes_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("shapes_tf")
-    ShapesDetectionDataModule(data_dir=str(folder), train_images=12, val_images=4, test_images=1,
-                              image_size=64).prepare_data()
+    ShapesDetectionDataModule(
+        data_dir=str(folder), train_images=12, val_images=4, test_images=1, image_size=64
+    ).prepare_data()
     return str(folder)
 
 
 def eval_samples(shapes_dir: str, **kwargs) -> list:
-    dm = ShapesDetectionDataModule(data_dir=shapes_dir, train_images=12, val_images=4,
-                                   test_images=1, image_size=64, masks=True, **kwargs)
+    dm = ShapesDetectionDataModule(
+        data_dir=shapes_dir,
+        train_images=12,
+        val_images=4,
+        test_images=1,
+        image_size=64,
+        masks=True,
+        **kwargs,
+    )
     dm.setup("validate")
     return [dm.datasets["val"][i] for i in range(4)]
 
@@ -38,8 +49,15 @@ def test_flip_moves_image_boxes_and_masks_together(shapes_dir):
     flipped = eval_samples(shapes_dir, transforms={"eval": [{"name": "HorizontalFlip", "p": 1.0}]})
     for (image, target), (image_f, target_f) in zip(plain, flipped):
         assert torch.allclose(image_f, image.flip(-1))
-        expected = torch.stack([64 - target.boxes[:, 2], target.boxes[:, 1],
-                                64 - target.boxes[:, 0], target.boxes[:, 3]], dim=1)
+        expected = torch.stack(
+            [
+                64 - target.boxes[:, 2],
+                target.boxes[:, 1],
+                64 - target.boxes[:, 0],
+                target.boxes[:, 3],
+            ],
+            dim=1,
+        )
         assert torch.allclose(target_f.boxes, expected, atol=1e-4)
         assert torch.equal(target_f.masks, target.masks.flip(-1))
         assert torch.equal(target_f.labels, target.labels)
@@ -47,8 +65,15 @@ def test_flip_moves_image_boxes_and_masks_together(shapes_dir):
 
 def test_train_preset_keeps_boxes_on_their_masks(shapes_dir):
     """Random letterbox/scale/shift/flip/color: each surviving box is its mask's extent."""
-    dm = ShapesDetectionDataModule(data_dir=shapes_dir, train_images=12, val_images=4,
-                                   test_images=1, image_size=64, masks=True, seed=5)
+    dm = ShapesDetectionDataModule(
+        data_dir=shapes_dir,
+        train_images=12,
+        val_images=4,
+        test_images=1,
+        image_size=64,
+        masks=True,
+        seed=5,
+    )
     dm.setup("fit")
     checked = 0
     for index in range(12):
@@ -66,7 +91,7 @@ def test_min_visibility_drops_a_box_with_its_mask_and_label():
     context = with_min_visibility(detection_context(None), 0.25)
     crop = context.compose([A.Crop(x_min=0, y_min=0, x_max=30, y_max=40)])
     image = np.zeros((40, 60, 3), np.uint8)
-    boxes = np.array([[5, 5, 15, 15], [26, 5, 46, 15]], np.float32)   # second: 20% visible
+    boxes = np.array([[5, 5, 15, 15], [26, 5, 46, 15]], np.float32)  # second: 20% visible
     masks = np.zeros((2, 40, 60), np.uint8)
     masks[0, 5:15, 5:15] = 1
     masks[1, 5:15, 26:46] = 1
@@ -75,8 +100,9 @@ def test_min_visibility_drops_a_box_with_its_mask_and_label():
     np.testing.assert_allclose(out.boxes, [[5, 5, 15, 15]])
     assert out.masks.shape == (1, 40, 30) and out.masks.sum() == 100
     # without the filter the cut box survives, clipped to the crop
-    out = apply_detection_transform(detection_context(None).compose(crop.transforms), image,
-                                    boxes, masks)
+    out = apply_detection_transform(
+        detection_context(None).compose(crop.transforms), image, boxes, masks
+    )
     assert out.kept.tolist() == [0, 1]
     np.testing.assert_allclose(out.boxes[1], [26, 5, 30, 15])
 
@@ -86,17 +112,22 @@ def test_letterbox_scales_top_left_and_pads():
     image = np.full((20, 40, 3), 255, np.uint8)
     out = apply_detection_transform(pipeline, image, np.array([[4, 2, 20, 10]], np.float32))
     assert out.image.shape == (32, 32, 3) and out.image.dtype == np.float32
-    assert out.image[:16].min() == 1.0 and out.image[16:].max() == 0.0   # scaled to [0, 1], padded
+    assert out.image[:16].min() == 1.0 and out.image[16:].max() == 0.0  # scaled to [0, 1], padded
     np.testing.assert_allclose(out.boxes, [[3.2, 1.6, 16, 8]], atol=1e-4)
 
 
 def test_keypoints_follow_a_flip_and_leave_the_image_invisible():
-    pipeline = detection_context(None).compose([A.HorizontalFlip(p=1.0),
-                                                A.Affine(translate_px={"x": 20, "y": 0}, p=1.0)])
-    keypoints = np.array([[[10, 5, 2], [55, 5, 2]]], np.float32)      # [N=1, K=2, 3]
+    pipeline = detection_context(None).compose(
+        [A.HorizontalFlip(p=1.0), A.Affine(translate_px={"x": 20, "y": 0}, p=1.0)]
+    )
+    keypoints = np.array([[[10, 5, 2], [55, 5, 2]]], np.float32)  # [N=1, K=2, 3]
     # x 10 -> flip ~49 -> shift ~69 (outside);  x 55 -> flip ~4 -> shift ~24 (inside)
-    out = apply_detection_transform(pipeline, np.zeros((40, 60, 3), np.uint8),
-                                    np.array([[5, 2, 58, 30]], np.float32), keypoints=keypoints)
+    out = apply_detection_transform(
+        pipeline,
+        np.zeros((40, 60, 3), np.uint8),
+        np.array([[5, 2, 58, 30]], np.float32),
+        keypoints=keypoints,
+    )
     assert out.keypoints.shape == (1, 2, 3)
     assert out.keypoints[0, 0, 2] == 0 and out.keypoints[0, 1, 2] == 2  # the first left the image
-    assert 22 <= out.keypoints[0, 1, 0] <= 26                            # flipped, then shifted
+    assert 22 <= out.keypoints[0, 1, 0] <= 26  # flipped, then shifted

@@ -32,14 +32,18 @@ def test_coco8_boxes_are_the_label_lines_in_pixels(coco8):
         assert (height, width) == Image.open(coco8 / "images/val" / f"{stem}.jpg").size[::-1]
         cx, cy, w, h = (lines[:, 1:5] * [width, height, width, height]).T
         expected = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-        np.testing.assert_allclose(target.boxes.numpy(), np.clip(expected, 0, [width, height] * 2),
-                                   atol=1e-3)
+        np.testing.assert_allclose(
+            target.boxes.numpy(), np.clip(expected, 0, [width, height] * 2), atol=1e-3
+        )
         assert target.labels.tolist() == lines[:, 0].astype(int).tolist()
 
 
 def test_coco8_seg_polygons_become_masks_inside_their_boxes(shared_data):
-    dm = YoloDetectionDataModule(dataset_yaml=str(shared_data / "detection/coco8-seg/coco8-seg.yaml"),
-                                 masks=True, batch_size=2)
+    dm = YoloDetectionDataModule(
+        dataset_yaml=str(shared_data / "detection/coco8-seg/coco8-seg.yaml"),
+        masks=True,
+        batch_size=2,
+    )
     dm.setup("fit")
     _, target = dm.datasets["val"][0]
     assert target.masks.shape[0] == len(target.boxes) > 0
@@ -73,12 +77,15 @@ def test_missing_label_file_is_an_empty_image_and_ids_enumerate(tmp_path):
     np.testing.assert_allclose(target.boxes.numpy(), [[20, 10, 30, 30]], atol=1e-4)
 
 
-@pytest.mark.parametrize("line, problem", [
-    ("2 0.5 0.5 0.2 0.2", "class 2 is not in 0..1"),
-    ("0 0.5 0.5 0.2", "3 coordinates"),
-    ("0 0.5 x 0.2 0.2", "not numbers"),
-    ("0 0.5 0.5 -0.2 0.2", "negative width"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("2 0.5 0.5 0.2 0.2", "class 2 is not in 0..1"),
+        ("0 0.5 0.5 0.2", "3 coordinates"),
+        ("0 0.5 x 0.2 0.2", "not numbers"),
+        ("0 0.5 0.5 -0.2 0.2", "negative width"),
+    ],
+)
 def test_bad_lines_name_file_line_and_image(tmp_path, line, problem):
     yaml = write_yolo(tmp_path, ["0 0.5 0.5 0.2 0.2", line])
     with pytest.raises(DataError, match=rf"a\.txt:2 \(image id 1\): .*{problem}"):

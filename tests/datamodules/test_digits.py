@@ -23,10 +23,15 @@ def test_splits_partition_the_data_and_depend_only_on_the_seed():
 
     dm = DigitsDataModule(seed=0)
     digits = load_digits()
-    everything = sorted(np.round(image * 255 / 16).astype(np.uint8).tobytes() + bytes([label])
-                        for image, label in zip(digits.images, digits.target))
-    parts = sorted(image.tobytes() + bytes([label]) for split in ("train", "val", "test")
-                   for image, label in zip(*dm.split_arrays(split)))
+    everything = sorted(
+        np.round(image * 255 / 16).astype(np.uint8).tobytes() + bytes([label])
+        for image, label in zip(digits.images, digits.target)
+    )
+    parts = sorted(
+        image.tobytes() + bytes([label])
+        for split in ("train", "val", "test")
+        for image, label in zip(*dm.split_arrays(split))
+    )
     assert parts == everything  # each image in exactly one split (duplicates counted)
     again = DigitsDataModule(seed=0)
     for split in ("train", "val", "test"):
@@ -63,10 +68,19 @@ def test_image_size_argument_resizes_once_at_setup():
 
 def lenet5() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),      # [B, 6, 14, 14]
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),     # [B, 16, 5, 5]
-        nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, 10))
+        nn.Conv2d(1, 6, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # [B, 6, 14, 14]
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # [B, 16, 5, 5]
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
 
 
 @pytest.fixture
@@ -86,8 +100,9 @@ def test_lenet5_reaches_97_percent_on_the_held_out_test_split(one_thread):
     dm.setup("test")
     model, loader, epochs = lenet5(), dm.train_dataloader(), 10
     optimizer = torch.optim.Adam(model.parameters())
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-3,
-                                                   total_steps=epochs * len(loader))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=5e-3, total_steps=epochs * len(loader)
+    )
     for _ in range(epochs):
         for batch in loader:
             loss = nn.functional.cross_entropy(model(batch.images), batch.targets)
@@ -96,6 +111,7 @@ def test_lenet5_reaches_97_percent_on_the_held_out_test_split(one_thread):
             optimizer.step()
             schedule.step()
     with torch.no_grad():
-        correct = sum((model(b.images).argmax(1) == b.targets).sum().item()
-                      for b in dm.test_dataloader())
+        correct = sum(
+            (model(b.images).argmax(1) == b.targets).sum().item() for b in dm.test_dataloader()
+        )
     assert correct / len(dm.dataset("test")) >= 0.97

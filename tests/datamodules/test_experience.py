@@ -32,8 +32,14 @@ class AlwaysLeft:
 
 def test_rollouts_are_time_major_and_keep_the_final_observation_of_ended_episodes():
     actor = AlwaysLeft()
-    stream = RolloutStream(Environments("CartPole-v1"), num_envs=3, steps=40, batches=2, seed=0,
-                           actor_source=lambda: actor)
+    stream = RolloutStream(
+        Environments("CartPole-v1"),
+        num_envs=3,
+        steps=40,
+        batches=2,
+        seed=0,
+        actor_source=lambda: actor,
+    )
     batches = list(stream)
     assert len(batches) == len(stream) == 2 and actor.calls == 80
     batch = batches[0]
@@ -41,7 +47,7 @@ def test_rollouts_are_time_major_and_keep_the_final_observation_of_ended_episode
     assert batch.observations.shape == batch.next_observations.shape == (40, 3, 4)
     assert batch.rewards.shape == batch.terminated.shape == (40, 3)
     ended = batch.episode_ends
-    assert ended.any() and torch.equal(ended, batch.terminated)     # pushed over, not truncated
+    assert ended.any() and torch.equal(ended, batch.terminated)  # pushed over, not truncated
     # within an episode the next observation is the next step's; where it ended it is the
     # episode's last (a fallen pole), not the reset that follows (near upright)
     goes_on = ~ended[:-1]
@@ -55,8 +61,10 @@ def test_rollouts_are_time_major_and_keep_the_final_observation_of_ended_episode
 def test_evaluation_episodes_are_seeded_and_repeatable():
     data = ExperienceDataModule(test_seeds=3, episodes_per_batch=2)
     batches = list(data.test_dataloader())
-    assert [b.seeds for b in batches] == [[TEST_SEED_START, TEST_SEED_START + 1],
-                                          [TEST_SEED_START + 2]]
+    assert [b.seeds for b in batches] == [
+        [TEST_SEED_START, TEST_SEED_START + 1],
+        [TEST_SEED_START + 2],
+    ]
     assert isinstance(batches[0], EpisodeBatch)
     first, again = batches[0].play(AlwaysLeft()), batches[0].play(AlwaysLeft())
     assert first == again and [e.seed for e in first] == batches[0].seeds

@@ -59,20 +59,35 @@ def test_imagenet10_train_val_layout_tests_on_val():
 @needs_shared
 @pytest.mark.parametrize("channels", [3, 1])
 def test_skimage_photos_flat_layout_with_a_grayscale_png(channels):
-    dm = ImageFolderDataModule(root=str(SHARED / "skimage_photos"), image_size=48,
-                               channels=channels, batch_size=8, val_fraction=0.25,
-                               test_fraction=0.2)
+    dm = ImageFolderDataModule(
+        root=str(SHARED / "skimage_photos"),
+        image_size=48,
+        channels=channels,
+        batch_size=8,
+        val_fraction=0.25,
+        test_fraction=0.2,
+    )
     assert dm.info.in_channels == channels and "camera" in dm.info.class_names
     dm.setup()
     assert [len(dm.dataset(s)) for s in ("train", "val", "test")] == [3, 1, 1]
-    images = torch.cat([b.images for split in ("train", "val", "test")
-                        for b in list(dm._dataloader(split, shuffle=False))])
+    images = torch.cat(
+        [
+            b.images
+            for split in ("train", "val", "test")
+            for b in list(dm._dataloader(split, shuffle=False))
+        ]
+    )
     assert images.shape == (5, channels, 48, 48) and torch.isfinite(images).all()
 
 
 def test_generated_folder_converts_every_mode_and_ignores_other_files(tmp_path):
-    dm = ImageFolderDataModule(root=str(write_folder(tmp_path)), image_size=32, batch_size=64,
-                               val_fraction=0.0, test_fraction=0.0)
+    dm = ImageFolderDataModule(
+        root=str(write_folder(tmp_path)),
+        image_size=32,
+        batch_size=64,
+        val_fraction=0.0,
+        test_fraction=0.0,
+    )
     dm.setup("fit")
     assert len(dm.dataset("train")) == 18
     (batch,) = list(dm.train_dataloader())
@@ -84,16 +99,19 @@ def test_splits_are_stratified_and_fixed_by_seed(tmp_path):
     root = str(write_folder(tmp_path, per_class=10))
 
     def splits(seed):
-        dm = ImageFolderDataModule(root=root, image_size=16, batch_size=4, seed=seed,
-                                   test_fraction=0.2, val_fraction=0.25)
+        dm = ImageFolderDataModule(
+            root=root, image_size=16, batch_size=4, seed=seed, test_fraction=0.2, val_fraction=0.25
+        )
         return {s: [p for p, _ in dm._splits[s]] for s in ("train", "val", "test")}
 
     first = splits(0)
     assert [len(first[s]) for s in ("train", "val", "test")] == [18, 6, 6]
     train, val, test = (set(first[s]) for s in ("train", "val", "test"))
     assert not (train & val or train & test or val & test)
-    assert sorted(Path(p).parent.name for p in first["test"]) == ["ant"] * 2 + ["bee"] * 2 + \
-        ["cat"] * 2
+    assert (
+        sorted(Path(p).parent.name for p in first["test"])
+        == ["ant"] * 2 + ["bee"] * 2 + ["cat"] * 2
+    )
     assert splits(0) == first and splits(1) != first
 
 
@@ -107,8 +125,9 @@ def test_a_corrupt_file_is_an_error_naming_it(tmp_path):
     root = write_folder(tmp_path)
     bad = root / "bee" / "bee_9.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is no jpeg")
-    dm = ImageFolderDataModule(root=str(root), image_size=16, batch_size=32, val_fraction=0.0,
-                               test_fraction=0.0)
+    dm = ImageFolderDataModule(
+        root=str(root), image_size=16, batch_size=32, val_fraction=0.0, test_fraction=0.0
+    )
     with pytest.raises(DataError, match=f"{bad}: cannot decode image") as caught:
         list(dm.train_dataloader())
     assert "skip_bad_files: true" in str(caught.value)
@@ -119,8 +138,14 @@ def test_a_truncated_file_is_an_error_in_a_worker_too_without_a_torch_traceback(
     good = (root / "cat" / "cat_2.jpg").read_bytes()
     bad = root / "cat" / "cat_2.jpg"
     bad.write_bytes(good[: len(good) // 2])
-    dm = ImageFolderDataModule(root=str(root), image_size=16, batch_size=32, num_workers=1,
-                               val_fraction=0.0, test_fraction=0.0)
+    dm = ImageFolderDataModule(
+        root=str(root),
+        image_size=16,
+        batch_size=32,
+        num_workers=1,
+        val_fraction=0.0,
+        test_fraction=0.0,
+    )
     with pytest.raises(DataError) as caught:
         list(dm.train_dataloader())
     assert str(caught.value).startswith(f"{bad}: cannot decode image")
@@ -131,8 +156,14 @@ def test_skip_bad_files_drops_them_with_a_warning(tmp_path):
     root = write_folder(tmp_path)
     bad = root / "ant" / "ant_1.png"
     bad.write_bytes(b"garbage")
-    dm = ImageFolderDataModule(root=str(root), image_size=16, batch_size=32, val_fraction=0.0,
-                               test_fraction=0.0, skip_bad_files=True)
+    dm = ImageFolderDataModule(
+        root=str(root),
+        image_size=16,
+        batch_size=32,
+        val_fraction=0.0,
+        test_fraction=0.0,
+        skip_bad_files=True,
+    )
     with pytest.warns(UserWarning, match=f"skipping {bad}: cannot decode image"):
         (batch,) = list(dm.train_dataloader())
     assert len(batch) == 17 and batch.targets.tolist().count(0) == 5
@@ -140,26 +171,34 @@ def test_skip_bad_files_drops_them_with_a_warning(tmp_path):
 
 def test_the_loader_survives_lightnings_ddp_rebuild(tmp_path):
     root = write_folder(tmp_path)
-    dm = ImageFolderDataModule(root=str(root), image_size=16, batch_size=4, val_fraction=0.0,
-                               test_fraction=0.0)
+    dm = ImageFolderDataModule(
+        root=str(root), image_size=16, batch_size=4, val_fraction=0.0, test_fraction=0.0
+    )
     train = dm.train_dataloader()
     rebuilt = _update_dataloader(train, DistributedSampler(train.dataset, num_replicas=2, rank=1))
     assert type(rebuilt) is type(train)
     assert [len(b) for b in rebuilt] == [4, 4, 1]
     (root / "ant" / "ant_0.jpg").write_bytes(b"broken")
     with pytest.raises(DataError, match="ant_0.jpg: cannot decode"):
-        list(_update_dataloader(train, DistributedSampler(train.dataset, num_replicas=1,
-                                                                  rank=0)))
+        list(_update_dataloader(train, DistributedSampler(train.dataset, num_replicas=1, rank=0)))
     pickle.dumps(iter(train))  # Lightning pickles its loop state with live iterators in it
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda root: None, "no such folder"),
-    (lambda root: root.mkdir(), "no class folders found"),
-    (lambda root: (root / "ant").mkdir(parents=True), r"no images \(.jpg"),
-    (lambda root: (write_folder(root / "train"), write_image(root / "val" / "dog" / "d.png")),
-     "class 'dog' is not among the train classes"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda root: None, "no such folder"),
+        (lambda root: root.mkdir(), "no class folders found"),
+        (lambda root: (root / "ant").mkdir(parents=True), r"no images \(.jpg"),
+        (
+            lambda root: (
+                write_folder(root / "train"),
+                write_image(root / "val" / "dog" / "d.png"),
+            ),
+            "class 'dog' is not among the train classes",
+        ),
+    ],
+)
 def test_bad_layouts_are_data_errors(tmp_path, make, message):
     root = tmp_path / "data"
     make(root)
@@ -168,8 +207,11 @@ def test_bad_layouts_are_data_errors(tmp_path, make, message):
 
 
 def test_pipelines_must_give_one_size_and_arguments_are_checked(tmp_path):
-    with pytest.raises(SpecError, match=r"transforms.eval: the pipeline's output size depends on "
-                                        r"the input size"):
+    with pytest.raises(
+        SpecError,
+        match=r"transforms.eval: the pipeline's output size depends on "
+        r"the input size",
+    ):
         ImageFolderDataModule(root=str(tmp_path), batch_size=4, transforms={"eval": "normalize"})
     with pytest.raises(SpecError, match="channels: must be 1 or 3"):
         ImageFolderDataModule(root=str(tmp_path), batch_size=4, channels=2)
@@ -184,6 +226,9 @@ def test_transform_summary_is_the_imagenet_recipe_as_plain_data(tmp_path):
     train = [t["__class_fullname__"] for t in summary["train"]["transform"]["transforms"]]
     assert train == ["RandomResizedCrop", "HorizontalFlip", "ColorJitter", "Normalize"]
     evaluation = summary["eval"]["transform"]["transforms"]
-    assert [t["__class_fullname__"] for t in evaluation] == ["SmallestMaxSize", "CenterCrop",
-                                                             "Normalize"]
+    assert [t["__class_fullname__"] for t in evaluation] == [
+        "SmallestMaxSize",
+        "CenterCrop",
+        "Normalize",
+    ]
     assert evaluation[0]["max_size"] == 110 and evaluation[1]["height"] == 96

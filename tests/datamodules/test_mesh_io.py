@@ -9,13 +9,16 @@ from visionflow.datamodules.mesh_io import read_mesh, read_point_cloud, write_me
 from visionflow.errors import DataError
 
 
-@pytest.mark.parametrize("name, verts, faces", [
-    ("cheburashka.off", 6669, 13334),
-    ("teapot.obj", 3644, 6320),
-    ("suzanne.obj", 507, 968),                 # 468 quads + 32 triangles, fanned
-    ("pytorch3d_cow/cow.obj", 2930, 5856),
-    ("stanford_bunny.ply", 35947, 69451),
-])
+@pytest.mark.parametrize(
+    "name, verts, faces",
+    [
+        ("cheburashka.off", 6669, 13334),
+        ("teapot.obj", 3644, 6320),
+        ("suzanne.obj", 507, 968),  # 468 quads + 32 triangles, fanned
+        ("pytorch3d_cow/cow.obj", 2930, 5856),
+        ("stanford_bunny.ply", 35947, 69451),
+    ],
+)
 def test_real_meshes(shared_data, name, verts, faces):
     vertices, triangles = read_mesh(shared_data / "meshes" / name)
     assert vertices.shape == (verts, 3) and triangles.shape == (faces, 3)
@@ -41,14 +44,17 @@ def test_written_mesh_reads_back(tmp_path):
     np.testing.assert_array_equal(read_faces, faces)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("OFF\n0 0 0\n", "empty mesh"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 nan\n0 1 0\n3 0 1 2\n", "vertex 1 has a NaN"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", "indexes vertex 7"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 1\n", "every face is degenerate"),
-    ("OFF\n3 2 0\n0 0 0\n1 0 0\n", "malformed OFF"),
-    ("PLY\n", "not an OFF file"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("OFF\n0 0 0\n", "empty mesh"),
+        ("OFF\n3 1 0\n0 0 0\n1 0 nan\n0 1 0\n3 0 1 2\n", "vertex 1 has a NaN"),
+        ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", "indexes vertex 7"),
+        ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 1\n", "every face is degenerate"),
+        ("OFF\n3 2 0\n0 0 0\n1 0 0\n", "malformed OFF"),
+        ("PLY\n", "not an OFF file"),
+    ],
+)
 def test_bad_meshes_raise_data_errors_naming_the_file(tmp_path, text, message):
     path = tmp_path / "bad.off"
     path.write_text(text)

@@ -17,8 +17,10 @@ from visionflow.datamodules.mnist import read_idx
 from visionflow.errors import DataError
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
-FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -48,8 +50,9 @@ def write_idx_set(folder: Path, gz: bool = True, sizes=(40, 12), seed: int = 0) 
 
 def test_torchvision_layout_gzipped(tmp_path):
     written = write_idx_set(tmp_path / "MNIST" / "raw", gz=True)
-    dm = MNISTDataModule(root=str(tmp_path), batch_size=8, val_fraction=0.25,
-                         transforms={"train": "normalize"})
+    dm = MNISTDataModule(
+        root=str(tmp_path), batch_size=8, val_fraction=0.25, transforms={"train": "normalize"}
+    )
     dm.prepare_data()
     dm.setup()
     assert [len(dm.dataset(s)) for s in ("train", "val", "test")] == [30, 10, 12]
@@ -71,7 +74,7 @@ def test_flat_folder_of_raw_files_and_fashion_names(tmp_path):
 
 def test_gzipped_and_raw_files_mix(tmp_path):
     write_idx_set(tmp_path, gz=True)
-    raw_images = (tmp_path / "t10k-images-idx3-ubyte.gz")
+    raw_images = tmp_path / "t10k-images-idx3-ubyte.gz"
     (tmp_path / "t10k-images-idx3-ubyte").write_bytes(gzip.decompress(raw_images.read_bytes()))
     raw_images.unlink()
     dm = MNISTDataModule(root=str(tmp_path), batch_size=4)
@@ -95,19 +98,31 @@ def test_missing_files_are_named_with_where_to_put_them(tmp_path):
 def test_fashion_mnist_missing_files_mention_the_debian_package(tmp_path, monkeypatch):
     monkeypatch.setattr(FashionMNISTDataModule, "system_folders", ())  # even where installed
     dm = FashionMNISTDataModule(root=str(tmp_path), batch_size=4)
-    with pytest.raises(DataError, match=r"(?s)missing train-images-idx3-ubyte\[.gz\], "
-                                        r"train-labels.*apt-get install dataset-fashion-mnist"):
+    with pytest.raises(
+        DataError,
+        match=r"(?s)missing train-images-idx3-ubyte\[.gz\], "
+        r"train-labels.*apt-get install dataset-fashion-mnist",
+    ):
         dm.setup("fit")
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda data: b"\x00\x00\x08\x01" + data[4:], r"not an IDX file of 3-d unsigned bytes "
-                                                  r"\(magic number 00000801, expected 00000803\)"),
-    (lambda data: b"\x12\x34\x56\x78" + data[4:], r"not an IDX file .*magic number 12345678"),
-    (lambda data: data[:-5], r"header promises 40x28x28 = 31360 bytes of data but the file has "
-                             r"31355"),
-    (lambda data: b"", r"not an IDX file .*magic number missing"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda data: b"\x00\x00\x08\x01" + data[4:],
+            r"not an IDX file of 3-d unsigned bytes "
+            r"\(magic number 00000801, expected 00000803\)",
+        ),
+        (lambda data: b"\x12\x34\x56\x78" + data[4:], r"not an IDX file .*magic number 12345678"),
+        (
+            lambda data: data[:-5],
+            r"header promises 40x28x28 = 31360 bytes of data but the file has "
+            r"31355",
+        ),
+        (lambda data: b"", r"not an IDX file .*magic number missing"),
+    ],
+)
 def test_a_corrupt_file_is_named(tmp_path, damage, message):
     write_idx_set(tmp_path, gz=False)
     path = tmp_path / "train-images-idx3-ubyte"
@@ -159,13 +174,16 @@ def test_download_uses_torchvisions_downloader_and_reports_failure(tmp_path, mon
     monkeypatch.setattr(tv_utils, "download_and_extract_archive", offline)
     monkeypatch.setattr(FashionMNISTDataModule, "system_folders", ())
     with pytest.raises(DataError, match="downloading Fashion-MNIST to .* failed: .*no network"):
-        FashionMNISTDataModule(root=str(tmp_path / "empty"), download=True,
-                               batch_size=4).prepare_data()
+        FashionMNISTDataModule(
+            root=str(tmp_path / "empty"), download=True, batch_size=4
+        ).prepare_data()
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(),
-                    reason="Debian's dataset-fashion-mnist is not installed "
-                           "(apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not DEBIAN_FASHION.is_dir(),
+    reason="Debian's dataset-fashion-mnist is not installed "
+    "(apt-get install dataset-fashion-mnist)",
+)
 def test_debian_fashion_mnist_files():
     dm = FashionMNISTDataModule(root=str(DEBIAN_FASHION), batch_size=32, limit=200)
     dm.setup()

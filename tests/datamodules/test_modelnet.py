@@ -27,8 +27,9 @@ def write_modelnet(root: Path, train: int = 3, test: int = 1) -> Path:
 
 
 def test_reads_samples_and_normalizes(tmp_path):
-    datamodule = ModelNetDataModule(root=str(write_modelnet(tmp_path)), num_points=64,
-                                    val_fraction=0.34, batch_size=8)
+    datamodule = ModelNetDataModule(
+        root=str(write_modelnet(tmp_path)), num_points=64, val_fraction=0.34, batch_size=8
+    )
     assert datamodule.info.class_names == ("square", "tetra")
     datamodule.setup("fit")
     assert {s: len(d) for s, d in datamodule.splits.items()} == {"train": 4, "val": 2, "test": 2}
@@ -37,7 +38,7 @@ def test_reads_samples_and_normalizes(tmp_path):
     radius = batch.points.norm(dim=2).amax(1)
     torch.testing.assert_close(radius, torch.ones(2))
     squares = batch.points[batch.labels == 0]
-    assert squares[..., 2].abs().max() < 1e-6          # the square is flat
+    assert squares[..., 2].abs().max() < 1e-6  # the square is flat
 
 
 def test_missing_and_empty_folders_name_the_folder(tmp_path):

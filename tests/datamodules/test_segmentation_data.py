@@ -25,12 +25,19 @@ from visionflow.errors import DataError, SpecError
 PANOPTIC = Path("detection/panopticapi_sample")
 
 
-def write_pair(folder: Path, stem: str, mask: np.ndarray, image_size: tuple[int, int] | None = None,
-               palette: bool = False) -> None:
+def write_pair(
+    folder: Path,
+    stem: str,
+    mask: np.ndarray,
+    image_size: tuple[int, int] | None = None,
+    palette: bool = False,
+) -> None:
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "masks").mkdir(parents=True, exist_ok=True)
     height, width = image_size or mask.shape
-    Image.fromarray(np.full((height, width, 3), 90, np.uint8)).save(folder / "images" / f"{stem}.png")
+    Image.fromarray(np.full((height, width, 3), 90, np.uint8)).save(
+        folder / "images" / f"{stem}.png"
+    )
     png = Image.fromarray(mask.astype(np.uint8), mode="L")
     if palette:
         png = png.convert("P")
@@ -41,7 +48,7 @@ def write_pair(folder: Path, stem: str, mask: np.ndarray, image_size: tuple[int,
 
 def two_class_mask(size: int = 24) -> np.ndarray:
     mask = np.zeros((size, size), np.uint8)
-    mask[:, size // 2:] = 1
+    mask[:, size // 2 :] = 1
     mask[0] = IGNORE_INDEX
     return mask
 
@@ -67,7 +74,9 @@ def write_voc_segmentation(root: Path) -> dict:
         image.putpalette([v for i in range(256) for v in (i, i, i)])
         image.save(root / "SegmentationClass" / f"{stem}.png")
     for name in ("train", "val"):
-        (root / "ImageSets" / "Segmentation" / f"{name}.txt").write_text("2008_000001\n2008_000002\n")
+        (root / "ImageSets" / "Segmentation" / f"{name}.txt").write_text(
+            "2008_000001\n2008_000002\n"
+        )
     return {"root": str(root), "image_size": 16}
 
 
@@ -91,11 +100,14 @@ def test_voc_palette_indices_are_the_labels(tmp_path):
     assert (mask[5:15, 5:15] == 15).all() and (mask[4, 4:16] == IGNORE_INDEX).all()
 
 
-@pytest.mark.parametrize("problem, match", [
-    ("size", r"b\.png: mask is 20x20 but its image .*b\.png is 24x24"),
-    ("label", r"b\.png: label 7 is outside 0\.\.1 and is not the ignore index 255"),
-    ("missing", r"b\.png: mask file is missing"),
-])
+@pytest.mark.parametrize(
+    "problem, match",
+    [
+        ("size", r"b\.png: mask is 20x20 but its image .*b\.png is 24x24"),
+        ("label", r"b\.png: label 7 is outside 0\.\.1 and is not the ignore index 255"),
+        ("missing", r"b\.png: mask file is missing"),
+    ],
+)
 def test_bad_masks_name_the_file(tmp_path, problem, match):
     write_segmentation_folder(tmp_path)
     bad = {"size": np.zeros((20, 20)), "label": np.full((24, 24), 7)}.get(problem)
@@ -103,8 +115,9 @@ def test_bad_masks_name_the_file(tmp_path, problem, match):
         (tmp_path / "val" / "masks" / "b.png").unlink()
     else:
         write_pair(tmp_path / "val", "b", bad, image_size=(24, 24))
-    dm = SegmentationFolderDataModule(root=str(tmp_path), class_names=["ground", "thing"],
-                                      image_size=16)
+    dm = SegmentationFolderDataModule(
+        root=str(tmp_path), class_names=["ground", "thing"], image_size=16
+    )
     dm.setup("validate")
     with pytest.raises(DataError, match=match):
         dm.datasets["val"][1]
@@ -115,26 +128,43 @@ def test_bad_arguments_are_spec_errors(tmp_path):
         SegmentationFolderDataModule(root=str(tmp_path), class_names=["a", "a"])
     with pytest.raises(SpecError, match="image_size: must be >= 16 px"):
         SegmentationFolderDataModule(root=str(tmp_path), class_names=["a", "b"], image_size=8)
-    with pytest.raises(DataError, match="ImageSets/Segmentation/train.txt: image set file is missing"):
+    with pytest.raises(
+        DataError, match="ImageSets/Segmentation/train.txt: image set file is missing"
+    ):
         VOCSegmentationDataModule(root=str(tmp_path)).setup("fit")
 
 
 def test_instances_paint_classes_and_ignore_crowds_and_conflicts():
     boxes = np.zeros((3, 4), np.float32)
     record = DetectionRecord(
-        image_path=Path("x.png"), image_id=1, boxes=boxes, labels=np.array([0, 1, 1]),
-        iscrowd=np.array([False, False, True]), annotation_ids=np.arange(3), source="test",
-        segmentations=([[0, 0, 6, 0, 6, 6, 0, 6]], [[4, 0, 10, 0, 10, 6, 4, 6]],
-                       [[0, 8, 4, 8, 4, 10, 0, 10]]))
+        image_path=Path("x.png"),
+        image_id=1,
+        boxes=boxes,
+        labels=np.array([0, 1, 1]),
+        iscrowd=np.array([False, False, True]),
+        annotation_ids=np.arange(3),
+        source="test",
+        segmentations=(
+            [[0, 0, 6, 0, 6, 6, 0, 6]],
+            [[4, 0, 10, 0, 10, 6, 4, 6]],
+            [[0, 8, 4, 8, 4, 10, 0, 10]],
+        ),
+    )
     labels = semantic_from_instances(record, 12, 12)
-    assert labels[2, 1] == 1 and labels[2, 8] == 2                # label + 1 per object
-    assert labels[2, 5] == IGNORE_INDEX                           # two classes overlap
-    assert labels[9, 2] == IGNORE_INDEX and labels[11, 11] == 0   # crowd; background
+    assert labels[2, 1] == 1 and labels[2, 8] == 2  # label + 1 per object
+    assert labels[2, 5] == IGNORE_INDEX  # two classes overlap
+    assert labels[9, 2] == IGNORE_INDEX and labels[11, 11] == 0  # crowd; background
 
 
 def test_shapes_masks_follow_the_generated_objects(tmp_path):
-    dm = ShapesSegmentationDataModule(data_dir=str(tmp_path), train_images=2, val_images=2,
-                                      test_images=1, image_size=64, batch_size=2)
+    dm = ShapesSegmentationDataModule(
+        data_dir=str(tmp_path),
+        train_images=2,
+        val_images=2,
+        test_images=1,
+        image_size=64,
+        batch_size=2,
+    )
     dm.prepare_data()
     dm.setup("validate")
     assert dm.info.class_names == ("background", "circle", "square", "triangle")
@@ -148,8 +178,9 @@ def test_shapes_masks_follow_the_generated_objects(tmp_path):
 
 
 def panoptic_module(root: Path, annotations: str, **kwargs) -> CocoSegmentationDataModule:
-    return CocoSegmentationDataModule(str(root), train_annotations=annotations,
-                                      images="input_images", image_size=64, **kwargs)
+    return CocoSegmentationDataModule(
+        str(root), train_annotations=annotations, images="input_images", image_size=64, **kwargs
+    )
 
 
 def test_panoptic_pngs_give_the_category_of_every_pixel(shared_data):
@@ -159,8 +190,9 @@ def test_panoptic_pngs_give_the_category_of_every_pixel(shared_data):
     label_of = {c["id"]: i for i, c in enumerate(sorted(categories, key=lambda c: c["id"]))}
     assert len(dm.class_names) == 133
     for record in dm.load_split("train"):
-        two_channel = np.asarray(Image.open(root / "panoptic_examples_2ch_format" /
-                                            record.png_path.name))[..., 0]
+        two_channel = np.asarray(
+            Image.open(root / "panoptic_examples_2ch_format" / record.png_path.name)
+        )[..., 0]
         expected = np.vectorize(lambda c: label_of.get(int(c), IGNORE_INDEX))(two_channel)
         np.testing.assert_array_equal(record.read_mask(*two_channel.shape), expected)
 
@@ -170,9 +202,13 @@ def test_panoptic_segment_missing_from_the_json_names_the_png(shared_data, tmp_p
     panoptic = json.loads((root / "panoptic_examples.json").read_text())
     panoptic["annotations"][0]["segments_info"].pop()
     (tmp_path / "broken.json").write_text(json.dumps(panoptic))
-    dm = CocoSegmentationDataModule(str(root), train_annotations=str(tmp_path / "broken.json"),
-                                    images="input_images", panoptic_masks="panoptic_examples",
-                                    image_size=64)
+    dm = CocoSegmentationDataModule(
+        str(root),
+        train_annotations=str(tmp_path / "broken.json"),
+        images="input_images",
+        panoptic_masks="panoptic_examples",
+        image_size=64,
+    )
     record = dm.load_split("train")[0]
     with pytest.raises(DataError, match=r"000000142238\.png: segment id\(s\) \[\d+\] are not in"):
         record.read_mask(427, 640)
@@ -187,18 +223,21 @@ def test_coco_instances_of_real_photos_agree_with_their_panoptic_labels(shared_d
     assert image.shape == (3, 64, 64) and mask.shape == (64, 64)
     record = dataset.records[0]
     from_instances = record.read_mask(427, 640).astype(np.int64)
-    panoptic = np.asarray(Image.open(root / "panoptic_examples_2ch_format" /
-                                     "000000142238.png"))[..., 0]
+    panoptic = np.asarray(Image.open(root / "panoptic_examples_2ch_format" / "000000142238.png"))[
+        ..., 0
+    ]
     painted = (from_instances != 0) & (from_instances != IGNORE_INDEX)
     label_of = {c: i for i, c in enumerate(dm.instances.label_map.category_ids)}
     same = from_instances[painted] - 1 == np.vectorize(lambda c: label_of.get(int(c), -1))(
-        panoptic[painted])
-    assert same.mean() > 0.9    # the two exports draw the same segments (borders may differ)
+        panoptic[painted]
+    )
+    assert same.mean() > 0.9  # the two exports draw the same segments (borders may differ)
 
 
 def test_yolo_polygons_of_coco8_seg(shared_data):
-    dm = YoloSegmentationDataModule(str(shared_data / "detection/coco8-seg/coco8-seg.yaml"),
-                                    image_size=64, batch_size=4)
+    dm = YoloSegmentationDataModule(
+        str(shared_data / "detection/coco8-seg/coco8-seg.yaml"), image_size=64, batch_size=4
+    )
     dm.setup("fit")
     assert len(dm.class_names) == 81
     images, masks = next(iter(dm.val_dataloader()))

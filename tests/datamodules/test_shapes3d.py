@@ -24,16 +24,16 @@ def test_rasterizer_draws_a_sphere_as_a_disc_with_depth():
     verts, faces = (t.numpy() for t in ico_sphere(3))
     view = render(verts * 0.5, faces, 64, color=(255, 255, 255))
     assert view.mask.mean() == pytest.approx(math.pi * 0.25 / 4, rel=0.03)
-    assert view.depth.max() == pytest.approx(0.5, abs=0.01)      # the front pole
+    assert view.depth.max() == pytest.approx(0.5, abs=0.01)  # the front pole
     assert view.depth[~view.mask].max() == 0 and view.rgb[~view.mask].max() == 0
     lit = view.rgb[view.mask][:, 0]
-    assert lit.min() >= 0.3 * 255 - 1 and lit.max() > 0.9 * 255   # ambient .. fully lit
+    assert lit.min() >= 0.3 * 255 - 1 and lit.max() > 0.9 * 255  # ambient .. fully lit
 
 
 def test_rasterizer_keeps_the_nearest_surface():
-    verts, faces = box_mesh(np.array([1.0, 1.0, 1.0]))            # a cube of side 1
+    verts, faces = box_mesh(np.array([1.0, 1.0, 1.0]))  # a cube of side 1
     view = render(verts.astype(np.float32), faces, 64, color=(200, 200, 200))
-    assert view.mask.mean() == pytest.approx(0.25, abs=0.02)     # its front square
+    assert view.mask.mean() == pytest.approx(0.25, abs=0.02)  # its front square
     np.testing.assert_allclose(view.depth[view.mask], 0.5, atol=1e-5)
 
 
@@ -47,22 +47,34 @@ def test_every_primitive_fits_the_unit_ball():
 
 def test_a_split_is_written_and_reproducible(tmp_path):
     path = make_shapes3d_dataset(tmp_path / "a", samples=3, seed=4, image_size=32, num_points=50)
-    again = make_shapes3d_dataset(tmp_path / "b", samples=3, seed=4, image_size=32,
-                                  num_points=50, write_files=False)
+    again = make_shapes3d_dataset(
+        tmp_path / "b", samples=3, seed=4, image_size=32, num_points=50, write_files=False
+    )
     first, second = np.load(path), np.load(again)
     for key in ("images", "depth", "masks", "points", "normals", "labels"):
         np.testing.assert_array_equal(first[key], second[key])
     assert first["images"].shape == (3, 32, 32, 3) and first["points"].shape == (3, 50, 3)
     assert sorted(p.name for p in (tmp_path / "a" / "meshes").iterdir()) == [
-        "000001.obj", "000002.obj", "000003.obj"]
+        "000001.obj",
+        "000002.obj",
+        "000003.obj",
+    ]
     assert len(list((tmp_path / "a" / "images").glob("*.png"))) == 3
     assert not (tmp_path / "b" / "meshes").exists()
     assert json.loads((tmp_path / "a" / "info.json").read_text())["seed"] == 4
 
 
 def datamodule_args(tmp_path):
-    return {"data_dir": str(tmp_path), "train_samples": 6, "val_samples": 2, "test_samples": 2,
-            "image_size": 32, "num_points": 40, "batch_size": 4, "write_files": False}
+    return {
+        "data_dir": str(tmp_path),
+        "train_samples": 6,
+        "val_samples": 2,
+        "test_samples": 2,
+        "image_size": 32,
+        "num_points": 40,
+        "batch_size": 4,
+        "write_files": False,
+    }
 
 
 def test_points_datamodule_augments_train_only(tmp_path):
@@ -87,8 +99,9 @@ def test_views_datamodule_pairs_images_with_their_clouds(tmp_path):
     assert datamodule.info.image_size == (32, 32)
 
 
-@pytest.mark.parametrize("key, value", [("train_samples", 0), ("image_size", 8),
-                                        ("num_points", 0), ("batch_size", 0)])
+@pytest.mark.parametrize(
+    "key, value", [("train_samples", 0), ("image_size", 8), ("num_points", 0), ("batch_size", 0)]
+)
 def test_bad_arguments_name_the_key(tmp_path, key, value):
     with pytest.raises(SpecError, match=key):
         Shapes3DPointsDataModule(**{**datamodule_args(tmp_path), key: value})
@@ -96,5 +109,6 @@ def test_bad_arguments_name_the_key(tmp_path, key, value):
 
 def test_bad_transform_names_the_place(tmp_path):
     with pytest.raises(SpecError, match=r"transforms.train\[0\].*Jiter"):
-        Shapes3DPointsDataModule(**datamodule_args(tmp_path),
-                                 transforms={"train": [{"name": "Jiter"}]})
+        Shapes3DPointsDataModule(
+            **datamodule_args(tmp_path), transforms={"train": [{"name": "Jiter"}]}
+        )

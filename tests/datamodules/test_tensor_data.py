@@ -11,8 +11,13 @@ from torch.utils.data import DistributedSampler
 
 from visionflow.batches import ImageClassificationBatch
 from visionflow.datamodules.base import EpochShuffleSampler, holdout_split
-from visionflow.datamodules.tensor_data import (BatchedFlip, BatchedRandomCrop, ExecutionPlan,
-                                                TensorClassificationDataset, TensorDataModule)
+from visionflow.datamodules.tensor_data import (
+    BatchedFlip,
+    BatchedRandomCrop,
+    ExecutionPlan,
+    TensorClassificationDataset,
+    TensorDataModule,
+)
 from visionflow.datamodules.transforms import TransformContext
 from visionflow.errors import SpecError
 
@@ -24,28 +29,51 @@ def random_images(count: int, size: int = 8, channels: int = 3, seed: int = 0) -
 
 
 def cifar_like(size: int = 8, pad: int = 2) -> A.Compose:
-    return A.Compose([A.PadIfNeeded(size + 2 * pad, size + 2 * pad, border_mode=0, fill=0),
-                      A.RandomCrop(size, size), A.HorizontalFlip(p=0.5),
-                      A.Normalize(mean=MEAN, std=STD)])
+    return A.Compose(
+        [
+            A.PadIfNeeded(size + 2 * pad, size + 2 * pad, border_mode=0, fill=0),
+            A.RandomCrop(size, size),
+            A.HorizontalFlip(p=0.5),
+            A.Normalize(mean=MEAN, std=STD),
+        ]
+    )
 
 
 class Synthetic(TensorDataModule):
     """A tensor datamodule over random 8x8 RGB images: 60 train, 20 test, 4 classes."""
 
-    default_transforms = {"train": [{"name": "PadIfNeeded", "min_height": 12, "min_width": 12,
-                                     "border_mode": 0}, {"name": "RandomCrop", "height": 8,
-                                                         "width": 8},
-                                    {"name": "HorizontalFlip"}, "normalize"],
-                          "eval": "normalize"}
+    default_transforms = {
+        "train": [
+            {"name": "PadIfNeeded", "min_height": 12, "min_width": 12, "border_mode": 0},
+            {"name": "RandomCrop", "height": 8, "width": 8},
+            {"name": "HorizontalFlip"},
+            "normalize",
+        ],
+        "eval": "normalize",
+    }
 
-    def __init__(self, batch_size: int = 16, seed: int = 0, val_fraction: float = 0.2,
-                 limit: int | None = None, transforms: dict | None = None, device: str = "cpu",
-                 num_workers: int = 0, pin_memory: bool = False):
-        super().__init__(context=TransformContext(mean=MEAN, std=STD, image_size=(8, 8),
-                                                  source_size=(8, 8)),
-                         batch_size=batch_size, seed=seed, val_fraction=val_fraction,
-                         limit=limit, transforms=transforms, device=device,
-                         num_workers=num_workers, pin_memory=pin_memory)
+    def __init__(
+        self,
+        batch_size: int = 16,
+        seed: int = 0,
+        val_fraction: float = 0.2,
+        limit: int | None = None,
+        transforms: dict | None = None,
+        device: str = "cpu",
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
+        super().__init__(
+            context=TransformContext(mean=MEAN, std=STD, image_size=(8, 8), source_size=(8, 8)),
+            batch_size=batch_size,
+            seed=seed,
+            val_fraction=val_fraction,
+            limit=limit,
+            transforms=transforms,
+            device=device,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        )
 
     class_names = ("a", "b", "c", "d")
 
@@ -57,6 +85,7 @@ class Synthetic(TensorDataModule):
 
 # ------------------------------------------------------------------------------------ plans
 
+
 def test_crop_and_flip_are_batched_and_normalize_joins_the_cache():
     plan = ExecutionPlan.of(cifar_like())
     assert [type(t).__name__ for t in plan.cached] == ["PadIfNeeded", "Normalize"]
@@ -64,15 +93,28 @@ def test_crop_and_flip_are_batched_and_normalize_joins_the_cache():
     assert plan.per_sample is None
 
 
-@pytest.mark.parametrize("transforms, cached, per_sample", [
-    ([A.Resize(16, 16), A.ColorJitter(p=1), A.Normalize()], ["Resize"],
-     ["ColorJitter", "Normalize"]),
-    ([A.RandomCrop(6, 6), A.Resize(8, 8)], [], ["RandomCrop", "Resize"]),   # resize after a crop
-    ([A.Normalize(normalization="image"), A.HorizontalFlip()], ["Normalize"], []),  # first: fine
-    ([A.HorizontalFlip(), A.Normalize(normalization="image")], [],
-     ["HorizontalFlip", "Normalize"]),
-    ([A.Resize(8, 8, p=0.5)], [], ["Resize"]),                              # random application
-])
+@pytest.mark.parametrize(
+    "transforms, cached, per_sample",
+    [
+        (
+            [A.Resize(16, 16), A.ColorJitter(p=1), A.Normalize()],
+            ["Resize"],
+            ["ColorJitter", "Normalize"],
+        ),
+        ([A.RandomCrop(6, 6), A.Resize(8, 8)], [], ["RandomCrop", "Resize"]),  # resize after a crop
+        (
+            [A.Normalize(normalization="image"), A.HorizontalFlip()],
+            ["Normalize"],
+            [],
+        ),  # first: fine
+        (
+            [A.HorizontalFlip(), A.Normalize(normalization="image")],
+            [],
+            ["HorizontalFlip", "Normalize"],
+        ),
+        ([A.Resize(8, 8, p=0.5)], [], ["Resize"]),  # random application
+    ],
+)
 def test_anything_else_random_falls_back_to_per_sample(transforms, cached, per_sample):
     plan = ExecutionPlan.of(A.Compose(transforms))
     assert plan.describe()["cached"] == cached
@@ -86,15 +128,22 @@ def test_batched_augmentation_matches_albumentations_for_some_parameters():
     dataset = TensorClassificationDataset(images, np.zeros(32), cifar_like(), seed=3)
     batch = dataset.__getitems__(list(range(32)))
     assert batch.images.shape == (32, 3, 8, 8) and batch.images.dtype == torch.float32
-    reference = A.Compose([A.PadIfNeeded(12, 12, border_mode=0, fill=0),
-                           A.Normalize(mean=MEAN, std=STD)])
+    reference = A.Compose(
+        [A.PadIfNeeded(12, 12, border_mode=0, fill=0), A.Normalize(mean=MEAN, std=STD)]
+    )
     choices = set()
     for image, out in zip(images, batch.images):
         padded = torch.from_numpy(reference(image=image)["image"]).permute(2, 0, 1)
-        matches = [(top, left, flip) for top in range(5) for left in range(5)
-                   for flip in (False, True)
-                   if torch.equal(out, (lambda w: w.flip(-1) if flip else w)(
-                       padded[:, top:top + 8, left:left + 8]))]
+        matches = [
+            (top, left, flip)
+            for top in range(5)
+            for left in range(5)
+            for flip in (False, True)
+            if torch.equal(
+                out,
+                (lambda w: w.flip(-1) if flip else w)(padded[:, top : top + 8, left : left + 8]),
+            )
+        ]
         assert matches, "a batched sample is no crop/flip of its padded image"
         choices.add(matches[0])
     assert len(choices) > 5  # offsets and flips vary within the batch
@@ -102,8 +151,12 @@ def test_batched_augmentation_matches_albumentations_for_some_parameters():
 
 def test_per_sample_fallback_gives_float_chw_batches_reproducibly():
     pipeline = A.Compose([A.Resize(10, 10), A.ColorJitter(p=1), A.Normalize(mean=MEAN, std=STD)])
-    batches = [TensorClassificationDataset(random_images(6), np.arange(6), pipeline,
-                                           seed=1).__getitems__([0, 3, 5]) for _ in range(2)]
+    batches = [
+        TensorClassificationDataset(random_images(6), np.arange(6), pipeline, seed=1).__getitems__(
+            [0, 3, 5]
+        )
+        for _ in range(2)
+    ]
     assert batches[0].images.shape == (3, 3, 10, 10)
     assert batches[0].images.dtype == torch.float32
     assert torch.equal(batches[0].images, batches[1].images)
@@ -111,6 +164,7 @@ def test_per_sample_fallback_gives_float_chw_batches_reproducibly():
 
 
 # ----------------------------------------------------------------------------- dataloaders
+
 
 def test_loaders_never_call_getitem(monkeypatch):
     dm = Synthetic()
@@ -127,8 +181,12 @@ def test_loaders_never_call_getitem(monkeypatch):
 
     monkeypatch.setattr(TensorClassificationDataset, "__getitem__", refuse)
     monkeypatch.setattr(TensorClassificationDataset, "__getitems__", counting)
-    loaders = [dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader(),
-               dm.predict_dataloader()]
+    loaders = [
+        dm.train_dataloader(),
+        dm.val_dataloader(),
+        dm.test_dataloader(),
+        dm.predict_dataloader(),
+    ]
     batches = [batch for loader in loaders for batch in loader]
     assert calls["getitems"] == len(batches) == sum(len(loader) for loader in loaders)
     assert all(type(b) is ImageClassificationBatch for b in batches)
@@ -140,13 +198,19 @@ def test_a_batch_already_on_the_device_is_not_walked_again(monkeypatch):
     dm = Synthetic()
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    monkeypatch.setattr(LightningDataModule, "transfer_batch_to_device",
-                        lambda *a: pytest.fail("Lightning's generic transfer ran"))
+    monkeypatch.setattr(
+        LightningDataModule,
+        "transfer_batch_to_device",
+        lambda *a: pytest.fail("Lightning's generic transfer ran"),
+    )
     assert dm.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
     moved = []
-    monkeypatch.setattr(LightningDataModule, "transfer_batch_to_device",
-                        lambda self, b, device, index: moved.append(device) or b)
-    dm.transfer_batch_to_device(batch, torch.device("meta"), 0)     # elsewhere: Lightning moves it
+    monkeypatch.setattr(
+        LightningDataModule,
+        "transfer_batch_to_device",
+        lambda self, b, device, index: moved.append(device) or b,
+    )
+    dm.transfer_batch_to_device(batch, torch.device("meta"), 0)  # elsewhere: Lightning moves it
     assert moved == [torch.device("meta")]
 
 
@@ -228,15 +292,20 @@ def test_limit_caps_each_split_stratified():
         assert sorted(dataset.targets.tolist()) == [0, 0, 1, 1, 2, 2, 3, 3]
 
 
-@pytest.mark.parametrize("arguments, message", [
-    ({"batch_size": 0}, "batch_size: must be >= 1"),
-    ({"val_fraction": 1.0}, r"val_fraction: must be in \[0, 1\)"),
-    ({"limit": 0}, "limit: must be >= 1"),
-    ({"device": "gpu0"}, "device: 'gpu0' is not a torch device"),
-    ({"num_workers": -1}, "num_workers: must be >= 0"),
-    ({"transforms": {"train": [{"name": "RandomCrop", "height": 9, "width": 9}]}},
-     "transforms.train: the pipeline fails on a 8x8 image"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"batch_size": 0}, "batch_size: must be >= 1"),
+        ({"val_fraction": 1.0}, r"val_fraction: must be in \[0, 1\)"),
+        ({"limit": 0}, "limit: must be >= 1"),
+        ({"device": "gpu0"}, "device: 'gpu0' is not a torch device"),
+        ({"num_workers": -1}, "num_workers: must be >= 0"),
+        (
+            {"transforms": {"train": [{"name": "RandomCrop", "height": 9, "width": 9}]}},
+            "transforms.train: the pipeline fails on a 8x8 image",
+        ),
+    ],
+)
 def test_bad_common_arguments_fail_at_construction(arguments, message):
     with pytest.raises(SpecError, match=message):
         Synthetic(**arguments)
@@ -268,6 +337,7 @@ def test_pin_memory_pins_plain_batches():
 
 
 # ---------------------------------------------------------------------------------- splits
+
 
 def test_holdout_split_is_exact_stratified_disjoint_and_seeded():
     labels = np.repeat(np.arange(5), [40, 30, 20, 8, 2])

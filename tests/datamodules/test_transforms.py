@@ -9,17 +9,32 @@ import numpy as np
 import pytest
 import yaml
 
-from visionflow.datamodules.transforms import (TransformContext, build_transform,
-                                               describe_transform, flatten, output_shape,
-                                               resolve_transforms)
+from visionflow.datamodules.transforms import (
+    TransformContext,
+    build_transform,
+    describe_transform,
+    flatten,
+    output_shape,
+    resolve_transforms,
+)
 from visionflow.errors import SpecError, UnknownNameError
 from visionflow.registry import TRANSFORMS
 
-CIFAR_LIKE = TransformContext(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), image_size=(32, 32),
-                              source_size=(32, 32))
-CLASSIFICATION_PRESETS = ["normalize", "resize_normalize", "digits_train", "digits_eval",
-                          "mnist_train", "mnist_eval", "cifar_train", "cifar_eval",
-                          "imagenet_train", "imagenet_eval"]
+CIFAR_LIKE = TransformContext(
+    mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), image_size=(32, 32), source_size=(32, 32)
+)
+CLASSIFICATION_PRESETS = [
+    "normalize",
+    "resize_normalize",
+    "digits_train",
+    "digits_eval",
+    "mnist_train",
+    "mnist_eval",
+    "cifar_train",
+    "cifar_eval",
+    "imagenet_train",
+    "imagenet_eval",
+]
 
 
 def names(pipeline: A.Compose) -> list[str]:
@@ -39,7 +54,11 @@ def test_every_classification_preset_is_registered_and_normalizes(preset):
 
 def test_cifar_train_is_pad4_crop_flip_normalize():
     assert names(build_transform("cifar_train", CIFAR_LIKE, "t")) == [
-        "PadIfNeeded", "RandomCrop", "HorizontalFlip", "Normalize"]
+        "PadIfNeeded",
+        "RandomCrop",
+        "HorizontalFlip",
+        "Normalize",
+    ]
     pad = flatten(build_transform("cifar_train", CIFAR_LIKE, "t"))[0]
     assert (pad.min_height, pad.min_width) == (40, 40)
 
@@ -61,20 +80,29 @@ def test_imagenet_presets_produce_the_image_size_from_any_input():
 
 def test_presets_that_need_a_size_say_so():
     sizeless = TransformContext(mean=(0.5,) * 3, std=(0.5,) * 3)
-    with pytest.raises(SpecError, match=r"transforms.train: transform preset 'imagenet_eval' "
-                                        r"needs an image size"):
+    with pytest.raises(
+        SpecError,
+        match=r"transforms.train: transform preset 'imagenet_eval' "
+        r"needs an image size",
+    ):
         build_transform("imagenet_eval", sizeless, "transforms.train")
 
 
 def test_unknown_preset_suggests_a_close_name():
-    with pytest.raises(UnknownNameError, match=r"transforms.train: unknown transform "
-                                               r"'cifar_trian'; did you mean 'cifar_train'"):
+    with pytest.raises(
+        UnknownNameError,
+        match=r"transforms.train: unknown transform "
+        r"'cifar_trian'; did you mean 'cifar_train'",
+    ):
         build_transform("cifar_trian", CIFAR_LIKE, "transforms.train")
 
 
 def test_a_list_builds_albumentations_transforms_and_splices_presets():
-    spec = [{"name": "RandomCrop", "height": 28, "width": 28},
-            {"name": "HorizontalFlip", "p": 0.25}, "normalize"]
+    spec = [
+        {"name": "RandomCrop", "height": 28, "width": 28},
+        {"name": "HorizontalFlip", "p": 0.25},
+        "normalize",
+    ]
     pipeline = build_transform(spec, CIFAR_LIKE, "transforms.train")
     assert names(pipeline) == ["RandomCrop", "HorizontalFlip", "Normalize"]
     assert flatten(pipeline)[1].p == 0.25
@@ -87,21 +115,36 @@ def test_list_arguments_become_tuples():
     assert tuple(jitter.brightness) == (0.9, 1.1)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ([{"name": "HorizontalFlp"}], r"transforms.train\[0\]: unknown albumentations transform "
-                                  r"'HorizontalFlp'; did you mean 'HorizontalFlip'"),
-    ([{"name": "HorizontalFlip"}, {"name": "RandomCrop", "heigth": 3, "width": 3}],
-     r"transforms.train\[1\] \(RandomCrop\): unknown argument 'heigth'; did you mean 'height'"),
-    ([{"name": "RandomCrop", "height": -1, "width": 3}],
-     r"transforms.train\[0\] \(RandomCrop\): invalid arguments: .*height"),
-    ([{"name": "RandomCrop", "height": 3}],
-     r"transforms.train\[0\] \(RandomCrop\): invalid arguments: .*width"),
-    ([{"p": 0.5}], r"transforms.train\[0\]: expected a preset name or \{name: "),
-    ([42], r"transforms.train\[0\]: expected a preset name"),
-    ({"name": "HorizontalFlip"}, r"transforms.train: expected a preset name or a list"),
-    (["normalise"], r"transforms.train\[0\]: unknown transform 'normalise'; did you mean "
-                    r"'normalize'"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (
+            [{"name": "HorizontalFlp"}],
+            r"transforms.train\[0\]: unknown albumentations transform "
+            r"'HorizontalFlp'; did you mean 'HorizontalFlip'",
+        ),
+        (
+            [{"name": "HorizontalFlip"}, {"name": "RandomCrop", "heigth": 3, "width": 3}],
+            r"transforms.train\[1\] \(RandomCrop\): unknown argument 'heigth'; did you mean 'height'",
+        ),
+        (
+            [{"name": "RandomCrop", "height": -1, "width": 3}],
+            r"transforms.train\[0\] \(RandomCrop\): invalid arguments: .*height",
+        ),
+        (
+            [{"name": "RandomCrop", "height": 3}],
+            r"transforms.train\[0\] \(RandomCrop\): invalid arguments: .*width",
+        ),
+        ([{"p": 0.5}], r"transforms.train\[0\]: expected a preset name or \{name: "),
+        ([42], r"transforms.train\[0\]: expected a preset name"),
+        ({"name": "HorizontalFlip"}, r"transforms.train: expected a preset name or a list"),
+        (
+            ["normalise"],
+            r"transforms.train\[0\]: unknown transform 'normalise'; did you mean "
+            r"'normalize'",
+        ),
+    ],
+)
 def test_bad_list_entries_name_the_entry(spec, message):
     with pytest.raises(SpecError, match=message):
         build_transform(spec, CIFAR_LIKE, "transforms.train")
@@ -110,12 +153,17 @@ def test_bad_list_entries_name_the_entry(spec, message):
 def test_resolve_transforms_fills_defaults_and_refuses_unknown_phases():
     defaults = {"train": "cifar_train", "eval": "cifar_eval"}
     assert resolve_transforms(None, defaults) == defaults
-    assert resolve_transforms({"train": "normalize"}, defaults) == {"train": "normalize",
-                                                                   "eval": "cifar_eval"}
+    assert resolve_transforms({"train": "normalize"}, defaults) == {
+        "train": "normalize",
+        "eval": "cifar_eval",
+    }
     with pytest.raises(SpecError, match=r"transforms.trian: unknown key; did you mean 'train'"):
         resolve_transforms({"trian": "normalize"}, defaults)
-    with pytest.raises(SpecError, match=r"transforms.test: unknown key\n  hint: allowed keys: "
-                                        r"train, eval"):
+    with pytest.raises(
+        SpecError,
+        match=r"transforms.test: unknown key\n  hint: allowed keys: "
+        r"train, eval",
+    ):
         resolve_transforms({"test": "normalize"}, defaults)
     with pytest.raises(SpecError, match=r"transforms: expected a mapping"):
         resolve_transforms(["normalize"], defaults)
@@ -139,10 +187,14 @@ def test_describe_is_plain_data_that_albumentations_reads_back():
 
 
 def test_compose_kwargs_reach_every_compose():
-    context = TransformContext(mean=(0.5,) * 3, std=(0.5,) * 3, image_size=(32, 32),
-                               compose_kwargs={"bbox_params": A.BboxParams(format="pascal_voc",
-                                                                           label_fields=["ids"])})
+    context = TransformContext(
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        image_size=(32, 32),
+        compose_kwargs={"bbox_params": A.BboxParams(format="pascal_voc", label_fields=["ids"])},
+    )
     pipeline = build_transform("cifar_train", context, "t")
-    out = pipeline(image=np.zeros((32, 32, 3), np.uint8), bboxes=np.array([[1, 1, 30, 30]]),
-                   ids=np.array([7]))
+    out = pipeline(
+        image=np.zeros((32, 32, 3), np.uint8), bboxes=np.array([[1, 1, 30, 30]]), ids=np.array([7])
+    )
     assert out["image"].shape == (32, 32, 3) and len(out["bboxes"]) <= 1

@@ -31,11 +31,13 @@ SMALL_SHAPES = {"train": 2, "val": 1, "test": 1}
 
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory) -> Path:
-    return make_moving_shapes(tmp_path_factory.mktemp("video") / "shapes", SMALL_SHAPES,
-                              frames=12, frame_size=16)
+    return make_moving_shapes(
+        tmp_path_factory.mktemp("video") / "shapes", SMALL_SHAPES, frames=12, frame_size=16
+    )
 
 
 # ------------------------------------------------------------------------------- sampling
+
 
 def test_clip_indices_stride_and_padding():
     assert clip_frame_indices(100, 4, 3, 10).tolist() == [10, 13, 16, 19]
@@ -46,8 +48,8 @@ def test_clip_indices_stride_and_padding():
 def test_random_starts_keep_the_clip_inside_and_cover_every_start():
     rng = np.random.default_rng(0)
     starts = {random_clip_start(20, 7, rng) for _ in range(500)}
-    assert starts == set(range(14))                       # 20 - 7 + 1 starts
-    assert random_clip_start(5, 7, rng) == 0              # shorter than the clip
+    assert starts == set(range(14))  # 20 - 7 + 1 starts
+    assert random_clip_start(5, 7, rng) == 0  # shorter than the clip
 
 
 def test_uniform_starts_span_the_video():
@@ -57,13 +59,14 @@ def test_uniform_starts_span_the_video():
 
 # ------------------------------------------------------------------------------- decoding
 
+
 @pytest.mark.parametrize("name, frames", [("demo.mp4", 280), ("test.avi", 164)])
 def test_seeking_reads_the_frames_a_full_decode_reads(shared_data, name, frames):
     path = shared_data / "video" / name
     assert count_frames(path) == frames
     everything = read_all_frames(path)
     assert len(everything) == frames
-    for start in (0, 150, frames - 20):                   # before and after keyframes
+    for start in (0, 150, frames - 20):  # before and after keyframes
         indices = clip_frame_indices(frames, 8, 2, start, "repeat")
         np.testing.assert_array_equal(read_clip(path, indices), everything[indices])
 
@@ -94,9 +97,11 @@ def test_frame_folders_read_like_videos(tmp_path):
 
 # ---------------------------------------------------------------------------- augmentation
 
+
 def _pipeline(spec, size=16):
-    context = TransformContext(mean=(0.5,) * 3, std=(0.25,) * 3, image_size=(size, size),
-                               source_size=(size, size))
+    context = TransformContext(
+        mean=(0.5,) * 3, std=(0.25,) * 3, image_size=(size, size), source_size=(size, size)
+    )
     return clip_pipeline(build_transform(spec, context, "transforms.train"))
 
 
@@ -112,12 +117,17 @@ def test_every_frame_of_a_clip_gets_the_same_crop_flip_and_color():
     assert len(outputs) > 1, "the preset did not augment at all"
 
 
-@pytest.mark.parametrize("flip, sign", [({"name": "HorizontalFlip", "p": 1.0}, (-1, 1)),
-                                        ({"name": "VerticalFlip", "p": 1.0}, (1, -1))])
+@pytest.mark.parametrize(
+    "flip, sign",
+    [
+        ({"name": "HorizontalFlip", "p": 1.0}, (-1, 1)),
+        ({"name": "VerticalFlip", "p": 1.0}, (1, -1)),
+    ],
+)
 def test_flipping_flow_mirrors_it_and_negates_its_direction(flip, sign):
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
-    flow = rng.normal(size=(16, 16, 4)).astype(np.float32)                   # L = 2
+    flow = rng.normal(size=(16, 16, 4)).astype(np.float32)  # L = 2
     _, flipped = transform_clip(_pipeline([flip]), frames, flow)
     mirrored = flow[:, ::-1] if flip["name"] == "HorizontalFlip" else flow[::-1]
     np.testing.assert_allclose(flipped[..., 0::2], sign[0] * mirrored[..., 0::2])
@@ -126,37 +136,47 @@ def test_flipping_flow_mirrors_it_and_negates_its_direction(flip, sign):
 
 def test_resizing_scales_flow_with_the_image():
     flow = np.ones((16, 16, 2), dtype=np.float32)
-    _, resized = transform_clip(_pipeline([{"name": "Resize", "height": 8, "width": 32}]),
-                                np.zeros((2, 16, 16, 3), dtype=np.uint8), flow)
+    _, resized = transform_clip(
+        _pipeline([{"name": "Resize", "height": 8, "width": 32}]),
+        np.zeros((2, 16, 16, 3), dtype=np.uint8),
+        flow,
+    )
     np.testing.assert_allclose(resized[..., 0], 2.0)
     np.testing.assert_allclose(resized[..., 1], 0.5)
 
 
 def test_farneback_sees_a_shape_move_right_and_stacks_in_order():
     frames = render_video("right", 4, 40, np.random.default_rng(3))
-    flow = farneback_flow(frames)                                            # [3, H, W, 2]
+    flow = farneback_flow(frames)  # [3, H, W, 2]
     assert flow.shape == (3, 40, 40, 2)
     moving = np.abs(flow[..., 0]) > 0.3
-    assert flow[..., 0][moving].mean() > 0.3                                 # rightwards
-    stacked = stack_flow(flow, 1, 3)                                         # [H, W, 6]
+    assert flow[..., 0][moving].mean() > 0.3  # rightwards
+    stacked = stack_flow(flow, 1, 3)  # [H, W, 6]
     np.testing.assert_array_equal(stacked[..., 0:2], flow[1].astype(np.float32))
     np.testing.assert_array_equal(stacked[..., 4:6], flow[2].astype(np.float32))  # repeated
 
 
 # ----------------------------------------------------------------------------- datamodules
 
+
 def test_moving_shapes_batches_with_flow(shapes_root):
-    datamodule = MovingShapesVideoDataModule(str(shapes_root), **{f"{s}_videos": n for s, n in
-                                                                 SMALL_SHAPES.items()},
-                                             frames=12, frame_size=16, clip_length=4,
-                                             num_clips=3, flow_frames=2, batch_size=6)
+    datamodule = MovingShapesVideoDataModule(
+        str(shapes_root),
+        **{f"{s}_videos": n for s, n in SMALL_SHAPES.items()},
+        frames=12,
+        frame_size=16,
+        clip_length=4,
+        num_clips=3,
+        flow_frames=2,
+        batch_size=6,
+    )
     datamodule.prepare_data()
     datamodule.setup()
     assert datamodule.info.class_names == MOTIONS and datamodule.info.flow_frames == 2
     batch = next(iter(datamodule.train_dataloader()))
     assert batch.clips.shape == (6, 3, 4, 16, 16) and batch.flows.shape == (6, 4, 16, 16)
     evaluation = next(iter(datamodule.test_dataloader()))
-    assert evaluation.video_index.tolist() == [0, 0, 0, 1, 1, 1]             # 3 clips a video
+    assert evaluation.video_index.tolist() == [0, 0, 0, 1, 1, 1]  # 3 clips a video
     assert len(datamodule.dataset("test")) == 6 * 3
 
 
@@ -166,12 +186,18 @@ def test_video_folder_reads_ucf101_split_files(tmp_path, shapes_root):
         for index, video in enumerate(sorted((shapes_root / "train" / motion).glob("*.mp4"))):
             (root / motion).mkdir(parents=True, exist_ok=True)
             (root / motion / f"v_{motion}_g0{index}.mp4").write_bytes(video.read_bytes())
-    (root / "trainlist01.txt").write_text("left/v_left_g00.mp4 1\nup/v_up_g00.mp4 2\n"
-                                          "left/v_left_g01.mp4 1\nup/v_up_g01.mp4 2\n")
+    (root / "trainlist01.txt").write_text(
+        "left/v_left_g00.mp4 1\nup/v_up_g00.mp4 2\nleft/v_left_g01.mp4 1\nup/v_up_g01.mp4 2\n"
+    )
     (root / "testlist01.txt").write_text("left/v_left_g01.mp4\n")
-    datamodule = VideoFolderDataModule(str(root), clip_length=4, image_size=16, val_fraction=0.5,
-                                       split_files={"train": "trainlist01.txt",
-                                                    "test": "testlist01.txt"}, batch_size=2)
+    datamodule = VideoFolderDataModule(
+        str(root),
+        clip_length=4,
+        image_size=16,
+        val_fraction=0.5,
+        split_files={"train": "trainlist01.txt", "test": "testlist01.txt"},
+        batch_size=2,
+    )
     datamodule.setup()
     assert datamodule.class_names == ("left", "up")
     assert [Path(p).name for p, _ in datamodule.dataset("test").samples] == ["v_left_g01.mp4"]
@@ -185,20 +211,36 @@ def test_a_bad_video_fails_the_batch_or_is_skipped(tmp_path, shapes_root):
         (root / motion).mkdir(parents=True)
         write_video(render_video(motion, 8, 16, np.random.default_rng(0)), root / motion / "a.mp4")
     (root / "up" / "broken.mp4").write_bytes(b"\x00" * 64)
-    arguments = {"clip_length": 4, "image_size": 16, "test_fraction": 0.0, "val_fraction": 0.0,
-                 "batch_size": 3, "transforms": {"train": "video_eval"}}
+    arguments = {
+        "clip_length": 4,
+        "image_size": 16,
+        "test_fraction": 0.0,
+        "val_fraction": 0.0,
+        "batch_size": 3,
+        "transforms": {"train": "video_eval"},
+    }
     with pytest.raises(DataError, match="broken.mp4"):
         loader = VideoFolderDataModule(str(root), **arguments).train_dataloader()
         list(loader)
     with pytest.warns(UserWarning, match="broken.mp4"):
-        batch = next(iter(VideoFolderDataModule(str(root), skip_bad_files=True,
-                                                **arguments).train_dataloader()))
+        batch = next(
+            iter(
+                VideoFolderDataModule(
+                    str(root), skip_bad_files=True, **arguments
+                ).train_dataloader()
+            )
+        )
     assert len(batch) == 2
 
 
-@pytest.mark.parametrize("arguments, key", [({"clip_length": 0}, "clip_length"),
-                                            ({"padding": "mirror"}, "padding"),
-                                            ({"split_files": {"val": "x"}}, "split_files")])
+@pytest.mark.parametrize(
+    "arguments, key",
+    [
+        ({"clip_length": 0}, "clip_length"),
+        ({"padding": "mirror"}, "padding"),
+        ({"split_files": {"val": "x"}}, "split_files"),
+    ],
+)
 def test_bad_clip_arguments_name_the_key(tmp_path, arguments, key):
     with pytest.raises(SpecError, match=key):
         VideoFolderDataModule(str(tmp_path), **arguments)
@@ -208,12 +250,14 @@ def test_precompute_flow_caches_every_video_once(tmp_path, shapes_root, capsys):
     from visionflow.cli import main
 
     cache = tmp_path / "flow"
-    assert main(["data", "precompute-flow", str(shapes_root / "test"), "--flow-dir",
-                 str(cache)]) == 0
+    assert (
+        main(["data", "precompute-flow", str(shapes_root / "test"), "--flow-dir", str(cache)]) == 0
+    )
     assert "6 videos: 6 flow files written" in capsys.readouterr().out
     flow = np.load(cache / "left" / "0000.mp4.flow.npy")
     assert flow.shape == (11, 16, 16, 2) and flow.dtype == np.float16
-    assert main(["data", "precompute-flow", str(shapes_root / "test"), "--flow-dir",
-                 str(cache)]) == 0
+    assert (
+        main(["data", "precompute-flow", str(shapes_root / "test"), "--flow-dir", str(cache)]) == 0
+    )
     assert "0 flow files written, 6 already cached" in capsys.readouterr().out
     assert main(["data", "precompute-flow", str(tmp_path / "absent")]) == 2

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks.coco_data import synthetic_coco
+from benchmarks.coco_reference import pycocotools_evaluate
 from visionflow.errors import DataError
 from visionflow.evaluation import coco_command
 from visionflow.evaluation.coco import evaluate_coco
-from benchmarks.coco_reference import pycocotools_evaluate
-from benchmarks.coco_data import synthetic_coco
 
 
 def run_coco(args: argparse.Namespace) -> int:
@@ -37,8 +37,19 @@ def files(tmp_path):
 def test_summary_json_table_and_plots(files, tmp_path, capsys):
     gt_path, dt_path, gt = files
     out = tmp_path / "out" / "metrics.json"
-    args = parse("--gt", gt_path, "--dt", dt_path, "--iou-type", "bbox", "--json", out,
-                 "--per-category", "--plots", tmp_path / "plots")
+    args = parse(
+        "--gt",
+        gt_path,
+        "--dt",
+        dt_path,
+        "--iou-type",
+        "bbox",
+        "--json",
+        out,
+        "--per-category",
+        "--plots",
+        tmp_path / "plots",
+    )
     assert run_coco(args) == 0
     printed = capsys.readouterr().out
     reference = pycocotools_evaluate(gt_path, dt_path, "bbox")
@@ -48,7 +59,9 @@ def test_summary_json_table_and_plots(files, tmp_path, capsys):
     assert written["stat_names"][:3] == ["AP", "AP50", "AP75"] and len(written["stat_names"]) == 12
     assert written["iou_type"] == "bbox" and written["timing"]["total_s"] > 0
     assert set(written["per_category"]) == {str(c["id"]) for c in gt["categories"]}
-    assert [p.name for p in out.parent.iterdir()] == ["metrics.json"], "no temporary file is left behind"
+    assert [p.name for p in out.parent.iterdir()] == ["metrics.json"], (
+        "no temporary file is left behind"
+    )
 
     assert printed.count("Average Precision") == 6 and printed.count("Average Recall") == 6
     assert f"= {reference.stats[0]:0.3f}" in printed.splitlines()[0]
@@ -62,8 +75,19 @@ def test_keypoints_prints_ten_lines(tmp_path, capsys):
     gt, dt = synthetic_coco(seed=32, images=6, iou_type="keypoints", dets_per_image=10)
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     (tmp_path / "dt.json").write_text(json.dumps(dt))
-    assert run_coco(parse("--gt", tmp_path / "gt.json", "--dt", tmp_path / "dt.json",
-                                  "--iou-type", "keypoints")) == 0
+    assert (
+        run_coco(
+            parse(
+                "--gt",
+                tmp_path / "gt.json",
+                "--dt",
+                tmp_path / "dt.json",
+                "--iou-type",
+                "keypoints",
+            )
+        )
+        == 0
+    )
     summary = [line for line in capsys.readouterr().out.splitlines() if line.startswith(" Average")]
     assert len(summary) == 10 and all("maxDets= 20" in line for line in summary)
 
@@ -75,7 +99,11 @@ def test_bad_input_raises_data_error_for_the_cli(files, tmp_path):
     out = tmp_path / "metrics.json"
     with pytest.raises(DataError) as caught:
         run_coco(parse("--gt", gt_path, "--dt", bad, "--json", out))
-    assert caught.value.exit_code == 2 and "bad.json" in caught.value.message and "detection #0" in caught.value.message
+    assert (
+        caught.value.exit_code == 2
+        and "bad.json" in caught.value.message
+        and "detection #0" in caught.value.message
+    )
     assert not out.exists()
 
 
@@ -87,5 +115,11 @@ def test_arguments():
     with pytest.raises(SystemExit):
         parse("--gt", "a.json", "--dt", "b.json", "--iou-type", "mask")
     args = parse("--gt", "a.json", "--dt", "b.json")
-    assert (args.iou_type, args.protocol, args.shards, args.json, args.per_category, args.plots) == \
-        ("bbox", "coco", None, None, False, None)
+    assert (
+        args.iou_type,
+        args.protocol,
+        args.shards,
+        args.json,
+        args.per_category,
+        args.plots,
+    ) == ("bbox", "coco", None, None, False, None)

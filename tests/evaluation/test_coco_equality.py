@@ -6,16 +6,14 @@ precision, recall and scores arrays must agree to 1e-9 (in practice they are bit
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 
 import numpy as np
 import pytest
 
-from visionflow.evaluation.coco import evaluate_coco
-from benchmarks.coco_reference import pycocotools_evaluate
 from benchmarks.coco_data import synthetic_coco
+from benchmarks.coco_reference import pycocotools_evaluate
+from visionflow.evaluation.coco import evaluate_coco
 
 TOLERANCE = 1e-9
 
@@ -32,9 +30,15 @@ def assert_matches_pycocotools(gt: dict, dt: list[dict], iou_type: str) -> None:
 def case(seed: int, iou_type: str, adversarial: bool) -> tuple[dict, list[dict]]:
     """A small random input whose size and shape vary with the seed."""
     rng = np.random.default_rng(seed)
-    return synthetic_coco(seed=seed, images=int(rng.integers(4, 30)), iou_type=iou_type, adversarial=adversarial,
-                          categories=int(rng.integers(1, 8)), dets_per_image=int(rng.integers(2, 40)),
-                          gt_per_image=float(rng.uniform(0.5, 8)))
+    return synthetic_coco(
+        seed=seed,
+        images=int(rng.integers(4, 30)),
+        iou_type=iou_type,
+        adversarial=adversarial,
+        categories=int(rng.integers(1, 8)),
+        dets_per_image=int(rng.integers(2, 40)),
+        gt_per_image=float(rng.uniform(0.5, 8)),
+    )
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -62,23 +66,49 @@ def test_more_detections_than_max_dets_and_score_ties():
 def test_ties_across_images_follow_image_order():
     """Equal scores in different images: pycocotools' mergesort keeps image-id order."""
     gt = tiny_gt(images=3)
-    dt = [{"image_id": i, "category_id": 1, "bbox": box, "score": 0.5}
-          for i in (3, 1, 2) for box in ([10, 10, 20, 20], [200, 200, 5, 5])]
+    dt = [
+        {"image_id": i, "category_id": 1, "bbox": box, "score": 0.5}
+        for i in (3, 1, 2)
+        for box in ([10, 10, 20, 20], [200, 200, 5, 5])
+    ]
     assert_matches_pycocotools(gt, dt, "bbox")
 
 
 def test_crowd_region_takes_many_detections():
     gt = tiny_gt(images=1)
     gt["annotations"] = [
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400, "iscrowd": 0},
-        {"id": 5, "image_id": 1, "category_id": 1, "bbox": [0, 0, 300, 300], "area": 90000, "iscrowd": 1},
-        {"id": 6, "image_id": 1, "category_id": 2, "bbox": [50, 50, 32, 32], "area": 32 ** 2, "iscrowd": 0},
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [10, 10, 20, 20],
+            "area": 400,
+            "iscrowd": 0,
+        },
+        {
+            "id": 5,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [0, 0, 300, 300],
+            "area": 90000,
+            "iscrowd": 1,
+        },
+        {
+            "id": 6,
+            "image_id": 1,
+            "category_id": 2,
+            "bbox": [50, 50, 32, 32],
+            "area": 32**2,
+            "iscrowd": 0,
+        },
     ]
-    dt = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "score": 0.9},
-          {"image_id": 1, "category_id": 1, "bbox": [40, 40, 50, 50], "score": 0.8},
-          {"image_id": 1, "category_id": 1, "bbox": [100, 100, 10, 10], "score": 0.8},
-          {"image_id": 1, "category_id": 2, "bbox": [50, 50, 32, 32], "score": 0.3},
-          {"image_id": 1, "category_id": 2, "bbox": [52, 50, 96, 96], "score": 0.3}]
+    dt = [
+        {"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "score": 0.9},
+        {"image_id": 1, "category_id": 1, "bbox": [40, 40, 50, 50], "score": 0.8},
+        {"image_id": 1, "category_id": 1, "bbox": [100, 100, 10, 10], "score": 0.8},
+        {"image_id": 1, "category_id": 2, "bbox": [50, 50, 32, 32], "score": 0.3},
+        {"image_id": 1, "category_id": 2, "bbox": [52, 50, 96, 96], "score": 0.3},
+    ]
     assert_matches_pycocotools(gt, dt, "bbox")
 
 
@@ -99,8 +129,18 @@ def test_no_detections_equals_pycocotools_with_an_irrelevant_one():
     gt, _ = synthetic_coco(seed=5, images=5, categories=3)
     gt["categories"].append({"id": 999, "name": "no_gt"})
     ours = evaluate_coco(gt, [], "bbox")
-    reference = pycocotools_evaluate(gt, [{"image_id": gt["images"][0]["id"], "category_id": 999,
-                                           "bbox": [1, 1, 5, 5], "score": 0.5}], "bbox")
+    reference = pycocotools_evaluate(
+        gt,
+        [
+            {
+                "image_id": gt["images"][0]["id"],
+                "category_id": 999,
+                "bbox": [1, 1, 5, 5],
+                "score": 0.5,
+            }
+        ],
+        "bbox",
+    )
     np.testing.assert_array_equal(ours.stats, reference.stats)
     np.testing.assert_array_equal(ours.precision, reference.precision)
 
@@ -142,7 +182,18 @@ def test_summary_lines_are_pycocotools_text(capsys, iou_type):
 
 
 def tiny_gt(images: int) -> dict:
-    return {"images": [{"id": i, "width": 320, "height": 320} for i in range(1, images + 1)],
-            "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
-            "annotations": [{"id": 10 + i, "image_id": i, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 300,
-                             "iscrowd": 0} for i in range(1, images + 1)]}
+    return {
+        "images": [{"id": i, "width": 320, "height": 320} for i in range(1, images + 1)],
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+        "annotations": [
+            {
+                "id": 10 + i,
+                "image_id": i,
+                "category_id": 1,
+                "bbox": [10, 10, 20, 20],
+                "area": 300,
+                "iscrowd": 0,
+            }
+            for i in range(1, images + 1)
+        ],
+    }

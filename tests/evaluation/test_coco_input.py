@@ -28,11 +28,17 @@ def write(tmp_path: Path, gt: dict, dt: list) -> tuple[Path, Path]:
     return tmp_path / "gt.json", tmp_path / "dt.json"
 
 
-@pytest.mark.parametrize("change, fragments", [
-    (lambda r: r.update(bbox=r["bbox"][:3]), ["'bbox' must be [x, y, width, height]"]),
-    (lambda r: r.update(image_id=2**64 - 1), ["'image_id' 18446744073709551615 does not fit in 64 bits"]),
-    (lambda r: r.update(score=None), ["'score'", "expected 'float', got 'null'"]),
-])
+@pytest.mark.parametrize(
+    "change, fragments",
+    [
+        (lambda r: r.update(bbox=r["bbox"][:3]), ["'bbox' must be [x, y, width, height]"]),
+        (
+            lambda r: r.update(image_id=2**64 - 1),
+            ["'image_id' 18446744073709551615 does not fit in 64 bits"],
+        ),
+        (lambda r: r.update(score=None), ["'score'", "expected 'float', got 'null'"]),
+    ],
+)
 def test_a_bad_record_deep_in_a_file_is_named(tmp_path, case, change, fragments):
     gt, dt = copy.deepcopy(case)
     change(dt[len(dt) - 7])
@@ -57,7 +63,9 @@ def test_extra_fields_change_nothing(tmp_path, case):
         record.update(id=index + 1, area=1.0, note="x")
     for annotation in gt["annotations"]:
         annotation["segmentation"] = []
-    np.testing.assert_array_equal(evaluate_coco(*write(tmp_path, gt, dt), "bbox").precision, plain.precision)
+    np.testing.assert_array_equal(
+        evaluate_coco(*write(tmp_path, gt, dt), "bbox").precision, plain.precision
+    )
 
 
 def hotcoco_alone(coco_gt, coco_dt, lvis: bool = False):
@@ -88,13 +96,19 @@ def test_lvis_boxes_without_iscrowd_equal_hotcoco_alone(case):
     for annotation in gt["annotations"]:
         annotation.pop("iscrowd")
     coco_gt = hotcoco.COCO(copy.deepcopy(gt))
-    engine = hotcoco_alone(coco_gt, hotcoco.LVISResults(coco_gt, copy.deepcopy(dt), max_dets=LVIS_MAX_DETS), lvis=True)
-    np.testing.assert_array_equal(evaluate_coco(gt, dt, "bbox", protocol="lvis").stats, np.asarray(engine.stats))
+    engine = hotcoco_alone(
+        coco_gt, hotcoco.LVISResults(coco_gt, copy.deepcopy(dt), max_dets=LVIS_MAX_DETS), lvis=True
+    )
+    np.testing.assert_array_equal(
+        evaluate_coco(gt, dt, "bbox", protocol="lvis").stats, np.asarray(engine.stats)
+    )
 
 
 @pytest.mark.parametrize("sorted_ids", [np.array([3, 5, 9, 40]), np.array([7, 2**40, 2**41])])
 def test_index_of_agrees_with_searchsorted(sorted_ids):
-    assert (sorted_ids[-1] - sorted_ids[0] <= DENSE_LOOKUP_SPAN) == (len(sorted_ids) == 4)  # both paths run
+    assert (sorted_ids[-1] - sorted_ids[0] <= DENSE_LOOKUP_SPAN) == (
+        len(sorted_ids) == 4
+    )  # both paths run
     ids = np.array([5, 3, 40, 4, -2, 41, 0, 9, 2**41, 2**40, 7, 2**40 + 1])
     positions, found = index_of(sorted_ids, ids)
     expected = np.isin(ids, sorted_ids)

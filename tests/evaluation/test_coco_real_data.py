@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.coco_reference import pycocotools_evaluate
 from visionflow.errors import DataError
 from visionflow.evaluation.coco import evaluate_coco
-from benchmarks.coco_reference import pycocotools_evaluate
 
 DETECTION_DATA = Path(__file__).resolve().parents[2] / "../shared/data/detection"
 PANOPTIC_GT = DETECTION_DATA / "panopticapi_sample" / "panoptic_coco_detection_format.json"
@@ -48,14 +48,27 @@ def detections_from_gt(gt: dict, seed: int) -> list[dict]:
         for ann in anns:
             x, y, w, h = ann["bbox"]
             jitter = rng.normal(0, 0.1, 4) * [w, h, w, h]
-            other = anns[rng.integers(len(anns))]  # the mask of another object: usually a false positive
-            detections.append({
-                "image_id": ann["image_id"],
-                "category_id": ann["category_id"] if rng.random() < 0.85 else int(rng.choice(category_ids)),
-                "bbox": [x + jitter[0], y + jitter[1], max(w + jitter[2], 1.0), max(h + jitter[3], 1.0)],
-                "segmentation": ann["segmentation"] if rng.random() < 0.7 else other["segmentation"],
-                "score": round(float(rng.random()), 1),  # coarse scores: many ties
-            })
+            other = anns[
+                rng.integers(len(anns))
+            ]  # the mask of another object: usually a false positive
+            detections.append(
+                {
+                    "image_id": ann["image_id"],
+                    "category_id": ann["category_id"]
+                    if rng.random() < 0.85
+                    else int(rng.choice(category_ids)),
+                    "bbox": [
+                        x + jitter[0],
+                        y + jitter[1],
+                        max(w + jitter[2], 1.0),
+                        max(h + jitter[3], 1.0),
+                    ],
+                    "segmentation": ann["segmentation"]
+                    if rng.random() < 0.7
+                    else other["segmentation"],
+                    "score": round(float(rng.random()), 1),  # coarse scores: many ties
+                }
+            )
     return detections
 
 

@@ -23,9 +23,18 @@ def assert_identical(ours, reference) -> None:
 @pytest.mark.parametrize("iou_type", ["bbox", "segm", "keypoints"])
 @pytest.mark.parametrize("seed, shards", [(0, 2), (1, 3), (2, 7), (3, 1000)])
 def test_sharded_equals_whole_bit_for_bit(iou_type, seed, shards):
-    gt, dt = synthetic_coco(seed=seed, images=25, categories=5, dets_per_image=30, gt_per_image=4,
-                            iou_type=iou_type, adversarial=seed % 2 == 1)
-    assert_identical(evaluate_coco_in_shards(gt, dt, iou_type, shards=shards), evaluate_coco(gt, dt, iou_type))
+    gt, dt = synthetic_coco(
+        seed=seed,
+        images=25,
+        categories=5,
+        dets_per_image=30,
+        gt_per_image=4,
+        iou_type=iou_type,
+        adversarial=seed % 2 == 1,
+    )
+    assert_identical(
+        evaluate_coco_in_shards(gt, dt, iou_type, shards=shards), evaluate_coco(gt, dt, iou_type)
+    )
 
 
 def test_a_custom_shard_runner_gets_every_image_once_in_order():
@@ -36,8 +45,10 @@ def test_a_custom_shard_runner_gets_every_image_once_in_order():
         seen.extend(image["id"] for shard in shards for image in shard.images)
         return [match_shard(shard) for shard in reversed(shards)][::-1]
 
-    assert_identical(evaluate_coco_in_shards(gt, dt, "bbox", shards=4, run_shards=run_shards),
-                     evaluate_coco(gt, dt, "bbox"))
+    assert_identical(
+        evaluate_coco_in_shards(gt, dt, "bbox", shards=4, run_shards=run_shards),
+        evaluate_coco(gt, dt, "bbox"),
+    )
     assert seen == sorted(image["id"] for image in gt["images"])
 
 

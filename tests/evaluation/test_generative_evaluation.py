@@ -10,8 +10,12 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from visionflow.evaluation.generative import (GenerativeBatch, GenerativeEvaluator,
-                                              frechet_distance, kernel_distance)
+from visionflow.evaluation.generative import (
+    GenerativeBatch,
+    GenerativeEvaluator,
+    frechet_distance,
+    kernel_distance,
+)
 
 
 class GivenFeatures(nn.Module):
@@ -47,23 +51,34 @@ def test_fid_matches_torchmetrics():
 
 def test_kid_matches_torchmetrics_over_one_subset_of_every_sample():
     real, fake = feature_sets()
-    reference = KernelInceptionDistance(feature=GivenFeatures(8), subsets=1,
-                                        subset_size=len(real)).double()
+    reference = KernelInceptionDistance(
+        feature=GivenFeatures(8), subsets=1, subset_size=len(real)
+    ).double()
     reference.update(real, real=True)
     reference.update(fake, real=False)
     kid_mean, _ = reference.compute()
     assert kernel_distance(real, fake) == pytest.approx(float(kid_mean), abs=1e-6)
 
 
-def batches(real: torch.Tensor, fake: torch.Tensor, size: int) -> list[tuple[GenerativeBatch, torch.Tensor]]:
+def batches(
+    real: torch.Tensor, fake: torch.Tensor, size: int
+) -> list[tuple[GenerativeBatch, torch.Tensor]]:
     pairs = []
     for start in range(0, len(real), size):
         part = slice(start, start + size)
         count = len(real[part])
-        pairs.append((GenerativeBatch(real[part], fake[part], nll=torch.full((count,), 64 * math.log(2)),
-                                      baseline_nll=torch.full((count,), 128 * math.log(2)),
-                                      sample_classes=torch.arange(count) % 2),
-                      torch.zeros(count, dtype=torch.long)))
+        pairs.append(
+            (
+                GenerativeBatch(
+                    real[part],
+                    fake[part],
+                    nll=torch.full((count,), 64 * math.log(2)),
+                    baseline_nll=torch.full((count,), 128 * math.log(2)),
+                    sample_classes=torch.arange(count) % 2,
+                ),
+                torch.zeros(count, dtype=torch.long),
+            )
+        )
     return pairs
 
 

@@ -19,10 +19,15 @@ CATEGORIES = [{"id": 1, "name": "thing", "isthing": 1}, {"id": 2, "name": "stuff
 def write_panoptic(folder: Path, name: str, segment_ids: np.ndarray, segments: list[dict]) -> Path:
     """``name``.json + ``name``/1.png (segment id = R + 256 G + 256² B) for image 1."""
     (folder / name).mkdir(parents=True)
-    rgb = np.stack([segment_ids % 256, segment_ids // 256 % 256, segment_ids // 65536], axis=-1).astype(np.uint8)
+    rgb = np.stack(
+        [segment_ids % 256, segment_ids // 256 % 256, segment_ids // 65536], axis=-1
+    ).astype(np.uint8)
     Image.fromarray(rgb).save(folder / name / "1.png")
-    data = {"images": [{"id": 1, "file_name": "1.jpg", "height": 4, "width": 4}], "categories": CATEGORIES,
-            "annotations": [{"image_id": 1, "file_name": "1.png", "segments_info": segments}]}
+    data = {
+        "images": [{"id": 1, "file_name": "1.jpg", "height": 4, "width": 4}],
+        "categories": CATEGORIES,
+        "annotations": [{"image_id": 1, "file_name": "1.png", "segments_info": segments}],
+    }
     (folder / f"{name}.json").write_text(json.dumps(data))
     return folder / f"{name}.json"
 
@@ -34,7 +39,10 @@ def case(tmp_path):
     truth = np.array([[5, 5, 9, 9]] * 4)
     predicted = truth.copy()
     predicted[0, :2] = 0
-    segments = [{"id": 5, "category_id": 1, "iscrowd": 0, "area": 8}, {"id": 9, "category_id": 2, "iscrowd": 0}]
+    segments = [
+        {"id": 5, "category_id": 1, "iscrowd": 0, "area": 8},
+        {"id": 9, "category_id": 2, "iscrowd": 0},
+    ]
     gt = write_panoptic(tmp_path, "gt", truth, segments)
     pred = write_panoptic(tmp_path, "pred", predicted, [dict(segments[0], area=6), segments[1]])
     return gt, tmp_path / "gt", pred, tmp_path / "pred"
@@ -45,15 +53,34 @@ def test_hand_computed_pq(case):
     assert result.metrics["Things"]["pq"] == pytest.approx(0.75)
     assert result.metrics["Stuff"]["pq"] == pytest.approx(1.0)
     assert result.metrics["All"]["pq"] == pytest.approx(0.875)
-    assert result.metrics["All"]["rq"] == pytest.approx(1.0) and result.metrics["All"]["sq"] == pytest.approx(0.875)
+    assert result.metrics["All"]["rq"] == pytest.approx(1.0) and result.metrics["All"][
+        "sq"
+    ] == pytest.approx(0.875)
     assert result.per_class[1]["name"] == "thing" and result.per_class[1]["tp"] == 1
 
 
 def test_command_writes_json(case, tmp_path, capsys):
     gt, gt_folder, pred, pred_folder = case
     out = tmp_path / "pq.json"
-    assert main(["eval", "panoptic", "--gt-json", str(gt), "--gt-folder", str(gt_folder), "--pred-json",
-                 str(pred), "--pred-folder", str(pred_folder), "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "panoptic",
+                "--gt-json",
+                str(gt),
+                "--gt-folder",
+                str(gt_folder),
+                "--pred-json",
+                str(pred),
+                "--pred-folder",
+                str(pred_folder),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "Things" in capsys.readouterr().out
     assert json.loads(out.read_text())["All"]["pq"] == pytest.approx(0.875)
 
@@ -87,12 +114,40 @@ def test_semantic_command(tmp_path, capsys):
         (tmp_path / name).mkdir()
         Image.fromarray(np.array(labels, dtype=np.uint8)).save(tmp_path / name / "a.png")
     out = tmp_path / "m.json"
-    assert main(["eval", "semantic", "--gt-folder", str(tmp_path / "gt"), "--pred-folder", str(tmp_path / "pred"),
-                 "--num-classes", "3", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "semantic",
+                "--gt-folder",
+                str(tmp_path / "gt"),
+                "--pred-folder",
+                str(tmp_path / "pred"),
+                "--num-classes",
+                "3",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(out.read_text())
     assert metrics["IoU/0"] == 1.0 and metrics["IoU/1"] == 0.5 and metrics["IoU/2"] == 0.0
     assert metrics["mIoU"] == pytest.approx(0.5) and metrics["pixel_acc"] == pytest.approx(2 / 3)
     (tmp_path / "pred" / "a.png").unlink()
-    assert main(["eval", "semantic", "--gt-folder", str(tmp_path / "gt"), "--pred-folder", str(tmp_path / "pred"),
-                 "--num-classes", "3"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "semantic",
+                "--gt-folder",
+                str(tmp_path / "gt"),
+                "--pred-folder",
+                str(tmp_path / "pred"),
+                "--num-classes",
+                "3",
+            ]
+        )
+        == 2
+    )
     assert "no prediction for" in capsys.readouterr().err

@@ -28,11 +28,15 @@ def test_equals_torchmetrics(seed):
     evaluator.process(predicted, masks)
     metrics = evaluator.evaluate().metrics
     kwargs = {"num_classes": 5, "ignore_index": IGNORE_INDEX}
-    assert metrics["mIoU"] == pytest.approx(float(MulticlassJaccardIndex(**kwargs)(predicted, masks)), abs=1e-6)
+    assert metrics["mIoU"] == pytest.approx(
+        float(MulticlassJaccardIndex(**kwargs)(predicted, masks)), abs=1e-6
+    )
     assert metrics["pixel_acc"] == pytest.approx(
-        float(MulticlassAccuracy(average="micro", **kwargs)(predicted, masks)), abs=1e-6)
+        float(MulticlassAccuracy(average="micro", **kwargs)(predicted, masks)), abs=1e-6
+    )
     assert metrics["mean_acc"] == pytest.approx(
-        float(MulticlassAccuracy(average="macro", **kwargs)(predicted, masks)), abs=1e-6)
+        float(MulticlassAccuracy(average="macro", **kwargs)(predicted, masks)), abs=1e-6
+    )
 
 
 def test_batches_in_any_grouping_give_the_same_bits():
@@ -51,15 +55,18 @@ def test_a_class_absent_everywhere_is_left_out_of_the_mean():
     evaluator.process(torch.tensor([[[0, 0, 1, 1]]]), torch.tensor([[[0, 1, 1, 1]]]))
     metrics = evaluator.evaluate().metrics
     assert metrics["IoU/0"] == pytest.approx(0.5) and metrics["IoU/1"] == pytest.approx(2 / 3)
-    assert metrics["IoU/2"] != metrics["IoU/2"]                       # NaN: no pixel either way
+    assert metrics["IoU/2"] != metrics["IoU/2"]  # NaN: no pixel either way
     assert metrics["mIoU"] == pytest.approx((0.5 + 2 / 3) / 2)
 
 
-@pytest.mark.parametrize("predicted, masks, message", [
-    (torch.zeros(1, 4, 4), torch.zeros(1, 4, 5), "differ"),
-    (torch.full((1, 2, 2), 9), torch.zeros(1, 2, 2), "a prediction label is outside 0..3"),
-    (torch.zeros(1, 2, 2), torch.full((1, 2, 2), -1), "a mask label is outside 0..3"),
-])
+@pytest.mark.parametrize(
+    "predicted, masks, message",
+    [
+        (torch.zeros(1, 4, 4), torch.zeros(1, 4, 5), "differ"),
+        (torch.full((1, 2, 2), 9), torch.zeros(1, 2, 2), "a prediction label is outside 0..3"),
+        (torch.zeros(1, 2, 2), torch.full((1, 2, 2), -1), "a mask label is outside 0..3"),
+    ],
+)
 def test_bad_input_names_what_is_wrong(predicted, masks, message):
     with pytest.raises(DataError, match=message):
         SegmentationEvaluator(4).process(predicted, masks)

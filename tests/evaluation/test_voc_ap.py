@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 import pytest
+
 from visionflow.evaluation.voc import (
     ClassDetections,
     GroundTruthBoxes,

@@ -15,6 +15,8 @@ TINY = {**TINY_DIGITS, "name": "fault", "trainer": {**TINY_DIGITS["trainer"], "m
 @pytest.fixture
 def fault_spec(tmp_path):
     """A two-epoch LeNet-5 run on the real digits, writing into ``tmp_path/runs``."""
+
     def make(**changes):
         return parse_spec({**TINY, "output_dir": str(tmp_path / "runs"), **changes})
+
     return make

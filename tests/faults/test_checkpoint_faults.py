@@ -21,8 +21,9 @@ def truncated_checkpoint(path):
 
 def interrupted_run(tmp_path, stages=("fit",)):
     """A run directory left by a killed fit whose ``last.ckpt`` is truncated."""
-    spec = resolve_spec(parse_spec({**TINY, "output_dir": str(tmp_path / "runs"),
-                                    "stages": list(stages)}))
+    spec = resolve_spec(
+        parse_spec({**TINY, "output_dir": str(tmp_path / "runs"), "stages": list(stages)})
+    )
     run_dir = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
     run_dir.checkpoints.mkdir(parents=True, exist_ok=True)
     truncated_checkpoint(run_dir.checkpoints / "last.ckpt")
@@ -42,7 +43,7 @@ def test_resume_from_a_truncated_last_checkpoint(tmp_path, capsys):
     run_dir = interrupted_run(tmp_path)
     line = one_error_line(capsys, "run", "--resume", str(run_dir.path))
     assert f"{run_dir.checkpoints / 'last.ckpt'}: cannot read the checkpoint" in line
-    assert not (run_dir.path / "metrics.csv").exists()                  # no fit started
+    assert not (run_dir.path / "metrics.csv").exists()  # no fit started
 
 
 def test_resume_after_the_fit_with_a_truncated_best_checkpoint(tmp_path, capsys):
@@ -55,8 +56,9 @@ def test_resume_after_the_fit_with_a_truncated_best_checkpoint(tmp_path, capsys)
 def test_eval_run_of_a_truncated_checkpoint(tmp_path, capsys):
     run_dir = interrupted_run(tmp_path)
     checkpoint = run_dir.checkpoints / "last.ckpt"
-    line = one_error_line(capsys, "eval", "run", str(checkpoint),
-                          "--set", f"output_dir={tmp_path / 'eval'}")
+    line = one_error_line(
+        capsys, "eval", "run", str(checkpoint), "--set", f"output_dir={tmp_path / 'eval'}"
+    )
     assert f"{checkpoint}: cannot read the checkpoint" in line
 
 
@@ -67,4 +69,4 @@ def test_corrupt_weights_file(tmp_path, capsys):
     spec.write_text(parse_spec({**TINY, "output_dir": str(tmp_path / "runs")}).to_yaml())
     line = one_error_line(capsys, "run", str(spec), "--set", f"task.args.weights={weights}")
     assert f"weights: {weights}: cannot load it" in line
-    assert not (tmp_path / "runs").exists()                            # refused before the run
+    assert not (tmp_path / "runs").exists()  # refused before the run

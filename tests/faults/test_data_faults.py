@@ -14,16 +14,44 @@ from visionflow.errors import DataError
 BOX = annotation(1, 1, [1, 2, 10, 5])
 
 
-@pytest.mark.parametrize(("annotations", "message"), [
-    ([{k: v for k, v in BOX.items() if k != "bbox"}], r"annotation #0 \(id 1, image_id 1\): has no 'bbox'"),
-    ([{k: v for k, v in BOX.items() if k != "image_id"}], r"annotation #0 \(id 1\): has no 'image_id'"),
-    ([{**BOX, "category_id": 77}], r"\(id 1, image_id 1\): category_id is not in the file's 'categories'"),
-    ([annotation(1, 1, [1, 2, -10, 5])], r"'bbox' \[1.0, 2.0, -10.0, 5.0\] has a negative width"),
-    ([annotation(1, 1, [100, 200, 10, 5])], r"\(id 1, image_id 1\): 'bbox' \[100.0, 200.0, 10.0, "
-                                            r"5.0\] lies wholly outside its image"),
-    ([annotation(1, 2, [-12, 1, 10, 5])], r"\(id 1, image_id 2\): 'bbox' .* lies wholly outside"),
-], ids=["missing-bbox", "missing-image-id", "unknown-category", "negative-size",
-        "outside-the-image", "left-of-the-image"])
+@pytest.mark.parametrize(
+    ("annotations", "message"),
+    [
+        (
+            [{k: v for k, v in BOX.items() if k != "bbox"}],
+            r"annotation #0 \(id 1, image_id 1\): has no 'bbox'",
+        ),
+        (
+            [{k: v for k, v in BOX.items() if k != "image_id"}],
+            r"annotation #0 \(id 1\): has no 'image_id'",
+        ),
+        (
+            [{**BOX, "category_id": 77}],
+            r"\(id 1, image_id 1\): category_id is not in the file's 'categories'",
+        ),
+        (
+            [annotation(1, 1, [1, 2, -10, 5])],
+            r"'bbox' \[1.0, 2.0, -10.0, 5.0\] has a negative width",
+        ),
+        (
+            [annotation(1, 1, [100, 200, 10, 5])],
+            r"\(id 1, image_id 1\): 'bbox' \[100.0, 200.0, 10.0, "
+            r"5.0\] lies wholly outside its image",
+        ),
+        (
+            [annotation(1, 2, [-12, 1, 10, 5])],
+            r"\(id 1, image_id 2\): 'bbox' .* lies wholly outside",
+        ),
+    ],
+    ids=[
+        "missing-bbox",
+        "missing-image-id",
+        "unknown-category",
+        "negative-size",
+        "outside-the-image",
+        "left-of-the-image",
+    ],
+)
 def test_bad_coco_annotations_name_file_and_record(tmp_path, annotations, message):
     path = write_coco(tmp_path, annotations)
     with pytest.raises(DataError) as caught:
@@ -52,11 +80,12 @@ def test_bad_and_unusual_image_files_in_an_image_folder(tmp_path, damage):
         Image.new("CMYK", (12, 9), (0, 50, 100, 0)).save(target)
     else:
         Image.new("I;16", (12, 9), 4000).save(target)
-    dm = ImageFolderDataModule(root=str(root), image_size=16, batch_size=32, val_fraction=0.0,
-                               test_fraction=0.0)
+    dm = ImageFolderDataModule(
+        root=str(root), image_size=16, batch_size=32, val_fraction=0.0, test_fraction=0.0
+    )
     if damage == "zero-byte":
         with pytest.raises(DataError, match=f"{target}: cannot decode image"):
             list(dm.train_dataloader())
-    else:                                               # other modes are converted, not refused
+    else:  # other modes are converted, not refused
         (batch,) = list(dm.train_dataloader())
         assert batch.images.shape[1:] == (3, 16, 16)

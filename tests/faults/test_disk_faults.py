@@ -45,13 +45,16 @@ def test_disk_full_while_writing_the_second_epochs_checkpoint(fault_spec, tmp_pa
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         if checkpoint["epoch"] == 0:
             return real_save(self, checkpoint, path, storage_options)
-        Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")        # the start of the write
+        Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")  # the start of the write
         raise disk_full(path)
 
     monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", save_checkpoint)
-    with pytest.raises(RunError, match=r"checkpoints/best-epoch001\.ckpt: cannot write \(No space "
-                                       r"left on device\): the run stopped; the checkpoints "
-                                       r"before it are intact"):
+    with pytest.raises(
+        RunError,
+        match=r"checkpoints/best-epoch001\.ckpt: cannot write \(No space "
+        r"left on device\): the run stopped; the checkpoints "
+        r"before it are intact",
+    ):
         run(fault_spec(stages=["fit"]))
     assert_epoch_0_survives(the_run(tmp_path))
 
@@ -61,7 +64,7 @@ def test_disk_full_while_writing_metrics(fault_spec, tmp_path, monkeypatch):
     real_save = _ExperimentWriter.save
 
     def save(self):
-        if any(Path(self.log_dir).parent.rglob("checkpoints/last.ckpt")):   # after epoch 0
+        if any(Path(self.log_dir).parent.rglob("checkpoints/last.ckpt")):  # after epoch 0
             raise disk_full(self.metrics_file_path)
         real_save(self)
 
@@ -85,6 +88,8 @@ def test_a_read_only_output_dir_is_one_line(tmp_path, monkeypatch, capsys):
     spec.write_text(parse_spec({**TINY, "output_dir": str(output_dir)}).to_yaml())
     assert cli.main(["run", str(spec)]) == 2
     errors = capsys.readouterr().err
-    assert errors.startswith(f"visionflow: error: output_dir: {output_dir}: cannot make the run "
-                             f"directory there (Read-only file system)\n"), errors
+    assert errors.startswith(
+        f"visionflow: error: output_dir: {output_dir}: cannot make the run "
+        f"directory there (Read-only file system)\n"
+    ), errors
     assert "Traceback" not in errors

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def nan_at_step(monkeypatch):
     """Make the classification loss NaN from global step ``step`` on (0-based, as Lightning counts)."""
+
     def poison(step: int) -> None:
         real = ImageClassificationTask.training_step
 
@@ -25,26 +26,32 @@ def nan_at_step(monkeypatch):
             return loss * torch.nan if self.global_step >= step else loss
 
         monkeypatch.setattr(ImageClassificationTask, "training_step", training_step)
+
     return poison
 
 
 def test_a_nan_loss_stops_the_fit_naming_epoch_and_step(fault_spec, nan_at_step, tmp_path):
-    nan_at_step(25)                 # 21 steps an epoch (1293 images / 64): epoch 1, its 5th step
-    with pytest.raises(NonFiniteLossError, match=r"the training loss is nan at epoch 1, step 26:"
-                                                 r" training stopped") as caught:
+    nan_at_step(25)  # 21 steps an epoch (1293 images / 64): epoch 1, its 5th step
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"the training loss is nan at epoch 1, step 26:"
+        r" training stopped",
+    ) as caught:
         run(fault_spec(stages=["fit"]))
-    assert len(str(caught.value).splitlines()) == 2                   # the line and its hint
+    assert len(str(caught.value).splitlines()) == 2  # the line and its hint
     (run_dir,) = (tmp_path / "runs" / "fault").iterdir()
     stopped = RunDirectory.open(run_dir)
     assert stopped.status()["state"] == "interrupted"
     checkpoint = torch.load(stopped.last_checkpoint, weights_only=True)
-    assert checkpoint["epoch"] == 0 and checkpoint["global_step"] == 21    # epoch 0, untouched
+    assert checkpoint["epoch"] == 0 and checkpoint["global_step"] == 21  # epoch 0, untouched
     assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
 
 
-def test_the_last_step_of_an_epoch_is_checked_before_its_checkpoint(fault_spec, nan_at_step, tmp_path):
-    nan_at_step(20)                 # the last step of epoch 0: read at the epoch's end
+def test_the_last_step_of_an_epoch_is_checked_before_its_checkpoint(
+    fault_spec, nan_at_step, tmp_path
+):
+    nan_at_step(20)  # the last step of epoch 0: read at the epoch's end
     with pytest.raises(NonFiniteLossError, match="at epoch 0, step 21"):
         run(fault_spec(stages=["fit"]))
     (run_dir,) = (tmp_path / "runs" / "fault").iterdir()
-    assert RunDirectory.open(run_dir).last_checkpoint is None    # no checkpoint of NaN weights
+    assert RunDirectory.open(run_dir).last_checkpoint is None  # no checkpoint of NaN weights

@@ -56,21 +56,28 @@ def uninterrupted(tmp_path_factory) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("where", sorted(KILLERS))
-def test_resume_after_sigkill_ends_where_an_uninterrupted_run_does(where, uninterrupted,
-                                                                    tmp_path, capsys):
+def test_resume_after_sigkill_ends_where_an_uninterrupted_run_does(
+    where, uninterrupted, tmp_path, capsys
+):
     spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({**TINY, "stages": STAGES, "output_dir": str(tmp_path / "runs")}))
-    child = "import os, signal\n" + textwrap.dedent(KILLERS[where]) + \
-        f"from visionflow import cli\ncli.main(['run', {str(spec)!r}])\n"
-    killed = subprocess.run([sys.executable, "-c", child], cwd=REPO_ROOT, capture_output=True,
-                            timeout=300)
+    spec.write_text(
+        yaml.safe_dump({**TINY, "stages": STAGES, "output_dir": str(tmp_path / "runs")})
+    )
+    child = (
+        "import os, signal\n"
+        + textwrap.dedent(KILLERS[where])
+        + f"from visionflow import cli\ncli.main(['run', {str(spec)!r}])\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", child], cwd=REPO_ROOT, capture_output=True, timeout=300
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     (path,) = (tmp_path / "runs" / "fault").iterdir()
     run_dir = RunDirectory.open(path)
-    partial = list(path.rglob(".*.tmp"))                          # a kill skips the cleanup
+    partial = list(path.rglob(".*.tmp"))  # a kill skips the cleanup
     assert bool(partial) == (where == "mid-checkpoint-write"), partial
     last = torch.load(run_dir.last_checkpoint, map_location="cpu", weights_only=True)
-    assert last["epoch"] == 0                                      # epoch 1's never landed
+    assert last["epoch"] == 0  # epoch 1's never landed
 
     assert cli.main(["run", "--resume", str(path)]) == 0, capsys.readouterr().err
     summary = RunDirectory.open(path).status()

@@ -11,7 +11,7 @@ from visionflow.ops import chamfer_distance, nearest, nearest_neighbor_index
 
 def brute_force_one_way(x, y, norm, x_normals=None, y_normals=None):
     """Per-point distances [N] and normal terms [N] from x [N, D] to y [M, D], dense."""
-    difference = x[:, None, :] - y[None, :, :]                                    # [N, M, D]
+    difference = x[:, None, :] - y[None, :, :]  # [N, M, D]
     distances = difference.square().sum(-1) if norm == 2 else difference.abs().sum(-1)
     nearest_distance, index = distances.min(dim=1)
     if x_normals is None:
@@ -54,10 +54,10 @@ def ragged_clouds(seed=0, dtype=torch.float64):
 def test_matches_brute_force_on_ragged_batches(search_path, norm):
     x, y, x_lengths, y_lengths = ragged_clouds()
     x_normals, y_normals = torch.randn_like(x), torch.randn_like(y)
-    loss, loss_normals = chamfer_distance(x, y, x_lengths, y_lengths, x_normals, y_normals,
-                                          norm=norm)
-    expected, expected_normals = brute_force(x, y, x_lengths, y_lengths, norm, x_normals,
-                                             y_normals)
+    loss, loss_normals = chamfer_distance(
+        x, y, x_lengths, y_lengths, x_normals, y_normals, norm=norm
+    )
+    expected, expected_normals = brute_force(x, y, x_lengths, y_lengths, norm, x_normals, y_normals)
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(loss_normals, expected_normals)
 
@@ -65,38 +65,43 @@ def test_matches_brute_force_on_ragged_batches(search_path, norm):
 def test_padded_points_change_nothing(search_path):
     x, y, x_lengths, y_lengths = ragged_clouds()
     loss, _ = chamfer_distance(x, y, x_lengths, y_lengths)
-    x[1, 17:] = 1e6                                   # garbage in the padding
+    x[1, 17:] = 1e6  # garbage in the padding
     y[2, 9:] = -1e6
     torch.testing.assert_close(chamfer_distance(x, y, x_lengths, y_lengths)[0], loss)
 
 
 def test_known_values():
-    cube = torch.tensor([[i, j, k] for i in (0., 1.) for j in (0., 1.) for k in (0., 1.)])
+    cube = torch.tensor([[i, j, k] for i in (0.0, 1.0) for j in (0.0, 1.0) for k in (0.0, 1.0)])
     assert chamfer_distance(cube[None], cube[None])[0].item() == 0.0
-    shifted = cube + torch.tensor([2.0, 0.0, 0.0])   # half the corners 1 away, half 2 away
+    shifted = cube + torch.tensor([2.0, 0.0, 0.0])  # half the corners 1 away, half 2 away
     assert chamfer_distance(cube[None], shifted[None])[0].item() == pytest.approx(5.0)
     assert chamfer_distance(cube[None], shifted[None], norm=1)[0].item() == pytest.approx(3.0)
     sphere = F.normalize(torch.randn(1, 500, 3), dim=-1)
     assert chamfer_distance(sphere, sphere)[0].item() == 0.0
     translated = sphere + torch.tensor([0.0, 0.0, 0.5])
-    distance, _ = chamfer_distance(sphere, translated, single_directional=True,
-                                   point_reduction="max")
-    assert 0 < distance.item() <= 0.25 + 1e-6     # no point moves further than the shift
+    distance, _ = chamfer_distance(
+        sphere, translated, single_directional=True, point_reduction="max"
+    )
+    assert 0 < distance.item() <= 0.25 + 1e-6  # no point moves further than the shift
 
 
 def test_reductions_and_weights_follow_pytorch3d(search_path):
     x, y, x_lengths, y_lengths = ragged_clouds()
-    (per_x, per_y), _ = chamfer_distance(x, y, x_lengths, y_lengths, batch_reduction=None,
-                                         point_reduction=None)
+    (per_x, per_y), _ = chamfer_distance(
+        x, y, x_lengths, y_lengths, batch_reduction=None, point_reduction=None
+    )
     assert per_x.shape == (3, 40) and per_y.shape == (3, 30)
     assert per_x[1, 17:].abs().sum() == 0
-    sums, _ = chamfer_distance(x, y, x_lengths, y_lengths, batch_reduction=None,
-                               point_reduction="sum")
+    sums, _ = chamfer_distance(
+        x, y, x_lengths, y_lengths, batch_reduction=None, point_reduction="sum"
+    )
     torch.testing.assert_close(sums, per_x.sum(1) + per_y.sum(1))
-    maxima, _ = chamfer_distance(x, y, x_lengths, y_lengths, batch_reduction="sum",
-                                 point_reduction="max")
-    torch.testing.assert_close(maxima, torch.maximum(per_x.max(1).values,
-                                                     per_y.max(1).values).sum())
+    maxima, _ = chamfer_distance(
+        x, y, x_lengths, y_lengths, batch_reduction="sum", point_reduction="max"
+    )
+    torch.testing.assert_close(
+        maxima, torch.maximum(per_x.max(1).values, per_y.max(1).values).sum()
+    )
     weights = torch.tensor([1.0, 0.0, 3.0], dtype=x.dtype)
     weighted, _ = chamfer_distance(x, y, x_lengths, y_lengths, weights=weights)
     means, _ = chamfer_distance(x, y, x_lengths, y_lengths, batch_reduction=None)
@@ -115,8 +120,9 @@ def test_gradcheck_both_paths(search_path):
     y.requires_grad_()
 
     def loss(x, y, x_normals):
-        value, normal_term = chamfer_distance(x, y, x_lengths, y_lengths, x_normals,
-                                              y.detach() * 0 + 1.0)
+        value, normal_term = chamfer_distance(
+            x, y, x_lengths, y_lengths, x_normals, y.detach() * 0 + 1.0
+        )
         return value + normal_term
 
     assert torch.autograd.gradcheck(loss, (x, y, x_normals), eps=1e-6, atol=1e-5)
@@ -131,13 +137,16 @@ def test_nearest_index_matches_brute_force(search_path):
         assert torch.equal(index[b, :n], expected)
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    ({"point_reduction": "median"}, "point_reduction"),
-    ({"batch_reduction": "max"}, "batch_reduction"),
-    ({"point_reduction": None}, "batch_reduction"),
-    ({"norm": 3}, "norm"),
-    ({"weights": -torch.ones(2)}, "weights"),
-])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"point_reduction": "median"}, "point_reduction"),
+        ({"batch_reduction": "max"}, "batch_reduction"),
+        ({"point_reduction": None}, "batch_reduction"),
+        ({"norm": 3}, "norm"),
+        ({"weights": -torch.ones(2)}, "weights"),
+    ],
+)
 def test_bad_arguments_name_the_argument(kwargs, key):
     with pytest.raises(ValueError, match=key):
         chamfer_distance(torch.rand(2, 4, 3), torch.rand(2, 5, 3), **kwargs)
@@ -145,6 +154,7 @@ def test_bad_arguments_name_the_argument(kwargs, key):
 
 def test_empty_target_cloud_gives_zero():
     x, y = torch.rand(2, 4, 3), torch.rand(2, 5, 3)
-    loss, _ = chamfer_distance(x, y, y_lengths=torch.tensor([5, 0]), batch_reduction=None,
-                               single_directional=True)
+    loss, _ = chamfer_distance(
+        x, y, y_lengths=torch.tensor([5, 0]), batch_reduction=None, single_directional=True
+    )
     assert loss[1].item() == 0 and loss[0].item() > 0

@@ -13,22 +13,21 @@ from visionflow.ops import f_score, ico_sphere, nearest_distances, sample_points
 @pytest.mark.parametrize("level", [0, 1, 2])
 def test_ico_sphere_counts_and_radius(level):
     verts, faces = ico_sphere(level)
-    assert verts.shape == (10 * 4 ** level + 2, 3) and faces.shape == (20 * 4 ** level, 3)
+    assert verts.shape == (10 * 4**level + 2, 3) and faces.shape == (20 * 4**level, 3)
     torch.testing.assert_close(verts.norm(dim=1), torch.ones(len(verts)))
     edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(1).values
-    assert len(torch.unique(edges, dim=0)) * 2 == len(edges)   # closed: every edge in 2 faces
+    assert len(torch.unique(edges, dim=0)) * 2 == len(edges)  # closed: every edge in 2 faces
     corners = verts[faces]
     normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    assert (torch.einsum("fd,fd->f", normals, corners.mean(1)) > 0).all()   # wound outwards
+    assert (torch.einsum("fd,fd->f", normals, corners.mean(1)) > 0).all()  # wound outwards
 
 
 def test_points_lie_on_the_surface_with_its_normals():
     verts, faces = ico_sphere(3)
-    points, normals = sample_points_from_mesh(verts, faces, 2000,
-                                              torch.Generator().manual_seed(0))
+    points, normals = sample_points_from_mesh(verts, faces, 2000, torch.Generator().manual_seed(0))
     assert points.shape == normals.shape == (2000, 3)
     radius = points.norm(dim=1)
-    assert radius.max() <= 1 + 1e-5 and radius.min() > 0.98     # on the flat faces inside the ball
+    assert radius.max() <= 1 + 1e-5 and radius.min() > 0.98  # on the flat faces inside the ball
     assert (torch.einsum("nd,nd->n", normals, points / radius[:, None]).abs() > 0.98).all()
 
 
@@ -36,8 +35,7 @@ def test_sampling_is_area_weighted():
     # two separate triangles of areas 1 and 3
     verts = torch.tensor([[0.0, 0, 0], [2, 0, 0], [0, 1, 0], [10, 0, 0], [16, 0, 0], [10, 1, 0]])
     faces = torch.tensor([[0, 1, 2], [3, 4, 5]])
-    points, normals = sample_points_from_mesh(verts, faces, 20000,
-                                              torch.Generator().manual_seed(1))
+    points, normals = sample_points_from_mesh(verts, faces, 20000, torch.Generator().manual_seed(1))
     assert (points[:, 0] > 5).float().mean().item() == pytest.approx(0.75, abs=0.01)
     torch.testing.assert_close(normals.abs(), torch.tensor([0.0, 0, 1]).expand(20000, 3))
 

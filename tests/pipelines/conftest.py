@@ -16,7 +16,9 @@ TINY_DIGITS = {
 @pytest.fixture
 def tiny_spec(tmp_path):
     """A one-epoch LeNet-5 run on the real digits, writing into a temp folder."""
+
     def make(**changes):
         raw = {**TINY_DIGITS, "output_dir": str(tmp_path / "runs"), **changes}
         return parse_spec(raw)
+
     return make

@@ -6,15 +6,24 @@ import json
 
 import pytest
 import torch
+
+from visionflow.errors import SpecError
 from visionflow.pipelines import run
 from visionflow.pipelines.evaluation import autocast, plan_shards
 
-from visionflow.errors import SpecError
 
-
-@pytest.mark.parametrize("samples, batch, shards", [
-    (360, 64, 3), (360, 64, 6), (360, 64, 7), (360, 64, 100), (10, 64, 4), (128, 64, 2), (1, 1, 1),
-])
+@pytest.mark.parametrize(
+    "samples, batch, shards",
+    [
+        (360, 64, 3),
+        (360, 64, 6),
+        (360, 64, 7),
+        (360, 64, 100),
+        (10, 64, 4),
+        (128, 64, 2),
+        (1, 1, 1),
+    ],
+)
 def test_shards_start_on_batch_boundaries_and_cover_every_sample_once(samples, batch, shards):
     ranges = plan_shards(samples, batch, shards)
     covered = [i for r in ranges for i in r]
@@ -22,7 +31,7 @@ def test_shards_start_on_batch_boundaries_and_cover_every_sample_once(samples, b
     assert all(r.start % batch == 0 for r in ranges)
     batches = -(-samples // batch)
     assert len(ranges) == min(shards, batches)
-    sizes = [-(-len(r) // batch) for r in ranges]                    # batches per shard
+    sizes = [-(-len(r) // batch) for r in ranges]  # batches per shard
     assert max(sizes) - min(sizes) <= 1
 
 
@@ -39,7 +48,7 @@ def test_sharded_evaluation_equals_one_shard_exactly(tiny_spec):
     sharded = run(tiny_spec(stages=[{"evaluate": {"checkpoint": checkpoint, "shards": 4}}]))
     one = trained.stages["evaluate"]
     assert set(one) == {"test/acc", "test/acc_top5", "test/loss"}
-    assert sharded.stages["evaluate"] == one                              # exact, not approx
+    assert sharded.stages["evaluate"] == one  # exact, not approx
     assert one["test/acc"] == pytest.approx(trained.stages["test"]["test/acc"], abs=1e-6)
     assert one["test/loss"] == pytest.approx(trained.stages["test"]["test/loss"], rel=1e-5)
 

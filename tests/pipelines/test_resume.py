@@ -34,8 +34,12 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     spec["trainer"] = {**spec["trainer"], "max_epochs": EPOCHS}
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
-    process = subprocess.Popen([sys.executable, "-m", "visionflow", "run", str(spec_path)],
-                               cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "visionflow", "run", str(spec_path)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     runs = tmp_path / "runs" / "tiny_digits"
     try:
         _wait_for(lambda: runs.is_dir() and any(runs.glob("*/checkpoints/last.ckpt")), 120)
@@ -53,8 +57,11 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert _epoch_of(run_dir / "checkpoints" / "last.ckpt") == EPOCHS - 1
     assert "test/acc" in results.metrics
     with open(run_dir / "metrics.csv", newline="") as file:
-        epochs = {int(float(r["epoch"])) for r in csv.DictReader(file)
-                  if r.get("epoch") and r.get("val/loss")}
+        epochs = {
+            int(float(r["epoch"]))
+            for r in csv.DictReader(file)
+            if r.get("epoch") and r.get("val/loss")
+        }
     assert epochs == set(range(EPOCHS)), f"validation epochs logged: {sorted(epochs)}"
 
 

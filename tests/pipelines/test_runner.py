@@ -11,9 +11,16 @@ from visionflow.spec import load_spec
 def test_local_run_leaves_a_complete_run_directory(tiny_spec):
     results = run(tiny_spec(stages=["fit", "test", {"knn": {"k": 1}}]))
     path = results.run_dir
-    for name in ("spec.resolved.yaml", "environment.json", "metrics.csv", "summary.json",
-                 "transforms.yaml", "checkpoints/last.ckpt", "plots/loss.png",
-                 "plots/confusion_matrix.png"):
+    for name in (
+        "spec.resolved.yaml",
+        "environment.json",
+        "metrics.csv",
+        "summary.json",
+        "transforms.yaml",
+        "checkpoints/last.ckpt",
+        "plots/loss.png",
+        "plots/confusion_matrix.png",
+    ):
         assert (path / name).is_file(), f"missing {name}"
     assert list((path / "tensorboard").iterdir()), "no TensorBoard events"
     summary = json.loads((path / "summary.json").read_text())

@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
-from visionflow.pipelines import run
-from visionflow.pipelines.understanding import METHODS
 
 from visionflow.errors import SpecError
+from visionflow.pipelines import run
+from visionflow.pipelines.understanding import METHODS
 
 FAST = {"steps": 2, "num_images": 2, "layer": "net.features.3"}
 
@@ -15,8 +15,12 @@ FAST = {"steps": 2, "num_images": 2, "layer": "net.features.3"}
 @pytest.mark.slow
 def test_understand_writes_a_png_per_method(tiny_spec):
     methods = [m for m in METHODS if m != "cam"]  # LeNet-5 has no global pooling
-    results = run(tiny_spec(stages=[{"understand": {"methods": methods, **FAST}}],
-                            data={"name": "digits", "args": {"image_size": 16, "limit": 60}}))
+    results = run(
+        tiny_spec(
+            stages=[{"understand": {"methods": methods, **FAST}}],
+            data={"name": "digits", "args": {"image_size": 16, "limit": 60}},
+        )
+    )
     folder = results.run_dir / "plots" / "understanding"
     assert sorted(p.stem for p in folder.glob("*.png")) == sorted(methods)
     arrays = torch.load(folder / "understanding.pt", weights_only=True)
@@ -36,8 +40,12 @@ def test_understand_skips_cam_only_when_methods_are_left_to_it(tiny_spec):
 @pytest.mark.slow
 def test_adversarial_stage_reports_accuracy_per_epsilon(tiny_spec):
     stage = {"epsilons": [0.3], "steps": 3, "black_box_queries": 30, "max_images": 24}
-    results = run(tiny_spec(stages=["fit", {"adversarial": stage}],
-                            data={"name": "digits", "args": {"image_size": 16}}))
+    results = run(
+        tiny_spec(
+            stages=["fit", {"adversarial": stage}],
+            data={"name": "digits", "args": {"image_size": 16}},
+        )
+    )
     metrics = results.stages["adversarial"]
     assert metrics["adversarial/acc@eps=0"] == metrics["adversarial/clean_acc"] > 0.3
     assert metrics["adversarial/acc@eps=0.3"] < metrics["adversarial/clean_acc"] / 2

@@ -2,9 +2,15 @@ import pytest
 import torch
 
 #: Faster R-CNN settings that keep tiny detection tests fast (fewer proposals and RoI samples)
-FAST_NET = {"model_kwargs": {"rpn_pre_nms_top_n_train": 50, "rpn_post_nms_top_n_train": 20,
-                             "rpn_pre_nms_top_n_test": 50, "rpn_post_nms_top_n_test": 20,
-                             "box_batch_size_per_image": 16}}
+FAST_NET = {
+    "model_kwargs": {
+        "rpn_pre_nms_top_n_train": 50,
+        "rpn_post_nms_top_n_train": 20,
+        "rpn_pre_nms_top_n_test": 50,
+        "rpn_post_nms_top_n_test": 20,
+        "box_batch_size_per_image": 16,
+    }
+}
 
 
 @pytest.fixture(scope="module")

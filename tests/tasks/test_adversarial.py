@@ -4,11 +4,11 @@ query count, and the classification task's adversarial-training option."""
 import pytest
 import torch
 from torch import nn
-from visionflow.tasks.adversarial import AdversarialConfig, PixelSpace, fgsm, pgd, simba
-from visionflow.tasks.classification import ImageClassificationTask
 
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import SpecError
+from visionflow.tasks.adversarial import AdversarialConfig, PixelSpace, fgsm, pgd, simba
+from visionflow.tasks.classification import ImageClassificationTask
 
 
 @pytest.fixture(autouse=True)
@@ -43,8 +43,16 @@ def test_pgd_never_leaves_the_ball(linear_model, norm, targeted):
     model, pixels, labels = linear_model
     epsilon = 0.1 if norm == "linf" else 0.5
     goal = (labels + 1) % 3 if targeted else labels
-    adversarial = pgd(model, pixels, goal, epsilon, steps=5, norm=norm, targeted=targeted,
-                      generator=torch.Generator().manual_seed(0))
+    adversarial = pgd(
+        model,
+        pixels,
+        goal,
+        epsilon,
+        steps=5,
+        norm=norm,
+        targeted=targeted,
+        generator=torch.Generator().manual_seed(0),
+    )
     delta = (adversarial - pixels).flatten(1)
     size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
     assert size.max() <= epsilon + 1e-6
@@ -70,8 +78,14 @@ def test_simba_sees_probabilities_only_and_counts_queries(linear_model):
         with torch.no_grad():
             return model(images).softmax(dim=1)
 
-    result = simba(probabilities, pixels, labels, 0.25, max_queries=200,
-                   generator=torch.Generator().manual_seed(0))
+    result = simba(
+        probabilities,
+        pixels,
+        labels,
+        0.25,
+        max_queries=200,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert (result.pixels - pixels).abs().max() <= 0.25 + 1e-6
     assert (model(result.pixels).argmax(1) != labels).float().mean() > 0.5
     assert 1 <= result.queries.min() and result.queries.max() <= 200
@@ -93,9 +107,15 @@ def test_adversarial_config_checks_its_values():
 
 
 def test_adversarial_training_step_trains_on_attacked_images():
-    task = ImageClassificationTask(num_classes=3, in_channels=1, image_size=[6, 6], net="linear",
-                                   adversarial={"attack": "fgsm", "epsilon": 0.1},
-                                   pixel_mean=[0.5], pixel_std=[0.25])
+    task = ImageClassificationTask(
+        num_classes=3,
+        in_channels=1,
+        image_size=[6, 6],
+        net="linear",
+        adversarial={"attack": "fgsm", "epsilon": 0.1},
+        pixel_mean=[0.5],
+        pixel_std=[0.25],
+    )
     images = task.pixel_space.to_inputs(torch.rand(8, 1, 6, 6))
     batch = ImageClassificationBatch(images, torch.randint(0, 3, (8,)))
     attacked = task.adversarial_images(batch)

@@ -3,6 +3,8 @@
 import pytest
 import torch
 from torch import nn
+
+from visionflow.errors import SpecError
 from visionflow.tasks.understanding import (
     class_activation_map,
     grad_cam,
@@ -17,14 +19,19 @@ from visionflow.tasks.understanding.attribution import (
     last_conv_layer,
 )
 
-from visionflow.errors import SpecError
-
 
 def small_cnn() -> nn.Sequential:
     """Conv-ReLU-Conv-ReLU, global average pooling, linear head: ``[B, 1, 8, 8] -> [B, 3]``."""
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1),
-                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3)).eval()
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 3),
+    ).eval()
 
 
 @pytest.fixture(autouse=True)
@@ -64,8 +71,9 @@ def test_smoothgrad_of_a_linear_model_is_its_weights():
     images = torch.randn(3, 1, 3, 3)
     targets = torch.tensor([0, 1, 1])
     expected = model[1].weight.detach().view(2, 1, 3, 3)[targets]
-    result = smoothgrad(model, images, targets, samples=4,
-                        generator=torch.Generator().manual_seed(0))
+    result = smoothgrad(
+        model, images, targets, samples=4, generator=torch.Generator().manual_seed(0)
+    )
     torch.testing.assert_close(result, expected)
 
 
@@ -113,7 +121,8 @@ def test_guided_backprop_matches_captum():
 def test_grad_cam_matches_captum():
     model, images, targets = small_cnn(), torch.randn(3, 1, 8, 8), torch.tensor([2, 0, 1])
     expected = captum.LayerGradCam(model, model[3]).attribute(
-        images, target=targets, relu_attributions=True)[:, 0]
+        images, target=targets, relu_attributions=True
+    )[:, 0]
     result = grad_cam(model, images, targets, layer="3", upsample=False)
     torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-5)
 
@@ -122,6 +131,7 @@ def test_occlusion_matches_captum():
     model, images, targets = small_cnn(), torch.randn(2, 1, 8, 8), torch.tensor([1, 2])
     probabilities = lambda x: model(x).softmax(dim=1)
     expected = captum.Occlusion(probabilities).attribute(
-        images, target=targets, sliding_window_shapes=(1, 3, 3), strides=(1, 2, 2), baselines=0.0)
+        images, target=targets, sliding_window_shapes=(1, 3, 3), strides=(1, 2, 2), baselines=0.0
+    )
     result = occlusion(model, images, targets, patch=3, stride=2)
     torch.testing.assert_close(result, expected[:, 0], rtol=1e-5, atol=1e-5)

@@ -12,14 +12,14 @@ import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
-from visionflow.tasks import ImageClassificationTask
-from visionflow.tasks.classification import classification_loss, multiclass_hinge_loss
-from visionflow.tasks.nets import build_net, split_backbone_head
 
 from visionflow.batches import ImageClassificationBatch, provided_arguments
 from visionflow.errors import CheckpointError, RunError, SpecError
 from visionflow.registry import TASKS
 from visionflow.spec import check_arguments
+from visionflow.tasks import ImageClassificationTask
+from visionflow.tasks.classification import classification_loss, multiclass_hinge_loss
+from visionflow.tasks.nets import build_net, split_backbone_head
 
 SIZE = 8
 
@@ -34,17 +34,19 @@ def quadrant_batches(num_batches: int = 4, batch_size: int = 16, seed: int = 0):
         half = SIZE // 2
         for image, target in zip(images, targets.tolist()):
             row, col = divmod(target, 2)
-            image[0, row * half:(row + 1) * half, col * half:(col + 1) * half] += 1.0
+            image[0, row * half : (row + 1) * half, col * half : (col + 1) * half] += 1.0
         batches.append(ImageClassificationBatch(images, targets))
     return batches
 
 
 def random_batches(num_classes: int, num_batches: int = 2, batch_size: int = 8, size: int = SIZE):
     generator = torch.Generator().manual_seed(1)
+
     def batch() -> ImageClassificationBatch:
         return ImageClassificationBatch(
             torch.randn(batch_size, 1, size, size, generator=generator),
-            torch.randint(0, num_classes, (batch_size,), generator=generator))
+            torch.randint(0, num_classes, (batch_size,), generator=generator),
+        )
 
     return [batch() for _ in range(num_batches)]
 
@@ -54,18 +56,30 @@ def loader(batches) -> DataLoader:
 
 
 def make_trainer(**kwargs) -> Trainer:
-    defaults = {"accelerator": "cpu", "logger": False, "enable_checkpointing": False,
-                "enable_progress_bar": False, "enable_model_summary": False}
+    defaults = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
     return Trainer(**{**defaults, **kwargs})
 
 
 def tiny_task(**kwargs) -> ImageClassificationTask:
-    args = {"num_classes": 4, "in_channels": 1, "image_size": [SIZE, SIZE], "net": "linear",
-            "scheduler": "none", **kwargs}
+    args = {
+        "num_classes": 4,
+        "in_channels": 1,
+        "image_size": [SIZE, SIZE],
+        "net": "linear",
+        "scheduler": "none",
+        **kwargs,
+    }
     return ImageClassificationTask(**args)
 
 
 # ----------------------------------------------------------------------------------- losses
+
 
 def test_hinge_loss_matches_the_cs231n_example():
     scores = torch.tensor([[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]])
@@ -77,8 +91,9 @@ def test_label_smoothing_mixes_in_the_uniform_target():
     logits = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
     targets = torch.arange(5) % 4
     log_probs = logits.log_softmax(dim=1)
-    expected = (0.9 * -log_probs.gather(1, targets[:, None]).squeeze(1)
-                + 0.1 * -log_probs.mean(dim=1)).mean()
+    expected = (
+        0.9 * -log_probs.gather(1, targets[:, None]).squeeze(1) + 0.1 * -log_probs.mean(dim=1)
+    ).mean()
     smoothed = classification_loss(logits, targets, "cross_entropy", 0.1)
     assert smoothed.item() == pytest.approx(expected.item())
     confident = 20.0 * torch.nn.functional.one_hot(targets, 4).float()
@@ -88,21 +103,33 @@ def test_label_smoothing_mixes_in_the_uniform_target():
 
 # ----------------------------------------------------------------------------- the contract
 
+
 def test_registered_with_its_batch_type_and_spec_compatible_signature():
     entry = TASKS.get("image_classification")
     assert entry.builder is ImageClassificationTask
     assert entry.tags["batch"] is ImageClassificationBatch
     hints = typing.get_type_hints(ImageClassificationTask.__init__)
     assert {"num_classes", "net_args", "loss", "optimizer", "scheduler", "weights"} <= hints.keys()
-    check_arguments(ImageClassificationTask,
-                    {"net": "lenet5", "optimizer": {"lr": 0.01, "momentum": 0.9}}, "task.args",
-                    provided=provided_arguments(ImageClassificationBatch))
+    check_arguments(
+        ImageClassificationTask,
+        {"net": "lenet5", "optimizer": {"lr": 0.01, "momentum": 0.9}},
+        "task.args",
+        provided=provided_arguments(ImageClassificationBatch),
+    )
     with pytest.raises(SpecError, match="task.args.optimizer.lrr: unknown key; did you mean 'lr'"):
-        check_arguments(ImageClassificationTask, {"optimizer": {"lrr": 0.1}}, "task.args",
-                        provided=provided_arguments(ImageClassificationBatch))
+        check_arguments(
+            ImageClassificationTask,
+            {"optimizer": {"lrr": 0.1}},
+            "task.args",
+            provided=provided_arguments(ImageClassificationBatch),
+        )
     with pytest.raises(SpecError, match="task.args.loss: expected 'cross_entropy' or 'hinge'"):
-        check_arguments(ImageClassificationTask, {"loss": "svm"}, "task.args",
-                        provided=provided_arguments(ImageClassificationBatch))
+        check_arguments(
+            ImageClassificationTask,
+            {"loss": "svm"},
+            "task.args",
+            provided=provided_arguments(ImageClassificationBatch),
+        )
 
 
 def test_fast_dev_run_logs_every_metric_and_predicts_probabilities():
@@ -149,8 +176,9 @@ class RecordLR(Callback):
 
 def test_warmup_lr_per_optimizer_step_in_training():
     record = RecordLR()
-    task = tiny_task(optimizer={"name": "sgd", "lr": 0.3},
-                     scheduler={"name": "cosine", "warmup_epochs": 1})
+    task = tiny_task(
+        optimizer={"name": "sgd", "lr": 0.3}, scheduler={"name": "cosine", "warmup_epochs": 1}
+    )
     data = loader(quadrant_batches(num_batches=3))
     make_trainer(max_epochs=3, callbacks=[record]).fit(task, data)
     cosine = [round(0.15 * (1 + math.cos(math.pi * step / 6)), 6) for step in range(6)]
@@ -166,18 +194,27 @@ def test_cosine_schedule_ends_at_max_steps():
 
 def test_cosine_without_an_end_is_a_clear_error():
     with pytest.raises(SpecError, match="the cosine schedule needs a finite max_epochs"):
-        make_trainer(max_epochs=-1).fit(tiny_task(scheduler={"name": "cosine"}),
-                                        loader(quadrant_batches(num_batches=1)))
+        make_trainer(max_epochs=-1).fit(
+            tiny_task(scheduler={"name": "cosine"}), loader(quadrant_batches(num_batches=1))
+        )
 
 
 # --------------------------------------------------------------------------- fine-tuning
 
+
 def test_backbone_lr_scale_makes_two_param_groups():
-    task = tiny_task(net="lenet5", image_size=[16, 16], optimizer={"lr": 0.01},
-                     backbone_lr_scale=0.1, scheduler={"name": "cosine", "warmup_epochs": 1})
+    task = tiny_task(
+        net="lenet5",
+        image_size=[16, 16],
+        optimizer={"lr": 0.01},
+        backbone_lr_scale=0.1,
+        scheduler={"name": "cosine", "warmup_epochs": 1},
+    )
     groups = task.parameter_groups()
-    assert [(g["name"], g["lr"]) for g in groups] == [("backbone", pytest.approx(0.001)),
-                                                      ("head", 0.01)]
+    assert [(g["name"], g["lr"]) for g in groups] == [
+        ("backbone", pytest.approx(0.001)),
+        ("head", 0.01),
+    ]
     assert len(groups[0]["params"]) + len(groups[1]["params"]) == len(list(task.parameters()))
     trainer = make_trainer(max_epochs=2)
     trainer.fit(task, loader(random_batches(4, batch_size=4, size=16)))
@@ -186,8 +223,14 @@ def test_backbone_lr_scale_makes_two_param_groups():
 
 
 def test_freeze_backbone_trains_only_the_head():
-    task = ImageClassificationTask(num_classes=3, in_channels=1, net="resnet18", optimizer={"lr": 0.1},
-                                   net_args={"small_input": True}, freeze_backbone=True)
+    task = ImageClassificationTask(
+        num_classes=3,
+        in_channels=1,
+        net="resnet18",
+        optimizer={"lr": 0.1},
+        net_args={"small_input": True},
+        freeze_backbone=True,
+    )
     backbone, head = split_backbone_head(task.net)
     before = {name: value.clone() for name, value in task.net.state_dict().items()}
     make_trainer(max_epochs=1).fit(task, loader(random_batches(3, batch_size=4)))
@@ -225,11 +268,18 @@ def test_pretrained_offline_is_a_clear_error(monkeypatch):
 
 # ---------------------------------------------------------------------------- checkpoints
 
+
 def test_checkpoint_loads_and_resumes_with_weights_only(tmp_path):
     weights = tmp_path / "init.pt"
-    torch.save(build_net("linear", num_classes=4, in_channels=1, image_size=[SIZE, SIZE])
-               .state_dict(), weights)
-    task = tiny_task(weights=str(weights), class_names=list("abcd"), scheduler={"name": "cosine", "warmup_epochs": 1})
+    torch.save(
+        build_net("linear", num_classes=4, in_channels=1, image_size=[SIZE, SIZE]).state_dict(),
+        weights,
+    )
+    task = tiny_task(
+        weights=str(weights),
+        class_names=list("abcd"),
+        scheduler={"name": "cosine", "warmup_epochs": 1},
+    )
     checkpoint = ModelCheckpoint(dirpath=tmp_path, filename="last")
     data = loader(quadrant_batches(num_batches=2))
     make_trainer(max_epochs=2, enable_checkpointing=True, callbacks=[checkpoint]).fit(task, data)
@@ -260,6 +310,7 @@ def test_hyperparameters_are_plain_data():
 
 
 # ------------------------------------------------------------------------ confusion matrix
+
 
 def test_confusion_matrix_counts_and_artifacts(tmp_path):
     torch.manual_seed(0)
@@ -299,19 +350,26 @@ def test_channels_last_trains():
 
 # -------------------------------------------------------------------------------- errors
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"num_classes": 1}, "num_classes: must be >= 2"),
-    ({"class_names": ["a", "b"]}, "class_names: 2 names for num_classes=4"),
-    ({"loss": "hinge", "label_smoothing": 0.1}, "label_smoothing: applies to the cross"),
-    ({"dropout": 1.0}, r"dropout: must be in \[0, 1\)"),
-    ({"weights": "w.pt", "pretrained": True}, "pretrained: set weights or pretrained"),
-    ({"freeze_backbone": True, "backbone_lr_scale": 0.1}, "backbone_lr_scale: has no"),
-    ({"backbone_lr_scale": 0.0}, "backbone_lr_scale: must be > 0"),
-    ({"optimizer": {"name": "adam", "nesterov": True}}, "optimizer.nesterov: only sgd"),
-    ({"scheduler": {"name": "step", "step_size": 0}}, "scheduler.step_size: must be >= 1"),
-    ({"net": "lenet", "image_size": None}, "net: unknown classification net 'lenet'; did you mean"),
-    ({"net_args": {"depth": 3}}, "net_args.depth: unknown key"),
-])
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_classes": 1}, "num_classes: must be >= 2"),
+        ({"class_names": ["a", "b"]}, "class_names: 2 names for num_classes=4"),
+        ({"loss": "hinge", "label_smoothing": 0.1}, "label_smoothing: applies to the cross"),
+        ({"dropout": 1.0}, r"dropout: must be in \[0, 1\)"),
+        ({"weights": "w.pt", "pretrained": True}, "pretrained: set weights or pretrained"),
+        ({"freeze_backbone": True, "backbone_lr_scale": 0.1}, "backbone_lr_scale: has no"),
+        ({"backbone_lr_scale": 0.0}, "backbone_lr_scale: must be > 0"),
+        ({"optimizer": {"name": "adam", "nesterov": True}}, "optimizer.nesterov: only sgd"),
+        ({"scheduler": {"name": "step", "step_size": 0}}, "scheduler.step_size: must be >= 1"),
+        (
+            {"net": "lenet", "image_size": None},
+            "net: unknown classification net 'lenet'; did you mean",
+        ),
+        ({"net_args": {"depth": 3}}, "net_args.depth: unknown key"),
+    ],
+)
 def test_bad_arguments_are_one_line_spec_errors(kwargs, message):
     with pytest.raises(SpecError, match=message) as error:
         tiny_task(**kwargs)

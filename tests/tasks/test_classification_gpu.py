@@ -6,9 +6,9 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 from torch.utils.data import DataLoader
-from visionflow.tasks import ImageClassificationTask
 
 from visionflow.batches import ImageClassificationBatch
+from visionflow.tasks import ImageClassificationTask
 
 pytestmark = pytest.mark.gpu
 
@@ -27,17 +27,32 @@ class SyncCheckedTask(ImageClassificationTask):
 @pytest.mark.parametrize("num_classes", [4, 10])
 def test_training_step_never_synchronizes(num_classes):
     generator = torch.Generator().manual_seed(0)
+
     def batch() -> ImageClassificationBatch:
         return ImageClassificationBatch(
             torch.randn(32, 3, 32, 32, generator=generator).cuda(),
-            torch.randint(0, num_classes, (32,), generator=generator).cuda())
+            torch.randint(0, num_classes, (32,), generator=generator).cuda(),
+        )
 
     batches = [batch() for _ in range(3)]
-    task = SyncCheckedTask(num_classes=num_classes, image_size=[32, 32], net="resnet18",
-                           net_args={"small_input": True}, channels_last=True, warmup_epochs=1)
-    trainer = Trainer(accelerator="gpu", devices=1, max_epochs=2, precision="bf16-mixed",
-                      logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False)
+    task = SyncCheckedTask(
+        num_classes=num_classes,
+        image_size=[32, 32],
+        net="resnet18",
+        net_args={"small_input": True},
+        channels_last=True,
+        warmup_epochs=1,
+    )
+    trainer = Trainer(
+        accelerator="gpu",
+        devices=1,
+        max_epochs=2,
+        precision="bf16-mixed",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     loader = DataLoader(batches, batch_size=None)
     trainer.fit(task, loader, loader)
     assert trainer.global_step == 6

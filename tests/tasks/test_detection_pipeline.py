@@ -6,31 +6,47 @@ import json
 from pathlib import Path
 
 import pytest
+
 import visionflow.datamodules.shapes  # registers shapes_detection
 import visionflow.pipelines.checkpoint_stages  # registers evaluate, predict
 import visionflow.tasks.detection  # noqa: F401  (registers object_detection)
-from visionflow.pipelines import build_datamodule, build_task, resolve_spec, run
-
 from tests.tasks.conftest import FAST_NET
 from visionflow.errors import CheckpointError
+from visionflow.pipelines import build_datamodule, build_task, resolve_spec, run
 from visionflow.spec import parse_spec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_spec(tmp_path: Path, stages: list) -> object:
-    return parse_spec({
-        "name": "tiny_shapes",
-        "task": {"name": "object_detection",
-                 "args": {"net": "fasterrcnn_mobilenet_v3_large_fpn", "net_args": FAST_NET}},
-        "data": {"name": "shapes_detection",
-                 "args": {"data_dir": str(tmp_path / "shapes"), "train_images": 4,
-                          "val_images": 2, "test_images": 2, "image_size": 64, "batch_size": 2}},
-        "trainer": {"max_epochs": 1, "accelerator": "cpu", "enable_progress_bar": False,
-                    "num_sanity_val_steps": 0},
-        "stages": stages,
-        "output_dir": str(tmp_path / "runs"),
-    })
+    return parse_spec(
+        {
+            "name": "tiny_shapes",
+            "task": {
+                "name": "object_detection",
+                "args": {"net": "fasterrcnn_mobilenet_v3_large_fpn", "net_args": FAST_NET},
+            },
+            "data": {
+                "name": "shapes_detection",
+                "args": {
+                    "data_dir": str(tmp_path / "shapes"),
+                    "train_images": 4,
+                    "val_images": 2,
+                    "test_images": 2,
+                    "image_size": 64,
+                    "batch_size": 2,
+                },
+            },
+            "trainer": {
+                "max_epochs": 1,
+                "accelerator": "cpu",
+                "enable_progress_bar": False,
+                "num_sanity_val_steps": 0,
+            },
+            "stages": stages,
+            "output_dir": str(tmp_path / "runs"),
+        }
+    )
 
 
 def test_fit_evaluate_predict_then_evaluate_the_checkpoint_alone(tmp_path):
@@ -41,7 +57,11 @@ def test_fit_evaluate_predict_then_evaluate_the_checkpoint_alone(tmp_path):
     plots = {p.name for p in (trained.run_dir / "plots").iterdir()}
     assert "detections_predict_00.png" in plots
     assert {p.name for p in (trained.run_dir / "plots" / "evaluate_test").iterdir()} == {
-        "pr_by_iou.png", "pr_by_area.png", "confusion_matrix.png", "tide_errors.png"}
+        "pr_by_iou.png",
+        "pr_by_area.png",
+        "confusion_matrix.png",
+        "tide_errors.png",
+    }
     report = json.loads((trained.run_dir / "evaluation_test.json").read_text())
     assert report["num_samples"] == 2 and report["shards"][0]["samples"] == 2
     assert report["metrics"]["mAP"] == trained.stages["evaluate"]["test/mAP"]
@@ -51,7 +71,7 @@ def test_fit_evaluate_predict_then_evaluate_the_checkpoint_alone(tmp_path):
 
     checkpoint = trained.run_dir / "checkpoints" / "last.ckpt"
     alone = run(tiny_spec(tmp_path, [{"evaluate": {"checkpoint": str(checkpoint), "shards": 2}}]))
-    assert alone.stages["evaluate"] == trained.stages["evaluate"]        # 2 shards == 1, exactly
+    assert alone.stages["evaluate"] == trained.stages["evaluate"]  # 2 shards == 1, exactly
 
 
 def test_evaluate_refuses_a_checkpoint_that_is_not_one(tmp_path):

@@ -7,32 +7,45 @@ import json
 import lightning.pytorch as pl
 import pytest
 import torch
-from visionflow.datamodules.shapes import ShapesDetectionDataModule
-from visionflow.tasks.detection import (ObjectDetectionTask, from_model_output, to_model_target,
-                                        without_crowds)
-from visionflow.evaluation.detection import DetectionEvaluator, coco_dataset, ground_truth_entry
 
 from tests.tasks.conftest import FAST_NET
 from visionflow.batches import DetectionBatch, DetectionTarget
+from visionflow.datamodules.shapes import ShapesDetectionDataModule
 from visionflow.errors import RunError, SpecError
 from visionflow.evaluation.coco import CocoEvaluator
+from visionflow.evaluation.detection import DetectionEvaluator, coco_dataset, ground_truth_entry
 from visionflow.registry import TASKS
+from visionflow.tasks.detection import (
+    ObjectDetectionTask,
+    from_model_output,
+    to_model_target,
+    without_crowds,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> ShapesDetectionDataModule:
-    module = ShapesDetectionDataModule(data_dir=str(tmp_path_factory.mktemp("shapes_task")),
-                                       train_images=4, val_images=2, test_images=2,
-                                       image_size=64, batch_size=2)
+    module = ShapesDetectionDataModule(
+        data_dir=str(tmp_path_factory.mktemp("shapes_task")),
+        train_images=4,
+        val_images=2,
+        test_images=2,
+        image_size=64,
+        batch_size=2,
+    )
     module.prepare_data()
     return module
 
 
 def make_task(shapes: ShapesDetectionDataModule, **kwargs) -> ObjectDetectionTask:
-    return ObjectDetectionTask(**shapes.info.task_kwargs(), net="fasterrcnn_mobilenet_v3_large_fpn",
-                               net_args=FAST_NET, **kwargs)
+    return ObjectDetectionTask(
+        **shapes.info.task_kwargs(),
+        net="fasterrcnn_mobilenet_v3_large_fpn",
+        net_args=FAST_NET,
+        **kwargs,
+    )
 
 
 def test_registered_with_the_detection_batch():
@@ -43,49 +56,82 @@ def test_registered_with_the_detection_batch():
 
 def test_fit_test_predict_and_artifacts(shapes, tmp_path):
     task = make_task(shapes, overlay_images=2)
-    assert task.model.transform.min_size == (64,)          # the data's size, not torchvision's 800
-    trainer = pl.Trainer(fast_dev_run=True, default_root_dir=tmp_path, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    assert task.model.transform.min_size == (64,)  # the data's size, not torchvision's 800
+    trainer = pl.Trainer(
+        fast_dev_run=True,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(task, datamodule=shapes)
     logged = trainer.callback_metrics
-    assert {"train/loss", "train/loss_classifier", "train/loss_box_reg", "train/loss_objectness",
-            "val/mAP", "val/AP50", "val/AP75", "val/APs"} <= set(logged)
-    assert "val/APl" not in logged, "64 px images hold no large object: APl is undefined (-1), not logged"
+    assert {
+        "train/loss",
+        "train/loss_classifier",
+        "train/loss_box_reg",
+        "train/loss_objectness",
+        "val/mAP",
+        "val/AP50",
+        "val/AP75",
+        "val/APs",
+    } <= set(logged)
+    assert "val/APl" not in logged, (
+        "64 px images hold no large object: APl is undefined (-1), not logged"
+    )
     assert torch.isfinite(logged["train/loss"])
 
     (metrics,) = trainer.test(task, datamodule=shapes, verbose=False)
     assert {"test/mAP", "test/AP50", "test/AR100"} <= set(metrics)
     assert task.last_result.stats.shape == (12,)
     paths = task.save_artifacts("test", tmp_path / "plots")
-    assert [p.name for p in paths] == ["detections_test_00.png", "detections_test_01.png", "pr_by_iou.png",
-                                       "pr_by_area.png", "confusion_matrix.png", "tide_errors.png"]
+    assert [p.name for p in paths] == [
+        "detections_test_00.png",
+        "detections_test_01.png",
+        "pr_by_iou.png",
+        "pr_by_area.png",
+        "confusion_matrix.png",
+        "tide_errors.png",
+    ]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
-    assert [p.name for p in task.save_artifacts("test", tmp_path / "plots")
-            if p.name.startswith("detections")] == []   # samples are written once
+    assert [
+        p.name
+        for p in task.save_artifacts("test", tmp_path / "plots")
+        if p.name.startswith("detections")
+    ] == []  # samples are written once
 
     task.hparams.overlay_score = 0.0
     trainer.predict(task, datamodule=shapes)
     results = json.loads(task.predictions_path.read_text())
     assert task.predictions_path == tmp_path / "predictions.json"
     assert results, "an untrained detector at score threshold 0.05 still outputs boxes"
-    assert {r["category_id"] for r in results} <= {1, 2, 3}          # dataset ids, not labels
+    assert {r["category_id"] for r in results} <= {1, 2, 3}  # dataset ids, not labels
     assert {r["image_id"] for r in results} <= {1, 2}
     assert all(len(r["bbox"]) == 4 and r["bbox"][2] >= 0 for r in results)
 
 
 def target(boxes, labels, crowd, image_id=7) -> DetectionTarget:
     boxes = torch.tensor(boxes, dtype=torch.float32)
-    return DetectionTarget(boxes=boxes, labels=torch.tensor(labels), image_id=image_id,
-                           iscrowd=torch.tensor(crowd),
-                           area=(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+    return DetectionTarget(
+        boxes=boxes,
+        labels=torch.tensor(labels),
+        image_id=image_id,
+        iscrowd=torch.tensor(crowd),
+        area=(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]),
+    )
 
 
 def test_crowd_is_not_trained_and_labels_shift_past_the_background():
     model_target = to_model_target(target([[0, 0, 4, 4], [1, 1, 9, 9]], [0, 2], [False, True]))
     assert model_target["labels"].tolist() == [1]
     assert model_target["boxes"].tolist() == [[0, 0, 4, 4]]
-    output = from_model_output({"boxes": torch.ones(3, 4), "scores": torch.tensor([.9, .8, .7]),
-                                "labels": torch.tensor([3, 0, 1])})
+    output = from_model_output(
+        {
+            "boxes": torch.ones(3, 4),
+            "scores": torch.tensor([0.9, 0.8, 0.7]),
+            "labels": torch.tensor([3, 0, 1]),
+        }
+    )
     assert output["labels"].tolist() == [2, 0]
     assert output["scores"].tolist() == pytest.approx([0.9, 0.7])
 
@@ -100,7 +146,7 @@ def test_without_crowds_drops_every_field_of_a_crowd_annotation():
     assert kept.boxes.tolist() == [[0, 0, 4, 4], [2, 2, 3, 3]]
     assert kept.area.tolist() == [16, 1]
     assert kept.masks[:, 0, 0].tolist() == [0, 2] and kept.keypoints[:, 0, 0].tolist() == [0, 2]
-    assert crowded.iscrowd.tolist() == [False, True, False]           # the input is left alone
+    assert crowded.iscrowd.tolist() == [False, True, False]  # the input is left alone
     assert without_crowds(kept) is kept
 
 
@@ -108,8 +154,10 @@ def test_training_batches_lose_their_crowds_before_the_transfer(shapes, tmp_path
     """Crowds leave training batches in ``on_before_batch_transfer`` (on the host, where the mask
     selection costs no GPU wait); validation batches keep them for COCO scoring."""
     task = make_task(shapes)
-    crowded = DetectionBatch([torch.rand(3, 64, 64)],
-                             [target([[4, 4, 30, 30], [10, 10, 50, 50]], [0, 1], [False, True], 1)])
+    crowded = DetectionBatch(
+        [torch.rand(3, 64, 64)],
+        [target([[4, 4, 30, 30], [10, 10, 50, 50]], [0, 1], [False, True], 1)],
+    )
     seen = {"fit": [], "validate": []}
     real_forward, real_collect = task.model.forward, task._collect
 
@@ -125,12 +173,18 @@ def test_training_batches_lose_their_crowds_before_the_transfer(shapes, tmp_path
     monkeypatch.setattr(task.model, "forward", forward)
     monkeypatch.setattr(task, "_collect", collect)
     loader = torch.utils.data.DataLoader([crowded], batch_size=None)
-    trainer = pl.Trainer(max_steps=1, default_root_dir=tmp_path, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         enable_checkpointing=False, num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_steps=1,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(task, loader, loader)
     (fit_targets,) = seen["fit"]
-    assert fit_targets[0]["labels"].tolist() == [1]                 # label 0 + the background
+    assert fit_targets[0]["labels"].tolist() == [1]  # label 0 + the background
     (val_targets,) = seen["validate"]
     assert val_targets[0].iscrowd.tolist() == [False, True]
 
@@ -148,8 +202,16 @@ def test_ground_truth_conversion_scores_perfect_predictions_as_one():
     assert dataset["annotations"][0]["category_id"] == 30
     evaluator = CocoEvaluator(dataset, iou_type="bbox", label_to_category=category_ids)
     for t in (first, second):
-        evaluator.process([{"image_id": t.image_id, "boxes": t.boxes, "labels": t.labels,
-                            "scores": torch.full((len(t.labels),), 0.9)}])
+        evaluator.process(
+            [
+                {
+                    "image_id": t.image_id,
+                    "boxes": t.boxes,
+                    "labels": t.labels,
+                    "scores": torch.full((len(t.labels),), 0.9),
+                }
+            ]
+        )
     stats = evaluator.evaluate().stats
     assert stats[0] == pytest.approx(1.0) and stats[1] == pytest.approx(1.0)
 
@@ -164,14 +226,17 @@ def test_evaluator_counts_a_repeated_image_once_with_its_first_detections():
     def detections(t, score=0.9):
         return {"boxes": t.boxes, "labels": t.labels, "scores": torch.full((len(t.labels),), score)}
 
-    miss = {"boxes": torch.tensor([[70.0, 70, 90, 90]]), "labels": torch.tensor([1]),
-            "scores": torch.tensor([0.99])}
+    miss = {
+        "boxes": torch.tensor([[70.0, 70, 90, 90]]),
+        "labels": torch.tensor([1]),
+        "scores": torch.tensor([0.99]),
+    }
     evaluator = DetectionEvaluator(category_ids, names)
     evaluator.process([detections(first), detections(second)], entries)
-    evaluator.process([miss], entries[1:])                          # the padding repeats image 2
+    evaluator.process([miss], entries[1:])  # the padding repeats image 2
     evaluation = evaluator.evaluate()
     assert evaluation.num_samples == 2
-    assert evaluation.metrics["mAP"] == pytest.approx(1.0)         # the repeat's miss is not counted
+    assert evaluation.metrics["mAP"] == pytest.approx(1.0)  # the repeat's miss is not counted
     assert evaluation.details.stats.shape == (12,)
     evaluator.reset()
     evaluator.process([detections(first)], entries[:1])
@@ -189,21 +254,30 @@ def test_a_non_finite_loss_stops_the_fit_naming_its_step(shapes, tmp_path, monke
         return {**losses, "loss_classifier": losses["loss_classifier"] * float("nan")}
 
     monkeypatch.setattr(task.model, "forward", nan_losses)
-    trainer = pl.Trainer(max_steps=1, default_root_dir=tmp_path, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         enable_checkpointing=False, limit_val_batches=0)
+    trainer = pl.Trainer(
+        max_steps=1,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+    )
     with pytest.raises(RunError, match=r"detection loss is nan at step 0 .*loss_classifier"):
         trainer.fit(task, datamodule=shapes)
 
 
-@pytest.mark.parametrize("args, key", [
-    ({"in_channels": 1}, "in_channels"),
-    ({"category_ids": [1, 2]}, "category_ids"),
-    ({"net_args": {"min_sise": 64}}, r"net_args\.min_sise"),
-    ({"net_args": {"num_classes": 4}}, r"net_args\.num_classes"),
-    ({"net": "fasterrcnn_resnet51_fpn"}, "net"),
-    ({"optimizer": {"lr": -1.0}}, r"optimizer\.lr"),
-])
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        ({"in_channels": 1}, "in_channels"),
+        ({"category_ids": [1, 2]}, "category_ids"),
+        ({"net_args": {"min_sise": 64}}, r"net_args\.min_sise"),
+        ({"net_args": {"num_classes": 4}}, r"net_args\.num_classes"),
+        ({"net": "fasterrcnn_resnet51_fpn"}, "net"),
+        ({"optimizer": {"lr": -1.0}}, r"optimizer\.lr"),
+    ],
+)
 def test_bad_arguments_name_their_key(args, key):
     kwargs = {"num_classes": 3, **args}
     with pytest.raises(SpecError, match=rf"^{key}:"):
@@ -211,8 +285,9 @@ def test_bad_arguments_name_their_key(args, key):
 
 
 def test_freeze_backbone_trains_only_the_heads():
-    task = ObjectDetectionTask(num_classes=2, net="ssdlite320_mobilenet_v3_large",
-                               freeze_backbone=True)
+    task = ObjectDetectionTask(
+        num_classes=2, net="ssdlite320_mobilenet_v3_large", freeze_backbone=True
+    )
     task.train()
     assert not any(p.requires_grad for p in task.model.backbone.parameters())
     assert all(p.requires_grad for p in task.model.head.parameters())

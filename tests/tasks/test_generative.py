@@ -10,12 +10,20 @@ import torch
 from visionflow.errors import SpecError
 from visionflow.tasks.generative import GANTask, PixelCNNTask, VAETask
 from visionflow.tasks.generative.gan import discriminator_loss, generator_loss, gradient_penalty
-from visionflow.tasks.generative.vae import (bernoulli_log_likelihood, discretized_log_likelihood,
-                                             gaussian_kl)
+from visionflow.tasks.generative.vae import (
+    bernoulli_log_likelihood,
+    discretized_log_likelihood,
+    gaussian_kl,
+)
 from visionflow.tasks.nets.generative import pixelcnn
 
-DATA = {"num_classes": 3, "in_channels": 1, "image_size": [8, 8], "pixel_mean": [0.5],
-        "pixel_std": [0.25]}
+DATA = {
+    "num_classes": 3,
+    "in_channels": 1,
+    "image_size": [8, 8],
+    "pixel_mean": [0.5],
+    "pixel_std": [0.25],
+}
 
 
 def test_gaussian_kl_matches_a_hand_computation():
@@ -25,33 +33,48 @@ def test_gaussian_kl_matches_a_hand_computation():
     assert gaussian_kl(mean, log_var).item() == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("kind, cdf", [
-    ("logistic", lambda x: 1 / (1 + math.exp(-x))),
-    ("gaussian", lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2))))])
+@pytest.mark.parametrize(
+    "kind, cdf",
+    [
+        ("logistic", lambda x: 1 / (1 + math.exp(-x))),
+        ("gaussian", lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))),
+    ],
+)
 def test_discretized_likelihood_is_the_mass_of_the_pixel_bin(kind, cdf):
     mean, scale = 0.4, 0.1
     pixel = 100 / 255
-    expected = math.log(cdf((pixel + 1 / 510 - mean) / scale) - cdf((pixel - 1 / 510 - mean) / scale))
-    value = discretized_log_likelihood(torch.full((1, 1, 1, 1), pixel), torch.full((1, 1, 1, 1), mean),
-                                       torch.full((1, 1, 1, 1), math.log(scale)), kind)
+    expected = math.log(
+        cdf((pixel + 1 / 510 - mean) / scale) - cdf((pixel - 1 / 510 - mean) / scale)
+    )
+    value = discretized_log_likelihood(
+        torch.full((1, 1, 1, 1), pixel),
+        torch.full((1, 1, 1, 1), mean),
+        torch.full((1, 1, 1, 1), math.log(scale)),
+        kind,
+    )
     assert value.item() == pytest.approx(expected, rel=1e-4)
     # the end bins reach to infinity: black is everything below its upper edge
-    black = discretized_log_likelihood(torch.zeros(1, 1, 1, 1), torch.full((1, 1, 1, 1), mean),
-                                       torch.full((1, 1, 1, 1), math.log(scale)), kind)
+    black = discretized_log_likelihood(
+        torch.zeros(1, 1, 1, 1),
+        torch.full((1, 1, 1, 1), mean),
+        torch.full((1, 1, 1, 1), math.log(scale)),
+        kind,
+    )
     assert black.item() == pytest.approx(math.log(cdf((1 / 510 - mean) / scale)), rel=1e-4)
 
 
 def test_discretized_likelihood_sums_to_one_over_the_levels():
     levels = torch.arange(256.0).view(256, 1, 1, 1) / 255
-    log_p = discretized_log_likelihood(levels, torch.full_like(levels, 0.3),
-                                       torch.full_like(levels, math.log(0.2)), "logistic")
+    log_p = discretized_log_likelihood(
+        levels, torch.full_like(levels, 0.3), torch.full_like(levels, math.log(0.2)), "logistic"
+    )
     assert log_p.exp().sum().item() == pytest.approx(1.0, abs=1e-4)
 
 
 def test_bernoulli_likelihood_of_binarized_pixels():
     pixels = torch.tensor([[[[0.9, 0.1]]]])
     logits = torch.tensor([[[[0.0, math.log(3.0)]]]])
-    expected = math.log(0.5) + math.log(0.25)        # P(1) = 0.5; P(0) = 1 - 3/4
+    expected = math.log(0.5) + math.log(0.25)  # P(1) = 0.5; P(0) = 1 - 3/4
     assert bernoulli_log_likelihood(pixels, logits).item() == pytest.approx(expected)
 
 
@@ -71,27 +94,29 @@ def test_vae_loss_is_the_negative_elbo_with_beta():
 @pytest.mark.parametrize("colors, gated", [(1, False), (3, True)])
 def test_pixelcnn_output_at_a_subpixel_depends_only_on_earlier_subpixels(colors, gated):
     torch.manual_seed(0)
-    net = pixelcnn(in_channels=colors, image_size=[5, 5], num_classes=0, width=6, layers=2,
-                   gated=gated)
+    net = pixelcnn(
+        in_channels=colors, image_size=[5, 5], num_classes=0, width=6, layers=2, gated=gated
+    )
     height = width = 5
     for row, column, color in [(0, 0, 0), (2, 3, colors - 1), (4, 4, 0)]:
         images = torch.rand(1, colors, height, width, requires_grad=True)
         net(images)[0, :, color, row, column].sum().backward()
-        gradient = images.grad[0].abs()                                    # [C, H, W]
-        order = torch.arange(height * width).view(height, width)          # raster position
+        gradient = images.grad[0].abs()  # [C, H, W]
+        order = torch.arange(height * width).view(height, width)  # raster position
         here = row * width + column
         later = (order > here)[None].expand(colors, -1, -1).clone()
-        later[color:, row, column] = True                                 # this and later colors
+        later[color:, row, column] = True  # this and later colors
         assert gradient[later].max() == 0, (row, column, color)
         earlier = ~later
         if earlier.any():
-            assert gradient[earlier].sum() > 0      # it does see what comes before
+            assert gradient[earlier].sum() > 0  # it does see what comes before
 
 
 def test_pixelcnn_samples_the_whole_batch_on_the_pixel_levels():
     torch.manual_seed(0)
-    task = PixelCNNTask(**{**DATA, "image_size": [4, 4]}, net_args={"width": 4, "layers": 1},
-                        conditional=True)
+    task = PixelCNNTask(
+        **{**DATA, "image_size": [4, 4]}, net_args={"width": 4, "layers": 1}, conditional=True
+    )
     samples = task.sample(3, torch.tensor([0, 1, 2]))
     assert samples.shape == (3, 1, 4, 4)
     assert torch.equal(samples * 255, (samples * 255).round())
@@ -108,7 +133,7 @@ def test_gan_loss_signs():
         assert generator_loss(good, loss) < generator_loss(bad, loss)
     scores = torch.zeros(4, requires_grad=True)
     generator_loss(scores, "non_saturating").backward()
-    assert (scores.grad < 0).all()          # raising D(G(z)) lowers the generator's loss
+    assert (scores.grad < 0).all()  # raising D(G(z)) lowers the generator's loss
     assert generator_loss(torch.zeros(1), "non_saturating").item() == pytest.approx(math.log(2))
 
 
@@ -116,27 +141,31 @@ def test_gradient_penalty_is_zero_for_a_unit_slope_critic():
     weights = torch.zeros(1, 1, 2, 2)
     weights[0, 0, 0, 0] = 1.0
 
-    def critic(images, labels):                        # gradient norm exactly 1 everywhere
+    def critic(images, labels):  # gradient norm exactly 1 everywhere
         return (images * weights).flatten(1).sum(1)
 
     real, fake = torch.rand(3, 1, 2, 2), torch.rand(3, 1, 2, 2)
     assert gradient_penalty(critic, real, fake, None).item() == pytest.approx(0.0)
-    assert gradient_penalty(lambda x, y: 3 * critic(x, y), real, fake, None).item() == pytest.approx(4.0)
+    assert gradient_penalty(
+        lambda x, y: 3 * critic(x, y), real, fake, None
+    ).item() == pytest.approx(4.0)
 
 
 def test_gan_trains_two_optimizers_and_keeps_an_ema_generator():
     task = GANTask(**DATA, net_args={"latent_dim": 2, "width": 4}, ema_decay=0.5)
     assert not task.automatic_optimization
     assert {id(p) for p in task.parameter_groups()[0]["params"]} == {
-        id(p) for p in task.net.generator.parameters()}
+        id(p) for p in task.net.generator.parameters()
+    }
     assert task.discriminator_config.lr == 2e-4 and task.discriminator_config.momentum == 0.5
     before = [p.clone() for p in task.ema_generator.parameters()]
     with torch.no_grad():
         for p in task.net.generator.parameters():
             p.add_(1.0)
     task.update_ema()
-    for old, new, current in zip(before, task.ema_generator.parameters(),
-                                 task.net.generator.parameters()):
+    for old, new, current in zip(
+        before, task.ema_generator.parameters(), task.net.generator.parameters()
+    ):
         assert torch.allclose(new, 0.5 * old + 0.5 * current)
 
 
@@ -150,11 +179,15 @@ def test_baseline_is_the_per_subpixel_histogram():
     assert torch.equal(task.pixels(task.normalized(black)), black)
 
 
-@pytest.mark.parametrize("args, key", [
-    ({"image_size": [6, 6]}, "image_size"),
-    ({"net_args": {"depth": 3}}, "net_args.depth"),
-    ({"pixel_mean": [0.5, 0.5]}, "pixel_mean"),
-    ({"beta": 0.0}, "beta")])
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        ({"image_size": [6, 6]}, "image_size"),
+        ({"net_args": {"depth": 3}}, "net_args.depth"),
+        ({"pixel_mean": [0.5, 0.5]}, "pixel_mean"),
+        ({"beta": 0.0}, "beta"),
+    ],
+)
 def test_bad_arguments_name_the_key(args, key):
     with pytest.raises(SpecError, match=key.replace(".", r"\.")):
         VAETask(**{**DATA, "net_args": {"latent_dim": 2, "width": 4}, **args})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from visionflow.tasks.classification import multiclass_hinge_loss
 from visionflow.tasks.gradcheck import GradientCheckError, numerical_gradient_check
 from visionflow.tasks.nets import build_net
@@ -41,7 +42,8 @@ def test_hinge_loss_gradient_with_a_linear_classifier():
     features = torch.randn(4, 6, generator=torch.Generator().manual_seed(1))
     weights = torch.randn(6, 5, generator=torch.Generator().manual_seed(2))
     result = numerical_gradient_check(
-        lambda x, w, y: multiclass_hinge_loss(x @ w, y), features, weights, targets)
+        lambda x, w, y: multiclass_hinge_loss(x @ w, y), features, weights, targets
+    )
     assert result.passed, str(result)
     assert result.checked_elements == features.numel() + weights.numel()
 

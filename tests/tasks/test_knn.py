@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from visionflow.tasks.knn import KNearestNeighbors
 
 from visionflow.errors import SpecError
+from visionflow.tasks.knn import KNearestNeighbors
 
 
 def brute_force(train_x, train_y, queries, k, distance):
@@ -31,8 +31,11 @@ def brute_force(train_x, train_y, queries, k, distance):
 def integer_data(seed: int, n: int = 60, m: int = 25, dim: int = 3, classes: int = 4):
     """Small integer coordinates: exact distances, with many ties in distance and in votes."""
     rng = np.random.default_rng(seed)
-    return (rng.integers(0, 4, (n, dim)).astype(np.float32), rng.integers(0, classes, n),
-            rng.integers(0, 4, (m, dim)).astype(np.float32))
+    return (
+        rng.integers(0, 4, (n, dim)).astype(np.float32),
+        rng.integers(0, classes, n),
+        rng.integers(0, 4, (m, dim)).astype(np.float32),
+    )
 
 
 @pytest.mark.parametrize("distance", ["l1", "l2"])
@@ -51,8 +54,10 @@ def test_matches_brute_force_on_random_pixels():
     queries = rng.normal(size=(50, 48)).astype(np.float32)
     knn = KNearestNeighbors(k=5, distance="l1")
     knn.fit(torch.from_numpy(train_x), torch.from_numpy(train_y))
-    np.testing.assert_array_equal(knn.predict(torch.from_numpy(queries)).numpy(),
-                                  brute_force(train_x, train_y, queries, 5, "l1"))
+    np.testing.assert_array_equal(
+        knn.predict(torch.from_numpy(queries)).numpy(),
+        brute_force(train_x, train_y, queries, 5, "l1"),
+    )
 
 
 def test_vote_tie_goes_to_the_nearest_class():

@@ -26,7 +26,9 @@ def test_pointnet_ignores_point_order_and_padding(tnet):
 
 
 def test_psgn_predicts_bounded_points():
-    points = psgn(in_channels=3, num_points=50, width=4, depth=2, scale=0.5)(torch.randn(2, 3, 32, 32))
+    points = psgn(in_channels=3, num_points=50, width=4, depth=2, scale=0.5)(
+        torch.randn(2, 3, 32, 32)
+    )
     assert points.shape == (2, 50, 3) and points.abs().max() <= 0.5
 
 
@@ -44,23 +46,28 @@ def test_classification_task_steps_and_evaluation_pairs():
 
 
 def test_image_to_pointcloud_task_loss_is_the_chamfer_distance():
-    task = ImageToPointCloudTask(in_channels=3, num_points=16,
-                                 net_args={"width": 4, "depth": 2}).eval()
-    batch = ImageToPointCloudBatch(images=torch.randn(2, 3, 32, 32),
-                                   points=torch.rand(2, 25, 3), labels=torch.tensor([0, 1]))
+    task = ImageToPointCloudTask(
+        in_channels=3, num_points=16, net_args={"width": 4, "depth": 2}
+    ).eval()
+    batch = ImageToPointCloudBatch(
+        images=torch.randn(2, 3, 32, 32), points=torch.rand(2, 25, 3), labels=torch.tensor([0, 1])
+    )
     predicted, loss = task._step(batch, "val")
     torch.testing.assert_close(loss, chamfer_distance(predicted, batch.points)[0])
     predictions, targets = task.evaluation_step(batch)
     assert [p.shape for p in predictions] == [(16, 3)] * 2 and targets[0].shape == (25, 3)
 
 
-@pytest.mark.parametrize("arguments, key", [
-    ({"net": "pointnet"}, "net"),                               # a point-cloud net, not psgn
-    ({"net_args": {"widht": 4}}, "net_args.widht"),
-    ({"net_args": {"num_points": 4}}, "net_args.num_points"),
-    ({"num_points": 0}, "num_points"),
-    ({"f_score_thresholds": [0.0]}, "thresholds"),
-])
+@pytest.mark.parametrize(
+    "arguments, key",
+    [
+        ({"net": "pointnet"}, "net"),  # a point-cloud net, not psgn
+        ({"net_args": {"widht": 4}}, "net_args.widht"),
+        ({"net_args": {"num_points": 4}}, "net_args.num_points"),
+        ({"num_points": 0}, "num_points"),
+        ({"f_score_thresholds": [0.0]}, "thresholds"),
+    ],
+)
 def test_image_to_pointcloud_bad_arguments_name_the_key(arguments, key):
     with pytest.raises((SpecError, ValueError), match=key):
         ImageToPointCloudTask(in_channels=3, **arguments)
@@ -74,7 +81,7 @@ def test_evaluator_known_values_and_shards_agree():
     whole = evaluator.evaluate()
     # near: x->y distances 0.04 and 0.64 (point 1.2 is 0.2 from 1.0; 0.2 is 0.2 from 0.0), etc.
     assert whole.metrics["chamfer"] == pytest.approx((0.0 + 2 * 0.04) / 2)
-    assert whole.metrics["f1@0.1"] == pytest.approx(0.5)      # exact: 1, near: 0
+    assert whole.metrics["f1@0.1"] == pytest.approx(0.5)  # exact: 1, near: 0
     assert whole.metrics["f1@0.3"] == pytest.approx(1.0)
     evaluator.reset()
     evaluator.process([exact], [target])

@@ -28,7 +28,7 @@ def test_discounted_returns_stop_at_termination_and_bootstrap_truncation():
     # step 1 terminated: 2; step 0: 1 + .5*2 = 2
     assert returns.tolist() == [2.0, 2.0, 15.0, 24.0]
     truncated_only = discounted_returns(rewards, next_values, ~ends & ends, ends, G)[:, 0]
-    assert truncated_only[1] == 2.0 + G * 20.0                  # truncation bootstraps V(s')
+    assert truncated_only[1] == 2.0 + G * 20.0  # truncation bootstraps V(s')
 
 
 def test_generalized_advantages_by_hand():
@@ -37,9 +37,10 @@ def test_generalized_advantages_by_hand():
     next_values = column(0.25, 2.0, 4.0)
     terminated = column(False, False, True, dtype=torch.bool)
     lam = 0.5
-    advantages = generalized_advantages(rewards, values, next_values, terminated, terminated, G,
-                                        lam)[:, 0]
-    d2 = 1.0 - 2.0                                   # terminated: no bootstrap
+    advantages = generalized_advantages(
+        rewards, values, next_values, terminated, terminated, G, lam
+    )[:, 0]
+    d2 = 1.0 - 2.0  # terminated: no bootstrap
     d1 = 1.0 + G * 2.0 - 0.25
     d0 = 1.0 + G * 0.25 - 0.5
     a2 = d2
@@ -54,7 +55,7 @@ def test_gae_with_lambda_one_is_the_discounted_return_minus_the_baseline():
     ends = torch.rand(6, 2) < 0.3
     terminated = ends & (torch.rand(6, 2) < 0.5)
     next_values = torch.where(ends, resets[1:], values[1:])  # V(s_t+1) is the next step's value
-    rewards, values = rewards[:-1], values[:-1]               # unless the episode ended
+    rewards, values = rewards[:-1], values[:-1]  # unless the episode ended
     advantages = generalized_advantages(rewards, values, next_values, terminated, ends, 0.9, 1.0)
     returns = discounted_returns(rewards, next_values, terminated, ends, 0.9)
     assert torch.allclose(advantages, returns - values, atol=1e-5)
@@ -63,11 +64,10 @@ def test_gae_with_lambda_one_is_the_discounted_return_minus_the_baseline():
 def test_n_step_targets_by_hand():
     rewards = torch.tensor([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0], [1.0, 2.0, 4.0]])
     ends = torch.tensor([[False, False, False], [False, True, False], [False, True, False]])
-    terminated = torch.tensor([[False, False, False], [False, True, False],
-                               [False, False, False]])
+    terminated = torch.tensor([[False, False, False], [False, True, False], [False, False, False]])
     returns, discount, last = n_step_targets(rewards, terminated, ends, G)
     assert returns.tolist() == [1 + G * 2 + G * G * 4, 1 + G * 2, 1 + G * 2]
-    assert discount.tolist() == [G ** 3, 0.0, G ** 2]       # terminated: no bootstrap
+    assert discount.tolist() == [G**3, 0.0, G**2]  # terminated: no bootstrap
     assert last.tolist() == [2, 1, 1]
 
 
@@ -79,23 +79,23 @@ def rollout(start: int, steps: int, envs: int = 2) -> RolloutBatch:
 
 
 def test_replay_buffer_wraps_around_and_keeps_the_newest_steps():
-    buffer = ReplayBuffer(capacity=8, n_steps=1)              # 4 rows of 2 environments
+    buffer = ReplayBuffer(capacity=8, n_steps=1)  # 4 rows of 2 environments
     buffer.add(rollout(0, 3))
     assert (buffer.size, buffer.cursor, len(buffer)) == (3, 3, 6)
-    buffer.add(rollout(3, 3))                                  # steps 3, 4, 5: wraps
+    buffer.add(rollout(3, 3))  # steps 3, 4, 5: wraps
     assert (buffer.size, buffer.cursor, len(buffer)) == (4, 2, 8)
     rows = buffer.storage["actions"][:, 0].tolist()
-    assert rows == [40, 50, 20, 30]                            # steps 0 and 1 overwritten
+    assert rows == [40, 50, 20, 30]  # steps 0 and 1 overwritten
     sampled = buffer.sample(200).actions
     assert set((sampled // 10).tolist()) == {2, 3, 4, 5}
 
 
 def test_replay_buffer_windows_are_consecutive_and_never_cross_the_newest_row():
-    buffer = ReplayBuffer(capacity=10, n_steps=3)             # 5 rows of 2 environments
-    buffer.add(rollout(0, 7))                                  # rows hold steps 5, 6, 2, 3, 4
+    buffer = ReplayBuffer(capacity=10, n_steps=3)  # 5 rows of 2 environments
+    buffer.add(rollout(0, 7))  # rows hold steps 5, 6, 2, 3, 4
     sample = buffer.sample(300)
     first = sample.actions // 10
-    assert set(first.tolist()) == {2, 3, 4}                    # 5 and 6 have no 3-step window
+    assert set(first.tolist()) == {2, 3, 4}  # 5 and 6 have no 3-step window
     steps = (sample.rewards // 10).long()
     assert torch.equal(steps, first[:, None] + torch.arange(3))
     assert torch.equal(sample.rewards[:, 0] % 10, sample.actions.float() % 10)  # one env
@@ -109,7 +109,7 @@ def test_ppo_clipping_stops_the_gradient_outside_the_trust_region():
     # min(r A, clip(r) A): 1.2, 0.5, -1.5, -0.8 -> loss = -mean
     assert loss.item() == pytest.approx(-(1.2 + 0.5 - 1.5 - 0.8) / 4)
     loss.backward()
-    assert log_probs.grad[0] == 0 and log_probs.grad[3] == 0   # clipped: no gradient
+    assert log_probs.grad[0] == 0 and log_probs.grad[3] == 0  # clipped: no gradient
     assert log_probs.grad[1] != 0 and log_probs.grad[2] != 0
     assert ratios.tolist() == pytest.approx([1.5, 0.5, 1.5, 0.5])
 
@@ -117,4 +117,4 @@ def test_ppo_clipping_stops_the_gradient_outside_the_trust_region():
 def test_value_clipping_takes_the_larger_loss():
     values, old, returns = torch.tensor([2.0]), torch.tensor([1.0]), torch.tensor([3.0])
     assert value_loss(values, old, returns, None).item() == 0.5
-    assert value_loss(values, old, returns, 0.5).item() == 0.5 * 1.5 ** 2
+    assert value_loss(values, old, returns, 0.5).item() == 0.5 * 1.5**2

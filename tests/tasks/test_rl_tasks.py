@@ -11,7 +11,7 @@ from visionflow.spec import parse_spec
 from visionflow.tasks.rl import DQNTask, PolicyGradientTask, PPOTask
 
 CARTPOLE = {"num_classes": 2, "observation_shape": [4]}
-RANDOM_POLICY_RETURN = 22     # CartPole-v1 under uniformly random actions, about 22 on average
+RANDOM_POLICY_RETURN = 22  # CartPole-v1 under uniformly random actions, about 22 on average
 
 
 def test_dqn_epsilon_decays_with_the_steps_it_acted():
@@ -19,15 +19,16 @@ def test_dqn_epsilon_decays_with_the_steps_it_acted():
     assert task.epsilon == 1.0
     task.act(torch.zeros(50, 4), explore=True)
     assert task.env_steps == 50 and task.epsilon == pytest.approx(0.55)
-    task.act(torch.zeros(50, 4), explore=False)               # greedy acting is not counted
+    task.act(torch.zeros(50, 4), explore=False)  # greedy acting is not counted
     assert task.env_steps == 50
     task.act(torch.zeros(100, 4), explore=True)
     assert task.epsilon == pytest.approx(0.1)
 
 
 def test_dqn_target_network_syncs_every_interval():
-    task = DQNTask(**CARTPOLE, target_sync_interval=2, learning_starts=0, batch_size=4,
-                   buffer_size=64)
+    task = DQNTask(
+        **CARTPOLE, target_sync_interval=2, learning_starts=0, batch_size=4, buffer_size=64
+    )
     from tests.tasks.test_rl_returns import rollout
 
     batch = rollout(0, 8)
@@ -46,18 +47,18 @@ def test_dqn_target_network_syncs_every_interval():
     task.log = lambda *args, **kwargs: None
     online, target = task.q_network.advantage.weight, task.target_network.advantage.weight
     step()
-    assert not torch.equal(online, target)                    # one update: not yet synced
+    assert not torch.equal(online, target)  # one update: not yet synced
     assert not target.requires_grad
     step()
-    assert torch.equal(online, target)                        # synced after the 2nd update
+    assert torch.equal(online, target)  # synced after the 2nd update
 
 
 def test_dueling_head_centres_the_advantages():
     task = DQNTask(**CARTPOLE, dueling=True)
     observations = torch.randn(5, 4)
     network = task.q_network
-    features = network.torso(observations)                    # [5, 64]
-    q = task(observations)                                    # [5, 2]
+    features = network.torso(observations)  # [5, 64]
+    q = task(observations)  # [5, 2]
     advantages = network.advantage(features)
     assert torch.allclose(q.mean(dim=1), network.value(features)[:, 0], atol=1e-6)
     assert torch.allclose(q[:, 1] - q[:, 0], advantages[:, 1] - advantages[:, 0], atol=1e-6)
@@ -72,10 +73,15 @@ def test_policy_tasks_sample_with_log_probs_and_values():
 
 @pytest.mark.parametrize("task_type", [DQNTask, PolicyGradientTask, PPOTask])
 def test_continuous_actions_are_refused_with_the_environment_named(task_type):
-    with pytest.raises(SpecError, match="needs a discrete action space, but Pendulum-v1 has "
-                                        "continuous actions"):
-        task_type(num_classes=1, observation_shape=[3], action_space="continuous",
-                  environment="Pendulum-v1")
+    with pytest.raises(
+        SpecError, match="needs a discrete action space, but Pendulum-v1 has continuous actions"
+    ):
+        task_type(
+            num_classes=1,
+            observation_shape=[3],
+            action_space="continuous",
+            environment="Pendulum-v1",
+        )
 
 
 def test_bad_values_name_the_argument():
@@ -88,14 +94,29 @@ def test_bad_values_name_the_argument():
 
 
 def cartpole_spec(tmp_path, task: str, args: dict, data: dict, epochs: int) -> dict:
-    return {"name": f"learn-{task}", "seed": 0,
-            "task": {"name": task, "args": args},
-            "data": {"name": "experience", "args": {"environment": "CartPole-v1", "val_seeds": 1,
-                                                    "test_seeds": 10, "episodes_per_batch": 10,
-                                                    **data}},
-            "trainer": {"max_epochs": epochs, "accelerator": "cpu", "enable_progress_bar": False,
-                        "num_sanity_val_steps": 0},
-            "stages": ["fit", "test"], "output_dir": str(tmp_path / "runs")}
+    return {
+        "name": f"learn-{task}",
+        "seed": 0,
+        "task": {"name": task, "args": args},
+        "data": {
+            "name": "experience",
+            "args": {
+                "environment": "CartPole-v1",
+                "val_seeds": 1,
+                "test_seeds": 10,
+                "episodes_per_batch": 10,
+                **data,
+            },
+        },
+        "trainer": {
+            "max_epochs": epochs,
+            "accelerator": "cpu",
+            "enable_progress_bar": False,
+            "num_sanity_val_steps": 0,
+        },
+        "stages": ["fit", "test"],
+        "output_dir": str(tmp_path / "runs"),
+    }
 
 
 def test_a_spec_with_an_unknown_environment_fails_before_running(tmp_path):
@@ -110,17 +131,42 @@ def test_the_discount_is_not_taken_for_the_schedule(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task, args, data, epochs", [
-    ("ppo", {"gamma": 0.98, "gae_lambda": 0.8, "update_epochs": 10, "minibatches": 1,
-             "entropy_coef": 0.0, "optimizer": {"lr": 0.001}},
-     {"num_envs": 8, "rollout_steps": 32, "rollouts_per_epoch": 20}, 2),       # 10k steps
-    ("policy_gradient", {"optimizer": {"lr": 0.005}},
-     {"num_envs": 8, "rollout_steps": 64, "rollouts_per_epoch": 20}, 2),       # 20k steps
-    ("dqn", {"learning_starts": 500, "exploration_steps": 4000, "target_sync_interval": 100,
-             "net_args": {"hidden_sizes": [128, 128], "activation": "relu"},
-             "optimizer": {"lr": 0.0023}},
-     {"num_envs": 4, "rollout_steps": 1, "rollouts_per_epoch": 1250}, 2),      # 10k steps
-])
+@pytest.mark.parametrize(
+    "task, args, data, epochs",
+    [
+        (
+            "ppo",
+            {
+                "gamma": 0.98,
+                "gae_lambda": 0.8,
+                "update_epochs": 10,
+                "minibatches": 1,
+                "entropy_coef": 0.0,
+                "optimizer": {"lr": 0.001},
+            },
+            {"num_envs": 8, "rollout_steps": 32, "rollouts_per_epoch": 20},
+            2,
+        ),  # 10k steps
+        (
+            "policy_gradient",
+            {"optimizer": {"lr": 0.005}},
+            {"num_envs": 8, "rollout_steps": 64, "rollouts_per_epoch": 20},
+            2,
+        ),  # 20k steps
+        (
+            "dqn",
+            {
+                "learning_starts": 500,
+                "exploration_steps": 4000,
+                "target_sync_interval": 100,
+                "net_args": {"hidden_sizes": [128, 128], "activation": "relu"},
+                "optimizer": {"lr": 0.0023},
+            },
+            {"num_envs": 4, "rollout_steps": 1, "rollouts_per_epoch": 1250},
+            2,
+        ),  # 10k steps
+    ],
+)
 def test_a_short_fit_beats_a_random_policy_clearly(tmp_path, task, args, data, epochs):
     torch.set_num_threads(1)
     results = run(parse_spec(cartpole_spec(tmp_path, task, args, data, epochs)))
@@ -128,9 +174,19 @@ def test_a_short_fit_beats_a_random_policy_clearly(tmp_path, task, args, data, e
 
 
 def test_the_sharded_evaluate_stage_equals_the_test_stage(tmp_path):
-    spec = cartpole_spec(tmp_path, "ppo", {"update_epochs": 1},
-                         {"num_envs": 2, "rollout_steps": 16, "rollouts_per_epoch": 2,
-                          "test_seeds": 6, "episodes_per_batch": 2}, 1)
+    spec = cartpole_spec(
+        tmp_path,
+        "ppo",
+        {"update_epochs": 1},
+        {
+            "num_envs": 2,
+            "rollout_steps": 16,
+            "rollouts_per_epoch": 2,
+            "test_seeds": 6,
+            "episodes_per_batch": 2,
+        },
+        1,
+    )
     results = run(parse_spec({**spec, "stages": ["fit", "test", {"evaluate": {"shards": 3}}]}))
     tested, evaluated = results.stages["test"], results.stages["evaluate"]
     assert "test/return" in tested and tested == pytest.approx(evaluated), results.stages

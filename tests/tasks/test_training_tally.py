@@ -8,7 +8,11 @@ from visionflow.tasks.tally import TrainingTally
 
 def test_means_over_samples_not_batches_and_reduce_is_applied():
     tally = TrainingTally()
-    tally.update(torch.tensor(1.0), torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]]), torch.tensor([0, 1, 1]))
+    tally.update(
+        torch.tensor(1.0),
+        torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]]),
+        torch.tensor([0, 1, 1]),
+    )
     tally.update(torch.tensor(4.0), torch.tensor([[0.0, 1.0]]), torch.tensor([1]))
     totals = tally.compute(lambda sums: sums)
     assert tally.count == 4

@@ -7,27 +7,34 @@ import urllib.error
 import pytest
 import torch
 from torch import nn
-from visionflow.tasks.nets import build_net, transfer
 
 from visionflow.errors import CheckpointError, SpecError
+from visionflow.tasks.nets import build_net, transfer
 
 
 def lenet(num_classes: int = 3, **net_args) -> nn.Module:
-    return build_net("lenet5", num_classes=num_classes, in_channels=1, image_size=(16, 16),
-                     net_args=net_args)
+    return build_net(
+        "lenet5", num_classes=num_classes, in_channels=1, image_size=(16, 16), net_args=net_args
+    )
 
 
 def small_resnet(num_classes: int = 3) -> nn.Module:
-    return build_net("resnet18", num_classes=num_classes, in_channels=3, image_size=None,
-                     net_args={"small_input": True})
+    return build_net(
+        "resnet18",
+        num_classes=num_classes,
+        in_channels=3,
+        image_size=None,
+        net_args={"small_input": True},
+    )
 
 
 def test_split_backbone_head_partitions_parameters():
     net = lenet()
     backbone, head = transfer.split_backbone_head(net)
     assert head is net.classifier[6]
-    assert {id(p) for p in backbone} | {id(p) for p in head.parameters()} == \
-        {id(p) for p in net.parameters()}
+    assert {id(p) for p in backbone} | {id(p) for p in head.parameters()} == {
+        id(p) for p in net.parameters()
+    }
     assert not {id(p) for p in backbone} & {id(p) for p in head.parameters()}
 
 
@@ -103,8 +110,11 @@ def test_backbone_shape_mismatch_is_an_error(tmp_path):
     transfer.load_weights(lenet(), tmp_path / "same.pt")  # activation has no weights: fits
     wide = build_net("lenet5", num_classes=3, in_channels=3, image_size=(16, 16))
     torch.save(wide.state_dict(), tmp_path / "rgb.pt")
-    with pytest.raises(CheckpointError, match=r"1 shape mismatch key\(s\): features.0.weight "
-                                              r"\(6, 3, 5, 5\) vs \(6, 1, 5, 5\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"1 shape mismatch key\(s\): features.0.weight "
+        r"\(6, 3, 5, 5\) vs \(6, 1, 5, 5\)",
+    ):
         transfer.load_weights(lenet(), tmp_path / "rgb.pt")
 
 
@@ -129,8 +139,9 @@ def test_pretrained_offline_says_to_pass_weights(monkeypatch):
 
 def test_pretrained_imagenet_weights_load_with_a_new_head(monkeypatch):
     imagenet = build_net("resnet18", num_classes=1000, in_channels=3, image_size=None)
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url",
-                        lambda url, **kwargs: imagenet.state_dict())
+    monkeypatch.setattr(
+        torch.hub, "load_state_dict_from_url", lambda url, **kwargs: imagenet.state_dict()
+    )
     net = build_net("resnet18", num_classes=5, in_channels=3, image_size=None)
     assert transfer.load_pretrained(net, "resnet18").head_replaced
     assert torch.equal(net.layer4[1].conv2.weight, imagenet.layer4[1].conv2.weight)

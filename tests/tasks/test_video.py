@@ -14,15 +14,28 @@ from visionflow.tasks.nets.families import CLASSIFICATION_NETS, VIDEO_NETS
 from visionflow.tasks.nets.inflate import inflate
 from visionflow.tasks.nets.video3d import NonLocalBlock
 
-SMALL = {"single_frame": {"width": 4}, "late_fusion": {"width": 4}, "early_fusion": {"width": 4},
-         "cnn_lstm": {"width": 4, "hidden": 8}, "slow_fusion": {"width": 4},
-         "c3d": {"width": 4, "non_local": True}, "r3d_18": {"width": 8, "blocks": 1},
-         "mc3_18": {"width": 8, "blocks": 1}, "r2plus1d_18": {"width": 8, "blocks": 1},
-         "i3d_resnet": {"non_local": True}, "slowfast": {"width": 8}}
+SMALL = {
+    "single_frame": {"width": 4},
+    "late_fusion": {"width": 4},
+    "early_fusion": {"width": 4},
+    "cnn_lstm": {"width": 4, "hidden": 8},
+    "slow_fusion": {"width": 4},
+    "c3d": {"width": 4, "non_local": True},
+    "r3d_18": {"width": 8, "blocks": 1},
+    "mc3_18": {"width": 8, "blocks": 1},
+    "r2plus1d_18": {"width": 8, "blocks": 1},
+    "i3d_resnet": {"non_local": True},
+    "slowfast": {"width": 8},
+}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "i3d_resnet"
-                                  else n for n in VIDEO_NETS.names()])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n == "i3d_resnet" else n
+        for n in VIDEO_NETS.names()
+    ],
+)
 def test_every_video_net_maps_clips_to_logits_and_learns(name):
     torch.manual_seed(0)
     net = VIDEO_NETS.get(name).builder(num_classes=3, in_channels=3, clip_length=4, **SMALL[name])
@@ -44,9 +57,10 @@ def test_r3d_18_at_full_width_is_torchvisions_network():
 
 def test_inflation_preserves_a_2d_networks_output_on_a_static_clip():
     torch.manual_seed(0)
-    net2d = CLASSIFICATION_NETS.get("resnet18").builder(num_classes=5, in_channels=3,
-                                                        image_size=None, small_input=True)
-    for module in net2d.modules():                      # non-trivial batch-norm statistics
+    net2d = CLASSIFICATION_NETS.get("resnet18").builder(
+        num_classes=5, in_channels=3, image_size=None, small_input=True
+    )
+    for module in net2d.modules():  # non-trivial batch-norm statistics
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
@@ -54,7 +68,7 @@ def test_inflation_preserves_a_2d_networks_output_on_a_static_clip():
     image = torch.randn(1, 3, 12, 12)
     expected = net2d(image)
     net3d = inflate(net2d, time_kernel=3).eval()
-    static = image[:, :, None].expand(-1, -1, 3, -1, -1)                    # [B, C, T, H, W]
+    static = image[:, :, None].expand(-1, -1, 3, -1, -1)  # [B, C, T, H, W]
     torch.testing.assert_close(net3d(static), expected, rtol=1e-4, atol=1e-4)
     moving = torch.roll(static, shifts=1, dims=3) * torch.linspace(0, 1, 3)[:, None, None]
     assert not torch.allclose(net3d(moving), expected, atol=1e-3)
@@ -66,14 +80,18 @@ def test_a_new_non_local_block_is_the_identity():
 
 
 def _batch(flows: bool = True, batch: int = 4) -> VideoBatch:
-    return VideoBatch(clips=torch.randn(batch, 3, 4, 16, 16),
-                      targets=torch.arange(batch) // 2 % 3, video_index=torch.arange(batch) // 2,
-                      flows=torch.randn(batch, 4, 16, 16) if flows else None)
+    return VideoBatch(
+        clips=torch.randn(batch, 3, 4, 16, 16),
+        targets=torch.arange(batch) // 2 % 3,
+        video_index=torch.arange(batch) // 2,
+        flows=torch.randn(batch, 4, 16, 16) if flows else None,
+    )
 
 
 def test_video_task_steps_and_evaluation_contract():
-    task = VideoClassificationTask(num_classes=3, clip_length=4, net="single_frame",
-                                   net_args={"width": 4})
+    task = VideoClassificationTask(
+        num_classes=3, clip_length=4, net="single_frame", net_args={"width": 4}
+    )
     loss, scores = task.loss_and_scores(_batch())
     assert loss.ndim == 0 and scores.shape == (4, 3)
     torch.testing.assert_close(scores.sum(dim=1), torch.ones(4))
@@ -83,11 +101,19 @@ def test_video_task_steps_and_evaluation_contract():
     assert evaluator.evaluate().num_samples == 4
 
 
-@pytest.mark.parametrize("fusion, streams, parts", [("average", "both", 2), ("learned", "both", 3),
-                                                    ("average", "rgb", 1), ("average", "flow", 1)])
+@pytest.mark.parametrize(
+    "fusion, streams, parts",
+    [("average", "both", 2), ("learned", "both", 3), ("average", "rgb", 1), ("average", "flow", 1)],
+)
 def test_two_stream_fuses_or_trains_one_stream(fusion, streams, parts):
-    task = TwoStreamTask(num_classes=3, flow_frames=2, clip_length=4, fusion=fusion,
-                         streams=streams, rgb_net_args={"width": 4})
+    task = TwoStreamTask(
+        num_classes=3,
+        flow_frames=2,
+        clip_length=4,
+        fusion=fusion,
+        streams=streams,
+        rgb_net_args={"width": 4},
+    )
     batch = _batch(flows=streams != "rgb")
     logits = task(batch.clips, batch.flows)
     assert len(logits) == parts and all(v.shape == (4, 3) for v in logits.values())
@@ -112,6 +138,7 @@ def test_two_stream_errors_name_the_argument():
 
 # ------------------------------------------------------------------------------- evaluator
 
+
 def test_video_accuracy_averages_a_videos_clips():
     evaluator = VideoAccuracyEvaluator(num_classes=3, top_k=2)
     # video 0 (class 0): clips say 1, 0, 0 -> video right; video 1 (class 2): clip says 1
@@ -134,8 +161,10 @@ def test_video_accuracy_is_the_same_in_shards_and_rejects_mixed_labels():
     whole, sharded = VideoAccuracyEvaluator(4), VideoAccuracyEvaluator(4)
     whole.process({"scores": scores}, {"labels": labels, "video": videos})
     for part in range(0, 12, 5):
-        sharded.process({"scores": scores[part:part + 5]},
-                        {"labels": labels[part:part + 5], "video": videos[part:part + 5]})
+        sharded.process(
+            {"scores": scores[part : part + 5]},
+            {"labels": labels[part : part + 5], "video": videos[part : part + 5]},
+        )
     assert whole.evaluate().metrics == sharded.evaluate().metrics
     whole.process({"scores": scores[:1]}, {"labels": [3], "video": [0]})
     with pytest.raises(DataError, match="video 0"):

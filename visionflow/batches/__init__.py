@@ -22,10 +22,19 @@ A new family adds ``visionflow/batches/<family>.py`` with its batch dataclass (a
 from visionflow.batches.classification import ClassificationDatasetInfo, ImageClassificationBatch
 from visionflow.batches.core import IGNORE_INDEX, Batch, DatasetInfo, provided_arguments
 from visionflow.batches.detection import DetectionBatch, DetectionDatasetInfo, DetectionTarget
-from visionflow.batches.pointclouds import (ImageToPointCloudBatch, PointCloudBatch,
-                                           PointCloudDatasetInfo)
-from visionflow.batches.rl import (Actor, ActorOutput, Episode, EpisodeBatch, RLDatasetInfo,
-                                   RolloutBatch)
+from visionflow.batches.pointclouds import (
+    ImageToPointCloudBatch,
+    PointCloudBatch,
+    PointCloudDatasetInfo,
+)
+from visionflow.batches.rl import (
+    Actor,
+    ActorOutput,
+    Episode,
+    EpisodeBatch,
+    RLDatasetInfo,
+    RolloutBatch,
+)
 from visionflow.batches.segmentation import SegmentationBatch
 from visionflow.batches.video import VideoBatch, VideoDatasetInfo
 

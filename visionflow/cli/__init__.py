@@ -49,16 +49,26 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="visionflow", description="Train and evaluate computer-vision models, "
-        "locally or on Ray, from one YAML pipeline spec.")
+        prog="visionflow",
+        description="Train and evaluate computer-vision models, "
+        "locally or on Ray, from one YAML pipeline spec.",
+    )
     parser.add_argument("--version", action="version", version=f"visionflow {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(commands)
-    listing = commands.add_parser("list", help="list registered tasks, datamodules, nets, ...",
-                                  epilog=LIST_EXAMPLES, formatter_class=_Formatter)
-    listing.add_argument("kind", nargs="?", choices=["tasks", "datamodules", "nets", "transforms",
-                                                     "stages"], help="one registry (default: all)")
+    listing = commands.add_parser(
+        "list",
+        help="list registered tasks, datamodules, nets, ...",
+        epilog=LIST_EXAMPLES,
+        formatter_class=_Formatter,
+    )
+    listing.add_argument(
+        "kind",
+        nargs="?",
+        choices=["tasks", "datamodules", "nets", "transforms", "stages"],
+        help="one registry (default: all)",
+    )
     _add_eval(commands)
     add_data_commands(commands, _Formatter)
     add_cluster_commands(commands)
@@ -70,37 +80,65 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _add_run(commands) -> None:
-    run = commands.add_parser("run", help="run a pipeline spec", epilog=RUN_EXAMPLES,
-                              formatter_class=_Formatter,
-                              description="Run the stages of a pipeline spec into a new run "
-                                          "directory (runs/<name>/<timestamp>/).")
+    run = commands.add_parser(
+        "run",
+        help="run a pipeline spec",
+        epilog=RUN_EXAMPLES,
+        formatter_class=_Formatter,
+        description="Run the stages of a pipeline spec into a new run "
+        "directory (runs/<name>/<timestamp>/).",
+    )
     run.add_argument("spec", nargs="?", help="pipeline YAML")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a spec key, e.g. --set data.args.batch_size=32 (repeatable)")
-    run.add_argument("--backend", choices=["local", "ray"],
-                     help="override resources.backend (local: in this process, no Ray)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec key, e.g. --set data.args.batch_size=32 (repeatable)",
+    )
+    run.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        help="override resources.backend (local: in this process, no Ray)",
+    )
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
-    run.add_argument("--seeds", type=int, metavar="N",
-                     help="run N seeds (seed, seed+1, ...) and write seeds_summary.json")
+    run.add_argument(
+        "--seeds",
+        type=int,
+        metavar="N",
+        help="run N seeds (seed, seed+1, ...) and write seeds_summary.json",
+    )
     add_address_argument(run)
 
 
 def add_address_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--address", metavar="HOST:PORT",
-                        help="join this running Ray cluster (a head's GCS address, or "
-                             "ray://HOST:PORT) instead of starting an embedded Ray")
+    parser.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="join this running Ray cluster (a head's GCS address, or "
+        "ray://HOST:PORT) instead of starting an embedded Ray",
+    )
 
 
 def _add_eval(commands) -> None:
-    evaluate = commands.add_parser("eval", help="score a trained model (in shards, on Ray); "
-                                                "COCO/LVIS, panoptic, semantic results files",
-                                   epilog=EVAL_EXAMPLES, formatter_class=_Formatter)
+    evaluate = commands.add_parser(
+        "eval",
+        help="score a trained model (in shards, on Ray); "
+        "COCO/LVIS, panoptic, semantic results files",
+        epilog=EVAL_EXAMPLES,
+        formatter_class=_Formatter,
+    )
     kinds = evaluate.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
-    model = kinds.add_parser("run", help="score a checkpoint on a dataset split, in shards",
-                             epilog=eval_run.EXAMPLES, formatter_class=_Formatter,
-                             description="Score a trained model on a dataset split, in shards "
-                                         "(on Ray workers with the ray backend), as a one-stage "
-                                         "run; its run directory holds evaluation_<split>.json.")
+    model = kinds.add_parser(
+        "run",
+        help="score a checkpoint on a dataset split, in shards",
+        epilog=eval_run.EXAMPLES,
+        formatter_class=_Formatter,
+        description="Score a trained model on a dataset split, in shards "
+        "(on Ray workers with the ray backend), as a one-stage "
+        "run; its run directory holds evaluation_<split>.json.",
+    )
     eval_run.add_arguments(model)
     add_address_argument(model)
     add_eval_kinds(kinds, _Formatter)
@@ -133,5 +171,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("visionflow: interrupted", file=sys.stderr)
         return 130
-
-

@@ -32,23 +32,52 @@ examples:
 
 def add_eval_kinds(kinds, formatter: type[argparse.HelpFormatter]) -> None:
     """Add ``coco``, ``panoptic`` and ``semantic`` to the ``eval`` subparsers ``kinds``."""
-    coco = kinds.add_parser("coco", help="COCO/LVIS bbox, segm, keypoints evaluation, exact to pycocotools "
-                            "(hotcoco engine)", epilog=COCO_EXAMPLES, formatter_class=formatter)
+    coco = kinds.add_parser(
+        "coco",
+        help="COCO/LVIS bbox, segm, keypoints evaluation, exact to pycocotools (hotcoco engine)",
+        epilog=COCO_EXAMPLES,
+        formatter_class=formatter,
+    )
     coco_command.add_arguments(coco)
-    panoptic = kinds.add_parser("panoptic", help="panoptic quality (PQ/SQ/RQ), as panopticapi's pq_compute",
-                                epilog=PANOPTIC_EXAMPLES, formatter_class=formatter)
+    panoptic = kinds.add_parser(
+        "panoptic",
+        help="panoptic quality (PQ/SQ/RQ), as panopticapi's pq_compute",
+        epilog=PANOPTIC_EXAMPLES,
+        formatter_class=formatter,
+    )
     for side in ("gt", "pred"):
         panoptic.add_argument(f"--{side}-json", required=True, type=Path, metavar="F.json")
-        panoptic.add_argument(f"--{side}-folder", required=True, type=Path, metavar="DIR", help="its PNGs")
-    panoptic.add_argument("--json", type=Path, metavar="OUT.json", help="also write the results here")
-    semantic = kinds.add_parser("semantic", help="semantic segmentation mIoU, per-class IoU and accuracies "
-                                "from label PNGs", epilog=SEMANTIC_EXAMPLES, formatter_class=formatter)
-    semantic.add_argument("--gt-folder", required=True, type=Path, metavar="DIR", help="ground-truth label PNGs")
-    semantic.add_argument("--pred-folder", required=True, type=Path, metavar="DIR",
-                          help="predicted label PNGs, named like the ground truth's")
-    semantic.add_argument("--num-classes", required=True, type=coco_command.positive_int, metavar="K")
-    semantic.add_argument("--ignore-index", type=int, default=255, help="label skipped in the masks (255)")
-    semantic.add_argument("--json", type=Path, metavar="OUT.json", help="also write the metrics here")
+        panoptic.add_argument(
+            f"--{side}-folder", required=True, type=Path, metavar="DIR", help="its PNGs"
+        )
+    panoptic.add_argument(
+        "--json", type=Path, metavar="OUT.json", help="also write the results here"
+    )
+    semantic = kinds.add_parser(
+        "semantic",
+        help="semantic segmentation mIoU, per-class IoU and accuracies from label PNGs",
+        epilog=SEMANTIC_EXAMPLES,
+        formatter_class=formatter,
+    )
+    semantic.add_argument(
+        "--gt-folder", required=True, type=Path, metavar="DIR", help="ground-truth label PNGs"
+    )
+    semantic.add_argument(
+        "--pred-folder",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="predicted label PNGs, named like the ground truth's",
+    )
+    semantic.add_argument(
+        "--num-classes", required=True, type=coco_command.positive_int, metavar="K"
+    )
+    semantic.add_argument(
+        "--ignore-index", type=int, default=255, help="label skipped in the masks (255)"
+    )
+    semantic.add_argument(
+        "--json", type=Path, metavar="OUT.json", help="also write the metrics here"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,18 +90,26 @@ def _coco(args: argparse.Namespace) -> int:
 
     if args.shards is None:
         if args.address is not None:
-            raise SpecError("--address: only with --shards", hint="add --shards N to evaluate on that cluster")
+            raise SpecError(
+                "--address: only with --shards", hint="add --shards N to evaluate on that cluster"
+            )
         from visionflow.evaluation.coco import evaluate_coco
 
-        return coco_command.report(evaluate_coco(args.gt, args.dt, args.iou_type, args.protocol), args)
+        return coco_command.report(
+            evaluate_coco(args.gt, args.dt, args.iou_type, args.protocol), args
+        )
     if args.protocol != "coco":
-        raise SpecError("--shards: only with --protocol coco",
-                        hint="LVIS keeps each image's top 300 detections before matching; run it in one process")
+        raise SpecError(
+            "--shards: only with --protocol coco",
+            hint="LVIS keeps each image's top 300 detections before matching; run it in one process",
+        )
     from visionflow.cli.run import joined_cluster
     from visionflow.cluster.coco_shards import evaluate_coco_on_ray
 
     with joined_cluster(args.address, "ray"):
-        return coco_command.report(evaluate_coco_on_ray(args.gt, args.dt, args.iou_type, args.shards), args)
+        return coco_command.report(
+            evaluate_coco_on_ray(args.gt, args.dt, args.iou_type, args.shards), args
+        )
 
 
 def _panoptic(args: argparse.Namespace) -> int:
@@ -88,7 +125,9 @@ def _panoptic(args: argparse.Namespace) -> int:
 def _semantic(args: argparse.Namespace) -> int:
     from visionflow.evaluation.semantic import evaluate_label_folders
 
-    evaluation = evaluate_label_folders(args.gt_folder, args.pred_folder, args.num_classes, args.ignore_index)
+    evaluation = evaluate_label_folders(
+        args.gt_folder, args.pred_folder, args.num_classes, args.ignore_index
+    )
     for name, value in evaluation.metrics.items():
         print(f"{name:<12} {value:.4f}")
     print(f"{evaluation.num_samples} label maps")

@@ -31,20 +31,43 @@ RUN_SPEC = "spec.resolved.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", metavar="SPEC|CHECKPOINT",
-                        help="a pipeline spec, or a .ckpt inside a run directory (its "
-                             f"{RUN_SPEC} is used)")
+    parser.add_argument(
+        "source",
+        metavar="SPEC|CHECKPOINT",
+        help=f"a pipeline spec, or a .ckpt inside a run directory (its {RUN_SPEC} is used)",
+    )
     parser.add_argument("--checkpoint", metavar="CKPT", help="weights to score (with a SPEC)")
-    parser.add_argument("--data", metavar="DATA.yaml", help="a YAML file holding a data section "
-                        "({name: ..., args: {...}}) to evaluate on instead of the spec's")
-    parser.add_argument("--split", choices=["test", "val"], default="test",
-                        help="the split to score (default: test)")
-    parser.add_argument("--shards", type=int, metavar="N", help="shards of whole batches "
-                        "(default: 1, or resources.num_workers with the ray backend)")
-    parser.add_argument("--backend", choices=["local", "ray"],
-                        help="override resources.backend (ray: one Ray task per shard)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a spec key (repeatable)")
+    parser.add_argument(
+        "--data",
+        metavar="DATA.yaml",
+        help="a YAML file holding a data section "
+        "({name: ..., args: {...}}) to evaluate on instead of the spec's",
+    )
+    parser.add_argument(
+        "--split",
+        choices=["test", "val"],
+        default="test",
+        help="the split to score (default: test)",
+    )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        metavar="N",
+        help="shards of whole batches (default: 1, or resources.num_workers with the ray backend)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        help="override resources.backend (ray: one Ray task per shard)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec key (repeatable)",
+    )
 
 
 def evaluation_spec(args: argparse.Namespace) -> PipelineSpec:
@@ -58,8 +81,11 @@ def evaluation_spec(args: argparse.Namespace) -> PipelineSpec:
     if args.data:
         raw["data"] = read_spec_file(args.data)
     raw["name"] = f"{raw.get('name', 'pipeline')}_eval"
-    stage = {"split": args.split, "checkpoint": checkpoint,
-             **({"shards": args.shards} if args.shards is not None else {})}
+    stage = {
+        "split": args.split,
+        "checkpoint": checkpoint,
+        **({"shards": args.shards} if args.shards is not None else {}),
+    }
     raw["stages"] = [{"evaluate": stage}]
     overrides = [*args.overrides, *([f"resources.backend={args.backend}"] if args.backend else [])]
     return parse_spec(apply_overrides(raw, overrides), source=str(spec_path))
@@ -72,16 +98,19 @@ def _spec_and_checkpoint(source: Path, checkpoint: str | None) -> tuple[Path, st
             raise SpecError(f"--checkpoint: {checkpoint}: no such file")
         return source, checkpoint
     if checkpoint is not None:
-        raise SpecError("--checkpoint: the source is already a checkpoint",
-                        hint="give a SPEC with --checkpoint, or the checkpoint alone")
+        raise SpecError(
+            "--checkpoint: the source is already a checkpoint",
+            hint="give a SPEC with --checkpoint, or the checkpoint alone",
+        )
     if not source.is_file():
         raise SpecError(f"{source}: no such checkpoint")
     for folder in source.resolve().parents[:3]:
         if (folder / RUN_SPEC).is_file():
             return folder / RUN_SPEC, str(source.resolve())
-    raise SpecError(f"{source}: no {RUN_SPEC} in the run directory around this checkpoint",
-                    hint="give the spec it was trained with: visionflow eval run SPEC "
-                         f"--checkpoint {source}")
+    raise SpecError(
+        f"{source}: no {RUN_SPEC} in the run directory around this checkpoint",
+        hint=f"give the spec it was trained with: visionflow eval run SPEC --checkpoint {source}",
+    )
 
 
 def evaluate_command(args) -> int:

@@ -20,10 +20,20 @@ EXAMPLE = "visionflow data precompute-flow data/moving_shapes --workers 2"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("root", type=Path, metavar="ROOT", help="folder of videos (any layout)")
-    parser.add_argument("--flow-dir", type=Path, default=None, metavar="DIR",
-                        help="the flow cache (default: ROOT/.flow)")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="processes computing flow in parallel (default: 1)")
+    parser.add_argument(
+        "--flow-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the flow cache (default: ROOT/.flow)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes computing flow in parallel (default: 1)",
+    )
 
 
 def find_videos(root: Path, flow_dir: Path) -> list[Path]:
@@ -49,12 +59,20 @@ def run(args: argparse.Namespace) -> int:
     flow_dir = args.flow_dir or root / ".flow"
     videos = find_videos(root, flow_dir)
     if not videos:
-        raise DataError(f"{root}: no videos found", hint="expected .mp4/.avi/.mkv/.mov/.webm "
-                                                        "files or folders of JPEG frames")
-    chunks = [videos[i::max(1, args.workers)] for i in range(max(1, args.workers))]
+        raise DataError(
+            f"{root}: no videos found",
+            hint="expected .mp4/.avi/.mkv/.mov/.webm files or folders of JPEG frames",
+        )
+    chunks = [videos[i :: max(1, args.workers)] for i in range(max(1, args.workers))]
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        written = sum(len(paths) for paths in pool.map(precompute_flow, [root] * len(chunks),
-                                                       [flow_dir] * len(chunks), chunks))
-    print(f"{len(videos)} videos: {written} flow files written, {len(videos) - written} "
-          f"already cached in {flow_dir}")
+        written = sum(
+            len(paths)
+            for paths in pool.map(
+                precompute_flow, [root] * len(chunks), [flow_dir] * len(chunks), chunks
+            )
+        )
+    print(
+        f"{len(videos)} videos: {written} flow files written, {len(videos) - written} "
+        f"already cached in {flow_dir}"
+    )
     return 0

@@ -6,13 +6,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 
+
 def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from visionflow.errors import SpecError
 
     if args.resume:
         if args.spec or args.overrides or args.seeds:
-            raise SpecError("--resume takes the run directory alone",
-                            hint="the run's spec.resolved.yaml is reused as it is")
+            raise SpecError(
+                "--resume takes the run directory alone",
+                hint="the run's spec.resolved.yaml is reused as it is",
+            )
         backend = _resumed_backend(args.resume)
         with joined_cluster(args.address, backend):
             results = backend_module(backend).resume(args.resume)
@@ -27,8 +30,10 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     spec = load_spec(args.spec, overrides)
     if spec.sweep is not None:
         if args.seeds:
-            raise SpecError("--seeds: not with a sweep", hint="sweep over seed instead: "
-                            "sweep: {parameters: {seed: {grid: [0, 1, 2]}}}")
+            raise SpecError(
+                "--seeds: not with a sweep",
+                hint="sweep over seed instead: sweep: {parameters: {seed: {grid: [0, 1, 2]}}}",
+            )
         import visionflow.cluster as cluster
 
         with joined_cluster(args.address, "ray"):
@@ -47,8 +52,10 @@ def joined_cluster(address: str | None, backend: str):
     if backend != "ray":
         from visionflow.errors import SpecError
 
-        raise SpecError(f"--address {address}: joins a Ray cluster, but resources.backend is "
-                        f"{backend!r}", hint="add --backend ray")
+        raise SpecError(
+            f"--address {address}: joins a Ray cluster, but resources.backend is {backend!r}",
+            hint="add --backend ray",
+        )
     from visionflow.cluster.local import connected_ray
 
     return connected_ray(address)
@@ -113,8 +120,9 @@ def _report_sweep(results) -> int:
     for column in columns:
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(*(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
-                        for c in columns))
+        table.add_row(
+            *(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns)
+        )
     console = Console()
     console.print(table)
     console.print(f"sweep directory: {results.run_dir}")

@@ -61,8 +61,11 @@ class EvaluableTask(Protocol):
 
 #: evaluators re-exported here, loaded on first use: they import torch, which ``visionflow eval
 #: coco`` (whose modules live in this package) must not pay for at start-up
-_LAZY = {"RobustnessEvaluator": "robustness", "PointCloudEvaluator": "pointclouds",
-         "VideoAccuracyEvaluator": "video"}
+_LAZY = {
+    "RobustnessEvaluator": "robustness",
+    "PointCloudEvaluator": "pointclouds",
+    "VideoAccuracyEvaluator": "video",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,11 +18,13 @@ from visionflow.errors import DataError
 from visionflow.evaluation import Evaluation
 
 
-def confusion_counts(truth: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> torch.Tensor:
+def confusion_counts(
+    truth: torch.Tensor, predicted: torch.Tensor, num_classes: int
+) -> torch.Tensor:
     """[K, K] int64 counts of (true class, predicted class) pairs, rows = true class, from int64
     labels ``truth`` and ``predicted`` [N], every label in ``0..K-1``."""
     pairs = truth * num_classes + predicted
-    return torch.bincount(pairs, minlength=num_classes ** 2).view(num_classes, num_classes)
+    return torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
 
 
 class ClassificationEvaluator:
@@ -41,15 +43,19 @@ class ClassificationEvaluator:
         self._count = 0
 
     def process(self, predictions: dict[str, Any], targets: torch.Tensor) -> None:
-        ranked = torch.as_tensor(predictions["top_k"]).to(torch.int64)               # [B, k]
-        targets = torch.as_tensor(targets).to(torch.int64)                           # [B]
+        ranked = torch.as_tensor(predictions["top_k"]).to(torch.int64)  # [B, k]
+        targets = torch.as_tensor(targets).to(torch.int64)  # [B]
         if ranked.ndim != 2 or ranked.shape[0] != targets.shape[0]:
-            raise DataError(f"classification evaluator: top_k {tuple(ranked.shape)} does not fit "
-                            f"targets {tuple(targets.shape)}; expected [B, k] and [B]")
+            raise DataError(
+                f"classification evaluator: top_k {tuple(ranked.shape)} does not fit "
+                f"targets {tuple(targets.shape)}; expected [B, k] and [B]"
+            )
         if len(targets) and (targets.min() < 0 or targets.max() >= self.num_classes):
-            raise DataError(f"classification evaluator: a target is outside 0..{self.num_classes - 1}")
+            raise DataError(
+                f"classification evaluator: a target is outside 0..{self.num_classes - 1}"
+            )
         self._confusion += confusion_counts(targets, ranked[:, 0], self.num_classes)
-        self._top_k_correct += int((ranked[:, :self.top_k] == targets[:, None]).any(dim=1).sum())
+        self._top_k_correct += int((ranked[:, : self.top_k] == targets[:, None]).any(dim=1).sum())
         self._loss_sum += float(predictions["loss"]) * len(targets)
         self._count += len(targets)
 
@@ -57,8 +63,10 @@ class ClassificationEvaluator:
         """``acc`` (top-1), ``acc_top5`` (when K > top_k), ``loss`` (mean per sample); NaN without
         samples. ``details``: the confusion matrix [K, K], rows = true class."""
         count = self._count
-        metrics = {"acc": self._confusion.trace().item() / count if count else float("nan"),
-                   "loss": self._loss_sum / count if count else float("nan")}
+        metrics = {
+            "acc": self._confusion.trace().item() / count if count else float("nan"),
+            "loss": self._loss_sum / count if count else float("nan"),
+        }
         if self.num_classes > self.top_k:
             metrics[f"acc_top{self.top_k}"] = self._top_k_correct / count if count else float("nan")
         return Evaluation(metrics, count, self._confusion.clone())

@@ -72,7 +72,9 @@ class CocoResult:
 
     def defined_stats(self) -> dict[str, float]:
         """The stats by name, without those undefined for the data (-1: no GT in that range)."""
-        return {name: float(value) for name, value in zip(self.stat_names, self.stats) if value > -1}
+        return {
+            name: float(value) for name, value in zip(self.stat_names, self.stats) if value > -1
+        }
 
     @property
     def per_category_ap(self) -> dict[int, float]:
@@ -81,9 +83,11 @@ class CocoResult:
 
     def per_category(self) -> dict[int, dict[str, Any]]:
         """Per category id: its name and AP, AP50, AP75 (NaN without GT)."""
-        columns = [self._per_category(iou).tolist() for iou in (None, .5, .75)]
-        return {int(c): {"name": name, "AP": ap, "AP50": ap50, "AP75": ap75}
-                for c, name, ap, ap50, ap75 in zip(self.category_ids, self.category_names, *columns)}
+        columns = [self._per_category(iou).tolist() for iou in (None, 0.5, 0.75)]
+        return {
+            int(c): {"name": name, "AP": ap, "AP50": ap50, "AP75": ap75}
+            for c, name, ap, ap50, ap75 in zip(self.category_ids, self.category_names, *columns)
+        }
 
     def _per_category(self, iou: float | None) -> np.ndarray:
         """[K] mean precision over recall (and IoU unless ``iou``), area all, largest maxDets."""
@@ -97,16 +101,30 @@ class CocoResult:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: stats, their names, per-category AP (null without GT), protocol, timing."""
+
         def number(value: Any) -> Any:
             return None if isinstance(value, float) and math.isnan(value) else value
 
-        per_category = {str(c): {k: number(v) for k, v in entry.items()} for c, entry in self.per_category().items()}
-        return {"stats": self.stats.tolist(), "stat_names": list(self.stat_names), "per_category": per_category,
-                "iou_type": self.iou_type, "protocol": self.protocol, "timing": dict(self.timing)}
+        per_category = {
+            str(c): {k: number(v) for k, v in entry.items()}
+            for c, entry in self.per_category().items()
+        }
+        return {
+            "stats": self.stats.tolist(),
+            "stat_names": list(self.stat_names),
+            "per_category": per_category,
+            "iou_type": self.iou_type,
+            "protocol": self.protocol,
+            "timing": dict(self.timing),
+        }
 
 
-def evaluate_coco(gt: dict | str | Path | GroundTruth, dt: list | str | Path, iou_type: str = "bbox",
-                  protocol: str = "coco") -> CocoResult:
+def evaluate_coco(
+    gt: dict | str | Path | GroundTruth,
+    dt: list | str | Path,
+    iou_type: str = "bbox",
+    protocol: str = "coco",
+) -> CocoResult:
     """Evaluate results ``dt`` (a list of result dicts or a JSON path) against ``gt`` (a dataset
     dict, a JSON path, or a loaded ``GroundTruth``), as pycocotools' ``COCOeval`` (or lvis-api's
     ``LVISEval`` for ``protocol="lvis"``) would with default parameters.
@@ -116,7 +134,9 @@ def evaluate_coco(gt: dict | str | Path | GroundTruth, dt: list | str | Path, io
     check_protocol(protocol)
     ground_truth = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt, iou_type, protocol)
     if ground_truth.iou_type != iou_type:
-        raise DataError(f"the ground truth was loaded for {ground_truth.iou_type!r}, not {iou_type!r}")
+        raise DataError(
+            f"the ground truth was loaded for {ground_truth.iou_type!r}, not {iou_type!r}"
+        )
     loaded_gt = time.perf_counter()
     # the results go straight to the engine: hotcoco keeps its own copy, and ours, dropped when
     # engine_inputs returns, would otherwise stay alive through the evaluation (the peak memory)
@@ -129,17 +149,26 @@ def evaluate_coco(gt: dict | str | Path | GroundTruth, dt: list | str | Path, io
 
 def check_protocol(protocol: str) -> None:
     if protocol not in PROTOCOLS:
-        raise DataError(f"unknown protocol {protocol!r}", hint="use one of: " + ", ".join(PROTOCOLS))
+        raise DataError(
+            f"unknown protocol {protocol!r}", hint="use one of: " + ", ".join(PROTOCOLS)
+        )
 
 
-def score(gt: GroundTruth, results: Results, protocol: str = "coco",
-          timing: dict[str, float] | None = None) -> CocoResult:
+def score(
+    gt: GroundTruth,
+    results: Results,
+    protocol: str = "coco",
+    timing: dict[str, float] | None = None,
+) -> CocoResult:
     """Checked ground truth and results through hotcoco's ``COCOeval``."""
-    return evaluated(gt.category_table(), *engine_inputs(gt, results, protocol), protocol, dict(timing or {}))
+    return evaluated(
+        gt.category_table(), *engine_inputs(gt, results, protocol), protocol, dict(timing or {})
+    )
 
 
-def evaluated(categories: CategoryTable, coco_gt: Any, coco_dt: Any, protocol: str,
-              timing: dict[str, float]) -> CocoResult:
+def evaluated(
+    categories: CategoryTable, coco_gt: Any, coco_dt: Any, protocol: str, timing: dict[str, float]
+) -> CocoResult:
     """hotcoco's ``COCOeval`` of its ground truth and results ``COCO``s, evaluated and accumulated."""
     import hotcoco
 
@@ -147,7 +176,9 @@ def evaluated(categories: CategoryTable, coco_gt: Any, coco_dt: Any, protocol: s
     engine = hotcoco.COCOeval(coco_gt, coco_dt, categories.iou_type, lvis_style=protocol == "lvis")
     engine.evaluate()
     engine.accumulate()
-    return result_of(engine, categories, protocol, {**timing, "evaluate_s": time.perf_counter() - started})
+    return result_of(
+        engine, categories, protocol, {**timing, "evaluate_s": time.perf_counter() - started}
+    )
 
 
 def engine_inputs(gt: GroundTruth, results: Results, protocol: str) -> tuple[Any, Any]:
@@ -162,11 +193,24 @@ def engine_ground_truth(gt: GroundTruth) -> Any:
     import msgspec
 
     if gt.records is not None:
-        return hotcoco.COCO({"images": gt.images, "categories": gt.categories,
-                             "annotations": msgspec.to_builtins(gt.records)})
+        return hotcoco.COCO(
+            {
+                "images": gt.images,
+                "categories": gt.categories,
+                "annotations": msgspec.to_builtins(gt.records),
+            }
+        )
     anns = gt.annotations
-    return hotcoco.COCO.from_arrays(gt.images, gt.categories, anns.image_ids, anns.category_ids, anns.boxes,
-                                    ids=anns.ids, area=anns.area, iscrowd=anns.iscrowd)
+    return hotcoco.COCO.from_arrays(
+        gt.images,
+        gt.categories,
+        anns.image_ids,
+        anns.category_ids,
+        anns.boxes,
+        ids=anns.ids,
+        area=anns.area,
+        iscrowd=anns.iscrowd,
+    )
 
 
 def engine_results(coco_gt: Any, results: Results, protocol: str) -> Any:
@@ -180,16 +224,32 @@ def engine_results(coco_gt: Any, results: Results, protocol: str) -> Any:
     return coco_gt.load_res(records)
 
 
-def result_of(engine: Any, categories: CategoryTable, protocol: str, timing: dict[str, float]) -> CocoResult:
+def result_of(
+    engine: Any, categories: CategoryTable, protocol: str, timing: dict[str, float]
+) -> CocoResult:
     """A ``CocoResult`` from an accumulated hotcoco ``COCOeval``."""
-    lines = tuple(pycocotools_text(line) if protocol == "coco" else line for line in engine.summary_lines())
+    lines = tuple(
+        pycocotools_text(line) if protocol == "coco" else line for line in engine.summary_lines()
+    )
     tables = engine.eval
     params = engine.params
     timing["total_s"] = sum(timing.values())
-    return CocoResult(categories.iou_type, protocol, np.asarray(engine.stats, dtype=np.float64),
-                      tuple(engine.metric_keys()), lines, categories.ids, categories.names,
-                      tables["precision"], tables["recall"], tables["scores"], tuple(params.area_rng_lbl),
-                      tuple(params.max_dets), timing, engine)
+    return CocoResult(
+        categories.iou_type,
+        protocol,
+        np.asarray(engine.stats, dtype=np.float64),
+        tuple(engine.metric_keys()),
+        lines,
+        categories.ids,
+        categories.names,
+        tables["precision"],
+        tables["recall"],
+        tables["scores"],
+        tuple(params.area_rng_lbl),
+        tuple(params.max_dets),
+        timing,
+        engine,
+    )
 
 
 def pycocotools_text(line: str) -> str:
@@ -210,8 +270,13 @@ class CocoEvaluator:
     rank gets as many) counts once, with the predictions of the first rank that has it.
     """
 
-    def __init__(self, gt: dict | str | Path, iou_type: str = "bbox",
-                 label_to_category: Mapping[int, int] | Sequence[int] | None = None, protocol: str = "coco"):
+    def __init__(
+        self,
+        gt: dict | str | Path,
+        iou_type: str = "bbox",
+        label_to_category: Mapping[int, int] | Sequence[int] | None = None,
+        protocol: str = "coco",
+    ):
         check_protocol(protocol)
         self.iou_type = iou_type
         self.protocol = protocol
@@ -222,8 +287,11 @@ class CocoEvaluator:
         """Forget the predictions processed so far."""
         self._log.clear()
 
-    def process(self, predictions: Sequence[Mapping[str, Any]],
-                targets: Sequence[Mapping[str, Any]] | None = None) -> None:
+    def process(
+        self,
+        predictions: Sequence[Mapping[str, Any]],
+        targets: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
         """Add one batch: COCO result dicts, or per-image model outputs (``boxes`` [N, 4] XYXY pixels,
         ``scores`` [N], ``labels`` [N]; see ``coco_predictions``) whose ``image_id`` is in the
         prediction or in the target at the same position."""
@@ -234,13 +302,21 @@ class CocoEvaluator:
         started = time.perf_counter()
         results = self._log.first_rank_per_image(_gather(self._log.groups))
         checked = load_results(results, self.ground_truth, source="<predictions>")
-        return score(self.ground_truth, checked, self.protocol, {"load_dt_s": time.perf_counter() - started})
+        return score(
+            self.ground_truth, checked, self.protocol, {"load_dt_s": time.perf_counter() - started}
+        )
 
 
 def _gather(groups: list[Any]) -> list[list[Any]]:
     """Every rank's groups, in rank order; this rank's alone without torch.distributed."""
-    dist = sys.modules.get("torch.distributed")  # no process group can exist before torch is imported
-    if dist is None or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    dist = sys.modules.get(
+        "torch.distributed"
+    )  # no process group can exist before torch is imported
+    if (
+        dist is None
+        or not (dist.is_available() and dist.is_initialized())
+        or dist.get_world_size() == 1
+    ):
         return [groups]
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, groups)

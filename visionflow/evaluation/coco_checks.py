@@ -20,25 +20,40 @@ from visionflow.errors import DataError
 from visionflow.evaluation.coco_io import index_of, short
 
 NUM_KEYPOINTS = 17
-MASK_HINT = ("a 'segmentation' is polygons [[x1, y1, x2, y2, ...], ...] or RLE "
-             "{size: [height, width], counts: ...} of its image's size")
+MASK_HINT = (
+    "a 'segmentation' is polygons [[x1, y1, x2, y2, ...], ...] or RLE "
+    "{size: [height, width], counts: ...} of its image's size"
+)
 
 
 class ColumnChecks:
     """Checks over the columns [N] of one list of records (``kind``: 'annotation' or 'detection')
     of ``source``; ``image_ids`` [N] and ``ids`` [N] (annotations) name a failing record."""
 
-    def __init__(self, source: str, kind: str, hint: str, image_ids: np.ndarray, ids: np.ndarray | None = None,
-                 offset: int = 0):
+    def __init__(
+        self,
+        source: str,
+        kind: str,
+        hint: str,
+        image_ids: np.ndarray,
+        ids: np.ndarray | None = None,
+        offset: int = 0,
+    ):
         self.source, self.kind, self.hint, self.offset = source, kind, hint, offset
         self.image_ids, self.ids = image_ids, ids
 
     def fail(self, index: int, problem: str, hint: str | None = None) -> DataError:
-        details = f"image_id {self.image_ids[index]}" + (f", id {self.ids[index]}" if self.ids is not None else "")
-        return DataError(f"{self.source}: {self.kind} #{index + self.offset} ({details}): {problem}",
-                         hint=hint or self.hint)
+        details = f"image_id {self.image_ids[index]}" + (
+            f", id {self.ids[index]}" if self.ids is not None else ""
+        )
+        return DataError(
+            f"{self.source}: {self.kind} #{index + self.offset} ({details}): {problem}",
+            hint=hint or self.hint,
+        )
 
-    def fail_where(self, bad: np.ndarray, problem: Callable[[int], str], hint: str | None = None) -> None:
+    def fail_where(
+        self, bad: np.ndarray, problem: Callable[[int], str], hint: str | None = None
+    ) -> None:
         """``bad`` [N] bool; the first True record fails with ``problem(its index)``."""
         if bad.any():
             index = int(np.argmax(bad))
@@ -55,26 +70,43 @@ class ColumnChecks:
         repeated = np.flatnonzero(ids[order][1:] == ids[order][:-1])
         if len(repeated):
             index = int(order[repeated[0] + 1])
-            raise self.fail(index, f"{key} {ids[index]} is used twice", hint="every annotation needs its own 'id'")
+            raise self.fail(
+                index,
+                f"{key} {ids[index]} is used twice",
+                hint="every annotation needs its own 'id'",
+            )
 
     def check_scores(self, scores: np.ndarray) -> None:
-        self.fail_where(~np.isfinite(scores), lambda i: f"'score' is {scores[i]}, not a finite number")
+        self.fail_where(
+            ~np.isfinite(scores), lambda i: f"'score' is {scores[i]}, not a finite number"
+        )
 
     def check_boxes(self, boxes: np.ndarray, image_hw: np.ndarray) -> None:
         """``boxes`` [N, 4] XYWH, ``image_hw`` [N, 2] of each record's image (-1: unknown): finite,
         no negative width or height, not wholly outside the image. (Whole-array tests first: the
         per-record masks are built only to find a failing record.)"""
         if not np.isfinite(boxes).all():
-            self.fail_where(~np.isfinite(boxes).all(axis=1), lambda i: f"'bbox' {boxes[i].tolist()} is not finite")
+            self.fail_where(
+                ~np.isfinite(boxes).all(axis=1),
+                lambda i: f"'bbox' {boxes[i].tolist()} is not finite",
+            )
         if (boxes[:, 2:] < 0).any():
-            self.fail_where((boxes[:, 2:] < 0).any(axis=1), lambda i: f"'bbox' {boxes[i].tolist()} has a negative "
-                            "width or height", "COCO boxes are [x, y, width, height] with width, height >= 0")
+            self.fail_where(
+                (boxes[:, 2:] < 0).any(axis=1),
+                lambda i: f"'bbox' {boxes[i].tolist()} has a negative width or height",
+                "COCO boxes are [x, y, width, height] with width, height >= 0",
+            )
         x, y, w, h = boxes.T
         height, width = image_hw.T
         outside = (height >= 0) & ((x >= width) | (y >= height) | (x + w <= 0) | (y + h <= 0))
-        self.fail_where(outside, lambda i: f"'bbox' {boxes[i].tolist()} lies wholly outside its "
-                        f"{width[i]}x{height[i]} image", "boxes are [x, y, width, height] in pixels of their "
-                        "image; check the image ids and the box format")
+        self.fail_where(
+            outside,
+            lambda i: (
+                f"'bbox' {boxes[i].tolist()} lies wholly outside its {width[i]}x{height[i]} image"
+            ),
+            "boxes are [x, y, width, height] in pixels of their "
+            "image; check the image ids and the box format",
+        )
 
     def boxes_of(self, values: Sequence[Any]) -> np.ndarray:
         """The records' ``bbox`` values as [N, 4]; one that is missing or not 4 numbers fails."""
@@ -95,29 +127,51 @@ class ColumnChecks:
 
     def _check_mask(self, index: int, segmentation: Any, height_width: np.ndarray) -> None:
         if isinstance(segmentation, list):
-            if not all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in segmentation) \
-                    or not segmentation:
-                raise self.fail(index, "'segmentation' polygons must be lists of at least 3 (x, y) points", MASK_HINT)
+            if (
+                not all(
+                    isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in segmentation
+                )
+                or not segmentation
+            ):
+                raise self.fail(
+                    index,
+                    "'segmentation' polygons must be lists of at least 3 (x, y) points",
+                    MASK_HINT,
+                )
             if height_width[0] < 0:
-                raise self.fail(index, "its image has no integer 'height' and 'width', needed to rasterize "
-                                "polygons", "add 'height' and 'width' to every entry of the GT's 'images'")
+                raise self.fail(
+                    index,
+                    "its image has no integer 'height' and 'width', needed to rasterize polygons",
+                    "add 'height' and 'width' to every entry of the GT's 'images'",
+                )
             return
-        if not isinstance(segmentation, dict) or not isinstance(segmentation.get("counts"), (str, list)):
-            raise self.fail(index, f"'segmentation' is not polygons or RLE ({short(segmentation)})", MASK_HINT)
+        if not isinstance(segmentation, dict) or not isinstance(
+            segmentation.get("counts"), (str, list)
+        ):
+            raise self.fail(
+                index, f"'segmentation' is not polygons or RLE ({short(segmentation)})", MASK_HINT
+            )
         size = segmentation.get("size")
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+        if not (
+            isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)
+        ):
             raise self.fail(index, f"RLE 'size' must be [height, width], got {size!r}", MASK_HINT)
         if height_width[0] >= 0 and size != height_width.tolist():
-            raise self.fail(index, f"the mask is {size[0]}x{size[1]} (height x width) but its image is "
-                            f"{height_width[0]}x{height_width[1]}", MASK_HINT)
+            raise self.fail(
+                index,
+                f"the mask is {size[0]}x{size[1]} (height x width) but its image is "
+                f"{height_width[0]}x{height_width[1]}",
+                MASK_HINT,
+            )
 
     def check_keypoints(self, keypoints: Sequence[Any], counts: Sequence[Any] | None) -> None:
         """17 finite (x, y, v) triples per record; ``counts`` (GT): each ``num_keypoints`` present."""
         length = 3 * NUM_KEYPOINTS
         for index, points in enumerate(keypoints):
             if points is None or len(points) != length or not all(map(np.isfinite, points)):
-                raise self.fail(index, f"'keypoints' must be {length} finite numbers "
-                                "[x1, y1, v1, ..., x17, y17, v17]")
+                raise self.fail(
+                    index,
+                    f"'keypoints' must be {length} finite numbers [x1, y1, v1, ..., x17, y17, v17]",
+                )
             if counts is not None and counts[index] is None:
                 raise self.fail(index, "missing field 'num_keypoints'")
-

@@ -22,21 +22,51 @@ IOU_TYPES = ("bbox", "segm", "keypoints")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gt", required=True, type=Path, metavar="GT.json", help="COCO ground truth file")
-    parser.add_argument("--dt", required=True, type=Path, metavar="DT.json", help="COCO results file")
-    parser.add_argument("--iou-type", choices=IOU_TYPES, default="bbox", help="what to evaluate (default: bbox)")
-    parser.add_argument("--protocol", choices=("coco", "lvis"), default="coco",
-                        help="coco (pycocotools' COCOeval) or lvis (lvis-api's federated LVISEval)")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT.json",
-                        help="also write stats, per-category AP and timing to this file")
-    parser.add_argument("--per-category", action="store_true", help="print AP, AP50 and AP75 per category")
-    parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
-                        help="write precision-recall, confusion-matrix and TIDE PNGs here")
-    parser.add_argument("--shards", type=positive_int, default=None, metavar="N",
-                        help="match the images in N Ray tasks (an embedded local Ray, or the cluster "
-                             "at --address), then accumulate once; the same result")
-    parser.add_argument("--address", metavar="HOST:PORT",
-                        help="with --shards: a running Ray cluster (GCS address or ray://HOST:PORT)")
+    parser.add_argument(
+        "--gt", required=True, type=Path, metavar="GT.json", help="COCO ground truth file"
+    )
+    parser.add_argument(
+        "--dt", required=True, type=Path, metavar="DT.json", help="COCO results file"
+    )
+    parser.add_argument(
+        "--iou-type", choices=IOU_TYPES, default="bbox", help="what to evaluate (default: bbox)"
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("coco", "lvis"),
+        default="coco",
+        help="coco (pycocotools' COCOeval) or lvis (lvis-api's federated LVISEval)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="OUT.json",
+        help="also write stats, per-category AP and timing to this file",
+    )
+    parser.add_argument(
+        "--per-category", action="store_true", help="print AP, AP50 and AP75 per category"
+    )
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write precision-recall, confusion-matrix and TIDE PNGs here",
+    )
+    parser.add_argument(
+        "--shards",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="match the images in N Ray tasks (an embedded local Ray, or the cluster "
+        "at --address), then accumulate once; the same result",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="with --shards: a running Ray cluster (GCS address or ray://HOST:PORT)",
+    )
 
 
 def report(result: CocoResult, args: argparse.Namespace) -> int:
@@ -47,7 +77,9 @@ def report(result: CocoResult, args: argparse.Namespace) -> int:
     if args.json is not None:
         print(f"wrote {write_json(args.json, result.as_dict())}")
     if args.plots is not None:
-        from visionflow.evaluation.coco_plots import plot_evaluation  # matplotlib loads only when asked
+        from visionflow.evaluation.coco_plots import (
+            plot_evaluation,  # matplotlib loads only when asked
+        )
 
         for path in plot_evaluation(result, args.plots):
             print(f"wrote {path}")
@@ -66,6 +98,7 @@ def write_json(path: Path, data: dict) -> Path:
 
 def per_category_table(result: CocoResult) -> list[str]:
     """One row per category: id, name, AP, AP50, AP75 ('-' for a category without GT)."""
+
     def cell(value: float) -> str:
         return f"{value:7.3f}" if not math.isnan(value) else f"{'-':>7}"
 
@@ -73,8 +106,10 @@ def per_category_table(result: CocoResult) -> list[str]:
     width = max([len("category")] + [len(entry["name"]) for entry in entries.values()])
     rows = [f"{'id':>5}  {'category':<{width}} {'AP':>7} {'AP50':>7} {'AP75':>7}"]
     for category_id, entry in entries.items():
-        rows.append(f"{category_id:>5}  {entry['name']:<{width}} "
-                    + " ".join(cell(entry[key]) for key in ("AP", "AP50", "AP75")))
+        rows.append(
+            f"{category_id:>5}  {entry['name']:<{width}} "
+            + " ".join(cell(entry[key]) for key in ("AP", "AP50", "AP75"))
+        )
     return rows
 
 

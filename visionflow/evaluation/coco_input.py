@@ -30,14 +30,27 @@ from visionflow.errors import DataError
 from visionflow.evaluation.coco_checks import NUM_KEYPOINTS, ColumnChecks
 from visionflow.evaluation.coco_io import Records, gc_paused, read_file, sorted_unique
 
-__all__ = ["IOU_TYPES", "NUM_KEYPOINTS", "AnnotationColumns", "CategoryTable", "GroundTruth", "Results", "check_iou_type",
-           "load_ground_truth", "load_results"]
+__all__ = [
+    "IOU_TYPES",
+    "NUM_KEYPOINTS",
+    "AnnotationColumns",
+    "CategoryTable",
+    "GroundTruth",
+    "Results",
+    "check_iou_type",
+    "load_ground_truth",
+    "load_results",
+]
 
 IOU_TYPES = ("bbox", "segm", "keypoints")
-GT_HINT = ("a COCO ground truth is an object with 'images' [{id, height, width}], 'categories' [{id, name}] "
-           "and 'annotations' [{id, image_id, category_id, bbox, area, iscrowd, ...}]")
-RESULTS_HINT = ("results are a JSON list of {image_id, category_id, score, bbox [x, y, w, h]} "
-                "(+ segmentation RLE for segm, keypoints [x1, y1, v1, ...] for keypoints)")
+GT_HINT = (
+    "a COCO ground truth is an object with 'images' [{id, height, width}], 'categories' [{id, name}] "
+    "and 'annotations' [{id, image_id, category_id, bbox, area, iscrowd, ...}]"
+)
+RESULTS_HINT = (
+    "results are a JSON list of {image_id, category_id, score, bbox [x, y, w, h]} "
+    "(+ segmentation RLE for segm, keypoints [x1, y1, v1, ...] for keypoints)"
+)
 Box = tuple[float, float, float, float]
 
 
@@ -109,7 +122,9 @@ class AnnotationColumns:
 
     def take(self, rows: np.ndarray) -> AnnotationColumns:
         """The annotations at positions ``rows`` [R]."""
-        return AnnotationColumns(*(None if column is None else column[rows] for column in self.__dict__.values()))
+        return AnnotationColumns(
+            *(None if column is None else column[rows] for column in self.__dict__.values())
+        )
 
     def as_dicts(self) -> list[dict[str, Any]]:
         """One COCO annotation dict per row (boxes needed), as hotcoco's ``StreamingEval`` takes them."""
@@ -145,7 +160,9 @@ class GroundTruth:
 
     def category_table(self) -> CategoryTable:
         names = {int(c["id"]): str(c.get("name", c["id"])) for c in self.categories}
-        return CategoryTable(self.iou_type, self.category_ids, tuple(names[int(c)] for c in self.category_ids))
+        return CategoryTable(
+            self.iou_type, self.category_ids, tuple(names[int(c)] for c in self.category_ids)
+        )
 
 
 @dataclass(frozen=True)
@@ -166,8 +183,11 @@ def load_ground_truth(gt: dict | str | Path, iou_type: str, protocol: str = "coc
     source = "<ground truth>" if isinstance(gt, dict) else str(gt)
     with gc_paused():
         data = _contents(gt, "ground truth")
-        decoded = _decode_exact(data, _GroundTruthFile[BoxAnnotation]) if (iou_type, protocol) == ("bbox", "coco") \
+        decoded = (
+            _decode_exact(data, _GroundTruthFile[BoxAnnotation])
+            if (iou_type, protocol) == ("bbox", "coco")
             else None
+        )
         if decoded is None:
             decoded = _decode(data, _GroundTruthFile[Annotation], source, GT_HINT)
         del data
@@ -188,10 +208,13 @@ def load_results(results: list | str | Path, gt: GroundTruth, source: str | None
 
 def check_iou_type(iou_type: str) -> None:
     if iou_type not in IOU_TYPES:
-        raise DataError(f"unknown iou type {iou_type!r}", hint="use one of: " + ", ".join(IOU_TYPES))
+        raise DataError(
+            f"unknown iou type {iou_type!r}", hint="use one of: " + ", ".join(IOU_TYPES)
+        )
 
 
 # ------------------------------------------------------------------------------------ decoding
+
 
 def _contents(value: Any, what: str) -> Any:
     """The bytes of the file at ``value`` (a path), else ``value`` itself (parsed JSON data)."""
@@ -202,7 +225,11 @@ def _decode_exact(value: Any, kind: Any) -> Any:
     """``value`` (JSON bytes or parsed data) as ``kind``, or None where it does not fit: then the
     lenient decoding finds and names the problem."""
     try:
-        return msgspec.json.decode(value, type=kind) if isinstance(value, bytes) else msgspec.convert(value, kind)
+        return (
+            msgspec.json.decode(value, type=kind)
+            if isinstance(value, bytes)
+            else msgspec.convert(value, kind)
+        )
     except msgspec.MsgspecError:
         return None
 
@@ -210,7 +237,11 @@ def _decode_exact(value: Any, kind: Any) -> Any:
 def _decode(value: Any, kind: Any, source: str, hint: str) -> Any:
     """``value`` (JSON bytes or parsed data) as ``kind``; errors name the record."""
     try:
-        return msgspec.json.decode(value, type=kind) if isinstance(value, bytes) else msgspec.convert(value, kind)
+        return (
+            msgspec.json.decode(value, type=kind)
+            if isinstance(value, bytes)
+            else msgspec.convert(value, kind)
+        )
     except msgspec.ValidationError as error:
         raise DataError(f"{source}: {_readable(str(error))}", hint=hint) from None
     except msgspec.DecodeError as error:
@@ -236,43 +267,67 @@ def _readable(message: str) -> str:
     return f"{where}: {f'{field!r}: ' if field else ''}{problem}"
 
 
-def _column(records: list[Any], key: str, source: str, kind: str, dtype: Any = np.int64) -> np.ndarray:
+def _column(
+    records: list[Any], key: str, source: str, kind: str, dtype: Any = np.int64
+) -> np.ndarray:
     """The records' ``key`` as a column [N] (decoding checked the type; an int beyond int64 fails)."""
     try:
         return np.fromiter(map(attrgetter(key), records), dtype, len(records))
     except OverflowError:
         index = next(i for i, record in enumerate(records) if abs(getattr(record, key)) >= 2**63)
-        raise DataError(f"{source}: {kind} #{index}: {key!r} {getattr(records[index], key)} does not fit in 64 bits",
-                        hint="ids are integers below 2**63") from None
+        raise DataError(
+            f"{source}: {kind} #{index}: {key!r} {getattr(records[index], key)} does not fit in 64 bits",
+            hint="ids are integers below 2**63",
+        ) from None
 
 
 def _box_column(records: list[Any], checks: ColumnChecks) -> np.ndarray:
     """[N, 4] XYWH: straight from records the fast path decoded (4 numbers each), else checked
     one by one."""
     if records and isinstance(records[0], (BoxAnnotation, BoxDetection)):
-        flat = np.fromiter(chain.from_iterable(map(attrgetter("bbox"), records)), np.float64, 4 * len(records))
+        flat = np.fromiter(
+            chain.from_iterable(map(attrgetter("bbox"), records)), np.float64, 4 * len(records)
+        )
         return flat.reshape(-1, 4)
     return checks.boxes_of([record.bbox for record in records])
 
 
 # ------------------------------------------------------------------------------ ground truth
 
-def _checked_ground_truth(decoded: _GroundTruthFile, source: str, iou_type: str, protocol: str) -> GroundTruth:
+
+def _checked_ground_truth(
+    decoded: _GroundTruthFile, source: str, iou_type: str, protocol: str
+) -> GroundTruth:
     anns = decoded.annotations
-    ids, image_ids = _column(anns, "id", source, "annotation"), _column(anns, "image_id", source, "annotation")
+    ids, image_ids = (
+        _column(anns, "id", source, "annotation"),
+        _column(anns, "image_id", source, "annotation"),
+    )
     checks = ColumnChecks(source, "annotation", _annotation_hint(iou_type), image_ids, ids)
     if protocol == "coco":
-        checks.fail_where(np.fromiter((a.iscrowd is None for a in anns), bool, len(anns)),
-                          lambda i: "missing field 'iscrowd'")
+        checks.fail_where(
+            np.fromiter((a.iscrowd is None for a in anns), bool, len(anns)),
+            lambda i: "missing field 'iscrowd'",
+        )
     images = Records(source, "image", decoded.images, GT_HINT)
     known_images, image_hw = _image_sizes(images)
-    category_ids = sorted_unique(Records(source, "category", decoded.categories, GT_HINT).integers("id"))
+    category_ids = sorted_unique(
+        Records(source, "category", decoded.categories, GT_HINT).integers("id")
+    )
     checks.check_unique("id", ids)
-    checks.fail_where(ids == 0, lambda i: "annotation id 0", "give every annotation an id other than 0: "
-                      "pycocotools counts a match to the annotation with id 0 as a false positive")
-    hw = image_hw[checks.lookup(image_ids, "image_id", known_images, "is not in the ground truth's 'images'")]
+    checks.fail_where(
+        ids == 0,
+        lambda i: "annotation id 0",
+        "give every annotation an id other than 0: "
+        "pycocotools counts a match to the annotation with id 0 as a false positive",
+    )
+    hw = image_hw[
+        checks.lookup(image_ids, "image_id", known_images, "is not in the ground truth's 'images'")
+    ]
     categories = _column(anns, "category_id", source, "annotation")
-    checks.lookup(categories, "category_id", category_ids, "is not in the ground truth's 'categories'")
+    checks.lookup(
+        categories, "category_id", category_ids, "is not in the ground truth's 'categories'"
+    )
     boxes = None
     if iou_type in ("bbox", "keypoints"):
         boxes = _box_column(anns, checks)
@@ -281,10 +336,25 @@ def _checked_ground_truth(decoded: _GroundTruthFile, source: str, iou_type: str,
         checks.check_masks([a.segmentation for a in anns], hw)
     if iou_type == "keypoints":
         checks.check_keypoints([a.keypoints for a in anns], [a.num_keypoints for a in anns])
-    columns = AnnotationColumns(ids, image_ids, categories, _column(anns, "area", source, "annotation", np.float64),
-                                np.fromiter((a.iscrowd or 0 for a in anns), np.int64, len(anns)), boxes)
-    return GroundTruth(source, iou_type, decoded.images, decoded.categories, known_images, image_hw, category_ids,
-                       columns, None if iou_type == "bbox" else anns)
+    columns = AnnotationColumns(
+        ids,
+        image_ids,
+        categories,
+        _column(anns, "area", source, "annotation", np.float64),
+        np.fromiter((a.iscrowd or 0 for a in anns), np.int64, len(anns)),
+        boxes,
+    )
+    return GroundTruth(
+        source,
+        iou_type,
+        decoded.images,
+        decoded.categories,
+        known_images,
+        image_hw,
+        category_ids,
+        columns,
+        None if iou_type == "bbox" else anns,
+    )
 
 
 def _image_sizes(images: Records) -> tuple[np.ndarray, np.ndarray]:
@@ -300,26 +370,44 @@ def _image_sizes(images: Records) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _annotation_hint(iou_type: str) -> str:
-    geometry = {"bbox": "bbox [x, y, w, h]", "segm": "segmentation (polygons or RLE)",
-                "keypoints": "bbox [x, y, w, h], keypoints [x1, y1, v1, ..., x17, y17, v17], num_keypoints"}
+    geometry = {
+        "bbox": "bbox [x, y, w, h]",
+        "segm": "segmentation (polygons or RLE)",
+        "keypoints": "bbox [x, y, w, h], keypoints [x1, y1, v1, ..., x17, y17, v17], num_keypoints",
+    }
     return f"{iou_type} GT annotations need id, image_id, category_id, {geometry[iou_type]}, area, iscrowd"
 
 
 # ----------------------------------------------------------------------------------- results
 
-def _checked_results(records: list[BoxDetection] | list[Detection], gt: GroundTruth, source: str) -> Results:
+
+def _checked_results(
+    records: list[BoxDetection] | list[Detection], gt: GroundTruth, source: str
+) -> Results:
     image_ids = _column(records, "image_id", source, "detection")
     checks = ColumnChecks(source, "detection", RESULTS_HINT, image_ids)
-    hw = gt.image_hw[checks.lookup(image_ids, "image_id", gt.image_ids,
-                                   f"is not an image of the ground truth {gt.source}")]
+    hw = gt.image_hw[
+        checks.lookup(
+            image_ids, "image_id", gt.image_ids, f"is not an image of the ground truth {gt.source}"
+        )
+    ]
     category_ids = _column(records, "category_id", source, "detection")
-    checks.lookup(category_ids, "category_id", gt.category_ids, f"is not a category of the ground truth {gt.source}")
+    checks.lookup(
+        category_ids,
+        "category_id",
+        gt.category_ids,
+        f"is not a category of the ground truth {gt.source}",
+    )
     scores = _column(records, "score", source, "detection", np.float64)
     checks.check_scores(scores)
     if gt.iou_type == "bbox":
         boxes = _box_column(records, checks)
         checks.check_boxes(boxes, hw)
-        table = np.column_stack([image_ids, boxes, scores, category_ids]).astype(np.float64).reshape(-1, 7)
+        table = (
+            np.column_stack([image_ids, boxes, scores, category_ids])
+            .astype(np.float64)
+            .reshape(-1, 7)
+        )
         return Results(source, image_ids, table, None)
     if gt.iou_type == "segm":
         checks.check_masks([r.segmentation for r in records], hw)

@@ -48,7 +48,9 @@ def read_json(path: str | Path, what: str) -> Any:
     try:
         return orjson.loads(read_file(Path(path), what))
     except orjson.JSONDecodeError as error:
-        raise DataError(f"{path}: invalid JSON ({error})", hint=f"expected a COCO {what} JSON file") from None
+        raise DataError(
+            f"{path}: invalid JSON ({error})", hint=f"expected a COCO {what} JSON file"
+        ) from None
 
 
 def read_file(path: Path, what: str) -> bytes:
@@ -56,9 +58,13 @@ def read_file(path: Path, what: str) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file", hint=f"pass the path of a COCO {what} JSON file") from None
+        raise DataError(
+            f"{path}: no such file", hint=f"pass the path of a COCO {what} JSON file"
+        ) from None
     except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror})", hint="check the path and its permissions") from None
+        raise DataError(
+            f"{path}: cannot read ({error.strerror})", hint="check the path and its permissions"
+        ) from None
     if not data.strip():
         raise DataError(f"{path}: the file is empty", hint=f"expected a COCO {what} JSON file")
     return data
@@ -95,7 +101,9 @@ class Records:
         except (KeyError, TypeError, IndexError):
             for index, item in enumerate(self.items):
                 if not isinstance(item, dict):
-                    raise self.error(index, f"is not a JSON object ({type(item).__name__})") from None
+                    raise self.error(
+                        index, f"is not a JSON object ({type(item).__name__})"
+                    ) from None
                 if key not in item:
                     raise self.error(index, f"has no {key!r}") from None
             raise
@@ -117,7 +125,9 @@ class Records:
         if array.ndim == 1 and array.dtype.kind in "iu":  # the usual case: JSON integers
             return array.astype(np.int64, copy=False)
         array = self.numbers(key, values)
-        self._raise_where((array != np.round(array)) | ~np.isfinite(array), key, "is not an integer", values)
+        self._raise_where(
+            (array != np.round(array)) | ~np.isfinite(array), key, "is not an integer", values
+        )
         return array.astype(np.int64)
 
     def vectors(self, key: str, length: int, values: list[Any] | None = None) -> np.ndarray:
@@ -127,8 +137,15 @@ class Records:
             array = np.array(values) if values else np.zeros((0, length))
         except ValueError:
             array = None
-        if array is None or array.ndim != 2 or array.shape[1] != length or array.dtype.kind not in NUMERIC_KINDS:
-            self._raise_first(values, key, lambda v: _is_vector(v, length), f"a list of {length} numbers")
+        if (
+            array is None
+            or array.ndim != 2
+            or array.shape[1] != length
+            or array.dtype.kind not in NUMERIC_KINDS
+        ):
+            self._raise_first(
+                values, key, lambda v: _is_vector(v, length), f"a list of {length} numbers"
+            )
         array = array.astype(np.float64)
         self._raise_where(~np.isfinite(array).all(axis=1), key, "has a non-finite value", values)
         return array
@@ -166,8 +183,12 @@ def index_of(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.nd
     if len(sorted_ids) == 0:
         return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
     low, span = int(sorted_ids[0]), int(sorted_ids[-1]) - int(sorted_ids[0])
-    if span <= max(4 * len(ids), DENSE_LOOKUP_SPAN):  # a table over the id range: O(N), not O(N log M)
-        table = np.full(span + 2, -1, dtype=np.int64)  # the last slot (-1) takes every id out of range
+    if span <= max(
+        4 * len(ids), DENSE_LOOKUP_SPAN
+    ):  # a table over the id range: O(N), not O(N log M)
+        table = np.full(
+            span + 2, -1, dtype=np.int64
+        )  # the last slot (-1) takes every id out of range
         table[sorted_ids - low] = np.arange(len(sorted_ids))
         positions = table[np.clip(ids - low, -1, span + 1)]
         return np.maximum(positions, 0), positions >= 0
@@ -179,4 +200,6 @@ def sorted_unique(ids: np.ndarray) -> np.ndarray:
     """``np.unique(ids)`` [U] for a plain 1-d array, without the ``numpy.ma`` import that
     ``np.unique`` makes (start-up time of ``visionflow eval coco`` that hotcoco alone never pays)."""
     ordered = np.sort(ids)
-    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
+    return (
+        ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
+    )

@@ -46,8 +46,10 @@ def plot_diagnostics(engine, folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / "confusion_matrix.png", folder / "tide_errors.png"]
-    for draw, data, path in ((plot.confusion_matrix, engine.confusion_matrix(), paths[0]),
-                             (plot.tide_errors, engine.tide_errors(), paths[1])):
+    for draw, data, path in (
+        (plot.confusion_matrix, engine.confusion_matrix(), paths[0]),
+        (plot.tide_errors, engine.tide_errors(), paths[1]),
+    ):
         figure, _ = draw(data, paper_mode=True)
         save_figure(figure, path)
         pyplot.close(figure)
@@ -60,13 +62,20 @@ def plot_pr_curves(result: CocoResult, folder: str | Path) -> list[Path]:
     folder = Path(folder)
     precision = result.precision[..., -1]  # [T, R, K, A] at the largest maxDets
     by_iou = {"IoU=.50:.95": mean_precision(precision[..., 0])}
-    for iou in (.5, .75):
-        by_iou[f"IoU={iou:.2f}"] = mean_precision(precision[np.isclose(IOU_THRESHOLDS, iou), ..., 0])
-    by_area = {f"area={label}": mean_precision(precision[..., a]) for a, label in enumerate(result.area_labels)
-               if (precision[..., a] > -1).any()}  # a range without GT has no curve
+    for iou in (0.5, 0.75):
+        by_iou[f"IoU={iou:.2f}"] = mean_precision(
+            precision[np.isclose(IOU_THRESHOLDS, iou), ..., 0]
+        )
+    by_area = {
+        f"area={label}": mean_precision(precision[..., a])
+        for a, label in enumerate(result.area_labels)
+        if (precision[..., a] > -1).any()
+    }  # a range without GT has no curve
     title = f"{result.protocol.upper()} {result.iou_type}: precision-recall, maxDets={result.max_dets[-1]}"
-    return [save_figure(_figure(by_iou, title), folder / "pr_by_iou.png"),
-            save_figure(_figure(by_area, title), folder / "pr_by_area.png")]
+    return [
+        save_figure(_figure(by_iou, title), folder / "pr_by_iou.png"),
+        save_figure(_figure(by_area, title), folder / "pr_by_area.png"),
+    ]
 
 
 def _figure(curves: dict[str, np.ndarray], title: str):

@@ -16,9 +16,11 @@ import numpy as np
 from visionflow.errors import DataError
 from visionflow.evaluation.coco_input import NUM_KEYPOINTS
 
-PREDICTION_HINT = ("a prediction is a dict of boxes [N, 4] XYXY pixels, scores [N], labels [N] "
-                   "(+ masks [N, H, W] for segm, keypoints [N, 17, 3] for keypoints) and an image_id, "
-                   "given in the prediction or in the matching target")
+PREDICTION_HINT = (
+    "a prediction is a dict of boxes [N, 4] XYXY pixels, scores [N], labels [N] "
+    "(+ masks [N, H, W] for segm, keypoints [N, 17, 3] for keypoints) and an image_id, "
+    "given in the prediction or in the matching target"
+)
 
 
 def is_result_dict(item: Any) -> bool:
@@ -26,21 +28,31 @@ def is_result_dict(item: Any) -> bool:
     return isinstance(item, Mapping) and "category_id" in item
 
 
-def label_lookup(label_to_category: Mapping[int, int] | Sequence[int] | None) -> Mapping[int, int] | None:
+def label_lookup(
+    label_to_category: Mapping[int, int] | Sequence[int] | None,
+) -> Mapping[int, int] | None:
     """``{label: category_id}`` from a mapping or a sequence (index = label); None: labels are ids."""
     if label_to_category is None or isinstance(label_to_category, Mapping):
         return label_to_category
     return dict(enumerate(label_to_category))
 
 
-def results_from_prediction(prediction: Mapping[str, Any], image_id: int, label_to_category: Mapping[int, int] | None,
-                            iou_type: str, where: str) -> list[dict]:
+def results_from_prediction(
+    prediction: Mapping[str, Any],
+    image_id: int,
+    label_to_category: Mapping[int, int] | None,
+    iou_type: str,
+    where: str,
+) -> list[dict]:
     """The COCO result dicts of one image's prediction (``where`` names it in errors)."""
     scores = _array(prediction, "scores", where, np.float64, (None,))
     count = len(scores)
     labels = _array(prediction, "labels", where, np.int64, (count,))
     categories = _categories(labels, label_to_category, where)
-    results = [{"image_id": image_id, "category_id": c, "score": s} for c, s in zip(categories, scores.tolist())]
+    results = [
+        {"image_id": image_id, "category_id": c, "score": s}
+        for c, s in zip(categories, scores.tolist())
+    ]
     if "boxes" in prediction or iou_type == "bbox":
         boxes = _array(prediction, "boxes", where, np.float64, (count, 4))
         boxes[:, 2:] -= boxes[:, :2]  # XYXY -> XYWH
@@ -48,7 +60,9 @@ def results_from_prediction(prediction: Mapping[str, Any], image_id: int, label_
             result["bbox"] = box
     if iou_type == "segm":
         masks = _array(prediction, "masks", where, None)
-        masks = masks[:, 0] if masks.ndim == 4 and masks.shape[1] == 1 else masks  # [N, 1, H, W] -> [N, H, W]
+        masks = (
+            masks[:, 0] if masks.ndim == 4 and masks.shape[1] == 1 else masks
+        )  # [N, 1, H, W] -> [N, H, W]
         _check_shape(masks, (count, None, None), "masks", where)
         binary = masks > 0.5 if masks.dtype.kind == "f" else masks.astype(bool)
         for result, rle in zip(results, encode_masks(binary)):
@@ -78,7 +92,9 @@ class PredictionLog:
         self.groups: list[tuple[int, list[dict]]] = []
         self._batches = 0
 
-    def add(self, predictions: Sequence[Mapping[str, Any]], targets: Sequence[Mapping[str, Any]] | None) -> None:
+    def add(
+        self, predictions: Sequence[Mapping[str, Any]], targets: Sequence[Mapping[str, Any]] | None
+    ) -> None:
         """One batch of result dicts or model outputs (see the module docstring)."""
         batch: dict[int, list[dict]] = {}
         for index, prediction in enumerate(predictions):
@@ -86,9 +102,18 @@ class PredictionLog:
                 batch.setdefault(int(prediction.get("image_id", -1)), []).append(dict(prediction))
                 continue
             where = f"<predictions>: batch #{self._batches}, prediction #{index}"
-            image_id = image_id_of(prediction, targets[index] if targets is not None else None, where)
-            batch.setdefault(image_id, []).extend(results_from_prediction(
-                prediction, image_id, self.label_to_category, self.iou_type, f"{where} (image_id {image_id})"))
+            image_id = image_id_of(
+                prediction, targets[index] if targets is not None else None, where
+            )
+            batch.setdefault(image_id, []).extend(
+                results_from_prediction(
+                    prediction,
+                    image_id,
+                    self.label_to_category,
+                    self.iou_type,
+                    f"{where} (image_id {image_id})",
+                )
+            )
         self.groups.extend(batch.items())
         self._batches += 1
 
@@ -122,8 +147,10 @@ def image_id_of(prediction: Mapping[str, Any], target: Mapping[str, Any] | None,
             value = np.asarray(_to_numpy(source["image_id"])).reshape(-1)
             if value.shape == (1,) and value.dtype.kind in "iu":
                 return int(value[0])
-            raise DataError(f"{where}: 'image_id' must be one integer, got {source['image_id']!r}",
-                            hint=PREDICTION_HINT)
+            raise DataError(
+                f"{where}: 'image_id' must be one integer, got {source['image_id']!r}",
+                hint=PREDICTION_HINT,
+            )
     raise DataError(f"{where}: no 'image_id' in the prediction or its target", hint=PREDICTION_HINT)
 
 
@@ -131,7 +158,9 @@ def _to_numpy(value: Any) -> Any:
     return value.detach().cpu().numpy() if hasattr(value, "detach") else value
 
 
-def _array(prediction: Mapping[str, Any], key: str, where: str, dtype, shape: tuple | None = None) -> np.ndarray:
+def _array(
+    prediction: Mapping[str, Any], key: str, where: str, dtype, shape: tuple | None = None
+) -> np.ndarray:
     if key not in prediction:
         raise DataError(f"{where}: the prediction has no {key!r}", hint=PREDICTION_HINT)
     array = np.asarray(_to_numpy(prediction[key]))
@@ -144,16 +173,25 @@ def _array(prediction: Mapping[str, Any], key: str, where: str, dtype, shape: tu
 
 def _check_shape(array: np.ndarray, shape: tuple, key: str, where: str) -> None:
     """``shape`` with None for any size; the first dimension is the number of detections."""
-    if array.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, array.shape)):
+    if array.ndim != len(shape) or any(
+        s is not None and s != n for s, n in zip(shape, array.shape)
+    ):
         expected = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
-        raise DataError(f"{where}: {key!r} has shape {list(array.shape)}, expected {expected}", hint=PREDICTION_HINT)
+        raise DataError(
+            f"{where}: {key!r} has shape {list(array.shape)}, expected {expected}",
+            hint=PREDICTION_HINT,
+        )
 
 
-def _categories(labels: np.ndarray, label_to_category: Mapping[int, int] | None, where: str) -> list[int]:
+def _categories(
+    labels: np.ndarray, label_to_category: Mapping[int, int] | None, where: str
+) -> list[int]:
     if label_to_category is None:
         return labels.tolist()
     try:
         return [int(label_to_category[label]) for label in labels.tolist()]
     except KeyError as error:
-        raise DataError(f"{where}: label {error.args[0]} has no category id in label_to_category",
-                        hint="map every label the model can output to a COCO category id") from None
+        raise DataError(
+            f"{where}: label {error.args[0]} has no category id in label_to_category",
+            hint="map every label the model can output to a COCO category id",
+        ) from None

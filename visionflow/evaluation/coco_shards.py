@@ -67,8 +67,13 @@ def run_here(shards: list[Shard]) -> list[bytes]:
     return [match_shard(shard) for shard in shards]
 
 
-def evaluate_coco_in_shards(gt: dict | str | Path, dt: list | str | Path, iou_type: str = "bbox",
-                            shards: int = 2, run_shards: ShardRunner = run_here) -> CocoResult:
+def evaluate_coco_in_shards(
+    gt: dict | str | Path,
+    dt: list | str | Path,
+    iou_type: str = "bbox",
+    shards: int = 2,
+    run_shards: ShardRunner = run_here,
+) -> CocoResult:
     """:func:`~visionflow.evaluation.coco.evaluate_coco` (COCO protocol) with the per-image matching
     in ``shards`` parts run by ``run_shards``; the same result."""
     import hotcoco
@@ -81,10 +86,15 @@ def evaluate_coco_in_shards(gt: dict | str | Path, dt: list | str | Path, iou_ty
     split_at = time.perf_counter()
     states = run_shards(parts)
     matched = time.perf_counter()
-    engine = hotcoco.StreamingEval.merge([hotcoco.StreamingEval.from_bytes(state) for state in states]).finalize()
+    engine = hotcoco.StreamingEval.merge(
+        [hotcoco.StreamingEval.from_bytes(state) for state in states]
+    ).finalize()
     engine.accumulate()
-    timing = {"load_split_s": split_at - started, "match_s": matched - split_at,
-              "accumulate_s": time.perf_counter() - matched}
+    timing = {
+        "load_split_s": split_at - started,
+        "match_s": matched - split_at,
+        "accumulate_s": time.perf_counter() - matched,
+    }
     return result_of(engine, ground_truth.category_table(), "coco", timing)
 
 
@@ -98,17 +108,29 @@ def split(gt: GroundTruth, results: Results, shards: int) -> list[Shard]:
     images_by_id = {int(image["id"]): image for image in gt.images}
     parts = []
     for index in range(shards):
-        ids = gt.image_ids[bounds[index]:bounds[index + 1]].tolist()
+        ids = gt.image_ids[bounds[index] : bounds[index + 1]].tolist()
         rows = np.flatnonzero(ann_shard == index)
-        annotations = gt.annotations.take(rows) if gt.records is None else \
-            msgspec.to_builtins([gt.records[i] for i in rows])
+        annotations = (
+            gt.annotations.take(rows)
+            if gt.records is None
+            else msgspec.to_builtins([gt.records[i] for i in rows])
+        )
         chosen = np.flatnonzero(detection_shard == index)
-        detections = results.columns[chosen] if results.records is None else \
-            msgspec.to_builtins([results.records[i] for i in chosen])
-        parts.append(Shard(gt.iou_type, gt.categories, [images_by_id[i] for i in ids], annotations, detections))
+        detections = (
+            results.columns[chosen]
+            if results.records is None
+            else msgspec.to_builtins([results.records[i] for i in chosen])
+        )
+        parts.append(
+            Shard(
+                gt.iou_type, gt.categories, [images_by_id[i] for i in ids], annotations, detections
+            )
+        )
     return parts
 
 
-def _shard_of(sorted_image_ids: np.ndarray, bounds: np.ndarray, image_ids: np.ndarray) -> np.ndarray:
+def _shard_of(
+    sorted_image_ids: np.ndarray, bounds: np.ndarray, image_ids: np.ndarray
+) -> np.ndarray:
     """[N] shard index of each of ``image_ids``: shard i holds positions ``bounds[i]:bounds[i + 1]``."""
     return np.searchsorted(bounds[1:-1], np.searchsorted(sorted_image_ids, image_ids), side="right")

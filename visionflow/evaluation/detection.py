@@ -41,7 +41,9 @@ class DetectionEvaluator:
         self._entries: dict[int, dict[str, Any]] = {}
         self._detections: list[tuple[int, dict[str, Any]]] = []
 
-    def process(self, predictions: Sequence[dict[str, Any]], targets: Sequence[dict[str, Any]]) -> None:
+    def process(
+        self, predictions: Sequence[dict[str, Any]], targets: Sequence[dict[str, Any]]
+    ) -> None:
         for detection, entry in zip(predictions, targets, strict=True):
             image_id = entry["image"]["id"]
             if image_id not in self._entries:
@@ -55,37 +57,59 @@ class DetectionEvaluator:
         from visionflow.evaluation.coco_predictions import results_from_prediction
 
         labels = dict(enumerate(self.category_ids))
-        results = [result for image_id, detection in self._detections
-                   for result in results_from_prediction(detection, image_id, labels, "bbox",
-                                                         f"image {image_id}")]
-        ground_truth = coco_dataset(list(self._entries.values()), self.category_ids,
-                                    self.class_names)
+        results = [
+            result
+            for image_id, detection in self._detections
+            for result in results_from_prediction(
+                detection, image_id, labels, "bbox", f"image {image_id}"
+            )
+        ]
+        ground_truth = coco_dataset(
+            list(self._entries.values()), self.category_ids, self.class_names
+        )
         result = evaluate_coco(ground_truth, results, iou_type="bbox")
-        metrics = {name: float(result.stats[index]) for name, index in LOGGED_STATS.items()
-                   if result.stats[index] > -1}
+        metrics = {
+            name: float(result.stats[index])
+            for name, index in LOGGED_STATS.items()
+            if result.stats[index] > -1
+        }
         return Evaluation(metrics, len(self._entries), result)
 
 
-def ground_truth_entry(target: DetectionTarget, size: Any, category_ids: list[int]) -> dict[str, Any]:
+def ground_truth_entry(
+    target: DetectionTarget, size: Any, category_ids: list[int]
+) -> dict[str, Any]:
     """One image of the COCO ground truth (boxes XYWH, dataset category ids), ids still unset."""
     boxes = target.boxes.detach().cpu().double()
     xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
     area = target.area.tolist() if target.area is not None else [w * h for _, _, w, h in xywh]
     crowd = target.iscrowd.tolist() if target.iscrowd is not None else [False] * len(xywh)
     labels = target.labels.tolist()
-    return {"image": {"id": int(target.image_id), "height": int(size[0]), "width": int(size[1])},
-            "annotations": [{"image_id": int(target.image_id), "category_id": category_ids[label],
-                             "bbox": box, "area": float(a), "iscrowd": int(c)}
-                            for label, box, a, c in zip(labels, xywh, area, crowd)]}
+    return {
+        "image": {"id": int(target.image_id), "height": int(size[0]), "width": int(size[1])},
+        "annotations": [
+            {
+                "image_id": int(target.image_id),
+                "category_id": category_ids[label],
+                "bbox": box,
+                "area": float(a),
+                "iscrowd": int(c),
+            }
+            for label, box, a, c in zip(labels, xywh, area, crowd)
+        ],
+    }
 
 
-def coco_dataset(entries: list[dict[str, Any]], category_ids: list[int],
-                 class_names: list[str]) -> dict[str, Any]:
+def coco_dataset(
+    entries: list[dict[str, Any]], category_ids: list[int], class_names: list[str]
+) -> dict[str, Any]:
     """A COCO ground-truth dict; an image seen twice (DDP padding) counts once."""
     images: dict[int, dict[str, Any]] = {}
     for entry in entries:
         images.setdefault(entry["image"]["id"], entry)
     annotations = [annotation for entry in images.values() for annotation in entry["annotations"]]
-    return {"images": [entry["image"] for entry in images.values()],
-            "annotations": [{"id": index, **a} for index, a in enumerate(annotations, 1)],
-            "categories": [{"id": c, "name": n} for c, n in zip(category_ids, class_names)]}
+    return {
+        "images": [entry["image"] for entry in images.values()],
+        "annotations": [{"id": index, **a} for index, a in enumerate(annotations, 1)],
+        "categories": [{"id": c, "name": n} for c, n in zip(category_ids, class_names)],
+    }

@@ -48,8 +48,9 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     mean_real, mean_fake = real.mean(0), fake.mean(0)
     cov_real, cov_fake = real.T.cov(), fake.T.cov()
     roots = torch.linalg.eigvals(cov_real @ cov_fake).sqrt().real.sum()
-    distance = ((mean_real - mean_fake).square().sum() + cov_real.trace() + cov_fake.trace()
-                - 2 * roots)
+    distance = (
+        (mean_real - mean_fake).square().sum() + cov_real.trace() + cov_fake.trace() - 2 * roots
+    )
     return float(distance)
 
 
@@ -62,8 +63,8 @@ def kernel_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
         return (a @ b.T / dims + 1) ** 3
 
     k_rr, k_ff, k_rf = kernel(real, real), kernel(fake, fake), kernel(real, fake)
-    within = (k_rr.sum() - k_rr.diagonal().sum() + k_ff.sum() - k_ff.diagonal().sum())
-    return float(within / (count * (count - 1)) - 2 * k_rf.sum() / count ** 2)
+    within = k_rr.sum() - k_rr.diagonal().sum() + k_ff.sum() - k_ff.diagonal().sum()
+    return float(within / (count * (count - 1)) - 2 * k_rf.sum() / count**2)
 
 
 class GenerativeEvaluator:

@@ -34,39 +34,45 @@ class PointCloudEvaluator:
         self.reset()
 
     def reset(self) -> None:
-        self._scores: list[torch.Tensor] = []    # per sample [1 + 3T]: chamfer, P, R, F1
+        self._scores: list[torch.Tensor] = []  # per sample [1 + 3T]: chamfer, P, R, F1
 
     def process(self, predictions: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> None:
         if len(predictions) != len(targets):
-            raise DataError(f"point-cloud evaluator: {len(predictions)} predictions for "
-                            f"{len(targets)} targets")
+            raise DataError(
+                f"point-cloud evaluator: {len(predictions)} predictions for {len(targets)} targets"
+            )
         for predicted, target in zip(predictions, targets):
-            self._scores.append(self.score(_cloud(predicted, "prediction"),
-                                           _cloud(target, "target")))
+            self._scores.append(
+                self.score(_cloud(predicted, "prediction"), _cloud(target, "target"))
+            )
 
     def score(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``[1 + 3T]``: chamfer, then precision, recall and F1 at each threshold."""
         predicted, target = predicted[None].double(), target[None].double()
         chamfer, _ = chamfer_distance(predicted, target)
         scores = f_score(predicted, target, self.thresholds)
-        return torch.cat([chamfer.view(1), scores["precision"][0], scores["recall"][0],
-                          scores["f1"][0]])
+        return torch.cat(
+            [chamfer.view(1), scores["precision"][0], scores["recall"][0], scores["f1"][0]]
+        )
 
     def evaluate(self) -> Evaluation:
         count = len(self._scores)
-        names = ["chamfer"] + [f"{kind}@{t:g}" for kind in ("precision", "recall", "f1")
-                               for t in self.thresholds]
-        means = (torch.stack(self._scores).mean(0).tolist() if count
-                 else [float("nan")] * len(names))
-        return Evaluation(dict(zip(names, means)), count,
-                          torch.stack(self._scores) if count else None)
+        names = ["chamfer"] + [
+            f"{kind}@{t:g}" for kind in ("precision", "recall", "f1") for t in self.thresholds
+        ]
+        means = torch.stack(self._scores).mean(0).tolist() if count else [float("nan")] * len(names)
+        return Evaluation(
+            dict(zip(names, means)), count, torch.stack(self._scores) if count else None
+        )
 
 
 def _cloud(points: torch.Tensor, what: str) -> torch.Tensor:
     points = torch.as_tensor(points)
     if points.ndim != 2 or points.shape[1] != 3 or points.shape[0] == 0:
-        raise DataError(f"point-cloud evaluator: a {what} has shape {tuple(points.shape)}; "
-                        f"expected a non-empty [N, 3]")
+        raise DataError(
+            f"point-cloud evaluator: a {what} has shape {tuple(points.shape)}; "
+            f"expected a non-empty [N, 3]"
+        )
     if not torch.isfinite(points).all():
         raise DataError(f"point-cloud evaluator: a {what} has NaN or infinite coordinates")
     return points

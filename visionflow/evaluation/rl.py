@@ -42,9 +42,13 @@ class EpisodeReturnEvaluator:
         returns = [e.total_reward for e in self.episodes]
         mean = math.fsum(returns) / len(returns)
         variance = math.fsum((r - mean) ** 2 for r in returns) / len(returns)
-        metrics = {"return": mean, "return_std": math.sqrt(variance),
-                   "return_min": min(returns), "return_max": max(returns),
-                   "length": math.fsum(e.length for e in self.episodes) / len(self.episodes)}
+        metrics = {
+            "return": mean,
+            "return_std": math.sqrt(variance),
+            "return_min": min(returns),
+            "return_max": max(returns),
+            "length": math.fsum(e.length for e in self.episodes) / len(self.episodes),
+        }
         return Evaluation(metrics, len(self.episodes), details=list(self.episodes))
 
 
@@ -61,8 +65,9 @@ def plot_episode_returns(episodes: Sequence[Episode]):
             running += reward
             cumulative.append(running)
         curves.plot(range(1, len(cumulative) + 1), cumulative, alpha=0.4, linewidth=1)
-    curves.set(xlabel="step", ylabel="cumulative reward",
-               title=f"{len(episodes)} evaluation episodes")
+    curves.set(
+        xlabel="step", ylabel="cumulative reward", title=f"{len(episodes)} evaluation episodes"
+    )
     returns = [e.total_reward for e in episodes]
     totals.plot(range(len(returns)), returns, marker="o", linestyle="none", markersize=3)
     mean = sum(returns) / max(1, len(returns))

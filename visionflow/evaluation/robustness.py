@@ -34,19 +34,22 @@ class RobustnessEvaluator:
         self.reset()
 
     def reset(self) -> None:
-        self._correct = torch.zeros(len(self.epsilons), dtype=torch.int64)    # [E]
-        self._fooled = torch.zeros(len(self.epsilons), dtype=torch.int64)     # [E]
+        self._correct = torch.zeros(len(self.epsilons), dtype=torch.int64)  # [E]
+        self._fooled = torch.zeros(len(self.epsilons), dtype=torch.int64)  # [E]
         self._clean_correct = 0
         self._count = 0
 
-    def process(self, predictions: torch.Tensor, targets: torch.Tensor,
-                goals: torch.Tensor | None = None) -> None:
+    def process(
+        self, predictions: torch.Tensor, targets: torch.Tensor, goals: torch.Tensor | None = None
+    ) -> None:
         predictions = torch.as_tensor(predictions).to(torch.int64)
         targets = torch.as_tensor(targets).to(torch.int64)
         if predictions.shape != (len(self.epsilons), len(targets)):
-            raise DataError(f"robustness evaluator: predictions {tuple(predictions.shape)} do not "
-                            f"fit {len(self.epsilons)} epsilons x {len(targets)} targets")
-        right = predictions == targets                                        # [E, B]
+            raise DataError(
+                f"robustness evaluator: predictions {tuple(predictions.shape)} do not "
+                f"fit {len(self.epsilons)} epsilons x {len(targets)} targets"
+            )
+        right = predictions == targets  # [E, B]
         clean = right[0]
         fooled = predictions == goals if goals is not None else ~right
         self._correct += right.sum(dim=1)
@@ -62,5 +65,8 @@ class RobustnessEvaluator:
         for epsilon, acc, rate in zip(self.epsilons, accuracy, success):
             metrics[f"acc@{epsilon_key(epsilon)}"] = acc
             metrics[f"success@{epsilon_key(epsilon)}"] = rate
-        return Evaluation(metrics, self._count, {"epsilons": self.epsilons, "accuracy": accuracy,
-                                                 "success": success})
+        return Evaluation(
+            metrics,
+            self._count,
+            {"epsilons": self.epsilons, "accuracy": accuracy, "success": success},
+        )

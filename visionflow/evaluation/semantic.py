@@ -36,19 +36,27 @@ class SegmentationEvaluator:
     def reset(self) -> None:
         import hotcoco.semantic
 
-        self._engine = hotcoco.semantic.SemanticEval(self.num_classes, ignore_index=self.ignore_index)
+        self._engine = hotcoco.semantic.SemanticEval(
+            self.num_classes, ignore_index=self.ignore_index
+        )
         self._images = 0
 
-    def process(self, predictions: Any, targets: Any, where: str = "segmentation evaluator") -> None:
+    def process(
+        self, predictions: Any, targets: Any, where: str = "segmentation evaluator"
+    ) -> None:
         predicted, masks = _labels(predictions), _labels(targets)
         if predicted.shape != masks.shape:
-            raise DataError(f"{where}: predictions {tuple(predicted.shape)} and masks {tuple(masks.shape)} "
-                            "differ; both are [B, H, W] class indices")
+            raise DataError(
+                f"{where}: predictions {tuple(predicted.shape)} and masks {tuple(masks.shape)} "
+                "differ; both are [B, H, W] class indices"
+            )
         counted = masks != self.ignore_index
         for name, values in (("mask", masks[counted]), ("prediction", predicted[counted])):
             if len(values) and (values.min() < 0 or values.max() >= self.num_classes):
-                raise DataError(f"{where}: a {name} label is outside 0..{self.num_classes - 1} "
-                                f"(and is not ignore_index {self.ignore_index})")
+                raise DataError(
+                    f"{where}: a {name} label is outside 0..{self.num_classes - 1} "
+                    f"(and is not ignore_index {self.ignore_index})"
+                )
         self._engine.update(masks, np.where(counted, predicted, 0))
         self._images += int(masks.shape[0]) if masks.ndim == 3 else 1
 
@@ -66,23 +74,33 @@ def semantic_scores(confusion: Any) -> dict[str, float]:
     epoch metrics both score here, so training logs and ``visionflow eval`` agree exactly.
     Frequency-weighted IoU weights each class's IoU by its share of the true pixels (FCN, Long
     et al. 2015)."""
-    confusion = np.asarray(confusion.cpu() if hasattr(confusion, "cpu") else confusion,
-                           dtype=np.float64)
+    confusion = np.asarray(
+        confusion.cpu() if hasattr(confusion, "cpu") else confusion, dtype=np.float64
+    )
     true_pixels, predicted_pixels = confusion.sum(axis=1), confusion.sum(axis=0)
     hits = np.diagonal(confusion)
     union = true_pixels + predicted_pixels - hits
     iou = np.where(union > 0, hits / np.maximum(union, 1), np.nan)
     recall = np.where(true_pixels > 0, hits / np.maximum(true_pixels, 1), np.nan)
     total = confusion.sum()
-    present = true_pixels > 0                  # a class with true pixels has a union: IoU known
-    return {"mIoU": _nanmean(iou),
-            "fwIoU": float((true_pixels[present] * iou[present]).sum() / total) if total else float("nan"),
-            "pixel_acc": float(hits.sum() / total) if total else float("nan"),
-            "mean_acc": _nanmean(recall), **{f"IoU/{k}": float(value) for k, value in enumerate(iou)}}
+    present = true_pixels > 0  # a class with true pixels has a union: IoU known
+    return {
+        "mIoU": _nanmean(iou),
+        "fwIoU": float((true_pixels[present] * iou[present]).sum() / total)
+        if total
+        else float("nan"),
+        "pixel_acc": float(hits.sum() / total) if total else float("nan"),
+        "mean_acc": _nanmean(recall),
+        **{f"IoU/{k}": float(value) for k, value in enumerate(iou)},
+    }
 
 
-def evaluate_label_folders(gt_folder: str | Path, pred_folder: str | Path, num_classes: int,
-                           ignore_index: int = IGNORE_INDEX) -> Evaluation:
+def evaluate_label_folders(
+    gt_folder: str | Path,
+    pred_folder: str | Path,
+    num_classes: int,
+    ignore_index: int = IGNORE_INDEX,
+) -> Evaluation:
     """Score every PNG label map of ``gt_folder`` against the PNG of the same name in
     ``pred_folder`` (pixel value or palette index = class)."""
     from PIL import Image
@@ -93,17 +111,24 @@ def evaluate_label_folders(gt_folder: str | Path, pred_folder: str | Path, num_c
             raise DataError(f"{folder}: no such folder", hint="give a folder of PNG label maps")
     names = sorted(path.name for path in gt_folder.glob("*.png"))
     if not names:
-        raise DataError(f"{gt_folder}: no PNG label maps", hint="label maps are PNGs whose pixel values are classes")
+        raise DataError(
+            f"{gt_folder}: no PNG label maps",
+            hint="label maps are PNGs whose pixel values are classes",
+        )
     evaluator = SegmentationEvaluator(num_classes, ignore_index)
     for name in names:
         if not (pred_folder / name).is_file():
-            raise DataError(f"{pred_folder / name}: no prediction for {gt_folder / name}",
-                            hint="name each prediction PNG like its ground-truth label map")
+            raise DataError(
+                f"{pred_folder / name}: no prediction for {gt_folder / name}",
+                hint="name each prediction PNG like its ground-truth label map",
+            )
         maps = [np.asarray(Image.open(folder / name)) for folder in (gt_folder, pred_folder)]
         for path, labels in zip((gt_folder / name, pred_folder / name), maps):
             if labels.ndim != 2:
-                raise DataError(f"{path}: a label map has one channel, this one has shape {labels.shape}",
-                                hint="save class indices as a grayscale or palette PNG")
+                raise DataError(
+                    f"{path}: a label map has one channel, this one has shape {labels.shape}",
+                    hint="save class indices as a grayscale or palette PNG",
+                )
         evaluator.process(maps[1][None], maps[0][None], where=str(pred_folder / name))
     return evaluator.evaluate()
 

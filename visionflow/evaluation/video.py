@@ -34,14 +34,19 @@ class VideoAccuracyEvaluator:
         self._loss_sum = 0.0
 
     def process(self, predictions: dict[str, Any], targets: dict[str, Any]) -> None:
-        scores = torch.as_tensor(predictions["scores"], dtype=torch.float64)         # [B, K]
-        labels = torch.as_tensor(targets["labels"], dtype=torch.int64)              # [B]
-        videos = torch.as_tensor(targets["video"], dtype=torch.int64)               # [B]
-        if scores.ndim != 2 or scores.shape[1] != self.num_classes \
-                or not len(scores) == len(labels) == len(videos):
-            raise DataError(f"video evaluator: scores {tuple(scores.shape)}, labels "
-                            f"{tuple(labels.shape)}, videos {tuple(videos.shape)}; expected "
-                            f"[B, {self.num_classes}], [B], [B]")
+        scores = torch.as_tensor(predictions["scores"], dtype=torch.float64)  # [B, K]
+        labels = torch.as_tensor(targets["labels"], dtype=torch.int64)  # [B]
+        videos = torch.as_tensor(targets["video"], dtype=torch.int64)  # [B]
+        if (
+            scores.ndim != 2
+            or scores.shape[1] != self.num_classes
+            or not len(scores) == len(labels) == len(videos)
+        ):
+            raise DataError(
+                f"video evaluator: scores {tuple(scores.shape)}, labels "
+                f"{tuple(labels.shape)}, videos {tuple(videos.shape)}; expected "
+                f"[B, {self.num_classes}], [B], [B]"
+            )
         if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise DataError(f"video evaluator: a label is outside 0..{self.num_classes - 1}")
         self._scores.append(scores)
@@ -54,28 +59,37 @@ class VideoAccuracyEvaluator:
         clip); NaN without clips. ``details``: the video-level confusion matrix ``[K, K]``."""
         if not self._scores:
             nan = float("nan")
-            return Evaluation({"clip_acc": nan, "video_acc": nan, "loss": nan}, 0,
-                              torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64))
+            return Evaluation(
+                {"clip_acc": nan, "video_acc": nan, "loss": nan},
+                0,
+                torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64),
+            )
         scores, labels = torch.cat(self._scores), torch.cat(self._labels)
         video_scores, video_labels = self._per_video(scores, labels, torch.cat(self._videos))
-        metrics = {"clip_acc": _top1(scores, labels), "video_acc": _top1(video_scores, video_labels)}
+        metrics = {
+            "clip_acc": _top1(scores, labels),
+            "video_acc": _top1(video_scores, video_labels),
+        }
         if self.num_classes > self.top_k:
             metrics[f"clip_acc_top{self.top_k}"] = _top_k(scores, labels, self.top_k)
             metrics[f"video_acc_top{self.top_k}"] = _top_k(video_scores, video_labels, self.top_k)
         metrics["loss"] = self._loss_sum / len(labels)
         pairs = video_labels * self.num_classes + video_scores.argmax(dim=1)
-        confusion = torch.bincount(pairs, minlength=self.num_classes ** 2)
+        confusion = torch.bincount(pairs, minlength=self.num_classes**2)
         return Evaluation(metrics, len(labels), confusion.view(self.num_classes, -1))
 
-    def _per_video(self, scores: torch.Tensor, labels: torch.Tensor, videos: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _per_video(
+        self, scores: torch.Tensor, labels: torch.Tensor, videos: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean clip scores ``[V, K]`` and the label ``[V]`` of each video, in first-seen order."""
         ids, slot = torch.unique(videos, sorted=False, return_inverse=True)
         order = torch.full((len(ids),), len(videos), dtype=torch.int64)
         order.scatter_reduce_(0, slot, torch.arange(len(videos)), "amin")
-        sums = torch.zeros(len(ids), self.num_classes, dtype=torch.float64).index_add_(0, slot, scores)
+        sums = torch.zeros(len(ids), self.num_classes, dtype=torch.float64).index_add_(
+            0, slot, scores
+        )
         counts = torch.bincount(slot, minlength=len(ids)).to(torch.float64)
-        video_labels = labels[order]                                   # its first clip's
+        video_labels = labels[order]  # its first clip's
         mixed = video_labels[slot] != labels
         if mixed.any():
             video = int(videos[mixed.nonzero()[0, 0]])

@@ -42,8 +42,11 @@ class GroundTruthBoxes:
     difficult: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        difficult = np.zeros(len(self.boxes), dtype=bool) if self.difficult is None \
+        difficult = (
+            np.zeros(len(self.boxes), dtype=bool)
+            if self.difficult is None
             else np.asarray(self.difficult, dtype=bool)
+        )
         if difficult.shape != (len(self.boxes),):
             raise ValueError(f"difficult has shape {difficult.shape}, boxes {np.shape(self.boxes)}")
         object.__setattr__(self, "difficult", difficult)
@@ -63,11 +66,16 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.where(union > 0, intersection / np.maximum(union, 1e-12), 0.0)
 
 
-def match_detections(detections: ClassDetections, ground_truth: Mapping[int, GroundTruthBoxes],
-                     iou_threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def match_detections(
+    detections: ClassDetections,
+    ground_truth: Mapping[int, GroundTruthBoxes],
+    iou_threshold: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(true_positive [D], false_positive [D])`` as 0/1 floats, in descending score order."""
     order = np.argsort(-np.asarray(detections.scores, dtype=np.float64), kind="stable")
-    matched = {image_id: np.zeros(len(gt.boxes), dtype=bool) for image_id, gt in ground_truth.items()}
+    matched = {
+        image_id: np.zeros(len(gt.boxes), dtype=bool) for image_id, gt in ground_truth.items()
+    }
     true_positive = np.zeros(len(order))
     false_positive = np.zeros(len(order))
     for rank, index in enumerate(order):
@@ -76,8 +84,10 @@ def match_detections(detections: ClassDetections, ground_truth: Mapping[int, Gro
         if gt is None or len(gt.boxes) == 0:
             false_positive[rank] = 1
             continue
-        overlaps = box_iou(np.asarray(detections.boxes[index], dtype=np.float64),
-                           np.asarray(gt.boxes, dtype=np.float64))
+        overlaps = box_iou(
+            np.asarray(detections.boxes[index], dtype=np.float64),
+            np.asarray(gt.boxes, dtype=np.float64),
+        )
         best = int(np.argmax(overlaps))
         if overlaps[best] <= iou_threshold:
             false_positive[rank] = 1
@@ -91,8 +101,11 @@ def match_detections(detections: ClassDetections, ground_truth: Mapping[int, Gro
     return true_positive, false_positive
 
 
-def precision_recall(detections: ClassDetections, ground_truth: Mapping[int, GroundTruthBoxes],
-                     iou_threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def precision_recall(
+    detections: ClassDetections,
+    ground_truth: Mapping[int, GroundTruthBoxes],
+    iou_threshold: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(recall [D], precision [D])`` after each detection in descending score order."""
     positives = sum(gt.positives for gt in ground_truth.values())
     true_positive, false_positive = match_detections(detections, ground_truth, iou_threshold)
@@ -117,8 +130,12 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: Method 
     return float(np.sum((recall[steps + 1] - recall[steps]) * envelope[steps + 1]))
 
 
-def voc_average_precision(detections: ClassDetections, ground_truth: Mapping[int, GroundTruthBoxes],
-                          iou_threshold: float = 0.5, method: Method = "all") -> float:
+def voc_average_precision(
+    detections: ClassDetections,
+    ground_truth: Mapping[int, GroundTruthBoxes],
+    iou_threshold: float = 0.5,
+    method: Method = "all",
+) -> float:
     """AP of one class; NaN when the class has no non-difficult ground-truth box."""
     if not sum(gt.positives for gt in ground_truth.values()):
         return float("nan")

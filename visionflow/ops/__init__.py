@@ -13,5 +13,12 @@ from visionflow.ops.ico_sphere import ico_sphere, subdivide
 from visionflow.ops.nearest import nearest_neighbor_index
 from visionflow.ops.sample_points import sample_points_from_mesh
 
-__all__ = ["chamfer_distance", "f_score", "ico_sphere", "nearest_distances",
-           "nearest_neighbor_index", "sample_points_from_mesh", "subdivide"]
+__all__ = [
+    "chamfer_distance",
+    "f_score",
+    "ico_sphere",
+    "nearest_distances",
+    "nearest_neighbor_index",
+    "sample_points_from_mesh",
+    "subdivide",
+]

@@ -21,12 +21,20 @@ BATCH_REDUCTIONS = ("mean", "sum", None)
 POINT_REDUCTIONS = ("mean", "sum", "max", None)
 
 
-def chamfer_distance(x: torch.Tensor, y: torch.Tensor, x_lengths: torch.Tensor | None = None,
-                     y_lengths: torch.Tensor | None = None,
-                     x_normals: torch.Tensor | None = None, y_normals: torch.Tensor | None = None,
-                     weights: torch.Tensor | None = None, batch_reduction: str | None = "mean",
-                     point_reduction: str | None = "mean", norm: int = 2,
-                     single_directional: bool = False, abs_cosine: bool = True):
+def chamfer_distance(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_lengths: torch.Tensor | None = None,
+    y_lengths: torch.Tensor | None = None,
+    x_normals: torch.Tensor | None = None,
+    y_normals: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+    batch_reduction: str | None = "mean",
+    point_reduction: str | None = "mean",
+    norm: int = 2,
+    single_directional: bool = False,
+    abs_cosine: bool = True,
+):
     """Chamfer distance of ``x [B, N, D]`` to ``y [B, M, D]`` (and back unless
     ``single_directional``), as PyTorch3D's ``chamfer_distance``.
 
@@ -42,7 +50,7 @@ def chamfer_distance(x: torch.Tensor, y: torch.Tensor, x_lengths: torch.Tensor |
     x_lengths = _lengths(x, x_lengths, "x_lengths")
     y_lengths = _lengths(y, y_lengths, "y_lengths")
     if weights is not None and float(weights.sum()) == 0.0:
-        zero = (x.sum((1, 2)) * weights) * 0.0                                      # [B]
+        zero = (x.sum((1, 2)) * weights) * 0.0  # [B]
         return (zero.sum(), zero.sum()) if batch_reduction is not None else (zero, zero)
     options = (weights, batch_reduction, point_reduction, norm, abs_cosine)
     loss_x, normals_x = _one_direction(x, y, x_lengths, y_lengths, x_normals, y_normals, *options)
@@ -52,19 +60,31 @@ def chamfer_distance(x: torch.Tensor, y: torch.Tensor, x_lengths: torch.Tensor |
     if point_reduction is None:
         return (loss_x, loss_y), ((normals_x, normals_y) if normals_x is not None else None)
     combine = torch.maximum if point_reduction == "max" else torch.add
-    return combine(loss_x, loss_y), (combine(normals_x, normals_y) if normals_x is not None
-                                     else None)
+    return combine(loss_x, loss_y), (
+        combine(normals_x, normals_y) if normals_x is not None else None
+    )
 
 
-def _one_direction(x, y, x_lengths, y_lengths, x_normals, y_normals, weights, batch_reduction,
-                   point_reduction, norm, abs_cosine):
+def _one_direction(
+    x,
+    y,
+    x_lengths,
+    y_lengths,
+    x_normals,
+    y_normals,
+    weights,
+    batch_reduction,
+    point_reduction,
+    norm,
+    abs_cosine,
+):
     """``(distance, normal term)`` from each point of ``x`` to its nearest point of ``y``,
     reduced as asked; the normal term is None without normals."""
     batch, points, _ = x.shape
-    index = nearest_neighbor_index(x, y, x_lengths, y_lengths, norm)              # [B, N]
-    valid = (torch.arange(points, device=x.device)[None, :] < x_lengths[:, None])  # [B, N]
+    index = nearest_neighbor_index(x, y, x_lengths, y_lengths, norm)  # [B, N]
+    valid = torch.arange(points, device=x.device)[None, :] < x_lengths[:, None]  # [B, N]
     valid = valid & (y_lengths[:, None] > 0)
-    nearest = _gather(y, index)                                                   # [B, N, D]
+    nearest = _gather(y, index)  # [B, N, D]
     difference = x - nearest
     distance = difference.square().sum(-1) if norm == 2 else difference.abs().sum(-1)
     distance = distance * valid
@@ -75,9 +95,12 @@ def _one_direction(x, y, x_lengths, y_lengths, x_normals, y_normals, weights, ba
     if weights is not None:
         distance = distance * weights.view(batch, 1)
         normal_term = normal_term * weights.view(batch, 1) if normal_term is not None else None
-    return (_reduce(distance, x_lengths, weights, batch_reduction, point_reduction),
-            _reduce(normal_term, x_lengths, weights, batch_reduction, point_reduction)
-            if normal_term is not None else None)
+    return (
+        _reduce(distance, x_lengths, weights, batch_reduction, point_reduction),
+        _reduce(normal_term, x_lengths, weights, batch_reduction, point_reduction)
+        if normal_term is not None
+        else None,
+    )
 
 
 def _gather(points: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -92,9 +115,9 @@ def _reduce(values, lengths, weights, batch_reduction, point_reduction):
     if point_reduction is None:
         return values
     if point_reduction == "max":
-        values = values.max(1).values if values.shape[1] else values.sum(1)       # [B]
+        values = values.max(1).values if values.shape[1] else values.sum(1)  # [B]
     else:
-        values = values.sum(1)                                                    # [B]
+        values = values.sum(1)  # [B]
         if point_reduction == "mean":
             values = values / lengths.clamp(min=1)
     if batch_reduction is None:
@@ -114,27 +137,44 @@ def _lengths(points: torch.Tensor, lengths: torch.Tensor | None, name: str) -> t
     return lengths.to(device=points.device, dtype=torch.int64).clamp(0, count)
 
 
-def _check_arguments(x, y, x_normals, y_normals, weights, batch_reduction, point_reduction,
-                     norm) -> None:
+def _check_arguments(
+    x, y, x_normals, y_normals, weights, batch_reduction, point_reduction, norm
+) -> None:
     """ValueError naming the first bad argument (PyTorch3D raises ValueError too)."""
     problems = [
-        (x.dim() != 3 or y.dim() != 3 or x.shape[0] != y.shape[0] or x.shape[2] != y.shape[2],
-         f"x and y: expected [B, N, D] and [B, M, D], got {tuple(x.shape)} and {tuple(y.shape)}"),
-        (batch_reduction not in BATCH_REDUCTIONS,
-         f"batch_reduction: must be one of mean, sum or None, got {batch_reduction!r}"),
-        (point_reduction not in POINT_REDUCTIONS,
-         f"point_reduction: must be one of mean, sum, max or None, got {point_reduction!r}"),
-        (point_reduction is None and batch_reduction is not None,
-         "batch_reduction: must be None when point_reduction is None"),
+        (
+            x.dim() != 3 or y.dim() != 3 or x.shape[0] != y.shape[0] or x.shape[2] != y.shape[2],
+            f"x and y: expected [B, N, D] and [B, M, D], got {tuple(x.shape)} and {tuple(y.shape)}",
+        ),
+        (
+            batch_reduction not in BATCH_REDUCTIONS,
+            f"batch_reduction: must be one of mean, sum or None, got {batch_reduction!r}",
+        ),
+        (
+            point_reduction not in POINT_REDUCTIONS,
+            f"point_reduction: must be one of mean, sum, max or None, got {point_reduction!r}",
+        ),
+        (
+            point_reduction is None and batch_reduction is not None,
+            "batch_reduction: must be None when point_reduction is None",
+        ),
         (norm not in (1, 2), f"norm: must be 1 or 2, got {norm!r}"),
-        (point_reduction == "max" and (x_normals is not None or y_normals is not None),
-         "x_normals, y_normals: must be None when point_reduction is 'max'"),
-        (x_normals is not None and x_normals.shape != x.shape,
-         f"x_normals: expected shape {tuple(x.shape)}"),
-        (y_normals is not None and y_normals.shape != y.shape,
-         f"y_normals: expected shape {tuple(y.shape)}"),
-        (weights is not None and weights.shape != (x.shape[0],),
-         f"weights: expected shape ({x.shape[0]},)"),
+        (
+            point_reduction == "max" and (x_normals is not None or y_normals is not None),
+            "x_normals, y_normals: must be None when point_reduction is 'max'",
+        ),
+        (
+            x_normals is not None and x_normals.shape != x.shape,
+            f"x_normals: expected shape {tuple(x.shape)}",
+        ),
+        (
+            y_normals is not None and y_normals.shape != y.shape,
+            f"y_normals: expected shape {tuple(y.shape)}",
+        ),
+        (
+            weights is not None and weights.shape != (x.shape[0],),
+            f"weights: expected shape ({x.shape[0]},)",
+        ),
     ]
     for failed, message in problems:
         if failed:

@@ -30,8 +30,13 @@ DENSE_LIMIT = 1 << 18
 CHUNK_ELEMENTS = 1 << 26
 
 
-def nearest_neighbor_index(x: torch.Tensor, y: torch.Tensor, x_lengths: torch.Tensor,
-                           y_lengths: torch.Tensor, norm: int = 2) -> torch.Tensor:
+def nearest_neighbor_index(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_lengths: torch.Tensor,
+    y_lengths: torch.Tensor,
+    norm: int = 2,
+) -> torch.Tensor:
     """For every point of ``x [B, N, D]``, the index ``[B, N]`` (int64, on x's device) of its
     nearest point in ``y [B, M, D]`` under the L``norm`` distance, among each cloud's first
     ``x_lengths [B]`` / ``y_lengths [B]`` points."""
@@ -42,8 +47,9 @@ def nearest_neighbor_index(x: torch.Tensor, y: torch.Tensor, x_lengths: torch.Te
         return _chunked_index(x, y, y_lengths, norm)
 
 
-def _kdtree_index(x: torch.Tensor, y: torch.Tensor, x_lengths: torch.Tensor,
-                  y_lengths: torch.Tensor, norm: int) -> torch.Tensor:
+def _kdtree_index(
+    x: torch.Tensor, y: torch.Tensor, x_lengths: torch.Tensor, y_lengths: torch.Tensor, norm: int
+) -> torch.Tensor:
     index = torch.zeros(x.shape[:2], dtype=torch.int64)
     for b, (n, m) in enumerate(zip(x_lengths.tolist(), y_lengths.tolist())):
         if n and m:
@@ -62,16 +68,16 @@ def kdtree_query(points: np.ndarray, queries: np.ndarray, norm: int) -> np.ndarr
             pass
         else:
             queries = queries.astype(points.dtype, copy=False)
-            return KDTree(np.ascontiguousarray(points)).query(np.ascontiguousarray(queries),
-                                                              k=1)[1]
+            return KDTree(np.ascontiguousarray(points)).query(np.ascontiguousarray(queries), k=1)[1]
     from scipy.spatial import cKDTree
 
     tree = cKDTree(points, balanced_tree=False, compact_nodes=False)
     return tree.query(queries, k=1, p=norm, workers=-1)[1]
 
 
-def _chunked_index(x: torch.Tensor, y: torch.Tensor, y_lengths: torch.Tensor,
-                   norm: int) -> torch.Tensor:
+def _chunked_index(
+    x: torch.Tensor, y: torch.Tensor, y_lengths: torch.Tensor, norm: int
+) -> torch.Tensor:
     batch, rows, _ = x.shape
     columns = y.shape[1]
     if columns == 0:
@@ -80,11 +86,14 @@ def _chunked_index(x: torch.Tensor, y: torch.Tensor, y_lengths: torch.Tensor,
     step = max(1, CHUNK_ELEMENTS // max(1, batch * columns * (x.shape[2] if norm == 1 else 1)))
     chunks = []
     for start in range(0, rows, step):
-        distances = pair_distances(x[:, start:start + step], y, norm)            # [B, rows, M]
+        distances = pair_distances(x[:, start : start + step], y, norm)  # [B, rows, M]
         distances.masked_fill_(padding[:, None, :], float("inf"))
         chunks.append(distances.argmin(dim=2))
-    return torch.cat(chunks, dim=1) if chunks else torch.zeros(batch, 0, dtype=torch.int64,
-                                                               device=x.device)
+    return (
+        torch.cat(chunks, dim=1)
+        if chunks
+        else torch.zeros(batch, 0, dtype=torch.int64, device=x.device)
+    )
 
 
 def pair_distances(x: torch.Tensor, y: torch.Tensor, norm: int) -> torch.Tensor:
