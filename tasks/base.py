@@ -109,8 +109,10 @@ class VisionTask(LightningModule):
     @classmethod
     def upgrade_arguments(cls, args: Mapping[str, Any], path: str = "task.args") -> dict[str, Any]:
         """``args`` with deprecated keys replaced (one deprecation line each); the spec checks the
-        result. Subclasses extend it for their own renamed keys."""
-        return upgrade_flat_keys(args, path)
+        result. Subclasses extend it for their own renamed keys. An argument of the task's own
+        constructor that shares a flat key's name (an RL task's ``gamma``) is left alone."""
+        own = {p.name for p in inspect.signature(cls.__init__).parameters.values()}
+        return upgrade_flat_keys(args, path, own=own)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """The optimizer's parameter groups (dicts with ``params`` and optionally ``lr``, ``name``);

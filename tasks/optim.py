@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -128,13 +128,16 @@ FLAT_KEYS = {
 }
 
 
-def upgrade_flat_keys(args: Mapping[str, Any], path: str = "task.args") -> dict[str, Any]:
+def upgrade_flat_keys(
+    args: Mapping[str, Any], path: str = "task.args", own: Collection[str] = ()
+) -> dict[str, Any]:
     """``args`` with the flat optimizer/schedule keys of earlier releases moved into the
-    ``optimizer`` and ``scheduler`` sub-configs, with one deprecation line per moved key."""
+    ``optimizer`` and ``scheduler`` sub-configs, with one deprecation line per moved key. Keys in
+    ``own`` are the task's own arguments (an RL task's ``gamma`` is its discount) and stay."""
     args = dict(args)
     nested: dict[str, dict[str, Any]] = {}
     for group, keys in FLAT_KEYS.items():
-        flat = [k for k in keys if k in args]
+        flat = [k for k in keys if k in args and k not in own]
         if flat and isinstance(args.get(group), str):  # optimizer: sgd + lr: 0.1
             nested[group] = {"name": args.pop(group)}
         for key in flat:

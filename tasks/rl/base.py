@@ -10,7 +10,6 @@ training it logs ``train/episode_return``: the mean return of the episodes that 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,17 +51,6 @@ class RLTask(VisionTask):
         self._episode_returns: list[float] = []
         self._played: dict[str, list[Episode]] = {"val": [], "test": []}
         self.test_episodes: list[Episode] = []
-
-    @classmethod
-    def upgrade_arguments(cls, args: Mapping[str, Any], path: str = "task.args") -> dict[str, Any]:
-        """The base's upgrade, except that ``gamma`` stays: here it is the discount factor, not
-        the flat ``scheduler.gamma`` key of earlier releases."""
-        args = dict(args)
-        discount = args.pop("gamma", None)
-        upgraded = super().upgrade_arguments(args, path)
-        if discount is not None:
-            upgraded["gamma"] = discount
-        return upgraded
 
     # ---------------------------------------------------------------------------- experience
 

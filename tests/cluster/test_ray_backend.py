@@ -19,7 +19,6 @@ pytest.importorskip("ray")
 
 import torch
 import yaml
-from lightning.pytorch import LightningDataModule, LightningModule
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -27,11 +26,13 @@ from tests.conftest import REPO_ROOT
 from visionflow import cluster
 from visionflow.batches import DatasetInfo, ImageClassificationBatch
 from visionflow.cluster.train import WorkerFailure, provider_modules, worker_error
+from visionflow.datamodules import VisionDataModule
 from visionflow.errors import DataError, RunError, SpecError
 from visionflow.pipelines import run as run_local
 from visionflow.pipelines.console import epoch_line
 from visionflow.registry import DATAMODULES, TASKS
 from visionflow.spec import load_spec, parse_spec
+from visionflow.tasks.base import VisionTask
 
 pytestmark = pytest.mark.ray
 
@@ -44,13 +45,16 @@ def _collate(items):
 
 
 @DATAMODULES.register("ray_test_blobs", batch=ImageClassificationBatch)
-class BlobsDataModule(LightningDataModule):
+class BlobsDataModule(VisionDataModule):
     """Four Gaussian blobs as 1x4x4 images: separable, so a linear model learns it in an epoch."""
 
     def __init__(self, batch_size: int = 32, size: int = 256, seed: int = 0):
         super().__init__()
         self.batch_size, self.size, self.seed = batch_size, size, seed
-        self.info = DatasetInfo(
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(
             num_classes=4, class_names=("a", "b", "c", "d"), in_channels=1, image_size=(4, 4)
         )
 
@@ -75,7 +79,7 @@ class BlobsDataModule(LightningDataModule):
 
 
 @TASKS.register("ray_test_linear", batch=ImageClassificationBatch)
-class LinearTask(LightningModule):
+class LinearTask(VisionTask):
     """Linear classifier; ``fail_at_epoch`` raises inside training_step (the worker-error test)."""
 
     checkpoint_monitor = ("val/acc", "max")

@@ -70,7 +70,7 @@ def test_unknown_task_name_suggests_and_hints_list():
     error = error_of(with_changes(task={"name": "image_clasification"}))
     assert isinstance(error, UnknownNameError)
     assert (
-        "task.name: unknown task 'image_clasification'; did you mean 'image_classification'?"
+        "task.name: unknown task 'image_clasification'; did you mean 'image_classification'"
         in error.message
     )
     assert "visionflow list tasks" in error.hint
