@@ -50,6 +50,8 @@ def build_video_net(
     where: str = "net",
 ) -> nn.Module:
     """The registered video net ``name``; errors name ``where`` or ``<where>_args.<key>``."""
+    if not 0 <= dropout < 1:
+        raise SpecError(f"dropout: must be in [0, 1), got {dropout}")
     try:
         builder = VIDEO_NETS.get(name).builder
     except UnknownNameError as error:

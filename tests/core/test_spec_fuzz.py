@@ -64,6 +64,8 @@ COUNTS = {
     "data.args.val_images",
     "data.args.test_images",
 }
+#: A count or a list of values (the RL datamodule's seeds): only text is surely wrong.
+COUNT_OR_LIST = {"data.args.val_seeds", "data.args.test_seeds"}
 #: Reals that must be positive (or in [0, 1)) and a negative one must be refused.
 POSITIVE = {
     "task.args.lr",
@@ -103,7 +105,7 @@ def bad_values(key: str, value: Any) -> st.SearchStrategy | None:
     if isinstance(value, bool):
         return TEXT | CONTAINERS | st.integers(2, 9)
     if isinstance(value, (int, float)):
-        wrong = TEXT | CONTAINERS
+        wrong = TEXT if key in COUNT_OR_LIST else TEXT | CONTAINERS
         if key in COUNTS or key in POSITIVE:
             wrong |= st.integers(-1000, -2) | st.floats(-1e6, -1e-3)
         return wrong
