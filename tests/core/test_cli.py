@@ -126,3 +126,31 @@ def test_data_make_shapes_writes_a_coco_dataset(tmp_path, capsys):
     assert len(dataset["images"]) == 3 and dataset["annotations"]
     assert len(list((tmp_path / "shapes" / "images").glob("*.png"))) == 3
     assert main(["data", "make-shapes", str(tmp_path / "bad"), "--images", "0"]) == 2
+
+
+def test_eval_coco_imports_only_what_it_needs(tmp_path):
+    """`visionflow eval coco` starts small: no torch, Lightning, Ray or matplotlib, and no other
+    command's module (only the chosen command's parser is built)."""
+    gt = tmp_path / "gt.json"
+    gt.write_text(
+        '{"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}], '
+        '"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], '
+        '"area": 16, "iscrowd": 0}]}'
+    )
+    dt = tmp_path / "dt.json"
+    dt.write_text('[{"image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "score": 0.9}]')
+    argv = ["eval", "coco", "--gt", str(gt), "--dt", str(dt), "--json", str(tmp_path / "out.json")]
+    program = (
+        "import sys; from visionflow.cli import main; "
+        f"code = main({argv + ['--per-category']!r}); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'lightning', 'ray', 'matplotlib') or m in "
+        "('visionflow.cli.run', 'visionflow.cli.data', 'visionflow.cli.cluster', "
+        "'visionflow.cli.eval_run', 'visionflow.cluster'))); sys.exit(code)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Average Precision" in result.stdout
+    assert result.stdout.splitlines()[-1] == "[]"

@@ -16,14 +16,6 @@ import sys
 from collections.abc import Sequence
 
 from visionflow import __version__
-from visionflow.cli import eval_run
-from visionflow.cli.cluster import add_cluster_commands
-from visionflow.cli.data import add_data_commands, data_command
-from visionflow.cli.eval import add_eval_kinds
-from visionflow.cli.eval import run as eval_kind_command
-from visionflow.cli.eval_run import evaluate_command
-from visionflow.cli.listing import list_command
-from visionflow.cli.run import run_command
 from visionflow.errors import VisionFlowError
 
 RUN_EXAMPLES = """\
@@ -47,7 +39,10 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. Given ``argv``, only the parser of the command it names is
+    built (``eval coco`` alone, not the other commands and the modules they import: start-up
+    time); without one, or for a name that is not a command, every command's."""
     parser = argparse.ArgumentParser(
         prog="visionflow",
         description="Train and evaluate computer-vision models, "
@@ -56,7 +51,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"visionflow {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_run(commands)
+    chosen = _named_commands(argv)
+    for names, add in (
+        (("run",), _add_run),
+        (("list",), _add_list),
+        (("eval",), lambda commands: _add_eval(commands, chosen[1])),
+        (("data",), _add_data),
+        (("cluster", "submit", "jobs"), _add_cluster),
+    ):
+        if chosen[0] is None or chosen[0] in names:
+            add(commands)
+    return parser
+
+
+#: every command name, for _named_commands (the cluster group adds three)
+COMMANDS = ("run", "list", "eval", "data", "cluster", "submit", "jobs")
+
+
+def _named_commands(argv: Sequence[str] | None) -> tuple[str | None, str | None]:
+    """(the command ``argv`` names, and its first word after it: the eval kind), or (None, None)
+    where ``argv`` names no known command (``--help``, a typo: then every parser is built)."""
+    words = [word for word in (argv or ()) if not word.startswith("-")]
+    if not words or words[0] not in COMMANDS:
+        return None, None
+    return words[0], words[1] if len(words) > 1 else None
+
+
+def _add_list(commands) -> None:
     listing = commands.add_parser(
         "list",
         help="list registered tasks, datamodules, nets, ...",
@@ -69,10 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["tasks", "datamodules", "nets", "transforms", "stages"],
         help="one registry (default: all)",
     )
-    _add_eval(commands)
+
+
+def _add_data(commands) -> None:
+    from visionflow.cli.data import add_data_commands
+
     add_data_commands(commands, _Formatter)
+
+
+def _add_cluster(commands) -> None:
+    from visionflow.cli.cluster import add_cluster_commands
+
     add_cluster_commands(commands)
-    return parser
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -121,7 +150,10 @@ def add_address_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_eval(commands) -> None:
+def _add_eval(commands, kind: str | None = None) -> None:
+    """``eval`` and its kinds; only ``kind`` when it is one."""
+    from visionflow.cli.eval import EVAL_KINDS, add_eval_kinds
+
     evaluate = commands.add_parser(
         "eval",
         help="score a trained model (in shards, on Ray); "
@@ -130,6 +162,16 @@ def _add_eval(commands) -> None:
         formatter_class=_Formatter,
     )
     kinds = evaluate.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
+    only = kind if kind in ("run", *EVAL_KINDS) else None
+    if only in (None, "run"):
+        _add_eval_run(kinds)
+    if only != "run":
+        add_eval_kinds(kinds, _Formatter, only)
+
+
+def _add_eval_run(kinds) -> None:
+    from visionflow.cli import eval_run
+
     model = kinds.add_parser(
         "run",
         help="score a checkpoint on a dataset split, in shards",
@@ -141,28 +183,18 @@ def _add_eval(commands) -> None:
     )
     eval_run.add_arguments(model)
     add_address_argument(model)
-    add_eval_kinds(kinds, _Formatter)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     try:
-        if args.command == "run":
-            return run_command(args, parser)
-        if args.command == "list":
-            return list_command(args.kind)
-        if args.command == "data":
-            return data_command(args)
-        if hasattr(args, "cluster_command"):  # cluster, submit, jobs
-            return args.cluster_command(args)
-        if args.eval_kind == "run":
-            return evaluate_command(args)
-        return eval_kind_command(args)
+        return _dispatch(args, parser)
     except VisionFlowError as error:
         if args.debug:
             raise
@@ -171,3 +203,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("visionflow: interrupted", file=sys.stderr)
         return 130
+
+
+def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run the command ``args`` name (its module imported only now)."""
+    if args.command == "run":
+        from visionflow.cli.run import run_command
+
+        return run_command(args, parser)
+    if args.command == "list":
+        from visionflow.cli.listing import list_command
+
+        return list_command(args.kind)
+    if args.command == "data":
+        from visionflow.cli.data import data_command
+
+        return data_command(args)
+    if hasattr(args, "cluster_command"):  # cluster, submit, jobs
+        return args.cluster_command(args)
+    if args.eval_kind == "run":
+        from visionflow.cli.eval_run import evaluate_command
+
+        return evaluate_command(args)
+    from visionflow.cli.eval import run as eval_kind_command
+
+    return eval_kind_command(args)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from visionflow.evaluation import coco_command
 
+EVAL_KINDS = ("coco", "panoptic", "semantic")
 COCO_EXAMPLES = """\
 examples:
   visionflow eval coco --gt instances_val.json --dt detections.json --iou-type bbox --json out.json
@@ -30,8 +31,15 @@ examples:
 """
 
 
-def add_eval_kinds(kinds, formatter: type[argparse.HelpFormatter]) -> None:
-    """Add ``coco``, ``panoptic`` and ``semantic`` to the ``eval`` subparsers ``kinds``."""
+def add_eval_kinds(kinds, formatter: type[argparse.HelpFormatter], only: str | None = None) -> None:
+    """Add ``coco``, ``panoptic`` and ``semantic`` (or only the kind ``only``) to the ``eval``
+    subparsers ``kinds``."""
+    for kind, add in zip(EVAL_KINDS, (_add_coco, _add_panoptic, _add_semantic)):
+        if only in (None, kind):
+            add(kinds, formatter)
+
+
+def _add_coco(kinds, formatter: type[argparse.HelpFormatter]) -> None:
     coco = kinds.add_parser(
         "coco",
         help="COCO/LVIS bbox, segm, keypoints evaluation, exact to pycocotools (hotcoco engine)",
@@ -39,6 +47,9 @@ def add_eval_kinds(kinds, formatter: type[argparse.HelpFormatter]) -> None:
         formatter_class=formatter,
     )
     coco_command.add_arguments(coco)
+
+
+def _add_panoptic(kinds, formatter: type[argparse.HelpFormatter]) -> None:
     panoptic = kinds.add_parser(
         "panoptic",
         help="panoptic quality (PQ/SQ/RQ), as panopticapi's pq_compute",
@@ -53,6 +64,9 @@ def add_eval_kinds(kinds, formatter: type[argparse.HelpFormatter]) -> None:
     panoptic.add_argument(
         "--json", type=Path, metavar="OUT.json", help="also write the results here"
     )
+
+
+def _add_semantic(kinds, formatter: type[argparse.HelpFormatter]) -> None:
     semantic = kinds.add_parser(
         "semantic",
         help="semantic segmentation mIoU, per-class IoU and accuracies from label PNGs",
