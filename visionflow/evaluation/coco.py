@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,9 @@ class CocoResult:
     ``stats`` [S] in the engine's order, named by ``stat_names`` (pycocotools' 12, 10 for
     keypoints, LVIS's 13); ``precision`` and ``scores`` [T=10, R=101, K, A, M], ``recall``
     [T, K, A, M], K the GT categories sorted by id (``category_ids``), A ``area_labels``, M
-    ``max_dets``. ``engine`` is hotcoco's ``COCOeval`` for diagnostics (TIDE, confusion matrix).
+    ``max_dets``. ``engine`` is hotcoco's accumulated ``COCOeval``: the arrays are read from it
+    on first use (a summary alone never copies them out), and it serves the diagnostics (TIDE,
+    confusion matrix).
     """
 
     iou_type: str
@@ -58,13 +61,26 @@ class CocoResult:
     lines: tuple[str, ...]
     category_ids: np.ndarray
     category_names: tuple[str, ...]
-    precision: np.ndarray
-    recall: np.ndarray
-    scores: np.ndarray
     area_labels: tuple[str, ...]
     max_dets: tuple[int, ...]
+    engine: Any = field(repr=False, compare=False)
     timing: dict[str, float] = field(default_factory=dict)
-    engine: Any = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def _tables(self) -> dict[str, Any]:
+        return self.engine.eval
+
+    @property
+    def precision(self) -> np.ndarray:
+        return self._tables["precision"]
+
+    @property
+    def recall(self) -> np.ndarray:
+        return self._tables["recall"]
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self._tables["scores"]
 
     def summary_lines(self) -> list[str]:
         """pycocotools' (or lvis-api's) summary, one line per stat."""
@@ -231,7 +247,6 @@ def result_of(
     lines = tuple(
         pycocotools_text(line) if protocol == "coco" else line for line in engine.summary_lines()
     )
-    tables = engine.eval
     params = engine.params
     timing["total_s"] = sum(timing.values())
     return CocoResult(
@@ -242,13 +257,10 @@ def result_of(
         lines,
         categories.ids,
         categories.names,
-        tables["precision"],
-        tables["recall"],
-        tables["scores"],
         tuple(params.area_rng_lbl),
         tuple(params.max_dets),
-        timing,
         engine,
+        timing,
     )
 
 

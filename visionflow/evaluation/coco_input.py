@@ -381,6 +381,17 @@ def _annotation_hint(iou_type: str) -> str:
 # ----------------------------------------------------------------------------------- results
 
 
+def _engine_table(
+    image_ids: np.ndarray, boxes: np.ndarray, scores: np.ndarray, category_ids: np.ndarray
+) -> np.ndarray:
+    """[N, 7] float64 (image_id, x, y, w, h, score, category_id), the rows ``hotcoco.COCO.load_res``
+    takes, from the columns [N] and ``boxes`` [N, 4]: each written once into a column-major block
+    (the result is a view of [7, N]; hotcoco reads it as it is, no copy of the rows)."""
+    table = np.empty((7, len(scores)))
+    table[0], table[1:5], table[5], table[6] = image_ids, boxes.T, scores, category_ids
+    return table.T
+
+
 def _checked_results(
     records: list[BoxDetection] | list[Detection], gt: GroundTruth, source: str
 ) -> Results:
@@ -403,12 +414,9 @@ def _checked_results(
     if gt.iou_type == "bbox":
         boxes = _box_column(records, checks)
         checks.check_boxes(boxes, hw)
-        table = (
-            np.column_stack([image_ids, boxes, scores, category_ids])
-            .astype(np.float64)
-            .reshape(-1, 7)
+        return Results(
+            source, image_ids, _engine_table(image_ids, boxes, scores, category_ids), None
         )
-        return Results(source, image_ids, table, None)
     if gt.iou_type == "segm":
         checks.check_masks([r.segmentation for r in records], hw)
     else:
