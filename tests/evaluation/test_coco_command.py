@@ -34,7 +34,7 @@ def files(tmp_path):
     return gt_path, dt_path, gt
 
 
-def test_summary_json_table_and_plots(files, tmp_path, capsys):
+def test_summary_json_table_and_plots(files, tmp_path, capsys, caplog):
     gt_path, dt_path, gt = files
     out = tmp_path / "out" / "metrics.json"
     args = parse(
@@ -52,6 +52,9 @@ def test_summary_json_table_and_plots(files, tmp_path, capsys):
     )
     assert run_coco(args) == 0
     printed = capsys.readouterr().out
+    assert not [r for r in caplog.records if "findfont" in r.getMessage()], (
+        "matplotlib's font fallback lines are not shown"
+    )
     reference = pycocotools_evaluate(gt_path, dt_path, "bbox")
 
     written = json.loads(out.read_text())

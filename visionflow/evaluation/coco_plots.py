@@ -9,6 +9,9 @@ each error type costs) come from the engine, drawn by hotcoco's own plot functio
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,10 +53,24 @@ def plot_diagnostics(engine, folder: Path) -> list[Path]:
         (plot.confusion_matrix, engine.confusion_matrix(), paths[0]),
         (plot.tide_errors, engine.tide_errors(), paths[1]),
     ):
-        figure, _ = draw(data, paper_mode=True)
-        save_figure(figure, path)
+        with _font_fallback_quiet():
+            figure, _ = draw(data, paper_mode=True)
+            save_figure(figure, path)
         pyplot.close(figure)
     return paths
+
+
+@contextlib.contextmanager
+def _font_fallback_quiet() -> Iterator[None]:
+    """hotcoco's style asks for font weights that the installed fonts lack; matplotlib then logs
+    'findfont: Failed to find font weight ...' on stderr for every figure, noise to the user."""
+    logger = logging.getLogger("matplotlib.font_manager")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def plot_pr_curves(result: CocoResult, folder: str | Path) -> list[Path]:
