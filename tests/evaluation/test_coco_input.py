@@ -8,13 +8,22 @@ import copy
 import json
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
 from benchmarks.coco_data import synthetic_coco
 from visionflow.errors import DataError
 from visionflow.evaluation.coco import LVIS_MAX_DETS, evaluate_coco
-from visionflow.evaluation.coco_io import DENSE_LOOKUP_SPAN, index_of, sorted_unique
+from visionflow.evaluation.coco_input import load_ground_truth
+from visionflow.evaluation.coco_io import (
+    DENSE_LOOKUP_SPAN,
+    decode_exact,
+    index_of,
+    record_pieces,
+    sorted_unique,
+)
+from visionflow.evaluation.coco_results import BoxDetection, _box_columns, load_results
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +129,42 @@ def test_sorted_unique_is_np_unique():
     ids = np.random.default_rng(0).integers(-5, 50, 300)
     np.testing.assert_array_equal(sorted_unique(ids), np.unique(ids))
     assert len(sorted_unique(np.zeros(0, dtype=np.int64))) == 0
+
+
+def test_record_pieces_cut_between_records_or_are_refused():
+    """Wherever a cut falls (inside a string, between a record's nested objects), either every
+    piece decodes and the pieces hold the records in order, or a piece fails to decode (and the
+    file is then decoded whole)."""
+    record = b'{"image_id":1,"category_id":2,"bbox":[1,2,3,4],"score":0.5'
+    data = b'[%s,"note":"q},{\\"x\\":1}"},%s,"attrs":[{"a":1}, {"b":2}]} ,\n %s}]' % (
+        record,
+        record,
+        record,
+    )
+    whole = msgspec.json.decode(data, type=list[BoxDetection])
+    assert len(whole) == 3
+    outcomes = set()
+    for size in range(1, len(data)):
+        pieces = [decode_exact(piece, list[BoxDetection]) for piece in record_pieces(data, size)]
+        if None in pieces:
+            outcomes.add("refused")
+        else:
+            assert [record for piece in pieces for record in piece] == whole
+            outcomes.add("pieces")
+    assert outcomes == {"refused", "pieces"}
+
+
+def test_a_file_of_many_pieces(tmp_path):
+    """A results file several pieces long gives the table of one whole decoding, and a bad
+    record in its last piece is named by its place in the file."""
+    gt, dt = synthetic_coco(seed=12, images=150, categories=5, dets_per_image=30)
+    gt_path, dt_path = write(tmp_path, gt, dt)
+    data = dt_path.read_bytes()
+    assert len(list(record_pieces(data))) >= 3
+    ground_truth = load_ground_truth(gt_path, "bbox")
+    whole = _box_columns(msgspec.json.decode(data, type=list[BoxDetection]))[2]
+    np.testing.assert_array_equal(load_results(dt_path, ground_truth).columns, whole)
+    dt[-5]["bbox"] = [1.0, 2.0, 3.0]
+    write(tmp_path, gt, dt)
+    with pytest.raises(DataError, match=f"detection #{len(dt) - 5} .*'bbox' must be"):
+        load_results(dt_path, ground_truth)

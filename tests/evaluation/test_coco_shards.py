@@ -9,7 +9,8 @@ import pytest
 from benchmarks.coco_data import synthetic_coco
 from visionflow.errors import DataError
 from visionflow.evaluation.coco import evaluate_coco
-from visionflow.evaluation.coco_input import load_ground_truth, load_results
+from visionflow.evaluation.coco_input import load_ground_truth
+from visionflow.evaluation.coco_results import load_results
 from visionflow.evaluation.coco_shards import evaluate_coco_in_shards, match_shard, split
 
 ARRAYS = ("stats", "precision", "recall", "scores")

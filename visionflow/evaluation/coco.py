@@ -31,11 +31,10 @@ from visionflow.errors import DataError
 from visionflow.evaluation.coco_input import (
     CategoryTable,
     GroundTruth,
-    Results,
     load_ground_truth,
-    load_results,
 )
 from visionflow.evaluation.coco_predictions import PredictionLog, label_lookup
+from visionflow.evaluation.coco_results import Results, load_results
 
 PROTOCOLS = ("coco", "lvis")
 LVIS_MAX_DETS = 300  # lvis-api's LVISResults default: the top 300 detections of each image

@@ -1,9 +1,8 @@
-"""COCO ground truth and results, checked record by record before the engine sees them.
+"""COCO ground truth, checked record by record before the engine sees it (results: ``coco_results``).
 
     gt = load_ground_truth("instances_val2017.json", "bbox")       # -> GroundTruth
-    dt = load_results("detections.json", gt)                       # -> Results
 
-Each file is read once and decoded by msgspec straight into typed records (no dict per record),
+The file is read once and decoded by msgspec straight into typed records (no dict per record),
 which become numpy columns; the checks then run over whole columns. Box files take a fast path
 whose record types admit only well-formed records (``bbox`` exactly 4 numbers, every field
 present); a file that does not fit is decoded again with lenient types, whose checks name the
@@ -16,7 +15,6 @@ boxes, boxes wholly outside their image, masks whose size is not their image's. 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
@@ -28,7 +26,15 @@ import numpy as np
 
 from visionflow.errors import DataError
 from visionflow.evaluation.coco_checks import NUM_KEYPOINTS, ColumnChecks
-from visionflow.evaluation.coco_io import Records, gc_paused, read_file, sorted_unique
+from visionflow.evaluation.coco_io import (
+    Records,
+    contents_of,
+    decode_exact,
+    decode_or_fail,
+    gc_paused,
+    record_column,
+    sorted_unique,
+)
 
 __all__ = [
     "IOU_TYPES",
@@ -36,20 +42,14 @@ __all__ = [
     "AnnotationColumns",
     "CategoryTable",
     "GroundTruth",
-    "Results",
     "check_iou_type",
     "load_ground_truth",
-    "load_results",
 ]
 
 IOU_TYPES = ("bbox", "segm", "keypoints")
 GT_HINT = (
     "a COCO ground truth is an object with 'images' [{id, height, width}], 'categories' [{id, name}] "
     "and 'annotations' [{id, image_id, category_id, bbox, area, iscrowd, ...}]"
-)
-RESULTS_HINT = (
-    "results are a JSON list of {image_id, category_id, score, bbox [x, y, w, h]} "
-    "(+ segmentation RLE for segm, keypoints [x1, y1, v1, ...] for keypoints)"
 )
 Box = tuple[float, float, float, float]
 
@@ -68,17 +68,6 @@ class Annotation(msgspec.Struct, gc=False, omit_defaults=True):
     num_keypoints: int | None = None
 
 
-class Detection(msgspec.Struct, gc=False, omit_defaults=True):
-    """One result record of any iou type, as ``COCO.loadRes`` reads it."""
-
-    image_id: int
-    category_id: int
-    score: float
-    bbox: list[float] | None = None
-    segmentation: Any = None
-    keypoints: list[float] | None = None
-
-
 class BoxAnnotation(msgspec.Struct, gc=False):
     """A COCO bbox GT annotation as the fast path takes it: every field, a box of 4 numbers."""
 
@@ -87,15 +76,6 @@ class BoxAnnotation(msgspec.Struct, gc=False):
     category_id: int
     area: float
     iscrowd: int
-    bbox: Box
-
-
-class BoxDetection(msgspec.Struct, gc=False):
-    """A bbox result as the fast path takes it."""
-
-    image_id: int
-    category_id: int
-    score: float
     bbox: Box
 
 
@@ -165,45 +145,21 @@ class GroundTruth:
         )
 
 
-@dataclass(frozen=True)
-class Results:
-    """Checked results [N]: each one's image id, and for bbox ``columns`` [N, 7] float64 (image_id,
-    x, y, w, h, score, category_id), the form ``hotcoco.COCO.load_res`` takes; for masks and
-    keypoints the ``records`` themselves (the engine reads those from the records)."""
-
-    source: str
-    image_ids: np.ndarray
-    columns: np.ndarray | None
-    records: list[Detection] | None
-
-
 def load_ground_truth(gt: dict | str | Path, iou_type: str, protocol: str = "coco") -> GroundTruth:
     """Ground truth from a COCO (or, ``protocol="lvis"``, LVIS) dataset dict or JSON file path."""
     check_iou_type(iou_type)
     source = "<ground truth>" if isinstance(gt, dict) else str(gt)
     with gc_paused():
-        data = _contents(gt, "ground truth")
+        data = contents_of(gt, "ground truth")
         decoded = (
-            _decode_exact(data, _GroundTruthFile[BoxAnnotation])
+            decode_exact(data, _GroundTruthFile[BoxAnnotation])
             if (iou_type, protocol) == ("bbox", "coco")
             else None
         )
         if decoded is None:
-            decoded = _decode(data, _GroundTruthFile[Annotation], source, GT_HINT)
+            decoded = decode_or_fail(data, _GroundTruthFile[Annotation], source, GT_HINT)
         del data
         return _checked_ground_truth(decoded, source, iou_type, protocol)
-
-
-def load_results(results: list | str | Path, gt: GroundTruth, source: str | None = None) -> Results:
-    """Results from a list of result dicts or the path of a results JSON file."""
-    source = source or ("<results>" if isinstance(results, list) else str(results))
-    with gc_paused():
-        data = _contents(results, "results")
-        records = _decode_exact(data, list[BoxDetection]) if gt.iou_type == "bbox" else None
-        if records is None:
-            records = _decode(data, list[Detection], source, RESULTS_HINT)
-        del data
-        return _checked_results(records, gt, source)
 
 
 def check_iou_type(iou_type: str) -> None:
@@ -213,78 +169,13 @@ def check_iou_type(iou_type: str) -> None:
         )
 
 
-# ------------------------------------------------------------------------------------ decoding
-
-
-def _contents(value: Any, what: str) -> Any:
-    """The bytes of the file at ``value`` (a path), else ``value`` itself (parsed JSON data)."""
-    return read_file(Path(value), what) if isinstance(value, (str, Path)) else value
-
-
-def _decode_exact(value: Any, kind: Any) -> Any:
-    """``value`` (JSON bytes or parsed data) as ``kind``, or None where it does not fit: then the
-    lenient decoding finds and names the problem."""
-    try:
-        return (
-            msgspec.json.decode(value, type=kind)
-            if isinstance(value, bytes)
-            else msgspec.convert(value, kind)
-        )
-    except msgspec.MsgspecError:
-        return None
-
-
-def _decode(value: Any, kind: Any, source: str, hint: str) -> Any:
-    """``value`` (JSON bytes or parsed data) as ``kind``; errors name the record."""
-    try:
-        return (
-            msgspec.json.decode(value, type=kind)
-            if isinstance(value, bytes)
-            else msgspec.convert(value, kind)
-        )
-    except msgspec.ValidationError as error:
-        raise DataError(f"{source}: {_readable(str(error))}", hint=hint) from None
-    except msgspec.DecodeError as error:
-        raise DataError(f"{source}: invalid JSON ({error})", hint=hint) from None
-
-
-_RECORD_KINDS = {"annotations": "annotation", "images": "image", "categories": "category"}
-
-
-def _readable(message: str) -> str:
-    """msgspec's ``Expected `int`, got `str` - at `$.annotations[3].image_id``` as
-    ``annotation #3: 'image_id': expected int, got str``."""
-    problem, _, path = message.partition(" - at `")
-    problem = problem.replace("`", "'").replace("Object missing required field", "missing field")
-    problem = problem[:1].lower() + problem[1:]
-    match = re.fullmatch(r"\$(?:\.(\w+))?(?:\[(\d+)\])?((?:\.\w+|\[\d+\])*)`?", path)
-    if not path or match is None:
-        return problem
-    section, index, rest = match.groups()
-    record = _RECORD_KINDS.get(section or "", "detection" if section is None else section)
-    where = f"{record} #{index}" if index is not None else f"{section!r}"
-    field = rest.lstrip(".").split("[")[0]
-    return f"{where}: {f'{field!r}: ' if field else ''}{problem}"
-
-
-def _column(
-    records: list[Any], key: str, source: str, kind: str, dtype: Any = np.int64
-) -> np.ndarray:
-    """The records' ``key`` as a column [N] (decoding checked the type; an int beyond int64 fails)."""
-    try:
-        return np.fromiter(map(attrgetter(key), records), dtype, len(records))
-    except OverflowError:
-        index = next(i for i, record in enumerate(records) if abs(getattr(record, key)) >= 2**63)
-        raise DataError(
-            f"{source}: {kind} #{index}: {key!r} {getattr(records[index], key)} does not fit in 64 bits",
-            hint="ids are integers below 2**63",
-        ) from None
+# ------------------------------------------------------------------------------ ground truth
 
 
 def _box_column(records: list[Any], checks: ColumnChecks) -> np.ndarray:
     """[N, 4] XYWH: straight from records the fast path decoded (4 numbers each), else checked
     one by one."""
-    if records and isinstance(records[0], (BoxAnnotation, BoxDetection)):
+    if records and isinstance(records[0], BoxAnnotation):
         flat = np.fromiter(
             chain.from_iterable(map(attrgetter("bbox"), records)), np.float64, 4 * len(records)
         )
@@ -292,16 +183,13 @@ def _box_column(records: list[Any], checks: ColumnChecks) -> np.ndarray:
     return checks.boxes_of([record.bbox for record in records])
 
 
-# ------------------------------------------------------------------------------ ground truth
-
-
 def _checked_ground_truth(
     decoded: _GroundTruthFile, source: str, iou_type: str, protocol: str
 ) -> GroundTruth:
     anns = decoded.annotations
     ids, image_ids = (
-        _column(anns, "id", source, "annotation"),
-        _column(anns, "image_id", source, "annotation"),
+        record_column(anns, "id", source, "annotation"),
+        record_column(anns, "image_id", source, "annotation"),
     )
     checks = ColumnChecks(source, "annotation", _annotation_hint(iou_type), image_ids, ids)
     if protocol == "coco":
@@ -324,7 +212,7 @@ def _checked_ground_truth(
     hw = image_hw[
         checks.lookup(image_ids, "image_id", known_images, "is not in the ground truth's 'images'")
     ]
-    categories = _column(anns, "category_id", source, "annotation")
+    categories = record_column(anns, "category_id", source, "annotation")
     checks.lookup(
         categories, "category_id", category_ids, "is not in the ground truth's 'categories'"
     )
@@ -340,7 +228,7 @@ def _checked_ground_truth(
         ids,
         image_ids,
         categories,
-        _column(anns, "area", source, "annotation", np.float64),
+        record_column(anns, "area", source, "annotation", np.float64),
         np.fromiter((a.iscrowd or 0 for a in anns), np.int64, len(anns)),
         boxes,
     )
@@ -376,49 +264,3 @@ def _annotation_hint(iou_type: str) -> str:
         "keypoints": "bbox [x, y, w, h], keypoints [x1, y1, v1, ..., x17, y17, v17], num_keypoints",
     }
     return f"{iou_type} GT annotations need id, image_id, category_id, {geometry[iou_type]}, area, iscrowd"
-
-
-# ----------------------------------------------------------------------------------- results
-
-
-def _engine_table(
-    image_ids: np.ndarray, boxes: np.ndarray, scores: np.ndarray, category_ids: np.ndarray
-) -> np.ndarray:
-    """[N, 7] float64 (image_id, x, y, w, h, score, category_id), the rows ``hotcoco.COCO.load_res``
-    takes, from the columns [N] and ``boxes`` [N, 4]: each written once into a column-major block
-    (the result is a view of [7, N]; hotcoco reads it as it is, no copy of the rows)."""
-    table = np.empty((7, len(scores)))
-    table[0], table[1:5], table[5], table[6] = image_ids, boxes.T, scores, category_ids
-    return table.T
-
-
-def _checked_results(
-    records: list[BoxDetection] | list[Detection], gt: GroundTruth, source: str
-) -> Results:
-    image_ids = _column(records, "image_id", source, "detection")
-    checks = ColumnChecks(source, "detection", RESULTS_HINT, image_ids)
-    hw = gt.image_hw[
-        checks.lookup(
-            image_ids, "image_id", gt.image_ids, f"is not an image of the ground truth {gt.source}"
-        )
-    ]
-    category_ids = _column(records, "category_id", source, "detection")
-    checks.lookup(
-        category_ids,
-        "category_id",
-        gt.category_ids,
-        f"is not a category of the ground truth {gt.source}",
-    )
-    scores = _column(records, "score", source, "detection", np.float64)
-    checks.check_scores(scores)
-    if gt.iou_type == "bbox":
-        boxes = _box_column(records, checks)
-        checks.check_boxes(boxes, hw)
-        return Results(
-            source, image_ids, _engine_table(image_ids, boxes, scores, category_ids), None
-        )
-    if gt.iou_type == "segm":
-        checks.check_masks([r.segmentation for r in records], hw)
-    else:
-        checks.check_keypoints([r.keypoints for r in records], None)
-    return Results(source, image_ids, None, records)

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
-import orjson
 
 from visionflow.errors import DataError
 
+PIECE_BYTES = 1 << 17  # record_pieces: decoded records of this much JSON stay in a core's cache
+JSON_SPACE = b" \t\n\r"
+#: between two objects of an array: the first's closing brace, a comma, the next's opening brace
+OBJECT_BOUNDARY = re.compile(rb"\}[ \t\n\r]*,[ \t\n\r]*\{")
 NUMERIC_KINDS = "biuf"  # numpy dtype kinds that JSON numbers (and booleans) convert to
 DENSE_LOOKUP_SPAN = 1 << 22  # index_of: id ranges up to this use a lookup table (at most 32 MB)
 
@@ -45,6 +51,8 @@ def read_json(path: str | Path, what: str) -> Any:
     """Parse the JSON file at ``path`` (``what``: 'ground truth' or 'results', for the hint).
 
     Call it inside ``gc_paused()``."""
+    import orjson
+
     try:
         return orjson.loads(read_file(Path(path), what))
     except orjson.JSONDecodeError as error:
@@ -68,6 +76,115 @@ def read_file(path: Path, what: str) -> bytes:
     if not data.strip():
         raise DataError(f"{path}: the file is empty", hint=f"expected a COCO {what} JSON file")
     return data
+
+
+# ------------------------------------------------------------------- decoding records with msgspec
+
+
+def contents_of(value: Any, what: str) -> Any:
+    """The bytes of the file at ``value`` (a path), else ``value`` itself (parsed JSON data)."""
+    return read_file(Path(value), what) if isinstance(value, (str, Path)) else value
+
+
+def decode_exact(value: Any, kind: Any) -> Any:
+    """``value`` (JSON bytes or parsed data) as ``kind``, or None where it does not fit: then the
+    lenient decoding finds and names the problem."""
+    try:
+        return (
+            msgspec.json.decode(value, type=kind)
+            if isinstance(value, bytes)
+            else msgspec.convert(value, kind)
+        )
+    except msgspec.MsgspecError:
+        return None
+
+
+def decode_or_fail(value: Any, kind: Any, source: str, hint: str) -> Any:
+    """``value`` (JSON bytes or parsed data) as ``kind``; errors name the record."""
+    try:
+        return (
+            msgspec.json.decode(value, type=kind)
+            if isinstance(value, bytes)
+            else msgspec.convert(value, kind)
+        )
+    except msgspec.ValidationError as error:
+        raise DataError(f"{source}: {_readable(str(error))}", hint=hint) from None
+    except msgspec.DecodeError as error:
+        raise DataError(f"{source}: invalid JSON ({error})", hint=hint) from None
+
+
+def record_pieces(value: Any, size: int = PIECE_BYTES) -> Iterator[Any]:
+    """A JSON array of records (bytes, or a parsed list) as consecutive JSON arrays of about
+    ``size`` bytes each (a list: as many records), to decode one after another; anything else
+    whole.
+
+    Bytes are cut at the first ``}``, ``,``, ``{`` after every ``size`` bytes. A cut that falls
+    inside a string or inside a record leaves a piece that is not a JSON array of records (an
+    unterminated string, unclosed brackets), so either every piece decodes, and the pieces then
+    hold the array's records in order, or one fails to, and the caller decodes ``value`` whole.
+    """
+    if isinstance(value, list):
+        step = max(1, size // 100)  # ~100 bytes of JSON per box result
+        yield from (value[start : start + step] for start in range(0, max(len(value), 1), step))
+        return
+    bounds = _array_bounds(value) if isinstance(value, bytes) else None
+    if bounds is None:
+        yield value
+        return
+    start, end = bounds  # the array's content, between its brackets
+    view = memoryview(value)
+    while True:
+        cut = OBJECT_BOUNDARY.search(value, start + size, end) if start + size < end else None
+        stop = end if cut is None else cut.start() + 1
+        yield b"".join((b"[", view[start:stop], b"]"))
+        if cut is None:
+            return
+        start = cut.end() - 1
+
+
+def _array_bounds(data: bytes) -> tuple[int, int] | None:
+    """(start, end) of what lies between the brackets of JSON ``data`` that is an array."""
+    first, last = 0, len(data)
+    while first < last and data[first] in JSON_SPACE:
+        first += 1
+    while last > first and data[last - 1] in JSON_SPACE:
+        last -= 1
+    if data[first : first + 1] != b"[" or last - first < 2 or data[last - 1] != ord("]"):
+        return None
+    return first + 1, last - 1
+
+
+_RECORD_KINDS = {"annotations": "annotation", "images": "image", "categories": "category"}
+
+
+def _readable(message: str) -> str:
+    """msgspec's ``Expected `int`, got `str` - at `$.annotations[3].image_id``` as
+    ``annotation #3: 'image_id': expected int, got str``."""
+    problem, _, path = message.partition(" - at `")
+    problem = problem.replace("`", "'").replace("Object missing required field", "missing field")
+    problem = problem[:1].lower() + problem[1:]
+    match = re.fullmatch(r"\$(?:\.(\w+))?(?:\[(\d+)\])?((?:\.\w+|\[\d+\])*)`?", path)
+    if not path or match is None:
+        return problem
+    section, index, rest = match.groups()
+    record = _RECORD_KINDS.get(section or "", "detection" if section is None else section)
+    where = f"{record} #{index}" if index is not None else f"{section!r}"
+    field = rest.lstrip(".").split("[")[0]
+    return f"{where}: {f'{field!r}: ' if field else ''}{problem}"
+
+
+def record_column(
+    records: list[Any], key: str, source: str, kind: str, dtype: Any = np.int64
+) -> np.ndarray:
+    """The records' ``key`` as a column [N] (decoding checked the type; an int beyond int64 fails)."""
+    try:
+        return np.fromiter(map(attrgetter(key), records), dtype, len(records))
+    except OverflowError:
+        index = next(i for i, record in enumerate(records) if abs(getattr(record, key)) >= 2**63)
+        raise DataError(
+            f"{source}: {kind} #{index}: {key!r} {getattr(records[index], key)} does not fit in 64 bits",
+            hint="ids are integers below 2**63",
+        ) from None
 
 
 @dataclass(frozen=True)

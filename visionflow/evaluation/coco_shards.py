@@ -26,10 +26,9 @@ from visionflow.evaluation.coco import CocoResult, result_of
 from visionflow.evaluation.coco_input import (
     AnnotationColumns,
     GroundTruth,
-    Results,
     load_ground_truth,
-    load_results,
 )
+from visionflow.evaluation.coco_results import Results, load_results
 
 
 @dataclass(frozen=True)
