@@ -1,24 +1,28 @@
 """COCO bbox evaluation end to end from JSON files: `visionflow eval coco` against hotcoco and the others.
 
-    python benchmarks/coco_eval.py                      # val2017-sized: 5k images, ~35k GT, 500k dets
-    python benchmarks/coco_eval.py --images 100         # small inputs: process start-up dominates
+    python benchmarks/coco_eval.py --images 5000 100 --repeat 5 --skip pycocotools
+                                                        # val2017-sized (5k images, ~35k GT, 500k
+                                                        # dets), then 100 images: start-up dominates
     python benchmarks/coco_eval.py --images 80000 --categories 365 --dets-per-image 15 --shards 1 2
                                                         # Objects365-sized (~1.2M detections)
 
-Writes a seeded synthetic ground truth and results file (``benchmarks/coco_data.py``), then runs
-each tool in its own fresh Python process, once (load both JSON files, evaluate, accumulate,
-summarize, print): wall seconds of the whole process, its CPU seconds (user + system; steadier than
-wall time on a shared machine) and its peak memory (its own ``VmHWM``). A sharded run also gets
-the peak of its whole process tree (driver, Ray's daemons and workers; RSS summed every 0.2 s, so
-shared pages count once per process). Prints one row per tool and ``ratio = ours / hotcoco`` for
-time and memory. Tools that are not installed are listed as such. Exits 1 when visionflow's stats
-differ from hotcoco's.
+Writes a seeded synthetic ground truth and results file (``benchmarks/coco_data.py``) per size,
+then runs each tool in its own fresh Python process (load both JSON files, evaluate, accumulate,
+summarize, print), ``--repeat`` times in rounds: wall seconds of the whole process, its CPU
+seconds (user + system; steadier than wall time on a shared machine) and its peak memory (its
+own ``VmHWM``), medians over the runs. ``visionflow eval coco`` is timed as a user runs it (the
+summary printed); one more, untimed run writes its stats with ``--json`` for the comparison. A
+sharded run also gets the peak of its whole process tree (driver, Ray's daemons and workers; RSS
+summed every 0.2 s, so shared pages count once per process). Prints one row per tool, the load
+average, and ``ratio = ours / hotcoco`` for time and memory. Tools that are not installed are
+listed as such. Exits 1 when visionflow's stats differ from hotcoco's.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,23 +72,34 @@ TOOLS = {  # name: (module that must import, program run as `python -c` with arg
         "e = COCOeval(g, g.load_res(sys.argv[2]), 'bbox'); e.evaluate(); e.accumulate(); e.summarize(); "
         + PRINT_STATS.format(stats="e.stats"),
     ),
-    "visionflow eval coco": (
+    "visionflow eval coco": (  # prints its summary, as the others do; --json in an untimed run
         "visionflow",
         "import sys; from visionflow.cli import main; "
-        "code = main(['eval', 'coco', '--gt', sys.argv[1], '--dt', sys.argv[2], "
-        "'--json', sys.argv[3]]); " + PRINT_PEAK + "; sys.exit(code)",
+        "code = main(['eval', 'coco', '--gt', sys.argv[1], '--dt', sys.argv[2], *sys.argv[4:]]); "
+        + PRINT_PEAK
+        + "; sys.exit(code)",
     ),
 }
+OURS = "visionflow eval coco"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=5000)
+    parser.add_argument(
+        "--images", type=int, nargs="+", default=[5000], help="one input per size, in turn"
+    )
     parser.add_argument("--categories", type=int, default=80)
     parser.add_argument("--dets-per-image", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--skip", nargs="*", default=[], help="tools to leave out (e.g. pycocotools)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="R",
+        help="run every tool R times (in rounds, so a change of load hits all) and report medians",
     )
     parser.add_argument(
         "--shards",
@@ -96,10 +111,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def write_inputs(folder: Path, args: argparse.Namespace) -> tuple[Path, Path, str]:
+def write_inputs(folder: Path, args: argparse.Namespace, images: int) -> tuple[Path, Path, str]:
     gt, dt = synthetic_coco(
         seed=args.seed,
-        images=args.images,
+        images=images,
         categories=args.categories,
         dets_per_image=args.dets_per_image,
     )
@@ -191,62 +206,90 @@ def installed(module: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="coco_bench_") as folder:
-        gt_path, dt_path, description = write_inputs(Path(folder), args)
-        out = Path(folder) / "out.json"
-        print(f"input: {description}")
-        rows, stats = {}, {}
-        for name, (module, program) in TOOLS.items():
-            if name in args.skip or not installed(module):
-                print(f"{name:<30} {'skipped' if name in args.skip else 'not installed'}")
-                continue
-            seconds, cpu, megabytes, _, output = run_process(
-                program, str(gt_path), str(dt_path), str(out)
-            )
-            rows[name] = (seconds, cpu, megabytes)
-            stats[name] = (
-                orjson.loads(out.read_bytes())["stats"]
-                if name.startswith("visionflow")
-                else orjson.loads(output.split("STATS ", 1)[1].splitlines()[0])
-            )
-            print(f"{name:<30} {seconds:8.2f} s wall {cpu:8.2f} s CPU {megabytes:7.0f} MB peak")
-        for shards in args.shards:
-            program = TOOLS["visionflow eval coco"][1].replace(
-                "sys.argv[3]]", f"sys.argv[3], '--shards', '{shards}']"
-            )
-            seconds, cpu, megabytes, tree, _ = run_process(
-                program, str(gt_path), str(dt_path), str(out)
-            )
-            print(
-                f"{f'visionflow --shards {shards}':<30} {seconds:8.2f} s wall {cpu:8.2f} s CPU (driver) "
-                f"{megabytes:7.0f} MB peak (driver), {tree:.0f} MB peak (process tree)"
-            )
-            report = orjson.loads(out.read_bytes())
-            stats[f"shards {shards}"] = report["stats"]
-            print(
-                f"{'':<30} driver's timing: "
-                + ", ".join(f"{k} {v:.2f}" for k, v in report["timing"].items())
-            )
-    if "visionflow eval coco" in rows and "hotcoco" in rows:
-        (wall, cpu, memory), (wall_ref, cpu_ref, memory_ref) = (
-            rows["visionflow eval coco"],
-            rows["hotcoco"],
+    equal = True
+    for images in args.images:
+        with tempfile.TemporaryDirectory(prefix="coco_bench_") as folder:
+            equal &= benchmark_input(args, images, Path(folder))
+    return 0 if equal else 1
+
+
+def benchmark_input(args: argparse.Namespace, images: int, folder: Path) -> bool:
+    """Every tool on one input, ``args.repeat`` times; prints the rows and the ratios. True when
+    visionflow's stats equal hotcoco's (or hotcoco did not run)."""
+    gt_path, dt_path, description = write_inputs(folder, args, images)
+    files = (str(gt_path), str(dt_path), str(folder / "out.json"))
+    print(f"input: {description}; load average {load_average()} at the start")
+    tools = {}
+    for name, (module, program) in TOOLS.items():
+        if name in args.skip or not installed(module):
+            print(f"{name:<30} {'skipped' if name in args.skip else 'not installed'}")
+        else:
+            tools[name] = program
+    runs = {name: [] for name in tools}
+    for _ in range(args.repeat):
+        for name, program in tools.items():
+            runs[name].append(run_process(program, *files))
+    rows, stats = {}, {}
+    for name, measured in runs.items():
+        rows[name] = tuple(statistics.median(run[i] for run in measured) for i in range(3))
+        stats[name] = (
+            orjson.loads(measured[0][4].split("STATS ", 1)[1].splitlines()[0])
+            if (name != OURS)
+            else None
         )
+        cpu = ", ".join(f"{run[1]:.3f}" for run in measured)
         print(
-            f"ratio = ours / hotcoco: wall time {wall / wall_ref:.3f}, CPU time {cpu / cpu_ref:.3f}, "
-            f"peak memory {memory / memory_ref:.3f}"
+            f"{name:<30} {rows[name][0]:8.3f} s wall {rows[name][1]:8.3f} s CPU "
+            f"{rows[name][2]:7.0f} MB peak"
+            + (f"  (CPU of each run: {cpu})" if len(measured) > 1 else "")
         )
+    if OURS in tools:  # the stats, from one more run that writes them (not timed)
+        run_process(tools[OURS], *files, "--json", files[2])
+        stats[OURS] = orjson.loads(Path(files[2]).read_bytes())["stats"]
+    for shards in args.shards:
+        stats[f"shards {shards}"] = run_sharded(shards, files)
+    print(f"load average {load_average()} at the end")
+    if OURS in rows and "hotcoco" in rows:
+        ratios = [ours / reference for ours, reference in zip(rows[OURS], rows["hotcoco"])]
+        print(
+            f"ratio = ours / hotcoco ({images} images, medians of {args.repeat}): wall time "
+            f"{ratios[0]:.3f}, CPU time {ratios[1]:.3f}, peak memory {ratios[2]:.3f}"
+        )
+    return compare_stats(stats)
+
+
+def run_sharded(shards: int, files: tuple[str, str, str]) -> list[float]:
+    """One ``visionflow eval coco --shards N`` run: its row, the driver's timing; its stats."""
+    program = TOOLS[OURS][1]
+    seconds, cpu, megabytes, tree, _ = run_process(
+        program, *files, "--json", files[2], "--shards", str(shards)
+    )
+    print(
+        f"{f'visionflow --shards {shards}':<30} {seconds:8.2f} s wall {cpu:8.2f} s CPU (driver) "
+        f"{megabytes:7.0f} MB peak (driver), {tree:.0f} MB peak (process tree)"
+    )
+    report = orjson.loads(Path(files[2]).read_bytes())
+    print(
+        f"{'':<30} driver's timing: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in report["timing"].items())
+    )
+    return report["stats"]
+
+
+def compare_stats(stats: dict[str, list[float] | None]) -> bool:
+    """Print each tool's largest difference from hotcoco's stats; True when ours are equal."""
     reference = stats.get("hotcoco")
-    for name, values in stats.items() if reference else ():
+    if reference is None:
+        return True
+    for name, values in stats.items():
         print(
             f"max |stats - hotcoco's| {name}: {max(abs(a - b) for a, b in zip(values, reference)):.1e}"
         )
-    return (
-        0
-        if reference is None
-        or all(stats[n] == reference for n in stats if n.startswith(("visionflow", "shards")))
-        else 1
-    )
+    return all(stats[n] == reference for n in stats if n.startswith(("visionflow", "shards")))
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":
