@@ -192,7 +192,8 @@ def _checked_ground_truth(
         record_column(anns, "image_id", source, "annotation"),
     )
     checks = ColumnChecks(source, "annotation", _annotation_hint(iou_type), image_ids, ids)
-    if protocol == "coco":
+    exact = bool(anns) and isinstance(anns[0], BoxAnnotation)  # every field there, iscrowd too
+    if protocol == "coco" and not exact:
         checks.fail_where(
             np.fromiter((a.iscrowd is None for a in anns), bool, len(anns)),
             lambda i: "missing field 'iscrowd'",
@@ -229,7 +230,9 @@ def _checked_ground_truth(
         image_ids,
         categories,
         record_column(anns, "area", source, "annotation", np.float64),
-        np.fromiter((a.iscrowd or 0 for a in anns), np.int64, len(anns)),
+        record_column(anns, "iscrowd", source, "annotation")
+        if exact
+        else np.fromiter((a.iscrowd or 0 for a in anns), np.int64, len(anns)),
         boxes,
     )
     return GroundTruth(
