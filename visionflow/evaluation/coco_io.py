@@ -4,6 +4,10 @@ Every problem becomes a ``DataError`` whose one-line message names the file and 
 (``gt.json: annotation #12 (id 907, image_id 42): 'bbox' has a negative width``) and whose hint
 says what a valid record looks like. The fast path converts whole columns at once; only when a
 column fails to convert do we walk the records to find the first bad one.
+
+msgspec decodes the records (``decode_exact``: None where they do not fit the exact types;
+``decode_or_fail``: a ``DataError`` naming the record), a big results file a piece at a time
+(``record_pieces``), and ``record_column`` takes one field of them as a column.
 """
 
 from __future__ import annotations
