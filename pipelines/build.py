@@ -143,7 +143,11 @@ def build_trainer(
     all_plugins = [AtomicCheckpointIO(), *plugins]
     if fit:
         metric, mode = monitor or (None, "min")
-        all_callbacks.append(NonFiniteLossCheck())  # before the checkpoint of a bad epoch
+        # before the checkpoint of a bad epoch; the mode is the fit stage's argument, read from
+        # the spec so that Ray workers, which get the spec, check as a local fit does
+        all_callbacks.append(
+            NonFiniteLossCheck(fit_stage_arguments(spec).get("on_non_finite_loss", "stop"))
+        )
         all_callbacks.append(
             ModelCheckpoint(
                 dirpath=run_dir.checkpoints,
@@ -184,6 +188,11 @@ def build_trainer(
         )
     except (ValueError, TypeError) as error:  # Lightning's own check of a trainer value
         raise SpecError(f"trainer: {error}") from None
+
+
+def fit_stage_arguments(spec: PipelineSpec) -> dict[str, Any]:
+    """The arguments the spec gives its ``fit`` stage (none without one)."""
+    return next((dict(stage.args) for stage in spec.stages if stage.name == "fit"), {})
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
