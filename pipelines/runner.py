@@ -69,7 +69,6 @@ def run_prepared(
     given)."""
     spec = prepared.spec
     run_dir = run_dir or RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
-    run_dir.write_environment(spec.seed)
     return _execute(run_dir, prepared, evaluation_backend, resume=False)
 
 
@@ -155,11 +154,39 @@ def _execute(
     evaluation_backend: EvaluationBackend | None,
     resume: bool,
 ) -> Results:
+    """Run the stages not yet ``done``. Any error leaves ``status.json`` saying ``interrupted``
+    (when the disk takes it); a write the disk refused (full, read-only) becomes one line naming
+    the file, wherever it happened: environment, status, a checkpoint, metrics, plots, summary;
+    a run directory deleted under the run is one line too, and nothing is written after it."""
+    done: dict[str, dict[str, float]] = dict(run_dir.status().get("stages", {})) if resume else {}
+    try:
+        return _run_stages(run_dir, parts, evaluation_backend, resume, done)
+    except BaseException as error:
+        deleted = run_dir.deleted()
+        if deleted is not None:  # whatever failed then: say so, and write nothing more
+            raise deleted from None
+        with contextlib.suppress(OSError):  # the disk may refuse this one too
+            run_dir.write_status("interrupted", done)
+        refused = refused_write(error, run_dir.path) if isinstance(error, OSError) else None
+        if refused is not None:
+            raise refused from None
+        raise
+
+
+def _run_stages(
+    run_dir: RunDirectory,
+    parts: PreparedRun,
+    evaluation_backend: EvaluationBackend | None,
+    resume: bool,
+    done: dict[str, dict[str, float]],
+) -> Results:
+    """The stages of :func:`_execute`, adding each one's metrics to ``done`` as it finishes."""
     spec, datamodule, task = parts.spec, parts.datamodule, parts.task
+    if not resume:
+        run_dir.write_environment(spec.seed)
     transforms = datamodule.transform_summary()
     if transforms:
         run_dir.write_yaml("transforms.yaml", transforms)
-    done: dict[str, dict[str, float]] = dict(run_dir.status().get("stages", {})) if resume else {}
     context = StageContext(
         spec,
         run_dir,
@@ -172,20 +199,12 @@ def _execute(
     if resume and "fit" in done:
         context.load_best_weights()
     run_dir.write_status("running", done)
-    try:
-        for key, stage in zip(stage_keys(spec), spec.stages):
-            if key in done:
-                continue
-            done[key] = STAGES.get(stage.name).builder(context, **stage.args)
-            run_dir.write_status("running", done)
-            _write_plots(context, stage.name)
-    except BaseException as error:
-        with contextlib.suppress(OSError):  # the disk may refuse this write too
-            run_dir.write_status("interrupted", done)
-        refused = refused_write(error, run_dir.path) if isinstance(error, OSError) else None
-        if refused is not None:
-            raise refused from None
-        raise
+    for key, stage in zip(stage_keys(spec), spec.stages):
+        if key in done:
+            continue
+        done[key] = STAGES.get(stage.name).builder(context, **stage.args)
+        run_dir.write_status("running", done)
+        _write_plots(context, stage.name)
     metrics = {name: value for stage in done.values() for name, value in stage.items()}
     run_dir.write_summary(
         {
