@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch import Callback
 
 from visionflow.arguments import parameters_of
 from visionflow.batches import provided_arguments
@@ -139,7 +140,7 @@ def build_trainer(
     kwargs: dict[str, Any] = {"enable_model_summary": False, **spec.trainer}
     if not spec.resources.use_gpu and spec.resources.backend == "ray":
         kwargs.setdefault("accelerator", "cpu")
-    all_callbacks = list(callbacks)
+    all_callbacks = [*callbacks, RunDirectoryGuard(run_dir)]
     all_plugins = [AtomicCheckpointIO(), *plugins]
     if fit:
         metric, mode = monitor or (None, "min")
@@ -193,6 +194,22 @@ def build_trainer(
 def fit_stage_arguments(spec: PipelineSpec) -> dict[str, Any]:
     """The arguments the spec gives its ``fit`` stage (none without one)."""
     return next((dict(stage.args) for stage in spec.stages if stage.name == "fit"), {})
+
+
+class RunDirectoryGuard(Callback):
+    """Stops a fit or evaluation within a step of its run directory being deleted (a ``stat``
+    a step), before Lightning's writers make parts of the folder again or fail one by one."""
+
+    def __init__(self, run_dir: RunDirectory):
+        self.run_dir = run_dir
+
+    def _check(self, *_: Any) -> None:
+        deleted = self.run_dir.deleted()
+        if deleted is not None:
+            raise deleted
+
+    on_train_batch_end = on_validation_batch_end = on_test_batch_end = _check
+    on_train_epoch_end = on_validation_end = _check
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
