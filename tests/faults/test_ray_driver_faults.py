@@ -41,7 +41,9 @@ def files_and_times(folder: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in folder.rglob("*") if p.is_file()}
 
 
-def wait_for_epoch_0(driver: subprocess.Popen, runs: Path, timeout_s: float = 240) -> Path:
+def wait_for_epoch_0(
+    driver: subprocess.Popen, runs: Path, log: Path, timeout_s: float = 240
+) -> Path:
     """The run directory, once its fit has checkpointed epoch 0 (the driver still running)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and driver.poll() is None:
@@ -50,7 +52,7 @@ def wait_for_epoch_0(driver: subprocess.Popen, runs: Path, timeout_s: float = 24
             return found.parent.parent
         time.sleep(0.2)
     driver.kill()
-    pytest.fail(f"the fit did not checkpoint epoch 0: {driver.communicate()[1].decode()[-2000:]}")
+    pytest.fail(f"the fit did not checkpoint epoch 0: {log.read_text()[-2000:]}")
 
 
 def test_the_driver_killed_mid_fit_resumes_to_the_end(tmp_path, capsys):
@@ -63,13 +65,11 @@ def test_the_driver_killed_mid_fit_resumes_to_the_end(tmp_path, capsys):
         "output_dir": str(tmp_path / "runs"),
     }
     spec.write_text(yaml.safe_dump(raw))
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "visionflow", "run", str(spec)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    run_dir = wait_for_epoch_0(driver, tmp_path / "runs")
+    log = tmp_path / "driver.log"  # a file, not a pipe: a chatty driver never blocks on it
+    with log.open("wb") as output:
+        command = [sys.executable, "-m", "visionflow", "run", str(spec)]
+        driver = subprocess.Popen(command, cwd=REPO_ROOT, stdout=output, stderr=output)
+    run_dir = wait_for_epoch_0(driver, tmp_path / "runs", log)
     ray_processes = psutil.Process(driver.pid).children(recursive=True)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(timeout=30)
