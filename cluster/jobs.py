@@ -54,6 +54,10 @@ class JobFailedError(RunError):
     """A job ended FAILED or STOPPED (exit code 1); the message holds its last log lines."""
 
 
+class HeadLostError(JobFailedError):
+    """The head stopped answering while a job was followed: the job is taken as failed."""
+
+
 # ------------------------------------------------------------------------------------ connecting
 
 
@@ -183,9 +187,17 @@ def _local_path(value, base: Path, working_dir: Path | None):
 
 
 def job_info(client, job_id: str):
-    """The job's JobDetails; JobNotFoundError for an unknown id."""
+    """The job's JobDetails; JobNotFoundError for an unknown id, HeadLostError when the head
+    does not answer."""
     try:
         return client.get_job_info(job_id)
+    except OSError as error:  # requests' ConnectionError and Timeout are OSErrors
+        raise HeadLostError(
+            f"job {job_id}: the Ray head at {client.get_address()} stopped answering "
+            f"({type(error).__name__}): the job is reported failed, since its driver ran there",
+            hint="once a head runs again, `visionflow run --resume RUN_DIR` continues the job's "
+            "run from its last checkpoint",
+        ) from None
     except RuntimeError as error:
         if "404" in str(error):
             raise JobNotFoundError(
@@ -199,6 +211,8 @@ def follow_logs(client, job_id: str, out=None) -> None:
     """Print the job's logs (to ``out``, default stdout) as they come, until it ends."""
     import logging
 
+    import aiohttp
+
     job_info(client, job_id)
     out = out or sys.stdout
     logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
@@ -208,7 +222,10 @@ def follow_logs(client, job_id: str, out=None) -> None:
             out.write(chunk)
             out.flush()
 
-    asyncio.run(tail())
+    try:
+        asyncio.run(tail())
+    except (RuntimeError, OSError, aiohttp.ClientError) as error:  # the status tells why
+        out.write(f"(the job's log stream ended: {error})\n")
 
 
 def wait_for_job(client, job_id: str, *, follow: bool = True, poll_s: float = 0.5) -> str:

@@ -22,20 +22,17 @@ from visionflow.cluster.sweeps import SweepResults, resume_sweep, run_sweep
 from visionflow.cluster.train import RayFitBackend
 from visionflow.pipelines import Results, SeedsResults
 from visionflow.pipelines import resume as _resume
-from visionflow.pipelines import run as _run
-from visionflow.pipelines import run_seeds as _run_seeds
+from visionflow.pipelines.runner import prepare, prepare_seeds, run_prepared, run_prepared_seeds
 from visionflow.rundir import RunDirectory
 from visionflow.spec import PipelineSpec, load_spec
 
 
 def run(spec: PipelineSpec, *, fit_backend: RayFitBackend | None = None) -> Results:
-    """Run ``spec`` with its fit on Ray Train workers (see :func:`visionflow.pipelines.run`)."""
+    """Run ``spec`` with its fit on Ray Train workers (see :func:`visionflow.pipelines.run`).
+    Every value is checked (the task and datamodule built) before Ray starts."""
+    prepared = prepare(spec, fit_backend or RayFitBackend())
     with embedded_ray(num_cpus=cpus_for(spec)):
-        return _run(
-            spec,
-            fit_backend=fit_backend or RayFitBackend(),
-            evaluation_backend=RayEvaluationBackend(),
-        )
+        return run_prepared(prepared, RayEvaluationBackend())
 
 
 def resume(path: str | Path, *, fit_backend: RayFitBackend | None = None) -> Results | SweepResults:
@@ -63,14 +60,10 @@ def run_seeds(
     spec: PipelineSpec, seeds: int, *, fit_backend: RayFitBackend | None = None
 ) -> SeedsResults:
     """Run ``spec`` over ``seeds`` seeds (see :func:`visionflow.pipelines.run_seeds`), one Ray for
-    all of them."""
+    all of them, started once the first seed's values are checked."""
+    first = prepare_seeds(spec, seeds, fit_backend or RayFitBackend())
     with embedded_ray(num_cpus=cpus_for(spec)):
-        return _run_seeds(
-            spec,
-            seeds,
-            fit_backend=fit_backend or RayFitBackend(),
-            evaluation_backend=RayEvaluationBackend(),
-        )
+        return run_prepared_seeds(first, seeds, RayEvaluationBackend())
 
 
 def cpus_for(spec: PipelineSpec) -> int:

@@ -118,6 +118,24 @@ class DetectionRecord:
             detail += f", annotation id {int(self.annotation_ids[annotation])}"
         return f"{self.source} ({detail})"
 
+    def check_inside(self, height: float, width: float) -> None:
+        """DataError naming the first box with no pixel inside a ``height`` x ``width`` image (in
+        the record's units: 1 x 1 when ``normalized``). A box partly outside is kept: the
+        transform clips it to the image, as COCO's own tools do."""
+        outside = wholly_outside(self.boxes, height, width)
+        if outside.any():
+            index = int(np.flatnonzero(outside)[0])
+            units = (
+                "fractions of the image"
+                if self.normalized
+                else f"pixels of a {width}x{height} image"
+            )
+            raise DataError(
+                f"{self.where(index)}: box {[round(float(v), 4) for v in self.boxes[index]]} (XYXY, "
+                f"{units}) lies wholly outside the image",
+                hint="fix or delete that annotation; a box partly outside is clipped to the image",
+            )
+
     @property
     def has_objects(self) -> bool:
         return bool((~self.iscrowd).any())
@@ -145,13 +163,19 @@ class DetectionRecord:
         )
 
 
+def wholly_outside(boxes: np.ndarray, height: float, width: float) -> np.ndarray:
+    """bool [N]: the non-empty XYXY box of ``boxes`` [N, 4] has no pixel inside the image."""
+    x1, y1, x2, y2 = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).T
+    return (x2 > x1) & (y2 > y1) & ((x1 >= width) | (y1 >= height) | (x2 <= 0) | (y2 <= 0))
+
+
 def decode_image(record: DetectionRecord) -> np.ndarray:
     """RGB pixels uint8 [H, W, 3] of ``record``; a DataError names the file and image id."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(record.image_path) as image:
-            pixels = np.asarray(image.convert("RGB"))
+            pixels = rgb_pixels(image)
     except FileNotFoundError:
         raise DataError(f"{record.image_path}: image file is missing ({record.where()})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
@@ -165,6 +189,19 @@ def decode_image(record: DetectionRecord) -> np.ndarray:
             f"{record.where()} says {record.size[1]}x{record.size[0]} (width x height)"
         )
     return pixels
+
+
+def rgb_pixels(image: Any) -> np.ndarray:
+    """uint8 [H, W, 3] of a PIL image of any mode: integer grey levels (16-bit PNGs and TIFFs,
+    read as 16-bit) are scaled to 8 bits, where PIL's own conversion would clip them to white;
+    palette transparency goes through RGBA; CMYK and the rest through PIL's conversion."""
+    if image.mode.startswith("I"):  # "I;16", "I;16B", "I": 16-bit PNGs and TIFFs
+        grey = np.asarray(image, dtype=np.int64)
+        eight_bit = (np.clip(grey, 0, 65535) // 257).astype(np.uint8)  # 65535 -> 255
+        return np.repeat(eight_bit[..., None], 3, axis=2)
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA")
+    return np.asarray(image.convert("RGB"))
 
 
 def decode_masks(record: DetectionRecord, height: int, width: int) -> np.ndarray:
@@ -242,6 +279,7 @@ class DetectionDataset(Dataset):
         record = self.records[index]
         pixels = decode_image(record)  # uint8 [H, W, 3]
         record = record.in_pixels(*pixels.shape[:2])
+        record.check_inside(*pixels.shape[:2])  # a source without image sizes is checked here
         masks = decode_masks(record, *pixels.shape[:2]) if self.masks else None
         keypoints = record.keypoints if self.keypoints else None
         mirror = (

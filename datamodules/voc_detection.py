@@ -6,6 +6,8 @@ Boxes in the XML are 1-based inclusive pixel indices; they become continuous XYX
 ``(xmin - 1, ymin - 1, xmax, ymax)``. ``difficult`` objects are kept as crowd regions
 (``iscrowd=True``): not trained on, and ignored by the evaluation, as in the VOC devkit.
 Labels follow ``class_names`` (default: the 20 VOC classes); category ids are labels + 1.
+A box wholly outside the image (``<size>``, else the decoded image) is a ``DataError``; one
+partly outside is clipped to the image, as COCO's tools do.
 Image ids are line numbers in the set file (from 1); "annotation ids" in error messages are
 the objects' positions in their XML file (from 1).
 """
@@ -119,7 +121,7 @@ def read_voc_xml(root: Path, voc_id: str, image_id: int, labels: dict[str, int])
         for number, node in enumerate(tree.findall("object"), 1)
     ]
     file_name = tree.findtext("filename") or f"{voc_id}.jpg"
-    return DetectionRecord(
+    record = DetectionRecord(
         image_path=root / "JPEGImages" / file_name,
         image_id=image_id,
         source=str(path),
@@ -129,6 +131,9 @@ def read_voc_xml(root: Path, voc_id: str, image_id: int, labels: dict[str, int])
         annotation_ids=np.arange(1, len(objects) + 1),
         size=image_size(tree),
     )
+    if record.size is not None:  # else the dataset checks it against the decoded image
+        record.check_inside(*record.size)
+    return record
 
 
 def parse_object(
@@ -136,6 +141,8 @@ def parse_object(
 ) -> tuple[int, list[float], bool]:
     """``(label, box [x1, y1, x2, y2], difficult)`` of one ``<object>``."""
     name = (node.findtext("name") or "").strip()
+    if not name:
+        raise DataError(f"{where}: has no <name>", hint=XML_HINT)
     if name not in labels:
         raise DataError(
             f"{where}: unknown class {name!r}", hint="set class_names to this dataset's classes"

@@ -11,7 +11,8 @@ and ``names`` (``{index: name}`` or a list). Each image ``.../images/x.jpg`` has
     class x1 y1 x2 y2 x3 y3 ...   a polygon (segmentation datasets); its box is its extent
 
 A missing label file means an image without objects; with ``masks: true`` a box line gives a
-rectangular mask. Labels are the YOLO class indices, which
+rectangular mask. A box wholly outside ``[0, 1]`` is a ``DataError``; one partly outside is
+clipped to the image, as COCO's tools do. Labels are the YOLO class indices, which
 are also the category ids. Image ids are the file names' numbers when every name is a number
 (COCO-derived sets keep their COCO ids), else positions in the sorted list (from 1).
 """
@@ -169,7 +170,7 @@ def read_label_file(image: Path, image_id: int, num_classes: int, masks: bool) -
         labels.append(label)
         polygons.append([polygon])
         lines.append(number)
-    return DetectionRecord(
+    record = DetectionRecord(
         image_path=image,
         image_id=image_id,
         source=str(path),
@@ -180,6 +181,8 @@ def read_label_file(image: Path, image_id: int, num_classes: int, masks: bool) -
         annotation_ids=np.array(lines, dtype=np.int64),
         segmentations=tuple(polygons) if masks else None,
     )
+    record.check_inside(1.0, 1.0)  # fractions: a box beyond [0, 1] on a side is off the image
+    return record
 
 
 def parse_line(

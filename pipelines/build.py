@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch import Callback
 
 from visionflow.arguments import parameters_of
 from visionflow.batches import provided_arguments
@@ -139,11 +140,15 @@ def build_trainer(
     kwargs: dict[str, Any] = {"enable_model_summary": False, **spec.trainer}
     if not spec.resources.use_gpu and spec.resources.backend == "ray":
         kwargs.setdefault("accelerator", "cpu")
-    all_callbacks = list(callbacks)
+    all_callbacks = [*callbacks, RunDirectoryGuard(run_dir)]
     all_plugins = [AtomicCheckpointIO(), *plugins]
     if fit:
         metric, mode = monitor or (None, "min")
-        all_callbacks.append(NonFiniteLossCheck())  # before the checkpoint of a bad epoch
+        # before the checkpoint of a bad epoch; the mode is the fit stage's argument, read from
+        # the spec so that Ray workers, which get the spec, check as a local fit does
+        all_callbacks.append(
+            NonFiniteLossCheck(fit_stage_arguments(spec).get("on_non_finite_loss", "stop"))
+        )
         all_callbacks.append(
             ModelCheckpoint(
                 dirpath=run_dir.checkpoints,
@@ -184,6 +189,27 @@ def build_trainer(
         )
     except (ValueError, TypeError) as error:  # Lightning's own check of a trainer value
         raise SpecError(f"trainer: {error}") from None
+
+
+def fit_stage_arguments(spec: PipelineSpec) -> dict[str, Any]:
+    """The arguments the spec gives its ``fit`` stage (none without one)."""
+    return next((dict(stage.args) for stage in spec.stages if stage.name == "fit"), {})
+
+
+class RunDirectoryGuard(Callback):
+    """Stops a fit or evaluation within a step of its run directory being deleted (a ``stat``
+    a step), before Lightning's writers make parts of the folder again or fail one by one."""
+
+    def __init__(self, run_dir: RunDirectory):
+        self.run_dir = run_dir
+
+    def _check(self, *_: Any) -> None:
+        deleted = self.run_dir.deleted()
+        if deleted is not None:
+            raise deleted
+
+    on_train_batch_end = on_validation_batch_end = on_test_batch_end = _check
+    on_train_epoch_end = on_validation_end = _check
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

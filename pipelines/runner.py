@@ -49,11 +49,27 @@ def run(
 ) -> Results:
     """Run every stage of ``spec`` in a new run directory (or the one given). The backends say
     where ``fit`` and the ``evaluate`` stage's shards run (default: in this process)."""
+    return run_prepared(prepare(spec, fit_backend), evaluation_backend, run_dir)
+
+
+def prepare(spec: PipelineSpec, fit_backend: FitBackend | None = None) -> PreparedRun:
+    """``spec`` resolved, its datamodule (data prepared) and task built and seeded: every value
+    is checked here, before anything is written and before a backend starts (``visionflow.cluster``
+    prepares first, then starts Ray)."""
     spec = resolve_spec(spec)
-    parts = _build(spec, fit_backend)  # a bad task or data value stops here: no folder yet
+    return _build(spec, fit_backend)  # a bad task or data value stops here: no folder yet
+
+
+def run_prepared(
+    prepared: PreparedRun,
+    evaluation_backend: EvaluationBackend | None = None,
+    run_dir: RunDirectory | None = None,
+) -> Results:
+    """Run the stages of a spec that :func:`prepare` built, in a new run directory (or the one
+    given)."""
+    spec = prepared.spec
     run_dir = run_dir or RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
-    run_dir.write_environment(spec.seed)
-    return _execute(spec, run_dir, parts, evaluation_backend, resume=False)
+    return _execute(run_dir, prepared, evaluation_backend, resume=False)
 
 
 def resume(
@@ -73,7 +89,7 @@ def resume(
             hint="start a new run with `visionflow run SPEC`",
         )
     run_dir.remove_partial_writes()  # a kill mid-write leaves its temp file behind
-    return _execute(spec, run_dir, _build(spec, fit_backend), evaluation_backend, resume=True)
+    return _execute(run_dir, _build(spec, fit_backend), evaluation_backend, resume=True)
 
 
 def _check_backend(spec: PipelineSpec, fit_backend: FitBackend | None) -> FitBackend:
@@ -104,15 +120,17 @@ def stage_keys(spec: PipelineSpec) -> list[str]:
 
 
 @dataclass
-class _RunParts:
-    """What a run is built from before its run directory exists."""
+class PreparedRun:
+    """What a run is built from before its run directory exists: the resolved spec, the fit
+    backend, the datamodule and the task."""
 
+    spec: PipelineSpec
     fit_backend: FitBackend
     datamodule: Any
     task: Any
 
 
-def _build(spec: PipelineSpec, fit_backend: FitBackend | None) -> _RunParts:
+def _build(spec: PipelineSpec, fit_backend: FitBackend | None) -> PreparedRun:
     """The backend, the datamodule (its data prepared) and the task of ``spec``, seeded. Their
     constructors, and the stages' ``check`` tags, check the values of ``data.args``,
     ``task.args`` and the stages' arguments (errors name the key), so a bad one is refused before
@@ -123,7 +141,7 @@ def _build(spec: PipelineSpec, fit_backend: FitBackend | None) -> _RunParts:
     seed_everything(spec.seed)
     datamodule = build_datamodule(spec)
     datamodule.prepare_data()
-    return _RunParts(backend, datamodule, build_task(spec, datamodule.info))
+    return PreparedRun(spec, backend, datamodule, build_task(spec, datamodule.info))
 
 
 def _accept_any(**arguments: Any) -> None:
@@ -131,17 +149,44 @@ def _accept_any(**arguments: Any) -> None:
 
 
 def _execute(
-    spec: PipelineSpec,
     run_dir: RunDirectory,
-    parts: _RunParts,
+    parts: PreparedRun,
     evaluation_backend: EvaluationBackend | None,
     resume: bool,
 ) -> Results:
-    datamodule, task = parts.datamodule, parts.task
+    """Run the stages not yet ``done``. Any error leaves ``status.json`` saying ``interrupted``
+    (when the disk takes it); a write the disk refused (full, read-only) becomes one line naming
+    the file, wherever it happened: environment, status, a checkpoint, metrics, plots, summary;
+    a run directory deleted under the run is one line too, and nothing is written after it."""
+    done: dict[str, dict[str, float]] = dict(run_dir.status().get("stages", {})) if resume else {}
+    try:
+        return _run_stages(run_dir, parts, evaluation_backend, resume, done)
+    except BaseException as error:
+        deleted = run_dir.deleted()
+        if deleted is not None:  # whatever failed then: say so, and write nothing more
+            raise deleted from None
+        with contextlib.suppress(OSError):  # the disk may refuse this one too
+            run_dir.write_status("interrupted", done)
+        refused = refused_write(error, run_dir.path) if isinstance(error, OSError) else None
+        if refused is not None:
+            raise refused from None
+        raise
+
+
+def _run_stages(
+    run_dir: RunDirectory,
+    parts: PreparedRun,
+    evaluation_backend: EvaluationBackend | None,
+    resume: bool,
+    done: dict[str, dict[str, float]],
+) -> Results:
+    """The stages of :func:`_execute`, adding each one's metrics to ``done`` as it finishes."""
+    spec, datamodule, task = parts.spec, parts.datamodule, parts.task
+    if not resume:
+        run_dir.write_environment(spec.seed)
     transforms = datamodule.transform_summary()
     if transforms:
         run_dir.write_yaml("transforms.yaml", transforms)
-    done: dict[str, dict[str, float]] = dict(run_dir.status().get("stages", {})) if resume else {}
     context = StageContext(
         spec,
         run_dir,
@@ -154,20 +199,12 @@ def _execute(
     if resume and "fit" in done:
         context.load_best_weights()
     run_dir.write_status("running", done)
-    try:
-        for key, stage in zip(stage_keys(spec), spec.stages):
-            if key in done:
-                continue
-            done[key] = STAGES.get(stage.name).builder(context, **stage.args)
-            run_dir.write_status("running", done)
-            _write_plots(context, stage.name)
-    except BaseException as error:
-        with contextlib.suppress(OSError):  # the disk may refuse this write too
-            run_dir.write_status("interrupted", done)
-        refused = refused_write(error, run_dir.path) if isinstance(error, OSError) else None
-        if refused is not None:
-            raise refused from None
-        raise
+    for key, stage in zip(stage_keys(spec), spec.stages):
+        if key in done:
+            continue
+        done[key] = STAGES.get(stage.name).builder(context, **stage.args)
+        run_dir.write_status("running", done)
+        _write_plots(context, stage.name)
     metrics = {name: value for stage in done.values() for name, value in stage.items()}
     run_dir.write_summary(
         {
@@ -205,22 +242,33 @@ def run_seeds(
 ) -> SeedsResults:
     """Run ``spec`` with seeds ``spec.seed .. spec.seed + seeds - 1``, each in ``seed_<s>/`` of one
     parent run directory, and write ``seeds_summary.json`` there (mean, std, values per metric)."""
+    return run_prepared_seeds(prepare_seeds(spec, seeds, fit_backend), seeds, evaluation_backend)
+
+
+def prepare_seeds(
+    spec: PipelineSpec, seeds: int, fit_backend: FitBackend | None = None
+) -> PreparedRun:
+    """The first seed's run, built by :func:`prepare`: a bad ``seeds`` or spec value is refused
+    before the parent run directory exists (the other seeds differ only in their seed)."""
     if seeds < 1:
         raise SpecError(f"--seeds: must be >= 1, got {seeds}")
-    spec = resolve_spec(spec)
+    return prepare(spec, fit_backend)
+
+
+def run_prepared_seeds(
+    first: PreparedRun, seeds: int, evaluation_backend: EvaluationBackend | None = None
+) -> SeedsResults:
+    """:func:`run_seeds` from its :func:`prepare_seeds`; each later seed is built when its turn
+    comes, so every seed's run starts from the random state a single run of it would."""
+    spec = first.spec
     parent = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
     runs = []
     for seed in range(spec.seed, spec.seed + seeds):
-        seeded = spec.replace(seed=seed)
-        child = RunDirectory.create(parent.path, f"seed_{seed}", seeded.to_yaml())
-        runs.append(
-            run(
-                seeded,
-                fit_backend=fit_backend,
-                evaluation_backend=evaluation_backend,
-                run_dir=child,
-            )
+        prepared = (
+            first if seed == spec.seed else prepare(spec.replace(seed=seed), first.fit_backend)
         )
+        child = RunDirectory.create(parent.path, f"seed_{seed}", prepared.spec.to_yaml())
+        runs.append(run_prepared(prepared, evaluation_backend, child))
     summary = summarize_seeds(runs)
     atomic_write_json(
         parent.path / "seeds_summary.json",

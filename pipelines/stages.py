@@ -20,6 +20,7 @@ from visionflow.errors import CheckpointError, SpecError
 from visionflow.pipelines.build import build_trainer
 from visionflow.pipelines.console import console_callbacks
 from visionflow.pipelines.evaluation import EvaluationBackend, LocalEvaluationBackend
+from visionflow.pipelines.nonfinite import NonFiniteMode
 from visionflow.plots import read_metric_series
 from visionflow.registry import STAGES
 from visionflow.rundir import RunDirectory
@@ -129,7 +130,9 @@ def final_fit_metrics(run_dir: RunDirectory) -> dict[str, float]:
 @STAGES.register(
     "fit", description="train the task (Lightning Trainer.fit); keeps the best checkpoint"
 )
-def fit(context: StageContext) -> dict[str, float]:
+def fit(context: StageContext, on_non_finite_loss: NonFiniteMode = "stop") -> dict[str, float]:
+    """``on_non_finite_loss``: a NaN or infinite training loss stops the fit (``stop``) or skips
+    that optimizer step (``skip``); ``build_trainer`` reads it from the spec, as Ray workers do."""
     if context.resume_checkpoint is not None:
         if not Path(context.resume_checkpoint).is_file():
             raise CheckpointError(

@@ -67,8 +67,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as error:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename in (None, temp):
+            error.filename = str(path)  # a failed write() names no file: name the one written
         raise
     return path
 
@@ -163,6 +165,17 @@ class RunDirectory:
     def last_checkpoint(self) -> Path | None:
         path = self.checkpoints / "last.ckpt"
         return path if path.is_file() else None
+
+    def deleted(self) -> RunError | None:
+        """The error of a run whose folder was deleted under it (its resolved spec is gone);
+        None while it is there. Nothing may be written then: a write would make the folder
+        again, and half a run directory would pass for a run."""
+        if self.spec_path.is_file():
+            return None
+        return RunError(
+            f"{self.location}: the run directory was deleted while the run was writing to it",
+            hint="nothing more was written there; start the run again with `visionflow run SPEC`",
+        )
 
     def status(self) -> dict[str, Any]:
         path = self.path / STATUS_FILE

@@ -1,5 +1,5 @@
-"""A disk that refuses a write: full while a checkpoint or metrics.csv is written, or an
-``output_dir`` that is read-only. One line naming the file; the checkpoints before it stay whole
+"""A disk that refuses a write: full while a checkpoint, metrics.csv, status.json, summary.json or
+a plot is written, or an ``output_dir`` that is read-only. One line naming the file; the checkpoints before it stay whole
 and no half-written file stays behind. ENOSPC is simulated (the tests run as root, and a real
 full disk would be shared with everything else)."""
 
@@ -17,7 +17,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from tests.faults.conftest import TINY
 from visionflow import cli
 from visionflow.errors import RunError
-from visionflow.pipelines import run
+from visionflow.pipelines import resume, run
 from visionflow.rundir import RunDirectory
 from visionflow.spec import parse_spec
 
@@ -72,6 +72,58 @@ def test_disk_full_while_writing_metrics(fault_spec, tmp_path, monkeypatch):
     with pytest.raises(RunError, match=r"metrics\.csv: cannot write \(No space left on device\)"):
         run(fault_spec(stages=["fit"]))
     assert_epoch_0_survives(the_run(tmp_path))
+
+
+@pytest.fixture
+def disk_full_writing(monkeypatch):
+    """``disk_full_writing(name, after)``: the atomic write of the run's file ``name`` fails with
+    ENOSPC, as a full disk fails it (``write``/``fsync`` name no file), once ``after(run_dir)``
+    holds."""
+
+    def arm(name: str, after) -> None:
+        real_fsync = os.fsync
+
+        def fsync(fd):
+            temp = Path(os.readlink(f"/proc/self/fd/{fd}"))
+            if temp.name.startswith(f".{Path(name).name}.") and after(temp.parent):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+
+    return arm
+
+
+def fitted(folder: Path) -> bool:
+    """The fit is over: the run of ``folder`` (its run directory or one in it) has a checkpoint."""
+    return any(folder.parent.rglob("last.ckpt"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["status.json", "plots/loss.png", "summary.json"])
+def test_disk_full_while_writing_the_runs_own_files(
+    fault_spec, tmp_path, disk_full_writing, monkeypatch, name
+):
+    disk_full_writing(name, fitted)
+    one_epoch = {**TINY["trainer"], "max_epochs": 1}
+    with pytest.raises(RunError) as caught:
+        run(fault_spec(stages=["fit", "test"], trainer=one_epoch))
+    run_dir = the_run(tmp_path)
+    line, hint = str(caught.value).splitlines()
+    assert line == (
+        f"{run_dir.path / name}: cannot write (No space left on device): the run stopped; "
+        "the checkpoints before it are intact"
+    )
+    assert (
+        hint
+        == f"  hint: free space (or make it writable), then `visionflow run --resume {run_dir.path}`"
+    )
+    checkpoint = torch.load(run_dir.last_checkpoint, map_location="cpu", weights_only=True)
+    assert checkpoint["epoch"] == 0
+    assert not list(run_dir.path.rglob("*.tmp")), "a half-written file stayed behind"
+    monkeypatch.undo()  # space again: the run resumes and completes
+    assert resume(run_dir.path).metrics["test/acc"] > 0.5
+    assert run_dir.status()["state"] == "completed"
 
 
 def test_a_read_only_output_dir_is_one_line(tmp_path, monkeypatch, capsys):

@@ -1,5 +1,6 @@
 """A loss that turns NaN mid-training stops the fit with one line naming epoch and step; the
-checkpoint of the epoch before stays intact."""
+checkpoint of the epoch before stays intact. With ``on_non_finite_loss: skip`` the bad step is
+skipped instead, with a line naming it, and the fit goes on."""
 
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def nan_at_step(monkeypatch):
-    """Make the classification loss NaN from global step ``step`` on (0-based, as Lightning counts)."""
+    """Make the classification loss NaN from global step ``step`` on (0-based, as Lightning
+    counts), or only there with ``once=True``."""
 
-    def poison(step: int) -> None:
+    def poison(step: int, once: bool = False) -> None:
         real = ImageClassificationTask.training_step
 
         def training_step(self, batch, batch_idx):
             loss = real(self, batch, batch_idx)
-            return loss * torch.nan if self.global_step >= step else loss
+            bad = self.global_step == step if once else self.global_step >= step
+            return loss * torch.nan if bad else loss
 
         monkeypatch.setattr(ImageClassificationTask, "training_step", training_step)
 
@@ -55,3 +58,23 @@ def test_the_last_step_of_an_epoch_is_checked_before_its_checkpoint(
         run(fault_spec(stages=["fit"]))
     (run_dir,) = (tmp_path / "runs" / "fault").iterdir()
     assert RunDirectory.open(run_dir).last_checkpoint is None  # no checkpoint of NaN weights
+
+
+def test_skip_mode_skips_the_bad_step_and_the_fit_goes_on(fault_spec, nan_at_step, capsys):
+    nan_at_step(25, once=True)
+    results = run(fault_spec(stages=[{"fit": {"on_non_finite_loss": "skip"}}]))
+    skipped = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
+    assert skipped == [
+        "visionflow: warning: the training loss is nan at epoch 1, step 26: the step is "
+        "skipped (1 so far)"
+    ]
+    finished = RunDirectory.open(results.run_dir)
+    assert finished.status()["state"] == "completed"
+    checkpoint = torch.load(finished.last_checkpoint, weights_only=True)
+    assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 42  # every step counted
+    assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
+    assert all(  # AdamW's moments never saw the NaN gradients
+        torch.isfinite(moment).all()
+        for state in checkpoint["optimizer_states"][0]["state"].values()
+        for moment in state.values()
+    )

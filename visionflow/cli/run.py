@@ -11,7 +11,7 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from visionflow.errors import SpecError
 
     if args.resume:
-        if args.spec or args.overrides or args.seeds:
+        if args.spec or args.overrides or args.seeds is not None:
             raise SpecError(
                 "--resume takes the run directory alone",
                 hint="the run's spec.resolved.yaml is reused as it is",
@@ -29,7 +29,7 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         overrides.append(f"resources.backend={args.backend}")
     spec = load_spec(args.spec, overrides)
     if spec.sweep is not None:
-        if args.seeds:
+        if args.seeds is not None:
             raise SpecError(
                 "--seeds: not with a sweep",
                 hint="sweep over seed instead: sweep: {parameters: {seed: {grid: [0, 1, 2]}}}",
@@ -40,7 +40,7 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             return _report_sweep(cluster.sweep(spec))
     module = backend_module(spec.resources.backend)
     with joined_cluster(args.address, spec.resources.backend):
-        if args.seeds:
+        if args.seeds is not None:  # --seeds 0 is refused, not taken for one run
             return _report_seeds(module.run_seeds(spec, args.seeds))
         return report_results(module.run(spec))
 

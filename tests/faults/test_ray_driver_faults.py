@@ -1,0 +1,91 @@
+"""Under ``resources.backend: ray``: the driver (``visionflow run``) SIGKILLed in the middle of
+the fit, then ``visionflow run --resume`` finishes the run. The embedded Ray and its training
+workers die with the driver (Ray ties them to it), so nothing keeps writing into the run
+directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray")
+
+import psutil
+import torch
+import yaml
+
+from tests.conftest import REPO_ROOT
+from tests.faults.conftest import TINY
+from visionflow import cli
+from visionflow.rundir import RunDirectory
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+EPOCHS = 3
+
+
+def checkpoint_epoch(run_dir: Path) -> int:
+    try:
+        last = run_dir / "checkpoints" / "last.ckpt"
+        return int(torch.load(last, map_location="cpu", weights_only=True)["epoch"])
+    except (FileNotFoundError, RuntimeError, EOFError, KeyError):
+        return -1
+
+
+def files_and_times(folder: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime for p in folder.rglob("*") if p.is_file()}
+
+
+def wait_for_epoch_0(
+    driver: subprocess.Popen, runs: Path, log: Path, timeout_s: float = 240
+) -> Path:
+    """The run directory, once its fit has checkpointed epoch 0 (the driver still running)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and driver.poll() is None:
+        found = next(runs.glob("*/*/checkpoints/last.ckpt"), None)
+        if found is not None and checkpoint_epoch(found.parent.parent) >= 0:
+            return found.parent.parent
+        time.sleep(0.2)
+    driver.kill()
+    pytest.fail(f"the fit did not checkpoint epoch 0: {log.read_text()[-2000:]}")
+
+
+def test_the_driver_killed_mid_fit_resumes_to_the_end(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    raw = {
+        **TINY,
+        "trainer": {**TINY["trainer"], "max_epochs": EPOCHS},
+        "stages": ["fit", "test"],
+        "resources": {"backend": "ray", "num_workers": 1},
+        "output_dir": str(tmp_path / "runs"),
+    }
+    spec.write_text(yaml.safe_dump(raw))
+    log = tmp_path / "driver.log"  # a file, not a pipe: a chatty driver never blocks on it
+    with log.open("wb") as output:
+        command = [sys.executable, "-m", "visionflow", "run", str(spec)]
+        driver = subprocess.Popen(command, cwd=REPO_ROOT, stdout=output, stderr=output)
+    run_dir = wait_for_epoch_0(driver, tmp_path / "runs", log)
+    ray_processes = psutil.Process(driver.pid).children(recursive=True)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+    assert checkpoint_epoch(run_dir) < EPOCHS - 1, "the fit ended before the kill"
+    _, alive = psutil.wait_procs(ray_processes, timeout=30)
+    # the raylet, the GCS and the training workers die with the driver; Ray's two agents notice
+    # their raylet is gone and exit on their own a little later
+    survivors = [name for process in alive if "Agent" not in (name := process.name())]
+    assert not survivors, f"Ray processes outlived their driver: {survivors}"
+    before = files_and_times(run_dir)
+    time.sleep(3)
+    assert files_and_times(run_dir) == before, "something still writes into the run directory"
+
+    assert cli.main(["run", "--resume", str(run_dir)]) == 0, capsys.readouterr().err
+    resumed = RunDirectory.open(run_dir)
+    assert resumed.status()["state"] == "completed"
+    assert checkpoint_epoch(run_dir) == EPOCHS - 1
+    assert resumed.status()["stages"]["test"]["test/acc"] > 0.5
+    assert not list(run_dir.rglob(".*.tmp"))
