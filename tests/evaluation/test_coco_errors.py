@@ -120,6 +120,14 @@ GT_CASES = {  # name: (change to a copy of GT, fragments of the message)
         ["image #1", f"'id' {BEYOND_FLOAT64}", "from 0 to 2**53"],
     ),
     "negative image id": (lambda gt: move_image(gt, 2, -2), ["image #1", "'id' -2", "2**53"]),
+    "image id beyond 64 bits": (  # numpy reads it as uint64, which int64 would wrap to -1
+        lambda gt: set_in(gt["images"][1], "id", 2**64 - 1),
+        ["image #1", f"'id' {2**64 - 1}", "2**53"],
+    ),
+    "image id a float beyond 64 bits": (
+        lambda gt: set_in(gt["images"][1], "id", 1e20),
+        ["image #1", "'id' 1e+20", "2**53"],
+    ),
     "category id beyond 2**53": (
         lambda gt: set_in(gt["categories"][0], "id", BEYOND_FLOAT64),
         ["category #0", f"'id' {BEYOND_FLOAT64}", "2**53"],
