@@ -246,20 +246,31 @@ class Records:
         self._raise_where(np.isnan(array), key, "is NaN", values)
         return array
 
+    def integers(self, key: str) -> np.ndarray:
+        """The ``key`` of every record as int64 [N] (integral floats such as 3.0 are accepted)."""
+        return self._integral(key)[1].astype(np.int64, copy=False)
+
     def ids(self, key: str) -> np.ndarray:
         """The ``key`` of every record as int64 [N]: integers from 0 to ``ID_LIMIT`` (integral
         floats such as 3.0 are accepted)."""
-        values = self.values(key)
-        array = np.array(values) if values else np.zeros(0, dtype=np.int64)
-        if array.ndim != 1 or array.dtype.kind not in "iu":  # the usual case: JSON integers
-            array = self.numbers(key, values)
-            self._raise_where(
-                (array != np.round(array)) | ~np.isfinite(array), key, "is not an integer", values
-            )
-        if outside_id_range(array).any():
+        values, array = self._integral(key)
+        if outside_id_range(array).any():  # checked before int64 could wrap a uint64 or a float
             index = int(np.argmax(outside_id_range(array)))
             raise self.error(index, id_range_problem(repr(key), values[index]), ID_HINT)
         return array.astype(np.int64, copy=False)
+
+    def _integral(self, key: str) -> tuple[list[Any], np.ndarray]:
+        """The records' ``key`` values and their array [N]: JSON integers as numpy reads them
+        (int64, or uint64 beyond it), else float64 holding integral values."""
+        values = self.values(key)
+        array = np.array(values) if values else np.zeros(0, dtype=np.int64)
+        if array.ndim == 1 and array.dtype.kind in "iu":  # the usual case: JSON integers
+            return values, array
+        array = self.numbers(key, values)
+        self._raise_where(
+            (array != np.round(array)) | ~np.isfinite(array), key, "is not an integer", values
+        )
+        return values, array
 
     def vectors(self, key: str, length: int, values: list[Any] | None = None) -> np.ndarray:
         """The ``key`` of every record as float64 [N, length]: lists of exactly ``length`` numbers."""
