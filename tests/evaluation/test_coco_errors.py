@@ -63,6 +63,17 @@ def set_in(record: dict, key: str, value):
     record[key] = value
 
 
+BEYOND_FLOAT64 = 2**53 + 1  # the first integer that float64 rounds (to 2**53)
+
+
+def move_image(gt: dict, old: int, new: int) -> None:
+    """Renumber image ``old`` of ``gt`` to ``new``, with its annotations."""
+    next(image for image in gt["images"] if image["id"] == old)["id"] = new
+    for annotation in gt["annotations"]:
+        if annotation["image_id"] == old:
+            annotation["image_id"] = new
+
+
 GT_CASES = {  # name: (change to a copy of GT, fragments of the message)
     "annotation without iscrowd": (
         lambda gt: gt["annotations"][1].pop("iscrowd"),
@@ -103,6 +114,27 @@ GT_CASES = {  # name: (change to a copy of GT, fragments of the message)
     "box outside its image": (
         lambda gt: set_in(gt["annotations"][1], "bbox", [150, 5, 10, 10]),
         ["annotation #1", "wholly outside its 100x100 image"],
+    ),
+    "image id beyond 2**53": (
+        lambda gt: move_image(gt, 2, BEYOND_FLOAT64),
+        ["image #1", f"'id' {BEYOND_FLOAT64}", "from 0 to 2**53"],
+    ),
+    "negative image id": (lambda gt: move_image(gt, 2, -2), ["image #1", "'id' -2", "2**53"]),
+    "image id beyond 64 bits": (  # numpy reads it as uint64, which int64 would wrap to -1
+        lambda gt: set_in(gt["images"][1], "id", 2**64 - 1),
+        ["image #1", f"'id' {2**64 - 1}", "2**53"],
+    ),
+    "image id a float beyond 64 bits": (
+        lambda gt: set_in(gt["images"][1], "id", 1e20),
+        ["image #1", "'id' 1e+20", "2**53"],
+    ),
+    "category id beyond 2**53": (
+        lambda gt: set_in(gt["categories"][0], "id", BEYOND_FLOAT64),
+        ["category #0", f"'id' {BEYOND_FLOAT64}", "2**53"],
+    ),
+    "negative annotation id": (
+        lambda gt: set_in(gt["annotations"][1], "id", -5),
+        ["annotation #1", "id -5", "2**53"],
     ),
 }
 
@@ -152,6 +184,14 @@ DT_CASES = {  # name: (change to a copy of DT, fragments of the message)
         ["detection #1", "image_id 2", "wholly outside"],
     ),
     "string score": (lambda dt: set_in(dt[0], "score", "high"), ["detection #0", "'score'"]),
+    "image id beyond 2**53": (
+        lambda dt: set_in(dt[1], "image_id", BEYOND_FLOAT64),
+        ["detection #1", f"image_id {BEYOND_FLOAT64}", "from 0 to 2**53"],
+    ),
+    "negative category id": (
+        lambda dt: set_in(dt[0], "category_id", -1),
+        ["detection #0", "category_id -1", "2**53"],
+    ),
 }
 
 
@@ -193,6 +233,15 @@ def test_keypoints_asked_but_data_has_none(tmp_path):
         lambda: evaluate_files(tmp_path, GT, DT, "keypoints"), "annotation #0", "'keypoints'"
     )
     assert "num_keypoints" in error.hint
+
+
+def test_segm_ids_outside_the_engine_range(tmp_path):
+    gt = copy.deepcopy(GT)
+    move_image(gt, 1, -1)
+    dt = [dict(d, segmentation=[[1, 1, 9, 1, 9, 9]]) for d in DT]
+    raises_data_error(
+        lambda: evaluate_files(tmp_path, gt, dt, "segm"), "image #0", "'id' -1", "2**53"
+    )
 
 
 def test_segm_polygon_needs_image_size(tmp_path):

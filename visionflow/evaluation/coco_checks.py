@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from visionflow.errors import DataError
-from visionflow.evaluation.coco_io import index_of, short
+from visionflow.evaluation.coco_io import (
+    ID_HINT,
+    id_range_problem,
+    index_of,
+    outside_id_range,
+    short,
+)
 
 NUM_KEYPOINTS = 17
 MASK_HINT = (
@@ -64,6 +70,10 @@ class ColumnChecks:
         positions, found = index_of(sorted_ids, ids)
         self.fail_where(~found, lambda i: f"{key} {ids[i]} {problem}")
         return positions
+
+    def check_id_range(self, key: str, ids: np.ndarray) -> None:
+        """Every one of ``ids`` [N] (the records' ``key``) is from 0 to ``coco_io.ID_LIMIT``."""
+        self.fail_where(outside_id_range(ids), lambda i: id_range_problem(key, ids[i]), ID_HINT)
 
     def check_unique(self, key: str, ids: np.ndarray) -> None:
         order = np.argsort(ids, kind="stable")

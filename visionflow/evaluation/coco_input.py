@@ -200,9 +200,8 @@ def _checked_ground_truth(
         )
     images = Records(source, "image", decoded.images, GT_HINT)
     known_images, image_hw = _image_sizes(images)
-    category_ids = sorted_unique(
-        Records(source, "category", decoded.categories, GT_HINT).integers("id")
-    )
+    category_ids = sorted_unique(Records(source, "category", decoded.categories, GT_HINT).ids("id"))
+    checks.check_id_range("id", ids)
     checks.check_unique("id", ids)
     checks.fail_where(
         ids == 0,
@@ -250,7 +249,7 @@ def _checked_ground_truth(
 
 def _image_sizes(images: Records) -> tuple[np.ndarray, np.ndarray]:
     """(sorted unique image ids [I], (height, width) [I, 2], -1 where an image does not say)."""
-    ids = images.integers("id")
+    ids = images.ids("id")
     sizes = {}
     for image_id, item in zip(ids.tolist(), images.items):
         height, width = item.get("height"), item.get("width")

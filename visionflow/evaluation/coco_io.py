@@ -32,6 +32,13 @@ JSON_SPACE = b" \t\n\r"
 OBJECT_BOUNDARY = re.compile(rb"\}[ \t\n\r]*,[ \t\n\r]*\{")
 NUMERIC_KINDS = "biuf"  # numpy dtype kinds that JSON numbers (and booleans) convert to
 DENSE_LOOKUP_SPAN = 1 << 22  # index_of: id ranges up to this use a lookup table (at most 32 MB)
+#: the largest id: hotcoco takes box results as a float64 table (``load_res``), whose image and
+#: category ids are exact only up to 2**53, and it refuses negative ids
+ID_LIMIT = 2**53
+ID_HINT = (
+    "ids are integers from 0 to 2**53 = 9007199254740992: the engine reads image and category "
+    "ids as float64 and refuses negative ones; renumber the dataset"
+)
 
 
 @contextlib.contextmanager
@@ -241,15 +248,29 @@ class Records:
 
     def integers(self, key: str) -> np.ndarray:
         """The ``key`` of every record as int64 [N] (integral floats such as 3.0 are accepted)."""
+        return self._integral(key)[1].astype(np.int64, copy=False)
+
+    def ids(self, key: str) -> np.ndarray:
+        """The ``key`` of every record as int64 [N]: integers from 0 to ``ID_LIMIT`` (integral
+        floats such as 3.0 are accepted)."""
+        values, array = self._integral(key)
+        if outside_id_range(array).any():  # checked before int64 could wrap a uint64 or a float
+            index = int(np.argmax(outside_id_range(array)))
+            raise self.error(index, id_range_problem(repr(key), values[index]), ID_HINT)
+        return array.astype(np.int64, copy=False)
+
+    def _integral(self, key: str) -> tuple[list[Any], np.ndarray]:
+        """The records' ``key`` values and their array [N]: JSON integers as numpy reads them
+        (int64, or uint64 beyond it), else float64 holding integral values."""
         values = self.values(key)
         array = np.array(values) if values else np.zeros(0, dtype=np.int64)
         if array.ndim == 1 and array.dtype.kind in "iu":  # the usual case: JSON integers
-            return array.astype(np.int64, copy=False)
+            return values, array
         array = self.numbers(key, values)
         self._raise_where(
             (array != np.round(array)) | ~np.isfinite(array), key, "is not an integer", values
         )
-        return array.astype(np.int64)
+        return values, array
 
     def vectors(self, key: str, length: int, values: list[Any] | None = None) -> np.ndarray:
         """The ``key`` of every record as float64 [N, length]: lists of exactly ``length`` numbers."""
@@ -281,6 +302,15 @@ class Records:
             if not is_valid(value):
                 raise self.error(index, f"{key!r} must be {expected}, got {short(value)}")
         raise AssertionError("unreachable: a column failed to convert but every value is valid")
+
+
+def outside_id_range(ids: np.ndarray) -> np.ndarray:
+    """[N] bool: which of ``ids`` [N] (any numeric dtype) are not from 0 to ``ID_LIMIT``."""
+    return (ids < 0) | (ids > ID_LIMIT)
+
+
+def id_range_problem(key: str, value: Any) -> str:
+    return f"{key} {value} is not an integer from 0 to 2**53 (the engine's id range)"
 
 
 def _is_number(value: Any) -> bool:

@@ -167,6 +167,8 @@ def _checked_ids_and_scores(
 ) -> np.ndarray:
     """Every image and category id is the ground truth's, every score finite; (height, width)
     [N, 2] of each result's image (-1 where the image does not say)."""
+    checks.check_id_range("image_id", image_ids)
+    checks.check_id_range("category_id", category_ids)
     positions = checks.lookup(
         image_ids, "image_id", gt.image_ids, f"is not an image of the ground truth {gt.source}"
     )
