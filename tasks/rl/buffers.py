@@ -8,7 +8,9 @@ consecutive steps of one environment: the n-step windows that :func:`n_step_targ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -30,6 +32,15 @@ class Transitions:
     terminated: torch.Tensor
     episode_ends: torch.Tensor
 
+    def mapped(self, view: Callable[[torch.Tensor], torch.Tensor]) -> Transitions:
+        """These transitions with ``view`` applied to the observations and next observations
+        (an augmentation: DrQ shifts both, independently)."""
+        return replace(
+            self,
+            observations=view(self.observations),
+            next_observations=view(self.next_observations),
+        )
+
 
 class ReplayBuffer:
     """About ``capacity`` transitions: the last ``capacity // N`` steps of each of ``N``
@@ -47,9 +58,22 @@ class ReplayBuffer:
         columns = self.storage["actions"].shape[1] if self.storage else 0
         return self.size * columns
 
+    def state_dict(self) -> dict[str, Any]:
+        """The stored steps and the ring's position: tensors and ints, which a checkpoint
+        loaded with ``weights_only=True`` restores."""
+        position = {"rows": self.rows, "cursor": self.cursor, "size": self.size}
+        return {"storage": dict(self.storage), **position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (:meth:`state_dict` of a buffer of the same capacity)."""
+        self.storage = dict(state["storage"])
+        self.rows, self.cursor, self.size = state["rows"], state["cursor"], state["size"]
+
     def add(self, batch: RolloutBatch) -> None:
         """Append the ``T`` rows of ``batch``, overwriting the oldest once full."""
         steps = batch.actions.shape[0]
+        if self.storage and self.storage["actions"].device != batch.actions.device:
+            self.storage = {name: t.to(batch.actions.device) for name, t in self.storage.items()}
         if not self.storage:
             self.rows = max(self.n_steps, self.capacity // batch.actions.shape[1])
             self.storage = {

@@ -115,7 +115,8 @@ class DQNTask(RLTask):
         self.buffer.add(batch)
         if len(self.buffer) < self.hparams.learning_starts or not self.buffer.can_sample():
             return None
-        loss = self.td_loss(self.buffer.sample(self.hparams.batch_size))
+        sample = self.buffer.sample(self.hparams.batch_size)
+        loss = self.td_loss(sample.mapped(lambda frames: self.learning_view(batch, frames)))
         self.log(
             "train/loss",
             loss,
@@ -161,6 +162,20 @@ class DQNTask(RLTask):
     def on_train_epoch_end(self) -> None:
         self.log("train/epsilon", self.epsilon, sync_dist=True)
         super().on_train_epoch_end()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Also the replay buffer and the update count, so ``--resume`` learns on from the same
+        experience (``buffer_size`` transitions of observations, twice: mind the disk for
+        pixels)."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["replay_buffer"] = self.buffer.state_dict()
+        checkpoint["dqn_updates"] = self.updates
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if "replay_buffer" in checkpoint:
+            self.buffer.load_state_dict(checkpoint["replay_buffer"])
+        self.updates = int(checkpoint.get("dqn_updates", 0))
 
 
 def _check_arguments(h: Any) -> None:

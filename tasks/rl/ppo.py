@@ -111,6 +111,7 @@ class PPOTask(PolicyTask):
                 picked = {
                     key: value[order[start : start + minibatch]] for key, value in flat.items()
                 }
+                picked["observations"] = self.learning_view(batch, picked["observations"])
                 totals += self._update(picked)
         self._step_schedule()
         updates = h.update_epochs * (size // minibatch)

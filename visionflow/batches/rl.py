@@ -14,6 +14,7 @@ Neither side imports the other; ``docs/rl.md`` says what runs where.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -67,7 +68,10 @@ class RolloutBatch(Batch):
     ``actions`` int64 ``[T, N]``; ``rewards`` float32 ``[T, N]``; ``terminated`` bool ``[T, N]``
     (no bootstrap from the next state); ``episode_ends`` bool ``[T, N]`` (terminated or
     truncated: returns stop here); ``log_probs`` and ``values`` ``[T, N]`` from the actor, or None;
-    ``episode_returns`` the returns of the episodes that ended in these steps (host floats).
+    ``episode_returns`` the returns of the episodes that ended in these steps (host floats);
+    ``augment`` the data side's augmentation of pixel observations (``[..., C, H, W] -> same
+    shape``, a random shift per image, as DrQ/RAD), which the task applies to the observations it
+    learns from, or None.
 
     ``observations, actions = batch`` unpacks it; ``len(batch)`` is ``T * N`` transitions."""
 
@@ -80,6 +84,7 @@ class RolloutBatch(Batch):
     log_probs: torch.Tensor | None = None
     values: torch.Tensor | None = None
     episode_returns: list[float] = field(default_factory=list)
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     unpacked = ("observations", "actions")
     info_type = RLDatasetInfo
