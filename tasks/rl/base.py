@@ -42,6 +42,13 @@ def check_discrete_actions(
         )
 
 
+def refuse_first_failure(checks: list[tuple[bool, str, str]]) -> None:
+    """SpecError ``"<key>: <message>"`` for the first ``(ok, key, message)`` that is not ok."""
+    for ok, key, message in checks:
+        if not ok:
+            raise SpecError(f"{key}: {message}")
+
+
 class RLTask(VisionTask):
     """Base of the RL tasks (see the module docstring)."""
 

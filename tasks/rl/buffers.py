@@ -8,38 +8,15 @@ consecutive steps of one environment: the n-step windows that :func:`n_step_targ
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import fields
 from typing import Any
 
 import torch
 
 from visionflow.batches import RolloutBatch
+from visionflow.batches.rl import Transitions
 
-FIELDS = ("observations", "actions", "rewards", "next_observations", "terminated", "episode_ends")
-
-
-@dataclass
-class Transitions:
-    """``B`` sampled windows of ``n`` steps: ``observations`` ``[B, *obs]`` and ``actions`` ``[B]``
-    of the first step; ``rewards``, ``terminated``, ``episode_ends`` ``[B, n]``;
-    ``next_observations`` ``[B, n, *obs]`` after every step of the window."""
-
-    observations: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_observations: torch.Tensor
-    terminated: torch.Tensor
-    episode_ends: torch.Tensor
-
-    def mapped(self, view: Callable[[torch.Tensor], torch.Tensor]) -> Transitions:
-        """These transitions with ``view`` applied to the observations and next observations
-        (an augmentation: DrQ shifts both, independently)."""
-        return replace(
-            self,
-            observations=view(self.observations),
-            next_observations=view(self.next_observations),
-        )
+FIELDS = tuple(f.name for f in fields(Transitions))
 
 
 class ReplayBuffer:
@@ -96,7 +73,9 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int) -> Transitions:
         """``batch_size`` windows, uniform over the windows whose ``n`` rows are all written (none
-        runs past the newest row into the oldest)."""
+        runs past the newest row into the oldest): ``observations`` ``[B, *obs]`` and ``actions``
+        ``[B]`` of each window's first step; ``rewards``, ``terminated``, ``episode_ends``
+        ``[B, n]``; ``next_observations`` ``[B, n, *obs]`` after every step of the window."""
         columns = self.storage["actions"].shape[1]
         device = self.storage["actions"].device
         first = 0 if self.size < self.rows else self.cursor  # the oldest row

@@ -25,12 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from visionflow.batches import ActorOutput, RolloutBatch
-from visionflow.errors import SpecError
+from visionflow.batches.rl import Transitions
 from visionflow.registry import TASKS
 from visionflow.tasks.nets.rl import build_torso
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
-from visionflow.tasks.rl.base import RLTask, check_discrete_actions
-from visionflow.tasks.rl.buffers import ReplayBuffer, Transitions
+from visionflow.tasks.rl.base import RLTask, check_discrete_actions, refuse_first_failure
+from visionflow.tasks.rl.buffers import ReplayBuffer
 from visionflow.tasks.rl.returns import n_step_targets
 
 
@@ -202,6 +202,4 @@ def _check_arguments(h: Any) -> None:
         ),
         (h.exploration_steps >= 0, "exploration_steps", f"must be >= 0, got {h.exploration_steps}"),
     ]
-    for ok, key, message in checks:
-        if not ok:
-            raise SpecError(f"{key}: {message}")
+    refuse_first_failure(checks)

@@ -20,10 +20,10 @@ from typing import Any, Literal
 import torch
 
 from visionflow.batches import RolloutBatch
-from visionflow.errors import SpecError
 from visionflow.registry import TASKS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.rl.actor_critic import PolicyTask
+from visionflow.tasks.rl.base import refuse_first_failure
 from visionflow.tasks.rl.returns import generalized_advantages
 
 STATISTICS = ("loss", "policy_loss", "value_loss", "entropy", "clip_fraction", "approx_kl")
@@ -179,6 +179,4 @@ def _check_arguments(h: Any) -> None:
             f"must be > 0 or null, got {h.max_grad_norm}",
         ),
     ]
-    for ok, key, message in checks:
-        if not ok:
-            raise SpecError(f"{key}: {message}")
+    refuse_first_failure(checks)

@@ -16,6 +16,7 @@ from visionflow.tasks.rl import DQNTask, PolicyGradientTask, PPOTask
 CARTPOLE = {"num_classes": 2, "observation_shape": [4]}
 RANDOM_POLICY_RETURN = 22  # CartPole-v1 under uniformly random actions, about 22 on average
 RANDOM_CATCH_RETURN = -7.5  # VisionFlow/Catch-v0: one ball in eight caught
+RANDOM_ACROBOT_RETURN = -500  # Acrobot-v1: a random policy never swings up within 500 steps
 
 
 def test_dqn_epsilon_decays_with_the_steps_it_acted():
@@ -302,3 +303,22 @@ def test_ppo_learns_catch_from_shifted_pixels(tmp_path):
     )  # 10k steps
     results = run(parse_spec(spec))
     assert results.metrics["test/return"] > RANDOM_CATCH_RETURN + 4, results.metrics
+
+
+@pytest.mark.slow
+def test_ppo_swings_acrobot_up_within_20k_steps(tmp_path):
+    torch.set_num_threads(1)
+    spec = cartpole_spec(
+        tmp_path,
+        "ppo",
+        {"gae_lambda": 0.94, "entropy_coef": 0.0, "optimizer": {"lr": 0.001}},
+        {
+            "environment": "Acrobot-v1",
+            "num_envs": 16,
+            "rollout_steps": 64,
+            "rollouts_per_epoch": 10,
+        },
+        2,
+    )  # 20k steps: examples/acrobot_ppo.yaml's first two epochs
+    results = run(parse_spec(spec))
+    assert results.metrics["test/return"] > RANDOM_ACROBOT_RETURN + 100, results.metrics

@@ -15,7 +15,7 @@ Neither side imports the other; ``docs/rl.md`` says what runs where.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import torch
@@ -60,7 +60,31 @@ class Actor(Protocol):
 
 
 @dataclass
-class RolloutBatch(Batch):
+class Transitions:
+    """What happened in steps of environments: ``observations``, the ``actions`` taken,
+    ``rewards``, ``next_observations``, ``terminated`` (no bootstrap from the next state) and
+    ``episode_ends`` (terminated or truncated). A :class:`RolloutBatch` holds them time-major;
+    a replay buffer's sample holds windows of steps."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_observations: torch.Tensor
+    terminated: torch.Tensor
+    episode_ends: torch.Tensor
+
+    def mapped(self, view: Callable[[torch.Tensor], torch.Tensor]) -> Transitions:
+        """These transitions with ``view`` applied to the observations and the next
+        observations (an augmentation: DrQ shifts both, independently)."""
+        return replace(
+            self,
+            observations=view(self.observations),
+            next_observations=view(self.next_observations),
+        )
+
+
+@dataclass
+class RolloutBatch(Batch, Transitions):
     """``T`` steps of ``N`` environments, time-major.
 
     ``observations`` and ``next_observations`` float32 ``[T, N, *observation_shape]`` (the next
@@ -75,12 +99,6 @@ class RolloutBatch(Batch):
 
     ``observations, actions = batch`` unpacks it; ``len(batch)`` is ``T * N`` transitions."""
 
-    observations: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_observations: torch.Tensor
-    terminated: torch.Tensor
-    episode_ends: torch.Tensor
     log_probs: torch.Tensor | None = None
     values: torch.Tensor | None = None
     episode_returns: list[float] = field(default_factory=list)
