@@ -306,7 +306,7 @@ def test_ppo_learns_catch_from_shifted_pixels(tmp_path):
 
 
 @pytest.mark.slow
-def test_ppo_swings_acrobot_up_within_20k_steps(tmp_path):
+def test_ppo_swings_acrobot_up_within_30k_steps(tmp_path):
     torch.set_num_threads(1)
     spec = cartpole_spec(
         tmp_path,
@@ -317,8 +317,9 @@ def test_ppo_swings_acrobot_up_within_20k_steps(tmp_path):
             "num_envs": 16,
             "rollout_steps": 64,
             "rollouts_per_epoch": 10,
+            "val_seeds": 10,  # the best checkpoint: one seed could miss every swing-up
         },
-        2,
-    )  # 20k steps: examples/acrobot_ppo.yaml's first two epochs
+        3,
+    )  # 30k steps: examples/acrobot_ppo.yaml's first three epochs
     results = run(parse_spec(spec))
     assert results.metrics["test/return"] > RANDOM_ACROBOT_RETURN + 100, results.metrics
