@@ -72,6 +72,8 @@ class Environments:
             ) from None
         except TypeError as error:
             raise SpecError(f"env_args: {self.environment} does not take them ({error})") from None
+        except ValueError as error:
+            raise SpecError(f"env_args: {self.environment} refuses them ({error})") from None
 
     def describe(self) -> RLDatasetInfo:
         """The info a task needs: observation shape, number and kind of actions."""

@@ -71,6 +71,11 @@ def test_pixel_rollouts_carry_the_shift_of_the_preset_and_stay_clean():
     assert torch.equal(shifted.sum(dim=(-1, -2)) > 0, batch.observations.sum(dim=(-1, -2)) > 0)
 
 
+def test_bad_catch_arguments_are_one_line_naming_env_args():
+    with pytest.raises(SpecError, match=r"env_args: VisionFlow/Catch-v0 refuses them .*rows=1"):
+        ExperienceDataModule(environment=CATCH, env_args={"rows": 1})
+
+
 def test_augmentation_needs_pixels_and_a_shift():
     with pytest.raises(SpecError, match=r"augmentation: needs pixel observations.*CartPole"):
         ExperienceDataModule(environment="CartPole-v1", augmentation="random_shift")
