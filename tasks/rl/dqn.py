@@ -11,6 +11,10 @@ network picks ``a'``, the target network values it). The target network copies t
 every ``target_sync_interval`` gradient steps. Epsilon falls linearly from ``epsilon_start`` to
 ``epsilon_end`` over the first ``exploration_steps`` environment steps.
 
+Where the rollouts carry an augmentation (pixels: a random shift, ``docs/rl.md``), the sampled
+observations and next observations go through it, each its own shift (DrQ). Checkpoints hold the
+replay buffer and the update count, so ``--resume`` continues with the same experience.
+
 Logged: ``train/loss``, ``train/epsilon``, ``train/episode_return``, ``train/env_steps`` and the
 episode returns of validation and test (:mod:`visionflow.tasks.rl.base`).
 """

@@ -7,10 +7,11 @@ gradient-norm clipping.
 Each training step takes one rollout of ``T x N`` steps of ``N`` vectorized environments, computes
 GAE(``gae_lambda``) advantages with the current critic, then runs ``update_epochs`` passes over it
 in ``minibatches`` shuffled minibatches, one optimizer step each (manual optimization: Lightning's
-``global_step`` counts those steps, so give the fit's length in epochs). The learning-rate
-schedule advances once per rollout. Logged: ``train/loss``, ``train/policy_loss``,
-``train/value_loss``, ``train/entropy``, ``train/clip_fraction``, ``train/approx_kl`` and the
-episode returns (:mod:`visionflow.tasks.rl.base`).
+``global_step`` counts those steps, so give the fit's length in epochs). Each minibatch's
+observations go through the rollout's augmentation where it has one (pixels: a random shift, as
+RAD). The learning-rate schedule advances once per rollout. Logged: ``train/loss``,
+``train/policy_loss``, ``train/value_loss``, ``train/entropy``, ``train/clip_fraction``,
+``train/approx_kl`` and the episode returns (:mod:`visionflow.tasks.rl.base`).
 """
 
 from __future__ import annotations
