@@ -29,6 +29,7 @@ SHRINK = {
             "cartpole_ppo.yaml",
             "acrobot_ppo.yaml",
             "catch_pixels_ppo.yaml",
+            "catch_pixels_dqn.yaml",
         )
     },
     "shapes_segmentation.yaml": [
