@@ -12,6 +12,12 @@
   (``val_seeds``, ``test_seeds``: a count or the seeds themselves), which the task plays greedily.
   A count ``n`` means the seeds ``1_000_000 .. + n`` (test) or ``2_000_000 .. + n`` (val), the same
   in every run, so evaluations of different runs are comparable.
+- ``augmentation``: for pixel observations ``[C, H, W]``, a shift preset of the shared transforms
+  (``random_shift``, DrQ/RAD's) that every training batch carries as ``batch.augment``; the task
+  applies it to the observations it learns from (the policy acts on clean frames).
+
+The project's own pixel game ``VisionFlow/Catch-v0`` (:mod:`visionflow.datamodules.catch`) is
+registered with gymnasium when the first environment is built.
 
 Under DDP (``resources.backend: ray``) each process collects its own rollouts, with environment
 seeds offset by its rank (docs/rl.md). Nothing here imports gymnasium until an environment is built.
@@ -28,10 +34,13 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from visionflow.batches import Actor, Episode, EpisodeBatch, RLDatasetInfo, RolloutBatch
 from visionflow.datamodules.base import VisionDataModule, mix_seed
+from visionflow.datamodules.transforms import TransformContext, TransformSpec, build_transform
+from visionflow.datamodules.transforms.shift import RandomShift, shift_of
 from visionflow.errors import RunError, SpecError
 from visionflow.registry import DATAMODULES
 
 TEST_SEED_START, VAL_SEED_START = 1_000_000, 2_000_000
+PROJECT_ENVIRONMENTS = {"VisionFlow/Catch-v0": "visionflow.datamodules.catch:Catch"}
 
 
 class Environments:
@@ -46,6 +55,9 @@ class Environments:
         same step (the ended episode's last observation is in ``info["final_obs"]``)."""
         import gymnasium as gym
 
+        for environment_id, entry_point in PROJECT_ENVIRONMENTS.items():
+            if environment_id not in gym.registry:
+                gym.register(environment_id, entry_point=entry_point)
         try:
             return gym.make_vec(
                 self.environment,
@@ -60,6 +72,8 @@ class Environments:
             ) from None
         except TypeError as error:
             raise SpecError(f"env_args: {self.environment} does not take them ({error})") from None
+        except ValueError as error:
+            raise SpecError(f"env_args: {self.environment} refuses them ({error})") from None
 
     def describe(self) -> RLDatasetInfo:
         """The info a task needs: observation shape, number and kind of actions."""
@@ -133,9 +147,22 @@ class SeedList(Dataset):
         return self.seeds[index]
 
 
+class ObservationShift:
+    """A :class:`RandomShift` with its own seeded generator, as the ``augment`` of rollout
+    batches: ``observations [..., C, H, W] -> [..., C, H, W]``, a new shift per image."""
+
+    def __init__(self, shift: RandomShift, seed: int):
+        self.shift = shift
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.shift(observations, self.generator)
+
+
 class RolloutStream(IterableDataset):
     """``batches`` rollouts per pass, collected with the actor ``actor_source()`` returns; the
-    environments and their episodes carry on from one pass to the next."""
+    environments and their episodes carry on from one pass to the next. Every batch carries
+    ``augment`` (None: no augmentation)."""
 
     def __init__(
         self,
@@ -145,9 +172,11 @@ class RolloutStream(IterableDataset):
         batches: int,
         seed: int,
         actor_source: Callable[[], Actor],
+        augment: ObservationShift | None = None,
     ):
         self.environments, self.num_envs, self.steps = environments, num_envs, steps
         self.batches, self.seed, self.actor_source = batches, seed, actor_source
+        self.augment = augment
         self.env: Any = None
         self.observations: np.ndarray | None = None
         self.running = np.zeros(num_envs)
@@ -174,7 +203,9 @@ class RolloutStream(IterableDataset):
             if key != "ended_returns"
         }
         return RolloutBatch(
-            **stacked, episode_returns=[r for s in steps for r in s["ended_returns"]]
+            **stacked,
+            episode_returns=[r for s in steps for r in s["ended_returns"]],
+            augment=self.augment,
         )
 
     def _step(self, actor: Actor) -> dict[str, Any]:
@@ -219,6 +250,7 @@ class ExperienceDataModule(VisionDataModule):
         val_seeds: int | list[int] = 10,
         test_seeds: int | list[int] = 100,
         episodes_per_batch: int = 10,
+        augmentation: TransformSpec | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -230,6 +262,7 @@ class ExperienceDataModule(VisionDataModule):
             "test": seed_list(test_seeds, TEST_SEED_START, "test_seeds"),
         }
         self._info = self.environments.describe()
+        self.shift = None if augmentation is None else observation_shift(augmentation, self._info)
         self._stream: RolloutStream | None = None
 
     @property
@@ -252,13 +285,15 @@ class ExperienceDataModule(VisionDataModule):
         if split == "train":
             if self._stream is None:
                 rank = self.trainer.global_rank if self.trainer is not None else 0
+                seed = mix_seed(hp.seed, rank)
                 self._stream = RolloutStream(
                     self.environments,
                     hp.num_envs,
                     hp.rollout_steps,
                     hp.rollouts_per_epoch,
-                    mix_seed(hp.seed, rank),
+                    seed,
                     self.actor,
+                    None if self.shift is None else ObservationShift(self.shift, seed),
                 )
             return DataLoader(self._stream, batch_size=None)
         return DataLoader(
@@ -274,6 +309,24 @@ class ExperienceDataModule(VisionDataModule):
         if isinstance(batch, EpisodeBatch):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+
+def observation_shift(augmentation: TransformSpec, info: RLDatasetInfo) -> RandomShift:
+    """The tensor shift of the preset ``augmentation`` for the pixel observations of ``info``."""
+    if info.image_size is None:
+        raise SpecError(
+            f"augmentation: needs pixel observations [C, H, W]; {info.environment} has "
+            f"observations of shape {list(info.observation_shape)}",
+            hint="drop augmentation, or use a pixel environment such as VisionFlow/Catch-v0",
+        )
+    size = tuple(info.image_size)
+    context = TransformContext(
+        mean=(0.0,) * info.in_channels,
+        std=(1.0,) * info.in_channels,
+        image_size=size,
+        source_size=size,
+    )
+    return shift_of(build_transform(augmentation, context, "augmentation"), size, "augmentation")
 
 
 def seed_list(seeds: int | list[int], start: int, key: str) -> list[int]:

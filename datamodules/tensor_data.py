@@ -47,6 +47,7 @@ from visionflow.datamodules.base import (
     resolve_device,
 )
 from visionflow.datamodules.transforms import flatten
+from visionflow.datamodules.transforms.shift import BatchedRandomCrop, to_device
 
 _DETERMINISTIC = (
     A.Resize,
@@ -76,39 +77,6 @@ class BatchedFlip:
         flip = torch.rand(images.shape[0], generator=generator) < self.p
         flip = to_device(flip, images.device).view(-1, 1, 1, 1)
         return torch.where(flip, images.flip(self.dim), images)
-
-
-@dataclass(frozen=True)
-class BatchedRandomCrop:
-    """A random ``height x width`` window of each image: ``[B, C, H, W] -> [B, C, h, w]``."""
-
-    height: int
-    width: int
-
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        batch, _, height, width = images.shape
-        top = torch.randint(0, height - self.height + 1, (batch,), generator=generator)
-        left = torch.randint(0, width - self.width + 1, (batch,), generator=generator)
-        device = images.device
-        rows = (to_device(top, device)[:, None] + torch.arange(self.height, device=device))[
-            :, :, None
-        ]
-        cols = (to_device(left, device)[:, None] + torch.arange(self.width, device=device))[
-            :, None, :
-        ]
-        samples = torch.arange(batch, device=device)[:, None, None]
-        crops = images[samples, :, rows, cols]  # [B, h, w, C]: advanced indices go first
-        return crops.permute(0, 3, 1, 2).contiguous()
-
-
-def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Copy a small host tensor (indices, random draws) to ``device`` without stalling the GPU.
-
-    A copy from pageable memory waits for the GPU to finish its queued work, which would cost
-    a full synchronization per batch; from pinned memory it is queued like any kernel."""
-    if device.type != "cuda":
-        return tensor.to(device)
-    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def batched_op(transform: Any) -> BatchedFlip | BatchedRandomCrop | None:

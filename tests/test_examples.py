@@ -24,7 +24,13 @@ SHRINK = {
     ],
     **{
         name: ["data.args.val_seeds=2", "data.args.test_seeds=2", "data.args.episodes_per_batch=2"]
-        for name in ("cartpole_dqn.yaml", "cartpole_ppo.yaml")
+        for name in (
+            "cartpole_dqn.yaml",
+            "cartpole_ppo.yaml",
+            "acrobot_ppo.yaml",
+            "catch_pixels_ppo.yaml",
+            "catch_pixels_dqn.yaml",
+        )
     },
     "shapes_segmentation.yaml": [
         "data.args.train_images=4",

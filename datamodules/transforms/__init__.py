@@ -225,5 +225,6 @@ from visionflow.datamodules.transforms import (  # noqa: E402  (after the machin
     detection,  # noqa: F401  (registers presets)
     pointcloud,  # noqa: F401  (registers presets)
     segmentation,  # noqa: F401  (registers presets)
+    shift,  # noqa: F401  (registers presets)
     video,  # noqa: F401  (registers presets)
 )

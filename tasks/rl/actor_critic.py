@@ -16,9 +16,8 @@ from torch import nn
 from torch.distributions import Categorical
 
 from visionflow.batches import ActorOutput, RolloutBatch
-from visionflow.errors import SpecError
 from visionflow.tasks.nets.rl import build_torso
-from visionflow.tasks.rl.base import RLTask, check_discrete_actions
+from visionflow.tasks.rl.base import RLTask, check_discrete_actions, refuse_first_failure
 
 
 class ActorCritic(nn.Module):
@@ -84,6 +83,4 @@ def _check_shared_arguments(h: Any) -> None:
         (h["entropy_coef"] >= 0, "entropy_coef", f"must be >= 0, got {h['entropy_coef']}"),
         (h["value_coef"] > 0, "value_coef", f"must be > 0, got {h['value_coef']}"),
     ]
-    for ok, key, message in checks:
-        if not ok:
-            raise SpecError(f"{key}: {message}")
+    refuse_first_failure(checks)

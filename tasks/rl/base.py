@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from visionflow.batches import Episode, EpisodeBatch, RolloutBatch
 from visionflow.errors import SpecError
 from visionflow.evaluation import Evaluation
@@ -40,6 +42,13 @@ def check_discrete_actions(
         )
 
 
+def refuse_first_failure(checks: list[tuple[bool, str, str]]) -> None:
+    """SpecError ``"<key>: <message>"`` for the first ``(ok, key, message)`` that is not ok."""
+    for ok, key, message in checks:
+        if not ok:
+            raise SpecError(f"{key}: {message}")
+
+
 class RLTask(VisionTask):
     """Base of the RL tasks (see the module docstring)."""
 
@@ -57,6 +66,12 @@ class RLTask(VisionTask):
     def count_experience(self, batch: RolloutBatch) -> None:
         """Remember the returns of the episodes that ended in ``batch`` (host floats)."""
         self._episode_returns.extend(batch.episode_returns)
+
+    @staticmethod
+    def learning_view(batch: RolloutBatch, observations: torch.Tensor) -> torch.Tensor:
+        """``observations [..., *obs]`` as the task learns from them: through the batch's
+        augmentation (a random shift of pixels, DrQ/RAD) where it has one, else as they are."""
+        return observations if batch.augment is None else batch.augment(observations)
 
     def on_train_epoch_end(self) -> None:
         if self._episode_returns:

@@ -8,27 +8,15 @@ consecutive steps of one environment: the n-step windows that :func:`n_step_targ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import fields
+from typing import Any
 
 import torch
 
 from visionflow.batches import RolloutBatch
+from visionflow.batches.rl import Transitions
 
-FIELDS = ("observations", "actions", "rewards", "next_observations", "terminated", "episode_ends")
-
-
-@dataclass
-class Transitions:
-    """``B`` sampled windows of ``n`` steps: ``observations`` ``[B, *obs]`` and ``actions`` ``[B]``
-    of the first step; ``rewards``, ``terminated``, ``episode_ends`` ``[B, n]``;
-    ``next_observations`` ``[B, n, *obs]`` after every step of the window."""
-
-    observations: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_observations: torch.Tensor
-    terminated: torch.Tensor
-    episode_ends: torch.Tensor
+FIELDS = tuple(f.name for f in fields(Transitions))
 
 
 class ReplayBuffer:
@@ -47,9 +35,22 @@ class ReplayBuffer:
         columns = self.storage["actions"].shape[1] if self.storage else 0
         return self.size * columns
 
+    def state_dict(self) -> dict[str, Any]:
+        """The stored steps and the ring's position: tensors and ints, which a checkpoint
+        loaded with ``weights_only=True`` restores."""
+        position = {"rows": self.rows, "cursor": self.cursor, "size": self.size}
+        return {"storage": dict(self.storage), **position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (:meth:`state_dict` of a buffer of the same capacity)."""
+        self.storage = dict(state["storage"])
+        self.rows, self.cursor, self.size = state["rows"], state["cursor"], state["size"]
+
     def add(self, batch: RolloutBatch) -> None:
         """Append the ``T`` rows of ``batch``, overwriting the oldest once full."""
         steps = batch.actions.shape[0]
+        if self.storage and self.storage["actions"].device != batch.actions.device:
+            self.storage = {name: t.to(batch.actions.device) for name, t in self.storage.items()}
         if not self.storage:
             self.rows = max(self.n_steps, self.capacity // batch.actions.shape[1])
             self.storage = {
@@ -72,7 +73,9 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int) -> Transitions:
         """``batch_size`` windows, uniform over the windows whose ``n`` rows are all written (none
-        runs past the newest row into the oldest)."""
+        runs past the newest row into the oldest): ``observations`` ``[B, *obs]`` and ``actions``
+        ``[B]`` of each window's first step; ``rewards``, ``terminated``, ``episode_ends``
+        ``[B, n]``; ``next_observations`` ``[B, n, *obs]`` after every step of the window."""
         columns = self.storage["actions"].shape[1]
         device = self.storage["actions"].device
         first = 0 if self.size < self.rows else self.cursor  # the oldest row

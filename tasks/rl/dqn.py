@@ -11,6 +11,10 @@ network picks ``a'``, the target network values it). The target network copies t
 every ``target_sync_interval`` gradient steps. Epsilon falls linearly from ``epsilon_start`` to
 ``epsilon_end`` over the first ``exploration_steps`` environment steps.
 
+Where the rollouts carry an augmentation (pixels: a random shift, ``docs/rl.md``), the sampled
+observations and next observations go through it, each its own shift (DrQ). Checkpoints hold the
+replay buffer and the update count, so ``--resume`` continues with the same experience.
+
 Logged: ``train/loss``, ``train/epsilon``, ``train/episode_return``, ``train/env_steps`` and the
 episode returns of validation and test (:mod:`visionflow.tasks.rl.base`).
 """
@@ -25,12 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from visionflow.batches import ActorOutput, RolloutBatch
-from visionflow.errors import SpecError
+from visionflow.batches.rl import Transitions
 from visionflow.registry import TASKS
 from visionflow.tasks.nets.rl import build_torso
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
-from visionflow.tasks.rl.base import RLTask, check_discrete_actions
-from visionflow.tasks.rl.buffers import ReplayBuffer, Transitions
+from visionflow.tasks.rl.base import RLTask, check_discrete_actions, refuse_first_failure
+from visionflow.tasks.rl.buffers import ReplayBuffer
 from visionflow.tasks.rl.returns import n_step_targets
 
 
@@ -115,7 +119,8 @@ class DQNTask(RLTask):
         self.buffer.add(batch)
         if len(self.buffer) < self.hparams.learning_starts or not self.buffer.can_sample():
             return None
-        loss = self.td_loss(self.buffer.sample(self.hparams.batch_size))
+        sample = self.buffer.sample(self.hparams.batch_size)
+        loss = self.td_loss(sample.mapped(lambda frames: self.learning_view(batch, frames)))
         self.log(
             "train/loss",
             loss,
@@ -162,6 +167,20 @@ class DQNTask(RLTask):
         self.log("train/epsilon", self.epsilon, sync_dist=True)
         super().on_train_epoch_end()
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Also the replay buffer and the update count, so ``--resume`` learns on from the same
+        experience (``buffer_size`` transitions of observations, twice: mind the disk for
+        pixels)."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["replay_buffer"] = self.buffer.state_dict()
+        checkpoint["dqn_updates"] = self.updates
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if "replay_buffer" in checkpoint:
+            self.buffer.load_state_dict(checkpoint["replay_buffer"])
+        self.updates = int(checkpoint.get("dqn_updates", 0))
+
 
 def _check_arguments(h: Any) -> None:
     """Raise SpecError naming the first bad argument."""
@@ -187,6 +206,4 @@ def _check_arguments(h: Any) -> None:
         ),
         (h.exploration_steps >= 0, "exploration_steps", f"must be >= 0, got {h.exploration_steps}"),
     ]
-    for ok, key, message in checks:
-        if not ok:
-            raise SpecError(f"{key}: {message}")
+    refuse_first_failure(checks)

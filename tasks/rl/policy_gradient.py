@@ -61,9 +61,10 @@ class PolicyGradientTask(PolicyTask):
         advantages = returns - values
         if h.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        policy = self.model.policy(batch.observations)
+        observations = self.learning_view(batch, batch.observations)
+        policy = self.model.policy(observations)
         policy_loss = -(policy.log_prob(batch.actions) * advantages).mean()
-        value_loss = F.mse_loss(self.model.value(batch.observations), returns)
+        value_loss = F.mse_loss(self.model.value(observations), returns)
         entropy = policy.entropy().mean()
         loss = policy_loss + h.value_coef * value_loss - h.entropy_coef * entropy
         for name, value in {

@@ -7,10 +7,11 @@ gradient-norm clipping.
 Each training step takes one rollout of ``T x N`` steps of ``N`` vectorized environments, computes
 GAE(``gae_lambda``) advantages with the current critic, then runs ``update_epochs`` passes over it
 in ``minibatches`` shuffled minibatches, one optimizer step each (manual optimization: Lightning's
-``global_step`` counts those steps, so give the fit's length in epochs). The learning-rate
-schedule advances once per rollout. Logged: ``train/loss``, ``train/policy_loss``,
-``train/value_loss``, ``train/entropy``, ``train/clip_fraction``, ``train/approx_kl`` and the
-episode returns (:mod:`visionflow.tasks.rl.base`).
+``global_step`` counts those steps, so give the fit's length in epochs). Each minibatch's
+observations go through the rollout's augmentation where it has one (pixels: a random shift, as
+RAD). The learning-rate schedule advances once per rollout. Logged: ``train/loss``,
+``train/policy_loss``, ``train/value_loss``, ``train/entropy``, ``train/clip_fraction``,
+``train/approx_kl`` and the episode returns (:mod:`visionflow.tasks.rl.base`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Any, Literal
 import torch
 
 from visionflow.batches import RolloutBatch
-from visionflow.errors import SpecError
 from visionflow.registry import TASKS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.rl.actor_critic import PolicyTask
+from visionflow.tasks.rl.base import refuse_first_failure
 from visionflow.tasks.rl.returns import generalized_advantages
 
 STATISTICS = ("loss", "policy_loss", "value_loss", "entropy", "clip_fraction", "approx_kl")
@@ -111,6 +112,7 @@ class PPOTask(PolicyTask):
                 picked = {
                     key: value[order[start : start + minibatch]] for key, value in flat.items()
                 }
+                picked["observations"] = self.learning_view(batch, picked["observations"])
                 totals += self._update(picked)
         self._step_schedule()
         updates = h.update_epochs * (size // minibatch)
@@ -178,6 +180,4 @@ def _check_arguments(h: Any) -> None:
             f"must be > 0 or null, got {h.max_grad_norm}",
         ),
     ]
-    for ok, key, message in checks:
-        if not ok:
-            raise SpecError(f"{key}: {message}")
+    refuse_first_failure(checks)

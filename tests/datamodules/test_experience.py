@@ -77,6 +77,16 @@ def test_info_describes_the_environment():
     assert ExperienceDataModule(environment="Pendulum-v1").info.action_space == "continuous"
 
 
+def test_lunar_lander_plays_where_box2d_is_installed():
+    pytest.importorskip("Box2D", reason="LunarLander-v3 needs Box2D (pip install box2d)")
+    data = ExperienceDataModule(environment="LunarLander-v3", test_seeds=2)
+    info = data.info
+    assert (info.num_classes, info.observation_shape, info.action_space) == (4, (8,), "discrete")
+    episodes = next(iter(data.test_dataloader())).play(AlwaysLeft())
+    assert [e.seed for e in episodes] == [TEST_SEED_START, TEST_SEED_START + 1]
+    assert all(0 < e.length < 1000 for e in episodes)  # the lander crashes or comes to rest
+
+
 def test_an_unknown_environment_is_one_line_with_a_suggestion():
     with pytest.raises(SpecError, match=r"environment: .*CartPol.*Did you mean.*CartPole"):
         ExperienceDataModule(environment="CartPol-v1")

@@ -90,6 +90,20 @@ def test_replay_buffer_wraps_around_and_keeps_the_newest_steps():
     assert set((sampled // 10).tolist()) == {2, 3, 4, 5}
 
 
+def test_replay_buffer_state_survives_a_weights_only_checkpoint(tmp_path):
+    buffer = ReplayBuffer(capacity=8, n_steps=1)
+    buffer.add(rollout(0, 3))
+    buffer.add(rollout(3, 3))  # wrapped: the cursor is mid-ring
+    torch.save({"replay_buffer": buffer.state_dict()}, tmp_path / "last.ckpt")
+    restored = ReplayBuffer(capacity=8, n_steps=1)
+    restored.load_state_dict(torch.load(tmp_path / "last.ckpt", weights_only=True)["replay_buffer"])
+    assert (restored.size, restored.cursor, len(restored)) == (4, 2, 8)
+    buffer.add(rollout(6, 1))
+    restored.add(rollout(6, 1))  # goes on overwriting the oldest row, as the original does
+    assert buffer.storage.keys() == restored.storage.keys()
+    assert all(torch.equal(buffer.storage[k], restored.storage[k]) for k in buffer.storage)
+
+
 def test_replay_buffer_windows_are_consecutive_and_never_cross_the_newest_row():
     buffer = ReplayBuffer(capacity=10, n_steps=3)  # 5 rows of 2 environments
     buffer.add(rollout(0, 7))  # rows hold steps 5, 6, 2, 3, 4

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import lightning.pytorch as lightning
 import pytest
 import torch
 
+from visionflow.batches import RolloutBatch
 from visionflow.errors import SpecError
 from visionflow.pipelines import run
+from visionflow.pipelines.build import build_datamodule, build_task
 from visionflow.spec import parse_spec
 from visionflow.tasks.rl import DQNTask, PolicyGradientTask, PPOTask
 
 CARTPOLE = {"num_classes": 2, "observation_shape": [4]}
 RANDOM_POLICY_RETURN = 22  # CartPole-v1 under uniformly random actions, about 22 on average
+RANDOM_CATCH_RETURN = -7.5  # VisionFlow/Catch-v0: one ball in eight caught
+RANDOM_ACROBOT_RETURN = -500  # Acrobot-v1: a random policy never swings up within 500 steps
 
 
 def test_dqn_epsilon_decays_with_the_steps_it_acted():
@@ -191,3 +196,130 @@ def test_the_sharded_evaluate_stage_equals_the_test_stage(tmp_path):
     tested, evaluated = results.stages["test"], results.stages["evaluate"]
     assert "test/return" in tested and tested == pytest.approx(evaluated), results.stages
     assert (results.run_dir / "plots" / "episode_returns.png").is_file()
+
+
+class RecordingView:
+    """An ``augment`` that records the shapes it was given and leaves them as they are."""
+
+    def __init__(self):
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, observations: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(observations.shape))
+        return observations
+
+
+def test_dqn_learns_from_the_augmented_views_of_what_it_samples():
+    from tests.tasks.test_rl_returns import rollout
+
+    task = DQNTask(**{**CARTPOLE, "observation_shape": [1]}, learning_starts=0, batch_size=5)
+    task.log = lambda *args, **kwargs: None
+    batch = rollout(0, 4)
+    batch.actions = batch.actions % 2
+    batch.augment = RecordingView()
+    assert task.training_step(batch, 0) is not None
+    assert batch.augment.shapes == [(5, 1), (5, 1, 1)]  # observations, n-step next observations
+
+
+def test_ppo_learns_from_the_augmented_view_of_every_minibatch():
+    task = PPOTask(**CARTPOLE, update_epochs=2, minibatches=2)
+    task.log = lambda *args, **kwargs: None
+    task._update = lambda minibatch: torch.zeros(6)
+    task._step_schedule = lambda: None
+    observations = torch.randn(4, 2, 4)
+    output = task.act(observations.flatten(0, 1), explore=True)
+    zeros = torch.zeros(4, 2)
+    batch = RolloutBatch(
+        observations,
+        output.actions.view(4, 2),
+        zeros,
+        observations,
+        zeros.bool(),
+        zeros.bool(),
+        output.log_probs.view(4, 2),
+        output.values.view(4, 2),
+        augment=RecordingView(),
+    )
+    task.training_step(batch, 0)
+    assert batch.augment.shapes == [(4, 4)] * 4  # 2 passes of 2 minibatches of 4
+
+
+def test_dqn_resumes_with_the_replay_buffer_it_had(tmp_path):
+    spec = parse_spec(
+        cartpole_spec(
+            tmp_path,
+            "dqn",
+            {"learning_starts": 20, "buffer_size": 1000, "net_args": {"hidden_sizes": [8]}},
+            {"num_envs": 2, "rollout_steps": 1, "rollouts_per_epoch": 30},
+            1,
+        )
+    )
+    first = run(spec.replace(stages=spec.stages[:1]))
+    last = first.run_dir / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    updates = saved["dqn_updates"]
+    assert saved["replay_buffer"]["size"] == 30 and updates > 0  # 30 steps of 2 environments
+    seen = {}
+
+    class Inspect(lightning.Callback):
+        def on_train_start(self, trainer, task):
+            seen.update(transitions=len(task.buffer), updates=task.updates)
+
+    data = build_datamodule(spec)
+    task = build_task(spec, data.info)
+    trainer = lightning.Trainer(
+        max_epochs=2,
+        callbacks=[Inspect()],
+        logger=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(task, datamodule=data, ckpt_path=last, weights_only=True)
+    assert seen == {"transitions": 60, "updates": updates}
+    assert len(task.buffer) == 120 and task.updates == updates + 30
+
+
+@pytest.mark.slow
+def test_ppo_learns_catch_from_shifted_pixels(tmp_path):
+    torch.set_num_threads(1)
+    spec = cartpole_spec(
+        tmp_path,
+        "ppo",
+        {
+            "net": "rl_conv",
+            "net_args": {"channels": [16, 32], "features": 128},
+            "gamma": 0.95,
+            "gae_lambda": 0.9,
+            "optimizer": {"lr": 0.0005},
+        },
+        {
+            "environment": "VisionFlow/Catch-v0",
+            "augmentation": "random_shift",
+            "num_envs": 8,
+            "rollout_steps": 64,
+            "rollouts_per_epoch": 10,
+        },
+        2,
+    )  # 10k steps
+    results = run(parse_spec(spec))
+    assert results.metrics["test/return"] > RANDOM_CATCH_RETURN + 4, results.metrics
+
+
+@pytest.mark.slow
+def test_ppo_swings_acrobot_up_within_30k_steps(tmp_path):
+    torch.set_num_threads(1)
+    spec = cartpole_spec(
+        tmp_path,
+        "ppo",
+        {"gae_lambda": 0.94, "entropy_coef": 0.0, "optimizer": {"lr": 0.001}},
+        {
+            "environment": "Acrobot-v1",
+            "num_envs": 16,
+            "rollout_steps": 64,
+            "rollouts_per_epoch": 10,
+            "val_seeds": 10,  # the best checkpoint: one seed could miss every swing-up
+        },
+        3,
+    )  # 30k steps: examples/acrobot_ppo.yaml's first three epochs
+    results = run(parse_spec(spec))
+    assert results.metrics["test/return"] > RANDOM_ACROBOT_RETURN + 100, results.metrics

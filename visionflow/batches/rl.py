@@ -14,7 +14,8 @@ Neither side imports the other; ``docs/rl.md`` says what runs where.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import torch
@@ -59,17 +60,11 @@ class Actor(Protocol):
 
 
 @dataclass
-class RolloutBatch(Batch):
-    """``T`` steps of ``N`` environments, time-major.
-
-    ``observations`` and ``next_observations`` float32 ``[T, N, *observation_shape]`` (the next
-    observation is the episode's last one where it ended, not the reset that followed);
-    ``actions`` int64 ``[T, N]``; ``rewards`` float32 ``[T, N]``; ``terminated`` bool ``[T, N]``
-    (no bootstrap from the next state); ``episode_ends`` bool ``[T, N]`` (terminated or
-    truncated: returns stop here); ``log_probs`` and ``values`` ``[T, N]`` from the actor, or None;
-    ``episode_returns`` the returns of the episodes that ended in these steps (host floats).
-
-    ``observations, actions = batch`` unpacks it; ``len(batch)`` is ``T * N`` transitions."""
+class Transitions:
+    """What happened in steps of environments: ``observations``, the ``actions`` taken,
+    ``rewards``, ``next_observations``, ``terminated`` (no bootstrap from the next state) and
+    ``episode_ends`` (terminated or truncated). A :class:`RolloutBatch` holds them time-major;
+    a replay buffer's sample holds windows of steps."""
 
     observations: torch.Tensor
     actions: torch.Tensor
@@ -77,9 +72,37 @@ class RolloutBatch(Batch):
     next_observations: torch.Tensor
     terminated: torch.Tensor
     episode_ends: torch.Tensor
+
+    def mapped(self, view: Callable[[torch.Tensor], torch.Tensor]) -> Transitions:
+        """These transitions with ``view`` applied to the observations and the next
+        observations (an augmentation: DrQ shifts both, independently)."""
+        return replace(
+            self,
+            observations=view(self.observations),
+            next_observations=view(self.next_observations),
+        )
+
+
+@dataclass
+class RolloutBatch(Batch, Transitions):
+    """``T`` steps of ``N`` environments, time-major.
+
+    ``observations`` and ``next_observations`` float32 ``[T, N, *observation_shape]`` (the next
+    observation is the episode's last one where it ended, not the reset that followed);
+    ``actions`` int64 ``[T, N]``; ``rewards`` float32 ``[T, N]``; ``terminated`` bool ``[T, N]``
+    (no bootstrap from the next state); ``episode_ends`` bool ``[T, N]`` (terminated or
+    truncated: returns stop here); ``log_probs`` and ``values`` ``[T, N]`` from the actor, or None;
+    ``episode_returns`` the returns of the episodes that ended in these steps (host floats);
+    ``augment`` the data side's augmentation of pixel observations (``[..., C, H, W] -> same
+    shape``, a random shift per image, as DrQ/RAD), which the task applies to the observations it
+    learns from, or None.
+
+    ``observations, actions = batch`` unpacks it; ``len(batch)`` is ``T * N`` transitions."""
+
     log_probs: torch.Tensor | None = None
     values: torch.Tensor | None = None
     episode_returns: list[float] = field(default_factory=list)
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     unpacked = ("observations", "actions")
     info_type = RLDatasetInfo
