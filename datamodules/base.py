@@ -82,16 +82,18 @@ class VisionDataModule(pl.LightningDataModule):
 
 
 class ImageClassificationDataModule(VisionDataModule):
-    """Base of the classification datamodules; see the module docstring. Subclasses call ``super().__init__`` with their
-    :class:`TransformContext` and set ``default_transforms``."""
+    """Base of the classification datamodules; see the module docstring. Subclasses pass their
+    :class:`TransformContext` and the loader arguments (``**loader``: the spec checker reads them
+    here, ``visionflow.arguments.parameters_of``), and set ``default_transforms``."""
 
     #: The presets used for the phases that the ``transforms`` argument leaves out.
     default_transforms: ClassVar[dict[str, Any]] = {"train": "normalize", "eval": "normalize"}
 
     def __init__(
         self,
-        *,
         context: TransformContext,
+        /,
+        *,
         batch_size: int,
         num_workers: int = 0,
         pin_memory: bool = False,

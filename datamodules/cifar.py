@@ -155,28 +155,12 @@ class CIFARDataModule(TensorDataModule):
         image_size: int = 32,
         *,
         batch_size: int = 128,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        transforms: dict | None = None,
-        device: str = "cpu",
-        limit: int | None = None,
+        **loader: Any,
     ):
         context = TransformContext(
             mean=self.mean, std=self.std, image_size=square(image_size), source_size=(32, 32)
         )
-        super().__init__(
-            context=context,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            seed=seed,
-            val_fraction=val_fraction,
-            transforms=transforms,
-            device=device,
-            limit=limit,
-        )
+        super().__init__(context, batch_size=batch_size, **loader)
         self.root = Path(root)
         self.download = download
 

@@ -61,20 +61,22 @@ class DetectionDataModule(VisionDataModule):
     size; the detector resizes internally, and predictions stay in original image coordinates).
     ``transforms``: ``{train: preset or list, eval: ...}`` (defaults ``detection_train`` and
     ``detection_eval``); images come out in ``[0, 1]``, since detectors normalize internally.
+    A subclass passes whether its source reads ``masks`` and ``keypoints``, and forwards the
+    loader arguments (``**loader``; the spec checker reads them here).
     """
 
     def __init__(
         self,
-        *,
-        image_size: int | None,
-        batch_size: int,
-        num_workers: int,
         masks: bool,
         keypoints: bool,
-        transforms: dict[str, Any] | None,
-        drop_empty_images: bool,
-        seed: int,
-        pin_memory: bool = True,
+        /,
+        *,
+        image_size: int | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        transforms: dict[str, Any] | None = None,
+        drop_empty_images: bool = True,
+        seed: int = 0,
     ):
         super().__init__()
         check_loader_args(image_size, batch_size, num_workers)
@@ -86,7 +88,7 @@ class DetectionDataModule(VisionDataModule):
         self.pipelines = build_pipelines(transforms, image_size, seed)
         self.drop_empty_images = drop_empty_images
         self.seed = seed
-        self.pin_memory = pin_memory and torch.cuda.is_available()
+        self.pin_memory = torch.cuda.is_available()
         self.rank = 0
         self._splits: dict[str, tuple[list[DetectionRecord], LabelMap] | None] = {}
         self.datasets: dict[str, DetectionDataset] = {}

@@ -159,17 +159,19 @@ def pair(size: int | list[int] | tuple[int, int] | None, name: str) -> tuple[int
 class SegmentationDataModule(VisionDataModule):
     """Base of the segmentation datamodules; subclasses give :attr:`class_names` and
     :meth:`load_split`. ``image_size``: the training crop ``(H, W)`` (an int for squares);
-    ``eval_image_size``: what val/test images are resized to (default ``image_size``)."""
+    ``eval_image_size``: what val/test images are resized to (default ``image_size``). A
+    subclass names ``image_size`` with its own default and forwards the other loader arguments
+    (``**loader``; the spec checker reads them here)."""
 
     def __init__(
         self,
         *,
         image_size: int | list[int],
-        eval_image_size: int | list[int] | None,
-        batch_size: int,
-        num_workers: int,
-        transforms: dict[str, Any] | None,
-        seed: int,
+        eval_image_size: int | list[int] | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        transforms: dict[str, Any] | None = None,
+        seed: int = 0,
     ):
         from visionflow.datamodules.transforms import build_transform, resolve_transforms
         from visionflow.datamodules.transforms.segmentation import segmentation_context

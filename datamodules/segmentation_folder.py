@@ -64,20 +64,9 @@ class SegmentationFolderDataModule(SegmentationDataModule):
         val: str | None = "val",
         test: str | None = None,
         image_size: int | list[int] = 256,
-        eval_image_size: int | list[int] | None = None,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        transforms: dict[str, Any] | None = None,
-        seed: int = 0,
+        **loader: Any,
     ):
-        super().__init__(
-            image_size=image_size,
-            eval_image_size=eval_image_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            transforms=transforms,
-            seed=seed,
-        )
+        super().__init__(image_size=image_size, **loader)
         self.root = Path(root)
         self.names = distinct_names(class_names)
         self.folders = {"train": train, "val": val, "test": test}
@@ -118,20 +107,9 @@ class VOCSegmentationDataModule(SegmentationDataModule):
         test_set: str | None = None,
         class_names: list[str] | None = None,
         image_size: int | list[int] = 320,
-        eval_image_size: int | list[int] | None = None,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        transforms: dict[str, Any] | None = None,
-        seed: int = 0,
+        **loader: Any,
     ):
-        super().__init__(
-            image_size=image_size,
-            eval_image_size=eval_image_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            transforms=transforms,
-            seed=seed,
-        )
+        super().__init__(image_size=image_size, **loader)
         self.root = Path(root)
         self.names = distinct_names(class_names or VOC_SEGMENTATION_CLASSES)
         self.sets = {"train": train_set, "val": val_set, "test": test_set}
