@@ -25,6 +25,7 @@ from visionflow.cli.eval_run import evaluate_command
 from visionflow.cli.listing import list_command
 from visionflow.cli.run import run_command
 from visionflow.errors import VisionFlowError
+from visionflow.overrides import add_set_argument
 
 RUN_EXAMPLES = """\
 examples:
@@ -89,14 +90,7 @@ def _add_run(commands) -> None:
         "directory (runs/<name>/<timestamp>/).",
     )
     run.add_argument("spec", nargs="?", help="pipeline YAML")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec key, e.g. --set data.args.batch_size=32 (repeatable)",
-    )
+    add_set_argument(run, ", e.g. --set data.args.batch_size=32")
     run.add_argument(
         "--backend",
         choices=["local", "ray"],
