@@ -37,7 +37,7 @@ from visionflow.plots import save_figure
 from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_text
 from visionflow.tasks.adversarial import AdversarialConfig, PixelSpace
-from visionflow.tasks.base import VisionTask
+from visionflow.tasks.base import LabelledDataTask
 from visionflow.tasks.nets import build_net, split_backbone_head, transfer
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from
 from visionflow.tasks.tally import TrainingTally
@@ -66,21 +66,19 @@ def classification_loss(
 
 
 @TASKS.register("image_classification", batch=ImageClassificationBatch)
-class ImageClassificationTask(VisionTask):
+class ImageClassificationTask(LabelledDataTask):
     """Classify images ``[B, C, H, W]`` into ``num_classes`` with a net from ``NETS``.
 
     ``weights`` (a local state_dict file) or ``pretrained`` (torchvision's weights) initialize the
     net; a head trained for another number of classes is replaced. ``freeze_backbone`` trains the
     head only (linear probe); ``backbone_lr_scale`` < 1 fine-tunes the backbone with a lower LR.
-    ``optimizer`` and ``scheduler``: see :mod:`visionflow.tasks.optim`.
+    ``optimizer`` and ``scheduler``: see :mod:`visionflow.tasks.optim`; ``in_channels``,
+    ``image_size``, ``class_names``: see :class:`LabelledDataTask`.
     """
 
     def __init__(
         self,
         num_classes: int,
-        in_channels: int = 3,
-        image_size: list[int] | tuple[int, int] | None = None,
-        class_names: list[str] | None = None,
         net: str = "resnet18",
         net_args: dict[str, Any] | None = None,
         loss: Literal["cross_entropy", "hinge"] = "cross_entropy",
@@ -96,16 +94,17 @@ class ImageClassificationTask(VisionTask):
         adversarial: AdversarialConfig | None = None,
         pixel_mean: list[float] | None = None,
         pixel_std: list[float] | None = None,
+        **data: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, num_classes=num_classes, **data)
         self.save_hyperparameters()
         _check_arguments(self.hparams)
-        self.class_names = list(class_names or [str(i) for i in range(num_classes)])
+        in_channels = self.hparams.in_channels
         self.net = build_net(
             net,
             num_classes=num_classes,
             in_channels=in_channels,
-            image_size=image_size,
+            image_size=self.hparams.image_size,
             dropout=dropout,
             net_args=net_args,
         )
