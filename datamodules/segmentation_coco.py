@@ -251,19 +251,9 @@ class ShapesSegmentationDataModule(InstancesSegmentationDataModule):
         test_images: int = 60,
         image_size: int = 128,
         data_seed: int = 0,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        transforms: dict[str, Any] | None = None,
-        seed: int = 0,
+        **loader: Any,
     ):
-        super().__init__(
-            image_size=image_size,
-            eval_image_size=None,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            transforms=transforms,
-            seed=seed,
-        )
+        super().__init__(image_size=image_size, **loader)
         self.instances = ShapesDetectionDataModule(
             data_dir,
             train_images,

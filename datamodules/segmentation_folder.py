@@ -16,33 +16,12 @@ from typing import Any
 
 from visionflow.batches import SegmentationBatch
 from visionflow.datamodules.segmentation_base import PngMaskRecord, SegmentationDataModule
+from visionflow.datamodules.voc_detection import VOC_CLASSES
 from visionflow.errors import DataError, SpecError
 from visionflow.registry import DATAMODULES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-VOC_SEGMENTATION_CLASSES = (
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
+VOC_SEGMENTATION_CLASSES = ("background", *VOC_CLASSES)  # label 0, then the 20 VOC classes
 
 
 def distinct_names(class_names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
