@@ -18,14 +18,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import throughput
 import torch
-from throughput import (
-    parse_throughput_arguments,
-    pipeline_images_per_second,
-    plain_images_per_second,
-    print_throughput,
-    throughput_parser,
-)
 
 from visionflow.pipelines import seed_everything
 
@@ -46,23 +40,8 @@ def write_cifar_binary(root: Path, images: int, seed: int = 0) -> None:
         records = rng.integers(0, 256, (count, 3073), dtype=np.uint8)
         records[:, 0] = rng.integers(0, 10, count)
         (folder / name).write_bytes(records.tobytes())
-    (folder / "batches.meta.txt").write_text(
-        "\n".join(
-            [
-                "airplane",
-                "automobile",
-                "bird",
-                "cat",
-                "deer",
-                "dog",
-                "frog",
-                "horse",
-                "ship",
-                "truck",
-            ]
-        )
-        + "\n"
-    )
+    names = "".join(f"class_{index}\n" for index in range(10))  # random data: any names do
+    (folder / "batches.meta.txt").write_text(names)
 
 
 def pipeline_throughput(args: argparse.Namespace, root: Path) -> float:
@@ -74,7 +53,7 @@ def pipeline_throughput(args: argparse.Namespace, root: Path) -> float:
         "device": args.device,
         "transforms": {"train": "cifar_eval", "eval": "cifar_eval"},
     }
-    return pipeline_images_per_second(
+    return throughput.pipeline_images_per_second(
         args,
         "throughput",
         {"name": "image_classification", "args": task_args},
@@ -104,11 +83,11 @@ def plain_throughput(args: argparse.Namespace) -> float:
         index = order[first : first + args.batch_size]
         return loss_fn(model(images[index]), labels[index])
 
-    return plain_images_per_second(args, model, SGD, loss_of_step)
+    return throughput.plain_images_per_second(args, model, SGD, loss_of_step)
 
 
 def main() -> None:
-    parser = throughput_parser(__doc__.splitlines()[0], batch_size=512, steps=300, warmup=30)
+    parser = throughput.command_line(__doc__.splitlines()[0], batch_size=512, steps=300, warmup=30)
     parser.add_argument(
         "--net",
         default="resnet18",
@@ -116,13 +95,13 @@ def main() -> None:
         "measures the framework's per-step overhead",
     )
     parser.add_argument("--images", type=int, default=50_000, help="CIFAR-shaped train images")
-    args = parse_throughput_arguments(parser)
+    args = throughput.parse_arguments(parser)
     with tempfile.TemporaryDirectory(prefix="vf-bench-") as folder:
         root = Path(folder)
         write_cifar_binary(root, args.images)
         plain = plain_throughput(args)
         pipeline = pipeline_throughput(args, root)
-    print_throughput(args, f"{args.net}, 32x32", plain, pipeline)
+    throughput.report(args, f"{args.net}, 32x32", plain, pipeline)
 
 
 if __name__ == "__main__":

@@ -19,15 +19,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import throughput
 import torch
 from PIL import Image
-from throughput import (
-    parse_throughput_arguments,
-    pipeline_images_per_second,
-    plain_images_per_second,
-    print_throughput,
-    throughput_parser,
-)
 
 from visionflow.pipelines import seed_everything
 from visionflow.rundir import read_json
@@ -53,7 +47,7 @@ def pipeline_throughput(args: argparse.Namespace, data_dir: Path) -> float:
         "batch_size": args.batch_size,
         "num_workers": args.workers,
     }
-    return pipeline_images_per_second(
+    return throughput.pipeline_images_per_second(
         args,
         "detection_throughput",
         {"name": "object_detection", "args": task_args},
@@ -98,11 +92,11 @@ def plain_throughput(args: argparse.Namespace, annotations: Path) -> float:
         images, targets = zip(*samples[first : first + args.batch_size])
         return sum(model(list(images), list(targets)).values())
 
-    return plain_images_per_second(args, model, SGD, loss_of_step)
+    return throughput.plain_images_per_second(args, model, SGD, loss_of_step)
 
 
 def main() -> None:
-    parser = throughput_parser(__doc__.splitlines()[0], batch_size=8, steps=50, warmup=10)
+    parser = throughput.command_line(__doc__.splitlines()[0], batch_size=8, steps=50, warmup=10)
     parser.add_argument("--image-size", type=int, default=512)
     parser.add_argument("--images", type=int, default=256, help="train images to generate")
     parser.add_argument(
@@ -111,12 +105,12 @@ def main() -> None:
         default=min(8, os.cpu_count() or 1),
         help="DataLoader workers of the pipeline",
     )
-    args = parse_throughput_arguments(parser, cudnn_benchmark=False)
+    args = throughput.parse_arguments(parser, cudnn_benchmark=False)
     with tempfile.TemporaryDirectory(prefix="vf-det-bench-") as folder:
         data_dir = Path(folder) / "shapes"
         pipeline = pipeline_throughput(args, data_dir)  # generates the dataset on prepare_data
         plain = plain_throughput(args, data_dir / "train" / "annotations.json")
-    print_throughput(args, f"{NET}, {args.image_size} px", plain, pipeline)
+    throughput.report(args, f"{NET}, {args.image_size} px", plain, pipeline)
 
 
 if __name__ == "__main__":

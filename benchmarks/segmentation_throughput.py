@@ -20,14 +20,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import throughput
 import torch
-from throughput import (
-    parse_throughput_arguments,
-    pipeline_images_per_second,
-    plain_images_per_second,
-    print_throughput,
-    throughput_parser,
-)
 
 from visionflow.pipelines import seed_everything
 
@@ -52,7 +46,7 @@ def data_args(args: argparse.Namespace, data_dir: Path) -> dict:
 
 def pipeline_throughput(args: argparse.Namespace, data_dir: Path) -> float:
     task_args = {"net": NET, "optimizer": {"name": "sgd", **SGD}, "scheduler": "none"}
-    return pipeline_images_per_second(
+    return throughput.pipeline_images_per_second(
         args,
         "segmentation_throughput",
         {"name": "semantic_segmentation", "args": task_args},
@@ -86,20 +80,20 @@ def plain_throughput(args: argparse.Namespace, data_dir: Path) -> float:
             logits.float(), masks[chosen], ignore_index=IGNORE_INDEX
         )
 
-    return plain_images_per_second(args, model, SGD, loss_of_step)
+    return throughput.plain_images_per_second(args, model, SGD, loss_of_step)
 
 
 def main() -> None:
-    parser = throughput_parser(__doc__.splitlines()[0], batch_size=8, steps=50, warmup=10)
+    parser = throughput.command_line(__doc__.splitlines()[0], batch_size=8, steps=50, warmup=10)
     parser.add_argument("--image-size", type=int, default=512)
     parser.add_argument("--workers", type=int, default=4, help="the pipeline's DataLoader workers")
-    args = parse_throughput_arguments(parser)
+    args = throughput.parse_arguments(parser)
     with tempfile.TemporaryDirectory(prefix="vf-bench-") as folder:
         data_dir = Path(folder) / "shapes"
         plain = plain_throughput(args, data_dir)
         pipeline = pipeline_throughput(args, data_dir)
     setting = f"{NET}, {args.image_size}x{args.image_size}"
-    print_throughput(args, setting, plain, pipeline)
+    throughput.report(args, setting, plain, pipeline)
 
 
 if __name__ == "__main__":

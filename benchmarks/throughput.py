@@ -19,7 +19,7 @@ from timing import plain_loop_throughput, timed_pipeline_fit
 from visionflow.spec import parse_spec
 
 
-def throughput_parser(
+def command_line(
     description: str, *, batch_size: int, steps: int, warmup: int
 ) -> argparse.ArgumentParser:
     """``--device`` (CUDA when present), ``--batch-size``, ``--steps`` (timed) and ``--warmup``
@@ -32,7 +32,7 @@ def throughput_parser(
     return parser
 
 
-def parse_throughput_arguments(
+def parse_arguments(
     parser: argparse.ArgumentParser, *, cudnn_benchmark: bool = True
 ) -> argparse.Namespace:
     """The parsed command line; quiets albumentations' update check and, on CUDA, lets cuDNN pick
@@ -99,7 +99,7 @@ def plain_images_per_second(
     )
 
 
-def print_throughput(args: argparse.Namespace, setting: str, plain: float, pipeline: float) -> None:
+def report(args: argparse.Namespace, setting: str, plain: float, pipeline: float) -> None:
     """The device, ``setting`` (net and image size), both images/s and their ratio, and what the
     pipeline costs per step more than the plain loop."""
     device = (
