@@ -48,13 +48,14 @@ from visionflow.datamodules.detection_samples import (  # noqa: F401
     make_target,
     to_rle,
 )
+from visionflow.datamodules.splits import DatasetsBySplit
 from visionflow.errors import DataError, SpecError
 
 EVAL_SPLITS = ("val", "test")
 DEFAULT_TRANSFORMS = {"train": "detection_train", "eval": "detection_eval"}
 
 
-class DetectionDataModule(VisionDataModule):
+class DetectionDataModule(DatasetsBySplit, VisionDataModule):
     """Base of the detection datamodules; subclasses implement :meth:`load_split`.
 
     ``image_size``: letterbox every image to a square of this side (``None``: keep each image's
@@ -142,20 +143,7 @@ class DetectionDataModule(VisionDataModule):
 
     # ------------------------------------------------------------------------- Lightning hooks
 
-    def setup(self, stage: str | None = None) -> None:
-        self.rank = self.trainer.global_rank if self.trainer is not None else 0
-        wanted = {
-            "fit": ("train", "val"),
-            "validate": ("val",),
-            "test": ("test",),
-            "predict": ("test",),
-            None: ("train", "val", "test"),
-        }[stage]
-        for split in wanted:
-            if split not in self.datasets:
-                self.datasets[split] = self._dataset(split)
-
-    def _dataset(self, split: str) -> DetectionDataset:
+    def _build_dataset(self, split: str) -> DetectionDataset:
         records = split_records(split, self.records)
         pipeline = self.pipelines["train" if split == "train" else "eval"]
         return DetectionDataset(
