@@ -50,15 +50,8 @@ def make_task(shapes: ShapesDetectionDataModule, **kwargs) -> ObjectDetectionTas
 
 def one_step_trainer(folder, **options) -> pl.Trainer:
     """A Trainer of one training step, without logger, progress bar, summary or checkpoints."""
-    return pl.Trainer(
-        max_steps=1,
-        default_root_dir=folder,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        **options,
-    )
+    off = ("logger", "enable_progress_bar", "enable_model_summary", "enable_checkpointing")
+    return pl.Trainer(max_steps=1, default_root_dir=folder, **dict.fromkeys(off, False), **options)
 
 
 def test_registered_with_the_detection_batch():
