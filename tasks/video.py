@@ -28,7 +28,8 @@ from visionflow.evaluation import Evaluation, VideoAccuracyEvaluator
 from visionflow.registry import TASKS
 from visionflow.spec import check_arguments
 from visionflow.tasks.base import VisionTask
-from visionflow.tasks.classification import classification_loss, write_confusion_matrix
+from visionflow.tasks.classification import classification_loss
+from visionflow.tasks.confusion_plots import write_confusion_matrix
 from visionflow.tasks.nets.families import VIDEO_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.tally import TrainingTally
