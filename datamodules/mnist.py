@@ -20,9 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from visionflow.batches import ImageClassificationBatch
-from visionflow.datamodules.base import square
-from visionflow.datamodules.tensor_data import TensorDataModule
-from visionflow.datamodules.transforms import TransformContext
+from visionflow.datamodules.tensor_data import FileTensorDataModule
 from visionflow.errors import DataError
 from visionflow.registry import DATAMODULES
 
@@ -64,7 +62,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-class IDXDataModule(TensorDataModule):
+class IDXDataModule(FileTensorDataModule):
     """MNIST-style data from IDX files; subclasses set the names, folders and statistics."""
 
     title: ClassVar[str]
@@ -74,23 +72,13 @@ class IDXDataModule(TensorDataModule):
     mean: ClassVar[tuple[float, ...]]
     std: ClassVar[tuple[float, ...]]
     names: ClassVar[tuple[str, ...]]
+    source_size = (28, 28)
     default_transforms = {"train": "mnist_train", "eval": "mnist_eval"}
 
     def __init__(
-        self,
-        root: str = "data",
-        download: bool = False,
-        image_size: int = 28,
-        *,
-        batch_size: int = 128,
-        **loader: Any,
+        self, root: str = "data", download: bool = False, image_size: int = 28, **loader: Any
     ):
-        context = TransformContext(
-            mean=self.mean, std=self.std, image_size=square(image_size), source_size=(28, 28)
-        )
-        super().__init__(context, batch_size=batch_size, **loader)
-        self.root = Path(root)
-        self.download = download
+        super().__init__(root, download, image_size, **loader)
 
     @property
     def class_names(self) -> tuple[str, ...]:
