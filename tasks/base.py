@@ -33,6 +33,7 @@ import torch
 from lightning.pytorch import LightningModule
 
 from visionflow.arguments import parameters_of
+from visionflow.errors import SpecError
 from visionflow.evaluation import Evaluation, Evaluator
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from, upgrade_flat_keys
 
@@ -169,7 +170,8 @@ class LabelledDataTask(VisionTask):
     after ``self.save_hyperparameters()`` they are in ``self.hparams``.
 
     ``in_channels``: channels of an input; ``image_size``: its ``(H, W)`` (None: sizes vary);
-    ``class_names``: one per class (default ``"0"``, ``"1"``, ...), kept as :attr:`class_names`.
+    ``class_names``: one per class (default ``"0"``, ``"1"``, ...; SpecError if their number is
+    not ``num_classes``), kept as :attr:`class_names`.
     """
 
     def __init__(
@@ -184,6 +186,8 @@ class LabelledDataTask(VisionTask):
         class_names: list[str] | None = None,
     ):
         super().__init__(optimizer, scheduler)
+        if class_names is not None and len(class_names) != num_classes:
+            raise SpecError(f"class_names: {len(class_names)} names for num_classes={num_classes}")
         self.class_names = list(class_names or [str(i) for i in range(num_classes)])
 
 

@@ -313,11 +313,6 @@ def _check_arguments(h: Any) -> None:
         (h.num_classes >= 2, "num_classes", f"must be >= 2, got {h.num_classes}"),
         (h.in_channels >= 1, "in_channels", f"must be >= 1, got {h.in_channels}"),
         (
-            h.class_names is None or len(h.class_names) == h.num_classes,
-            "class_names",
-            f"{len(h.class_names or [])} names for num_classes={h.num_classes}",
-        ),
-        (
             0 <= h.label_smoothing < 1,
             "label_smoothing",
             f"must be in [0, 1), got {h.label_smoothing}",

@@ -301,11 +301,6 @@ def check_task_arguments(h: Any) -> None:
             f"detectors take RGB images, got {h.in_channels} channels",
         ),
         (
-            h.class_names is None or len(h.class_names) == h.num_classes,
-            "class_names",
-            f"{len(h.class_names or [])} names for num_classes={h.num_classes}",
-        ),
-        (
             h.category_ids is None or len(h.category_ids) == h.num_classes,
             "category_ids",
             f"{len(h.category_ids or [])} ids for num_classes={h.num_classes}",

@@ -286,11 +286,6 @@ def _check_arguments(h: Any) -> None:
     checks = [
         (h.num_classes >= 2, "num_classes", f"must be >= 2, got {h.num_classes}"),
         (
-            h.class_names is None or len(h.class_names) == h.num_classes,
-            "class_names",
-            f"{len(h.class_names or [])} names for num_classes={h.num_classes}",
-        ),
-        (
             h.class_weights is None or len(h.class_weights) == h.num_classes,
             "class_weights",
             f"{len(h.class_weights or [])} weights for num_classes={h.num_classes}",
