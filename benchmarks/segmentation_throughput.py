@@ -17,18 +17,16 @@ DataLoader workers, the ``segmentation_eval`` preset on both sides) -> ``Semanti
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 
+import throughput
 import torch
-from timing import plain_loop_throughput, timed_pipeline_fit
 
 from visionflow.pipelines import seed_everything
-from visionflow.spec import parse_spec
 
 NET = "deeplabv3_resnet50"
-SGD = {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4}
+SGD = {"lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4}
 IGNORE_INDEX = 255
 
 
@@ -47,30 +45,14 @@ def data_args(args: argparse.Namespace, data_dir: Path) -> dict:
 
 
 def pipeline_throughput(args: argparse.Namespace, data_dir: Path) -> float:
-    cuda = args.device == "cuda"
-    spec = parse_spec(
-        {
-            "name": "segmentation_throughput",
-            "task": {
-                "name": "semantic_segmentation",
-                "args": {"net": NET, "optimizer": SGD, "scheduler": "none"},
-            },
-            "data": {"name": "shapes_segmentation", "args": data_args(args, data_dir)},
-            "trainer": {
-                "max_steps": args.warmup + args.steps,
-                "accelerator": "gpu" if cuda else "cpu",
-                "devices": 1,
-                "precision": "bf16-mixed" if cuda else "32-true",
-                "enable_progress_bar": False,
-                "limit_val_batches": 0,
-                "num_sanity_val_steps": 0,
-                "log_every_n_steps": 50,
-            },
-            "stages": ["fit"],
-            "output_dir": str(data_dir.parent / "runs"),
-        }
+    task_args = {"net": NET, "optimizer": {"name": "sgd", **SGD}, "scheduler": "none"}
+    return throughput.pipeline_images_per_second(
+        args,
+        "segmentation_throughput",
+        {"name": "semantic_segmentation", "args": task_args},
+        {"name": "shapes_segmentation", "args": data_args(args, data_dir)},
+        data_dir.parent / "runs",
     )
-    return args.steps * args.batch_size / timed_pipeline_fit(spec, args.warmup)
 
 
 def plain_throughput(args: argparse.Namespace, data_dir: Path) -> float:
@@ -88,9 +70,6 @@ def plain_throughput(args: argparse.Namespace, data_dir: Path) -> float:
     model = build_segmentation_net(NET, num_classes=len(datamodule.class_names), in_channels=3).to(
         device
     )
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=SGD["lr"], momentum=SGD["momentum"], weight_decay=SGD["weight_decay"]
-    )
     batches = len(images) // args.batch_size
 
     def loss_of_step(step: int) -> torch.Tensor:
@@ -101,44 +80,20 @@ def plain_throughput(args: argparse.Namespace, data_dir: Path) -> float:
             logits.float(), masks[chosen], ignore_index=IGNORE_INDEX
         )
 
-    return plain_loop_throughput(
-        loss_of_step,
-        optimizer,
-        device=device,
-        steps=args.steps,
-        warmup=args.warmup,
-        batch_size=args.batch_size,
-    )
+    return throughput.plain_images_per_second(args, model, SGD, loss_of_step)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser = throughput.command_line(__doc__.splitlines()[0], batch_size=8, steps=50, warmup=10)
     parser.add_argument("--image-size", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--workers", type=int, default=4, help="the pipeline's DataLoader workers")
-    args = parser.parse_args()
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    if args.device == "cuda":
-        torch.backends.cudnn.benchmark = True
+    args = throughput.parse_arguments(parser)
     with tempfile.TemporaryDirectory(prefix="vf-bench-") as folder:
         data_dir = Path(folder) / "shapes"
         plain = plain_throughput(args, data_dir)
         pipeline = pipeline_throughput(args, data_dir)
-    device = (
-        torch.cuda.get_device_name()
-        if args.device == "cuda"
-        else f"cpu x{os.cpu_count()} ({torch.get_num_threads()} torch threads)"
-    )
-    print(
-        f"device: {device}; {NET}, {args.image_size}x{args.image_size}, batch "
-        f"{args.batch_size}, {args.steps} timed steps after {args.warmup}"
-    )
-    print(f"plain loop: {plain:10.2f} img/s")
-    print(f"pipeline:   {pipeline:10.2f} img/s")
-    print(f"ratio = pipeline / plain = {pipeline / plain:.3f}")
+    setting = f"{NET}, {args.image_size}x{args.image_size}"
+    throughput.report(args, setting, plain, pipeline)
 
 
 if __name__ == "__main__":

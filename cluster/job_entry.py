@@ -40,19 +40,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from visionflow.overrides import add_set_argument
+
     parser = argparse.ArgumentParser(
         prog="python -m visionflow.cluster.job_entry",
         description="Run one pipeline spec inside a Ray Job.",
     )
     parser.add_argument("spec", nargs="?", help=f"pipeline YAML (default: ${SPEC_ENV})")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec key (repeatable)",
-    )
+    add_set_argument(parser)
     return parser
 
 

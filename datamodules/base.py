@@ -30,6 +30,7 @@ from visionflow.batches import (
     DatasetInfo,
     ImageClassificationBatch,
 )
+from visionflow.datamodules.splits import DatasetsBySplit
 from visionflow.datamodules.transforms import (
     PHASES,
     TransformContext,
@@ -40,14 +41,6 @@ from visionflow.datamodules.transforms import (
     resolve_transforms,
 )
 from visionflow.errors import DataError, SpecError
-
-SPLITS = ("train", "val", "test")
-SPLITS_BY_STAGE = {
-    "fit": ("train", "val"),
-    "validate": ("val",),
-    "test": ("test",),
-    "predict": ("test",),
-}
 
 
 class VisionDataModule(pl.LightningDataModule):
@@ -81,17 +74,19 @@ class VisionDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
 
-class ImageClassificationDataModule(VisionDataModule):
-    """Base of the classification datamodules; see the module docstring. Subclasses call ``super().__init__`` with their
-    :class:`TransformContext` and set ``default_transforms``."""
+class ImageClassificationDataModule(DatasetsBySplit, VisionDataModule):
+    """Base of the classification datamodules; see the module docstring. Subclasses pass their
+    :class:`TransformContext` and the loader arguments (``**loader``: the spec checker reads them
+    here, ``visionflow.arguments.parameters_of``), and set ``default_transforms``."""
 
     #: The presets used for the phases that the ``transforms`` argument leaves out.
     default_transforms: ClassVar[dict[str, Any]] = {"train": "normalize", "eval": "normalize"}
 
     def __init__(
         self,
-        *,
         context: TransformContext,
+        /,
+        *,
         batch_size: int,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -120,7 +115,7 @@ class ImageClassificationDataModule(VisionDataModule):
             for phase in PHASES
         }
         self.output_shapes = self._check_pipelines()
-        self._datasets: dict[str, Dataset] = {}
+        self.datasets: dict[str, Dataset] = {}
 
     # ------------------------------------------------------------------------------ description
 
@@ -173,26 +168,9 @@ class ImageClassificationDataModule(VisionDataModule):
 
     # ------------------------------------------------------------------------------------ data
 
-    def setup(self, stage: str | None = None) -> None:
-        """Build the splits ``stage`` needs (all three when ``stage`` is None)."""
-        self.rank = self.trainer.global_rank if self.trainer is not None else 0
-        for split in SPLITS_BY_STAGE.get(stage or "", SPLITS):
-            self.dataset(split)
-
-    def dataset(self, split: str) -> Dataset:
-        """The dataset of ``split`` (``train``, ``val`` or ``test``), built once."""
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-        if split not in self._datasets:
-            self._datasets[split] = self._build_dataset(split)
-        return self._datasets[split]
-
     def phase(self, split: str) -> str:
         """``"train"`` for the train split, ``"eval"`` for val and test."""
         return "train" if split == "train" else "eval"
-
-    def _build_dataset(self, split: str) -> Dataset:
-        raise NotImplementedError
 
     def limited(self, labels: np.ndarray) -> np.ndarray:
         """Indices of the samples a split keeps: all, or ``limit`` of them chosen by seed,

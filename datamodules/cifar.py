@@ -20,9 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from visionflow.batches import ImageClassificationBatch
-from visionflow.datamodules.base import square
-from visionflow.datamodules.tensor_data import TensorDataModule
-from visionflow.datamodules.transforms import TransformContext
+from visionflow.datamodules.tensor_data import FileTensorDataModule
 from visionflow.errors import DataError
 from visionflow.registry import DATAMODULES
 
@@ -140,45 +138,19 @@ CIFAR100 = CIFARLayout(
 )
 
 
-class CIFARDataModule(TensorDataModule):
+class CIFARDataModule(FileTensorDataModule):
     """CIFAR from ``root``; subclasses pick the :class:`CIFARLayout` and statistics."""
 
     layout: ClassVar[CIFARLayout]
     mean: ClassVar[tuple[float, float, float]]
     std: ClassVar[tuple[float, float, float]]
+    source_size = (32, 32)
     default_transforms = {"train": "cifar_train", "eval": "cifar_eval"}
 
     def __init__(
-        self,
-        root: str = "data",
-        download: bool = False,
-        image_size: int = 32,
-        *,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        transforms: dict | None = None,
-        device: str = "cpu",
-        limit: int | None = None,
+        self, root: str = "data", download: bool = False, image_size: int = 32, **loader: Any
     ):
-        context = TransformContext(
-            mean=self.mean, std=self.std, image_size=square(image_size), source_size=(32, 32)
-        )
-        super().__init__(
-            context=context,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            seed=seed,
-            val_fraction=val_fraction,
-            transforms=transforms,
-            device=device,
-            limit=limit,
-        )
-        self.root = Path(root)
-        self.download = download
+        super().__init__(root, download, image_size, **loader)
 
     def prepare_data(self) -> None:
         if self.download and self._find_format() is None:

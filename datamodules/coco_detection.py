@@ -38,25 +38,11 @@ class CocoDetectionDataModule(DetectionDataModule):
         val_annotations: str | None = None,
         test_annotations: str | None = None,
         images: str | dict[str, str] = "images",
-        image_size: int | None = None,
-        batch_size: int = 8,
-        num_workers: int = 0,
         masks: bool = False,
         keypoints: bool = False,
-        transforms: dict[str, Any] | None = None,
-        drop_empty_images: bool = True,
-        seed: int = 0,
+        **loader: Any,
     ):
-        super().__init__(
-            image_size=image_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            masks=masks,
-            keypoints=keypoints,
-            transforms=transforms,
-            drop_empty_images=drop_empty_images,
-            seed=seed,
-        )
+        super().__init__(masks, keypoints, **loader)
         self.root = Path(root)
         self.annotations = {
             "train": train_annotations,

@@ -48,33 +48,36 @@ from visionflow.datamodules.detection_samples import (  # noqa: F401
     make_target,
     to_rle,
 )
+from visionflow.datamodules.splits import DatasetsBySplit
 from visionflow.errors import DataError, SpecError
 
 EVAL_SPLITS = ("val", "test")
 DEFAULT_TRANSFORMS = {"train": "detection_train", "eval": "detection_eval"}
 
 
-class DetectionDataModule(VisionDataModule):
+class DetectionDataModule(DatasetsBySplit, VisionDataModule):
     """Base of the detection datamodules; subclasses implement :meth:`load_split`.
 
     ``image_size``: letterbox every image to a square of this side (``None``: keep each image's
     size; the detector resizes internally, and predictions stay in original image coordinates).
     ``transforms``: ``{train: preset or list, eval: ...}`` (defaults ``detection_train`` and
     ``detection_eval``); images come out in ``[0, 1]``, since detectors normalize internally.
+    A subclass passes whether its source reads ``masks`` and ``keypoints``, and forwards the
+    loader arguments (``**loader``; the spec checker reads them here).
     """
 
     def __init__(
         self,
-        *,
-        image_size: int | None,
-        batch_size: int,
-        num_workers: int,
         masks: bool,
         keypoints: bool,
-        transforms: dict[str, Any] | None,
-        drop_empty_images: bool,
-        seed: int,
-        pin_memory: bool = True,
+        /,
+        *,
+        image_size: int | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        transforms: dict[str, Any] | None = None,
+        drop_empty_images: bool = True,
+        seed: int = 0,
     ):
         super().__init__()
         check_loader_args(image_size, batch_size, num_workers)
@@ -86,7 +89,7 @@ class DetectionDataModule(VisionDataModule):
         self.pipelines = build_pipelines(transforms, image_size, seed)
         self.drop_empty_images = drop_empty_images
         self.seed = seed
-        self.pin_memory = pin_memory and torch.cuda.is_available()
+        self.pin_memory = torch.cuda.is_available()
         self.rank = 0
         self._splits: dict[str, tuple[list[DetectionRecord], LabelMap] | None] = {}
         self.datasets: dict[str, DetectionDataset] = {}
@@ -140,20 +143,7 @@ class DetectionDataModule(VisionDataModule):
 
     # ------------------------------------------------------------------------- Lightning hooks
 
-    def setup(self, stage: str | None = None) -> None:
-        self.rank = self.trainer.global_rank if self.trainer is not None else 0
-        wanted = {
-            "fit": ("train", "val"),
-            "validate": ("val",),
-            "test": ("test",),
-            "predict": ("test",),
-            None: ("train", "val", "test"),
-        }[stage]
-        for split in wanted:
-            if split not in self.datasets:
-                self.datasets[split] = self._dataset(split)
-
-    def _dataset(self, split: str) -> DetectionDataset:
+    def _build_dataset(self, split: str) -> DetectionDataset:
         records = split_records(split, self.records)
         pipeline = self.pipelines["train" if split == "train" else "eval"]
         return DetectionDataset(

@@ -8,6 +8,8 @@ first, stratified and fixed by ``seed``; val is held out of the rest, so changin
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from visionflow.batches import ImageClassificationBatch
@@ -32,29 +34,13 @@ class DigitsDataModule(TensorDataModule):
         test_fraction: float = 0.2,
         *,
         batch_size: int = 64,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        transforms: dict | None = None,
-        device: str = "cpu",
-        limit: int | None = None,
+        **loader: Any,
     ):
         check_fraction("test_fraction", test_fraction)
         context = TransformContext(
             mean=DIGITS_MEAN, std=DIGITS_STD, image_size=square(image_size), source_size=(8, 8)
         )
-        super().__init__(
-            context=context,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            seed=seed,
-            val_fraction=val_fraction,
-            transforms=transforms,
-            device=device,
-            limit=limit,
-        )
+        super().__init__(context, batch_size=batch_size, **loader)
         self.test_fraction = test_fraction
 
     @property

@@ -179,13 +179,7 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         std: list[float] | None = None,
         *,
         batch_size: int = 32,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        transforms: dict | None = None,
-        device: str = "cpu",
-        limit: int | None = None,
+        **loader: Any,
     ):
         if channels not in (1, 3):
             raise SpecError(f"channels: must be 1 or 3, got {channels}")
@@ -195,20 +189,10 @@ class ImageFolderDataModule(ImageClassificationDataModule):
             std=_stats("std", std, IMAGENET_STD, channels),
             image_size=square(image_size),
         )
-        super().__init__(
-            context=context,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            seed=seed,
-            val_fraction=val_fraction,
-            transforms=transforms,
-            device=device,
-            limit=limit,
-        )
-        if torch.device(device).type != "cpu":
+        super().__init__(context, batch_size=batch_size, **loader)
+        if torch.device(self.device).type != "cpu":
             warnings.warn(
-                f"image_folder decodes on the host; device {device!r} is left to the "
+                f"image_folder decodes on the host; device {self.device!r} is left to the "
                 "Trainer, which moves each batch",
                 stacklevel=2,
             )

@@ -15,14 +15,12 @@ import gzip
 import struct
 import zlib
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from visionflow.batches import ImageClassificationBatch
-from visionflow.datamodules.base import square
-from visionflow.datamodules.tensor_data import TensorDataModule
-from visionflow.datamodules.transforms import TransformContext
+from visionflow.datamodules.tensor_data import FileTensorDataModule
 from visionflow.errors import DataError
 from visionflow.registry import DATAMODULES
 
@@ -64,7 +62,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-class IDXDataModule(TensorDataModule):
+class IDXDataModule(FileTensorDataModule):
     """MNIST-style data from IDX files; subclasses set the names, folders and statistics."""
 
     title: ClassVar[str]
@@ -74,39 +72,13 @@ class IDXDataModule(TensorDataModule):
     mean: ClassVar[tuple[float, ...]]
     std: ClassVar[tuple[float, ...]]
     names: ClassVar[tuple[str, ...]]
+    source_size = (28, 28)
     default_transforms = {"train": "mnist_train", "eval": "mnist_eval"}
 
     def __init__(
-        self,
-        root: str = "data",
-        download: bool = False,
-        image_size: int = 28,
-        *,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        transforms: dict | None = None,
-        device: str = "cpu",
-        limit: int | None = None,
+        self, root: str = "data", download: bool = False, image_size: int = 28, **loader: Any
     ):
-        context = TransformContext(
-            mean=self.mean, std=self.std, image_size=square(image_size), source_size=(28, 28)
-        )
-        super().__init__(
-            context=context,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            seed=seed,
-            val_fraction=val_fraction,
-            transforms=transforms,
-            device=device,
-            limit=limit,
-        )
-        self.root = Path(root)
-        self.download = download
+        super().__init__(root, download, image_size, **loader)
 
     @property
     def class_names(self) -> tuple[str, ...]:

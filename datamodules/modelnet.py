@@ -38,14 +38,9 @@ class ModelNetDataModule(PointCloudDataModule):
         root: str = "data/ModelNet10",
         num_points: int = 1024,
         val_fraction: float = 0.1,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        seed: int = 0,
-        transforms: dict[str, Any] | None = None,
+        **loader: Any,
     ):
-        super().__init__(
-            batch_size=batch_size, num_workers=num_workers, seed=seed, transforms=transforms
-        )
+        super().__init__(**loader)
         if num_points < 1:
             raise SpecError(f"num_points: must be >= 1, got {num_points}")
         if not 0 <= val_fraction < 1:

@@ -64,13 +64,19 @@ class TensorBatches(Dataset):
 
 class PointCloudDataModule(VisionDataModule):
     """Base of the 3D datamodules: batch size, workers, seed, and the point-cloud ``transforms``
-    per phase (``train`` / ``eval``); subclasses fill ``self.splits`` with :class:`TensorBatches`."""
+    per phase (``train`` / ``eval``); subclasses fill ``self.splits`` with :class:`TensorBatches`
+    and forward these loader arguments (``**loader``; the spec checker reads them here)."""
 
     #: the presets used for the phases that the ``transforms`` argument leaves out
     default_transforms: dict[str, Any] = DEFAULT_TRANSFORMS
 
     def __init__(
-        self, *, batch_size: int, num_workers: int, seed: int, transforms: dict[str, Any] | None
+        self,
+        *,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        transforms: dict[str, Any] | None = None,
     ):
         super().__init__()
         if batch_size < 1:

@@ -22,13 +22,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from visionflow.batches import IGNORE_INDEX, DatasetInfo, SegmentationBatch
 from visionflow.datamodules.base import (
-    SPLITS_BY_STAGE,
     EpochSeeding,
     EpochShuffleSampler,
     VisionDataModule,
     split_records,
 )
 from visionflow.datamodules.detection_samples import decode_image
+from visionflow.datamodules.splits import DatasetsBySplit
 from visionflow.errors import DataError, SpecError
 
 DEFAULT_TRANSFORMS = {"train": "segmentation_train", "eval": "segmentation_eval"}
@@ -156,20 +156,22 @@ def pair(size: int | list[int] | tuple[int, int] | None, name: str) -> tuple[int
     return int(height), int(width)
 
 
-class SegmentationDataModule(VisionDataModule):
+class SegmentationDataModule(DatasetsBySplit, VisionDataModule):
     """Base of the segmentation datamodules; subclasses give :attr:`class_names` and
     :meth:`load_split`. ``image_size``: the training crop ``(H, W)`` (an int for squares);
-    ``eval_image_size``: what val/test images are resized to (default ``image_size``)."""
+    ``eval_image_size``: what val/test images are resized to (default ``image_size``). A
+    subclass names ``image_size`` with its own default and forwards the other loader arguments
+    (``**loader``; the spec checker reads them here)."""
 
     def __init__(
         self,
         *,
         image_size: int | list[int],
-        eval_image_size: int | list[int] | None,
-        batch_size: int,
-        num_workers: int,
-        transforms: dict[str, Any] | None,
-        seed: int,
+        eval_image_size: int | list[int] | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        transforms: dict[str, Any] | None = None,
+        seed: int = 0,
     ):
         from visionflow.datamodules.transforms import build_transform, resolve_transforms
         from visionflow.datamodules.transforms.segmentation import segmentation_context
@@ -219,13 +221,7 @@ class SegmentationDataModule(VisionDataModule):
 
         return {phase: describe_transform(pipeline) for phase, pipeline in self.pipelines.items()}
 
-    def setup(self, stage: str | None = None) -> None:
-        self.rank = self.trainer.global_rank if self.trainer is not None else 0
-        for split in SPLITS_BY_STAGE.get(stage or "", ("train", "val", "test")):
-            if split not in self.datasets:
-                self.datasets[split] = self._dataset(split)
-
-    def _dataset(self, split: str) -> SegmentationDataset:
+    def _build_dataset(self, split: str) -> SegmentationDataset:
         records = split_records(split, self.load_split)
         pipeline = self.pipelines["train" if split == "train" else "eval"]
         return SegmentationDataset(

@@ -173,20 +173,9 @@ class CocoSegmentationDataModule(InstancesSegmentationDataModule):
         images: str | dict[str, str] = "images",
         panoptic_masks: str | dict[str, str] | None = None,
         image_size: int | list[int] = 512,
-        eval_image_size: int | list[int] | None = None,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        transforms: dict[str, Any] | None = None,
-        seed: int = 0,
+        **loader: Any,
     ):
-        super().__init__(
-            image_size=image_size,
-            eval_image_size=eval_image_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            transforms=transforms,
-            seed=seed,
-        )
+        super().__init__(image_size=image_size, **loader)
         self.instances = CocoDetectionDataModule(
             root,
             train_annotations,
@@ -243,20 +232,9 @@ class YoloSegmentationDataModule(InstancesSegmentationDataModule):
         self,
         dataset_yaml: str,
         image_size: int | list[int] = 320,
-        eval_image_size: int | list[int] | None = None,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        transforms: dict[str, Any] | None = None,
-        seed: int = 0,
+        **loader: Any,
     ):
-        super().__init__(
-            image_size=image_size,
-            eval_image_size=eval_image_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            transforms=transforms,
-            seed=seed,
-        )
+        super().__init__(image_size=image_size, **loader)
         self.instances = YoloDetectionDataModule(dataset_yaml, masks=True, drop_empty_images=False)
 
 
@@ -273,19 +251,9 @@ class ShapesSegmentationDataModule(InstancesSegmentationDataModule):
         test_images: int = 60,
         image_size: int = 128,
         data_seed: int = 0,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        transforms: dict[str, Any] | None = None,
-        seed: int = 0,
+        **loader: Any,
     ):
-        super().__init__(
-            image_size=image_size,
-            eval_image_size=None,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            transforms=transforms,
-            seed=seed,
-        )
+        super().__init__(image_size=image_size, **loader)
         self.instances = ShapesDetectionDataModule(
             data_dir,
             train_images,

@@ -16,33 +16,12 @@ from typing import Any
 
 from visionflow.batches import SegmentationBatch
 from visionflow.datamodules.segmentation_base import PngMaskRecord, SegmentationDataModule
+from visionflow.datamodules.voc_detection import VOC_CLASSES
 from visionflow.errors import DataError, SpecError
 from visionflow.registry import DATAMODULES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-VOC_SEGMENTATION_CLASSES = (
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
+VOC_SEGMENTATION_CLASSES = ("background", *VOC_CLASSES)  # label 0, then the 20 VOC classes
 
 
 def distinct_names(class_names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -64,20 +43,9 @@ class SegmentationFolderDataModule(SegmentationDataModule):
         val: str | None = "val",
         test: str | None = None,
         image_size: int | list[int] = 256,
-        eval_image_size: int | list[int] | None = None,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        transforms: dict[str, Any] | None = None,
-        seed: int = 0,
+        **loader: Any,
     ):
-        super().__init__(
-            image_size=image_size,
-            eval_image_size=eval_image_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            transforms=transforms,
-            seed=seed,
-        )
+        super().__init__(image_size=image_size, **loader)
         self.root = Path(root)
         self.names = distinct_names(class_names)
         self.folders = {"train": train, "val": val, "test": test}
@@ -118,20 +86,9 @@ class VOCSegmentationDataModule(SegmentationDataModule):
         test_set: str | None = None,
         class_names: list[str] | None = None,
         image_size: int | list[int] = 320,
-        eval_image_size: int | list[int] | None = None,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        transforms: dict[str, Any] | None = None,
-        seed: int = 0,
+        **loader: Any,
     ):
-        super().__init__(
-            image_size=image_size,
-            eval_image_size=eval_image_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            transforms=transforms,
-            seed=seed,
-        )
+        super().__init__(image_size=image_size, **loader)
         self.root = Path(root)
         self.names = distinct_names(class_names or VOC_SEGMENTATION_CLASSES)
         self.sets = {"train": train_set, "val": val_set, "test": test_set}

@@ -130,15 +130,10 @@ class Shapes3DDataModule(PointCloudDataModule):
         image_size: int = 64,
         num_points: int = 1024,
         data_seed: int = 0,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        seed: int = 0,
         write_files: bool = True,
-        transforms: dict[str, Any] | None = None,
+        **loader: Any,
     ):
-        super().__init__(
-            batch_size=batch_size, num_workers=num_workers, seed=seed, transforms=transforms
-        )
+        super().__init__(**loader)
         self.counts = {"train": train_samples, "val": val_samples, "test": test_samples}
         minimums = {
             **{f"{split}_samples": (count, 1) for split, count in self.counts.items()},

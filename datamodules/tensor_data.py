@@ -31,7 +31,8 @@ import copy
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import albumentations as A
 import numpy as np
@@ -45,8 +46,9 @@ from visionflow.datamodules.base import (
     holdout_split,
     keep_batch,
     resolve_device,
+    square,
 )
-from visionflow.datamodules.transforms import flatten
+from visionflow.datamodules.transforms import TransformContext, flatten
 from visionflow.datamodules.transforms.shift import BatchedRandomCrop, to_device
 
 _DETERMINISTIC = (
@@ -290,3 +292,34 @@ class TensorDataModule(ImageClassificationDataModule):
             for phase, pipeline in self.pipelines.items()
         }
         return summary
+
+
+class FileTensorDataModule(TensorDataModule):
+    """A tensor datamodule read from files under ``root`` (``download``: fetch them when missing,
+    in ``prepare_data``): images of the class's ``source_size`` and ``mean``/``std`` statistics,
+    resized to ``image_size`` (an int: square). A subclass names ``root``, ``download`` and
+    ``image_size`` with its defaults and forwards the loader arguments (``**loader``)."""
+
+    source_size: ClassVar[tuple[int, int]]
+    mean: ClassVar[tuple[float, ...]]
+    std: ClassVar[tuple[float, ...]]
+
+    def __init__(
+        self,
+        root: str,
+        download: bool,
+        image_size: int,
+        /,
+        *,
+        batch_size: int = 128,
+        **loader: Any,
+    ):
+        context = TransformContext(
+            mean=self.mean,
+            std=self.std,
+            image_size=square(image_size),
+            source_size=self.source_size,
+        )
+        super().__init__(context, batch_size=batch_size, **loader)
+        self.root = Path(root)
+        self.download = download

@@ -64,23 +64,9 @@ class VOCDetectionDataModule(DetectionDataModule):
         val_set: str | None = "val",
         test_set: str | None = None,
         class_names: list[str] | None = None,
-        image_size: int | None = None,
-        batch_size: int = 8,
-        num_workers: int = 0,
-        transforms: dict[str, Any] | None = None,
-        drop_empty_images: bool = True,
-        seed: int = 0,
+        **loader: Any,
     ):
-        super().__init__(
-            image_size=image_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            masks=False,
-            keypoints=False,
-            transforms=transforms,
-            drop_empty_images=drop_empty_images,
-            seed=seed,
-        )
+        super().__init__(False, False, **loader)  # boxes only: no masks, no keypoints
         names = tuple(class_names or VOC_CLASSES)
         if len(set(names)) != len(names) or not names:
             raise SpecError(f"class_names: expected distinct names, got {list(names)}")

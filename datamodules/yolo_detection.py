@@ -42,24 +42,10 @@ class YoloDetectionDataModule(DetectionDataModule):
     def __init__(
         self,
         dataset_yaml: str,
-        image_size: int | None = None,
-        batch_size: int = 8,
-        num_workers: int = 0,
         masks: bool = False,
-        transforms: dict[str, Any] | None = None,
-        drop_empty_images: bool = True,
-        seed: int = 0,
+        **loader: Any,
     ):
-        super().__init__(
-            image_size=image_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            masks=masks,
-            keypoints=False,
-            transforms=transforms,
-            drop_empty_images=drop_empty_images,
-            seed=seed,
-        )
+        super().__init__(masks, False, **loader)  # YOLO labels hold no keypoints
         self.dataset_yaml = Path(dataset_yaml)
         self.config = read_dataset_yaml(self.dataset_yaml)
 

@@ -22,15 +22,18 @@ same result; on a host-bound GPU step every microsecond of Python counts (docs/b
 from __future__ import annotations
 
 import contextvars
+import copy
 import dataclasses
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from lightning.pytorch import LightningModule
 
+from visionflow.arguments import parameters_of
+from visionflow.errors import SpecError
 from visionflow.evaluation import Evaluation, Evaluator
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from, upgrade_flat_keys
 
@@ -79,10 +82,14 @@ class VisionTask(LightningModule):
 
     def save_hyperparameters(self, *args: Any, **kwargs: Any) -> None:
         """Lightning's, with config dataclasses (optimizer, scheduler, ...) stored as plain dicts, so a
-        checkpoint's hyperparameters load with ``weights_only=True``."""
+        checkpoint's hyperparameters load with ``weights_only=True``, and with the defaults of the
+        arguments a subclass forwards through ``**kwargs`` (Lightning records the given ones)."""
         kwargs.setdefault("frame", inspect.currentframe().f_back)
         super().save_hyperparameters(*args, **kwargs)
+        defaults = {} if args else _defaults(type(self), kwargs.get("ignore"))
         for hparams in (self._hparams, self._hparams_initial):
+            for key, value in defaults.items():
+                hparams.setdefault(key, copy.deepcopy(value))
             for key, value in hparams.items():
                 if dataclasses.is_dataclass(value) and not isinstance(value, type):
                     hparams[key] = dataclasses.asdict(value)
@@ -111,7 +118,7 @@ class VisionTask(LightningModule):
         """``args`` with deprecated keys replaced (one deprecation line each); the spec checks the
         result. Subclasses extend it for their own renamed keys. An argument of the task's own
         constructor that shares a flat key's name (an RL task's ``gamma``) is left alone."""
-        own = {p.name for p in inspect.signature(cls.__init__).parameters.values()}
+        own = {p.name for p in parameters_of(cls)}
         return upgrade_flat_keys(args, path, own=own)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
@@ -153,6 +160,46 @@ class VisionTask(LightningModule):
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
         """Plots of an ``evaluate`` stage's result into ``directory``; their paths."""
         return []
+
+
+class LabelledDataTask(VisionTask):
+    """Base of the tasks over data of ``num_classes`` classes: the arguments that every
+    ``DatasetInfo`` provides, declared once. A subclass names ``num_classes`` (it builds its net
+    with it) and forwards the rest as ``**data`` (``visionflow.arguments.parameters_of`` reads them
+    here for the spec): ``super().__init__(optimizer, scheduler, num_classes=num_classes, **data)``;
+    after ``self.save_hyperparameters()`` they are in ``self.hparams``.
+
+    ``in_channels``: channels of an input; ``image_size``: its ``(H, W)`` (None: sizes vary);
+    ``class_names``: one per class (default ``"0"``, ``"1"``, ...; SpecError if their number is
+    not ``num_classes``), kept as :attr:`class_names`.
+    """
+
+    def __init__(
+        self,
+        optimizer: OptimizerConfig | Mapping[str, Any] | None,
+        scheduler: SchedulerConfig | Mapping[str, Any] | None,
+        /,
+        *,
+        num_classes: int,
+        in_channels: int = 3,
+        image_size: list[int] | tuple[int, int] | None = None,
+        class_names: list[str] | None = None,
+    ):
+        super().__init__(optimizer, scheduler)
+        if class_names is not None and len(class_names) != num_classes:
+            raise SpecError(f"class_names: {len(class_names)} names for num_classes={num_classes}")
+        self.class_names = list(class_names or [str(i) for i in range(num_classes)])
+
+
+def _defaults(task_type: type, ignore: str | Sequence[str] | None) -> dict[str, Any]:
+    """``{argument: default}`` of ``task_type``'s constructor arguments, forwarded ones included
+    (:func:`visionflow.arguments.parameters_of`), except those in ``ignore``."""
+    ignored = {ignore} if isinstance(ignore, str) else set(ignore or ())
+    return {
+        p.name: p.default
+        for p in parameters_of(task_type)
+        if p.default is not p.empty and p.name not in ignored
+    }
 
 
 def _config_defaults(task_type: type) -> dict[str, Any]:

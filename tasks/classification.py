@@ -16,8 +16,6 @@ device and are logged at the epoch's end, which keeps the per-step CPU cost low.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -33,16 +31,13 @@ from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import RunError, SpecError
 from visionflow.evaluation import Evaluation
 from visionflow.evaluation.classification import ClassificationEvaluator
-from visionflow.plots import save_figure
 from visionflow.registry import TASKS
-from visionflow.rundir import atomic_write_text
 from visionflow.tasks.adversarial import AdversarialConfig, PixelSpace
-from visionflow.tasks.base import VisionTask
+from visionflow.tasks.base import LabelledDataTask
+from visionflow.tasks.confusion_plots import write_confusion_matrix
 from visionflow.tasks.nets import build_net, split_backbone_head, transfer
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from
 from visionflow.tasks.tally import TrainingTally
-
-MAX_ANNOTATED_CLASSES = 20
 
 
 def multiclass_hinge_loss(
@@ -66,21 +61,19 @@ def classification_loss(
 
 
 @TASKS.register("image_classification", batch=ImageClassificationBatch)
-class ImageClassificationTask(VisionTask):
+class ImageClassificationTask(LabelledDataTask):
     """Classify images ``[B, C, H, W]`` into ``num_classes`` with a net from ``NETS``.
 
     ``weights`` (a local state_dict file) or ``pretrained`` (torchvision's weights) initialize the
     net; a head trained for another number of classes is replaced. ``freeze_backbone`` trains the
     head only (linear probe); ``backbone_lr_scale`` < 1 fine-tunes the backbone with a lower LR.
-    ``optimizer`` and ``scheduler``: see :mod:`visionflow.tasks.optim`.
+    ``optimizer`` and ``scheduler``: see :mod:`visionflow.tasks.optim`; ``in_channels``,
+    ``image_size``, ``class_names``: see :class:`LabelledDataTask`.
     """
 
     def __init__(
         self,
         num_classes: int,
-        in_channels: int = 3,
-        image_size: list[int] | tuple[int, int] | None = None,
-        class_names: list[str] | None = None,
         net: str = "resnet18",
         net_args: dict[str, Any] | None = None,
         loss: Literal["cross_entropy", "hinge"] = "cross_entropy",
@@ -96,16 +89,17 @@ class ImageClassificationTask(VisionTask):
         adversarial: AdversarialConfig | None = None,
         pixel_mean: list[float] | None = None,
         pixel_std: list[float] | None = None,
+        **data: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, num_classes=num_classes, **data)
         self.save_hyperparameters()
         _check_arguments(self.hparams)
-        self.class_names = list(class_names or [str(i) for i in range(num_classes)])
+        in_channels = self.hparams.in_channels
         self.net = build_net(
             net,
             num_classes=num_classes,
             in_channels=in_channels,
-            image_size=image_size,
+            image_size=self.hparams.image_size,
             dropout=dropout,
             net_args=net_args,
         )
@@ -319,11 +313,6 @@ def _check_arguments(h: Any) -> None:
         (h.num_classes >= 2, "num_classes", f"must be >= 2, got {h.num_classes}"),
         (h.in_channels >= 1, "in_channels", f"must be >= 1, got {h.in_channels}"),
         (
-            h.class_names is None or len(h.class_names) == h.num_classes,
-            "class_names",
-            f"{len(h.class_names or [])} names for num_classes={h.num_classes}",
-        ),
-        (
             0 <= h.label_smoothing < 1,
             "label_smoothing",
             f"must be in [0, 1), got {h.label_smoothing}",
@@ -360,65 +349,3 @@ def _check_arguments(h: Any) -> None:
     for ok, key, message in checks:
         if not ok:
             raise SpecError(f"{key}: {message}")
-
-
-# ---------------------------------------------------------------------------- confusion matrix
-
-
-def write_confusion_matrix(
-    matrix: torch.Tensor, class_names: Sequence[str], directory: Path
-) -> list[Path]:
-    """``confusion_matrix.png`` and ``.csv`` of ``matrix [K, K]`` in ``directory``, atomically."""
-    return [
-        save_figure(
-            plot_confusion_matrix(matrix, class_names),
-            Path(directory) / "confusion_matrix.png",
-            dpi=120,
-        ),
-        atomic_write_text(
-            Path(directory) / "confusion_matrix.csv", confusion_matrix_csv(matrix, class_names)
-        ),
-    ]
-
-
-def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
-    """A matplotlib Figure (Agg, no pyplot state) of ``matrix [K, K]``, rows = true class; counts
-    written in the cells when K <= 20."""
-    from matplotlib.figure import Figure
-
-    k = len(class_names)
-    side = min(4 + 0.45 * k, 24)
-    figure = Figure(figsize=(side, side), layout="constrained")
-    axes = figure.subplots()
-    image = axes.imshow(matrix.numpy(), cmap="Blues")
-    figure.colorbar(image, ax=axes, shrink=0.8)
-    font = 8 if k <= MAX_ANNOTATED_CLASSES else max(3, int(160 / k))
-    axes.set_xticks(range(k), labels=class_names, rotation=90, fontsize=font)
-    axes.set_yticks(range(k), labels=class_names, fontsize=font)
-    axes.set_xlabel("predicted class")
-    axes.set_ylabel("true class")
-    axes.set_title(f"Confusion matrix ({int(matrix.sum())} test images)")
-    if k <= MAX_ANNOTATED_CLASSES:
-        threshold = matrix.max().item() / 2
-        for row, counts in enumerate(matrix.tolist()):
-            for col, count in enumerate(counts):
-                axes.text(
-                    col,
-                    row,
-                    str(count),
-                    ha="center",
-                    va="center",
-                    fontsize=font,
-                    color="white" if count > threshold else "black",
-                )
-    return figure
-
-
-def confusion_matrix_csv(matrix: torch.Tensor, class_names: Sequence[str]) -> str:
-    """CSV text: a header ``true\\predicted,<names>``, then one row per true class."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["true\\predicted", *class_names])
-    for name, row in zip(class_names, matrix.tolist()):
-        writer.writerow([name, *row])
-    return buffer.getvalue()

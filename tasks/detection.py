@@ -35,21 +35,22 @@ from visionflow.evaluation.detection import DetectionEvaluator, ground_truth_ent
 from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_json
 from visionflow.spec import check_arguments
-from visionflow.tasks.base import DeviceReadback, VisionTask
+from visionflow.tasks.base import DeviceReadback, LabelledDataTask
 from visionflow.tasks.nets.detectors import build_detector
 from visionflow.tasks.nets.families import DETECTION_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 
 
 @TASKS.register("object_detection", batch=DetectionBatch)
-class ObjectDetectionTask(VisionTask):
+class ObjectDetectionTask(LabelledDataTask):
     """Detect objects of ``num_classes`` classes with a torchvision detector (``net``).
 
     ``net_args`` configure it (weights, anchors, thresholds, sizes: see
     :mod:`visionflow.tasks.nets.detectors`); ``category_ids`` are the dataset ids of the labels
     (default: the labels themselves). ``freeze_backbone`` trains everything but the backbone
     (feature extractor and FPN), whose batch-norm statistics stay fixed.
-    ``optimizer`` and ``scheduler``: see :mod:`visionflow.tasks.optim`.
+    ``optimizer`` and ``scheduler``: see :mod:`visionflow.tasks.optim`; ``in_channels``,
+    ``image_size``, ``class_names``: see :class:`LabelledDataTask`.
     """
 
     checkpoint_monitor = ("val/mAP", "max")
@@ -57,9 +58,6 @@ class ObjectDetectionTask(VisionTask):
     def __init__(
         self,
         num_classes: int,
-        in_channels: int = 3,
-        image_size: list[int] | tuple[int, int] | None = None,
-        class_names: list[str] | None = None,
         category_ids: list[int] | None = None,
         net: str = "fasterrcnn_mobilenet_v3_large_fpn",
         net_args: dict[str, Any] | None = None,
@@ -69,12 +67,13 @@ class ObjectDetectionTask(VisionTask):
         overlay_images: int = 4,
         overlay_score: float = 0.3,
         predictions_file: str = "predictions.json",
+        **data: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, num_classes=num_classes, **data)
         self.save_hyperparameters()
         check_task_arguments(self.hparams)
-        self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         self.category_ids = list(category_ids or range(num_classes))
+        image_size = self.hparams.image_size
         self.model = build_detector(
             net,
             num_classes=num_classes + 1,
@@ -300,11 +299,6 @@ def check_task_arguments(h: Any) -> None:
             h.in_channels == 3,
             "in_channels",
             f"detectors take RGB images, got {h.in_channels} channels",
-        ),
-        (
-            h.class_names is None or len(h.class_names) == h.num_classes,
-            "class_names",
-            f"{len(h.class_names or [])} names for num_classes={h.num_classes}",
         ),
         (
             h.category_ids is None or len(h.category_ids) == h.num_classes,

@@ -61,28 +61,23 @@ def overlay_png(sample: dict[str, torch.Tensor], class_names: list[str]) -> byte
         if truth_labels is None
         else [f"GT {class_names[int(label)]}" for label in truth_labels]
     )
-    pixels = draw_bounding_boxes(
-        pixels,
-        sample["truth"] * zoom,
-        labels=truth_captions,
-        colors=TRUTH_COLOUR,
-        width=2,
-        font=font,
-        font_size=FONT_SIZE,
-    )
     captions = [
         f"{class_names[int(label)]} {float(score):.2f}"
         for label, score in zip(sample["labels"], sample["scores"])
     ]
-    pixels = draw_bounding_boxes(
-        pixels,
-        sample["boxes"] * zoom,
-        labels=captions,
-        colors=PREDICTION_COLOUR,
-        width=2,
-        font=font,
-        font_size=FONT_SIZE,
-    )
+    for boxes, labels, colour in (
+        (sample["truth"], truth_captions, TRUTH_COLOUR),
+        (sample["boxes"], captions, PREDICTION_COLOUR),
+    ):
+        pixels = draw_bounding_boxes(
+            pixels,
+            boxes * zoom,
+            labels=labels,
+            colors=colour,
+            width=2,
+            font=font,
+            font_size=FONT_SIZE,
+        )
     buffer = io.BytesIO()
     Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
     return buffer.getvalue()

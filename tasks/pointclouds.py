@@ -29,7 +29,7 @@ from visionflow.evaluation.pointclouds import DEFAULT_THRESHOLDS, PointCloudEval
 from visionflow.ops import chamfer_distance, f_score
 from visionflow.plots import save_figure
 from visionflow.registry import TASKS
-from visionflow.tasks.base import VisionTask
+from visionflow.tasks.base import LabelledDataTask, VisionTask
 from visionflow.tasks.nets.families import IMAGE_TO_POINTCLOUD_NETS, POINTCLOUD_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 
@@ -107,7 +107,7 @@ class StepsByStage:
 
 
 @TASKS.register("pointcloud_classification", batch=PointCloudBatch)
-class PointCloudClassificationTask(StepsByStage, VisionTask):
+class PointCloudClassificationTask(StepsByStage, LabelledDataTask):
     """Classify point clouds ``[B, N, C]`` into ``num_classes`` with a ``pointcloud`` net."""
 
     checkpoint_monitor = ("val/acc", "max")
@@ -115,19 +115,18 @@ class PointCloudClassificationTask(StepsByStage, VisionTask):
     def __init__(
         self,
         num_classes: int,
-        in_channels: int = 3,
-        image_size: list[int] | None = None,
-        class_names: list[str] | None = None,
         num_points: int = 1024,
         net: str = "pointnet",
         net_args: dict[str, Any] | None = None,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3, weight_decay=1e-4),
         scheduler: SchedulerConfig = SchedulerConfig(),
+        **data: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, num_classes=num_classes, **data)
         self.save_hyperparameters()
         if num_classes < 2:
             raise SpecError(f"num_classes: must be >= 2, got {num_classes}")
+        in_channels = self.hparams.in_channels
         self.net = build_family_net(
             POINTCLOUD_NETS, net, net_args, num_classes=num_classes, in_channels=in_channels
         )
@@ -162,28 +161,27 @@ class PointCloudClassificationTask(StepsByStage, VisionTask):
 
 
 @TASKS.register("image_to_pointcloud", batch=ImageToPointCloudBatch)
-class ImageToPointCloudTask(StepsByStage, VisionTask):
+class ImageToPointCloudTask(StepsByStage, LabelledDataTask):
     """Predict ``num_points`` surface points ``[B, P, 3]`` of the object an image shows; the loss
     is the Chamfer distance (:func:`visionflow.ops.chamfer_distance`), the metrics F1@t."""
 
     def __init__(
         self,
         num_classes: int = 1,
-        in_channels: int = 3,
-        image_size: list[int] | None = None,
-        class_names: list[str] | None = None,
         num_points: int = 1024,
         net: str = "psgn",
         net_args: dict[str, Any] | None = None,
         f_score_thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
         scheduler: SchedulerConfig = SchedulerConfig(),
+        **data: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, num_classes=num_classes, **data)
         self.save_hyperparameters()
         if num_points < 1:
             raise SpecError(f"num_points: must be >= 1, got {num_points}")
         self.thresholds = tuple(PointCloudEvaluator(f_score_thresholds).thresholds)
+        in_channels = self.hparams.in_channels
         self.net = build_family_net(
             IMAGE_TO_POINTCLOUD_NETS, net, net_args, in_channels=in_channels, num_points=num_points
         )

@@ -32,7 +32,7 @@ from visionflow.errors import SpecError
 from visionflow.evaluation import Evaluation
 from visionflow.evaluation.semantic import SegmentationEvaluator, semantic_scores
 from visionflow.registry import TASKS
-from visionflow.tasks.base import VisionTask
+from visionflow.tasks.base import LabelledDataTask
 from visionflow.tasks.nets.segmentation import build_segmentation_net, load_segmentation_weights
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.segmentation_plots import write_segmentation_plots
@@ -70,18 +70,16 @@ def confusion_update(
 
 
 @TASKS.register("semantic_segmentation", batch=SegmentationBatch)
-class SemanticSegmentationTask(VisionTask):
+class SemanticSegmentationTask(LabelledDataTask):
     """Label every pixel of ``[B, C, H, W]`` images with one of ``num_classes`` classes, with a
-    net from the segmentation family (``visionflow list nets``)."""
+    net from the segmentation family (``visionflow list nets``); ``in_channels``, ``image_size``,
+    ``class_names``: see :class:`LabelledDataTask`."""
 
     checkpoint_monitor = ("val/mIoU", "max")
 
     def __init__(
         self,
         num_classes: int,
-        in_channels: int = 3,
-        image_size: list[int] | tuple[int, int] | None = None,
-        class_names: list[str] | None = None,
         net: str = "unet",
         net_args: dict[str, Any] | None = None,
         weights: str | None = None,
@@ -94,13 +92,13 @@ class SemanticSegmentationTask(VisionTask):
         stride: list[int] | None = None,
         optimizer: OptimizerConfig = OptimizerConfig(lr=1e-3),
         scheduler: SchedulerConfig = SchedulerConfig(),
+        **data: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, num_classes=num_classes, **data)
         self.save_hyperparameters()
         _check_arguments(self.hparams)
-        self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         self.net = build_segmentation_net(
-            net, num_classes=num_classes, in_channels=in_channels, net_args=net_args
+            net, num_classes=num_classes, in_channels=self.hparams.in_channels, net_args=net_args
         )
         if weights and not self.restoring_checkpoint:
             load_segmentation_weights(self.net, net, weights)
@@ -287,11 +285,6 @@ def _check_arguments(h: Any) -> None:
     """Raise SpecError naming the first bad argument."""
     checks = [
         (h.num_classes >= 2, "num_classes", f"must be >= 2, got {h.num_classes}"),
-        (
-            h.class_names is None or len(h.class_names) == h.num_classes,
-            "class_names",
-            f"{len(h.class_names or [])} names for num_classes={h.num_classes}",
-        ),
         (
             h.class_weights is None or len(h.class_weights) == h.num_classes,
             "class_weights",

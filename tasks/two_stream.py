@@ -29,7 +29,7 @@ from visionflow.spec import check_arguments
 from visionflow.tasks.nets import COMMON_ARGS, build_net
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
-from visionflow.tasks.video import VIDEO_OPTIMIZER, VIDEO_SCHEDULER, ClipClassifier, build_video_net
+from visionflow.tasks.video import VIDEO_OPTIMIZER, VIDEO_SCHEDULER, ClipClassifier
 
 
 @TASKS.register("two_stream", batch=VideoBatch)
@@ -40,22 +40,18 @@ class TwoStreamTask(ClipClassifier):
         self,
         num_classes: int,
         flow_frames: int = 0,
-        in_channels: int = 3,
-        clip_length: int = 8,
         image_size: list[int] | None = None,
-        class_names: list[str] | None = None,
         rgb_net: str = "single_frame",
         rgb_net_args: dict[str, Any] | None = None,
         flow_net: str = "resnet18",
         flow_net_args: dict[str, Any] | None = None,
         fusion: Literal["average", "learned"] = "average",
         streams: Literal["both", "rgb", "flow"] = "both",
-        dropout: float = 0.0,
-        label_smoothing: float = 0.0,
         optimizer: OptimizerConfig = VIDEO_OPTIMIZER,
         scheduler: SchedulerConfig = VIDEO_SCHEDULER,
+        **clips: Any,
     ):
-        super().__init__(num_classes, class_names, label_smoothing, optimizer, scheduler)
+        super().__init__(optimizer, scheduler, num_classes=num_classes, **clips)
         self.save_hyperparameters()
         if streams != "rgb" and flow_frames < 1:
             raise SpecError(
@@ -64,24 +60,17 @@ class TwoStreamTask(ClipClassifier):
             )
         if fusion == "learned" and streams != "both":
             raise SpecError(f"fusion: learned fusion needs both streams, got streams: {streams}")
-        self.rgb = (
-            None
-            if streams == "flow"
-            else build_video_net(
-                rgb_net,
-                num_classes=num_classes,
-                in_channels=in_channels,
-                clip_length=clip_length,
-                dropout=dropout,
-                net_args=rgb_net_args,
-                where="rgb_net",
-            )
-        )
+        self.rgb = None if streams == "flow" else self.clip_net(rgb_net, rgb_net_args, "rgb_net")
         self.flow = (
             None
             if streams == "rgb"
             else _flow_net(
-                flow_net, num_classes, 2 * flow_frames, image_size, dropout, flow_net_args
+                flow_net,
+                num_classes,
+                2 * flow_frames,
+                image_size,
+                self.hparams.dropout,
+                flow_net_args,
             )
         )
         self.fusion = nn.Linear(2 * num_classes, num_classes) if fusion == "learned" else None

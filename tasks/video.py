@@ -28,7 +28,8 @@ from visionflow.evaluation import Evaluation, VideoAccuracyEvaluator
 from visionflow.registry import TASKS
 from visionflow.spec import check_arguments
 from visionflow.tasks.base import VisionTask
-from visionflow.tasks.classification import classification_loss, write_confusion_matrix
+from visionflow.tasks.classification import classification_loss
+from visionflow.tasks.confusion_plots import write_confusion_matrix
 from visionflow.tasks.nets.families import VIDEO_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.tally import TrainingTally
@@ -69,17 +70,27 @@ def build_video_net(
 
 class ClipClassifier(VisionTask):
     """Base of the video tasks: steps, metrics, evaluation contract; see the module docstring.
-    Subclasses implement :meth:`loss_and_scores`."""
+    Subclasses implement :meth:`loss_and_scores`, name ``num_classes`` and forward the clip
+    arguments declared here (``**clips``; the spec checker reads them here), which they find in
+    ``self.hparams`` after ``save_hyperparameters()``.
+
+    ``in_channels``: channels per frame; ``clip_length``: frames T per clip; ``dropout``: before
+    the classifier; ``label_smoothing``: of the cross-entropy, in ``[0, 1)``."""
 
     checkpoint_monitor = ("val/video_acc", "max")
 
     def __init__(
         self,
-        num_classes: int,
-        class_names: list[str] | None,
-        label_smoothing: float,
         optimizer: Any,
         scheduler: Any,
+        /,
+        *,
+        num_classes: int,
+        in_channels: int = 3,
+        clip_length: int = 8,
+        class_names: list[str] | None = None,
+        dropout: float = 0.0,
+        label_smoothing: float = 0.0,
     ):
         super().__init__(optimizer, scheduler)
         checks = [
@@ -102,6 +113,20 @@ class ClipClassifier(VisionTask):
         self.evaluators = {"val": self.make_evaluator(), "test": self.make_evaluator()}
         self.outputs: dict[str, list[tuple[torch.Tensor, ...]]] = {"val": [], "test": []}
         self.test_evaluation: Evaluation | None = None
+
+    def clip_net(self, net: str, net_args: dict[str, Any] | None, where: str = "net") -> nn.Module:
+        """The ``video`` net ``net`` for this task's clips (``num_classes``, ``in_channels``,
+        ``clip_length``, ``dropout`` from ``self.hparams``): ``[B, C, T, H, W] -> [B, K]``."""
+        h = self.hparams
+        return build_video_net(
+            net,
+            num_classes=h.num_classes,
+            in_channels=h.in_channels,
+            clip_length=h.clip_length,
+            dropout=h.dropout,
+            net_args=net_args,
+            where=where,
+        )
 
     def loss_and_scores(self, batch: VideoBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """``(scalar loss, class probabilities [B, K])`` of a batch."""
@@ -199,29 +224,18 @@ class VideoClassificationTask(ClipClassifier):
     def __init__(
         self,
         num_classes: int,
-        in_channels: int = 3,
-        clip_length: int = 8,
-        class_names: list[str] | None = None,
         net: str = "r3d_18",
         net_args: dict[str, Any] | None = None,
-        dropout: float = 0.0,
-        label_smoothing: float = 0.0,
         optimizer: OptimizerConfig = VIDEO_OPTIMIZER,
         scheduler: SchedulerConfig = VIDEO_SCHEDULER,
+        **clips: Any,
     ):
-        super().__init__(num_classes, class_names, label_smoothing, optimizer, scheduler)
+        super().__init__(optimizer, scheduler, num_classes=num_classes, **clips)
         self.save_hyperparameters()
         net_args = dict(net_args or {})
         if self.restoring_checkpoint:
             net_args.pop("weights", None)
-        self.net = build_video_net(
-            net,
-            num_classes=num_classes,
-            in_channels=in_channels,
-            clip_length=clip_length,
-            dropout=dropout,
-            net_args=net_args,
-        )
+        self.net = self.clip_net(net, net_args)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """``clips [B, C, T, H, W] -> logits [B, K]``."""

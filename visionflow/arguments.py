@@ -31,7 +31,6 @@ def check_arguments(
     config dataclass (``optimizer: OptimizerConfig``) takes a mapping of some of its fields,
     checked the same way under ``path.<argument>``. ``skip`` leading positional parameters are
     filled by the caller (e.g. a stage's context)."""
-    target = builder.__init__ if inspect.isclass(builder) else builder
     params = parameters_of(builder, skip)
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return
@@ -42,7 +41,7 @@ def check_arguments(
                 f"{path}.{key}: unknown key{did_you_mean(str(key), list(named))}",
                 hint="allowed keys: " + ", ".join(named),
             )
-        _check_value(value, _annotation(target, key), f"{path}.{key}")
+        _check_value(value, _resolved(named[key].annotation), f"{path}.{key}")
     for name, param in named.items():
         required = param.default is inspect.Parameter.empty
         if required and name not in args and name not in provided:
@@ -52,10 +51,48 @@ def check_arguments(
 def parameters_of(builder: Any, skip: int = 0) -> list[inspect.Parameter]:
     """The parameters of ``builder`` (a class's constructor, or a function) without ``self``,
     after ``skip`` leading ones: the one walk of a builder's signature that the spec checker, the
-    resolved spec and the pipeline's builders share."""
-    target = builder.__init__ if inspect.isclass(builder) else builder
-    params = inspect.signature(target).parameters.values()
-    return [p for p in params if p.name not in ("self", "cls")][skip:]
+    resolved spec and the pipeline's builders share. Annotations are resolved where they can be.
+
+    A constructor's ``**kwargs`` stands for the keyword parameters of the next constructor up the
+    class's MRO that it does not name itself (followed as far as they forward ``**kwargs``); that
+    constructor's positional-only parameters are the subclass's to fill, not the spec's. So
+    ``def __init__(self, root, batch_size=128, **loader)`` over a base's
+    ``def __init__(self, context, /, *, batch_size, num_workers=0)`` takes ``root``,
+    ``batch_size`` (default 128) and ``num_workers``."""
+    if not inspect.isclass(builder):
+        return _signature(builder)[skip:]
+    params: list[inspect.Parameter] = []
+    forwards: list[inspect.Parameter] = []
+    owners = [c for c in builder.__mro__[:-1] if "__init__" in vars(c)]  # not object's
+    for depth, owner in enumerate(owners):
+        own = _signature(owner.__init__)
+        if depth:  # reached through **kwargs: the keyword parameters not named below
+            named = {p.name for p in params}
+            own = [p for p in own if p.kind not in _POSITIONAL and p.name not in named]
+        params += [p for p in own if p.kind is not p.VAR_KEYWORD]
+        forwards = [p for p in own if p.kind is p.VAR_KEYWORD]
+        if not forwards:
+            break
+    return (params + forwards)[skip:]
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL)
+
+
+def _signature(target: Any) -> list[inspect.Parameter]:
+    """``target``'s parameters without ``self``/``cls``, annotations evaluated where possible."""
+    try:
+        signature = inspect.signature(target, eval_str=True)
+    except Exception:  # unresolvable forward references: keep the names, skip the type checks
+        signature = inspect.signature(target)
+    return [p for p in signature.parameters.values() if p.name not in ("self", "cls")]
+
+
+def _resolved(annotation: Any) -> Any:
+    """An evaluated annotation, or None where there is none to check against."""
+    return (
+        None if annotation is inspect.Parameter.empty or isinstance(annotation, str) else annotation
+    )
 
 
 def config_type(annotation: Any) -> type | None:

@@ -6,6 +6,7 @@ from a spec) that also reads ``1e-4`` as a float.
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -31,6 +32,20 @@ SpecLoader.add_implicit_resolver(
 def read_yaml(text: str) -> Any:
     """Parse YAML text safely (no Python objects), with YAML 1.2 floats."""
     return yaml.load(text, Loader=SpecLoader)
+
+
+def add_set_argument(parser: argparse.ArgumentParser, example: str = "") -> None:
+    """The repeatable ``--set KEY=VALUE`` option, collected in ``args.overrides`` for
+    :func:`apply_overrides`, as every command that reads a spec takes it; ``example`` goes into
+    the help (``", e.g. --set data.args.batch_size=32"``)."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a spec key{example} (repeatable)",
+    )
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

@@ -3,7 +3,6 @@ and a datamodule driving a real Lightning Trainer with no spec, CLI or Ray."""
 
 from __future__ import annotations
 
-import inspect
 import typing
 
 import lightning.pytorch as pl
@@ -12,6 +11,7 @@ import torch
 from torch import nn
 
 import visionflow.datamodules as datamodules
+from visionflow.arguments import parameters_of
 from visionflow.batches import ImageClassificationBatch
 from visionflow.datamodules import DigitsDataModule, ImageClassificationDataModule
 from visionflow.errors import SpecError
@@ -36,13 +36,12 @@ def test_registered_with_the_classification_batch_and_common_arguments(name):
     entry = DATAMODULES.get(name)
     assert entry.tags["batch"] is ImageClassificationBatch
     assert issubclass(entry.builder, ImageClassificationDataModule) and entry.description
-    hints = typing.get_type_hints(entry.builder.__init__)
     base = typing.get_type_hints(ImageClassificationDataModule.__init__)
-    parameters = inspect.signature(entry.builder).parameters
+    parameters = {p.name: p for p in parameters_of(entry.builder)}
     assert not any(p.kind is p.VAR_KEYWORD for p in parameters.values())
     for argument in COMMON:
-        assert hints[argument] == base[argument], argument
-    assert set(hints) == {p for p in parameters if p != "self"}  # every argument annotated
+        assert parameters[argument].annotation == base[argument], argument
+    assert all(p.annotation is not p.empty for p in parameters.values())  # every one annotated
 
 
 def test_the_spec_checks_datamodule_arguments():

@@ -25,8 +25,9 @@ def shapes_dir(tmp_path_factory):
     return str(folder)
 
 
-def eval_samples(shapes_dir: str, **kwargs) -> list:
-    dm = ShapesDetectionDataModule(
+def small_shapes(shapes_dir: str, **kwargs) -> ShapesDetectionDataModule:
+    """12 train, 4 val and 1 test image of 64 px with masks, in ``shapes_dir``."""
+    return ShapesDetectionDataModule(
         data_dir=shapes_dir,
         train_images=12,
         val_images=4,
@@ -35,6 +36,10 @@ def eval_samples(shapes_dir: str, **kwargs) -> list:
         masks=True,
         **kwargs,
     )
+
+
+def eval_samples(shapes_dir: str, **kwargs) -> list:
+    dm = small_shapes(shapes_dir, **kwargs)
     dm.setup("validate")
     return [dm.datasets["val"][i] for i in range(4)]
 
@@ -65,15 +70,7 @@ def test_flip_moves_image_boxes_and_masks_together(shapes_dir):
 
 def test_train_preset_keeps_boxes_on_their_masks(shapes_dir):
     """Random letterbox/scale/shift/flip/color: each surviving box is its mask's extent."""
-    dm = ShapesDetectionDataModule(
-        data_dir=shapes_dir,
-        train_images=12,
-        val_images=4,
-        test_images=1,
-        image_size=64,
-        masks=True,
-        seed=5,
-    )
+    dm = small_shapes(shapes_dir, seed=5)
     dm.setup("fit")
     checked = 0
     for index in range(12):

@@ -218,7 +218,7 @@ def test_coco_instances_of_real_photos_agree_with_their_panoptic_labels(shared_d
     root = shared_data / PANOPTIC
     dm = panoptic_module(root, "panoptic_coco_detection_format.json")
     assert dm.class_names[0] == "background" and len(dm.class_names) == 134
-    dataset = dm._dataset("train")
+    dataset = dm.dataset("train")
     image, mask = dataset[0]
     assert image.shape == (3, 64, 64) and mask.shape == (64, 64)
     record = dataset.records[0]

@@ -64,7 +64,7 @@ class Synthetic(TensorDataModule):
         pin_memory: bool = False,
     ):
         super().__init__(
-            context=TransformContext(mean=MEAN, std=STD, image_size=(8, 8), source_size=(8, 8)),
+            TransformContext(mean=MEAN, std=STD, image_size=(8, 8), source_size=(8, 8)),
             batch_size=batch_size,
             seed=seed,
             val_fraction=val_fraction,

@@ -114,40 +114,12 @@ def test_semantic_command(tmp_path, capsys):
         (tmp_path / name).mkdir()
         Image.fromarray(np.array(labels, dtype=np.uint8)).save(tmp_path / name / "a.png")
     out = tmp_path / "m.json"
-    assert (
-        main(
-            [
-                "eval",
-                "semantic",
-                "--gt-folder",
-                str(tmp_path / "gt"),
-                "--pred-folder",
-                str(tmp_path / "pred"),
-                "--num-classes",
-                "3",
-                "--json",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    folders = ["--gt-folder", str(tmp_path / "gt"), "--pred-folder", str(tmp_path / "pred")]
+    semantic = ["eval", "semantic", *folders, "--num-classes", "3"]
+    assert main([*semantic, "--json", str(out)]) == 0
     metrics = json.loads(out.read_text())
     assert metrics["IoU/0"] == 1.0 and metrics["IoU/1"] == 0.5 and metrics["IoU/2"] == 0.0
     assert metrics["mIoU"] == pytest.approx(0.5) and metrics["pixel_acc"] == pytest.approx(2 / 3)
     (tmp_path / "pred" / "a.png").unlink()
-    assert (
-        main(
-            [
-                "eval",
-                "semantic",
-                "--gt-folder",
-                str(tmp_path / "gt"),
-                "--pred-folder",
-                str(tmp_path / "pred"),
-                "--num-classes",
-                "3",
-            ]
-        )
-        == 2
-    )
+    assert main(semantic) == 2
     assert "no prediction for" in capsys.readouterr().err

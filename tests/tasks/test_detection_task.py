@@ -48,6 +48,12 @@ def make_task(shapes: ShapesDetectionDataModule, **kwargs) -> ObjectDetectionTas
     )
 
 
+def one_step_trainer(folder, **options) -> pl.Trainer:
+    """A Trainer of one training step, without logger, progress bar, summary or checkpoints."""
+    off = ("logger", "enable_progress_bar", "enable_model_summary", "enable_checkpointing")
+    return pl.Trainer(max_steps=1, default_root_dir=folder, **dict.fromkeys(off, False), **options)
+
+
 def test_registered_with_the_detection_batch():
     entry = TASKS.get("object_detection")
     assert entry.tags["batch"] is DetectionBatch
@@ -173,15 +179,7 @@ def test_training_batches_lose_their_crowds_before_the_transfer(shapes, tmp_path
     monkeypatch.setattr(task.model, "forward", forward)
     monkeypatch.setattr(task, "_collect", collect)
     loader = torch.utils.data.DataLoader([crowded], batch_size=None)
-    trainer = pl.Trainer(
-        max_steps=1,
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = one_step_trainer(tmp_path, num_sanity_val_steps=0)
     trainer.fit(task, loader, loader)
     (fit_targets,) = seen["fit"]
     assert fit_targets[0]["labels"].tolist() == [1]  # label 0 + the background
@@ -254,15 +252,7 @@ def test_a_non_finite_loss_stops_the_fit_naming_its_step(shapes, tmp_path, monke
         return {**losses, "loss_classifier": losses["loss_classifier"] * float("nan")}
 
     monkeypatch.setattr(task.model, "forward", nan_losses)
-    trainer = pl.Trainer(
-        max_steps=1,
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        limit_val_batches=0,
-    )
+    trainer = one_step_trainer(tmp_path, limit_val_batches=0)
     with pytest.raises(RunError, match=r"detection loss is nan at step 0 .*loss_classifier"):
         trainer.fit(task, datamodule=shapes)
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from visionflow import __version__
 from visionflow.errors import VisionFlowError
+from visionflow.overrides import add_set_argument
 
 RUN_EXAMPLES = """\
 examples:
@@ -118,14 +119,7 @@ def _add_run(commands) -> None:
         "directory (runs/<name>/<timestamp>/).",
     )
     run.add_argument("spec", nargs="?", help="pipeline YAML")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec key, e.g. --set data.args.batch_size=32 (repeatable)",
-    )
+    add_set_argument(run, ", e.g. --set data.args.batch_size=32")
     run.add_argument(
         "--backend",
         choices=["local", "ray"],

@@ -14,6 +14,8 @@ import argparse
 import json
 import sys
 
+from visionflow.overrides import add_set_argument
+
 CLUSTER_EXAMPLES = """\
 examples:
   visionflow cluster start --num-cpus 2                 local head on 127.0.0.1 (dashboard :8265)
@@ -86,20 +88,13 @@ def _add_cluster(subparsers) -> None:
     )
     start.add_argument("--num-cpus", type=int, metavar="N", help="default: the machine's")
     start.add_argument("--num-gpus", type=int, metavar="G", help="default: the machine's")
-    start.add_argument(
-        "--port",
-        type=int,
-        default=head.DEFAULT_PORT,
-        metavar="P",
-        help="GCS port (default %(default)s)",
-    )
-    start.add_argument(
-        "--dashboard-port",
-        type=int,
-        default=head.DEFAULT_DASHBOARD_PORT,
-        metavar="D",
-        help="dashboard and Jobs API port (default %(default)s)",
-    )
+    for flag, default, metavar, what in (
+        ("--port", head.DEFAULT_PORT, "P", "GCS port"),
+        ("--dashboard-port", head.DEFAULT_DASHBOARD_PORT, "D", "dashboard and Jobs API port"),
+    ):
+        start.add_argument(
+            flag, type=int, default=default, metavar=metavar, help=f"{what} (default %(default)s)"
+        )
     start.add_argument(
         "--host",
         default=head.LOOPBACK,
@@ -134,14 +129,7 @@ def _add_submit(subparsers) -> None:
         subparsers, "submit", "run a pipeline spec as a Ray Job", SUBMIT_EXAMPLES, _submit
     )
     submit.add_argument("spec", help="pipeline YAML (validated here before submitting)")
-    submit.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec key (repeatable)",
-    )
+    add_set_argument(submit)
     submit.add_argument(
         "--wait",
         action="store_true",

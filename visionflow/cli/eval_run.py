@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from visionflow.errors import SpecError
+from visionflow.overrides import add_set_argument
 
 if TYPE_CHECKING:  # the spec module imports torch; `visionflow eval coco --help` must not
     from visionflow.spec import PipelineSpec
@@ -60,14 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["local", "ray"],
         help="override resources.backend (ray: one Ray task per shard)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a spec key (repeatable)",
-    )
+    add_set_argument(parser)
 
 
 def evaluation_spec(args: argparse.Namespace) -> PipelineSpec:
