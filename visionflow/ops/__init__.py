@@ -8,17 +8,26 @@ Every op is tested against a naive reference, with gradients by gradcheck (tests
 """
 
 from visionflow.ops.chamfer import chamfer_distance
+from visionflow.ops.cubify import cubify
 from visionflow.ops.fscore import f_score, nearest_distances
 from visionflow.ops.ico_sphere import ico_sphere, subdivide
+from visionflow.ops.inside_mesh import points_inside_mesh
 from visionflow.ops.nearest import nearest_neighbor_index
 from visionflow.ops.sample_points import sample_points_from_mesh
+from visionflow.ops.voxel_iou import voxel_iou
+from visionflow.ops.voxelize import voxelize_mesh, voxelize_points
 
 __all__ = [
     "chamfer_distance",
+    "cubify",
     "f_score",
     "ico_sphere",
     "nearest_distances",
     "nearest_neighbor_index",
+    "points_inside_mesh",
     "sample_points_from_mesh",
     "subdivide",
+    "voxel_iou",
+    "voxelize_mesh",
+    "voxelize_points",
 ]
