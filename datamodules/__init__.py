@@ -26,6 +26,8 @@ voc_segmentation    VOCSegmentationDataModule  Pascal VOC JPEGs + palette PNG ma
 shapes3d_points     Shapes3DPointsDataModule   generated 3D primitives as point clouds (offline)
 shapes3d_views      Shapes3DViewsDataModule    rendered views of them + their point clouds
 modelnet_points     ModelNetDataModule         ModelNet10/40 OFF meshes sampled into points
+shapes3d_voxels     Shapes3DVoxelsDataModule   Shapes3D primitives as solid voxel grids
+shapes3d_view_voxels  Shapes3DViewVoxelsDataModule  rendered views + their voxel grids
 video_folder        VideoFolderDataModule      class subfolders of videos or frame folders (UCF101)
 moving_shapes       MovingShapesVideoDataModule  generated shapes moving in 6 ways, .mp4 (offline)
 """
@@ -53,6 +55,10 @@ from visionflow.datamodules.shapes3d import (
     Shapes3DViewsDataModule,
     make_shapes3d_dataset,
 )
+from visionflow.datamodules.shapes3d_voxels import (
+    Shapes3DViewVoxelsDataModule,
+    Shapes3DVoxelsDataModule,
+)
 from visionflow.datamodules.tensor_data import TensorClassificationDataset, TensorDataModule
 from visionflow.datamodules.video_folder import VideoFolderDataModule
 from visionflow.datamodules.video_moving_shapes import MovingShapesVideoDataModule
@@ -75,6 +81,8 @@ __all__ = [
     "ModelNetDataModule",
     "Shapes3DPointsDataModule",
     "Shapes3DViewsDataModule",
+    "Shapes3DViewVoxelsDataModule",
+    "Shapes3DVoxelsDataModule",
     "ShapesDetectionDataModule",
     "ShapesSegmentationDataModule",
     "TensorClassificationDataset",

@@ -18,6 +18,7 @@ from visionflow.tasks import (
     two_stream,
     understanding,
     video,
+    voxels,
 )
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
@@ -27,17 +28,20 @@ from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassi
 from visionflow.tasks.segmentation import SemanticSegmentationTask
 from visionflow.tasks.two_stream import TwoStreamTask
 from visionflow.tasks.video import VideoClassificationTask
+from visionflow.tasks.voxels import ImageToVoxelTask, VoxelClassificationTask
 
 __all__ = [
     "GradCheckResult",
     "ImageClassificationTask",
     "ImageToPointCloudTask",
+    "ImageToVoxelTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
     "SemanticSegmentationTask",
     "PointCloudClassificationTask",
     "TwoStreamTask",
     "VideoClassificationTask",
+    "VoxelClassificationTask",
     "adversarial",
     "classification",
     "detection",
@@ -52,4 +56,5 @@ __all__ = [
     "two_stream",
     "understanding",
     "video",
+    "voxels",
 ]

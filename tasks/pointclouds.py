@@ -106,11 +106,42 @@ class StepsByStage:
         self.epoch_means.log_stage(self, "test")
 
 
-@TASKS.register("pointcloud_classification", batch=PointCloudBatch)
-class PointCloudClassificationTask(StepsByStage, VisionTask):
-    """Classify point clouds ``[B, N, C]`` into ``num_classes`` with a ``pointcloud`` net."""
+class LabelClassifier(StepsByStage):
+    """Steps, predictions and evaluation of a task that classifies each sample of a batch with
+    ``labels [B]``; the task gives ``logits(batch) -> [B, K]`` and logs ``loss`` and ``acc``."""
 
     checkpoint_monitor = ("val/acc", "max")
+
+    def logits(self, batch: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _step(self, batch: Any, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.logits(batch)  # [B, K]
+        loss = F.cross_entropy(logits.float(), batch.labels)
+        hits = (logits.argmax(-1) == batch.labels).float()  # [B]
+        self.epoch_means.update(stage, {"loss": loss.expand(len(hits)), "acc": hits})
+        return logits, loss
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Class probabilities ``[B, K]``."""
+        return self.logits(batch).float().softmax(-1)
+
+    def make_evaluator(self) -> ClassificationEvaluator:
+        return ClassificationEvaluator(self.hparams.num_classes)
+
+    def evaluation_step(self, batch: Any) -> tuple[dict[str, Any], torch.Tensor]:
+        """``({"top_k": [B, min(5, K)], "loss": batch mean}, labels [B])`` on the CPU."""
+        logits = self.logits(batch).float().detach()
+        top_k = logits.topk(min(5, self.hparams.num_classes), dim=-1).indices
+        return (
+            {"top_k": top_k.cpu(), "loss": float(F.cross_entropy(logits, batch.labels))},
+            batch.labels.cpu(),
+        )
+
+
+@TASKS.register("pointcloud_classification", batch=PointCloudBatch)
+class PointCloudClassificationTask(LabelClassifier, VisionTask):
+    """Classify point clouds ``[B, N, C]`` into ``num_classes`` with a ``pointcloud`` net."""
 
     def __init__(
         self,
@@ -137,28 +168,8 @@ class PointCloudClassificationTask(StepsByStage, VisionTask):
         """``points [B, N, C] -> logits [B, K]``."""
         return self.net(points, lengths)
 
-    def _step(self, batch: PointCloudBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self(batch.points, batch.lengths)  # [B, K]
-        loss = F.cross_entropy(logits.float(), batch.labels)
-        hits = (logits.argmax(-1) == batch.labels).float()  # [B]
-        self.epoch_means.update(stage, {"loss": loss.expand(len(hits)), "acc": hits})
-        return logits, loss
-
-    def predict_step(self, batch: PointCloudBatch, batch_idx: int) -> torch.Tensor:
-        """Class probabilities ``[B, K]``."""
-        return self(batch.points, batch.lengths).float().softmax(-1)
-
-    def make_evaluator(self) -> ClassificationEvaluator:
-        return ClassificationEvaluator(self.hparams.num_classes)
-
-    def evaluation_step(self, batch: PointCloudBatch) -> tuple[dict[str, Any], torch.Tensor]:
-        """``({"top_k": [B, min(5, K)], "loss": batch mean}, labels [B])`` on the CPU."""
-        logits = self(batch.points, batch.lengths).float().detach()
-        top_k = logits.topk(min(5, self.hparams.num_classes), dim=-1).indices
-        return (
-            {"top_k": top_k.cpu(), "loss": float(F.cross_entropy(logits, batch.labels))},
-            batch.labels.cpu(),
-        )
+    def logits(self, batch: PointCloudBatch) -> torch.Tensor:
+        return self(batch.points, batch.lengths)
 
 
 @TASKS.register("image_to_pointcloud", batch=ImageToPointCloudBatch)

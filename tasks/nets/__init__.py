@@ -27,6 +27,7 @@ from visionflow.tasks.nets import (
     video,
     video3d,
     vit,
+    voxels,
 )
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS, checked_builder
 from visionflow.tasks.nets.transfer import replace_head, split_backbone_head
@@ -50,6 +51,7 @@ __all__ = [
     "video",
     "video3d",
     "vit",
+    "voxels",
 ]
 
 

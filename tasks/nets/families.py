@@ -62,3 +62,7 @@ POINTCLOUD_NETS = NETS.family(
 IMAGE_TO_POINTCLOUD_NETS = NETS.family(
     "image_to_pointcloud", output="images [B, C, H, W] -> points [B, P, 3]"
 )
+VOXEL_NETS = NETS.family("voxel", output="voxels [B, 1, R, R, R] -> logits [B, K]")
+IMAGE_TO_VOXEL_NETS = NETS.family(
+    "image_to_voxel", output="images [B, C, H, W] -> occupancy logits [B, R, R, R]"
+)

@@ -37,6 +37,7 @@ from visionflow.batches.rl import (
 )
 from visionflow.batches.segmentation import SegmentationBatch
 from visionflow.batches.video import VideoBatch, VideoDatasetInfo
+from visionflow.batches.voxels import ImageToVoxelBatch, VoxelBatch, VoxelDatasetInfo
 
 __all__ = [
     "IGNORE_INDEX",
@@ -52,6 +53,7 @@ __all__ = [
     "EpisodeBatch",
     "ImageClassificationBatch",
     "ImageToPointCloudBatch",
+    "ImageToVoxelBatch",
     "PointCloudBatch",
     "PointCloudDatasetInfo",
     "RLDatasetInfo",
@@ -59,5 +61,7 @@ __all__ = [
     "SegmentationBatch",
     "VideoBatch",
     "VideoDatasetInfo",
+    "VoxelBatch",
+    "VoxelDatasetInfo",
     "provided_arguments",
 ]

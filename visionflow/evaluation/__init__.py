@@ -65,6 +65,7 @@ _LAZY = {
     "RobustnessEvaluator": "robustness",
     "PointCloudEvaluator": "pointclouds",
     "VideoAccuracyEvaluator": "video",
+    "VoxelEvaluator": "voxels",
 }
 
 
