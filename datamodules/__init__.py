@@ -26,6 +26,7 @@ voc_segmentation    VOCSegmentationDataModule  Pascal VOC JPEGs + palette PNG ma
 shapes3d_points     Shapes3DPointsDataModule   generated 3D primitives as point clouds (offline)
 shapes3d_views      Shapes3DViewsDataModule    rendered views of them + their point clouds
 modelnet_points     ModelNetDataModule         ModelNet10/40 OFF meshes sampled into points
+modelnet_voxels     ModelNetVoxelsDataModule   ModelNet10/40 OFF meshes as surface voxel grids
 shapes3d_voxels     Shapes3DVoxelsDataModule   Shapes3D primitives as solid voxel grids
 shapes3d_view_voxels  Shapes3DViewVoxelsDataModule  rendered views + their voxel grids
 video_folder        VideoFolderDataModule      class subfolders of videos or frame folders (UCF101)
@@ -39,7 +40,7 @@ from visionflow.datamodules.digits import DigitsDataModule
 from visionflow.datamodules.experience import ExperienceDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
-from visionflow.datamodules.modelnet import ModelNetDataModule
+from visionflow.datamodules.modelnet import ModelNetDataModule, ModelNetVoxelsDataModule
 from visionflow.datamodules.segmentation_coco import (
     CocoSegmentationDataModule,
     ShapesSegmentationDataModule,
@@ -79,6 +80,7 @@ __all__ = [
     "MovingShapesVideoDataModule",
     "SegmentationFolderDataModule",
     "ModelNetDataModule",
+    "ModelNetVoxelsDataModule",
     "Shapes3DPointsDataModule",
     "Shapes3DViewsDataModule",
     "Shapes3DViewVoxelsDataModule",

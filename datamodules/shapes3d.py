@@ -28,7 +28,11 @@ import torch
 
 from visionflow.batches import ImageToPointCloudBatch, PointCloudBatch, PointCloudDatasetInfo
 from visionflow.datamodules.mesh_io import write_mesh
-from visionflow.datamodules.pointcloud_data import PointCloudDataModule, TensorBatches
+from visionflow.datamodules.pointcloud_data import (
+    NO_TRANSFORMS,
+    PointCloudDataModule,
+    TensorBatches,
+)
 from visionflow.datamodules.shapes import png_bytes, split_seed
 from visionflow.datamodules.shapes3d_render import (
     PRIMITIVES,
@@ -249,7 +253,7 @@ class Shapes3DViewsDataModule(Shapes3DDataModule):
     """Shapes3D rendered views ``[B, 3, S, S]`` with the surface samples they show ``[B, P, 3]``
     (camera frame, not augmented: the image fixes the pose)."""
 
-    default_transforms = {"train": "pointcloud_none", "eval": "pointcloud_none"}
+    default_transforms = NO_TRANSFORMS
 
     @property
     def provided_image_size(self) -> tuple[int, int]:

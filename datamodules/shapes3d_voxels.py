@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from visionflow.batches import ImageToVoxelBatch, VoxelBatch, VoxelDatasetInfo
+from visionflow.datamodules.pointcloud_data import NO_TRANSFORMS
 from visionflow.datamodules.shapes3d import (
     SPLITS,
     Shapes3DDataModule,
@@ -25,7 +26,7 @@ from visionflow.datamodules.shapes3d import (
     read_split,
 )
 from visionflow.datamodules.shapes3d_render import PRIMITIVES
-from visionflow.errors import DataError, SpecError
+from visionflow.errors import DataError
 from visionflow.ops import voxelize_mesh
 from visionflow.registry import DATAMODULES
 
@@ -74,7 +75,7 @@ def voxel_grids(folder: Path, resolution: int) -> torch.Tensor:
 class Shapes3DVoxelData(Shapes3DDataModule):
     """Shapes3D splits plus their voxel grids (field ``voxels``); subclasses build batches."""
 
-    default_transforms = {"train": "pointcloud_none", "eval": "pointcloud_none"}
+    default_transforms = NO_TRANSFORMS
 
     @property
     def info(self) -> VoxelDatasetInfo:
@@ -92,11 +93,7 @@ class Shapes3DVoxelData(Shapes3DDataModule):
             self.derived_fields(self.root / split)
 
     def derived_fields(self, folder: Path) -> dict[str, torch.Tensor]:
-        if any(self.pipelines[phase].ops for phase in self.pipelines):
-            raise SpecError(
-                "transforms: voxel grids are not augmented by point-cloud transforms",
-                hint="leave transforms unset for the voxel datamodules",
-            )
+        self.refuse_transforms()
         return {"voxels": voxel_grids(folder, self.resolution)}
 
 

@@ -183,6 +183,12 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
         "val_fraction": 0.34,
         **SMALL,
     },
+    "modelnet_voxels": lambda root: {
+        "root": str(write_modelnet(root)),
+        "resolution": 16,
+        "val_fraction": 0.34,
+        **SMALL,
+    },
     "moving_shapes": _moving_shapes,
     "video_folder": _video_folder,
 }

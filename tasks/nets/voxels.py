@@ -29,7 +29,7 @@ def voxnet(
     channels (5^3 stride 2, then 3^3; batch norm), a 2^3 max pool, a ``hidden``-unit layer."""
     side = voxnet_feature_side(resolution)
     if side < 1:
-        raise SpecError(f"resolution: voxnet needs grids of at least 12 cells, got {resolution}")
+        raise SpecError(f"resolution: voxnet needs grids of at least 11 cells, got {resolution}")
     if width < 1 or hidden < 1 or not 0 <= dropout < 1:
         raise SpecError(
             "net_args: need width >= 1, hidden >= 1 and dropout in [0, 1), "
