@@ -29,6 +29,7 @@ modelnet_points     ModelNetDataModule         ModelNet10/40 OFF meshes sampled 
 modelnet_voxels     ModelNetVoxelsDataModule   ModelNet10/40 OFF meshes as surface voxel grids
 shapes3d_voxels     Shapes3DVoxelsDataModule   Shapes3D primitives as solid voxel grids
 shapes3d_view_voxels  Shapes3DViewVoxelsDataModule  rendered views + their voxel grids
+shapes3d_occupancy  Shapes3DOccupancyDataModule  rendered views + inside/outside query points
 video_folder        VideoFolderDataModule      class subfolders of videos or frame folders (UCF101)
 moving_shapes       MovingShapesVideoDataModule  generated shapes moving in 6 ways, .mp4 (offline)
 """
@@ -57,6 +58,7 @@ from visionflow.datamodules.shapes3d import (
     make_shapes3d_dataset,
 )
 from visionflow.datamodules.shapes3d_voxels import (
+    Shapes3DOccupancyDataModule,
     Shapes3DViewVoxelsDataModule,
     Shapes3DVoxelsDataModule,
 )
@@ -81,6 +83,7 @@ __all__ = [
     "SegmentationFolderDataModule",
     "ModelNetDataModule",
     "ModelNetVoxelsDataModule",
+    "Shapes3DOccupancyDataModule",
     "Shapes3DPointsDataModule",
     "Shapes3DViewsDataModule",
     "Shapes3DViewVoxelsDataModule",

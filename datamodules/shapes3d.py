@@ -104,8 +104,9 @@ def make_shapes3d_dataset(
     }
     arrays = {k: np.stack(v) for k, v in fields.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("voxels_*.npy"):  # grids of the split this one replaces
-        stale.unlink()
+    for pattern in ("voxels_*.npy", "occupancy_*.npz"):  # derived from the split it replaces
+        for stale in out_dir.glob(pattern):
+            stale.unlink()
     np.savez(out_dir / "samples.tmp.npz", labels=labels.astype(np.int64), **arrays, **meshes)
     (out_dir / "samples.tmp.npz").replace(out_dir / "samples.npz")
     atomic_write_json(out_dir / "info.json", generator_info(samples, seed, image_size, num_points))

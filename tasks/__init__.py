@@ -11,6 +11,7 @@ from visionflow.tasks import (
     generative,
     gradcheck,
     knn,
+    occupancy,
     optim,
     pointclouds,
     rl,
@@ -24,6 +25,7 @@ from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
+from visionflow.tasks.occupancy import ImageToOccupancyTask
 from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
 from visionflow.tasks.segmentation import SemanticSegmentationTask
 from visionflow.tasks.two_stream import TwoStreamTask
@@ -33,6 +35,7 @@ from visionflow.tasks.voxels import ImageToVoxelTask, VoxelClassificationTask
 __all__ = [
     "GradCheckResult",
     "ImageClassificationTask",
+    "ImageToOccupancyTask",
     "ImageToPointCloudTask",
     "ImageToVoxelTask",
     "KNearestNeighbors",
@@ -49,6 +52,7 @@ __all__ = [
     "gradcheck",
     "knn",
     "numerical_gradient_check",
+    "occupancy",
     "optim",
     "rl",
     "segmentation",

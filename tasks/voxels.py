@@ -138,10 +138,19 @@ class ImageToVoxelTask(StepsByStage, VisionTask):
         if stage != "test" or self.exported is None:
             return []
         folder = Path(directory).parent / "meshes"
-        written = []
-        for kind, grids in zip(("predicted", "target"), self.exported):
-            for index, (verts, faces) in enumerate(cubify(grids)):
-                if len(faces):
-                    path = folder / f"{kind}_{index}.obj"
-                    written.append(write_mesh(path, verts.numpy(), faces.numpy()))
-        return written
+        return [
+            path
+            for kind, grids in zip(("predicted", "target"), self.exported)
+            for path in write_meshes(folder, kind, cubify(grids))
+        ]
+
+
+def write_meshes(
+    folder: Path, prefix: str, meshes: list[tuple[torch.Tensor, torch.Tensor]]
+) -> list[Path]:
+    """``folder/<prefix>_<k>.obj`` for each non-empty mesh ``(verts [V, 3], faces [F, 3])``."""
+    return [
+        write_mesh(folder / f"{prefix}_{index}.obj", verts.numpy(), faces.numpy())
+        for index, (verts, faces) in enumerate(meshes)
+        if len(faces)
+    ]

@@ -177,6 +177,7 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "shapes3d_views": _shapes3d,
     "shapes3d_voxels": lambda root: {**_shapes3d(root), "resolution": 16},
     "shapes3d_view_voxels": lambda root: {**_shapes3d(root), "resolution": 16},
+    "shapes3d_occupancy": _shapes3d,
     "modelnet_points": lambda root: {
         "root": str(write_modelnet(root)),
         "num_points": 32,
@@ -218,6 +219,12 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     "image_to_voxel": {
         "net_args": {"width": 4, "depth": 2, "channels": 8},
         "export_meshes": 2,
+        "scheduler": "none",
+    },
+    "image_to_occupancy": {
+        "net_args": {"width": 4, "depth": 2, "hidden": 8, "blocks": 1},
+        "mesh_resolution": 8,
+        "export_meshes": 1,
         "scheduler": "none",
     },
     "video_classification": {"net": "single_frame", "net_args": {"width": 4}, "scheduler": "none"},

@@ -66,3 +66,8 @@ VOXEL_NETS = NETS.family("voxel", output="voxels [B, 1, R, R, R] -> logits [B, K
 IMAGE_TO_VOXEL_NETS = NETS.family(
     "image_to_voxel", output="images [B, C, H, W] -> occupancy logits [B, R, R, R]"
 )
+IMAGE_TO_OCCUPANCY_NETS = NETS.family(
+    "image_to_occupancy",
+    output="encode(images [B, C, H, W]) -> code [B, Z]; decode(code, points [B, Q, 3]) -> "
+    "occupancy logits [B, Q]; forward(images, points) = decode(encode(images), points)",
+)

@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from visionflow.batches import ImageToVoxelBatch, VoxelBatch
+from visionflow.batches import ImageToOccupancyBatch, ImageToVoxelBatch, VoxelBatch
 from visionflow.datamodules import (
+    Shapes3DOccupancyDataModule,
     Shapes3DViewVoxelsDataModule,
     Shapes3DVoxelsDataModule,
     make_shapes3d_dataset,
 )
 from visionflow.datamodules.shapes3d_voxels import split_meshes, voxel_grids
 from visionflow.errors import DataError, SpecError
-from visionflow.ops import voxelize_mesh
+from visionflow.ops import points_inside_mesh, voxelize_mesh
 
 SMALL = {
     "train_samples": 3,
@@ -83,3 +84,25 @@ def test_voxel_datamodules_refuse_point_cloud_transforms(tmp_path):
     )
     with pytest.raises(SpecError, match="transforms"):
         datamodule.prepare_data()
+
+
+def test_occupancy_queries_are_labelled_by_the_mesh(tmp_path):
+    datamodule = Shapes3DOccupancyDataModule(data_dir=str(tmp_path), **SMALL)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert isinstance(batch, ImageToOccupancyBatch)
+    assert batch.queries.shape == (3, 32, 3) and batch.occupancy.shape == (3, 32)
+    assert batch.surface.shape == (3, 32, 3) and datamodule.info.image_size == (32, 32)
+    with np.load(tmp_path / "train" / "samples.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    for index, (verts, faces) in enumerate(split_meshes(arrays)):
+        queries = datamodule.splits["train"].fields["queries"][index]
+        inside = points_inside_mesh(torch.from_numpy(verts), torch.from_numpy(faces), queries)
+        assert torch.equal(datamodule.splits["train"].fields["occupancy"][index], inside.float())
+        surface = torch.from_numpy(arrays["points"][index])
+        nearest = torch.cdist(queries, surface).amin(1)  # [Q]
+        assert nearest[:16].max() < 0.3  # train: the first half sits near the surface
+    val = datamodule.splits["val"].fields["queries"]
+    assert (val.abs() <= 1).all() and val.std() > 0.4  # uniform in the cube
+    assert 0 < datamodule.splits["train"].fields["occupancy"].mean() < 1

@@ -22,6 +22,7 @@ A new family adds ``visionflow/batches/<family>.py`` with its batch dataclass (a
 from visionflow.batches.classification import ClassificationDatasetInfo, ImageClassificationBatch
 from visionflow.batches.core import IGNORE_INDEX, Batch, DatasetInfo, provided_arguments
 from visionflow.batches.detection import DetectionBatch, DetectionDatasetInfo, DetectionTarget
+from visionflow.batches.occupancy import ImageToOccupancyBatch
 from visionflow.batches.pointclouds import (
     ImageToPointCloudBatch,
     PointCloudBatch,
@@ -52,6 +53,7 @@ __all__ = [
     "Episode",
     "EpisodeBatch",
     "ImageClassificationBatch",
+    "ImageToOccupancyBatch",
     "ImageToPointCloudBatch",
     "ImageToVoxelBatch",
     "PointCloudBatch",

@@ -12,6 +12,7 @@ from visionflow.ops.cubify import cubify
 from visionflow.ops.fscore import f_score, nearest_distances
 from visionflow.ops.ico_sphere import ico_sphere, subdivide
 from visionflow.ops.inside_mesh import points_inside_mesh
+from visionflow.ops.marching_cubes import mesh_from_grid
 from visionflow.ops.nearest import nearest_neighbor_index
 from visionflow.ops.sample_points import sample_points_from_mesh
 from visionflow.ops.voxel_iou import voxel_iou
@@ -22,6 +23,7 @@ __all__ = [
     "cubify",
     "f_score",
     "ico_sphere",
+    "mesh_from_grid",
     "nearest_distances",
     "nearest_neighbor_index",
     "points_inside_mesh",
