@@ -188,7 +188,8 @@ class Shapes3DDataModule(PointCloudDataModule):
         )
 
     def prepare_data(self) -> None:
-        """Write each split that is missing or was made with other settings."""
+        """Write each split that is missing or was made with other settings, and what
+        subclasses derive from it (:meth:`derived_fields`, cached)."""
         for split in SPLITS:
             folder = self.root / split
             wanted = self.wanted_info(split)
@@ -205,6 +206,7 @@ class Shapes3DDataModule(PointCloudDataModule):
                     self.num_points,
                     self.write_files,
                 )
+            self.derived_fields(folder)  # computed and cached once, before any setup
 
     def setup(self, stage: str | None = None) -> None:
         rank = self.trainer.global_rank if self.trainer is not None else 0

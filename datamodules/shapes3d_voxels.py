@@ -30,7 +30,6 @@ from visionflow.batches import (
 )
 from visionflow.datamodules.pointcloud_data import NO_TRANSFORMS
 from visionflow.datamodules.shapes3d import (
-    SPLITS,
     Shapes3DDataModule,
     normalized_images,
     read_split,
@@ -96,11 +95,6 @@ class Shapes3DVoxelData(Shapes3DDataModule):
             image_size=self.provided_image_size,
             resolution=self.resolution,
         )
-
-    def prepare_data(self) -> None:
-        super().prepare_data()
-        for split in SPLITS:
-            self.derived_fields(self.root / split)
 
     def derived_fields(self, folder: Path) -> dict[str, torch.Tensor]:
         self.refuse_transforms()
@@ -194,11 +188,6 @@ class Shapes3DOccupancyDataModule(Shapes3DDataModule):
             in_channels=3,
             image_size=self.provided_image_size,
         )
-
-    def prepare_data(self) -> None:
-        super().prepare_data()
-        for split in SPLITS:
-            self.derived_fields(self.root / split)
 
     def derived_fields(self, folder: Path) -> dict[str, torch.Tensor]:
         self.refuse_transforms()

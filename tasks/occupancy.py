@@ -32,7 +32,7 @@ from visionflow.tasks.base import VisionTask
 from visionflow.tasks.nets.families import IMAGE_TO_OCCUPANCY_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.pointclouds import EpochMeans, StepsByStage, build_family_net
-from visionflow.tasks.voxels import write_meshes
+from visionflow.tasks.voxels import check_reconstruction_arguments, write_meshes
 
 Mesh = tuple[torch.Tensor, torch.Tensor]
 
@@ -61,12 +61,9 @@ class ImageToOccupancyTask(StepsByStage, VisionTask):
     ):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
-        if not 0 < threshold < 1:
-            raise SpecError(f"threshold: must be in (0, 1), got {threshold}")
+        check_reconstruction_arguments(threshold, export_meshes)
         if mesh_resolution < 2:
             raise SpecError(f"mesh_resolution: must be >= 2, got {mesh_resolution}")
-        if export_meshes < 0:
-            raise SpecError(f"export_meshes: must be >= 0, got {export_meshes}")
         self.thresholds = OccupancyEvaluator(f_score_thresholds).clouds.thresholds
         self.net = build_family_net(IMAGE_TO_OCCUPANCY_NETS, net, net_args, in_channels=in_channels)
         self.epoch_means = EpochMeans(["loss", "iou"])

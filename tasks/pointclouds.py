@@ -112,6 +112,14 @@ class LabelClassifier(StepsByStage):
 
     checkpoint_monitor = ("val/acc", "max")
 
+    def build_classifier(self, family: Any, net: str, net_args: Any, **provided: Any) -> None:
+        """``self.net``: net ``net`` of ``family`` for ``provided["num_classes"]`` >= 2 classes
+        (plus the other ``provided`` data arguments); ``self.epoch_means``: loss and acc."""
+        if provided["num_classes"] < 2:
+            raise SpecError(f"num_classes: must be >= 2, got {provided['num_classes']}")
+        self.net = build_family_net(family, net, net_args, **provided)
+        self.epoch_means = EpochMeans(["loss", "acc"])
+
     def logits(self, batch: Any) -> torch.Tensor:
         raise NotImplementedError
 
@@ -157,12 +165,9 @@ class PointCloudClassificationTask(LabelClassifier, VisionTask):
     ):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
-        if num_classes < 2:
-            raise SpecError(f"num_classes: must be >= 2, got {num_classes}")
-        self.net = build_family_net(
+        self.build_classifier(
             POINTCLOUD_NETS, net, net_args, num_classes=num_classes, in_channels=in_channels
         )
-        self.epoch_means = EpochMeans(["loss", "acc"])
 
     def forward(self, points: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``points [B, N, C] -> logits [B, K]``."""

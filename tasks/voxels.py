@@ -30,7 +30,12 @@ from visionflow.registry import TASKS
 from visionflow.tasks.base import VisionTask
 from visionflow.tasks.nets.families import IMAGE_TO_VOXEL_NETS, VOXEL_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
-from visionflow.tasks.pointclouds import EpochMeans, LabelClassifier, StepsByStage, build_family_net
+from visionflow.tasks.pointclouds import (
+    EpochMeans,
+    LabelClassifier,
+    StepsByStage,
+    build_family_net,
+)
 
 
 @TASKS.register("voxel_classification", batch=VoxelBatch)
@@ -51,12 +56,9 @@ class VoxelClassificationTask(LabelClassifier, VisionTask):
     ):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
-        if num_classes < 2:
-            raise SpecError(f"num_classes: must be >= 2, got {num_classes}")
-        self.net = build_family_net(
+        self.build_classifier(
             VOXEL_NETS, net, net_args, num_classes=num_classes, resolution=resolution
         )
-        self.epoch_means = EpochMeans(["loss", "acc"])
 
     def forward(self, voxels: torch.Tensor) -> torch.Tensor:
         """``voxels [B, 1, R, R, R] -> logits [B, K]``."""
@@ -90,10 +92,7 @@ class ImageToVoxelTask(StepsByStage, VisionTask):
     ):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters()
-        if not 0 < threshold < 1:
-            raise SpecError(f"threshold: must be in (0, 1), got {threshold}")
-        if export_meshes < 0:
-            raise SpecError(f"export_meshes: must be >= 0, got {export_meshes}")
+        check_reconstruction_arguments(threshold, export_meshes)
         self.net = build_family_net(
             IMAGE_TO_VOXEL_NETS, net, net_args, in_channels=in_channels, resolution=resolution
         )
@@ -143,6 +142,15 @@ class ImageToVoxelTask(StepsByStage, VisionTask):
             for kind, grids in zip(("predicted", "target"), self.exported)
             for path in write_meshes(folder, kind, cubify(grids))
         ]
+
+
+def check_reconstruction_arguments(threshold: float, export_meshes: int) -> None:
+    """SpecError naming ``threshold`` (an occupancy probability in (0, 1)) or
+    ``export_meshes`` (a count) when out of range."""
+    if not 0 < threshold < 1:
+        raise SpecError(f"threshold: must be in (0, 1), got {threshold}")
+    if export_meshes < 0:
+        raise SpecError(f"export_meshes: must be >= 0, got {export_meshes}")
 
 
 def write_meshes(
