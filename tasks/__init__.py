@@ -11,6 +11,7 @@ from visionflow.tasks import (
     generative,
     gradcheck,
     knn,
+    mesh,
     occupancy,
     optim,
     pointclouds,
@@ -25,6 +26,7 @@ from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
+from visionflow.tasks.mesh import ImageToMeshTask
 from visionflow.tasks.occupancy import ImageToOccupancyTask
 from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
 from visionflow.tasks.segmentation import SemanticSegmentationTask
@@ -35,6 +37,7 @@ from visionflow.tasks.voxels import ImageToVoxelTask, VoxelClassificationTask
 __all__ = [
     "GradCheckResult",
     "ImageClassificationTask",
+    "ImageToMeshTask",
     "ImageToOccupancyTask",
     "ImageToPointCloudTask",
     "ImageToVoxelTask",
@@ -51,6 +54,7 @@ __all__ = [
     "generative",
     "gradcheck",
     "knn",
+    "mesh",
     "numerical_gradient_check",
     "occupancy",
     "optim",

@@ -238,13 +238,7 @@ class ImageToPointCloudTask(StepsByStage, VisionTask):
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Predicted and target clouds, one ``[P, 3]`` / ``[M_i, 3]`` tensor per image, on CPU."""
         predicted = self(batch.images).float().cpu()
-        lengths = (
-            batch.lengths.tolist()
-            if batch.lengths is not None
-            else [batch.points.shape[1]] * len(predicted)
-        )
-        targets = [cloud[:count] for cloud, count in zip(batch.points.cpu(), lengths)]
-        return list(predicted), targets
+        return list(predicted), target_clouds(batch)
 
     def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
         """After ``test``: ``pointclouds.png``, predicted vs target clouds of the first batch."""
@@ -260,6 +254,14 @@ class ImageToPointCloudTask(StepsByStage, VisionTask):
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
         return []
+
+
+def target_clouds(batch: ImageToPointCloudBatch) -> list[torch.Tensor]:
+    """The batch's target clouds without padding, one ``[M_i, 3]`` tensor each, on the CPU."""
+    points = batch.points.cpu()
+    if batch.lengths is None:
+        return list(points)
+    return [cloud[:count] for cloud, count in zip(points, batch.lengths.tolist())]
 
 
 def plot_point_clouds(predicted: torch.Tensor, target: torch.Tensor, count: int = 6):

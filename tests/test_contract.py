@@ -221,6 +221,11 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
         "export_meshes": 2,
         "scheduler": "none",
     },
+    "image_to_mesh": {
+        "net_args": {"level": 1, "width": 4, "depth": 2, "hidden": 8, "blocks": 1, "stages": 2},
+        "export_meshes": 1,
+        "scheduler": "none",
+    },
     "image_to_occupancy": {
         "net_args": {"width": 4, "depth": 2, "hidden": 8, "blocks": 1},
         "mesh_resolution": 8,

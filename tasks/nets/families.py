@@ -71,3 +71,7 @@ IMAGE_TO_OCCUPANCY_NETS = NETS.family(
     output="encode(images [B, C, H, W]) -> code [B, Z]; decode(code, points [B, Q, 3]) -> "
     "occupancy logits [B, Q]; forward(images, points) = decode(encode(images), points)",
 )
+IMAGE_TO_MESH_NETS = NETS.family(
+    "image_to_mesh",
+    output="images [B, C, H, W] -> list (one per stage) of verts [B, V, 3]; module.faces [F, 3]",
+)
