@@ -69,6 +69,10 @@ SHRINK = {
         *SHAPES3D_SMALL,
         "data.args.resolution=16",
     ],
+    "shapes3d_mesh.yaml": [
+        *SHAPES3D_SMALL,
+        "task.args.net_args={level: 1, width: 4, depth: 2, hidden: 8, blocks: 1, stages: 2}",
+    ],
     "shapes3d_occupancy.yaml": [
         *SHAPES3D_SMALL,
         "data.args.num_points=64",
