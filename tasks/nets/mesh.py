@@ -32,13 +32,17 @@ class GraphConv(nn.Module):
 
 class DeformStage(nn.Module):
     """Vertex features (pooled image features, positions, previous hidden state) -> ``blocks``
-    residual graph convolutions -> hidden ``[B, V, H]`` and a bounded offset ``[B, V, 3]``."""
+    residual graph convolutions -> hidden ``[B, V, H]`` and a bounded offset ``[B, V, 3]``
+    (zero at initialization, so the net starts from the template)."""
 
     def __init__(self, width_in: int, hidden: int, blocks: int, step: float):
         super().__init__()
         self.entry = GraphConv(width_in, hidden)
         self.blocks = nn.ModuleList(GraphConv(hidden, hidden) for _ in range(blocks))
         self.offset = GraphConv(hidden, 3)
+        for layer in (self.offset.own, self.offset.neighbours):  # start at the template
+            nn.init.zeros_(layer.weight)
+        nn.init.zeros_(self.offset.own.bias)
         self.step = step
 
     def forward(

@@ -49,6 +49,7 @@ def test_pixel2mesh_deforms_the_template_per_stage():
     stages = net(torch.randn(2, 3, 32, 32))
     assert len(stages) == 2 and all(v.shape == (2, 42, 3) for v in stages)
     assert net.faces.shape == (80, 3)
+    torch.testing.assert_close(stages[0], net.template.expand(2, -1, -1))  # starts at the sphere
     with pytest.raises(SpecError, match="net_args"):
         pixel2mesh(in_channels=3, level=9)
 
