@@ -15,8 +15,9 @@ from visionflow.tasks.nets.pointnet import conv_block
 
 
 class GraphConv(nn.Module):
-    """``[B, V, I] -> [B, V, O]``: ``W0 x_i + sum over neighbours j of W1 x_j`` (PyTorch3D's
-    ``GraphConv``), over the undirected ``edges [E, 2]``."""
+    """``[B, V, I] -> [B, V, O]``: ``W0 x_i + mean over neighbours j of W1 x_j`` over the
+    undirected ``edges [E, 2]`` (PyTorch3D's ``GraphConv`` sums; the mean keeps the scale of
+    the features independent of the vertex degree, which kept training stable here)."""
 
     def __init__(self, width_in: int, width_out: int):
         super().__init__()
@@ -27,15 +28,16 @@ class GraphConv(nn.Module):
         messages = self.neighbours(features)  # [B, V, O]
         both = torch.cat([edges, edges.flip(1)])  # (i, j) and (j, i)
         gathered = torch.zeros_like(messages).index_add_(1, both[:, 0], messages[:, both[:, 1]])
-        return self.own(features) + gathered
+        degree = torch.bincount(both[:, 0], minlength=features.shape[1]).clamp(min=1)
+        return self.own(features) + gathered / degree[:, None].to(messages.dtype)
 
 
 class DeformStage(nn.Module):
     """Vertex features (pooled image features, positions, previous hidden state) -> ``blocks``
-    residual graph convolutions -> hidden ``[B, V, H]`` and a bounded offset ``[B, V, 3]``
-    (zero at initialization, so the net starts from the template)."""
+    residual graph convolutions -> hidden ``[B, V, H]`` and an offset ``[B, V, 3]`` (zero at
+    initialization, so the net starts from the template)."""
 
-    def __init__(self, width_in: int, hidden: int, blocks: int, step: float):
+    def __init__(self, width_in: int, hidden: int, blocks: int):
         super().__init__()
         self.entry = GraphConv(width_in, hidden)
         self.blocks = nn.ModuleList(GraphConv(hidden, hidden) for _ in range(blocks))
@@ -43,7 +45,6 @@ class DeformStage(nn.Module):
         for layer in (self.offset.own, self.offset.neighbours):  # start at the template
             nn.init.zeros_(layer.weight)
         nn.init.zeros_(self.offset.own.bias)
-        self.step = step
 
     def forward(
         self, features: torch.Tensor, edges: torch.Tensor
@@ -51,7 +52,7 @@ class DeformStage(nn.Module):
         hidden = torch.relu(self.entry(features, edges))
         for block in self.blocks:
             hidden = hidden + torch.relu(block(hidden, edges))
-        return hidden, self.step * torch.tanh(self.offset(hidden, edges))
+        return hidden, self.offset(hidden, edges)
 
 
 class ImageToMesh(nn.Module):
@@ -81,7 +82,7 @@ class ImageToMesh(nn.Module):
             self.levels.append(conv_block(channels, out))
             channels, pooled = out, pooled + out
         self.stages = nn.ModuleList(
-            DeformStage(pooled + 3 + (hidden if index else 0), hidden, blocks, step=0.5)
+            DeformStage(pooled + 3 + (hidden if index else 0), hidden, blocks)
             for index in range(stages)
         )
 

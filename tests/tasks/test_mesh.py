@@ -32,15 +32,18 @@ def mesh_batch(count=2, points=40):
     )
 
 
-def test_graph_conv_sums_the_neighbours():
+def test_graph_conv_averages_the_neighbours():
     _, faces = ico_sphere(0)
-    edges = unique_edges(faces)
+    edges = torch.cat([unique_edges(faces), torch.tensor([[12, 13]])])  # plus a lone edge
     conv = GraphConv(4, 5).double()
-    features = torch.randn(2, 12, 4, dtype=torch.float64)
+    features = torch.randn(2, 15, 4, dtype=torch.float64)  # vertex 14: no neighbour
     expected = conv.own(features).clone()
-    for a, b in edges.tolist():
-        expected[:, a] += conv.neighbours(features[:, b])
-        expected[:, b] += conv.neighbours(features[:, a])
+    for vertex in range(15):
+        near = [b for a, b in edges.tolist() if a == vertex] + [
+            a for a, b in edges.tolist() if b == vertex
+        ]
+        if near:
+            expected[:, vertex] += sum(conv.neighbours(features[:, j]) for j in near) / len(near)
     torch.testing.assert_close(conv(features, edges), expected)
 
 
