@@ -69,6 +69,7 @@ SHRINK = {
         *SHAPES3D_SMALL,
         "data.args.resolution=16",
     ],
+    "shapes3d_voxnet.yaml": [*SHAPES3D_SMALL, "data.args.resolution=16"],
     "shapes3d_mesh.yaml": [
         *SHAPES3D_SMALL,
         "task.args.net_args={level: 1, width: 4, depth: 2, hidden: 8, blocks: 1, stages: 2}",
