@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from visionflow.datamodules.mesh_io import read_mesh
 from visionflow.datamodules.shapes3d_render import box_mesh, torus_mesh
 from visionflow.ops import (
     cubify,
@@ -89,24 +90,40 @@ def test_voxelize_a_cube_known_counts():
     assert solid[1:7, 1:7, 1:7].all() and not surface[2:6, 2:6, 2:6].any()
 
 
-def test_mesh_surface_matches_open3d_and_contains_sampled_points():
+def open3d_surface_cells(verts, faces, resolution):
+    """open3d's voxelization of the mesh over [-1, 1]^3, as a bool [D, H, W] grid."""
     import open3d as o3d
 
-    verts, faces = bumpy_sphere()
     mesh = o3d.geometry.TriangleMesh(
         o3d.utility.Vector3dVector(verts.numpy()),
         o3d.utility.Vector3iVector(faces.numpy().astype(np.int32)),
     )
     grid = o3d.geometry.VoxelGrid.create_from_triangle_mesh_within_bounds(
-        mesh, 2 / 16, np.full(3, -1.0), np.full(3, 1.0)
+        mesh, 2 / resolution, np.full(3, -1.0), np.full(3, 1.0)
     )
     index = np.array([voxel.grid_index for voxel in grid.get_voxels()])
-    expected = torch.zeros(16, 16, 16, dtype=torch.bool)
+    expected = torch.zeros((resolution,) * 3, dtype=torch.bool)
     expected[index[:, 2], index[:, 1], index[:, 0]] = True
+    return expected
+
+
+def test_mesh_surface_matches_open3d_and_contains_sampled_points():
+    verts, faces = bumpy_sphere()
     ours = voxelize_mesh(verts, faces, 16, fill=False)
-    assert torch.equal(ours, expected)
+    assert torch.equal(ours, open3d_surface_cells(verts, faces, 16))
     points, _ = sample_points_from_mesh(verts, faces, 20000, torch.Generator().manual_seed(0))
     assert ours[voxelize_points(points[None], 16)[0]].all()
+
+
+@pytest.mark.parametrize(
+    "name", ["stanford_bunny.ply", "cheburashka.off", "suzanne.obj", "teapot.obj", "cow.glb"]
+)
+def test_real_mesh_surfaces_match_open3d(shared_data, name):
+    verts, faces = (torch.from_numpy(a) for a in read_mesh(shared_data / "meshes" / name))
+    low, high = verts.double().amin(0), verts.double().amax(0)
+    verts = (verts.double() - (low + high) / 2) / ((high - low).max() / 2) * 0.9 + 0.0123
+    ours = voxelize_mesh(verts, faces, 32, fill=False)
+    assert torch.equal(ours, open3d_surface_cells(verts, faces, 32)) and ours.sum() > 1000
 
 
 def test_filled_cells_match_the_winding_number():
