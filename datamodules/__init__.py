@@ -26,6 +26,10 @@ voc_segmentation    VOCSegmentationDataModule  Pascal VOC JPEGs + palette PNG ma
 shapes3d_points     Shapes3DPointsDataModule   generated 3D primitives as point clouds (offline)
 shapes3d_views      Shapes3DViewsDataModule    rendered views of them + their point clouds
 modelnet_points     ModelNetDataModule         ModelNet10/40 OFF meshes sampled into points
+modelnet_voxels     ModelNetVoxelsDataModule   ModelNet10/40 OFF meshes as surface voxel grids
+shapes3d_voxels     Shapes3DVoxelsDataModule   Shapes3D primitives as solid voxel grids
+shapes3d_view_voxels  Shapes3DViewVoxelsDataModule  rendered views + their voxel grids
+shapes3d_occupancy  Shapes3DOccupancyDataModule  rendered views + inside/outside query points
 video_folder        VideoFolderDataModule      class subfolders of videos or frame folders (UCF101)
 moving_shapes       MovingShapesVideoDataModule  generated shapes moving in 6 ways, .mp4 (offline)
 """
@@ -37,7 +41,7 @@ from visionflow.datamodules.digits import DigitsDataModule
 from visionflow.datamodules.experience import ExperienceDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
-from visionflow.datamodules.modelnet import ModelNetDataModule
+from visionflow.datamodules.modelnet import ModelNetDataModule, ModelNetVoxelsDataModule
 from visionflow.datamodules.segmentation_coco import (
     CocoSegmentationDataModule,
     ShapesSegmentationDataModule,
@@ -52,6 +56,11 @@ from visionflow.datamodules.shapes3d import (
     Shapes3DPointsDataModule,
     Shapes3DViewsDataModule,
     make_shapes3d_dataset,
+)
+from visionflow.datamodules.shapes3d_voxels import (
+    Shapes3DOccupancyDataModule,
+    Shapes3DViewVoxelsDataModule,
+    Shapes3DVoxelsDataModule,
 )
 from visionflow.datamodules.tensor_data import TensorClassificationDataset, TensorDataModule
 from visionflow.datamodules.video_folder import VideoFolderDataModule
@@ -73,8 +82,12 @@ __all__ = [
     "MovingShapesVideoDataModule",
     "SegmentationFolderDataModule",
     "ModelNetDataModule",
+    "ModelNetVoxelsDataModule",
+    "Shapes3DOccupancyDataModule",
     "Shapes3DPointsDataModule",
     "Shapes3DViewsDataModule",
+    "Shapes3DViewVoxelsDataModule",
+    "Shapes3DVoxelsDataModule",
     "ShapesDetectionDataModule",
     "ShapesSegmentationDataModule",
     "TensorClassificationDataset",

@@ -14,16 +14,16 @@ degenerate faces (repeated vertices) are dropped; polygons are fanned into trian
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from visionflow.errors import DataError
+from visionflow.mesh_files import write_mesh
 
 MESH_SUFFIXES = (".off", ".ply", ".obj", ".stl", ".glb", ".gltf")
 POINT_SUFFIXES = (".ply", ".pcd", ".xyz", ".xyzn", ".xyzrgb", ".pts")
+__all__ = ["check_mesh", "read_mesh", "read_point_cloud", "write_mesh"]
 
 
 def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -86,31 +86,6 @@ def read_point_cloud(path: str | Path) -> np.ndarray:
     if len(points) == 0:
         raise DataError(f"{path}: no points could be read (empty or unreadable file)")
     return points
-
-
-def write_mesh(path: str | Path, verts: np.ndarray, faces: np.ndarray) -> Path:
-    """Write ``(verts [V, 3], faces [F, 3])`` to ``path`` (format by suffix) atomically."""
-    import open3d as o3d
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mesh = o3d.geometry.TriangleMesh(
-        o3d.utility.Vector3dVector(np.asarray(verts, np.float64)),
-        o3d.utility.Vector3iVector(np.asarray(faces, np.int32)),
-    )
-    handle, temporary = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    if not o3d.io.write_triangle_mesh(
-        temporary,
-        mesh,
-        write_vertex_normals=False,
-        write_vertex_colors=False,
-        write_triangle_uvs=False,
-    ):
-        os.unlink(temporary)
-        raise DataError(f"{path}: open3d could not write the mesh")
-    os.replace(temporary, path)
-    return path
 
 
 def _must_exist(path: Path) -> None:

@@ -1,4 +1,5 @@
-"""ModelNet10/40 as point clouds: OFF meshes sampled into ``num_points`` surface points.
+"""ModelNet10/40 as point clouds (OFF meshes sampled into ``num_points`` surface points,
+``modelnet_points``) or as surface voxel grids (``modelnet_voxels``).
 
 Layout (as the Princeton archives unpack)::
 
@@ -14,18 +15,23 @@ raises a DataError naming the folder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from visionflow.batches import PointCloudBatch, PointCloudDatasetInfo
+from visionflow.batches import PointCloudBatch, PointCloudDatasetInfo, VoxelBatch, VoxelDatasetInfo
 from visionflow.datamodules.base import holdout_split, mix_seed
 from visionflow.datamodules.mesh_io import read_mesh
-from visionflow.datamodules.pointcloud_data import PointCloudDataModule, TensorBatches
+from visionflow.datamodules.pointcloud_data import (
+    NO_TRANSFORMS,
+    PointCloudDataModule,
+    TensorBatches,
+)
 from visionflow.datamodules.transforms.pointcloud import Normalize
 from visionflow.errors import DataError, SpecError
-from visionflow.ops import sample_points_from_mesh
+from visionflow.ops import sample_points_from_mesh, voxelize_mesh
 from visionflow.registry import DATAMODULES
 
 
@@ -37,15 +43,19 @@ class ModelNetDataModule(PointCloudDataModule):
         self,
         root: str = "data/ModelNet10",
         num_points: int = 1024,
+        resolution: int = 32,
         val_fraction: float = 0.1,
         **loader: Any,
     ):
         super().__init__(**loader)
         if num_points < 1:
             raise SpecError(f"num_points: must be >= 1, got {num_points}")
+        if resolution < 1:
+            raise SpecError(f"resolution: must be >= 1, got {resolution}")
         if not 0 <= val_fraction < 1:
             raise SpecError(f"val_fraction: must be in [0, 1), got {val_fraction}")
         self.root, self.num_points, self.val_fraction = Path(root), num_points, val_fraction
+        self.resolution = resolution  # cells per side of the grids of modelnet_voxels
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -79,25 +89,36 @@ class ModelNetDataModule(PointCloudDataModule):
             transform = self.pipeline(split)
             self.splits[split] = TensorBatches(
                 fields,
-                lambda f, generator, t=transform: PointCloudBatch(
-                    points=t(f["points"], generator), labels=f["labels"]
-                ),
+                lambda f, generator, t=transform: self.make_batch(f, t, generator),
                 seed=self.seed,
                 rank=rank,
             )
 
+    def make_batch(self, fields, transform, generator) -> PointCloudBatch:
+        return PointCloudBatch(
+            points=transform(fields["points"], generator), labels=fields["labels"]
+        )
+
     def read_split(self, split: str) -> dict[str, torch.Tensor]:
         """``{"points": [N, P, 3], "labels": [N]}`` of every mesh of ``split``."""
+        clouds, labels = self.read_meshes(split, self.sample)
+        points = Normalize()(torch.stack(clouds), torch.Generator())
+        return {"points": points, "labels": labels}
+
+    def read_meshes(
+        self, split: str, encode: Callable[[Path, int], torch.Tensor]
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``encode(path, seed)`` of every mesh of ``split`` (seed fixed per file), and the
+        labels ``[N]``."""
         clouds, labels = [], []
         for label, name in enumerate(self.class_names):
             files = sorted((self.root / name / split).glob("*.off"))
             if not files:
                 raise DataError(f"{self.root / name / split}: no .off meshes")
             for index, path in enumerate(files):
-                clouds.append(self.sample(path, mix_seed(self.seed, label, index, split == "test")))
+                clouds.append(encode(path, mix_seed(self.seed, label, index, split == "test")))
                 labels.append(label)
-        points = Normalize()(torch.stack(clouds), torch.Generator())
-        return {"points": points, "labels": torch.tensor(labels, dtype=torch.int64)}
+        return clouds, torch.tensor(labels, dtype=torch.int64)
 
     def sample(self, path: Path, seed: int) -> torch.Tensor:
         verts, faces = read_mesh(path)
@@ -111,3 +132,37 @@ class ModelNetDataModule(PointCloudDataModule):
         except ValueError as error:
             raise DataError(f"{path}: {error}") from None
         return points
+
+
+@DATAMODULES.register("modelnet_voxels", batch=VoxelBatch)
+class ModelNetVoxelsDataModule(ModelNetDataModule):
+    """ModelNet meshes as surface voxel grids ``[B, 1, R, R, R]`` labelled by class, for
+    ``voxel_classification``: each mesh centred on its bounding box and scaled so that its
+    longest side spans ``[-1, 1]``, then the cells its triangles meet
+    (:func:`visionflow.ops.voxelize_mesh` without the fill: ModelNet's meshes are rarely
+    closed, so an inside test would leak). ``num_points`` is not used; grids are not augmented."""
+
+    default_transforms = NO_TRANSFORMS
+
+    @property
+    def info(self) -> VoxelDatasetInfo:
+        names = self.class_names
+        return VoxelDatasetInfo(
+            num_classes=len(names), class_names=names, in_channels=1, resolution=self.resolution
+        )
+
+    def read_split(self, split: str) -> dict[str, torch.Tensor]:
+        """``{"voxels": bool [N, R, R, R], "labels": [N]}`` of every mesh of ``split``."""
+        self.refuse_transforms()
+        grids, labels = self.read_meshes(split, self.voxelize)
+        return {"voxels": torch.stack(grids), "labels": labels}
+
+    def voxelize(self, path: Path, seed: int) -> torch.Tensor:
+        verts, faces = read_mesh(path)
+        verts = torch.from_numpy(verts).double()
+        low, high = verts.amin(0), verts.amax(0)
+        verts = (verts - (low + high) / 2) / ((high - low).max() / 2)
+        return voxelize_mesh(verts, torch.from_numpy(faces), self.resolution, fill=False)
+
+    def make_batch(self, fields, transform, generator) -> VoxelBatch:
+        return VoxelBatch(voxels=fields["voxels"][:, None].float(), labels=fields["labels"])

@@ -28,6 +28,7 @@ from visionflow.datamodules.transforms.pointcloud import (
 from visionflow.errors import SpecError
 
 DEFAULT_TRANSFORMS = {"train": "pointcloud_train", "eval": "pointcloud_none"}
+NO_TRANSFORMS = {"train": "pointcloud_none", "eval": "pointcloud_none"}
 
 
 class TensorBatches(Dataset):
@@ -93,6 +94,15 @@ class PointCloudDataModule(VisionDataModule):
 
     def transform_summary(self) -> dict[str, Any]:
         return {phase: self.pipelines[phase].describe() for phase in PHASES}
+
+    def refuse_transforms(self) -> None:
+        """SpecError when ``transforms`` asks for augmentation of data that is not points
+        (voxel grids): the point-cloud ops would not apply."""
+        if any(pipeline.ops for pipeline in self.pipelines.values()):
+            raise SpecError(
+                "transforms: voxel grids are not augmented by point-cloud transforms",
+                hint="leave transforms unset for the voxel datamodules",
+            )
 
     def pipeline(self, split: str) -> PointCloudCompose:
         return self.pipelines["train" if split == "train" else "eval"]

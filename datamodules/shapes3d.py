@@ -7,12 +7,14 @@ writes, for sample ``k``, ``meshes/00000k.obj`` (the primitive, turned to face t
 :mod:`visionflow.datamodules.shapes3d_render`), and for the whole split ``samples.npz``:
 ``images`` uint8 ``[N, S, S, 3]``, ``depth`` float32 ``[N, S, S]``, ``masks`` bool
 ``[N, S, S]``, ``points``/``normals`` float32 ``[N, P, 3]`` (area-weighted surface samples,
-in the camera frame of the image), ``labels`` int64 ``[N]``; ``info.json`` says how it was
+in the camera frame of the image), ``labels`` int64 ``[N]``, and the meshes themselves
+(``mesh_verts`` float32 ``[sum V, 3]``, ``mesh_faces`` int64 ``[sum F, 3]`` indexing each
+mesh's own vertices, ``mesh_sizes`` int64 ``[N, 2]`` = (V, F)); ``info.json`` says how it was
 made. The same seed writes the same files.
 
-Two datamodules read it: ``shapes3d_points`` (point clouds labelled by primitive, for
+Two datamodules here read it: ``shapes3d_points`` (point clouds labelled by primitive, for
 ``pointcloud_classification``) and ``shapes3d_views`` (image -> point cloud, for
-``image_to_pointcloud``).
+``image_to_pointcloud``); ``shapes3d_voxels.py`` adds the voxel ones.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ import torch
 
 from visionflow.batches import ImageToPointCloudBatch, PointCloudBatch, PointCloudDatasetInfo
 from visionflow.datamodules.mesh_io import write_mesh
-from visionflow.datamodules.pointcloud_data import PointCloudDataModule, TensorBatches
+from visionflow.datamodules.pointcloud_data import (
+    NO_TRANSFORMS,
+    PointCloudDataModule,
+    TensorBatches,
+)
 from visionflow.datamodules.shapes import png_bytes, split_seed
 from visionflow.datamodules.shapes3d_render import (
     PRIMITIVES,
@@ -39,7 +45,7 @@ from visionflow.ops import sample_points_from_mesh
 from visionflow.registry import DATAMODULES
 from visionflow.rundir import atomic_write_bytes, atomic_write_json
 
-GENERATOR = "visionflow.shapes3d/1"
+GENERATOR = "visionflow.shapes3d/2"
 SPLITS = ("train", "val", "test")
 ELEVATION = (0.3, 0.7)  # radians the camera looks down on the object
 IMAGE_MEAN, IMAGE_STD = 0.5, 0.25
@@ -64,7 +70,7 @@ def make_shapes3d_dataset(
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     fields: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("images", "depth", "masks", "points", "normals")
+        k: [] for k in ("images", "depth", "masks", "points", "normals", "verts", "faces")
     }
     labels = rng.integers(0, len(PRIMITIVES), size=samples)
     for index, label in enumerate(labels.tolist()):
@@ -82,15 +88,26 @@ def make_shapes3d_dataset(
             ("masks", view.mask),
             ("points", points.numpy()),
             ("normals", normals.numpy()),
+            ("verts", verts),
+            ("faces", faces),
         ):
             fields[key].append(value)
         if write_files:
             name = f"{index + 1:06d}"
             write_mesh(out_dir / "meshes" / f"{name}.obj", verts, faces)
             atomic_write_bytes(out_dir / "images" / f"{name}.png", png_bytes(view.rgb))
+    verts_list, faces_list = fields.pop("verts"), fields.pop("faces")
+    meshes = {
+        "mesh_verts": np.concatenate(verts_list).astype(np.float32),
+        "mesh_faces": np.concatenate(faces_list),
+        "mesh_sizes": np.array([[len(v), len(f)] for v, f in zip(verts_list, faces_list)]),
+    }
     arrays = {k: np.stack(v) for k, v in fields.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(out_dir / "samples.tmp.npz", labels=labels.astype(np.int64), **arrays)
+    for pattern in ("voxels_*.npy", "occupancy_*.npz"):  # derived from the split it replaces
+        for stale in out_dir.glob(pattern):
+            stale.unlink()
+    np.savez(out_dir / "samples.tmp.npz", labels=labels.astype(np.int64), **arrays, **meshes)
     (out_dir / "samples.tmp.npz").replace(out_dir / "samples.npz")
     atomic_write_json(out_dir / "info.json", generator_info(samples, seed, image_size, num_points))
     return out_dir / "samples.npz"
@@ -129,6 +146,7 @@ class Shapes3DDataModule(PointCloudDataModule):
         test_samples: int = 100,
         image_size: int = 64,
         num_points: int = 1024,
+        resolution: int = 32,
         data_seed: int = 0,
         write_files: bool = True,
         **loader: Any,
@@ -139,12 +157,14 @@ class Shapes3DDataModule(PointCloudDataModule):
             **{f"{split}_samples": (count, 1) for split, count in self.counts.items()},
             "image_size": (image_size, 16),
             "num_points": (num_points, 1),
+            "resolution": (resolution, 1),
         }
         for key, (value, least) in minimums.items():
             if value < least:
                 raise SpecError(f"{key}: must be >= {least}, got {value}")
         self.root = Path(data_dir)
         self.image_size, self.num_points = image_size, num_points
+        self.resolution = resolution  # cells per side of voxel grids (the voxel datamodules)
         self.data_seed, self.write_files = data_seed, write_files
 
     @property
@@ -163,7 +183,8 @@ class Shapes3DDataModule(PointCloudDataModule):
         )
 
     def prepare_data(self) -> None:
-        """Write each split that is missing or was made with other settings."""
+        """Write each split that is missing or was made with other settings, and what
+        subclasses derive from it (:meth:`derived_fields`, cached)."""
         for split in SPLITS:
             folder = self.root / split
             wanted = self.wanted_info(split)
@@ -180,13 +201,19 @@ class Shapes3DDataModule(PointCloudDataModule):
                     self.num_points,
                     self.write_files,
                 )
+            self.derived_fields(folder)  # computed and cached once, before any setup
 
     def setup(self, stage: str | None = None) -> None:
         rank = self.trainer.global_rank if self.trainer is not None else 0
         if not all((self.root / split / "samples.npz").is_file() for split in SPLITS):
             self.prepare_data()
         for split in SPLITS:
-            arrays = {k: torch.from_numpy(v) for k, v in read_split(self.root / split).items()}
+            arrays = {
+                k: torch.from_numpy(v)
+                for k, v in read_split(self.root / split).items()
+                if not k.startswith("mesh_")  # ragged: the voxel datamodules derive grids
+            }
+            arrays.update(self.derived_fields(self.root / split))
             transform = self.pipeline(split)
             self.splits[split] = TensorBatches(
                 arrays,
@@ -195,8 +222,18 @@ class Shapes3DDataModule(PointCloudDataModule):
                 rank=rank,
             )
 
+    def derived_fields(self, folder: Path) -> dict[str, torch.Tensor]:
+        """Fields ``[N, ...]`` a subclass computes from the split in ``folder`` (none here)."""
+        return {}
+
     def make_batch(self, fields, transform, generator):
         raise NotImplementedError
+
+
+def normalized_images(fields: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The views ``[B, 3, S, S]`` float32, normalized, from the split's uint8 ``[B, S, S, 3]``."""
+    images = fields["images"].permute(0, 3, 1, 2).float() / 255
+    return (images - IMAGE_MEAN) / IMAGE_STD
 
 
 @DATAMODULES.register("shapes3d_points", batch=PointCloudBatch)
@@ -214,16 +251,15 @@ class Shapes3DViewsDataModule(Shapes3DDataModule):
     """Shapes3D rendered views ``[B, 3, S, S]`` with the surface samples they show ``[B, P, 3]``
     (camera frame, not augmented: the image fixes the pose)."""
 
-    default_transforms = {"train": "pointcloud_none", "eval": "pointcloud_none"}
+    default_transforms = NO_TRANSFORMS
 
     @property
     def provided_image_size(self) -> tuple[int, int]:
         return (self.image_size, self.image_size)
 
     def make_batch(self, fields, transform, generator) -> ImageToPointCloudBatch:
-        images = fields["images"].permute(0, 3, 1, 2).float() / 255
         return ImageToPointCloudBatch(
-            images=(images - IMAGE_MEAN) / IMAGE_STD,
+            images=normalized_images(fields),
             points=transform(fields["points"], generator),
             labels=fields["labels"],
         )

@@ -11,6 +11,8 @@ from visionflow.tasks import (
     generative,
     gradcheck,
     knn,
+    mesh,
+    occupancy,
     optim,
     pointclouds,
     rl,
@@ -18,33 +20,43 @@ from visionflow.tasks import (
     two_stream,
     understanding,
     video,
+    voxels,
 )
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
+from visionflow.tasks.mesh import ImageToMeshTask
+from visionflow.tasks.occupancy import ImageToOccupancyTask
 from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
 from visionflow.tasks.segmentation import SemanticSegmentationTask
 from visionflow.tasks.two_stream import TwoStreamTask
 from visionflow.tasks.video import VideoClassificationTask
+from visionflow.tasks.voxels import ImageToVoxelTask, VoxelClassificationTask
 
 __all__ = [
     "GradCheckResult",
     "ImageClassificationTask",
+    "ImageToMeshTask",
+    "ImageToOccupancyTask",
     "ImageToPointCloudTask",
+    "ImageToVoxelTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
     "SemanticSegmentationTask",
     "PointCloudClassificationTask",
     "TwoStreamTask",
     "VideoClassificationTask",
+    "VoxelClassificationTask",
     "adversarial",
     "classification",
     "detection",
     "generative",
     "gradcheck",
     "knn",
+    "mesh",
     "numerical_gradient_check",
+    "occupancy",
     "optim",
     "rl",
     "segmentation",
@@ -52,4 +64,5 @@ __all__ = [
     "two_stream",
     "understanding",
     "video",
+    "voxels",
 ]

@@ -106,11 +106,50 @@ class StepsByStage:
         self.epoch_means.log_stage(self, "test")
 
 
-@TASKS.register("pointcloud_classification", batch=PointCloudBatch)
-class PointCloudClassificationTask(StepsByStage, LabelledDataTask):
-    """Classify point clouds ``[B, N, C]`` into ``num_classes`` with a ``pointcloud`` net."""
+class LabelClassifier(StepsByStage):
+    """Steps, predictions and evaluation of a task that classifies each sample of a batch with
+    ``labels [B]``; the task gives ``logits(batch) -> [B, K]`` and logs ``loss`` and ``acc``."""
 
     checkpoint_monitor = ("val/acc", "max")
+
+    def build_classifier(self, family: Any, net: str, net_args: Any, **provided: Any) -> None:
+        """``self.net``: net ``net`` of ``family`` for ``provided["num_classes"]`` >= 2 classes
+        (plus the other ``provided`` data arguments); ``self.epoch_means``: loss and acc."""
+        if provided["num_classes"] < 2:
+            raise SpecError(f"num_classes: must be >= 2, got {provided['num_classes']}")
+        self.net = build_family_net(family, net, net_args, **provided)
+        self.epoch_means = EpochMeans(["loss", "acc"])
+
+    def logits(self, batch: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _step(self, batch: Any, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.logits(batch)  # [B, K]
+        loss = F.cross_entropy(logits.float(), batch.labels)
+        hits = (logits.argmax(-1) == batch.labels).float()  # [B]
+        self.epoch_means.update(stage, {"loss": loss.expand(len(hits)), "acc": hits})
+        return logits, loss
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Class probabilities ``[B, K]``."""
+        return self.logits(batch).float().softmax(-1)
+
+    def make_evaluator(self) -> ClassificationEvaluator:
+        return ClassificationEvaluator(self.hparams.num_classes)
+
+    def evaluation_step(self, batch: Any) -> tuple[dict[str, Any], torch.Tensor]:
+        """``({"top_k": [B, min(5, K)], "loss": batch mean}, labels [B])`` on the CPU."""
+        logits = self.logits(batch).float().detach()
+        top_k = logits.topk(min(5, self.hparams.num_classes), dim=-1).indices
+        return (
+            {"top_k": top_k.cpu(), "loss": float(F.cross_entropy(logits, batch.labels))},
+            batch.labels.cpu(),
+        )
+
+
+@TASKS.register("pointcloud_classification", batch=PointCloudBatch)
+class PointCloudClassificationTask(LabelClassifier, LabelledDataTask):
+    """Classify point clouds ``[B, N, C]`` into ``num_classes`` with a ``pointcloud`` net."""
 
     def __init__(
         self,
@@ -124,40 +163,20 @@ class PointCloudClassificationTask(StepsByStage, LabelledDataTask):
     ):
         super().__init__(optimizer, scheduler, num_classes=num_classes, **data)
         self.save_hyperparameters()
-        if num_classes < 2:
-            raise SpecError(f"num_classes: must be >= 2, got {num_classes}")
-        in_channels = self.hparams.in_channels
-        self.net = build_family_net(
-            POINTCLOUD_NETS, net, net_args, num_classes=num_classes, in_channels=in_channels
+        self.build_classifier(
+            POINTCLOUD_NETS,
+            net,
+            net_args,
+            num_classes=num_classes,
+            in_channels=self.hparams.in_channels,
         )
-        self.epoch_means = EpochMeans(["loss", "acc"])
 
     def forward(self, points: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``points [B, N, C] -> logits [B, K]``."""
         return self.net(points, lengths)
 
-    def _step(self, batch: PointCloudBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self(batch.points, batch.lengths)  # [B, K]
-        loss = F.cross_entropy(logits.float(), batch.labels)
-        hits = (logits.argmax(-1) == batch.labels).float()  # [B]
-        self.epoch_means.update(stage, {"loss": loss.expand(len(hits)), "acc": hits})
-        return logits, loss
-
-    def predict_step(self, batch: PointCloudBatch, batch_idx: int) -> torch.Tensor:
-        """Class probabilities ``[B, K]``."""
-        return self(batch.points, batch.lengths).float().softmax(-1)
-
-    def make_evaluator(self) -> ClassificationEvaluator:
-        return ClassificationEvaluator(self.hparams.num_classes)
-
-    def evaluation_step(self, batch: PointCloudBatch) -> tuple[dict[str, Any], torch.Tensor]:
-        """``({"top_k": [B, min(5, K)], "loss": batch mean}, labels [B])`` on the CPU."""
-        logits = self(batch.points, batch.lengths).float().detach()
-        top_k = logits.topk(min(5, self.hparams.num_classes), dim=-1).indices
-        return (
-            {"top_k": top_k.cpu(), "loss": float(F.cross_entropy(logits, batch.labels))},
-            batch.labels.cpu(),
-        )
+    def logits(self, batch: PointCloudBatch) -> torch.Tensor:
+        return self(batch.points, batch.lengths)
 
 
 @TASKS.register("image_to_pointcloud", batch=ImageToPointCloudBatch)
@@ -220,13 +239,7 @@ class ImageToPointCloudTask(StepsByStage, LabelledDataTask):
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Predicted and target clouds, one ``[P, 3]`` / ``[M_i, 3]`` tensor per image, on CPU."""
         predicted = self(batch.images).float().cpu()
-        lengths = (
-            batch.lengths.tolist()
-            if batch.lengths is not None
-            else [batch.points.shape[1]] * len(predicted)
-        )
-        targets = [cloud[:count] for cloud, count in zip(batch.points.cpu(), lengths)]
-        return list(predicted), targets
+        return list(predicted), target_clouds(batch)
 
     def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
         """After ``test``: ``pointclouds.png``, predicted vs target clouds of the first batch."""
@@ -242,6 +255,14 @@ class ImageToPointCloudTask(StepsByStage, LabelledDataTask):
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
         return []
+
+
+def target_clouds(batch: ImageToPointCloudBatch) -> list[torch.Tensor]:
+    """The batch's target clouds without padding, one ``[M_i, 3]`` tensor each, on the CPU."""
+    points = batch.points.cpu()
+    if batch.lengths is None:
+        return list(points)
+    return [cloud[:count] for cloud, count in zip(points, batch.lengths.tolist())]
 
 
 def plot_point_clouds(predicted: torch.Tensor, target: torch.Tensor, count: int = 6):

@@ -175,9 +175,18 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "voc_segmentation": lambda root: {**write_voc_segmentation(root), **DETECTION_SMALL},
     "shapes3d_points": _shapes3d,
     "shapes3d_views": _shapes3d,
+    "shapes3d_voxels": lambda root: {**_shapes3d(root), "resolution": 16},
+    "shapes3d_view_voxels": lambda root: {**_shapes3d(root), "resolution": 16},
+    "shapes3d_occupancy": _shapes3d,
     "modelnet_points": lambda root: {
         "root": str(write_modelnet(root)),
         "num_points": 32,
+        "val_fraction": 0.34,
+        **SMALL,
+    },
+    "modelnet_voxels": lambda root: {
+        "root": str(write_modelnet(root)),
+        "resolution": 16,
         "val_fraction": 0.34,
         **SMALL,
     },
@@ -206,6 +215,23 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     },
     "pointcloud_classification": {"net_args": {"width": 8, "feature_dim": 32}, "scheduler": "none"},
     "image_to_pointcloud": {"net_args": {"width": 4, "depth": 2}, "scheduler": "none"},
+    "voxel_classification": {"net_args": {"width": 4, "hidden": 8}, "scheduler": "none"},
+    "image_to_voxel": {
+        "net_args": {"width": 4, "depth": 2, "channels": 8},
+        "export_meshes": 2,
+        "scheduler": "none",
+    },
+    "image_to_mesh": {
+        "net_args": {"level": 1, "width": 4, "depth": 2, "hidden": 8, "blocks": 1, "stages": 2},
+        "export_meshes": 1,
+        "scheduler": "none",
+    },
+    "image_to_occupancy": {
+        "net_args": {"width": 4, "depth": 2, "hidden": 8, "blocks": 1},
+        "mesh_resolution": 8,
+        "export_meshes": 1,
+        "scheduler": "none",
+    },
     "video_classification": {"net": "single_frame", "net_args": {"width": 4}, "scheduler": "none"},
     "two_stream": {
         "rgb_net_args": {"width": 4},

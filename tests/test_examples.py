@@ -14,6 +14,13 @@ COMMON = [
     "trainer.enable_progress_bar=false",
     "resources.backend=local",
 ]
+SHAPES3D_SMALL = [
+    "data.args.train_samples=4",
+    "data.args.val_samples=2",
+    "data.args.test_samples=2",
+    "data.args.batch_size=2",
+    "data.args.write_files=false",
+]
 #: example file -> extra overrides that keep its smoke run small (paths: see `shrink`)
 SHRINK = {
     "shapes_detection.yaml": [
@@ -63,12 +70,20 @@ SHRINK = {
         "data.args.limit=40",
         "stages=[fit, {understand: {num_images: 2, layer: net.features.3, unit: 0, steps: 2}}]",
     ],
-    "shapes3d_pointcloud.yaml": [
-        "data.args.train_samples=4",
-        "data.args.val_samples=2",
-        "data.args.test_samples=2",
-        "data.args.batch_size=2",
-        "data.args.write_files=false",
+    "shapes3d_pointcloud.yaml": SHAPES3D_SMALL,
+    "shapes3d_voxels.yaml": [
+        *SHAPES3D_SMALL,
+        "data.args.resolution=16",
+    ],
+    "shapes3d_voxnet.yaml": [*SHAPES3D_SMALL, "data.args.resolution=16"],
+    "shapes3d_mesh.yaml": [
+        *SHAPES3D_SMALL,
+        "task.args.net_args={level: 1, width: 4, depth: 2, hidden: 8, blocks: 1, stages: 2}",
+    ],
+    "shapes3d_occupancy.yaml": [
+        *SHAPES3D_SMALL,
+        "data.args.num_points=64",
+        "task.args.mesh_resolution=12",
     ],
     **{
         name: [
@@ -89,7 +104,7 @@ NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
 def shrink(name: str, tmp_path) -> list[str]:
     overrides = [*COMMON, f"output_dir={tmp_path / 'runs'}", *SHRINK.get(name, [])]
-    if name.startswith("shapes_") or name == "shapes3d_pointcloud.yaml":
+    if name.startswith(("shapes_", "shapes3d_")):
         overrides.append(f"data.args.data_dir={tmp_path / 'shapes'}")
     if name.startswith("moving_shapes"):
         overrides.append(f"data.args.data_dir={tmp_path / 'moving_shapes'}")

@@ -19,6 +19,8 @@ from visionflow.tasks.nets import (
     detectors,
     families,
     generative,
+    mesh,
+    occupancy,
     pointnet,
     rl,
     segmentation,
@@ -27,6 +29,7 @@ from visionflow.tasks.nets import (
     video,
     video3d,
     vit,
+    voxels,
 )
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS, checked_builder
 from visionflow.tasks.nets.transfer import replace_head, split_backbone_head
@@ -40,6 +43,8 @@ __all__ = [
     "detectors",
     "families",
     "generative",
+    "mesh",
+    "occupancy",
     "pointnet",
     "replace_head",
     "rl",
@@ -50,6 +55,7 @@ __all__ = [
     "video",
     "video3d",
     "vit",
+    "voxels",
 ]
 
 

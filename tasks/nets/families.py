@@ -62,3 +62,16 @@ POINTCLOUD_NETS = NETS.family(
 IMAGE_TO_POINTCLOUD_NETS = NETS.family(
     "image_to_pointcloud", output="images [B, C, H, W] -> points [B, P, 3]"
 )
+VOXEL_NETS = NETS.family("voxel", output="voxels [B, 1, R, R, R] -> logits [B, K]")
+IMAGE_TO_VOXEL_NETS = NETS.family(
+    "image_to_voxel", output="images [B, C, H, W] -> occupancy logits [B, R, R, R]"
+)
+IMAGE_TO_OCCUPANCY_NETS = NETS.family(
+    "image_to_occupancy",
+    output="encode(images [B, C, H, W]) -> code [B, Z]; decode(code, points [B, Q, 3]) -> "
+    "occupancy logits [B, Q]; forward(images, points) = decode(encode(images), points)",
+)
+IMAGE_TO_MESH_NETS = NETS.family(
+    "image_to_mesh",
+    output="images [B, C, H, W] -> list (one per stage) of verts [B, V, 3]; module.faces [F, 3]",
+)

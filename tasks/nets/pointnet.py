@@ -98,6 +98,32 @@ def pointnet(
     return PointNet(num_classes, in_channels, width, feature_dim, tnet, dropout)
 
 
+def conv_block(width_in: int, width_out: int) -> nn.Sequential:
+    """``[B, I, H, W] -> [B, O, H / 2, W / 2]``: a stride-2 and a stride-1 3x3 convolution,
+    each with batch norm and ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(width_in, width_out, 3, stride=2, padding=1),
+        nn.BatchNorm2d(width_out),
+        nn.ReLU(),
+        nn.Conv2d(width_out, width_out, 3, padding=1),
+        nn.BatchNorm2d(width_out),
+        nn.ReLU(),
+    )
+
+
+def image_encoder(in_channels: int, width: int, depth: int) -> tuple[nn.Sequential, int]:
+    """``images [B, C, H, W] -> features [B, 4 F]``: ``depth`` blocks of a stride-2 and a
+    stride-1 3x3 convolution (batch norm, ReLU) from ``width`` channels doubling per block
+    (F = ``width * 2**(depth - 1)``), then a 2x2 average pool, flattened; and F."""
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for level in range(depth):
+        out = width * 2**level
+        layers += list(conv_block(channels, out))
+        channels = out
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(2), nn.Flatten()), channels
+
+
 class ImageToPoints(nn.Module):
     """``images [B, C, H, W] -> points [B, P, 3]``: a strided CNN encoder, global pooling, and
     an MLP that emits the coordinates of P points (a point-set generation network, Fan et al.
@@ -105,20 +131,7 @@ class ImageToPoints(nn.Module):
 
     def __init__(self, in_channels: int, num_points: int, width: int, depth: int, scale: float):
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = in_channels
-        for level in range(depth):
-            out = width * 2**level
-            layers += [
-                nn.Conv2d(channels, out, 3, stride=2, padding=1),
-                nn.BatchNorm2d(out),
-                nn.ReLU(),
-                nn.Conv2d(out, out, 3, padding=1),
-                nn.BatchNorm2d(out),
-                nn.ReLU(),
-            ]
-            channels = out
-        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.encoder, channels = image_encoder(in_channels, width, depth)
         self.decoder = nn.Sequential(
             nn.Linear(channels * 4, 512), nn.ReLU(), nn.Linear(512, num_points * 3)
         )

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from visionflow.batches import PointCloudBatch
-from visionflow.datamodules import ModelNetDataModule
-from visionflow.errors import DataError
+from visionflow.batches import PointCloudBatch, VoxelBatch
+from visionflow.datamodules import ModelNetDataModule, ModelNetVoxelsDataModule
+from visionflow.errors import DataError, SpecError
 
 TETRAHEDRON = "OFF4 4 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 2 1\n3 0 1 3\n3 0 3 2\n3 1 2 3\n"
 SQUARE = "OFF\n4 1 0\n0 0 0\n2 0 0\n2 2 0\n0 2 0\n4 0 1 2 3\n"
@@ -47,3 +47,26 @@ def test_missing_and_empty_folders_name_the_folder(tmp_path):
     write_modelnet(tmp_path, test=0)
     with pytest.raises(DataError, match="square/test: no .off meshes"):
         ModelNetDataModule(root=str(tmp_path)).setup("test")
+
+
+def test_voxel_grids_of_a_known_mesh(tmp_path):
+    datamodule = ModelNetVoxelsDataModule(
+        root=str(write_modelnet(tmp_path)), resolution=16, val_fraction=0.34, batch_size=8
+    )
+    assert datamodule.info.resolution == 16 and datamodule.info.in_channels == 1
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.test_dataloader()))
+    assert isinstance(batch, VoxelBatch) and batch.voxels.shape == (2, 1, 16, 16, 16)
+    square = batch.voxels[batch.labels == 0][0, 0].bool()
+    # the square spans [-1, 1]^2 at z = 0, the face between cell layers 7 and 8: layer 8
+    assert square[8].all() and square.sum() == 16 * 16
+    tetra = batch.voxels[batch.labels == 1][0, 0].bool()
+    assert tetra[0, 0, 0] and tetra[0, 0, 15] and tetra[15, 0, 0] and not tetra[15, 15, 15]
+
+
+def test_voxel_grids_refuse_point_cloud_transforms(tmp_path):
+    datamodule = ModelNetVoxelsDataModule(
+        root=str(write_modelnet(tmp_path)), transforms={"train": "pointcloud_train"}
+    )
+    with pytest.raises(SpecError, match="transforms: voxel grids"):
+        datamodule.setup("fit")

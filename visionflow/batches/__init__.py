@@ -22,6 +22,7 @@ A new family adds ``visionflow/batches/<family>.py`` with its batch dataclass (a
 from visionflow.batches.classification import ClassificationDatasetInfo, ImageClassificationBatch
 from visionflow.batches.core import IGNORE_INDEX, Batch, DatasetInfo, provided_arguments
 from visionflow.batches.detection import DetectionBatch, DetectionDatasetInfo, DetectionTarget
+from visionflow.batches.occupancy import ImageToOccupancyBatch
 from visionflow.batches.pointclouds import (
     ImageToPointCloudBatch,
     PointCloudBatch,
@@ -37,6 +38,7 @@ from visionflow.batches.rl import (
 )
 from visionflow.batches.segmentation import SegmentationBatch
 from visionflow.batches.video import VideoBatch, VideoDatasetInfo
+from visionflow.batches.voxels import ImageToVoxelBatch, VoxelBatch, VoxelDatasetInfo
 
 __all__ = [
     "IGNORE_INDEX",
@@ -51,7 +53,9 @@ __all__ = [
     "Episode",
     "EpisodeBatch",
     "ImageClassificationBatch",
+    "ImageToOccupancyBatch",
     "ImageToPointCloudBatch",
+    "ImageToVoxelBatch",
     "PointCloudBatch",
     "PointCloudDatasetInfo",
     "RLDatasetInfo",
@@ -59,5 +63,7 @@ __all__ = [
     "SegmentationBatch",
     "VideoBatch",
     "VideoDatasetInfo",
+    "VoxelBatch",
+    "VoxelDatasetInfo",
     "provided_arguments",
 ]

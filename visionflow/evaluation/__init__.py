@@ -63,8 +63,10 @@ class EvaluableTask(Protocol):
 #: coco`` (whose modules live in this package) must not pay for at start-up
 _LAZY = {
     "RobustnessEvaluator": "robustness",
+    "OccupancyEvaluator": "occupancy",
     "PointCloudEvaluator": "pointclouds",
     "VideoAccuracyEvaluator": "video",
+    "VoxelEvaluator": "voxels",
 }
 
 

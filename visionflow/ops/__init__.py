@@ -8,17 +8,36 @@ Every op is tested against a naive reference, with gradients by gradcheck (tests
 """
 
 from visionflow.ops.chamfer import chamfer_distance
+from visionflow.ops.cubify import cubify
 from visionflow.ops.fscore import f_score, nearest_distances
 from visionflow.ops.ico_sphere import ico_sphere, subdivide
+from visionflow.ops.inside_mesh import points_inside_mesh
+from visionflow.ops.marching_cubes import mesh_from_grid
+from visionflow.ops.mesh_edge_loss import mesh_edge_loss
+from visionflow.ops.mesh_laplacian import mesh_laplacian_smoothing
+from visionflow.ops.mesh_normal_consistency import mesh_normal_consistency
 from visionflow.ops.nearest import nearest_neighbor_index
 from visionflow.ops.sample_points import sample_points_from_mesh
+from visionflow.ops.vert_align import vert_align
+from visionflow.ops.voxel_iou import voxel_iou
+from visionflow.ops.voxelize import voxelize_mesh, voxelize_points
 
 __all__ = [
     "chamfer_distance",
+    "cubify",
     "f_score",
     "ico_sphere",
+    "mesh_edge_loss",
+    "mesh_from_grid",
+    "mesh_laplacian_smoothing",
+    "mesh_normal_consistency",
     "nearest_distances",
     "nearest_neighbor_index",
+    "points_inside_mesh",
     "sample_points_from_mesh",
     "subdivide",
+    "vert_align",
+    "voxel_iou",
+    "voxelize_mesh",
+    "voxelize_points",
 ]

@@ -1,0 +1,144 @@
+"""Image -> mesh (Pixel2Mesh): deform an ico-sphere into the object an image shows.
+
+    task = ImageToMeshTask(in_channels=3, num_points=1024)
+    trainer.fit(task, datamodule)   # ImageToPointCloudBatch(images [B, C, H, W], points [B, M, 3])
+
+Loss, summed over the net's deformation stages: the Chamfer distance between ``num_points``
+samples of the predicted surface (:func:`visionflow.ops.sample_points_from_mesh`) and the
+target cloud, plus ``edge_weight`` x edge length, ``laplacian_weight`` x uniform Laplacian and
+``normal_weight`` x normal consistency of the predicted mesh (the regularizers of Pixel2Mesh;
+the normal term is PyTorch3D's normal consistency, not a comparison with target normals, which
+the batch does not carry). Logged once per epoch: ``{train,val,test}/loss``, ``/chamfer`` (last
+stage) and ``val/f1@t``, ``test/f1@t``. The evaluation contract scores the final surfaces'
+samples with the point-cloud evaluator (Chamfer, F1@t); after ``test``, the first test batch's
+meshes go into ``<run>/meshes/mesh_<k>.obj``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from visionflow.batches import ImageToPointCloudBatch
+from visionflow.errors import SpecError
+from visionflow.evaluation.pointclouds import DEFAULT_THRESHOLDS, PointCloudEvaluator
+from visionflow.ops import (
+    chamfer_distance,
+    f_score,
+    mesh_edge_loss,
+    mesh_laplacian_smoothing,
+    mesh_normal_consistency,
+    sample_points_from_mesh,
+)
+from visionflow.registry import TASKS
+from visionflow.tasks.base import VisionTask
+from visionflow.tasks.nets.families import IMAGE_TO_MESH_NETS
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
+from visionflow.tasks.pointclouds import (
+    EpochMeans,
+    StepsByStage,
+    build_family_net,
+    target_clouds,
+)
+from visionflow.tasks.voxels import write_meshes
+
+
+@TASKS.register("image_to_mesh", batch=ImageToPointCloudBatch)
+class ImageToMeshTask(StepsByStage, VisionTask):
+    """Predict a mesh ``(verts [B, V, 3], faces [F, 3])`` of the object an image shows (see
+    the module docstring); the weights are those of the regularizers in the loss."""
+
+    def __init__(
+        self,
+        num_classes: int = 1,
+        in_channels: int = 3,
+        image_size: list[int] | None = None,
+        class_names: list[str] | None = None,
+        num_points: int = 1024,
+        net: str = "pixel2mesh",
+        net_args: dict[str, Any] | None = None,
+        edge_weight: float = 0.1,
+        laplacian_weight: float = 0.1,
+        normal_weight: float = 0.01,
+        f_score_thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS,
+        export_meshes: int = 8,
+        optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
+        scheduler: SchedulerConfig = SchedulerConfig(),
+    ):
+        super().__init__(optimizer, scheduler)
+        self.save_hyperparameters()
+        weights = {"edge_weight": edge_weight, "laplacian_weight": laplacian_weight}
+        for key, value in {**weights, "normal_weight": normal_weight}.items():
+            if value < 0:
+                raise SpecError(f"{key}: must be >= 0, got {value}")
+        if num_points < 1 or export_meshes < 0:
+            raise SpecError(
+                f"num_points / export_meshes: need >= 1 and >= 0, got {num_points}, {export_meshes}"
+            )
+        self.thresholds = PointCloudEvaluator(f_score_thresholds).thresholds
+        self.net = build_family_net(IMAGE_TO_MESH_NETS, net, net_args, in_channels=in_channels)
+        self.epoch_means = EpochMeans(["loss", "chamfer", f"f1@{self.thresholds[0]:g}"])
+        self.exported: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """``images [B, C, H, W] ->`` verts ``[B, V, 3]`` after each stage (faces:
+        ``self.net.faces``)."""
+        return self.net(images)
+
+    def surface_samples(self, verts: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        """``[B, num_points, 3]`` area-weighted samples of each mesh ``verts [B, V, 3]``."""
+        generator = (
+            torch.Generator(device=verts.device).manual_seed(seed) if seed is not None else None
+        )
+        return torch.stack(
+            [
+                sample_points_from_mesh(mesh, self.net.faces, self.hparams.num_points, generator)[0]
+                for mesh in verts
+            ]
+        )
+
+    def _step(self, batch: ImageToPointCloudBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        loss = torch.zeros((), device=batch.images.device)
+        faces = self.net.faces
+        for verts in self(batch.images):
+            verts = verts.float()
+            samples = self.surface_samples(verts)
+            chamfer, _ = chamfer_distance(samples, batch.points, y_lengths=batch.lengths)
+            loss = loss + chamfer + self.hparams.edge_weight * mesh_edge_loss(verts, faces)
+            loss = loss + self.hparams.laplacian_weight * mesh_laplacian_smoothing(verts, faces)
+            loss = loss + self.hparams.normal_weight * mesh_normal_consistency(verts, faces)
+        values = {"loss": loss.expand(len(verts)), "chamfer": chamfer.detach().expand(len(verts))}
+        if stage != "train":
+            f1 = f_score(samples, batch.points, self.thresholds[:1], target_lengths=batch.lengths)
+            values[f"f1@{self.thresholds[0]:g}"] = f1["f1"][:, 0]
+        self.epoch_means.update(stage, values)
+        return verts, loss
+
+    def test_step(self, batch: ImageToPointCloudBatch, batch_idx: int) -> None:
+        verts, _ = self._step(batch, "test")
+        if batch_idx == 0:
+            faces = self.net.faces.cpu()
+            self.exported = [(v.detach().cpu(), faces) for v in verts[: self.hparams.export_meshes]]
+
+    def predict_step(self, batch: ImageToPointCloudBatch, batch_idx: int) -> torch.Tensor:
+        """The final verts ``[B, V, 3]`` (faces: ``self.net.faces``)."""
+        return self(batch.images)[-1]
+
+    def make_evaluator(self) -> PointCloudEvaluator:
+        return PointCloudEvaluator(self.thresholds)
+
+    def evaluation_step(
+        self, batch: ImageToPointCloudBatch
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Samples of each predicted surface ``[num_points, 3]`` (seed 0) and the target cloud
+        ``[M_i, 3]``, on the CPU."""
+        predicted = self.surface_samples(self(batch.images)[-1].float(), seed=0).cpu()
+        return list(predicted), target_clouds(batch)
+
+    def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
+        """After ``test``: the first test batch's predicted meshes in ``<run>/meshes``."""
+        if stage != "test" or not self.exported:
+            return []
+        return write_meshes(Path(directory).parent / "meshes", "mesh", self.exported)

@@ -1,0 +1,164 @@
+"""Voxel tasks: classify occupancy grids (VoxNet), and predict the grid an image shows.
+
+    task = VoxelClassificationTask(num_classes=5, resolution=32)
+    trainer.fit(task, datamodule)   # VoxelBatch(voxels [B, 1, R, R, R], labels [B])
+
+    task = ImageToVoxelTask(in_channels=3, resolution=32)
+    trainer.fit(task, datamodule)   # ImageToVoxelBatch(images [B, C, H, W], voxels [B, R, R, R])
+
+Logged once per epoch: classification ``{train,val,test}/loss`` and ``/acc``; image -> voxels
+``{train,val,test}/loss`` (binary cross-entropy per cell) and ``/iou`` (voxel IoU at
+``threshold``). After ``test``, the image -> voxel task cubifies the first test batch's
+predicted and true grids (:func:`visionflow.ops.cubify`) and writes them as meshes into the run
+directory (``meshes/predicted_<k>.obj``, ``meshes/target_<k>.obj``; open3d, imported there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from visionflow.batches import ImageToVoxelBatch, VoxelBatch
+from visionflow.errors import SpecError
+from visionflow.evaluation.voxels import VoxelEvaluator
+from visionflow.mesh_files import write_mesh
+from visionflow.ops import cubify, voxel_iou
+from visionflow.registry import TASKS
+from visionflow.tasks.base import VisionTask
+from visionflow.tasks.nets.families import IMAGE_TO_VOXEL_NETS, VOXEL_NETS
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
+from visionflow.tasks.pointclouds import (
+    EpochMeans,
+    LabelClassifier,
+    StepsByStage,
+    build_family_net,
+)
+
+
+@TASKS.register("voxel_classification", batch=VoxelBatch)
+class VoxelClassificationTask(LabelClassifier, VisionTask):
+    """Classify occupancy grids ``[B, 1, R, R, R]`` into ``num_classes`` with a ``voxel`` net."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 1,
+        image_size: list[int] | None = None,
+        class_names: list[str] | None = None,
+        resolution: int = 32,
+        net: str = "voxnet",
+        net_args: dict[str, Any] | None = None,
+        optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3, weight_decay=1e-4),
+        scheduler: SchedulerConfig = SchedulerConfig(),
+    ):
+        super().__init__(optimizer, scheduler)
+        self.save_hyperparameters()
+        self.build_classifier(
+            VOXEL_NETS, net, net_args, num_classes=num_classes, resolution=resolution
+        )
+
+    def forward(self, voxels: torch.Tensor) -> torch.Tensor:
+        """``voxels [B, 1, R, R, R] -> logits [B, K]``."""
+        return self.net(voxels)
+
+    def logits(self, batch: VoxelBatch) -> torch.Tensor:
+        return self(batch.voxels)
+
+
+@TASKS.register("image_to_voxel", batch=ImageToVoxelBatch)
+class ImageToVoxelTask(StepsByStage, VisionTask):
+    """Predict the occupancy grid ``[B, R, R, R]`` of the object an image shows; binary
+    cross-entropy per cell, voxel IoU at ``threshold`` as the metric. ``export_meshes``: how
+    many test predictions (with their targets) are cubified into the run directory."""
+
+    checkpoint_monitor = ("val/iou", "max")
+
+    def __init__(
+        self,
+        num_classes: int = 1,
+        in_channels: int = 3,
+        image_size: list[int] | None = None,
+        class_names: list[str] | None = None,
+        resolution: int = 32,
+        net: str = "voxel_decoder",
+        net_args: dict[str, Any] | None = None,
+        threshold: float = 0.5,
+        export_meshes: int = 8,
+        optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
+        scheduler: SchedulerConfig = SchedulerConfig(),
+    ):
+        super().__init__(optimizer, scheduler)
+        self.save_hyperparameters()
+        check_reconstruction_arguments(threshold, export_meshes)
+        self.net = build_family_net(
+            IMAGE_TO_VOXEL_NETS, net, net_args, in_channels=in_channels, resolution=resolution
+        )
+        self.epoch_means = EpochMeans(["loss", "iou"])
+        self.exported: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``images [B, C, H, W] -> occupancy logits [B, R, R, R]``."""
+        return self.net(images)
+
+    def occupied(self, logits: torch.Tensor) -> torch.Tensor:
+        """bool ``[B, R, R, R]``: cells whose probability exceeds ``threshold``."""
+        return logits.float().sigmoid() > self.hparams.threshold
+
+    def _step(self, batch: ImageToVoxelBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch.images)  # [B, R, R, R]
+        loss = F.binary_cross_entropy_with_logits(logits.float(), batch.voxels)
+        iou = voxel_iou(self.occupied(logits.detach()), batch.voxels > 0.5)
+        self.epoch_means.update(stage, {"loss": loss.expand(len(iou)), "iou": iou})
+        return logits, loss
+
+    def test_step(self, batch: ImageToVoxelBatch, batch_idx: int) -> None:
+        logits, _ = self._step(batch, "test")
+        if batch_idx == 0 and self.hparams.export_meshes:
+            count = self.hparams.export_meshes
+            self.exported = (self.occupied(logits[:count]).cpu(), batch.voxels[:count].cpu() > 0.5)
+
+    def predict_step(self, batch: ImageToVoxelBatch, batch_idx: int) -> torch.Tensor:
+        """Occupancy probabilities ``[B, R, R, R]``."""
+        return self(batch.images).float().sigmoid()
+
+    def make_evaluator(self) -> VoxelEvaluator:
+        return VoxelEvaluator()
+
+    def evaluation_step(self, batch: ImageToVoxelBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted and true occupancy, bool ``[B, R, R, R]`` each, on the CPU."""
+        return self.occupied(self(batch.images)).cpu(), batch.voxels.cpu() > 0.5
+
+    def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
+        """After ``test``: the cubified grids of the first test batch in ``<run>/meshes``
+        (``directory`` is the run's plots folder); an empty predicted grid writes no file."""
+        if stage != "test" or self.exported is None:
+            return []
+        folder = Path(directory).parent / "meshes"
+        return [
+            path
+            for kind, grids in zip(("predicted", "target"), self.exported)
+            for path in write_meshes(folder, kind, cubify(grids))
+        ]
+
+
+def check_reconstruction_arguments(threshold: float, export_meshes: int) -> None:
+    """SpecError naming ``threshold`` (an occupancy probability in (0, 1)) or
+    ``export_meshes`` (a count) when out of range."""
+    if not 0 < threshold < 1:
+        raise SpecError(f"threshold: must be in (0, 1), got {threshold}")
+    if export_meshes < 0:
+        raise SpecError(f"export_meshes: must be >= 0, got {export_meshes}")
+
+
+def write_meshes(
+    folder: Path, prefix: str, meshes: list[tuple[torch.Tensor, torch.Tensor]]
+) -> list[Path]:
+    """``folder/<prefix>_<k>.obj`` for each non-empty mesh ``(verts [V, 3], faces [F, 3])``."""
+    return [
+        write_mesh(folder / f"{prefix}_{index}.obj", verts.numpy(), faces.numpy())
+        for index, (verts, faces) in enumerate(meshes)
+        if len(faces)
+    ]
