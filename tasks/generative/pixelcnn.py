@@ -6,7 +6,8 @@
 ``log p(x) = sum_i log p(x_i | x_<i)`` over subpixels in raster order (colors in order within a
 pixel), each a 256-way softmax of the masked-convolution net. Logged: ``train/loss`` and
 ``val/loss`` (nats per subpixel) and ``val/bpd`` (bits per subpixel, exact). Sampling draws every
-image of a batch at once, one forward pass per subpixel (``C * H * W`` passes).
+image of a batch at once, one forward pass per subpixel (``C * H * W`` passes), each over only the
+rows the current one can see (the net's ``context_rows``).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class PixelCNNTask(GenerativeTask):
         for row in range(height):
             for column in range(width):
                 for color in range(colors):
-                    logits = self.net(images, labels)[:, :, color, row, column]  # [B, 256]
+                    logits = self.net.row_logits(images, labels, row)[:, :, color, column]
                     levels = torch.multinomial(logits.float().softmax(1), 1).squeeze(1)
                     images[:, color, row, column] = levels / (LEVELS - 1)
         return images

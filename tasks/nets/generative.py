@@ -267,6 +267,8 @@ class PixelCNN(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, width: int, layers: int, gated: bool):
         super().__init__()
         self.colors = in_channels
+        #: how many rows above a pixel its logits can see: 3 of the 7x7 conv, 1 a 3x3 block
+        self.context_rows = 7 // 2 + layers
         self.label = LabelEmbedding(num_classes, 16)
         self.first = MaskedConv2d(in_channels, width, 7, "A", in_channels)
         self.blocks = nn.ModuleList(
@@ -287,6 +289,14 @@ class PixelCNN(nn.Module):
             features = block(features, condition)
         logits = self.head(features)  # [B, C*256, H, W]
         return logits.view(batch, colors, LEVELS, height, width).transpose(1, 2)
+
+    def row_logits(
+        self, images: torch.Tensor, labels: torch.Tensor | None, row: int
+    ) -> torch.Tensor:
+        """The logits ``[B, 256, C, W]`` of row ``row``, equal to ``forward``'s, from the
+        ``context_rows`` rows above it and the row itself: what sampling a row needs."""
+        top = max(0, row - self.context_rows)
+        return self(images[:, :, top : row + 1], labels)[:, :, :, -1]
 
 
 @PIXELCNN_NETS.register("pixelcnn")

@@ -112,6 +112,18 @@ def test_pixelcnn_output_at_a_subpixel_depends_only_on_earlier_subpixels(colors,
             assert gradient[earlier].sum() > 0  # it does see what comes before
 
 
+@pytest.mark.parametrize("layers", [1, 3])
+def test_pixelcnn_row_logits_from_the_rows_above_equal_the_whole_image_logits(layers):
+    torch.manual_seed(0)
+    net = pixelcnn(
+        in_channels=2, image_size=[12, 5], num_classes=3, width=4, layers=layers, gated=True
+    )
+    images, labels = torch.rand(2, 2, 12, 5), torch.tensor([0, 2])
+    whole = net(images, labels)  # [B, 256, C, H, W]
+    for row in range(12):
+        assert torch.allclose(net.row_logits(images, labels, row), whole[..., row, :], atol=1e-6)
+
+
 def test_pixelcnn_samples_the_whole_batch_on_the_pixel_levels():
     torch.manual_seed(0)
     task = PixelCNNTask(
@@ -158,15 +170,24 @@ def test_gan_trains_two_optimizers_and_keeps_an_ema_generator():
         id(p) for p in task.net.generator.parameters()
     }
     assert task.discriminator_config.lr == 2e-4 and task.discriminator_config.momentum == 0.5
-    before = [p.clone() for p in task.ema_generator.parameters()]
-    with torch.no_grad():
-        for p in task.net.generator.parameters():
-            p.add_(1.0)
-    task.update_ema()
-    for old, new, current in zip(
-        before, task.ema_generator.parameters(), task.net.generator.parameters()
-    ):
-        assert torch.allclose(new, 0.5 * old + 0.5 * current)
+    # the first update's decay is the warm-up's 1/10; from the 9th on it is ema_decay
+    for updates, decay in [(0, 0.1), (100, 0.5)]:
+        task.ema_updates = updates
+        before = [p.clone() for p in task.ema_generator.parameters()]
+        with torch.no_grad():
+            for p in task.net.generator.parameters():
+                p.add_(1.0)
+        task.update_ema()
+        assert task.ema_updates == updates + 1
+        for old, new, current in zip(
+            before, task.ema_generator.parameters(), task.net.generator.parameters()
+        ):
+            assert torch.allclose(new, decay * old + (1 - decay) * current)
+    checkpoint: dict = {}
+    task.on_save_checkpoint(checkpoint)
+    resumed = GANTask(**DATA, net_args={"latent_dim": 2, "width": 4})
+    resumed.on_load_checkpoint(checkpoint)
+    assert resumed.ema_updates == 101  # a resumed fit continues the warm-up where it was
 
 
 def test_baseline_is_the_per_subpixel_histogram():
