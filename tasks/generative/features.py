@@ -96,27 +96,14 @@ def train_classifier(
     inside Lightning's evaluation loops, which run in inference mode."""
     with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng():
         torch.manual_seed(seed)
-        return FeatureClassifier(
-            _fit_lenet(loader, num_classes, in_channels, image_size, epochs, device)
-        )
-
-
-def _fit_lenet(
-    loader: Any,
-    num_classes: int,
-    in_channels: int,
-    image_size: tuple[int, int] | None,
-    epochs: int,
-    device: torch.device,
-) -> nn.Module:
-    net = build_net(
-        DEFAULT_NET, num_classes=num_classes, in_channels=in_channels, image_size=image_size
-    ).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    for _ in range(epochs):
-        for images, labels in loader:
-            loss = F.cross_entropy(net(images.to(device)), labels.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    return net
+        net = build_net(
+            DEFAULT_NET, num_classes=num_classes, in_channels=in_channels, image_size=image_size
+        ).to(device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+        for _ in range(epochs):
+            for images, labels in loader:
+                loss = F.cross_entropy(net(images.to(device)), labels.to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+    return FeatureClassifier(net)
