@@ -216,7 +216,7 @@ class GenerativeTask(VisionTask):
         pixels, labels = self.pixels(batch.images), self.labels(batch)
         samples = self.sample(len(pixels), labels)
         classifier = self.classifier()
-        real_features, _ = classifier(self.normalized(pixels))
+        real_features, real_logits = classifier(self.normalized(pixels))
         sample_features, sample_logits = classifier(self.normalized(samples))
         nll = self.log_likelihood_bound(pixels, labels)
         result = GenerativeBatch(
@@ -225,6 +225,7 @@ class GenerativeTask(VisionTask):
             nll=None if nll is None else nll.cpu(),
             baseline_nll=self.baseline_nll(pixels).cpu(),
             sample_classes=sample_logits.argmax(1).cpu() if labels is not None else None,
+            real_classes=real_logits.argmax(1).cpu(),
         )
         return result, batch.targets.cpu()
 
