@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from visionflow.errors import SpecError
 from visionflow.tasks.nets.classic import image_hw
@@ -220,60 +221,106 @@ def channel_groups(count: int, colors: int) -> torch.Tensor:
 
 
 class MaskedConv2d(nn.Conv2d):
-    """A convolution that sees only the pixels before the centre in raster order, and at the
-    centre the colors before (type ``A``) or up to (type ``B``) the output channel's color
-    (van den Oord et al. 2016)."""
+    """A convolution (``kernel``: ``k`` or ``(kh, kw)``, odd) that sees only the pixels before the
+    centre in raster order, and at the centre the colors before (type ``A``) or up to (type ``B``)
+    the output channel's color (van den Oord et al. 2016)."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str, colors: int
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int | tuple[int, int],
+        mask_type: str,
+        colors: int,
     ):
-        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-        centre = kernel_size // 2
-        mask = torch.zeros(out_channels, in_channels, kernel_size, kernel_size)
-        mask[:, :, :centre] = 1
-        mask[:, :, centre, :centre] = 1
+        rows, columns = (kernel, kernel) if isinstance(kernel, int) else kernel
+        super().__init__(
+            in_channels, out_channels, (rows, columns), padding=(rows // 2, columns // 2)
+        )
+        row, column = rows // 2, columns // 2
+        mask = torch.zeros(out_channels, in_channels, rows, columns)
+        mask[:, :, :row] = 1
+        mask[:, :, row, :column] = 1
         out_group = channel_groups(out_channels, colors)[:, None]
         in_group = channel_groups(in_channels, colors)[None, :]
         sees = out_group > in_group if mask_type == "A" else out_group >= in_group
-        mask[:, :, centre, centre] = sees.float()
+        mask[:, :, row, column] = sees.float()
         self.register_buffer("mask", mask, persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(images, self.weight * self.mask, self.bias)
 
 
-class PixelCNNBlock(nn.Module):
-    """A residual type-B 3x3 masked conv; ``gated``: ``tanh(a) * sigmoid(b)`` of two of them."""
+def gated(value: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """PixelCNN's gated unit ``tanh(value) * sigmoid(gate)``."""
+    return torch.tanh(value) * torch.sigmoid(gate)
 
-    def __init__(self, width: int, colors: int, gated: bool, label_dim: int):
+
+class PixelCNNBlock(nn.Module):
+    """A residual type-B 3x3 masked conv with a ReLU (the original PixelCNN's layer)."""
+
+    def __init__(self, width: int, colors: int, label_dim: int):
         super().__init__()
         self.value = MaskedConv2d(width, width, 3, "B", colors)
-        self.gate = MaskedConv2d(width, width, 3, "B", colors) if gated else None
         self.condition = nn.Linear(label_dim, width) if label_dim else None
 
     def forward(self, features: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         value = self.value(features)
         if self.condition is not None:
             value = value + self.condition(condition)[:, :, None, None]
-        if self.gate is None:
-            return features + torch.relu(value)
-        return features + torch.tanh(value) * torch.sigmoid(self.gate(features))
+        return features + torch.relu(value)
+
+
+class GatedBlock(nn.Module):
+    """A layer of the Gated PixelCNN (van den Oord et al. 2016, "Conditional Image Generation
+    with PixelCNN Decoders"): a vertical stack (output row ``r`` sees rows ``<= r``, all columns
+    within ``kernel // 2``) and a horizontal stack (row ``r``, the columns before, the centre's
+    colors by ``mask_type``) that also reads the vertical stack shifted one row down, so no blind
+    spot. Both gated; the class condition is added to every value and gate. Takes and gives
+    ``(vertical, horizontal)``, each ``[B, width, H, W]`` (``[B, C, H, W]`` images in the first)."""
+
+    def __init__(
+        self, in_width: int, width: int, colors: int, kernel: int, mask_type: str, label_dim: int
+    ):
+        super().__init__()
+        self.pad = (kernel // 2, kernel // 2, kernel // 2, 0)  # left, right, top, bottom
+        self.vertical = nn.Conv2d(in_width, 2 * width, (kernel // 2 + 1, kernel))
+        self.down = nn.Conv2d(2 * width, 2 * width, 1)
+        self.value = MaskedConv2d(in_width, width, (1, kernel), mask_type, colors)
+        self.gate = MaskedConv2d(in_width, width, (1, kernel), mask_type, colors)
+        self.out = MaskedConv2d(width, width, 1, "B", colors)
+        self.residual = in_width == width
+        self.condition = nn.Linear(label_dim, 4 * width) if label_dim else None
+
+    def forward(
+        self, vertical: torch.Tensor, horizontal: torch.Tensor, condition: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        stack = self.vertical(F.pad(vertical, self.pad))  # [B, 2w, H, W]: rows <= r
+        above = self.down(F.pad(stack, (0, 0, 1, 0))[:, :, :-1])  # shifted down: rows < r
+        value, gate = above.chunk(2, dim=1)
+        parts = [
+            *stack.chunk(2, dim=1),
+            value + self.value(horizontal),
+            gate + self.gate(horizontal),
+        ]
+        if self.condition is not None:
+            biases = self.condition(condition)[:, :, None, None].chunk(4, dim=1)
+            parts = [part + bias for part, bias in zip(parts, biases)]
+        out = self.out(gated(parts[2], parts[3]))
+        return gated(parts[0], parts[1]), horizontal + out if self.residual else out
 
 
 class PixelCNN(nn.Module):
     """``images [B, C, H, W]`` in [0, 1] -> logits ``[B, 256, C, H, W]`` of each subpixel given
-    those before it (raster order, colors in order within a pixel)."""
+    those before it (raster order, colors in order within a pixel): a 7x7 type-A masked conv,
+    ``layers`` residual 3x3 blocks (with the original's blind spot up and to the right), two 1x1
+    type-B convs. ``context_rows``: how many rows above a pixel its logits can see."""
 
-    def __init__(self, in_channels: int, num_classes: int, width: int, layers: int, gated: bool):
+    def __init__(self, in_channels: int, num_classes: int, width: int, layers: int):
         super().__init__()
         self.colors = in_channels
-        #: how many rows above a pixel its logits can see: 3 of the 7x7 conv, 1 a 3x3 block
-        self.context_rows = 7 // 2 + layers
         self.label = LabelEmbedding(num_classes, 16)
-        self.first = MaskedConv2d(in_channels, width, 7, "A", in_channels)
-        self.blocks = nn.ModuleList(
-            PixelCNNBlock(width, in_channels, gated, self.label.dim) for _ in range(layers)
-        )
+        self.build_layers(in_channels, width, layers)
         self.head = nn.Sequential(
             nn.ReLU(),
             MaskedConv2d(width, width, 1, "B", in_channels),
@@ -281,13 +328,24 @@ class PixelCNN(nn.Module):
             MaskedConv2d(width, in_channels * LEVELS, 1, "B", in_channels),
         )
 
+    def build_layers(self, colors: int, width: int, layers: int) -> None:
+        self.context_rows = 7 // 2 + layers  # 3 of the 7x7 conv, 1 a 3x3 block
+        self.first = MaskedConv2d(colors, width, 7, "A", colors)
+        self.blocks = nn.ModuleList(
+            PixelCNNBlock(width, colors, self.label.dim) for _ in range(layers)
+        )
+
+    def features(self, inputs: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """``inputs [B, C, H, W]`` in [-1, 1], ``condition [B, E]`` -> ``[B, width, H, W]``."""
+        features = self.first(inputs)
+        for block in self.blocks:
+            features = block(features, condition)
+        return features
+
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         batch, colors, height, width = images.shape
         condition = self.label(labels, batch, images.device)
-        features = self.first(images * 2 - 1)
-        for block in self.blocks:
-            features = block(features, condition)
-        logits = self.head(features)  # [B, C*256, H, W]
+        logits = self.head(self.features(images * 2 - 1, condition))  # [B, C*256, H, W]
         return logits.view(batch, colors, LEVELS, height, width).transpose(1, 2)
 
     def row_logits(
@@ -297,6 +355,24 @@ class PixelCNN(nn.Module):
         ``context_rows`` rows above it and the row itself: what sampling a row needs."""
         top = max(0, row - self.context_rows)
         return self(images[:, :, top : row + 1], labels)[:, :, :, -1]
+
+
+class GatedPixelCNN(PixelCNN):
+    """The Gated PixelCNN: a 7x7 :class:`GatedBlock` (type A), ``layers`` 3x3 ones (type B),
+    the same head; no blind spot: a pixel sees the whole cone above it."""
+
+    def build_layers(self, colors: int, width: int, layers: int) -> None:
+        self.context_rows = 7 // 2 + layers + 1  # and 1 of the shift down
+        self.first = GatedBlock(colors, width, colors, 7, "A", self.label.dim)
+        self.blocks = nn.ModuleList(
+            GatedBlock(width, width, colors, 3, "B", self.label.dim) for _ in range(layers)
+        )
+
+    def features(self, inputs: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        vertical, horizontal = self.first(inputs, inputs, condition)
+        for block in self.blocks:
+            vertical, horizontal = block(vertical, horizontal, condition)
+        return horizontal
 
 
 @PIXELCNN_NETS.register("pixelcnn")
@@ -309,9 +385,10 @@ def pixelcnn(
     layers: int = 5,
     gated: bool = False,
 ) -> nn.Module:
-    """A 7x7 type-A masked conv, ``layers`` residual 3x3 type-B blocks (gated: PixelCNN's
-    ``tanh * sigmoid`` units), two 1x1 type-B convs to a 256-way softmax per subpixel."""
+    """PixelCNN (van den Oord et al. 2016): masked convolutions to a 256-way softmax per
+    subpixel; ``gated``: the Gated PixelCNN's ``tanh * sigmoid`` units on vertical and
+    horizontal stacks."""
     check_positive(width=width, layers=layers)
     if width < in_channels:
         raise SpecError(f"net_args.width: must be >= the {in_channels} color channels, got {width}")
-    return PixelCNN(in_channels, num_classes, width, layers, gated)
+    return (GatedPixelCNN if gated else PixelCNN)(in_channels, num_classes, width, layers)
