@@ -34,7 +34,7 @@ PIXELCNN_NETS = NETS.family(
     "pixelcnn",
     output="images [B, C, H, W] in [0, 1], labels [B] | None -> "
     "logits [B, 256, C, H, W] of each pixel given the pixels before it; "
-    "row_logits(images, labels, row) -> logits [B, 256, C, W] of one row (for sampling)",
+    "prepare_row(images, labels, row) -> () -> logits [B, 256, C, W] of that row (sampling)",
 )
 VIDEO_NETS = NETS.family("video", output="clips [B, C, T, H, W] -> logits [B, K]")
 SEGMENTATION_NETS = NETS.family(

@@ -7,6 +7,8 @@ stride-2 stages of the VAE and DCGAN nets need ``H`` and ``W`` divisible by 4 (8
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -275,9 +277,9 @@ class GatedBlock(nn.Module):
     """A layer of the Gated PixelCNN (van den Oord et al. 2016, "Conditional Image Generation
     with PixelCNN Decoders"): a vertical stack (output row ``r`` sees rows ``<= r``, all columns
     within ``kernel // 2``) and a horizontal stack (row ``r``, the columns before, the centre's
-    colors by ``mask_type``) that also reads the vertical stack shifted one row down, so no blind
-    spot. Both gated; the class condition is added to every value and gate. Takes and gives
-    ``(vertical, horizontal)``, each ``[B, width, H, W]`` (``[B, C, H, W]`` images in the first)."""
+    colors by ``mask_type``) that also reads the vertical stack shifted one row down (the
+    ``link``), so no blind spot. Both gated, the class condition added to every value and gate.
+    Stacks are ``[B, width, H, W]`` (``[B, C, H, W]`` images in the first layer)."""
 
     def __init__(
         self, in_width: int, width: int, colors: int, kernel: int, mask_type: str, label_dim: int
@@ -292,22 +294,30 @@ class GatedBlock(nn.Module):
         self.residual = in_width == width
         self.condition = nn.Linear(label_dim, 4 * width) if label_dim else None
 
-    def forward(
-        self, vertical: torch.Tensor, horizontal: torch.Tensor, condition: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        stack = self.vertical(F.pad(vertical, self.pad))  # [B, 2w, H, W]: rows <= r
-        above = self.down(F.pad(stack, (0, 0, 1, 0))[:, :, :-1])  # shifted down: rows < r
-        value, gate = above.chunk(2, dim=1)
-        parts = [
-            *stack.chunk(2, dim=1),
-            value + self.value(horizontal),
-            gate + self.gate(horizontal),
-        ]
+    def conditioned(self, values_and_gates: torch.Tensor, condition: torch.Tensor, stack: int):
+        """``gated(value, gate)`` of ``[B, 2w, H, W]``, the condition's bias for ``stack`` added
+        (0: vertical, 1: horizontal)."""
         if self.condition is not None:
-            biases = self.condition(condition)[:, :, None, None].chunk(4, dim=1)
-            parts = [part + bias for part, bias in zip(parts, biases)]
-        out = self.out(gated(parts[2], parts[3]))
-        return gated(parts[0], parts[1]), horizontal + out if self.residual else out
+            bias = self.condition(condition).chunk(2, dim=1)[stack]  # [B, 2w]
+            values_and_gates = values_and_gates + bias[:, :, None, None]
+        return gated(*values_and_gates.chunk(2, dim=1))
+
+    def vertical_step(
+        self, vertical: torch.Tensor, condition: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(the next vertical stack, the link [B, 2w, H, W])``; the link at row ``r`` comes
+        from rows ``< r`` only."""
+        stack = self.vertical(F.pad(vertical, self.pad))  # rows <= r
+        link = self.down(F.pad(stack, (0, 0, 1, 0))[:, :, :-1])  # shifted down: rows < r
+        return self.conditioned(stack, condition, 0), link
+
+    def horizontal_step(
+        self, horizontal: torch.Tensor, link: torch.Tensor, condition: torch.Tensor
+    ) -> torch.Tensor:
+        """The next horizontal stack, from this one and the link of the same rows."""
+        values_and_gates = torch.cat([self.value(horizontal), self.gate(horizontal)], 1) + link
+        out = self.out(self.conditioned(values_and_gates, condition, 1))
+        return horizontal + out if self.residual else out
 
 
 class PixelCNN(nn.Module):
@@ -348,13 +358,14 @@ class PixelCNN(nn.Module):
         logits = self.head(self.features(images * 2 - 1, condition))  # [B, C*256, H, W]
         return logits.view(batch, colors, LEVELS, height, width).transpose(1, 2)
 
-    def row_logits(
+    def prepare_row(
         self, images: torch.Tensor, labels: torch.Tensor | None, row: int
-    ) -> torch.Tensor:
-        """The logits ``[B, 256, C, W]`` of row ``row``, equal to ``forward``'s, from the
-        ``context_rows`` rows above it and the row itself: what sampling a row needs."""
+    ) -> Callable[[], torch.Tensor]:
+        """A function giving the logits ``[B, 256, C, W]`` of row ``row`` of ``images`` as they
+        are when it is called, equal to ``forward``'s (sampling fills the row in place between
+        calls): here from the ``context_rows`` rows above it and the row itself."""
         top = max(0, row - self.context_rows)
-        return self(images[:, :, top : row + 1], labels)[:, :, :, -1]
+        return lambda: self(images[:, :, top : row + 1], labels)[:, :, :, -1]
 
 
 class GatedPixelCNN(PixelCNN):
@@ -369,10 +380,32 @@ class GatedPixelCNN(PixelCNN):
         )
 
     def features(self, inputs: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        vertical, horizontal = self.first(inputs, inputs, condition)
-        for block in self.blocks:
-            vertical, horizontal = block(vertical, horizontal, condition)
+        vertical, horizontal = inputs, inputs
+        for block in (self.first, *self.blocks):
+            vertical, link = block.vertical_step(vertical, condition)
+            horizontal = block.horizontal_step(horizontal, link, condition)
         return horizontal
+
+    def prepare_row(
+        self, images: torch.Tensor, labels: torch.Tensor | None, row: int
+    ) -> Callable[[], torch.Tensor]:
+        """As :meth:`PixelCNN.prepare_row`, with the vertical stack run once: its links into row
+        ``row`` come from the rows above, so each call runs only the horizontal stack on the row."""
+        top = max(0, row - self.context_rows)
+        condition = self.label(labels, len(images), images.device)
+        vertical, links = images[:, :, top : row + 1] * 2 - 1, []
+        for block in (self.first, *self.blocks):
+            vertical, link = block.vertical_step(vertical, condition)
+            links.append(link[:, :, -1:])
+
+        def logits() -> torch.Tensor:
+            horizontal = images[:, :, row : row + 1] * 2 - 1  # [B, C, 1, W]
+            for block, link in zip((self.first, *self.blocks), links):
+                horizontal = block.horizontal_step(horizontal, link, condition)
+            batch, colors, _, width = images.shape
+            return self.head(horizontal).view(batch, colors, LEVELS, width).transpose(1, 2)
+
+        return logits
 
 
 @PIXELCNN_NETS.register("pixelcnn")
