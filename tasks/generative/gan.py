@@ -90,7 +90,7 @@ class GANTask(GenerativeTask):
         sample_every_n_epochs: int = 5,
         sample_grid_rows: int = 10,
         classifier_checkpoint: str | None = None,
-        classifier_epochs: int = 5,
+        classifier_epochs: int = 20,
         optimizer: OptimizerConfig = DCGAN_ADAM,
         scheduler: SchedulerConfig = SchedulerConfig(name="none"),
         discriminator_optimizer: OptimizerConfig = DCGAN_ADAM,
