@@ -9,6 +9,7 @@ import torch
 
 from visionflow.errors import SpecError
 from visionflow.tasks.generative import GANTask, PixelCNNTask, VAETask
+from visionflow.tasks.generative.features import train_classifier
 from visionflow.tasks.generative.gan import discriminator_loss, generator_loss, gradient_penalty
 from visionflow.tasks.generative.vae import (
     bernoulli_log_likelihood,
@@ -222,3 +223,19 @@ def test_baseline_is_the_per_subpixel_histogram():
 def test_bad_arguments_name_the_key(args, key):
     with pytest.raises(SpecError, match=key.replace(".", r"\.")):
         VAETask(**{**DATA, "net_args": {"latent_dim": 2, "width": 4}, **args})
+
+
+@pytest.mark.parametrize("size, feature_dims", [(8, 256), (16, 84)])
+def test_scoring_classifier_fits_the_image_size(size, feature_dims):
+    """LeNet-5 (84 features) from 16 px; below, where its convs do not fit, an MLP (256)."""
+    images, labels = torch.randn(6, 1, size, size), torch.arange(6) % 3
+    classifier = train_classifier(
+        [(images, labels)],
+        num_classes=3,
+        in_channels=1,
+        image_size=(size, size),
+        epochs=1,
+        device=torch.device("cpu"),
+    )
+    features, logits = classifier(images)
+    assert features.shape == (6, feature_dims) and logits.shape == (6, 3)
