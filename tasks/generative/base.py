@@ -199,9 +199,7 @@ class GenerativeTask(VisionTask):
                 "image_classification checkpoint on the same data",
             )
         datamodule.setup("fit")
-        rank_zero_info(
-            f"training the FID/KID classifier (LeNet-5, {self.hparams.classifier_epochs} epochs)"
-        )
+        rank_zero_info(f"training the FID/KID classifier ({self.hparams.classifier_epochs} epochs)")
         return datamodule.train_dataloader()
 
     def make_evaluator(self) -> GenerativeEvaluator:
