@@ -199,9 +199,7 @@ class GenerativeTask(VisionTask):
                 "image_classification checkpoint on the same data",
             )
         datamodule.setup("fit")
-        rank_zero_info(
-            f"training the FID/KID classifier (LeNet-5, {self.hparams.classifier_epochs} epochs)"
-        )
+        rank_zero_info(f"training the FID/KID classifier ({self.hparams.classifier_epochs} epochs)")
         return datamodule.train_dataloader()
 
     def make_evaluator(self) -> GenerativeEvaluator:
@@ -216,7 +214,7 @@ class GenerativeTask(VisionTask):
         pixels, labels = self.pixels(batch.images), self.labels(batch)
         samples = self.sample(len(pixels), labels)
         classifier = self.classifier()
-        real_features, _ = classifier(self.normalized(pixels))
+        real_features, real_logits = classifier(self.normalized(pixels))
         sample_features, sample_logits = classifier(self.normalized(samples))
         nll = self.log_likelihood_bound(pixels, labels)
         result = GenerativeBatch(
@@ -225,6 +223,7 @@ class GenerativeTask(VisionTask):
             nll=None if nll is None else nll.cpu(),
             baseline_nll=self.baseline_nll(pixels).cpu(),
             sample_classes=sample_logits.argmax(1).cpu() if labels is not None else None,
+            real_classes=real_logits.argmax(1).cpu(),
         )
         return result, batch.targets.cpu()
 
@@ -242,26 +241,36 @@ class GenerativeTask(VisionTask):
     # ---------------------------------------------------------------------------- artifacts
 
     def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
-        """After ``fit``: ``samples.png`` (one class a column when class-conditional)."""
+        """After ``fit``: ``samples.png`` (when class-conditional, one class a column, headed by
+        its name: classes 0-9, or all of them repeated when there are fewer)."""
         if stage != "fit" or not self.hparams.sample_grid_rows:
             return []
         return [self.save_samples(Path(directory) / "samples.png", "samples after training")]
 
     @torch.no_grad()
     def save_samples(self, path: Path, title: str) -> Path:
-        labels = None
+        labels, column_labels = None, None
         count = GRID_COLUMNS * self.hparams.sample_grid_rows
         if self.hparams.conditional:
-            labels = torch.arange(count, device=self.device) % self.hparams.num_classes
+            classes = [column % self.hparams.num_classes for column in range(GRID_COLUMNS)]
+            labels = torch.tensor(classes, device=self.device).repeat(count // GRID_COLUMNS)
+            column_labels = [self.class_names[c] for c in classes]
+            title = f"{title} (one class a column)"
         was_training = self.training
         self.eval()
         samples = self.sample(count, labels)
         self.train(was_training)
-        return save_figure(image_grid(samples, title), path, dpi=100)
+        return save_figure(image_grid(samples, title, column_labels=column_labels), path, dpi=100)
 
 
-def image_grid(rows_of_images: torch.Tensor, title: str, columns: int = GRID_COLUMNS):
-    """A matplotlib Figure of images ``[N, C, H, W]`` in [0, 1], ``columns`` to a row."""
+def image_grid(
+    rows_of_images: torch.Tensor,
+    title: str,
+    columns: int = GRID_COLUMNS,
+    column_labels: list[str] | None = None,
+):
+    """A matplotlib Figure of images ``[N, C, H, W]`` in [0, 1], ``columns`` to a row, each
+    column headed by its ``column_labels`` entry where given (the class of conditional samples)."""
     from matplotlib.figure import Figure
 
     images = rows_of_images.detach().float().cpu()
@@ -281,7 +290,10 @@ def image_grid(rows_of_images: torch.Tensor, title: str, columns: int = GRID_COL
         interpolation="nearest",
     )
     axes.set_axis_off()
-    axes.set_title(title)
+    if column_labels:
+        for column, label in enumerate(column_labels[:columns]):
+            axes.text(1 + column * (width + 1) + width / 2, -0.5, label, ha="center", va="bottom")
+    axes.set_title(title, pad=18 if column_labels else 6)
     return figure
 
 

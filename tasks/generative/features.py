@@ -20,8 +20,9 @@ from visionflow.errors import CheckpointError, SpecError
 from visionflow.tasks.nets import build_net
 from visionflow.tasks.nets.transfer import head_path
 
-#: net and steps of the classifier trained when no checkpoint is given
-DEFAULT_NET = "lenet5"
+#: the classifier trained when no checkpoint is given: LeNet-5, whose two 5x5 convs and pools
+#: need 16 px; on smaller images (digits at their own 8 px) an MLP of 256 hidden units
+DEFAULT_NET, SMALL_IMAGE_NET, LENET_MIN_SIZE = "lenet5", "mlp", 16
 
 
 class FeatureClassifier:
@@ -92,31 +93,22 @@ def train_classifier(
     device: torch.device,
     seed: int = 0,
 ) -> FeatureClassifier:
-    """LeNet-5 trained for ``epochs`` on ``loader``'s ``(images, labels)`` batches (Adam); also
-    inside Lightning's evaluation loops, which run in inference mode."""
+    """LeNet-5 (an MLP below 16 px) trained for ``epochs`` on ``loader``'s ``(images, labels)``
+    batches (Adam); also inside Lightning's evaluation loops, which run in inference mode."""
     with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng():
         torch.manual_seed(seed)
-        return FeatureClassifier(
-            _fit_lenet(loader, num_classes, in_channels, image_size, epochs, device)
-        )
-
-
-def _fit_lenet(
-    loader: Any,
-    num_classes: int,
-    in_channels: int,
-    image_size: tuple[int, int] | None,
-    epochs: int,
-    device: torch.device,
-) -> nn.Module:
-    net = build_net(
-        DEFAULT_NET, num_classes=num_classes, in_channels=in_channels, image_size=image_size
-    ).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    for _ in range(epochs):
-        for images, labels in loader:
-            loss = F.cross_entropy(net(images.to(device)), labels.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    return net
+        small = image_size is not None and min(image_size) < LENET_MIN_SIZE
+        net = build_net(
+            SMALL_IMAGE_NET if small else DEFAULT_NET,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            image_size=image_size,
+        ).to(device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+        for _ in range(epochs):
+            for images, labels in loader:
+                loss = F.cross_entropy(net(images.to(device)), labels.to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+    return FeatureClassifier(net)

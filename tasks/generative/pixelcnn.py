@@ -6,7 +6,8 @@
 ``log p(x) = sum_i log p(x_i | x_<i)`` over subpixels in raster order (colors in order within a
 pixel), each a 256-way softmax of the masked-convolution net. Logged: ``train/loss`` and
 ``val/loss`` (nats per subpixel) and ``val/bpd`` (bits per subpixel, exact). Sampling draws every
-image of a batch at once, one forward pass per subpixel (``C * H * W`` passes).
+image of a batch at once, one pass per subpixel (``C * H * W`` passes) over only what the row needs
+(the net's ``prepare_row``: the Gated PixelCNN runs its vertical stack once a row).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class PixelCNNTask(GenerativeTask):
         sample_every_n_epochs: int = 5,
         sample_grid_rows: int = 10,
         classifier_checkpoint: str | None = None,
-        classifier_epochs: int = 5,
+        classifier_epochs: int = 20,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
         scheduler: SchedulerConfig = SchedulerConfig(name="none"),
     ):
@@ -87,9 +88,10 @@ class PixelCNNTask(GenerativeTask):
         colors = self.hparams.in_channels
         images = torch.zeros(count, colors, height, width, device=self.device)
         for row in range(height):
+            row_logits = self.net.prepare_row(images, labels, row)
             for column in range(width):
                 for color in range(colors):
-                    logits = self.net(images, labels)[:, :, color, row, column]  # [B, 256]
+                    logits = row_logits()[:, :, color, column]  # [B, 256]
                     levels = torch.multinomial(logits.float().softmax(1), 1).squeeze(1)
                     images[:, color, row, column] = levels / (LEVELS - 1)
         return images

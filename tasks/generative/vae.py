@@ -91,7 +91,7 @@ class VAETask(GenerativeTask):
         sample_every_n_epochs: int = 5,
         sample_grid_rows: int = 10,
         classifier_checkpoint: str | None = None,
-        classifier_epochs: int = 5,
+        classifier_epochs: int = 20,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
         scheduler: SchedulerConfig = SchedulerConfig(name="none"),
     ):

@@ -33,7 +33,8 @@ GAN_NETS = NETS.family(
 PIXELCNN_NETS = NETS.family(
     "pixelcnn",
     output="images [B, C, H, W] in [0, 1], labels [B] | None -> "
-    "logits [B, 256, C, H, W] of each pixel given the pixels before it",
+    "logits [B, 256, C, H, W] of each pixel given the pixels before it; "
+    "prepare_row(images, labels, row) -> () -> logits [B, 256, C, W] of that row (sampling)",
 )
 VIDEO_NETS = NETS.family("video", output="clips [B, C, T, H, W] -> logits [B, K]")
 SEGMENTATION_NETS = NETS.family(

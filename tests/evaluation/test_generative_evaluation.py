@@ -75,6 +75,7 @@ def batches(
                     nll=torch.full((count,), 64 * math.log(2)),
                     baseline_nll=torch.full((count,), 128 * math.log(2)),
                     sample_classes=torch.arange(count) % 2,
+                    real_classes=(torch.arange(start, start + count) % 4).clamp(max=1),
                 ),
                 torch.zeros(count, dtype=torch.long),
             )
@@ -94,5 +95,6 @@ def test_evaluator_metrics_and_shards_give_equal_results():
     whole = evaluate(batches(real, fake, 64))
     assert whole["bpd"] == pytest.approx(1.0) and whole["baseline_bpd"] == pytest.approx(2.0)
     assert whole["sample_acc"] == pytest.approx(0.5)
+    assert whole["real_acc"] == pytest.approx(0.25)
     assert whole["fid"] == frechet_distance(real, fake)
     assert evaluate(batches(real, fake, 10)) == whole

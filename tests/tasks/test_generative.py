@@ -9,6 +9,7 @@ import torch
 
 from visionflow.errors import SpecError
 from visionflow.tasks.generative import GANTask, PixelCNNTask, VAETask
+from visionflow.tasks.generative.features import train_classifier
 from visionflow.tasks.generative.gan import discriminator_loss, generator_loss, gradient_penalty
 from visionflow.tasks.generative.vae import (
     bernoulli_log_likelihood,
@@ -91,14 +92,20 @@ def test_vae_loss_is_the_negative_elbo_with_beta():
     assert (kl > 0).all()
 
 
-@pytest.mark.parametrize("colors, gated", [(1, False), (3, True)])
+@pytest.mark.parametrize("colors", [1, 3])
+@pytest.mark.parametrize("gated", [False, True])
 def test_pixelcnn_output_at_a_subpixel_depends_only_on_earlier_subpixels(colors, gated):
+    """Causal for both nets; the gated one (no blind spot) sees every earlier subpixel."""
     torch.manual_seed(0)
     net = pixelcnn(
-        in_channels=colors, image_size=[5, 5], num_classes=0, width=6, layers=2, gated=gated
+        in_channels=colors, image_size=[5, 5], num_classes=0, width=12, layers=2, gated=gated
     )
+    with torch.no_grad():  # positive biases: no ReLU is dead at init, every path counts
+        for conv in net.modules():
+            if isinstance(conv, torch.nn.Conv2d):
+                conv.bias.fill_(0.5)
     height = width = 5
-    for row, column, color in [(0, 0, 0), (2, 3, colors - 1), (4, 4, 0)]:
+    for row, column, color in [(0, 0, 0), (2, 3, colors - 1), (4, 4, 0), (1, 0, colors - 1)]:
         images = torch.rand(1, colors, height, width, requires_grad=True)
         net(images)[0, :, color, row, column].sum().backward()
         gradient = images.grad[0].abs()  # [C, H, W]
@@ -107,9 +114,25 @@ def test_pixelcnn_output_at_a_subpixel_depends_only_on_earlier_subpixels(colors,
         later = (order > here)[None].expand(colors, -1, -1).clone()
         later[color:, row, column] = True  # this and later colors
         assert gradient[later].max() == 0, (row, column, color)
-        earlier = ~later
-        if earlier.any():
-            assert gradient[earlier].sum() > 0  # it does see what comes before
+        earlier = gradient[~later]
+        if len(earlier):
+            assert earlier.sum() > 0  # it does see what comes before
+            assert (earlier > 0).all() or not gated, (row, column, color)
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+@pytest.mark.parametrize("gated", [False, True])
+def test_pixelcnn_prepared_row_logits_equal_the_whole_image_logits(layers, gated):
+    """From the rows above and the row as it is when called (sampling fills it in between)."""
+    torch.manual_seed(0)
+    net = pixelcnn(
+        in_channels=2, image_size=[12, 5], num_classes=3, width=4, layers=layers, gated=gated
+    )
+    images, labels = torch.rand(2, 2, 12, 5), torch.tensor([0, 2])
+    for row in range(12):
+        row_logits = net.prepare_row(images, labels, row)
+        images[:, :, row] = torch.rand(2, 2, 5)  # filled in after the row was prepared
+        assert torch.allclose(row_logits(), net(images, labels)[..., row, :], atol=1e-6)
 
 
 def test_pixelcnn_samples_the_whole_batch_on_the_pixel_levels():
@@ -158,15 +181,24 @@ def test_gan_trains_two_optimizers_and_keeps_an_ema_generator():
         id(p) for p in task.net.generator.parameters()
     }
     assert task.discriminator_config.lr == 2e-4 and task.discriminator_config.momentum == 0.5
-    before = [p.clone() for p in task.ema_generator.parameters()]
-    with torch.no_grad():
-        for p in task.net.generator.parameters():
-            p.add_(1.0)
-    task.update_ema()
-    for old, new, current in zip(
-        before, task.ema_generator.parameters(), task.net.generator.parameters()
-    ):
-        assert torch.allclose(new, 0.5 * old + 0.5 * current)
+    # the first update's decay is the warm-up's 1/10; from the 9th on it is ema_decay
+    for updates, decay in [(0, 0.1), (100, 0.5)]:
+        task.ema_updates = updates
+        before = [p.clone() for p in task.ema_generator.parameters()]
+        with torch.no_grad():
+            for p in task.net.generator.parameters():
+                p.add_(1.0)
+        task.update_ema()
+        assert task.ema_updates == updates + 1
+        for old, new, current in zip(
+            before, task.ema_generator.parameters(), task.net.generator.parameters()
+        ):
+            assert torch.allclose(new, decay * old + (1 - decay) * current)
+    checkpoint: dict = {}
+    task.on_save_checkpoint(checkpoint)
+    resumed = GANTask(**DATA, net_args={"latent_dim": 2, "width": 4})
+    resumed.on_load_checkpoint(checkpoint)
+    assert resumed.ema_updates == 101  # a resumed fit continues the warm-up where it was
 
 
 def test_baseline_is_the_per_subpixel_histogram():
@@ -191,3 +223,19 @@ def test_baseline_is_the_per_subpixel_histogram():
 def test_bad_arguments_name_the_key(args, key):
     with pytest.raises(SpecError, match=key.replace(".", r"\.")):
         VAETask(**{**DATA, "net_args": {"latent_dim": 2, "width": 4}, **args})
+
+
+@pytest.mark.parametrize("size, feature_dims", [(8, 256), (16, 84)])
+def test_scoring_classifier_fits_the_image_size(size, feature_dims):
+    """LeNet-5 (84 features) from 16 px; below, where its convs do not fit, an MLP (256)."""
+    images, labels = torch.randn(6, 1, size, size), torch.arange(6) % 3
+    classifier = train_classifier(
+        [(images, labels)],
+        num_classes=3,
+        in_channels=1,
+        image_size=(size, size),
+        epochs=1,
+        device=torch.device("cpu"),
+    )
+    features, logits = classifier(images)
+    assert features.shape == (6, feature_dims) and logits.shape == (6, 3)

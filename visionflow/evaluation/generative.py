@@ -4,8 +4,9 @@ The task's ``evaluation_step`` gives, per batch of real images, a :class:`Genera
 negative log-likelihood of each image in nats (where the model has one: exact for PixelCNN, the
 negative ELBO, an upper bound, for a VAE) and that of an independent-pixel baseline, the features
 of the real images and of as many generated ones under a feature extractor (a classifier's
-penultimate layer), and the class that classifier predicts for each generated image. Targets are
-the real labels (the classes the samples were conditioned on, for a class-conditional model).
+penultimate layer), and the class that classifier predicts for each real and each generated
+image. Targets are the real labels (the classes the samples were conditioned on, for a
+class-conditional model).
 
 Metrics:
 
@@ -14,7 +15,8 @@ Metrics:
   with ``N - 1`` (as torchmetrics' ``FrechetInceptionDistance``, which the tests match to 1e-6);
 - ``kid``: the unbiased MMD^2 with the cubic polynomial kernel ``(x.y / D + 1)^3`` over all
   samples (torchmetrics' ``KernelInceptionDistance`` with one subset of every sample);
-- ``sample_acc``: how often the classifier predicts the conditioning class (conditional models).
+- ``sample_acc``: how often the classifier predicts the conditioning class (conditional models);
+- ``real_acc``: how often it predicts the label of a real image: what ``sample_acc`` can reach.
 
 Everything accumulates per sample and is joined in dataset order, so shards give equal results.
 """
@@ -33,13 +35,15 @@ from visionflow.evaluation import Evaluation
 class GenerativeBatch:
     """One batch of ``B`` real images and ``B`` samples: ``nll`` and ``baseline_nll`` ``[B]``
     nats (None without a likelihood), ``real_features`` and ``sample_features`` ``[B, D]``,
-    ``sample_classes`` ``[B]`` predicted classes (None for an unconditional model)."""
+    ``sample_classes`` ``[B]`` predicted classes (None for an unconditional model),
+    ``real_classes`` ``[B]`` the classes predicted for the real images (None: not scored)."""
 
     real_features: torch.Tensor
     sample_features: torch.Tensor
     nll: torch.Tensor | None = None
     baseline_nll: torch.Tensor | None = None
     sample_classes: torch.Tensor | None = None
+    real_classes: torch.Tensor | None = None
 
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
@@ -90,10 +94,11 @@ class GenerativeEvaluator:
             metrics["fid"] = frechet_distance(real, fake)
             metrics["kid"] = kernel_distance(real, fake)
         metrics.update(self._likelihoods())
-        classes = [b.sample_classes for b in self.batches]
-        if classes and all(c is not None for c in classes):
-            correct = torch.cat(classes) == torch.cat(self.labels)
-            metrics["sample_acc"] = float(correct.double().mean())
+        for name in ("sample", "real"):
+            classes = [getattr(b, f"{name}_classes") for b in self.batches]
+            if classes and all(c is not None for c in classes):
+                correct = torch.cat(classes) == torch.cat(self.labels)
+                metrics[f"{name}_acc"] = float(correct.double().mean())
         return Evaluation(metrics=metrics, num_samples=len(real))
 
     def _likelihoods(self) -> dict[str, float]:
