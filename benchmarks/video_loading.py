@@ -5,8 +5,7 @@ clips, and clip-seeking decode vs decoding every frame from the start.
    sampling + keyframe-seeking PyAV decode + frame-consistent ``video_flip_train`` augmentation
    + collate into ``[B, 3, T, 112, 112]``) against a loop that calls :func:`read_clip` (the same
    PyAV decode) on exactly the clips the loader read (recorded during its run) and does nothing
-   else. Both in one process (``--workers`` > 0 gives the datamodule worker processes; the bare
-   loop stays one process, so keep 0 to compare like with like).
+   else. Both in this one process (no loader workers), so they compare like with like.
 2. ``ratio = seek / from start`` (goal >= 3 on >= 10 s videos with a keyframe every 2-3 s): the
    same clips (random starts) read by :func:`read_clip` twice, with the same library, open
    container and RGB conversion: seeking to the keyframe at or before the clip (decoding only
@@ -79,7 +78,7 @@ def loader_throughput(
         test_fraction=0.0,
         val_fraction=0.0,
         batch_size=args.batch_size,
-        num_workers=args.workers,
+        num_workers=0,  # the recording below sees this process's reads only
     )
     read: list[Clip] = []
 
@@ -87,7 +86,7 @@ def loader_throughput(
         read.append((Path(path), np.asarray(indices)))
         return read_clip(path, indices)
 
-    video_folder.read_clip = recording_read_clip  # seen in this process only (workers: 0)
+    video_folder.read_clip = recording_read_clip
     loader = datamodule.train_dataloader()
     clips, wall, cpu = 0, time.perf_counter(), time.process_time()
     while clips < args.clips:
@@ -98,6 +97,31 @@ def loader_throughput(
     rates = clips / (time.perf_counter() - wall), clips / (time.process_time() - cpu)
     video_folder.read_clip = read_clip
     return rates, read
+
+
+def medians(rates: list[tuple[float, float]]) -> tuple[float, float]:
+    """The median wall-clock and CPU-time rates of ``(wall, cpu)`` rounds."""
+    return float(np.median([r[0] for r in rates])), float(np.median([r[1] for r in rates]))
+
+
+def loader_comparison(root: Path, args: argparse.Namespace) -> None:
+    """The train loader vs a bare ``read_clip`` loop on the clips it read, ``args.rounds``
+    rounds in turn (each loader starts afresh, so every round reads the same clips)."""
+    ours, bare = [], []
+    for _ in range(args.rounds):
+        rates, read = loader_throughput(root, args)
+        ours.append(rates)
+        bare.append(clips_per_second(read_clip, read))
+    (ours_wall, ours_cpu), (bare_wall, bare_cpu) = medians(ours), medians(bare)
+    print(
+        f"datamodule {ours_wall:.2f} clips/s ({ours_cpu:.2f} by CPU time), bare read_clip loop "
+        f"on the same {len(read)} clips {bare_wall:.2f} ({bare_cpu:.2f}); median of "
+        f"{args.rounds} rounds ({args.frames}x112x112, stride {args.stride})"
+    )
+    print(
+        f"ratio = datamodule / bare loop = {ours_wall / bare_wall:.2f} "
+        f"({ours_cpu / bare_cpu:.2f} by CPU time)"
+    )
 
 
 def seek_comparison(video: Path, name: str, starts: list[int], args: argparse.Namespace) -> None:
@@ -117,8 +141,8 @@ def seek_comparison(video: Path, name: str, starts: list[int], args: argparse.Na
     for _ in range(args.rounds):
         for label, read in readers.items():
             rounds[label].append(clips_per_second(read, clips))
-    wall = {label: float(np.median([r[0] for r in rates])) for label, rates in rounds.items()}
-    cpu = {label: float(np.median([r[1] for r in rates])) for label, rates in rounds.items()}
+    wall = {label: medians(rates)[0] for label, rates in rounds.items()}
+    cpu = {label: medians(rates)[1] for label, rates in rounds.items()}
     shown = ", ".join(f"{label} {wall[label]:.2f} ({cpu[label]:.2f})" for label in readers)
     print(
         f"{name}: clips/s by wall clock (by CPU time), median of {args.rounds} rounds: {shown}; "
@@ -133,8 +157,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--stride", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=5, help="timing rounds of the seek test")
+    parser.add_argument("--rounds", type=int, default=5, help="timing rounds of each comparison")
     parser.add_argument(
         "--video",
         type=Path,
@@ -149,17 +172,7 @@ def main() -> None:
             (root / label).mkdir(parents=True)
             for copy in range(args.clips // 2):
                 shutil.copy(demo, root / label / f"{copy}.mp4")
-        ours, read = loader_throughput(root, args)
-        bare = clips_per_second(read_clip, read)
-        print(
-            f"datamodule {ours[0]:.2f} clips/s ({ours[1]:.2f} by CPU time), bare read_clip loop "
-            f"on the same {len(read)} clips {bare[0]:.2f} ({bare[1]:.2f}) "
-            f"({args.frames}x112x112, stride {args.stride}, {args.workers} workers)"
-        )
-        print(
-            f"ratio = datamodule / bare loop = {ours[0] / bare[0]:.2f} "
-            f"({ours[1] / bare[1]:.2f} by CPU time)"
-        )
+        loader_comparison(root, args)
         span = (args.frames - 1) * args.stride + 1
         starts = (
             np.random.default_rng(0).integers(0, count_frames(demo) - span + 1, args.clips).tolist()
