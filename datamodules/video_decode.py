@@ -14,7 +14,8 @@ last one. Frame ``i`` is
 the one whose presentation time is ``i / fps``. Containers whose timestamps do not give frame
 numbers that way (AVI stores packets in decode order) are decoded from the start, counting
 frames. Open containers are kept per process (:data:`OPEN_CONTAINERS` of them, most recently
-used), so the clips of one video in a loader worker share one. A file that cannot be opened or
+used; closed before the process forks), so the clips of one video in a loader worker share
+one. A file that cannot be opened or
 decoded, or ends before a frame the clip needs, raises a DataError naming it.
 """
 
@@ -149,15 +150,21 @@ class _Video:
 
 
 _OPEN: OrderedDict[Path, _Video] = OrderedDict()
-_OPEN_PID = [os.getpid()]
+
+
+def _close_all() -> None:
+    """Close every kept container. Runs before each fork (loader workers, process pools): a
+    child must not inherit them, as it would share their file offsets and could not free
+    their decoders, whose threads stay in the parent (freeing one in the child hangs)."""
+    for path in list(_OPEN):
+        _forget(path)
+
+
+os.register_at_fork(before=_close_all)
 
 
 def _open_video(path: Path) -> _Video:
-    """The process's open container for ``path`` (opened now if needed; a forked loader worker
-    opens its own, never its parent's)."""
-    if _OPEN_PID[0] != os.getpid():
-        _OPEN.clear()  # the parent's: its file offsets are shared with the parent
-        _OPEN_PID[0] = os.getpid()
+    """The process's open container for ``path`` (opened now if needed)."""
     if path in _OPEN and _OPEN[path].signature == _signature(path):
         _OPEN.move_to_end(path)
         return _OPEN[path]

@@ -88,6 +88,28 @@ def test_seeking_past_b_frames_reads_what_a_full_decode_reads(tmp_path):
     np.testing.assert_array_equal(read_clip(path, np.array([30, 3, 30])), everything[[30, 3, 30]])
 
 
+def _exit_with_clip_check(video: Path, expected: np.ndarray) -> None:
+    raise SystemExit(0 if np.array_equal(read_clip(video, np.arange(4)), expected) else 1)
+
+
+def test_a_forked_worker_reads_a_video_its_parent_has_open(shapes_root):
+    """Containers are closed before a fork: a child freeing its parent's decoders hangs."""
+    import multiprocessing
+
+    video = next((shapes_root / "train" / "left").glob("*.mp4"))
+    expected = read_clip(video, np.arange(4))  # the parent keeps the container open
+    child = multiprocessing.get_context("fork").Process(
+        target=_exit_with_clip_check, args=(video, expected)
+    )
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked reader hung")
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(read_clip(video, np.arange(4)), expected)  # reopened here
+
+
 def test_a_video_rewritten_in_place_is_read_anew(tmp_path):
     path = tmp_path / "video.mp4"
     first = render_video("left", 8, 16, np.random.default_rng(0))
