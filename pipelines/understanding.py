@@ -115,11 +115,12 @@ def plot_image_grid(
     columns = max(len(row) for row in rows)
     height = 1.4 + 0.2 * bool(captions)
     figure = Figure(figsize=(1.3 * columns + 0.6, height * len(rows)), layout="constrained")
-    grid = figure.subplots(len(rows), columns, squeeze=False)
-    for index, (row, title) in enumerate(zip(rows, titles)):
+    # one subfigure per row, its title a left-aligned suptitle: an axes title that long would
+    # widen the first column in the constrained layout
+    for index, (part, row, title) in enumerate(zip(figure.subfigures(len(rows), 1), rows, titles)):
+        part.suptitle(title, x=0.0, ha="left", fontsize=8)
         row_captions = captions[index] if index < len(captions) else None
-        for column in range(columns):
-            axes = grid[index, column]
+        for column, axes in enumerate(part.subplots(1, columns, squeeze=False)[0]):
             if column >= len(row):
                 axes.set_axis_off()
                 continue
@@ -128,7 +129,6 @@ def plot_image_grid(
                 axes.set_xlabel(row_captions[column], fontsize=8)
                 axes.set_axis_on()
                 axes.set(xticks=[], yticks=[])
-        grid[index, 0].set_title(title, fontsize=8, loc="left")
     return figure
 
 
