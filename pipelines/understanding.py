@@ -117,7 +117,9 @@ def plot_image_grid(
     figure = Figure(figsize=(1.3 * columns + 0.6, height * len(rows)), layout="constrained")
     # one subfigure per row, its title a left-aligned suptitle: an axes title that long would
     # widen the first column in the constrained layout
-    for index, (part, row, title) in enumerate(zip(figure.subfigures(len(rows), 1), rows, titles)):
+    for index, (part, row, title) in enumerate(
+        zip(figure.subfigures(len(rows), 1, squeeze=False)[:, 0], rows, titles)
+    ):
         part.suptitle(title, x=0.0, ha="left", fontsize=8)
         row_captions = captions[index] if index < len(captions) else None
         for column, axes in enumerate(part.subplots(1, columns, squeeze=False)[0]):
