@@ -1,20 +1,32 @@
 """Reading frames of a video file (PyAV) or of a folder of pre-extracted JPEG frames.
 
 PyAV was measured against OpenCV and torchcodec on ../shared/data/video/demo.mp4
-(docs/benchmarks.md, "Video"): torchcodec's wheel does not load without a system FFmpeg, and
-PyAV's keyframe seek reads a 16-frame clip about 2x faster than OpenCV's ``CAP_PROP_POS_FRAMES``.
+(docs/benchmarks.md, "Video loading"): torchcodec's wheel does not load without a system
+FFmpeg, and per CPU second PyAV's keyframe seek reads 1.6x the clips OpenCV's
+``CAP_PROP_POS_FRAMES`` seek does (OpenCV is faster by the wall clock only by decoding on two
+threads).
 
-:func:`read_clip` seeks to the keyframe before the clip's first frame and decodes only up to
-its last one. Frame ``i`` is the one whose presentation time is ``i / fps``. Containers whose
-timestamps do not give frame numbers that way (AVI stores packets in decode order) are decoded
-from the start, counting frames. A file that cannot be opened or decoded, or ends before a
-frame the clip needs, raises a DataError naming it.
+:func:`read_clip` decodes only what a clip needs: it seeks to the keyframe at or before the
+clip's first frame, hands the decoder every packet up to the clip's last frame, lets it drop
+the non-reference frames (B-frames no other frame predicts from) that the clip does not show,
+converts to RGB only the frames the clip shows (with one kept converter), and stops after the
+last one. Frame ``i`` is
+the one whose presentation time is ``i / fps``. Containers whose timestamps do not give frame
+numbers that way (AVI stores packets in decode order) are decoded from the start, counting
+frames. Open containers are kept per process (:data:`OPEN_CONTAINERS` of them, most recently
+used; closed before the process forks), so the clips of one video in a loader worker share
+one. A file that cannot be opened or
+decoded, or ends before a frame the clip needs, raises a DataError naming it.
 """
 
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +37,8 @@ FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 #: containers whose timestamps number the frames (seekable by time)
 SEEKABLE_FORMATS = ("mp4", "mov", "matroska", "webm")
 BAD_FILE_HINT = "replace or delete the file, or set skip_bad_files: true"
+#: open containers kept per process (a loader worker reads a few videos at a time)
+OPEN_CONTAINERS = 4
 
 
 def is_frame_folder(path: Path) -> bool:
@@ -38,20 +52,24 @@ def count_frames(path: str | Path) -> int:
     path = Path(path)
     if path.is_dir():
         return len(_frame_files(path))
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        if stream.frames > 0:
-            return int(stream.frames)
-        return sum(1 for packet in container.demux(stream) if packet.size > 0)
+    video = _open_video(path)
+    if video.stream.frames > 0:
+        return int(video.stream.frames)
+    video.rewind()
+    return sum(1 for packet in video.container.demux(video.stream) if packet.size > 0)
 
 
-def read_clip(path: str | Path, indices: np.ndarray) -> np.ndarray:
-    """uint8 RGB ``[T, H, W, 3]``: frames ``indices`` (int ``[T]``, any order, repeats allowed)."""
+def read_clip(path: str | Path, indices: np.ndarray, *, seek: bool = True) -> np.ndarray:
+    """uint8 RGB ``[T, H, W, 3]``: frames ``indices`` (int ``[T]``, any order, repeats allowed).
+
+    ``seek=False`` decodes every frame from the start instead (the baseline of
+    ``benchmarks/video_loading.py``; the same frames come back)."""
     path = Path(path)
     if path.is_dir():
         return _read_frame_files(path, indices)
     wanted = sorted({int(i) for i in indices})
-    frames = _decode_frames(path, wanted)
+    video = _open_video(path)
+    frames = video.decode(wanted, seek)
     missing = [i for i in wanted if i not in frames]
     if missing:
         raise DataError(
@@ -67,16 +85,117 @@ def read_all_frames(path: str | Path) -> np.ndarray:
     path = Path(path)
     if path.is_dir():
         return _read_frame_files(path, np.arange(len(_frame_files(path))))
-    with _open(path) as container:
-        return np.stack([frame for _, frame in _numbered_frames(container, path, seek_to=None)])
+    return read_clip(path, np.arange(count_frames(path)), seek=False)
 
 
 # ------------------------------------------------------------------------------------ internals
 
 
-def _open(path: Path):
-    import av
+@dataclass
+class _Video:
+    """An open container, its video stream and how its timestamps number frames
+    (``numbering = (first pts, frames per pts unit)``, None: count decoded frames)."""
 
+    path: Path
+    container: Any
+    stream: Any
+    numbering: tuple[int, float] | None
+    signature: tuple[int, int]  # the file's (mtime_ns, size) when opened
+    reformatter: Any  # av's VideoReformatter, kept: a new one per frame costs 5x the conversion
+
+    def rewind(self) -> None:
+        self.container.seek(0, stream=self.stream, backward=True, any_frame=False)
+
+    def decode(self, wanted: list[int], seek: bool) -> dict[int, np.ndarray]:
+        """``{index: RGB frame [H, W, 3]}`` for the sorted frame numbers ``wanted``."""
+        import av
+
+        frames: dict[int, np.ndarray] = {}
+        try:
+            for index, frame in self._frames(wanted, seek):
+                frames[index] = self.reformatter.reformat(frame, format="rgb24").to_ndarray()
+                if index >= wanted[-1]:
+                    break
+        except av.FFmpegError as error:
+            _forget(self.path)
+            raise DataError(
+                f"{self.path}: cannot decode video ({error})", hint=BAD_FILE_HINT
+            ) from None
+        finally:
+            self.stream.codec_context.skip_frame = "DEFAULT"
+        return frames
+
+    def _frames(self, wanted: list[int], seek: bool) -> Iterator[tuple[int, Any]]:
+        """``(index, frame)`` of the ``wanted`` frames, decoded from the keyframe at or before
+        the first (from the start when not ``seek`` or the timestamps number no frames)."""
+        keep = set(wanted)
+        if self.numbering is None:
+            self.rewind()
+            for count, frame in enumerate(self.container.decode(self.stream)):
+                if count in keep:
+                    yield count, frame
+            return
+        first_pts, rate = self.numbering
+        start = wanted[0] if seek else 0
+        self.container.seek(round(start / rate) + first_pts, stream=self.stream, backward=True)
+        codec = self.stream.codec_context
+        for packet in self.container.demux(self.stream):
+            if seek and packet.pts is not None:
+                shown = round((packet.pts - first_pts) * rate) in keep
+                codec.skip_frame = "DEFAULT" if shown else "NONREF"
+            for frame in codec.decode(packet):
+                index = round((frame.pts - first_pts) * rate)
+                if index in keep:
+                    yield index, frame
+
+
+_OPEN: OrderedDict[Path, _Video] = OrderedDict()
+
+
+def _close_all() -> None:
+    """Close every kept container. Runs before each fork (loader workers, process pools): a
+    child must not inherit them, as it would share their file offsets and could not free
+    their decoders, whose threads stay in the parent (freeing one in the child hangs)."""
+    for path in list(_OPEN):
+        _forget(path)
+
+
+os.register_at_fork(before=_close_all)
+
+
+def _open_video(path: Path) -> _Video:
+    """The process's open container for ``path`` (opened now if needed)."""
+    if path in _OPEN and _OPEN[path].signature == _signature(path):
+        _OPEN.move_to_end(path)
+        return _OPEN[path]
+    _forget(path)
+    video = _open(path)
+    _OPEN[path] = video
+    if len(_OPEN) > OPEN_CONTAINERS:
+        _OPEN.popitem(last=False)[1].container.close()
+    return video
+
+
+def _forget(path: Path) -> None:
+    """Close and drop the kept container of ``path``, if any."""
+    video = _OPEN.pop(path, None)
+    if video is not None:
+        video.container.close()
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    try:
+        status = path.stat()
+    except OSError as error:
+        raise DataError(f"{path}: cannot open video ({error})", hint=BAD_FILE_HINT) from None
+    return status.st_mtime_ns, status.st_size
+
+
+def _open(path: Path) -> _Video:
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    signature = _signature(path)
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as error:
@@ -84,40 +203,9 @@ def _open(path: Path):
     if not container.streams.video:
         container.close()
         raise DataError(f"{path}: no video stream", hint=BAD_FILE_HINT)
-    return container
-
-
-def _decode_frames(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
-    """``{index: frame}`` for the sorted frame ``wanted``, seeking when the container allows."""
-    last, keep = wanted[-1], set(wanted)
-    frames: dict[int, np.ndarray] = {}
-    with _open(path) as container:
-        for index, frame in _numbered_frames(container, path, seek_to=wanted[0]):
-            if index in keep:
-                frames[index] = frame
-            if index >= last:
-                break
-    return frames
-
-
-def _numbered_frames(
-    container, path: Path, seek_to: int | None
-) -> Iterator[tuple[int, np.ndarray]]:
-    """``(index, RGB frame)`` from the keyframe before ``seek_to`` (None or an unseekable
-    container: from the start)."""
-    import av
-
     stream = container.streams.video[0]
     numbering = _frame_numbering(container, stream)
-    try:
-        if seek_to and numbering is not None:
-            start_pts = round(seek_to / numbering[1]) + numbering[0]
-            container.seek(start_pts, stream=stream, backward=True, any_frame=False)
-        for count, frame in enumerate(container.decode(stream)):
-            index = count if numbering is None else round((frame.pts - numbering[0]) * numbering[1])
-            yield index, frame.to_ndarray(format="rgb24")
-    except av.FFmpegError as error:
-        raise DataError(f"{path}: cannot decode video ({error})", hint=BAD_FILE_HINT) from None
+    return _Video(path, container, stream, numbering, signature, VideoReformatter())
 
 
 def _frame_numbering(container, stream) -> tuple[int, float] | None:

@@ -73,8 +73,16 @@ def render_video(motion: str, frames: int, size: int, rng: np.random.Generator) 
     return video
 
 
-def write_video(frames: np.ndarray, path: Path, fps: int = FPS, keyframe_every: int = 8) -> Path:
-    """Encode uint8 RGB ``[N, H, W, 3]`` (H, W even) as H.264 ``.mp4`` at ``path``."""
+def write_video(
+    frames: np.ndarray,
+    path: Path,
+    fps: int = FPS,
+    keyframe_every: int = 8,
+    preset: str = "ultrafast",
+) -> Path:
+    """Encode uint8 RGB ``[N, H, W, 3]`` (H, W even) as H.264 ``.mp4`` at ``path``, a keyframe
+    every ``keyframe_every`` frames (libx264 ``preset``: ``ultrafast`` writes no B-frames,
+    ``medium`` and slower ones do)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +90,7 @@ def write_video(frames: np.ndarray, path: Path, fps: int = FPS, keyframe_every: 
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"g": str(keyframe_every), "crf": "18", "preset": "ultrafast"}
+        stream.options = {"g": str(keyframe_every), "crf": "18", "preset": preset}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())

@@ -2,6 +2,7 @@
 
 from visionflow.pipelines import (  # noqa: F401
     adversarial,
+    backdoor,
     checkpoint_stages,
     stages,
     understanding,  # (register the stages)

@@ -148,8 +148,13 @@ def adversarial(
     save_figure(
         plot_image_grid(
             [pixels[:8], attacked[largest][:8] - pixels[:8], attacked[largest][:8]],
-            ["clean", "perturbation", f"adversarial ({epsilon_key(largest)})"],
+            ["clean (predicted class)", "perturbation", f"adversarial ({epsilon_key(largest)})"],
             signed=(1,),
+            captions=[
+                [str(int(c)) for c in predict(model, pixels[:8])],
+                None,
+                [str(int(c)) for c in predict(model, attacked[largest][:8])],
+            ],
         ),
         directory / "examples.png",
     )

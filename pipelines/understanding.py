@@ -102,22 +102,35 @@ def _show(axes: Any, image: torch.Tensor, signed: bool = False) -> None:
 
 
 def plot_image_grid(
-    rows: Sequence[torch.Tensor], titles: Sequence[str], signed: Sequence[int] = ()
+    rows: Sequence[torch.Tensor],
+    titles: Sequence[str],
+    signed: Sequence[int] = (),
+    captions: Sequence[Sequence[str] | None] = (),
 ):
     """A Figure with one row per tensor of ``rows`` (``[N, C, H, W]`` pixels or ``[N, H, W]``
-    maps; the row indices in ``signed`` drawn with a diverging colour map), titled ``titles``."""
+    maps; the row indices in ``signed`` drawn with a diverging colour map), titled ``titles``;
+    ``captions[row]``, where given, labels that row's images one by one."""
     from matplotlib.figure import Figure
 
     columns = max(len(row) for row in rows)
-    figure = Figure(figsize=(1.3 * columns + 0.6, 1.4 * len(rows)), layout="constrained")
-    grid = figure.subplots(len(rows), columns, squeeze=False)
-    for index, (row, title) in enumerate(zip(rows, titles)):
-        for column in range(columns):
-            if column < len(row):
-                _show(grid[index, column], row[column].detach().cpu().float(), index in signed)
-            else:
-                grid[index, column].set_axis_off()
-        grid[index, 0].set_title(title, fontsize=8, loc="left")
+    height = 1.4 + 0.2 * bool(captions)
+    figure = Figure(figsize=(1.3 * columns + 0.6, height * len(rows)), layout="constrained")
+    # one subfigure per row, its title a left-aligned suptitle: an axes title that long would
+    # widen the first column in the constrained layout
+    for index, (part, row, title) in enumerate(
+        zip(figure.subfigures(len(rows), 1, squeeze=False)[:, 0], rows, titles)
+    ):
+        part.suptitle(title, x=0.0, ha="left", fontsize=8)
+        row_captions = captions[index] if index < len(captions) else None
+        for column, axes in enumerate(part.subplots(1, columns, squeeze=False)[0]):
+            if column >= len(row):
+                axes.set_axis_off()
+                continue
+            _show(axes, row[column].detach().cpu().float(), index in signed)
+            if row_captions is not None:
+                axes.set_xlabel(row_captions[column], fontsize=8)
+                axes.set_axis_on()
+                axes.set(xticks=[], yticks=[])
     return figure
 
 

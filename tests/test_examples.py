@@ -66,6 +66,11 @@ SHRINK = {
         "stages=[fit, test, {adversarial: {epsilons: "
         "[0.0, 0.05], steps: 2, black_box_queries: 4, max_images: 8}}]",
     ],
+    "digits_backdoor.yaml": [
+        "data.args.limit=40",
+        "stages=[fit, {backdoor: {source_class: 7, target_class: 0, fraction: 0.5, "
+        "epochs: 1, max_images: 8}}]",
+    ],
     "digits_understanding.yaml": [
         "data.args.limit=40",
         "stages=[fit, {understand: {num_images: 2, layer: net.features.3, unit: 0, steps: 2}}]",

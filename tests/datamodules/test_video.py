@@ -71,6 +71,55 @@ def test_seeking_reads_the_frames_a_full_decode_reads(shared_data, name, frames)
         np.testing.assert_array_equal(read_clip(path, indices), everything[indices])
 
 
+def test_seeking_past_b_frames_reads_what_a_full_decode_reads(tmp_path):
+    """A video with B-frames (libx264 medium) and a keyframe every 10 frames: the clips that
+    start before, on and after keyframes, read through one kept container, skipping the
+    non-reference frames they do not show, equal a decode of every frame."""
+    frames = np.concatenate(
+        [render_video(motion, 20, 32, np.random.default_rng(1)) for motion in MOTIONS[:2]]
+    )
+    path = write_video(frames, tmp_path / "bframes.mp4", keyframe_every=10, preset="medium")
+    everything = read_all_frames(path)
+    assert len(everything) == 40
+    for start in (0, 9, 10, 11, 17, 25):
+        indices = clip_frame_indices(40, 6, 2, start, "repeat")
+        np.testing.assert_array_equal(read_clip(path, indices), everything[indices])
+        np.testing.assert_array_equal(read_clip(path, indices, seek=False), everything[indices])
+    np.testing.assert_array_equal(read_clip(path, np.array([30, 3, 30])), everything[[30, 3, 30]])
+
+
+def _exit_with_clip_check(video: Path, expected: np.ndarray) -> None:
+    raise SystemExit(0 if np.array_equal(read_clip(video, np.arange(4)), expected) else 1)
+
+
+def test_a_forked_worker_reads_a_video_its_parent_has_open(shapes_root):
+    """Containers are closed before a fork: a child freeing its parent's decoders hangs."""
+    import multiprocessing
+
+    video = next((shapes_root / "train" / "left").glob("*.mp4"))
+    expected = read_clip(video, np.arange(4))  # the parent keeps the container open
+    child = multiprocessing.get_context("fork").Process(
+        target=_exit_with_clip_check, args=(video, expected)
+    )
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked reader hung")
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(read_clip(video, np.arange(4)), expected)  # reopened here
+
+
+def test_a_video_rewritten_in_place_is_read_anew(tmp_path):
+    path = tmp_path / "video.mp4"
+    first = render_video("left", 8, 16, np.random.default_rng(0))
+    write_video(first, path)
+    read_clip(path, np.arange(8))  # keeps the container open
+    write_video(first[::-1].copy(), path)  # same path, other frames
+    after = read_clip(path, np.arange(8)).astype(int)
+    assert np.abs(after - first[::-1]).mean() < np.abs(after - first).mean()
+
+
 def test_corrupt_and_truncated_videos_raise_data_errors_naming_the_file(tmp_path, shapes_root):
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"not a video at all" * 100)
