@@ -17,7 +17,7 @@ from visionflow.ops.mesh_edge_loss import mesh_edge_loss
 from visionflow.ops.mesh_laplacian import mesh_laplacian_smoothing
 from visionflow.ops.mesh_normal_consistency import mesh_normal_consistency
 from visionflow.ops.nearest import nearest_neighbor_index
-from visionflow.ops.sample_points import sample_points_from_mesh
+from visionflow.ops.sample_points import sample_points_from_mesh, sample_points_from_meshes
 from visionflow.ops.vert_align import vert_align
 from visionflow.ops.voxel_iou import voxel_iou
 from visionflow.ops.voxelize import voxelize_mesh, voxelize_points
@@ -35,6 +35,7 @@ __all__ = [
     "nearest_neighbor_index",
     "points_inside_mesh",
     "sample_points_from_mesh",
+    "sample_points_from_meshes",
     "subdivide",
     "vert_align",
     "voxel_iou",
