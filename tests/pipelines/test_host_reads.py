@@ -443,6 +443,12 @@ def shapes3d_spec(root: Path, task: str, net: str, net_args: dict, data: str, **
             {"width": 4, "feature_dim": 8},
             "shapes3d_points",
         ),
+        (
+            "pointcloud_classification",
+            "pointnet2",
+            {"samples": [16, 4], "radii": [0.4, 0.8], "neighbours": [8, 8], "width": 4},
+            "shapes3d_points",
+        ),
         ("image_to_pointcloud", "psgn", {"width": 4, "depth": 2}, "shapes3d_views"),
         ("voxel_classification", "voxnet", {"width": 4, "hidden": 8}, "shapes3d_voxels"),
         (
