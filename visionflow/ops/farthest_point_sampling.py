@@ -42,7 +42,9 @@ def _farthest_index(
     batch, count, _ = points.shape
     rows = torch.arange(batch, device=points.device)
     padding = torch.arange(count, device=points.device)[None] >= lengths[:, None]  # [B, N]
-    nearest_chosen = torch.full((batch, count), float("inf"), device=points.device)
+    nearest_chosen = torch.full(
+        (batch, count), float("inf"), dtype=points.dtype, device=points.device
+    )
     nearest_chosen.masked_fill_(padding, -1.0)  # never chosen
     if random_start_point:
         draw = torch.rand(batch, generator=generator, device=points.device)
@@ -53,7 +55,7 @@ def _farthest_index(
     for step in range(min(samples, count)):
         index[:, step] = current
         squared = (points - points[rows, current][:, None]).square().sum(-1)  # [B, N]
-        nearest_chosen = torch.minimum(nearest_chosen, squared.float())
+        nearest_chosen = torch.minimum(nearest_chosen, squared)
         nearest_chosen.masked_fill_(padding, -1.0)
         current = nearest_chosen.argmax(1)
     steps = torch.arange(samples, device=points.device)[None]
