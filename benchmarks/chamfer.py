@@ -4,12 +4,14 @@ KD-tree query of the same points (the floor), and PyTorch3D where it installs; o
     python benchmarks/chamfer.py                         # N = M = 1k, 10k, 100k, B = 1
     python benchmarks/chamfer.py --sizes 1000000 --skip-chunked
     python benchmarks/chamfer.py --device cuda --batch 8 --sizes 8000 100000
+    python benchmarks/chamfer.py --batch 4 --ragged --sizes 100000   # clouds of N/2 .. N points
 
 Each method computes the point-mean squared-L2 Chamfer distance of two random clouds in both
 directions (ours and PyTorch3D's with the backward pass too); time is the best of ``--repeats``,
 memory the peak above the start (CUDA: the allocator's peak; CPU: the process's resident set,
 sampled every 2 ms). Prints ``ratio = ours / reference`` for each reference and checks that every
-method's value agrees with ours (relative 1e-4).
+method's value agrees with ours (relative 1e-4). ``--ragged``: cloud ``b`` of the batch has
+``N (1 - b / (2 B))`` points (padded to N; lengths passed), compared with the floor only.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ragged", action="store_true", help="clouds of N/2 .. N points")
     parser.add_argument(
         "--dense-limit",
         type=int,
@@ -101,9 +104,9 @@ def measure(
     return best, peak, value
 
 
-def ours(x: torch.Tensor, y: torch.Tensor) -> float:
+def ours(x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None = None) -> float:
     x = x.detach().requires_grad_()
-    loss, _ = chamfer_distance(x, y)
+    loss, _ = chamfer_distance(x, y, lengths, lengths)
     loss.backward()
     return float(loss.detach())
 
@@ -130,11 +133,12 @@ def chunked_cdist(x: torch.Tensor, y: torch.Tensor) -> float:
     return float((one_way(x, y) + one_way(y, x)).mean())
 
 
-def kdtree_floor(x: torch.Tensor, y: torch.Tensor) -> float:
+def kdtree_floor(x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None = None) -> float:
     """The nearest-neighbour queries alone (what our CPU path is built on), both directions."""
     total = 0.0
-    for a, b in zip(x.numpy(), y.numpy()):
-        for queries, points in ((a, b), (b, a)):
+    counts = [x.shape[1]] * len(x) if lengths is None else lengths.tolist()
+    for a, b, count in zip(x.numpy(), y.numpy(), counts):
+        for queries, points in ((a[:count], b[:count]), (b[:count], a[:count])):
             nearest = points[kdtree_query(points, queries, 2)]
             total += float(np.square(queries - nearest).sum(1).mean())
     return total / len(x)
@@ -146,25 +150,32 @@ def pytorch3d_chamfer() -> Callable | None:
     except ImportError:
         return None
 
-    def run(x: torch.Tensor, y: torch.Tensor) -> float:
+    def run(x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None = None) -> float:
         x = x.detach().requires_grad_()
-        loss, _ = reference(x, y)
+        loss, _ = reference(x, y, lengths, lengths)
         loss.backward()
         return float(loss.detach())
 
     return run
 
 
+def ragged_lengths(size: int, batch: int, device: torch.device) -> torch.Tensor:
+    """int64 ``[B]``: ``size (1 - b / (2 B))`` points in cloud ``b``."""
+    return torch.tensor([size - size * b // (2 * batch) for b in range(batch)], device=device)
+
+
 def methods(size: int, args: argparse.Namespace, device: torch.device) -> dict[str, Callable]:
     chosen: dict[str, Callable] = {"ours": ours}
     if device.type == "cpu":
         chosen["kdtree floor"] = kdtree_floor
+    if (reference := pytorch3d_chamfer()) is not None:
+        chosen["pytorch3d"] = reference
+    if args.ragged:  # the cdist baselines take no lengths
+        return chosen
     if size <= args.dense_limit:
         chosen["dense cdist"] = dense_cdist
     if not args.skip_chunked:
         chosen["chunked cdist"] = chunked_cdist
-    if (reference := pytorch3d_chamfer()) is not None:
-        chosen["pytorch3d"] = reference
     return chosen
 
 
@@ -180,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         generator = torch.Generator().manual_seed(size)
         x, y = (torch.rand(args.batch, size, 3, generator=generator).to(device) for _ in "xy")
+        lengths = ragged_lengths(size, args.batch, device) if args.ragged else None
+        inputs = (x, y) if lengths is None else (x, y, lengths)
         results = {
-            name: measure(lambda f=function, x=x, y=y: f(x, y), device, args.repeats)
+            name: measure(lambda f=function, inputs=inputs: f(*inputs), device, args.repeats)
             for name, function in methods(size, args, device).items()
         }
         mine = results["ours"]

@@ -4,7 +4,7 @@
     trainer.fit(task, datamodule)   # ImageToPointCloudBatch(images [B, C, H, W], points [B, M, 3])
 
 Loss, summed over the net's deformation stages: the Chamfer distance between ``num_points``
-samples of the predicted surface (:func:`visionflow.ops.sample_points_from_mesh`) and the
+samples of the predicted surface (:func:`visionflow.ops.sample_points_from_meshes`) and the
 target cloud, plus ``edge_weight`` x edge length, ``laplacian_weight`` x uniform Laplacian and
 ``normal_weight`` x normal consistency of the predicted mesh (the regularizers of Pixel2Mesh;
 the normal term is PyTorch3D's normal consistency, not a comparison with target normals, which
@@ -30,11 +30,12 @@ from visionflow.ops import (
     mesh_edge_loss,
     mesh_laplacian_smoothing,
     mesh_normal_consistency,
-    sample_points_from_mesh,
+    sample_points_from_meshes,
 )
 from visionflow.registry import TASKS
 from visionflow.tasks.base import VisionTask
 from visionflow.tasks.nets.families import IMAGE_TO_MESH_NETS
+from visionflow.tasks.nets.mesh import FACE_PAIR_BUFFERS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.pointclouds import (
     EpochMeans,
@@ -92,23 +93,22 @@ class ImageToMeshTask(StepsByStage, VisionTask):
         generator = (
             torch.Generator(device=verts.device).manual_seed(seed) if seed is not None else None
         )
-        return torch.stack(
-            [
-                sample_points_from_mesh(mesh, self.net.faces, self.hparams.num_points, generator)[0]
-                for mesh in verts
-            ]
-        )
+        return sample_points_from_meshes(verts, self.net.faces, self.hparams.num_points, generator)[
+            0
+        ]
 
     def _step(self, batch: ImageToPointCloudBatch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         loss = torch.zeros((), device=batch.images.device)
-        faces = self.net.faces
+        net, weights = self.net, self.hparams
+        faces, edges = net.faces, net.edges
+        pairs = tuple(getattr(net, name) for name in FACE_PAIR_BUFFERS)
         for verts in self(batch.images):
             verts = verts.float()
             samples = self.surface_samples(verts)
             chamfer, _ = chamfer_distance(samples, batch.points, y_lengths=batch.lengths)
-            loss = loss + chamfer + self.hparams.edge_weight * mesh_edge_loss(verts, faces)
-            loss = loss + self.hparams.laplacian_weight * mesh_laplacian_smoothing(verts, faces)
-            loss = loss + self.hparams.normal_weight * mesh_normal_consistency(verts, faces)
+            loss = loss + chamfer + weights.edge_weight * mesh_edge_loss(verts, faces, edges=edges)
+            loss = loss + weights.laplacian_weight * mesh_laplacian_smoothing(verts, faces, edges)
+            loss = loss + weights.normal_weight * mesh_normal_consistency(verts, faces, pairs)
         values = {"loss": loss.expand(len(verts)), "chamfer": chamfer.detach().expand(len(verts))}
         if stage != "train":
             f1 = f_score(samples, batch.points, self.thresholds[:1], target_lengths=batch.lengths)

@@ -26,6 +26,7 @@ from visionflow.errors import SpecError, UnknownNameError
 from visionflow.evaluation import Evaluation
 from visionflow.evaluation.classification import ClassificationEvaluator
 from visionflow.evaluation.pointclouds import DEFAULT_THRESHOLDS, PointCloudEvaluator
+from visionflow.mesh_files import write_point_cloud
 from visionflow.ops import chamfer_distance, f_score
 from visionflow.plots import save_figure
 from visionflow.registry import TASKS
@@ -191,14 +192,17 @@ class ImageToPointCloudTask(StepsByStage, LabelledDataTask):
         net: str = "psgn",
         net_args: dict[str, Any] | None = None,
         f_score_thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS,
+        export_clouds: int = 8,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
         scheduler: SchedulerConfig = SchedulerConfig(),
         **data: Any,
     ):
         super().__init__(optimizer, scheduler, num_classes=num_classes, **data)
         self.save_hyperparameters()
-        if num_points < 1:
-            raise SpecError(f"num_points: must be >= 1, got {num_points}")
+        if num_points < 1 or export_clouds < 0:
+            raise SpecError(
+                f"num_points / export_clouds: need >= 1 and >= 0, got {num_points}, {export_clouds}"
+            )
         self.thresholds = tuple(PointCloudEvaluator(f_score_thresholds).thresholds)
         in_channels = self.hparams.in_channels
         self.net = build_family_net(
@@ -242,15 +246,20 @@ class ImageToPointCloudTask(StepsByStage, LabelledDataTask):
         return list(predicted), target_clouds(batch)
 
     def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
-        """After ``test``: ``pointclouds.png``, predicted vs target clouds of the first batch."""
+        """After ``test``: ``pointclouds.png``, predicted vs target clouds of the first batch,
+        and its first ``export_clouds`` predictions as ``pointclouds/pred_<k>.ply`` (open3d)."""
         if stage != "test" or self.last_predictions is None:
             return []
+        predicted = self.last_predictions[0][: self.hparams.export_clouds]
         return [
             save_figure(
                 plot_point_clouds(*self.last_predictions),
                 Path(directory) / "pointclouds.png",
                 dpi=100,
             )
+        ] + [
+            write_point_cloud(Path(directory) / "pointclouds" / f"pred_{k}.ply", cloud.numpy())
+            for k, cloud in enumerate(predicted)
         ]
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:

@@ -10,6 +10,7 @@ from torch import nn
 from visionflow.errors import SpecError
 from visionflow.ops import ico_sphere, vert_align
 from visionflow.ops.mesh_edges import unique_edges
+from visionflow.ops.mesh_normal_consistency import adjacent_pairs
 from visionflow.tasks.nets.families import IMAGE_TO_MESH_NETS
 from visionflow.tasks.nets.pointnet import conv_block
 
@@ -55,9 +56,14 @@ class DeformStage(nn.Module):
         return hidden, self.offset(hidden, edges)
 
 
+#: the buffers holding ``adjacent_pairs(faces)``: the mesh losses' topology, found once
+FACE_PAIR_BUFFERS = ("pair_edges", "pair_first", "pair_second")
+
+
 class ImageToMesh(nn.Module):
     """``images [B, C, H, W] -> [verts [B, V, 3] after each stage]``, faces ``self.faces [F, 3]``
-    (the ico-sphere's, scaled by ``radius``)."""
+    (the ico-sphere's, scaled by ``radius``), their ``self.edges [E, 2]`` and
+    ``adjacent_pairs`` in the :data:`FACE_PAIR_BUFFERS`."""
 
     def __init__(
         self,
@@ -75,6 +81,8 @@ class ImageToMesh(nn.Module):
         self.register_buffer("template", verts * radius, persistent=False)
         self.register_buffer("faces", faces, persistent=False)
         self.register_buffer("edges", unique_edges(faces), persistent=False)
+        for name, value in zip(FACE_PAIR_BUFFERS, adjacent_pairs(faces)):
+            self.register_buffer(name, value, persistent=False)
         self.levels = nn.ModuleList()
         channels, pooled = in_channels, 0
         for level_index in range(depth):

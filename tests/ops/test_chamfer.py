@@ -10,9 +10,14 @@ from visionflow.ops import chamfer_distance, nearest, nearest_neighbor_index
 
 
 def brute_force_one_way(x, y, norm, x_normals=None, y_normals=None):
-    """Per-point distances [N] and normal terms [N] from x [N, D] to y [M, D], dense."""
+    """Per-point distances [N] and normal terms [N] from x [N, D] to y [M, D], dense; norm
+    "l2" is the plain Euclidean distance."""
     difference = x[:, None, :] - y[None, :, :]  # [N, M, D]
-    distances = difference.square().sum(-1) if norm == 2 else difference.abs().sum(-1)
+    distances = {
+        1: lambda: difference.abs().sum(-1),
+        2: lambda: difference.square().sum(-1),
+        "l2": lambda: difference.norm(dim=-1),
+    }[norm]()
     nearest_distance, index = distances.min(dim=1)
     if x_normals is None:
         return nearest_distance, None
@@ -50,12 +55,13 @@ def ragged_clouds(seed=0, dtype=torch.float64):
     return x, y, torch.tensor([40, 17, 5]), torch.tensor([30, 30, 9])
 
 
-@pytest.mark.parametrize("norm", [1, 2])
+@pytest.mark.parametrize("norm", [1, 2, "l2"])
 def test_matches_brute_force_on_ragged_batches(search_path, norm):
     x, y, x_lengths, y_lengths = ragged_clouds()
     x_normals, y_normals = torch.randn_like(x), torch.randn_like(y)
+    options = {"norm": 2, "squared": False} if norm == "l2" else {"norm": norm}
     loss, loss_normals = chamfer_distance(
-        x, y, x_lengths, y_lengths, x_normals, y_normals, norm=norm
+        x, y, x_lengths, y_lengths, x_normals, y_normals, **options
     )
     expected, expected_normals = brute_force(x, y, x_lengths, y_lengths, norm, x_normals, y_normals)
     torch.testing.assert_close(loss, expected)
@@ -76,6 +82,8 @@ def test_known_values():
     shifted = cube + torch.tensor([2.0, 0.0, 0.0])  # half the corners 1 away, half 2 away
     assert chamfer_distance(cube[None], shifted[None])[0].item() == pytest.approx(5.0)
     assert chamfer_distance(cube[None], shifted[None], norm=1)[0].item() == pytest.approx(3.0)
+    euclidean, _ = chamfer_distance(cube[None], shifted[None], squared=False)
+    assert euclidean.item() == pytest.approx(3.0)
     sphere = F.normalize(torch.randn(1, 500, 3), dim=-1)
     assert chamfer_distance(sphere, sphere)[0].item() == 0.0
     translated = sphere + torch.tensor([0.0, 0.0, 0.5])
@@ -126,6 +134,26 @@ def test_gradcheck_both_paths(search_path):
         return value + normal_term
 
     assert torch.autograd.gradcheck(loss, (x, y, x_normals), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", [1, 2])
+def test_gradcheck_plain_l2_and_l1(search_path, norm):
+    generator = torch.Generator().manual_seed(4)
+    x = torch.rand(2, 9, 3, generator=generator, dtype=torch.float64).requires_grad_()
+    y = torch.rand(2, 7, 3, generator=generator, dtype=torch.float64).requires_grad_()
+    lengths = (torch.tensor([9, 4]), torch.tensor([5, 7]))
+
+    def loss(x, y):
+        return chamfer_distance(x, y, *lengths, norm=norm, squared=False)[0]
+
+    assert torch.autograd.gradcheck(loss, (x, y), eps=1e-6, atol=1e-5)
+
+
+def test_plain_l2_has_zero_gradient_where_points_coincide():
+    x = torch.tensor([[[0.0, 0, 0], [1, 0, 0]]], requires_grad=True)
+    y = torch.tensor([[[0.0, 0, 0]]])
+    chamfer_distance(x, y, squared=False)[0].backward()  # x[1] is 1 from y[0], x[0] is on it
+    torch.testing.assert_close(x.grad, torch.tensor([[[0.0, 0, 0], [0.5, 0, 0]]]))
 
 
 def test_nearest_index_matches_brute_force(search_path):

@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from visionflow.ops import f_score, ico_sphere, nearest_distances, sample_points_from_mesh
+from visionflow.ops import (
+    f_score,
+    ico_sphere,
+    nearest_distances,
+    sample_points_from_mesh,
+    sample_points_from_meshes,
+)
 
 
 @pytest.mark.parametrize("level", [0, 1, 2])
@@ -44,6 +50,21 @@ def test_sampling_refuses_a_mesh_without_area():
     verts = torch.zeros(3, 3)
     with pytest.raises(ValueError, match="non-zero area"):
         sample_points_from_mesh(verts, torch.tensor([[0, 1, 2]]), 10)
+
+
+def test_batched_sampling_samples_each_surface_and_accepts_a_flat_mesh():
+    verts, faces = ico_sphere(1)
+    meshes = torch.stack([verts, 2 * verts + 1, torch.zeros_like(verts)])  # the last: no area
+    points, normals = sample_points_from_meshes(
+        meshes, faces, 500, torch.Generator().manual_seed(0)
+    )
+    assert points.shape == normals.shape == (3, 500, 3)
+    for sampled, normal, centre, scale in zip(points, normals, (0, 1), (1, 2)):
+        radius = (sampled - centre).norm(dim=1) / scale  # on the sphere (centre, scale)
+        assert radius.max() <= 1 + 1e-5 and radius.min() > 0.9
+        outward = torch.einsum("nd,nd->n", normal, (sampled - centre) / scale / radius[:, None])
+        assert (outward > 0.9).all()
+    assert (points[2] == 0).all() and (normals[2] == 0).all()
 
 
 def test_f_score_known_values():

@@ -19,6 +19,8 @@ from visionflow.ops import (
     mesh_normal_consistency,
     vert_align,
 )
+from visionflow.ops.mesh_edges import unique_edges
+from visionflow.ops.mesh_normal_consistency import adjacent_pairs
 
 
 def bumpy_spheres(batch=2, level=1, seed=0):
@@ -150,3 +152,19 @@ def test_vert_align_matches_bilinear_sampling_in_the_camera_frame():
     assert torch.autograd.gradcheck(vert_align, (features, inside))
     with pytest.raises(ValueError, match="vert_align"):
         vert_align(features[0], verts)
+
+
+def test_the_losses_take_the_topology_the_caller_keeps():
+    verts, faces = bumpy_spheres()
+    edges = unique_edges(faces)
+    torch.testing.assert_close(
+        mesh_edge_loss(verts, faces, 0.1, edges=edges), mesh_edge_loss(verts, faces, 0.1)
+    )
+    torch.testing.assert_close(
+        mesh_laplacian_smoothing(verts, faces, edges), mesh_laplacian_smoothing(verts, faces)
+    )
+    torch.testing.assert_close(
+        mesh_normal_consistency(verts, faces, adjacent_pairs(faces)),
+        mesh_normal_consistency(verts, faces),
+    )
+    assert mesh_edge_loss(verts, faces, edges=edges[:3]) != mesh_edge_loss(verts, faces)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,3 +96,22 @@ def test_evaluator_refuses_bad_clouds():
         evaluator.process([torch.tensor([[float("nan"), 0, 0]])], [torch.zeros(1, 3)])
     with pytest.raises(DataError, match=r"\[N, 3\]"):
         evaluator.process([torch.zeros(0, 3)], [torch.zeros(1, 3)])
+
+
+def test_image_to_pointcloud_exports_its_predictions_as_ply(tmp_path):
+    import open3d as o3d
+
+    task = ImageToPointCloudTask(
+        in_channels=3, num_points=16, export_clouds=1, net_args={"width": 4, "depth": 2}
+    ).eval()
+    batch = ImageToPointCloudBatch(
+        images=torch.randn(2, 3, 32, 32), points=torch.rand(2, 25, 3), labels=torch.tensor([0, 1])
+    )
+    task.test_step(batch, 0)
+    written = task.save_artifacts("test", tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in written] == [
+        "pointclouds.png",
+        "pointclouds/pred_0.ply",
+    ]
+    cloud = torch.tensor(np.asarray(o3d.io.read_point_cloud(str(written[1])).points)).float()
+    torch.testing.assert_close(cloud, task.last_predictions[0][0])

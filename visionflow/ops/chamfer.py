@@ -7,7 +7,8 @@ For each point of ``x`` its nearest point of ``y`` (and the reverse) is found ex
 gradients (:func:`visionflow.ops.nearest.nearest_neighbor_index`: KD-trees on the CPU, chunked
 brute force elsewhere), then the matched distances are recomputed with autograd. The value and
 the gradient are therefore those of the dense definition, while memory stays O(B * (N + M)).
-``norm=2`` is the squared Euclidean distance and ``norm=1`` the L1 distance, as in PyTorch3D.
+``norm=2`` is the squared Euclidean distance and ``norm=1`` the L1 distance, as in PyTorch3D;
+``squared=False`` (not in PyTorch3D) makes ``norm=2`` the plain Euclidean distance.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def chamfer_distance(
     norm: int = 2,
     single_directional: bool = False,
     abs_cosine: bool = True,
+    squared: bool = True,
 ):
     """Chamfer distance of ``x [B, N, D]`` to ``y [B, M, D]`` (and back unless
     ``single_directional``), as PyTorch3D's ``chamfer_distance``.
@@ -45,14 +47,15 @@ def chamfer_distance(
     reduces over points (None: per-point tensors), ``batch_reduction`` ``mean | sum | None`` over
     clouds. Returns ``(loss, loss_normals)``; ``loss_normals`` is None without normals. With
     ``point_reduction=None`` each is a pair ``(x->y [B, N], y->x [B, M])`` (one tensor when
-    ``single_directional``)."""
+    ``single_directional``). ``squared=False`` with ``norm=2``: Euclidean, not squared, distances
+    (gradient 0 where two points coincide); ``norm=1`` ignores it."""
     _check_arguments(x, y, x_normals, y_normals, weights, batch_reduction, point_reduction, norm)
     x_lengths = _lengths(x, x_lengths, "x_lengths")
     y_lengths = _lengths(y, y_lengths, "y_lengths")
     if weights is not None and float(weights.sum()) == 0.0:
         zero = (x.sum((1, 2)) * weights) * 0.0  # [B]
         return (zero.sum(), zero.sum()) if batch_reduction is not None else (zero, zero)
-    options = (weights, batch_reduction, point_reduction, norm, abs_cosine)
+    options = (weights, batch_reduction, point_reduction, norm, abs_cosine, squared)
     loss_x, normals_x = _one_direction(x, y, x_lengths, y_lengths, x_normals, y_normals, *options)
     if single_directional:
         return loss_x, normals_x
@@ -77,6 +80,7 @@ def _one_direction(
     point_reduction,
     norm,
     abs_cosine,
+    squared,
 ):
     """``(distance, normal term)`` from each point of ``x`` to its nearest point of ``y``,
     reduced as asked; the normal term is None without normals."""
@@ -87,6 +91,8 @@ def _one_direction(
     nearest = _gather(y, index)  # [B, N, D]
     difference = x - nearest
     distance = difference.square().sum(-1) if norm == 2 else difference.abs().sum(-1)
+    if norm == 2 and not squared:
+        distance = _euclidean(distance)
     distance = distance * valid
     normal_term = None
     if x_normals is not None and y_normals is not None:
@@ -101,6 +107,12 @@ def _one_direction(
         if normal_term is not None
         else None,
     )
+
+
+def _euclidean(squared: torch.Tensor) -> torch.Tensor:
+    """``sqrt`` of squared distances, with gradient 0 (not NaN) where a distance is 0."""
+    positive = squared > 0
+    return torch.where(positive, squared.where(positive, 1).sqrt(), 0)
 
 
 def _gather(points: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -8,14 +8,19 @@ import torch.nn.functional as F
 from visionflow.ops.mesh_edges import batched
 
 
-def mesh_normal_consistency(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+def mesh_normal_consistency(
+    verts: torch.Tensor,
+    faces: torch.Tensor,
+    pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Scalar: the mean over meshes of the mean over pairs of faces sharing an edge of
     ``1 - cos(n0, n1)``, for ``verts [V, 3]`` or ``[B, V, 3]`` and ``faces [F, 3]``. For the
     edge ``(v0, v1)`` with opposite vertices ``a`` and ``b``: ``n0 = (v1 - v0) x (a - v0)``,
     ``n1 = -(v1 - v0) x (b - v0)``, so a flat fold-free surface scores 0 whatever the winding
-    of its faces. A mesh with no shared edge scores 0."""
+    of its faces. A mesh with no shared edge scores 0. ``pairs``: ``adjacent_pairs(faces)`` when
+    the caller keeps them (finding them reads back from the device)."""
     verts = batched(verts)
-    edge, first, second = adjacent_pairs(faces)  # [P, 2], [P], [P]
+    edge, first, second = adjacent_pairs(faces) if pairs is None else pairs  # [P, 2], [P], [P]
     if len(edge) == 0:
         return verts.sum() * 0
     v0, v1 = verts[:, edge[:, 0]], verts[:, edge[:, 1]]  # [B, P, 3]
