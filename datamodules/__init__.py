@@ -17,6 +17,8 @@ coco_detection      CocoDetectionDataModule    COCO JSON + images (boxes, masks,
 voc_detection       VOCDetectionDataModule     Pascal VOC XML annotations
 yolo_detection      YoloDetectionDataModule    YOLO txt labels + dataset yaml (e.g. coco8)
 shapes_detection    ShapesDetectionDataModule  generated circles/squares/triangles (offline)
+coco_instances      CocoInstancesDataModule    COCO JSON + images, every object's mask (instance seg.)
+shapes_instances    ShapesInstancesDataModule  generated shapes with their masks (offline)
 experience          ExperienceDataModule       rollouts and seeded episodes of gymnasium environments
 coco_segmentation   CocoSegmentationDataModule COCO instances or panoptic PNG + JSON -> label maps
 yolo_segmentation   YoloSegmentationDataModule YOLO polygons (e.g. coco8-seg) -> label maps
@@ -32,7 +34,7 @@ moving_shapes       MovingShapesVideoDataModule  generated shapes moving in 6 wa
 
 from visionflow.datamodules.base import ImageClassificationDataModule, VisionDataModule
 from visionflow.datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
-from visionflow.datamodules.coco_detection import CocoDetectionDataModule
+from visionflow.datamodules.coco_detection import CocoDetectionDataModule, CocoInstancesDataModule
 from visionflow.datamodules.digits import DigitsDataModule
 from visionflow.datamodules.experience import ExperienceDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
@@ -47,7 +49,11 @@ from visionflow.datamodules.segmentation_folder import (
     SegmentationFolderDataModule,
     VOCSegmentationDataModule,
 )
-from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes_dataset
+from visionflow.datamodules.shapes import (
+    ShapesDetectionDataModule,
+    ShapesInstancesDataModule,
+    make_shapes_dataset,
+)
 from visionflow.datamodules.shapes3d import (
     Shapes3DPointsDataModule,
     Shapes3DViewsDataModule,
@@ -63,6 +69,7 @@ __all__ = [
     "CIFAR100DataModule",
     "CIFAR10DataModule",
     "CocoDetectionDataModule",
+    "CocoInstancesDataModule",
     "CocoSegmentationDataModule",
     "DigitsDataModule",
     "ExperienceDataModule",
@@ -76,6 +83,7 @@ __all__ = [
     "Shapes3DPointsDataModule",
     "Shapes3DViewsDataModule",
     "ShapesDetectionDataModule",
+    "ShapesInstancesDataModule",
     "ShapesSegmentationDataModule",
     "TensorClassificationDataset",
     "TensorDataModule",

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from visionflow.batches import DetectionBatch
+from visionflow.batches import DetectionBatch, InstanceBatch
 from visionflow.datamodules.detection_base import DetectionDataModule, DetectionRecord, LabelMap
 from visionflow.errors import DataError, SpecError
 from visionflow.registry import DATAMODULES
@@ -86,6 +86,14 @@ class CocoDetectionDataModule(DetectionDataModule):
         return read_coco_instances(
             self.root / relative, self.image_dir(split), masks=self.masks, keypoints=self.keypoints
         )
+
+
+@DATAMODULES.register("coco_instances", batch=InstanceBatch)
+class CocoInstancesDataModule(CocoDetectionDataModule):
+    """COCO-format data with every object's mask (polygons or RLE), for instance segmentation:
+    the same arguments as ``coco_detection``; masks are read whatever ``masks`` says."""
+
+    batch_type = InstanceBatch
 
 
 def read_coco_instances(

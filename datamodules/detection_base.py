@@ -23,13 +23,13 @@ Conventions every source follows:
 from __future__ import annotations
 
 import warnings
-from functools import cached_property
-from typing import Any
+from functools import cached_property, partial
+from typing import Any, ClassVar
 
 import torch
 from torch.utils.data import DataLoader
 
-from visionflow.batches import DetectionDatasetInfo
+from visionflow.batches import DetectionBatch, DetectionDatasetInfo
 from visionflow.datamodules.base import (
     EpochSeeding,
     EpochShuffleSampler,
@@ -61,7 +61,11 @@ class DetectionDataModule(VisionDataModule):
     size; the detector resizes internally, and predictions stay in original image coordinates).
     ``transforms``: ``{train: preset or list, eval: ...}`` (defaults ``detection_train`` and
     ``detection_eval``); images come out in ``[0, 1]``, since detectors normalize internally.
+    ``batch_type``: what the loaders yield; the target fields it promises (``InstanceBatch``:
+    masks) are read whatever ``masks``/``keypoints`` say.
     """
+
+    batch_type: ClassVar[type[DetectionBatch]] = DetectionBatch
 
     def __init__(
         self,
@@ -81,8 +85,8 @@ class DetectionDataModule(VisionDataModule):
         self.image_size = image_size
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.masks = masks
-        self.keypoints = keypoints
+        self.masks = masks or "masks" in self.batch_type.target_fields
+        self.keypoints = keypoints or "keypoints" in self.batch_type.target_fields
         self.pipelines = build_pipelines(transforms, image_size, seed)
         self.drop_empty_images = drop_empty_images
         self.seed = seed
@@ -182,7 +186,7 @@ class DetectionDataModule(VisionDataModule):
             batch_size=self.batch_size,
             sampler=EpochShuffleSampler(dataset, self.seed) if shuffle else None,
             num_workers=self.num_workers,
-            collate_fn=collate_detection,
+            collate_fn=partial(collate_detection, batch_type=self.batch_type),
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             drop_last=drop_last,

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from visionflow.batches import DetectionBatch
+from visionflow.batches import DetectionBatch, InstanceBatch
 from visionflow.datamodules.coco_detection import CocoDetectionDataModule
 from visionflow.errors import SpecError
 from visionflow.registry import DATAMODULES
@@ -249,3 +249,11 @@ class ShapesDetectionDataModule(CocoDetectionDataModule):
             return json.loads(path.read_text()).get("info")
         except (OSError, ValueError, AttributeError):
             return None
+
+
+@DATAMODULES.register("shapes_instances", batch=InstanceBatch)
+class ShapesInstancesDataModule(ShapesDetectionDataModule):
+    """Procedural shapes with every object's mask, for instance segmentation: the same arguments
+    as ``shapes_detection``; masks are read whatever ``masks`` says."""
+
+    batch_type = InstanceBatch

@@ -22,6 +22,7 @@ from visionflow.tasks import (
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
+from visionflow.tasks.instance_segmentation import InstanceSegmentationTask
 from visionflow.tasks.knn import KNearestNeighbors
 from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
 from visionflow.tasks.segmentation import SemanticSegmentationTask
@@ -32,6 +33,7 @@ __all__ = [
     "GradCheckResult",
     "ImageClassificationTask",
     "ImageToPointCloudTask",
+    "InstanceSegmentationTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
     "SemanticSegmentationTask",

@@ -3,7 +3,7 @@ the evaluation's plots (precision-recall curves, confusion matrix, TIDE error br
 
 Overlays are drawn at least ``OVERLAY_MIN_SIDE`` pixels on their short side, so that captions
 (class and score, in a TrueType font) stay readable: ground truth in one colour, predictions in
-another, each box captioned.
+another, each box captioned; instance masks are filled translucent in the same two colours.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ OVERLAY_MIN_SIDE = 512
 TRUTH_COLOUR = "lime"
 PREDICTION_COLOUR = "magenta"
 FONT_SIZE = 14
+MASK_ALPHA = 0.35
 
 
 def save_detection_artifacts(
@@ -38,10 +39,35 @@ def save_detection_artifacts(
         for index, sample in enumerate(samples)
     ]
     if stage == "test" and result is not None:
-        from visionflow.evaluation.coco_plots import plot_evaluation
-
-        paths += plot_evaluation(result, Path(directory) / "evaluation_test")
+        paths += plot_results(result, Path(directory) / "evaluation_test")
     return paths
+
+
+def plot_results(result: Any, directory: Path) -> list[Path]:
+    """The plots of a ``CocoResult``, or of each in ``{iou_type: CocoResult}`` (a sub-folder each)."""
+    from visionflow.evaluation.coco_plots import plot_evaluation
+
+    if not isinstance(result, dict):
+        return plot_evaluation(result, directory)
+    return [
+        path
+        for iou_type, one in result.items()
+        for path in plot_evaluation(one, Path(directory) / iou_type)
+    ]
+
+
+def with_masks(pixels: torch.Tensor, masks: torch.Tensor | None, colour: str) -> torch.Tensor:
+    """``pixels`` uint8 [3, H, W] with ``masks`` [N, H, W] (any dtype, nonzero inside) filled."""
+    from torchvision.utils import draw_segmentation_masks
+
+    if masks is None or len(masks) == 0:
+        return pixels
+    return draw_segmentation_masks(pixels, masks.bool(), alpha=MASK_ALPHA, colors=colour)
+
+
+def zoomed(tensor: torch.Tensor, zoom: int) -> torch.Tensor:
+    """``tensor`` [..., H, W] enlarged ``zoom`` times by repeating pixels."""
+    return tensor.repeat_interleave(zoom, dim=-2).repeat_interleave(zoom, dim=-1)
 
 
 def overlay_png(sample: dict[str, torch.Tensor], class_names: list[str]) -> bytes:
@@ -52,8 +78,10 @@ def overlay_png(sample: dict[str, torch.Tensor], class_names: list[str]) -> byte
 
     image = sample["image"]
     zoom = max(1, -(-OVERLAY_MIN_SIDE // min(image.shape[-2:])))  # small images: enlarge them
-    image = image.repeat_interleave(zoom, dim=-2).repeat_interleave(zoom, dim=-1)
-    pixels = (image.clamp(0, 1) * 255).to(torch.uint8)  # [3, H, W]
+    pixels = (zoomed(image, zoom).clamp(0, 1) * 255).to(torch.uint8)  # [3, H, W]
+    for key, colour in (("truth_masks", TRUTH_COLOUR), ("masks", PREDICTION_COLOUR)):
+        if key in sample:
+            pixels = with_masks(pixels, zoomed(sample[key], zoom), colour)
     font = font_manager.findfont("DejaVu Sans")
     truth_labels = sample.get("truth_labels")
     truth_captions = (

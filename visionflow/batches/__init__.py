@@ -21,7 +21,12 @@ A new family adds ``visionflow/batches/<family>.py`` with its batch dataclass (a
 
 from visionflow.batches.classification import ClassificationDatasetInfo, ImageClassificationBatch
 from visionflow.batches.core import IGNORE_INDEX, Batch, DatasetInfo, provided_arguments
-from visionflow.batches.detection import DetectionBatch, DetectionDatasetInfo, DetectionTarget
+from visionflow.batches.detection import (
+    DetectionBatch,
+    DetectionDatasetInfo,
+    DetectionTarget,
+    InstanceBatch,
+)
 from visionflow.batches.pointclouds import (
     ImageToPointCloudBatch,
     PointCloudBatch,
@@ -52,6 +57,7 @@ __all__ = [
     "EpisodeBatch",
     "ImageClassificationBatch",
     "ImageToPointCloudBatch",
+    "InstanceBatch",
     "PointCloudBatch",
     "PointCloudDatasetInfo",
     "RLDatasetInfo",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -60,3 +60,13 @@ class DetectionBatch(Batch):
 
     unpacked = ("images", "targets")
     info_type = DetectionDatasetInfo
+    #: the optional target fields that every target of this batch type carries
+    target_fields: ClassVar[tuple[str, ...]] = ()
+
+
+@dataclass
+class InstanceBatch(DetectionBatch):
+    """A :class:`DetectionBatch` whose every target has ``masks`` uint8 ``[N, H_i, W_i]``, one per
+    box and aligned with it (instance segmentation)."""
+
+    target_fields = ("masks",)

@@ -1,8 +1,9 @@
 """A model's per-image output (tensors) as COCO result dicts, the format pycocotools' loadRes reads.
 
 One prediction is a dict with ``boxes`` [N, 4] XYXY in absolute pixels, ``scores`` [N] and
-``labels`` [N], plus ``masks`` [N, H, W] or [N, 1, H, W] (binary, or probabilities cut at 0.5) for
-segm and ``keypoints`` [N, 17, 3] or [N, 17, 2] (x, y[, visibility]) for keypoints. Boxes become
+``labels`` [N], plus ``masks`` [N, H, W] or [N, 1, H, W] (binary, or probabilities cut at 0.5)
+or ``rles`` (N compressed RLE dicts, as :func:`encode_masks` writes them) for segm and
+``keypoints`` [N, 17, 3] or [N, 17, 2] (x, y[, visibility]) for keypoints. Boxes become
 XYWH in float64 (``w = x2 - x1`` computed in float64). Torch tensors and numpy arrays both work.
 """
 
@@ -58,7 +59,13 @@ def results_from_prediction(
         boxes[:, 2:] -= boxes[:, :2]  # XYXY -> XYWH
         for result, box in zip(results, boxes.tolist()):
             result["bbox"] = box
-    if iou_type == "segm":
+    if iou_type == "segm" and "rles" in prediction:
+        rles = list(prediction["rles"])
+        if len(rles) != count:
+            raise DataError(f"{where}: {len(rles)} 'rles' for {count} scores", hint=PREDICTION_HINT)
+        for result, rle in zip(results, rles):
+            result["segmentation"] = rle
+    elif iou_type == "segm":
         masks = _array(prediction, "masks", where, None)
         masks = (
             masks[:, 0] if masks.ndim == 4 and masks.shape[1] == 1 else masks

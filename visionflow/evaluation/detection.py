@@ -1,8 +1,13 @@
-"""COCO box mAP of a detection task, from its detections and the batches' own targets.
+"""COCO box (and mask) mAP of a detection task, from its detections and the batches' own targets.
 
     evaluator = DetectionEvaluator(category_ids=[1, 2, 3], class_names=["a", "b", "c"])
     evaluator.process(detections, entries)   # per batch: model outputs, ground_truth_entry(...)s
     evaluation = evaluator.evaluate()        # metrics mAP, AP50, ...; details: the CocoResult
+
+With ``iou_types=("bbox", "segm")`` (instance segmentation) the detections also carry masks
+(``masks`` or ``rles``, see :mod:`~visionflow.evaluation.coco_predictions`), the entries their
+targets' masks as RLE, and the same statistics of the masks are added as ``mask_mAP``,
+``mask_AP50``, ...; ``details`` is then ``{iou_type: CocoResult}``.
 
 The ground truth is built from what the datamodule yields (boxes become COCO XYWH, labels become
 ``category_ids``, crowd regions are ignored as in COCO), so any detection dataset is scored the
@@ -23,6 +28,8 @@ from visionflow.evaluation import Evaluation
 
 #: logged metric -> index in pycocotools' 12 bbox stats
 LOGGED_STATS = {"mAP": 0, "AP50": 1, "AP75": 2, "APs": 3, "APm": 4, "APl": 5, "AR100": 8}
+#: iou type -> prefix of its logged metrics
+METRIC_PREFIX = {"bbox": "", "segm": "mask_"}
 
 
 class DetectionEvaluator:
@@ -32,9 +39,15 @@ class DetectionEvaluator:
     An image seen again (DDP pads a split with repeated images so every rank gets as many) counts
     once, with its first detections: the score is that of the dataset, not of the padding."""
 
-    def __init__(self, category_ids: Sequence[int], class_names: Sequence[str]):
+    def __init__(
+        self,
+        category_ids: Sequence[int],
+        class_names: Sequence[str],
+        iou_types: Sequence[str] = ("bbox",),
+    ):
         self.category_ids = list(category_ids)
         self.class_names = list(class_names)
+        self.iou_types = tuple(iou_types)
         self.reset()
 
     def reset(self) -> None:
@@ -51,52 +64,68 @@ class DetectionEvaluator:
                 self._detections.append((image_id, detection))
 
     def evaluate(self) -> Evaluation:
-        """``mAP AP50 AP75 APs APm APl AR100`` (those defined for the data); ``details`` the full
-        ``CocoResult``."""
+        """``mAP AP50 AP75 APs APm APl AR100`` (those defined for the data), prefixed per iou type
+        (``METRIC_PREFIX``); ``details`` the ``CocoResult`` (one iou type) or them by iou type."""
         from visionflow.evaluation.coco import evaluate_coco
-        from visionflow.evaluation.coco_predictions import results_from_prediction
 
-        labels = dict(enumerate(self.category_ids))
-        results = [
-            result
-            for image_id, detection in self._detections
-            for result in results_from_prediction(
-                detection, image_id, labels, "bbox", f"image {image_id}"
-            )
-        ]
         ground_truth = coco_dataset(
             list(self._entries.values()), self.category_ids, self.class_names
         )
-        result = evaluate_coco(ground_truth, results, iou_type="bbox")
-        metrics = {
-            name: float(result.stats[index])
-            for name, index in LOGGED_STATS.items()
-            if result.stats[index] > -1
-        }
-        return Evaluation(metrics, len(self._entries), result)
+        metrics, results = {}, {}
+        for iou_type in self.iou_types:
+            result = evaluate_coco(ground_truth, self._results(iou_type), iou_type=iou_type)
+            metrics.update(
+                {
+                    METRIC_PREFIX[iou_type] + name: float(result.stats[index])
+                    for name, index in LOGGED_STATS.items()
+                    if result.stats[index] > -1
+                }
+            )
+            results[iou_type] = result
+        details = results if len(results) > 1 else results[self.iou_types[0]]
+        return Evaluation(metrics, len(self._entries), details)
+
+    def _results(self, iou_type: str) -> list[dict[str, Any]]:
+        from visionflow.evaluation.coco_predictions import results_from_prediction
+
+        labels = dict(enumerate(self.category_ids))
+        return [
+            result
+            for image_id, detection in self._detections
+            for result in results_from_prediction(
+                detection, image_id, labels, iou_type, f"image {image_id}"
+            )
+        ]
 
 
 def ground_truth_entry(
-    target: DetectionTarget, size: Any, category_ids: list[int]
+    target: DetectionTarget, size: Any, category_ids: list[int], with_masks: bool = False
 ) -> dict[str, Any]:
-    """One image of the COCO ground truth (boxes XYWH, dataset category ids), ids still unset."""
+    """One image of the COCO ground truth (boxes XYWH, dataset category ids, and with
+    ``with_masks`` the target's masks as RLE), ids still unset."""
+    from visionflow.evaluation.coco_predictions import encode_masks
+
     boxes = target.boxes.detach().cpu().double()
     xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
     area = target.area.tolist() if target.area is not None else [w * h for _, _, w, h in xywh]
     crowd = target.iscrowd.tolist() if target.iscrowd is not None else [False] * len(xywh)
     labels = target.labels.tolist()
+    annotations = [
+        {
+            "image_id": int(target.image_id),
+            "category_id": category_ids[label],
+            "bbox": box,
+            "area": float(a),
+            "iscrowd": int(c),
+        }
+        for label, box, a, c in zip(labels, xywh, area, crowd)
+    ]
+    if with_masks:
+        for annotation, rle in zip(annotations, encode_masks(target.masks.cpu().numpy())):
+            annotation["segmentation"] = rle
     return {
         "image": {"id": int(target.image_id), "height": int(size[0]), "width": int(size[1])},
-        "annotations": [
-            {
-                "image_id": int(target.image_id),
-                "category_id": category_ids[label],
-                "bbox": box,
-                "area": float(a),
-                "iscrowd": int(c),
-            }
-            for label, box, a, c in zip(labels, xywh, area, crowd)
-        ],
+        "annotations": annotations,
     }
 
 
