@@ -19,6 +19,8 @@ yolo_detection      YoloDetectionDataModule    YOLO txt labels + dataset yaml (e
 shapes_detection    ShapesDetectionDataModule  generated circles/squares/triangles (offline)
 coco_instances      CocoInstancesDataModule    COCO JSON + images, every object's mask (instance seg.)
 shapes_instances    ShapesInstancesDataModule  generated shapes with their masks (offline)
+coco_keypoints      CocoKeypointsDataModule    COCO JSON + images, every object's named keypoints (pose)
+shapes_keypoints    ShapesKeypointsDataModule  generated shapes with their 4 extreme points (offline)
 experience          ExperienceDataModule       rollouts and seeded episodes of gymnasium environments
 coco_segmentation   CocoSegmentationDataModule COCO instances or panoptic PNG + JSON -> label maps
 yolo_segmentation   YoloSegmentationDataModule YOLO polygons (e.g. coco8-seg) -> label maps
@@ -34,7 +36,11 @@ moving_shapes       MovingShapesVideoDataModule  generated shapes moving in 6 wa
 
 from visionflow.datamodules.base import ImageClassificationDataModule, VisionDataModule
 from visionflow.datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
-from visionflow.datamodules.coco_detection import CocoDetectionDataModule, CocoInstancesDataModule
+from visionflow.datamodules.coco_detection import (
+    CocoDetectionDataModule,
+    CocoInstancesDataModule,
+    CocoKeypointsDataModule,
+)
 from visionflow.datamodules.digits import DigitsDataModule
 from visionflow.datamodules.experience import ExperienceDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
@@ -52,6 +58,7 @@ from visionflow.datamodules.segmentation_folder import (
 from visionflow.datamodules.shapes import (
     ShapesDetectionDataModule,
     ShapesInstancesDataModule,
+    ShapesKeypointsDataModule,
     make_shapes_dataset,
 )
 from visionflow.datamodules.shapes3d import (
@@ -70,6 +77,7 @@ __all__ = [
     "CIFAR10DataModule",
     "CocoDetectionDataModule",
     "CocoInstancesDataModule",
+    "CocoKeypointsDataModule",
     "CocoSegmentationDataModule",
     "DigitsDataModule",
     "ExperienceDataModule",
@@ -84,6 +92,7 @@ __all__ = [
     "Shapes3DViewsDataModule",
     "ShapesDetectionDataModule",
     "ShapesInstancesDataModule",
+    "ShapesKeypointsDataModule",
     "ShapesSegmentationDataModule",
     "TensorClassificationDataset",
     "TensorDataModule",

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from visionflow.batches import DetectionBatch, InstanceBatch
+from visionflow.batches import DetectionBatch, InstanceBatch, KeypointBatch
 from visionflow.datamodules.detection_base import DetectionDataModule, DetectionRecord, LabelMap
 from visionflow.errors import DataError, SpecError
 from visionflow.registry import DATAMODULES
@@ -94,6 +94,15 @@ class CocoInstancesDataModule(CocoDetectionDataModule):
     the same arguments as ``coco_detection``; masks are read whatever ``masks`` says."""
 
     batch_type = InstanceBatch
+
+
+@DATAMODULES.register("coco_keypoints", batch=KeypointBatch)
+class CocoKeypointsDataModule(CocoDetectionDataModule):
+    """COCO-format data with every object's named keypoints (e.g. person_keypoints_*.json), for
+    pose: the same arguments as ``coco_detection``; keypoints are read whatever ``keypoints``
+    says, and flips swap the ``left_``/``right_`` ones."""
+
+    batch_type = KeypointBatch
 
 
 def read_coco_instances(

@@ -86,7 +86,7 @@ class DetectionDataModule(VisionDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.masks = masks or "masks" in self.batch_type.target_fields
-        self.keypoints = keypoints or "keypoints" in self.batch_type.target_fields
+        self.keypoints = keypoints or self.keypoints_promised
         self.pipelines = build_pipelines(transforms, image_size, seed)
         self.drop_empty_images = drop_empty_images
         self.seed = seed
@@ -114,14 +114,31 @@ class DetectionDataModule(VisionDataModule):
 
     @property
     def info(self) -> DetectionDatasetInfo:
+        """The batch type's info (``KeypointBatch``: with the data's keypoint names)."""
         size = None if self.image_size is None else (self.image_size, self.image_size)
-        return DetectionDatasetInfo(
+        extra = {"keypoint_names": self.keypoint_names()} if self.keypoints_promised else {}
+        return self.batch_type.info_type(
             num_classes=len(self.label_map),
             class_names=self.label_map.names,
             in_channels=3,
             image_size=size,
             category_ids=self.label_map.category_ids,
+            **extra,
         )
+
+    @property
+    def keypoints_promised(self) -> bool:
+        return "keypoints" in self.batch_type.target_fields
+
+    def keypoint_names(self) -> tuple[str, ...]:
+        """The keypoint names of the categories that name theirs (the files hold K per object)."""
+        named = {names for names in self.label_map.keypoint_names if names}
+        if len(named) != 1:
+            raise DataError(
+                f"a pose task needs one list of keypoint names, the categories give {len(named)}",
+                hint='name them in the categories: "keypoints": ["nose", "left_eye", ...]',
+            )
+        return named.pop()
 
     def records(self, split: str) -> list[DetectionRecord] | None:
         loaded = self._load(split)

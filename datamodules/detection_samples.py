@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from visionflow.batches import DetectionBatch, DetectionTarget, InstanceBatch
+from visionflow.batches import DetectionBatch, DetectionTarget, InstanceBatch, KeypointBatch
 from visionflow.datamodules.base import EpochSeeding
 from visionflow.errors import DataError
 
@@ -311,7 +311,14 @@ class PinnableInstanceBatch(PinnableDetectionBatch, InstanceBatch):
     plain_type = InstanceBatch
 
 
-PINNABLE = {batch.plain_type: batch for batch in (PinnableDetectionBatch, PinnableInstanceBatch)}
+class PinnableKeypointBatch(PinnableDetectionBatch, KeypointBatch):
+    plain_type = KeypointBatch
+
+
+PINNABLE = {
+    batch.plain_type: batch
+    for batch in (PinnableDetectionBatch, PinnableInstanceBatch, PinnableKeypointBatch)
+}
 
 
 def pinned_target(target: DetectionTarget) -> DetectionTarget:

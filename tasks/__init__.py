@@ -23,6 +23,7 @@ from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.instance_segmentation import InstanceSegmentationTask
+from visionflow.tasks.keypoints import KeypointDetectionTask
 from visionflow.tasks.knn import KNearestNeighbors
 from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
 from visionflow.tasks.segmentation import SemanticSegmentationTask
@@ -34,6 +35,7 @@ __all__ = [
     "ImageClassificationTask",
     "ImageToPointCloudTask",
     "InstanceSegmentationTask",
+    "KeypointDetectionTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
     "SemanticSegmentationTask",

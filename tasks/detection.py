@@ -104,6 +104,10 @@ class ObjectDetectionTask(VisionTask):
         """Arguments of :func:`build_detector` that the task sets from its own (none here)."""
         return {}
 
+    def skeleton(self) -> list[tuple[int, int]]:
+        """Pairs of keypoint indices (0-based) that overlays join (none here)."""
+        return []
+
     def train(self, mode: bool = True) -> ObjectDetectionTask:
         super().train(mode)
         if mode and self.hparams.freeze_backbone:
@@ -181,20 +185,14 @@ class ObjectDetectionTask(VisionTask):
         self._collect(batch, keep_samples=True)
 
     def predict_step(self, batch: DetectionBatch, batch_idx: int) -> list[dict[str, Any]]:
-        """COCO result dicts (XYWH boxes, dataset category ids) of the batch's images."""
-        from visionflow.evaluation.coco_predictions import results_from_prediction
-
+        """COCO result dicts (XYWH boxes, dataset category ids, masks as RLE, keypoints) of the
+        batch's images."""
         detections = self._detect(batch, keep_samples=True)
+        evaluator = self.make_evaluator()
         results = [
             result
             for target, detection in zip(batch.targets, detections)
-            for result in results_from_prediction(
-                detection,
-                target.image_id,
-                dict(enumerate(self.category_ids)),
-                self.iou_types[-1],
-                f"image {target.image_id}",
-            )
+            for result in evaluator.results_of(detection, target.image_id)
         ]
         self._predictions.extend(results)
         return results
@@ -210,9 +208,9 @@ class ObjectDetectionTask(VisionTask):
         self._pairs.extend(zip(detections, self._ground_truth_entries(batch)))
 
     def _ground_truth_entries(self, batch: DetectionBatch) -> list[dict[str, Any]]:
-        masks = "segm" in self.iou_types
+        masks, keypoints = "segm" in self.iou_types, "keypoints" in self.iou_types
         return [
-            ground_truth_entry(target, image.shape[-2:], self.category_ids, masks)
+            ground_truth_entry(target, image.shape[-2:], self.category_ids, masks, keypoints)
             for image, target in zip(batch.images, batch.targets)
         ]
 
@@ -241,7 +239,11 @@ class ObjectDetectionTask(VisionTask):
                     "image": image.detach().cpu(),
                     "truth": target.boxes.cpu(),
                     "truth_labels": target.labels.cpu(),
-                    **({} if target.masks is None else {"truth_masks": target.masks.cpu()}),
+                    **{
+                        f"truth_{name}": value.cpu()
+                        for name in ("masks", "keypoints")
+                        if (value := getattr(target, name)) is not None
+                    },
                     **{k: v[confident] for k, v in detection.items()},
                 }
             )
@@ -303,7 +305,7 @@ class ObjectDetectionTask(VisionTask):
         from visionflow.tasks.detection_plots import save_detection_artifacts
 
         paths = save_detection_artifacts(
-            stage, directory, self._samples, self.class_names, self.last_result
+            stage, directory, self._samples, self.class_names, self.last_result, self.skeleton()
         )
         self._samples = []
         return paths

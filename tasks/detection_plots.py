@@ -3,7 +3,8 @@ the evaluation's plots (precision-recall curves, confusion matrix, TIDE error br
 
 Overlays are drawn at least ``OVERLAY_MIN_SIDE`` pixels on their short side, so that captions
 (class and score, in a TrueType font) stay readable: ground truth in one colour, predictions in
-another, each box captioned; instance masks are filled translucent in the same two colours.
+another, each box captioned; instance masks are filled translucent and keypoints drawn as dots
+joined by the skeleton, in the same two colours (ground truth: only its labelled keypoints).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from visionflow.rundir import atomic_write_bytes
@@ -21,6 +23,7 @@ TRUTH_COLOUR = "lime"
 PREDICTION_COLOUR = "magenta"
 FONT_SIZE = 14
 MASK_ALPHA = 0.35
+KEYPOINT_RADIUS = 4
 
 
 def save_detection_artifacts(
@@ -29,12 +32,13 @@ def save_detection_artifacts(
     samples: list[dict[str, torch.Tensor]],
     class_names: list[str],
     result: Any,
+    skeleton: list[tuple[int, int]] | None = None,
 ) -> list[Path]:
     """Overlays of ``samples`` and, after a test, the plots of the ``CocoResult`` ``result``."""
     paths = [
         atomic_write_bytes(
             Path(directory) / f"detections_{stage}_{index:02d}.png",
-            overlay_png(sample, class_names),
+            overlay_png(sample, class_names, skeleton or []),
         )
         for index, sample in enumerate(samples)
     ]
@@ -70,7 +74,39 @@ def zoomed(tensor: torch.Tensor, zoom: int) -> torch.Tensor:
     return tensor.repeat_interleave(zoom, dim=-2).repeat_interleave(zoom, dim=-1)
 
 
-def overlay_png(sample: dict[str, torch.Tensor], class_names: list[str]) -> bytes:
+def with_keypoints(
+    pixels: torch.Tensor, keypoints: torch.Tensor, skeleton: list[tuple[int, int]], colour: str
+) -> torch.Tensor:
+    """``pixels`` uint8 [3, H, W] with ``keypoints`` [N, K, 3] (x, y, visibility) drawn as dots
+    joined by ``skeleton`` (0-based pairs), all in ``colour``; points of visibility 0 (not
+    labelled) are left out. (torchvision's ``draw_keypoints`` draws every line white.)"""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
+    draw = ImageDraw.Draw(image)
+    for points in keypoints.tolist():
+        for a, b in skeleton:
+            if points[a][2] > 0 and points[b][2] > 0:
+                draw.line([tuple(points[a][:2]), tuple(points[b][:2])], fill=colour, width=2)
+        for x, y, visibility in points:
+            if visibility > 0:
+                draw.ellipse(
+                    [
+                        x - KEYPOINT_RADIUS,
+                        y - KEYPOINT_RADIUS,
+                        x + KEYPOINT_RADIUS,
+                        y + KEYPOINT_RADIUS,
+                    ],
+                    fill=colour,
+                )
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+
+
+def overlay_png(
+    sample: dict[str, torch.Tensor],
+    class_names: list[str],
+    skeleton: list[tuple[int, int]] | None = None,
+) -> bytes:
     """PNG bytes of a sample's image with ground truth and predictions in two colours, captioned."""
     from matplotlib import font_manager
     from PIL import Image
@@ -82,6 +118,10 @@ def overlay_png(sample: dict[str, torch.Tensor], class_names: list[str]) -> byte
     for key, colour in (("truth_masks", TRUTH_COLOUR), ("masks", PREDICTION_COLOUR)):
         if key in sample:
             pixels = with_masks(pixels, zoomed(sample[key], zoom), colour)
+    for key, colour in (("truth_keypoints", TRUTH_COLOUR), ("keypoints", PREDICTION_COLOUR)):
+        if key in sample:
+            scale = torch.tensor([zoom, zoom, 1.0])  # x, y grow with the image; visibility not
+            pixels = with_keypoints(pixels, sample[key] * scale, skeleton or [], colour)
     font = font_manager.findfont("DejaVu Sans")
     truth_labels = sample.get("truth_labels")
     truth_captions = (

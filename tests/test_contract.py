@@ -160,6 +160,8 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "coco_detection": _coco,
     "voc_detection": _voc,
     "yolo_detection": _yolo,
+    "shapes_instances": _shapes,
+    "coco_instances": _coco,
     "experience": lambda root: {
         "num_envs": 2,
         "rollout_steps": 4,
@@ -193,6 +195,10 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     "pixelcnn": {"net_args": {"width": 3, "layers": 1}, "sample_grid_rows": 0},
     "object_detection": {
         "net": "fasterrcnn_mobilenet_v3_large_fpn",
+        "net_args": {"min_size": 64, "max_size": 64},
+        "scheduler": "none",
+    },
+    "instance_segmentation": {
         "net_args": {"min_size": 64, "max_size": 64},
         "scheduler": "none",
     },

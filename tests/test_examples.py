@@ -78,6 +78,7 @@ SHRINK = {
         for name in ("moving_shapes_r3d.yaml", "moving_shapes_two_stream.yaml")
     },
 }
+SHRINK["shapes_instance_segmentation.yaml"] = SHRINK["shapes_detection.yaml"]
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
 

@@ -26,6 +26,8 @@ from visionflow.batches.detection import (
     DetectionDatasetInfo,
     DetectionTarget,
     InstanceBatch,
+    KeypointBatch,
+    KeypointDatasetInfo,
 )
 from visionflow.batches.pointclouds import (
     ImageToPointCloudBatch,
@@ -58,6 +60,8 @@ __all__ = [
     "ImageClassificationBatch",
     "ImageToPointCloudBatch",
     "InstanceBatch",
+    "KeypointBatch",
+    "KeypointDatasetInfo",
     "PointCloudBatch",
     "PointCloudDatasetInfo",
     "RLDatasetInfo",

@@ -20,6 +20,14 @@ class DetectionDatasetInfo(DatasetInfo):
     category_ids: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True)
+class KeypointDatasetInfo(DetectionDatasetInfo):
+    """``DetectionDatasetInfo`` plus ``keypoint_names``: the K named keypoints of every object
+    (COCO ``categories[].keypoints``, e.g. ``("nose", "left_eye", ...)``), for a pose task."""
+
+    keypoint_names: tuple[str, ...] = ()
+
+
 @dataclass
 class DetectionTarget:
     """Annotations of one image. ``boxes`` float32 ``[N, 4]`` XYXY absolute pixels, ``labels``
@@ -70,3 +78,12 @@ class InstanceBatch(DetectionBatch):
     box and aligned with it (instance segmentation)."""
 
     target_fields = ("masks",)
+
+
+@dataclass
+class KeypointBatch(DetectionBatch):
+    """A :class:`DetectionBatch` whose every target has ``keypoints`` float32 ``[N, K, 3]`` (x, y in
+    pixels, COCO visibility: 0 not labelled, 1 hidden, 2 visible), one row per box (pose)."""
+
+    target_fields = ("keypoints",)
+    info_type = KeypointDatasetInfo

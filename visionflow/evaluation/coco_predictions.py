@@ -44,8 +44,10 @@ def results_from_prediction(
     label_to_category: Mapping[int, int] | None,
     iou_type: str,
     where: str,
+    num_keypoints: int = NUM_KEYPOINTS,
 ) -> list[dict]:
-    """The COCO result dicts of one image's prediction (``where`` names it in errors)."""
+    """The COCO result dicts of one image's prediction (``where`` names it in errors);
+    keypoints come ``num_keypoints`` per detection (COCO's 17 unless the data names others)."""
     scores = _array(prediction, "scores", where, np.float64, (None,))
     count = len(scores)
     labels = _array(prediction, "labels", where, np.int64, (count,))
@@ -77,8 +79,8 @@ def results_from_prediction(
     if iou_type == "keypoints":
         keypoints = _array(prediction, "keypoints", where, np.float64)
         if keypoints.ndim != 3 or keypoints.shape[2] not in (2, 3):
-            _check_shape(keypoints, (count, NUM_KEYPOINTS, 3), "keypoints", where)
-        _check_shape(keypoints, (count, NUM_KEYPOINTS, keypoints.shape[2]), "keypoints", where)
+            _check_shape(keypoints, (count, num_keypoints, 3), "keypoints", where)
+        _check_shape(keypoints, (count, num_keypoints, keypoints.shape[2]), "keypoints", where)
         if keypoints.shape[2] == 2:  # no visibility: mark every point as labelled
             keypoints = np.concatenate([keypoints, np.ones_like(keypoints[..., :1])], axis=2)
         for result, points in zip(results, keypoints.reshape(count, -1).tolist()):
