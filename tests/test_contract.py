@@ -162,6 +162,8 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "yolo_detection": _yolo,
     "shapes_instances": _shapes,
     "coco_instances": _coco,
+    "shapes_keypoints": _shapes,
+    "coco_keypoints": _coco,
     "experience": lambda root: {
         "num_envs": 2,
         "rollout_steps": 4,
@@ -199,6 +201,11 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
         "scheduler": "none",
     },
     "instance_segmentation": {
+        "net_args": {"min_size": 64, "max_size": 64},
+        "scheduler": "none",
+    },
+    "keypoint_detection": {
+        "keypoint_sigmas": [0.05] * 4,
         "net_args": {"min_size": 64, "max_size": 64},
         "scheduler": "none",
     },

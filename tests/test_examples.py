@@ -79,6 +79,7 @@ SHRINK = {
     },
 }
 SHRINK["shapes_instance_segmentation.yaml"] = SHRINK["shapes_detection.yaml"]
+SHRINK["shapes_keypoints.yaml"] = SHRINK["shapes_detection.yaml"]
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
 

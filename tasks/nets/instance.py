@@ -10,7 +10,8 @@ The same options as every detector (:mod:`visionflow.tasks.nets.detectors`: loca
 ``"keypoints"``): what its targets need and its detections add beyond boxes. The ResNet50-FPN
 models are torchvision's own architectures (their ``.pth`` files load as ``weights``); the
 MobileNetV3-Large-FPN ones are built from the same torchvision components, light enough to train
-on a CPU in minutes. The light Keypoint R-CNN has a head of four 128-channel convolutions instead
+on a CPU in minutes: the light Mask R-CNN has a mask head of two 128-channel convolutions instead
+of four of 256, the light Keypoint R-CNN a keypoint head of four 128-channel convolutions instead
 of eight of 512.
 
 :func:`build_detector` returns the torchvision model itself, so another task (panoptic) builds
@@ -33,6 +34,8 @@ from visionflow.tasks.nets.families import DETECTION_NETS
 MASK_HEADS = ("roi_heads.box_predictor", "roi_heads.mask_predictor.mask_fcn_logits")
 KEYPOINT_HEADS = ("roi_heads.box_predictor", "roi_heads.keypoint_predictor")
 LIGHT_KEYPOINT_LAYERS = (128, 128, 128, 128)
+LIGHT_MASK_LAYERS = (128, 128)
+FAST_RCNN_REPRESENTATION = 1024  # torchvision's box head output (TwoMLPHead)
 
 
 def keypoint_count(options: DetectorOptions) -> int:
@@ -59,14 +62,20 @@ def maskrcnn_resnet50_fpn(options: DetectorOptions) -> nn.Module:
 
 @DETECTION_NETS.register("maskrcnn_mobilenet_v3_large_fpn", class_head=MASK_HEADS, predicts="masks")
 def maskrcnn_mobilenet_v3_large_fpn(options: DetectorOptions) -> nn.Module:
-    """Mask R-CNN, MobileNetV3-Large-FPN backbone (light; trains on a CPU; 3 anchor levels)."""
+    """Mask R-CNN, MobileNetV3-Large-FPN backbone and a light mask head (CPU; 3 anchor levels)."""
     from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+    from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 
     backbone, anchors = mobilenet_v3_fpn(options)
+    width = LIGHT_MASK_LAYERS[-1]
     return MaskRCNN(
         backbone,
-        options.num_classes,
+        None,  # the predictor below has the classes
         rpn_anchor_generator=anchors,
+        mask_head=MaskRCNNHeads(backbone.out_channels, LIGHT_MASK_LAYERS, dilation=1),
+        mask_predictor=MaskRCNNPredictor(width, width, options.num_classes),
+        box_predictor=FastRCNNPredictor(FAST_RCNN_REPRESENTATION, options.num_classes),
         **options.model_args(MaskRCNN, "box_"),
     )
 
