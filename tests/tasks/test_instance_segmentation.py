@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
 
-from tests.tasks.conftest import FAST_NET
+from tests.tasks.conftest import FAST_NET, fast_dev_trainer, tiny_shapes
 from visionflow.batches import DetectionTarget, InstanceBatch
 from visionflow.datamodules import ShapesInstancesDataModule, YoloDetectionDataModule
 from visionflow.errors import DataError, SpecError
@@ -24,16 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> ShapesInstancesDataModule:
-    module = ShapesInstancesDataModule(
-        data_dir=str(tmp_path_factory.mktemp("shapes_instances")),
-        train_images=6,
-        val_images=2,
-        test_images=2,
-        image_size=64,
-        batch_size=2,
-    )
-    module.prepare_data()
-    return module
+    return tiny_shapes(ShapesInstancesDataModule, tmp_path_factory.mktemp("shapes_instances"))
 
 
 def mask_extent(mask: torch.Tensor) -> list[int]:
@@ -170,13 +160,7 @@ def test_default_net_and_the_spec_sees_every_argument():
 def test_fit_validate_test_predict_with_mask_map(shapes, tmp_path):
     task = InstanceSegmentationTask(**shapes.info.task_kwargs(), net_args=FAST_NET)
     assert task.hparams.net == "maskrcnn_mobilenet_v3_large_fpn"
-    trainer = pl.Trainer(
-        fast_dev_run=True,
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = fast_dev_trainer(tmp_path)
     trainer.fit(task, datamodule=shapes)
     logged = trainer.callback_metrics
     assert {"train/loss_mask", "val/mAP", "val/mask_mAP", "val/mask_AP50"} <= set(logged)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
 
-from tests.tasks.conftest import FAST_NET
+from tests.tasks.conftest import FAST_NET, fast_dev_trainer, tiny_shapes
 from visionflow.batches import DetectionTarget, KeypointBatch
 from visionflow.datamodules import ShapesKeypointsDataModule
 from visionflow.datamodules.shapes import KEYPOINT_NAMES, extreme_points, make_shapes_dataset
@@ -26,16 +25,7 @@ TOP, RIGHT, BOTTOM, LEFT = range(4)
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> ShapesKeypointsDataModule:
-    module = ShapesKeypointsDataModule(
-        data_dir=str(tmp_path_factory.mktemp("shapes_keypoints")),
-        train_images=6,
-        val_images=2,
-        test_images=2,
-        image_size=64,
-        batch_size=2,
-    )
-    module.prepare_data()
-    return module
+    return tiny_shapes(ShapesKeypointsDataModule, tmp_path_factory.mktemp("shapes_keypoints"))
 
 
 def test_the_generator_writes_each_shapes_extreme_points(tmp_path):
@@ -142,13 +132,7 @@ def test_fit_test_predict_with_oks_map(shapes, tmp_path):
         net_args=FAST_NET,
     )
     assert task.model.roi_heads.keypoint_predictor.kps_score_lowres.out_channels == 4
-    trainer = pl.Trainer(
-        fast_dev_run=True,
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = fast_dev_trainer(tmp_path)
     trainer.fit(task, datamodule=shapes)
     assert {"train/loss_keypoint", "val/mAP", "val/kp_mAP", "val/kp_AP50"} <= set(
         trainer.callback_metrics
