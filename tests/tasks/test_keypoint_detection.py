@@ -110,6 +110,18 @@ def test_oks_map_of_perfect_and_of_displaced_keypoints():
     assert metrics["mAP"] == pytest.approx(1.0) and 0.4 < metrics["kp_mAP"] < 0.9
 
 
+def test_an_image_without_detections_has_no_keypoint_results():
+    from visionflow.evaluation.coco_predictions import results_from_prediction
+
+    empty = {
+        "boxes": torch.zeros(0, 4),
+        "scores": torch.zeros(0),
+        "labels": torch.zeros(0, dtype=torch.int64),
+        "keypoints": torch.zeros(0, 4, 3),
+    }
+    assert results_from_prediction(empty, 1, None, "keypoints", "image 1", num_keypoints=4) == []
+
+
 @pytest.mark.parametrize(
     "args, key",
     [

@@ -83,7 +83,7 @@ def results_from_prediction(
         _check_shape(keypoints, (count, num_keypoints, keypoints.shape[2]), "keypoints", where)
         if keypoints.shape[2] == 2:  # no visibility: mark every point as labelled
             keypoints = np.concatenate([keypoints, np.ones_like(keypoints[..., :1])], axis=2)
-        for result, points in zip(results, keypoints.reshape(count, -1).tolist()):
+        for result, points in zip(results, keypoints.reshape(count, 3 * num_keypoints).tolist()):
             result["keypoints"] = points
     return results
 
