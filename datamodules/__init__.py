@@ -17,6 +17,10 @@ coco_detection      CocoDetectionDataModule    COCO JSON + images (boxes, masks,
 voc_detection       VOCDetectionDataModule     Pascal VOC XML annotations
 yolo_detection      YoloDetectionDataModule    YOLO txt labels + dataset yaml (e.g. coco8)
 shapes_detection    ShapesDetectionDataModule  generated circles/squares/triangles (offline)
+coco_instances      CocoInstancesDataModule    COCO JSON + images, every object's mask (instance seg.)
+shapes_instances    ShapesInstancesDataModule  generated shapes with their masks (offline)
+coco_keypoints      CocoKeypointsDataModule    COCO JSON + images, every object's named keypoints (pose)
+shapes_keypoints    ShapesKeypointsDataModule  generated shapes with their 4 extreme points (offline)
 experience          ExperienceDataModule       rollouts and seeded episodes of gymnasium environments
 coco_segmentation   CocoSegmentationDataModule COCO instances or panoptic PNG + JSON -> label maps
 yolo_segmentation   YoloSegmentationDataModule YOLO polygons (e.g. coco8-seg) -> label maps
@@ -36,7 +40,11 @@ moving_shapes       MovingShapesVideoDataModule  generated shapes moving in 6 wa
 
 from visionflow.datamodules.base import ImageClassificationDataModule, VisionDataModule
 from visionflow.datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
-from visionflow.datamodules.coco_detection import CocoDetectionDataModule
+from visionflow.datamodules.coco_detection import (
+    CocoDetectionDataModule,
+    CocoInstancesDataModule,
+    CocoKeypointsDataModule,
+)
 from visionflow.datamodules.digits import DigitsDataModule
 from visionflow.datamodules.experience import ExperienceDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
@@ -51,7 +59,12 @@ from visionflow.datamodules.segmentation_folder import (
     SegmentationFolderDataModule,
     VOCSegmentationDataModule,
 )
-from visionflow.datamodules.shapes import ShapesDetectionDataModule, make_shapes_dataset
+from visionflow.datamodules.shapes import (
+    ShapesDetectionDataModule,
+    ShapesInstancesDataModule,
+    ShapesKeypointsDataModule,
+    make_shapes_dataset,
+)
 from visionflow.datamodules.shapes3d import (
     Shapes3DPointsDataModule,
     Shapes3DViewsDataModule,
@@ -72,6 +85,8 @@ __all__ = [
     "CIFAR100DataModule",
     "CIFAR10DataModule",
     "CocoDetectionDataModule",
+    "CocoInstancesDataModule",
+    "CocoKeypointsDataModule",
     "CocoSegmentationDataModule",
     "DigitsDataModule",
     "ExperienceDataModule",
@@ -89,6 +104,8 @@ __all__ = [
     "Shapes3DViewVoxelsDataModule",
     "Shapes3DVoxelsDataModule",
     "ShapesDetectionDataModule",
+    "ShapesInstancesDataModule",
+    "ShapesKeypointsDataModule",
     "ShapesSegmentationDataModule",
     "TensorClassificationDataset",
     "TensorDataModule",

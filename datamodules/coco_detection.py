@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from visionflow.batches import DetectionBatch
+from visionflow.batches import DetectionBatch, InstanceBatch, KeypointBatch
 from visionflow.datamodules.detection_base import DetectionDataModule, DetectionRecord, LabelMap
 from visionflow.errors import DataError, SpecError
 from visionflow.registry import DATAMODULES
@@ -72,6 +72,23 @@ class CocoDetectionDataModule(DetectionDataModule):
         return read_coco_instances(
             self.root / relative, self.image_dir(split), masks=self.masks, keypoints=self.keypoints
         )
+
+
+@DATAMODULES.register("coco_instances", batch=InstanceBatch)
+class CocoInstancesDataModule(CocoDetectionDataModule):
+    """COCO-format data with every object's mask (polygons or RLE), for instance segmentation:
+    the same arguments as ``coco_detection``; masks are read whatever ``masks`` says."""
+
+    batch_type = InstanceBatch
+
+
+@DATAMODULES.register("coco_keypoints", batch=KeypointBatch)
+class CocoKeypointsDataModule(CocoDetectionDataModule):
+    """COCO-format data with every object's named keypoints (e.g. person_keypoints_*.json), for
+    pose: the same arguments as ``coco_detection``; keypoints are read whatever ``keypoints``
+    says, and flips swap the ``left_``/``right_`` ones."""
+
+    batch_type = KeypointBatch
 
 
 def read_coco_instances(

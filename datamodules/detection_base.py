@@ -23,13 +23,13 @@ Conventions every source follows:
 from __future__ import annotations
 
 import warnings
-from functools import cached_property
-from typing import Any
+from functools import cached_property, partial
+from typing import Any, ClassVar
 
 import torch
 from torch.utils.data import DataLoader
 
-from visionflow.batches import DetectionDatasetInfo
+from visionflow.batches import DetectionBatch, DetectionDatasetInfo
 from visionflow.datamodules.base import (
     EpochSeeding,
     EpochShuffleSampler,
@@ -64,7 +64,11 @@ class DetectionDataModule(DatasetsBySplit, VisionDataModule):
     ``detection_eval``); images come out in ``[0, 1]``, since detectors normalize internally.
     A subclass passes whether its source reads ``masks`` and ``keypoints``, and forwards the
     loader arguments (``**loader``; the spec checker reads them here).
+    ``batch_type``: what the loaders yield; the target fields it promises (``InstanceBatch``:
+    masks) are read whatever ``masks``/``keypoints`` say.
     """
+
+    batch_type: ClassVar[type[DetectionBatch]] = DetectionBatch
 
     def __init__(
         self,
@@ -84,8 +88,8 @@ class DetectionDataModule(DatasetsBySplit, VisionDataModule):
         self.image_size = image_size
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.masks = masks
-        self.keypoints = keypoints
+        self.masks = masks or "masks" in self.batch_type.target_fields
+        self.keypoints = keypoints or self.keypoints_promised
         self.pipelines = build_pipelines(transforms, image_size, seed)
         self.drop_empty_images = drop_empty_images
         self.seed = seed
@@ -113,14 +117,31 @@ class DetectionDataModule(DatasetsBySplit, VisionDataModule):
 
     @property
     def info(self) -> DetectionDatasetInfo:
+        """The batch type's info (``KeypointBatch``: with the data's keypoint names)."""
         size = None if self.image_size is None else (self.image_size, self.image_size)
-        return DetectionDatasetInfo(
+        extra = {"keypoint_names": self.keypoint_names()} if self.keypoints_promised else {}
+        return self.batch_type.info_type(
             num_classes=len(self.label_map),
             class_names=self.label_map.names,
             in_channels=3,
             image_size=size,
             category_ids=self.label_map.category_ids,
+            **extra,
         )
+
+    @property
+    def keypoints_promised(self) -> bool:
+        return "keypoints" in self.batch_type.target_fields
+
+    def keypoint_names(self) -> tuple[str, ...]:
+        """The keypoint names of the categories that name theirs (the files hold K per object)."""
+        named = {names for names in self.label_map.keypoint_names if names}
+        if len(named) != 1:
+            raise DataError(
+                f"a pose task needs one list of keypoint names, the categories give {len(named)}",
+                hint='name them in the categories: "keypoints": ["nose", "left_eye", ...]',
+            )
+        return named.pop()
 
     def records(self, split: str) -> list[DetectionRecord] | None:
         loaded = self._load(split)
@@ -172,7 +193,7 @@ class DetectionDataModule(DatasetsBySplit, VisionDataModule):
             batch_size=self.batch_size,
             sampler=EpochShuffleSampler(dataset, self.seed) if shuffle else None,
             num_workers=self.num_workers,
-            collate_fn=collate_detection,
+            collate_fn=partial(collate_detection, batch_type=self.batch_type),
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             drop_last=drop_last,

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from visionflow.batches import DetectionBatch, DetectionTarget
+from visionflow.batches import DetectionBatch, DetectionTarget, InstanceBatch, KeypointBatch
 from visionflow.datamodules.base import EpochSeeding
 from visionflow.errors import DataError
 
@@ -322,22 +322,41 @@ def box_areas(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
-def collate_detection(samples: list[tuple[torch.Tensor, DetectionTarget]]) -> DetectionBatch:
-    """Images stay a list (sizes may differ); one target per image."""
-    return PinnableDetectionBatch(
+def collate_detection(
+    samples: list[tuple[torch.Tensor, DetectionTarget]],
+    batch_type: type[DetectionBatch] = DetectionBatch,
+) -> DetectionBatch:
+    """A ``batch_type`` of the samples: images stay a list (sizes may differ); one target each."""
+    return PINNABLE[batch_type](
         images=[image for image, _ in samples], targets=[target for _, target in samples]
     )
 
 
 class PinnableDetectionBatch(DetectionBatch):
     """A batch that torch's pin-memory thread can pin (it pins objects with ``pin_memory()``);
-    pinning returns a plain :class:`DetectionBatch`."""
+    pinning returns a plain ``plain_type``."""
+
+    plain_type: type[DetectionBatch] = DetectionBatch
 
     def pin_memory(self) -> DetectionBatch:
-        return DetectionBatch(
+        return self.plain_type(
             [image.pin_memory() for image in self.images],
             [pinned_target(target) for target in self.targets],
         )
+
+
+class PinnableInstanceBatch(PinnableDetectionBatch, InstanceBatch):
+    plain_type = InstanceBatch
+
+
+class PinnableKeypointBatch(PinnableDetectionBatch, KeypointBatch):
+    plain_type = KeypointBatch
+
+
+PINNABLE = {
+    batch.plain_type: batch
+    for batch in (PinnableDetectionBatch, PinnableInstanceBatch, PinnableKeypointBatch)
+}
 
 
 def pinned_target(target: DetectionTarget) -> DetectionTarget:

@@ -7,6 +7,12 @@ writes ``images/000001.png ...`` and ``annotations.json`` (COCO instances: tight
 circles, category ids 1 circle, 2 square, 3 triangle). The same seed writes the same files.
 Shapes never overlap, so every mask is exactly its visible shape.
 
+Every shape also carries COCO ``keypoints``: its four extreme points (``KEYPOINT_NAMES``: top,
+right, bottom, left; the middle of the mask's outermost pixels on that side, all visible), which
+are the corners of a square, the vertices of a triangle (one vertex may be two extremes) and the
+compass points of a circle. The categories name them, with ``left_``/``right_`` so that flips
+swap them, and give the ``skeleton`` joining them.
+
 ``ShapesDetectionDataModule`` (``shapes_detection``) writes train/val/test splits into ``data_dir``
 on ``prepare_data`` when they are missing or were made with other settings, then reads them as any
 COCO dataset.
@@ -22,18 +28,19 @@ from typing import Any
 
 import numpy as np
 
-from visionflow.batches import DetectionBatch
+from visionflow.batches import DetectionBatch, InstanceBatch, KeypointBatch
 from visionflow.datamodules.coco_detection import CocoDetectionDataModule
 from visionflow.errors import SpecError
 from visionflow.registry import DATAMODULES
 from visionflow.rundir import atomic_write_bytes, atomic_write_json
 
-CATEGORIES = (
-    {"id": 1, "name": "circle"},
-    {"id": 2, "name": "square"},
-    {"id": 3, "name": "triangle"},
+KEYPOINT_NAMES = ("top", "right_extreme", "bottom", "left_extreme")
+SKELETON = ((1, 2), (2, 3), (3, 4), (4, 1))  # COCO style: 1-based keypoint indices
+CATEGORIES = tuple(
+    {"id": index, "name": name, "keypoints": list(KEYPOINT_NAMES), "skeleton": SKELETON}
+    for index, name in enumerate(("circle", "square", "triangle"), 1)
 )
-GENERATOR = "visionflow.shapes/1"
+GENERATOR = "visionflow.shapes/2"  # 2: keypoints
 SPLITS = ("train", "val", "test")
 MAX_SHAPES = 4
 PLACEMENT_TRIES = 30
@@ -55,7 +62,9 @@ def make_shapes_dataset(
         "info": generator_info(images, seed, image_size),
         "images": [],
         "annotations": [],
-        "categories": [dict(c) for c in CATEGORIES],
+        "categories": [
+            {**c, "skeleton": [list(pair) for pair in c["skeleton"]]} for c in CATEGORIES
+        ],
     }
     for image_id in range(1, images + 1):
         pixels, shapes = draw_image(rng, image_size)
@@ -178,7 +187,24 @@ def annotation(
         "area": int(mask.sum()),
         "iscrowd": 0,
         "segmentation": polygons,
+        "keypoints": extreme_points(mask),
+        "num_keypoints": len(KEYPOINT_NAMES),
     }
+
+
+def extreme_points(mask: np.ndarray) -> list[float]:
+    """COCO keypoints ``[x, y, 2] * 4`` of ``mask`` [H, W] (bool): the middles of its topmost,
+    rightmost, bottommost and leftmost pixels, in pixel-edge coordinates (a pixel's centre is
+    ``+0.5``), in ``KEYPOINT_NAMES`` order."""
+    ys, xs = np.nonzero(mask)
+    sides = ((ys, ys.min(), xs), (xs, xs.max(), ys), (ys, ys.max(), xs), (xs, xs.min(), ys))
+    points = []
+    for along, extreme, across in sides:
+        middle = float(across[along == extreme].mean()) + 0.5
+        edge = float(extreme) + 0.5
+        x, y = (middle, edge) if along is ys else (edge, middle)
+        points += [round(x, 2), round(y, 2), 2]
+    return points
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
@@ -249,3 +275,19 @@ class ShapesDetectionDataModule(CocoDetectionDataModule):
             return json.loads(path.read_text()).get("info")
         except (OSError, ValueError, AttributeError):
             return None
+
+
+@DATAMODULES.register("shapes_instances", batch=InstanceBatch)
+class ShapesInstancesDataModule(ShapesDetectionDataModule):
+    """Procedural shapes with every object's mask, for instance segmentation: the same arguments
+    as ``shapes_detection``; masks are read whatever ``masks`` says."""
+
+    batch_type = InstanceBatch
+
+
+@DATAMODULES.register("shapes_keypoints", batch=KeypointBatch)
+class ShapesKeypointsDataModule(ShapesDetectionDataModule):
+    """Procedural shapes with their four extreme points as named keypoints, for pose: the same
+    arguments as ``shapes_detection``; keypoints are read whatever ``keypoints`` says."""
+
+    batch_type = KeypointBatch

@@ -25,6 +25,8 @@ from visionflow.tasks import (
 from visionflow.tasks.classification import ImageClassificationTask
 from visionflow.tasks.detection import ObjectDetectionTask
 from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
+from visionflow.tasks.instance_segmentation import InstanceSegmentationTask
+from visionflow.tasks.keypoints import KeypointDetectionTask
 from visionflow.tasks.knn import KNearestNeighbors
 from visionflow.tasks.mesh import ImageToMeshTask
 from visionflow.tasks.occupancy import ImageToOccupancyTask
@@ -41,6 +43,8 @@ __all__ = [
     "ImageToOccupancyTask",
     "ImageToPointCloudTask",
     "ImageToVoxelTask",
+    "InstanceSegmentationTask",
+    "KeypointDetectionTask",
     "KNearestNeighbors",
     "ObjectDetectionTask",
     "SemanticSegmentationTask",

@@ -21,23 +21,29 @@ fixed data ``image_size`` the detector resizes to it (not to torchvision's 800 p
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from visionflow.batches import DetectionBatch, DetectionTarget
-from visionflow.errors import RunError, SpecError, UnknownNameError
+from visionflow.batches import DetectionBatch
+from visionflow.errors import RunError
 from visionflow.evaluation import Evaluation
 from visionflow.evaluation.detection import DetectionEvaluator, ground_truth_entry
 from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_json
-from visionflow.spec import check_arguments
 from visionflow.tasks.base import DeviceReadback, LabelledDataTask
+from visionflow.tasks.detection_io import (
+    check_task_arguments,
+    compact,
+    detector_args,
+    from_model_output,
+    gather,
+    to_model_target,
+    without_crowds,
+)
 from visionflow.tasks.nets.detectors import build_detector
-from visionflow.tasks.nets.families import DETECTION_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 
 
@@ -54,6 +60,10 @@ class ObjectDetectionTask(LabelledDataTask):
     """
 
     checkpoint_monitor = ("val/mAP", "max")
+    #: what the net predicts beyond boxes (its ``predicts`` tag), which the targets then carry
+    predicts: ClassVar[str | None] = None
+    #: the COCO iou types that validation and test score
+    iou_types: ClassVar[tuple[str, ...]] = ("bbox",)
 
     def __init__(
         self,
@@ -77,7 +87,8 @@ class ObjectDetectionTask(LabelledDataTask):
         self.model = build_detector(
             net,
             num_classes=num_classes + 1,
-            **detector_args(net, net_args, image_size, restoring=self.restoring_checkpoint),
+            **detector_args(net, net_args, image_size, self.restoring_checkpoint, self.predicts),
+            **self.net_settings(),
         )
         if freeze_backbone:
             self.model.backbone.requires_grad_(False)
@@ -87,6 +98,14 @@ class ObjectDetectionTask(LabelledDataTask):
         self._pending_losses: tuple[int, list[str], DeviceReadback] | None = None
         self.last_result: Any = None
         self.predictions_path: Path | None = None
+
+    def net_settings(self) -> dict[str, Any]:
+        """Arguments of :func:`build_detector` that the task sets from its own (none here)."""
+        return {}
+
+    def skeleton(self) -> list[tuple[int, int]]:
+        """Pairs of keypoint indices (0-based) that overlays join (none here)."""
+        return []
 
     def train(self, mode: bool = True) -> ObjectDetectionTask:
         super().train(mode)
@@ -98,7 +117,8 @@ class ObjectDetectionTask(LabelledDataTask):
 
     def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """Detections per image: ``boxes`` [N, 4] XYXY pixels, ``scores`` [N], ``labels`` [N]
-        (contiguous ``0..K-1``), for images ``[C, H, W]`` in ``[0, 1]`` (eval mode)."""
+        (contiguous ``0..K-1``) and what the net predicts besides (``masks`` bool [N, H, W]), for
+        images ``[C, H, W]`` in ``[0, 1]`` (eval mode)."""
         return [from_model_output(output) for output in self.model(images)]
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -109,7 +129,8 @@ class ObjectDetectionTask(LabelledDataTask):
         return batch
 
     def training_step(self, batch: DetectionBatch, batch_idx: int) -> torch.Tensor:
-        losses = self.model(batch.images, [to_model_target(t) for t in batch.targets])
+        fields = () if self.predicts is None else (self.predicts,)
+        losses = self.model(batch.images, [to_model_target(t, fields) for t in batch.targets])
         loss = sum(losses.values())
         self._check_finite(losses)
         self._log_losses(loss, losses, len(batch))
@@ -163,20 +184,14 @@ class ObjectDetectionTask(LabelledDataTask):
         self._collect(batch, keep_samples=True)
 
     def predict_step(self, batch: DetectionBatch, batch_idx: int) -> list[dict[str, Any]]:
-        """COCO result dicts (XYWH boxes, dataset category ids) of the batch's images."""
-        from visionflow.evaluation.coco_predictions import results_from_prediction
-
+        """COCO result dicts (XYWH boxes, dataset category ids, masks as RLE, keypoints) of the
+        batch's images."""
         detections = self._detect(batch, keep_samples=True)
+        evaluator = self.make_evaluator()
         results = [
             result
             for target, detection in zip(batch.targets, detections)
-            for result in results_from_prediction(
-                detection,
-                target.image_id,
-                dict(enumerate(self.category_ids)),
-                "bbox",
-                f"image {target.image_id}",
-            )
+            for result in evaluator.results_of(detection, target.image_id)
         ]
         self._predictions.extend(results)
         return results
@@ -188,26 +203,28 @@ class ObjectDetectionTask(LabelledDataTask):
         return detections
 
     def _collect(self, batch: DetectionBatch, keep_samples: bool) -> None:
-        detections = self._detect(batch, keep_samples)
+        detections = [compact(d) for d in self._detect(batch, keep_samples)]
         self._pairs.extend(zip(detections, self._ground_truth_entries(batch)))
 
     def _ground_truth_entries(self, batch: DetectionBatch) -> list[dict[str, Any]]:
+        masks, keypoints = "segm" in self.iou_types, "keypoints" in self.iou_types
         return [
-            ground_truth_entry(target, image.shape[-2:], self.category_ids)
+            ground_truth_entry(target, image.shape[-2:], self.category_ids, masks, keypoints)
             for image, target in zip(batch.images, batch.targets)
         ]
 
     # ------------------------------------------------------------- evaluation contract
 
     def make_evaluator(self) -> DetectionEvaluator:
-        """COCO box mAP against the batches' targets (see :mod:`visionflow.evaluation`)."""
-        return DetectionEvaluator(self.category_ids, self.class_names)
+        """COCO mAP of ``iou_types`` against the batches' targets (:mod:`visionflow.evaluation`)."""
+        return DetectionEvaluator(self.category_ids, self.class_names, self.iou_types)
 
     def evaluation_step(
         self, batch: DetectionBatch
     ) -> tuple[list[dict[str, torch.Tensor]], list[dict[str, Any]]]:
         """(per-image detections on CPU, their COCO ground-truth entries)."""
-        return self._detect(batch, keep_samples=False), self._ground_truth_entries(batch)
+        detections = [compact(d) for d in self._detect(batch, keep_samples=False)]
+        return detections, self._ground_truth_entries(batch)
 
     def _keep_samples(
         self, batch: DetectionBatch, detections: list[dict[str, torch.Tensor]]
@@ -221,6 +238,11 @@ class ObjectDetectionTask(LabelledDataTask):
                     "image": image.detach().cpu(),
                     "truth": target.boxes.cpu(),
                     "truth_labels": target.labels.cpu(),
+                    **{
+                        f"truth_{name}": value.cpu()
+                        for name in ("masks", "keypoints")
+                        if (value := getattr(target, name)) is not None
+                    },
                     **{k: v[confident] for k, v in detection.items()},
                 }
             )
@@ -272,9 +294,9 @@ class ObjectDetectionTask(LabelledDataTask):
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
         """The ``evaluate`` stage's PR curves, confusion matrix and TIDE breakdown (PNG)."""
-        from visionflow.evaluation.coco_plots import plot_evaluation
+        from visionflow.tasks.detection_plots import plot_results
 
-        return plot_evaluation(evaluation.details, directory)
+        return plot_results(evaluation.details, directory)
 
     def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
         """PNG overlays of the samples kept by the last test or predict epoch (ground truth and
@@ -282,97 +304,7 @@ class ObjectDetectionTask(LabelledDataTask):
         from visionflow.tasks.detection_plots import save_detection_artifacts
 
         paths = save_detection_artifacts(
-            stage, directory, self._samples, self.class_names, self.last_result
+            stage, directory, self._samples, self.class_names, self.last_result, self.skeleton()
         )
         self._samples = []
         return paths
-
-
-# ---------------------------------------------------------------------------------- helpers
-
-
-def check_task_arguments(h: Any) -> None:
-    """Raise SpecError naming the first bad argument."""
-    checks = [
-        (h.num_classes >= 1, "num_classes", f"must be >= 1, got {h.num_classes}"),
-        (
-            h.in_channels == 3,
-            "in_channels",
-            f"detectors take RGB images, got {h.in_channels} channels",
-        ),
-        (
-            h.category_ids is None or len(h.category_ids) == h.num_classes,
-            "category_ids",
-            f"{len(h.category_ids or [])} ids for num_classes={h.num_classes}",
-        ),
-        (h.overlay_images >= 0, "overlay_images", f"must be >= 0, got {h.overlay_images}"),
-        (0 <= h.overlay_score <= 1, "overlay_score", f"must be in [0, 1], got {h.overlay_score}"),
-    ]
-    for ok, key, message in checks:
-        if not ok:
-            raise SpecError(f"{key}: {message}")
-
-
-def detector_args(
-    net: str,
-    net_args: dict[str, Any] | None,
-    image_size: list[int] | tuple[int, int] | None,
-    restoring: bool,
-) -> dict[str, Any]:
-    """``net_args`` checked against :func:`build_detector`, with the resize defaulting to the data's
-    fixed image size and no ``weights`` file read when a checkpoint is being restored."""
-    args = dict(net_args or {})
-    if "num_classes" in args:
-        raise SpecError("net_args.num_classes: set by the task (num_classes + background)")
-    check_arguments(build_detector, args, "net_args", provided=("num_classes",), skip=1)
-    try:
-        entry = DETECTION_NETS.get(net)
-    except UnknownNameError as error:
-        raise error.under("net") from None
-    if image_size is not None and not entry.tags.get("fixed_size"):
-        args.setdefault("min_size", int(min(image_size)))
-        args.setdefault("max_size", int(max(image_size)))
-    if restoring:
-        args.pop("weights", None)
-    return args
-
-
-def without_crowds(target: DetectionTarget) -> DetectionTarget:
-    """``target`` without its crowd regions (every per-annotation field), ``iscrowd`` None."""
-    if target.iscrowd is None:
-        return target
-    keep = ~target.iscrowd
-    kept = {
-        field.name: value[keep]
-        for field in dataclasses.fields(target)
-        if field.name not in ("image_id", "iscrowd")
-        and (value := getattr(target, field.name)) is not None
-    }
-    return dataclasses.replace(target, iscrowd=None, **kept)
-
-
-def to_model_target(target: DetectionTarget) -> dict[str, torch.Tensor]:
-    """Non-crowd boxes with the detector's labels (contiguous + 1; 0 is the background)."""
-    target = without_crowds(target)
-    return {"boxes": target.boxes, "labels": target.labels + 1}
-
-
-def from_model_output(output: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Detections with contiguous labels; the background label (never a real class) is dropped."""
-    real = output["labels"] > 0
-    return {
-        "boxes": output["boxes"][real],
-        "scores": output["scores"][real],
-        "labels": output["labels"][real] - 1,
-    }
-
-
-def gather(items: list[Any]) -> list[Any]:
-    """Every rank's ``items``, in rank order (this rank's alone without torch.distributed)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return items
-    parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, items)
-    return [item for part in parts for item in part]

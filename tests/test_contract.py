@@ -160,6 +160,10 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "coco_detection": _coco,
     "voc_detection": _voc,
     "yolo_detection": _yolo,
+    "shapes_instances": _shapes,
+    "coco_instances": _coco,
+    "shapes_keypoints": _shapes,
+    "coco_keypoints": _coco,
     "experience": lambda root: {
         "num_envs": 2,
         "rollout_steps": 4,
@@ -202,6 +206,15 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     "pixelcnn": {"net_args": {"width": 3, "layers": 1}, "sample_grid_rows": 0},
     "object_detection": {
         "net": "fasterrcnn_mobilenet_v3_large_fpn",
+        "net_args": {"min_size": 64, "max_size": 64},
+        "scheduler": "none",
+    },
+    "instance_segmentation": {
+        "net_args": {"min_size": 64, "max_size": 64},
+        "scheduler": "none",
+    },
+    "keypoint_detection": {
+        "keypoint_sigmas": [0.05] * 4,
         "net_args": {"min_size": 64, "max_size": 64},
         "scheduler": "none",
     },

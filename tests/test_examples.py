@@ -104,6 +104,8 @@ SHRINK = {
         for name in ("moving_shapes_r3d.yaml", "moving_shapes_two_stream.yaml")
     },
 }
+SHRINK["shapes_instance_segmentation.yaml"] = SHRINK["shapes_detection.yaml"]
+SHRINK["shapes_keypoints.yaml"] = SHRINK["shapes_detection.yaml"]
 NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
 

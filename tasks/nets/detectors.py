@@ -20,7 +20,13 @@ the whole backbone) defaults to 3 (SSD300: 4, SSDlite: 6); without weights every
 ``anchor_sizes`` gives one list of sizes per feature level (Faster R-CNN ResNet50-FPN, RetinaNet,
 FCOS: 5 levels; Faster R-CNN MobileNetV3-FPN: 3) and ``aspect_ratios`` the ratios of every level;
 FCOS takes one size per level and ratio 1. SSD models have fixed input sizes (300, 320) and their
-own default boxes, so they take neither ``min_size``/``max_size`` nor anchors.
+own default boxes, so they take neither ``min_size``/``max_size`` nor anchors
+(:mod:`~visionflow.tasks.nets.ssd`).
+
+Mask R-CNN and Keypoint R-CNN (:mod:`~visionflow.tasks.nets.instance`, tagged ``predicts``) also
+take ``masks`` [N, H, W] uint8, or ``keypoints`` [N, K, 3] (x, y, visibility) and the builder's
+``num_keypoints`` K, in their targets, and add ``masks`` [N, 1, H, W] probabilities, or
+``keypoints`` [N, K, 3] and ``keypoints_scores`` [N, K], to each image's detections.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,9 @@ MODEL_ARGS_SET = (
     "rpn_anchor_generator",
     "head",
     "size",
+    "num_keypoints",
+    "keypoint_head",
+    "keypoint_predictor",
 )
 
 
@@ -69,6 +77,7 @@ class DetectorOptions:
     nms_thresh: float | None = None
     detections_per_img: int | None = None
     model_kwargs: dict[str, Any] | None = None
+    num_keypoints: int | None = None
 
     @property
     def pretrained(self) -> bool:
@@ -137,6 +146,7 @@ def build_detector(
     nms_thresh: float | None = None,
     detections_per_img: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    num_keypoints: int | None = None,
 ) -> nn.Module:
     """The detector ``name`` with ``num_classes`` outputs (background included), see above.
     ``model_kwargs`` go to the torchvision model class as they are (e.g. Faster R-CNN's
@@ -154,6 +164,7 @@ def build_detector(
         nms_thresh,
         detections_per_img,
         model_kwargs,
+        num_keypoints,
     )
     check_options(options)
     model = DETECTION_NETS.get(name).builder(options)
@@ -163,6 +174,8 @@ def build_detector(
 
 
 def check_options(options: DetectorOptions) -> None:
+    if options.num_keypoints is not None and options.num_keypoints < 1:
+        raise SpecError(f"num_keypoints: must be >= 1, got {options.num_keypoints}")
     if options.num_classes < 2:
         raise SpecError(
             f"num_classes: a detector needs at least one class besides the "
@@ -264,15 +277,6 @@ def anchor_generator(options: DetectorOptions, levels: int, default: Any, one_pe
     return AnchorGenerator(tuple(tuple(s) for s in sizes), (tuple(ratios),) * levels)
 
 
-def no_resize_or_anchors(options: DetectorOptions, name: str) -> None:
-    for key in ("min_size", "max_size", "anchor_sizes", "aspect_ratios"):
-        if getattr(options, key) is not None:
-            raise SpecError(
-                f"{KEY}{key}: {name} has a fixed input size and default boxes",
-                hint="remove the key, or use an FPN detector",
-            )
-
-
 # ---------------------------------------------------------------------------------- builders
 
 
@@ -299,22 +303,18 @@ def resnet50_fpn(options: DetectorOptions, p6p7: bool) -> nn.Module:
 def fasterrcnn_resnet50_fpn(options: DetectorOptions) -> nn.Module:
     """Faster R-CNN, ResNet50-FPN backbone (two-stage; 5 anchor levels)."""
     from torchvision.models.detection import FasterRCNN
-    from torchvision.models.detection.faster_rcnn import _default_anchorgen
 
-    anchors = anchor_generator(options, 5, _default_anchorgen())
     return FasterRCNN(
         resnet50_fpn(options, p6p7=False),
         options.num_classes,
-        rpn_anchor_generator=anchors,
+        rpn_anchor_generator=resnet50_fpn_anchors(options),
         **options.model_args(FasterRCNN, "box_"),
     )
 
 
-@DETECTION_NETS.register("fasterrcnn_mobilenet_v3_large_fpn", class_head="roi_heads.box_predictor")
-def fasterrcnn_mobilenet_v3_large_fpn(options: DetectorOptions) -> nn.Module:
-    """Faster R-CNN, MobileNetV3-Large-FPN backbone (light two-stage; 3 anchor levels)."""
+def mobilenet_v3_fpn(options: DetectorOptions) -> tuple[nn.Module, Any]:
+    """MobileNetV3-Large-FPN (2 levels + pool) and its R-CNN anchor generator (3 levels)."""
     from torchvision.models import mobilenet_v3_large
-    from torchvision.models.detection import FasterRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import _mobilenet_extractor
 
@@ -323,10 +323,26 @@ def fasterrcnn_mobilenet_v3_large_fpn(options: DetectorOptions) -> nn.Module:
     )
     backbone = _mobilenet_extractor(backbone, True, options.trainable_layers(6, 3))
     default = AnchorGenerator(((32, 64, 128, 256, 512),) * 3, ((0.5, 1.0, 2.0),) * 3)
+    return backbone, anchor_generator(options, 3, default)
+
+
+def resnet50_fpn_anchors(options: DetectorOptions) -> Any:
+    """The R-CNN anchor generator of the ResNet50-FPN backbone (5 levels)."""
+    from torchvision.models.detection.faster_rcnn import _default_anchorgen
+
+    return anchor_generator(options, 5, _default_anchorgen())
+
+
+@DETECTION_NETS.register("fasterrcnn_mobilenet_v3_large_fpn", class_head="roi_heads.box_predictor")
+def fasterrcnn_mobilenet_v3_large_fpn(options: DetectorOptions) -> nn.Module:
+    """Faster R-CNN, MobileNetV3-Large-FPN backbone (light two-stage; 3 anchor levels)."""
+    from torchvision.models.detection import FasterRCNN
+
+    backbone, anchors = mobilenet_v3_fpn(options)
     return FasterRCNN(
         backbone,
         options.num_classes,
-        rpn_anchor_generator=anchor_generator(options, 3, default),
+        rpn_anchor_generator=anchors,
         **options.model_args(FasterRCNN, "box_"),
     )
 
@@ -360,64 +376,3 @@ def fcos_resnet50_fpn(options: DetectorOptions) -> nn.Module:
         anchor_generator=anchors,
         **options.model_args(FCOS),
     )
-
-
-@DETECTION_NETS.register("ssd300_vgg16", class_head="head.classification_head", fixed_size=True)
-def ssd300_vgg16(options: DetectorOptions) -> nn.Module:
-    """SSD at 300x300, VGG16 backbone."""
-    from torchvision.models import vgg16
-    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
-    from torchvision.models.detection.ssd import SSD, _vgg_extractor
-
-    no_resize_or_anchors(options, "ssd300_vgg16")
-    backbone = _vgg_extractor(
-        classification_backbone(vgg16, options), False, options.trainable_layers(5, 4)
-    )
-    boxes = DefaultBoxGenerator(
-        [[2], [2, 3], [2, 3], [2, 3], [2], [2]],
-        scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
-        steps=[8, 16, 32, 64, 100, 300],
-    )
-    settings = {
-        "image_mean": [0.48235, 0.45882, 0.40784],
-        "image_std": [1.0 / 255.0] * 3,
-        **options.model_args(SSD, resize=False),
-    }
-    return SSD(backbone, boxes, (300, 300), options.num_classes, **settings)
-
-
-@DETECTION_NETS.register(
-    "ssdlite320_mobilenet_v3_large", class_head="head.classification_head", fixed_size=True
-)
-def ssdlite320_mobilenet_v3_large(options: DetectorOptions) -> nn.Module:
-    """SSDlite at 320x320, MobileNetV3-Large backbone (the lightest here)."""
-    from torchvision.models import mobilenet_v3_large
-    from torchvision.models.detection import _utils as det_utils
-    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
-    from torchvision.models.detection.ssd import SSD
-    from torchvision.models.detection.ssdlite import SSDLiteHead, _mobilenet_extractor, _normal_init
-
-    no_resize_or_anchors(options, "ssdlite320_mobilenet_v3_large")
-    norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
-    backbone = classification_backbone(
-        mobilenet_v3_large,
-        options,
-        norm_layer=norm_layer,
-        reduced_tail=options.weights_backbone is None,
-    )
-    if options.weights_backbone is None:
-        _normal_init(backbone)
-    backbone = _mobilenet_extractor(backbone, options.trainable_layers(6, 6), norm_layer)
-    boxes = DefaultBoxGenerator([[2, 3] for _ in range(6)], min_ratio=0.2, max_ratio=0.95)
-    channels = det_utils.retrieve_out_channels(backbone, (320, 320))
-    head = SSDLiteHead(channels, boxes.num_anchors_per_location(), options.num_classes, norm_layer)
-    settings = {
-        "score_thresh": 0.001,
-        "nms_thresh": 0.55,
-        "detections_per_img": 300,
-        "topk_candidates": 300,
-        "image_mean": [0.5] * 3,
-        "image_std": [0.5] * 3,
-        **options.model_args(SSD, resize=False),
-    }
-    return SSD(backbone, boxes, (320, 320), options.num_classes, head=head, **settings)

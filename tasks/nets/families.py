@@ -15,7 +15,8 @@ CLASSIFICATION_NETS = NETS.family("classification", output="images [B, C, H, W] 
 DETECTION_NETS = NETS.family(
     "detection",
     output="images list of [C, H, W] in [0, 1] -> train: losses dict; "
-    "eval: per image {boxes [N, 4] XYXY, labels [N], scores [N]}",
+    "eval: per image {boxes [N, 4] XYXY, labels [N], scores [N]} (+ masks [N, 1, H, W] or "
+    "keypoints [N, K, 3] for the nets tagged predicts)",
 )
 RL_NETS = NETS.family(
     "rl", output="observations [B, *observation_shape] -> features [B, F] (module.out_features = F)"

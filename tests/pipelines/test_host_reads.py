@@ -90,21 +90,35 @@ def test_classification_validation_and_test_steps_read_nothing_back(tmp_path):
 
 
 @pytest.mark.slow
-def test_detection_steps_read_nothing_back_beyond_torchvision(tmp_path):
+@pytest.mark.parametrize(
+    "task, net, data, task_args",
+    [
+        ("object_detection", "fasterrcnn_mobilenet_v3_large_fpn", "shapes_detection", {}),
+        ("instance_segmentation", "maskrcnn_mobilenet_v3_large_fpn", "shapes_instances", {}),
+        (
+            "keypoint_detection",
+            "keypointrcnn_mobilenet_v3_large_fpn",
+            "shapes_keypoints",
+            {"keypoint_sigmas": [0.05] * 4},
+        ),
+    ],
+)
+def test_detection_steps_read_nothing_back_beyond_torchvision(tmp_path, task, net, data, task_args):
     counts = reads_during_fit(
         {
             "name": "host_reads",
             "task": {
-                "name": "object_detection",
+                "name": task,
                 "args": {
-                    "net": "fasterrcnn_mobilenet_v3_large_fpn",
+                    "net": net,
                     "optimizer": "sgd",
                     "lr": 0.01,
                     "net_args": {"min_size": 64, "max_size": 64},
+                    **task_args,
                 },
             },
             "data": {
-                "name": "shapes_detection",
+                "name": data,
                 "args": {
                     "data_dir": str(tmp_path / "shapes"),
                     "train_images": 8,

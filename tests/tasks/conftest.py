@@ -21,3 +21,31 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def tiny_shapes(module_class, folder):
+    """A shapes datamodule of the detection family (6 train, 2 val, 2 test images of 64 px),
+    written into ``folder``."""
+    module = module_class(
+        data_dir=str(folder),
+        train_images=6,
+        val_images=2,
+        test_images=2,
+        image_size=64,
+        batch_size=2,
+    )
+    module.prepare_data()
+    return module
+
+
+def fast_dev_trainer(root):
+    """A Lightning trainer of one batch per stage, quiet, writing under ``root``."""
+    import lightning.pytorch as pl
+
+    return pl.Trainer(
+        fast_dev_run=True,
+        default_root_dir=root,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )

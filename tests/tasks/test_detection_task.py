@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from tests.tasks.conftest import FAST_NET
+from tests.tasks.conftest import FAST_NET, tiny_shapes
 from visionflow.batches import DetectionBatch, DetectionTarget
 from visionflow.datamodules.shapes import ShapesDetectionDataModule
 from visionflow.errors import RunError, SpecError
@@ -27,16 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> ShapesDetectionDataModule:
-    module = ShapesDetectionDataModule(
-        data_dir=str(tmp_path_factory.mktemp("shapes_task")),
-        train_images=4,
-        val_images=2,
-        test_images=2,
-        image_size=64,
-        batch_size=2,
-    )
-    module.prepare_data()
-    return module
+    return tiny_shapes(ShapesDetectionDataModule, tmp_path_factory.mktemp("shapes_task"))
 
 
 def make_task(shapes: ShapesDetectionDataModule, **kwargs) -> ObjectDetectionTask:

@@ -21,7 +21,14 @@ A new family adds ``visionflow/batches/<family>.py`` with its batch dataclass (a
 
 from visionflow.batches.classification import ClassificationDatasetInfo, ImageClassificationBatch
 from visionflow.batches.core import IGNORE_INDEX, Batch, DatasetInfo, provided_arguments
-from visionflow.batches.detection import DetectionBatch, DetectionDatasetInfo, DetectionTarget
+from visionflow.batches.detection import (
+    DetectionBatch,
+    DetectionDatasetInfo,
+    DetectionTarget,
+    InstanceBatch,
+    KeypointBatch,
+    KeypointDatasetInfo,
+)
 from visionflow.batches.occupancy import ImageToOccupancyBatch
 from visionflow.batches.pointclouds import (
     ImageToPointCloudBatch,
@@ -56,6 +63,9 @@ __all__ = [
     "ImageToOccupancyBatch",
     "ImageToPointCloudBatch",
     "ImageToVoxelBatch",
+    "InstanceBatch",
+    "KeypointBatch",
+    "KeypointDatasetInfo",
     "PointCloudBatch",
     "PointCloudDatasetInfo",
     "RLDatasetInfo",

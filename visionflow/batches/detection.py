@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -18,6 +18,14 @@ class DetectionDatasetInfo(DatasetInfo):
     which a detection task needs to write COCO results files."""
 
     category_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class KeypointDatasetInfo(DetectionDatasetInfo):
+    """``DetectionDatasetInfo`` plus ``keypoint_names``: the K named keypoints of every object
+    (COCO ``categories[].keypoints``, e.g. ``("nose", "left_eye", ...)``), for a pose task."""
+
+    keypoint_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -60,3 +68,22 @@ class DetectionBatch(Batch):
 
     unpacked = ("images", "targets")
     info_type = DetectionDatasetInfo
+    #: the optional target fields that every target of this batch type carries
+    target_fields: ClassVar[tuple[str, ...]] = ()
+
+
+@dataclass
+class InstanceBatch(DetectionBatch):
+    """A :class:`DetectionBatch` whose every target has ``masks`` uint8 ``[N, H_i, W_i]``, one per
+    box and aligned with it (instance segmentation)."""
+
+    target_fields = ("masks",)
+
+
+@dataclass
+class KeypointBatch(DetectionBatch):
+    """A :class:`DetectionBatch` whose every target has ``keypoints`` float32 ``[N, K, 3]`` (x, y in
+    pixels, COCO visibility: 0 not labelled, 1 hidden, 2 visible), one row per box (pose)."""
+
+    target_fields = ("keypoints",)
+    info_type = KeypointDatasetInfo

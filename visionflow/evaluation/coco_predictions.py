@@ -1,8 +1,9 @@
 """A model's per-image output (tensors) as COCO result dicts, the format pycocotools' loadRes reads.
 
 One prediction is a dict with ``boxes`` [N, 4] XYXY in absolute pixels, ``scores`` [N] and
-``labels`` [N], plus ``masks`` [N, H, W] or [N, 1, H, W] (binary, or probabilities cut at 0.5) for
-segm and ``keypoints`` [N, 17, 3] or [N, 17, 2] (x, y[, visibility]) for keypoints. Boxes become
+``labels`` [N], plus ``masks`` [N, H, W] or [N, 1, H, W] (binary, or probabilities cut at 0.5)
+or ``rles`` (N compressed RLE dicts, as :func:`encode_masks` writes them) for segm and
+``keypoints`` [N, 17, 3] or [N, 17, 2] (x, y[, visibility]) for keypoints. Boxes become
 XYWH in float64 (``w = x2 - x1`` computed in float64). Torch tensors and numpy arrays both work.
 """
 
@@ -43,8 +44,10 @@ def results_from_prediction(
     label_to_category: Mapping[int, int] | None,
     iou_type: str,
     where: str,
+    num_keypoints: int = NUM_KEYPOINTS,
 ) -> list[dict]:
-    """The COCO result dicts of one image's prediction (``where`` names it in errors)."""
+    """The COCO result dicts of one image's prediction (``where`` names it in errors);
+    keypoints come ``num_keypoints`` per detection (COCO's 17 unless the data names others)."""
     scores = _array(prediction, "scores", where, np.float64, (None,))
     count = len(scores)
     labels = _array(prediction, "labels", where, np.int64, (count,))
@@ -58,7 +61,13 @@ def results_from_prediction(
         boxes[:, 2:] -= boxes[:, :2]  # XYXY -> XYWH
         for result, box in zip(results, boxes.tolist()):
             result["bbox"] = box
-    if iou_type == "segm":
+    if iou_type == "segm" and "rles" in prediction:
+        rles = list(prediction["rles"])
+        if len(rles) != count:
+            raise DataError(f"{where}: {len(rles)} 'rles' for {count} scores", hint=PREDICTION_HINT)
+        for result, rle in zip(results, rles):
+            result["segmentation"] = rle
+    elif iou_type == "segm":
         masks = _array(prediction, "masks", where, None)
         masks = (
             masks[:, 0] if masks.ndim == 4 and masks.shape[1] == 1 else masks
@@ -70,11 +79,11 @@ def results_from_prediction(
     if iou_type == "keypoints":
         keypoints = _array(prediction, "keypoints", where, np.float64)
         if keypoints.ndim != 3 or keypoints.shape[2] not in (2, 3):
-            _check_shape(keypoints, (count, NUM_KEYPOINTS, 3), "keypoints", where)
-        _check_shape(keypoints, (count, NUM_KEYPOINTS, keypoints.shape[2]), "keypoints", where)
+            _check_shape(keypoints, (count, num_keypoints, 3), "keypoints", where)
+        _check_shape(keypoints, (count, num_keypoints, keypoints.shape[2]), "keypoints", where)
         if keypoints.shape[2] == 2:  # no visibility: mark every point as labelled
             keypoints = np.concatenate([keypoints, np.ones_like(keypoints[..., :1])], axis=2)
-        for result, points in zip(results, keypoints.reshape(count, -1).tolist()):
+        for result, points in zip(results, keypoints.reshape(count, 3 * num_keypoints).tolist()):
             result["keypoints"] = points
     return results
 

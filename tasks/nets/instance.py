@@ -1,0 +1,120 @@
+"""Mask R-CNN (instance masks) and Keypoint R-CNN (pose) in the detection family.
+
+    model = build_detector("maskrcnn_mobilenet_v3_large_fpn", num_classes=4, min_size=128,
+                           max_size=128)
+    model = build_detector("keypointrcnn_resnet50_fpn", num_classes=2, num_keypoints=17)
+
+The same options as every detector (:mod:`visionflow.tasks.nets.detectors`: local ``weights`` and
+``weights_backbone`` files, anchors, thresholds, sizes, ``model_kwargs`` such as Mask R-CNN's
+``box_batch_size_per_image``). Each entry is tagged ``predicts`` (``"masks"`` or
+``"keypoints"``): what its targets need and its detections add beyond boxes. The ResNet50-FPN
+models are torchvision's own architectures (their ``.pth`` files load as ``weights``); the
+MobileNetV3-Large-FPN ones are built from the same torchvision components, light enough to train
+on a CPU in minutes: the light Mask R-CNN has a mask head of two 128-channel convolutions instead
+of four of 256, the light Keypoint R-CNN a keypoint head of four 128-channel convolutions instead
+of eight of 512.
+
+:func:`build_detector` returns the torchvision model itself, so another task (panoptic) builds
+its instance head the same way.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from visionflow.errors import SpecError
+from visionflow.tasks.nets.detectors import (
+    DetectorOptions,
+    mobilenet_v3_fpn,
+    resnet50_fpn,
+    resnet50_fpn_anchors,
+)
+from visionflow.tasks.nets.families import DETECTION_NETS
+
+MASK_HEADS = ("roi_heads.box_predictor", "roi_heads.mask_predictor.mask_fcn_logits")
+KEYPOINT_HEADS = ("roi_heads.box_predictor", "roi_heads.keypoint_predictor")
+LIGHT_KEYPOINT_LAYERS = (128, 128, 128, 128)
+LIGHT_MASK_LAYERS = (128, 128)
+FAST_RCNN_REPRESENTATION = 1024  # torchvision's box head output (TwoMLPHead)
+
+
+def keypoint_count(options: DetectorOptions) -> int:
+    if options.num_keypoints is None:
+        raise SpecError(
+            "num_keypoints: a Keypoint R-CNN needs the number of keypoints per object",
+            hint="the keypoint task sets it from the data's keypoint names",
+        )
+    return options.num_keypoints
+
+
+@DETECTION_NETS.register("maskrcnn_resnet50_fpn", class_head=MASK_HEADS, predicts="masks")
+def maskrcnn_resnet50_fpn(options: DetectorOptions) -> nn.Module:
+    """Mask R-CNN, ResNet50-FPN backbone (torchvision's architecture; 5 anchor levels)."""
+    from torchvision.models.detection import MaskRCNN
+
+    return MaskRCNN(
+        resnet50_fpn(options, p6p7=False),
+        options.num_classes,
+        rpn_anchor_generator=resnet50_fpn_anchors(options),
+        **options.model_args(MaskRCNN, "box_"),
+    )
+
+
+@DETECTION_NETS.register("maskrcnn_mobilenet_v3_large_fpn", class_head=MASK_HEADS, predicts="masks")
+def maskrcnn_mobilenet_v3_large_fpn(options: DetectorOptions) -> nn.Module:
+    """Mask R-CNN, MobileNetV3-Large-FPN backbone and a light mask head (CPU; 3 anchor levels)."""
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+    from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+
+    backbone, anchors = mobilenet_v3_fpn(options)
+    width = LIGHT_MASK_LAYERS[-1]
+    return MaskRCNN(
+        backbone,
+        None,  # the predictor below has the classes
+        rpn_anchor_generator=anchors,
+        mask_head=MaskRCNNHeads(backbone.out_channels, LIGHT_MASK_LAYERS, dilation=1),
+        mask_predictor=MaskRCNNPredictor(width, width, options.num_classes),
+        box_predictor=FastRCNNPredictor(FAST_RCNN_REPRESENTATION, options.num_classes),
+        **options.model_args(MaskRCNN, "box_"),
+    )
+
+
+@DETECTION_NETS.register(
+    "keypointrcnn_resnet50_fpn", class_head=KEYPOINT_HEADS, predicts="keypoints"
+)
+def keypointrcnn_resnet50_fpn(options: DetectorOptions) -> nn.Module:
+    """Keypoint R-CNN, ResNet50-FPN backbone (torchvision's architecture; 5 anchor levels)."""
+    from torchvision.models.detection import KeypointRCNN
+
+    return KeypointRCNN(
+        resnet50_fpn(options, p6p7=False),
+        options.num_classes,
+        num_keypoints=keypoint_count(options),
+        rpn_anchor_generator=resnet50_fpn_anchors(options),
+        **options.model_args(KeypointRCNN, "box_"),
+    )
+
+
+@DETECTION_NETS.register(
+    "keypointrcnn_mobilenet_v3_large_fpn", class_head=KEYPOINT_HEADS, predicts="keypoints"
+)
+def keypointrcnn_mobilenet_v3_large_fpn(options: DetectorOptions) -> nn.Module:
+    """Keypoint R-CNN, MobileNetV3-Large-FPN backbone and a light keypoint head (CPU)."""
+    from torchvision.models.detection import KeypointRCNN
+    from torchvision.models.detection.keypoint_rcnn import (
+        KeypointRCNNHeads,
+        KeypointRCNNPredictor,
+    )
+
+    backbone, anchors = mobilenet_v3_fpn(options)
+    return KeypointRCNN(
+        backbone,
+        options.num_classes,
+        rpn_anchor_generator=anchors,
+        keypoint_head=KeypointRCNNHeads(backbone.out_channels, LIGHT_KEYPOINT_LAYERS),
+        keypoint_predictor=KeypointRCNNPredictor(
+            LIGHT_KEYPOINT_LAYERS[-1], keypoint_count(options)
+        ),
+        **options.model_args(KeypointRCNN, "box_"),
+    )
