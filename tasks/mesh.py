@@ -33,30 +33,24 @@ from visionflow.ops import (
     sample_points_from_meshes,
 )
 from visionflow.registry import TASKS
-from visionflow.tasks.base import VisionTask
 from visionflow.tasks.nets.families import IMAGE_TO_MESH_NETS
 from visionflow.tasks.nets.mesh import FACE_PAIR_BUFFERS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.pointclouds import (
     EpochMeans,
-    StepsByStage,
     build_family_net,
     target_clouds,
 )
-from visionflow.tasks.voxels import write_meshes
+from visionflow.tasks.voxels import ImageReconstructionTask, write_meshes
 
 
 @TASKS.register("image_to_mesh", batch=ImageToPointCloudBatch)
-class ImageToMeshTask(StepsByStage, VisionTask):
+class ImageToMeshTask(ImageReconstructionTask):
     """Predict a mesh ``(verts [B, V, 3], faces [F, 3])`` of the object an image shows (see
     the module docstring); the weights are those of the regularizers in the loss."""
 
     def __init__(
         self,
-        num_classes: int = 1,
-        in_channels: int = 3,
-        image_size: list[int] | None = None,
-        class_names: list[str] | None = None,
         num_points: int = 1024,
         net: str = "pixel2mesh",
         net_args: dict[str, Any] | None = None,
@@ -64,12 +58,13 @@ class ImageToMeshTask(StepsByStage, VisionTask):
         laplacian_weight: float = 0.1,
         normal_weight: float = 0.01,
         f_score_thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS,
-        export_meshes: int = 8,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
         scheduler: SchedulerConfig = SchedulerConfig(),
+        **data: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, **data)
         self.save_hyperparameters()
+        export_meshes = self.hparams.export_meshes
         weights = {"edge_weight": edge_weight, "laplacian_weight": laplacian_weight}
         for key, value in {**weights, "normal_weight": normal_weight}.items():
             if value < 0:
@@ -79,7 +74,9 @@ class ImageToMeshTask(StepsByStage, VisionTask):
                 f"num_points / export_meshes: need >= 1 and >= 0, got {num_points}, {export_meshes}"
             )
         self.thresholds = PointCloudEvaluator(f_score_thresholds).thresholds
-        self.net = build_family_net(IMAGE_TO_MESH_NETS, net, net_args, in_channels=in_channels)
+        self.net = build_family_net(
+            IMAGE_TO_MESH_NETS, net, net_args, in_channels=self.hparams.in_channels
+        )
         self.epoch_means = EpochMeans(["loss", "chamfer", f"f1@{self.thresholds[0]:g}"])
         self.exported: list[tuple[torch.Tensor, torch.Tensor]] = []
 

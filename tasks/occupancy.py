@@ -28,17 +28,20 @@ from visionflow.evaluation.pointclouds import DEFAULT_THRESHOLDS
 from visionflow.ops import mesh_from_grid, sample_points_from_mesh, voxel_iou
 from visionflow.ops.voxelize import cell_centers
 from visionflow.registry import TASKS
-from visionflow.tasks.base import VisionTask
 from visionflow.tasks.nets.families import IMAGE_TO_OCCUPANCY_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
-from visionflow.tasks.pointclouds import EpochMeans, StepsByStage, build_family_net
-from visionflow.tasks.voxels import check_reconstruction_arguments, write_meshes
+from visionflow.tasks.pointclouds import EpochMeans, build_family_net
+from visionflow.tasks.voxels import (
+    ImageReconstructionTask,
+    check_reconstruction_arguments,
+    write_meshes,
+)
 
 Mesh = tuple[torch.Tensor, torch.Tensor]
 
 
 @TASKS.register("image_to_occupancy", batch=ImageToOccupancyBatch)
-class ImageToOccupancyTask(StepsByStage, VisionTask):
+class ImageToOccupancyTask(ImageReconstructionTask):
     """Occupancy logits of query points ``[B, Q, 3]`` given an image (see the module
     docstring); ``export_meshes``: how many test predictions are meshed into the run folder."""
 
@@ -46,26 +49,24 @@ class ImageToOccupancyTask(StepsByStage, VisionTask):
 
     def __init__(
         self,
-        num_classes: int = 1,
-        in_channels: int = 3,
-        image_size: list[int] | None = None,
-        class_names: list[str] | None = None,
         net: str = "onet",
         net_args: dict[str, Any] | None = None,
         threshold: float = 0.5,
         mesh_resolution: int = 32,
         f_score_thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS,
-        export_meshes: int = 8,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
         scheduler: SchedulerConfig = SchedulerConfig(),
+        **data: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, **data)
         self.save_hyperparameters()
-        check_reconstruction_arguments(threshold, export_meshes)
+        check_reconstruction_arguments(threshold, self.hparams.export_meshes)
         if mesh_resolution < 2:
             raise SpecError(f"mesh_resolution: must be >= 2, got {mesh_resolution}")
         self.thresholds = OccupancyEvaluator(f_score_thresholds).clouds.thresholds
-        self.net = build_family_net(IMAGE_TO_OCCUPANCY_NETS, net, net_args, in_channels=in_channels)
+        self.net = build_family_net(
+            IMAGE_TO_OCCUPANCY_NETS, net, net_args, in_channels=self.hparams.in_channels
+        )
         self.epoch_means = EpochMeans(["loss", "iou"])
         self.exported: list[Mesh] = []
 

@@ -15,6 +15,7 @@ directory (``meshes/predicted_<k>.obj``, ``meshes/target_<k>.obj``; open3d, impo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from visionflow.evaluation.voxels import VoxelEvaluator
 from visionflow.mesh_files import write_mesh
 from visionflow.ops import cubify, voxel_iou
 from visionflow.registry import TASKS
-from visionflow.tasks.base import VisionTask
+from visionflow.tasks.base import LabelledDataTask
 from visionflow.tasks.nets.families import IMAGE_TO_VOXEL_NETS, VOXEL_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.pointclouds import (
@@ -39,22 +40,23 @@ from visionflow.tasks.pointclouds import (
 
 
 @TASKS.register("voxel_classification", batch=VoxelBatch)
-class VoxelClassificationTask(LabelClassifier, VisionTask):
+class VoxelClassificationTask(LabelClassifier, LabelledDataTask):
     """Classify occupancy grids ``[B, 1, R, R, R]`` into ``num_classes`` with a ``voxel`` net."""
 
     def __init__(
         self,
         num_classes: int,
         in_channels: int = 1,
-        image_size: list[int] | None = None,
-        class_names: list[str] | None = None,
         resolution: int = 32,
         net: str = "voxnet",
         net_args: dict[str, Any] | None = None,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3, weight_decay=1e-4),
         scheduler: SchedulerConfig = SchedulerConfig(),
+        **data: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(
+            optimizer, scheduler, num_classes=num_classes, in_channels=in_channels, **data
+        )
         self.save_hyperparameters()
         self.build_classifier(
             VOXEL_NETS, net, net_args, num_classes=num_classes, resolution=resolution
@@ -68,8 +70,31 @@ class VoxelClassificationTask(LabelClassifier, VisionTask):
         return self(batch.voxels)
 
 
+class ImageReconstructionTask(StepsByStage, LabelledDataTask):
+    """Base of the tasks that reconstruct the object an image ``[B, C, H, W]`` shows (voxels,
+    occupancy, mesh): the data's arguments with the defaults of one object per image
+    (``num_classes`` 1, ``in_channels`` 3) and ``export_meshes`` (how many test predictions, with
+    their targets, are written as meshes into the run directory). A subclass forwards them as
+    ``**data``: ``super().__init__(optimizer, scheduler, **data)``."""
+
+    def __init__(
+        self,
+        optimizer: OptimizerConfig | Mapping[str, Any] | None,
+        scheduler: SchedulerConfig | Mapping[str, Any] | None,
+        /,
+        *,
+        num_classes: int = 1,
+        in_channels: int = 3,
+        export_meshes: int = 8,
+        **data: Any,
+    ):
+        super().__init__(
+            optimizer, scheduler, num_classes=num_classes, in_channels=in_channels, **data
+        )
+
+
 @TASKS.register("image_to_voxel", batch=ImageToVoxelBatch)
-class ImageToVoxelTask(StepsByStage, VisionTask):
+class ImageToVoxelTask(ImageReconstructionTask):
     """Predict the occupancy grid ``[B, R, R, R]`` of the object an image shows; binary
     cross-entropy per cell, voxel IoU at ``threshold`` as the metric. ``export_meshes``: how
     many test predictions (with their targets) are cubified into the run directory."""
@@ -78,23 +103,23 @@ class ImageToVoxelTask(StepsByStage, VisionTask):
 
     def __init__(
         self,
-        num_classes: int = 1,
-        in_channels: int = 3,
-        image_size: list[int] | None = None,
-        class_names: list[str] | None = None,
         resolution: int = 32,
         net: str = "voxel_decoder",
         net_args: dict[str, Any] | None = None,
         threshold: float = 0.5,
-        export_meshes: int = 8,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
         scheduler: SchedulerConfig = SchedulerConfig(),
+        **data: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, **data)
         self.save_hyperparameters()
-        check_reconstruction_arguments(threshold, export_meshes)
+        check_reconstruction_arguments(threshold, self.hparams.export_meshes)
         self.net = build_family_net(
-            IMAGE_TO_VOXEL_NETS, net, net_args, in_channels=in_channels, resolution=resolution
+            IMAGE_TO_VOXEL_NETS,
+            net,
+            net_args,
+            in_channels=self.hparams.in_channels,
+            resolution=resolution,
         )
         self.epoch_means = EpochMeans(["loss", "iou"])
         self.exported: tuple[torch.Tensor, torch.Tensor] | None = None

@@ -20,6 +20,7 @@ and the evaluation contract (:mod:`visionflow.evaluation.generative`), used by t
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +34,47 @@ from visionflow.errors import RunError, SpecError, UnknownNameError
 from visionflow.evaluation.generative import GenerativeBatch, GenerativeEvaluator
 from visionflow.plots import save_figure
 from visionflow.spec import check_arguments
-from visionflow.tasks.base import VisionTask
+from visionflow.tasks.base import LabelledDataTask
 from visionflow.tasks.generative.features import (
     FeatureClassifier,
     load_classifier,
     train_classifier,
 )
 from visionflow.tasks.nets.generative import LEVELS
+from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 
 GRID_COLUMNS = 10
 
 
-class GenerativeTask(VisionTask):
-    """Base of the VAE, GAN and PixelCNN tasks (see the module docstring)."""
+class GenerativeTask(LabelledDataTask):
+    """Base of the VAE, GAN and PixelCNN tasks (see the module docstring): declares the arguments
+    they share; a subclass forwards them as ``**shared``:
+    ``super().__init__(optimizer, scheduler, **shared)``, then ``self.save_hyperparameters()``
+    and :meth:`setup_generative`.
+
+    ``pixel_mean`` / ``pixel_std``: the datamodule's normalization per channel (None: none);
+    ``conditional``: condition on the label; ``sample_every_n_epochs`` / ``sample_grid_rows``: the
+    sample grids; ``classifier_checkpoint`` / ``classifier_epochs``: the evaluation's feature
+    classifier (trained for ``classifier_epochs`` when no checkpoint is given).
+    """
+
+    def __init__(
+        self,
+        optimizer: OptimizerConfig | Mapping[str, Any] | None,
+        scheduler: SchedulerConfig | Mapping[str, Any] | None,
+        /,
+        *,
+        in_channels: int = 1,
+        pixel_mean: list[float] | None = None,
+        pixel_std: list[float] | None = None,
+        conditional: bool = False,
+        sample_every_n_epochs: int = 5,
+        sample_grid_rows: int = 10,
+        classifier_checkpoint: str | None = None,
+        classifier_epochs: int = 20,
+        **data: Any,
+    ):
+        super().__init__(optimizer, scheduler, in_channels=in_channels, **data)
 
     def setup_generative(self) -> None:
         """Check the shared arguments and build the shared state; after ``save_hyperparameters``."""
@@ -60,12 +89,30 @@ class GenerativeTask(VisionTask):
         self.register_buffer("pixel_std", torch.tensor(std).view(-1, 1, 1), persistent=False)
         self.register_buffer("baseline_counts", torch.zeros(*shape, LEVELS))
         self.dims = math.prod(shape)
-        self.class_names = list(h.class_names or [str(i) for i in range(h.num_classes)])
         self.val_metrics = nn.ModuleDict()
         self.train_metrics = nn.ModuleDict()
         self.test_evaluator: GenerativeEvaluator | None = None
         self.preview: tuple[torch.Tensor, torch.Tensor] | None = None
         self.feature_classifier: FeatureClassifier | None = None
+
+    def build_generative_net(self, family: Any, **extra: Any) -> nn.Module:
+        """The net ``hparams.net`` of ``family`` (a ``NETS`` family) with ``net_args``, the data's
+        arguments (the class count only when conditional) and the task's ``extra`` ones; errors
+        name ``net`` or ``net_args.<key>``."""
+        h = self.hparams
+        try:
+            builder = family.get(h.net).builder
+        except UnknownNameError as error:
+            raise error.under("net") from None
+        provided = {
+            "in_channels": h.in_channels,
+            "image_size": h.image_size,
+            "num_classes": h.num_classes if h.conditional else 0,
+            **extra,
+        }
+        net_args = dict(h.net_args or {})
+        check_arguments(builder, net_args, "net_args", skip=len(provided))
+        return builder(**provided, **net_args)
 
     # ------------------------------------------------------------------------------- pixels
 
@@ -324,17 +371,3 @@ def _check_shared_arguments(h: Any) -> None:
     for ok, key, message in checks:
         if not ok:
             raise SpecError(f"{key}: {message}")
-
-
-def build_generative_net(
-    family: Any, name: str, net_args: dict[str, Any] | None, **provided: Any
-) -> nn.Module:
-    """The net ``name`` of ``family`` with the data's ``provided`` arguments; errors name
-    ``net`` or ``net_args.<key>``."""
-    try:
-        builder = family.get(name).builder
-    except UnknownNameError as error:
-        raise error.under("net") from None
-    net_args = dict(net_args or {})
-    check_arguments(builder, net_args, "net_args", skip=len(provided))
-    return builder(**provided, **net_args)

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import SpecError
 from visionflow.registry import TASKS
-from visionflow.tasks.generative.base import GenerativeTask, build_generative_net
+from visionflow.tasks.generative.base import GenerativeTask
 from visionflow.tasks.nets.families import GAN_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from
 
@@ -75,27 +75,17 @@ class GANTask(GenerativeTask):
 
     def __init__(
         self,
-        num_classes: int,
-        in_channels: int = 1,
-        image_size: list[int] | None = None,
-        class_names: list[str] | None = None,
-        pixel_mean: list[float] | None = None,
-        pixel_std: list[float] | None = None,
         net: str = "dcgan",
         net_args: dict[str, Any] | None = None,
         loss: GanLoss = "non_saturating",
         gp_weight: float = 10.0,
         ema_decay: float = 0.999,
-        conditional: bool = False,
-        sample_every_n_epochs: int = 5,
-        sample_grid_rows: int = 10,
-        classifier_checkpoint: str | None = None,
-        classifier_epochs: int = 20,
         optimizer: OptimizerConfig = DCGAN_ADAM,
         scheduler: SchedulerConfig = SchedulerConfig(name="none"),
         discriminator_optimizer: OptimizerConfig = DCGAN_ADAM,
+        **shared: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, **shared)
         self.save_hyperparameters()
         self.setup_generative()
         if not 0 <= ema_decay < 1:
@@ -104,14 +94,7 @@ class GANTask(GenerativeTask):
             raise SpecError(f"gp_weight: must be >= 0, got {gp_weight}")
         self.discriminator_config = config_from(discriminator_optimizer, DCGAN_ADAM)
         self.automatic_optimization = False
-        self.net = build_generative_net(
-            GAN_NETS,
-            net,
-            net_args,
-            in_channels=in_channels,
-            image_size=image_size,
-            num_classes=num_classes if conditional else 0,
-        )
+        self.net = self.build_generative_net(GAN_NETS)
         self.ema_generator = copy.deepcopy(self.net.generator).requires_grad_(False)
         self.ema_updates = 0
 

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from visionflow.batches import ImageClassificationBatch
 from visionflow.registry import TASKS
-from visionflow.tasks.generative.base import GenerativeTask, build_generative_net
+from visionflow.tasks.generative.base import GenerativeTask
 from visionflow.tasks.nets.families import PIXELCNN_NETS
 from visionflow.tasks.nets.generative import LEVELS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
@@ -31,33 +31,16 @@ class PixelCNNTask(GenerativeTask):
 
     def __init__(
         self,
-        num_classes: int,
-        in_channels: int = 1,
-        image_size: list[int] | None = None,
-        class_names: list[str] | None = None,
-        pixel_mean: list[float] | None = None,
-        pixel_std: list[float] | None = None,
         net: str = "pixelcnn",
         net_args: dict[str, Any] | None = None,
-        conditional: bool = False,
-        sample_every_n_epochs: int = 5,
-        sample_grid_rows: int = 10,
-        classifier_checkpoint: str | None = None,
-        classifier_epochs: int = 20,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
         scheduler: SchedulerConfig = SchedulerConfig(name="none"),
+        **shared: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, **shared)
         self.save_hyperparameters()
         self.setup_generative()
-        self.net = build_generative_net(
-            PIXELCNN_NETS,
-            net,
-            net_args,
-            in_channels=in_channels,
-            image_size=image_size,
-            num_classes=num_classes if conditional else 0,
-        )
+        self.net = self.build_generative_net(PIXELCNN_NETS)
 
     def log_likelihood_bound(
         self, pixels: torch.Tensor, labels: torch.Tensor | None

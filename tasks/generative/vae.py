@@ -28,7 +28,6 @@ from visionflow.registry import TASKS
 from visionflow.tasks.generative.base import (
     GRID_COLUMNS,
     GenerativeTask,
-    build_generative_net,
     image_grid,
 )
 from visionflow.tasks.nets.families import VAE_NETS
@@ -77,37 +76,21 @@ class VAETask(GenerativeTask):
 
     def __init__(
         self,
-        num_classes: int,
-        in_channels: int = 1,
-        image_size: list[int] | None = None,
-        class_names: list[str] | None = None,
-        pixel_mean: list[float] | None = None,
-        pixel_std: list[float] | None = None,
         net: str = "conv_vae",
         net_args: dict[str, Any] | None = None,
         likelihood: Likelihood = "logistic",
         beta: float = 1.0,
-        conditional: bool = False,
-        sample_every_n_epochs: int = 5,
-        sample_grid_rows: int = 10,
-        classifier_checkpoint: str | None = None,
-        classifier_epochs: int = 20,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
         scheduler: SchedulerConfig = SchedulerConfig(name="none"),
+        **shared: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, **shared)
         self.save_hyperparameters()
         self.setup_generative()
         if beta <= 0:
             raise SpecError(f"beta: must be > 0, got {beta}")
-        self.net = build_generative_net(
-            VAE_NETS,
-            net,
-            net_args,
-            in_channels=in_channels,
-            image_size=image_size,
-            num_classes=num_classes if conditional else 0,
-            params_per_channel=1 if likelihood == "bernoulli" else 2,
+        self.net = self.build_generative_net(
+            VAE_NETS, params_per_channel=1 if likelihood == "bernoulli" else 2
         )
 
     def elbo_terms(

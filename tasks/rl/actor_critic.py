@@ -17,7 +17,7 @@ from torch.distributions import Categorical
 
 from visionflow.batches import ActorOutput, RolloutBatch
 from visionflow.tasks.nets.rl import build_torso
-from visionflow.tasks.rl.base import RLTask, check_discrete_actions, refuse_first_failure
+from visionflow.tasks.rl.base import RLTask, refuse_first_failure
 
 
 class ActorCritic(nn.Module):
@@ -46,15 +46,30 @@ class ActorCritic(nn.Module):
 
 class PolicyTask(RLTask):
     """Base of the policy-gradient tasks: an :class:`ActorCritic`, acting by sampling from the
-    policy (greedy: its most likely action)."""
+    policy (greedy: its most likely action). Declares the arguments they share (the discount
+    ``gamma``, the weights ``value_coef`` and ``entropy_coef`` of the value and entropy terms)
+    besides :class:`RLTask`'s; a subclass forwards them all as ``**shared``."""
 
-    def __init__(self, h: Any, algorithm: str, optimizer: Any, scheduler: Any):
-        super().__init__(optimizer, scheduler)
-        check_discrete_actions(algorithm, h["action_space"], h["environment"], h["num_classes"])
-        _check_shared_arguments(h)
-        self.model = ActorCritic(
-            h["net"], tuple(h["observation_shape"]), h["net_args"], h["num_classes"]
+    def __init__(
+        self,
+        optimizer: Any,
+        scheduler: Any,
+        /,
+        *,
+        gamma: float = 0.99,
+        value_coef: float = 0.5,
+        entropy_coef: float = 0.01,
+        **environment: Any,
+    ):
+        super().__init__(optimizer, scheduler, **environment)
+        refuse_first_failure(
+            [
+                (0 < gamma <= 1, "gamma", f"must be in (0, 1], got {gamma}"),
+                (entropy_coef >= 0, "entropy_coef", f"must be >= 0, got {entropy_coef}"),
+                (value_coef > 0, "value_coef", f"must be > 0, got {value_coef}"),
+            ]
         )
+        self.model = ActorCritic(*self.torso_args, self.num_actions)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         """``observations [B, *obs] -> action logits [B, A]``."""
@@ -75,12 +90,3 @@ class PolicyTask(RLTask):
         """``(V(s_t), V(s_{t+1}))``, both ``[T, N]``, without gradients: baselines and bootstraps."""
         with torch.no_grad():
             return self.model.value(batch.observations), self.model.value(batch.next_observations)
-
-
-def _check_shared_arguments(h: Any) -> None:
-    checks = [
-        (0 < h["gamma"] <= 1, "gamma", f"must be in (0, 1], got {h['gamma']}"),
-        (h["entropy_coef"] >= 0, "entropy_coef", f"must be >= 0, got {h['entropy_coef']}"),
-        (h["value_coef"] > 0, "value_coef", f"must be > 0, got {h['value_coef']}"),
-    ]
-    refuse_first_failure(checks)

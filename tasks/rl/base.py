@@ -11,7 +11,7 @@ training it logs ``train/episode_return``: the mean return of the episodes that 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -50,12 +50,35 @@ def refuse_first_failure(checks: list[tuple[bool, str, str]]) -> None:
 
 
 class RLTask(VisionTask):
-    """Base of the RL tasks (see the module docstring)."""
+    """Base of the RL tasks (see the module docstring): declares what the environment provides
+    (``num_classes`` actions, ``observation_shape``, ``action_space``, the ``environment``'s name)
+    and the torso (``net``, ``net_args``; :func:`visionflow.tasks.nets.rl.build_torso`). A subclass
+    names its ``algorithm`` (for errors) and forwards these as ``**environment``:
+    ``super().__init__(optimizer, scheduler, **environment)``, then ``self.save_hyperparameters()``.
+    SpecError unless the actions are discrete; :attr:`num_actions` and :attr:`torso_args`
+    (``build_torso``'s ``(net, observation_shape, net_args)``) keep what the networks need.
+    """
 
     checkpoint_monitor = ("val/return", "max")
+    algorithm: ClassVar[str]
 
-    def __init__(self, optimizer: Any, scheduler: Any):
+    def __init__(
+        self,
+        optimizer: Any,
+        scheduler: Any,
+        /,
+        *,
+        num_classes: int,
+        observation_shape: list[int],
+        action_space: Literal["discrete", "continuous"] = "discrete",
+        environment: str = "",
+        net: str = "rl_mlp",
+        net_args: dict[str, Any] | None = None,
+    ):
         super().__init__(optimizer, scheduler)
+        check_discrete_actions(self.algorithm, action_space, environment, num_classes)
+        self.num_actions = num_classes
+        self.torso_args = (net, tuple(observation_shape), net_args)
         self.env_steps = 0
         self._episode_returns: list[float] = []
         self._played: dict[str, list[Episode]] = {"val": [], "test": []}

@@ -22,7 +22,7 @@ episode returns of validation and test (:mod:`visionflow.tasks.rl.base`).
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,7 @@ from visionflow.batches.rl import Transitions
 from visionflow.registry import TASKS
 from visionflow.tasks.nets.rl import build_torso
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
-from visionflow.tasks.rl.base import RLTask, check_discrete_actions, refuse_first_failure
+from visionflow.tasks.rl.base import RLTask, refuse_first_failure
 from visionflow.tasks.rl.buffers import ReplayBuffer
 from visionflow.tasks.rl.returns import n_step_targets
 
@@ -60,14 +60,10 @@ class DQNTask(RLTask):
     """Deep Q-network on discrete actions: replay buffer, target network, epsilon-greedy
     exploration, Double DQN and dueling options (see the module docstring)."""
 
+    algorithm = "DQN"
+
     def __init__(
         self,
-        num_classes: int,
-        observation_shape: list[int],
-        action_space: Literal["discrete", "continuous"] = "discrete",
-        environment: str = "",
-        net: str = "rl_mlp",
-        net_args: dict[str, Any] | None = None,
         dueling: bool = False,
         double_dqn: bool = True,
         gamma: float = 0.99,
@@ -81,13 +77,12 @@ class DQNTask(RLTask):
         exploration_steps: int = 10_000,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=1e-3),
         scheduler: SchedulerConfig = SchedulerConfig(name="none"),
+        **environment: Any,
     ):
-        super().__init__(optimizer, scheduler)
+        super().__init__(optimizer, scheduler, **environment)
         self.save_hyperparameters()
-        check_discrete_actions("DQN", action_space, environment, num_classes)
         _check_arguments(self.hparams)
-        torso = build_torso(net, tuple(observation_shape), net_args)
-        self.q_network = QNetwork(torso, num_classes, dueling)
+        self.q_network = QNetwork(build_torso(*self.torso_args), self.num_actions, dueling)
         self.target_network = copy.deepcopy(self.q_network).requires_grad_(False)
         self.buffer = ReplayBuffer(buffer_size, n_steps)
         self.updates = 0

@@ -17,7 +17,7 @@ variance per rollout. Logged: ``train/loss``, ``train/policy_loss``, ``train/val
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,22 +33,16 @@ from visionflow.tasks.rl.returns import discounted_returns
 class PolicyGradientTask(PolicyTask):
     """REINFORCE with a learned state-value baseline on discrete actions."""
 
+    algorithm = "policy gradient"
+
     def __init__(
         self,
-        num_classes: int,
-        observation_shape: list[int],
-        action_space: Literal["discrete", "continuous"] = "discrete",
-        environment: str = "",
-        net: str = "rl_mlp",
-        net_args: dict[str, Any] | None = None,
-        gamma: float = 0.99,
-        value_coef: float = 0.5,
-        entropy_coef: float = 0.01,
         normalize_advantages: bool = True,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=3e-3),
         scheduler: SchedulerConfig = SchedulerConfig(name="none"),
+        **shared: Any,
     ):
-        super().__init__(dict(locals()), "policy gradient", optimizer, scheduler)
+        super().__init__(optimizer, scheduler, **shared)
         self.save_hyperparameters()
 
     def training_step(self, batch: RolloutBatch, batch_idx: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ RAD). The learning-rate schedule advances once per rollout. Logged: ``train/loss
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
@@ -57,27 +57,21 @@ def value_loss(
 class PPOTask(PolicyTask):
     """PPO with the clipped objective on discrete actions (see the module docstring)."""
 
+    algorithm = "PPO"
+
     def __init__(
         self,
-        num_classes: int,
-        observation_shape: list[int],
-        action_space: Literal["discrete", "continuous"] = "discrete",
-        environment: str = "",
-        net: str = "rl_mlp",
-        net_args: dict[str, Any] | None = None,
-        gamma: float = 0.99,
         gae_lambda: float = 0.95,
         clip_ratio: float = 0.2,
         clip_value: bool = True,
         update_epochs: int = 4,
         minibatches: int = 4,
-        value_coef: float = 0.5,
-        entropy_coef: float = 0.01,
         max_grad_norm: float | None = 0.5,
         optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=2.5e-4),
         scheduler: SchedulerConfig = SchedulerConfig(name="none"),
+        **shared: Any,
     ):
-        super().__init__(dict(locals()), "PPO", optimizer, scheduler)
+        super().__init__(optimizer, scheduler, **shared)
         self.save_hyperparameters()
         _check_arguments(self.hparams)
         self.automatic_optimization = False

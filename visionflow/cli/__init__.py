@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from visionflow import __version__
 from visionflow.errors import VisionFlowError
@@ -79,11 +80,8 @@ def _named_commands(argv: Sequence[str] | None) -> tuple[str | None, str | None]
 
 
 def _add_list(commands) -> None:
-    listing = commands.add_parser(
-        "list",
-        help="list registered tasks, datamodules, nets, ...",
-        epilog=LIST_EXAMPLES,
-        formatter_class=_Formatter,
+    listing = add_command(
+        commands, "list", "list registered tasks, datamodules, nets, ...", LIST_EXAMPLES, _Formatter
     )
     listing.add_argument(
         "kind",
@@ -109,12 +107,23 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+def add_command(
+    subparsers: Any, name: str, help: str, examples: str, formatter: type, **more: Any
+) -> argparse.ArgumentParser:
+    """The sub-command ``name`` of ``subparsers``: its one-line ``help``, its ``examples`` below
+    its own help (printed by ``formatter``) and ``more`` of ``add_parser``'s arguments."""
+    return subparsers.add_parser(
+        name, help=help, epilog=examples, formatter_class=formatter, **more
+    )
+
+
 def _add_run(commands) -> None:
-    run = commands.add_parser(
+    run = add_command(
+        commands,
         "run",
-        help="run a pipeline spec",
-        epilog=RUN_EXAMPLES,
-        formatter_class=_Formatter,
+        "run a pipeline spec",
+        RUN_EXAMPLES,
+        _Formatter,
         description="Run the stages of a pipeline spec into a new run "
         "directory (runs/<name>/<timestamp>/).",
     )
@@ -148,12 +157,12 @@ def _add_eval(commands, kind: str | None = None) -> None:
     """``eval`` and its kinds; only ``kind`` when it is one."""
     from visionflow.cli.eval import EVAL_KINDS, add_eval_kinds
 
-    evaluate = commands.add_parser(
+    evaluate = add_command(
+        commands,
         "eval",
-        help="score a trained model (in shards, on Ray); "
-        "COCO/LVIS, panoptic, semantic results files",
-        epilog=EVAL_EXAMPLES,
-        formatter_class=_Formatter,
+        "score a trained model (in shards, on Ray); COCO/LVIS, panoptic, semantic results files",
+        EVAL_EXAMPLES,
+        _Formatter,
     )
     kinds = evaluate.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
     only = kind if kind in ("run", *EVAL_KINDS) else None
@@ -166,11 +175,12 @@ def _add_eval(commands, kind: str | None = None) -> None:
 def _add_eval_run(kinds) -> None:
     from visionflow.cli import eval_run
 
-    model = kinds.add_parser(
+    model = add_command(
+        kinds,
         "run",
-        help="score a checkpoint on a dataset split, in shards",
-        epilog=eval_run.EXAMPLES,
-        formatter_class=_Formatter,
+        "score a checkpoint on a dataset split, in shards",
+        eval_run.EXAMPLES,
+        _Formatter,
         description="Score a trained model on a dataset split, in shards "
         "(on Ray workers with the ray backend), as a one-stage "
         "run; its run directory holds evaluation_<split>.json.",

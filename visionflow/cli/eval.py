@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from visionflow.cli import add_command
 from visionflow.evaluation import coco_command
 
 EVAL_KINDS = ("coco", "panoptic", "semantic")
@@ -34,28 +35,12 @@ examples:
 def add_eval_kinds(kinds, formatter: type[argparse.HelpFormatter], only: str | None = None) -> None:
     """Add ``coco``, ``panoptic`` and ``semantic`` (or only the kind ``only``) to the ``eval``
     subparsers ``kinds``."""
-    for kind, add in zip(EVAL_KINDS, (_add_coco, _add_panoptic, _add_semantic)):
+    for kind, (summary, examples, add_arguments) in _KIND_PARSERS.items():
         if only in (None, kind):
-            add(kinds, formatter)
+            add_arguments(add_command(kinds, kind, summary, examples, formatter))
 
 
-def _add_coco(kinds, formatter: type[argparse.HelpFormatter]) -> None:
-    coco = kinds.add_parser(
-        "coco",
-        help="COCO/LVIS bbox, segm, keypoints evaluation, exact to pycocotools (hotcoco engine)",
-        epilog=COCO_EXAMPLES,
-        formatter_class=formatter,
-    )
-    coco_command.add_arguments(coco)
-
-
-def _add_panoptic(kinds, formatter: type[argparse.HelpFormatter]) -> None:
-    panoptic = kinds.add_parser(
-        "panoptic",
-        help="panoptic quality (PQ/SQ/RQ), as panopticapi's pq_compute",
-        epilog=PANOPTIC_EXAMPLES,
-        formatter_class=formatter,
-    )
+def _add_panoptic_arguments(panoptic: argparse.ArgumentParser) -> None:
     for side in ("gt", "pred"):
         panoptic.add_argument(f"--{side}-json", required=True, type=Path, metavar="F.json")
         panoptic.add_argument(
@@ -66,13 +51,7 @@ def _add_panoptic(kinds, formatter: type[argparse.HelpFormatter]) -> None:
     )
 
 
-def _add_semantic(kinds, formatter: type[argparse.HelpFormatter]) -> None:
-    semantic = kinds.add_parser(
-        "semantic",
-        help="semantic segmentation mIoU, per-class IoU and accuracies from label PNGs",
-        epilog=SEMANTIC_EXAMPLES,
-        formatter_class=formatter,
-    )
+def _add_semantic_arguments(semantic: argparse.ArgumentParser) -> None:
     semantic.add_argument(
         "--gt-folder", required=True, type=Path, metavar="DIR", help="ground-truth label PNGs"
     )
@@ -92,6 +71,25 @@ def _add_semantic(kinds, formatter: type[argparse.HelpFormatter]) -> None:
     semantic.add_argument(
         "--json", type=Path, metavar="OUT.json", help="also write the metrics here"
     )
+
+
+_KIND_PARSERS = {  # kind: (help, examples, adds its arguments)
+    "coco": (
+        "COCO/LVIS bbox, segm, keypoints evaluation, exact to pycocotools (hotcoco engine)",
+        COCO_EXAMPLES,
+        coco_command.add_arguments,
+    ),
+    "panoptic": (
+        "panoptic quality (PQ/SQ/RQ), as panopticapi's pq_compute",
+        PANOPTIC_EXAMPLES,
+        _add_panoptic_arguments,
+    ),
+    "semantic": (
+        "semantic segmentation mIoU, per-class IoU and accuracies from label PNGs",
+        SEMANTIC_EXAMPLES,
+        _add_semantic_arguments,
+    ),
+}
 
 
 def run(args: argparse.Namespace) -> int:
