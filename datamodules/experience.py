@@ -230,8 +230,9 @@ class RolloutStream(IterableDataset):
             "episode_ends": torch.as_tensor(ended),
             "ended_returns": ended_returns,
         }
-        if output.log_probs is not None:
-            step["log_probs"], step["values"] = output.log_probs.cpu(), output.values.cpu()
+        for key in ("log_probs", "values"):
+            if getattr(output, key) is not None:
+                step[key] = getattr(output, key).cpu()
         return step
 
 

@@ -77,14 +77,14 @@ class PolicyTask(RLTask):
 
     @torch.no_grad()
     def act(self, observations: torch.Tensor, explore: bool) -> ActorOutput:
-        """Sampled actions ``[N]`` with their log-probabilities and the critic's values; the most
-        likely action when not exploring."""
+        """Sampled actions ``[N]`` with their log-probabilities; the most likely action when not
+        exploring. No values: the tasks run the critic once per rollout (``critic_values``)."""
         policy = self.model.policy(observations)
         if not explore:
             return ActorOutput(policy.probs.argmax(dim=1))
         actions = policy.sample()
         self.env_steps += len(actions)
-        return ActorOutput(actions, policy.log_prob(actions), self.model.value(observations))
+        return ActorOutput(actions, policy.log_prob(actions))
 
     def critic_values(self, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """``(V(s_t), V(s_{t+1}))``, both ``[T, N]``, without gradients: baselines and bootstraps."""

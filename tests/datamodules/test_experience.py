@@ -78,7 +78,10 @@ def test_info_describes_the_environment():
 
 
 def test_lunar_lander_plays_where_box2d_is_installed():
-    pytest.importorskip("Box2D", reason="LunarLander-v3 needs Box2D (pip install box2d)")
+    for module in ("Box2D", "pygame"):  # gymnasium's box2d package imports both
+        pytest.importorskip(
+            module, reason=f"LunarLander-v3 needs {module}: pip install box2d pygame-ce"
+        )
     data = ExperienceDataModule(environment="LunarLander-v3", test_seeds=2)
     info = data.info
     assert (info.num_classes, info.observation_shape, info.action_space) == (4, (8,), "discrete")

@@ -69,10 +69,11 @@ def test_dueling_head_centres_the_advantages():
     assert torch.allclose(q[:, 1] - q[:, 0], advantages[:, 1] - advantages[:, 0], atol=1e-6)
 
 
-def test_policy_tasks_sample_with_log_probs_and_values():
+def test_policy_tasks_sample_with_log_probs_and_leave_the_critic_to_the_update():
     task = PPOTask(**CARTPOLE)
     output = task.act(torch.randn(6, 4), explore=True)
-    assert output.actions.shape == output.log_probs.shape == output.values.shape == (6,)
+    assert output.actions.shape == output.log_probs.shape == (6,)
+    assert output.values is None  # critic_values runs the critic once per rollout
     assert (output.log_probs <= 0).all() and task.env_steps == 6
 
 
@@ -237,7 +238,6 @@ def test_ppo_learns_from_the_augmented_view_of_every_minibatch():
         zeros.bool(),
         zeros.bool(),
         output.log_probs.view(4, 2),
-        output.values.view(4, 2),
         augment=RecordingView(),
     )
     task.training_step(batch, 0)

@@ -41,7 +41,7 @@ class RLDatasetInfo(DatasetInfo):
 @dataclass
 class ActorOutput:
     """``actions`` ``[N]`` int64; for policy-gradient actors also ``log_probs`` ``[N]`` (of the
-    chosen actions) and ``values`` ``[N]`` (the critic's estimate)."""
+    chosen actions); ``values`` ``[N]`` (the critic's estimate) for an actor that keeps them."""
 
     actions: torch.Tensor
     log_probs: torch.Tensor | None = None
