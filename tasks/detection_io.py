@@ -151,7 +151,7 @@ def init_with_defaults(base_init: Callable[..., None], **defaults: Any) -> Calla
     """``base_init`` with other ``defaults``, as a subclass's ``__init__``: a task that only changes
     a default (its net) shows the spec checker every argument with its own default, and
     Lightning's ``save_hyperparameters`` in ``base_init`` still records every argument."""
-    signature = inspect.signature(base_init)
+    signature = inspect.signature(base_init, eval_str=True)  # the spec checker reads the types
     signature = signature.replace(
         parameters=[
             p.replace(default=defaults[p.name]) if p.name in defaults else p

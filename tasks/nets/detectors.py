@@ -115,13 +115,15 @@ class DetectorOptions:
                 }
             )
         extra = dict(self.model_kwargs or {})
-        allowed = [n for n in inspect.signature(model_class).parameters if n not in MODEL_ARGS_SET]
-        for key in extra:
+        parameters = inspect.signature(model_class).parameters
+        allowed = [n for n in parameters if n not in MODEL_ARGS_SET]
+        for key, value in extra.items():
             if key not in allowed:
                 raise SpecError(
                     f"{KEY}model_kwargs.{key}: not an argument of "
                     f"{model_class.__name__}{did_you_mean(key, allowed)}"
                 )
+            check_like_default(value, parameters[key].default, f"{KEY}model_kwargs.{key}")
         twice = sorted(set(named) & set(extra))
         if twice:
             raise SpecError(
@@ -129,6 +131,23 @@ class DetectorOptions:
                 hint="set it in one place",
             )
         return {**named, **extra}
+
+
+def check_like_default(value: Any, default: Any, key: str) -> None:
+    """Refuse ``value`` for a torchvision argument whose numeric or boolean ``default`` shows the
+    type it takes (torchvision annotates few of them)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        return
+    if not ok:
+        raise SpecError(
+            f"{key}: expected {type(default).__name__} like its default {default!r}, got {value!r}"
+        )
 
 
 def build_detector(
