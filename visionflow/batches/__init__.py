@@ -23,6 +23,7 @@ from visionflow.batches.classification import ClassificationDatasetInfo, ImageCl
 from visionflow.batches.core import IGNORE_INDEX, Batch, DatasetInfo, provided_arguments
 from visionflow.batches.detection import DetectionBatch, DetectionDatasetInfo, DetectionTarget
 from visionflow.batches.occupancy import ImageToOccupancyBatch
+from visionflow.batches.panoptic import PanopticBatch, PanopticDatasetInfo, PanopticTarget
 from visionflow.batches.pointclouds import (
     ImageToPointCloudBatch,
     PointCloudBatch,
@@ -56,6 +57,9 @@ __all__ = [
     "ImageToOccupancyBatch",
     "ImageToPointCloudBatch",
     "ImageToVoxelBatch",
+    "PanopticBatch",
+    "PanopticDatasetInfo",
+    "PanopticTarget",
     "PointCloudBatch",
     "PointCloudDatasetInfo",
     "RLDatasetInfo",
