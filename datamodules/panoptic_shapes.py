@@ -50,12 +50,7 @@ def make_panoptic_shapes_dataset(
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     dataset: dict[str, Any] = {
-        "info": {
-            "description": GENERATOR,
-            "images": images,
-            "seed": seed,
-            "image_size": image_size,
-        },
+        "info": generator_info(images, seed, image_size),
         "images": [],
         "annotations": [],
         "categories": [dict(c) for c in PANOPTIC_CATEGORIES],
@@ -72,6 +67,11 @@ def make_panoptic_shapes_dataset(
             {"image_id": image_id, "file_name": file_name, "segments_info": segments}
         )
     return atomic_write_json(out_dir / "panoptic.json", dataset)
+
+
+def generator_info(images: int, seed: int, image_size: int) -> dict[str, Any]:
+    """The ``info`` block that says how a split was made (compared before reusing one)."""
+    return {"description": GENERATOR, "images": images, "seed": seed, "image_size": image_size}
 
 
 def draw_scene(
