@@ -47,26 +47,29 @@ def make_panoptic_shapes_dataset(
             f"make_panoptic_shapes_dataset: need images >= 1 and image_size >= 32, got "
             f"{images} and {image_size}"
         )
-    out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
-    dataset: dict[str, Any] = {
-        "info": generator_info(images, seed, image_size),
-        "images": [],
-        "annotations": [],
-        "categories": [dict(c) for c in PANOPTIC_CATEGORIES],
-    }
-    for image_id in range(1, images + 1):
-        pixels, segment_ids, segments = draw_scene(rng, image_size)
-        file_name = f"{image_id:06d}.png"
-        atomic_write_bytes(out_dir / "images" / file_name, png_bytes(pixels))
-        atomic_write_bytes(out_dir / "panoptic" / file_name, png_bytes(id_colors(segment_ids)))
-        dataset["images"].append(
-            {"id": image_id, "file_name": file_name, "height": image_size, "width": image_size}
-        )
-        dataset["annotations"].append(
-            {"image_id": image_id, "file_name": file_name, "segments_info": segments}
-        )
-    return atomic_write_json(out_dir / "panoptic.json", dataset)
+    scenes = [write_scene(Path(out_dir), rng, i, image_size) for i in range(1, images + 1)]
+    return atomic_write_json(
+        Path(out_dir) / "panoptic.json",
+        {
+            "info": generator_info(images, seed, image_size),
+            "images": [image for image, _ in scenes],
+            "annotations": [annotation for _, annotation in scenes],
+            "categories": [dict(c) for c in PANOPTIC_CATEGORIES],
+        },
+    )
+
+
+def write_scene(
+    out_dir: Path, rng: np.random.Generator, image_id: int, size: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Draw one scene, write its image and panoptic PNG; return its COCO image and annotation."""
+    pixels, segment_ids, segments = draw_scene(rng, size)
+    file_name = f"{image_id:06d}.png"
+    atomic_write_bytes(out_dir / "images" / file_name, png_bytes(pixels))
+    atomic_write_bytes(out_dir / "panoptic" / file_name, png_bytes(id_colors(segment_ids)))
+    image = {"id": image_id, "file_name": file_name, "height": size, "width": size}
+    return image, {"image_id": image_id, "file_name": file_name, "segments_info": segments}
 
 
 def generator_info(images: int, seed: int, image_size: int) -> dict[str, Any]:
