@@ -42,6 +42,7 @@ from visionflow.datamodules.experience import ExperienceDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
 from visionflow.datamodules.modelnet import ModelNetDataModule, ModelNetVoxelsDataModule
+from visionflow.datamodules.panoptic import CocoPanopticDataModule, ShapesPanopticDataModule
 from visionflow.datamodules.segmentation_coco import (
     CocoSegmentationDataModule,
     ShapesSegmentationDataModule,
@@ -72,6 +73,7 @@ __all__ = [
     "CIFAR100DataModule",
     "CIFAR10DataModule",
     "CocoDetectionDataModule",
+    "CocoPanopticDataModule",
     "CocoSegmentationDataModule",
     "DigitsDataModule",
     "ExperienceDataModule",
@@ -83,6 +85,7 @@ __all__ = [
     "SegmentationFolderDataModule",
     "ModelNetDataModule",
     "ModelNetVoxelsDataModule",
+    "ShapesPanopticDataModule",
     "Shapes3DOccupancyDataModule",
     "Shapes3DPointsDataModule",
     "Shapes3DViewsDataModule",

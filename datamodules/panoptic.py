@@ -28,6 +28,7 @@ from visionflow.datamodules.segmentation_base import SegmentationDataModule, Seg
 from visionflow.datamodules.segmentation_coco import PanopticMaskRecord, read_panoptic
 from visionflow.datamodules.shapes import ShapesDetectionDataModule, split_seed
 from visionflow.errors import DataError, SpecError
+from visionflow.registry import DATAMODULES
 
 SPLITS = ("train", "val", "test")
 
@@ -68,23 +69,21 @@ def collate_panoptic(samples: list[tuple[torch.Tensor, PanopticTarget]]) -> Pano
     )
 
 
-class CocoPanopticDataModule(SegmentationDataModule):
-    """COCO panoptic JSON + PNGs per split (see the module docstring); a split left out of
-    ``annotations`` is not configured."""
+class PanopticDataModule(SegmentationDataModule):
+    """Base of the panoptic datamodules: COCO panoptic JSON + PNGs per split, found by
+    :meth:`locate`; a split left out of ``annotations`` is not configured."""
 
     dataset_type = PanopticDataset
     collate = staticmethod(collate_panoptic)
 
-    def __init__(
+    def locate(
         self,
         root: str,
         annotations: dict[str, str],
         images: dict[str, str],
         panoptic_masks: dict[str, str],
-        image_size: int | list[int] = 512,
-        **loader: Any,
-    ):
-        super().__init__(image_size=image_size, **loader)
+    ) -> None:
+        """Check and keep the per-split files (paths relative to ``root``)."""
         for name, table in (("images", images), ("panoptic_masks", panoptic_masks)):
             missing = sorted(set(annotations) - set(table))
             if missing:
@@ -143,7 +142,26 @@ class CocoPanopticDataModule(SegmentationDataModule):
         )
 
 
-class ShapesPanopticDataModule(CocoPanopticDataModule):
+@DATAMODULES.register("coco_panoptic", batch=PanopticBatch)
+class CocoPanopticDataModule(PanopticDataModule):
+    """COCO panoptic data (see the module docstring): per split a JSON, an image folder and a
+    PNG folder, relative to ``root``."""
+
+    def __init__(
+        self,
+        root: str,
+        annotations: dict[str, str],
+        images: dict[str, str],
+        panoptic_masks: dict[str, str],
+        image_size: int | list[int] = 512,
+        **loader: Any,
+    ):
+        super().__init__(image_size=image_size, **loader)
+        self.locate(root, annotations, images, panoptic_masks)
+
+
+@DATAMODULES.register("shapes_panoptic", batch=PanopticBatch)
+class ShapesPanopticDataModule(PanopticDataModule):
     """Procedural circles, squares and triangles (things) over sky and ground (stuff), made on
     first use in ``data_dir`` (``datamodules/panoptic_shapes.py``)."""
 
@@ -157,13 +175,13 @@ class ShapesPanopticDataModule(CocoPanopticDataModule):
         data_seed: int = 0,
         **loader: Any,
     ):
-        super().__init__(
-            root=data_dir,
-            annotations={s: f"{s}/panoptic.json" for s in SPLITS},
-            images={s: f"{s}/images" for s in SPLITS},
-            panoptic_masks={s: f"{s}/panoptic" for s in SPLITS},
-            image_size=image_size,
-            **loader,
+        super().__init__(image_size=image_size, **loader)
+        self.locate(
+            data_dir,
+            *(
+                {s: f"{s}/{name}" for s in SPLITS}
+                for name in ("panoptic.json", "images", "panoptic")
+            ),
         )
         self.counts = {"train": train_images, "val": val_images, "test": test_images}
         for split, count in self.counts.items():

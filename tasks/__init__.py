@@ -28,6 +28,7 @@ from visionflow.tasks.gradcheck import GradCheckResult, numerical_gradient_check
 from visionflow.tasks.knn import KNearestNeighbors
 from visionflow.tasks.mesh import ImageToMeshTask
 from visionflow.tasks.occupancy import ImageToOccupancyTask
+from visionflow.tasks.panoptic import PanopticSegmentationTask
 from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
 from visionflow.tasks.segmentation import SemanticSegmentationTask
 from visionflow.tasks.two_stream import TwoStreamTask
@@ -44,6 +45,7 @@ __all__ = [
     "KNearestNeighbors",
     "ObjectDetectionTask",
     "SemanticSegmentationTask",
+    "PanopticSegmentationTask",
     "PointCloudClassificationTask",
     "TwoStreamTask",
     "VideoClassificationTask",
