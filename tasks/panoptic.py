@@ -14,6 +14,7 @@ Validation and test merge the heads' outputs into panoptic id maps and score the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ from visionflow.errors import SpecError
 from visionflow.evaluation import Evaluation
 from visionflow.evaluation.panoptic_maps import PanopticEvaluator, PanopticImage
 from visionflow.registry import TASKS
+from visionflow.rundir import atomic_write_text
 from visionflow.tasks.base import LabelledDataTask
 from visionflow.tasks.detection import gather
 from visionflow.tasks.nets.panoptic import PanopticFPN
@@ -187,3 +189,27 @@ class PanopticSegmentationTask(LabelledDataTask):
         for name, value in evaluation.metrics.items():
             self.log(f"{stage}/{name}", value, sync_dist=True)
         self._pairs = []
+
+    # ------------------------------------------------------------------------ artifacts
+
+    def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
+        """After validate or test: the per-class PQ/SQ/RQ table (CSV) and panopticapi's
+        summary lines of the last scored epoch."""
+        result = getattr(self, "last_result", None)
+        if stage not in ("validate", "test") or result is None:
+            return []
+        return self.save_evaluation(Evaluation({}, 0, result), directory)
+
+    def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
+        result = evaluation.details
+        rows = ["category_id,name,isthing,pq,sq,rq,tp,fp,fn"]
+        things = dict(zip(self.category_ids, self.hparams.thing_classes))
+        for category_id, row in sorted(result.per_class.items()):
+            values = [f"{100 * float(row[k]):.2f}" for k in ("pq", "sq", "rq")]
+            counts = [str(int(row[k])) for k in ("tp", "fp", "fn")]
+            thing = int(things.get(category_id, False))
+            rows.append(",".join([str(category_id), row["name"], str(thing), *values, *counts]))
+        return [
+            atomic_write_text(directory / "panoptic_per_class.csv", "\n".join(rows) + "\n"),
+            atomic_write_text(directory / "panoptic_summary.txt", "\n".join(result.lines) + "\n"),
+        ]

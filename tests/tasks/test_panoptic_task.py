@@ -28,7 +28,7 @@ def shapes(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_tiny_fit_reports_panoptic_quality(shapes):
+def test_a_tiny_fit_reports_panoptic_quality(shapes, tmp_path):
     torch.manual_seed(0)
     task = PanopticSegmentationTask(**shapes.info.task_kwargs(), stuff_area=16, score_threshold=0.0)
     trainer = pl.Trainer(
@@ -46,6 +46,10 @@ def test_a_tiny_fit_reports_panoptic_quality(shapes):
     for name in ("PQ", "SQ", "RQ", "PQ_things", "PQ_stuff"):
         assert 0.0 <= float(metrics[f"val/{name}"]) <= 100.0
     assert task.last_result.per_class.keys() == {1, 2, 3, 4, 5}
+    table, summary = task.save_artifacts("validate", tmp_path)
+    lines = table.read_text().splitlines()
+    assert lines[0].startswith("category_id,name,isthing,pq") and len(lines) == 6
+    assert lines[4].startswith("4,sky,0,") and "PQ" in summary.read_text()
 
 
 def test_needs_a_thing_and_a_stuff_class():
