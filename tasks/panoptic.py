@@ -25,6 +25,7 @@ from visionflow.batches import IGNORE_INDEX, PanopticBatch, PanopticTarget
 from visionflow.errors import SpecError
 from visionflow.evaluation import Evaluation
 from visionflow.evaluation.panoptic_maps import PanopticEvaluator, PanopticImage
+from visionflow.plots import save_figure
 from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_text
 from visionflow.tasks.base import LabelledDataTask
@@ -32,6 +33,9 @@ from visionflow.tasks.detection import gather
 from visionflow.tasks.nets.panoptic import PanopticFPN
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.panoptic_merge import merge_panoptic
+
+SHOWN_SAMPLES = 4
+PALETTE_SIZE = 20  # tab20: segments share a colour only 20 ids apart
 
 
 @TASKS.register("panoptic_segmentation", batch=PanopticBatch)
@@ -84,6 +88,7 @@ class PanopticSegmentationTask(LabelledDataTask):
         )
         self.train_loss = MeanMetric()
         self._pairs: list[tuple[PanopticImage, PanopticImage]] = []
+        self._samples: list[tuple[torch.Tensor, Any, Any]] = []  # image, true ids, predicted ids
 
     # ------------------------------------------------------------------------- training
 
@@ -164,13 +169,17 @@ class PanopticSegmentationTask(LabelledDataTask):
         self._pairs.extend(zip(*self.evaluation_step(batch)))
 
     def test_step(self, batch: PanopticBatch, batch_idx: int) -> None:
-        self._pairs.extend(zip(*self.evaluation_step(batch)))
+        pairs = list(zip(*self.evaluation_step(batch)))
+        self._pairs.extend(pairs)
+        for image, (predicted, truth) in zip(batch.images, pairs):
+            if len(self._samples) < SHOWN_SAMPLES:
+                self._samples.append((image.detach().cpu(), truth[0], predicted[0]))
 
     def on_validation_epoch_start(self) -> None:
         self._pairs = []
 
     def on_test_epoch_start(self) -> None:
-        self._pairs = []
+        self._pairs, self._samples = [], []
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
@@ -198,7 +207,27 @@ class PanopticSegmentationTask(LabelledDataTask):
         result = getattr(self, "last_result", None)
         if stage not in ("validate", "test") or result is None:
             return []
-        return self.save_evaluation(Evaluation({}, 0, result), directory)
+        paths = self.save_evaluation(Evaluation({}, 0, result), directory)
+        if stage == "test" and self._samples:
+            paths.append(save_figure(self._sample_figure(), directory / "panoptic_samples.png"))
+        return paths
+
+    def _sample_figure(self):
+        """image | ground truth | prediction rows; each segment its own colour, void white."""
+        from visionflow.tasks.segmentation_plots import plot_samples
+
+        def colors(ids: Any) -> torch.Tensor:
+            ids = torch.as_tensor(ids)
+            return torch.where(ids == 0, IGNORE_INDEX, (ids - 1) % PALETTE_SIZE)
+
+        images, truths, predictions = zip(*self._samples)
+        self._samples = []
+        return plot_samples(
+            torch.stack(images),
+            torch.stack([colors(t) for t in truths]),
+            torch.stack([colors(p) for p in predictions]),
+            PALETTE_SIZE,
+        )
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
         result = evaluation.details

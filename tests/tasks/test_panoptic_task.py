@@ -50,6 +50,8 @@ def test_a_tiny_fit_reports_panoptic_quality(shapes, tmp_path):
     lines = table.read_text().splitlines()
     assert lines[0].startswith("category_id,name,isthing,pq") and len(lines) == 6
     assert lines[4].startswith("4,sky,0,") and "PQ" in summary.read_text()
+    trainer.test(task, shapes)
+    assert (tmp_path / "panoptic_samples.png") in task.save_artifacts("test", tmp_path)
 
 
 def test_needs_a_thing_and_a_stuff_class():
