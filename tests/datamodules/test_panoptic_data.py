@@ -11,31 +11,17 @@ import torch
 from PIL import Image
 
 from visionflow.batches import PanopticBatch
-from visionflow.datamodules.panoptic import CocoPanopticDataModule, ShapesPanopticDataModule
+from visionflow.datamodules.panoptic import CocoPanopticDataModule
 from visionflow.errors import DataError
 
 SAMPLE = Path("detection/panopticapi_sample")
 
 
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    dm = ShapesPanopticDataModule(
-        str(tmp_path_factory.mktemp("shapes_panoptic")),
-        train_images=2,
-        val_images=2,
-        test_images=1,
-        image_size=48,
-        batch_size=2,
-    )
-    dm.prepare_data()
-    return dm
-
-
-def test_shapes_batches_cover_every_pixel_with_things_and_stuff(shapes):
-    batch = next(iter(shapes.val_dataloader()))
+def test_shapes_batches_cover_every_pixel_with_things_and_stuff(shapes_panoptic):
+    batch = next(iter(shapes_panoptic.val_dataloader()))
     assert isinstance(batch, PanopticBatch) and batch.images.shape == (2, 3, 48, 48)
-    assert shapes.info.thing_classes == (True, True, True, False, False)
-    assert shapes.info.category_ids == (1, 2, 3, 4, 5)
+    assert shapes_panoptic.info.thing_classes == (True, True, True, False, False)
+    assert shapes_panoptic.info.category_ids == (1, 2, 3, 4, 5)
     for target in batch.targets:
         masks = target.segment_masks()  # [N, 48, 48]
         assert masks.shape == (len(target.labels), 48, 48)

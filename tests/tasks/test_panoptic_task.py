@@ -8,29 +8,16 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from visionflow.datamodules.panoptic import ShapesPanopticDataModule
 from visionflow.errors import SpecError
 from visionflow.tasks.panoptic import PanopticSegmentationTask
 
 
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    dm = ShapesPanopticDataModule(
-        str(tmp_path_factory.mktemp("shapes_panoptic")),
-        train_images=2,
-        val_images=2,
-        test_images=2,
-        image_size=64,
-        batch_size=2,
-    )
-    dm.prepare_data()
-    return dm
-
-
 @pytest.mark.slow
-def test_a_tiny_fit_reports_panoptic_quality(shapes, tmp_path):
+def test_a_tiny_fit_reports_panoptic_quality(shapes_panoptic, tmp_path):
     torch.manual_seed(0)
-    task = PanopticSegmentationTask(**shapes.info.task_kwargs(), stuff_area=16, score_threshold=0.0)
+    task = PanopticSegmentationTask(
+        **shapes_panoptic.info.task_kwargs(), stuff_area=16, score_threshold=0.0
+    )
     trainer = pl.Trainer(
         max_epochs=1,
         accelerator="cpu",
@@ -40,7 +27,7 @@ def test_a_tiny_fit_reports_panoptic_quality(shapes, tmp_path):
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
-    trainer.fit(task, shapes)
+    trainer.fit(task, shapes_panoptic)
     metrics = trainer.callback_metrics
     assert math.isfinite(float(metrics["train/loss"]))
     for name in ("PQ", "SQ", "RQ", "PQ_things", "PQ_stuff"):
@@ -50,7 +37,7 @@ def test_a_tiny_fit_reports_panoptic_quality(shapes, tmp_path):
     lines = table.read_text().splitlines()
     assert lines[0].startswith("category_id,name,isthing,pq") and len(lines) == 6
     assert lines[4].startswith("4,sky,0,") and "PQ" in summary.read_text()
-    trainer.test(task, shapes)
+    trainer.test(task, shapes_panoptic)
     assert (tmp_path / "panoptic_samples.png") in task.save_artifacts("test", tmp_path)
 
 
