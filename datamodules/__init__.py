@@ -50,6 +50,7 @@ from visionflow.datamodules.experience import ExperienceDataModule
 from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
 from visionflow.datamodules.modelnet import ModelNetDataModule, ModelNetVoxelsDataModule
+from visionflow.datamodules.panoptic import CocoPanopticDataModule, ShapesPanopticDataModule
 from visionflow.datamodules.segmentation_coco import (
     CocoSegmentationDataModule,
     ShapesSegmentationDataModule,
@@ -87,6 +88,7 @@ __all__ = [
     "CocoDetectionDataModule",
     "CocoInstancesDataModule",
     "CocoKeypointsDataModule",
+    "CocoPanopticDataModule",
     "CocoSegmentationDataModule",
     "DigitsDataModule",
     "ExperienceDataModule",
@@ -98,6 +100,7 @@ __all__ = [
     "SegmentationFolderDataModule",
     "ModelNetDataModule",
     "ModelNetVoxelsDataModule",
+    "ShapesPanopticDataModule",
     "Shapes3DOccupancyDataModule",
     "Shapes3DPointsDataModule",
     "Shapes3DViewsDataModule",

@@ -161,7 +161,11 @@ class SegmentationDataModule(DatasetsBySplit, VisionDataModule):
     :meth:`load_split`. ``image_size``: the training crop ``(H, W)`` (an int for squares);
     ``eval_image_size``: what val/test images are resized to (default ``image_size``). A
     subclass names ``image_size`` with its own default and forwards the other loader arguments
-    (``**loader``; the spec checker reads them here)."""
+    (``**loader``; the spec checker reads them here). ``dataset_type`` and ``collate`` are what
+    a family on the same records (panoptic) replaces."""
+
+    dataset_type: type[SegmentationDataset] = SegmentationDataset
+    collate = staticmethod(collate_segmentation)
 
     def __init__(
         self,
@@ -224,7 +228,7 @@ class SegmentationDataModule(DatasetsBySplit, VisionDataModule):
     def _build_dataset(self, split: str) -> SegmentationDataset:
         records = split_records(split, self.load_split)
         pipeline = self.pipelines["train" if split == "train" else "eval"]
-        return SegmentationDataset(
+        return self.dataset_type(
             records, pipeline, EpochSeeding(self.seed, self.rank), len(self.class_names)
         )
 
@@ -237,7 +241,7 @@ class SegmentationDataModule(DatasetsBySplit, VisionDataModule):
             batch_size=self.batch_size,
             sampler=EpochShuffleSampler(dataset, self.seed) if shuffle else None,
             num_workers=self.num_workers,
-            collate_fn=collate_segmentation,
+            collate_fn=self.collate,
             persistent_workers=self.num_workers > 0,
             drop_last=shuffle and len(dataset) > self.batch_size,
         )

@@ -77,6 +77,16 @@ class PanopticMaskRecord(SegmentationRecord):
         return self.png_path
 
     def read_mask(self, height: int, width: int) -> np.ndarray:
+        ids = self.read_segment_ids()
+        known = dict(self.segment_labels)
+        present = [int(i) for i in np.unique(ids) if i != 0]
+        lookup = {0: IGNORE_INDEX, **{i: known[i] for i in present}}
+        keys = np.array(sorted(lookup), dtype=np.uint32)
+        values = np.array([lookup[k] for k in keys.tolist()], dtype=np.uint8)
+        return values[np.searchsorted(keys, ids)]
+
+    def read_segment_ids(self) -> np.ndarray:
+        """Segment ids uint32 [H, W] of the PNG (0 void); DataError for an id not in the JSON."""
         from PIL import Image
 
         try:
@@ -94,10 +104,7 @@ class PanopticMaskRecord(SegmentationRecord):
                 f"segments_info of {self.source}",
                 hint="the PNG and the panoptic JSON must come from the same export",
             )
-        lookup = {0: IGNORE_INDEX, **{i: known[i] for i in present}}
-        keys = np.array(sorted(lookup), dtype=np.uint32)
-        values = np.array([lookup[k] for k in keys.tolist()], dtype=np.uint8)
-        return values[np.searchsorted(keys, ids)]
+        return ids
 
 
 def read_panoptic(

@@ -30,6 +30,7 @@ from visionflow.tasks.keypoints import KeypointDetectionTask
 from visionflow.tasks.knn import KNearestNeighbors
 from visionflow.tasks.mesh import ImageToMeshTask
 from visionflow.tasks.occupancy import ImageToOccupancyTask
+from visionflow.tasks.panoptic import PanopticSegmentationTask
 from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
 from visionflow.tasks.segmentation import SemanticSegmentationTask
 from visionflow.tasks.two_stream import TwoStreamTask
@@ -48,6 +49,7 @@ __all__ = [
     "KNearestNeighbors",
     "ObjectDetectionTask",
     "SemanticSegmentationTask",
+    "PanopticSegmentationTask",
     "PointCloudClassificationTask",
     "TwoStreamTask",
     "VideoClassificationTask",

@@ -24,6 +24,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def shapes_panoptic(tmp_path_factory):
+    """A ShapesPanopticDataModule of two 48 px images per split, batch size 2, files written."""
+    from visionflow.datamodules.panoptic import ShapesPanopticDataModule
+
+    counts = {"train_images": 2, "val_images": 2, "test_images": 2}
+    folder = tmp_path_factory.mktemp("shapes_panoptic")
+    dm = ShapesPanopticDataModule(str(folder), **counts, image_size=48, batch_size=2)
+    dm.prepare_data()
+    return dm
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 

@@ -106,6 +106,30 @@ def _yolo_segmentation(root: Path) -> dict[str, Any]:
     return {**_yolo(root), "image_size": 32}
 
 
+def _shapes_panoptic(root: Path) -> dict[str, Any]:
+    counts = {"train_images": 2, "val_images": 2, "test_images": 2}
+    return {"data_dir": str(root), **counts, "image_size": 32, **DETECTION_SMALL}
+
+
+def _coco_panoptic(root: Path) -> dict[str, Any]:
+    from visionflow.datamodules.panoptic_shapes import make_panoptic_shapes_dataset
+
+    make_panoptic_shapes_dataset(root / "val", images=2, image_size=32)
+    return {
+        "root": str(root),
+        **{
+            key: {"train": f"val/{folder}", "val": f"val/{folder}"}
+            for key, folder in (
+                ("annotations", "panoptic.json"),
+                ("images", "images"),
+                ("panoptic_masks", "panoptic"),
+            )
+        },
+        "image_size": 32,
+        **DETECTION_SMALL,
+    }
+
+
 def _shapes3d(root: Path) -> dict[str, Any]:
     return {
         "data_dir": str(root / "shapes3d"),
@@ -175,6 +199,8 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "shapes_segmentation": _shapes_segmentation,
     "coco_segmentation": _coco_segmentation,
     "yolo_segmentation": _yolo_segmentation,
+    "shapes_panoptic": _shapes_panoptic,
+    "coco_panoptic": _coco_panoptic,
     "segmentation_folder": lambda root: {**write_segmentation_folder(root), **DETECTION_SMALL},
     "voc_segmentation": lambda root: {**write_voc_segmentation(root), **DETECTION_SMALL},
     "shapes3d_points": _shapes3d,
@@ -226,6 +252,7 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
         "net_args": {"depth": 2, "width": 4},
         "scheduler": "none",
     },
+    "panoptic_segmentation": {"stuff_area": 4, "scheduler": "none"},
     "pointcloud_classification": {"net_args": {"width": 8, "feature_dim": 32}, "scheduler": "none"},
     "image_to_pointcloud": {"net_args": {"width": 4, "depth": 2}, "scheduler": "none"},
     "voxel_classification": {"net_args": {"width": 4, "hidden": 8}, "scheduler": "none"},

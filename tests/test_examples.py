@@ -45,6 +45,12 @@ SHRINK = {
         "data.args.test_images=2",
         "data.args.batch_size=2",
     ],
+    "shapes_panoptic.yaml": [
+        "data.args.train_images=4",
+        "data.args.val_images=2",
+        "data.args.test_images=2",
+        "data.args.batch_size=2",
+    ],
     **{
         f"digits_{family}.yaml": [
             "data.args.limit=40",

@@ -30,6 +30,7 @@ from visionflow.batches.detection import (
     KeypointDatasetInfo,
 )
 from visionflow.batches.occupancy import ImageToOccupancyBatch
+from visionflow.batches.panoptic import PanopticBatch, PanopticDatasetInfo, PanopticTarget
 from visionflow.batches.pointclouds import (
     ImageToPointCloudBatch,
     PointCloudBatch,
@@ -66,6 +67,9 @@ __all__ = [
     "InstanceBatch",
     "KeypointBatch",
     "KeypointDatasetInfo",
+    "PanopticBatch",
+    "PanopticDatasetInfo",
+    "PanopticTarget",
     "PointCloudBatch",
     "PointCloudDatasetInfo",
     "RLDatasetInfo",

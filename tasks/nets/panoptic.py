@@ -1,0 +1,115 @@
+"""Panoptic FPN (Kirillov et al., 2019): torchvision's Mask R-CNN for things and a semantic FPN
+head for stuff, both on the same FPN features.
+
+    net = PanopticFPN(num_things=3, num_stuff=2, image_size=(128, 128))
+    losses, detections, stuff_logits = net(images, targets)  # targets only when training
+
+The Mask R-CNN is built from ``torchvision.models.detection.MaskRCNN`` directly, on a ResNet-FPN
+backbone trained from scratch with ordinary BatchNorm (no weights are downloaded), so the
+detector family's Mask R-CNN builder can replace it later. Images arrive already normalized and
+at their final size: the R-CNN transform neither rescales nor renormalizes them (it only pads).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from visionflow.errors import SpecError
+
+
+class SemanticFPNHead(nn.Module):
+    """FPN levels ``{name: [B, C, H / s, W / s]}`` (finest first) -> logits ``[B, K, H / s0, W / s0]``
+    at the finest level's scale: each level goes through conv-GroupNorm-ReLU, is upsampled to the
+    finest level, the levels are summed and a 1x1 conv predicts the ``K`` classes."""
+
+    def __init__(self, in_channels: int, num_classes: int, channels: int = 64, levels: int = 4):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+                nn.GroupNorm(min(32, channels), channels),
+                nn.ReLU(inplace=True),
+            )
+            for _ in range(levels)
+        )
+        self.predictor = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, features: OrderedDict[str, torch.Tensor]) -> torch.Tensor:
+        maps = list(features.values())[: len(self.blocks)]
+        size = maps[0].shape[-2:]
+        summed = sum(
+            F.interpolate(block(level), size=size, mode="bilinear", align_corners=False)
+            for block, level in zip(self.blocks, maps)
+        )
+        return self.predictor(summed)
+
+
+class PanopticFPN(nn.Module):
+    """``images`` float32 ``[B, 3, H, W]`` (normalized) and, when training, torchvision target
+    dicts (``boxes`` ``[N, 4]`` XYXY, ``labels`` ``[N]`` in 1..num_things, ``masks`` uint8
+    ``[N, H, W]``) -> ``(losses, detections, stuff_logits)``: the R-CNN losses (empty in eval),
+    per image ``{boxes, labels, scores, masks [N, 1, H, W]}`` (empty when training) and semantic
+    logits ``[B, 1 + num_stuff, H, W]`` (class 0: any thing, ``1 + s``: stuff class ``s``)."""
+
+    def __init__(
+        self,
+        num_things: int,
+        num_stuff: int,
+        image_size: tuple[int, int],
+        backbone: str = "resnet18",
+        semantic_channels: int = 64,
+        **mask_rcnn_args: Any,
+    ):
+        from torchvision.models.detection import MaskRCNN
+        from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+        super().__init__()
+        if num_things < 1 or num_stuff < 1:
+            raise SpecError(
+                f"num_things / num_stuff: need at least one of each, got {num_things} and {num_stuff}"
+            )
+        features = resnet_fpn_backbone(
+            backbone_name=backbone, weights=None, norm_layer=nn.BatchNorm2d, trainable_layers=5
+        )
+        self.instance = MaskRCNN(
+            features,
+            num_classes=num_things + 1,
+            min_size=min(image_size),
+            max_size=max(image_size),
+            image_mean=[0.0, 0.0, 0.0],
+            image_std=[1.0, 1.0, 1.0],
+            **mask_rcnn_args,
+        )
+        self.semantic_head = SemanticFPNHead(
+            features.out_channels, num_stuff + 1, semantic_channels
+        )
+
+    def forward(
+        self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]] | None = None
+    ) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]], torch.Tensor]:
+        rcnn = self.instance
+        original_sizes = [tuple(images.shape[-2:])] * len(images)
+        padded, targets = rcnn.transform(list(images), targets)
+        features = rcnn.backbone(padded.tensors)
+        proposals, rpn_losses = rcnn.rpn(padded, features, targets)
+        detections, roi_losses = rcnn.roi_heads(features, proposals, padded.image_sizes, targets)
+        detections = rcnn.transform.postprocess(detections, padded.image_sizes, original_sizes)
+        logits = F.interpolate(
+            self.semantic_head(features),
+            size=padded.tensors.shape[-2:],
+            mode="bilinear",
+            align_corners=False,
+        )
+        height, width = padded.image_sizes[0]
+        logits = F.interpolate(
+            logits[..., :height, :width],
+            size=images.shape[-2:],
+            mode="bilinear",
+            align_corners=False,
+        )
+        return {**rpn_losses, **roi_losses}, detections, logits
