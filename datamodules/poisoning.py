@@ -180,6 +180,6 @@ def poisoned_copy(
     chosen = choose_poisoned(dataset_labels(clean), source_class, fraction, datamodule.seed)
     poisoned = PoisonedDataset(clean, chosen, trigger, target_class)
     copied = copy.copy(datamodule)
-    copied._datasets = {split: datamodule.dataset(split) for split in ("val", "test")}
-    copied._datasets["train"] = poisoned
+    copied.datasets = {split: datamodule.dataset(split) for split in ("val", "test")}
+    copied.datasets["train"] = poisoned
     return copied, poisoned
