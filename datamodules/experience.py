@@ -32,7 +32,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from visionflow.batches import Actor, Episode, EpisodeBatch, RLDatasetInfo, RolloutBatch
+from visionflow.batches import (
+    Actor,
+    ActorOutput,
+    Episode,
+    EpisodeBatch,
+    RLDatasetInfo,
+    RolloutBatch,
+)
 from visionflow.datamodules.base import VisionDataModule, mix_seed
 from visionflow.datamodules.transforms import TransformContext, TransformSpec, build_transform
 from visionflow.datamodules.transforms.shift import RandomShift, shift_of
@@ -195,45 +202,84 @@ class RolloutStream(IterableDataset):
             yield self.collect(actor)
 
     def collect(self, actor: Actor) -> RolloutBatch:
-        """One rollout of ``steps`` steps of every environment."""
-        steps = [self._step(actor) for _ in range(self.steps)]
-        stacked = {
-            key: torch.stack([torch.as_tensor(step[key]) for step in steps])
-            for key in steps[0]
-            if key != "ended_returns"
-        }
-        return RolloutBatch(
-            **stacked,
-            episode_returns=[r for s in steps for r in s["ended_returns"]],
-            augment=self.augment,
-        )
+        """One rollout of ``steps`` steps of every environment, written step by step into
+        storage allocated once per rollout (no per-step tensors besides the actor's)."""
+        rollout = RolloutStorage(self.steps, self.num_envs, self.observations.shape[1:])
+        episode_returns: list[float] = []
+        for t in range(self.steps):
+            episode_returns += self._step(actor, rollout, t)
+        return rollout.batch(episode_returns, self.augment)
 
-    def _step(self, actor: Actor) -> dict[str, Any]:
-        observations = self.observations
-        output = actor.act(observations_tensor(observations, actor), explore=True)
+    def _step(self, actor: Actor, rollout: RolloutStorage, t: int) -> list[float]:
+        """Step every environment once with the actor, into row ``t`` of ``rollout``; the returns
+        of the episodes that ended."""
+        rollout.observations[t] = self.observations
+        output = actor.act(torch.from_numpy(rollout.observations[t]).to(actor.device), True)
         actions = output.actions.cpu()
         following, rewards, terminated, truncated, info = self.env.step(actions.numpy())
         ended = terminated | truncated
-        next_observations = following.copy()
-        if ended.any():
-            next_observations[ended] = np.stack(info["final_obs"][ended])
+        rollout.record(t, output, actions, following, rewards, terminated, ended)
         self.running += rewards
+        self.observations = following
+        if not ended.any():
+            return []
+        rollout.next_observations[t, ended] = np.stack(info["final_obs"][ended])
         ended_returns = self.running[ended].tolist()
         self.running[ended] = 0.0
-        self.observations = following
-        step = {
-            "observations": torch.as_tensor(observations, dtype=torch.float32),
-            "actions": actions,
-            "rewards": torch.as_tensor(rewards, dtype=torch.float32),
-            "next_observations": torch.as_tensor(next_observations, dtype=torch.float32),
-            "terminated": torch.as_tensor(terminated),
-            "episode_ends": torch.as_tensor(ended),
-            "ended_returns": ended_returns,
-        }
+        return ended_returns
+
+
+class RolloutStorage:
+    """The arrays of one rollout, ``[T, N, ...]``, filled row by row: environment data in numpy
+    (``observations`` and ``next_observations`` float32 ``[T, N, *obs]``, ``rewards`` float32,
+    ``terminated``/``episode_ends`` bool), the actor's in torch (``actions`` int64, and
+    ``log_probs``/``values`` float32 where the actor gives them)."""
+
+    def __init__(self, steps: int, num_envs: int, observation_shape: tuple[int, ...]):
+        shape = (steps, num_envs)
+        self.observations = np.empty((*shape, *observation_shape), dtype=np.float32)
+        self.next_observations = np.empty_like(self.observations)
+        self.rewards = np.empty(shape, dtype=np.float32)
+        self.terminated = np.empty(shape, dtype=bool)
+        self.episode_ends = np.empty(shape, dtype=bool)
+        self.actions = torch.empty(shape, dtype=torch.int64)
+        self.actor_outputs: dict[str, torch.Tensor] = {}
+
+    def record(
+        self,
+        t: int,
+        output: ActorOutput,
+        actions: torch.Tensor,
+        following: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        ended: np.ndarray,
+    ) -> None:
+        """Row ``t``: the actor's ``output`` (``actions`` on the host), and what the environments
+        returned (``following`` observations ``[N, *obs]``; the caller overwrites the ended ones
+        with their episode's last observation)."""
+        self.actions[t] = actions
         for key in ("log_probs", "values"):
-            if getattr(output, key) is not None:
-                step[key] = getattr(output, key).cpu()
-        return step
+            value = getattr(output, key)
+            if value is not None:
+                if key not in self.actor_outputs:
+                    self.actor_outputs[key] = torch.empty(self.actions.shape)
+                self.actor_outputs[key][t] = value
+        self.next_observations[t] = following
+        self.rewards[t], self.terminated[t], self.episode_ends[t] = rewards, terminated, ended
+
+    def batch(self, episode_returns: list[float], augment: Any) -> RolloutBatch:
+        return RolloutBatch(
+            observations=torch.from_numpy(self.observations),
+            actions=self.actions,
+            rewards=torch.from_numpy(self.rewards),
+            next_observations=torch.from_numpy(self.next_observations),
+            terminated=torch.from_numpy(self.terminated),
+            episode_ends=torch.from_numpy(self.episode_ends),
+            episode_returns=episode_returns,
+            augment=augment,
+            **self.actor_outputs,
+        )
 
 
 @DATAMODULES.register("experience", batch=RolloutBatch)

@@ -58,6 +58,26 @@ def test_rollouts_are_time_major_and_keep_the_final_observation_of_ended_episode
     assert sum(batch.episode_returns) <= float(batch.rewards.sum())
 
 
+class CountingPolicy(AlwaysLeft):
+    """An actor that reports, at its ``k``-th call, log-probabilities ``-k`` and values ``k``."""
+
+    def act(self, observations: torch.Tensor, explore: bool) -> ActorOutput:
+        output = super().act(observations, explore)
+        count = torch.full((len(observations),), float(self.calls))
+        return ActorOutput(output.actions, -count, count)
+
+
+def test_rollouts_keep_the_actors_log_probs_and_values_step_by_step():
+    stream = RolloutStream(Environments("CartPole-v1"), 2, 5, 1, 0, CountingPolicy)
+    batch = next(iter(stream))
+    steps = torch.arange(1.0, 6.0)[:, None].expand(5, 2)
+    assert torch.equal(batch.values, steps) and torch.equal(batch.log_probs, -steps)
+    assert batch.actions.dtype == torch.int64 and batch.observations.dtype == torch.float32
+    assert batch.terminated.dtype == batch.episode_ends.dtype == torch.bool
+    plain = next(iter(RolloutStream(Environments("CartPole-v1"), 2, 5, 1, 0, AlwaysLeft)))
+    assert plain.log_probs is None and plain.values is None
+
+
 def test_evaluation_episodes_are_seeded_and_repeatable():
     data = ExperienceDataModule(test_seeds=3, episodes_per_batch=2)
     batches = list(data.test_dataloader())
