@@ -9,9 +9,10 @@ GAE(``gae_lambda``) advantages with the current critic, then runs ``update_epoch
 in ``minibatches`` shuffled minibatches, one optimizer step each (manual optimization: Lightning's
 ``global_step`` counts those steps, so give the fit's length in epochs). Each minibatch's
 observations go through the rollout's augmentation where it has one (pixels: a random shift, as
-RAD). The learning-rate schedule advances once per rollout. Logged: ``train/loss``,
-``train/policy_loss``, ``train/value_loss``, ``train/entropy``, ``train/clip_fraction``,
-``train/approx_kl`` and the episode returns (:mod:`visionflow.tasks.rl.base`).
+RAD). The learning-rate schedule advances once per rollout. Logged at the end of each epoch, as
+means over its updates: ``train/loss``, ``train/policy_loss``, ``train/value_loss``,
+``train/entropy``, ``train/clip_fraction``, ``train/approx_kl``; and the episode returns
+(:mod:`visionflow.tasks.rl.base`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,24 @@ def value_loss(
     return 0.5 * squared.mean()
 
 
+class UpdateStatistics:
+    """Sums of the update statistics ``[len(STATISTICS)]`` and the number of updates they add up;
+    ``means()`` returns their means (none when there were no updates) and starts over."""
+
+    def __init__(self):
+        self.totals: torch.Tensor | None = None
+        self.updates = 0
+
+    def add(self, totals: torch.Tensor, updates: int) -> None:
+        self.totals = totals if self.totals is None else self.totals + totals
+        self.updates += updates
+
+    def means(self) -> torch.Tensor:
+        means = torch.zeros(0) if self.totals is None else self.totals / self.updates
+        self.totals, self.updates = None, 0
+        return means
+
+
 @TASKS.register("ppo", batch=RolloutBatch)
 class PPOTask(PolicyTask):
     """PPO with the clipped objective on discrete actions (see the module docstring)."""
@@ -75,6 +94,7 @@ class PPOTask(PolicyTask):
         self.save_hyperparameters()
         _check_arguments(self.hparams)
         self.automatic_optimization = False
+        self._statistics = UpdateStatistics()
 
     def training_step(self, batch: RolloutBatch, batch_idx: int) -> None:
         self.count_experience(batch)
@@ -109,17 +129,14 @@ class PPOTask(PolicyTask):
                 picked["observations"] = self.learning_view(batch, picked["observations"])
                 totals += self._update(picked)
         self._step_schedule()
-        updates = h.update_epochs * (size // minibatch)
-        for name, total in zip(STATISTICS, totals / updates):
-            self.log(
-                f"train/{name}",
-                total,
-                on_step=False,
-                on_epoch=True,
-                prog_bar=name == "loss",
-                batch_size=size,
-                sync_dist=True,
-            )
+        self._statistics.add(totals, h.update_epochs * (size // minibatch))
+
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch's mean of every statistic over its updates (once per epoch: Lightning's
+        ``log`` costs as much as a few environment steps)."""
+        for name, mean in zip(STATISTICS, self._statistics.means()):
+            self.log(f"train/{name}", mean, prog_bar=name == "loss", sync_dist=True)
+        super().on_train_epoch_end()
 
     def _update(self, minibatch: dict[str, torch.Tensor]) -> torch.Tensor:
         """One optimizer step on a minibatch; its statistics ``[len(STATISTICS)]`` (detached)."""

@@ -244,6 +244,28 @@ def test_ppo_learns_from_the_augmented_view_of_every_minibatch():
     assert batch.augment.shapes == [(4, 4)] * 4  # 2 passes of 2 minibatches of 4
 
 
+def test_ppo_logs_the_epoch_means_of_its_update_statistics_once_per_epoch():
+    task = PPOTask(**CARTPOLE, update_epochs=1, minibatches=2)
+    logged = {}
+    task.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value))
+    updates = iter(torch.arange(4.0)[:, None] * torch.ones(6))  # update k: every statistic k
+    task._update = lambda minibatch: next(updates)
+    task._step_schedule = lambda: None
+    observations, zeros = torch.randn(2, 2, 4), torch.zeros(2, 2)
+    output = task.act(observations.flatten(0, 1), explore=True)
+    actions, log_probs = output.actions.view(2, 2), output.log_probs.view(2, 2)
+    batch = RolloutBatch(observations, actions, zeros, observations, zeros.bool(), zeros.bool())
+    batch.log_probs = log_probs
+    for rollout in range(2):  # two rollouts of two updates each
+        task.training_step(batch, rollout)
+    assert not logged
+    task.on_train_epoch_end()
+    assert logged["train/loss"] == logged["train/approx_kl"] == 1.5  # mean of 0, 1, 2, 3
+    logged.clear()
+    task.on_train_epoch_end()
+    assert "train/loss" not in logged  # an epoch without updates logs no statistics
+
+
 def test_dqn_resumes_with_the_replay_buffer_it_had(tmp_path):
     spec = parse_spec(
         cartpole_spec(
