@@ -32,14 +32,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from visionflow.batches import (
-    Actor,
-    ActorOutput,
-    Episode,
-    EpisodeBatch,
-    RLDatasetInfo,
-    RolloutBatch,
-)
+from visionflow.batches import Actor, Episode, EpisodeBatch, RLDatasetInfo, RolloutBatch
+from visionflow.batches.rl import ActorOutput
 from visionflow.datamodules.base import VisionDataModule, mix_seed
 from visionflow.datamodules.transforms import TransformContext, TransformSpec, build_transform
 from visionflow.datamodules.transforms.shift import RandomShift, shift_of
