@@ -134,8 +134,8 @@ class VideoClipDataset(Dataset):
             frames, flow = self._read(Path(path), clip)
         except DataError as error:
             return DecodeFailure(error)
-        frames, flow = transform_clip(self.pipeline, frames, flow)  # [T, H, W, C]
-        clip_tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)
+        clip, flow = transform_clip(self.pipeline, frames, flow)  # [C, T, H, W]
+        clip_tensor = torch.from_numpy(clip)
         flow_tensor = None if flow is None else torch.from_numpy(flow).permute(2, 0, 1)
         return ClipSample(clip_tensor, label, video, flow_tensor)
 

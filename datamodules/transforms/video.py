@@ -6,6 +6,9 @@ the ``mask`` target (same geometry, no color or normalization) and is then corre
 the geometry did to motion: a horizontal flip negates its x channels (a vertical one its y
 channels) and a resize scales them by the resize factor. Video presets keep to flips, crops,
 pads and resizes, whose effect on flow is exactly that; rotations would need the flow rotated.
+A final Normalize is not run by albumentations frame by frame: :func:`clip_pipeline` takes it
+out, the rest stays uint8, and the frames become the float clip ``[C, T, H, W]`` by one lookup
+table per channel (albucore's own table, so the same pixels), ready to stack into a batch.
 
 ======================  =====================================================================
 ``video_eval``          Resize to the datamodule's image size (when it differs), normalize.
@@ -20,8 +23,11 @@ pads and resizes, whose effect on flow is exactly that; rotations would need the
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from functools import cached_property
 
 import albumentations as A
+import cv2
 import numpy as np
 
 from visionflow.datamodules.transforms import TransformContext, flatten
@@ -71,24 +77,71 @@ def video_flip_train(context: TransformContext) -> A.Compose:
     return _train(context, "video_flip_train", flip=True)
 
 
-def clip_pipeline(pipeline: A.Compose) -> A.Compose:
+@dataclass
+class ClipPipeline:
+    """A video pipeline split for speed: ``augment`` (every transform but a final standard
+    ``normalize``) runs on uint8 frames, then ``normalize`` turns them into float in the
+    ``[C, T, H, W]`` layout in one pass (``None`` when the pipeline does not end in one)."""
+
+    augment: A.Compose
+    normalize: A.Normalize | None
+
+    def set_random_seed(self, seed: int) -> None:
+        self.augment.set_random_seed(seed)
+
+    @cached_property
+    def normalize_luts(self) -> np.ndarray:
+        """``[C or 1, 256]`` float32: ``normalize`` of each uint8 level, albucore's own table."""
+        levels = np.arange(256, dtype=np.float32)
+        mean, denominator = self.normalize.mean_np, self.normalize.denominator
+        return (levels - mean.reshape(-1, 1)) * denominator.reshape(-1, 1)
+
+
+def clip_pipeline(pipeline: A.Compose) -> ClipPipeline:
     """A copy of ``pipeline`` (with its own random state) for :func:`transform_clip`: it reports
     the transforms it applied, which the flow correction reads."""
     pipeline = copy.deepcopy(pipeline)
     pipeline.save_applied_params = True
-    return pipeline
+    last = pipeline.transforms[-1] if pipeline.transforms else None
+    if not (isinstance(last, A.Normalize) and last.normalization == "standard" and last.p >= 1):
+        return ClipPipeline(pipeline, None)
+    pipeline.transforms = pipeline.transforms[:-1]
+    return ClipPipeline(pipeline, last)
 
 
 def transform_clip(
-    pipeline: A.Compose, frames: np.ndarray, flow: np.ndarray | None = None
+    pipeline: ClipPipeline, frames: np.ndarray, flow: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(frames float32 [T, h, w, C], flow float32 [h, w, 2L] or None)`` from uint8 frames
-    ``[T, H, W, C]`` and flow ``[H, W, 2L]``, with one set of sampled parameters; ``pipeline``
-    from :func:`clip_pipeline`."""
+    """``(clip float32 [C, T, h, w] contiguous, flow float32 [h, w, 2L] or None)`` from uint8
+    frames ``[T, H, W, C]`` and flow ``[H, W, 2L]``, with one set of sampled parameters;
+    ``pipeline`` from :func:`clip_pipeline`."""
     if flow is None:
-        return pipeline(images=frames)["images"], None
-    result = pipeline(images=frames, mask=flow)
-    return result["images"], _correct_flow(result["mask"], pipeline, result["applied_transforms"])
+        result = pipeline.augment(images=frames)
+    else:
+        result = pipeline.augment(images=frames, mask=flow)
+        flow = _correct_flow(result["mask"], pipeline.augment, result["applied_transforms"])
+    return _channels_first_float(result["images"], pipeline), flow
+
+
+def _channels_first_float(frames: np.ndarray, pipeline: ClipPipeline) -> np.ndarray:
+    """Contiguous float32 ``[C, T, H, W]`` of frames ``[T, H, W, C]`` after ``pipeline``'s
+    final Normalize (uint8 frames by lookup: one conversion to float, no float transpose)."""
+    if pipeline.normalize is not None and frames.dtype != np.uint8:
+        frames = pipeline.normalize.apply(frames)  # a transform made them float already
+    elif pipeline.normalize is not None:
+        return _normalized_planes(frames, pipeline.normalize_luts)
+    return np.ascontiguousarray(frames.transpose(3, 0, 1, 2), dtype=np.float32)
+
+
+def _normalized_planes(frames: np.ndarray, luts: np.ndarray) -> np.ndarray:
+    """float32 ``[C, T, H, W]``: uint8 frames ``[T, H, W, C]`` looked up in ``luts``
+    ``[C or 1, 256]``, each channel plane straight into its place in the clip."""
+    count, height, width, channels = frames.shape
+    planes = cv2.split(frames.reshape(count * height, width, channels))  # C x uint8 [T*H, W]
+    clip = np.empty((channels, count, height, width), dtype=np.float32)
+    for channel, (plane, out) in enumerate(zip(planes, clip, strict=True)):
+        cv2.LUT(plane, luts[channel % len(luts)], dst=out.reshape(count * height, width))
+    return clip
 
 
 def _correct_flow(

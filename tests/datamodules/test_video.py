@@ -160,10 +160,29 @@ def test_every_frame_of_a_clip_gets_the_same_crop_flip_and_color():
     outputs = set()
     for seed in range(6):
         pipeline.set_random_seed(seed)
-        frames, _ = transform_clip(pipeline, np.stack([frame] * 5))
-        assert all(np.array_equal(frames[0], other) for other in frames[1:])
-        outputs.add(frames[0].tobytes())
+        clip, _ = transform_clip(pipeline, np.stack([frame] * 5))  # [C, T, H, W]
+        assert all(np.array_equal(clip[:, 0], clip[:, t]) for t in range(1, 5))
+        outputs.add(clip[:, 0].tobytes())
     assert len(outputs) > 1, "the preset did not augment at all"
+
+
+@pytest.mark.parametrize("preset", ["video_flip_train", "video_eval"])
+def test_clip_path_gives_the_pixels_of_the_whole_albumentations_pipeline(preset):
+    """transform_clip runs all but the final Normalize on uint8 and normalizes by lookup into
+    [C, T, H, W]: the pixels of the unsplit pipeline on the same seeds, bit for bit."""
+    context = TransformContext(
+        mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3), image_size=(12, 12), source_size=(16, 20)
+    )
+    whole = build_transform(preset, context, "transforms.train")
+    pipeline = clip_pipeline(whole)
+    rng = np.random.default_rng(2)
+    for seed in range(4):
+        frames = rng.integers(0, 256, (3, 16, 20, 3), dtype=np.uint8)
+        whole.set_random_seed(seed)
+        pipeline.set_random_seed(seed)
+        clip, _ = transform_clip(pipeline, frames)
+        assert clip.dtype == np.float32 and clip.flags.c_contiguous
+        np.testing.assert_array_equal(clip, whole(images=frames)["images"].transpose(3, 0, 1, 2))
 
 
 @pytest.mark.parametrize(
