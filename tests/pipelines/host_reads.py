@@ -39,8 +39,14 @@ READS = frozenset(
     }
 )
 #: functions whose reads touch host memory only: pinned copies behind an event; the batch
-#: before its transfer to the device
-HOST_SIDE = ("DeviceReadback.values", ".on_before_batch_transfer")
+#: before its transfer to the device; the DataLoader's loading of samples (in this process when
+#: ``num_workers`` is 0), which makes CPU tensors
+HOST_SIDE = (
+    "DeviceReadback.values",
+    ".on_before_batch_transfer",
+    "_MapDatasetFetcher.fetch",
+    "_IterableDatasetFetcher.fetch",
+)
 
 
 def is_read(func, args) -> bool:
