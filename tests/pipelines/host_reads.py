@@ -165,3 +165,20 @@ def trainer_args(**overrides) -> dict:
         "enable_progress_bar": False,
         **overrides,
     }
+
+
+def shapes_data(name: str, folder: Path) -> dict:
+    """The data section of a tiny run on generated shapes (``name``: shapes_detection,
+    shapes_segmentation, ...): 8 training images of 64 px in batches of 2 (4 steps an epoch),
+    2 validation and 2 test images, written to ``folder``."""
+    return {
+        "name": name,
+        "args": {
+            "data_dir": str(folder),
+            "train_images": 8,
+            "val_images": 2,
+            "test_images": 2,
+            "image_size": 64,
+            "batch_size": 2,
+        },
+    }

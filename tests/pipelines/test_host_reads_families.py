@@ -11,6 +11,7 @@ from tests.pipelines.host_reads import (
     RecordEvaluation,
     RecordSteps,
     reads_during_fit,
+    shapes_data,
     trainer_args,
 )
 
@@ -198,17 +199,7 @@ def panoptic_spec(root: Path, **trainer) -> dict:
             "name": "panoptic_segmentation",
             "args": {"optimizer": {"name": "sgd", "lr": 0.01}, "stuff_area": 16},
         },
-        "data": {
-            "name": "shapes_panoptic",
-            "args": {
-                "data_dir": str(root / "shapes_panoptic"),
-                "train_images": 8,
-                "val_images": 2,
-                "test_images": 2,
-                "image_size": 64,
-                "batch_size": 2,
-            },
-        },
+        "data": shapes_data("shapes_panoptic", root / "shapes_panoptic"),
         "trainer": trainer_args(**trainer),
         "output_dir": str(root / "runs"),
     }
