@@ -118,10 +118,14 @@ class PanopticSegmentationTask(EpochScoring, LabelledDataTask):
         from torchvision.ops import masks_to_boxes
 
         masks = target.segment_masks()
-        rcnn = self.rcnn_class[target.labels]
+        rcnn = self.rcnn_class.to(target.labels.device)[target.labels]
         keep = torch.nonzero((rcnn > 0) & masks.flatten(1).any(dim=1))[:, 0]
-        boxes = masks_to_boxes(masks[keep]) + torch.tensor([0.0, 0.0, 1.0, 1.0])
-        return {"ids": keep + 1, "boxes": boxes, "labels": rcnn[keep]}
+        boxes = masks_to_boxes(masks[keep])
+        return {
+            "ids": keep + 1,
+            "boxes": boxes + boxes.new_tensor([0, 0, 1, 1]),
+            "labels": rcnn[keep],
+        }
 
     def training_step(self, batch: PanopticBatch, batch_idx: int) -> torch.Tensor:
         if not isinstance(batch, ThingsBatch):  # called outside a Trainer
