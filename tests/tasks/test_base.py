@@ -2,11 +2,11 @@
 DeviceReadback: a device tensor's values on the host, read later without a wait; LateFiniteCheck
 on it. EpochScoring: validation and test epochs scored by the task's evaluator."""
 
-import lightning.pytorch as pl
 import pytest
 import torch
 from torch import nn
 
+from tests.tasks.conftest import quiet_trainer
 from visionflow.evaluation import Evaluation
 from visionflow.tasks.base import DeviceReadback, EpochScoring, LateFiniteCheck, VisionTask
 
@@ -108,15 +108,12 @@ def test_epoch_scoring_logs_each_stage_once_over_the_epochs_pairs(tmp_path):
     x = torch.tensor([[1.0], [-1.0], [2.0], [3.0]])
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=2)
     task = ParityTask()
-    trainer = pl.Trainer(
-        max_epochs=2,
+    trainer = quiet_trainer(
+        tmp_path,
         accelerator="cpu",
-        logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        max_epochs=2,
         num_sanity_val_steps=1,
-        default_root_dir=tmp_path,
     )
     trainer.fit(task, loader, loader)
     assert trainer.callback_metrics["val/acc"] == pytest.approx(0.75)  # both batches, not sanity's

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-import lightning.pytorch as pl
 import pytest
 import torch
 
+from tests.tasks.conftest import quiet_trainer
 from visionflow.batches import PanopticBatch, PanopticTarget
 from visionflow.errors import SpecError
 from visionflow.tasks.panoptic import PanopticSegmentationTask
@@ -19,13 +19,11 @@ def test_a_tiny_fit_reports_panoptic_quality(shapes_panoptic, tmp_path):
     task = PanopticSegmentationTask(
         **shapes_panoptic.info.task_kwargs(), stuff_area=16, score_threshold=0.0
     )
-    trainer = pl.Trainer(
-        max_epochs=1,
+    trainer = quiet_trainer(
+        tmp_path,
         accelerator="cpu",
-        logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        max_epochs=1,
         num_sanity_val_steps=0,
     )
     trainer.fit(task, shapes_panoptic)
