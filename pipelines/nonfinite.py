@@ -4,8 +4,8 @@ epoch and step.
     trainer = Trainer(callbacks=[NonFiniteLossCheck(), ...])   # build_trainer adds it to every fit
     stages: [{fit: {on_non_finite_loss: skip}}, test]          # the spec's choice of mode
 
-``"stop"`` (the default): each training step's loss is queued through
-:class:`~visionflow.tasks.base.DeviceReadback` and read one step later (the epoch's last one before
+``"stop"`` (the default): each training step's loss is queued in a
+:class:`~visionflow.tasks.base.LateFiniteCheck` and read one step later (the epoch's last one before
 validation or at the epoch's end), so the check never waits for the GPU. The fit then ends with
 :class:`NonFiniteLossError`; the checkpoints written before the bad step stay as they are.
 
@@ -28,7 +28,7 @@ import torch
 from lightning.pytorch import Callback
 
 from visionflow.errors import RunError, SpecError
-from visionflow.tasks.base import DeviceReadback
+from visionflow.tasks.base import LateFiniteCheck
 
 #: What a fit does on a non-finite training loss (the ``fit`` stage's ``on_non_finite_loss``).
 NonFiniteMode = Literal["stop", "skip"]
@@ -46,7 +46,7 @@ class NonFiniteLossCheck(Callback):
         if mode not in ("stop", "skip"):
             raise SpecError(f"on_non_finite_loss: expected 'stop' or 'skip', got {mode!r}")
         self.mode = mode
-        self._pending: tuple[int, int, DeviceReadback] | None = None  # (epoch, step, loss)
+        self._late = LateFiniteCheck()  # the loss, queued with (epoch, step)
         self._losses: list[torch.Tensor] = []  # of the micro-batches of this optimizer step
         self.skipped_steps = 0
 
@@ -83,11 +83,7 @@ class NonFiniteLossCheck(Callback):
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if isinstance(loss, torch.Tensor):
             # global_step already counts this batch's optimizer step: the step is its number
-            self._pending = (
-                trainer.current_epoch,
-                trainer.global_step,
-                DeviceReadback(loss.float()),
-            )
+            self._late.queue(loss.float(), context=(trainer.current_epoch, trainer.global_step))
 
     def on_validation_start(self, trainer, pl_module) -> None:
         self._check()  # before a checkpoint of this epoch can be written
@@ -96,19 +92,17 @@ class NonFiniteLossCheck(Callback):
         self._check()
 
     def _check(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is None:
+        bad = self._late.pop_non_finite()
+        if bad is None:
             return
-        epoch, step, readback = pending
-        values = readback.values()
-        if not all(math.isfinite(value) for value in values):
-            raise NonFiniteLossError(
-                f"the training loss is {values[0] if len(values) == 1 else values} at epoch "
-                f"{epoch}, step {step}: training stopped; the checkpoints before it are intact",
-                hint="lower task.args.lr, add warmup (task.args.warmup_epochs) or gradient "
-                "clipping (trainer.gradient_clip_val), check the data of that step, or skip "
-                "such steps (stages: [{fit: {on_non_finite_loss: skip}}, ...])",
-            )
+        (epoch, step), values = bad
+        raise NonFiniteLossError(
+            f"the training loss is {values[0] if len(values) == 1 else values} at epoch "
+            f"{epoch}, step {step}: training stopped; the checkpoints before it are intact",
+            hint="lower task.args.lr, add warmup (task.args.warmup_epochs) or gradient "
+            "clipping (trainer.gradient_clip_val), check the data of that step, or skip "
+            "such steps (stages: [{fit: {on_non_finite_loss: skip}}, ...])",
+        )
 
 
 def _describe(losses: torch.Tensor) -> str:

@@ -1,5 +1,7 @@
 """What every VisionFlow task shares: :class:`VisionTask`, the protocol between a task and the
-pipeline, and :class:`DeviceReadback`, for values a step must check without waiting for the GPU.
+pipeline; :class:`EpochScoring`, validation and test scored once an epoch by the task's evaluator;
+:class:`DeviceReadback` and :class:`LateFiniteCheck`, for values a step must check without waiting
+for the GPU.
 
 A task family is one subclass of :class:`VisionTask` (docs/adding_a_task.md). The base gives it,
 as TorchGeo's ``BaseTask`` does for its trainers:
@@ -25,6 +27,7 @@ import contextvars
 import copy
 import dataclasses
 import inspect
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -60,6 +63,10 @@ class VisionTask(LightningModule):
       (:mod:`visionflow.evaluation`) behind the ``evaluate`` stage and ``visionflow eval run``.
     - :meth:`save_artifacts`: plots after a stage; :meth:`save_evaluation`: plots of an
       ``evaluate`` stage's result.
+
+    A task whose validation and test epochs are scored by its own evaluator (detection, instance
+    segmentation, pose, panoptic) mixes in :class:`EpochScoring`, which drives the two evaluation
+    hooks above from Lightning's epoch hooks.
     """
 
     checkpoint_monitor: ClassVar[tuple[str, str]] = ("val/loss", "min")
@@ -162,6 +169,70 @@ class VisionTask(LightningModule):
         return []
 
 
+class EpochScoring:
+    """Validation and test epochs scored by the task's evaluator, the same one as the ``evaluate``
+    stage's, over every process's images; mixed in before the task's base::
+
+        class ObjectDetectionTask(EpochScoring, LabelledDataTask): ...
+
+    Each validation batch's :meth:`VisionTask.evaluation_step` pairs are kept (a ``test_step`` that
+    also keeps samples for plots calls :meth:`keep_pairs` itself); at the epoch's end (not after
+    the sanity check) the pairs of all ranks go through :meth:`VisionTask.make_evaluator`, each
+    metric is logged as ``<stage>/<metric>`` (``val/mAP``, ``test/PQ``, ...) and the evaluation's
+    ``details`` are kept as :attr:`last_result` for the task's plots. A task that keeps more per
+    epoch extends :meth:`reset_epoch`.
+    """
+
+    #: ``details`` of the last scored epoch's evaluation (None before one)
+    last_result: Any = None
+
+    def keep_pairs(self, predictions: Sequence[Any], targets: Sequence[Any]) -> None:
+        """Keep one batch's ``(prediction, target)`` pairs, plain CPU data, to score at the end."""
+        self._scored_pairs.extend(zip(predictions, targets, strict=True))
+
+    def reset_epoch(self) -> None:
+        """Forget what the last epoch kept."""
+        self._scored_pairs: list[tuple[Any, Any]] = []
+
+    def score_epoch(self, stage: str) -> None:
+        """Evaluate the pairs kept on every rank and log ``<stage>/<metric>`` for each metric."""
+        pairs = gather(self._scored_pairs)
+        evaluator = self.make_evaluator()
+        evaluator.process([prediction for prediction, _ in pairs], [target for _, target in pairs])
+        evaluation = evaluator.evaluate()
+        self.last_result = evaluation.details
+        for name, value in evaluation.metrics.items():
+            self.log(f"{stage}/{name}", value, sync_dist=True)
+        self.reset_epoch()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.keep_pairs(*self.evaluation_step(batch))
+
+    def on_validation_epoch_start(self) -> None:
+        self.reset_epoch()
+
+    def on_test_epoch_start(self) -> None:
+        self.reset_epoch()
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self.score_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.score_epoch("test")
+
+
+def gather(items: list[Any]) -> list[Any]:
+    """Every rank's ``items``, in rank order (this rank's alone without torch.distributed)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return items
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
+
+
 class LabelledDataTask(VisionTask):
     """Base of the tasks over data of ``num_classes`` classes: the arguments that every
     ``DatasetInfo`` provides, declared once. A subclass names ``num_classes`` (it builds its net
@@ -240,3 +311,32 @@ class DeviceReadback:
         if self._event is not None:
             self._event.synchronize()
         return self._host.flatten().tolist()
+
+
+class LateFiniteCheck:
+    """Values a training step must check for NaN or infinity, read one step late through a
+    :class:`DeviceReadback` so that the check never waits for the GPU::
+
+        bad = check.pop_non_finite()          # the values queued by the step before, if bad
+        check.queue(losses, context=(epoch, step))
+        if bad is not None: raise ...(bad)    # (context, values)
+
+    ``context`` is whatever names the step in the error (its epoch, step, the losses' names).
+    """
+
+    def __init__(self) -> None:
+        self._pending: tuple[Any, DeviceReadback] | None = None
+
+    def queue(self, values: torch.Tensor, context: Any) -> None:
+        """Start bringing ``values`` (any shape) to the host; replaces what was queued."""
+        self._pending = (context, DeviceReadback(values))
+
+    def pop_non_finite(self) -> tuple[Any, list[float]] | None:
+        """``(context, values)`` of what was queued when a value is NaN or infinite, else None;
+        the queue is empty afterwards."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return None
+        context, readback = pending
+        values = readback.values()
+        return None if all(math.isfinite(value) for value in values) else (context, values)

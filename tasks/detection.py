@@ -21,7 +21,6 @@ fixed data ``image_size`` the detector resizes to it (not to torchvision's 800 p
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,13 +32,12 @@ from visionflow.evaluation import Evaluation
 from visionflow.evaluation.detection import DetectionEvaluator, ground_truth_entry
 from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_json
-from visionflow.tasks.base import DeviceReadback, LabelledDataTask
+from visionflow.tasks.base import EpochScoring, LabelledDataTask, LateFiniteCheck, gather
 from visionflow.tasks.detection_io import (
     check_task_arguments,
     compact,
     detector_args,
     from_model_output,
-    gather,
     to_model_target,
     without_crowds,
 )
@@ -48,7 +46,7 @@ from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 
 
 @TASKS.register("object_detection", batch=DetectionBatch)
-class ObjectDetectionTask(LabelledDataTask):
+class ObjectDetectionTask(EpochScoring, LabelledDataTask):
     """Detect objects of ``num_classes`` classes with a torchvision detector (``net``).
 
     ``net_args`` configure it (weights, anchors, thresholds, sizes: see
@@ -92,11 +90,9 @@ class ObjectDetectionTask(LabelledDataTask):
         )
         if freeze_backbone:
             self.model.backbone.requires_grad_(False)
-        self._pairs: list[tuple[dict[str, torch.Tensor], dict[str, Any]]] = []
-        self._predictions: list[dict[str, Any]] = []
+        self.reset_epoch()
         self._samples: list[dict[str, torch.Tensor]] = []
-        self._pending_losses: tuple[int, list[str], DeviceReadback] | None = None
-        self.last_result: Any = None
+        self._loss_check = LateFiniteCheck()
         self.predictions_path: Path | None = None
 
     def net_settings(self) -> dict[str, Any]:
@@ -156,18 +152,12 @@ class ObjectDetectionTask(LabelledDataTask):
         """Raise RunError if a loss of the step before was NaN or infinite, and queue this step's
         for the next call: read one step late through a :class:`DeviceReadback`, the check never
         waits for the GPU (the fit's last step is checked at the end of its epoch)."""
-        pending, self._pending_losses = self._pending_losses, None
+        bad = self._loss_check.pop_non_finite()
         if losses is not None:
-            self._pending_losses = (
-                self.global_step,
-                list(losses),
-                DeviceReadback(torch.stack([v.float() for v in losses.values()])),
-            )
-        if pending is None:
-            return
-        step, names, readback = pending
-        values = readback.values()
-        if not all(math.isfinite(value) for value in values):
+            values = torch.stack([v.float() for v in losses.values()])
+            self._loss_check.queue(values, context=(self.global_step, list(losses)))
+        if bad is not None:
+            (step, names), values = bad
             raise RunError(
                 f"the detection loss is {sum(values)} at step {step} "
                 f"({ {name: round(value, 4) for name, value in zip(names, values)} })",
@@ -177,11 +167,9 @@ class ObjectDetectionTask(LabelledDataTask):
     def on_train_epoch_end(self) -> None:
         self._check_finite(None)
 
-    def validation_step(self, batch: DetectionBatch, batch_idx: int) -> None:
-        self._collect(batch, keep_samples=False)
-
     def test_step(self, batch: DetectionBatch, batch_idx: int) -> None:
-        self._collect(batch, keep_samples=True)
+        detections = [compact(d) for d in self._detect(batch, keep_samples=True)]
+        self.keep_pairs(detections, self._ground_truth_entries(batch))
 
     def predict_step(self, batch: DetectionBatch, batch_idx: int) -> list[dict[str, Any]]:
         """COCO result dicts (XYWH boxes, dataset category ids, masks as RLE, keypoints) of the
@@ -201,10 +189,6 @@ class ObjectDetectionTask(LabelledDataTask):
         if keep_samples:
             self._keep_samples(batch, detections)
         return detections
-
-    def _collect(self, batch: DetectionBatch, keep_samples: bool) -> None:
-        detections = [compact(d) for d in self._detect(batch, keep_samples)]
-        self._pairs.extend(zip(detections, self._ground_truth_entries(batch)))
 
     def _ground_truth_entries(self, batch: DetectionBatch) -> list[dict[str, Any]]:
         masks, keypoints = "segm" in self.iou_types, "keypoints" in self.iou_types
@@ -249,46 +233,25 @@ class ObjectDetectionTask(LabelledDataTask):
 
     # ---------------------------------------------------------------------- epoch boundaries
 
-    def on_validation_epoch_start(self) -> None:
-        self._reset()
+    def reset_epoch(self) -> None:
+        """Forget the last epoch's pairs (:class:`EpochScoring`) and COCO results (predict)."""
+        super().reset_epoch()
+        self._predictions: list[dict[str, Any]] = []
 
     def on_test_epoch_start(self) -> None:
-        self._reset()
+        super().on_test_epoch_start()
         self._samples = []
 
     def on_predict_epoch_start(self) -> None:
-        self._reset()
+        self.reset_epoch()
         self._samples = []
-
-    def _reset(self) -> None:
-        self._pairs, self._predictions = [], []
-
-    def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._score("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._score("test")
-
-    def _score(self, stage: str) -> None:
-        """COCO-evaluate the epoch's predictions (all ranks') and log ``<stage>/mAP`` etc."""
-        evaluator = self.make_evaluator()
-        pairs = gather(self._pairs)
-        evaluator.process([detection for detection, _ in pairs], [entry for _, entry in pairs])
-        evaluation = evaluator.evaluate()
-        self.last_result = evaluation.details
-        for name, value in evaluation.metrics.items():
-            self.log(f"{stage}/{name}", value, sync_dist=True)
-        self._reset()
 
     def on_predict_epoch_end(self) -> None:
         results = gather(self._predictions)
         self.predictions_path = Path(self.trainer.default_root_dir) / self.hparams.predictions_file
         if self.trainer.is_global_zero:
             atomic_write_json(self.predictions_path, results)
-        self._reset()
-
-    # ------------------------------------------------------------------------ optimization
+        self.reset_epoch()
 
     # --------------------------------------------------------------------------- artifacts
 

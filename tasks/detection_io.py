@@ -1,5 +1,5 @@
 """What goes into and comes out of the detection tasks' torchvision detector: the tasks'
-argument checks, targets in torchvision's form, detections in ours, and the DDP gather.
+argument checks, targets in torchvision's form, and detections in ours.
 
 Labels: contiguous ``0..K-1`` in our targets and detections are ``1..K`` for the detector (0 is
 its background).
@@ -134,17 +134,6 @@ def compact(detection: dict[str, torch.Tensor]) -> dict[str, Any]:
 
     kept = {key: value for key, value in detection.items() if key != "masks"}
     return {**kept, "rles": encode_masks(detection["masks"].numpy())}
-
-
-def gather(items: list[Any]) -> list[Any]:
-    """Every rank's ``items``, in rank order (this rank's alone without torch.distributed)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return items
-    parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, items)
-    return [item for part in parts for item in part]
 
 
 def init_with_defaults(base_init: Callable[..., None], **defaults: Any) -> Callable[..., None]:

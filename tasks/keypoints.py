@@ -24,7 +24,8 @@ from typing import Any
 
 from visionflow.batches import KeypointBatch
 from visionflow.errors import SpecError
-from visionflow.evaluation.detection import COCO_SIGMAS, DetectionEvaluator
+from visionflow.evaluation.coco_checks import COCO_SIGMAS, SIGMAS_HINT, checked_sigmas
+from visionflow.evaluation.detection import DetectionEvaluator
 from visionflow.registry import TASKS
 from visionflow.tasks.detection import ObjectDetectionTask
 
@@ -49,7 +50,7 @@ class KeypointDetectionTask(ObjectDetectionTask):
         net: str = "keypointrcnn_mobilenet_v3_large_fpn",
         **detection: Any,
     ):
-        self.keypoint_sigmas = checked_sigmas(keypoint_names, keypoint_sigmas)
+        self.keypoint_sigmas = sigmas_of(keypoint_names, keypoint_sigmas)
         self.skeleton_pairs = checked_skeleton(skeleton, len(keypoint_names))
         super().__init__(num_classes, net=net, **detection)
 
@@ -66,8 +67,8 @@ class KeypointDetectionTask(ObjectDetectionTask):
         )
 
 
-def checked_sigmas(names: list[str], sigmas: list[float] | None) -> tuple[float, ...]:
-    """One positive OKS sigma per keypoint name; COCO's for 17 keypoints when not given."""
+def sigmas_of(names: list[str], sigmas: list[float] | None) -> tuple[float, ...]:
+    """One finite positive OKS sigma per keypoint name; COCO's for 17 keypoints when not given."""
     if not names:
         raise SpecError("keypoint_names: a pose task needs at least one keypoint name")
     if sigmas is None:
@@ -75,15 +76,16 @@ def checked_sigmas(names: list[str], sigmas: list[float] | None) -> tuple[float,
             raise SpecError(
                 f"keypoint_sigmas: needed for {len(names)} keypoints (COCO's sigmas are for "
                 f"its 17 person keypoints)",
-                hint="give one sigma per keypoint, e.g. 0.05 each (OKS: how far a point may "
-                "stray relative to the object's size)",
+                hint=SIGMAS_HINT,
             )
         return COCO_SIGMAS
-    if len(sigmas) != len(names) or not all(s > 0 for s in sigmas):
+    values = checked_sigmas(sigmas)
+    if len(values) != len(names):
         raise SpecError(
-            f"keypoint_sigmas: need {len(names)} positive values (one per keypoint), got {sigmas}"
+            f"keypoint_sigmas: need {len(names)} positive values (one per keypoint), got {sigmas}",
+            hint=SIGMAS_HINT,
         )
-    return tuple(float(s) for s in sigmas)
+    return values
 
 
 def checked_skeleton(skeleton: list[list[int]] | None, count: int) -> list[tuple[int, int]]:

@@ -8,18 +8,20 @@ Loss: the Mask R-CNN losses (RPN, box, class, mask) plus ``semantic_weight`` tim
 cross-entropy of the stuff head (class 0 "any thing", then each stuff class; void ignored).
 Validation and test merge the heads' outputs into panoptic id maps and score them with
 :class:`PanopticEvaluator` (panopticapi's PQ, exact): ``val|test/PQ``, ``SQ``, ``RQ`` and their
-``_things`` / ``_stuff`` variants, logged once per epoch over all processes' images.
+``_things`` / ``_stuff`` variants, logged once per epoch over all processes' images
+(:class:`~visionflow.tasks.base.EpochScoring`). A training step reads nothing back from the
+device: the thing instances it trains on are picked on the host, before the batch's transfer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanMetric
 
 from visionflow.batches import IGNORE_INDEX, PanopticBatch, PanopticTarget
 from visionflow.errors import SpecError
@@ -28,8 +30,7 @@ from visionflow.evaluation.panoptic_maps import PanopticEvaluator, PanopticImage
 from visionflow.plots import save_figure
 from visionflow.registry import TASKS
 from visionflow.rundir import atomic_write_text
-from visionflow.tasks.base import LabelledDataTask
-from visionflow.tasks.detection import gather
+from visionflow.tasks.base import EpochScoring, LabelledDataTask
 from visionflow.tasks.nets.panoptic import PanopticFPN
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.panoptic_merge import merge_panoptic
@@ -38,8 +39,18 @@ SHOWN_SAMPLES = 4
 PALETTE_SIZE = 20  # tab20: segments share a colour only 20 ids apart
 
 
+@dataclass
+class ThingsBatch(PanopticBatch):
+    """A training :class:`PanopticBatch` whose images' thing instances were picked on the host:
+    per image ``things[i]`` holds ``ids`` int64 ``[M]`` (visible thing segments of
+    ``targets[i].segments``), ``boxes`` float32 ``[M, 4]`` (XYXY, pixel edges) and ``labels`` int64
+    ``[M]`` (the R-CNN classes 1..T)."""
+
+    things: list[dict[str, torch.Tensor]] = field(default_factory=list)
+
+
 @TASKS.register("panoptic_segmentation", batch=PanopticBatch)
-class PanopticSegmentationTask(LabelledDataTask):
+class PanopticSegmentationTask(EpochScoring, LabelledDataTask):
     """Panoptic FPN over ``num_classes`` labels, ``thing_classes[i]`` telling whether label ``i``
     is a thing; ``category_ids``: the dataset ids of the labels (default 1..num_classes)."""
 
@@ -74,45 +85,72 @@ class PanopticSegmentationTask(LabelledDataTask):
             raise SpecError("image_size: the panoptic task needs the data's fixed [H, W]")
         self.thing_labels = [i for i, t in enumerate(things) if t]
         self.stuff_labels = [i for i, t in enumerate(things) if not t]
-        # per dataset label: its R-CNN class (1..T, 0 for stuff) and its semantic class (0 thing)
-        rcnn = torch.zeros(num_classes, dtype=torch.int64)
+        # per dataset label: its R-CNN class (1..T, 0 for stuff; read on the host) and its
+        # semantic class (0 for things; a buffer on the device)
+        self.rcnn_class = torch.zeros(num_classes, dtype=torch.int64)
         semantic = torch.zeros(num_classes, dtype=torch.int64)
         for index, label in enumerate(self.thing_labels, start=1):
-            rcnn[label] = index
+            self.rcnn_class[label] = index
         for index, label in enumerate(self.stuff_labels, start=1):
             semantic[label] = index
-        self.register_buffer("rcnn_class", rcnn, persistent=False)
         self.register_buffer("semantic_class", semantic, persistent=False)
         self.net = PanopticFPN(
             len(self.thing_labels), len(self.stuff_labels), tuple(self.hparams.image_size), backbone
         )
-        self.train_loss = MeanMetric()
-        self._pairs: list[tuple[PanopticImage, PanopticImage]] = []
+        self.reset_epoch()
         self._samples: list[tuple[torch.Tensor, Any, Any]] = []  # image, true ids, predicted ids
 
     # ------------------------------------------------------------------------- training
 
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Training picks the thing instances here, on the host: selecting them on the GPU (a
+        boolean mask, boxes of masks) would wait for it every step."""
+        if self.trainer.training and isinstance(batch, PanopticBatch):
+            return self.with_things(batch)
+        return batch
+
+    def with_things(self, batch: PanopticBatch) -> ThingsBatch:
+        """``batch`` with the thing instances of its host targets (:class:`ThingsBatch`)."""
+        return ThingsBatch(batch.images, batch.targets, [self._things(t) for t in batch.targets])
+
+    def _things(self, target: PanopticTarget) -> dict[str, torch.Tensor]:
+        """The thing segments still visible after augmentation: ids, boxes and R-CNN labels."""
+        from torchvision.ops import masks_to_boxes
+
+        masks = target.segment_masks()
+        rcnn = self.rcnn_class.to(target.labels.device)[target.labels]
+        keep = torch.nonzero((rcnn > 0) & masks.flatten(1).any(dim=1))[:, 0]
+        boxes = masks_to_boxes(masks[keep])
+        return {
+            "ids": keep + 1,
+            "boxes": boxes + boxes.new_tensor([0, 0, 1, 1]),
+            "labels": rcnn[keep],
+        }
+
     def training_step(self, batch: PanopticBatch, batch_idx: int) -> torch.Tensor:
-        rcnn_targets = [self._rcnn_target(target) for target in batch.targets]
+        if not isinstance(batch, ThingsBatch):  # called outside a Trainer
+            batch = self.with_things(batch)
+        rcnn_targets = [
+            self._rcnn_target(target, things) for target, things in zip(batch.targets, batch.things)
+        ]
         semantic = torch.stack([self._semantic_target(target) for target in batch.targets])
         losses, _, logits = self.net(batch.images, rcnn_targets)
         semantic_loss = F.cross_entropy(logits, semantic, ignore_index=IGNORE_INDEX)
         loss = sum(losses.values()) + self.hparams.semantic_weight * semantic_loss
-        self.train_loss.update(loss.detach(), weight=len(batch.images))
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(batch)
+        )
         return loss
 
-    def _rcnn_target(self, target: PanopticTarget) -> dict[str, torch.Tensor]:
-        """torchvision's target of the thing segments still visible after augmentation."""
-        from torchvision.ops import masks_to_boxes
-
-        masks = target.segment_masks()
-        keep = (self.rcnn_class[target.labels] > 0) & masks.flatten(1).any(dim=1)
-        masks = masks[keep]
-        boxes = masks_to_boxes(masks) + torch.tensor([0.0, 0.0, 1.0, 1.0], device=masks.device)
+    @staticmethod
+    def _rcnn_target(
+        target: PanopticTarget, things: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """torchvision's target of the picked ``things`` (:meth:`with_things`)."""
+        masks = target.segments.unsqueeze(0) == things["ids"][:, None, None]
         return {
-            "boxes": boxes,
-            "labels": self.rcnn_class[target.labels[keep]],
+            "boxes": things["boxes"],
+            "labels": things["labels"],
             "masks": masks.to(torch.uint8),
         }
 
@@ -165,46 +203,23 @@ class PanopticSegmentationTask(LabelledDataTask):
         """(predicted panoptic images, true ones), plain CPU data."""
         return self.predict_panoptic(batch.images), [self._truth(t) for t in batch.targets]
 
-    def validation_step(self, batch: PanopticBatch, batch_idx: int) -> None:
-        self._pairs.extend(zip(*self.evaluation_step(batch)))
-
     def test_step(self, batch: PanopticBatch, batch_idx: int) -> None:
-        pairs = list(zip(*self.evaluation_step(batch)))
-        self._pairs.extend(pairs)
-        for image, (predicted, truth) in zip(batch.images, pairs):
+        predictions, truths = self.evaluation_step(batch)
+        self.keep_pairs(predictions, truths)
+        for image, predicted, truth in zip(batch.images, predictions, truths):
             if len(self._samples) < SHOWN_SAMPLES:
                 self._samples.append((image.detach().cpu(), truth[0], predicted[0]))
 
-    def on_validation_epoch_start(self) -> None:
-        self._pairs = []
-
     def on_test_epoch_start(self) -> None:
-        self._pairs, self._samples = [], []
-
-    def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._score("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._score("test")
-
-    def _score(self, stage: str) -> None:
-        """PQ of the epoch's images over all ranks; logs ``<stage>/PQ`` etc."""
-        pairs = gather(self._pairs)
-        evaluator = self.make_evaluator()
-        evaluator.process([p for p, _ in pairs], [t for _, t in pairs])
-        evaluation: Evaluation = evaluator.evaluate()
-        self.last_result = evaluation.details
-        for name, value in evaluation.metrics.items():
-            self.log(f"{stage}/{name}", value, sync_dist=True)
-        self._pairs = []
+        super().on_test_epoch_start()
+        self._samples = []
 
     # ------------------------------------------------------------------------ artifacts
 
     def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
         """After validate or test: the per-class PQ/SQ/RQ table (CSV) and panopticapi's
         summary lines of the last scored epoch."""
-        result = getattr(self, "last_result", None)
+        result = self.last_result
         if stage not in ("validate", "test") or result is None:
             return []
         paths = self.save_evaluation(Evaluation({}, 0, result), directory)

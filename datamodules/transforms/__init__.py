@@ -47,7 +47,9 @@ class TransformContext:
     ``image_size`` is the ``(H, W)`` the pipeline should produce (``None``: keep the source size);
     ``source_size`` the ``(H, W)`` of the stored images (``None`` when sizes vary);
     ``mean``/``std`` per channel on the ``[0, 1]`` scale; ``compose_kwargs`` go to every
-    ``A.Compose`` a preset builds (``bbox_params``, ``additional_targets``, ...).
+    ``A.Compose`` a preset builds (``bbox_params``, ``additional_targets``, ...);
+    ``mask_fill``: the value of mask pixels that a padding step adds (0 for instance masks:
+    outside the object; the ignore index for label maps), so one preset serves both.
     """
 
     mean: tuple[float, ...]
@@ -55,6 +57,7 @@ class TransformContext:
     image_size: tuple[int, int] | None = None
     source_size: tuple[int, int] | None = None
     compose_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    mask_fill: int = 0
 
     @property
     def channels(self) -> int:

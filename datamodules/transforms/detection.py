@@ -8,6 +8,10 @@
                        25% of their area are dropped; scale to ``[0, 1]``.
 =====================  ===========================================================================
 
+Padding fills masks with the context's ``mask_fill``: 0 for the detection datamodules' instance
+masks, the ignore index for semantic and panoptic label maps (:mod:`.segmentation`'s context), so
+these presets serve segmentation data too.
+
 The detection datamodules build their :class:`TransformContext` with :func:`detection_context`:
 mean 0 and std 1 (torchvision detectors normalize with their own statistics), ``bbox_params``
 for XYXY pixel boxes that carry their index (so labels, masks and keypoints follow the boxes that
@@ -212,7 +216,7 @@ def letterbox(context: TransformContext) -> list[Any]:
             position="top_left",
             border_mode=PAD_BORDER,
             fill=0,
-            fill_mask=0,
+            fill_mask=context.mask_fill,
         ),
     ]
 
@@ -248,7 +252,7 @@ def detection_train(context: TransformContext) -> A.Compose:
                 translate_percent=(-0.1, 0.1),
                 border_mode=PAD_BORDER,
                 fill=0,
-                fill_mask=0,
+                fill_mask=context.mask_fill,
                 p=0.5,
             ),
             A.HorizontalFlip(p=0.5),

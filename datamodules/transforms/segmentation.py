@@ -9,13 +9,16 @@
 Call a pipeline as ``pipeline(image=uint8 [H, W, C], mask=int [H, W])``; every geometric step
 resamples the mask with nearest neighbour (albumentations' ``mask_interpolation`` default), so
 class indices and ``IGNORE_INDEX`` stay exact. :func:`segmentation_context` gives the
-datamodules' context: ImageNet statistics (what torchvision's nets expect) and a seed.
+datamodules' context: ImageNet statistics (what torchvision's nets expect), a seed, and
+``IGNORE_INDEX`` as the fill of padded mask pixels, so a preset that pads (the ``detection_*``
+letterbox and affine) marks them ignored rather than labelling them class 0.
 """
 
 from __future__ import annotations
 
 import albumentations as A
 
+from visionflow.batches import IGNORE_INDEX
 from visionflow.datamodules.transforms import TransformContext
 from visionflow.registry import TRANSFORMS
 
@@ -37,6 +40,7 @@ def segmentation_context(
         image_size=image_size,
         source_size=source_size,
         compose_kwargs={"seed": seed},
+        mask_fill=IGNORE_INDEX,
     )
 
 

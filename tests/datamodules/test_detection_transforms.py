@@ -128,3 +128,22 @@ def test_keypoints_follow_a_flip_and_leave_the_image_invisible():
     assert out.keypoints.shape == (1, 2, 3)
     assert out.keypoints[0, 0, 2] == 0 and out.keypoints[0, 1, 2] == 2  # the first left the image
     assert 22 <= out.keypoints[0, 1, 0] <= 26  # flipped, then shifted
+
+
+@pytest.mark.parametrize("preset", ["detection_eval", "detection_train"])
+def test_one_preset_pads_instance_masks_with_0_and_label_maps_with_ignore(preset):
+    """The letterbox (and the train preset's affine zoom-out) pads: instance masks get 0 (outside
+    the object), semantic label maps the ignore index, never a real class."""
+    from visionflow.batches import IGNORE_INDEX
+    from visionflow.datamodules.transforms.segmentation import segmentation_context
+
+    image, box = np.full((16, 32, 3), 200, np.uint8), np.array([[0, 0, 32, 16]], np.float32)
+    builder = TRANSFORMS.get(preset).builder
+    instances = apply_detection_transform(
+        builder(context=detection_context(32, seed=0)), image, box, np.ones((1, 16, 32), np.uint8)
+    )
+    labels = builder(context=segmentation_context((32, 32), seed=0))(
+        image=image, mask=np.ones((16, 32), np.uint8)
+    )["mask"]
+    assert set(np.unique(instances.masks).tolist()) == {0, 1}
+    assert set(np.unique(labels).tolist()) == {1, IGNORE_INDEX}  # class 0 appears nowhere

@@ -39,8 +39,14 @@ READS = frozenset(
     }
 )
 #: functions whose reads touch host memory only: pinned copies behind an event; the batch
-#: before its transfer to the device
-HOST_SIDE = ("DeviceReadback.values", ".on_before_batch_transfer")
+#: before its transfer to the device; the DataLoader's loading of samples (in this process when
+#: ``num_workers`` is 0), which makes CPU tensors
+HOST_SIDE = (
+    "DeviceReadback.values",
+    ".on_before_batch_transfer",
+    "_MapDatasetFetcher.fetch",
+    "_IterableDatasetFetcher.fetch",
+)
 
 
 def is_read(func, args) -> bool:
@@ -158,4 +164,21 @@ def trainer_args(**overrides) -> dict:
         "log_every_n_steps": 1000,
         "enable_progress_bar": False,
         **overrides,
+    }
+
+
+def shapes_data(name: str, folder: Path) -> dict:
+    """The data section of a tiny run on generated shapes (``name``: shapes_detection,
+    shapes_segmentation, ...): 8 training images of 64 px in batches of 2 (4 steps an epoch),
+    2 validation and 2 test images, written to ``folder``."""
+    return {
+        "name": name,
+        "args": {
+            "data_dir": str(folder),
+            "train_images": 8,
+            "val_images": 2,
+            "test_images": 2,
+            "image_size": 64,
+            "batch_size": 2,
+        },
     }

@@ -21,6 +21,7 @@ from tests.pipelines.host_reads import (
     RecordEvaluation,
     RecordSteps,
     reads_during_fit,
+    shapes_data,
     trainer_args,
 )
 
@@ -117,17 +118,7 @@ def test_detection_steps_read_nothing_back_beyond_torchvision(tmp_path, task, ne
                     **task_args,
                 },
             },
-            "data": {
-                "name": data,
-                "args": {
-                    "data_dir": str(tmp_path / "shapes"),
-                    "train_images": 8,
-                    "val_images": 2,
-                    "test_images": 2,
-                    "image_size": 64,
-                    "batch_size": 2,
-                },
-            },
+            "data": shapes_data(data, tmp_path / "shapes"),
             "trainer": trainer_args(),
             "output_dir": str(tmp_path / "runs"),
         },
@@ -151,17 +142,7 @@ def segmentation_spec(root: Path, **trainer) -> dict:
                 "scheduler": "none",
             },
         },
-        "data": {
-            "name": "shapes_segmentation",
-            "args": {
-                "data_dir": str(root / "shapes"),
-                "train_images": 8,
-                "val_images": 2,
-                "test_images": 2,
-                "image_size": 64,
-                "batch_size": 2,
-            },
-        },
+        "data": shapes_data("shapes_segmentation", root / "shapes"),
         "trainer": trainer_args(**trainer),
         "output_dir": str(root / "runs"),
     }

@@ -40,12 +40,18 @@ def tiny_shapes(module_class, folder):
 
 def fast_dev_trainer(root):
     """A Lightning trainer of one batch per stage, quiet, writing under ``root``."""
+    return quiet_trainer(root, fast_dev_run=True)
+
+
+def quiet_trainer(root, **settings):
+    """A Lightning trainer without logger, progress bar or model summary, writing under
+    ``root``, with ``settings``."""
     import lightning.pytorch as pl
 
     return pl.Trainer(
-        fast_dev_run=True,
         default_root_dir=root,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        **settings,
     )

@@ -156,19 +156,19 @@ def test_training_batches_lose_their_crowds_before_the_transfer(shapes, tmp_path
         [target([[4, 4, 30, 30], [10, 10, 50, 50]], [0, 1], [False, True], 1)],
     )
     seen = {"fit": [], "validate": []}
-    real_forward, real_collect = task.model.forward, task._collect
+    real_forward, real_evaluation_step = task.model.forward, task.evaluation_step
 
     def forward(images, targets=None):
         if targets is not None:
             seen["fit"].append(targets)
         return real_forward(images, targets)
 
-    def collect(batch, **kwargs):
+    def evaluation_step(batch):
         seen["validate"].append(batch.targets)
-        return real_collect(batch, **kwargs)
+        return real_evaluation_step(batch)
 
     monkeypatch.setattr(task.model, "forward", forward)
-    monkeypatch.setattr(task, "_collect", collect)
+    monkeypatch.setattr(task, "evaluation_step", evaluation_step)
     loader = torch.utils.data.DataLoader([crowded], batch_size=None)
     trainer = one_step_trainer(tmp_path, num_sanity_val_steps=0)
     trainer.fit(task, loader, loader)

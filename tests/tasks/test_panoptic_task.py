@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
-import lightning.pytorch as pl
 import pytest
 import torch
 
+from tests.tasks.conftest import quiet_trainer
+from visionflow.batches import PanopticBatch, PanopticTarget
 from visionflow.errors import SpecError
 from visionflow.tasks.panoptic import PanopticSegmentationTask
 
@@ -18,13 +19,11 @@ def test_a_tiny_fit_reports_panoptic_quality(shapes_panoptic, tmp_path):
     task = PanopticSegmentationTask(
         **shapes_panoptic.info.task_kwargs(), stuff_area=16, score_threshold=0.0
     )
-    trainer = pl.Trainer(
-        max_epochs=1,
+    trainer = quiet_trainer(
+        tmp_path,
         accelerator="cpu",
-        logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        max_epochs=1,
         num_sanity_val_steps=0,
     )
     trainer.fit(task, shapes_panoptic)
@@ -44,3 +43,22 @@ def test_a_tiny_fit_reports_panoptic_quality(shapes_panoptic, tmp_path):
 def test_needs_a_thing_and_a_stuff_class():
     with pytest.raises(SpecError, match="thing_classes: one flag per class"):
         PanopticSegmentationTask(num_classes=2, thing_classes=[True, True], image_size=[64, 64])
+
+
+def test_training_targets_are_the_visible_things_picked_on_the_host():
+    """Label 0 and 2 are things (R-CNN classes 1 and 2), label 1 stuff; segment 3 (a thing) was
+    cropped away, so it trains nothing."""
+    task = PanopticSegmentationTask(
+        num_classes=3, thing_classes=[True, False, True], image_size=[8, 8]
+    )
+    segments = torch.zeros(8, 8, dtype=torch.int64)
+    segments[:4] = 1
+    segments[5:7, 2:5] = 2
+    target = PanopticTarget(segments, torch.tensor([1, 2, 0]), image_id=1)
+    batch = task.with_things(PanopticBatch(torch.zeros(1, 3, 8, 8), [target]))
+    (things,) = batch.things
+    assert things["ids"].tolist() == [2] and things["labels"].tolist() == [2]
+    assert things["boxes"].tolist() == [[2.0, 5.0, 5.0, 7.0]]  # XYXY over the pixels' edges
+    rcnn = task._rcnn_target(target, things)
+    assert torch.equal(rcnn["masks"], (segments == 2)[None].to(torch.uint8))
+    assert torch.equal(rcnn["boxes"], things["boxes"])

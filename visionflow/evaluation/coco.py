@@ -19,6 +19,7 @@ import math
 import re
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from visionflow.errors import DataError
+from visionflow.errors import DataError, SpecError
 from visionflow.evaluation.coco_input import (
     CategoryTable,
     GroundTruth,
@@ -139,15 +140,26 @@ def evaluate_coco(
     dt: list | str | Path,
     iou_type: str = "bbox",
     protocol: str = "coco",
+    keypoint_sigmas: Sequence[float] | None = None,
 ) -> CocoResult:
     """Evaluate results ``dt`` (a list of result dicts or a JSON path) against ``gt`` (a dataset
     dict, a JSON path, or a loaded ``GroundTruth``), as pycocotools' ``COCOeval`` (or lvis-api's
-    ``LVISEval`` for ``protocol="lvis"``) would with default parameters.
+    ``LVISEval`` for ``protocol="lvis"``) would with default parameters, or for keypoints other
+    than COCO's 17 with ``keypoint_sigmas`` [K] as its ``params.kpt_oks_sigmas``.
 
-    Bad input raises ``visionflow.errors.DataError`` naming the file and the record."""
+    Bad input raises ``visionflow.errors.DataError`` naming the file and the record; bad sigmas
+    a ``SpecError`` naming ``keypoint_sigmas``."""
     started = time.perf_counter()
     check_protocol(protocol)
-    ground_truth = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt, iou_type, protocol)
+    if isinstance(gt, GroundTruth) and keypoint_sigmas is not None:
+        raise SpecError(
+            "keypoint_sigmas: give them to load_ground_truth with the ground truth they describe"
+        )
+    ground_truth = (
+        gt
+        if isinstance(gt, GroundTruth)
+        else load_ground_truth(gt, iou_type, protocol, keypoint_sigmas)
+    )
     if ground_truth.iou_type != iou_type:
         raise DataError(
             f"the ground truth was loaded for {ground_truth.iou_type!r}, not {iou_type!r}"
@@ -156,10 +168,10 @@ def evaluate_coco(
     # the results go straight to the engine: hotcoco keeps its own copy, and ours, dropped when
     # engine_inputs returns, would otherwise stay alive through the evaluation (the peak memory)
     coco_gt, coco_dt = engine_inputs(ground_truth, load_results(dt, ground_truth), protocol)
-    categories = ground_truth.category_table()
+    categories, sigmas = ground_truth.category_table(), ground_truth.keypoint_sigmas
     del ground_truth  # likewise the ground truth, when it was read here
     timing = {"load_gt_s": loaded_gt - started, "load_dt_s": time.perf_counter() - loaded_gt}
-    return evaluated(categories, coco_gt, coco_dt, protocol, timing)
+    return evaluated(categories, coco_gt, coco_dt, protocol, timing, sigmas)
 
 
 def check_protocol(protocol: str) -> None:
@@ -177,20 +189,37 @@ def score(
 ) -> CocoResult:
     """Checked ground truth and results through hotcoco's ``COCOeval``."""
     return evaluated(
-        gt.category_table(), *engine_inputs(gt, results, protocol), protocol, dict(timing or {})
+        gt.category_table(),
+        *engine_inputs(gt, results, protocol),
+        protocol,
+        dict(timing or {}),
+        gt.keypoint_sigmas,
     )
 
 
 def evaluated(
-    categories: CategoryTable, coco_gt: Any, coco_dt: Any, protocol: str, timing: dict[str, float]
+    categories: CategoryTable,
+    coco_gt: Any,
+    coco_dt: Any,
+    protocol: str,
+    timing: dict[str, float],
+    keypoint_sigmas: tuple[float, ...] | None = None,
 ) -> CocoResult:
-    """hotcoco's ``COCOeval`` of its ground truth and results ``COCO``s, evaluated and accumulated."""
+    """hotcoco's ``COCOeval`` of its ground truth and results ``COCO``s, evaluated and accumulated;
+    custom ``keypoint_sigmas`` (checked) replace COCO's. They redefine OKS, as hotcoco warns once
+    per evaluation; the warning is dropped here, since whoever gave them chose them."""
     import hotcoco
 
     started = time.perf_counter()
     engine = hotcoco.COCOeval(coco_gt, coco_dt, categories.iou_type, lvis_style=protocol == "lvis")
-    engine.evaluate()
-    engine.accumulate()
+    if keypoint_sigmas is not None:
+        params = engine.params
+        params.kpt_oks_sigmas = list(keypoint_sigmas)
+        engine.params = params
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="hotcoco: kpt_oks_sigmas differ")
+        engine.evaluate()
+        engine.accumulate()
     return result_of(
         engine, categories, protocol, {**timing, "evaluate_s": time.perf_counter() - started}
     )

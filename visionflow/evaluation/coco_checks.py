@@ -11,12 +11,13 @@ that is not 4 numbers) walk the records, and only those.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from visionflow.errors import DataError
+from visionflow.errors import DataError, SpecError
 from visionflow.evaluation.coco_io import (
     ID_HINT,
     id_range_problem,
@@ -25,7 +26,16 @@ from visionflow.evaluation.coco_io import (
     short,
 )
 
-NUM_KEYPOINTS = 17
+#: pycocotools' OKS sigmas of COCO's 17 person keypoints
+COCO_SIGMAS = (
+    *(0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072),
+    *(0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089),
+)
+NUM_KEYPOINTS = len(COCO_SIGMAS)
+SIGMAS_HINT = (
+    "give one sigma per keypoint, e.g. 0.05 each (OKS: how far a point may stray relative to "
+    "the object's size)"
+)
 MASK_HINT = (
     "a 'segmentation' is polygons [[x1, y1, x2, y2, ...], ...] or RLE "
     "{size: [height, width], counts: ...} of its image's size"
@@ -174,14 +184,34 @@ class ColumnChecks:
                 MASK_HINT,
             )
 
-    def check_keypoints(self, keypoints: Sequence[Any], counts: Sequence[Any] | None) -> None:
-        """17 finite (x, y, v) triples per record; ``counts`` (GT): each ``num_keypoints`` present."""
-        length = 3 * NUM_KEYPOINTS
+    def check_keypoints(
+        self, keypoints: Sequence[Any], counts: Sequence[Any] | None, number: int = NUM_KEYPOINTS
+    ) -> None:
+        """``number`` finite (x, y, v) triples per record (COCO's 17, or one per custom OKS sigma);
+        ``counts`` (GT): each ``num_keypoints`` present."""
+        length = 3 * number
         for index, points in enumerate(keypoints):
             if points is None or len(points) != length or not all(map(np.isfinite, points)):
+                origin = "" if number == NUM_KEYPOINTS else f", one per keypoint_sigmas ({number})"
                 raise self.fail(
                     index,
-                    f"'keypoints' must be {length} finite numbers [x1, y1, v1, ..., x17, y17, v17]",
+                    f"'keypoints' must be {length} finite numbers "
+                    f"[x1, y1, v1, ..., x{number}, y{number}, v{number}]{origin}",
                 )
             if counts is not None and counts[index] is None:
                 raise self.fail(index, "missing field 'num_keypoints'")
+
+
+def checked_sigmas(sigmas: Sequence[float]) -> tuple[float, ...]:
+    """The OKS ``sigmas`` [K] as floats: one finite positive number per keypoint, else a
+    SpecError naming ``keypoint_sigmas``."""
+    try:
+        values = tuple(float(sigma) for sigma in sigmas)
+    except (TypeError, ValueError):
+        values = ()
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise SpecError(
+            f"keypoint_sigmas: need finite positive numbers, one per keypoint, got {sigmas!r}",
+            hint=SIGMAS_HINT,
+        )
+    return values

@@ -15,6 +15,7 @@ boxes, boxes wholly outside their image, masks whose size is not their image's. 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
@@ -25,7 +26,7 @@ import msgspec
 import numpy as np
 
 from visionflow.errors import DataError
-from visionflow.evaluation.coco_checks import NUM_KEYPOINTS, ColumnChecks
+from visionflow.evaluation.coco_checks import NUM_KEYPOINTS, ColumnChecks, checked_sigmas
 from visionflow.evaluation.coco_io import (
     Records,
     contents_of,
@@ -126,7 +127,8 @@ class CategoryTable:
 class GroundTruth:
     """A checked ground truth: images and categories as their dicts, ``image_ids`` [I] and
     ``category_ids`` [K] sorted, ``image_hw`` [I, 2] (-1 where unknown), the annotations as
-    columns, and as records for segm and keypoints (the engine reads masks and keypoints there)."""
+    columns, and as records for segm and keypoints (the engine reads masks and keypoints there);
+    ``keypoint_sigmas`` [K]: custom OKS sigmas, one per keypoint (None: COCO's 17)."""
 
     source: str
     iou_type: str
@@ -137,6 +139,12 @@ class GroundTruth:
     category_ids: np.ndarray
     annotations: AnnotationColumns
     records: list[Annotation] | None
+    keypoint_sigmas: tuple[float, ...] | None = None
+
+    @property
+    def num_keypoints(self) -> int:
+        """Keypoints per object: one per custom sigma, else COCO's 17."""
+        return NUM_KEYPOINTS if self.keypoint_sigmas is None else len(self.keypoint_sigmas)
 
     def category_table(self) -> CategoryTable:
         names = {int(c["id"]): str(c.get("name", c["id"])) for c in self.categories}
@@ -145,9 +153,17 @@ class GroundTruth:
         )
 
 
-def load_ground_truth(gt: dict | str | Path, iou_type: str, protocol: str = "coco") -> GroundTruth:
-    """Ground truth from a COCO (or, ``protocol="lvis"``, LVIS) dataset dict or JSON file path."""
+def load_ground_truth(
+    gt: dict | str | Path,
+    iou_type: str,
+    protocol: str = "coco",
+    keypoint_sigmas: Sequence[float] | None = None,
+) -> GroundTruth:
+    """Ground truth from a COCO (or, ``protocol="lvis"``, LVIS) dataset dict or JSON file path;
+    ``keypoint_sigmas`` [K]: OKS sigmas of keypoints other than COCO's 17 (SpecError unless each
+    is finite and positive), and then every annotation's keypoints must be K triples."""
     check_iou_type(iou_type)
+    sigmas = None if keypoint_sigmas is None else checked_sigmas(keypoint_sigmas)
     source = "<ground truth>" if isinstance(gt, dict) else str(gt)
     with gc_paused():
         data = contents_of(gt, "ground truth")
@@ -159,7 +175,7 @@ def load_ground_truth(gt: dict | str | Path, iou_type: str, protocol: str = "coc
         if decoded is None:
             decoded = decode_or_fail(data, _GroundTruthFile[Annotation], source, GT_HINT)
         del data
-        return _checked_ground_truth(decoded, source, iou_type, protocol)
+        return _checked_ground_truth(decoded, source, iou_type, protocol, sigmas)
 
 
 def check_iou_type(iou_type: str) -> None:
@@ -184,7 +200,11 @@ def _box_column(records: list[Any], checks: ColumnChecks) -> np.ndarray:
 
 
 def _checked_ground_truth(
-    decoded: _GroundTruthFile, source: str, iou_type: str, protocol: str
+    decoded: _GroundTruthFile,
+    source: str,
+    iou_type: str,
+    protocol: str,
+    keypoint_sigmas: tuple[float, ...] | None,
 ) -> GroundTruth:
     anns = decoded.annotations
     ids, image_ids = (
@@ -223,7 +243,11 @@ def _checked_ground_truth(
     if iou_type == "segm":
         checks.check_masks([a.segmentation for a in anns], hw)
     if iou_type == "keypoints":
-        checks.check_keypoints([a.keypoints for a in anns], [a.num_keypoints for a in anns])
+        checks.check_keypoints(
+            [a.keypoints for a in anns],
+            [a.num_keypoints for a in anns],
+            NUM_KEYPOINTS if keypoint_sigmas is None else len(keypoint_sigmas),
+        )
     columns = AnnotationColumns(
         ids,
         image_ids,
@@ -244,6 +268,7 @@ def _checked_ground_truth(
         category_ids,
         columns,
         None if iou_type == "bbox" else anns,
+        keypoint_sigmas,
     )
 
 

@@ -154,7 +154,7 @@ def _checked_records(records: list[Detection], gt: GroundTruth, source: str) -> 
     if gt.iou_type == "segm":
         checks.check_masks([r.segmentation for r in records], image_hw)
     else:
-        checks.check_keypoints([r.keypoints for r in records], None)
+        checks.check_keypoints([r.keypoints for r in records], None, gt.num_keypoints)
     return Results(source, image_ids, None, records)
 
 

@@ -10,8 +10,9 @@ targets' masks as RLE, and the same statistics of the masks are added as ``mask_
 ``mask_AP50``, ...; ``details`` is then ``{iou_type: CocoResult}``. With ``"keypoints"`` (pose)
 the detections carry ``keypoints`` [N, K, 3] and the entries their targets' keypoints, scored by
 OKS with the ``keypoint_sigmas`` [K] of the data (``COCO_SIGMAS`` for COCO's 17 person keypoints):
-``kp_mAP kp_AP50 kp_AP75 kp_APm kp_APl kp_AR20``. Other sigmas redefine OKS (hotcoco warns once
-per evaluation; the warning is silenced here since the sigmas were chosen on purpose).
+``kp_mAP kp_AP50 kp_AP75 kp_APm kp_APl kp_AR20``. Bad sigmas (not K finite positive numbers) raise
+a SpecError naming ``keypoint_sigmas``; the ground truth and the detections go through the same
+checks as ``evaluate_coco``'s files, with K keypoints each.
 
 The ground truth is built from what the datamodule yields (boxes become COCO XYWH, labels become
 ``category_ids``, crowd regions are ignored as in COCO), so any detection dataset is scored the
@@ -25,11 +26,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from visionflow.batches import DetectionTarget
 from visionflow.evaluation import Evaluation
+from visionflow.evaluation.coco_checks import COCO_SIGMAS, checked_sigmas
 
 #: logged metric -> index in pycocotools' 12 bbox stats
 LOGGED_STATS = {"mAP": 0, "AP50": 1, "AP75": 2, "APs": 3, "APm": 4, "APl": 5, "AR100": 8}
@@ -37,11 +38,6 @@ LOGGED_STATS = {"mAP": 0, "AP50": 1, "AP75": 2, "APs": 3, "APm": 4, "APl": 5, "A
 KEYPOINT_STATS = {"mAP": 0, "AP50": 1, "AP75": 2, "APm": 3, "APl": 4, "AR20": 5}
 #: iou type -> prefix of its logged metrics
 METRIC_PREFIX = {"bbox": "", "segm": "mask_", "keypoints": "kp_"}
-#: pycocotools' OKS sigmas of COCO's 17 person keypoints
-COCO_SIGMAS = (
-    *(0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072),
-    *(0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089),
-)
 
 
 class DetectionEvaluator:
@@ -61,7 +57,7 @@ class DetectionEvaluator:
         self.category_ids = list(category_ids)
         self.class_names = list(class_names)
         self.iou_types = tuple(iou_types)
-        self.keypoint_sigmas = tuple(keypoint_sigmas)
+        self.keypoint_sigmas = checked_sigmas(keypoint_sigmas)
         self.reset()
 
     def reset(self) -> None:
@@ -81,18 +77,16 @@ class DetectionEvaluator:
         """``mAP AP50 AP75 APs APm APl AR100`` (those defined for the data), prefixed per iou type
         (``METRIC_PREFIX``); ``details`` the ``CocoResult`` (one iou type) or them by iou type."""
         from visionflow.evaluation.coco import evaluate_coco
+        from visionflow.evaluation.coco_input import load_ground_truth
 
         ground_truth = coco_dataset(
             list(self._entries.values()), self.category_ids, self.class_names
         )
         metrics, results = {}, {}
         for iou_type in self.iou_types:
-            if iou_type == "keypoints":
-                result = evaluate_keypoints(
-                    ground_truth, self._results(iou_type), self.keypoint_sigmas
-                )
-            else:
-                result = evaluate_coco(ground_truth, self._results(iou_type), iou_type=iou_type)
+            sigmas = self.keypoint_sigmas if iou_type == "keypoints" else None
+            checked = load_ground_truth(ground_truth, iou_type, keypoint_sigmas=sigmas)
+            result = evaluate_coco(checked, self._results(iou_type), iou_type=iou_type)
             logged = KEYPOINT_STATS if iou_type == "keypoints" else LOGGED_STATS
             metrics.update(
                 {
@@ -127,36 +121,6 @@ class DetectionEvaluator:
             f"image {image_id}",
             len(self.keypoint_sigmas),
         )
-
-
-def evaluate_keypoints(
-    ground_truth: dict[str, Any], results: list[dict[str, Any]], sigmas: Sequence[float]
-) -> Any:
-    """The ``CocoResult`` of keypoint ``results`` by OKS with ``sigmas`` [K]: hotcoco's COCOeval
-    with ``kpt_oks_sigmas`` set (the checked loaders of ``evaluate_coco`` know COCO's 17 alone;
-    the inputs here are built by this module from checked targets)."""
-    import warnings
-
-    import hotcoco
-
-    from visionflow.evaluation.coco import result_of
-    from visionflow.evaluation.coco_input import CategoryTable
-
-    coco_gt = hotcoco.COCO(ground_truth)
-    engine = hotcoco.COCOeval(coco_gt, coco_gt.load_res(results), "keypoints")
-    params = engine.params
-    params.kpt_oks_sigmas = list(sigmas)
-    engine.params = params
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="hotcoco: kpt_oks_sigmas differ")
-        engine.evaluate()
-        engine.accumulate()
-    categories = CategoryTable(
-        "keypoints",
-        np.asarray([c["id"] for c in ground_truth["categories"]], dtype=np.int64),
-        tuple(c["name"] for c in ground_truth["categories"]),
-    )
-    return result_of(engine, categories, "coco", {})
 
 
 def ground_truth_entry(
