@@ -34,7 +34,11 @@ from visionflow.datamodules.pointcloud_data import (
     TensorBatches,
 )
 from visionflow.datamodules.splits import SPLITS
-from visionflow.datamodules.view_batches import view_points_batch, view_voxels_batch
+from visionflow.datamodules.view_batches import (
+    refuse_view_transforms,
+    view_points_batch,
+    view_voxels_batch,
+)
 from visionflow.errors import DataError, SpecError
 
 
@@ -154,11 +158,7 @@ class ViewOutput(MeshCollectionDataModule):
     default_transforms = NO_TRANSFORMS
 
     def setup(self, stage: str | None = None) -> None:
-        if any(pipeline.ops for pipeline in self.pipelines.values()):
-            raise SpecError(
-                "transforms: the 3D targets of views are not augmented (the view fixes the pose)",
-                hint="leave transforms unset for the view datamodules",
-            )
+        refuse_view_transforms(self.pipelines)
         super().setup(stage)
 
 

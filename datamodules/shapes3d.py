@@ -40,6 +40,7 @@ from visionflow.datamodules.shapes3d_render import (
     render,
     rotation_matrix,
 )
+from visionflow.datamodules.view_batches import refuse_view_transforms, view_points_batch
 from visionflow.errors import SpecError
 from visionflow.ops import sample_points_from_mesh
 from visionflow.registry import DATAMODULES
@@ -48,7 +49,6 @@ from visionflow.rundir import atomic_write_bytes, atomic_write_json
 GENERATOR = "visionflow.shapes3d/2"
 SPLITS = ("train", "val", "test")
 ELEVATION = (0.3, 0.7)  # radians the camera looks down on the object
-IMAGE_MEAN, IMAGE_STD = 0.5, 0.25
 
 
 def make_shapes3d_dataset(
@@ -230,12 +230,6 @@ class Shapes3DDataModule(PointCloudDataModule):
         raise NotImplementedError
 
 
-def normalized_images(fields: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The views ``[B, 3, S, S]`` float32, normalized, from the split's uint8 ``[B, S, S, 3]``."""
-    images = fields["images"].permute(0, 3, 1, 2).float() / 255
-    return (images - IMAGE_MEAN) / IMAGE_STD
-
-
 @DATAMODULES.register("shapes3d_points", batch=PointCloudBatch)
 class Shapes3DPointsDataModule(Shapes3DDataModule):
     """Shapes3D surface samples ``[B, P, 3]`` labelled by primitive (point-cloud classification)."""
@@ -248,8 +242,8 @@ class Shapes3DPointsDataModule(Shapes3DDataModule):
 
 @DATAMODULES.register("shapes3d_views", batch=ImageToPointCloudBatch)
 class Shapes3DViewsDataModule(Shapes3DDataModule):
-    """Shapes3D rendered views ``[B, 3, S, S]`` with the surface samples they show ``[B, P, 3]``
-    (camera frame, not augmented: the image fixes the pose)."""
+    """Shapes3D rendered views ``[B, 3, S, S]`` with the surface samples and their normals
+    ``[B, P, 3]`` they show (camera frame, not augmented: the image fixes the pose)."""
 
     default_transforms = NO_TRANSFORMS
 
@@ -257,9 +251,9 @@ class Shapes3DViewsDataModule(Shapes3DDataModule):
     def provided_image_size(self) -> tuple[int, int]:
         return (self.image_size, self.image_size)
 
+    def derived_fields(self, folder: Path) -> dict[str, torch.Tensor]:
+        refuse_view_transforms(self.pipelines)
+        return {}
+
     def make_batch(self, fields, transform, generator) -> ImageToPointCloudBatch:
-        return ImageToPointCloudBatch(
-            images=normalized_images(fields),
-            points=transform(fields["points"], generator),
-            labels=fields["labels"],
-        )
+        return view_points_batch(fields)

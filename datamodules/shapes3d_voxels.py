@@ -29,12 +29,9 @@ from visionflow.batches import (
     VoxelDatasetInfo,
 )
 from visionflow.datamodules.pointcloud_data import NO_TRANSFORMS
-from visionflow.datamodules.shapes3d import (
-    Shapes3DDataModule,
-    normalized_images,
-    read_split,
-)
+from visionflow.datamodules.shapes3d import Shapes3DDataModule, read_split
 from visionflow.datamodules.shapes3d_render import PRIMITIVES
+from visionflow.datamodules.view_batches import normalized_images, view_voxels_batch
 from visionflow.errors import DataError
 from visionflow.ops import points_inside_mesh, voxelize_mesh
 from visionflow.registry import DATAMODULES
@@ -120,11 +117,7 @@ class Shapes3DViewVoxelsDataModule(Shapes3DVoxelData):
         return (self.image_size, self.image_size)
 
     def make_batch(self, fields, transform, generator) -> ImageToVoxelBatch:
-        return ImageToVoxelBatch(
-            images=normalized_images(fields),
-            voxels=fields["voxels"].float(),
-            labels=fields["labels"],
-        )
+        return view_voxels_batch(fields)
 
 
 #: standard deviation of the offsets of near-surface query points from the surface

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from visionflow.batches import ImageToPointCloudBatch, ImageToVoxelBatch
+from visionflow.errors import SpecError
 
 IMAGE_MEAN, IMAGE_STD = 0.5, 0.25
 
@@ -34,3 +35,13 @@ def view_voxels_batch(fields: dict[str, torch.Tensor]) -> ImageToVoxelBatch:
     return ImageToVoxelBatch(
         images=normalized_images(fields), voxels=fields["voxels"].float(), labels=fields["labels"]
     )
+
+
+def refuse_view_transforms(pipelines: dict) -> None:
+    """SpecError when ``transforms`` asks to augment the 3D targets of views: a view fixes the
+    pose of what it shows (``pipelines``: phase -> ``PointCloudCompose``)."""
+    if any(pipeline.ops for pipeline in pipelines.values()):
+        raise SpecError(
+            "transforms: the 3D targets of views are not augmented (the view fixes the pose)",
+            hint="leave transforms unset for the view datamodules",
+        )
