@@ -142,16 +142,28 @@ class MeshReader:
         return self.closed[path]
 
     def warn_open_meshes(self) -> None:
-        """One warning naming how many of the meshes voxelized with ``fill`` were open (and so
-        left as surfaces)."""
-        opened = sorted(str(path) for path, closed in self.closed.items() if not closed)
-        if opened:
-            warnings.warn(
-                f"fill: {len(opened)} of {len(self.closed)} meshes are not closed (an edge borders "
-                f"an odd number of faces), so their grids hold the surface cells only, e.g. "
-                f"{opened[0]}",
-                stacklevel=2,
-            )
+        """:func:`warn_open_meshes` for the meshes voxelized with ``fill``."""
+        warn_open_meshes(
+            [path for path, closed in self.closed.items() if not closed], len(self.closed)
+        )
+
+
+def folder_of_data(path: Path, hint: str) -> Path:
+    """``path`` when it is a folder, else a DataError naming it (``hint``: what it must hold)."""
+    if not path.is_dir():
+        raise DataError(f"{path}: no such folder", hint=hint)
+    return path
+
+
+def warn_open_meshes(opened: list[Path], total: int) -> None:
+    """One warning saying how many of the ``total`` meshes voxelized with ``fill`` were open
+    (``opened``), and so hold their surface cells only."""
+    if opened:
+        warnings.warn(
+            f"fill: {len(opened)} of {total} meshes are not closed (an edge borders an odd "
+            f"number of faces), so their grids hold the surface cells only, e.g. {min(opened)}",
+            stacklevel=3,
+        )
 
 
 def grid_of_mesh(verts: np.ndarray, faces: np.ndarray, resolution: int, fill: bool) -> np.ndarray:

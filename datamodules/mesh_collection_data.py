@@ -153,9 +153,23 @@ class PointsOutput(MeshCollectionDataModule):
 
 
 class ViewOutput(MeshCollectionDataModule):
-    """Base of the image -> 3D outputs: not augmented (a view fixes the pose)."""
+    """Base of the image -> 3D outputs: views ``[B, 3, S, S]``, not augmented (a view fixes
+    the pose); ``info_field`` names the size of the 3D target that the info reports."""
 
     default_transforms = NO_TRANSFORMS
+    info_type: type[PointCloudDatasetInfo] | type[VoxelDatasetInfo]
+    info_field: str
+
+    @property
+    def info(self) -> PointCloudDatasetInfo | VoxelDatasetInfo:
+        names = self.class_names
+        return self.info_type(
+            num_classes=len(names),
+            class_names=names,
+            in_channels=3,
+            image_size=(self.image_size, self.image_size),
+            **{self.info_field: getattr(self, self.info_field)},
+        )
 
     def setup(self, stage: str | None = None) -> None:
         refuse_view_transforms(self.pipelines)
@@ -166,17 +180,7 @@ class ViewPointsOutput(ViewOutput):
     """Views ``[B, 3, S, S]`` with the surface samples ``[B, P, 3]`` and normals they show."""
 
     fields = ("images", "points", "normals")
-
-    @property
-    def info(self) -> PointCloudDatasetInfo:
-        names = self.class_names
-        return PointCloudDatasetInfo(
-            num_classes=len(names),
-            class_names=names,
-            in_channels=3,
-            num_points=self.num_points,
-            image_size=(self.image_size, self.image_size),
-        )
+    info_type, info_field = PointCloudDatasetInfo, "num_points"
 
     def make_batch(self, fields, transform, generator) -> ImageToPointCloudBatch:
         return view_points_batch(fields)
@@ -186,17 +190,7 @@ class ViewVoxelsOutput(ViewOutput):
     """Views ``[B, 3, S, S]`` with the occupancy grids ``[B, R, R, R]`` they show."""
 
     fields = ("images", "voxels")
-
-    @property
-    def info(self) -> VoxelDatasetInfo:
-        names = self.class_names
-        return VoxelDatasetInfo(
-            num_classes=len(names),
-            class_names=names,
-            in_channels=3,
-            image_size=(self.image_size, self.image_size),
-            resolution=self.resolution,
-        )
+    info_type, info_field = VoxelDatasetInfo, "resolution"
 
     def make_batch(self, fields, transform, generator) -> ImageToVoxelBatch:
         return view_voxels_batch(fields)

@@ -46,7 +46,12 @@ from typing import Any
 import numpy as np
 
 from visionflow.batches import ImageToPointCloudBatch, ImageToVoxelBatch, PointCloudBatch
-from visionflow.datamodules.mesh_collection import MeshView, group_seed, split_groups
+from visionflow.datamodules.mesh_collection import (
+    MeshView,
+    folder_of_data,
+    group_seed,
+    split_groups,
+)
 from visionflow.datamodules.mesh_collection_data import (
     MeshCollectionDataModule,
     PointsOutput,
@@ -92,12 +97,9 @@ class ShapeNetDataModule(MeshCollectionDataModule):
 
     @property
     def synset_ids(self) -> tuple[str, ...]:
-        if not self.root.is_dir():
-            raise DataError(
-                f"{self.root}: no such folder",
-                hint="root must hold one folder per synset id (ShapeNetCore's layout)",
-            )
-        found = sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name.isdigit())
+        hint = "root must hold one folder per synset id (ShapeNetCore's layout)"
+        folders = folder_of_data(self.root, hint).iterdir()
+        found = sorted(p.name for p in folders if p.is_dir() and p.name.isdigit())
         if self.synsets is not None:
             missing = sorted(set(self.synsets) - set(found))
             if missing:
