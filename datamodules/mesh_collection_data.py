@@ -31,7 +31,6 @@ from visionflow.datamodules.mesh_collection import (
 from visionflow.datamodules.pointcloud_data import (
     NO_TRANSFORMS,
     PointCloudDataModule,
-    TensorBatches,
 )
 from visionflow.datamodules.splits import SPLITS
 from visionflow.datamodules.view_batches import (
@@ -115,13 +114,7 @@ class MeshCollectionDataModule(PointCloudDataModule):
                     f"{self.source}: the {split} split has no samples ({len(views)} in all)",
                     hint="add models, or change val_fraction / test_fraction or the split file",
                 )
-            transform = self.pipeline(split)
-            self.splits[split] = TensorBatches(
-                view_fields(chosen, reader),
-                lambda fields, generator, t=transform: self.make_batch(fields, t, generator),
-                seed=self.seed,
-                rank=rank,
-            )
+            self.hold_split(split, view_fields(chosen, reader), rank)
         reader.warn_open_meshes()
 
     @property
@@ -154,11 +147,11 @@ class PointsOutput(MeshCollectionDataModule):
 
 class ViewOutput(MeshCollectionDataModule):
     """Base of the image -> 3D outputs: views ``[B, 3, S, S]``, not augmented (a view fixes
-    the pose); ``info_field`` names the size of the 3D target that the info reports."""
+    the pose); ``info_fields`` name the sizes of the 3D target that the info reports."""
 
     default_transforms = NO_TRANSFORMS
     info_type: type[PointCloudDatasetInfo] | type[VoxelDatasetInfo]
-    info_field: str
+    info_fields: tuple[str, ...]
 
     @property
     def info(self) -> PointCloudDatasetInfo | VoxelDatasetInfo:
@@ -168,7 +161,7 @@ class ViewOutput(MeshCollectionDataModule):
             class_names=names,
             in_channels=3,
             image_size=(self.image_size, self.image_size),
-            **{self.info_field: getattr(self, self.info_field)},
+            **{name: getattr(self, name) for name in self.info_fields},
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -180,7 +173,7 @@ class ViewPointsOutput(ViewOutput):
     """Views ``[B, 3, S, S]`` with the surface samples ``[B, P, 3]`` and normals they show."""
 
     fields = ("images", "points", "normals")
-    info_type, info_field = PointCloudDatasetInfo, "num_points"
+    info_type, info_fields = PointCloudDatasetInfo, ("num_points",)
 
     def make_batch(self, fields, transform, generator) -> ImageToPointCloudBatch:
         return view_points_batch(fields)
@@ -190,7 +183,7 @@ class ViewVoxelsOutput(ViewOutput):
     """Views ``[B, 3, S, S]`` with the occupancy grids ``[B, R, R, R]`` they show."""
 
     fields = ("images", "voxels")
-    info_type, info_field = VoxelDatasetInfo, "resolution"
+    info_type, info_fields = VoxelDatasetInfo, ("resolution",)
 
     def make_batch(self, fields, transform, generator) -> ImageToVoxelBatch:
         return view_voxels_batch(fields)

@@ -29,7 +29,6 @@ from visionflow.datamodules.mesh_io import read_mesh
 from visionflow.datamodules.pointcloud_data import (
     NO_TRANSFORMS,
     PointCloudDataModule,
-    TensorBatches,
 )
 from visionflow.datamodules.transforms.pointcloud import Normalize
 from visionflow.errors import DataError, SpecError
@@ -86,13 +85,7 @@ class ModelNetDataModule(PointCloudDataModule):
             "test": test,
         }
         for split, fields in splits.items():
-            transform = self.pipeline(split)
-            self.splits[split] = TensorBatches(
-                fields,
-                lambda f, generator, t=transform: self.make_batch(f, t, generator),
-                seed=self.seed,
-                rank=rank,
-            )
+            self.hold_split(split, fields, rank)
 
     def make_batch(self, fields, transform, generator) -> PointCloudBatch:
         return PointCloudBatch(

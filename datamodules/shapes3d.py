@@ -26,12 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from visionflow.batches import ImageToPointCloudBatch, PointCloudBatch, PointCloudDatasetInfo
+from visionflow.batches import (
+    DatasetInfo,
+    ImageToPointCloudBatch,
+    PointCloudBatch,
+    PointCloudDatasetInfo,
+)
 from visionflow.datamodules.mesh_io import write_mesh
 from visionflow.datamodules.pointcloud_data import (
     NO_TRANSFORMS,
     PointCloudDataModule,
-    TensorBatches,
 )
 from visionflow.datamodules.shapes import png_bytes, split_seed
 from visionflow.datamodules.shapes3d_render import (
@@ -137,6 +141,9 @@ class Shapes3DDataModule(PointCloudDataModule):
     in_channels = 3
     #: ``(H, W)`` of the images a batch holds; None when it holds none
     provided_image_size: tuple[int, int] | None = None
+    #: the info's class, and its field (an attribute of the datamodule) past DatasetInfo's
+    info_type: type[DatasetInfo] = PointCloudDatasetInfo
+    info_fields: tuple[str, ...] = ("num_points",)
 
     def __init__(
         self,
@@ -168,13 +175,13 @@ class Shapes3DDataModule(PointCloudDataModule):
         self.data_seed, self.write_files = data_seed, write_files
 
     @property
-    def info(self) -> PointCloudDatasetInfo:
-        return PointCloudDatasetInfo(
+    def info(self) -> DatasetInfo:
+        return self.info_type(
             num_classes=len(PRIMITIVES),
             class_names=PRIMITIVES,
             in_channels=self.in_channels,
-            num_points=self.num_points,
             image_size=self.provided_image_size,
+            **{name: getattr(self, name) for name in self.info_fields},
         )
 
     def wanted_info(self, split: str) -> dict[str, Any]:
@@ -214,13 +221,7 @@ class Shapes3DDataModule(PointCloudDataModule):
                 if not k.startswith("mesh_")  # ragged: the voxel datamodules derive grids
             }
             arrays.update(self.derived_fields(self.root / split))
-            transform = self.pipeline(split)
-            self.splits[split] = TensorBatches(
-                arrays,
-                lambda fields, generator, t=transform: self.make_batch(fields, t, generator),
-                seed=self.seed,
-                rank=rank,
-            )
+            self.hold_split(split, arrays, rank)
 
     def derived_fields(self, folder: Path) -> dict[str, torch.Tensor]:
         """Fields ``[N, ...]`` a subclass computes from the split in ``folder`` (none here)."""
