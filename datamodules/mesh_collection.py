@@ -90,25 +90,26 @@ class FieldSettings:
 
 
 class MeshReader:
-    """Reads each mesh file once, normalized (see the module docstring), and its surface
-    samples; counts the open meshes that ``fill`` could not fill."""
+    """Reads the mesh files normalized (see the module docstring), holding only the last one
+    (the views of a model come one after another), and keeps each mesh's surface samples;
+    counts the open meshes that ``fill`` could not fill."""
 
     def __init__(self, settings: FieldSettings):
         self.settings = settings
-        self.meshes: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
+        self.last: tuple[Path, tuple[np.ndarray, np.ndarray]] | None = None
         self.samples: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
         self.closed: dict[Path, bool] = {}
 
     def mesh(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         """``(verts float32 [V, 3], faces int64 [F, 3])`` in the unit ball."""
-        if path not in self.meshes:
+        if self.last is None or self.last[0] != path:
             verts, faces = read_mesh(path)
             verts = verts - (verts.max(0) + verts.min(0)) / 2
             radius = float(np.linalg.norm(verts, axis=1).max())
             if radius == 0:
                 raise DataError(f"{path}: every vertex is at one point")
-            self.meshes[path] = (verts / radius).astype(np.float32), faces
-        return self.meshes[path]
+            self.last = (path, ((verts / radius).astype(np.float32), faces))
+        return self.last[1]
 
     def surface(self, path: Path, group: str) -> tuple[np.ndarray, np.ndarray]:
         """``(points [P, 3], normals [P, 3])`` sampled on the normalized mesh."""

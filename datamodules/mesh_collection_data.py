@@ -109,6 +109,7 @@ class MeshCollectionDataModule(PointCloudDataModule):
         )
         for split in SPLITS:
             chosen = [view for view in views if split_of.get(view.group) == split]
+            chosen.sort(key=lambda view: view.group)  # a model's views together, in order
             if not chosen:
                 raise DataError(
                     f"{self.source}: the {split} split has no samples ({len(views)} in all)",

@@ -49,7 +49,7 @@ from visionflow.tasks.voxels import ImageReconstructionTask, write_meshes
 @TASKS.register("image_to_mesh", batch=ImageToPointCloudBatch)
 class ImageToMeshTask(ImageReconstructionTask):
     """Predict a mesh ``(verts [B, V, 3], faces [F, 3])`` of the object an image shows (see
-    the module docstring); the weights are those of the regularizers in the loss."""
+    the module docstring); the weights are those of the terms of the loss."""
 
     def __init__(
         self,

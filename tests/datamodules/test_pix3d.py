@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.datamodules.test_shapenet import CUBE, TETRAHEDRON
 from visionflow.batches import ImageToPointCloudBatch, ImageToVoxelBatch
-from visionflow.datamodules import Pix3DViewsDataModule, Pix3DViewVoxelsDataModule
+from visionflow.datamodules import Pix3DViewsDataModule, Pix3DViewVoxelsDataModule, mesh_collection
 from visionflow.errors import DataError
 
 #: a quarter turn about z: x -> y
@@ -134,3 +134,16 @@ def test_a_mask_of_another_size_is_refused(tmp_path):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "mask/bed/0000.png")
     with pytest.raises(DataError, match="0000.png: mask of 8x8 pixels for an image of 40x50"):
         Pix3DViewsDataModule(root=str(root), **small()).setup("fit")
+
+
+def test_each_mesh_is_read_once_however_the_entries_are_ordered(tmp_path, monkeypatch):
+    root = write_pix3d(tmp_path, photos=3)
+    entries = json.loads((root / "pix3d.json").read_text())
+    (root / "pix3d.json").write_text(json.dumps(entries[::2] + entries[1::2]))  # interleaved
+    reads = []
+    original = mesh_collection.read_mesh
+    monkeypatch.setattr(
+        mesh_collection, "read_mesh", lambda path: reads.append(path) or original(path)
+    )
+    Pix3DViewVoxelsDataModule(root=str(root), resolution=8, **small()).setup("fit")
+    assert len(reads) == len(set(reads)) == 6
