@@ -16,8 +16,10 @@ Read: ``img``, ``mask``, ``model``, ``category``, ``bbox`` and ``rot_mat`` (requ
 without one raises a DataError naming the entry and the key); the other keys are ignored (the
 crop centres the object, so ``trans_mat`` and ``focal_length`` are not needed). Each sample is
 the image masked (background black), cropped to its ``bbox`` made square, resized to
-``image_size``, with its mesh turned by ``rot_mat`` into the camera's orientation and
-normalized into the unit ball (:mod:`~visionflow.datamodules.mesh_collection`). Classes are the
+``image_size``, with its mesh turned by ``rot_mat`` into Pix3D's camera frame, then by a half
+turn about y into the project's view frame (x right, y up as in the image, z toward the
+viewer; :data:`PIX3D_TO_VIEW`), and normalized into the unit ball
+(:mod:`~visionflow.datamodules.mesh_collection`); the perspective is not modelled. Classes are the
 categories (``categories`` picks some). Pix3D ships no split: the models are split by seed,
 stratified by category (``val_fraction``, ``test_fraction``), so a model's photos never straddle
 two splits.
@@ -45,6 +47,10 @@ from visionflow.errors import DataError
 from visionflow.registry import DATAMODULES
 
 REQUIRED_KEYS = ("img", "mask", "model", "category", "bbox", "rot_mat")
+#: Pix3D's camera frame (x to the image's left, y up, z away from the camera: Mesh R-CNN
+#: projects ``col = w - 1 - (f x / z + px)``, ``row = h - 1 - (f y / z + py)``) -> the view
+#: frame of the project (x right, y up, z toward the viewer): a half turn about y
+PIX3D_TO_VIEW = np.diag([-1.0, 1.0, -1.0])
 
 
 class Pix3DDataModule(MeshCollectionDataModule):
@@ -87,7 +93,7 @@ class Pix3DDataModule(MeshCollectionDataModule):
                 mesh=self.root / entry["model"],
                 label=label_of[entry["category"]],
                 group=entry["model"],
-                rotation=np.asarray(entry["rot_mat"], dtype=np.float64),
+                rotation=PIX3D_TO_VIEW @ np.asarray(entry["rot_mat"], dtype=np.float64),
                 image=self.root / entry["img"],
                 mask=self.root / entry["mask"],
                 box=tuple(entry["bbox"]),

@@ -23,9 +23,10 @@ by seed, stratified by class (``val_fraction``, ``test_fraction``); every view o
 in its model's split. ``models_per_class`` keeps the first models of each class (sorted ids).
 
 Views: with ``renderings``, the first ``views_per_model`` views of each model; the 3D targets
-are turned into the view's frame by its azimuth about y then its elevation about x
-(:func:`~visionflow.datamodules.shapes3d_render.rotation_matrix`, the Shapes3D convention; the
-renderer's perspective is not modelled). Without ``renderings``, ``views_per_model`` views per
+are turned into the view's frame (x right, y up, z toward the camera) for a camera at
+``(cos el cos az, sin el, cos el sin az)`` looking at the origin with y up (Pixel2Mesh's reading
+of the metadata; :func:`renderings_rotation`); the renderer's perspective is not modelled.
+Without ``renderings``, ``views_per_model`` views per
 model are rendered here (orthographic silhouette + shading, grey on black; seeded azimuth in
 [0, 2 pi), elevation in [0.3, 0.7] rad). Meshes are normalized into the unit ball
 (:mod:`~visionflow.datamodules.mesh_collection`).
@@ -142,11 +143,18 @@ class ShapeNetDataModule(MeshCollectionDataModule):
             ]
             return [MeshView(mesh, label, group, rotation_matrix(*a)) for a in angles]
         return [
-            MeshView(mesh, label, group, rotation_matrix(math.radians(az), math.radians(el)), image)
+            MeshView(mesh, label, group, renderings_rotation(az, el), image)
             for image, (az, el) in read_renderings(self.renderings / group / "rendering")[
                 : self.views_per_model
             ]
         ]
+
+
+def renderings_rotation(azimuth: float, elevation: float) -> np.ndarray:
+    """``[3, 3]``: ShapeNet's frame -> the frame of a camera at azimuth and elevation (degrees)
+    as the module docstring says: :func:`rotation_matrix` turns the camera's direction to +z
+    when its azimuth is ``az - 90`` degrees."""
+    return rotation_matrix(math.radians(azimuth - 90), math.radians(elevation))
 
 
 def mesh_file(folder: Path) -> Path:

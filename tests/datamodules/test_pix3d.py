@@ -69,9 +69,12 @@ def test_photos_are_masked_cropped_and_paired_with_their_turned_meshes(tmp_path)
     image = fields["images"][0].numpy()  # the 20 x 20 square about the bbox, 1:1
     assert (image[5:15, :10] == 255).all() and (image[5:15, 10:15] == 90).all()
     assert (image[5:15, 15:] == 0).all() and (image[:5] == 0).all()  # masked out
-    # photos 0 and 1 of a model: identity, then x -> y
-    torch.testing.assert_close(fields["points"][1][:, 1], fields["points"][0][:, 0])
-    torch.testing.assert_close(fields["normals"][1][:, 1], fields["normals"][0][:, 0])
+    # photos 0 and 1 of a model: rot_mat identity, then x -> y; then Pix3D's camera frame
+    # (x left, z away) turned into the view frame: (x, y, z) -> (-x, y, -z)
+    first, second = fields["points"][0], fields["points"][1]
+    torch.testing.assert_close(second[:, 1], -first[:, 0])
+    torch.testing.assert_close(second[:, 2], first[:, 2])
+    torch.testing.assert_close(fields["normals"][1][:, 1], -fields["normals"][0][:, 0])
     batch = next(iter(datamodule.train_dataloader()))
     assert isinstance(batch, ImageToPointCloudBatch) and batch.images.shape == (4, 3, 20, 20)
 

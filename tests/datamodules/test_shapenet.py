@@ -127,8 +127,13 @@ def test_renderings_give_the_views_and_their_angles(tmp_path):
     fields = datamodule.splits["train"].fields
     first, second = fields["images"][0], fields["images"][1]
     assert first[8, 8].tolist() == [200, 200, 200] and first[0, 0].tolist() == [0, 0, 0]
-    # view 1 is turned 90 degrees about y: x of view 0 is -z of view 1 (rotation_matrix)
-    torch.testing.assert_close(fields["points"][1][:, 0], fields["points"][0][:, 2])
+    # view 1 (azimuth 90): the camera on +z, the view frame is ShapeNet's own
+    points = ShapeNetPointsDataModule(root=str(shapenet), **small())
+    points.setup("fit")
+    torch.testing.assert_close(fields["points"][1], points.splits["train"].fields["points"][0])
+    # view 0 (azimuth 0): the camera on +x, so +x comes toward the viewer (+z)
+    torch.testing.assert_close(fields["points"][0][:, 2], fields["points"][1][:, 0])
+    torch.testing.assert_close(fields["points"][0][:, 0], -fields["points"][1][:, 2])
     assert torch.equal(first, second)
 
 
