@@ -182,6 +182,17 @@ def test_bad_layouts_and_arguments(tmp_path):
         _ = ShapeNetPointsDataModule(root=str(root), synsets=["01234567"]).info
     with pytest.raises(DataError, match="rendering_metadata.txt: no such file"):
         ShapeNetViewsDataModule(root=str(root), renderings=str(tmp_path / "none")).setup("fit")
+    renderings = write_renderings(tmp_path / "rendering", root)
+    metadata = next(renderings.glob("*/*/rendering/rendering_metadata.txt"))
+    metadata.write_text("0 0 0 0.8 25\n")
+    with pytest.raises(DataError, match="rendering_metadata.txt: 1 view lines for 2 view images"):
+        ShapeNetViewsDataModule(root=str(root), renderings=str(renderings)).setup("fit")
+    (tmp_path / "split.csv").write_text("synsetId,modelId\n2691156,model00\n")
+    with pytest.raises(DataError, match="split.csv: .*without the column \\['split'\\]"):
+        ShapeNetPointsDataModule(root=str(root), split_file=str(tmp_path / "split.csv")).setup()
+    (root / "taxonomy.json").write_text('{"synsetId": 1}')
+    with pytest.raises(DataError, match="taxonomy.json: not a ShapeNet taxonomy"):
+        _ = ShapeNetPointsDataModule(root=str(root)).info
     with pytest.raises(SpecError, match="views_per_model"):
         ShapeNetViewsDataModule(root=str(root), views_per_model=0)
     with pytest.raises(SpecError, match="val_fraction \\+ test_fraction"):
