@@ -186,10 +186,10 @@ def read_split_file(path: Path) -> dict[str, str]:
             rows = list(csv.DictReader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DataError(f"{path}: unreadable split file ({error})") from None
-    missing = [c for c in SPLIT_COLUMNS if rows and c not in rows[0]]
-    if not rows or missing:
+    missing = [column for column in SPLIT_COLUMNS if not rows or column not in rows[0]]
+    if missing:
         raise DataError(
-            f"{path}: split file without rows or without the column {missing[:1] or SPLIT_COLUMNS}",
+            f"{path}: no rows, or no column {missing[0]!r}",
             hint="the header must name synsetId, modelId and split (ShapeNet's all.csv)",
         )
     split_of = {}

@@ -188,7 +188,7 @@ def test_bad_layouts_and_arguments(tmp_path):
     with pytest.raises(DataError, match="rendering_metadata.txt: 1 view lines for 2 view images"):
         ShapeNetViewsDataModule(root=str(root), renderings=str(renderings)).setup("fit")
     (tmp_path / "split.csv").write_text("synsetId,modelId\n2691156,model00\n")
-    with pytest.raises(DataError, match="split.csv: .*without the column \\['split'\\]"):
+    with pytest.raises(DataError, match="split.csv: no rows, or no column 'split'"):
         ShapeNetPointsDataModule(root=str(root), split_file=str(tmp_path / "split.csv")).setup()
     (root / "taxonomy.json").write_text('{"synsetId": 1}')
     with pytest.raises(DataError, match="taxonomy.json: not a ShapeNet taxonomy"):
