@@ -201,10 +201,8 @@ def test_bad_layouts_and_arguments(tmp_path):
         ShapeNetViewsDataModule(root=str(root), transforms={"train": "pointcloud_train"}).setup()
 
 
-def test_real_meshes_as_a_shapenet_layout(tmp_path):
-    shared = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "meshes"
-    if not shared.is_dir():
-        pytest.skip(f"{shared} is absent (the shared real test data)")
+def test_real_meshes_as_a_shapenet_layout(tmp_path, shared_data):
+    shared = shared_data / "meshes"
     for index, name in enumerate(("suzanne.obj", "teapot.obj", "pytorch3d_cow/cow.obj")):
         for synset in SYNSETS:
             path = tmp_path / synset / f"m{index}" / "models" / "model_normalized.obj"

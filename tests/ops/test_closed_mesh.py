@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 import torch
 
 from visionflow.datamodules.mesh_io import read_mesh
@@ -31,10 +28,8 @@ def test_a_hole_opens_three_edges_and_welding_closes_split_vertices():
     assert open_edge_count(split, torch.arange(len(split)).view(-1, 3)) == 0
 
 
-def test_real_meshes():
-    shared = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "meshes"
-    if not shared.is_dir():
-        pytest.skip(f"{shared} is absent (the shared real test data)")
+def test_real_meshes(shared_data):
+    shared = shared_data / "meshes"
     counts = {
         name: open_edge_count(*(torch.from_numpy(a) for a in read_mesh(shared / name)))
         for name in ("cheburashka.off", "suzanne.obj", "teapot.obj")
