@@ -34,6 +34,11 @@ modelnet_voxels     ModelNetVoxelsDataModule   ModelNet10/40 OFF meshes as surfa
 shapes3d_voxels     Shapes3DVoxelsDataModule   Shapes3D primitives as solid voxel grids
 shapes3d_view_voxels  Shapes3DViewVoxelsDataModule  rendered views + their voxel grids
 shapes3d_occupancy  Shapes3DOccupancyDataModule  rendered views + inside/outside query points
+shapenet_points     ShapeNetPointsDataModule   ShapeNetCore OBJ meshes sampled into points
+shapenet_views      ShapeNetViewsDataModule    ShapeNet views (given or rendered) + points, normals
+shapenet_view_voxels  ShapeNetViewVoxelsDataModule  ShapeNet views + voxel grids
+pix3d_views         Pix3DViewsDataModule       Pix3D photos (masked, cropped) + points, normals
+pix3d_view_voxels   Pix3DViewVoxelsDataModule  Pix3D photos + voxel grids
 video_folder        VideoFolderDataModule      class subfolders of videos or frame folders (UCF101)
 moving_shapes       MovingShapesVideoDataModule  generated shapes moving in 6 ways, .mp4 (offline)
 """
@@ -51,6 +56,7 @@ from visionflow.datamodules.image_folder import ImageFolderDataModule
 from visionflow.datamodules.mnist import FashionMNISTDataModule, MNISTDataModule
 from visionflow.datamodules.modelnet import ModelNetDataModule, ModelNetVoxelsDataModule
 from visionflow.datamodules.panoptic import CocoPanopticDataModule, ShapesPanopticDataModule
+from visionflow.datamodules.pix3d import Pix3DViewsDataModule, Pix3DViewVoxelsDataModule
 from visionflow.datamodules.segmentation_coco import (
     CocoSegmentationDataModule,
     ShapesSegmentationDataModule,
@@ -59,6 +65,11 @@ from visionflow.datamodules.segmentation_coco import (
 from visionflow.datamodules.segmentation_folder import (
     SegmentationFolderDataModule,
     VOCSegmentationDataModule,
+)
+from visionflow.datamodules.shapenet import (
+    ShapeNetPointsDataModule,
+    ShapeNetViewsDataModule,
+    ShapeNetViewVoxelsDataModule,
 )
 from visionflow.datamodules.shapes import (
     ShapesDetectionDataModule,
@@ -100,6 +111,11 @@ __all__ = [
     "SegmentationFolderDataModule",
     "ModelNetDataModule",
     "ModelNetVoxelsDataModule",
+    "Pix3DViewVoxelsDataModule",
+    "Pix3DViewsDataModule",
+    "ShapeNetPointsDataModule",
+    "ShapeNetViewVoxelsDataModule",
+    "ShapeNetViewsDataModule",
     "ShapesPanopticDataModule",
     "Shapes3DOccupancyDataModule",
     "Shapes3DPointsDataModule",

@@ -1,5 +1,6 @@
 """ModelNet10/40 as point clouds (OFF meshes sampled into ``num_points`` surface points,
-``modelnet_points``) or as surface voxel grids (``modelnet_voxels``).
+``modelnet_points``) or as voxel grids (``modelnet_voxels``: surface cells, solid with ``fill``
+where a mesh is closed).
 
 Layout (as the Princeton archives unpack)::
 
@@ -23,15 +24,15 @@ import torch
 
 from visionflow.batches import PointCloudBatch, PointCloudDatasetInfo, VoxelBatch, VoxelDatasetInfo
 from visionflow.datamodules.base import holdout_split, mix_seed
+from visionflow.datamodules.mesh_collection import folder_of_data, warn_open_meshes
 from visionflow.datamodules.mesh_io import read_mesh
 from visionflow.datamodules.pointcloud_data import (
     NO_TRANSFORMS,
     PointCloudDataModule,
-    TensorBatches,
 )
 from visionflow.datamodules.transforms.pointcloud import Normalize
 from visionflow.errors import DataError, SpecError
-from visionflow.ops import sample_points_from_mesh, voxelize_mesh
+from visionflow.ops import open_edge_count, sample_points_from_mesh, voxelize_mesh
 from visionflow.registry import DATAMODULES
 
 
@@ -44,6 +45,7 @@ class ModelNetDataModule(PointCloudDataModule):
         root: str = "data/ModelNet10",
         num_points: int = 1024,
         resolution: int = 32,
+        fill: bool = False,
         val_fraction: float = 0.1,
         **loader: Any,
     ):
@@ -55,16 +57,13 @@ class ModelNetDataModule(PointCloudDataModule):
         if not 0 <= val_fraction < 1:
             raise SpecError(f"val_fraction: must be in [0, 1), got {val_fraction}")
         self.root, self.num_points, self.val_fraction = Path(root), num_points, val_fraction
-        self.resolution = resolution  # cells per side of the grids of modelnet_voxels
+        self.resolution, self.fill = resolution, fill  # the grids of modelnet_voxels
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        if not self.root.is_dir():
-            raise DataError(
-                f"{self.root}: no such folder",
-                hint="root must hold one folder per class, each with train/ and test/",
-            )
-        names = tuple(sorted(p.name for p in self.root.iterdir() if (p / "train").is_dir()))
+        hint = "root must hold one folder per class, each with train/ and test/"
+        folders = folder_of_data(self.root, hint).iterdir()
+        names = tuple(sorted(p.name for p in folders if (p / "train").is_dir()))
         if not names:
             raise DataError(f"{self.root}: no class folder with a train/ subfolder")
         return names
@@ -86,13 +85,7 @@ class ModelNetDataModule(PointCloudDataModule):
             "test": test,
         }
         for split, fields in splits.items():
-            transform = self.pipeline(split)
-            self.splits[split] = TensorBatches(
-                fields,
-                lambda f, generator, t=transform: self.make_batch(f, t, generator),
-                seed=self.seed,
-                rank=rank,
-            )
+            self.hold_split(split, fields, rank)
 
     def make_batch(self, fields, transform, generator) -> PointCloudBatch:
         return PointCloudBatch(
@@ -136,13 +129,17 @@ class ModelNetDataModule(PointCloudDataModule):
 
 @DATAMODULES.register("modelnet_voxels", batch=VoxelBatch)
 class ModelNetVoxelsDataModule(ModelNetDataModule):
-    """ModelNet meshes as surface voxel grids ``[B, 1, R, R, R]`` labelled by class, for
+    """ModelNet meshes as voxel grids ``[B, 1, R, R, R]`` labelled by class, for
     ``voxel_classification``: each mesh centred on its bounding box and scaled so that its
     longest side spans ``[-1, 1]``, then the cells its triangles meet
-    (:func:`visionflow.ops.voxelize_mesh` without the fill: ModelNet's meshes are rarely
-    closed, so an inside test would leak). ``num_points`` is not used; grids are not augmented."""
+    (:func:`visionflow.ops.voxelize_mesh`). With ``fill``, the cells inside are added where the
+    mesh is closed (:func:`visionflow.ops.open_edge_count` is 0: the inside test by ray parity
+    holds); many of ModelNet's meshes are not, so those keep their surface cells only and one
+    warning per split counts them and names one. ``num_points`` is not used; grids are not
+    augmented."""
 
     default_transforms = NO_TRANSFORMS
+    open_meshes: list[Path]
 
     @property
     def info(self) -> VoxelDatasetInfo:
@@ -154,15 +151,21 @@ class ModelNetVoxelsDataModule(ModelNetDataModule):
     def read_split(self, split: str) -> dict[str, torch.Tensor]:
         """``{"voxels": bool [N, R, R, R], "labels": [N]}`` of every mesh of ``split``."""
         self.refuse_transforms()
+        self.open_meshes = []
         grids, labels = self.read_meshes(split, self.voxelize)
+        if self.fill:
+            warn_open_meshes(self.open_meshes, len(grids))
         return {"voxels": torch.stack(grids), "labels": labels}
 
     def voxelize(self, path: Path, seed: int) -> torch.Tensor:
-        verts, faces = read_mesh(path)
-        verts = torch.from_numpy(verts).double()
+        verts, faces = (torch.from_numpy(array) for array in read_mesh(path))
+        verts = verts.double()
         low, high = verts.amin(0), verts.amax(0)
         verts = (verts - (low + high) / 2) / ((high - low).max() / 2)
-        return voxelize_mesh(verts, torch.from_numpy(faces), self.resolution, fill=False)
+        fill = self.fill and open_edge_count(verts, faces) == 0
+        if self.fill and not fill:
+            self.open_meshes.append(path)
+        return voxelize_mesh(verts, faces, self.resolution, fill=fill)
 
     def make_batch(self, fields, transform, generator) -> VoxelBatch:
         return VoxelBatch(voxels=fields["voxels"][:, None].float(), labels=fields["labels"])

@@ -107,6 +107,17 @@ class PointCloudDataModule(VisionDataModule):
     def pipeline(self, split: str) -> PointCloudCompose:
         return self.pipelines["train" if split == "train" else "eval"]
 
+    def hold_split(self, split: str, fields: dict[str, torch.Tensor], rank: int) -> None:
+        """Serve ``fields`` (name -> ``[N, ...]``) as ``split``: batches built by
+        ``self.make_batch(fields at the indices, split's transform, generator)``."""
+        transform = self.pipeline(split)
+        self.splits[split] = TensorBatches(
+            fields,
+            lambda chosen, generator: self.make_batch(chosen, transform, generator),
+            seed=self.seed,
+            rank=rank,
+        )
+
     def _dataloader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.splits:
             self.setup(None)

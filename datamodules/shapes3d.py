@@ -26,12 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from visionflow.batches import ImageToPointCloudBatch, PointCloudBatch, PointCloudDatasetInfo
+from visionflow.batches import (
+    DatasetInfo,
+    ImageToPointCloudBatch,
+    PointCloudBatch,
+    PointCloudDatasetInfo,
+)
 from visionflow.datamodules.mesh_io import write_mesh
 from visionflow.datamodules.pointcloud_data import (
     NO_TRANSFORMS,
     PointCloudDataModule,
-    TensorBatches,
 )
 from visionflow.datamodules.shapes import png_bytes, split_seed
 from visionflow.datamodules.shapes3d_render import (
@@ -40,6 +44,7 @@ from visionflow.datamodules.shapes3d_render import (
     render,
     rotation_matrix,
 )
+from visionflow.datamodules.view_batches import refuse_view_transforms, view_points_batch
 from visionflow.errors import SpecError
 from visionflow.ops import sample_points_from_mesh
 from visionflow.registry import DATAMODULES
@@ -48,7 +53,6 @@ from visionflow.rundir import atomic_write_bytes, atomic_write_json
 GENERATOR = "visionflow.shapes3d/2"
 SPLITS = ("train", "val", "test")
 ELEVATION = (0.3, 0.7)  # radians the camera looks down on the object
-IMAGE_MEAN, IMAGE_STD = 0.5, 0.25
 
 
 def make_shapes3d_dataset(
@@ -137,6 +141,9 @@ class Shapes3DDataModule(PointCloudDataModule):
     in_channels = 3
     #: ``(H, W)`` of the images a batch holds; None when it holds none
     provided_image_size: tuple[int, int] | None = None
+    #: the info's class, and its field (an attribute of the datamodule) past DatasetInfo's
+    info_type: type[DatasetInfo] = PointCloudDatasetInfo
+    info_fields: tuple[str, ...] = ("num_points",)
 
     def __init__(
         self,
@@ -168,13 +175,13 @@ class Shapes3DDataModule(PointCloudDataModule):
         self.data_seed, self.write_files = data_seed, write_files
 
     @property
-    def info(self) -> PointCloudDatasetInfo:
-        return PointCloudDatasetInfo(
+    def info(self) -> DatasetInfo:
+        return self.info_type(
             num_classes=len(PRIMITIVES),
             class_names=PRIMITIVES,
             in_channels=self.in_channels,
-            num_points=self.num_points,
             image_size=self.provided_image_size,
+            **{name: getattr(self, name) for name in self.info_fields},
         )
 
     def wanted_info(self, split: str) -> dict[str, Any]:
@@ -214,13 +221,7 @@ class Shapes3DDataModule(PointCloudDataModule):
                 if not k.startswith("mesh_")  # ragged: the voxel datamodules derive grids
             }
             arrays.update(self.derived_fields(self.root / split))
-            transform = self.pipeline(split)
-            self.splits[split] = TensorBatches(
-                arrays,
-                lambda fields, generator, t=transform: self.make_batch(fields, t, generator),
-                seed=self.seed,
-                rank=rank,
-            )
+            self.hold_split(split, arrays, rank)
 
     def derived_fields(self, folder: Path) -> dict[str, torch.Tensor]:
         """Fields ``[N, ...]`` a subclass computes from the split in ``folder`` (none here)."""
@@ -228,12 +229,6 @@ class Shapes3DDataModule(PointCloudDataModule):
 
     def make_batch(self, fields, transform, generator):
         raise NotImplementedError
-
-
-def normalized_images(fields: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The views ``[B, 3, S, S]`` float32, normalized, from the split's uint8 ``[B, S, S, 3]``."""
-    images = fields["images"].permute(0, 3, 1, 2).float() / 255
-    return (images - IMAGE_MEAN) / IMAGE_STD
 
 
 @DATAMODULES.register("shapes3d_points", batch=PointCloudBatch)
@@ -248,8 +243,8 @@ class Shapes3DPointsDataModule(Shapes3DDataModule):
 
 @DATAMODULES.register("shapes3d_views", batch=ImageToPointCloudBatch)
 class Shapes3DViewsDataModule(Shapes3DDataModule):
-    """Shapes3D rendered views ``[B, 3, S, S]`` with the surface samples they show ``[B, P, 3]``
-    (camera frame, not augmented: the image fixes the pose)."""
+    """Shapes3D rendered views ``[B, 3, S, S]`` with the surface samples and their normals
+    ``[B, P, 3]`` they show (camera frame, not augmented: the image fixes the pose)."""
 
     default_transforms = NO_TRANSFORMS
 
@@ -257,9 +252,9 @@ class Shapes3DViewsDataModule(Shapes3DDataModule):
     def provided_image_size(self) -> tuple[int, int]:
         return (self.image_size, self.image_size)
 
+    def derived_fields(self, folder: Path) -> dict[str, torch.Tensor]:
+        refuse_view_transforms(self.pipelines)
+        return {}
+
     def make_batch(self, fields, transform, generator) -> ImageToPointCloudBatch:
-        return ImageToPointCloudBatch(
-            images=normalized_images(fields),
-            points=transform(fields["points"], generator),
-            labels=fields["labels"],
-        )
+        return view_points_batch(fields)

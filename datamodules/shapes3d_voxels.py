@@ -29,12 +29,8 @@ from visionflow.batches import (
     VoxelDatasetInfo,
 )
 from visionflow.datamodules.pointcloud_data import NO_TRANSFORMS
-from visionflow.datamodules.shapes3d import (
-    Shapes3DDataModule,
-    normalized_images,
-    read_split,
-)
-from visionflow.datamodules.shapes3d_render import PRIMITIVES
+from visionflow.datamodules.shapes3d import Shapes3DDataModule, read_split
+from visionflow.datamodules.view_batches import normalized_images, view_voxels_batch
 from visionflow.errors import DataError
 from visionflow.ops import points_inside_mesh, voxelize_mesh
 from visionflow.registry import DATAMODULES
@@ -86,15 +82,7 @@ class Shapes3DVoxelData(Shapes3DDataModule):
 
     default_transforms = NO_TRANSFORMS
 
-    @property
-    def info(self) -> VoxelDatasetInfo:
-        return VoxelDatasetInfo(
-            num_classes=len(PRIMITIVES),
-            class_names=PRIMITIVES,
-            in_channels=self.in_channels,
-            image_size=self.provided_image_size,
-            resolution=self.resolution,
-        )
+    info_type, info_fields = VoxelDatasetInfo, ("resolution",)
 
     def derived_fields(self, folder: Path) -> dict[str, torch.Tensor]:
         self.refuse_transforms()
@@ -120,11 +108,7 @@ class Shapes3DViewVoxelsDataModule(Shapes3DVoxelData):
         return (self.image_size, self.image_size)
 
     def make_batch(self, fields, transform, generator) -> ImageToVoxelBatch:
-        return ImageToVoxelBatch(
-            images=normalized_images(fields),
-            voxels=fields["voxels"].float(),
-            labels=fields["labels"],
-        )
+        return view_voxels_batch(fields)
 
 
 #: standard deviation of the offsets of near-surface query points from the surface
@@ -175,19 +159,11 @@ class Shapes3DOccupancyDataModule(Shapes3DDataModule):
     IoU) and ``num_points`` surface samples, for ``image_to_occupancy``."""
 
     default_transforms = NO_TRANSFORMS
+    info_type, info_fields = DatasetInfo, ()
 
     @property
     def provided_image_size(self) -> tuple[int, int]:
         return (self.image_size, self.image_size)
-
-    @property
-    def info(self) -> DatasetInfo:
-        return DatasetInfo(
-            num_classes=len(PRIMITIVES),
-            class_names=PRIMITIVES,
-            in_channels=3,
-            image_size=self.provided_image_size,
-        )
 
     def derived_fields(self, folder: Path) -> dict[str, torch.Tensor]:
         self.refuse_transforms()

@@ -18,10 +18,12 @@ from tests.datamodules.test_detection_yolo import write_yolo
 from tests.datamodules.test_image_folder import write_folder
 from tests.datamodules.test_mnist import write_idx_set
 from tests.datamodules.test_modelnet import write_modelnet
+from tests.datamodules.test_pix3d import write_pix3d
 from tests.datamodules.test_segmentation_data import (
     write_segmentation_folder,
     write_voc_segmentation,
 )
+from tests.datamodules.test_shapenet import write_shapenet
 from visionflow.datamodules import make_shapes_dataset
 from visionflow.pipelines import run
 from visionflow.registry import DATAMODULES, TASKS
@@ -29,6 +31,7 @@ from visionflow.spec import parse_spec
 
 SMALL = {"batch_size": 4, "num_workers": 0}
 DETECTION_SMALL = {"batch_size": 2, "num_workers": 0}
+MESHES_SMALL = {"num_points": 32, "image_size": 32, "resolution": 16, **SMALL}
 
 
 def _mnist(root: Path) -> dict[str, Any]:
@@ -222,6 +225,11 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     },
     "moving_shapes": _moving_shapes,
     "video_folder": _video_folder,
+    "shapenet_points": lambda root: {"root": str(write_shapenet(root)), **MESHES_SMALL},
+    "shapenet_views": lambda root: {"root": str(write_shapenet(root)), **MESHES_SMALL},
+    "shapenet_view_voxels": lambda root: {"root": str(write_shapenet(root)), **MESHES_SMALL},
+    "pix3d_views": lambda root: {"root": str(write_pix3d(root)), **MESHES_SMALL},
+    "pix3d_view_voxels": lambda root: {"root": str(write_pix3d(root)), **MESHES_SMALL},
 }
 
 #: task name -> small arguments

@@ -70,3 +70,18 @@ def test_voxel_grids_refuse_point_cloud_transforms(tmp_path):
     )
     with pytest.raises(SpecError, match="transforms: voxel grids"):
         datamodule.setup("fit")
+
+
+def test_fill_makes_closed_meshes_solid_and_warns_about_open_ones(tmp_path):
+    arguments = {"root": str(write_modelnet(tmp_path)), "resolution": 16, "val_fraction": 0.34}
+    hollow, solid = (ModelNetVoxelsDataModule(fill=fill, **arguments) for fill in (False, True))
+    hollow.setup("test")
+    with pytest.warns(UserWarning, match=r"fill: 1 of 2 meshes are not closed.*square_0000.off"):
+        solid.setup("test")
+    labels = solid.splits["test"].fields["labels"]
+    surface, filled = (m.splits["test"].fields["voxels"] for m in (hollow, solid))
+    assert torch.equal(filled[labels == 0], surface[labels == 0])  # the open square
+    tetra_surface, tetra_filled = surface[labels == 1][0], filled[labels == 1][0]
+    assert (tetra_filled >= tetra_surface).all() and tetra_filled.sum() > tetra_surface.sum()
+    # the solid corner tetrahedron x, y, z >= -1, x + y + z <= -1 holds the cell centred there
+    assert tetra_filled[2, 2, 2] and not tetra_surface[2, 2, 2]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from visionflow.batches import ImageToPointCloudBatch
 from visionflow.datamodules.mesh_io import read_mesh
 from visionflow.errors import SpecError
 from visionflow.ops import (
+    chamfer_distance,
     ico_sphere,
     mesh_edge_loss,
     mesh_laplacian_smoothing,
@@ -22,12 +25,15 @@ SMALL_NET = {"level": 1, "width": 4, "depth": 2, "hidden": 8, "blocks": 1, "stag
 
 
 def mesh_batch(count=2, points=40):
+    """Targets on the unit sphere, with its outward normals."""
     generator = torch.Generator().manual_seed(0)
+    on_sphere = torch.nn.functional.normalize(
+        torch.randn(count, points, 3, generator=generator), dim=2
+    )
     return ImageToPointCloudBatch(
         images=torch.randn(count, 3, 32, 32, generator=generator),
-        points=torch.nn.functional.normalize(
-            torch.randn(count, points, 3, generator=generator), dim=2
-        ),
+        points=on_sphere,
+        normals=on_sphere,
         labels=torch.zeros(count, dtype=torch.int64),
     )
 
@@ -58,10 +64,10 @@ def test_pixel2mesh_deforms_the_template_per_stage():
 
 
 def test_loss_is_chamfer_plus_the_weighted_regularizers_of_every_stage():
-    weights = {"edge_weight": 0.3, "laplacian_weight": 0.2, "normal_weight": 0.1}
-    task = ImageToMeshTask(num_points=50, net_args=SMALL_NET, **weights).eval()
+    weights = {"edge_weight": 0.3, "laplacian_weight": 0.2, "consistency_weight": 0.1}
+    task = ImageToMeshTask(num_points=50, net_args=SMALL_NET, normal_weight=0, **weights).eval()
     bare = ImageToMeshTask(
-        num_points=50, net_args=SMALL_NET, edge_weight=0, laplacian_weight=0, normal_weight=0
+        num_points=50, net_args=SMALL_NET, normal_weight=0, **dict.fromkeys(weights, 0)
     ).eval()
     bare.load_state_dict(task.state_dict())
     batch = mesh_batch()
@@ -78,6 +84,46 @@ def test_loss_is_chamfer_plus_the_weighted_regularizers_of_every_stage():
     )
     torch.testing.assert_close(loss, expected)
     loss.backward()
+
+
+def test_normal_term_compares_the_samples_normals_with_the_targets_normals():
+    """Pixel2Mesh's normal loss: 1 - |cos| between each predicted sample's normal and the
+    target normal at its nearest target point (and back), weighted by normal_weight."""
+    regularizers = {"edge_weight": 0, "laplacian_weight": 0, "consistency_weight": 0}
+    task = ImageToMeshTask(num_points=50, net_args=SMALL_NET, normal_weight=0.5, **regularizers)
+    task.eval()
+    bare = ImageToMeshTask(num_points=50, net_args=SMALL_NET, normal_weight=0, **regularizers)
+    bare.eval().load_state_dict(task.state_dict())
+    batch = mesh_batch()
+    losses = []
+    for model in (task, bare):
+        torch.manual_seed(0)
+        losses.append(model._step(batch, "val")[1].detach())
+    stages = task(batch.images)
+    torch.manual_seed(0)
+    expected = 0.0
+    for verts in stages:
+        samples, normals = task.surface_samples(verts)
+        _, normal_term = chamfer_distance(
+            samples, batch.points, x_normals=normals, y_normals=batch.normals
+        )
+        expected = expected + 0.5 * normal_term.detach()
+    torch.testing.assert_close(losses[0] - losses[1], expected)
+    # the template is the unit sphere: its normals agree with the sphere's, not with tangents
+    up = torch.tensor([0.0, 0.0, 1.0]).expand_as(batch.points)
+    tangents = torch.nn.functional.normalize(torch.linalg.cross(batch.points, up), dim=2)
+    torch.manual_seed(0)
+    crossed = task._step(replace(batch, normals=tangents), "val")[1].detach()
+    assert (crossed - losses[1]).item() > 5 * (losses[0] - losses[1]).item()
+
+
+def test_normal_term_needs_target_normals():
+    task = ImageToMeshTask(num_points=20, net_args=SMALL_NET).eval()
+    with pytest.raises(SpecError, match="normal_weight: the batches carry no target normals"):
+        task._step(replace(mesh_batch(), normals=None), "val")
+    ImageToMeshTask(num_points=20, net_args=SMALL_NET, normal_weight=0)._step(
+        replace(mesh_batch(), normals=None), "val"
+    )
 
 
 def test_evaluation_pairs_and_exported_meshes(tmp_path):

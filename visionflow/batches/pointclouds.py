@@ -41,7 +41,8 @@ class PointCloudBatch(Batch):
 class ImageToPointCloudBatch(Batch):
     """``images`` float32 ``[B, C, H, W]``; ``points`` float32 ``[B, N, 3]`` surface samples of
     the object each image shows, in the camera-aligned object frame; ``lengths`` int64 ``[B]``
-    (None: all N); ``labels`` int64 ``[B]`` the object's class.
+    (None: all N); ``labels`` int64 ``[B]`` the object's class; ``normals`` float32
+    ``[B, N, 3]`` the unit normal of the surface at each point (None: not known).
 
     ``images, points = batch`` unpacks it."""
 
@@ -49,6 +50,7 @@ class ImageToPointCloudBatch(Batch):
     points: torch.Tensor
     labels: torch.Tensor
     lengths: torch.Tensor | None = None
+    normals: torch.Tensor | None = None
 
     unpacked = ("images", "points")
     info_type = PointCloudDatasetInfo

@@ -9,6 +9,7 @@ Every op is tested against a naive reference, with gradients by gradcheck (tests
 
 from visionflow.ops.ball_query import ball_query
 from visionflow.ops.chamfer import chamfer_distance
+from visionflow.ops.closed_mesh import open_edge_count
 from visionflow.ops.cubify import cubify
 from visionflow.ops.farthest_point_sampling import sample_farthest_points
 from visionflow.ops.fscore import f_score, nearest_distances
@@ -36,6 +37,7 @@ __all__ = [
     "mesh_normal_consistency",
     "nearest_distances",
     "nearest_neighbor_index",
+    "open_edge_count",
     "points_inside_mesh",
     "sample_farthest_points",
     "sample_points_from_mesh",
