@@ -17,6 +17,7 @@ segment id that its ``segments_info`` does not list is a DataError naming the PN
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,6 @@ class ShapesSegmentationDataModule(ShapesSplits, InstancesSegmentationDataModule
     """Procedural circles, squares and triangles (made on first use) as label maps: background,
     circle, square, triangle."""
 
-    def __init__(self, **generator_and_loader: Any):
-        super().__init__(**generator_and_loader)
-        self.instances = instance_reader(CocoDetectionDataModule, **coco_files(self.generated_dir))
+    @cached_property
+    def instances(self) -> DetectionDataModule:
+        return instance_reader(CocoDetectionDataModule, **coco_files(self.generated_dir))

@@ -46,6 +46,7 @@ CATEGORIES = tuple(
     for index, name in enumerate(("circle", "square", "triangle"), 1)
 )
 GENERATOR = "visionflow.shapes/2"  # 2: keypoints
+ANNOTATIONS_FILE = "annotations.json"  # in each split folder
 MAX_SHAPES = 4
 PLACEMENT_TRIES = 30
 SIZE_RANGE = (0.15, 0.4)  # shape size as a fraction of the image side
@@ -79,7 +80,7 @@ def make_shapes_dataset(
                     len(dataset["annotations"]) + 1, image_id, category_id, mask, segmentation
                 )
             )
-    return atomic_write_json(out_dir / "annotations.json", dataset)
+    return atomic_write_json(out_dir / ANNOTATIONS_FILE, dataset)
 
 
 def draw_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[tuple]]:
@@ -216,14 +217,14 @@ def coco_files(generated_dir: Path) -> dict[str, Any]:
     return {
         "root": str(generated_dir),
         "images": {split: f"{split}/images" for split in SPLITS},
-        **{f"{split}_annotations": f"{split}/annotations.json" for split in SPLITS},
+        **{f"{split}_annotations": f"{split}/{ANNOTATIONS_FILE}" for split in SPLITS},
     }
 
 
 class ShapesSplits(GeneratedSplits):
     """The shapes generator's splits (COCO instances, ``coco_files``) and arguments."""
 
-    info_file = "annotations.json"
+    info_file = ANNOTATIONS_FILE
     generator = GENERATOR
     generate = staticmethod(make_shapes_dataset)
 
