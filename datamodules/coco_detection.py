@@ -27,9 +27,11 @@ from visionflow.registry import DATAMODULES
 SPLITS = ("train", "val", "test")
 
 
-@DATAMODULES.register("coco_detection", batch=DetectionBatch)
-class CocoDetectionDataModule(DetectionDataModule):
-    """COCO-format detection data (annotation JSON per split + image folders)."""
+class CocoFiles:
+    """Base (first in the bases) of the datamodules that read COCO files: it declares and keeps
+    where they lie (``root``; an annotation JSON per split, relative to it, None: the split is not
+    configured; one image folder, or one per split), and forwards the other arguments up the
+    bases, where the spec checker finds them too."""
 
     def __init__(
         self,
@@ -38,11 +40,8 @@ class CocoDetectionDataModule(DetectionDataModule):
         val_annotations: str | None = None,
         test_annotations: str | None = None,
         images: str | dict[str, str] = "images",
-        masks: bool = False,
-        keypoints: bool = False,
-        **loader: Any,
+        **rest: Any,
     ):
-        super().__init__(masks, keypoints, **loader)
         self.root = Path(root)
         self.annotations = {
             "train": train_annotations,
@@ -56,6 +55,7 @@ class CocoDetectionDataModule(DetectionDataModule):
                     f"images.{unknown[0]}: unknown split", hint="splits are train, val and test"
                 )
         self.images = images
+        super().__init__(**rest)
 
     def image_dir(self, split: str) -> Path:
         folder = (
@@ -64,6 +64,19 @@ class CocoDetectionDataModule(DetectionDataModule):
             else self.images.get(split, self.images.get("val", "images"))
         )
         return self.root / folder
+
+
+class DetectionContents(DetectionDataModule):
+    """What a detection datamodule reads besides boxes, as keyword arguments (the base takes
+    them positionally): ``masks`` and ``keypoints``."""
+
+    def __init__(self, masks: bool = False, keypoints: bool = False, **loader: Any):
+        super().__init__(masks, keypoints, **loader)
+
+
+@DATAMODULES.register("coco_detection", batch=DetectionBatch)
+class CocoDetectionDataModule(CocoFiles, DetectionContents):
+    """COCO-format detection data (annotation JSON per split + image folders)."""
 
     def load_split(self, split: str) -> tuple[list[DetectionRecord], LabelMap] | None:
         relative = self.annotations[split]

@@ -37,7 +37,7 @@ from visionflow.batches.rl import ActorOutput
 from visionflow.datamodules.base import VisionDataModule, mix_seed
 from visionflow.datamodules.transforms import TransformContext, TransformSpec, build_transform
 from visionflow.datamodules.transforms.shift import RandomShift, shift_of
-from visionflow.errors import RunError, SpecError
+from visionflow.errors import RunError, SpecError, check_minimums
 from visionflow.registry import DATAMODULES
 
 TEST_SEED_START, VAL_SEED_START = 1_000_000, 2_000_000
@@ -296,7 +296,14 @@ class ExperienceDataModule(VisionDataModule):
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
-        _check_arguments(num_envs, rollout_steps, rollouts_per_epoch, episodes_per_batch)
+        check_minimums(
+            {
+                "num_envs": (num_envs, 1),
+                "rollout_steps": (rollout_steps, 1),
+                "rollouts_per_epoch": (rollouts_per_epoch, 1),
+                "episodes_per_batch": (episodes_per_batch, 1),
+            }
+        )
         self.environments = Environments(environment, env_args)
         self.seeds = {
             "val": seed_list(val_seeds, VAL_SEED_START, "val_seeds"),
@@ -379,16 +386,3 @@ def seed_list(seeds: int | list[int], start: int, key: str) -> list[int]:
     if not seeds:
         raise SpecError(f"{key}: the seed list is empty")
     return [int(s) for s in seeds]
-
-
-def _check_arguments(
-    num_envs: int, rollout_steps: int, rollouts_per_epoch: int, episodes_per_batch: int
-) -> None:
-    for key, value in (
-        ("num_envs", num_envs),
-        ("rollout_steps", rollout_steps),
-        ("rollouts_per_epoch", rollouts_per_epoch),
-        ("episodes_per_batch", episodes_per_batch),
-    ):
-        if value < 1:
-            raise SpecError(f"{key}: must be >= 1, got {value}")

@@ -23,14 +23,12 @@ import torch
 
 from visionflow.batches import IGNORE_INDEX, PanopticBatch, PanopticDatasetInfo, PanopticTarget
 from visionflow.datamodules.detection_samples import LabelMap, decode_image
-from visionflow.datamodules.panoptic_shapes import generator_info, make_panoptic_shapes_dataset
+from visionflow.datamodules.generated_splits import SPLITS, GeneratedSplits
+from visionflow.datamodules.panoptic_shapes import GENERATOR, make_panoptic_shapes_dataset
 from visionflow.datamodules.segmentation_base import SegmentationDataModule, SegmentationDataset
 from visionflow.datamodules.segmentation_coco import PanopticMaskRecord, read_panoptic
-from visionflow.datamodules.shapes import ShapesDetectionDataModule, split_seed
 from visionflow.errors import DataError, SpecError
 from visionflow.registry import DATAMODULES
-
-SPLITS = ("train", "val", "test")
 
 
 class PanopticDataset(SegmentationDataset):
@@ -70,29 +68,16 @@ def collate_panoptic(samples: list[tuple[torch.Tensor, PanopticTarget]]) -> Pano
 
 
 class PanopticDataModule(SegmentationDataModule):
-    """Base of the panoptic datamodules: COCO panoptic JSON + PNGs per split, found by
-    :meth:`locate`; a split left out of ``annotations`` is not configured."""
+    """Base of the panoptic datamodules: per split a COCO panoptic JSON (``annotations``), an
+    image folder (``images``) and a PNG folder (``panoptic_masks``), relative to ``root``, which
+    the subclass sets; a split left out of ``annotations`` is not configured."""
 
     dataset_type = PanopticDataset
     collate = staticmethod(collate_panoptic)
-
-    def locate(
-        self,
-        root: str,
-        annotations: dict[str, str],
-        images: dict[str, str],
-        panoptic_masks: dict[str, str],
-    ) -> None:
-        """Check and keep the per-split files (paths relative to ``root``)."""
-        for name, table in (("images", images), ("panoptic_masks", panoptic_masks)):
-            missing = sorted(set(annotations) - set(table))
-            if missing:
-                raise SpecError(f"{name}: no folder for split {missing[0]!r}")
-        unknown = sorted(set(annotations) - set(SPLITS))
-        if unknown or not annotations:
-            raise SpecError(f"annotations: keys are {', '.join(SPLITS)}, got {sorted(annotations)}")
-        self.root = Path(root)
-        self.annotations, self.images, self.panoptic_masks = annotations, images, panoptic_masks
+    root: Path
+    annotations: dict[str, str]
+    images: dict[str, str]
+    panoptic_masks: dict[str, str]
 
     def load_split(self, split: str) -> list[PanopticMaskRecord] | None:
         if split not in self.annotations:
@@ -157,44 +142,30 @@ class CocoPanopticDataModule(PanopticDataModule):
         **loader: Any,
     ):
         super().__init__(image_size=image_size, **loader)
-        self.locate(root, annotations, images, panoptic_masks)
+        for name, table in (("images", images), ("panoptic_masks", panoptic_masks)):
+            missing = sorted(set(annotations) - set(table))
+            if missing:
+                raise SpecError(f"{name}: no folder for split {missing[0]!r}")
+        unknown = sorted(set(annotations) - set(SPLITS))
+        if unknown or not annotations:
+            raise SpecError(f"annotations: keys are {', '.join(SPLITS)}, got {sorted(annotations)}")
+        self.root = Path(root)
+        self.annotations, self.images, self.panoptic_masks = annotations, images, panoptic_masks
 
 
 @DATAMODULES.register("shapes_panoptic", batch=PanopticBatch)
-class ShapesPanopticDataModule(PanopticDataModule):
+class ShapesPanopticDataModule(GeneratedSplits, PanopticDataModule):
     """Procedural circles, squares and triangles (things) over sky and ground (stuff), made on
     first use in ``data_dir`` (``datamodules/panoptic_shapes.py``)."""
 
-    def __init__(
-        self,
-        data_dir: str = "data/shapes_panoptic",
-        train_images: int = 300,
-        val_images: int = 60,
-        test_images: int = 60,
-        image_size: int = 128,
-        data_seed: int = 0,
-        **loader: Any,
-    ):
-        super().__init__(image_size=image_size, **loader)
-        self.locate(
-            data_dir,
-            *(
-                {s: f"{s}/{name}" for s in SPLITS}
-                for name in ("panoptic.json", "images", "panoptic")
-            ),
-        )
-        self.counts = {"train": train_images, "val": val_images, "test": test_images}
-        for split, count in self.counts.items():
-            if count < 1:
-                raise SpecError(f"{split}_images: must be >= 1, got {count}")
-        self.data_seed, self.generated_size = data_seed, image_size
+    info_file = "panoptic.json"
+    generator = GENERATOR
+    generate = staticmethod(make_panoptic_shapes_dataset)
 
-    def prepare_data(self) -> None:
-        """Write each split that is missing or was made with other counts, seed or size."""
-        for split, count in self.counts.items():
-            wanted = generator_info(count, split_seed(self.data_seed, split), self.generated_size)
-            stored = ShapesDetectionDataModule.stored_info(self.root / split / "panoptic.json")
-            if stored != wanted:
-                make_panoptic_shapes_dataset(
-                    self.root / split, count, wanted["seed"], self.generated_size
-                )
+    def __init__(self, data_dir: str = "data/shapes_panoptic", **generator_and_loader: Any):
+        super().__init__(data_dir, **generator_and_loader)
+        self.root = self.generated_dir
+        self.annotations, self.images, self.panoptic_masks = (
+            {split: f"{split}/{name}" for split in SPLITS}
+            for name in (self.info_file, "images", "panoptic")
+        )

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from visionflow.datamodules.generated_splits import check_generator_arguments, generator_info
 from visionflow.datamodules.shapes import (
     CATEGORIES,
     MAX_SHAPES,
@@ -27,7 +28,6 @@ from visionflow.datamodules.shapes import (
     png_bytes,
     polygon_mask,
 )
-from visionflow.errors import SpecError
 from visionflow.rundir import atomic_write_bytes, atomic_write_json
 
 GENERATOR = "visionflow.shapes_panoptic/1"
@@ -42,17 +42,13 @@ def make_panoptic_shapes_dataset(
 ) -> Path:
     """Write ``images`` scenes of ``image_size`` px and their panoptic PNGs and JSON; return the
     JSON path."""
-    if images < 1 or image_size < 32:
-        raise SpecError(
-            f"make_panoptic_shapes_dataset: need images >= 1 and image_size >= 32, got "
-            f"{images} and {image_size}"
-        )
+    check_generator_arguments("make_panoptic_shapes_dataset", images, image_size)
     rng = np.random.default_rng(seed)
     scenes = [write_scene(Path(out_dir), rng, i, image_size) for i in range(1, images + 1)]
     return atomic_write_json(
         Path(out_dir) / "panoptic.json",
         {
-            "info": generator_info(images, seed, image_size),
+            "info": generator_info(GENERATOR, images, seed, image_size),
             "images": [image for image, _ in scenes],
             "annotations": [annotation for _, annotation in scenes],
             "categories": [dict(c) for c in PANOPTIC_CATEGORIES],
@@ -70,11 +66,6 @@ def write_scene(
     atomic_write_bytes(out_dir / "panoptic" / file_name, png_bytes(id_colors(segment_ids)))
     image = {"id": image_id, "file_name": file_name, "height": size, "width": size}
     return image, {"image_id": image_id, "file_name": file_name, "segments_info": segments}
-
-
-def generator_info(images: int, seed: int, image_size: int) -> dict[str, Any]:
-    """The ``info`` block that says how a split was made (compared before reusing one)."""
-    return {"description": GENERATOR, "images": images, "seed": seed, "image_size": image_size}
 
 
 def draw_scene(

@@ -17,22 +17,22 @@ segment id that its ``segments_info`` does not list is a DataError naming the PN
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from visionflow.batches import IGNORE_INDEX, SegmentationBatch
-from visionflow.datamodules.coco_detection import CocoDetectionDataModule
+from visionflow.datamodules.coco_detection import CocoDetectionDataModule, CocoFiles
 from visionflow.datamodules.detection_base import DetectionDataModule
 from visionflow.datamodules.detection_samples import DetectionRecord, LabelMap, decode_masks
+from visionflow.datamodules.generated_splits import SPLITS
 from visionflow.datamodules.segmentation_base import SegmentationDataModule, SegmentationRecord
-from visionflow.datamodules.shapes import ShapesDetectionDataModule
+from visionflow.datamodules.shapes import ShapesSplits, coco_files
 from visionflow.datamodules.yolo_detection import YoloDetectionDataModule
 from visionflow.errors import DataError
 from visionflow.registry import DATAMODULES
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -167,30 +167,32 @@ class InstancesSegmentationDataModule(SegmentationDataModule):
         ]
 
 
+def instance_reader(
+    reader: type[DetectionDataModule], *args: Any, **files: Any
+) -> DetectionDataModule:
+    """``reader(*args, **files)`` as the source of an ``InstancesSegmentationDataModule``: with
+    masks, every image kept (an image without objects is all background)."""
+    return reader(*args, **files, masks=True, drop_empty_images=False)
+
+
 @DATAMODULES.register("coco_segmentation", batch=SegmentationBatch)
-class CocoSegmentationDataModule(InstancesSegmentationDataModule):
+class CocoSegmentationDataModule(CocoFiles, InstancesSegmentationDataModule):
     """COCO instances (masks painted by category) or COCO panoptic PNG + JSON, as label maps."""
 
     def __init__(
         self,
         root: str,
-        train_annotations: str | None = None,
-        val_annotations: str | None = None,
-        test_annotations: str | None = None,
-        images: str | dict[str, str] = "images",
+        *,
         panoptic_masks: str | dict[str, str] | None = None,
         image_size: int | list[int] = 512,
-        **loader: Any,
+        **files_and_loader: Any,
     ):
-        super().__init__(image_size=image_size, **loader)
-        self.instances = CocoDetectionDataModule(
-            root,
-            train_annotations,
-            val_annotations,
-            test_annotations,
-            images=images,
-            masks=True,
-            drop_empty_images=False,
+        super().__init__(root, image_size=image_size, **files_and_loader)
+        self.instances = instance_reader(
+            CocoDetectionDataModule,
+            root=str(self.root),
+            images=self.images,
+            **{f"{split}_annotations": path for split, path in self.annotations.items()},
         )
         self.panoptic_masks = panoptic_masks
         self._panoptic: dict[str, tuple[list[PanopticMaskRecord], LabelMap] | None] = {}
@@ -213,7 +215,7 @@ class CocoSegmentationDataModule(InstancesSegmentationDataModule):
 
     def _panoptic_split(self, split: str) -> tuple[list[PanopticMaskRecord], LabelMap] | None:
         if split not in self._panoptic:
-            relative = self.instances.annotations[split]
+            relative = self.annotations[split]
             folder = (
                 self.panoptic_masks
                 if isinstance(self.panoptic_masks, str)
@@ -222,11 +224,7 @@ class CocoSegmentationDataModule(InstancesSegmentationDataModule):
             self._panoptic[split] = (
                 None
                 if relative is None
-                else read_panoptic(
-                    self.instances.root / relative,
-                    self.instances.image_dir(split),
-                    self.instances.root / folder,
-                )
+                else read_panoptic(self.root / relative, self.image_dir(split), self.root / folder)
             )
         return self._panoptic[split]
 
@@ -242,34 +240,14 @@ class YoloSegmentationDataModule(InstancesSegmentationDataModule):
         **loader: Any,
     ):
         super().__init__(image_size=image_size, **loader)
-        self.instances = YoloDetectionDataModule(dataset_yaml, masks=True, drop_empty_images=False)
+        self.instances = instance_reader(YoloDetectionDataModule, dataset_yaml)
 
 
 @DATAMODULES.register("shapes_segmentation", batch=SegmentationBatch)
-class ShapesSegmentationDataModule(InstancesSegmentationDataModule):
+class ShapesSegmentationDataModule(ShapesSplits, InstancesSegmentationDataModule):
     """Procedural circles, squares and triangles (made on first use) as label maps: background,
     circle, square, triangle."""
 
-    def __init__(
-        self,
-        data_dir: str = "data/shapes",
-        train_images: int = 300,
-        val_images: int = 60,
-        test_images: int = 60,
-        image_size: int = 128,
-        data_seed: int = 0,
-        **loader: Any,
-    ):
-        super().__init__(image_size=image_size, **loader)
-        self.instances = ShapesDetectionDataModule(
-            data_dir,
-            train_images,
-            val_images,
-            test_images,
-            image_size=image_size,
-            data_seed=data_seed,
-            masks=True,
-        )
-
-    def prepare_data(self) -> None:
-        self.instances.prepare_data()
+    @cached_property
+    def instances(self) -> DetectionDataModule:
+        return instance_reader(CocoDetectionDataModule, **coco_files(self.generated_dir))

@@ -16,19 +16,12 @@ from typing import Any
 
 from visionflow.batches import SegmentationBatch
 from visionflow.datamodules.segmentation_base import PngMaskRecord, SegmentationDataModule
-from visionflow.datamodules.voc_detection import VOC_CLASSES
-from visionflow.errors import DataError, SpecError
+from visionflow.datamodules.voc import VOC_CLASSES, VocImageSets, distinct_names
+from visionflow.errors import DataError
 from visionflow.registry import DATAMODULES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 VOC_SEGMENTATION_CLASSES = ("background", *VOC_CLASSES)  # label 0, then the 20 VOC classes
-
-
-def distinct_names(class_names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    names = tuple(class_names)
-    if len(names) < 2 or len(set(names)) != len(names):
-        raise SpecError(f"class_names: expected at least 2 distinct names, got {list(names)}")
-    return names
 
 
 @DATAMODULES.register("segmentation_folder", batch=SegmentationBatch)
@@ -47,7 +40,7 @@ class SegmentationFolderDataModule(SegmentationDataModule):
     ):
         super().__init__(image_size=image_size, **loader)
         self.root = Path(root)
-        self.names = distinct_names(class_names)
+        self.names = distinct_names(class_names, least=2)
         self.folders = {"train": train, "val": val, "test": test}
 
     @property
@@ -75,41 +68,25 @@ class SegmentationFolderDataModule(SegmentationDataModule):
 
 
 @DATAMODULES.register("voc_segmentation", batch=SegmentationBatch)
-class VOCSegmentationDataModule(SegmentationDataModule):
+class VOCSegmentationDataModule(VocImageSets, SegmentationDataModule):
     """Pascal VOC segmentation: JPEGs and palette PNG masks (255 = ignore), 21 classes."""
 
-    def __init__(
-        self,
-        root: str,
-        train_set: str | None = "train",
-        val_set: str | None = "val",
-        test_set: str | None = None,
-        class_names: list[str] | None = None,
-        image_size: int | list[int] = 320,
-        **loader: Any,
-    ):
-        super().__init__(image_size=image_size, **loader)
-        self.root = Path(root)
-        self.names = distinct_names(class_names or VOC_SEGMENTATION_CLASSES)
-        self.sets = {"train": train_set, "val": val_set, "test": test_set}
+    image_sets = "Segmentation"
+    default_class_names = VOC_SEGMENTATION_CLASSES
+    least_classes = 2
+
+    def __init__(self, root: str, *, image_size: int | list[int] = 320, **sets_and_loader: Any):
+        super().__init__(root, image_size=image_size, **sets_and_loader)
 
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.names
 
     def load_split(self, split: str) -> list[PngMaskRecord] | None:
-        name = self.sets[split]
-        if name is None:
+        found = self.image_ids(split)
+        if found is None:
             return None
-        set_file = self.root / "ImageSets" / "Segmentation" / f"{name}.txt"
-        try:
-            ids = [line.split()[0] for line in set_file.read_text().splitlines() if line.strip()]
-        except FileNotFoundError:
-            raise DataError(
-                f"{set_file}: image set file is missing",
-                hint=f"root should be a VOC folder (VOCdevkit/VOC2012); {split}_set "
-                "names a file in ImageSets/Segmentation",
-            ) from None
+        set_file, ids = found
         return [
             PngMaskRecord(
                 image_path=self.root / "JPEGImages" / f"{i}.jpg",

@@ -21,7 +21,6 @@ COCO dataset.
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,13 @@ import numpy as np
 
 from visionflow.batches import DetectionBatch, InstanceBatch, KeypointBatch
 from visionflow.datamodules.coco_detection import CocoDetectionDataModule
-from visionflow.errors import SpecError
+from visionflow.datamodules.generated_splits import (
+    SPLITS,
+    GeneratedSplits,
+    check_generator_arguments,
+    generator_info,
+)
+from visionflow.datamodules.generated_splits import split_seed as split_seed  # shapes3d's import
 from visionflow.registry import DATAMODULES
 from visionflow.rundir import atomic_write_bytes, atomic_write_json
 
@@ -41,7 +46,7 @@ CATEGORIES = tuple(
     for index, name in enumerate(("circle", "square", "triangle"), 1)
 )
 GENERATOR = "visionflow.shapes/2"  # 2: keypoints
-SPLITS = ("train", "val", "test")
+ANNOTATIONS_FILE = "annotations.json"  # in each split folder
 MAX_SHAPES = 4
 PLACEMENT_TRIES = 30
 SIZE_RANGE = (0.15, 0.4)  # shape size as a fraction of the image side
@@ -51,15 +56,11 @@ def make_shapes_dataset(
     out_dir: str | Path, images: int, seed: int = 0, image_size: int = 128
 ) -> Path:
     """Write ``images`` PNGs of ``image_size`` px and their COCO annotations; return the JSON path."""
-    if images < 1 or image_size < 32:
-        raise SpecError(
-            f"make_shapes_dataset: need images >= 1 and image_size >= 32, got "
-            f"{images} and {image_size}"
-        )
+    check_generator_arguments("make_shapes_dataset", images, image_size)
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     dataset: dict[str, Any] = {
-        "info": generator_info(images, seed, image_size),
+        "info": generator_info(GENERATOR, images, seed, image_size),
         "images": [],
         "annotations": [],
         "categories": [
@@ -79,12 +80,7 @@ def make_shapes_dataset(
                     len(dataset["annotations"]) + 1, image_id, category_id, mask, segmentation
                 )
             )
-    return atomic_write_json(out_dir / "annotations.json", dataset)
-
-
-def generator_info(images: int, seed: int, image_size: int) -> dict[str, Any]:
-    """The ``info`` block that says how a split was made (compared before reusing one)."""
-    return {"description": GENERATOR, "images": images, "seed": seed, "image_size": image_size}
+    return atomic_write_json(out_dir / ANNOTATIONS_FILE, dataset)
 
 
 def draw_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[tuple]]:
@@ -215,43 +211,42 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def split_seed(seed: int, split: str) -> int:
-    """Independent seeds per split, so train, val and test never share an image."""
-    return int(np.random.SeedSequence([seed, SPLITS.index(split)]).generate_state(1)[0])
+def coco_files(generated_dir: Path) -> dict[str, Any]:
+    """``CocoDetectionDataModule``'s file arguments for the split folders under ``generated_dir``
+    (``<split>/images/``, ``<split>/annotations.json``)."""
+    return {
+        "root": str(generated_dir),
+        "images": {split: f"{split}/images" for split in SPLITS},
+        **{f"{split}_annotations": f"{split}/{ANNOTATIONS_FILE}" for split in SPLITS},
+    }
 
 
-@DATAMODULES.register("shapes_detection", batch=DetectionBatch)
-class ShapesDetectionDataModule(CocoDetectionDataModule):
-    """Procedural circles, squares and triangles (COCO format, made on first use): boxes and masks."""
+class ShapesSplits(GeneratedSplits):
+    """The shapes generator's splits (COCO instances, ``coco_files``) and arguments."""
+
+    info_file = ANNOTATIONS_FILE
+    generator = GENERATOR
+    generate = staticmethod(make_shapes_dataset)
+
+
+class ShapesCocoReader(CocoDetectionDataModule):
+    """The COCO reader under ``shapes_detection``, after ``ShapesSplits`` in its bases: the
+    split folders under ``generated_dir`` with the loader arguments a generated dataset takes
+    (its layout and ``drop_empty_images`` are fixed)."""
+
+    generated_dir: Path
 
     def __init__(
         self,
-        data_dir: str = "data/shapes",
-        train_images: int = 300,
-        val_images: int = 60,
-        test_images: int = 60,
-        image_size: int = 128,
-        data_seed: int = 0,
+        image_size: int,
         batch_size: int = 8,
         num_workers: int = 0,
         masks: bool = False,
         transforms: dict[str, Any] | None = None,
         seed: int = 0,
     ):
-        self.counts = {"train": train_images, "val": val_images, "test": test_images}
-        for split, count in self.counts.items():
-            if count < 1:
-                raise SpecError(f"{split}_images: must be >= 1, got {count}")
-        if image_size < 32:
-            raise SpecError(f"image_size: must be >= 32, got {image_size}")
-        self.data_seed = data_seed
-        self.generated_size = image_size
         super().__init__(
-            root=data_dir,
-            images={s: f"{s}/images" for s in SPLITS},
-            train_annotations="train/annotations.json",
-            val_annotations="val/annotations.json",
-            test_annotations="test/annotations.json",
+            **coco_files(self.generated_dir),
             image_size=image_size,
             batch_size=batch_size,
             num_workers=num_workers,
@@ -261,20 +256,10 @@ class ShapesDetectionDataModule(CocoDetectionDataModule):
             seed=seed,
         )
 
-    def prepare_data(self) -> None:
-        """Write each split that is missing or was made with other counts, seed or size."""
-        for split, count in self.counts.items():
-            folder = self.root / split
-            wanted = generator_info(count, split_seed(self.data_seed, split), self.generated_size)
-            if self.stored_info(folder / "annotations.json") != wanted:
-                make_shapes_dataset(folder, count, wanted["seed"], self.generated_size)
 
-    @staticmethod
-    def stored_info(path: Path) -> dict[str, Any] | None:
-        try:
-            return json.loads(path.read_text()).get("info")
-        except (OSError, ValueError, AttributeError):
-            return None
+@DATAMODULES.register("shapes_detection", batch=DetectionBatch)
+class ShapesDetectionDataModule(ShapesSplits, ShapesCocoReader):
+    """Procedural circles, squares and triangles (COCO format, made on first use): boxes and masks."""
 
 
 @DATAMODULES.register("shapes_instances", batch=InstanceBatch)

@@ -22,70 +22,39 @@ import numpy as np
 
 from visionflow.batches import DetectionBatch
 from visionflow.datamodules.detection_base import DetectionDataModule, DetectionRecord, LabelMap
-from visionflow.errors import DataError, SpecError
+from visionflow.datamodules.voc import VOC_CLASSES, VocImageSets
+from visionflow.errors import DataError
 from visionflow.registry import DATAMODULES
 
-VOC_CLASSES = (
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
 XML_HINT = (
     "<object><name>cls</name><difficult>0</difficult><bndbox><xmin>..</xmin><ymin>.."
     "</ymin><xmax>..</xmax><ymax>..</ymax></bndbox></object>"
 )
 
 
+class BoxesOnlyDataModule(DetectionDataModule):
+    """A detection datamodule that reads boxes only: no masks, no keypoints."""
+
+    def __init__(self, **loader: Any):
+        super().__init__(False, False, **loader)
+
+
 @DATAMODULES.register("voc_detection", batch=DetectionBatch)
-class VOCDetectionDataModule(DetectionDataModule):
+class VOCDetectionDataModule(VocImageSets, BoxesOnlyDataModule):
     """Pascal VOC XML annotations (or any dataset in that layout, with its own class names)."""
 
-    def __init__(
-        self,
-        root: str,
-        train_set: str | None = "train",
-        val_set: str | None = "val",
-        test_set: str | None = None,
-        class_names: list[str] | None = None,
-        **loader: Any,
-    ):
-        super().__init__(False, False, **loader)  # boxes only: no masks, no keypoints
-        names = tuple(class_names or VOC_CLASSES)
-        if len(set(names)) != len(names) or not names:
-            raise SpecError(f"class_names: expected distinct names, got {list(names)}")
-        self.root = Path(root)
-        self.sets = {"train": train_set, "val": val_set, "test": test_set}
-        self.voc_label_map = LabelMap(tuple(range(1, len(names) + 1)), names)
+    image_sets = "Main"
+    default_class_names = VOC_CLASSES
+
+    @property
+    def voc_label_map(self) -> LabelMap:
+        return LabelMap(tuple(range(1, len(self.names) + 1)), self.names)
 
     def load_split(self, split: str) -> tuple[list[DetectionRecord], LabelMap] | None:
-        name = self.sets[split]
-        if name is None:
+        found = self.image_ids(split)
+        if found is None:
             return None
-        set_file = self.root / "ImageSets" / "Main" / f"{name}.txt"
-        try:
-            ids = [line.split()[0] for line in set_file.read_text().splitlines() if line.strip()]
-        except FileNotFoundError:
-            raise DataError(
-                f"{set_file}: image set file is missing",
-                hint=f"set {split}_set to a file in ImageSets/Main",
-            ) from None
+        ids = found[1]
         labels = {name: label for label, name in enumerate(self.voc_label_map.names)}
         return [
             read_voc_xml(self.root, voc_id, image_id, labels)

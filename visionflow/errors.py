@@ -64,6 +64,13 @@ class VisionFlowDeprecation(FutureWarning):
     """A spec key or argument that still works but will go; the CLI prints it as one line."""
 
 
+def check_minimums(minimums: dict[str, tuple[float, float]]) -> None:
+    """SpecError naming the first argument below its least value: ``{name: (value, least)}``."""
+    for name, (value, least) in minimums.items():
+        if value < least:
+            raise SpecError(f"{name}: must be >= {least}, got {value}")
+
+
 def deprecated(message: str) -> None:
     """Warn (once per message) that ``message`` names something deprecated; shown as one line,
     ``visionflow: deprecated: <message>``."""

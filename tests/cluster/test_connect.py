@@ -4,8 +4,6 @@ embedded Ray; unreachable addresses fail within seconds."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import yaml
 
 pytest.importorskip("ray")
 
+from tests.cluster.test_head import loopback_head
 from visionflow.cli import main
 from visionflow.cluster import head
 
@@ -32,20 +31,8 @@ SPEC = {
 
 @pytest.fixture(scope="module")
 def running_head() -> head.HeadInfo:
-    temp_dir = Path(tempfile.mkdtemp(prefix="vfh-", dir="/tmp"))
-    try:
-        info = head.start_head(
-            head.HeadConfig(
-                num_cpus=2,
-                port=head.free_port(),
-                dashboard_port=head.free_port(),
-                temp_dir=str(temp_dir),
-            )
-        )
+    with loopback_head() as info:
         yield info
-    finally:
-        head.stop_head(temp_dir)
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def write_spec(folder: Path, **changes) -> Path:

@@ -3,7 +3,6 @@ fit restarts from its last checkpoint and ends with every epoch accounted for.""
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import threading
@@ -17,21 +16,14 @@ import visionflow.cluster  # noqa: F401  (before ray: sets Ray's log filter at r
 pytest.importorskip("ray")
 
 import psutil
-import torch
 
 from tests.conftest import REPO_ROOT
+from tests.pipelines.conftest import last_checkpoint_epoch, validated_epochs
 from visionflow import cluster
 from visionflow.spec import load_spec
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 EPOCHS = 6
-
-
-def checkpoint_epoch(path: Path) -> int:
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
-    except (FileNotFoundError, RuntimeError, EOFError, KeyError):
-        return -1
 
 
 def train_workers() -> list[psutil.Process]:
@@ -56,7 +48,7 @@ class WorkerKiller(threading.Thread):
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             last = next(self.runs.glob("*/*/checkpoints/last.ckpt"), None)
-            epoch = checkpoint_epoch(last) if last else -1
+            epoch = last_checkpoint_epoch(last.parents[1]) if last else -1
             workers = train_workers()
             if epoch >= 1 and workers:
                 self.killed_pid = workers[0].pid
@@ -89,12 +81,7 @@ def test_a_killed_worker_is_replaced_and_the_fit_resumes(tmp_path):
         or psutil.Process(killer.killed_pid).status() == psutil.STATUS_ZOMBIE
     )
     run_dir = results.run_dir
-    assert checkpoint_epoch(run_dir / "checkpoints" / "last.ckpt") == EPOCHS - 1
-    with open(run_dir / "metrics.csv", newline="") as file:
-        epochs = {
-            int(float(row["epoch"]))
-            for row in csv.DictReader(file)
-            if row.get("epoch") and row.get("val/loss")
-        }
+    assert last_checkpoint_epoch(run_dir) == EPOCHS - 1
+    epochs = validated_epochs(run_dir)
     assert epochs == set(range(EPOCHS)), f"validation epochs logged: {sorted(epochs)}"
     assert results.metrics["test/acc"] > 0.9

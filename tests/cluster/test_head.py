@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,30 @@ def run_cli(*argv: str) -> int:
 def ray_processes_in(temp_dir: Path) -> list:
     info = head.read_head(Path(temp_dir).resolve())
     return head.head_processes(info) if info is not None else []
+
+
+@contextlib.contextmanager
+def loopback_head(num_cpus: int = 2, **environment: str) -> Iterator[head.HeadInfo]:
+    """A head started on free loopback ports (with ``environment`` set while it starts); stopped,
+    checked gone and its temp dir removed on exit."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="vfh-", dir="/tmp"))
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            for name, value in environment.items():
+                env.setenv(name, value)
+            info = head.start_head(
+                head.HeadConfig(
+                    num_cpus=num_cpus,
+                    port=head.free_port(),
+                    dashboard_port=head.free_port(),
+                    temp_dir=str(temp_dir),
+                )
+            )
+        yield info
+    finally:
+        head.stop_head(temp_dir)
+        assert not ray_processes_in(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def is_loopback(ip: str) -> bool:

@@ -5,9 +5,7 @@ long one is STOPPED, a failing one shows its logs, and bad input fails fast with
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import yaml
 
 pytest.importorskip("ray")
 
-from tests.cluster.test_head import ray_processes_in, run_cli
+from tests.cluster.test_head import loopback_head, run_cli
 from tests.datamodules.test_image_folder import write_folder
 from visionflow.cluster import head, jobs
 from visionflow.cluster.job_entry import SPEC_ENV, load_job_spec
@@ -44,21 +42,8 @@ def write_spec(folder: Path, **changes) -> Path:
 
 @pytest.fixture(scope="module")
 def address():
-    temp_dir = Path(tempfile.mkdtemp(prefix="vfh-", dir="/tmp"))
-    try:
-        info = head.start_head(
-            head.HeadConfig(
-                num_cpus=2,
-                port=head.free_port(),
-                dashboard_port=head.free_port(),
-                temp_dir=str(temp_dir),
-            )
-        )
+    with loopback_head() as info:
         yield info.dashboard_url
-    finally:
-        head.stop_head(temp_dir)
-        assert not ray_processes_in(temp_dir)
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def wait_for_status(client, job_id: str, wanted: str, timeout_s: float = 60) -> str:

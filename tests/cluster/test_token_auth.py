@@ -5,17 +5,13 @@ without the token (one clear line, exit code 2) and serves those that pass it wi
 from __future__ import annotations
 
 import secrets
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("ray")
 
-from tests.cluster.test_head import ray_processes_in, run_cli
+from tests.cluster.test_head import loopback_head, run_cli
 from tests.cluster.test_jobs import write_spec
-from visionflow.cluster import head
 
 pytestmark = [
     pytest.mark.ray,
@@ -26,25 +22,9 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def token_head():
     """A loopback head with token auth on, its token given in RAY_AUTH_TOKEN (no ~/.ray file)."""
-    temp_dir = Path(tempfile.mkdtemp(prefix="vfh-", dir="/tmp"))
     token = secrets.token_hex(16)
-    try:
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("RAY_AUTH_MODE", "token")
-            env.setenv("RAY_AUTH_TOKEN", token)
-            info = head.start_head(
-                head.HeadConfig(
-                    num_cpus=1,
-                    port=head.free_port(),
-                    dashboard_port=head.free_port(),
-                    temp_dir=str(temp_dir),
-                )
-            )
+    with loopback_head(num_cpus=1, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token) as info:
         yield info, token
-    finally:
-        head.stop_head(temp_dir)
-        assert not ray_processes_in(temp_dir)
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -18,11 +18,9 @@ from visionflow.registry import TRANSFORMS
 
 @pytest.fixture(scope="module")
 def shapes_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("shapes_tf")
-    ShapesDetectionDataModule(
-        data_dir=str(folder), train_images=12, val_images=4, test_images=1, image_size=64
-    ).prepare_data()
-    return str(folder)
+    folder = str(tmp_path_factory.mktemp("shapes_tf"))
+    small_shapes(folder).prepare_data()
+    return folder
 
 
 def small_shapes(shapes_dir: str, **kwargs) -> ShapesDetectionDataModule:

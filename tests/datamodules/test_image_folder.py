@@ -41,6 +41,18 @@ def write_folder(root: Path, classes=("ant", "bee", "cat"), per_class: int = 6) 
 
 
 @needs_shared
+def train_only(root: Path, batch_size: int = 32, **changes) -> ImageFolderDataModule:
+    """The folder at ``root`` with every image in the train split, at 16 px."""
+    return ImageFolderDataModule(
+        root=str(root),
+        image_size=16,
+        batch_size=batch_size,
+        val_fraction=0.0,
+        test_fraction=0.0,
+        **changes,
+    )
+
+
 def test_imagenet10_train_val_layout_tests_on_val():
     dm = ImageFolderDataModule(root=str(SHARED / "imagenet10"), image_size=64, batch_size=4)
     assert dm.info.num_classes == 10 and dm.info.class_names[0] == "cock"
@@ -125,9 +137,7 @@ def test_a_corrupt_file_is_an_error_naming_it(tmp_path):
     root = write_folder(tmp_path)
     bad = root / "bee" / "bee_9.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is no jpeg")
-    dm = ImageFolderDataModule(
-        root=str(root), image_size=16, batch_size=32, val_fraction=0.0, test_fraction=0.0
-    )
+    dm = train_only(root)
     with pytest.raises(DataError, match=f"{bad}: cannot decode image") as caught:
         list(dm.train_dataloader())
     assert "skip_bad_files: true" in str(caught.value)
@@ -138,14 +148,7 @@ def test_a_truncated_file_is_an_error_in_a_worker_too_without_a_torch_traceback(
     good = (root / "cat" / "cat_2.jpg").read_bytes()
     bad = root / "cat" / "cat_2.jpg"
     bad.write_bytes(good[: len(good) // 2])
-    dm = ImageFolderDataModule(
-        root=str(root),
-        image_size=16,
-        batch_size=32,
-        num_workers=1,
-        val_fraction=0.0,
-        test_fraction=0.0,
-    )
+    dm = train_only(root, num_workers=1)
     with pytest.raises(DataError) as caught:
         list(dm.train_dataloader())
     assert str(caught.value).startswith(f"{bad}: cannot decode image")
@@ -156,14 +159,7 @@ def test_skip_bad_files_drops_them_with_a_warning(tmp_path):
     root = write_folder(tmp_path)
     bad = root / "ant" / "ant_1.png"
     bad.write_bytes(b"garbage")
-    dm = ImageFolderDataModule(
-        root=str(root),
-        image_size=16,
-        batch_size=32,
-        val_fraction=0.0,
-        test_fraction=0.0,
-        skip_bad_files=True,
-    )
+    dm = train_only(root, skip_bad_files=True)
     with pytest.warns(UserWarning, match=f"skipping {bad}: cannot decode image"):
         (batch,) = list(dm.train_dataloader())
     assert len(batch) == 17 and batch.targets.tolist().count(0) == 5
@@ -171,9 +167,7 @@ def test_skip_bad_files_drops_them_with_a_warning(tmp_path):
 
 def test_the_loader_survives_lightnings_ddp_rebuild(tmp_path):
     root = write_folder(tmp_path)
-    dm = ImageFolderDataModule(
-        root=str(root), image_size=16, batch_size=4, val_fraction=0.0, test_fraction=0.0
-    )
+    dm = train_only(root, batch_size=4)
     train = dm.train_dataloader()
     rebuilt = _update_dataloader(train, DistributedSampler(train.dataset, num_replicas=2, rank=1))
     assert type(rebuilt) is type(train)

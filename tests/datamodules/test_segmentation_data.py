@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.tasks.conftest import tiny_shapes
 from visionflow.batches import IGNORE_INDEX
 from visionflow.datamodules import (
     CocoSegmentationDataModule,
@@ -157,15 +158,7 @@ def test_instances_paint_classes_and_ignore_crowds_and_conflicts():
 
 
 def test_shapes_masks_follow_the_generated_objects(tmp_path):
-    dm = ShapesSegmentationDataModule(
-        data_dir=str(tmp_path),
-        train_images=2,
-        val_images=2,
-        test_images=1,
-        image_size=64,
-        batch_size=2,
-    )
-    dm.prepare_data()
+    dm = tiny_shapes(ShapesSegmentationDataModule, tmp_path)
     dm.setup("validate")
     assert dm.info.class_names == ("background", "circle", "square", "triangle")
     record = dm.datasets["val"].records[0]

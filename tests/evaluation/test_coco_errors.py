@@ -139,14 +139,6 @@ GT_CASES = {  # name: (change to a copy of GT, fragments of the message)
 }
 
 
-@pytest.mark.parametrize("name", GT_CASES)
-def test_bad_ground_truth(tmp_path, name):
-    change, fragments = GT_CASES[name]
-    gt = copy.deepcopy(GT)
-    change(gt)
-    raises_data_error(lambda: evaluate_files(tmp_path, gt, DT), *fragments)
-
-
 DT_CASES = {  # name: (change to a copy of DT, fragments of the message)
     "detection without score": (
         lambda dt: dt[1].pop("score"),
@@ -195,12 +187,18 @@ DT_CASES = {  # name: (change to a copy of DT, fragments of the message)
 }
 
 
-@pytest.mark.parametrize("name", DT_CASES)
-def test_bad_results(tmp_path, name):
-    change, fragments = DT_CASES[name]
-    dt = copy.deepcopy(DT)
-    change(dt)
-    raises_data_error(lambda: evaluate_files(tmp_path, GT, dt), *fragments)
+BAD_INPUT = {
+    **{f"ground truth: {name}": ("gt", case) for name, case in GT_CASES.items()},
+    **{f"results: {name}": ("dt", case) for name, case in DT_CASES.items()},
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUT)
+def test_bad_ground_truth_or_results(tmp_path, name):
+    side, (change, fragments) = BAD_INPUT[name]
+    files = {"gt": copy.deepcopy(GT), "dt": copy.deepcopy(DT)}
+    change(files[side])
+    raises_data_error(lambda: evaluate_files(tmp_path, files["gt"], files["dt"]), *fragments)
 
 
 def test_nan_score_in_memory():
@@ -262,27 +260,21 @@ def test_bad_segmentation(tmp_path, segmentation, fragment):
 
 
 @pytest.mark.parametrize(
-    "content, fragment",
+    "side, content, fragment",
     [
-        ("", "empty"),
-        ('{"images": [{"id": 1,', "invalid JSON"),
-        ("[]", "expected 'object', got 'array'"),
+        ("gt", "", "empty"),
+        ("gt", '{"images": [{"id": 1,', "invalid JSON"),
+        ("gt", "[]", "expected 'object', got 'array'"),
+        ("dt", "  \n", "empty"),
+        ("dt", "[{]", "invalid JSON"),
+        ("dt", '{"a": 1}', "expected 'array', got 'object'"),
     ],
 )
-def test_unreadable_ground_truth_file(tmp_path, content, fragment):
-    path = tmp_path / "gt.json"
+def test_unreadable_ground_truth_or_results_file(tmp_path, side, content, fragment):
+    path = tmp_path / f"{side}.json"
     path.write_text(content)
-    raises_data_error(lambda: evaluate_coco(path, DT, "bbox"), str(path), fragment)
-
-
-@pytest.mark.parametrize(
-    "content, fragment",
-    [("  \n", "empty"), ("[{]", "invalid JSON"), ('{"a": 1}', "expected 'array', got 'object'")],
-)
-def test_unreadable_results_file(tmp_path, content, fragment):
-    path = tmp_path / "dt.json"
-    path.write_text(content)
-    raises_data_error(lambda: evaluate_coco(GT, path, "bbox"), str(path), fragment)
+    files = {"gt": GT, "dt": DT, side: path}
+    raises_data_error(lambda: evaluate_coco(files["gt"], files["dt"], "bbox"), str(path), fragment)
 
 
 def test_missing_files(tmp_path):

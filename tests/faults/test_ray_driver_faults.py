@@ -17,24 +17,16 @@ import pytest
 pytest.importorskip("ray")
 
 import psutil
-import torch
 import yaml
 
 from tests.conftest import REPO_ROOT
 from tests.faults.conftest import TINY
+from tests.pipelines.conftest import last_checkpoint_epoch
 from visionflow import cli
 from visionflow.rundir import RunDirectory
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 EPOCHS = 3
-
-
-def checkpoint_epoch(run_dir: Path) -> int:
-    try:
-        last = run_dir / "checkpoints" / "last.ckpt"
-        return int(torch.load(last, map_location="cpu", weights_only=True)["epoch"])
-    except (FileNotFoundError, RuntimeError, EOFError, KeyError):
-        return -1
 
 
 def files_and_times(folder: Path) -> dict[str, float]:
@@ -48,7 +40,7 @@ def wait_for_epoch_0(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and driver.poll() is None:
         found = next(runs.glob("*/*/checkpoints/last.ckpt"), None)
-        if found is not None and checkpoint_epoch(found.parent.parent) >= 0:
+        if found is not None and last_checkpoint_epoch(found.parent.parent) >= 0:
             return found.parent.parent
         time.sleep(0.2)
     driver.kill()
@@ -73,7 +65,7 @@ def test_the_driver_killed_mid_fit_resumes_to_the_end(tmp_path, capsys):
     ray_processes = psutil.Process(driver.pid).children(recursive=True)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(timeout=30)
-    assert checkpoint_epoch(run_dir) < EPOCHS - 1, "the fit ended before the kill"
+    assert last_checkpoint_epoch(run_dir) < EPOCHS - 1, "the fit ended before the kill"
     _, alive = psutil.wait_procs(ray_processes, timeout=30)
     # the raylet, the GCS and the training workers die with the driver; Ray's two agents notice
     # their raylet is gone and exit on their own a little later
@@ -86,6 +78,6 @@ def test_the_driver_killed_mid_fit_resumes_to_the_end(tmp_path, capsys):
     assert cli.main(["run", "--resume", str(run_dir)]) == 0, capsys.readouterr().err
     resumed = RunDirectory.open(run_dir)
     assert resumed.status()["state"] == "completed"
-    assert checkpoint_epoch(run_dir) == EPOCHS - 1
+    assert last_checkpoint_epoch(run_dir) == EPOCHS - 1
     assert resumed.status()["stages"]["test"]["test/acc"] > 0.5
     assert not list(run_dir.rglob(".*.tmp"))

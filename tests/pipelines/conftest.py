@@ -1,4 +1,8 @@
+import csv
+from pathlib import Path
+
 import pytest
+import torch
 
 from visionflow.spec import parse_spec
 
@@ -22,3 +26,22 @@ def tiny_spec(tmp_path):
         return parse_spec(raw)
 
     return make
+
+
+def last_checkpoint_epoch(run_dir: Path) -> int:
+    """The epoch of ``run_dir/checkpoints/last.ckpt``; -1 while there is none (or half of one)."""
+    try:
+        last = run_dir / "checkpoints" / "last.ckpt"
+        return int(torch.load(last, map_location="cpu", weights_only=True)["epoch"])
+    except (FileNotFoundError, RuntimeError, EOFError, KeyError):
+        return -1
+
+
+def validated_epochs(run_dir: Path) -> set[int]:
+    """The epochs whose validation loss ``run_dir/metrics.csv`` holds."""
+    with open(run_dir / "metrics.csv", newline="") as file:
+        return {
+            int(float(row["epoch"]))
+            for row in csv.DictReader(file)
+            if row.get("epoch") and row.get("val/loss")
+        }

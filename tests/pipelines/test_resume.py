@@ -1,19 +1,16 @@
 """Kill a real run in the middle of its fit, resume it, and check every epoch is accounted for."""
 
-import csv
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from tests.conftest import REPO_ROOT
-from tests.pipelines.conftest import TINY_DIGITS
+from tests.pipelines.conftest import TINY_DIGITS, last_checkpoint_epoch, validated_epochs
 from visionflow.pipelines import resume
 
 EPOCHS = 6
@@ -44,29 +41,17 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     try:
         _wait_for(lambda: runs.is_dir() and any(runs.glob("*/checkpoints/last.ckpt")), 120)
         run_dir = next(runs.iterdir())
-        _wait_for(lambda: _epoch_of(run_dir / "checkpoints" / "last.ckpt") >= 1, 120)
+        _wait_for(lambda: last_checkpoint_epoch(run_dir) >= 1, 120)
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-    killed_at = _epoch_of(run_dir / "checkpoints" / "last.ckpt")
+    killed_at = last_checkpoint_epoch(run_dir)
     assert killed_at < EPOCHS - 1, "the run finished before it was killed; make it longer"
     assert not (run_dir / "summary.json").exists()
 
     results = resume(run_dir)
 
-    assert _epoch_of(run_dir / "checkpoints" / "last.ckpt") == EPOCHS - 1
+    assert last_checkpoint_epoch(run_dir) == EPOCHS - 1
     assert "test/acc" in results.metrics
-    with open(run_dir / "metrics.csv", newline="") as file:
-        epochs = {
-            int(float(r["epoch"]))
-            for r in csv.DictReader(file)
-            if r.get("epoch") and r.get("val/loss")
-        }
+    epochs = validated_epochs(run_dir)
     assert epochs == set(range(EPOCHS)), f"validation epochs logged: {sorted(epochs)}"
-
-
-def _epoch_of(path: Path) -> int:
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
-    except (FileNotFoundError, RuntimeError, EOFError):
-        return -1

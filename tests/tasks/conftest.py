@@ -24,8 +24,8 @@ def one_torch_thread():
 
 
 def tiny_shapes(module_class, folder):
-    """A shapes datamodule of the detection family (6 train, 2 val, 2 test images of 64 px),
-    written into ``folder``."""
+    """A shapes datamodule of any 2D family (6 train, 2 val, 2 test images of 64 px), written
+    into ``folder``."""
     module = module_class(
         data_dir=str(folder),
         train_images=6,
