@@ -136,5 +136,5 @@ def test_sigmas_of_another_count_than_the_datas_keypoints():
     with pytest.raises(DataError, match=r"one per keypoint_sigmas \(4\)") as error:
         evaluator.evaluate()
     assert "must be 12 finite numbers" in error.value.message and "\n" not in error.value.message
-    with pytest.raises(SpecError, match=r"^keypoint_sigmas: need 5 positive values"):
+    with pytest.raises(SpecError, match=r"^keypoint_sigmas: 4 values for 5 keypoint_names"):
         KeypointDetectionTask(num_classes=1, keypoint_names=NAMES, keypoint_sigmas=SIGMAS[:4])
