@@ -187,3 +187,13 @@ def test_cli_bad_keypoint_sigmas_exit_2_naming_the_option(keypoint_files, capsys
     first, *_ = error.splitlines()
     assert first.startswith("visionflow: error: --keypoint-sigmas: ") and fragment in first
     assert "Traceback" not in error
+
+
+def test_cli_sigma_count_other_than_the_files_keypoints(keypoint_files, capsys):
+    """Four sigmas for files of five keypoints: the ground truth's check, one line, exit 2."""
+    argv, _, _ = keypoint_files
+    sigmas = [str(sigma) for sigma in SIGMAS[:4]]
+    assert main([*argv, "--iou-type", "keypoints", "--keypoint-sigmas", *sigmas]) == 2
+    first, *_ = capsys.readouterr().err.splitlines()
+    assert first.startswith("visionflow: error: ") and "gt.json: annotation #" in first
+    assert "one per keypoint_sigmas (4)" in first
