@@ -10,6 +10,7 @@ once. The result equals :func:`visionflow.evaluation.coco.evaluate_coco` bit for
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from visionflow.cluster.local import embedded_ray
@@ -18,12 +19,19 @@ from visionflow.evaluation.coco_shards import Shard, evaluate_coco_in_shards, ma
 
 
 def evaluate_coco_on_ray(
-    gt: dict | str | Path, dt: list | str | Path, iou_type: str = "bbox", shards: int = 2
+    gt: dict | str | Path,
+    dt: list | str | Path,
+    iou_type: str = "bbox",
+    shards: int = 2,
+    keypoint_sigmas: Sequence[float] | None = None,
 ) -> CocoResult:
-    """:func:`evaluate_coco_in_shards` with one Ray task per shard, on the Ray this process is
-    connected to (``--address``) or an embedded local one."""
+    """:func:`evaluate_coco_in_shards` (custom OKS ``keypoint_sigmas`` [K] as there) with one Ray
+    task per shard, on the Ray this process is connected to (``--address``) or an embedded local
+    one."""
     with embedded_ray():
-        return evaluate_coco_in_shards(gt, dt, iou_type, shards, run_shards=match_on_ray)
+        return evaluate_coco_in_shards(
+            gt, dt, iou_type, shards, match_on_ray, keypoint_sigmas=keypoint_sigmas
+        )
 
 
 def match_on_ray(shards: list[Shard]) -> list[bytes]:

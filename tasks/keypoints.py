@@ -82,8 +82,9 @@ def sigmas_of(names: list[str], sigmas: list[float] | None) -> tuple[float, ...]
     values = checked_sigmas(sigmas)
     if len(values) != len(names):
         raise SpecError(
-            f"keypoint_sigmas: need {len(names)} positive values (one per keypoint), got {sigmas}",
-            hint=SIGMAS_HINT,
+            f"keypoint_sigmas: {len(values)} values for {len(names)} keypoint_names; "
+            "need one sigma per keypoint name",
+            hint="list them in the order of keypoint_names",
         )
     return values
 

@@ -16,6 +16,8 @@ image (uint8) to an HWC float32 image, normalized by the preset; the datamodule 
 into ``[C, H, W]`` tensors. Presets live beside this file, one module per family
 (``classification.py``; detection and segmentation presets come with ``bbox_params`` and masks
 through :attr:`TransformContext.compose_kwargs`, so one preset list serves every target type).
+The steps that several presets share are built here: :func:`normalize_step`, :func:`resize_steps`,
+:func:`zero_pad_random_crop` and :func:`mild_color_jitter`.
 """
 
 from __future__ import annotations
@@ -137,6 +139,40 @@ def output_shape(
             f"{shape[2]} channel(s): {error}"
         ) from None
     return result.shape if result.ndim == 3 else (*result.shape, 1)
+
+
+# ---------------------------------------------------------------- steps that presets share
+
+
+def normalize_step(context: TransformContext) -> A.Normalize:
+    """The last step of every image preset: uint8 [H, W, C] to float32 ``(x / 255 - mean) / std``
+    per channel (with the detection context's mean 0 and std 1: the ``[0, 1]`` range)."""
+    return A.Normalize(mean=context.mean, std=context.std, max_pixel_value=255.0)
+
+
+def resize_steps(context: TransformContext) -> list[Any]:
+    """``[Resize]`` to the target size, or ``[]`` without one or when the source already has it."""
+    if context.image_size is None or context.image_size == context.source_size:
+        return []
+    height, width = context.image_size
+    return [A.Resize(height=height, width=width)]
+
+
+def zero_pad_random_crop(context: TransformContext, pad: int, preset: str) -> list[Any]:
+    """Zero-pad by ``pad`` pixels on each side, then crop a random window of the output size."""
+    height, width = context.output_size(preset)
+    return [
+        A.PadIfNeeded(
+            min_height=height + 2 * pad, min_width=width + 2 * pad, border_mode=0, fill=0
+        ),
+        A.RandomCrop(height=height, width=width),
+    ]
+
+
+def mild_color_jitter() -> A.ColorJitter:
+    """The colour augmentation of the detection and segmentation training presets: brightness,
+    contrast and saturation by up to 20%, hue by 0.02, half of the time."""
+    return A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5)
 
 
 # ------------------------------------------------------------------------------------ internals

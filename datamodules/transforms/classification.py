@@ -19,49 +19,29 @@ reads as black; the tensor datamodules keep this exact order in their cached fas
 
 from __future__ import annotations
 
-from typing import Any
-
 import albumentations as A
 
-from visionflow.datamodules.transforms import TransformContext
+from visionflow.datamodules.transforms import (
+    TransformContext,
+    normalize_step,
+    resize_steps,
+    zero_pad_random_crop,
+)
 from visionflow.registry import TRANSFORMS
 
 FAMILY = "classification"
 
 
-def _normalize(context: TransformContext) -> A.Normalize:
-    return A.Normalize(mean=context.mean, std=context.std, max_pixel_value=255.0)
-
-
-def _resize(context: TransformContext) -> list[Any]:
-    """``[Resize]`` to the target size, or ``[]`` when the source already has it."""
-    if context.image_size is None or context.image_size == context.source_size:
-        return []
-    height, width = context.image_size
-    return [A.Resize(height=height, width=width)]
-
-
-def _shift(context: TransformContext, pad: int, preset: str) -> list[Any]:
-    """Zero-pad by ``pad`` pixels on each side, then crop a random window of the original size."""
-    height, width = context.output_size(preset)
-    return [
-        A.PadIfNeeded(
-            min_height=height + 2 * pad, min_width=width + 2 * pad, border_mode=0, fill=0
-        ),
-        A.RandomCrop(height=height, width=width),
-    ]
-
-
 @TRANSFORMS.register("normalize", family=FAMILY)
 def normalize(context: TransformContext) -> A.Compose:
     """Normalize with the datamodule's mean and std (no resize, no augmentation)."""
-    return context.compose([_normalize(context)])
+    return context.compose([normalize_step(context)])
 
 
 @TRANSFORMS.register("resize_normalize", family=FAMILY)
 def resize_normalize(context: TransformContext) -> A.Compose:
     """Resize to the datamodule's image size, then normalize (no augmentation)."""
-    return context.compose([*_resize(context), _normalize(context)])
+    return context.compose([*resize_steps(context), normalize_step(context)])
 
 
 for _alias in ("digits_eval", "mnist_eval", "cifar_eval"):
@@ -79,7 +59,11 @@ def digits_train(context: TransformContext) -> A.Compose:
     height, _ = context.output_size("digits_train")
     pad = max(1, height // 16)
     return context.compose(
-        [*_resize(context), *_shift(context, pad, "digits_train"), _normalize(context)]
+        [
+            *resize_steps(context),
+            *zero_pad_random_crop(context, pad, "digits_train"),
+            normalize_step(context),
+        ]
     )
 
 
@@ -87,7 +71,11 @@ def digits_train(context: TransformContext) -> A.Compose:
 def mnist_train(context: TransformContext) -> A.Compose:
     """Resize, random shifts of up to 2 pixels, normalize."""
     return context.compose(
-        [*_resize(context), *_shift(context, 2, "mnist_train"), _normalize(context)]
+        [
+            *resize_steps(context),
+            *zero_pad_random_crop(context, 2, "mnist_train"),
+            normalize_step(context),
+        ]
     )
 
 
@@ -96,10 +84,10 @@ def cifar_train(context: TransformContext) -> A.Compose:
     """Resize, pad 4 + random crop, horizontal flip, normalize (the standard CIFAR recipe)."""
     return context.compose(
         [
-            *_resize(context),
-            *_shift(context, 4, "cifar_train"),
+            *resize_steps(context),
+            *zero_pad_random_crop(context, 4, "cifar_train"),
             A.HorizontalFlip(p=0.5),
-            _normalize(context),
+            normalize_step(context),
         ]
     )
 
@@ -113,7 +101,7 @@ def imagenet_train(context: TransformContext) -> A.Compose:
             A.RandomResizedCrop(size=size, scale=(0.08, 1.0)),
             A.HorizontalFlip(p=0.5),
             A.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0, p=0.8),
-            _normalize(context),
+            normalize_step(context),
         ]
     )
 
@@ -126,6 +114,6 @@ def imagenet_eval(context: TransformContext) -> A.Compose:
         [
             A.SmallestMaxSize(max_size=round(max(height, width) / 0.875)),
             A.CenterCrop(height=height, width=width),
-            _normalize(context),
+            normalize_step(context),
         ]
     )

@@ -39,7 +39,11 @@ from typing import Any
 import albumentations as A
 import numpy as np
 
-from visionflow.datamodules.transforms import TransformContext
+from visionflow.datamodules.transforms import (
+    TransformContext,
+    mild_color_jitter,
+    normalize_step,
+)
 from visionflow.registry import TRANSFORMS
 
 FAMILY = "detection"
@@ -221,10 +225,6 @@ def letterbox(context: TransformContext) -> list[Any]:
     ]
 
 
-def to_unit_range(context: TransformContext) -> A.Normalize:
-    return A.Normalize(mean=context.mean, std=context.std, max_pixel_value=255.0)
-
-
 def with_min_visibility(context: TransformContext, min_visibility: float) -> TransformContext:
     """A copy of ``context`` whose ``bbox_params`` drop boxes that keep less than ``min_visibility``
     of their area."""
@@ -238,7 +238,7 @@ def with_min_visibility(context: TransformContext, min_visibility: float) -> Tra
 @TRANSFORMS.register("detection_eval", family=FAMILY)
 def detection_eval(context: TransformContext) -> A.Compose:
     """Letterbox to the datamodule's image size (if any), scale to [0, 1] (no augmentation)."""
-    return context.compose([*letterbox(context), to_unit_range(context)])
+    return context.compose([*letterbox(context), normalize_step(context)])
 
 
 @TRANSFORMS.register("detection_train", family=FAMILY)
@@ -256,7 +256,7 @@ def detection_train(context: TransformContext) -> A.Compose:
                 p=0.5,
             ),
             A.HorizontalFlip(p=0.5),
-            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
-            to_unit_range(context),
+            mild_color_jitter(),
+            normalize_step(context),
         ]
     )

@@ -19,7 +19,12 @@ from __future__ import annotations
 import albumentations as A
 
 from visionflow.batches import IGNORE_INDEX
-from visionflow.datamodules.transforms import TransformContext
+from visionflow.datamodules.transforms import (
+    TransformContext,
+    mild_color_jitter,
+    normalize_step,
+    resize_steps,
+)
 from visionflow.registry import TRANSFORMS
 
 FAMILY = "segmentation"
@@ -44,15 +49,10 @@ def segmentation_context(
     )
 
 
-def normalize(context: TransformContext) -> A.Normalize:
-    return A.Normalize(mean=context.mean, std=context.std, max_pixel_value=255.0)
-
-
 @TRANSFORMS.register("segmentation_eval", family=FAMILY)
 def segmentation_eval(context: TransformContext) -> A.Compose:
     """Resize to the image size (if any) and normalize; masks resized nearest."""
-    resize = [] if context.image_size is None else [A.Resize(*context.image_size)]
-    return context.compose([*resize, normalize(context)])
+    return context.compose([*resize_steps(context), normalize_step(context)])
 
 
 @TRANSFORMS.register("segmentation_train", family=FAMILY)
@@ -63,7 +63,7 @@ def segmentation_train(context: TransformContext) -> A.Compose:
         [
             A.RandomResizedCrop(size=size, scale=TRAIN_CROP_SCALE),
             A.HorizontalFlip(p=0.5),
-            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
-            normalize(context),
+            mild_color_jitter(),
+            normalize_step(context),
         ]
     )

@@ -30,31 +30,29 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from visionflow.datamodules.transforms import TransformContext, flatten
-from visionflow.datamodules.transforms.classification import _normalize, _resize
+from visionflow.datamodules.transforms import (
+    TransformContext,
+    flatten,
+    normalize_step,
+    resize_steps,
+    zero_pad_random_crop,
+)
 from visionflow.registry import TRANSFORMS
 
 FAMILY = "video"
 
 
 def _train(context: TransformContext, preset: str, flip: bool) -> A.Compose:
-    height, width = context.output_size(preset)
+    height, _ = context.output_size(preset)
     pad = max(1, height // 8)
     flips = [A.HorizontalFlip(p=0.5)] if flip else []
     return context.compose(
         [
-            *_resize(context),
-            A.PadIfNeeded(
-                min_height=height + 2 * pad,
-                min_width=width + 2 * pad,
-                border_mode=0,
-                fill=0,
-                fill_mask=0,
-            ),
-            A.RandomCrop(height=height, width=width),
+            *resize_steps(context),
+            *zero_pad_random_crop(context, pad, preset),
             *flips,
             A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.0, p=0.8),
-            _normalize(context),
+            normalize_step(context),
         ]
     )
 
@@ -62,7 +60,7 @@ def _train(context: TransformContext, preset: str, flip: bool) -> A.Compose:
 @TRANSFORMS.register("video_eval", family=FAMILY)
 def video_eval(context: TransformContext) -> A.Compose:
     """Resize every frame to the image size, normalize."""
-    return context.compose([*_resize(context), _normalize(context)])
+    return context.compose([*resize_steps(context), normalize_step(context)])
 
 
 @TRANSFORMS.register("video_train", family=FAMILY)

@@ -12,6 +12,7 @@ import visionflow.cluster  # noqa: F401  (before ray: sets Ray's log filter at r
 pytest.importorskip("ray")
 
 from benchmarks.coco_data import synthetic_coco
+from tests.evaluation.test_keypoint_sigmas import SIGMAS, pycocotools_stats, scored_case
 from visionflow import cluster
 from visionflow.cli import main
 from visionflow.errors import SpecError
@@ -112,6 +113,18 @@ def test_coco_matching_in_ray_tasks_equals_one_process(tmp_path, ray_session, ca
     )
     stats = json.loads((tmp_path / "out.json").read_text())["stats"]
     assert stats == evaluate_coco(gt, dt, "bbox").stats.tolist()
+
+
+def test_coco_keypoints_with_custom_sigmas_in_ray_tasks(tmp_path, ray_session):
+    """``--keypoint-sigmas`` reach the Ray tasks: pycocotools' figures with the same sigmas."""
+    _, gt, results = scored_case(5)
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "dt.json").write_text(json.dumps(results))
+    argv = ["eval", "coco", "--gt", str(tmp_path / "gt.json"), "--dt", str(tmp_path / "dt.json")]
+    argv += ["--iou-type", "keypoints", "--keypoint-sigmas", *map(str, SIGMAS), "--shards", "2"]
+    assert main([*argv, "--json", str(tmp_path / "out.json")]) == 0
+    stats = json.loads((tmp_path / "out.json").read_text())["stats"]
+    assert stats == pycocotools_stats(gt, results, SIGMAS).tolist()
 
 
 def test_shards_asking_for_missing_gpus_fail_at_once(tmp_path, checkpoint, ray_session):

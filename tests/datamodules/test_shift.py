@@ -7,8 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from visionflow.datamodules.tensor_data import ExecutionPlan
-from visionflow.datamodules.transforms import TransformContext, build_transform
-from visionflow.datamodules.transforms.classification import _shift
+from visionflow.datamodules.transforms import (
+    TransformContext,
+    build_transform,
+    zero_pad_random_crop,
+)
 from visionflow.datamodules.transforms.shift import BatchedRandomCrop, RandomShift, shift_of
 from visionflow.errors import SpecError
 
@@ -50,7 +53,8 @@ def test_the_random_shift_preset_is_drq_s_replicate_pad_and_crop_back():
 
 
 def test_rl_and_the_vision_fast_path_shift_with_the_same_crop():
-    vision_shift = context().compose(_shift(context(), 2, "digits_train"))  # the presets' helper
+    # the presets' helper
+    vision_shift = context().compose(zero_pad_random_crop(context(), 2, "digits_train"))
     rl_shift = shift_of(vision_shift, SIZE, "augmentation")
     assert rl_shift == RandomShift(2, "constant")
     (vision_crop,) = ExecutionPlan.of(vision_shift).batched  # the pad is cached, the crop batched

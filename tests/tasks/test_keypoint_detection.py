@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -126,14 +127,26 @@ def test_an_image_without_detections_has_no_keypoint_results():
     "args, key",
     [
         ({}, "keypoint_sigmas: needed for 4 keypoints"),
-        ({"keypoint_sigmas": [0.05] * 3}, "keypoint_sigmas: need 4 positive"),
+        (
+            {"keypoint_sigmas": [0.05] * 3},
+            "keypoint_sigmas: 3 values for 4 keypoint_names; need one",
+        ),
+        (
+            {"keypoint_sigmas": [0.05, 0, 0.05, 0.05]},
+            r"keypoint_sigmas: value #2 \(0\) is not a fin",
+        ),
+        ({"keypoint_sigmas": []}, "keypoint_sigmas: empty; need finite positive numbers"),
+        ({"keypoint_sigmas": 0.05}, "keypoint_sigmas: need a list of finite positive numbers"),
+        ({"keypoint_names": []}, "keypoint_names: a pose task needs at least one"),
         ({"keypoint_sigmas": SIGMAS, "skeleton": [[1, 5]]}, "skeleton: pairs"),
         ({"keypoint_sigmas": SIGMAS, "net": "maskrcnn_mobilenet_v3_large_fpn"}, "net: "),
     ],
 )
 def test_bad_arguments_name_their_key(args, key):
-    with pytest.raises(SpecError, match=key):
-        KeypointDetectionTask(num_classes=3, keypoint_names=list(KEYPOINT_NAMES), **args)
+    """Each failure names its argument and what is wrong with it (a count is not a bad value)."""
+    with pytest.raises(SpecError) as error:
+        KeypointDetectionTask(num_classes=3, **{"keypoint_names": list(KEYPOINT_NAMES), **args})
+    assert re.match(key, error.value.message) and "\n" not in error.value.message
 
 
 def test_fit_test_predict_with_oks_map(shapes, tmp_path):

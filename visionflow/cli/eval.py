@@ -19,6 +19,7 @@ examples:
   visionflow eval coco --gt instances_val.json --dt detections.json --iou-type bbox --json out.json
   visionflow eval coco --gt lvis_v1_val.json --dt detections.json --iou-type segm --protocol lvis
   visionflow eval coco --gt instances_val.json --dt detections.json --shards 8 --address ray://head:10001
+  visionflow eval coco --gt hands.json --dt keypoints.json --iou-type keypoints --keypoint-sigmas 0.05 0.05 0.03
 """
 PANOPTIC_EXAMPLES = """\
 examples:
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
 def _coco(args: argparse.Namespace) -> int:
     from visionflow.errors import SpecError
 
+    sigmas = coco_command.keypoint_sigmas(args)
     if args.shards is None:
         if args.address is not None:
             raise SpecError(
@@ -108,7 +110,7 @@ def _coco(args: argparse.Namespace) -> int:
         from visionflow.evaluation.coco import evaluate_coco
 
         return coco_command.report(
-            evaluate_coco(args.gt, args.dt, args.iou_type, args.protocol), args
+            evaluate_coco(args.gt, args.dt, args.iou_type, args.protocol, sigmas), args
         )
     if args.protocol != "coco":
         raise SpecError(
@@ -120,7 +122,7 @@ def _coco(args: argparse.Namespace) -> int:
 
     with joined_cluster(args.address, "ray"):
         return coco_command.report(
-            evaluate_coco_on_ray(args.gt, args.dt, args.iou_type, args.shards), args
+            evaluate_coco_on_ray(args.gt, args.dt, args.iou_type, args.shards, sigmas), args
         )
 
 

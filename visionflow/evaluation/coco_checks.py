@@ -202,16 +202,34 @@ class ColumnChecks:
                 raise self.fail(index, "missing field 'num_keypoints'")
 
 
-def checked_sigmas(sigmas: Sequence[float]) -> tuple[float, ...]:
+def checked_sigmas(sigmas: Sequence[float], name: str = "keypoint_sigmas") -> tuple[float, ...]:
     """The OKS ``sigmas`` [K] as floats: one finite positive number per keypoint, else a
-    SpecError naming ``keypoint_sigmas``."""
+    SpecError naming the argument ``name`` and what is wrong (not a list, empty, which value)."""
     try:
-        values = tuple(float(sigma) for sigma in sigmas)
-    except (TypeError, ValueError):
-        values = ()
-    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        items = list(sigmas)
+    except TypeError:
         raise SpecError(
-            f"keypoint_sigmas: need finite positive numbers, one per keypoint, got {sigmas!r}",
+            f"{name}: need a list of finite positive numbers, one per keypoint, got {sigmas!r}",
             hint=SIGMAS_HINT,
+        ) from None
+    if not items:
+        raise SpecError(
+            f"{name}: empty; need finite positive numbers, one per keypoint", hint=SIGMAS_HINT
         )
+    values = tuple(map(_finite_positive, items))
+    for index, (item, value) in enumerate(zip(items, values)):
+        if value is None:
+            raise SpecError(
+                f"{name}: value #{index + 1} ({item!r}) is not a finite positive number",
+                hint=SIGMAS_HINT,
+            )
     return values
+
+
+def _finite_positive(item: Any) -> float | None:
+    """``item`` as a float when it is a finite positive number (or its text), else None."""
+    try:
+        value = float(item)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None

@@ -2,6 +2,7 @@
 
     visionflow eval coco --gt instances_val2017.json --dt detections.json --iou-type bbox \\
         [--protocol lvis] [--json OUT.json] [--per-category] [--plots DIR] [--shards N [--address A]]
+    visionflow eval coco --gt GT.json --dt DT.json --iou-type keypoints --keypoint-sigmas S1 ... SK
 
 Prints pycocotools' 12-line summary (10 for keypoints; lvis-api's for LVIS). Bad input raises
 ``visionflow.errors.DataError``, which the CLI turns into one line and exit code 2. Only argparse
@@ -30,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--iou-type", choices=IOU_TYPES, default="bbox", help="what to evaluate (default: bbox)"
+    )
+    parser.add_argument(
+        "--keypoint-sigmas",
+        nargs="+",
+        metavar="S",
+        help="with --iou-type keypoints: OKS sigmas, one per keypoint, for keypoints other than "
+        "COCO's 17 person keypoints (default: COCO's)",
     )
     parser.add_argument(
         "--protocol",
@@ -67,6 +75,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="with --shards: a running Ray cluster (GCS address or ray://HOST:PORT)",
     )
+
+
+def keypoint_sigmas(args: argparse.Namespace) -> tuple[float, ...] | None:
+    """The checked ``--keypoint-sigmas`` [K] (None when not given); a SpecError naming the
+    option where they are not finite positive numbers or the iou type is not keypoints."""
+    if args.keypoint_sigmas is None:
+        return None
+    from visionflow.errors import SpecError
+    from visionflow.evaluation.coco_checks import checked_sigmas
+
+    if args.iou_type != "keypoints":
+        raise SpecError(
+            f"--keypoint-sigmas: only with --iou-type keypoints, not {args.iou_type}",
+            hint="add --iou-type keypoints, or leave out --keypoint-sigmas",
+        )
+    return checked_sigmas(args.keypoint_sigmas, "--keypoint-sigmas")
 
 
 def report(result: CocoResult, args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ as Ray tasks (``visionflow eval coco --shards N``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,13 +34,15 @@ from visionflow.evaluation.coco_results import Results, load_results
 @dataclass(frozen=True)
 class Shard:
     """What one shard needs, as plain data that pickles: its images, GT annotations (columns for
-    boxes, dicts for masks and keypoints) and detections (the ``[N, 7]`` columns, or result dicts)."""
+    boxes, dicts for masks and keypoints), detections (the ``[N, 7]`` columns, or result dicts)
+    and the custom OKS ``keypoint_sigmas`` [K] (None: COCO's)."""
 
     iou_type: str
     categories: list[dict[str, Any]]
     images: list[dict[str, Any]]
     annotations: AnnotationColumns | list[dict[str, Any]]
     detections: Any
+    keypoint_sigmas: tuple[float, ...] | None = None
 
     def annotation_dicts(self) -> list[dict[str, Any]]:
         """The GT annotations as hotcoco's ``StreamingEval`` takes them: built here, in the
@@ -57,7 +59,11 @@ def match_shard(shard: Shard) -> bytes:
     """Match one shard's images; hotcoco's ``StreamingEval`` state as bytes."""
     import hotcoco
 
-    evaluator = hotcoco.StreamingEval(shard.categories, shard.iou_type)
+    params = None
+    if shard.keypoint_sigmas is not None:
+        params = hotcoco.Params(shard.iou_type)
+        params.kpt_oks_sigmas = list(shard.keypoint_sigmas)
+    evaluator = hotcoco.StreamingEval(shard.categories, shard.iou_type, params=params)
     evaluator.update(shard.images, shard.annotation_dicts(), shard.detections)
     return evaluator.to_bytes()
 
@@ -72,15 +78,17 @@ def evaluate_coco_in_shards(
     iou_type: str = "bbox",
     shards: int = 2,
     run_shards: ShardRunner = run_here,
+    keypoint_sigmas: Sequence[float] | None = None,
 ) -> CocoResult:
-    """:func:`~visionflow.evaluation.coco.evaluate_coco` (COCO protocol) with the per-image matching
-    in ``shards`` parts run by ``run_shards``; the same result."""
+    """:func:`~visionflow.evaluation.coco.evaluate_coco` (COCO protocol, custom OKS
+    ``keypoint_sigmas`` [K] as there) with the per-image matching in ``shards`` parts run by
+    ``run_shards``; the same result."""
     import hotcoco
 
     if shards < 1:
         raise DataError(f"--shards: must be >= 1, got {shards}")
     started = time.perf_counter()
-    ground_truth = load_ground_truth(gt, iou_type)
+    ground_truth = load_ground_truth(gt, iou_type, keypoint_sigmas=keypoint_sigmas)
     parts = split(ground_truth, load_results(dt, ground_truth), shards)
     split_at = time.perf_counter()
     states = run_shards(parts)
@@ -122,7 +130,12 @@ def split(gt: GroundTruth, results: Results, shards: int) -> list[Shard]:
         )
         parts.append(
             Shard(
-                gt.iou_type, gt.categories, [images_by_id[i] for i in ids], annotations, detections
+                gt.iou_type,
+                gt.categories,
+                [images_by_id[i] for i in ids],
+                annotations,
+                detections,
+                gt.keypoint_sigmas,
             )
         )
     return parts
