@@ -94,7 +94,8 @@ def test_voxel_size_keeps_one_point_per_voxel_padded_by_repeats(tmp_path):
         ModelNetDataModule(**arguments),
         ModelNetDataModule(voxel_size=0.5, **arguments),
     )
-    plain.setup("test"), thinned.setup("test")
+    plain.setup("test")
+    thinned.setup("test")
     assert "lengths" not in plain.splits["test"].fields
     batch = next(iter(thinned.test_dataloader()))
     assert batch.points.shape == (2, 256, 3) and (batch.lengths < 256).all()

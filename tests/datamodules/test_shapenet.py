@@ -222,7 +222,8 @@ def test_points_voxel_size_keeps_one_point_per_voxel(tmp_path):
     root = str(write_shapenet(tmp_path))
     plain = ShapeNetPointsDataModule(root=root, **small(num_points=128))
     thinned = ShapeNetPointsDataModule(root=root, voxel_size=0.4, **small(num_points=128))
-    plain.setup("test"), thinned.setup("test")
+    plain.setup("test")
+    thinned.setup("test")
     batch = next(iter(thinned.test_dataloader()))
     assert batch.points.shape[1:] == (128, 3) and (batch.lengths < 128).all()
     for cloud, kept, length in zip(
