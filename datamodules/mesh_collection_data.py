@@ -142,7 +142,9 @@ class PointsOutput(MeshCollectionDataModule):
 
     def make_batch(self, fields, transform, generator) -> PointCloudBatch:
         return PointCloudBatch(
-            points=transform(fields["points"], generator), labels=fields["labels"]
+            points=transform(fields["points"], generator),
+            labels=fields["labels"],
+            lengths=fields.get("lengths"),
         )
 
 

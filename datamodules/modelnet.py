@@ -10,7 +10,9 @@ Layout (as the Princeton archives unpack)::
 Every mesh is read (:func:`visionflow.datamodules.mesh_io.read_mesh`: ModelNet's glued
 ``OFF490 518 0`` headers included), sampled area-weighted with a seed fixed per file and split,
 centred and scaled into the unit ball, once per ``setup``; ``val`` holds out ``val_fraction`` of
-train, stratified by class. A class folder without meshes, or a root without class folders,
+train, stratified by class. ``voxel_size`` (unit-ball units; ``modelnet_points`` only) then
+replaces each cloud by the means of its occupied voxels (an even density, fewer points), padded
+back to ``num_points`` by repeating them, the count in the batch's ``lengths``. A class folder without meshes, or a root without class folders,
 raises a DataError naming the folder.
 """
 
@@ -29,6 +31,8 @@ from visionflow.datamodules.mesh_io import read_mesh
 from visionflow.datamodules.pointcloud_data import (
     NO_TRANSFORMS,
     PointCloudDataModule,
+    checked_voxel_size,
+    downsample_points_field,
 )
 from visionflow.datamodules.transforms.pointcloud import Normalize
 from visionflow.errors import DataError, SpecError
@@ -47,6 +51,7 @@ class ModelNetDataModule(PointCloudDataModule):
         resolution: int = 32,
         fill: bool = False,
         val_fraction: float = 0.1,
+        voxel_size: float | None = None,
         **loader: Any,
     ):
         super().__init__(**loader)
@@ -57,6 +62,7 @@ class ModelNetDataModule(PointCloudDataModule):
         if not 0 <= val_fraction < 1:
             raise SpecError(f"val_fraction: must be in [0, 1), got {val_fraction}")
         self.root, self.num_points, self.val_fraction = Path(root), num_points, val_fraction
+        self.voxel_size = checked_voxel_size(voxel_size)
         self.resolution, self.fill = resolution, fill  # the grids of modelnet_voxels
 
     @property
@@ -89,14 +95,17 @@ class ModelNetDataModule(PointCloudDataModule):
 
     def make_batch(self, fields, transform, generator) -> PointCloudBatch:
         return PointCloudBatch(
-            points=transform(fields["points"], generator), labels=fields["labels"]
+            points=transform(fields["points"], generator),
+            labels=fields["labels"],
+            lengths=fields.get("lengths"),
         )
 
     def read_split(self, split: str) -> dict[str, torch.Tensor]:
-        """``{"points": [N, P, 3], "labels": [N]}`` of every mesh of ``split``."""
+        """``{"points": [N, P, 3], "labels": [N]}`` of every mesh of ``split``, and
+        ``"lengths": [N]`` with ``voxel_size`` (module docstring)."""
         clouds, labels = self.read_meshes(split, self.sample)
         points = Normalize()(torch.stack(clouds), torch.Generator())
-        return {"points": points, "labels": labels}
+        return downsample_points_field({"points": points, "labels": labels}, self.voxel_size)
 
     def read_meshes(
         self, split: str, encode: Callable[[Path, int], torch.Tensor]
@@ -135,8 +144,8 @@ class ModelNetVoxelsDataModule(ModelNetDataModule):
     (:func:`visionflow.ops.voxelize_mesh`). With ``fill``, the cells inside are added where the
     mesh is closed (:func:`visionflow.ops.open_edge_count` is 0: the inside test by ray parity
     holds); many of ModelNet's meshes are not, so those keep their surface cells only and one
-    warning per split counts them and names one. ``num_points`` is not used; grids are not
-    augmented."""
+    warning per split counts them and names one. ``num_points`` is not used, ``voxel_size`` is
+    refused; grids are not augmented."""
 
     default_transforms = NO_TRANSFORMS
     open_meshes: list[Path]
@@ -151,6 +160,11 @@ class ModelNetVoxelsDataModule(ModelNetDataModule):
     def read_split(self, split: str) -> dict[str, torch.Tensor]:
         """``{"voxels": bool [N, R, R, R], "labels": [N]}`` of every mesh of ``split``."""
         self.refuse_transforms()
+        if self.voxel_size is not None:
+            raise SpecError(
+                "voxel_size: modelnet_voxels has no points to downsample",
+                hint="leave voxel_size unset (resolution sets the grid)",
+            )
         self.open_meshes = []
         grids, labels = self.read_meshes(split, self.voxelize)
         if self.fill:

@@ -3,7 +3,8 @@
 :class:`TensorBatches` answers ``__getitems__(indices)`` with a ready batch (one indexing per
 field, no Python call per sample), as ``tensor_data.TensorClassificationDataset`` does for
 images; point-cloud augmentation (:mod:`visionflow.datamodules.transforms.pointcloud`) runs on
-the batch with a generator seeded per ``(seed, rank, epoch, worker)``.
+the batch with a generator seeded per ``(seed, rank, epoch, worker)``. The datamodules with a
+``voxel_size`` option thin their clouds once on ``setup`` (:func:`downsample_points_field`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from visionflow.datamodules.transforms.pointcloud import (
     build_pointcloud_transform,
 )
 from visionflow.errors import SpecError
+from visionflow.mesh_files import voxel_downsample
 
 DEFAULT_TRANSFORMS = {"train": "pointcloud_train", "eval": "pointcloud_none"}
 NO_TRANSFORMS = {"train": "pointcloud_none", "eval": "pointcloud_none"}
@@ -130,3 +132,27 @@ class PointCloudDataModule(VisionDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+
+def checked_voxel_size(voxel_size: float | None) -> float | None:
+    """``voxel_size`` (None: no downsampling), or a SpecError naming it when it is not > 0."""
+    if voxel_size is not None and not voxel_size > 0:
+        raise SpecError(f"voxel_size: must be > 0 or null (no downsampling), got {voxel_size}")
+    return voxel_size
+
+
+def downsample_points_field(
+    fields: dict[str, torch.Tensor], voxel_size: float | None
+) -> dict[str, torch.Tensor]:
+    """``fields`` with each cloud of ``points [N, P, 3]`` reduced to the means of its occupied
+    voxels (M <= P; :func:`visionflow.mesh_files.voxel_downsample`), padded back to P points by
+    repeating them in order (so ops and nets that ignore ``lengths`` see the same cloud), and
+    ``lengths`` int64 ``[N]`` (each M) added; unchanged when ``voxel_size`` is None."""
+    if voxel_size is None:
+        return fields
+    clouds, lengths = [], []
+    for cloud in fields["points"]:
+        kept = torch.from_numpy(voxel_downsample(cloud.numpy(), voxel_size).points)
+        clouds.append(kept[torch.arange(len(cloud)) % len(kept)])
+        lengths.append(len(kept))
+    return {**fields, "points": torch.stack(clouds), "lengths": torch.tensor(lengths)}

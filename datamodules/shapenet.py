@@ -29,7 +29,10 @@ of the metadata; :func:`renderings_rotation`); the renderer's perspective is not
 Without ``renderings``, ``views_per_model`` views per
 model are rendered here (orthographic silhouette + shading, grey on black; seeded azimuth in
 [0, 2 pi), elevation in [0.3, 0.7] rad). Meshes are normalized into the unit ball
-(:mod:`~visionflow.datamodules.mesh_collection`).
+(:mod:`~visionflow.datamodules.mesh_collection`). ``shapenet_points`` takes ``voxel_size``
+(unit-ball units): each cloud of ``num_points`` samples is replaced by the means of its occupied
+voxels (an even density, fewer points), padded back to ``num_points`` by repeating them, the
+count in the batch's ``lengths``.
 
     shapenet_points        PointCloudBatch           pointcloud_classification (no views)
     shapenet_views         ImageToPointCloudBatch    image_to_pointcloud, image_to_mesh
@@ -45,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from visionflow.batches import ImageToPointCloudBatch, ImageToVoxelBatch, PointCloudBatch
 from visionflow.datamodules.mesh_collection import (
@@ -59,6 +63,7 @@ from visionflow.datamodules.mesh_collection_data import (
     ViewPointsOutput,
     ViewVoxelsOutput,
 )
+from visionflow.datamodules.pointcloud_data import checked_voxel_size, downsample_points_field
 from visionflow.datamodules.shapes3d import ELEVATION
 from visionflow.datamodules.shapes3d_render import rotation_matrix
 from visionflow.errors import DataError, SpecError
@@ -232,7 +237,15 @@ def read_renderings(folder: Path) -> list[tuple[Path, tuple[float, float]]]:
 
 @DATAMODULES.register("shapenet_points", batch=PointCloudBatch)
 class ShapeNetPointsDataModule(PointsOutput, ShapeNetDataModule):
-    """ShapeNet models as surface samples ``[B, P, 3]`` labelled by synset (no views)."""
+    """ShapeNet models as surface samples ``[B, P, 3]`` labelled by synset (no views);
+    ``voxel_size``: downsampled as the module docstring says."""
+
+    def __init__(self, voxel_size: float | None = None, **settings: Any):
+        super().__init__(**settings)
+        self.voxel_size = checked_voxel_size(voxel_size)
+
+    def hold_split(self, split: str, fields: dict[str, torch.Tensor], rank: int) -> None:
+        super().hold_split(split, downsample_points_field(fields, self.voxel_size), rank)
 
 
 @DATAMODULES.register("shapenet_views", batch=ImageToPointCloudBatch)

@@ -214,6 +214,7 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "modelnet_points": lambda root: {
         "root": str(write_modelnet(root)),
         "num_points": 32,
+        "voxel_size": 0.5,
         "val_fraction": 0.34,
         **SMALL,
     },
@@ -225,7 +226,11 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     },
     "moving_shapes": _moving_shapes,
     "video_folder": _video_folder,
-    "shapenet_points": lambda root: {"root": str(write_shapenet(root)), **MESHES_SMALL},
+    "shapenet_points": lambda root: {
+        "root": str(write_shapenet(root)),
+        "voxel_size": 0.5,
+        **MESHES_SMALL,
+    },
     "shapenet_views": lambda root: {"root": str(write_shapenet(root)), **MESHES_SMALL},
     "shapenet_view_voxels": lambda root: {"root": str(write_shapenet(root)), **MESHES_SMALL},
     "pix3d_views": lambda root: {"root": str(write_pix3d(root)), **MESHES_SMALL},

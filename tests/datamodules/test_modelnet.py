@@ -10,6 +10,7 @@ import torch
 from visionflow.batches import PointCloudBatch, VoxelBatch
 from visionflow.datamodules import ModelNetDataModule, ModelNetVoxelsDataModule
 from visionflow.errors import DataError, SpecError
+from visionflow.mesh_files import voxel_downsample
 
 TETRAHEDRON = "OFF4 4 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 2 1\n3 0 1 3\n3 0 3 2\n3 1 2 3\n"
 SQUARE = "OFF\n4 1 0\n0 0 0\n2 0 0\n2 2 0\n0 2 0\n4 0 1 2 3\n"
@@ -85,3 +86,32 @@ def test_fill_makes_closed_meshes_solid_and_warns_about_open_ones(tmp_path):
     assert (tetra_filled >= tetra_surface).all() and tetra_filled.sum() > tetra_surface.sum()
     # the solid corner tetrahedron x, y, z >= -1, x + y + z <= -1 holds the cell centred there
     assert tetra_filled[2, 2, 2] and not tetra_surface[2, 2, 2]
+
+
+def test_voxel_size_keeps_one_point_per_voxel_padded_by_repeats(tmp_path):
+    arguments = {"root": str(write_modelnet(tmp_path)), "num_points": 256, "val_fraction": 0.34}
+    plain, thinned = (
+        ModelNetDataModule(**arguments),
+        ModelNetDataModule(voxel_size=0.5, **arguments),
+    )
+    plain.setup("test")
+    thinned.setup("test")
+    assert "lengths" not in plain.splits["test"].fields
+    batch = next(iter(thinned.test_dataloader()))
+    assert batch.points.shape == (2, 256, 3) and (batch.lengths < 256).all()
+    # the square, normalized, spans [-0.71, 0.71]^2; the grid starts half a voxel below: 4 x 4
+    assert batch.lengths[batch.labels == 0].item() == 16
+    for cloud, kept, length in zip(
+        plain.splits["test"].fields["points"], batch.points, batch.lengths
+    ):
+        expected = voxel_downsample(cloud.numpy(), 0.5).points
+        torch.testing.assert_close(kept[:length], torch.from_numpy(expected))
+        torch.testing.assert_close(kept, kept[torch.arange(256) % length])
+
+
+def test_voxel_size_is_checked_and_refused_by_the_voxel_grids(tmp_path):
+    with pytest.raises(SpecError, match="voxel_size: must be > 0 or null"):
+        ModelNetDataModule(root=str(tmp_path), voxel_size=0)
+    datamodule = ModelNetVoxelsDataModule(root=str(write_modelnet(tmp_path)), voxel_size=0.1)
+    with pytest.raises(SpecError, match="voxel_size: modelnet_voxels has no points"):
+        datamodule.setup("test")

@@ -17,6 +17,7 @@ from visionflow.datamodules import (
     ShapeNetViewVoxelsDataModule,
 )
 from visionflow.errors import DataError, SpecError
+from visionflow.mesh_files import voxel_downsample
 
 TETRAHEDRON = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
 CUBE = (
@@ -215,3 +216,21 @@ def test_real_meshes_as_a_shapenet_layout(tmp_path, shared_data):
         datamodule.setup("fit")
     voxels = datamodule.splits["train"].fields["voxels"]
     assert voxels.flatten(1).sum(1).min() > 100
+
+
+def test_points_voxel_size_keeps_one_point_per_voxel(tmp_path):
+    root = str(write_shapenet(tmp_path))
+    plain = ShapeNetPointsDataModule(root=root, **small(num_points=128))
+    thinned = ShapeNetPointsDataModule(root=root, voxel_size=0.4, **small(num_points=128))
+    plain.setup("test")
+    thinned.setup("test")
+    batch = next(iter(thinned.test_dataloader()))
+    assert batch.points.shape[1:] == (128, 3) and (batch.lengths < 128).all()
+    for cloud, kept, length in zip(
+        plain.splits["test"].fields["points"], batch.points, batch.lengths
+    ):
+        expected = voxel_downsample(cloud.numpy(), 0.4).points
+        torch.testing.assert_close(kept[:length], torch.from_numpy(expected))
+        torch.testing.assert_close(kept, kept[torch.arange(128) % length])
+    with pytest.raises(SpecError, match="voxel_size: must be > 0 or null"):
+        ShapeNetPointsDataModule(root=root, voxel_size=-1.0)
