@@ -6,8 +6,10 @@ the ``mask`` target (same geometry, no color or normalization) and is then corre
 the geometry did to motion: a horizontal flip negates its x channels (a vertical one its y
 channels) and a resize scales them by the resize factor. Video presets keep to flips, crops,
 pads and resizes, whose effect on flow is exactly that; rotations would need the flow rotated.
-A final Normalize is not run by albumentations frame by frame: :func:`clip_pipeline` takes it
-out, the rest stays uint8, and the frames become the float clip ``[C, T, H, W]`` by one lookup
+Color jitter and the flip run on the whole clip at once (:class:`ClipColorJitter`,
+:class:`ClipHorizontalFlip`: albumentations' transforms, their parameters and their pixels,
+without a loop over frames or a slow copy). A final Normalize is not run by albumentations
+frame by frame: :func:`clip_pipeline` takes it out, the rest stays uint8, and the frames become the float clip ``[C, T, H, W]`` by one lookup
 table per channel (albucore's own table, so the same pixels), ready to stack into a batch.
 
 ======================  =====================================================================
@@ -27,8 +29,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import albumentations as A
+import albumentations.augmentations.pixel.functional as pixel
 import cv2
 import numpy as np
+from albucore import sz_lut
 
 from visionflow.datamodules.transforms import TransformContext, flatten
 from visionflow.datamodules.transforms.classification import _normalize, _resize
@@ -37,10 +41,62 @@ from visionflow.registry import TRANSFORMS
 FAMILY = "video"
 
 
+class ClipColorJitter(A.ColorJitter):
+    """albumentations' ColorJitter (the same parameters, sampled once per clip, and the same
+    pixels, bit for bit) applied to a clip ``[T, H, W, 3]`` as one image ``[T*H, W, 3]``:
+    brightness, saturation and hue act on each pixel alone, so one OpenCV call does every
+    frame; contrast blends each frame with its own mean grey level, as it does frame by frame.
+    Other inputs (float, one channel, single images) go the per-frame way."""
+
+    def apply_to_images(self, images: np.ndarray, *args, **params) -> np.ndarray:
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            return super().apply_to_images(images, *args, **params)
+        count, height, width, channels = images.shape
+        frames = np.ascontiguousarray(images).reshape(count * height, width, channels)
+        factors = [params["brightness"], params["contrast"], params["saturation"], params["hue"]]
+        for step in params["order"]:
+            if step == 1:
+                frames = _adjust_contrast_per_frame(frames, count, factors[step])
+            else:
+                frames = self.transforms[step](frames, factors[step])
+        return frames.reshape(images.shape)
+
+
+def _adjust_contrast_per_frame(frames: np.ndarray, count: int, factor: float) -> np.ndarray:
+    """``count`` frames stacked as ``[T*H, W, 3]``, each blended with its own mean grey level
+    as albumentations' ``adjust_contrast_torchvision`` does one frame: by albucore's lookup
+    table (``level * factor + mean * (1 - factor)`` in float32, clipped, truncated to uint8)."""
+    if factor == 0:  # each frame its mean grey level, rounded (not truncated as below)
+        return np.concatenate(
+            [pixel.adjust_contrast_torchvision(frame, factor) for frame in np.split(frames, count)]
+        )
+    grey_row_sums = cv2.reduce(
+        cv2.cvtColor(frames, cv2.COLOR_RGB2GRAY), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S
+    )  # int32 [T*H, 1]: exact, as numpy's float64 mean of a frame is
+    pixels_per_frame = frames.shape[0] // count * frames.shape[1]
+    means = grey_row_sums.reshape(count, -1).sum(axis=1) / pixels_per_frame  # float64 [T]
+    offsets = (means * (1 - factor)).astype(np.float32)  # [T]
+    levels = np.arange(256, dtype=np.float32) * np.float32(factor)
+    luts = np.clip(levels + offsets[:, None], 0, 255).astype(np.uint8)  # [T, 256]
+    adjusted = frames.copy()
+    for frame, lut in zip(adjusted.reshape(count, -1), luts, strict=True):
+        sz_lut(frame, lut, inplace=True)  # albucore's lookup (cv2.LUT is 2.5x slower)
+    return adjusted
+
+
+class ClipHorizontalFlip(A.HorizontalFlip):
+    """albumentations' HorizontalFlip of a clip ``[T, H, W, C]`` by one OpenCV flip of its rows
+    ``[T*H, W, C]`` (albumentations copies numpy's flipped view, 25x slower for 3 channels)."""
+
+    def apply_to_images(self, images: np.ndarray, **params) -> np.ndarray:
+        rows = np.ascontiguousarray(images).reshape(-1, *images.shape[2:])
+        return cv2.flip(rows, 1).reshape(images.shape)
+
+
 def _train(context: TransformContext, preset: str, flip: bool) -> A.Compose:
     height, width = context.output_size(preset)
     pad = max(1, height // 8)
-    flips = [A.HorizontalFlip(p=0.5)] if flip else []
+    flips = [ClipHorizontalFlip(p=0.5)] if flip else []
     return context.compose(
         [
             *_resize(context),
@@ -53,7 +109,7 @@ def _train(context: TransformContext, preset: str, flip: bool) -> A.Compose:
             ),
             A.RandomCrop(height=height, width=width),
             *flips,
-            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.0, p=0.8),
+            ClipColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.0, p=0.8),
             _normalize(context),
         ]
     )
@@ -149,13 +205,14 @@ def _correct_flow(
 ) -> np.ndarray:
     """Flow ``[h, w, 2L]`` with its x/y channels negated by flips and scaled by resizes."""
     scale = np.ones(2, dtype=np.float32)  # (x, y)
+    kinds = {type(t).__name__: t for t in flatten(pipeline)}  # applied lists class names
     resizes = iter(t for t in flatten(pipeline) if isinstance(t, A.Resize))
     for name, params in applied:
-        if name == "HorizontalFlip":
+        if isinstance(kinds.get(name), A.HorizontalFlip):
             scale[0] = -scale[0]
-        elif name == "VerticalFlip":
+        elif isinstance(kinds.get(name), A.VerticalFlip):
             scale[1] = -scale[1]
-        elif name == "Resize":
+        elif isinstance(kinds.get(name), A.Resize):
             resize, (height, width) = next(resizes), params["shape"][:2]
             scale *= (resize.width / width, resize.height / height)
     flow = np.array(flow, dtype=np.float32)

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import albumentations as A
 import numpy as np
 import pytest
 
 from visionflow.datamodules import MovingShapesVideoDataModule, VideoFolderDataModule
 from visionflow.datamodules.transforms import TransformContext, build_transform
-from visionflow.datamodules.transforms.video import clip_pipeline, transform_clip
+from visionflow.datamodules.transforms.video import (
+    ClipColorJitter,
+    ClipHorizontalFlip,
+    clip_pipeline,
+    transform_clip,
+)
 from visionflow.datamodules.video_clips import (
     clip_frame_indices,
     random_clip_start,
@@ -185,19 +191,61 @@ def test_clip_path_gives_the_pixels_of_the_whole_albumentations_pipeline(preset)
         np.testing.assert_array_equal(clip, whole(images=frames)["images"].transpose(3, 0, 1, 2))
 
 
+def _frames_of_differing_brightness(rng, shape=(4, 9, 11, 3)) -> np.ndarray:
+    """uint8 ``shape`` frames, each darker than the next (contrast blends with each own mean)."""
+    scales = np.linspace(0.2, 1.0, shape[0]).reshape(-1, *[1] * (len(shape) - 1))
+    return (rng.integers(0, 256, shape) * scales).astype(np.uint8)
+
+
+def test_clip_color_jitter_gives_albumentations_pixels_frame_by_frame():
+    """ClipColorJitter on a whole clip: bit for bit albumentations' ColorJitter run on each
+    frame, with the parameters the same seed samples (wide ranges, every order)."""
+    rng = np.random.default_rng(3)
+    ranges = {"brightness": 0.5, "contrast": 0.5, "saturation": 0.5, "hue": 0.2, "p": 1.0}
+    for seed in range(40):
+        frames = _frames_of_differing_brightness(rng)
+        ours, albumentations = ClipColorJitter(**ranges), A.ColorJitter(**ranges)
+        ours.set_random_seed(seed)
+        albumentations.set_random_seed(seed)
+        np.testing.assert_array_equal(
+            ours(images=frames)["images"], albumentations(images=frames)["images"]
+        )
+
+
+@pytest.mark.parametrize("contrast", [0.0, 1.0])
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [3, 2, 1, 0]])
+def test_clip_color_jitter_edge_contrasts_match_albumentations(contrast, order):
+    """Contrast 0 makes each frame its mean grey level (rounded), 1 leaves it."""
+    frames = _frames_of_differing_brightness(np.random.default_rng(4))
+    params = {"brightness": 1.3, "contrast": contrast, "saturation": 0.7, "hue": 0.1}
+    reference = A.ColorJitter(p=1.0)
+    expected = np.stack([reference.apply(frame, order=order, **params) for frame in frames])
+    np.testing.assert_array_equal(
+        ClipColorJitter(p=1.0).apply_to_images(frames, order=order, **params), expected
+    )
+
+
+@pytest.mark.parametrize("shape, dtype", [((3, 5, 7, 3), np.uint8), ((3, 5, 7), np.float32)])
+def test_clip_flip_gives_albumentations_pixels(shape, dtype):
+    frames = np.random.default_rng(5).integers(0, 256, shape).astype(dtype)
+    expected = A.HorizontalFlip(p=1.0)(images=frames)["images"]
+    np.testing.assert_array_equal(ClipHorizontalFlip(p=1.0)(images=frames)["images"], expected)
+
+
 @pytest.mark.parametrize(
     "flip, sign",
     [
-        ({"name": "HorizontalFlip", "p": 1.0}, (-1, 1)),
-        ({"name": "VerticalFlip", "p": 1.0}, (1, -1)),
+        (A.HorizontalFlip(p=1.0), (-1, 1)),
+        (ClipHorizontalFlip(p=1.0), (-1, 1)),
+        (A.VerticalFlip(p=1.0), (1, -1)),
     ],
 )
 def test_flipping_flow_mirrors_it_and_negates_its_direction(flip, sign):
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
     flow = rng.normal(size=(16, 16, 4)).astype(np.float32)  # L = 2
-    _, flipped = transform_clip(_pipeline([flip]), frames, flow)
-    mirrored = flow[:, ::-1] if flip["name"] == "HorizontalFlip" else flow[::-1]
+    _, flipped = transform_clip(clip_pipeline(A.Compose([flip])), frames, flow)
+    mirrored = flow[:, ::-1] if isinstance(flip, A.HorizontalFlip) else flow[::-1]
     np.testing.assert_allclose(flipped[..., 0::2], sign[0] * mirrored[..., 0::2])
     np.testing.assert_allclose(flipped[..., 1::2], sign[1] * mirrored[..., 1::2])
 
