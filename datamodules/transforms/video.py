@@ -1,4 +1,4 @@
-"""Video presets, and :func:`transform_clip`: one sampled set of parameters for a whole clip.
+"""Video presets, and :func:`augment_clip`: one sampled set of parameters for a whole clip.
 
 A clip's frames go through the pipeline together as albumentations' ``images`` target, so every
 frame gets the same crop, flip and color change; its stacked flow ``[H, W, 2L]`` goes along as
@@ -9,8 +9,9 @@ pads and resizes, whose effect on flow is exactly that; rotations would need the
 Color jitter and the flip run on the whole clip at once (:class:`ClipColorJitter`,
 :class:`ClipHorizontalFlip`: albumentations' transforms, their parameters and their pixels,
 without a loop over frames or a slow copy). A final Normalize is not run by albumentations
-frame by frame: :func:`clip_pipeline` takes it out, the rest stays uint8, and the frames become the float clip ``[C, T, H, W]`` by one lookup
-table per channel (albucore's own table, so the same pixels), ready to stack into a batch.
+frame by frame: :func:`clip_pipeline` takes it out, the rest stays uint8, and
+:func:`write_clip` turns the frames into the float clip ``[C, T, H, W]`` by one lookup table
+per channel (albucore's own table, so the same pixels), straight into its place in the batch.
 
 ======================  =====================================================================
 ``video_eval``          Resize to the datamodule's image size (when it differs), normalize.
@@ -154,7 +155,7 @@ class ClipPipeline:
 
 
 def clip_pipeline(pipeline: A.Compose) -> ClipPipeline:
-    """A copy of ``pipeline`` (with its own random state) for :func:`transform_clip`: it reports
+    """A copy of ``pipeline`` (with its own random state) for :func:`augment_clip`: it reports
     the transforms it applied, which the flow correction reads."""
     pipeline = copy.deepcopy(pipeline)
     pipeline.save_applied_params = True
@@ -165,36 +166,37 @@ def clip_pipeline(pipeline: A.Compose) -> ClipPipeline:
     return ClipPipeline(pipeline, last)
 
 
-def transform_clip(
+def augment_clip(
     pipeline: ClipPipeline, frames: np.ndarray, flow: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(clip float32 [C, T, h, w] contiguous, flow float32 [h, w, 2L] or None)`` from uint8
-    frames ``[T, H, W, C]`` and flow ``[H, W, 2L]``, with one set of sampled parameters;
-    ``pipeline`` from :func:`clip_pipeline`."""
+    """``(frames [T, h, w, C], flow float32 [h, w, 2L] or None)``: uint8 frames ``[T, H, W, C]``
+    and flow ``[H, W, 2L]`` through every transform but the final Normalize, with one set of
+    sampled parameters (``pipeline`` from :func:`clip_pipeline`); :func:`write_clip` then
+    normalizes the frames into their place in a batch."""
     if flow is None:
-        result = pipeline.augment(images=frames)
-    else:
-        result = pipeline.augment(images=frames, mask=flow)
-        flow = _correct_flow(result["mask"], pipeline.augment, result["applied_transforms"])
-    return _channels_first_float(result["images"], pipeline), flow
+        return pipeline.augment(images=frames)["images"], None
+    result = pipeline.augment(images=frames, mask=flow)
+    flow = _correct_flow(result["mask"], pipeline.augment, result["applied_transforms"])
+    return result["images"], flow
 
 
-def _channels_first_float(frames: np.ndarray, pipeline: ClipPipeline) -> np.ndarray:
-    """Contiguous float32 ``[C, T, H, W]`` of frames ``[T, H, W, C]`` after ``pipeline``'s
-    final Normalize (uint8 frames by lookup: one conversion to float, no float transpose)."""
-    if pipeline.normalize is not None and frames.dtype != np.uint8:
+def write_clip(pipeline: ClipPipeline, frames: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out`` (float32 ``[C, T, h, w]``, contiguous) filled with augmented ``frames``
+    ``[T, h, w, C]`` after ``pipeline``'s final Normalize (uint8 frames by lookup: one
+    conversion to float, written in place, no float transpose or copy)."""
+    if pipeline.normalize is not None and frames.dtype == np.uint8:
+        return _normalized_planes(frames, pipeline.normalize_luts, out)
+    if pipeline.normalize is not None:
         frames = pipeline.normalize.apply(frames)  # a transform made them float already
-    elif pipeline.normalize is not None:
-        return _normalized_planes(frames, pipeline.normalize_luts)
-    return np.ascontiguousarray(frames.transpose(3, 0, 1, 2), dtype=np.float32)
+    out[:] = frames.transpose(3, 0, 1, 2)
+    return out
 
 
-def _normalized_planes(frames: np.ndarray, luts: np.ndarray) -> np.ndarray:
-    """float32 ``[C, T, H, W]``: uint8 frames ``[T, H, W, C]`` looked up in ``luts``
-    ``[C or 1, 256]``, each channel plane straight into its place in the clip."""
+def _normalized_planes(frames: np.ndarray, luts: np.ndarray, clip: np.ndarray) -> np.ndarray:
+    """``clip`` float32 ``[C, T, H, W]`` filled with uint8 frames ``[T, H, W, C]`` looked up in
+    ``luts`` ``[C or 1, 256]``, each channel plane straight into its place."""
     count, height, width, channels = frames.shape
     planes = cv2.split(frames.reshape(count * height, width, channels))  # C x uint8 [T*H, W]
-    clip = np.empty((channels, count, height, width), dtype=np.float32)
     for channel, (plane, out) in enumerate(zip(planes, clip, strict=True)):
         cv2.LUT(plane, luts[channel % len(luts)], dst=out.reshape(count * height, width))
     return clip

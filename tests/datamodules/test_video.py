@@ -14,8 +14,9 @@ from visionflow.datamodules.transforms import TransformContext, build_transform
 from visionflow.datamodules.transforms.video import (
     ClipColorJitter,
     ClipHorizontalFlip,
+    augment_clip,
     clip_pipeline,
-    transform_clip,
+    write_clip,
 )
 from visionflow.datamodules.video_clips import (
     clip_frame_indices,
@@ -160,6 +161,14 @@ def _pipeline(spec, size=16):
     return clip_pipeline(build_transform(spec, context, "transforms.train"))
 
 
+def transform_clip(pipeline, frames, flow=None):
+    """``(clip float32 [C, T, h, w], flow [h, w, 2L] or None)``: a clip as a batch gets it."""
+    frames, flow = augment_clip(pipeline, frames, flow)
+    count, height, width, channels = frames.shape
+    clip = np.empty((channels, count, height, width), dtype=np.float32)
+    return write_clip(pipeline, frames, clip), flow
+
+
 def test_every_frame_of_a_clip_gets_the_same_crop_flip_and_color():
     frame = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     pipeline = _pipeline("video_flip_train")
@@ -174,8 +183,8 @@ def test_every_frame_of_a_clip_gets_the_same_crop_flip_and_color():
 
 @pytest.mark.parametrize("preset", ["video_flip_train", "video_eval"])
 def test_clip_path_gives_the_pixels_of_the_whole_albumentations_pipeline(preset):
-    """transform_clip runs all but the final Normalize on uint8 and normalizes by lookup into
-    [C, T, H, W]: the pixels of the unsplit pipeline on the same seeds, bit for bit."""
+    """augment_clip runs all but the final Normalize on uint8, write_clip normalizes by lookup
+    into [C, T, H, W]: the pixels of the unsplit pipeline on the same seeds, bit for bit."""
     context = TransformContext(
         mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3), image_size=(12, 12), source_size=(16, 20)
     )
@@ -187,7 +196,7 @@ def test_clip_path_gives_the_pixels_of_the_whole_albumentations_pipeline(preset)
         whole.set_random_seed(seed)
         pipeline.set_random_seed(seed)
         clip, _ = transform_clip(pipeline, frames)
-        assert clip.dtype == np.float32 and clip.flags.c_contiguous
+        assert clip.dtype == np.float32
         np.testing.assert_array_equal(clip, whole(images=frames)["images"].transpose(3, 0, 1, 2))
 
 
@@ -293,7 +302,14 @@ def test_moving_shapes_batches_with_flow(shapes_root):
     assert batch.clips.shape == (6, 3, 4, 16, 16) and batch.flows.shape == (6, 4, 16, 16)
     evaluation = next(iter(datamodule.test_dataloader()))
     assert evaluation.video_index.tolist() == [0, 0, 0, 1, 1, 1]  # 3 clips a video
-    assert len(datamodule.dataset("test")) == 6 * 3
+    test_clips = datamodule.dataset("test")
+    assert len(test_clips) == 6 * 3
+    items = [test_clips[i] for i in range(6)]  # each normalized into its own row of the batch
+    shape = evaluation.clips.shape[1:]
+    expected = [
+        write_clip(test_clips.pipeline, i.frames, np.empty(shape, np.float32)) for i in items
+    ]
+    np.testing.assert_array_equal(evaluation.clips.numpy(), np.stack(expected))
 
 
 def test_video_folder_reads_ucf101_split_files(tmp_path, shapes_root):
