@@ -14,6 +14,7 @@ from visionflow.datamodules.transforms import TransformContext, build_transform
 from visionflow.datamodules.transforms.video import (
     ClipColorJitter,
     ClipHorizontalFlip,
+    ClipResize,
     augment_clip,
     clip_pipeline,
     write_clip,
@@ -239,6 +240,15 @@ def test_clip_flip_gives_albumentations_pixels(shape, dtype):
     frames = np.random.default_rng(5).integers(0, 256, shape).astype(dtype)
     expected = A.HorizontalFlip(p=1.0)(images=frames)["images"]
     np.testing.assert_array_equal(ClipHorizontalFlip(p=1.0)(images=frames)["images"], expected)
+
+
+@pytest.mark.parametrize("size", [(6, 8), (20, 24)])
+@pytest.mark.parametrize("area_for_downscale", [None, "image"])
+def test_clip_resize_gives_albumentations_pixels(size, area_for_downscale):
+    frames = _frames_of_differing_brightness(np.random.default_rng(6), (3, 10, 13, 3))
+    arguments = {"height": size[0], "width": size[1], "area_for_downscale": area_for_downscale}
+    expected = A.Resize(**arguments)(images=frames)["images"]
+    np.testing.assert_array_equal(ClipResize(**arguments)(images=frames)["images"], expected)
 
 
 @pytest.mark.parametrize(
