@@ -42,7 +42,12 @@ from visionflow.datamodules.image_folder import (
     ImageFolderLoader,
     Sample,
 )
-from visionflow.datamodules.transforms.video import clip_pipeline, transform_clip
+from visionflow.datamodules.transforms.video import (
+    ClipPipeline,
+    augment_clip,
+    clip_pipeline,
+    write_clip,
+)
 from visionflow.datamodules.video_clips import (
     Padding,
     check_clip_arguments,
@@ -90,7 +95,7 @@ class FlowSource:
 
 @dataclass
 class ClipSample:
-    clip: torch.Tensor  # [C, T, H, W]
+    frames: np.ndarray  # [T, H, W, C] augmented; CollateClips normalizes them into the batch
     label: int
     video: int
     flow: torch.Tensor | None  # [2L, H, W]
@@ -134,10 +139,9 @@ class VideoClipDataset(Dataset):
             frames, flow = self._read(Path(path), clip)
         except DataError as error:
             return DecodeFailure(error)
-        clip, flow = transform_clip(self.pipeline, frames, flow)  # [C, T, H, W]
-        clip_tensor = torch.from_numpy(clip)
+        frames, flow = augment_clip(self.pipeline, frames, flow)
         flow_tensor = None if flow is None else torch.from_numpy(flow).permute(2, 0, 1)
-        return ClipSample(clip_tensor, label, video, flow_tensor)
+        return ClipSample(frames, label, video, flow_tensor)
 
     def _read(self, path: Path, clip: int) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 frames ``[T, H, W, 3]`` of clip ``clip`` and its flow stack ``[H, W, 2L]``."""
@@ -159,11 +163,12 @@ class VideoClipDataset(Dataset):
 
 
 class CollateClips:
-    """Stacks :class:`ClipSample` items into a :class:`VideoBatch`; a failed item is dropped
+    """Gathers :class:`ClipSample` items into a :class:`VideoBatch`, each item's frames
+    normalized by ``pipeline`` (its dataset's) straight into the batch; a failed item is dropped
     with a warning when ``skip_bad_files``, else the batch becomes its DecodeFailure."""
 
-    def __init__(self, skip_bad_files: bool):
-        self.skip_bad_files = skip_bad_files
+    def __init__(self, skip_bad_files: bool, pipeline: ClipPipeline):
+        self.skip_bad_files, self.pipeline = skip_bad_files, pipeline
 
     def __call__(self, samples: list[Any]) -> VideoBatch | DecodeFailure:
         failed = [s for s in samples if isinstance(s, DecodeFailure)]
@@ -174,11 +179,19 @@ class CollateClips:
             warnings.warn("skipping " + "; ".join(f.error.message for f in failed), stacklevel=2)
         flows = None if good[0].flow is None else torch.stack([s.flow for s in good])
         return VideoBatch(
-            clips=torch.stack([s.clip for s in good]),
+            clips=self._clips(good),
             targets=torch.tensor([s.label for s in good], dtype=torch.int64),
             video_index=torch.tensor([s.video for s in good], dtype=torch.int64),
             flows=flows,
         )
+
+    def _clips(self, samples: list[ClipSample]) -> torch.Tensor:
+        """float32 ``[B, C, T, H, W]``: every sample's frames written into one batch (no stack)."""
+        count, height, width, channels = samples[0].frames.shape
+        clips = torch.empty((len(samples), channels, count, height, width), dtype=torch.float32)
+        for sample, out in zip(samples, clips.numpy(), strict=True):
+            write_clip(self.pipeline, sample.frames, out)
+        return clips
 
 
 @DATAMODULES.register("video_folder", batch=VideoBatch)
@@ -330,7 +343,7 @@ class VideoFolderDataModule(ImageFolderDataModule):
         return self.make_loader(
             self.dataset(split),
             shuffle=shuffle,
-            collate_fn=CollateClips(self.skip_bad_files),
+            collate_fn=CollateClips(self.skip_bad_files, self.dataset(split).pipeline),
             num_workers=self.num_workers,
             pin_memory=False,
             loader_class=ImageFolderLoader,

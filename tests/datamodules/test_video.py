@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import albumentations as A
 import numpy as np
 import pytest
 
 from visionflow.datamodules import MovingShapesVideoDataModule, VideoFolderDataModule
 from visionflow.datamodules.transforms import TransformContext, build_transform
-from visionflow.datamodules.transforms.video import clip_pipeline, transform_clip
+from visionflow.datamodules.transforms.video import (
+    ClipColorJitter,
+    ClipHorizontalFlip,
+    ClipResize,
+    augment_clip,
+    clip_pipeline,
+    write_clip,
+)
 from visionflow.datamodules.video_clips import (
     clip_frame_indices,
     random_clip_start,
@@ -154,6 +162,14 @@ def _pipeline(spec, size=16):
     return clip_pipeline(build_transform(spec, context, "transforms.train"))
 
 
+def transform_clip(pipeline, frames, flow=None):
+    """``(clip float32 [C, T, h, w], flow [h, w, 2L] or None)``: a clip as a batch gets it."""
+    frames, flow = augment_clip(pipeline, frames, flow)
+    count, height, width, channels = frames.shape
+    clip = np.empty((channels, count, height, width), dtype=np.float32)
+    return write_clip(pipeline, frames, clip), flow
+
+
 def test_every_frame_of_a_clip_gets_the_same_crop_flip_and_color():
     frame = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     pipeline = _pipeline("video_flip_train")
@@ -168,8 +184,8 @@ def test_every_frame_of_a_clip_gets_the_same_crop_flip_and_color():
 
 @pytest.mark.parametrize("preset", ["video_flip_train", "video_eval"])
 def test_clip_path_gives_the_pixels_of_the_whole_albumentations_pipeline(preset):
-    """transform_clip runs all but the final Normalize on uint8 and normalizes by lookup into
-    [C, T, H, W]: the pixels of the unsplit pipeline on the same seeds, bit for bit."""
+    """augment_clip runs all but the final Normalize on uint8, write_clip normalizes by lookup
+    into [C, T, H, W]: the pixels of the unsplit pipeline on the same seeds, bit for bit."""
     context = TransformContext(
         mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3), image_size=(12, 12), source_size=(16, 20)
     )
@@ -181,23 +197,74 @@ def test_clip_path_gives_the_pixels_of_the_whole_albumentations_pipeline(preset)
         whole.set_random_seed(seed)
         pipeline.set_random_seed(seed)
         clip, _ = transform_clip(pipeline, frames)
-        assert clip.dtype == np.float32 and clip.flags.c_contiguous
+        assert clip.dtype == np.float32
         np.testing.assert_array_equal(clip, whole(images=frames)["images"].transpose(3, 0, 1, 2))
+
+
+def _frames_of_differing_brightness(rng, shape=(4, 9, 11, 3)) -> np.ndarray:
+    """uint8 ``shape`` frames, each darker than the next (contrast blends with each own mean)."""
+    scales = np.linspace(0.2, 1.0, shape[0]).reshape(-1, *[1] * (len(shape) - 1))
+    return (rng.integers(0, 256, shape) * scales).astype(np.uint8)
+
+
+def test_clip_color_jitter_gives_albumentations_pixels_frame_by_frame():
+    """ClipColorJitter on a whole clip: bit for bit albumentations' ColorJitter run on each
+    frame, with the parameters the same seed samples (wide ranges, every order)."""
+    rng = np.random.default_rng(3)
+    ranges = {"brightness": 0.5, "contrast": 0.5, "saturation": 0.5, "hue": 0.2, "p": 1.0}
+    for seed in range(40):
+        frames = _frames_of_differing_brightness(rng)
+        ours, albumentations = ClipColorJitter(**ranges), A.ColorJitter(**ranges)
+        ours.set_random_seed(seed)
+        albumentations.set_random_seed(seed)
+        np.testing.assert_array_equal(
+            ours(images=frames)["images"], albumentations(images=frames)["images"]
+        )
+
+
+@pytest.mark.parametrize("contrast", [0.0, 1.0])
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [3, 2, 1, 0]])
+def test_clip_color_jitter_edge_contrasts_match_albumentations(contrast, order):
+    """Contrast 0 makes each frame its mean grey level (rounded), 1 leaves it."""
+    frames = _frames_of_differing_brightness(np.random.default_rng(4))
+    params = {"brightness": 1.3, "contrast": contrast, "saturation": 0.7, "hue": 0.1}
+    reference = A.ColorJitter(p=1.0)
+    expected = np.stack([reference.apply(frame, order=order, **params) for frame in frames])
+    np.testing.assert_array_equal(
+        ClipColorJitter(p=1.0).apply_to_images(frames, order=order, **params), expected
+    )
+
+
+@pytest.mark.parametrize("shape, dtype", [((3, 5, 7, 3), np.uint8), ((3, 5, 7), np.float32)])
+def test_clip_flip_gives_albumentations_pixels(shape, dtype):
+    frames = np.random.default_rng(5).integers(0, 256, shape).astype(dtype)
+    expected = A.HorizontalFlip(p=1.0)(images=frames)["images"]
+    np.testing.assert_array_equal(ClipHorizontalFlip(p=1.0)(images=frames)["images"], expected)
+
+
+@pytest.mark.parametrize("size", [(6, 8), (20, 24)])
+@pytest.mark.parametrize("area_for_downscale", [None, "image"])
+def test_clip_resize_gives_albumentations_pixels(size, area_for_downscale):
+    frames = _frames_of_differing_brightness(np.random.default_rng(6), (3, 10, 13, 3))
+    arguments = {"height": size[0], "width": size[1], "area_for_downscale": area_for_downscale}
+    expected = A.Resize(**arguments)(images=frames)["images"]
+    np.testing.assert_array_equal(ClipResize(**arguments)(images=frames)["images"], expected)
 
 
 @pytest.mark.parametrize(
     "flip, sign",
     [
-        ({"name": "HorizontalFlip", "p": 1.0}, (-1, 1)),
-        ({"name": "VerticalFlip", "p": 1.0}, (1, -1)),
+        (A.HorizontalFlip(p=1.0), (-1, 1)),
+        (ClipHorizontalFlip(p=1.0), (-1, 1)),
+        (A.VerticalFlip(p=1.0), (1, -1)),
     ],
 )
 def test_flipping_flow_mirrors_it_and_negates_its_direction(flip, sign):
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
     flow = rng.normal(size=(16, 16, 4)).astype(np.float32)  # L = 2
-    _, flipped = transform_clip(_pipeline([flip]), frames, flow)
-    mirrored = flow[:, ::-1] if flip["name"] == "HorizontalFlip" else flow[::-1]
+    _, flipped = transform_clip(clip_pipeline(A.Compose([flip])), frames, flow)
+    mirrored = flow[:, ::-1] if isinstance(flip, A.HorizontalFlip) else flow[::-1]
     np.testing.assert_allclose(flipped[..., 0::2], sign[0] * mirrored[..., 0::2])
     np.testing.assert_allclose(flipped[..., 1::2], sign[1] * mirrored[..., 1::2])
 
@@ -245,7 +312,14 @@ def test_moving_shapes_batches_with_flow(shapes_root):
     assert batch.clips.shape == (6, 3, 4, 16, 16) and batch.flows.shape == (6, 4, 16, 16)
     evaluation = next(iter(datamodule.test_dataloader()))
     assert evaluation.video_index.tolist() == [0, 0, 0, 1, 1, 1]  # 3 clips a video
-    assert len(datamodule.dataset("test")) == 6 * 3
+    test_clips = datamodule.dataset("test")
+    assert len(test_clips) == 6 * 3
+    items = [test_clips[i] for i in range(6)]  # each normalized into its own row of the batch
+    shape = evaluation.clips.shape[1:]
+    expected = [
+        write_clip(test_clips.pipeline, i.frames, np.empty(shape, np.float32)) for i in items
+    ]
+    np.testing.assert_array_equal(evaluation.clips.numpy(), np.stack(expected))
 
 
 def test_video_folder_reads_ucf101_split_files(tmp_path, shapes_root):
