@@ -109,7 +109,7 @@ def overlay_png(
 ) -> bytes:
     """PNG bytes of a sample's image with ground truth and predictions in two colours, captioned."""
     from matplotlib import font_manager
-    from PIL import Image
+    from PIL import Image, ImageFont
     from torchvision.utils import draw_bounding_boxes
 
     image = sample["image"]
@@ -122,10 +122,9 @@ def overlay_png(
         if key in sample:
             scale = torch.tensor([zoom, zoom, 1.0])  # x, y grow with the image; visibility not
             pixels = with_keypoints(pixels, sample[key] * scale, skeleton or [], colour)
-    font = font_manager.findfont("DejaVu Sans")
     truth_labels = sample.get("truth_labels")
     truth_captions = (
-        None
+        [""] * len(sample["truth"])
         if truth_labels is None
         else [f"GT {class_names[int(label)]}" for label in truth_labels]
     )
@@ -133,19 +132,32 @@ def overlay_png(
         f"{class_names[int(label)]} {float(score):.2f}"
         for label, score in zip(sample["labels"], sample["scores"])
     ]
-    for boxes, labels, colour in (
-        (sample["truth"], truth_captions, TRUTH_COLOUR),
-        (sample["boxes"], captions, PREDICTION_COLOUR),
-    ):
-        pixels = draw_bounding_boxes(
-            pixels,
-            boxes * zoom,
-            labels=labels,
-            colors=colour,
-            width=2,
-            font=font,
-            font_size=FONT_SIZE,
-        )
+    for boxes, colour in ((sample["truth"], TRUTH_COLOUR), (sample["boxes"], PREDICTION_COLOUR)):
+        pixels = draw_bounding_boxes(pixels, boxes * zoom, colors=colour, width=2)
+    picture = Image.fromarray(pixels.permute(1, 2, 0).numpy())
+    font = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), FONT_SIZE)
+    with_captions(picture, sample["truth"] * zoom, truth_captions, TRUTH_COLOUR, font, below=True)
+    with_captions(picture, sample["boxes"] * zoom, captions, PREDICTION_COLOUR, font, below=False)
     buffer = io.BytesIO()
-    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
+    picture.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def with_captions(
+    picture: Any, boxes: torch.Tensor, captions: list[str], colour: str, font: Any, below: bool
+) -> None:
+    """Write each box's caption (``boxes`` ``[N, 4]`` XYXY in ``picture``'s pixels) in ``colour`` on
+    a dark band, outside the box: ground truth under its bottom edge, predictions over its top
+    edge, so the two stay readable where the boxes coincide."""
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(picture)
+    for (left, top, _, bottom), caption in zip(boxes.tolist(), captions):
+        if not caption:
+            continue
+        width, height = draw.textbbox((0, 0), caption, font=font)[2:]
+        y = bottom + 1 if below else top - height - 3
+        y = min(max(0, y), picture.height - height - 2)
+        x = min(max(0, left), picture.width - width - 2)
+        draw.rectangle((x, y, x + width + 2, y + height + 2), fill="black")
+        draw.text((x + 1, y), caption, fill=colour, font=font)

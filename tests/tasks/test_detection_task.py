@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
 
@@ -273,3 +274,28 @@ def test_freeze_backbone_trains_only_the_heads():
     assert not any(p.requires_grad for p in task.model.backbone.parameters())
     assert all(p.requires_grad for p in task.model.head.parameters())
     assert not task.model.backbone.training and task.model.head.training
+
+
+def test_overlay_captions_sit_outside_their_boxes_truth_below_prediction_above():
+    import io
+
+    from PIL import Image
+
+    from visionflow.tasks.detection_plots import overlay_png
+
+    box = torch.tensor([[40.0, 60.0, 80.0, 100.0]])  # zoomed 4x in the 512 px overlay
+    sample = {
+        "image": torch.full((3, 128, 128), 0.5),
+        "truth": box,
+        "truth_labels": torch.tensor([0]),
+        "boxes": box.clone(),
+        "labels": torch.tensor([0]),
+        "scores": torch.tensor([0.9]),
+    }
+    pixels = np.asarray(Image.open(io.BytesIO(overlay_png(sample, ["square"]))).convert("RGB"))
+    lime = (pixels == (0, 255, 0)).all(axis=-1)
+    magenta = (pixels == (255, 0, 255)).all(axis=-1)
+    inside = np.s_[60 * 4 + 3 : 100 * 4 - 3, 40 * 4 + 3 : 80 * 4 - 3]
+    assert not lime[inside].any() and not magenta[inside].any()  # no caption inside the box
+    assert lime[100 * 4 + 2 :, 40 * 4 : 80 * 4].any()  # "GT square" under the box
+    assert magenta[: 60 * 4 - 2, 40 * 4 : 80 * 4].any()  # "square 0.90" over it
