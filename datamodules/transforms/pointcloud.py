@@ -11,6 +11,8 @@ A datamodule's ``transforms`` argument picks one pipeline per phase, a preset na
 Each op draws its parameters per cloud from the generator it is given (seeded per epoch by the
 datamodule) and transforms the coordinates; further channels (normals, features) ride along,
 rotated with the points where they are normals (``RandomRotation`` rotates channels 3:6 too).
+Per-point labels ``[B, N]`` follow their points through ops that move points between slots
+(``RandomDropout``): :meth:`PointCloudCompose.with_point_labels`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Each set-abstraction level picks ``samples`` centroids by farthest point samplin
 first ``neighbours`` points within ``radius`` of each (ball query), and runs a mini-PointNet on
 the group in centroid-relative coordinates (plus the previous level's features): shared 1x1
 convolutions, then a max over the group. A last level pools every remaining centroid into one
-feature vector, which an MLP head classifies. Padded points of a ragged batch (index >=
-``lengths``) are never sampled, grouped or pooled; nothing is read back from the device.
+feature vector (:class:`SetAbstractionEncoder`, also the encoder of ``pointnet2_seg``), which
+an MLP head classifies. Padded points of a ragged batch (index >= ``lengths``) are never
+sampled, grouped or pooled; nothing is read back from the device.
 """
 
 from __future__ import annotations
