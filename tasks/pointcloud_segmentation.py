@@ -194,6 +194,8 @@ class PointCloudSegmentationTask(StepsByStage, LabelledDataTask):
             points[:SHOWN_CLOUDS],
             colors=(colors["true"][:SHOWN_CLOUDS], colors["pred"][:SHOWN_CLOUDS]),
         )
+        shown_labels = torch.cat([*truth[:SHOWN_CLOUDS], *predicted[:SHOWN_CLOUDS]])
+        add_part_legend(figure, shown_labels.unique().tolist(), self.class_names)
         paths = [save_figure(figure, directory / "part_segmentation.png", dpi=100)]
         for name, shown in colors.items():
             paths += [
@@ -207,6 +209,18 @@ class PointCloudSegmentationTask(StepsByStage, LabelledDataTask):
         return write_segmentation_plots(
             "evaluate", evaluation.details, None, self.class_names, Path(directory)
         )
+
+
+def add_part_legend(figure: Any, labels: list[int], class_names: list[str]) -> None:
+    """A legend below ``figure``: the colour and name of each of ``labels``."""
+    from matplotlib.patches import Patch
+
+    k = len(class_names)
+    handles = [
+        Patch(color=color_labels(torch.tensor([label]), k)[0], label=class_names[label])
+        for label in labels
+    ]
+    figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5))
 
 
 def clouds_of(
