@@ -62,15 +62,11 @@ def test_a_split_is_written_and_reproducible(tmp_path):
 
 
 def tiny_parts(folder, **args) -> Shapes3DPartsDataModule:
+    """A prepared ``shapes3d_parts`` in ``folder``: 4/2/2 clouds of 32 points unless ``args``
+    say otherwise."""
+    small = {"train_samples": 4, "val_samples": 2, "test_samples": 2, "num_points": 32}
     module = Shapes3DPartsDataModule(
-        data_dir=str(folder),
-        train_samples=4,
-        val_samples=2,
-        test_samples=2,
-        num_points=32,
-        write_files=False,
-        batch_size=4,
-        **args,
+        data_dir=str(folder), write_files=False, **{**small, "batch_size": 4, **args}
     )
     module.prepare_data()
     return module

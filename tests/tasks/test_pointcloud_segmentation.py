@@ -6,8 +6,8 @@ import lightning
 import pytest
 import torch
 
+from tests.datamodules.test_shapes3d_parts import tiny_parts
 from visionflow.batches import IGNORE_INDEX, PointCloudSegmentationBatch
-from visionflow.datamodules import Shapes3DPartsDataModule
 from visionflow.errors import SpecError, UnknownNameError
 from visionflow.tasks import PointCloudSegmentationTask
 from visionflow.tasks.nets.pointnet_seg import interpolate_features, pointnet2_seg, pointnet_seg
@@ -92,18 +92,15 @@ def test_bad_arguments_name_the_key():
 @pytest.fixture(scope="module")
 def parts_data(tmp_path_factory):
     """16 training clouds of 64 points, not augmented, so that a tiny net fits them."""
-    module = Shapes3DPartsDataModule(
-        data_dir=str(tmp_path_factory.mktemp("parts")),
+    return tiny_parts(
+        tmp_path_factory.mktemp("parts"),
         train_samples=16,
         val_samples=4,
         test_samples=4,
         num_points=64,
-        write_files=False,
         batch_size=8,
         transforms={"train": "pointcloud_none"},
     )
-    module.prepare_data()
-    return module
 
 
 def accuracy_on(task, loader) -> float:
