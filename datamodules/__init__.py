@@ -29,6 +29,7 @@ segmentation_folder SegmentationFolderDataModule  images/ + masks/ PNG label map
 voc_segmentation    VOCSegmentationDataModule  Pascal VOC JPEGs + palette PNG masks
 shapes3d_points     Shapes3DPointsDataModule   generated 3D primitives as point clouds (offline)
 shapes3d_views      Shapes3DViewsDataModule    rendered views of them + their point clouds
+shapes3d_parts      Shapes3DPartsDataModule    their point clouds labelled point by point by part
 modelnet_points     ModelNetDataModule         ModelNet10/40 OFF meshes sampled into points
 modelnet_voxels     ModelNetVoxelsDataModule   ModelNet10/40 OFF meshes as surface voxel grids
 shapes3d_voxels     Shapes3DVoxelsDataModule   Shapes3D primitives as solid voxel grids
@@ -82,6 +83,10 @@ from visionflow.datamodules.shapes3d import (
     Shapes3DViewsDataModule,
     make_shapes3d_dataset,
 )
+from visionflow.datamodules.shapes3d_parts import (
+    Shapes3DPartsDataModule,
+    make_shapes3d_parts_dataset,
+)
 from visionflow.datamodules.shapes3d_voxels import (
     Shapes3DOccupancyDataModule,
     Shapes3DViewVoxelsDataModule,
@@ -118,6 +123,7 @@ __all__ = [
     "ShapeNetViewsDataModule",
     "ShapesPanopticDataModule",
     "Shapes3DOccupancyDataModule",
+    "Shapes3DPartsDataModule",
     "Shapes3DPointsDataModule",
     "Shapes3DViewsDataModule",
     "Shapes3DViewVoxelsDataModule",
@@ -135,5 +141,6 @@ __all__ = [
     "YoloDetectionDataModule",
     "YoloSegmentationDataModule",
     "make_shapes3d_dataset",
+    "make_shapes3d_parts_dataset",
     "make_shapes_dataset",
 ]

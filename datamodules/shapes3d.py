@@ -200,15 +200,19 @@ class Shapes3DDataModule(PointCloudDataModule):
             except (OSError, ValueError):
                 stored = None
             if stored != wanted or not (folder / "samples.npz").is_file():
-                make_shapes3d_dataset(
-                    folder,
-                    wanted["samples"],
-                    wanted["seed"],
-                    self.image_size,
-                    self.num_points,
-                    self.write_files,
-                )
+                self.write_split(folder, wanted)
             self.derived_fields(folder)  # computed and cached once, before any setup
+
+    def write_split(self, folder: Path, wanted: dict[str, Any]) -> None:
+        """Generate the split described by ``wanted`` (:meth:`wanted_info`) into ``folder``."""
+        make_shapes3d_dataset(
+            folder,
+            wanted["samples"],
+            wanted["seed"],
+            self.image_size,
+            self.num_points,
+            self.write_files,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         rank = self.trainer.global_rank if self.trainer is not None else 0

@@ -14,6 +14,7 @@ from visionflow.tasks import (
     mesh,
     occupancy,
     optim,
+    pointcloud_segmentation,
     pointclouds,
     rl,
     segmentation,
@@ -31,6 +32,7 @@ from visionflow.tasks.knn import KNearestNeighbors
 from visionflow.tasks.mesh import ImageToMeshTask
 from visionflow.tasks.occupancy import ImageToOccupancyTask
 from visionflow.tasks.panoptic import PanopticSegmentationTask
+from visionflow.tasks.pointcloud_segmentation import PointCloudSegmentationTask
 from visionflow.tasks.pointclouds import ImageToPointCloudTask, PointCloudClassificationTask
 from visionflow.tasks.segmentation import SemanticSegmentationTask
 from visionflow.tasks.two_stream import TwoStreamTask
@@ -51,6 +53,7 @@ __all__ = [
     "SemanticSegmentationTask",
     "PanopticSegmentationTask",
     "PointCloudClassificationTask",
+    "PointCloudSegmentationTask",
     "TwoStreamTask",
     "VideoClassificationTask",
     "VoxelClassificationTask",
@@ -66,6 +69,7 @@ __all__ = [
     "optim",
     "rl",
     "segmentation",
+    "pointcloud_segmentation",
     "pointclouds",
     "two_stream",
     "understanding",

@@ -13,6 +13,7 @@ first F-score threshold. Training steps read nothing back from the device.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -274,8 +275,15 @@ def target_clouds(batch: ImageToPointCloudBatch) -> list[torch.Tensor]:
     return [cloud[:count] for cloud, count in zip(points, batch.lengths.tolist())]
 
 
-def plot_point_clouds(predicted: torch.Tensor, target: torch.Tensor, count: int = 6):
-    """A Figure: for up to ``count`` samples, target (top) and predicted (bottom) clouds in 3D."""
+def plot_point_clouds(
+    predicted: Sequence[torch.Tensor],
+    target: Sequence[torch.Tensor],
+    count: int = 6,
+    colors: tuple[Sequence[Any], Sequence[Any]] | None = None,
+):
+    """A Figure: for up to ``count`` samples, target (top) and predicted (bottom) clouds
+    ``[N_i, 3]`` in 3D, coloured by height, or by ``colors`` (target's, predicted's: RGB
+    ``[N_i, 3]`` per cloud) when given."""
     from matplotlib.figure import Figure
 
     count = min(count, len(predicted))
@@ -285,7 +293,9 @@ def plot_point_clouds(predicted: torch.Tensor, target: torch.Tensor, count: int 
             ((target[column], "target"), (predicted[column], "predicted"))
         ):
             axes = figure.add_subplot(2, count, row * count + column + 1, projection="3d")
-            axes.scatter(cloud[:, 0], cloud[:, 2], cloud[:, 1], s=1, c=cloud[:, 1], cmap="viridis")
+            by_height = {"c": cloud[:, 1], "cmap": "viridis"}
+            shade = by_height if colors is None else {"c": colors[row][column]}
+            axes.scatter(cloud[:, 0], cloud[:, 2], cloud[:, 1], s=1, **shade)
             axes.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1), title=title)
             axes.set_axis_off()
     return figure

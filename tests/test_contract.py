@@ -211,6 +211,7 @@ DATA: dict[str, Callable[[Path], dict[str, Any]]] = {
     "shapes3d_voxels": lambda root: {**_shapes3d(root), "resolution": 16},
     "shapes3d_view_voxels": lambda root: {**_shapes3d(root), "resolution": 16},
     "shapes3d_occupancy": _shapes3d,
+    "shapes3d_parts": lambda root: {k: v for k, v in _shapes3d(root).items() if k != "image_size"},
     "modelnet_points": lambda root: {
         "root": str(write_modelnet(root)),
         "num_points": 32,
@@ -268,6 +269,7 @@ TASK_ARGS: dict[str, dict[str, Any]] = {
     "panoptic_segmentation": {"stuff_area": 4, "scheduler": "none"},
     "pointcloud_classification": {"net_args": {"width": 8, "feature_dim": 32}, "scheduler": "none"},
     "image_to_pointcloud": {"net_args": {"width": 4, "depth": 2}, "scheduler": "none"},
+    "pointcloud_segmentation": {"net_args": {"width": 4, "feature_dim": 8}, "scheduler": "none"},
     "voxel_classification": {"net_args": {"width": 4, "hidden": 8}, "scheduler": "none"},
     "image_to_voxel": {
         "net_args": {"width": 4, "depth": 2, "channels": 8},

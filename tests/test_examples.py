@@ -82,6 +82,7 @@ SHRINK = {
         "stages=[fit, {understand: {num_images: 2, layer: net.features.3, unit: 0, steps: 2}}]",
     ],
     "shapes3d_pointcloud.yaml": SHAPES3D_SMALL,
+    "shapes3d_part_segmentation.yaml": [*SHAPES3D_SMALL, "data.args.num_points=64"],
     "shapes3d_voxels.yaml": [
         *SHAPES3D_SMALL,
         "data.args.resolution=16",

@@ -45,11 +45,16 @@ def write_mesh(path: str | Path, verts: np.ndarray, faces: np.ndarray) -> Path:
     return _write_atomically(path, "mesh", write)
 
 
-def write_point_cloud(path: str | Path, points: np.ndarray) -> Path:
-    """Write ``points [N, 3]`` to ``path`` (format by suffix: .ply .pcd .xyz) atomically."""
+def write_point_cloud(
+    path: str | Path, points: np.ndarray, colors: np.ndarray | None = None
+) -> Path:
+    """Write ``points [N, 3]`` to ``path`` (format by suffix: .ply .pcd .xyz) atomically, with
+    ``colors [N, 3]`` RGB in ``[0, 1]`` when given (.ply, .pcd)."""
     import open3d as o3d
 
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
+    if colors is not None:
+        cloud.colors = o3d.utility.Vector3dVector(np.asarray(colors, np.float64))
     return _write_atomically(
         path, "point cloud", lambda name: o3d.io.write_point_cloud(name, cloud)
     )

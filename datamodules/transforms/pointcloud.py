@@ -11,6 +11,8 @@ A datamodule's ``transforms`` argument picks one pipeline per phase, a preset na
 Each op draws its parameters per cloud from the generator it is given (seeded per epoch by the
 datamodule) and transforms the coordinates; further channels (normals, features) ride along,
 rotated with the points where they are normals (``RandomRotation`` rotates channels 3:6 too).
+Per-point labels ``[B, N]`` follow their points through ops that move points between slots
+(``RandomDropout``): :meth:`PointCloudCompose.with_point_labels`.
 """
 
 from __future__ import annotations
@@ -97,10 +99,21 @@ class RandomDropout:
     max_ratio: float = 0.875
 
     def __call__(self, points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return gather_points(points, self.source_index(points, generator))
+
+    def source_index(self, points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``[B, N]``: the point each slot of ``points [B, N, C]`` takes (0 where dropped)."""
         batch, count = points.shape[:2]
         ratios = torch.rand(batch, 1, generator=generator) * self.max_ratio
         dropped = (torch.rand(batch, count, generator=generator) < ratios).to(points.device)
-        return torch.where(dropped[..., None], points[:, :1], points)
+        kept = torch.arange(count, device=points.device).expand(batch, count)
+        return torch.where(dropped, 0, kept)
+
+
+def gather_points(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values [B, N, ...]`` at ``index [B, N]`` along the points."""
+    expanded = index.view(*index.shape, *[1] * (values.ndim - 2)).expand_as(values)
+    return values.gather(1, expanded)
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,19 @@ class PointCloudCompose:
         for op in self.ops:
             points = op(points, generator)
         return points
+
+    def with_point_labels(
+        self, points: torch.Tensor, point_labels: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ops on ``points [B, N, C]``, with ``point_labels [B, N]`` following their
+        points wherever an op moves points between slots (``source_index``: dropout)."""
+        for op in self.ops:
+            if hasattr(op, "source_index"):
+                index = op.source_index(points, generator)
+                points, point_labels = gather_points(points, index), point_labels.gather(1, index)
+            else:
+                points = op(points, generator)
+        return points, point_labels
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"name": type(op).__name__, **vars(op)} for op in self.ops]

@@ -61,6 +61,11 @@ def checked_builder(
 POINTCLOUD_NETS = NETS.family(
     "pointcloud", output="points [B, N, C] (+ lengths [B]) -> logits [B, K]"
 )
+POINTCLOUD_SEGMENTATION_NETS = NETS.family(
+    "pointcloud_segmentation",
+    output="points [B, N, C] (+ lengths [B]) -> logits [B, N, K]; a valid point's logits do not "
+    "depend on the padding",
+)
 IMAGE_TO_POINTCLOUD_NETS = NETS.family(
     "image_to_pointcloud", output="images [B, C, H, W] -> points [B, P, 3]"
 )

@@ -4,8 +4,9 @@ Each set-abstraction level picks ``samples`` centroids by farthest point samplin
 first ``neighbours`` points within ``radius`` of each (ball query), and runs a mini-PointNet on
 the group in centroid-relative coordinates (plus the previous level's features): shared 1x1
 convolutions, then a max over the group. A last level pools every remaining centroid into one
-feature vector, which an MLP head classifies. Padded points of a ragged batch (index >=
-``lengths``) are never sampled, grouped or pooled; nothing is read back from the device.
+feature vector (:class:`SetAbstractionEncoder`, also the encoder of ``pointnet2_seg``), which
+an MLP head classifies. Padded points of a ragged batch (index >= ``lengths``) are never
+sampled, grouped or pooled; nothing is read back from the device.
 """
 
 from __future__ import annotations
@@ -61,9 +62,36 @@ class SetAbstraction(nn.Module):
         return centroids, torch.where(kept[:, None], lifted, 0.0), centroid_lengths
 
 
-class PointNet2(nn.Module):
-    """``points [B, N, C] (+ lengths [B]) -> logits [B, K]``: ``xyz = points[..., :3]``, the
-    other ``C - 3`` channels are the first level's features."""
+class SetAbstractionEncoder(nn.Module):
+    """The set-abstraction levels and the global pooling of PointNet++: ``points [B, N, C]
+    (+ lengths [B]) -> (hierarchy, global features [B, pooled[-1]])``, ``hierarchy`` the
+    ``(xyz [B, S_i, 3], features [B, F_i, S_i] | None, lengths [B])`` of the input (``i = 0``:
+    ``xyz = points[..., :3]``, features the other ``C - 3`` channels) and of every level."""
+
+    def __init__(self, in_channels: int, levels: list[SetAbstraction], pooled: list[int]):
+        super().__init__()
+        self.extra_channels = in_channels - 3
+        self.levels = nn.ModuleList(levels)
+        self.pool = shared_mlp(pooled)
+
+    def encode(
+        self, points: torch.Tensor, lengths: torch.Tensor | None
+    ) -> tuple[list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]], torch.Tensor]:
+        xyz = points[..., :3]
+        features = points[..., 3:].transpose(1, 2) if self.extra_channels else None
+        if lengths is None:
+            lengths = torch.full((len(points),), points.shape[1], device=points.device)
+        hierarchy = [(xyz, features, lengths)]
+        for level in self.levels:
+            xyz, features, lengths = level(xyz, features, lengths)
+            hierarchy.append((xyz, features, lengths))
+        pooled = masked_max(self.pool(torch.cat([xyz.transpose(1, 2), features], 1)), lengths)
+        return hierarchy, pooled
+
+
+class PointNet2(SetAbstractionEncoder):
+    """``points [B, N, C] (+ lengths [B]) -> logits [B, K]``: an MLP head on the global
+    features of :class:`SetAbstractionEncoder`."""
 
     def __init__(
         self,
@@ -73,10 +101,7 @@ class PointNet2(nn.Module):
         pooled: list[int],
         dropout: float,
     ):
-        super().__init__()
-        self.extra_channels = in_channels - 3
-        self.levels = nn.ModuleList(levels)
-        self.pool = shared_mlp(pooled)
+        super().__init__(in_channels, levels, pooled)
         self.head = nn.Sequential(
             nn.Linear(pooled[-1], pooled[-1] // 4),
             nn.BatchNorm1d(pooled[-1] // 4),
@@ -86,31 +111,19 @@ class PointNet2(nn.Module):
         )
 
     def forward(self, points: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        xyz = points[..., :3]
-        features = points[..., 3:].transpose(1, 2) if self.extra_channels else None
-        if lengths is None:
-            lengths = torch.full((len(points),), points.shape[1], device=points.device)
-        for level in self.levels:
-            xyz, features, lengths = level(xyz, features, lengths)
-        return self.head(
-            masked_max(self.pool(torch.cat([xyz.transpose(1, 2), features], 1)), lengths)
-        )
+        return self.head(self.encode(points, lengths)[1])
 
 
-@POINTCLOUD_NETS.register("pointnet2")
-def pointnet2(
-    *,
-    num_classes: int,
-    in_channels: int = 3,
-    samples: tuple[int, ...] = (512, 128),
-    radii: tuple[float, ...] = (0.2, 0.4),
-    neighbours: tuple[int, ...] = (32, 64),
-    width: int = 64,
-    dropout: float = 0.4,
-) -> nn.Module:
-    """PointNet++ classifier (single-scale grouping): one set-abstraction level per entry of
-    ``samples``/``radii``/``neighbours``, level ``i`` with MLP widths ``w, w, 2w`` for
-    ``w = width * 2^i``, then a pooling MLP to ``16 width`` features and a head."""
+def set_abstraction_levels(
+    in_channels: int,
+    samples: tuple[int, ...],
+    radii: tuple[float, ...],
+    neighbours: tuple[int, ...],
+    width: int,
+) -> tuple[list[SetAbstraction], list[int]]:
+    """The checked levels (level ``i``: MLP widths ``w, w, 2w`` for ``w = width * 2^i``) and
+    the pooling MLP's widths (to ``16 width``) of a PointNet++ encoder; SpecError naming the
+    bad ``net_args``."""
     if not len(samples) == len(radii) == len(neighbours) >= 1:
         raise SpecError(
             "net_args: samples, radii and neighbours need one entry per level (at least one), "
@@ -127,5 +140,22 @@ def pointnet2(
         widths = [channels + 3, level_width, level_width, 2 * level_width]
         levels.append(SetAbstraction(count, radius, group, widths))
         channels = widths[-1]
-    pooled = [channels + 3, 4 * width, 16 * width]
+    return levels, [channels + 3, 4 * width, 16 * width]
+
+
+@POINTCLOUD_NETS.register("pointnet2")
+def pointnet2(
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    samples: tuple[int, ...] = (512, 128),
+    radii: tuple[float, ...] = (0.2, 0.4),
+    neighbours: tuple[int, ...] = (32, 64),
+    width: int = 64,
+    dropout: float = 0.4,
+) -> nn.Module:
+    """PointNet++ classifier (single-scale grouping): one set-abstraction level per entry of
+    ``samples``/``radii``/``neighbours``, level ``i`` with MLP widths ``w, w, 2w`` for
+    ``w = width * 2^i``, then a pooling MLP to ``16 width`` features and a head."""
+    levels, pooled = set_abstraction_levels(in_channels, samples, radii, neighbours, width)
     return PointNet2(num_classes, in_channels, levels, pooled, dropout)

@@ -163,6 +163,12 @@ def shapes3d_spec(root: Path, task: str, net: str, net_args: dict, data: str, **
             "shapes3d_points",
         ),
         ("image_to_pointcloud", "psgn", {"width": 4, "depth": 2}, "shapes3d_views"),
+        (
+            "pointcloud_segmentation",
+            "pointnet2_seg",
+            {"samples": [16, 4], "radii": [0.4, 0.8], "neighbours": [8, 8], "width": 4},
+            "shapes3d_parts",
+        ),
         ("voxel_classification", "voxnet", {"width": 4, "hidden": 8}, "shapes3d_voxels"),
         (
             "image_to_voxel",

@@ -35,6 +35,7 @@ from visionflow.batches.pointclouds import (
     ImageToPointCloudBatch,
     PointCloudBatch,
     PointCloudDatasetInfo,
+    PointCloudSegmentationBatch,
 )
 from visionflow.batches.rl import (
     Actor,
@@ -72,6 +73,7 @@ __all__ = [
     "PanopticTarget",
     "PointCloudBatch",
     "PointCloudDatasetInfo",
+    "PointCloudSegmentationBatch",
     "RLDatasetInfo",
     "RolloutBatch",
     "SegmentationBatch",

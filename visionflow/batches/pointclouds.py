@@ -1,4 +1,5 @@
-"""Point-cloud batches: clouds labelled by class, and images paired with the cloud they show.
+"""Point-cloud batches: clouds labelled by class or point by point, and images paired with the
+cloud they show.
 
 Point clouds are ``[B, N, 3]`` float32 plus ``lengths`` int64 ``[B]`` (points per cloud; the rest
 is padding) for ragged batches, as PyTorch3D's ops take them (docs/architecture.md).
@@ -53,4 +54,20 @@ class ImageToPointCloudBatch(Batch):
     normals: torch.Tensor | None = None
 
     unpacked = ("images", "points")
+    info_type = PointCloudDatasetInfo
+
+
+@dataclass
+class PointCloudSegmentationBatch(Batch):
+    """``points`` float32 ``[B, N, C]`` (xyz, then optional features); ``point_labels`` int64
+    ``[B, N]`` the part (class) of every point, ``IGNORE_INDEX`` where unlabelled; ``lengths``
+    int64 ``[B]`` valid points per cloud (None: all N; padded points' labels are not read).
+
+    ``points, point_labels = batch`` unpacks it."""
+
+    points: torch.Tensor
+    point_labels: torch.Tensor
+    lengths: torch.Tensor | None = None
+
+    unpacked = ("points", "point_labels")
     info_type = PointCloudDatasetInfo
