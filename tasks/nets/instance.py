@@ -22,8 +22,8 @@ small (``SMALL_BUDGETS``). Seconds per training step, batch 8 with 3 objects an 
 one thread on the shared 2-core machine (median of 5 steps), at load average 0.6-1.1: Mask R-CNN
 MobileNetV3-FPN at 192 px (the 64 px shapes enlarged 3x, as the examples used to) 2.18 against
 ResNet-18 FPN at 128 px 0.99; Keypoint R-CNN 2.16 against 1.19. At 64 px (load 2-3) the
-ResNet-18 FPN ones take 0.60 (masks) and 0.82 (keypoints). From scratch on the 128 px shapes examples (README) they reach test mask AP50 0.99 in 12
-epochs and OKS keypoint AP50 0.77 in 8.
+ResNet-18 FPN ones take 0.60 (masks) and 0.82 (keypoints). From scratch on the 128 px shapes
+examples (README) they reach test mask AP50 0.99 in 12 epochs and OKS keypoint AP50 0.77 in 8.
 
 :func:`build_detector` returns the torchvision model itself, so another task (panoptic) builds
 its instance head the same way.
