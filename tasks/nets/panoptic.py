@@ -1,13 +1,17 @@
-"""Panoptic FPN (Kirillov et al., 2019): torchvision's Mask R-CNN for things and a semantic FPN
-head for stuff, both on the same FPN features.
+"""Panoptic FPN (Kirillov et al., 2019): a Mask R-CNN of the detection family for things and a
+semantic FPN head for stuff, both on the same FPN features.
 
     net = PanopticFPN(num_things=3, num_stuff=2, image_size=(128, 128))
+    net = PanopticFPN(3, 2, (128, 128), "maskrcnn_resnet50_fpn", anchor_sizes=[[16], ...])
     losses, detections, stuff_logits = net(images, targets)  # targets only when training
 
-The Mask R-CNN is built from ``torchvision.models.detection.MaskRCNN`` directly, on a ResNet-FPN
-backbone trained from scratch with ordinary BatchNorm (no weights are downloaded), so the
-detector family's Mask R-CNN builder can replace it later. Images arrive already normalized and
-at their final size: the R-CNN transform neither rescales nor renormalizes them (it only pads).
+The Mask R-CNN comes from :func:`~visionflow.tasks.nets.detectors.build_detector`: ``detector``
+names an entry that predicts masks (default ``maskrcnn_resnet18_fpn``, the light one for 64-128 px
+images, trained from scratch with ordinary BatchNorm) or its backbone (``resnet18`` means
+``maskrcnn_resnet18_fpn``: what the panoptic task's ``backbone`` option passes); further keyword
+arguments are the builder's (anchors, thresholds, ``model_kwargs``). Images arrive already
+normalized and at their final size: the R-CNN transform neither rescales nor renormalizes them
+(it only pads).
 """
 
 from __future__ import annotations
@@ -20,6 +24,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from visionflow.errors import SpecError
+from visionflow.tasks.nets.detectors import build_detector
+from visionflow.tasks.nets.families import DETECTION_NETS
+
+DEFAULT_DETECTOR = "maskrcnn_resnet18_fpn"
+#: The R-CNN transform's normalization, switched off: the images come normalized.
+NO_NORMALIZATION = {"image_mean": [0.0, 0.0, 0.0], "image_std": [1.0, 1.0, 1.0]}
+
+
+def mask_detector(detector: str) -> str:
+    """The detection family's Mask R-CNN entry that ``detector`` names, itself or by backbone."""
+    entries = [
+        n for n in DETECTION_NETS.names() if DETECTION_NETS.get(n).tags.get("predicts") == "masks"
+    ]
+    name = detector if detector in entries else f"maskrcnn_{detector}_fpn"
+    if name not in entries:
+        raise SpecError(
+            f"detector: {detector!r} is neither a Mask R-CNN entry of the detection family nor "
+            "the backbone of one",
+            hint="use one of: " + ", ".join(entries),
+        )
+    return name
 
 
 class SemanticFPNHead(nn.Module):
@@ -61,32 +86,26 @@ class PanopticFPN(nn.Module):
         num_things: int,
         num_stuff: int,
         image_size: tuple[int, int],
-        backbone: str = "resnet18",
+        detector: str = DEFAULT_DETECTOR,
         semantic_channels: int = 64,
-        **mask_rcnn_args: Any,
+        **detector_args: Any,
     ):
-        from torchvision.models.detection import MaskRCNN
-        from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
-
         super().__init__()
         if num_things < 1 or num_stuff < 1:
             raise SpecError(
                 f"num_things / num_stuff: need at least one of each, got {num_things} and {num_stuff}"
             )
-        features = resnet_fpn_backbone(
-            backbone_name=backbone, weights=None, norm_layer=nn.BatchNorm2d, trainable_layers=5
-        )
-        self.instance = MaskRCNN(
-            features,
+        model_kwargs = {**NO_NORMALIZATION, **detector_args.pop("model_kwargs", {})}
+        self.instance = build_detector(
+            mask_detector(detector),
             num_classes=num_things + 1,
             min_size=min(image_size),
             max_size=max(image_size),
-            image_mean=[0.0, 0.0, 0.0],
-            image_std=[1.0, 1.0, 1.0],
-            **mask_rcnn_args,
+            model_kwargs=model_kwargs,
+            **detector_args,
         )
         self.semantic_head = SemanticFPNHead(
-            features.out_channels, num_stuff + 1, semantic_channels
+            self.instance.backbone.out_channels, num_stuff + 1, semantic_channels
         )
 
     def forward(

@@ -24,6 +24,8 @@ MASK_AND_KEYPOINT_NETS = {
     "maskrcnn_mobilenet_v3_large_fpn",
     "keypointrcnn_resnet50_fpn",
     "keypointrcnn_mobilenet_v3_large_fpn",
+    "maskrcnn_resnet18_fpn",
+    "keypointrcnn_resnet18_fpn",
 }
 FEW_PROPOSALS = FAST_NET["model_kwargs"]
 
@@ -41,7 +43,7 @@ def tiny_args(name: str) -> dict:
     return args
 
 
-def test_all_ten_are_registered():
+def test_all_twelve_are_registered():
     assert set(DETECTORS.names()) == EXPECTED | MASK_AND_KEYPOINT_NETS
 
 

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = {"min_size": 32, "max_size": 48, **FAST_NET}
 LIGHT = ["maskrcnn_mobilenet_v3_large_fpn", "keypointrcnn_mobilenet_v3_large_fpn"]
+SMALL = ["maskrcnn_resnet18_fpn", "keypointrcnn_resnet18_fpn"]
 HEAVY = ["maskrcnn_resnet50_fpn", "keypointrcnn_resnet50_fpn"]
 
 
@@ -52,7 +53,7 @@ def run_both_modes(name: str) -> None:
             assert output["keypoints_scores"].shape == (count, 3)
 
 
-@pytest.mark.parametrize("name", LIGHT)
+@pytest.mark.parametrize("name", LIGHT + SMALL)
 def test_light_nets_train_and_predict_their_masks_or_keypoints(name):
     torch.manual_seed(0)
     run_both_modes(name)
@@ -88,3 +89,51 @@ def test_fine_tuning_weights_reinitialize_the_class_and_keypoint_heads(tmp_path)
 def test_a_keypoint_net_needs_its_keypoint_count():
     with pytest.raises(SpecError, match="num_keypoints: a Keypoint R-CNN needs"):
         build_detector("keypointrcnn_mobilenet_v3_large_fpn", num_classes=3)
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_small_nets_train_every_layer_and_their_batch_norm_from_scratch(name):
+    """No frozen layer: one step's gradient reaches the stem, BatchNorm included, and the heads."""
+    torch.manual_seed(0)
+    predicts = DETECTION_NETS.get(name).tags["predicts"]
+    extra = {"num_keypoints": 3} if predicts == "keypoints" else {}
+    model = build_detector(name, num_classes=3, **TINY, **extra)
+    assert model.backbone.out_channels == 64
+    assert isinstance(model.backbone.body.bn1, torch.nn.BatchNorm2d)
+    model.train()
+    losses = model([torch.rand(3, 32, 32), torch.rand(3, 24, 32)], targets_for(predicts))
+    sum(losses.values()).backward()
+    frozen = [n for n, p in model.named_parameters() if p.grad is None or not p.requires_grad]
+    assert frozen == []
+    assert model.roi_heads.box_head.fc7.out_features == 256
+
+
+def test_small_nets_keep_their_budgets_unless_model_kwargs_say_otherwise():
+    default = build_detector("maskrcnn_resnet18_fpn", num_classes=3)
+    assert default.rpn._pre_nms_top_n["training"] == 300
+    assert default.roi_heads.fg_bg_sampler.batch_size_per_image == 128
+    model = build_detector(
+        "maskrcnn_resnet18_fpn", num_classes=3, model_kwargs={"box_batch_size_per_image": 32}
+    )
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 32
+
+
+def test_pretrained_small_net_freezes_its_stem_by_default(tmp_path):
+    from torchvision.models import resnet18
+    from torchvision.ops import FrozenBatchNorm2d
+
+    path = tmp_path / "resnet18.pth"
+    torch.save(resnet18(weights=None).state_dict(), path)
+    model = build_detector("maskrcnn_resnet18_fpn", num_classes=3, weights_backbone=str(path))
+    body = model.backbone.body
+    assert isinstance(body.bn1, FrozenBatchNorm2d)
+    assert not body.conv1.weight.requires_grad and not body.layer1[0].conv1.weight.requires_grad
+    assert body.layer2[0].conv1.weight.requires_grad
+
+
+def test_visionflow_list_shows_the_small_nets(capsys):
+    from visionflow.cli import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in SMALL)
