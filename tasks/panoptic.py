@@ -52,7 +52,9 @@ class ThingsBatch(PanopticBatch):
 @TASKS.register("panoptic_segmentation", batch=PanopticBatch)
 class PanopticSegmentationTask(EpochScoring, LabelledDataTask):
     """Panoptic FPN over ``num_classes`` labels, ``thing_classes[i]`` telling whether label ``i``
-    is a thing; ``category_ids``: the dataset ids of the labels (default 1..num_classes)."""
+    is a thing; ``category_ids``: the dataset ids of the labels (default 1..num_classes);
+    ``detector``: the detection family's Mask R-CNN entry that finds the things (or its backbone:
+    ``resnet18`` means ``maskrcnn_resnet18_fpn``)."""
 
     checkpoint_monitor = ("val/PQ", "max")
 
@@ -61,7 +63,7 @@ class PanopticSegmentationTask(EpochScoring, LabelledDataTask):
         num_classes: int,
         thing_classes: Sequence[bool] = (),
         category_ids: Sequence[int] = (),
-        backbone: str = "resnet18",
+        detector: str = "maskrcnn_resnet18_fpn",
         semantic_weight: float = 1.0,
         score_threshold: float = 0.5,
         overlap_threshold: float = 0.5,
@@ -95,7 +97,7 @@ class PanopticSegmentationTask(EpochScoring, LabelledDataTask):
             semantic[label] = index
         self.register_buffer("semantic_class", semantic, persistent=False)
         self.net = PanopticFPN(
-            len(self.thing_labels), len(self.stuff_labels), tuple(self.hparams.image_size), backbone
+            len(self.thing_labels), len(self.stuff_labels), tuple(self.hparams.image_size), detector
         )
         self.reset_epoch()
         self._samples: list[tuple[torch.Tensor, Any, Any]] = []  # image, true ids, predicted ids
