@@ -36,7 +36,6 @@ from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.panoptic_merge import merge_panoptic
 
 SHOWN_SAMPLES = 4
-PALETTE_SIZE = 20  # tab20: segments share a colour only 20 ids apart
 
 
 @dataclass
@@ -100,7 +99,7 @@ class PanopticSegmentationTask(EpochScoring, LabelledDataTask):
             len(self.thing_labels), len(self.stuff_labels), tuple(self.hparams.image_size), detector
         )
         self.reset_epoch()
-        self._samples: list[tuple[torch.Tensor, Any, Any]] = []  # image, true ids, predicted ids
+        self._samples: list[tuple[torch.Tensor, Any, Any]] = []  # image, true, predicted panoptic
 
     # ------------------------------------------------------------------------- training
 
@@ -210,7 +209,7 @@ class PanopticSegmentationTask(EpochScoring, LabelledDataTask):
         self.keep_pairs(predictions, truths)
         for image, predicted, truth in zip(batch.images, predictions, truths):
             if len(self._samples) < SHOWN_SAMPLES:
-                self._samples.append((image.detach().cpu(), truth[0], predicted[0]))
+                self._samples.append((image.detach().cpu(), truth, predicted))
 
     def on_test_epoch_start(self) -> None:
         super().on_test_epoch_start()
@@ -230,20 +229,26 @@ class PanopticSegmentationTask(EpochScoring, LabelledDataTask):
         return paths
 
     def _sample_figure(self):
-        """image | ground truth | prediction rows; each segment its own colour, void white."""
+        """image | ground truth | prediction rows, each pixel in its class's colour (the same in
+        both columns, so they compare at a glance), void white."""
         from visionflow.tasks.segmentation_plots import plot_samples
 
-        def colors(ids: Any) -> torch.Tensor:
-            ids = torch.as_tensor(ids)
-            return torch.where(ids == 0, IGNORE_INDEX, (ids - 1) % PALETTE_SIZE)
+        label_of = {category: label for label, category in enumerate(self.category_ids)}
+
+        def class_map(panoptic: Any) -> torch.Tensor:
+            ids, segments = torch.as_tensor(panoptic[0]), panoptic[1]
+            labels = torch.full_like(ids, IGNORE_INDEX)
+            for segment, category in segments:
+                labels[ids == segment] = label_of[category]
+            return labels
 
         images, truths, predictions = zip(*self._samples)
         self._samples = []
         return plot_samples(
             torch.stack(images),
-            torch.stack([colors(t) for t in truths]),
-            torch.stack([colors(p) for p in predictions]),
-            PALETTE_SIZE,
+            torch.stack([class_map(t) for t in truths]),
+            torch.stack([class_map(p) for p in predictions]),
+            self.hparams.num_classes,
         )
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
