@@ -11,6 +11,11 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# one intra-op thread in the test process and in every process it starts (CLI runs, Ray
+# workers): the tensors here are tiny, and on a 2-core CI box two OpenMP threads per process
+# spin against the other processes' instead of helping
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
