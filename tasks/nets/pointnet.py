@@ -7,10 +7,13 @@ padded points of a ragged batch (index >= ``lengths``) are left out of the pool.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from visionflow.errors import SpecError
+from visionflow.tasks.nets.argument_sets import flat_argument_sets
 from visionflow.tasks.nets.families import IMAGE_TO_POINTCLOUD_NETS, POINTCLOUD_NETS
 
 
@@ -49,21 +52,36 @@ class TNet(nn.Module):
         return torch.eye(self.k, device=features.device) + offsets
 
 
+@dataclass(frozen=True)
+class PointNetBackbone:
+    """The ``net_args`` of the PointNet classifier and segmentation net (an argument set,
+    :mod:`~visionflow.tasks.nets.argument_sets`): points of ``in_channels`` channels, a shared
+    MLP of ``width``-based widths up to ``feature_dim`` global features, and with ``tnet`` the
+    input alignment network."""
+
+    in_channels: int = 3
+    width: int = 64
+    feature_dim: int = 1024
+    tnet: bool = False
+
+    def __post_init__(self) -> None:
+        for key in ("width", "feature_dim"):
+            if getattr(self, key) < 1:
+                raise SpecError(f"net_args.{key}: must be >= 1, got {getattr(self, key)}")
+
+    def alignment(self) -> TNet | None:
+        """The input alignment network of ``[B, in_channels, N]`` points, or None."""
+        return TNet(self.in_channels, self.width) if self.tnet else None
+
+
 class PointNet(nn.Module):
     """``points [B, N, C] (+ lengths [B]) -> logits [B, K]``."""
 
-    def __init__(
-        self,
-        num_classes: int,
-        in_channels: int,
-        width: int,
-        feature_dim: int,
-        tnet: bool,
-        dropout: float,
-    ):
+    def __init__(self, backbone: PointNetBackbone, num_classes: int, dropout: float):
         super().__init__()
-        self.align = TNet(in_channels, width) if tnet else None
-        self.lift = shared_mlp([in_channels, width, width, width * 2, feature_dim])
+        width, feature_dim = backbone.width, backbone.feature_dim
+        self.align = backbone.alignment()
+        self.lift = shared_mlp([backbone.in_channels, width, width, width * 2, feature_dim])
         self.head = nn.Sequential(
             nn.Linear(feature_dim, width * 4),
             nn.BatchNorm1d(width * 4),
@@ -80,22 +98,11 @@ class PointNet(nn.Module):
 
 
 @POINTCLOUD_NETS.register("pointnet")
-def pointnet(
-    *,
-    num_classes: int,
-    in_channels: int = 3,
-    dropout: float = 0.3,
-    width: int = 64,
-    feature_dim: int = 1024,
-    tnet: bool = False,
-) -> nn.Module:
+@flat_argument_sets
+def pointnet(*, num_classes: int, backbone: PointNetBackbone, dropout: float = 0.3) -> nn.Module:
     """PointNet classifier: shared MLP ``width, width, 2 width, feature_dim``, max pool, MLP head;
     ``tnet`` adds the input alignment network."""
-    if width < 1 or feature_dim < 1:
-        raise SpecError(
-            f"net_args: width and feature_dim must be >= 1, got {width} and {feature_dim}"
-        )
-    return PointNet(num_classes, in_channels, width, feature_dim, tnet, dropout)
+    return PointNet(backbone, num_classes, dropout)
 
 
 def conv_block(width_in: int, width_out: int) -> nn.Sequential:

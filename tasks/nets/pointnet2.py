@@ -11,11 +11,14 @@ sampled, grouped or pooled; nothing is read back from the device.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from visionflow.errors import SpecError
 from visionflow.ops import ball_query, sample_farthest_points
+from visionflow.tasks.nets.argument_sets import flat_argument_sets
 from visionflow.tasks.nets.families import POINTCLOUD_NETS
 from visionflow.tasks.nets.pointnet import masked_max, shared_mlp
 
@@ -114,48 +117,49 @@ class PointNet2(SetAbstractionEncoder):
         return self.head(self.encode(points, lengths)[1])
 
 
-def set_abstraction_levels(
-    in_channels: int,
-    samples: tuple[int, ...],
-    radii: tuple[float, ...],
-    neighbours: tuple[int, ...],
-    width: int,
-) -> tuple[list[SetAbstraction], list[int]]:
-    """The checked levels (level ``i``: MLP widths ``w, w, 2w`` for ``w = width * 2^i``) and
-    the pooling MLP's widths (to ``16 width``) of a PointNet++ encoder; SpecError naming the
-    bad ``net_args``."""
-    if not len(samples) == len(radii) == len(neighbours) >= 1:
-        raise SpecError(
-            "net_args: samples, radii and neighbours need one entry per level (at least one), "
-            f"got {list(samples)}, {list(radii)} and {list(neighbours)}"
-        )
-    if width < 1 or min(samples) < 1 or min(neighbours) < 1 or min(radii) <= 0 or in_channels < 3:
-        raise SpecError(
-            "net_args: need width, samples, neighbours >= 1, radii > 0 and in_channels >= 3, "
-            f"got {width}, {list(samples)}, {list(neighbours)}, {list(radii)}, {in_channels}"
-        )
-    levels, channels = [], in_channels - 3
-    for index, (count, radius, group) in enumerate(zip(samples, radii, neighbours)):
-        level_width = width * 2**index
-        widths = [channels + 3, level_width, level_width, 2 * level_width]
-        levels.append(SetAbstraction(count, radius, group, widths))
-        channels = widths[-1]
-    return levels, [channels + 3, 4 * width, 16 * width]
+@dataclass(frozen=True)
+class PointNet2Backbone:
+    """The ``net_args`` of the PointNet++ encoder (classifier and segmentation net; an argument
+    set, :mod:`~visionflow.tasks.nets.argument_sets`): points of ``in_channels >= 3`` channels
+    (xyz first), one set-abstraction level per entry of ``samples``/``radii``/``neighbours``,
+    level ``i`` with MLP widths ``w, w, 2w`` for ``w = width * 2^i``."""
+
+    in_channels: int = 3
+    samples: tuple[int, ...] = (512, 128)
+    radii: tuple[float, ...] = (0.2, 0.4)
+    neighbours: tuple[int, ...] = (32, 64)
+    width: int = 64
+
+    def __post_init__(self) -> None:
+        samples, radii, neighbours = list(self.samples), list(self.radii), list(self.neighbours)
+        if not len(samples) == len(radii) == len(neighbours) >= 1:
+            raise SpecError(
+                "net_args: samples, radii and neighbours need one entry per level (at least "
+                f"one), got {samples}, {radii} and {neighbours}"
+            )
+        if min(self.width, *samples, *neighbours) < 1 or min(radii) <= 0 or self.in_channels < 3:
+            raise SpecError(
+                "net_args: need width, samples, neighbours >= 1, radii > 0 and in_channels >= 3, "
+                f"got {self.width}, {samples}, {neighbours}, {radii}, {self.in_channels}"
+            )
+
+    def levels(self) -> tuple[list[SetAbstraction], list[int]]:
+        """The set-abstraction levels and the pooling MLP's widths (to ``16 width``)."""
+        levels, channels = [], self.in_channels - 3
+        groups = zip(self.samples, self.radii, self.neighbours)
+        for index, (count, radius, group) in enumerate(groups):
+            level_width = self.width * 2**index
+            widths = [channels + 3, level_width, level_width, 2 * level_width]
+            levels.append(SetAbstraction(count, radius, group, widths))
+            channels = widths[-1]
+        return levels, [channels + 3, 4 * self.width, 16 * self.width]
 
 
 @POINTCLOUD_NETS.register("pointnet2")
-def pointnet2(
-    *,
-    num_classes: int,
-    in_channels: int = 3,
-    samples: tuple[int, ...] = (512, 128),
-    radii: tuple[float, ...] = (0.2, 0.4),
-    neighbours: tuple[int, ...] = (32, 64),
-    width: int = 64,
-    dropout: float = 0.4,
-) -> nn.Module:
+@flat_argument_sets
+def pointnet2(*, num_classes: int, backbone: PointNet2Backbone, dropout: float = 0.4) -> nn.Module:
     """PointNet++ classifier (single-scale grouping): one set-abstraction level per entry of
     ``samples``/``radii``/``neighbours``, level ``i`` with MLP widths ``w, w, 2w`` for
     ``w = width * 2^i``, then a pooling MLP to ``16 width`` features and a head."""
-    levels, pooled = set_abstraction_levels(in_channels, samples, radii, neighbours, width)
-    return PointNet2(num_classes, in_channels, levels, pooled, dropout)
+    levels, pooled = backbone.levels()
+    return PointNet2(num_classes, backbone.in_channels, levels, pooled, dropout)

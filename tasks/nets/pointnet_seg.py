@@ -18,10 +18,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from visionflow.errors import SpecError
+from visionflow.tasks.nets.argument_sets import flat_argument_sets
 from visionflow.tasks.nets.families import POINTCLOUD_SEGMENTATION_NETS
-from visionflow.tasks.nets.pointnet import TNet, masked_max, shared_mlp
-from visionflow.tasks.nets.pointnet2 import SetAbstractionEncoder, set_abstraction_levels
+from visionflow.tasks.nets.pointnet import PointNetBackbone, TNet, masked_max, shared_mlp
+from visionflow.tasks.nets.pointnet2 import PointNet2Backbone, SetAbstractionEncoder
 
 #: squared distances are clamped to this before inversion (a point on a coarse point)
 COINCIDENT = 1e-10
@@ -64,25 +64,17 @@ class PointNetSegmentation(nn.Module):
 
 
 @POINTCLOUD_SEGMENTATION_NETS.register("pointnet_seg")
+@flat_argument_sets
 def pointnet_seg(
-    *,
-    num_classes: int,
-    in_channels: int = 3,
-    dropout: float = 0.3,
-    width: int = 64,
-    feature_dim: int = 1024,
-    tnet: bool = False,
+    *, num_classes: int, backbone: PointNetBackbone, dropout: float = 0.3
 ) -> nn.Module:
     """PointNet segmentation: per-point features (shared MLP ``width, width``), a global
     feature (``2 width, feature_dim``, max pool) appended to each, then a per-point MLP
     ``8 width, 4 width, 2 width`` to the classes; ``tnet`` adds the input alignment network."""
-    if width < 1 or feature_dim < 1:
-        raise SpecError(
-            f"net_args: width and feature_dim must be >= 1, got {width} and {feature_dim}"
-        )
+    width, feature_dim = backbone.width, backbone.feature_dim
     return PointNetSegmentation(
-        TNet(in_channels, width) if tnet else None,
-        local=[in_channels, width, width],
+        backbone.alignment(),
+        local=[backbone.in_channels, width, width],
         lift=[width, width * 2, feature_dim],
         head=[width + feature_dim, width * 8, width * 4, width * 2],
         num_classes=num_classes,
@@ -164,21 +156,16 @@ class PointNet2Segmentation(SetAbstractionEncoder):
 
 
 @POINTCLOUD_SEGMENTATION_NETS.register("pointnet2_seg")
+@flat_argument_sets
 def pointnet2_seg(
-    *,
-    num_classes: int,
-    in_channels: int = 3,
-    samples: tuple[int, ...] = (512, 128),
-    radii: tuple[float, ...] = (0.2, 0.4),
-    neighbours: tuple[int, ...] = (32, 64),
-    width: int = 64,
-    dropout: float = 0.5,
+    *, num_classes: int, backbone: PointNet2Backbone, dropout: float = 0.5
 ) -> nn.Module:
     """PointNet++ segmentation (single-scale grouping): the set-abstraction levels of
     ``pointnet2`` (level ``i`` outputs ``2 width 2^i`` features; global ``16 width``), then
     feature propagation: the global feature mixed into the deepest level, and back up each
     level to ``2 width 2^(i-1)`` features (``2 width`` at the input points), a per-point head."""
-    levels, pooled = set_abstraction_levels(in_channels, samples, radii, neighbours, width)
+    in_channels, width = backbone.in_channels, backbone.width
+    levels, pooled = backbone.levels()
     level_widths = [in_channels] + [2 * width * 2**i for i in range(len(levels))]
     deepest = level_widths[-1]
     propagation = [[deepest + pooled[-1], deepest, deepest]]
