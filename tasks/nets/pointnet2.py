@@ -137,11 +137,16 @@ class PointNet2Backbone:
                 "net_args: samples, radii and neighbours need one entry per level (at least "
                 f"one), got {samples}, {radii} and {neighbours}"
             )
-        if min(self.width, *samples, *neighbours) < 1 or min(radii) <= 0 or self.in_channels < 3:
-            raise SpecError(
-                "net_args: need width, samples, neighbours >= 1, radii > 0 and in_channels >= 3, "
-                f"got {self.width}, {samples}, {neighbours}, {radii}, {self.in_channels}"
-            )
+        if self.in_channels < 3:
+            raise SpecError(f"in_channels: must be >= 3 (xyz first), got {self.in_channels}")
+        for key, bad, rule in (
+            ("width", self.width < 1, ">= 1"),
+            ("samples", min(samples) < 1, "each >= 1"),
+            ("neighbours", min(neighbours) < 1, "each >= 1"),
+            ("radii", min(radii) <= 0, "each > 0"),
+        ):
+            if bad:
+                raise SpecError(f"net_args.{key}: must be {rule}, got {getattr(self, key)}")
 
     def levels(self) -> tuple[list[SetAbstraction], list[int]]:
         """The set-abstraction levels and the pooling MLP's widths (to ``16 width``)."""

@@ -73,3 +73,34 @@ def test_segmentation_nets_take_their_classifiers_net_args(classifier, segmentat
 
     assert backbone_arguments(segmentation) == backbone_arguments(classifier)
     assert "width" in inspect.signature(segmentation).parameters
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"width": 0}, r"net_args.width: must be >= 1, got 0"),
+        ({"feature_dim": 0}, r"net_args.feature_dim: must be >= 1, got 0"),
+    ],
+)
+@pytest.mark.parametrize("builder", [pointnet, pointnet_seg])
+def test_pointnet_errors_name_the_key(builder, args, message):
+    with pytest.raises(SpecError, match=message):
+        builder(num_classes=2, **args)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"width": 0}, r"net_args.width: must be >= 1, got 0"),
+        ({"samples": [8, 0]}, r"net_args.samples: must be each >= 1, got \[8, 0\]"),
+        ({"neighbours": [0, 6]}, r"net_args.neighbours: must be each >= 1"),
+        ({"radii": [0.5, -1.0]}, r"net_args.radii: must be each > 0"),
+        ({"in_channels": 2}, r"^in_channels: must be >= 3 \(xyz first\), got 2"),
+        ({"radii": [0.5]}, r"net_args: samples, radii and neighbours need one entry per level"),
+    ],
+)
+@pytest.mark.parametrize("builder", [pointnet2, pointnet2_seg])
+def test_pointnet2_errors_name_the_key(builder, args, message):
+    small = {"samples": [8, 4], "radii": [0.5, 1.0], "neighbours": [6, 6], "width": 4}
+    with pytest.raises(SpecError, match=message):
+        builder(num_classes=2, **{**small, **args})
