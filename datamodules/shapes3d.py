@@ -111,10 +111,11 @@ def make_shapes3d_dataset(
     for pattern in ("voxels_*.npy", "occupancy_*.npz"):  # derived from the split it replaces
         for stale in out_dir.glob(pattern):
             stale.unlink()
-    np.savez(out_dir / "samples.tmp.npz", labels=labels.astype(np.int64), **arrays, **meshes)
-    (out_dir / "samples.tmp.npz").replace(out_dir / "samples.npz")
-    atomic_write_json(out_dir / "info.json", generator_info(samples, seed, image_size, num_points))
-    return out_dir / "samples.npz"
+    return write_samples(
+        out_dir,
+        {"labels": labels.astype(np.int64), **arrays, **meshes},
+        generator_info(samples, seed, image_size, num_points),
+    )
 
 
 def generator_info(samples: int, seed: int, image_size: int, num_points: int) -> dict[str, Any]:
@@ -126,6 +127,23 @@ def generator_info(samples: int, seed: int, image_size: int, num_points: int) ->
         "num_points": num_points,
         "class_names": list(PRIMITIVES),
     }
+
+
+def write_samples(out_dir: Path, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> Path:
+    """Write a split's ``samples.npz`` (``arrays``), then its ``info.json`` (``info``, which
+    marks the split whole), into ``out_dir``; return the path of ``samples.npz``."""
+    samples = save_arrays(out_dir / "samples.npz", arrays)
+    atomic_write_json(out_dir / "info.json", info)
+    return samples
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """``np.savez`` to ``path`` (``.npz``) through a temporary file and a rename, so that a
+    reader finds the old file or the new one, never half of one."""
+    temporary = path.with_suffix(".tmp.npz")
+    np.savez(temporary, **arrays)
+    temporary.replace(path)
+    return path
 
 
 def read_split(folder: Path) -> dict[str, np.ndarray]:

@@ -30,13 +30,12 @@ import torch
 
 from visionflow.batches import IGNORE_INDEX, PointCloudSegmentationBatch
 from visionflow.datamodules.generated_splits import SPLITS, split_seed
-from visionflow.datamodules.shapes3d import ELEVATION, Shapes3DDataModule
+from visionflow.datamodules.shapes3d import ELEVATION, Shapes3DDataModule, write_samples
 from visionflow.datamodules.shapes3d_render import PRIMITIVES, primitive_mesh, rotation_matrix
 from visionflow.errors import DataError, SpecError
 from visionflow.mesh_files import write_point_cloud
 from visionflow.ops import sample_points_from_mesh
 from visionflow.registry import DATAMODULES
-from visionflow.rundir import atomic_write_json
 
 GENERATOR = "visionflow.shapes3d_parts/1"
 PART_NAMES = (
@@ -114,15 +113,12 @@ def make_shapes3d_parts_dataset(
         for index, (cloud, part) in enumerate(zip(clouds, parts)):
             colors = colormaps["tab10"](part % 10)[:, :3]
             write_point_cloud(out_dir / "clouds" / f"{index + 1:06d}.ply", cloud, colors)
-    np.savez(
-        out_dir / "samples.tmp.npz",
-        points=np.stack(clouds).astype(np.float32),
-        point_labels=np.stack(parts),
-        labels=labels.astype(np.int64),
-    )
-    (out_dir / "samples.tmp.npz").replace(out_dir / "samples.npz")
-    atomic_write_json(out_dir / "info.json", generator_info(samples, seed, num_points))
-    return out_dir / "samples.npz"
+    arrays = {
+        "points": np.stack(clouds).astype(np.float32),
+        "point_labels": np.stack(parts),
+        "labels": labels.astype(np.int64),
+    }
+    return write_samples(out_dir, arrays, generator_info(samples, seed, num_points))
 
 
 def generator_info(samples: int, seed: int, num_points: int) -> dict[str, Any]:
