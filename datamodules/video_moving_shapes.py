@@ -159,10 +159,10 @@ class MovingShapesVideoDataModule(VideoFolderDataModule):
     ):
         if frame_size < 16 or frame_size % 2:
             raise SpecError(f"frame_size: must be even and >= 16, got {frame_size}")
-        self.videos_per_class = {"train": train_videos, "val": val_videos, "test": test_videos}
+        videos_per_class = {"train": train_videos, "val": val_videos, "test": test_videos}
         check_minimums(
             {
-                **{f"{split}_videos": (count, 1) for split, count in self.videos_per_class.items()},
+                **{f"{split}_videos": (count, 1) for split, count in videos_per_class.items()},
                 "frames": (frames, 1),
             }
         )
@@ -182,6 +182,7 @@ class MovingShapesVideoDataModule(VideoFolderDataModule):
             transforms=transforms,
             limit=limit,
         )
+        self.videos_per_class = videos_per_class
         self.frames, self.frame_size = frames, frame_size
 
     @property
