@@ -1,12 +1,18 @@
-"""Datamodules whose data a generator writes on first use: the generator's arguments, once.
+"""Datamodules whose data a generator writes on first use: the split folders, once.
 
 ``GeneratedSplits`` is the base (first in the bases, before the datamodule class it feeds) of
-``shapes_detection`` and its instance/keypoint variants, ``shapes_segmentation`` and
-``shapes_panoptic``. It declares ``data_dir``, ``train_images``, ``val_images``, ``test_images``,
-``image_size`` and ``data_seed``, checks them, forwards the remaining (loader) arguments and
-``image_size`` up the class's bases (so the spec checker, which follows ``**kwargs`` there, shows
-the generator's and the loader's keys as one list), and on ``prepare_data`` writes each split
-folder (``data_dir/train``, ``val``, ``test``) that is missing or was made with other settings.
+every datamodule whose generator writes one folder per split (``data_dir/train``, ``val``,
+``test``): it holds ``data_dir``, the count per split and ``data_seed``, checks the counts, and
+on ``prepare_data`` writes each split folder that is missing or was made with other settings
+(the ``info`` a split stores, :meth:`~GeneratedSplits.stored_info`, differs from the one wanted,
+:meth:`~GeneratedSplits.wanted_info`). A subclass declares its generator's arguments (the spec
+keys) and passes them on positionally, so the spec checker, which follows ``**kwargs`` up the
+bases, shows the subclass's keys and the loader's as one list.
+
+``GeneratedImages`` declares the 2D shapes generators' arguments (``train_images``,
+``val_images``, ``test_images``, ``image_size``) for ``shapes_detection`` and its
+instance/keypoint variants, ``shapes_segmentation`` and ``shapes_panoptic``; Shapes3D
+(``datamodules/shapes3d.py``) declares its own.
 """
 
 from __future__ import annotations
@@ -24,12 +30,62 @@ MIN_IMAGE_SIZE = 32
 
 
 class GeneratedSplits:
-    """Base of a datamodule whose splits ``generate(folder, images, seed, image_size)`` writes.
+    """Base of a datamodule whose generator writes ``data_dir/<split>`` for each of ``SPLITS``.
 
-    A subclass names the file each split folder holds (``info_file``, whose ``info`` says how the
-    split was made) and the generator's name (``generator``, stored in that ``info``)."""
+    ``counts`` is ``{split: items}`` (each checked >= 1 under the key ``<split>_<count_unit>``);
+    ``minimums`` is ``{key: (value, least)}`` for the subclass's other generator arguments,
+    checked with the counts. A subclass names the file each split folder stores its ``info`` in
+    (``info_file``) and defines :meth:`wanted_info` and :meth:`write_split`."""
 
     info_file: ClassVar[str]
+    #: what a split counts (``images``, ``samples``): the count keys are ``<split>_<count_unit>``
+    count_unit: ClassVar[str]
+
+    def __init__(
+        self,
+        data_dir: str,
+        counts: dict[str, int],
+        data_seed: int,
+        minimums: dict[str, tuple[float, float]],
+        /,
+        **loader: Any,
+    ):
+        check_minimums(
+            {
+                **{f"{split}_{self.count_unit}": (count, 1) for split, count in counts.items()},
+                **minimums,
+            }
+        )
+        self.generated_dir, self.counts, self.data_seed = Path(data_dir), counts, data_seed
+        super().__init__(**loader)
+
+    def wanted_info(self, split: str) -> dict[str, Any]:
+        """The ``info`` that says how ``split`` is made with these arguments."""
+        raise NotImplementedError(f"{type(self).__name__} must define wanted_info")
+
+    def stored_info(self, folder: Path) -> dict[str, Any] | None:
+        """The ``info`` the split in ``folder`` was made with; None where there is none."""
+        return stored_info(folder / self.info_file)
+
+    def write_split(self, folder: Path, wanted: dict[str, Any]) -> None:
+        """Write the split that ``wanted`` (:meth:`wanted_info`) describes into ``folder``."""
+        raise NotImplementedError(f"{type(self).__name__} must define write_split")
+
+    def prepare_data(self) -> None:
+        """Write each split that is missing or was made with other settings."""
+        for split in SPLITS:
+            folder = self.generated_dir / split
+            wanted = self.wanted_info(split)
+            if self.stored_info(folder) != wanted:
+                self.write_split(folder, wanted)
+
+
+class GeneratedImages(GeneratedSplits):
+    """Base of a datamodule whose splits ``generate(folder, images, seed, image_size)`` writes,
+    storing ``generator_info`` as the ``info`` of its ``info_file`` (a JSON file). A subclass
+    names that file and the generator (``generator``, stored in the ``info``)."""
+
+    count_unit = "images"
     generator: ClassVar[str]
 
     def __init__(
@@ -42,30 +98,21 @@ class GeneratedSplits:
         data_seed: int = 0,
         **loader: Any,
     ):
-        self.counts = {"train": train_images, "val": val_images, "test": test_images}
-        check_minimums(
-            {
-                **{f"{split}_images": (count, 1) for split, count in self.counts.items()},
-                "image_size": (image_size, MIN_IMAGE_SIZE),
-            }
-        )
-        self.generated_dir = Path(data_dir)
-        self.data_seed, self.generated_size = data_seed, image_size
-        super().__init__(image_size=image_size, **loader)
+        counts = {"train": train_images, "val": val_images, "test": test_images}
+        minimums = {"image_size": (image_size, MIN_IMAGE_SIZE)}
+        super().__init__(data_dir, counts, data_seed, minimums, image_size=image_size, **loader)
+        self.generated_size = image_size
 
     def generate(self, folder: Path, images: int, seed: int, image_size: int) -> None:
         """Write one split of ``images`` images into ``folder``."""
         raise NotImplementedError(f"{type(self).__name__} must define generate")
 
-    def prepare_data(self) -> None:
-        """Write each split that is missing or was made with other counts, seed or size."""
-        for split, count in self.counts.items():
-            folder = self.generated_dir / split
-            wanted = generator_info(
-                self.generator, count, split_seed(self.data_seed, split), self.generated_size
-            )
-            if stored_info(folder / self.info_file) != wanted:
-                self.generate(folder, count, wanted["seed"], self.generated_size)
+    def wanted_info(self, split: str) -> dict[str, Any]:
+        seed = split_seed(self.data_seed, split)
+        return generator_info(self.generator, self.counts[split], seed, self.generated_size)
+
+    def write_split(self, folder: Path, wanted: dict[str, Any]) -> None:
+        self.generate(folder, wanted["images"], wanted["seed"], wanted["image_size"])
 
 
 def generator_info(generator: str, images: int, seed: int, image_size: int) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import torch
 
 from visionflow.batches import IGNORE_INDEX, PanopticBatch, PanopticDatasetInfo, PanopticTarget
 from visionflow.datamodules.detection_samples import LabelMap, decode_image
-from visionflow.datamodules.generated_splits import SPLITS, GeneratedSplits
+from visionflow.datamodules.generated_splits import SPLITS, GeneratedImages
 from visionflow.datamodules.panoptic_shapes import GENERATOR, make_panoptic_shapes_dataset
 from visionflow.datamodules.segmentation_base import SegmentationDataModule, SegmentationDataset
 from visionflow.datamodules.segmentation_coco import PanopticMaskRecord, read_panoptic
@@ -154,7 +154,7 @@ class CocoPanopticDataModule(PanopticDataModule):
 
 
 @DATAMODULES.register("shapes_panoptic", batch=PanopticBatch)
-class ShapesPanopticDataModule(GeneratedSplits, PanopticDataModule):
+class ShapesPanopticDataModule(GeneratedImages, PanopticDataModule):
     """Procedural circles, squares and triangles (things) over sky and ground (stuff), made on
     first use in ``data_dir`` (``datamodules/panoptic_shapes.py``)."""
 

@@ -31,11 +31,10 @@ from visionflow.batches import DetectionBatch, InstanceBatch, KeypointBatch
 from visionflow.datamodules.coco_detection import CocoDetectionDataModule
 from visionflow.datamodules.generated_splits import (
     SPLITS,
-    GeneratedSplits,
+    GeneratedImages,
     check_generator_arguments,
     generator_info,
 )
-from visionflow.datamodules.generated_splits import split_seed as split_seed  # shapes3d's import
 from visionflow.registry import DATAMODULES
 from visionflow.rundir import atomic_write_bytes, atomic_write_json
 
@@ -221,7 +220,7 @@ def coco_files(generated_dir: Path) -> dict[str, Any]:
     }
 
 
-class ShapesSplits(GeneratedSplits):
+class ShapesSplits(GeneratedImages):
     """The shapes generator's splits (COCO instances, ``coco_files``) and arguments."""
 
     info_file = ANNOTATIONS_FILE

@@ -32,12 +32,13 @@ from visionflow.batches import (
     PointCloudBatch,
     PointCloudDatasetInfo,
 )
+from visionflow.datamodules.generated_splits import SPLITS, GeneratedSplits, split_seed
 from visionflow.datamodules.mesh_io import write_mesh
 from visionflow.datamodules.pointcloud_data import (
     NO_TRANSFORMS,
     PointCloudDataModule,
 )
-from visionflow.datamodules.shapes import png_bytes, split_seed
+from visionflow.datamodules.shapes import png_bytes
 from visionflow.datamodules.shapes3d_render import (
     PRIMITIVES,
     primitive_mesh,
@@ -51,7 +52,6 @@ from visionflow.registry import DATAMODULES
 from visionflow.rundir import atomic_write_bytes, atomic_write_json
 
 GENERATOR = "visionflow.shapes3d/2"
-SPLITS = ("train", "val", "test")
 ELEVATION = (0.3, 0.7)  # radians the camera looks down on the object
 
 
@@ -111,10 +111,11 @@ def make_shapes3d_dataset(
     for pattern in ("voxels_*.npy", "occupancy_*.npz"):  # derived from the split it replaces
         for stale in out_dir.glob(pattern):
             stale.unlink()
-    np.savez(out_dir / "samples.tmp.npz", labels=labels.astype(np.int64), **arrays, **meshes)
-    (out_dir / "samples.tmp.npz").replace(out_dir / "samples.npz")
-    atomic_write_json(out_dir / "info.json", generator_info(samples, seed, image_size, num_points))
-    return out_dir / "samples.npz"
+    return write_samples(
+        out_dir,
+        {"labels": labels.astype(np.int64), **arrays, **meshes},
+        generator_info(samples, seed, image_size, num_points),
+    )
 
 
 def generator_info(samples: int, seed: int, image_size: int, num_points: int) -> dict[str, Any]:
@@ -128,15 +129,35 @@ def generator_info(samples: int, seed: int, image_size: int, num_points: int) ->
     }
 
 
+def write_samples(out_dir: Path, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> Path:
+    """Write a split's ``samples.npz`` (``arrays``), then its ``info.json`` (``info``, which
+    marks the split whole), into ``out_dir``; return the path of ``samples.npz``."""
+    samples = save_arrays(out_dir / "samples.npz", arrays)
+    atomic_write_json(out_dir / "info.json", info)
+    return samples
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """``np.savez`` to ``path`` (``.npz``) through a temporary file and a rename, so that a
+    reader finds the old file or the new one, never half of one."""
+    temporary = path.with_suffix(".tmp.npz")
+    np.savez(temporary, **arrays)
+    temporary.replace(path)
+    return path
+
+
 def read_split(folder: Path) -> dict[str, np.ndarray]:
     with np.load(folder / "samples.npz") as data:
         return {key: data[key] for key in data.files}
 
 
-class Shapes3DDataModule(PointCloudDataModule):
+class Shapes3DDataModule(GeneratedSplits, PointCloudDataModule):
     """Writes the splits into ``data_dir`` on ``prepare_data`` when missing or made with other
     settings, then holds them as tensors. Subclasses choose what a batch holds."""
 
+    info_file, count_unit = "info.json", "samples"
+    #: what the labels index (``labels``, or ``point_labels`` where a subclass has them)
+    class_names: tuple[str, ...] = PRIMITIVES
     #: coordinates per point of a point-cloud batch; channels of an image batch
     in_channels = 3
     #: ``(H, W)`` of the images a batch holds; None when it holds none
@@ -158,27 +179,22 @@ class Shapes3DDataModule(PointCloudDataModule):
         write_files: bool = True,
         **loader: Any,
     ):
-        super().__init__(**loader)
-        self.counts = {"train": train_samples, "val": val_samples, "test": test_samples}
+        counts = {"train": train_samples, "val": val_samples, "test": test_samples}
         minimums = {
-            **{f"{split}_samples": (count, 1) for split, count in self.counts.items()},
             "image_size": (image_size, 16),
             "num_points": (num_points, 1),
             "resolution": (resolution, 1),
         }
-        for key, (value, least) in minimums.items():
-            if value < least:
-                raise SpecError(f"{key}: must be >= {least}, got {value}")
-        self.root = Path(data_dir)
+        super().__init__(data_dir, counts, data_seed, minimums, **loader)
         self.image_size, self.num_points = image_size, num_points
         self.resolution = resolution  # cells per side of voxel grids (the voxel datamodules)
-        self.data_seed, self.write_files = data_seed, write_files
+        self.write_files = write_files
 
     @property
     def info(self) -> DatasetInfo:
         return self.info_type(
-            num_classes=len(PRIMITIVES),
-            class_names=PRIMITIVES,
+            num_classes=len(self.class_names),
+            class_names=self.class_names,
             in_channels=self.in_channels,
             image_size=self.provided_image_size,
             **{name: getattr(self, name) for name in self.info_fields},
@@ -189,22 +205,22 @@ class Shapes3DDataModule(PointCloudDataModule):
             self.counts[split], split_seed(self.data_seed, split), self.image_size, self.num_points
         )
 
+    def stored_info(self, folder: Path) -> dict[str, Any] | None:
+        """The whole ``info.json`` of the split in ``folder``; None without its ``samples.npz``."""
+        try:
+            stored = json.loads((folder / self.info_file).read_text())
+        except (OSError, ValueError):
+            return None
+        return stored if (folder / "samples.npz").is_file() else None
+
     def prepare_data(self) -> None:
         """Write each split that is missing or was made with other settings, and what
         subclasses derive from it (:meth:`derived_fields`, cached)."""
+        super().prepare_data()
         for split in SPLITS:
-            folder = self.root / split
-            wanted = self.wanted_info(split)
-            try:
-                stored = json.loads((folder / "info.json").read_text())
-            except (OSError, ValueError):
-                stored = None
-            if stored != wanted or not (folder / "samples.npz").is_file():
-                self.write_split(folder, wanted)
-            self.derived_fields(folder)  # computed and cached once, before any setup
+            self.derived_fields(self.generated_dir / split)  # computed and cached before setup
 
     def write_split(self, folder: Path, wanted: dict[str, Any]) -> None:
-        """Generate the split described by ``wanted`` (:meth:`wanted_info`) into ``folder``."""
         make_shapes3d_dataset(
             folder,
             wanted["samples"],
@@ -216,15 +232,15 @@ class Shapes3DDataModule(PointCloudDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         rank = self.trainer.global_rank if self.trainer is not None else 0
-        if not all((self.root / split / "samples.npz").is_file() for split in SPLITS):
+        if not all((self.generated_dir / split / "samples.npz").is_file() for split in SPLITS):
             self.prepare_data()
         for split in SPLITS:
             arrays = {
                 k: torch.from_numpy(v)
-                for k, v in read_split(self.root / split).items()
+                for k, v in read_split(self.generated_dir / split).items()
                 if not k.startswith("mesh_")  # ragged: the voxel datamodules derive grids
             }
-            arrays.update(self.derived_fields(self.root / split))
+            arrays.update(self.derived_fields(self.generated_dir / split))
             self.hold_split(split, arrays, rank)
 
     def derived_fields(self, folder: Path) -> dict[str, torch.Tensor]:

@@ -28,15 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from visionflow.batches import IGNORE_INDEX, PointCloudDatasetInfo, PointCloudSegmentationBatch
-from visionflow.datamodules.shapes import split_seed
-from visionflow.datamodules.shapes3d import ELEVATION, SPLITS, Shapes3DDataModule
+from visionflow.batches import IGNORE_INDEX, PointCloudSegmentationBatch
+from visionflow.datamodules.generated_splits import SPLITS, split_seed
+from visionflow.datamodules.shapes3d import ELEVATION, Shapes3DDataModule, write_samples
 from visionflow.datamodules.shapes3d_render import PRIMITIVES, primitive_mesh, rotation_matrix
 from visionflow.errors import DataError, SpecError
 from visionflow.mesh_files import write_point_cloud
 from visionflow.ops import sample_points_from_mesh
 from visionflow.registry import DATAMODULES
-from visionflow.rundir import atomic_write_json
 
 GENERATOR = "visionflow.shapes3d_parts/1"
 PART_NAMES = (
@@ -114,15 +113,12 @@ def make_shapes3d_parts_dataset(
         for index, (cloud, part) in enumerate(zip(clouds, parts)):
             colors = colormaps["tab10"](part % 10)[:, :3]
             write_point_cloud(out_dir / "clouds" / f"{index + 1:06d}.ply", cloud, colors)
-    np.savez(
-        out_dir / "samples.tmp.npz",
-        points=np.stack(clouds).astype(np.float32),
-        point_labels=np.stack(parts),
-        labels=labels.astype(np.int64),
-    )
-    (out_dir / "samples.tmp.npz").replace(out_dir / "samples.npz")
-    atomic_write_json(out_dir / "info.json", generator_info(samples, seed, num_points))
-    return out_dir / "samples.npz"
+    arrays = {
+        "points": np.stack(clouds).astype(np.float32),
+        "point_labels": np.stack(parts),
+        "labels": labels.astype(np.int64),
+    }
+    return write_samples(out_dir, arrays, generator_info(samples, seed, num_points))
 
 
 def generator_info(samples: int, seed: int, num_points: int) -> dict[str, Any]:
@@ -164,36 +160,10 @@ class Shapes3DPartsDataModule(Shapes3DDataModule):
     ``prepare_data`` when missing or made with other settings. The base's ``image_size`` and
     ``resolution`` (views, voxel grids) play no part here."""
 
-    def __init__(
-        self,
-        data_dir: str = "data/shapes3d_parts",
-        train_samples: int = 500,
-        val_samples: int = 100,
-        test_samples: int = 100,
-        num_points: int = 1024,
-        data_seed: int = 0,
-        write_files: bool = True,
-        **loader: Any,
-    ):
-        super().__init__(
-            data_dir,
-            train_samples,
-            val_samples,
-            test_samples,
-            num_points=num_points,
-            data_seed=data_seed,
-            write_files=write_files,
-            **loader,
-        )
+    class_names = PART_NAMES
 
-    @property
-    def info(self) -> PointCloudDatasetInfo:
-        return PointCloudDatasetInfo(
-            num_classes=len(PART_NAMES),
-            class_names=PART_NAMES,
-            in_channels=self.in_channels,
-            num_points=self.num_points,
-        )
+    def __init__(self, data_dir: str = "data/shapes3d_parts", **generator_and_loader: Any):
+        super().__init__(data_dir, **generator_and_loader)
 
     def wanted_info(self, split: str) -> dict[str, Any]:
         return generator_info(
@@ -209,7 +179,9 @@ class Shapes3DPartsDataModule(Shapes3DDataModule):
         super().setup(stage)
         for split in SPLITS:
             check_point_labels(
-                self.root / split / "samples.npz", self.splits[split].fields, len(PART_NAMES)
+                self.generated_dir / split / "samples.npz",
+                self.splits[split].fields,
+                len(PART_NAMES),
             )
 
     def make_batch(self, fields, transform, generator) -> PointCloudSegmentationBatch:

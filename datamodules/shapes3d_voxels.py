@@ -29,7 +29,7 @@ from visionflow.batches import (
     VoxelDatasetInfo,
 )
 from visionflow.datamodules.pointcloud_data import NO_TRANSFORMS
-from visionflow.datamodules.shapes3d import Shapes3DDataModule, read_split
+from visionflow.datamodules.shapes3d import Shapes3DDataModule, read_split, save_arrays
 from visionflow.datamodules.view_batches import normalized_images, view_voxels_batch
 from visionflow.errors import DataError
 from visionflow.ops import points_inside_mesh, voxelize_mesh
@@ -138,13 +138,10 @@ def occupancy_queries(folder: Path, count: int, near_surface: bool, seed: int) -
             occupancy.append(
                 points_inside_mesh(torch.from_numpy(verts), torch.from_numpy(faces), points)
             )
-        temporary = folder / f"occupancy_{count}.tmp.npz"
-        np.savez(
-            temporary,
-            queries=torch.stack(queries).numpy(),
-            occupancy=torch.stack(occupancy).numpy(),
+        save_arrays(
+            cache,
+            {"queries": torch.stack(queries).numpy(), "occupancy": torch.stack(occupancy).numpy()},
         )
-        temporary.replace(cache)
     with np.load(cache) as data:
         return {
             "queries": torch.from_numpy(data["queries"]),

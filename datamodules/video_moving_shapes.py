@@ -24,7 +24,7 @@ from visionflow.batches import VideoBatch
 from visionflow.datamodules.base import mix_seed
 from visionflow.datamodules.video_clips import Padding
 from visionflow.datamodules.video_folder import VideoFolderDataModule
-from visionflow.errors import SpecError
+from visionflow.errors import SpecError, check_minimums
 from visionflow.registry import DATAMODULES
 from visionflow.rundir import atomic_write_json
 
@@ -159,14 +159,13 @@ class MovingShapesVideoDataModule(VideoFolderDataModule):
     ):
         if frame_size < 16 or frame_size % 2:
             raise SpecError(f"frame_size: must be even and >= 16, got {frame_size}")
-        for name, count in (
-            ("train_videos", train_videos),
-            ("val_videos", val_videos),
-            ("test_videos", test_videos),
-            ("frames", frames),
-        ):
-            if count < 1:
-                raise SpecError(f"{name}: must be >= 1, got {count}")
+        videos_per_class = {"train": train_videos, "val": val_videos, "test": test_videos}
+        check_minimums(
+            {
+                **{f"{split}_videos": (count, 1) for split, count in videos_per_class.items()},
+                "frames": (frames, 1),
+            }
+        )
         super().__init__(
             data_dir,
             clip_length=clip_length,
@@ -183,7 +182,7 @@ class MovingShapesVideoDataModule(VideoFolderDataModule):
             transforms=transforms,
             limit=limit,
         )
-        self.videos_per_class = {"train": train_videos, "val": val_videos, "test": test_videos}
+        self.videos_per_class = videos_per_class
         self.frames, self.frame_size = frames, frame_size
 
     @property
