@@ -21,8 +21,12 @@ $(STAMP): pyproject.toml constraints.txt scripts/system-deps.sh
 demo: install
 	$(BIN)/visionflow run examples/digits_classification.yaml
 
+# pytest-xdist: one worker per core (at most 4); the tests that start Ray share one worker
+# (tests/conftest.py), so one local Ray runs at a time
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: install lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check .

@@ -44,6 +44,11 @@ def shapes_panoptic(tmp_path_factory):
 def pytest_collection_modifyitems(config, items):
     import torch
 
+    # under pytest-xdist (`make test` runs `-n auto --dist loadgroup`) every test that starts Ray
+    # runs on one worker, one after another: one local Ray at a time, as each test expects
+    for item in items:
+        if "ray" in item.keywords:
+            item.add_marker(pytest.mark.xdist_group("ray"))
     if torch.cuda.is_available():
         return
     skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
