@@ -1,12 +1,13 @@
 """What hotcoco's own loader does with the inputs our checks reject or read differently.
 
-hotcoco can read both files itself (``COCO(path)``, ``load_res(path)``) and report on them
-(``load_warnings``, ``healthcheck``). An optimistic ``eval coco`` would let it, and run our checks
-only when it raises, warns or reports a finding. These tests pin its reaction to every case of
-the bad-input corpus (``test_coco_errors``) and to inputs our path reads differently: the table in
-docs/coco_evaluation.md. Several faults pass it silently, and two inputs it scores differently
-from pycocotools, so our checks stay in front of it (docs/benchmarks.md, fourth round). A row
-that fails means hotcoco changed: update the table, and see whether the optimistic path is safe.
+hotcoco can read both files itself (``COCO(path)``, ``load_res(path)``, ``LVISResults``) and
+report on them (``load_warnings``, ``healthcheck``). An optimistic ``eval coco`` would let it, and
+run our checks only when it raises, warns or reports a finding. These tests pin its reaction to
+every case of the bad-input corpus (``test_coco_errors``) and to valid inputs we read differently:
+the table in docs/coco_evaluation.md. Several faults pass it silently, and the findings that
+cover negative or outside boxes also flag valid boxes, so our checks stay in front of it
+(docs/benchmarks.md, fourth round). A row that fails means hotcoco changed: update the table, and
+see whether the optimistic path has become safe.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from benchmarks.coco_data import synthetic_coco
 from tests.evaluation.test_coco_errors import DT, DT_CASES, GT, GT_CASES, set_in
 from visionflow.errors import DataError
-from visionflow.evaluation.coco import evaluate_coco
+from visionflow.evaluation.coco import LVIS_MAX_DETS, evaluate_coco
 
 hotcoco = pytest.importorskip("hotcoco")
 
@@ -104,14 +105,18 @@ def write(folder: Path, gt: dict, dt: list) -> tuple[Path, Path]:
     return gt_path, dt_path
 
 
-def engine_reaction(gt_path: Path, dt_path: Path) -> str:
+def engine_reaction(gt_path: Path, dt_path: Path, protocol: str = "coco") -> str:
     """hotcoco's strongest reaction to the two files: an exception from its loader, a load
     warning, an error or a warning from ``healthcheck`` (the ground truth's with the results,
     and the results' own; the Distribution layer, which flags clean inputs too, left out), or
-    none."""
+    none. ``protocol="lvis"`` reads the results with ``LVISResults``, as LVIS evaluation does."""
     try:
         coco_gt = hotcoco.COCO(str(gt_path))
-        coco_dt = coco_gt.load_res(str(dt_path))
+        coco_dt = (
+            hotcoco.LVISResults(coco_gt, str(dt_path), max_dets=LVIS_MAX_DETS)
+            if protocol == "lvis"
+            else coco_gt.load_res(str(dt_path))
+        )
     except ValueError:
         return RAISES
     if coco_gt.load_warnings or coco_dt.load_warnings:
@@ -148,6 +153,18 @@ def test_hotcoco_reaction_to_a_fault_our_checks_reject(tmp_path, name):
     with pytest.raises(DataError):
         evaluate_coco(*paths, iou_type)
     assert engine_reaction(*paths) == reaction
+
+
+@pytest.mark.parametrize("name", DT_REACTIONS)
+def test_lvis_results_draw_the_same_reaction(tmp_path, name):
+    gt, dt = copy.deepcopy(GT), copy.deepcopy(DT)
+    for annotation in gt["annotations"]:
+        del annotation["iscrowd"]  # LVIS has none
+    DT_CASES[name][0](dt)
+    paths = write(tmp_path, gt, dt)
+    with pytest.raises(DataError):
+        evaluate_coco(*paths, "bbox", protocol="lvis")
+    assert engine_reaction(*paths, protocol="lvis") == DT_REACTIONS[name]
 
 
 @pytest.mark.parametrize(
