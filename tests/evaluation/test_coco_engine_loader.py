@@ -26,7 +26,7 @@ from visionflow.evaluation.coco import LVIS_MAX_DETS, evaluate_coco
 
 hotcoco = pytest.importorskip("hotcoco")
 
-RAISES, WARNS, ERROR, WARNING, SILENT = (
+RAISES, LOAD_WARNING, HEALTH_ERROR, HEALTH_WARNING, SILENT = (
     "raises",
     "load warning",
     "healthcheck error",
@@ -40,36 +40,36 @@ GT_REACTIONS = {
     "annotation without area": SILENT,
     "annotation without bbox": SILENT,
     "annotation without id": SILENT,
-    "negative width": WARNING,
-    "unknown image": ERROR,
-    "unknown category": ERROR,
-    "repeated annotation id": WARNS,
+    "negative width": HEALTH_WARNING,
+    "unknown image": HEALTH_ERROR,
+    "unknown category": HEALTH_ERROR,
+    "repeated annotation id": LOAD_WARNING,
     "no annotations": SILENT,
-    "no images": WARNS,
+    "no images": LOAD_WARNING,
     "string image id": RAISES,
     "annotation id 0": SILENT,
-    "box outside its image": WARNING,
-    "image id beyond 2**53": WARNS,
+    "box outside its image": HEALTH_WARNING,
+    "image id beyond 2**53": LOAD_WARNING,
     "negative image id": RAISES,
-    "image id beyond 64 bits": WARNS,
+    "image id beyond 64 bits": LOAD_WARNING,
     "image id a float beyond 64 bits": RAISES,
-    "category id beyond 2**53": WARNS,
+    "category id beyond 2**53": LOAD_WARNING,
     "negative annotation id": RAISES,
 }
 DT_REACTIONS = {
-    "detection without score": WARNING,
+    "detection without score": HEALTH_WARNING,
     "detection without category": RAISES,
     "detection without image": RAISES,
-    "detection without bbox": ERROR,
-    "image not in GT": WARNS,
-    "unknown category": WARNS,
-    "negative height": WARNING,
+    "detection without bbox": HEALTH_ERROR,
+    "image not in GT": LOAD_WARNING,
+    "unknown category": LOAD_WARNING,
+    "negative height": HEALTH_WARNING,
     "short bbox": RAISES,
     "text in bbox": RAISES,
     "not an object": RAISES,
-    "box outside its image": WARNING,
+    "box outside its image": HEALTH_WARNING,
     "string score": RAISES,
-    "image id beyond 2**53": WARNS,
+    "image id beyond 2**53": LOAD_WARNING,
     "negative category id": RAISES,
 }
 #: faults beyond test_coco_errors' tables: (side, change, iou type, hotcoco's reaction)
@@ -120,12 +120,12 @@ def engine_reaction(gt_path: Path, dt_path: Path, protocol: str = "coco") -> str
     except ValueError:
         return RAISES
     if coco_gt.load_warnings or coco_dt.load_warnings:
-        return WARNS
+        return LOAD_WARNING
     reports = (coco_gt.healthcheck(coco_dt), coco_dt.healthcheck())
     if any(report["errors"] for report in reports):
-        return ERROR
+        return HEALTH_ERROR
     if any(w["layer"] != "Distribution" for report in reports for w in report["warnings"]):
-        return WARNING
+        return HEALTH_WARNING
     return SILENT
 
 
@@ -169,7 +169,7 @@ def test_lvis_results_draw_the_same_reaction(tmp_path, name):
 
 @pytest.mark.parametrize(
     "score, reaction",
-    [("NaN", RAISES), ("Infinity", WARNS), ("-Infinity", WARNS), ("1e400", RAISES)],
+    [("NaN", RAISES), ("Infinity", LOAD_WARNING), ("-Infinity", LOAD_WARNING), ("1e400", RAISES)],
 )
 def test_hotcoco_reaction_to_a_score_that_is_not_finite(tmp_path, score, reaction):
     """NaN and Infinity are not JSON, yet common in results files (Python's json writes them);
@@ -230,7 +230,7 @@ VALID_INPUTS = {
     "clean": (lambda gt, dt: None, SILENT),
     "area on every detection": (spread_area, SILENT),
     "ignore on some annotations": (ignore_some, SILENT),
-    "a detection partly outside its image": (partly_outside, WARNING),
+    "a detection partly outside its image": (partly_outside, HEALTH_WARNING),
     "repeated detection ids, extra keys": (repeat_ids, SILENT),
 }
 
