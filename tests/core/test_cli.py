@@ -129,8 +129,8 @@ def test_data_make_shapes_writes_a_coco_dataset(tmp_path, capsys):
 
 
 def test_eval_coco_imports_only_what_it_needs(tmp_path):
-    """`visionflow eval coco` starts small: no torch, Lightning, Ray or matplotlib, and no other
-    command's module (only the chosen command's parser is built)."""
+    """`visionflow eval coco` starts small: no torch, Lightning, Ray, matplotlib or YAML, and no
+    other command's module (only the chosen command's parser is built)."""
     gt = tmp_path / "gt.json"
     gt.write_text(
         '{"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}], '
@@ -144,7 +144,7 @@ def test_eval_coco_imports_only_what_it_needs(tmp_path):
         "import sys; from visionflow.cli import main; "
         f"code = main({argv + ['--per-category']!r}); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('torch', 'lightning', 'ray', 'matplotlib') or m in "
+        "('torch', 'lightning', 'ray', 'matplotlib', 'yaml') or m in "
         "('visionflow.cli.run', 'visionflow.cli.data', 'visionflow.cli.cluster', "
         "'visionflow.cli.eval_run', 'visionflow.cluster'))); sys.exit(code)"
     )

@@ -18,7 +18,6 @@ from typing import Any
 
 from visionflow import __version__
 from visionflow.errors import VisionFlowError
-from visionflow.overrides import add_set_argument
 
 RUN_EXAMPLES = """\
 examples:
@@ -118,6 +117,8 @@ def add_command(
 
 
 def _add_run(commands) -> None:
+    from visionflow.overrides import add_set_argument  # YAML: not for the other commands
+
     run = add_command(
         commands,
         "run",
