@@ -6,7 +6,7 @@ Values are drawn by hypothesis from what is wrong for the key's current value: t
 containers for a number, containers for a text, a negative count, an unknown name. The command
 runs in this process up to the point where the runner would create the run directory (after it
 has built the datamodule and the task, whose constructors check their own arguments); the fit
-backend is a stub, so no Ray starts. The shapes example generates a tiny dataset and the COCO
+backend is a stub, so no Ray starts. The generated-data examples generate tiny datasets and the COCO
 example reads a two-image stand-in, both in a temporary folder.
 """
 
@@ -24,6 +24,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.test_examples import shrink
 from visionflow import cli
 from visionflow.cli import run as run_command
 from visionflow.pipelines import run as run_pipeline
@@ -174,7 +175,9 @@ def run_cli(*argv: str) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory) -> dict[str, list[str]]:
     """Example file -> overrides that point its data at something small in a temporary folder:
-    a tiny generated shapes set, a two-image COCO stand-in for the shared panopticapi sample."""
+    the smoke runs' tiny generated sets (tests/test_examples.py; the examples' own sizes would
+    generate tens of MB into the checkout's data/ folder), a two-image COCO stand-in for the
+    shared panopticapi sample."""
     folder = tmp_path_factory.mktemp("fuzz_data")
     coco = resolve_spec(load_spec(ROOT / "examples" / "coco_evaluate.yaml")).data.args
     (folder / "coco" / coco["images"]).mkdir(parents=True)
@@ -189,15 +192,15 @@ def small_data(tmp_path_factory) -> dict[str, list[str]]:
             }
         )
     )
-    return {
-        "coco_evaluate": [f"data.args.root={folder / 'coco'}"],
-        "shapes_detection": [
-            f"data.args.data_dir={folder / 'shapes'}",
-            "data.args.train_images=2",
-            "data.args.val_images=1",
-            "data.args.test_images=1",
-        ],
+    small = {
+        example.stem: [
+            setting
+            for setting in shrink(example.name, folder / example.stem)
+            if setting.startswith("data.args.")
+        ]
+        for example in EXAMPLES
     }
+    return {**small, "coco_evaluate": [f"data.args.root={folder / 'coco'}"]}
 
 
 def flow(value: Any) -> str:
