@@ -20,7 +20,7 @@ and the evaluation contract (:mod:`visionflow.evaluation.generative`), used by t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +48,9 @@ GRID_COLUMNS = 10
 
 class GenerativeTask(LabelledDataTask):
     """Base of the VAE, GAN and PixelCNN tasks (see the module docstring): declares the arguments
-    they share; a subclass forwards them as ``**shared``:
-    ``super().__init__(optimizer, scheduler, **shared)``, then ``self.save_hyperparameters()``
-    and :meth:`setup_generative`.
+    they share, checks them and builds the state they need; a subclass forwards them as
+    ``**shared``: ``super().__init__(optimizer, scheduler, **shared)``, then
+    ``self.save_hyperparameters()`` and :meth:`build_generative_net`.
 
     ``pixel_mean`` / ``pixel_std``: the datamodule's normalization per channel (None: none);
     ``conditional``: condition on the label; ``sample_every_n_epochs`` / ``sample_grid_rows``: the
@@ -65,6 +65,7 @@ class GenerativeTask(LabelledDataTask):
         /,
         *,
         in_channels: int = 1,
+        image_size: list[int] | tuple[int, int] | None = None,
         pixel_mean: list[float] | None = None,
         pixel_std: list[float] | None = None,
         conditional: bool = False,
@@ -74,17 +75,20 @@ class GenerativeTask(LabelledDataTask):
         classifier_epochs: int = 20,
         **data: Any,
     ):
-        super().__init__(optimizer, scheduler, in_channels=in_channels, **data)
-
-    def setup_generative(self) -> None:
-        """Check the shared arguments and build the shared state; after ``save_hyperparameters``."""
-        h = self.hparams
-        _check_shared_arguments(h)
-        shape = (h.in_channels, *h.image_size)
-        mean = (
-            h.pixel_mean if h.pixel_mean is not None else [0.0] * h.in_channels
-        )  # None: not normalized
-        std = h.pixel_std if h.pixel_std is not None else [1.0] * h.in_channels
+        super().__init__(
+            optimizer, scheduler, in_channels=in_channels, image_size=image_size, **data
+        )
+        _check_shared_arguments(
+            image_size=image_size,
+            in_channels=in_channels,
+            pixel_mean=pixel_mean,
+            sample_every_n_epochs=sample_every_n_epochs,
+            sample_grid_rows=sample_grid_rows,
+            classifier_epochs=classifier_epochs,
+        )
+        shape = (in_channels, *image_size)
+        mean = pixel_mean if pixel_mean is not None else [0.0] * in_channels  # None: not normalized
+        std = pixel_std if pixel_std is not None else [1.0] * in_channels
         self.register_buffer("pixel_mean", torch.tensor(mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(std).view(-1, 1, 1), persistent=False)
         self.register_buffer("baseline_counts", torch.zeros(*shape, LEVELS))
@@ -344,29 +348,38 @@ def image_grid(
     return figure
 
 
-def _check_shared_arguments(h: Any) -> None:
+def _check_shared_arguments(
+    *,
+    image_size: Sequence[int] | None,
+    in_channels: int,
+    pixel_mean: Sequence[float] | None,
+    sample_every_n_epochs: int,
+    sample_grid_rows: int,
+    classifier_epochs: int,
+) -> None:
+    """SpecError naming the first of :class:`GenerativeTask`'s arguments that is out of range."""
     checks = [
         (
-            h.image_size is not None and len(h.image_size) == 2,
+            image_size is not None and len(image_size) == 2,
             "image_size",
-            f"a generative model needs a fixed [H, W], got {h.image_size}",
+            f"a generative model needs a fixed [H, W], got {image_size}",
         ),
         (
-            h.pixel_mean is None or len(h.pixel_mean) == h.in_channels,
+            pixel_mean is None or len(pixel_mean) == in_channels,
             "pixel_mean",
-            f"{len(h.pixel_mean or [])} values for {h.in_channels} channels",
+            f"{len(pixel_mean or [])} values for {in_channels} channels",
         ),
         (
-            h.sample_every_n_epochs >= 0,
+            sample_every_n_epochs >= 0,
             "sample_every_n_epochs",
-            f"must be >= 0 (0: only after the fit), got {h.sample_every_n_epochs}",
+            f"must be >= 0 (0: only after the fit), got {sample_every_n_epochs}",
         ),
         (
-            h.sample_grid_rows >= 0,
+            sample_grid_rows >= 0,
             "sample_grid_rows",
-            f"must be >= 0 (0: no sample grids), got {h.sample_grid_rows}",
+            f"must be >= 0 (0: no sample grids), got {sample_grid_rows}",
         ),
-        (h.classifier_epochs >= 1, "classifier_epochs", f"must be >= 1, got {h.classifier_epochs}"),
+        (classifier_epochs >= 1, "classifier_epochs", f"must be >= 1, got {classifier_epochs}"),
     ]
     for ok, key, message in checks:
         if not ok:
