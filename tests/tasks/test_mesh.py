@@ -144,6 +144,8 @@ def test_evaluation_pairs_and_exported_meshes(tmp_path):
     "arguments, key",
     [
         ({"edge_weight": -1.0}, "edge_weight"),
+        ({"num_points": 0}, "num_points"),
+        ({"export_meshes": -1}, "export_meshes"),
         ({"net": "psgn"}, "net"),
         ({"net_args": {"levle": 1}}, "net_args.levle"),
     ],
