@@ -106,7 +106,6 @@ def test_occupancy_grid_samples_the_net_at_cell_centres():
     [
         ({"threshold": 0.0}, "threshold"),
         ({"mesh_resolution": 1}, "mesh_resolution"),
-        ({"export_meshes": -1}, "export_meshes"),
         ({"net": "psgn"}, "net"),
         ({"net_args": {"hiden": 8}}, "net_args.hiden"),
     ],
