@@ -30,16 +30,16 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from visionflow.batches import ImageClassificationBatch
-from visionflow.errors import RunError, SpecError, UnknownNameError
+from visionflow.errors import RunError, SpecError
 from visionflow.evaluation.generative import GenerativeBatch, GenerativeEvaluator
 from visionflow.plots import save_figure
-from visionflow.spec import check_arguments
 from visionflow.tasks.base import LabelledDataTask
 from visionflow.tasks.generative.features import (
     FeatureClassifier,
     load_classifier,
     train_classifier,
 )
+from visionflow.tasks.nets.families import checked_builder
 from visionflow.tasks.nets.generative import LEVELS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 
@@ -104,10 +104,6 @@ class GenerativeTask(LabelledDataTask):
         arguments (the class count only when conditional) and the task's ``extra`` ones; errors
         name ``net`` or ``net_args.<key>``."""
         h = self.hparams
-        try:
-            builder = family.get(h.net).builder
-        except UnknownNameError as error:
-            raise error.under("net") from None
         provided = {
             "in_channels": h.in_channels,
             "image_size": h.image_size,
@@ -115,7 +111,7 @@ class GenerativeTask(LabelledDataTask):
             **extra,
         }
         net_args = dict(h.net_args or {})
-        check_arguments(builder, net_args, "net_args", skip=len(provided))
+        builder = checked_builder(family, h.net, net_args, common_args=len(provided))
         return builder(**provided, **net_args)
 
     # ------------------------------------------------------------------------------- pixels
