@@ -18,7 +18,6 @@ meshes go into ``<run>/meshes/mesh_<k>.obj``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,7 +42,7 @@ from visionflow.tasks.pointclouds import (
     build_family_net,
     target_clouds,
 )
-from visionflow.tasks.voxels import ImageReconstructionTask, write_meshes
+from visionflow.tasks.voxels import ImageReconstructionTask
 
 
 @TASKS.register("image_to_mesh", batch=ImageToPointCloudBatch)
@@ -67,22 +66,18 @@ class ImageToMeshTask(ImageReconstructionTask):
     ):
         super().__init__(optimizer, scheduler, **data)
         self.save_hyperparameters()
-        export_meshes = self.hparams.export_meshes
         weights = {"edge_weight": edge_weight, "laplacian_weight": laplacian_weight}
         weights.update(normal_weight=normal_weight, consistency_weight=consistency_weight)
         for key, value in weights.items():
             if value < 0:
                 raise SpecError(f"{key}: must be >= 0, got {value}")
-        if num_points < 1 or export_meshes < 0:
-            raise SpecError(
-                f"num_points / export_meshes: need >= 1 and >= 0, got {num_points}, {export_meshes}"
-            )
+        if num_points < 1:
+            raise SpecError(f"num_points: must be >= 1, got {num_points}")
         self.thresholds = PointCloudEvaluator(f_score_thresholds).thresholds
         self.net = build_family_net(
             IMAGE_TO_MESH_NETS, net, net_args, in_channels=self.hparams.in_channels
         )
         self.epoch_means = EpochMeans(["loss", "chamfer", f"f1@{self.thresholds[0]:g}"])
-        self.exported: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """``images [B, C, H, W] ->`` verts ``[B, V, 3]`` after each stage (faces:
@@ -144,7 +139,8 @@ class ImageToMeshTask(ImageReconstructionTask):
         verts, _ = self._step(batch, "test")
         if batch_idx == 0:
             faces = self.net.faces.cpu()
-            self.exported = [(v.detach().cpu(), faces) for v in verts[: self.hparams.export_meshes]]
+            count = self.hparams.export_meshes
+            self.exported = {"mesh": [(v.detach().cpu(), faces) for v in verts[:count]]}
 
     def predict_step(self, batch: ImageToPointCloudBatch, batch_idx: int) -> torch.Tensor:
         """The final verts ``[B, V, 3]`` (faces: ``self.net.faces``)."""
@@ -160,9 +156,3 @@ class ImageToMeshTask(ImageReconstructionTask):
         ``[M_i, 3]``, on the CPU."""
         predicted = self.surface_samples(self(batch.images)[-1].float(), seed=0)[0].cpu()
         return list(predicted), target_clouds(batch)
-
-    def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
-        """After ``test``: the first test batch's predicted meshes in ``<run>/meshes``."""
-        if stage != "test" or not self.exported:
-            return []
-        return write_meshes(Path(directory).parent / "meshes", "mesh", self.exported)

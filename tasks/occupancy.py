@@ -15,7 +15,6 @@ F1@t). After ``test`` the first test batch's meshes go into ``<run>/meshes/occup
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,13 +30,7 @@ from visionflow.registry import TASKS
 from visionflow.tasks.nets.families import IMAGE_TO_OCCUPANCY_NETS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.pointclouds import EpochMeans, build_family_net
-from visionflow.tasks.voxels import (
-    ImageReconstructionTask,
-    check_reconstruction_arguments,
-    write_meshes,
-)
-
-Mesh = tuple[torch.Tensor, torch.Tensor]
+from visionflow.tasks.voxels import ImageReconstructionTask, Mesh, check_threshold
 
 
 @TASKS.register("image_to_occupancy", batch=ImageToOccupancyBatch)
@@ -60,7 +53,7 @@ class ImageToOccupancyTask(ImageReconstructionTask):
     ):
         super().__init__(optimizer, scheduler, **data)
         self.save_hyperparameters()
-        check_reconstruction_arguments(threshold, self.hparams.export_meshes)
+        check_threshold(threshold)
         if mesh_resolution < 2:
             raise SpecError(f"mesh_resolution: must be >= 2, got {mesh_resolution}")
         self.thresholds = OccupancyEvaluator(f_score_thresholds).clouds.thresholds
@@ -68,7 +61,6 @@ class ImageToOccupancyTask(ImageReconstructionTask):
             IMAGE_TO_OCCUPANCY_NETS, net, net_args, in_channels=self.hparams.in_channels
         )
         self.epoch_means = EpochMeans(["loss", "iou"])
-        self.exported: list[Mesh] = []
 
     def forward(self, images: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """``images [B, C, H, W]``, ``points [B, Q, 3] -> occupancy logits [B, Q]``."""
@@ -85,7 +77,7 @@ class ImageToOccupancyTask(ImageReconstructionTask):
     def test_step(self, batch: ImageToOccupancyBatch, batch_idx: int) -> None:
         self._step(batch, "test")
         if batch_idx == 0 and self.hparams.export_meshes:
-            self.exported = self.meshes(batch.images[: self.hparams.export_meshes])
+            self.exported = {"occupancy": self.meshes(batch.images[: self.hparams.export_meshes])}
 
     def predict_step(self, batch: ImageToOccupancyBatch, batch_idx: int) -> torch.Tensor:
         """Occupancy probabilities ``[B, Q]`` of the batch's query points."""
@@ -130,9 +122,3 @@ class ImageToOccupancyTask(ImageReconstructionTask):
         predictions = {"occupied": occupied.cpu(), "surfaces": surfaces}
         targets = {"occupied": batch.occupancy.cpu() > 0.5, "surfaces": list(batch.surface.cpu())}
         return predictions, targets
-
-    def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
-        """After ``test``: the meshed predictions of the first test batch in ``<run>/meshes``."""
-        if stage != "test" or not self.exported:
-            return []
-        return write_meshes(Path(directory).parent / "meshes", "occupancy", self.exported)

@@ -22,8 +22,6 @@ import torch.nn.functional as F
 
 from visionflow.batches import IGNORE_INDEX, PointCloudSegmentationBatch
 from visionflow.errors import SpecError
-from visionflow.evaluation import Evaluation
-from visionflow.evaluation.semantic import SegmentationEvaluator, semantic_scores
 from visionflow.mesh_files import write_point_cloud
 from visionflow.plots import save_figure
 from visionflow.registry import TASKS
@@ -36,7 +34,7 @@ from visionflow.tasks.pointclouds import (
     build_family_net,
     plot_point_clouds,
 )
-from visionflow.tasks.segmentation import confusion_update
+from visionflow.tasks.segmentation import ConfusionScoring
 from visionflow.tasks.segmentation_plots import color_labels, write_segmentation_plots
 
 #: clouds of the first test batch shown in the PNG
@@ -54,7 +52,7 @@ def counted_labels(batch: PointCloudSegmentationBatch, ignore_index: int) -> tor
 
 
 @TASKS.register("pointcloud_segmentation", batch=PointCloudSegmentationBatch)
-class PointCloudSegmentationTask(StepsByStage, LabelledDataTask):
+class PointCloudSegmentationTask(ConfusionScoring, StepsByStage, LabelledDataTask):
     """Label every point of clouds ``[B, N, C]`` with one of ``num_classes`` classes, with a
     net of the ``pointcloud_segmentation`` family (``visionflow list nets``)."""
 
@@ -88,10 +86,7 @@ class PointCloudSegmentationTask(StepsByStage, LabelledDataTask):
             in_channels=self.hparams.in_channels,
         )
         self.epoch_means = EpochMeans(["loss"])
-        self.register_buffer(
-            "confusion", torch.zeros(num_classes, num_classes, dtype=torch.int64), persistent=False
-        )
-        self.last_confusion: dict[str, torch.Tensor] = {}
+        self.track_confusion(num_classes)
         self.shown: tuple[list[torch.Tensor], ...] | None = None
 
     def forward(self, points: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -108,7 +103,7 @@ class PointCloudSegmentationTask(StepsByStage, LabelledDataTask):
         )
         self.epoch_means.update(stage, {"loss": loss.expand(len(logits))})
         if stage != "train":
-            confusion_update(self.confusion, logits.argmax(-1), labels, self.hparams.ignore_index)
+            self.count_labels(logits.argmax(-1), labels)
         return logits, loss
 
     def test_step(self, batch: PointCloudSegmentationBatch, batch_idx: int) -> None:
@@ -139,11 +134,7 @@ class PointCloudSegmentationTask(StepsByStage, LabelledDataTask):
 
     def _log_scores(self, stage: str) -> None:
         """``<stage>/mIoU``, ``/acc`` and ``/IoU/<class>`` of the epoch's confusion matrix."""
-        confusion = self.confusion
-        if self.trainer.world_size > 1:
-            confusion = self.trainer.strategy.reduce(confusion.clone(), reduce_op="sum")
-        self.last_confusion[stage] = confusion.cpu()
-        scores = semantic_scores(self.last_confusion[stage])
+        scores = self.epoch_scores(stage)
         named = {"mIoU": scores["mIoU"], "acc": scores["pixel_acc"]}
         named |= {f"IoU/{name}": scores[f"IoU/{k}"] for k, name in enumerate(self.class_names)}
         for name, value in named.items():
@@ -151,10 +142,6 @@ class PointCloudSegmentationTask(StepsByStage, LabelledDataTask):
                 self.log(f"{stage}/{name}", value, prog_bar=name == "mIoU", sync_dist=True)
 
     # ------------------------------------------------------------------ evaluation contract
-
-    def make_evaluator(self) -> SegmentationEvaluator:
-        """mIoU, per-class IoU and point accuracy (``pixel_acc``) from one confusion matrix."""
-        return SegmentationEvaluator(self.hparams.num_classes, self.hparams.ignore_index)
 
     def evaluation_step(
         self, batch: PointCloudSegmentationBatch
@@ -203,12 +190,6 @@ class PointCloudSegmentationTask(StepsByStage, LabelledDataTask):
                 for i, (cloud, rgb) in enumerate(zip(points[: self.hparams.export_clouds], shown))
             ]
         return paths
-
-    def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
-        """Per-class IoU bars and CSV of an ``evaluate`` stage."""
-        return write_segmentation_plots(
-            "evaluate", evaluation.details, None, self.class_names, Path(directory)
-        )
 
 
 def add_part_legend(figure: Any, labels: list[int], class_names: list[str]) -> None:

@@ -69,8 +69,49 @@ def confusion_update(
     confusion += counts[:-1].view(k, k)
 
 
+class ConfusionScoring:
+    """Validation and test epochs scored from one integer confusion matrix of true against
+    predicted labels, for a task with ``hparams.num_classes``, ``hparams.ignore_index`` and
+    ``class_names``; mixed in before the task's base. :meth:`track_confusion` (in ``__init__``)
+    registers ``confusion [K, K]`` int64 on the device; the steps add to it with
+    :meth:`count_labels` and the epoch's end reads :meth:`epoch_scores`, summed over processes
+    (DDP-exact: the numbers of :meth:`make_evaluator`'s evaluator). :attr:`last_confusion` keeps
+    each stage's matrix on the CPU for the plots."""
+
+    def track_confusion(self, num_classes: int) -> None:
+        """Register the zeroed ``confusion`` buffer (not saved in checkpoints)."""
+        self.register_buffer(
+            "confusion", torch.zeros(num_classes, num_classes, dtype=torch.int64), persistent=False
+        )
+        self.last_confusion: dict[str, torch.Tensor] = {}
+
+    def count_labels(self, predicted: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add the (true, predicted) counts of label maps ``[B, ...]`` (int64, same shape) to
+        ``confusion``, skipping ``ignore_index``, without a host sync."""
+        confusion_update(self.confusion, predicted, labels, self.hparams.ignore_index)
+
+    def epoch_scores(self, stage: str) -> dict[str, float]:
+        """:func:`semantic_scores` of the epoch's confusion matrix summed over processes, which
+        is kept as ``last_confusion[stage]``."""
+        confusion = self.confusion
+        if self.trainer.world_size > 1:
+            confusion = self.trainer.strategy.reduce(confusion.clone(), reduce_op="sum")
+        self.last_confusion[stage] = confusion.cpu()
+        return semantic_scores(self.last_confusion[stage])
+
+    def make_evaluator(self) -> SegmentationEvaluator:
+        """mIoU, fwIoU, per-class IoU and pixel (or point) accuracy from one confusion matrix."""
+        return SegmentationEvaluator(self.hparams.num_classes, self.hparams.ignore_index)
+
+    def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
+        """Per-class IoU bars and CSV of an ``evaluate`` stage."""
+        return write_segmentation_plots(
+            "evaluate", evaluation.details, None, self.class_names, Path(directory)
+        )
+
+
 @TASKS.register("semantic_segmentation", batch=SegmentationBatch)
-class SemanticSegmentationTask(LabelledDataTask):
+class SemanticSegmentationTask(ConfusionScoring, LabelledDataTask):
     """Label every pixel of ``[B, C, H, W]`` images with one of ``num_classes`` classes, with a
     net from the segmentation family (``visionflow list nets``); ``in_channels``, ``image_size``,
     ``class_names``: see :class:`LabelledDataTask`."""
@@ -113,10 +154,7 @@ class SemanticSegmentationTask(LabelledDataTask):
                 for stage in ("train", *EVAL_STAGES)
             }
         )
-        self.register_buffer(
-            "confusion", torch.zeros(num_classes, num_classes, dtype=torch.int64), persistent=False
-        )
-        self.last_confusion: dict[str, torch.Tensor] = {}
+        self.track_confusion(num_classes)
         self.samples: dict[str, tuple[torch.Tensor, ...]] = {}
 
     # ------------------------------------------------------------------------------ forward
@@ -172,7 +210,7 @@ class SemanticSegmentationTask(LabelledDataTask):
         logits = self(batch.images)
         self.losses[f"{stage}_loss"].update(self.loss(logits, batch.masks).expand(len(batch)))
         predicted = logits.argmax(dim=1)
-        confusion_update(self.confusion, predicted, batch.masks, self.hparams.ignore_index)
+        self.count_labels(predicted, batch.masks)
         if stage not in self.samples:  # kept on the device until the epoch ends
             shown = slice(0, SHOWN_SAMPLES)
             self.samples[stage] = (batch.images[shown], batch.masks[shown], predicted[shown])
@@ -219,23 +257,13 @@ class SemanticSegmentationTask(LabelledDataTask):
     def _log_evaluation(self, stage: str) -> None:
         """Log the loss and the confusion matrix's scores (summed over processes)."""
         self._log_loss(stage)
-        confusion = (
-            self.trainer.strategy.reduce(self.confusion.clone(), reduce_op="sum")
-            if self.trainer.world_size > 1
-            else self.confusion
-        )
-        self.last_confusion[stage] = confusion.cpu()
         if stage in self.samples:
             self.samples[stage] = tuple(t.cpu() for t in self.samples[stage])
-        scores = semantic_scores(self.last_confusion[stage])
+        scores = self.epoch_scores(stage)
         for name in ("mIoU", "fwIoU", "pixel_acc", "mean_acc"):
             self.log(f"{stage}/{name}", scores[name], prog_bar=name == "mIoU", sync_dist=True)
 
     # ------------------------------------------------------------------ evaluation contract
-
-    def make_evaluator(self) -> SegmentationEvaluator:
-        """mIoU, fwIoU, per-class IoU and pixel accuracy from one integer confusion matrix."""
-        return SegmentationEvaluator(self.hparams.num_classes, self.hparams.ignore_index)
 
     def evaluation_step(self, batch: SegmentationBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """``(predicted labels [B, H, W], masks [B, H, W])`` int64 on the CPU."""
@@ -255,12 +283,6 @@ class SemanticSegmentationTask(LabelledDataTask):
             self.samples.get(split),
             self.class_names,
             Path(directory),
-        )
-
-    def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
-        """Per-class IoU bars and CSV of an ``evaluate`` stage."""
-        return write_segmentation_plots(
-            "evaluate", evaluation.details, None, self.class_names, Path(directory)
         )
 
 

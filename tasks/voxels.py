@@ -38,6 +38,9 @@ from visionflow.tasks.pointclouds import (
     build_family_net,
 )
 
+#: a triangle mesh ``(verts float32 [V, 3], faces int64 [F, 3])``
+Mesh = tuple[torch.Tensor, torch.Tensor]
+
 
 @TASKS.register("voxel_classification", batch=VoxelBatch)
 class VoxelClassificationTask(LabelClassifier, LabelledDataTask):
@@ -73,9 +76,10 @@ class VoxelClassificationTask(LabelClassifier, LabelledDataTask):
 class ImageReconstructionTask(StepsByStage, LabelledDataTask):
     """Base of the tasks that reconstruct the object an image ``[B, C, H, W]`` shows (voxels,
     occupancy, mesh): the data's arguments with the defaults of one object per image
-    (``num_classes`` 1, ``in_channels`` 3) and ``export_meshes`` (how many test predictions, with
-    their targets, are written as meshes into the run directory). A subclass forwards them as
-    ``**data``: ``super().__init__(optimizer, scheduler, **data)``."""
+    (``num_classes`` 1, ``in_channels`` 3) and ``export_meshes``, how many test predictions are
+    written as meshes into the run directory. A subclass forwards them as ``**data``:
+    ``super().__init__(optimizer, scheduler, **data)``; its ``test_step`` keeps the first test
+    batch's meshes in :attr:`exported` and :meth:`save_artifacts` writes them."""
 
     def __init__(
         self,
@@ -91,13 +95,30 @@ class ImageReconstructionTask(StepsByStage, LabelledDataTask):
         super().__init__(
             optimizer, scheduler, num_classes=num_classes, in_channels=in_channels, **data
         )
+        if export_meshes < 0:
+            raise SpecError(f"export_meshes: must be >= 0, got {export_meshes}")
+        #: file prefix -> meshes ``(verts [V, 3], faces [F, 3])`` on the CPU, from ``test_step``
+        self.exported: dict[str, list[Mesh]] = {}
+
+    def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
+        """After ``test``: each mesh of :attr:`exported` as ``<run>/meshes/<prefix>_<k>.obj``
+        (``directory`` is the run's plots folder); an empty mesh writes no file."""
+        if stage != "test":
+            return []
+        folder = Path(directory).parent / "meshes"
+        return [
+            path
+            for prefix, meshes in self.exported.items()
+            for path in write_meshes(folder, prefix, meshes)
+        ]
 
 
 @TASKS.register("image_to_voxel", batch=ImageToVoxelBatch)
 class ImageToVoxelTask(ImageReconstructionTask):
     """Predict the occupancy grid ``[B, R, R, R]`` of the object an image shows; binary
     cross-entropy per cell, voxel IoU at ``threshold`` as the metric. ``export_meshes``: how
-    many test predictions (with their targets) are cubified into the run directory."""
+    many test predictions (with their targets) are cubified into the run directory
+    (``meshes/predicted_<k>.obj``, ``meshes/target_<k>.obj``)."""
 
     checkpoint_monitor = ("val/iou", "max")
 
@@ -113,7 +134,7 @@ class ImageToVoxelTask(ImageReconstructionTask):
     ):
         super().__init__(optimizer, scheduler, **data)
         self.save_hyperparameters()
-        check_reconstruction_arguments(threshold, self.hparams.export_meshes)
+        check_threshold(threshold)
         self.net = build_family_net(
             IMAGE_TO_VOXEL_NETS,
             net,
@@ -122,7 +143,6 @@ class ImageToVoxelTask(ImageReconstructionTask):
             resolution=resolution,
         )
         self.epoch_means = EpochMeans(["loss", "iou"])
-        self.exported: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``images [B, C, H, W] -> occupancy logits [B, R, R, R]``."""
@@ -143,7 +163,10 @@ class ImageToVoxelTask(ImageReconstructionTask):
         logits, _ = self._step(batch, "test")
         if batch_idx == 0 and self.hparams.export_meshes:
             count = self.hparams.export_meshes
-            self.exported = (self.occupied(logits[:count]).cpu(), batch.voxels[:count].cpu() > 0.5)
+            self.exported = {
+                "predicted": cubify(self.occupied(logits[:count]).cpu()),
+                "target": cubify(batch.voxels[:count].cpu() > 0.5),
+            }
 
     def predict_step(self, batch: ImageToVoxelBatch, batch_idx: int) -> torch.Tensor:
         """Occupancy probabilities ``[B, R, R, R]``."""
@@ -156,31 +179,14 @@ class ImageToVoxelTask(ImageReconstructionTask):
         """Predicted and true occupancy, bool ``[B, R, R, R]`` each, on the CPU."""
         return self.occupied(self(batch.images)).cpu(), batch.voxels.cpu() > 0.5
 
-    def save_artifacts(self, stage: str, directory: Path) -> list[Path]:
-        """After ``test``: the cubified grids of the first test batch in ``<run>/meshes``
-        (``directory`` is the run's plots folder); an empty predicted grid writes no file."""
-        if stage != "test" or self.exported is None:
-            return []
-        folder = Path(directory).parent / "meshes"
-        return [
-            path
-            for kind, grids in zip(("predicted", "target"), self.exported)
-            for path in write_meshes(folder, kind, cubify(grids))
-        ]
 
-
-def check_reconstruction_arguments(threshold: float, export_meshes: int) -> None:
-    """SpecError naming ``threshold`` (an occupancy probability in (0, 1)) or
-    ``export_meshes`` (a count) when out of range."""
+def check_threshold(threshold: float) -> None:
+    """SpecError naming ``threshold`` unless it is an occupancy probability in (0, 1)."""
     if not 0 < threshold < 1:
         raise SpecError(f"threshold: must be in (0, 1), got {threshold}")
-    if export_meshes < 0:
-        raise SpecError(f"export_meshes: must be >= 0, got {export_meshes}")
 
 
-def write_meshes(
-    folder: Path, prefix: str, meshes: list[tuple[torch.Tensor, torch.Tensor]]
-) -> list[Path]:
+def write_meshes(folder: Path, prefix: str, meshes: list[Mesh]) -> list[Path]:
     """``folder/<prefix>_<k>.obj`` for each non-empty mesh ``(verts [V, 3], faces [F, 3])``."""
     return [
         write_mesh(folder / f"{prefix}_{index}.obj", verts.numpy(), faces.numpy())

@@ -20,7 +20,7 @@ and the evaluation contract (:mod:`visionflow.evaluation.generative`), used by t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +30,16 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from visionflow.batches import ImageClassificationBatch
-from visionflow.errors import RunError, SpecError, UnknownNameError
+from visionflow.errors import RunError, SpecError
 from visionflow.evaluation.generative import GenerativeBatch, GenerativeEvaluator
 from visionflow.plots import save_figure
-from visionflow.spec import check_arguments
 from visionflow.tasks.base import LabelledDataTask
 from visionflow.tasks.generative.features import (
     FeatureClassifier,
     load_classifier,
     train_classifier,
 )
+from visionflow.tasks.nets.families import checked_builder
 from visionflow.tasks.nets.generative import LEVELS
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 
@@ -48,9 +48,9 @@ GRID_COLUMNS = 10
 
 class GenerativeTask(LabelledDataTask):
     """Base of the VAE, GAN and PixelCNN tasks (see the module docstring): declares the arguments
-    they share; a subclass forwards them as ``**shared``:
-    ``super().__init__(optimizer, scheduler, **shared)``, then ``self.save_hyperparameters()``
-    and :meth:`setup_generative`.
+    they share, checks them and builds the state they need; a subclass forwards them as
+    ``**shared``: ``super().__init__(optimizer, scheduler, **shared)``, then
+    ``self.save_hyperparameters()`` and :meth:`build_generative_net`.
 
     ``pixel_mean`` / ``pixel_std``: the datamodule's normalization per channel (None: none);
     ``conditional``: condition on the label; ``sample_every_n_epochs`` / ``sample_grid_rows``: the
@@ -65,6 +65,7 @@ class GenerativeTask(LabelledDataTask):
         /,
         *,
         in_channels: int = 1,
+        image_size: list[int] | tuple[int, int] | None = None,
         pixel_mean: list[float] | None = None,
         pixel_std: list[float] | None = None,
         conditional: bool = False,
@@ -74,17 +75,20 @@ class GenerativeTask(LabelledDataTask):
         classifier_epochs: int = 20,
         **data: Any,
     ):
-        super().__init__(optimizer, scheduler, in_channels=in_channels, **data)
-
-    def setup_generative(self) -> None:
-        """Check the shared arguments and build the shared state; after ``save_hyperparameters``."""
-        h = self.hparams
-        _check_shared_arguments(h)
-        shape = (h.in_channels, *h.image_size)
-        mean = (
-            h.pixel_mean if h.pixel_mean is not None else [0.0] * h.in_channels
-        )  # None: not normalized
-        std = h.pixel_std if h.pixel_std is not None else [1.0] * h.in_channels
+        super().__init__(
+            optimizer, scheduler, in_channels=in_channels, image_size=image_size, **data
+        )
+        _check_shared_arguments(
+            image_size=image_size,
+            in_channels=in_channels,
+            pixel_mean=pixel_mean,
+            sample_every_n_epochs=sample_every_n_epochs,
+            sample_grid_rows=sample_grid_rows,
+            classifier_epochs=classifier_epochs,
+        )
+        shape = (in_channels, *image_size)
+        mean = pixel_mean if pixel_mean is not None else [0.0] * in_channels  # None: not normalized
+        std = pixel_std if pixel_std is not None else [1.0] * in_channels
         self.register_buffer("pixel_mean", torch.tensor(mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(std).view(-1, 1, 1), persistent=False)
         self.register_buffer("baseline_counts", torch.zeros(*shape, LEVELS))
@@ -100,10 +104,6 @@ class GenerativeTask(LabelledDataTask):
         arguments (the class count only when conditional) and the task's ``extra`` ones; errors
         name ``net`` or ``net_args.<key>``."""
         h = self.hparams
-        try:
-            builder = family.get(h.net).builder
-        except UnknownNameError as error:
-            raise error.under("net") from None
         provided = {
             "in_channels": h.in_channels,
             "image_size": h.image_size,
@@ -111,7 +111,7 @@ class GenerativeTask(LabelledDataTask):
             **extra,
         }
         net_args = dict(h.net_args or {})
-        check_arguments(builder, net_args, "net_args", skip=len(provided))
+        builder = checked_builder(family, h.net, net_args, common_args=len(provided))
         return builder(**provided, **net_args)
 
     # ------------------------------------------------------------------------------- pixels
@@ -344,29 +344,38 @@ def image_grid(
     return figure
 
 
-def _check_shared_arguments(h: Any) -> None:
+def _check_shared_arguments(
+    *,
+    image_size: Sequence[int] | None,
+    in_channels: int,
+    pixel_mean: Sequence[float] | None,
+    sample_every_n_epochs: int,
+    sample_grid_rows: int,
+    classifier_epochs: int,
+) -> None:
+    """SpecError naming the first of :class:`GenerativeTask`'s arguments that is out of range."""
     checks = [
         (
-            h.image_size is not None and len(h.image_size) == 2,
+            image_size is not None and len(image_size) == 2,
             "image_size",
-            f"a generative model needs a fixed [H, W], got {h.image_size}",
+            f"a generative model needs a fixed [H, W], got {image_size}",
         ),
         (
-            h.pixel_mean is None or len(h.pixel_mean) == h.in_channels,
+            pixel_mean is None or len(pixel_mean) == in_channels,
             "pixel_mean",
-            f"{len(h.pixel_mean or [])} values for {h.in_channels} channels",
+            f"{len(pixel_mean or [])} values for {in_channels} channels",
         ),
         (
-            h.sample_every_n_epochs >= 0,
+            sample_every_n_epochs >= 0,
             "sample_every_n_epochs",
-            f"must be >= 0 (0: only after the fit), got {h.sample_every_n_epochs}",
+            f"must be >= 0 (0: only after the fit), got {sample_every_n_epochs}",
         ),
         (
-            h.sample_grid_rows >= 0,
+            sample_grid_rows >= 0,
             "sample_grid_rows",
-            f"must be >= 0 (0: no sample grids), got {h.sample_grid_rows}",
+            f"must be >= 0 (0: no sample grids), got {sample_grid_rows}",
         ),
-        (h.classifier_epochs >= 1, "classifier_epochs", f"must be >= 1, got {h.classifier_epochs}"),
+        (classifier_epochs >= 1, "classifier_epochs", f"must be >= 1, got {classifier_epochs}"),
     ]
     for ok, key, message in checks:
         if not ok:

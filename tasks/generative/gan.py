@@ -87,7 +87,6 @@ class GANTask(GenerativeTask):
     ):
         super().__init__(optimizer, scheduler, **shared)
         self.save_hyperparameters()
-        self.setup_generative()
         if not 0 <= ema_decay < 1:
             raise SpecError(f"ema_decay: must be in [0, 1) (0: no average), got {ema_decay}")
         if gp_weight < 0:

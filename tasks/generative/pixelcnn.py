@@ -39,7 +39,6 @@ class PixelCNNTask(GenerativeTask):
     ):
         super().__init__(optimizer, scheduler, **shared)
         self.save_hyperparameters()
-        self.setup_generative()
         self.net = self.build_generative_net(PIXELCNN_NETS)
 
     def log_likelihood_bound(

@@ -86,7 +86,6 @@ class VAETask(GenerativeTask):
     ):
         super().__init__(optimizer, scheduler, **shared)
         self.save_hyperparameters()
-        self.setup_generative()
         if beta <= 0:
             raise SpecError(f"beta: must be > 0, got {beta}")
         self.net = self.build_generative_net(

@@ -216,6 +216,7 @@ def test_baseline_is_the_per_subpixel_histogram():
     [
         ({"image_size": [6, 6]}, "image_size"),
         ({"net_args": {"depth": 3}}, "net_args.depth"),
+        ({"net": "dcgan"}, "net: unknown vae net 'dcgan'"),
         ({"pixel_mean": [0.5, 0.5]}, "pixel_mean"),
         ({"beta": 0.0}, "beta"),
     ],

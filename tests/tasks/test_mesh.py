@@ -126,6 +126,11 @@ def test_normal_term_needs_target_normals():
     )
 
 
+def test_the_surface_needs_a_sample():
+    with pytest.raises(SpecError, match="num_points: must be >= 1, got 0"):
+        ImageToMeshTask(num_points=0)
+
+
 def test_evaluation_pairs_and_exported_meshes(tmp_path):
     task = ImageToMeshTask(num_points=30, net_args=SMALL_NET, export_meshes=1).eval()
     batch = mesh_batch()

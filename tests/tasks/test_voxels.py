@@ -11,7 +11,12 @@ from visionflow.datamodules.mesh_io import read_mesh
 from visionflow.errors import DataError, SpecError
 from visionflow.evaluation.voxels import VoxelEvaluator
 from visionflow.ops import voxel_iou
-from visionflow.tasks import ImageToVoxelTask, VoxelClassificationTask
+from visionflow.tasks import (
+    ImageToMeshTask,
+    ImageToOccupancyTask,
+    ImageToVoxelTask,
+    VoxelClassificationTask,
+)
 from visionflow.tasks.nets.voxels import voxel_decoder, voxnet
 
 
@@ -86,8 +91,7 @@ def test_image_to_voxel_exports_cubified_meshes(tmp_path):
         resolution=8, net_args={"width": 4, "depth": 2, "channels": 8}, export_meshes=1
     ).eval()
     task.test_step(voxel_pair_batch(), 0)
-    predicted, target = task.exported
-    assert predicted.shape == (1, 8, 8, 8)
+    assert [len(task.exported[kind]) for kind in ("predicted", "target")] == [1, 1]
     written = task.save_artifacts("test", tmp_path / "plots")
     names = {path.name for path in written}
     assert "target_0.obj" in names and all(p.parent == tmp_path / "meshes" for p in written)
@@ -100,7 +104,6 @@ def test_image_to_voxel_exports_cubified_meshes(tmp_path):
     "arguments, key",
     [
         ({"threshold": 1.0}, "threshold"),
-        ({"export_meshes": -1}, "export_meshes"),
         ({"net": "voxnet"}, "net"),  # a voxel classifier, not an image -> voxel net
         ({"net_args": {"resolution": 8}}, "net_args.resolution"),
     ],
@@ -108,6 +111,12 @@ def test_image_to_voxel_exports_cubified_meshes(tmp_path):
 def test_image_to_voxel_bad_arguments_name_the_key(arguments, key):
     with pytest.raises(SpecError, match=key):
         ImageToVoxelTask(resolution=8, **arguments)
+
+
+@pytest.mark.parametrize("task_type", [ImageToVoxelTask, ImageToOccupancyTask, ImageToMeshTask])
+def test_every_image_reconstruction_task_refuses_a_negative_export_meshes(task_type):
+    with pytest.raises(SpecError, match="export_meshes: must be >= 0, got -1"):
+        task_type(export_meshes=-1)
 
 
 def test_evaluator_known_values_shards_and_bad_input():
