@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -61,16 +62,18 @@ def write_point_cloud(
 
 
 def _write_atomically(path: str | Path, what: str, write: Callable[[str], bool]) -> Path:
-    """``write(temporary name)`` next to ``path``, then rename it to ``path``; a failed write
-    is a DataError naming ``path``."""
+    """``write(name)`` into a fresh folder next to ``path`` under ``path``'s own file name (an
+    .obj header names the file it was written to, so the bytes do not depend on a temporary
+    name), then rename it to ``path``; a failed write is a DataError naming ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    if not write(temporary):
-        os.unlink(temporary)
-        raise DataError(f"{path}: open3d could not write the {what}")
-    os.replace(temporary, path)
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        if not write(str(folder / path.name)):
+            raise DataError(f"{path}: open3d could not write the {what}")
+        os.replace(folder / path.name, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return path
 
 

@@ -42,6 +42,14 @@ def test_written_mesh_reads_back(tmp_path):
     read_verts, read_faces = read_mesh(path)
     np.testing.assert_allclose(read_verts, verts)
     np.testing.assert_array_equal(read_faces, faces)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tetra.obj"]  # no temporary left
+
+
+def test_the_same_mesh_written_twice_is_the_same_bytes(tmp_path):
+    """Generated datasets are byte-identical for a seed: no temporary name in the .obj header."""
+    verts, faces = np.eye(3), np.array([[0, 1, 2]])
+    first = write_mesh(tmp_path / "a" / "mesh.obj", verts, faces).read_bytes()
+    assert write_mesh(tmp_path / "b" / "mesh.obj", verts, faces).read_bytes() == first
 
 
 @pytest.mark.parametrize(
