@@ -137,6 +137,10 @@ class ClipClassifier(VisionTask):
 
     # ------------------------------------------------------------------------------- steps
 
+    def on_after_batch_transfer(self, batch: VideoBatch, dataloader_idx: int) -> VideoBatch:
+        """The loaders' uint8 clips normalized on the device (float32 from here on)."""
+        return batch.normalized()
+
     def training_step(self, batch: VideoBatch, batch_idx: int) -> torch.Tensor:
         loss, scores = self.loss_and_scores(batch)
         self.train_tally.update(loss, scores, batch.targets)
@@ -197,8 +201,9 @@ class ClipClassifier(VisionTask):
         return VideoAccuracyEvaluator(len(self.class_names))
 
     def evaluation_step(self, batch: VideoBatch) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``({"scores": [B, K], "loss": batch mean}, {"labels": [B], "video": [B]})`` on CPU."""
-        loss, scores = self.loss_and_scores(batch)
+        """``({"scores": [B, K], "loss": batch mean}, {"labels": [B], "video": [B]})`` on CPU
+        (the batch as the loader gives it, moved to the device; no Lightning hooks run)."""
+        loss, scores = self.loss_and_scores(batch.normalized())
         return (
             {"scores": scores.detach().float().cpu(), "loss": float(loss.detach())},
             {"labels": batch.targets.cpu(), "video": batch.video_index.cpu()},
