@@ -12,7 +12,7 @@ parameters and their pixels, without their per-frame call chains or slow copies)
 resize by area averaging (``INTER_AREA``), and a leading resize is not run by albumentations:
 :func:`clip_pipeline` takes it out as the size the decoder scales frames to during their RGB
 conversion (:func:`~visionflow.datamodules.video_decode.read_clip`'s ``size``: swscale's area
-averaging, grey levels within 15 of OpenCV's ``INTER_AREA``, mean 0.2, on demo.mp4); frames
+averaging: luma within 15 levels of OpenCV's ``INTER_AREA``, mean 0.16, on demo.mp4); frames
 given at another size are resized by the preset's :class:`ClipResize`. A final Normalize is not
 run in the loader: :func:`clip_pipeline` takes it out, the rest stays uint8, :func:`write_levels`
 writes the frames as a uint8 clip ``[C, T, H, W]`` straight into its place in the batch, and
