@@ -115,23 +115,23 @@ def _levels_batch() -> tuple[VideoBatch, torch.Tensor]:
 
 @pytest.mark.parametrize("task_name", ["video_classification", "two_stream"])
 def test_video_tasks_normalize_uint8_clips_on_the_device(task_name):
-    """Lightning hands each moved batch to on_after_batch_transfer; the evaluate stage calls
-    evaluation_step on the moved batch: both see the normalized float clips."""
+    """Every step (Lightning's, and the evaluate stage's evaluation_step) scores a batch of
+    uint8 levels as the same batch normalized by hand."""
     if task_name == "two_stream":
         task = TwoStreamTask(num_classes=3, clip_length=4, flow_frames=2, rgb_net_args={"width": 4})
     else:
         task = VideoClassificationTask(
             num_classes=3, clip_length=4, net="single_frame", net_args={"width": 4}
         )
-    batch, expected = _levels_batch()
-    moved = task.on_after_batch_transfer(batch, 0)
-    assert moved.normalization is None
-    torch.testing.assert_close(moved.clips, expected)
     task.eval()
-    normalized = dataclasses.replace(batch, clips=expected, normalization=None)
+    levels, expected = _levels_batch()
+    normalized = dataclasses.replace(levels, clips=expected, normalization=None)
+    torch.testing.assert_close(task.predict_step(levels, 0), task.predict_step(normalized, 0))
     torch.testing.assert_close(
-        task.evaluation_step(batch)[0]["scores"], task.evaluation_step(normalized)[0]["scores"]
+        task.evaluation_step(levels)[0]["scores"], task.evaluation_step(normalized)[0]["scores"]
     )
+    assert levels.normalized().normalization is None
+    torch.testing.assert_close(levels.normalized().clips, expected)
 
 
 @pytest.mark.parametrize(
