@@ -2,10 +2,12 @@
 clips, and clip-seeking decode vs decoding every frame from the start.
 
 1. ``ratio = datamodule / bare loop`` (goal >= 0.9): the datamodule's train loader (random clip
-   sampling + keyframe-seeking PyAV decode + frame-consistent ``video_flip_train`` augmentation
-   + collate into ``[B, 3, T, 112, 112]``) against a loop that calls :func:`read_clip` (the same
-   PyAV decode) on exactly the clips the loader read (recorded during its run) and does nothing
-   else. Both in this one process (no loader workers), so they compare like with like.
+   sampling + keyframe-seeking PyAV decode, scaled to 112x112 during the RGB conversion +
+   frame-consistent ``video_flip_train`` augmentation + collate into a uint8 batch
+   ``[B, 3, T, 112, 112]``, normalized later by the task on the device) against a loop that
+   calls :func:`read_clip` (the same PyAV decode, full-size RGB frames) on exactly the clips the
+   loader read (recorded during its run) and does nothing else. Both in this one process (no
+   loader workers), so they compare like with like.
 2. ``ratio = seek / from start`` (goal >= 3 on >= 10 s videos with a keyframe every 2-3 s): the
    same clips (random starts) read by :func:`read_clip` twice, with the same library, open
    container and RGB conversion: seeking to the keyframe at or before the clip (decoding only
@@ -82,9 +84,9 @@ def loader_throughput(
     )
     read: list[Clip] = []
 
-    def recording_read_clip(path, indices):
+    def recording_read_clip(path, indices, **options):
         read.append((Path(path), np.asarray(indices)))
-        return read_clip(path, indices)
+        return read_clip(path, indices, **options)
 
     video_folder.read_clip = recording_read_clip
     loader = datamodule.train_dataloader()

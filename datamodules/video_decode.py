@@ -10,7 +10,9 @@ threads).
 clip's first frame, hands the decoder every packet up to the clip's last frame, lets it drop
 the non-reference frames (B-frames no other frame predicts from) that the clip does not show,
 converts to RGB only the frames the clip shows (with one kept converter), and stops after the
-last one. Frame ``i`` is
+last one. With a ``size``, the RGB conversion also scales each frame (swscale's area
+averaging, :data:`RESIZE_INTERPOLATION`), one pass instead of a full-size RGB frame and a
+resize. Frame ``i`` is
 the one whose presentation time is ``i / fps``. Containers whose timestamps do not give frame
 numbers that way (AVI stores packets in decode order) are decoded from the start, counting
 frames. Open containers are kept per process (:data:`OPEN_CONTAINERS` of them, most recently
@@ -39,6 +41,9 @@ SEEKABLE_FORMATS = ("mp4", "mov", "matroska", "webm")
 BAD_FILE_HINT = "replace or delete the file, or set skip_bad_files: true"
 #: open containers kept per process (a loader worker reads a few videos at a time)
 OPEN_CONTAINERS = 4
+#: how ``read_clip(..., size=)`` scales frames: area averaging (swscale's ``SWS_AREA`` during
+#: the RGB conversion; OpenCV's ``INTER_AREA`` for frame folders)
+RESIZE_INTERPOLATION = "AREA"
 
 
 def is_frame_folder(path: Path) -> bool:
@@ -59,17 +64,24 @@ def count_frames(path: str | Path) -> int:
     return sum(1 for packet in video.container.demux(video.stream) if packet.size > 0)
 
 
-def read_clip(path: str | Path, indices: np.ndarray, *, seek: bool = True) -> np.ndarray:
-    """uint8 RGB ``[T, H, W, 3]``: frames ``indices`` (int ``[T]``, any order, repeats allowed).
+def read_clip(
+    path: str | Path,
+    indices: np.ndarray,
+    *,
+    seek: bool = True,
+    size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """uint8 RGB ``[T, H, W, 3]``: frames ``indices`` (int ``[T]``, any order, repeats allowed),
+    scaled to ``size = (H, W)`` by area averaging when given (else as stored).
 
     ``seek=False`` decodes every frame from the start instead (the baseline of
     ``benchmarks/video_loading.py``; the same frames come back)."""
     path = Path(path)
     if path.is_dir():
-        return _read_frame_files(path, indices)
+        return _read_frame_files(path, indices, size)
     wanted = sorted({int(i) for i in indices})
     video = _open_video(path)
-    frames = video.decode(wanted, seek)
+    frames = video.decode(wanted, seek, size)
     missing = [i for i in wanted if i not in frames]
     if missing:
         raise DataError(
@@ -106,14 +118,25 @@ class _Video:
     def rewind(self) -> None:
         self.container.seek(0, stream=self.stream, backward=True, any_frame=False)
 
-    def decode(self, wanted: list[int], seek: bool) -> dict[int, np.ndarray]:
-        """``{index: RGB frame [H, W, 3]}`` for the sorted frame numbers ``wanted``."""
+    def decode(
+        self, wanted: list[int], seek: bool, size: tuple[int, int] | None
+    ) -> dict[int, np.ndarray]:
+        """``{index: RGB frame [H, W, 3]}`` for the sorted frame numbers ``wanted``, scaled to
+        ``size = (H, W)`` by area averaging during the RGB conversion when given."""
         import av
 
+        height, width = size or (None, None)
         frames: dict[int, np.ndarray] = {}
         try:
             for index, frame in self._frames(wanted, seek):
-                frames[index] = self.reformatter.reformat(frame, format="rgb24").to_ndarray()
+                rgb = self.reformatter.reformat(
+                    frame,
+                    format="rgb24",
+                    width=width,
+                    height=height,
+                    interpolation=RESIZE_INTERPOLATION if size else None,
+                )
+                frames[index] = rgb.to_ndarray()
                 if index >= wanted[-1]:
                     break
         except av.FFmpegError as error:
@@ -220,7 +243,9 @@ def _frame_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
 
 
-def _read_frame_files(folder: Path, indices: np.ndarray) -> np.ndarray:
+def _read_frame_files(
+    folder: Path, indices: np.ndarray, size: tuple[int, int] | None = None
+) -> np.ndarray:
     import cv2
 
     files = _frame_files(folder)
@@ -234,5 +259,7 @@ def _read_frame_files(folder: Path, indices: np.ndarray) -> np.ndarray:
         image = cv2.imread(str(files[index]), cv2.IMREAD_COLOR)
         if image is None:
             raise DataError(f"{files[index]}: cannot decode frame", hint=BAD_FILE_HINT)
+        if size is not None:
+            image = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)
         frames[index] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return np.stack([frames[int(i)] for i in indices])

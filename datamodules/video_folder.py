@@ -47,6 +47,7 @@ from visionflow.datamodules.transforms.video import (
     augment_clip,
     clip_pipeline,
     write_clip,
+    write_levels,
 )
 from visionflow.datamodules.video_clips import (
     Padding,
@@ -95,7 +96,7 @@ class FlowSource:
 
 @dataclass
 class ClipSample:
-    frames: np.ndarray  # [T, H, W, C] augmented; CollateClips normalizes them into the batch
+    frames: np.ndarray  # [T, H, W, C] augmented; CollateClips writes them into the batch
     label: int
     video: int
     flow: torch.Tensor | None  # [2L, H, W]
@@ -155,7 +156,7 @@ class VideoClipDataset(Dataset):
         indices = clip_frame_indices(
             num_frames, sampling.clip_length, sampling.stride, start, sampling.padding
         )
-        frames = read_clip(path, indices)
+        frames = read_clip(path, indices, size=self.pipeline.decode_size)
         if self.flow is None:
             return frames, None
         fields = cached_flow(path, self.flow.root, self.flow.cache_dir)
@@ -163,8 +164,9 @@ class VideoClipDataset(Dataset):
 
 
 class CollateClips:
-    """Gathers :class:`ClipSample` items into a :class:`VideoBatch`, each item's frames
-    normalized by ``pipeline`` (its dataset's) straight into the batch; a failed item is dropped
+    """Gathers :class:`ClipSample` items into a :class:`VideoBatch`, each item's frames written
+    straight into the batch: uint8 levels with ``pipeline``'s (its dataset's) normalization for
+    the device, or normalized here when a transform made them float; a failed item is dropped
     with a warning when ``skip_bad_files``, else the batch becomes its DecodeFailure."""
 
     def __init__(self, skip_bad_files: bool, pipeline: ClipPipeline):
@@ -178,19 +180,26 @@ class CollateClips:
         if failed:
             warnings.warn("skipping " + "; ".join(f.error.message for f in failed), stacklevel=2)
         flows = None if good[0].flow is None else torch.stack([s.flow for s in good])
+        levels = all(self.pipeline.keeps_levels(s.frames) for s in good)
         return VideoBatch(
-            clips=self._clips(good),
+            clips=self._clips(good, levels),
             targets=torch.tensor([s.label for s in good], dtype=torch.int64),
             video_index=torch.tensor([s.video for s in good], dtype=torch.int64),
             flows=flows,
+            normalization=torch.tensor(self.pipeline.normalization) if levels else None,
         )
 
-    def _clips(self, samples: list[ClipSample]) -> torch.Tensor:
-        """float32 ``[B, C, T, H, W]``: every sample's frames written into one batch (no stack)."""
+    def _clips(self, samples: list[ClipSample], levels: bool) -> torch.Tensor:
+        """uint8 levels or float32 normalized ``[B, C, T, H, W]``: every sample's frames written
+        into one batch (no stack)."""
         count, height, width, channels = samples[0].frames.shape
-        clips = torch.empty((len(samples), channels, count, height, width), dtype=torch.float32)
+        dtype = torch.uint8 if levels else torch.float32
+        clips = torch.empty((len(samples), channels, count, height, width), dtype=dtype)
         for sample, out in zip(samples, clips.numpy(), strict=True):
-            write_clip(self.pipeline, sample.frames, out)
+            if levels:
+                write_levels(sample.frames, out)
+            else:
+                write_clip(self.pipeline, sample.frames, out)
         return clips
 
 

@@ -129,8 +129,15 @@ class ClipClassifier(VisionTask):
         )
 
     def loss_and_scores(self, batch: VideoBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(scalar loss, class probabilities [B, K])`` of a batch."""
+        """``(scalar loss, class probabilities [B, K])`` of a batch of normalized clips."""
         raise NotImplementedError
+
+    def scored(self, batch: VideoBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`loss_and_scores` of a batch as the loaders deliver it, moved to the device:
+        its uint8 clips normalized there first (``VideoBatch.normalized``). Every step comes
+        through here (a Lightning ``on_after_batch_transfer`` would miss the evaluate stage's
+        ``evaluation_step``, and Lightning warns on each fit that a task overrides it)."""
+        return self.loss_and_scores(batch.normalized())
 
     def loss_of(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return classification_loss(logits, targets, "cross_entropy", self.label_smoothing)
@@ -138,7 +145,7 @@ class ClipClassifier(VisionTask):
     # ------------------------------------------------------------------------------- steps
 
     def training_step(self, batch: VideoBatch, batch_idx: int) -> torch.Tensor:
-        loss, scores = self.loss_and_scores(batch)
+        loss, scores = self.scored(batch)
         self.train_tally.update(loss, scores, batch.targets)
         return loss
 
@@ -150,7 +157,7 @@ class ClipClassifier(VisionTask):
 
     def _keep(self, stage: str, batch: VideoBatch) -> None:
         """Hold the batch's results on the device until the epoch ends (no read-back)."""
-        loss, scores = self.loss_and_scores(batch)
+        loss, scores = self.scored(batch)
         self.outputs[stage].append(
             (loss.detach().expand(len(batch)), scores.detach(), batch.targets, batch.video_index)
         )
@@ -188,7 +195,7 @@ class ClipClassifier(VisionTask):
 
     def predict_step(self, batch: VideoBatch, batch_idx: int) -> torch.Tensor:
         """Class probabilities ``[B, K]`` of each clip."""
-        return self.loss_and_scores(batch)[1]
+        return self.scored(batch)[1]
 
     # ------------------------------------------------------------- evaluation contract
 
@@ -198,7 +205,7 @@ class ClipClassifier(VisionTask):
 
     def evaluation_step(self, batch: VideoBatch) -> tuple[dict[str, Any], dict[str, Any]]:
         """``({"scores": [B, K], "loss": batch mean}, {"labels": [B], "video": [B]})`` on CPU."""
-        loss, scores = self.loss_and_scores(batch)
+        loss, scores = self.scored(batch)
         return (
             {"scores": scores.detach().float().cpu(), "loss": float(loss.detach())},
             {"labels": batch.targets.cpu(), "video": batch.video_index.cpu()},

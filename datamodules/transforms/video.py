@@ -8,13 +8,20 @@ channels) and a resize scales them by the resize factor. Video presets keep to f
 pads and resizes, whose effect on flow is exactly that; rotations would need the flow rotated.
 Resize, color jitter and the flip run on the whole clip at once (:class:`ClipResize`,
 :class:`ClipColorJitter`, :class:`ClipHorizontalFlip`: albumentations' transforms, their
-parameters and their pixels, without their per-frame call chains or slow copies). A final Normalize is not run by albumentations
-frame by frame: :func:`clip_pipeline` takes it out, the rest stays uint8, and
-:func:`write_clip` turns the frames into the float clip ``[C, T, H, W]`` by one lookup table
-per channel (albucore's own table, so the same pixels), straight into its place in the batch.
+parameters and their pixels, without their per-frame call chains or slow copies). The presets
+resize by area averaging (``INTER_AREA``), and a leading resize is not run by albumentations:
+:func:`clip_pipeline` takes it out as the size the decoder scales frames to during their RGB
+conversion (:func:`~visionflow.datamodules.video_decode.read_clip`'s ``size``: swscale's area
+averaging: luma within 15 levels of OpenCV's ``INTER_AREA``, mean 0.16, on demo.mp4); frames
+given at another size are resized by the preset's :class:`ClipResize`. A final Normalize is not
+run in the loader: :func:`clip_pipeline` takes it out, the rest stays uint8, :func:`write_levels`
+writes the frames as a uint8 clip ``[C, T, H, W]`` straight into its place in the batch, and
+the batch carries :attr:`ClipPipeline.normalization` for the task to apply on the device
+(:class:`~visionflow.batches.VideoBatch`; the same float32 values as albumentations' Normalize).
 
 ======================  =====================================================================
-``video_eval``          Resize to the datamodule's image size (when it differs), normalize.
+``video_eval``          Resize (area averaging) to the datamodule's image size (when it
+                        differs), normalize.
 ``video_train``         Resize, zero-pad by 1/8 of the size, random crop back (a shift), color
                         jitter (p=0.8), normalize. No flip: it would turn "moves left" into
                         "moves right" on motion-defined classes such as moving_shapes'.
@@ -118,8 +125,12 @@ class ClipResize(A.Resize):
 
 
 def _clip_resize(context: TransformContext) -> list[ClipResize]:
-    """The Resize of the image presets (to the image size, or none) as a :class:`ClipResize`."""
-    return [ClipResize(height=r.height, width=r.width) for r in resize_steps(context)]
+    """The Resize of the image presets (to the image size, or none) as a :class:`ClipResize`
+    by area averaging, as the decoder scales frames (:func:`clip_pipeline`)."""
+    return [
+        ClipResize(height=r.height, width=r.width, interpolation=cv2.INTER_AREA)
+        for r in resize_steps(context)
+    ]
 
 
 def _train(context: TransformContext, preset: str, flip: bool) -> A.Compose:
@@ -157,43 +168,71 @@ def video_flip_train(context: TransformContext) -> A.Compose:
 
 @dataclass
 class ClipPipeline:
-    """A video pipeline split for speed: ``augment`` (every transform but a final standard
-    ``normalize``) runs on uint8 frames, then ``normalize`` turns them into float in the
-    ``[C, T, H, W]`` layout in one pass (``None`` when the pipeline does not end in one)."""
+    """A video pipeline split for speed: ``resize`` (a leading :class:`ClipResize`, else
+    ``None``) is the size the decoder gives frames, ``augment`` (every other transform but a
+    final standard ``normalize``) runs on uint8 frames, and ``normalize`` is left to the
+    device (``None`` when the pipeline does not end in one)."""
 
     augment: A.Compose
     normalize: A.Normalize | None
+    resize: ClipResize | None = None
+
+    @property
+    def decode_size(self) -> tuple[int, int] | None:
+        """``(H, W)`` to read frames at (``read_clip``'s ``size``), or None: as stored."""
+        return None if self.resize is None else (self.resize.height, self.resize.width)
 
     def set_random_seed(self, seed: int) -> None:
         self.augment.set_random_seed(seed)
 
     @cached_property
-    def normalize_luts(self) -> np.ndarray:
-        """``[C or 1, 256]`` float32: ``normalize`` of each uint8 level, albucore's own table."""
-        levels = np.arange(256, dtype=np.float32)
+    def normalization(self) -> np.ndarray | None:
+        """float32 ``[2, C or 1]``: ``normalize``'s mean level and reciprocal standard deviation
+        in levels, as albucore computes them (None without a ``normalize``)."""
+        if self.normalize is None:
+            return None
         mean, denominator = self.normalize.mean_np, self.normalize.denominator
-        return (levels - mean.reshape(-1, 1)) * denominator.reshape(-1, 1)
+        return np.stack([np.ravel(mean), np.ravel(denominator)]).astype(np.float32)
+
+    def keeps_levels(self, frames: np.ndarray) -> bool:
+        """Whether augmented ``frames`` go into the batch as uint8 levels, normalized on the
+        device (else :func:`write_clip` normalizes them in the loader)."""
+        return self.normalize is not None and frames.dtype == np.uint8
 
 
 def clip_pipeline(pipeline: A.Compose) -> ClipPipeline:
-    """A copy of ``pipeline`` (with its own random state) for :func:`augment_clip`: it reports
-    the transforms it applied, which the flow correction reads."""
+    """A copy of ``pipeline`` (with its own random state) for :func:`augment_clip`, split into
+    a leading :class:`ClipResize`, the augmentation (it reports the transforms it applied, which
+    the flow correction reads) and a final standard Normalize."""
     pipeline = copy.deepcopy(pipeline)
     pipeline.save_applied_params = True
-    last = pipeline.transforms[-1] if pipeline.transforms else None
-    if not (isinstance(last, A.Normalize) and last.normalization == "standard" and last.p >= 1):
-        return ClipPipeline(pipeline, None)
-    pipeline.transforms = pipeline.transforms[:-1]
-    return ClipPipeline(pipeline, last)
+    transforms = list(pipeline.transforms)
+    resize = transforms.pop(0) if _is_leading_resize(transforms) else None
+    last = transforms[-1] if transforms else None
+    normalize = None
+    if isinstance(last, A.Normalize) and last.normalization == "standard" and last.p >= 1:
+        normalize = transforms.pop()
+    pipeline.transforms = transforms
+    return ClipPipeline(pipeline, normalize, resize)
+
+
+def _is_leading_resize(transforms: list) -> bool:
+    """Whether the pipeline starts with a :class:`ClipResize` that always runs."""
+    return bool(transforms) and isinstance(transforms[0], ClipResize) and transforms[0].p >= 1
 
 
 def augment_clip(
     pipeline: ClipPipeline, frames: np.ndarray, flow: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(frames [T, h, w, C], flow float32 [h, w, 2L] or None)``: uint8 frames ``[T, H, W, C]``
-    and flow ``[H, W, 2L]`` through every transform but the final Normalize, with one set of
-    sampled parameters (``pipeline`` from :func:`clip_pipeline`); :func:`write_clip` then
-    normalizes the frames into their place in a batch."""
+    (read at ``pipeline.decode_size``, else resized here) and flow ``[H', W', 2L]`` (as stored)
+    through every transform but the final Normalize, with one set of sampled parameters
+    (``pipeline`` from :func:`clip_pipeline`); :func:`write_levels` (or :func:`write_clip`)
+    then writes the frames into their place in a batch."""
+    if pipeline.resize is not None:
+        if frames.shape[1:3] != pipeline.decode_size:
+            frames = pipeline.resize.apply_to_images(frames)
+        flow = None if flow is None else _resize_flow(pipeline.resize, flow)
     if flow is None:
         return pipeline.augment(images=frames)["images"], None
     result = pipeline.augment(images=frames, mask=flow)
@@ -201,26 +240,31 @@ def augment_clip(
     return result["images"], flow
 
 
+def write_levels(frames: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out`` (uint8 ``[C, T, h, w]``, contiguous) filled with uint8 ``frames`` ``[T, h, w, C]``
+    by one OpenCV split of the pixels into the channel planes (4x faster than numpy's
+    transposing copy)."""
+    count, height, width, channels = frames.shape
+    planes = [plane.reshape(count * height, width) for plane in out]
+    cv2.split(np.ascontiguousarray(frames).reshape(count * height, width, channels), planes)
+    return out
+
+
 def write_clip(pipeline: ClipPipeline, frames: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out`` (float32 ``[C, T, h, w]``, contiguous) filled with augmented ``frames``
-    ``[T, h, w, C]`` after ``pipeline``'s final Normalize (uint8 frames by lookup: one
-    conversion to float, written in place, no float transpose or copy)."""
-    if pipeline.normalize is not None and frames.dtype == np.uint8:
-        return _normalized_planes(frames, pipeline.normalize_luts, out)
+    """``out`` (float32 ``[C, T, h, w]``) filled with augmented ``frames`` ``[T, h, w, C]``
+    after ``pipeline``'s final Normalize, if any: for frames a batch cannot carry as levels
+    (:meth:`ClipPipeline.keeps_levels`)."""
     if pipeline.normalize is not None:
-        frames = pipeline.normalize.apply(frames)  # a transform made them float already
+        frames = pipeline.normalize.apply(frames)
     out[:] = frames.transpose(3, 0, 1, 2)
     return out
 
 
-def _normalized_planes(frames: np.ndarray, luts: np.ndarray, clip: np.ndarray) -> np.ndarray:
-    """``clip`` float32 ``[C, T, H, W]`` filled with uint8 frames ``[T, H, W, C]`` looked up in
-    ``luts`` ``[C or 1, 256]``, each channel plane straight into its place."""
-    count, height, width, channels = frames.shape
-    planes = cv2.split(frames.reshape(count * height, width, channels))  # C x uint8 [T*H, W]
-    for channel, (plane, out) in enumerate(zip(planes, clip, strict=True)):
-        cv2.LUT(plane, luts[channel % len(luts)], dst=out.reshape(count * height, width))
-    return clip
+def _resize_flow(resize: ClipResize, flow: np.ndarray) -> np.ndarray:
+    """Flow ``[H, W, 2L]`` resized as ``resize`` resizes a mask, its x and y channels scaled by
+    the resize factors."""
+    height, width = flow.shape[:2]
+    return _scale_flow(resize.apply_to_mask(flow), (resize.width / width, resize.height / height))
 
 
 def _correct_flow(
@@ -238,6 +282,12 @@ def _correct_flow(
         elif isinstance(kinds.get(name), A.Resize):
             resize, (height, width) = next(resizes), params["shape"][:2]
             scale *= (resize.width / width, resize.height / height)
+    return _scale_flow(flow, scale)
+
+
+def _scale_flow(flow: np.ndarray, scale) -> np.ndarray:
+    """float32 copy of flow ``[h, w, 2L]`` with its x channels times ``scale[0]``, y channels
+    times ``scale[1]``."""
     flow = np.array(flow, dtype=np.float32)
     flow[..., 0::2] *= scale[0]
     flow[..., 1::2] *= scale[1]

@@ -1,5 +1,5 @@
-"""Video data: clip sampling, decoding (real clips from ../shared/data), frame-consistent
-augmentation, flow under flips, the video_folder layouts and moving_shapes."""
+"""Video data: clip sampling, frame-consistent augmentation, flow under flips, the
+video_folder layouts and moving_shapes (decoding: test_video_decode.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 import albumentations as A
 import numpy as np
 import pytest
+import torch
 
+from visionflow.batches.video import normalize_levels
 from visionflow.datamodules import MovingShapesVideoDataModule, VideoFolderDataModule
 from visionflow.datamodules.transforms import TransformContext, build_transform
 from visionflow.datamodules.transforms.video import (
@@ -18,13 +20,14 @@ from visionflow.datamodules.transforms.video import (
     augment_clip,
     clip_pipeline,
     write_clip,
+    write_levels,
 )
 from visionflow.datamodules.video_clips import (
     clip_frame_indices,
     random_clip_start,
     uniform_clip_starts,
 )
-from visionflow.datamodules.video_decode import count_frames, read_all_frames, read_clip
+from visionflow.datamodules.video_decode import count_frames, read_clip
 from visionflow.datamodules.video_flow import farneback_flow, stack_flow
 from visionflow.datamodules.video_moving_shapes import (
     MOTIONS,
@@ -65,93 +68,6 @@ def test_uniform_starts_span_the_video():
     assert uniform_clip_starts(5, 10, 2) == [0, 0]
 
 
-# ------------------------------------------------------------------------------- decoding
-
-
-@pytest.mark.parametrize("name, frames", [("demo.mp4", 280), ("test.avi", 164)])
-def test_seeking_reads_the_frames_a_full_decode_reads(shared_data, name, frames):
-    path = shared_data / "video" / name
-    assert count_frames(path) == frames
-    everything = read_all_frames(path)
-    assert len(everything) == frames
-    for start in (0, 150, frames - 20):  # before and after keyframes
-        indices = clip_frame_indices(frames, 8, 2, start, "repeat")
-        np.testing.assert_array_equal(read_clip(path, indices), everything[indices])
-
-
-def test_seeking_past_b_frames_reads_what_a_full_decode_reads(tmp_path):
-    """A video with B-frames (libx264 medium) and a keyframe every 10 frames: the clips that
-    start before, on and after keyframes, read through one kept container, skipping the
-    non-reference frames they do not show, equal a decode of every frame."""
-    frames = np.concatenate(
-        [render_video(motion, 20, 32, np.random.default_rng(1)) for motion in MOTIONS[:2]]
-    )
-    path = write_video(frames, tmp_path / "bframes.mp4", keyframe_every=10, preset="medium")
-    everything = read_all_frames(path)
-    assert len(everything) == 40
-    for start in (0, 9, 10, 11, 17, 25):
-        indices = clip_frame_indices(40, 6, 2, start, "repeat")
-        np.testing.assert_array_equal(read_clip(path, indices), everything[indices])
-        np.testing.assert_array_equal(read_clip(path, indices, seek=False), everything[indices])
-    np.testing.assert_array_equal(read_clip(path, np.array([30, 3, 30])), everything[[30, 3, 30]])
-
-
-def _exit_with_clip_check(video: Path, expected: np.ndarray) -> None:
-    raise SystemExit(0 if np.array_equal(read_clip(video, np.arange(4)), expected) else 1)
-
-
-def test_a_forked_worker_reads_a_video_its_parent_has_open(shapes_root):
-    """Containers are closed before a fork: a child freeing its parent's decoders hangs."""
-    import multiprocessing
-
-    video = next((shapes_root / "train" / "left").glob("*.mp4"))
-    expected = read_clip(video, np.arange(4))  # the parent keeps the container open
-    child = multiprocessing.get_context("fork").Process(
-        target=_exit_with_clip_check, args=(video, expected)
-    )
-    child.start()
-    child.join(60)
-    if child.is_alive():
-        child.kill()
-        pytest.fail("the forked reader hung")
-    assert child.exitcode == 0
-    np.testing.assert_array_equal(read_clip(video, np.arange(4)), expected)  # reopened here
-
-
-def test_a_video_rewritten_in_place_is_read_anew(tmp_path):
-    path = tmp_path / "video.mp4"
-    first = render_video("left", 8, 16, np.random.default_rng(0))
-    write_video(first, path)
-    read_clip(path, np.arange(8))  # keeps the container open
-    write_video(first[::-1].copy(), path)  # same path, other frames
-    after = read_clip(path, np.arange(8)).astype(int)
-    assert np.abs(after - first[::-1]).mean() < np.abs(after - first).mean()
-
-
-def test_corrupt_and_truncated_videos_raise_data_errors_naming_the_file(tmp_path, shapes_root):
-    garbage = tmp_path / "garbage.mp4"
-    garbage.write_bytes(b"not a video at all" * 100)
-    with pytest.raises(DataError, match="garbage.mp4"):
-        read_clip(garbage, np.arange(4))
-    video = next((shapes_root / "train" / "left").glob("*.mp4"))
-    truncated = tmp_path / "truncated.mp4"
-    truncated.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
-    with pytest.raises(DataError, match="truncated.mp4"):
-        read_clip(truncated, np.arange(12))
-
-
-def test_frame_folders_read_like_videos(tmp_path):
-    import cv2
-
-    frames = render_video("right", 6, 16, np.random.default_rng(0))
-    folder = tmp_path / "video"
-    folder.mkdir()
-    for index, frame in enumerate(frames):
-        cv2.imwrite(str(folder / f"{index:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    assert count_frames(folder) == 6
-    np.testing.assert_array_equal(read_clip(folder, np.array([5, 1, 1])), frames[[5, 1, 1]])
-
-
 # ---------------------------------------------------------------------------- augmentation
 
 
@@ -163,11 +79,16 @@ def _pipeline(spec, size=16):
 
 
 def transform_clip(pipeline, frames, flow=None):
-    """``(clip float32 [C, T, h, w], flow [h, w, 2L] or None)``: a clip as a batch gets it."""
+    """``(clip float32 [C, T, h, w], flow [h, w, 2L] or None)``: a clip as the task gets it
+    (uint8 levels in the batch normalized on the device, else normalized in the loader)."""
     frames, flow = augment_clip(pipeline, frames, flow)
     count, height, width, channels = frames.shape
-    clip = np.empty((channels, count, height, width), dtype=np.float32)
-    return write_clip(pipeline, frames, clip), flow
+    if not pipeline.keeps_levels(frames):
+        clip = np.empty((channels, count, height, width), dtype=np.float32)
+        return write_clip(pipeline, frames, clip), flow
+    levels = write_levels(frames, np.empty((channels, count, height, width), dtype=np.uint8))
+    normalization = torch.from_numpy(pipeline.normalization)
+    return normalize_levels(torch.from_numpy(levels)[None], normalization)[0].numpy(), flow
 
 
 def test_every_frame_of_a_clip_gets_the_same_crop_flip_and_color():
@@ -184,8 +105,9 @@ def test_every_frame_of_a_clip_gets_the_same_crop_flip_and_color():
 
 @pytest.mark.parametrize("preset", ["video_flip_train", "video_eval"])
 def test_clip_path_gives_the_pixels_of_the_whole_albumentations_pipeline(preset):
-    """augment_clip runs all but the final Normalize on uint8, write_clip normalizes by lookup
-    into [C, T, H, W]: the pixels of the unsplit pipeline on the same seeds, bit for bit."""
+    """augment_clip runs all but the final Normalize on uint8, write_levels writes the levels
+    [C, T, H, W] and normalize_levels (the task, on the device) normalizes them: the pixels of
+    the unsplit pipeline on the same seeds, bit for bit."""
     context = TransformContext(
         mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3), image_size=(12, 12), source_size=(16, 20)
     )
@@ -269,15 +191,18 @@ def test_flipping_flow_mirrors_it_and_negates_its_direction(flip, sign):
     np.testing.assert_allclose(flipped[..., 1::2], sign[1] * mirrored[..., 1::2])
 
 
-def test_resizing_scales_flow_with_the_image():
-    flow = np.ones((16, 16, 2), dtype=np.float32)
-    _, resized = transform_clip(
-        _pipeline([{"name": "Resize", "height": 8, "width": 32}]),
-        np.zeros((2, 16, 16, 3), dtype=np.uint8),
-        flow,
-    )
-    np.testing.assert_allclose(resized[..., 0], 2.0)
-    np.testing.assert_allclose(resized[..., 1], 0.5)
+@pytest.mark.parametrize("resize", [A.Resize, ClipResize])
+def test_resizing_scales_flow_with_the_image(resize):
+    """An A.Resize runs in the pipeline; a leading ClipResize is taken out for the decoder
+    and the flow is resized beside it: the same flow either way."""
+    flow = np.random.default_rng(7).normal(1.0, 0.1, (16, 16, 4)).astype(np.float32)
+    pipeline = clip_pipeline(A.Compose([resize(height=8, width=32)]))
+    assert pipeline.decode_size == ((8, 32) if resize is ClipResize else None)
+    frames, resized = transform_clip(pipeline, np.zeros((2, 16, 16, 3), dtype=np.uint8), flow)
+    assert frames.shape == (3, 2, 8, 32)
+    nearest = A.Resize(height=8, width=32).apply_to_mask(flow)
+    np.testing.assert_allclose(resized[..., 0::2], 2.0 * nearest[..., 0::2])
+    np.testing.assert_allclose(resized[..., 1::2], 0.5 * nearest[..., 1::2])
 
 
 def test_farneback_sees_a_shape_move_right_and_stacks_in_order():
@@ -314,12 +239,17 @@ def test_moving_shapes_batches_with_flow(shapes_root):
     assert evaluation.video_index.tolist() == [0, 0, 0, 1, 1, 1]  # 3 clips a video
     test_clips = datamodule.dataset("test")
     assert len(test_clips) == 6 * 3
-    items = [test_clips[i] for i in range(6)]  # each normalized into its own row of the batch
+    items = [test_clips[i] for i in range(6)]  # each written into its own row of the batch
     shape = evaluation.clips.shape[1:]
-    expected = [
-        write_clip(test_clips.pipeline, i.frames, np.empty(shape, np.float32)) for i in items
-    ]
+    expected = [write_levels(i.frames, np.empty(shape, np.uint8)) for i in items]
+    assert evaluation.clips.dtype == torch.uint8  # normalized by the task, on the device
     np.testing.assert_array_equal(evaluation.clips.numpy(), np.stack(expected))
+    normalized = evaluation.normalized()
+    assert normalized.clips.dtype == torch.float32 and normalized.normalization is None
+    np.testing.assert_array_equal(
+        normalized.clips.numpy(),
+        np.stack([transform_clip(test_clips.pipeline, i.frames)[0] for i in items]),
+    )
 
 
 def test_video_folder_reads_ucf101_split_files(tmp_path, shapes_root):
@@ -345,6 +275,18 @@ def test_video_folder_reads_ucf101_split_files(tmp_path, shapes_root):
     assert [Path(p).name for p, _ in datamodule.dataset("test").samples] == ["v_left_g01.mp4"]
     assert len(datamodule.dataset("train").samples) + len(datamodule.dataset("val").samples) == 4
     assert next(iter(datamodule.test_dataloader())).clips.shape[1:] == (3, 4, 16, 16)
+
+
+def test_clips_are_read_at_the_image_size_by_the_decoder(shapes_root):
+    """The eval preset's resize is the decoder's: an item's frames are read_clip's at the
+    image size (not a resize of the full-size frames), and the batch has that size."""
+    datamodule = VideoFolderDataModule(str(shapes_root), clip_length=4, image_size=8)
+    clips = datamodule.dataset("test")
+    assert clips.pipeline.decode_size == (8, 8)
+    path, _ = clips.samples[0]
+    indices = clip_frame_indices(count_frames(path), 4, 2, 0)  # clip 0 starts at frame 0
+    np.testing.assert_array_equal(clips[0].frames, read_clip(path, indices, size=(8, 8)))
+    assert next(iter(datamodule.test_dataloader())).clips.shape[1:] == (3, 4, 8, 8)
 
 
 def test_a_bad_video_fails_the_batch_or_is_skipped(tmp_path, shapes_root):

@@ -3,6 +3,8 @@ two-stream tasks, and the clip/video accuracy evaluator."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -99,6 +101,37 @@ def test_video_task_steps_and_evaluation_contract():
     evaluator = task.make_evaluator()
     evaluator.process(predictions, targets)
     assert evaluator.evaluate().num_samples == 4
+
+
+def _levels_batch() -> tuple[VideoBatch, torch.Tensor]:
+    """A batch of uint8 levels as the loaders deliver it, and its clips normalized by hand."""
+    batch = _batch()
+    levels = torch.randint(0, 256, batch.clips.shape, dtype=torch.uint8)
+    mean, std = torch.tensor([110.0, 100.0, 96.0]), torch.tensor([58.0, 56.5, 55.3])
+    batch.clips, batch.normalization = levels, torch.stack([mean, 1 / std])
+    expected = (levels.float() - mean.view(3, 1, 1, 1)) / std.view(3, 1, 1, 1)
+    return batch, expected
+
+
+@pytest.mark.parametrize("task_name", ["video_classification", "two_stream"])
+def test_video_tasks_normalize_uint8_clips_on_the_device(task_name):
+    """Every step (Lightning's, and the evaluate stage's evaluation_step) scores a batch of
+    uint8 levels as the same batch normalized by hand."""
+    if task_name == "two_stream":
+        task = TwoStreamTask(num_classes=3, clip_length=4, flow_frames=2, rgb_net_args={"width": 4})
+    else:
+        task = VideoClassificationTask(
+            num_classes=3, clip_length=4, net="single_frame", net_args={"width": 4}
+        )
+    task.eval()
+    levels, expected = _levels_batch()
+    normalized = dataclasses.replace(levels, clips=expected, normalization=None)
+    torch.testing.assert_close(task.predict_step(levels, 0), task.predict_step(normalized, 0))
+    torch.testing.assert_close(
+        task.evaluation_step(levels)[0]["scores"], task.evaluation_step(normalized)[0]["scores"]
+    )
+    assert levels.normalized().normalization is None
+    torch.testing.assert_close(levels.normalized().clips, expected)
 
 
 @pytest.mark.parametrize(
