@@ -21,9 +21,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from visionflow.arguments import check_arguments
 from visionflow.batches import ImageToPointCloudBatch, PointCloudBatch
-from visionflow.errors import SpecError, UnknownNameError
+from visionflow.errors import SpecError
 from visionflow.evaluation import Evaluation
 from visionflow.evaluation.classification import ClassificationEvaluator
 from visionflow.evaluation.pointclouds import DEFAULT_THRESHOLDS, PointCloudEvaluator
@@ -32,7 +31,11 @@ from visionflow.ops import chamfer_distance, f_score
 from visionflow.plots import save_figure
 from visionflow.registry import TASKS
 from visionflow.tasks.base import LabelledDataTask, VisionTask
-from visionflow.tasks.nets.families import IMAGE_TO_POINTCLOUD_NETS, POINTCLOUD_NETS
+from visionflow.tasks.nets.families import (
+    IMAGE_TO_POINTCLOUD_NETS,
+    POINTCLOUD_NETS,
+    checked_builder,
+)
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 
 STAGES = ("train", "val", "test")
@@ -43,12 +46,8 @@ def build_family_net(
 ) -> torch.nn.Module:
     """Net ``name`` of ``family`` from ``provided`` (data) arguments plus ``net_args`` (checked
     first: an unknown key is a SpecError naming ``net_args.<key>``)."""
-    try:
-        builder = family.get(name).builder
-    except UnknownNameError as error:
-        raise error.under("net") from None
     net_args = dict(net_args or {})
-    check_arguments(builder, net_args, "net_args", provided=provided)
+    builder = checked_builder(family, name, net_args, provided=provided)
     for key in provided:
         if key in net_args:
             raise SpecError(f"net_args.{key}: comes from the data; set it on the task instead")

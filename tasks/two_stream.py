@@ -23,11 +23,10 @@ import torch
 from torch import nn
 
 from visionflow.batches import VideoBatch
-from visionflow.errors import DataError, SpecError, UnknownNameError
+from visionflow.errors import DataError, SpecError
 from visionflow.registry import TASKS
-from visionflow.spec import check_arguments
 from visionflow.tasks.nets import COMMON_ARGS, build_net
-from visionflow.tasks.nets.families import CLASSIFICATION_NETS
+from visionflow.tasks.nets.families import CLASSIFICATION_NETS, checked_builder
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.video import VIDEO_OPTIMIZER, VIDEO_SCHEDULER, ClipClassifier
 
@@ -111,11 +110,10 @@ def _flow_net(
     net_args: dict[str, Any] | None,
 ) -> nn.Module:
     """A ``classification`` net on flow stacks ``[B, 2L, H, W]``; errors name ``flow_net``."""
-    try:
-        builder = CLASSIFICATION_NETS.get(name).builder
-    except UnknownNameError as error:
-        raise error.under("flow_net") from None
-    check_arguments(builder, dict(net_args or {}), "flow_net_args", skip=len(COMMON_ARGS))
+    # checked here first, so that errors name flow_net / flow_net_args rather than net
+    checked_builder(
+        CLASSIFICATION_NETS, name, dict(net_args or {}), len(COMMON_ARGS), key="flow_net"
+    )
     return build_net(
         name,
         num_classes=num_classes,

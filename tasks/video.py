@@ -23,14 +23,13 @@ import torch
 from torch import nn
 
 from visionflow.batches import VideoBatch
-from visionflow.errors import SpecError, UnknownNameError
+from visionflow.errors import SpecError
 from visionflow.evaluation import Evaluation, VideoAccuracyEvaluator
 from visionflow.registry import TASKS
-from visionflow.spec import check_arguments
 from visionflow.tasks.base import VisionTask
 from visionflow.tasks.classification import classification_loss
 from visionflow.tasks.confusion_plots import write_confusion_matrix
-from visionflow.tasks.nets.families import VIDEO_NETS
+from visionflow.tasks.nets.families import VIDEO_NETS, checked_builder
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.tally import TrainingTally
 
@@ -53,12 +52,8 @@ def build_video_net(
     """The registered video net ``name``; errors name ``where`` or ``<where>_args.<key>``."""
     if not 0 <= dropout < 1:
         raise SpecError(f"dropout: must be in [0, 1), got {dropout}")
-    try:
-        builder = VIDEO_NETS.get(name).builder
-    except UnknownNameError as error:
-        raise error.under(where) from None
     net_args = dict(net_args or {})
-    check_arguments(builder, net_args, f"{where}_args", skip=len(VIDEO_NET_ARGS))
+    builder = checked_builder(VIDEO_NETS, name, net_args, len(VIDEO_NET_ARGS), key=where)
     return builder(
         num_classes=num_classes,
         in_channels=in_channels,

@@ -4,7 +4,7 @@ A family's nets are built by its task; ``visionflow list nets`` shows them group
 A new task family declares its family here (one line) and registers its nets through it.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from visionflow.errors import UnknownNameError
@@ -46,15 +46,22 @@ SEGMENTATION_NETS = NETS.family(
 
 
 def checked_builder(
-    family: Family, name: str, net_args: Mapping[str, Any], common_args: int
+    family: Family,
+    name: str,
+    net_args: Mapping[str, Any],
+    common_args: int = 0,
+    *,
+    key: str = "net",
+    provided: Collection[str] = (),
 ) -> Callable[..., Any]:
     """The builder of ``family``'s net ``name``, with ``net_args`` checked against its signature
-    (after its ``common_args`` leading arguments); errors name ``net`` or ``net_args.<key>``."""
+    (after its ``common_args`` leading arguments; ``provided`` ones the caller fills in); errors
+    name ``key`` (the task's spec key) or ``<key>_args.<name>``."""
     try:
         builder = family.get(name).builder
     except UnknownNameError as error:
-        raise error.under("net") from None
-    check_arguments(builder, net_args, "net_args", skip=common_args)
+        raise error.under(key) from None
+    check_arguments(builder, net_args, f"{key}_args", provided=provided, skip=common_args)
     return builder
 
 
