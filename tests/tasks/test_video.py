@@ -165,6 +165,10 @@ def test_two_stream_errors_name_the_argument():
         TwoStreamTask(num_classes=3, flow_frames=2, flow_net="resnet19")
     with pytest.raises(SpecError, match="rgb_net_args.depth"):
         TwoStreamTask(num_classes=3, flow_frames=2, rgb_net_args={"depth": 2})
+    with pytest.raises(
+        SpecError, match="^flow_net_args.small_inptu: unknown key; did you mean 'small_input'"
+    ):
+        TwoStreamTask(num_classes=3, flow_frames=2, flow_net_args={"small_inptu": True})
     with pytest.raises(DataError, match="no optical flow"):
         TwoStreamTask(num_classes=3, flow_frames=2).loss_and_scores(_batch(flows=False))
 
