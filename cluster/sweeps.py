@@ -11,10 +11,12 @@
       max_concurrent: 2
 
 Layout: ``<output_dir>/<name>/<timestamp>/`` holds the sweep's spec,
-``trials/<trial id>/<timestamp>/`` (one run directory per trial, written by
+``trials/trial_<n>/`` (one per trial, numbered in grid order: ``values.json``, its parameter
+values, written atomically when it starts, and ``<timestamp>/``, its run directory, written by
 ``visionflow.pipelines.run``), ``tune/`` (Ray Tune's state, so ``visionflow run --resume``
 continues an interrupted sweep: finished trials are kept, interrupted ones resume their own run
-directory), ``sweep_results.csv`` (one row per trial: its values, its final
+directory; where that state is unreadable, the trial folders are the record of what finished and
+the rest runs again), ``sweep_results.csv`` (one row per trial: its values, its final
 metric, its run directory) and ``plots/sweep_<param>.png``.
 Trials train in their Tune worker's process (``backend: local``); Ray schedules them.
 """
@@ -23,7 +25,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import json
+import logging
 import math
+import pickletools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +38,32 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 
 from visionflow.plots import save_figure
-from visionflow.rundir import SPEC_FILE, SUMMARY_FILE, RunDirectory, atomic_write_text, read_json
-from visionflow.spec import PipelineSpec, parse_spec, with_values
+from visionflow.rundir import (
+    SPEC_FILE,
+    SUMMARY_FILE,
+    RunDirectory,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+)
+from visionflow.spec import PipelineSpec, SweepSpec, parse_spec, with_values
 
 TUNE_DIR = "tune"
+TUNE_EXPERIMENT = "sweep"
+TRIALS_DIR = "trials"
+VALUES_FILE = "values.json"
 RESULTS_FILE = "sweep_results.csv"
+#: Ray Tune's state files in its experiment folder (the newest of each kind is restored);
+#: ``experiment_state`` is JSON, the others are pickles.
+TUNE_STATE_FILES = (
+    "experiment_state-*.json",
+    "basic-variant-state-*.json",
+    "search_gen_state-*.json",
+    "searcher-state-*.pkl",
+    "callback-states-*.pkl",
+)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,19 +80,73 @@ def run_sweep(spec: PipelineSpec, run_dir: RunDirectory | None = None) -> SweepR
     run_dir = run_dir or RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
     run_dir.write_environment(spec.seed)
     run_dir.write_status("running")
-    tuner = _new_tuner(spec, run_dir)
-    return _finish(spec, run_dir, tuner.fit())
+    return _tune_unfinished_trials(spec, run_dir)
 
 
 def resume_sweep(spec: PipelineSpec, run_dir: RunDirectory) -> SweepResults:
-    """Continue an interrupted sweep from its Ray Tune state; finished trials are kept."""
+    """Continue an interrupted sweep from its Ray Tune state; finished trials are kept.
+
+    Where Tune's state is missing or unreadable (a driver killed while Tune copied it into the run
+    directory leaves a truncated file), it is set aside and a new Tune experiment runs the trials
+    whose own run directories are not completed: those are the sweep's record of what finished."""
     from ray import tune
 
-    path = str(run_dir.path / TUNE_DIR / "sweep")
-    if not tune.Tuner.can_restore(path):
-        return run_sweep(spec, run_dir)
-    tuner = tune.Tuner.restore(path, trainable=_trainable(spec), resume_errored=True)
-    return _finish(spec, run_dir, tuner.fit())
+    path = run_dir.path / TUNE_DIR / TUNE_EXPERIMENT
+    problem = unreadable_tune_state(path)
+    if problem is None:
+        tuner = tune.Tuner.restore(str(path), trainable=_trainable(spec), resume_errored=True)
+        return _finish(spec, run_dir, tuner.fit())
+    if path.exists():
+        aside = path.rename(
+            path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+        )
+        logger.warning(
+            "sweep: %s; Ray Tune's state moved to %s, the unfinished trials run again from "
+            "their run directories",
+            problem,
+            aside,
+        )
+    return _tune_unfinished_trials(spec, run_dir)
+
+
+def unreadable_tune_state(path: Path) -> str | None:
+    """Why Ray Tune cannot restore the experiment in ``path`` (no state, or a truncated state
+    file), or None. Pickles are parsed opcode by opcode, never loaded."""
+    if not (path / "tuner.pkl").is_file() or not list(path.glob(TUNE_STATE_FILES[0])):
+        return f"{path}: no Ray Tune state"
+    newest = [max(files) for pattern in TUNE_STATE_FILES if (files := list(path.glob(pattern)))]
+    for file in [path / "tuner.pkl", *newest]:
+        try:
+            if file.name.startswith("experiment_state-"):
+                json.loads(file.read_bytes())
+            else:
+                for _ in pickletools.genops(file.read_bytes()):
+                    pass
+        except ValueError as error:
+            return f"{file}: unreadable ({error})"
+    return None
+
+
+def sweep_slots(sweep: SweepSpec) -> list[dict[str, Any]]:
+    """The sweep's trials in a fixed order, as their grid values: every grid point
+    ``num_samples`` times (the other parameters are sampled by Tune when a trial starts)."""
+    grids = {
+        path: sampler["grid"] for path, sampler in sweep.parameters.items() if "grid" in sampler
+    }
+    points = [dict(zip(grids, values)) for values in itertools.product(*grids.values())]
+    return [point for point in points for _ in range(sweep.num_samples)]
+
+
+def trial_folder(run_dir: Path | str, slot: int) -> Path:
+    """``trials/trial_<slot>``: the trial's recorded values and its run directories."""
+    return Path(run_dir) / TRIALS_DIR / f"trial_{slot:03d}"
+
+
+def _tune_unfinished_trials(spec: PipelineSpec, run_dir: RunDirectory) -> SweepResults:
+    slots = sweep_slots(spec.sweep)
+    unfinished = [i for i in range(len(slots)) if not _completed(trial_folder(run_dir.path, i))]
+    grid = _new_tuner(spec, run_dir, slots, unfinished).fit() if unfinished else []
+    return _finish(spec, run_dir, grid)
 
 
 def _trainable(spec: PipelineSpec):
@@ -74,7 +156,8 @@ def _trainable(spec: PipelineSpec):
     return tune.with_resources(run_trial, {"cpu": cpus, "gpu": 1 if spec.resources.use_gpu else 0})
 
 
-def _new_tuner(spec: PipelineSpec, run_dir: RunDirectory):
+def _new_tuner(spec: PipelineSpec, run_dir: RunDirectory, slots: list[dict], unfinished: list[int]):
+    """A Tune experiment with one trial per index of ``unfinished`` into ``slots``."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -83,9 +166,15 @@ def _new_tuner(spec: PipelineSpec, run_dir: RunDirectory):
     base["resources"] = {**base["resources"], "backend": "local"}
     space = {
         "base": base,
-        "trials_dir": str(run_dir.path / "trials"),
+        "sweep_dir": str(run_dir.path),
         "metric": sweep.metric,
-        "params": {path: _sampler(sampler) for path, sampler in sweep.parameters.items()},
+        "sampled": {
+            path: _sampler(sampler)
+            for path, sampler in sweep.parameters.items()
+            if "grid" not in sampler
+        },
+        "slots": slots,
+        "slot": tune.grid_search(unfinished),
     }
     scheduler = (
         ASHAScheduler(time_attr="epoch", grace_period=1) if sweep.scheduler == "asha" else None
@@ -96,12 +185,11 @@ def _new_tuner(spec: PipelineSpec, run_dir: RunDirectory):
         tune_config=tune.TuneConfig(
             metric=sweep.metric,
             mode=sweep.mode,
-            num_samples=sweep.num_samples,
             scheduler=scheduler,
             max_concurrent_trials=sweep.max_concurrent,
         ),
         run_config=tune.RunConfig(
-            name="sweep", storage_path=str(run_dir.path / TUNE_DIR), verbose=0
+            name=TUNE_EXPERIMENT, storage_path=str(run_dir.path / TUNE_DIR), verbose=0
         ),
     )
 
@@ -137,17 +225,19 @@ class ReportEpochToTune(Callback):
 
 
 def run_trial(config: dict[str, Any]) -> None:
-    """One trial, inside a Tune worker: the spec with this trial's values, as a full run.
+    """One trial, inside a Tune worker: the spec with this trial's values, as a full run in
+    ``trials/trial_<slot>/``.
 
-    A trial that Tune starts again after a restore (the driver died before Tune's state recorded
-    its end) keeps its run directory: a completed run is reported as it is, an interrupted one
-    is resumed from its last checkpoint."""
+    A trial that runs again (Tune restored, or rebuilt after its state was lost) keeps its values
+    and its run directory: a completed run is reported as it is, an interrupted one is resumed
+    from its last checkpoint."""
     from ray import tune
 
     from visionflow.pipelines import LocalFitBackend, resume, run
 
-    trial = tune.get_context().get_trial_id()
-    previous = _latest_run(Path(config["trials_dir"]) / trial)
+    folder = trial_folder(config["sweep_dir"], config["slot"])
+    values = _recorded_values(folder, {**config["sampled"], **config["slots"][config["slot"]]})
+    previous = _latest_run(folder)
     if previous is not None and previous.status().get("state") == "completed":
         summary = read_json(previous.path / SUMMARY_FILE)
         tune.report({**summary["metrics"], "run_dir": str(previous.path), "done": True})
@@ -156,32 +246,43 @@ def run_trial(config: dict[str, Any]) -> None:
     if previous is not None:
         results = resume(previous.path, fit_backend=backend)
     else:
-        spec = parse_spec(with_values(config["base"], config["params"]), source="")
-        trial_dir = RunDirectory.create(config["trials_dir"], trial, spec.to_yaml())
+        spec = parse_spec(with_values(config["base"], values), source="")
+        trial_dir = RunDirectory.create(folder.parent, folder.name, spec.to_yaml())
         results = run(spec, run_dir=trial_dir, fit_backend=backend)
     tune.report({**results.metrics, "run_dir": str(results.run_dir), "done": True})
 
 
-def _latest_run(trial_dir: Path) -> RunDirectory | None:
+def _recorded_values(folder: Path, sampled: dict[str, Any]) -> dict[str, Any]:
+    """The trial's parameter values: as first recorded in ``folder``, else ``sampled``, recorded
+    now (atomically) so that a trial run again keeps the values it started with."""
+    record = folder / VALUES_FILE
+    if record.is_file():
+        return read_json(record)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(record, sampled)
+    return sampled
+
+
+def _latest_run(folder: Path) -> RunDirectory | None:
     """The trial's newest run directory (one with a resolved spec), if it ran before."""
-    runs = sorted(p for p in trial_dir.glob("*") if (p / SPEC_FILE).is_file())
+    runs = sorted(p for p in folder.glob("*") if (p / SPEC_FILE).is_file())
     return RunDirectory(runs[-1]) if runs else None
 
 
+def _completed(folder: Path) -> bool:
+    latest = _latest_run(folder)
+    return latest is not None and latest.status().get("state") == "completed"
+
+
 def _finish(spec: PipelineSpec, run_dir: RunDirectory, grid) -> SweepResults:
+    """Rank every trial of the sweep (the ones Tune ran now in ``grid``, the others from their run
+    directories); write the table, the plots and the summary."""
     metric, params = spec.sweep.metric, list(spec.sweep.parameters)
-    rows = []
-    for result in grid:
-        values = result.config["params"]
-        final = result.metrics or {}
-        rows.append(
-            {
-                **{p: values[p] for p in params},
-                metric: final.get(metric),
-                "run_dir": final.get("run_dir", ""),
-                "error": str(result.error or ""),
-            }
-        )
+    tuned = {result.config.get("slot"): result for result in grid}
+    rows = [
+        _row(trial_folder(run_dir.path, slot), point, tuned.get(slot), params, metric)
+        for slot, point in enumerate(sweep_slots(spec.sweep))
+    ]
     rows.sort(key=lambda r: _sort_key(r[metric], spec.sweep.mode))
     _write_table(run_dir.path / RESULTS_FILE, rows, [*params, metric, "run_dir", "error"])
     for param in params:
@@ -198,6 +299,23 @@ def _finish(spec: PipelineSpec, run_dir: RunDirectory, grid) -> SweepResults:
     )
     run_dir.write_status("completed")
     return SweepResults(run_dir.path, rows, best)
+
+
+def _row(folder: Path, point: dict, result, params: list[str], metric: str) -> dict[str, Any]:
+    """One trial's values, final metric (its last report to Tune, else its run's summary), run
+    directory and error."""
+    values = read_json(folder / VALUES_FILE) if (folder / VALUES_FILE).is_file() else point
+    latest = _latest_run(folder)
+    summary = read_json(latest.path / SUMMARY_FILE)["metrics"] if _completed(folder) else {}
+    reported = (result.metrics or {}) if result is not None else {}
+    value = reported.get(metric, summary.get(metric))
+    error = str(result.error) if result is not None and result.error else ""
+    return {
+        **{p: values.get(p) for p in params},
+        metric: value,
+        "run_dir": str(latest.path) if latest is not None else "",
+        "error": error or ("" if value is not None else "no result: the trial did not report"),
+    }
 
 
 def _sort_key(value: Any, mode: str) -> float:

@@ -23,7 +23,7 @@ from visionflow import cluster
 from visionflow.spec import load_spec
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-EPOCHS = 6
+EPOCHS = 4
 
 
 def train_workers() -> list[psutil.Process]:

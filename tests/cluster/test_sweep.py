@@ -26,12 +26,17 @@ import psutil
 from tests.conftest import REPO_ROOT
 from visionflow import cluster
 from visionflow.cli import main as visionflow_cli
+from visionflow.cluster.sweeps import SweepResults
+from visionflow.rundir import RunDirectory
 from visionflow.spec import load_spec
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-def test_grid_sweep_runs_every_trial_and_ranks_them(tmp_path):
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory) -> SweepResults:
+    """A finished sweep of the digits example: two learning rates, 2 epochs, both at once."""
+    tmp_path = tmp_path_factory.mktemp("grid_sweep")
     spec = load_spec(
         REPO_ROOT / "examples" / "digits_classification.yaml",
         [
@@ -44,7 +49,11 @@ def test_grid_sweep_runs_every_trial_and_ranks_them(tmp_path):
             "mode: max, max_concurrent: 2}",
         ],
     )
-    results = cluster.sweep(spec)
+    return cluster.sweep(spec)
+
+
+def test_grid_sweep_runs_every_trial_and_ranks_them(grid_sweep):
+    results = grid_sweep
 
     assert len(results.rows) == 2
     assert [row["task.args.optimizer.lr"] for row in results.rows] == [0.03, 0.00001]  # best first
@@ -156,6 +165,40 @@ def test_a_sweep_whose_driver_was_killed_resumes_every_trial(tmp_path, capsys):
             str(run_dir)
         ]
     for trial_dir in (sweep_dir / "trials").iterdir():  # an interrupted trial resumed its own
-        assert len(list(trial_dir.iterdir())) == 1, sorted(trial_dir.iterdir())
+        assert len(run_dirs(trial_dir)) == 1, sorted(trial_dir.iterdir())
     assert json.loads((sweep_dir / "summary.json").read_text())["trials"] == 3
     assert "sweep: 3 trials" in capsys.readouterr().out
+
+
+def run_dirs(trial_dir: Path) -> list[Path]:
+    return [path for path in trial_dir.iterdir() if path.is_dir()]
+
+
+def test_a_sweep_whose_tune_state_was_truncated_resumes_from_its_trials(
+    grid_sweep, tmp_path, caplog
+):
+    """A driver killed while Tune copied its search state leaves a truncated file: the resume
+    sets Tune's state aside, keeps the finished trial and runs the one that never ran."""
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(grid_sweep.run_dir, sweep_dir)
+    kept, lost = sorted((sweep_dir / "trials").iterdir())
+    kept_run = run_dirs(kept)
+    kept_mtime = (kept_run[0] / "summary.json").stat().st_mtime_ns
+    shutil.rmtree(lost)
+    RunDirectory(sweep_dir).write_status("running")
+    state = max((sweep_dir / "tune" / "sweep").glob("basic-variant-state-*.json"))
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+
+    assert visionflow_cli(["run", "--resume", str(sweep_dir)]) == 0
+    with open(sweep_dir / "sweep_results.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert sorted(float(row["task.args.optimizer.lr"]) for row in rows) == [0.00001, 0.03]
+    for row in rows:
+        assert row["val/acc"] and not row["error"], row
+    assert run_dirs(kept) == kept_run  # kept, not run again
+    assert (kept_run[0] / "summary.json").stat().st_mtime_ns == kept_mtime
+    assert len(run_dirs(lost)) == 1
+    assert json.loads((sweep_dir / "status.json").read_text())["state"] == "completed"
+    (aside,) = (sweep_dir / "tune").glob("sweep.unreadable-*")
+    assert (aside / state.name).is_file()
+    assert f"{state}: unreadable" in caplog.text
