@@ -157,6 +157,10 @@ def build_trainer(
                 mode=mode,
                 filename="best-epoch{epoch:03d}",
                 auto_insert_metric_name=False,
+                # a fit restarted from scratch in the same run (a Ray worker that died after
+                # writing last.ckpt, before Ray recorded it) must overwrite last.ckpt, not leave
+                # it behind at the dead attempt's epoch and write last-v1.ckpt beside it
+                enable_version_counter=False,
             )
         )
         all_callbacks.append(LearningRateMonitor(logging_interval="epoch"))

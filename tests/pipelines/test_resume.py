@@ -12,6 +12,8 @@ import yaml
 from tests.conftest import REPO_ROOT
 from tests.pipelines.conftest import TINY_DIGITS, last_checkpoint_epoch, validated_epochs
 from visionflow.pipelines import resume
+from visionflow.pipelines.build import build_datamodule, build_task, build_trainer
+from visionflow.rundir import RunDirectory
 
 EPOCHS = 6
 
@@ -55,3 +57,21 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert "test/acc" in results.metrics
     epochs = validated_epochs(run_dir)
     assert epochs == set(range(EPOCHS)), f"validation epochs logged: {sorted(epochs)}"
+
+
+def test_a_fit_restarted_from_scratch_overwrites_the_dead_attempts_checkpoints(tiny_spec):
+    """A Ray worker that died after writing last.ckpt but before Ray recorded it is restarted
+    from scratch in the same run directory: its checkpoints replace the dead attempt's (Lightning
+    wrote last-v1.ckpt beside a last.ckpt stuck at the dead attempt's epoch, which --resume read)."""
+    spec = tiny_spec(trainer={**TINY_DIGITS["trainer"], "max_epochs": 2, "limit_train_batches": 2})
+    datamodule = build_datamodule(spec)
+    datamodule.prepare_data()
+    run_dir = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
+    for epochs in (1, 2):  # the dead attempt (1 epoch), then the restarted one: no resume
+        trainer = build_trainer(
+            spec, run_dir, fit=True, monitor=("val/loss", "min"), max_epochs=epochs
+        )
+        trainer.fit(build_task(spec, datamodule.info), datamodule=datamodule)
+    names = sorted(path.name for path in run_dir.checkpoints.iterdir())
+    assert not [name for name in names if "-v" in name], names
+    assert last_checkpoint_epoch(run_dir.path) == 1
