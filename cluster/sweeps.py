@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import pickletools
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
+from visionflow.errors import VisionFlowError
 from visionflow.plots import save_figure
 from visionflow.rundir import (
     SPEC_FILE,
@@ -91,6 +93,7 @@ def resume_sweep(spec: PipelineSpec, run_dir: RunDirectory) -> SweepResults:
     whose own run directories are not completed: those are the sweep's record of what finished."""
     from ray import tune
 
+    _check_trial_layout(run_dir.path)
     path = run_dir.path / TUNE_DIR / TUNE_EXPERIMENT
     problem = unreadable_tune_state(path)
     if problem is None:
@@ -135,6 +138,19 @@ def sweep_slots(sweep: SweepSpec) -> list[dict[str, Any]]:
     }
     points = [dict(zip(grids, values)) for values in itertools.product(*grids.values())]
     return [point for point in points for _ in range(sweep.num_samples)]
+
+
+def _check_trial_layout(run_dir: Path) -> None:
+    """Refuse, in one line, a sweep whose trial folders are Ray Tune's own (named by Tune's trial
+    ids, as VisionFlow wrote them before ``trials/trial_<n>``): its trials cannot resume."""
+    folders = sorted(p.name for p in (run_dir / TRIALS_DIR).glob("*") if p.is_dir())
+    foreign = [name for name in folders if not re.fullmatch(r"trial_\d{3,}", name)]
+    if foreign:
+        raise VisionFlowError(
+            f"{run_dir / TRIALS_DIR / foreign[0]}: a trial folder of an earlier VisionFlow's "
+            "sweep layout; this sweep cannot be resumed",
+            hint=f"run its spec again: visionflow run {run_dir / SPEC_FILE}",
+        )
 
 
 def trial_folder(run_dir: Path | str, slot: int) -> Path:

@@ -26,9 +26,10 @@ import psutil
 from tests.conftest import REPO_ROOT
 from visionflow import cluster
 from visionflow.cli import main as visionflow_cli
-from visionflow.cluster.sweeps import SweepResults
+from visionflow.cluster.sweeps import SweepResults, resume_sweep
+from visionflow.errors import VisionFlowError
 from visionflow.rundir import RunDirectory
-from visionflow.spec import load_spec
+from visionflow.spec import load_spec, parse_spec
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -202,3 +203,13 @@ def test_a_sweep_whose_tune_state_was_truncated_resumes_from_its_trials(
     (aside,) = (sweep_dir / "tune").glob("sweep.unreadable-*")
     assert (aside / state.name).is_file()
     assert f"{state}: unreadable" in caplog.text
+
+
+def test_a_sweep_of_the_earlier_trial_layout_is_refused_in_one_line(tmp_path):
+    """Trial folders named by Ray Tune's ids (the layout before trials/trial_<n>): their trials
+    lack what a resumed trial reads, so resuming is refused before Ray runs anything."""
+    spec = parse_spec({**TINY_SWEEP, "output_dir": str(tmp_path / "runs")})
+    run_dir = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
+    (run_dir.path / "trials" / "run_trial_4b767_00000").mkdir(parents=True)
+    with pytest.raises(VisionFlowError, match="run_trial_4b767_00000: a trial folder of an"):
+        resume_sweep(spec, run_dir)
