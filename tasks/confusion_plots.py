@@ -18,12 +18,13 @@ MAX_ANNOTATED_CLASSES = 20
 
 
 def write_confusion_matrix(
-    matrix: torch.Tensor, class_names: Sequence[str], directory: Path
+    matrix: torch.Tensor, class_names: Sequence[str], directory: Path, counted: str = "images"
 ) -> list[Path]:
-    """``confusion_matrix.png`` and ``.csv`` of ``matrix [K, K]`` in ``directory``, atomically."""
+    """``confusion_matrix.png`` and ``.csv`` of ``matrix [K, K]`` in ``directory``, atomically;
+    ``counted`` names what the cells count (the title says how many test ``counted``)."""
     return [
         save_figure(
-            plot_confusion_matrix(matrix, class_names),
+            plot_confusion_matrix(matrix, class_names, counted),
             Path(directory) / "confusion_matrix.png",
             dpi=120,
         ),
@@ -33,7 +34,9 @@ def write_confusion_matrix(
     ]
 
 
-def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
+def plot_confusion_matrix(
+    matrix: torch.Tensor, class_names: Sequence[str], counted: str = "images"
+):
     """A matplotlib Figure (Agg, no pyplot state) of ``matrix [K, K]``, rows = true class; counts
     written in the cells when K <= 20."""
     from matplotlib.figure import Figure
@@ -49,7 +52,7 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str]):
     axes.set_yticks(range(k), labels=class_names, fontsize=font)
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
-    axes.set_title(f"Confusion matrix ({int(matrix.sum())} test images)")
+    axes.set_title(f"Confusion matrix ({int(matrix.sum())} test {counted})")
     if k <= MAX_ANNOTATED_CLASSES:
         threshold = matrix.max().item() / 2
         for row, counts in enumerate(matrix.tolist()):

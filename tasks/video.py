@@ -214,7 +214,9 @@ class ClipClassifier(VisionTask):
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
         """The video-level confusion matrix (PNG and CSV) in ``directory``."""
-        return write_confusion_matrix(evaluation.details, self.class_names, directory)
+        return write_confusion_matrix(
+            evaluation.details, self.class_names, directory, counted="videos"
+        )
 
 
 @TASKS.register("video_classification", batch=VideoBatch)

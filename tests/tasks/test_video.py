@@ -10,8 +10,8 @@ import torch
 
 from visionflow.batches import VideoBatch
 from visionflow.errors import DataError, SpecError, UnknownNameError
-from visionflow.evaluation import VideoAccuracyEvaluator
-from visionflow.tasks import TwoStreamTask, VideoClassificationTask
+from visionflow.evaluation import Evaluation, VideoAccuracyEvaluator
+from visionflow.tasks import TwoStreamTask, VideoClassificationTask, confusion_plots
 from visionflow.tasks.nets.families import CLASSIFICATION_NETS, VIDEO_NETS
 from visionflow.tasks.nets.inflate import inflate
 from visionflow.tasks.nets.video3d import NonLocalBlock
@@ -206,3 +206,22 @@ def test_video_accuracy_is_the_same_in_shards_and_rejects_mixed_labels():
     whole.process({"scores": scores[:1]}, {"labels": [3], "video": [0]})
     with pytest.raises(DataError, match="video 0"):
         whole.evaluate()
+
+
+def test_the_confusion_matrix_counts_videos(tmp_path, monkeypatch):
+    """The video task's confusion matrix is per video (its clips' scores averaged): the title
+    says how many test videos, not images."""
+    titles = []
+    original = confusion_plots.plot_confusion_matrix
+
+    def recording(*args):
+        figure = original(*args)
+        titles.append(figure.axes[0].get_title())
+        return figure
+
+    monkeypatch.setattr(confusion_plots, "plot_confusion_matrix", recording)
+    task = VideoClassificationTask(num_classes=2, clip_length=4, net_args={"width": 4})
+    evaluation = Evaluation(metrics={}, num_samples=6, details=torch.tensor([[3, 1], [0, 2]]))
+    written = task.save_evaluation(evaluation, tmp_path)
+    assert {path.name for path in written} == {"confusion_matrix.png", "confusion_matrix.csv"}
+    assert titles == ["Confusion matrix (6 test videos)"]
