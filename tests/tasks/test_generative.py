@@ -16,7 +16,7 @@ from visionflow.tasks.generative.vae import (
     discretized_log_likelihood,
     gaussian_kl,
 )
-from visionflow.tasks.nets.generative import pixelcnn
+from visionflow.tasks.nets.pixelcnn import pixelcnn
 
 DATA = {
     "num_classes": 3,
