@@ -25,8 +25,7 @@ from torch import nn
 from visionflow.batches import VideoBatch
 from visionflow.errors import DataError, SpecError
 from visionflow.registry import TASKS
-from visionflow.tasks.nets import COMMON_ARGS, build_net
-from visionflow.tasks.nets.families import CLASSIFICATION_NETS, checked_builder
+from visionflow.tasks.nets import build_net
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig
 from visionflow.tasks.video import VIDEO_OPTIMIZER, VIDEO_SCHEDULER, ClipClassifier
 
@@ -110,10 +109,6 @@ def _flow_net(
     net_args: dict[str, Any] | None,
 ) -> nn.Module:
     """A ``classification`` net on flow stacks ``[B, 2L, H, W]``; errors name ``flow_net``."""
-    # checked here first, so that errors name flow_net / flow_net_args rather than net
-    checked_builder(
-        CLASSIFICATION_NETS, name, dict(net_args or {}), len(COMMON_ARGS), key="flow_net"
-    )
     return build_net(
         name,
         num_classes=num_classes,
@@ -121,4 +116,5 @@ def _flow_net(
         image_size=image_size,
         dropout=dropout,
         net_args=net_args,
+        key="flow_net",
     )

@@ -77,10 +77,12 @@ def build_net(
     image_size: list[int] | tuple[int, int] | None,
     dropout: float = 0.0,
     net_args: dict[str, Any] | None = None,
+    key: str = "net",
 ) -> nn.Module:
-    """Build the registered net ``name``; errors name ``net`` or ``.net_args.<key>``."""
+    """Build the registered net ``name``; errors name ``key`` (the task's spec key for the net)
+    or ``<key>_args.<name>``."""
     net_args = dict(net_args or {})
-    builder = checked_builder(CLASSIFICATION_NETS, name, net_args, len(COMMON_ARGS))
+    builder = checked_builder(CLASSIFICATION_NETS, name, net_args, len(COMMON_ARGS), key=key)
     model = builder(
         num_classes=num_classes,
         in_channels=in_channels,
