@@ -160,7 +160,9 @@ def trial_folder(run_dir: Path | str, slot: int) -> Path:
 
 def _tune_unfinished_trials(spec: PipelineSpec, run_dir: RunDirectory) -> SweepResults:
     slots = sweep_slots(spec.sweep)
-    unfinished = [i for i in range(len(slots)) if not _completed(trial_folder(run_dir.path, i))]
+    unfinished = [
+        i for i in range(len(slots)) if not _completed(_latest_run(trial_folder(run_dir.path, i)))
+    ]
     grid = _new_tuner(spec, run_dir, slots, unfinished).fit() if unfinished else []
     return _finish(spec, run_dir, grid)
 
@@ -254,7 +256,7 @@ def run_trial(config: dict[str, Any]) -> None:
     folder = trial_folder(config["sweep_dir"], config["slot"])
     values = _recorded_values(folder, {**config["sampled"], **config["slots"][config["slot"]]})
     previous = _latest_run(folder)
-    if previous is not None and previous.status().get("state") == "completed":
+    if _completed(previous):
         summary = read_json(previous.path / SUMMARY_FILE)
         tune.report({**summary["metrics"], "run_dir": str(previous.path), "done": True})
         return
@@ -285,9 +287,9 @@ def _latest_run(folder: Path) -> RunDirectory | None:
     return RunDirectory(runs[-1]) if runs else None
 
 
-def _completed(folder: Path) -> bool:
-    latest = _latest_run(folder)
-    return latest is not None and latest.status().get("state") == "completed"
+def _completed(run: RunDirectory | None) -> bool:
+    """Whether ``run`` (a trial's latest run directory, if any) completed."""
+    return run is not None and run.status().get("state") == "completed"
 
 
 def _finish(spec: PipelineSpec, run_dir: RunDirectory, grid) -> SweepResults:
@@ -322,7 +324,7 @@ def _row(folder: Path, point: dict, result, params: list[str], metric: str) -> d
     directory and error."""
     values = read_json(folder / VALUES_FILE) if (folder / VALUES_FILE).is_file() else point
     latest = _latest_run(folder)
-    summary = read_json(latest.path / SUMMARY_FILE)["metrics"] if _completed(folder) else {}
+    summary = read_json(latest.path / SUMMARY_FILE)["metrics"] if _completed(latest) else {}
     reported = (result.metrics or {}) if result is not None else {}
     value = reported.get(metric, summary.get(metric))
     error = str(result.error) if result is not None and result.error else ""
