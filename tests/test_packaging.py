@@ -49,4 +49,6 @@ def test_wheel_contains_every_package(tmp_path):
             assert f"visionflow/{source_dir}/{relative}" in names, f"{path} not packaged"
     assert not any(n.startswith(("tasks/", "pipelines/", "tests/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "visionflow = visionflow.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert (
+        "visionflow = visionflow.cli:console" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    )
