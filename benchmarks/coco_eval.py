@@ -10,11 +10,13 @@ Writes a seeded synthetic ground truth and results file (``benchmarks/coco_data.
 then runs each tool in its own fresh Python process (load both JSON files, evaluate, accumulate,
 summarize, print), ``--repeat`` times in rounds: wall seconds of the whole process, its CPU
 seconds (user + system, steadier than wall time on a shared machine; and the user part alone,
-whose system part swings with the machine's memory state) and its peak memory (its
-own ``VmHWM``), medians over the runs. ``visionflow eval coco`` is timed as a user runs it (the
-summary printed); one more, untimed run writes its stats with ``--json`` for the comparison. A
-sharded run also gets the peak of its whole process tree (driver, Ray's daemons and workers; RSS
-summed every 0.2 s, so shared pages count once per process). Prints one row per tool, the load
+whose system part swings with the machine's memory state) and its peak memory (the kernel's
+peak RSS), medians over the runs, each measured by a small launcher process that spawns the tool
+and waits for it. ``visionflow eval coco`` runs as the ``visionflow`` program a user runs
+(``visionflow.cli.console``, the summary printed); one more, untimed run writes its stats with
+``--json`` for the comparison. A sharded run also gets the peak of its whole process tree (the
+launcher, the driver, Ray's daemons and workers; RSS summed every 0.2 s, so shared pages count
+once per process). Prints one row per tool, the load
 average, and ``ratio = ours / hotcoco`` for time and memory. Tools that are not installed are
 listed as such. Exits 1 when visionflow's stats differ from hotcoco's. visionflow's modules are
 compiled to bytecode first, as an installed wheel's (and hotcoco's) are.
@@ -38,11 +40,17 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.coco_data import synthetic_coco
 
-#: the process's own peak RSS (kB). Not wait4's maxrss: a child's counts the parent's RSS at the fork.
-PRINT_PEAK = "print('PEAK', next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))"
-PRINT_STATS = (
-    "import json, sys; print('STATS', json.dumps([float(v) for v in {stats}])); " + PRINT_PEAK
+#: runs ``argv[1:]`` and prints its wall seconds, user and system CPU seconds, peak RSS (kB) and
+#: exit code. It starts as ``python -S`` (a few MB) because the kernel's peak RSS of a child counts
+#: the RSS of the process it was spawned from: this one's, not the benchmark's with its inputs.
+LAUNCHER = (
+    "import os, sys, time; started = time.perf_counter(); "
+    "pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ); "
+    "_, status, use = os.wait4(pid, 0); "
+    "print('USAGE', time.perf_counter() - started, use.ru_utime, use.ru_stime, use.ru_maxrss, "
+    "os.waitstatus_to_exitcode(status))"
 )
+PRINT_STATS = "import json, sys; print('STATS', json.dumps([float(v) for v in {stats}]))"
 TOOLS = {  # name: (module that must import, program run as `python -c` with argv gt, dt)
     "pycocotools": (
         "pycocotools",
@@ -75,12 +83,11 @@ TOOLS = {  # name: (module that must import, program run as `python -c` with arg
         "e = COCOeval(g, g.load_res(sys.argv[2]), 'bbox'); e.evaluate(); e.accumulate(); e.summarize(); "
         + PRINT_STATS.format(stats="e.stats"),
     ),
-    "visionflow eval coco": (  # prints its summary, as the others do; --json in an untimed run
+    "visionflow eval coco": (  # the `visionflow` program; --json in an untimed run
         "visionflow",
-        "import sys; from visionflow.cli import main; "
-        "code = main(['eval', 'coco', '--gt', sys.argv[1], '--dt', sys.argv[2], *sys.argv[4:]]); "
-        + PRINT_PEAK
-        + "; sys.exit(code)",
+        "import sys; from visionflow.cli import console; "
+        "sys.argv = ['visionflow', 'eval', 'coco', '--gt', sys.argv[1], '--dt', sys.argv[2], "
+        "*sys.argv[4:]]; console()",
     ),
 }
 OURS = "visionflow eval coco"
@@ -111,6 +118,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help="also run `visionflow eval coco --shards N` for each N (embedded Ray)",
     )
+    parser.add_argument(
+        "--same-blas-threads",
+        action="store_true",
+        help="like for like: run every tool with OPENBLAS_NUM_THREADS=1, as `visionflow eval "
+        "coco` runs itself (numpy's OpenBLAS then starts no worker threads, which spin for about "
+        "0.1 s of CPU after numpy's import in every process that imports it)",
+    )
     return parser.parse_args(argv)
 
 
@@ -139,9 +153,8 @@ def run_process(program: str, *argv: str) -> tuple[float, float, float, float, s
     """(wall seconds, CPU seconds, peak RSS in MB, peak RSS of the process tree in MB, stdout,
     user CPU seconds) of ``python -c program argv...``. The CPU seconds are user + system; the
     system part (page faults, the scheduler) swings with the machine's load and memory state."""
-    started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-c", program, *argv],
+        [sys.executable, "-S", "-c", LAUNCHER, sys.executable, "-c", program, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -150,14 +163,13 @@ def run_process(program: str, *argv: str) -> tuple[float, float, float, float, s
     sampler = threading.Thread(target=_sample_tree_rss, args=(process.pid, tree_peak), daemon=True)
     sampler.start()
     output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
+    process.wait()
     sampler.join()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{program[:60]}... exited with {os.waitstatus_to_exitcode(status)}")
-    peak_kb = int(output.rsplit("PEAK ", 1)[1].split()[0])
-    cpu = usage.ru_utime + usage.ru_stime
-    return seconds, cpu, peak_kb / 1024, tree_peak[0] / 1024, output, usage.ru_utime
+    seconds, user, system, peak_kb, code = output.rsplit("USAGE ", 1)[1].split()
+    if int(code) != 0:
+        raise SystemExit(f"{program[:60]}... exited with {code}")
+    cpu = float(user) + float(system)
+    return float(seconds), cpu, int(peak_kb) / 1024, tree_peak[0] / 1024, output, float(user)
 
 
 def _sample_tree_rss(root: int, peak: list[int]) -> None:
@@ -211,6 +223,9 @@ def installed(module: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.same_blas_threads:
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"  # the tools' processes inherit it
+        print("every tool runs with OPENBLAS_NUM_THREADS=1")
     compile_visionflow()
     equal = True
     for images in args.images:
@@ -258,9 +273,10 @@ def benchmark_input(args: argparse.Namespace, images: int, folder: Path) -> bool
             else None
         )
         cpu = ", ".join(f"{run[1]:.3f}" for run in measured)
+        tree = max(run[3] for run in measured)  # the launcher (~10 MB) and any children included
         print(
             f"{name:<30} {rows[name][0]:8.3f} s wall {rows[name][1]:8.3f} s CPU "
-            f"({rows[name][3]:.3f} user) {rows[name][2]:7.0f} MB peak"
+            f"({rows[name][3]:.3f} user) {rows[name][2]:7.0f} MB peak ({tree:.0f} MB tree)"
             + (f"  (CPU of each run: {cpu})" if len(measured) > 1 else "")
         )
     if OURS in tools:  # the stats, from one more run that writes them (not timed)
