@@ -15,15 +15,15 @@ import pytest
 from benchmarks.coco_data import synthetic_coco
 from visionflow.errors import DataError
 from visionflow.evaluation.coco import LVIS_MAX_DETS, evaluate_coco
+from visionflow.evaluation.coco_box_results import BoxDetection, box_columns, record_pieces
 from visionflow.evaluation.coco_input import load_ground_truth
 from visionflow.evaluation.coco_io import (
     DENSE_LOOKUP_SPAN,
     decode_exact,
     index_of,
-    record_pieces,
     sorted_unique,
 )
-from visionflow.evaluation.coco_results import BoxDetection, _box_columns, load_results
+from visionflow.evaluation.coco_results import load_results
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_a_file_of_many_pieces(tmp_path):
     data = dt_path.read_bytes()
     assert len(list(record_pieces(data))) >= 3
     ground_truth = load_ground_truth(gt_path, "bbox")
-    whole = _box_columns(msgspec.json.decode(data, type=list[BoxDetection]))[2]
+    whole = box_columns(msgspec.json.decode(data, type=list[BoxDetection]))[2]
     np.testing.assert_array_equal(load_results(dt_path, ground_truth).columns, whole)
     dt[-5]["bbox"] = [1.0, 2.0, 3.0]
     write(tmp_path, gt, dt)

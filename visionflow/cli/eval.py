@@ -108,10 +108,12 @@ def _coco(args: argparse.Namespace) -> int:
                 "--address: only with --shards", hint="add --shards N to evaluate on that cluster"
             )
         from visionflow.evaluation.coco import evaluate_coco
+        from visionflow.evaluation.forked import usable_cores
 
-        return coco_command.report(
-            evaluate_coco(args.gt, args.dt, args.iou_type, args.protocol, sigmas), args
+        result = evaluate_coco(
+            args.gt, args.dt, args.iou_type, args.protocol, sigmas, min(usable_cores(), 8)
         )
+        return coco_command.report(result, args)
     if args.protocol != "coco":
         raise SpecError(
             "--shards: only with --protocol coco",

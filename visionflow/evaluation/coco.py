@@ -35,7 +35,7 @@ from visionflow.evaluation.coco_input import (
     load_ground_truth,
 )
 from visionflow.evaluation.coco_predictions import PredictionLog, label_lookup
-from visionflow.evaluation.coco_results import Results, load_results
+from visionflow.evaluation.coco_results import Results, decoding, load_results
 
 PROTOCOLS = ("coco", "lvis")
 LVIS_MAX_DETS = 300  # lvis-api's LVISResults default: the top 300 detections of each image
@@ -141,11 +141,14 @@ def evaluate_coco(
     iou_type: str = "bbox",
     protocol: str = "coco",
     keypoint_sigmas: Sequence[float] | None = None,
+    processes: int = 1,
 ) -> CocoResult:
     """Evaluate results ``dt`` (a list of result dicts or a JSON path) against ``gt`` (a dataset
     dict, a JSON path, or a loaded ``GroundTruth``), as pycocotools' ``COCOeval`` (or lvis-api's
     ``LVISEval`` for ``protocol="lvis"``) would with default parameters, or for keypoints other
-    than COCO's 17 with ``keypoint_sigmas`` [K] as its ``params.kpt_oks_sigmas``.
+    than COCO's 17 with ``keypoint_sigmas`` [K] as its ``params.kpt_oks_sigmas``. ``processes``:
+    decode a big box results file in this many processes at once, forked from this one (see
+    :func:`~visionflow.evaluation.coco_results.load_results`; the command line's choice).
 
     Bad input raises ``visionflow.errors.DataError`` naming the file and the record; bad sigmas
     a ``SpecError`` naming ``keypoint_sigmas``."""
@@ -155,19 +158,22 @@ def evaluate_coco(
         raise SpecError(
             "keypoint_sigmas: give them to load_ground_truth with the ground truth they describe"
         )
-    ground_truth = (
-        gt
-        if isinstance(gt, GroundTruth)
-        else load_ground_truth(gt, iou_type, protocol, keypoint_sigmas)
-    )
-    if ground_truth.iou_type != iou_type:
-        raise DataError(
-            f"the ground truth was loaded for {ground_truth.iou_type!r}, not {iou_type!r}"
+    with decoding(dt, iou_type, processes, gt) as dt:  # a big file's children start now
+        ground_truth = (
+            gt
+            if isinstance(gt, GroundTruth)
+            else load_ground_truth(gt, iou_type, protocol, keypoint_sigmas)
         )
-    loaded_gt = time.perf_counter()
-    # the results go straight to the engine: hotcoco keeps its own copy, and ours, dropped when
-    # engine_inputs returns, would otherwise stay alive through the evaluation (the peak memory)
-    coco_gt, coco_dt = engine_inputs(ground_truth, load_results(dt, ground_truth), protocol)
+        if ground_truth.iou_type != iou_type:
+            raise DataError(
+                f"the ground truth was loaded for {ground_truth.iou_type!r}, not {iou_type!r}"
+            )
+        loaded_gt = time.perf_counter()
+        results = load_results(dt, ground_truth)
+    coco_gt, coco_dt = engine_inputs(ground_truth, results, protocol)
+    # hotcoco keeps its own copy: ours would otherwise stay alive through the evaluation (the
+    # peak memory)
+    del results
     categories, sigmas = ground_truth.category_table(), ground_truth.keypoint_sigmas
     del ground_truth  # likewise the ground truth, when it was read here
     timing = {"load_gt_s": loaded_gt - started, "load_dt_s": time.perf_counter() - loaded_gt}

@@ -6,14 +6,15 @@ says what a valid record looks like. The fast path converts whole columns at onc
 column fails to convert do we walk the records to find the first bad one.
 
 msgspec decodes the records (``decode_exact``: None where they do not fit the exact types;
-``decode_or_fail``: a ``DataError`` naming the record), a big results file a piece at a time
-(``record_pieces``), and ``record_column`` takes one field of them as a column.
+``decode_or_fail``: a ``DataError`` naming the record), and ``record_column`` takes one field of
+them as a column.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import mmap
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,10 +27,9 @@ import numpy as np
 
 from visionflow.errors import DataError
 
-PIECE_BYTES = 1 << 17  # record_pieces: decoded records of this much JSON stay in a core's cache
-JSON_SPACE = b" \t\n\r"
-#: between two objects of an array: the first's closing brace, a comma, the next's opening brace
-OBJECT_BOUNDARY = re.compile(rb"\}[ \t\n\r]*,[ \t\n\r]*\{")
+#: what msgspec decodes from: JSON text as bytes, a memory-mapped file or a view of either
+JSON_TEXT = (bytes, bytearray, memoryview, mmap.mmap)
+ONLY_SPACE = re.compile(rb"[ \t\n\r]*")
 NUMERIC_KINDS = "biuf"  # numpy dtype kinds that JSON numbers (and booleans) convert to
 DENSE_LOOKUP_SPAN = 1 << 22  # index_of: id ranges up to this use a lookup table (at most 32 MB)
 #: the largest id: hotcoco takes box results as a float64 table (``load_res``), whose image and
@@ -74,8 +74,29 @@ def read_json(path: str | Path, what: str) -> Any:
 
 def read_file(path: Path, what: str) -> bytes:
     """The bytes of a COCO ``what`` file; a missing, unreadable or empty file is a DataError."""
+    with _opened(path, what) as file:
+        return _not_empty(file.read(), path, what)
+
+
+def mapped_file(path: Path, what: str) -> mmap.mmap | bytes:
+    """A COCO ``what`` file memory-mapped read-only (a pipe or other file that cannot be mapped:
+    its bytes); a missing, unreadable or empty file is a DataError. Mapped, its pages are the
+    page cache's: reading a 40 MB results file into bytes would copy it and take some 10k page
+    faults."""
+    with _opened(path, what) as file:
+        try:
+            data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # not a regular file, or an empty one
+            data = file.read()
+        return _not_empty(data, path, what)
+
+
+@contextlib.contextmanager
+def _opened(path: Path, what: str) -> Iterator[Any]:
+    """``path`` open for binary reading; OSErrors, opening or reading, as one-line DataErrors."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            yield file
     except FileNotFoundError:
         raise DataError(
             f"{path}: no such file", hint=f"pass the path of a COCO {what} JSON file"
@@ -84,7 +105,10 @@ def read_file(path: Path, what: str) -> bytes:
         raise DataError(
             f"{path}: cannot read ({error.strerror})", hint="check the path and its permissions"
         ) from None
-    if not data.strip():
+
+
+def _not_empty(data: Any, path: Path, what: str) -> Any:
+    if ONLY_SPACE.fullmatch(data):
         raise DataError(f"{path}: the file is empty", hint=f"expected a COCO {what} JSON file")
     return data
 
@@ -93,8 +117,9 @@ def read_file(path: Path, what: str) -> bytes:
 
 
 def contents_of(value: Any, what: str) -> Any:
-    """The bytes of the file at ``value`` (a path), else ``value`` itself (parsed JSON data)."""
-    return read_file(Path(value), what) if isinstance(value, (str, Path)) else value
+    """The JSON text of the file at ``value`` (a path; memory-mapped), else ``value`` itself
+    (parsed JSON data)."""
+    return mapped_file(Path(value), what) if isinstance(value, (str, Path)) else value
 
 
 def decode_exact(value: Any, kind: Any) -> Any:
@@ -103,7 +128,7 @@ def decode_exact(value: Any, kind: Any) -> Any:
     try:
         return (
             msgspec.json.decode(value, type=kind)
-            if isinstance(value, bytes)
+            if isinstance(value, JSON_TEXT)
             else msgspec.convert(value, kind)
         )
     except msgspec.MsgspecError:
@@ -115,54 +140,13 @@ def decode_or_fail(value: Any, kind: Any, source: str, hint: str) -> Any:
     try:
         return (
             msgspec.json.decode(value, type=kind)
-            if isinstance(value, bytes)
+            if isinstance(value, JSON_TEXT)
             else msgspec.convert(value, kind)
         )
     except msgspec.ValidationError as error:
         raise DataError(f"{source}: {_readable(str(error))}", hint=hint) from None
     except msgspec.DecodeError as error:
         raise DataError(f"{source}: invalid JSON ({error})", hint=hint) from None
-
-
-def record_pieces(value: Any, size: int = PIECE_BYTES) -> Iterator[Any]:
-    """A JSON array of records (bytes, or a parsed list) as consecutive JSON arrays of about
-    ``size`` bytes each (a list: as many records), to decode one after another; anything else
-    whole.
-
-    Bytes are cut at the first ``}``, ``,``, ``{`` after every ``size`` bytes. A cut that falls
-    inside a string or inside a record leaves a piece that is not a JSON array of records (an
-    unterminated string, unclosed brackets), so either every piece decodes, and the pieces then
-    hold the array's records in order, or one fails to, and the caller decodes ``value`` whole.
-    """
-    if isinstance(value, list):
-        step = max(1, size // 100)  # ~100 bytes of JSON per box result
-        yield from (value[start : start + step] for start in range(0, max(len(value), 1), step))
-        return
-    bounds = _array_bounds(value) if isinstance(value, bytes) else None
-    if bounds is None:
-        yield value
-        return
-    start, end = bounds  # the array's content, between its brackets
-    view = memoryview(value)
-    while True:
-        cut = OBJECT_BOUNDARY.search(value, start + size, end) if start + size < end else None
-        stop = end if cut is None else cut.start() + 1
-        yield b"".join((b"[", view[start:stop], b"]"))
-        if cut is None:
-            return
-        start = cut.end() - 1
-
-
-def _array_bounds(data: bytes) -> tuple[int, int] | None:
-    """(start, end) of what lies between the brackets of JSON ``data`` that is an array."""
-    first, last = 0, len(data)
-    while first < last and data[first] in JSON_SPACE:
-        first += 1
-    while last > first and data[last - 1] in JSON_SPACE:
-        last -= 1
-    if data[first : first + 1] != b"[" or last - first < 2 or data[last - 1] != ord("]"):
-        return None
-    return first + 1, last - 1
 
 
 _RECORD_KINDS = {"annotations": "annotation", "images": "image", "categories": "category"}

@@ -1,0 +1,117 @@
+"""Work split over forked processes that write into memory shared with this one: parallel decoding.
+
+    arrays = shared_empty([(n, np.int64), ((n, 7), np.float64)])   # visible to forked children
+    counts = forked_map(fill_span, spans)   # [fill_span(span) for span in spans], in parallel
+
+The first item runs in this process; each other one in a child forked from it, which shares the
+imported modules, whatever this process has read (a memory-mapped file) and the arrays made by
+:func:`shared_empty`, starts in about a millisecond, writes its results into those arrays and
+sends back one number. Python cannot decode JSON on two cores from two threads (the decoder holds
+the GIL); processes can, and this way no result is copied between them.
+
+Fork only where this process runs no threads that the children could need: the command line's
+``visionflow eval coco`` asks for it (:func:`visionflow.evaluation.coco.evaluate_coco`'s
+``processes``); a training process, with its data-loader threads and its CUDA context, keeps
+the default of one process and never forks here.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import signal
+import struct
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+__all__ = ["Forked", "forked_map", "shared_empty", "usable_cores"]
+
+Item = TypeVar("Item")
+_RESULT = struct.Struct("<q")  # what a child's function returned; -1 for None
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def shared_empty(layout: Sequence[tuple[int | tuple[int, ...], type]]) -> list[np.ndarray]:
+    """Uninitialized arrays of these (shape, dtype) in one anonymous shared mapping, which
+    children forked afterwards write into and this process sees; a page takes memory only once
+    it is written."""
+    sizes = [int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in layout]
+    memory = mmap.mmap(-1, max(sum(sizes), 1))
+    arrays, offset = [], 0
+    for (shape, dtype), size in zip(layout, sizes):
+        arrays.append(np.frombuffer(memory, dtype, int(np.prod(shape)), offset).reshape(shape))
+        offset += size
+    return arrays
+
+
+def forked_map(function: Callable[[Item], int | None], items: Sequence[Item]) -> list[int | None]:
+    """``[function(item) for item in items]`` (each an int >= 0, or None), the first in this
+    process and each other one in a forked child at the same time (:class:`Forked`)."""
+    with Forked(function, items[1:]) as children:
+        return [function(items[0]), *children.results()] if items else []
+
+
+class Forked:
+    """Children forked now, each running ``function(item)`` for one of ``items`` while this
+    process goes on; :meth:`results` waits for what they return (an int >= 0, or None). A child
+    that fails (an exception, a signal) gives None; where this platform cannot fork, the items
+    run in :meth:`results`, here and in turn. Leaving the ``with`` block kills any child still
+    running (this process was interrupted, or failed before it asked for the results)."""
+
+    def __init__(self, function: Callable[[Item], int | None], items: Sequence[Item]):
+        self._function, self._items = function, items
+        self._children = [_start(function, item) for item in items] if hasattr(os, "fork") else []
+        self._reaped = 0
+
+    def results(self) -> list[int | None]:
+        if not self._children:
+            return [self._function(item) for item in self._items]
+        results = []
+        for pid, read_end in self._children[self._reaped :]:
+            results.append(_result(pid, read_end))
+            self._reaped += 1
+        return results
+
+    def __enter__(self) -> Forked:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        for pid, _ in self._children[self._reaped :]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        for _, read_end in self._children:
+            os.close(read_end)
+        self._children = []
+
+
+def _start(function: Callable[[Item], int | None], item: Item) -> tuple[int, int]:
+    """(pid, read end of its pipe) of a child that runs ``function(item)`` and sends the result."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's code
+        code = 1
+        try:
+            os.close(read_end)
+            result = function(item)
+            os.write(write_end, _RESULT.pack(-1 if result is None else result))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    return pid, read_end
+
+
+def _result(pid: int, read_end: int) -> int | None:
+    """What the child sent (None where it sent None or failed)."""
+    sent = os.read(read_end, _RESULT.size)
+    _, status = os.waitpid(pid, 0)
+    if len(sent) < _RESULT.size or os.waitstatus_to_exitcode(status) != 0:
+        return None
+    value = _RESULT.unpack(sent)[0]
+    return None if value < 0 else value
