@@ -21,6 +21,7 @@ import mmap
 import os
 import signal
 import struct
+import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -29,6 +30,9 @@ import numpy as np
 __all__ = ["Forked", "forked_map", "shared_empty", "usable_cores"]
 
 Item = TypeVar("Item")
+#: fork without exec is safe for numpy and msgspec on Linux; macOS's system libraries are not
+#: fork-safe (Python's multiprocessing spawns there), and Windows has no fork
+FORKS = sys.platform.startswith("linux")
 _RESULT = struct.Struct("<q")  # what a child's function returned; -1 for None
 
 
@@ -60,13 +64,13 @@ def forked_map(function: Callable[[Item], int | None], items: Sequence[Item]) ->
 class Forked:
     """Children forked now, each running ``function(item)`` for one of ``items`` while this
     process goes on; :meth:`results` waits for what they return (an int >= 0, or None). A child
-    that fails (an exception, a signal) gives None; where this platform cannot fork, the items
-    run in :meth:`results`, here and in turn. Leaving the ``with`` block kills any child still
+    that fails (an exception, a signal) gives None; off Linux (``FORKS``) the items run in
+    :meth:`results`, here and in turn. Leaving the ``with`` block kills any child still
     running (this process was interrupted, or failed before it asked for the results)."""
 
     def __init__(self, function: Callable[[Item], int | None], items: Sequence[Item]):
         self._function, self._items = function, items
-        self._children = [_start(function, item) for item in items] if hasattr(os, "fork") else []
+        self._children = [_start(function, item) for item in items] if FORKS else []
         self._reaped = 0
 
     def results(self) -> list[int | None]:
