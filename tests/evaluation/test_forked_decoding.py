@@ -17,7 +17,7 @@ import pytest
 from benchmarks.coco_data import synthetic_coco
 from visionflow import cli
 from visionflow.errors import DataError
-from visionflow.evaluation import coco_box_results
+from visionflow.evaluation import coco_box_results, forked
 from visionflow.evaluation.coco import evaluate_coco
 from visionflow.evaluation.coco_box_results import BoxResultsDecoding, _compacted, record_spans
 from visionflow.evaluation.coco_input import load_ground_truth
@@ -112,13 +112,21 @@ def test_a_bad_record_in_a_childs_span_is_named(files, tmp_path):
 
 
 @pytest.mark.usefixtures("small_spans")
-def test_a_ground_truth_that_fails_stops_the_children(files, tmp_path):
+def test_a_ground_truth_that_fails_stops_the_children(files, tmp_path, monkeypatch):
     _, dt_path, _ = files
-    missing = tmp_path / "missing.json"
-    with pytest.raises(DataError, match="no such file"):
-        evaluate_coco(missing, dt_path, processes=3)
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # no child of this process left, running or not reaped
+    started, fork = [], forked._start
+
+    def start(*arguments):
+        started.append(fork(*arguments))
+        return started[-1]
+
+    monkeypatch.setattr(forked, "_start", start)
+    with pytest.raises(DataError, match="missing.json: no such file"):
+        evaluate_coco(tmp_path / "missing.json", dt_path, processes=3)
+    assert len(started) == 2
+    for pid, _ in started:
+        with pytest.raises(ChildProcessError):  # killed and reaped
+            os.waitpid(pid, os.WNOHANG)
 
 
 def test_a_file_that_cannot_be_mapped_is_read(tmp_path):
