@@ -28,6 +28,22 @@ def quarter_size(image_size: list[int] | tuple[int, int] | None, net: str) -> tu
     return height // 4, width // 4
 
 
+def downsampling_features(
+    in_channels: int, size: tuple[int, int], width: int
+) -> tuple[nn.Sequential, int]:
+    """(images ``[B, C, 4h, 4w]`` -> flat features ``[B, F]``: two stride-2 convs with leaky
+    ReLUs, the VAE's encoder and the DCGAN critic's features; F = 2 * width * h * w for ``size``
+    = (h, w))."""
+    layers = nn.Sequential(
+        nn.Conv2d(in_channels, width, 4, 2, 1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(width, 2 * width, 4, 2, 1),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+    )
+    return layers, 2 * width * size[0] * size[1]
+
+
 def check_positive(**values: int) -> None:
     for key, value in values.items():
         if value < 1:
@@ -70,15 +86,8 @@ class ConvVAE(nn.Module):
     ):
         super().__init__()
         self.latent_dim, self.size = latent_dim, size
-        flat = 2 * width * size[0] * size[1]
         self.label = LabelEmbedding(num_classes, 16)
-        self.encoder = nn.Sequential(
-            nn.Conv2d(in_channels, width, 4, 2, 1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1),
-            nn.LeakyReLU(0.2),
-            nn.Flatten(),
-        )
+        self.encoder, flat = downsampling_features(in_channels, size, width)
         self.posterior = nn.Linear(flat + self.label.dim, 2 * latent_dim)
         self.project = nn.Sequential(
             nn.Linear(latent_dim + self.label.dim, flat),
@@ -165,14 +174,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, in_channels: int, size: tuple[int, int], width: int, num_classes: int):
         super().__init__()
-        flat = 2 * width * size[0] * size[1]
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 4, 2, 1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1),
-            nn.LeakyReLU(0.2),
-            nn.Flatten(),
-        )
+        self.features, flat = downsampling_features(in_channels, size, width)
         self.score = nn.Linear(flat, 1)
         self.label = LabelEmbedding(num_classes, flat)
 
