@@ -68,6 +68,25 @@ def test_a_failing_child_gives_none_and_an_interrupted_parent_leaves_no_child():
             os.waitpid(pid, os.WNOHANG)
 
 
+def test_items_whose_fork_fails_run_here_in_order(monkeypatch):
+    (seen,) = shared_empty([(4, np.int64)])
+    forks, fork = [], os.fork
+
+    def fork_twice() -> int:
+        if len(forks) == 2:
+            raise OSError(11, "Resource temporarily unavailable")
+        forks.append(None)
+        return fork()
+
+    def mark(index: int) -> int:
+        seen[index] = os.getpid()
+        return index
+
+    monkeypatch.setattr(os, "fork", fork_twice)
+    assert forked_map(mark, [0, 1, 2, 3]) == [0, 1, 2, 3]
+    assert seen[0] == seen[3] == os.getpid() and os.getpid() not in seen[1:3]
+
+
 @pytest.mark.parametrize("shares", [[1, 1], [1, 3, 2], [0.1, 1, 1, 1]])
 def test_record_spans_cover_the_records_and_cut_between_two(files, shares):
     _, dt_path, dt = files

@@ -63,24 +63,28 @@ def forked_map(function: Callable[[Item], int | None], items: Sequence[Item]) ->
 
 class Forked:
     """Children forked now, each running ``function(item)`` for one of ``items`` while this
-    process goes on; :meth:`results` waits for what they return (an int >= 0, or None). A child
-    that fails (an exception, a signal) gives None; off Linux (``FORKS``) the items run in
-    :meth:`results`, here and in turn. Leaving the ``with`` block kills any child still
-    running (this process was interrupted, or failed before it asked for the results)."""
+    process goes on; :meth:`results` waits for what they return (an int >= 0, or None), in the
+    items' order. A child that fails (an exception, a signal) gives None. Items that get no
+    child run in :meth:`results`, here and in turn: all of them off Linux (``FORKS``), and
+    those after a fork that failed (no memory, the process limit). Leaving the ``with`` block
+    kills any child still running (this process was interrupted, or failed before it asked
+    for the results)."""
 
     def __init__(self, function: Callable[[Item], int | None], items: Sequence[Item]):
-        self._function, self._items = function, items
-        self._children = [_start(function, item) for item in items] if FORKS else []
-        self._reaped = 0
+        self._function, self._children, self._reaped = function, [], 0
+        for item in items if FORKS else ():
+            try:
+                self._children.append(_start(function, item))
+            except OSError:
+                break
+        self._here = items[len(self._children) :]
 
     def results(self) -> list[int | None]:
-        if not self._children:
-            return [self._function(item) for item in self._items]
         results = []
         for pid, read_end in self._children[self._reaped :]:
             results.append(_result(pid, read_end))
             self._reaped += 1
-        return results
+        return results + [self._function(item) for item in self._here]
 
     def __enter__(self) -> Forked:
         return self
@@ -97,7 +101,12 @@ class Forked:
 def _start(function: Callable[[Item], int | None], item: Item) -> tuple[int, int]:
     """(pid, read end of its pipe) of a child that runs ``function(item)`` and sends the result."""
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if pid == 0:  # the child: never returns into the caller's code
         code = 1
         try:
