@@ -45,9 +45,10 @@ def pytest_collection_modifyitems(config, items):
     import torch
 
     # under pytest-xdist (`make test` runs `-n auto --dist loadgroup`) every test that starts Ray
-    # runs on one worker, one after another: one local Ray at a time, as each test expects
+    # runs on one worker, one after another: one local Ray at a time, as each test expects (and
+    # without xdist, `-p no:xdist`, the marker is not registered, and not needed)
     for item in items:
-        if "ray" in item.keywords:
+        if "ray" in item.keywords and config.pluginmanager.hasplugin("xdist"):
             item.add_marker(pytest.mark.xdist_group("ray"))
     if torch.cuda.is_available():
         return

@@ -3,6 +3,7 @@ whose driver was SIGKILLed resumes with ``visionflow run --resume`` and finishes
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -106,7 +107,7 @@ def wait_for_second_trial(runs: Path, driver: subprocess.Popen, log: Path) -> Pa
 def kill_with_its_ray(driver: subprocess.Popen) -> None:
     """SIGKILL the driver, as a crash would; then end what is left of the embedded Ray it started
     (only its own descendants) and remove that Ray's temp dir."""
-    family = psutil.Process(driver.pid).children(recursive=True)
+    family = _stopped_descendants(psutil.Process(driver.pid))
     temp_dirs = {
         match
         for process in family
@@ -122,6 +123,28 @@ def kill_with_its_ray(driver: subprocess.Popen) -> None:
     psutil.wait_procs(family, timeout=10)
     for temp_dir in temp_dirs:
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _stopped_descendants(root: psutil.Process) -> list[psutil.Process]:
+    """Every descendant of ``root``, each stopped (SIGSTOP) before its children are listed, so
+    that none starts a process the list misses (the raylet starts its agents at any time)."""
+    family, generation = [], [root]
+    while generation:
+        for process in generation:
+            with contextlib.suppress(psutil.Error):
+                process.suspend()
+        generation = [
+            child for process in generation for child in _children(process) if child not in family
+        ]
+        family += generation
+    return family
+
+
+def _children(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return process.children()
+    except psutil.Error:
+        return []
 
 
 def _cmdline(process: psutil.Process) -> list[str]:
