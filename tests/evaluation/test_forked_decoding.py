@@ -131,6 +131,15 @@ def test_a_bad_record_in_a_childs_span_is_named(files, tmp_path):
 
 
 @pytest.mark.usefixtures("small_spans")
+def test_a_big_file_that_is_not_an_array_is_named(files, tmp_path):
+    gt_path, _, dt = files
+    path = tmp_path / "object.json"
+    path.write_text(json.dumps({"detections": dt}))
+    with pytest.raises(DataError, match="object.json: expected 'array', got 'object'"):
+        evaluate_coco(gt_path, path, processes=3)
+
+
+@pytest.mark.usefixtures("small_spans")
 def test_a_ground_truth_that_fails_stops_the_children(files, tmp_path, monkeypatch):
     _, dt_path, _ = files
     started, fork = [], forked._start

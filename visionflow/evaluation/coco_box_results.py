@@ -77,18 +77,19 @@ class BoxResultsDecoding:
         self._data = contents_of(results, "results")
         text = isinstance(self._data, JSON_TEXT)
         count = min(processes, len(self._data) // SPAN_BYTES) if text else 1
-        self._spans = (
+        spans = (
             record_spans(self._data, _shares(len(self._data), count, first_bytes))
             if count > 1
-            else [None]
+            else []
         )
+        self._spans = spans or [None]  # not an array: one piece, which the lenient path names
         self._room = [_room(self._data, span) for span in self._spans]  # rows a span may fill
         self._starts = [sum(self._room[:index]) for index in range(len(self._spans))]
         rows = sum(self._room)
         layout = [(rows, np.int64), (rows, np.int64), ((rows, 7), np.float64)]
         self._columns = (
             shared_empty(layout)
-            if count > 1
+            if len(self._spans) > 1
             else [np.empty(shape, dtype) for shape, dtype in layout]
         )
         with gc_paused():  # the children decode without the cyclic collector, as this process
