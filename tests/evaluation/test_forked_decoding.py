@@ -23,7 +23,7 @@ from visionflow.evaluation.coco_box_results import BoxResultsDecoding, _compacte
 from visionflow.evaluation.coco_input import load_ground_truth
 from visionflow.evaluation.coco_io import mapped_file
 from visionflow.evaluation.coco_results import load_results
-from visionflow.evaluation.forked import Forked, forked_map, shared_empty
+from visionflow.evaluation.forked import Forked, shared_empty
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,8 @@ def test_shared_arrays_are_written_by_children_and_results_come_back():
         numbers[index] = 10 * index
         return None if index == 3 else index
 
-    assert forked_map(fill, [0, 1, 2, 3]) == [0, 1, 2, None]
+    with Forked(fill, [1, 2, 3]) as children:
+        assert [fill(0), *children.results()] == [0, 1, 2, None]
     assert numbers.tolist() == [0, 10, 20, 30]
 
 
@@ -83,8 +84,9 @@ def test_items_whose_fork_fails_run_here_in_order(monkeypatch):
         return index
 
     monkeypatch.setattr(os, "fork", fork_twice)
-    assert forked_map(mark, [0, 1, 2, 3]) == [0, 1, 2, 3]
-    assert seen[0] == seen[3] == os.getpid() and os.getpid() not in seen[1:3]
+    with Forked(mark, [0, 1, 2, 3]) as children:
+        assert children.results() == [0, 1, 2, 3]
+    assert seen[2] == seen[3] == os.getpid() and os.getpid() not in seen[:2]
 
 
 @pytest.mark.parametrize("shares", [[1, 1], [1, 3, 2], [0.1, 1, 1, 1]])

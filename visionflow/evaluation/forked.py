@@ -1,12 +1,12 @@
 """Work split over forked processes that write into memory shared with this one: parallel decoding.
 
     arrays = shared_empty([(n, np.int64), ((n, 7), np.float64)])   # visible to forked children
-    counts = forked_map(fill_span, spans)   # [fill_span(span) for span in spans], in parallel
+    with Forked(fill_span, spans[1:]) as children:   # each in a child, started now
+        counts = [fill_span(spans[0]), *children.results()]   # the first here, meanwhile
 
-The first item runs in this process; each other one in a child forked from it, which shares the
-imported modules, whatever this process has read (a memory-mapped file) and the arrays made by
-:func:`shared_empty`, starts in about a millisecond, writes its results into those arrays and
-sends back one number. Python cannot decode JSON on two cores from two threads (the decoder holds
+Each child is forked from this process, shares the imported modules, whatever this process has
+read (a memory-mapped file) and the arrays made by :func:`shared_empty`, starts in about a
+millisecond, writes its results into those arrays and sends back one number. Python cannot decode JSON on two cores from two threads (the decoder holds
 the GIL); processes can, and this way no result is copied between them.
 
 Fork only where this process runs no threads that the children could need: the command line's
@@ -27,7 +27,7 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["Forked", "forked_map", "shared_empty", "usable_cores"]
+__all__ = ["Forked", "shared_empty", "usable_cores"]
 
 Item = TypeVar("Item")
 #: fork without exec is safe for numpy and msgspec on Linux; macOS's system libraries are not
@@ -52,13 +52,6 @@ def shared_empty(layout: Sequence[tuple[int | tuple[int, ...], type]]) -> list[n
         arrays.append(np.frombuffer(memory, dtype, int(np.prod(shape)), offset).reshape(shape))
         offset += size
     return arrays
-
-
-def forked_map(function: Callable[[Item], int | None], items: Sequence[Item]) -> list[int | None]:
-    """``[function(item) for item in items]`` (each an int >= 0, or None), the first in this
-    process and each other one in a forked child at the same time (:class:`Forked`)."""
-    with Forked(function, items[1:]) as children:
-        return [function(items[0]), *children.results()] if items else []
 
 
 class Forked:
