@@ -39,6 +39,7 @@ __all__ = [
     "engine_table",
     "record_pieces",
     "record_spans",
+    "results_source",
 ]
 
 PIECE_BYTES = 1 << 17  # record_pieces: decoded records of this much JSON stay in a core's cache
@@ -73,7 +74,7 @@ class BoxResultsDecoding:
         source: str | None = None,
         first_bytes: int = 0,
     ):
-        self.source = source or ("<results>" if isinstance(results, list) else str(results))
+        self.source = results_source(results, source)
         self._data = contents_of(results, "results")
         text = isinstance(self._data, JSON_TEXT)
         count = min(processes, len(self._data) // SPAN_BYTES) if text else 1
@@ -128,6 +129,12 @@ class BoxResultsDecoding:
                 column[position : position + len(records)] = part
             position += len(records)
         return position - start
+
+
+def results_source(results: Any, source: str | None = None) -> str:
+    """What errors call ``results``: ``source`` if given, else the file's path, or
+    ``<results>`` for a list of result dicts."""
+    return source or ("<results>" if isinstance(results, list) else str(results))
 
 
 def _shares(size: int, processes: int, first_bytes: int) -> list[float]:

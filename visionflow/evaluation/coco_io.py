@@ -123,26 +123,18 @@ def contents_of(value: Any, what: str) -> Any:
 
 
 def decode_exact(value: Any, kind: Any) -> Any:
-    """``value`` (JSON bytes or parsed data) as ``kind``, or None where it does not fit: then the
+    """``value`` (JSON text or parsed data) as ``kind``, or None where it does not fit: then the
     lenient decoding finds and names the problem."""
     try:
-        return (
-            msgspec.json.decode(value, type=kind)
-            if isinstance(value, JSON_TEXT)
-            else msgspec.convert(value, kind)
-        )
+        return _decoded(value, kind)
     except msgspec.MsgspecError:
         return None
 
 
 def decode_or_fail(value: Any, kind: Any, source: str, hint: str) -> Any:
-    """``value`` (JSON bytes or parsed data) as ``kind``; errors name the record."""
+    """``value`` (JSON text or parsed data) as ``kind``; errors name the record."""
     try:
-        return (
-            msgspec.json.decode(value, type=kind)
-            if isinstance(value, JSON_TEXT)
-            else msgspec.convert(value, kind)
-        )
+        return _decoded(value, kind)
     except msgspec.ValidationError as error:
         raise DataError(f"{source}: {_readable(str(error))}", hint=hint) from None
     except msgspec.DecodeError as error:
@@ -166,6 +158,13 @@ def _readable(message: str) -> str:
     where = f"{record} #{index}" if index is not None else f"{section!r}"
     field = rest.lstrip(".").split("[")[0]
     return f"{where}: {f'{field!r}: ' if field else ''}{problem}"
+
+
+def _decoded(value: Any, kind: Any) -> Any:
+    """JSON text decoded as ``kind``; parsed data (a list of dicts) converted to it."""
+    if isinstance(value, JSON_TEXT):
+        return msgspec.json.decode(value, type=kind)
+    return msgspec.convert(value, kind)
 
 
 def record_column(

@@ -23,7 +23,11 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from visionflow.evaluation.coco_box_results import BoxResultsDecoding, engine_table
+from visionflow.evaluation.coco_box_results import (
+    BoxResultsDecoding,
+    engine_table,
+    results_source,
+)
 from visionflow.evaluation.coco_checks import ColumnChecks
 from visionflow.evaluation.coco_input import GroundTruth
 from visionflow.evaluation.coco_io import contents_of, decode_or_fail, gc_paused, record_column
@@ -69,7 +73,7 @@ def load_results(
     file whose decoding started earlier (:func:`decoding`). ``processes``: decode a big box
     results file in this many processes at once (:class:`BoxResultsDecoding`)."""
     if gt.iou_type != "bbox":
-        source = source or ("<results>" if isinstance(results, list) else str(results))
+        source = results_source(results, source)
         with gc_paused():
             records = decode_or_fail(
                 contents_of(results, "results"), list[Detection], source, RESULTS_HINT

@@ -6,8 +6,9 @@
 
 Each child is forked from this process, shares the imported modules, whatever this process has
 read (a memory-mapped file) and the arrays made by :func:`shared_empty`, starts in about a
-millisecond, writes its results into those arrays and sends back one number. Python cannot decode JSON on two cores from two threads (the decoder holds
-the GIL); processes can, and this way no result is copied between them.
+millisecond, writes its results into those arrays and sends back one number. Python cannot
+decode JSON on two cores from two threads (the decoder holds the GIL); processes can, and this
+way no result is copied between them.
 
 Fork only where this process runs no threads that the children could need: the command line's
 ``visionflow eval coco`` asks for it (:func:`visionflow.evaluation.coco.evaluate_coco`'s
