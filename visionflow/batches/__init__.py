@@ -7,9 +7,9 @@ its contract. The registries tag each entry with ``batch=<type>``; the spec refu
 task/datamodule pair whose types differ.
 
 Every batch also unpacks the way torchvision datasets and Lightning tutorials expect:
-``images, targets = batch`` (detection: a list of images and a list of target dicts, as
-torchvision's detection references use them), so a plain ``for x, y in loader`` loop or an
-existing LightningModule works unchanged.
+``images, targets = batch`` yields its first two fields (detection: a list of images and a
+list of target dicts, as torchvision's detection references use them), so a plain
+``for x, y in loader`` loop or an existing LightningModule works unchanged.
 
 Conventions (see docs/architecture.md): images float32 ``[B, C, H, W]`` normalized by the transform
 preset; boxes ``[N, 4]`` XYXY in absolute pixels; semantic masks ``[B, H, W]`` int64 with

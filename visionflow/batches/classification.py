@@ -21,12 +21,9 @@ class ClassificationDatasetInfo(DatasetInfo):
 
 @dataclass
 class ImageClassificationBatch(Batch):
-    """``images`` float32 ``[B, C, H, W]``; ``targets`` int64 ``[B]`` class indices.
-
-    ``images, targets = batch`` unpacks it."""
+    """``images`` float32 ``[B, C, H, W]``; ``targets`` int64 ``[B]`` class indices."""
 
     images: torch.Tensor
     targets: torch.Tensor
 
-    unpacked = ("images", "targets")
     info_type = ClassificationDatasetInfo

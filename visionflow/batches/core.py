@@ -40,18 +40,26 @@ def _plain(value: Any) -> Any:
 class Batch:
     """Base of the batch dataclasses: ``len(batch)`` and ``first, second = batch``.
 
-    ``unpacked`` names the two fields that ``images, targets = batch`` yields; ``info_type`` is
-    the ``DatasetInfo`` class that datamodules of this batch type describe their data with."""
+    ``images, targets = batch`` yields the first two fields (the input and what is learnt from
+    it, as torchvision's datasets do), or the two that ``unpacked`` names where a subclass sets
+    it; ``info_type`` is the ``DatasetInfo`` class that datamodules of this batch type describe
+    their data with."""
 
-    unpacked: ClassVar[tuple[str, str]]
+    unpacked: ClassVar[tuple[str, str] | None] = None
     info_type: ClassVar[type[DatasetInfo]] = DatasetInfo
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(tuple(getattr(self, name) for name in self.unpacked))
+        return iter(tuple(getattr(self, name) for name in self.unpacked_fields()))
 
     def __len__(self) -> int:
-        first = getattr(self, self.unpacked[0])
+        first = getattr(self, self.unpacked_fields()[0])
         return len(first) if isinstance(first, list) else int(first.shape[0])
+
+    @classmethod
+    def unpacked_fields(cls) -> tuple[str, str]:
+        """The names of the two fields that ``first, second = batch`` yields."""
+        first, second = cls.unpacked or [f.name for f in dataclasses.fields(cls)[:2]]
+        return first, second
 
 
 def provided_arguments(batch_type: type | None) -> tuple[str, ...]:

@@ -66,7 +66,6 @@ class DetectionBatch(Batch):
     images: list[torch.Tensor]
     targets: list[DetectionTarget] = field(default_factory=list)
 
-    unpacked = ("images", "targets")
     info_type = DetectionDatasetInfo
     #: the optional target fields that every target of this batch type carries
     target_fields: ClassVar[tuple[str, ...]] = ()

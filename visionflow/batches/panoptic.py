@@ -36,12 +36,9 @@ class PanopticTarget:
 
 @dataclass
 class PanopticBatch(Batch):
-    """``images`` float32 ``[B, C, H, W]``; one :class:`PanopticTarget` per image, same H, W.
-
-    ``images, targets = batch`` unpacks it."""
+    """``images`` float32 ``[B, C, H, W]``; one :class:`PanopticTarget` per image, same H, W."""
 
     images: torch.Tensor
     targets: list[PanopticTarget] = field(default_factory=list)
 
-    unpacked = ("images", "targets")
     info_type = PanopticDatasetInfo

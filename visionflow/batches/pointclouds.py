@@ -26,15 +26,12 @@ class PointCloudDatasetInfo(DatasetInfo):
 @dataclass
 class PointCloudBatch(Batch):
     """``points`` float32 ``[B, N, C]`` (xyz, then optional features); ``labels`` int64 ``[B]``
-    class indices; ``lengths`` int64 ``[B]`` valid points per cloud (None: all N).
-
-    ``points, labels = batch`` unpacks it."""
+    class indices; ``lengths`` int64 ``[B]`` valid points per cloud (None: all N)."""
 
     points: torch.Tensor
     labels: torch.Tensor
     lengths: torch.Tensor | None = None
 
-    unpacked = ("points", "labels")
     info_type = PointCloudDatasetInfo
 
 
@@ -43,9 +40,7 @@ class ImageToPointCloudBatch(Batch):
     """``images`` float32 ``[B, C, H, W]``; ``points`` float32 ``[B, N, 3]`` surface samples of
     the object each image shows, in the camera-aligned object frame; ``lengths`` int64 ``[B]``
     (None: all N); ``labels`` int64 ``[B]`` the object's class; ``normals`` float32
-    ``[B, N, 3]`` the unit normal of the surface at each point (None: not known).
-
-    ``images, points = batch`` unpacks it."""
+    ``[B, N, 3]`` the unit normal of the surface at each point (None: not known)."""
 
     images: torch.Tensor
     points: torch.Tensor
@@ -53,7 +48,6 @@ class ImageToPointCloudBatch(Batch):
     lengths: torch.Tensor | None = None
     normals: torch.Tensor | None = None
 
-    unpacked = ("images", "points")
     info_type = PointCloudDatasetInfo
 
 
@@ -61,13 +55,10 @@ class ImageToPointCloudBatch(Batch):
 class PointCloudSegmentationBatch(Batch):
     """``points`` float32 ``[B, N, C]`` (xyz, then optional features); ``point_labels`` int64
     ``[B, N]`` the part (class) of every point, ``IGNORE_INDEX`` where unlabelled; ``lengths``
-    int64 ``[B]`` valid points per cloud (None: all N; padded points' labels are not read).
-
-    ``points, point_labels = batch`` unpacks it."""
+    int64 ``[B]`` valid points per cloud (None: all N; padded points' labels are not read)."""
 
     points: torch.Tensor
     point_labels: torch.Tensor
     lengths: torch.Tensor | None = None
 
-    unpacked = ("points", "point_labels")
     info_type = PointCloudDatasetInfo

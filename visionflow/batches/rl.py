@@ -104,7 +104,6 @@ class RolloutBatch(Batch, Transitions):
     episode_returns: list[float] = field(default_factory=list)
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None
 
-    unpacked = ("observations", "actions")
     info_type = RLDatasetInfo
 
     def __len__(self) -> int:
@@ -137,7 +136,6 @@ class EpisodeBatch(Batch):
     seeds: list[int]
     player: EpisodePlayer
 
-    unpacked = ("seeds", "player")
     info_type = RLDatasetInfo
 
     def play(self, actor: Actor) -> list[Episode]:

@@ -11,11 +11,7 @@ from visionflow.batches.core import Batch
 
 @dataclass
 class SegmentationBatch(Batch):
-    """``images`` float32 ``[B, C, H, W]``; ``masks`` int64 ``[B, H, W]`` with ``IGNORE_INDEX``.
-
-    ``images, masks = batch`` unpacks it."""
+    """``images`` float32 ``[B, C, H, W]``; ``masks`` int64 ``[B, H, W]`` with ``IGNORE_INDEX``."""
 
     images: torch.Tensor
     masks: torch.Tensor
-
-    unpacked = ("images", "masks")

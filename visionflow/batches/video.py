@@ -28,9 +28,7 @@ class VideoBatch(Batch):
     no float work in the loader. ``targets`` int64 ``[B]``; ``video_index`` int64 ``[B]``:
     which video of the split each clip comes from (several clips of one video are scored
     together for video accuracy); ``flows`` float32 ``[B, 2L, H, W]`` (x, y of flow field 0,
-    then of field 1, ...; pixels per frame) or None.
-
-    ``clips, targets = batch`` unpacks it."""
+    then of field 1, ...; pixels per frame) or None."""
 
     clips: torch.Tensor
     targets: torch.Tensor
@@ -38,7 +36,6 @@ class VideoBatch(Batch):
     flows: torch.Tensor | None = None
     normalization: torch.Tensor | None = None
 
-    unpacked = ("clips", "targets")
     info_type = VideoDatasetInfo
 
     def normalized(self) -> VideoBatch:

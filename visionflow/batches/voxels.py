@@ -24,27 +24,21 @@ class VoxelDatasetInfo(DatasetInfo):
 @dataclass
 class VoxelBatch(Batch):
     """``voxels`` float32 ``[B, 1, R, R, R]`` (0/1 occupancy, one input channel); ``labels``
-    int64 ``[B]`` class indices.
-
-    ``voxels, labels = batch`` unpacks it."""
+    int64 ``[B]`` class indices."""
 
     voxels: torch.Tensor
     labels: torch.Tensor
 
-    unpacked = ("voxels", "labels")
     info_type = VoxelDatasetInfo
 
 
 @dataclass
 class ImageToVoxelBatch(Batch):
     """``images`` float32 ``[B, C, H, W]``; ``voxels`` float32 ``[B, R, R, R]`` (0/1, the solid
-    object the image shows, in the camera frame); ``labels`` int64 ``[B]`` the object's class.
-
-    ``images, voxels = batch`` unpacks it."""
+    object the image shows, in the camera frame); ``labels`` int64 ``[B]`` the object's class."""
 
     images: torch.Tensor
     voxels: torch.Tensor
     labels: torch.Tensor
 
-    unpacked = ("images", "voxels")
     info_type = VoxelDatasetInfo
