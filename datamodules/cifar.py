@@ -81,8 +81,6 @@ def load_pickle(path: Path) -> dict[str, Any]:
 class CIFARLayout:
     """Where one CIFAR variant keeps its files and how its records read."""
 
-    title: str
-    torchvision_class: str
     num_classes: int
     pickle_folder: str
     pickle_files: dict[str, tuple[str, ...]]
@@ -93,6 +91,16 @@ class CIFARLayout:
     binary_files: dict[str, tuple[str, ...]]
     label_bytes: int  # label bytes per binary record; the class label is the last of them
     names_file: str
+
+    @property
+    def title(self) -> str:
+        """The variant's name, ``CIFAR-10`` or ``CIFAR-100``."""
+        return f"CIFAR-{self.num_classes}"
+
+    @property
+    def torchvision_class(self) -> str:
+        """The name of its ``torchvision.datasets`` class."""
+        return f"CIFAR{self.num_classes}"
 
     def split_files(self, binary: bool) -> dict[str, tuple[str, ...]]:
         """``{split: batch file names}`` of one format."""
@@ -105,8 +113,6 @@ class CIFARLayout:
 
 
 CIFAR10 = CIFARLayout(
-    title="CIFAR-10",
-    torchvision_class="CIFAR10",
     num_classes=10,
     pickle_folder="cifar-10-batches-py",
     label_key="labels",
@@ -123,8 +129,6 @@ CIFAR10 = CIFARLayout(
 )
 
 CIFAR100 = CIFARLayout(
-    title="CIFAR-100",
-    torchvision_class="CIFAR100",
     num_classes=100,
     pickle_folder="cifar-100-python",
     label_key="fine_labels",

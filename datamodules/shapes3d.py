@@ -46,13 +46,25 @@ from visionflow.datamodules.shapes3d_render import (
     rotation_matrix,
 )
 from visionflow.datamodules.view_batches import refuse_view_transforms, view_points_batch
-from visionflow.errors import SpecError
+from visionflow.errors import check_minimums
 from visionflow.ops import sample_points_from_mesh
 from visionflow.registry import DATAMODULES
 from visionflow.rundir import atomic_write_bytes, atomic_write_json
 
 GENERATOR = "visionflow.shapes3d/2"
 ELEVATION = (0.3, 0.7)  # radians the camera looks down on the object
+
+
+def seeded_split(
+    samples: int, num_points: int, seed: int
+) -> tuple[np.random.Generator, torch.Generator, np.ndarray]:
+    """The numpy and torch generators of one split's ``seed``, and its objects' primitives
+    (int64 ``[samples]`` indices into :data:`PRIMITIVES`, the generator's first draw); checks
+    ``samples`` and ``num_points`` >= 1."""
+    check_minimums({"samples": (samples, 1), "num_points": (num_points, 1)})
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(PRIMITIVES), size=samples)
+    return rng, torch.Generator().manual_seed(seed), labels
 
 
 def make_shapes3d_dataset(
@@ -65,18 +77,12 @@ def make_shapes3d_dataset(
 ) -> Path:
     """Write one split (see the module docstring); return the path of ``samples.npz``.
     ``write_files=False`` skips the per-sample PNG and OBJ files."""
-    if samples < 1 or image_size < 16 or num_points < 1:
-        raise SpecError(
-            f"make_shapes3d_dataset: need samples >= 1, image_size >= 16 and "
-            f"num_points >= 1, got {samples}, {image_size} and {num_points}"
-        )
+    check_minimums({"samples": (samples, 1), "image_size": (image_size, 16)})
     out_dir = Path(out_dir)
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
+    rng, generator, labels = seeded_split(samples, num_points, seed)
     fields: dict[str, list[np.ndarray]] = {
         k: [] for k in ("images", "depth", "masks", "points", "normals", "verts", "faces")
     }
-    labels = rng.integers(0, len(PRIMITIVES), size=samples)
     for index, label in enumerate(labels.tolist()):
         verts, faces = primitive_mesh(PRIMITIVES[label], rng)
         turn = rotation_matrix(rng.uniform(0, 2 * np.pi), rng.uniform(*ELEVATION))

@@ -30,9 +30,14 @@ import torch
 
 from visionflow.batches import IGNORE_INDEX, PointCloudSegmentationBatch
 from visionflow.datamodules.generated_splits import SPLITS, split_seed
-from visionflow.datamodules.shapes3d import ELEVATION, Shapes3DDataModule, write_samples
+from visionflow.datamodules.shapes3d import (
+    ELEVATION,
+    Shapes3DDataModule,
+    seeded_split,
+    write_samples,
+)
 from visionflow.datamodules.shapes3d_render import PRIMITIVES, primitive_mesh, rotation_matrix
-from visionflow.errors import DataError, SpecError
+from visionflow.errors import DataError
 from visionflow.mesh_files import write_point_cloud
 from visionflow.ops import sample_points_from_mesh
 from visionflow.registry import DATAMODULES
@@ -85,15 +90,8 @@ def make_shapes3d_parts_dataset(
     write_files: bool = True,
 ) -> Path:
     """Write one split (see the module docstring); return the path of ``samples.npz``."""
-    if samples < 1 or num_points < 1:
-        raise SpecError(
-            f"make_shapes3d_parts_dataset: need samples >= 1 and num_points >= 1, "
-            f"got {samples} and {num_points}"
-        )
     out_dir = Path(out_dir)
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
-    labels = rng.integers(0, len(PRIMITIVES), size=samples)
+    rng, generator, labels = seeded_split(samples, num_points, seed)
     clouds, parts = [], []
     for label in labels.tolist():
         verts, faces = primitive_mesh(PRIMITIVES[label], rng)

@@ -345,6 +345,27 @@ def mobilenet_v3_fpn(options: DetectorOptions) -> tuple[nn.Module, Any]:
     return backbone, anchor_generator(options, 3, default)
 
 
+def rcnn_on(
+    model_class: type[nn.Module],
+    backbone_and_anchors: tuple[nn.Module, Any],
+    num_classes: int | None,
+    heads: Callable[[int], dict[str, nn.Module]] = lambda channels: {},
+    **model_args: Any,
+) -> nn.Module:
+    """torchvision's ``model_class`` (Faster, Mask or Keypoint R-CNN) on a backbone and its RPN
+    anchor generator, with the head modules ``heads(backbone.out_channels)`` (built after the
+    backbone, in their order) and ``model_args``; ``num_classes`` None where the heads'
+    predictors hold the classes."""
+    backbone, anchors = backbone_and_anchors
+    return model_class(
+        backbone,
+        num_classes,
+        rpn_anchor_generator=anchors,
+        **heads(backbone.out_channels),
+        **model_args,
+    )
+
+
 def resnet50_fpn_anchors(options: DetectorOptions) -> Any:
     """The R-CNN anchor generator of the ResNet50-FPN backbone (5 levels)."""
     from torchvision.models.detection.faster_rcnn import _default_anchorgen
@@ -357,11 +378,10 @@ def fasterrcnn_mobilenet_v3_large_fpn(options: DetectorOptions) -> nn.Module:
     """Faster R-CNN, MobileNetV3-Large-FPN backbone (light two-stage; 3 anchor levels)."""
     from torchvision.models.detection import FasterRCNN
 
-    backbone, anchors = mobilenet_v3_fpn(options)
-    return FasterRCNN(
-        backbone,
+    return rcnn_on(
+        FasterRCNN,
+        mobilenet_v3_fpn(options),
         options.num_classes,
-        rpn_anchor_generator=anchors,
         **options.model_args(FasterRCNN, "box_"),
     )
 

@@ -42,6 +42,7 @@ from visionflow.tasks.nets.detectors import (
     classification_backbone,
     frozen_bn_if_pretrained,
     mobilenet_v3_fpn,
+    rcnn_on,
     resnet50_fpn,
     resnet50_fpn_anchors,
 )
@@ -122,14 +123,13 @@ def maskrcnn_mobilenet_v3_large_fpn(options: DetectorOptions) -> nn.Module:
     from torchvision.models.detection import MaskRCNN
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 
-    backbone, anchors = mobilenet_v3_fpn(options)
-    return MaskRCNN(
-        backbone,
-        None,  # the predictors below have the classes
-        rpn_anchor_generator=anchors,
-        **mask_heads(backbone.out_channels, LIGHT_MASK_LAYERS, options.num_classes),
-        box_predictor=FastRCNNPredictor(FAST_RCNN_REPRESENTATION, options.num_classes),
-        **options.model_args(MaskRCNN, "box_"),
+    def heads(channels: int) -> dict[str, nn.Module]:
+        masks = mask_heads(channels, LIGHT_MASK_LAYERS, options.num_classes)
+        box_predictor = FastRCNNPredictor(FAST_RCNN_REPRESENTATION, options.num_classes)
+        return {**masks, "box_predictor": box_predictor}
+
+    return rcnn_on(
+        MaskRCNN, mobilenet_v3_fpn(options), None, heads, **options.model_args(MaskRCNN, "box_")
     )
 
 
@@ -156,12 +156,11 @@ def keypointrcnn_mobilenet_v3_large_fpn(options: DetectorOptions) -> nn.Module:
     """Keypoint R-CNN, MobileNetV3-Large-FPN backbone and a light keypoint head (CPU)."""
     from torchvision.models.detection import KeypointRCNN
 
-    backbone, anchors = mobilenet_v3_fpn(options)
-    return KeypointRCNN(
-        backbone,
+    return rcnn_on(
+        KeypointRCNN,
+        mobilenet_v3_fpn(options),
         options.num_classes,
-        rpn_anchor_generator=anchors,
-        **keypoint_heads(backbone.out_channels, LIGHT_KEYPOINT_LAYERS, options),
+        lambda channels: keypoint_heads(channels, LIGHT_KEYPOINT_LAYERS, options),
         **options.model_args(KeypointRCNN, "box_"),
     )
 
@@ -214,14 +213,12 @@ def maskrcnn_resnet18_fpn(options: DetectorOptions) -> nn.Module:
     a mask head of four 64-channel convolutions, anchors of 12-192 px (CPU)."""
     from torchvision.models.detection import MaskRCNN
 
-    backbone, anchors = resnet18_fpn(options)
-    return MaskRCNN(
-        backbone,
-        None,  # the predictors below have the classes
-        rpn_anchor_generator=anchors,
-        **mask_heads(backbone.out_channels, SMALL_MASK_LAYERS, options.num_classes),
-        **small_box_head(options, backbone.out_channels),
-        **small_model_args(options, MaskRCNN),
+    def heads(channels: int) -> dict[str, nn.Module]:
+        masks = mask_heads(channels, SMALL_MASK_LAYERS, options.num_classes)
+        return {**masks, **small_box_head(options, channels)}
+
+    return rcnn_on(
+        MaskRCNN, resnet18_fpn(options), None, heads, **small_model_args(options, MaskRCNN)
     )
 
 
@@ -233,12 +230,10 @@ def keypointrcnn_resnet18_fpn(options: DetectorOptions) -> nn.Module:
     ``maskrcnn_resnet18_fpn`` and a keypoint head of four 128-channel convolutions (CPU)."""
     from torchvision.models.detection import KeypointRCNN
 
-    backbone, anchors = resnet18_fpn(options)
-    return KeypointRCNN(
-        backbone,
-        None,
-        rpn_anchor_generator=anchors,
-        **keypoint_heads(backbone.out_channels, SMALL_KEYPOINT_LAYERS, options),
-        **small_box_head(options, backbone.out_channels),
-        **small_model_args(options, KeypointRCNN),
+    def heads(channels: int) -> dict[str, nn.Module]:
+        keypoints = keypoint_heads(channels, SMALL_KEYPOINT_LAYERS, options)
+        return {**keypoints, **small_box_head(options, channels)}
+
+    return rcnn_on(
+        KeypointRCNN, resnet18_fpn(options), None, heads, **small_model_args(options, KeypointRCNN)
     )

@@ -5,18 +5,16 @@ import torch
 from torch import nn
 
 from visionflow.errors import SpecError
-from visionflow.tasks.understanding import (
+from visionflow.tasks.understanding.attribution import (
     class_activation_map,
+    global_pool_layer,
     grad_cam,
     guided_backprop,
+    last_conv_layer,
     occlusion,
     pixel_map,
     saliency,
     smoothgrad,
-)
-from visionflow.tasks.understanding.attribution import (
-    global_pool_layer,
-    last_conv_layer,
 )
 
 
