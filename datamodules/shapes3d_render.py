@@ -53,22 +53,10 @@ def primitive_mesh(name: str, rng: np.random.Generator) -> tuple[np.ndarray, np.
 
 def box_mesh(sides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
-    faces = np.array(
-        [
-            [0, 1, 3],
-            [0, 3, 2],
-            [4, 6, 7],
-            [4, 7, 5],
-            [0, 4, 5],
-            [0, 5, 1],
-            [2, 3, 7],
-            [2, 7, 6],
-            [0, 2, 6],
-            [0, 6, 4],
-            [1, 5, 7],
-            [1, 7, 3],
-        ]
+    quads = np.array(
+        [[0, 1, 3, 2], [4, 6, 7, 5], [0, 4, 5, 1], [2, 3, 7, 6], [0, 2, 6, 4], [1, 5, 7, 3]]
     )
+    faces = quads[:, [0, 1, 2, 0, 2, 3]].reshape(-1, 3)  # each side's two triangles, same winding
     return corners * sides / 2, faces
 
 
