@@ -3,8 +3,11 @@ data provides to a task."""
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
+import visionflow.batches as batches
 from visionflow.batches import (
     DetectionBatch,
     DetectionTarget,
@@ -12,6 +15,7 @@ from visionflow.batches import (
     SegmentationBatch,
     provided_arguments,
 )
+from visionflow.batches.core import Batch
 from visionflow.datamodules import DigitsDataModule
 
 
@@ -51,3 +55,30 @@ def test_each_batch_type_says_what_the_data_provides():
         "pixel_std",
     )
     assert provided_arguments(DetectionBatch)[-1] == "category_ids"
+
+
+def test_every_batch_type_unpacks_into_its_input_and_what_is_learnt():
+    """The pair each batch type yields, as before the first-two-fields default replaced the
+    ``unpacked`` tuple each one spelled out (a field reordered in a batch fails here)."""
+    pairs = {
+        name: kind.unpacked_fields()
+        for name, kind in vars(batches).items()
+        if inspect.isclass(kind) and issubclass(kind, Batch) and kind is not Batch
+    }
+    assert pairs == {
+        "ImageClassificationBatch": ("images", "targets"),
+        "DetectionBatch": ("images", "targets"),
+        "InstanceBatch": ("images", "targets"),
+        "KeypointBatch": ("images", "targets"),
+        "ImageToOccupancyBatch": ("images", "occupancy"),  # names its pair: queries come between
+        "PanopticBatch": ("images", "targets"),
+        "ImageToPointCloudBatch": ("images", "points"),
+        "PointCloudBatch": ("points", "labels"),
+        "PointCloudSegmentationBatch": ("points", "point_labels"),
+        "EpisodeBatch": ("seeds", "player"),
+        "RolloutBatch": ("observations", "actions"),
+        "SegmentationBatch": ("images", "masks"),
+        "VideoBatch": ("clips", "targets"),
+        "ImageToVoxelBatch": ("images", "voxels"),
+        "VoxelBatch": ("voxels", "labels"),
+    }
