@@ -6,7 +6,9 @@ opencv-contrib's ``cv2.optflow``, which the project's opencv-python-headless lac
 as float16 ``.npy`` files, one per video, under a cache folder that mirrors the data root
 (``<cache>/<class>/<video>.flow.npy``); the loader memory-maps them and reads only the fields
 a clip needs. ``visionflow data precompute-flow ROOT`` fills the cache before training;
-otherwise a missing file is computed (and saved) the first time a clip needs it.
+otherwise a missing file is computed (and saved) the first time a clip needs it. A cached file
+older than its video (one rewritten since, e.g. a regenerated synthetic dataset) is computed
+anew.
 
 A clip's flow input stacks L consecutive fields from its first frame: ``[2L, H, W]``, channels
 ``x_0, y_0, x_1, y_1, ...``. Disk cost: 4 bytes per pixel per frame pair
@@ -62,9 +64,18 @@ def cached_flow(video: Path, root: Path, cache_dir: Path) -> np.ndarray:
     """The video's flow fields ``[N - 1, H, W, 2]`` (memory-mapped), computed and saved first
     when the cache lacks them."""
     path = flow_cache_path(video, root, cache_dir)
-    if not path.is_file():
+    if not is_current(path, video):
         save_flow(farneback_flow(read_all_frames(video)), path)
     return np.load(path, mmap_mode="r")
+
+
+def is_current(path: Path, video: Path) -> bool:
+    """Whether the flow file ``path`` exists and was written after ``video`` (a file, or a
+    frame folder: frames added or removed since count, a frame rewritten in place does not)."""
+    try:
+        return path.stat().st_mtime_ns >= Path(video).stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
 
 
 def save_flow(flow: np.ndarray, path: Path) -> Path:
@@ -86,10 +97,11 @@ def stack_flow(flow: np.ndarray, start: int, flow_frames: int) -> np.ndarray:
 
 
 def precompute_flow(root: Path, cache_dir: Path, videos: list[Path]) -> list[Path]:
-    """Compute and cache the flow of ``videos`` under ``root`` that the cache lacks; the new files."""
+    """Compute and cache the flow of ``videos`` under ``root`` that the cache lacks (or holds
+    from before the video was rewritten); the new files."""
     written = []
     for video in videos:
         path = flow_cache_path(video, root, cache_dir)
-        if not path.is_file():
+        if not is_current(path, video):
             written.append(save_flow(farneback_flow(read_all_frames(video)), path))
     return written

@@ -105,7 +105,9 @@ def make_moving_shapes(
     seed: int = 0,
 ) -> Path:
     """Write ``videos[split]`` videos per class into ``data_dir/<split>/<motion>/``, unless the
-    folder already holds this exact dataset; returns ``data_dir``."""
+    folder already holds this exact dataset; returns ``data_dir``. Videos left from a larger
+    dataset made there before are removed (the folder is read by listing it), and a
+    regeneration cut short is not taken for a finished one (the record goes first)."""
     root = Path(data_dir)
     settings = {
         "videos": videos,
@@ -117,6 +119,7 @@ def make_moving_shapes(
     record = root / "dataset.json"
     if record.is_file() and json.loads(record.read_text()) == settings:
         return root
+    record.unlink(missing_ok=True)
     for split, count in videos.items():
         rng = np.random.default_rng(mix_seed(seed, SPLIT_SALT[split]))
         for number in range(count):
@@ -125,6 +128,10 @@ def make_moving_shapes(
                     render_video(motion, frames, frame_size, rng),
                     root / split / motion / f"{number:04d}.mp4",
                 )
+        for motion in MOTIONS:
+            for stale in (root / split / motion).glob("[0-9][0-9][0-9][0-9].mp4"):
+                if int(stale.stem) >= count:
+                    stale.unlink()
     atomic_write_json(record, settings)
     return root
 

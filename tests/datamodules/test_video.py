@@ -28,7 +28,7 @@ from visionflow.datamodules.video_clips import (
     uniform_clip_starts,
 )
 from visionflow.datamodules.video_decode import count_frames, read_clip
-from visionflow.datamodules.video_flow import farneback_flow, stack_flow
+from visionflow.datamodules.video_flow import cached_flow, farneback_flow, stack_flow
 from visionflow.datamodules.video_moving_shapes import (
     MOTIONS,
     make_moving_shapes,
@@ -345,3 +345,27 @@ def test_precompute_flow_caches_every_video_once(tmp_path, shapes_root, capsys):
     )
     assert "0 flow files written, 6 already cached" in capsys.readouterr().out
     assert main(["data", "precompute-flow", str(tmp_path / "absent")]) == 2
+
+
+def test_regenerating_moving_shapes_leaves_only_the_new_videos(tmp_path, monkeypatch):
+    from visionflow.datamodules import video_moving_shapes
+
+    root = make_moving_shapes(tmp_path, {"train": 3, "val": 1, "test": 1}, frames=4, frame_size=16)
+    make_moving_shapes(root, {"train": 1, "val": 1, "test": 1}, frames=4, frame_size=16)
+    assert len(list((root / "train").rglob("*.mp4"))) == len(MOTIONS)  # not 3 per class
+
+    def cut_short(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video_moving_shapes, "write_video", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        make_moving_shapes(root, {"train": 2, "val": 1, "test": 1}, frames=4, frame_size=16)
+    assert not (root / "dataset.json").exists()  # the half-written folder is not taken as done
+
+
+def test_a_cached_flow_older_than_its_video_is_computed_anew(tmp_path):
+    root = make_moving_shapes(tmp_path, {"train": 1, "val": 1, "test": 1}, frames=4, frame_size=16)
+    video = root / "test" / "left" / "0000.mp4"
+    assert cached_flow(video, root, root / ".flow").shape == (3, 16, 16, 2)
+    make_moving_shapes(root, {"train": 1, "val": 1, "test": 1}, frames=6, frame_size=24)
+    assert cached_flow(video, root, root / ".flow").shape == (5, 24, 24, 2)  # not the old one
