@@ -72,11 +72,14 @@ class GeneratedSplits:
         raise NotImplementedError(f"{type(self).__name__} must define write_split")
 
     def prepare_data(self) -> None:
-        """Write each split that is missing or was made with other settings."""
+        """Write each split that is missing or was made with other settings. The split's info
+        file goes first (a generator writes it last), so a rewrite cut short is never taken for
+        the split the old info describes."""
         for split in SPLITS:
             folder = self.generated_dir / split
             wanted = self.wanted_info(split)
             if self.stored_info(folder) != wanted:
+                (folder / self.info_file).unlink(missing_ok=True)
                 self.write_split(folder, wanted)
 
 

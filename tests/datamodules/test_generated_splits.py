@@ -43,3 +43,23 @@ def test_bad_generator_arguments_fail_at_construction(module_class, arguments, m
     with pytest.raises(SpecError, match=message):
         module_class(data_dir=str(tmp_path), **arguments)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_split_rewrite_cut_short_is_written_again(tmp_path, monkeypatch):
+    """The old info file goes before a split is rewritten: a rewrite that stops half way (new
+    images, old annotations) is not taken for the split the old settings made."""
+    sizes = {"train_images": 1, "test_images": 1, "image_size": 32}
+    first = ShapesDetectionDataModule(data_dir=str(tmp_path), val_images=1, **sizes)
+    first.prepare_data()
+    val = tmp_path / "val"
+    assert first.stored_info(val) == first.wanted_info("val")
+
+    second = ShapesDetectionDataModule(data_dir=str(tmp_path), val_images=2, **sizes)
+
+    def cut_short(folder, images, seed, image_size):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(second, "generate", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        second.prepare_data()
+    assert first.stored_info(val) is None  # so first.prepare_data() writes it again
