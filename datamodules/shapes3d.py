@@ -53,6 +53,10 @@ from visionflow.rundir import atomic_write_bytes, atomic_write_json
 
 GENERATOR = "visionflow.shapes3d/2"
 ELEVATION = (0.3, 0.7)  # radians the camera looks down on the object
+#: a split's per-sample files (``write_files``): folder -> suffix of ``000001<suffix>`` ...
+SAMPLE_FILES = {"meshes": ".obj", "images": ".png"}
+#: files derived from a split and cached beside it (``shapes3d_voxels.py``)
+DERIVED_FILES = ("voxels_*.npy", "occupancy_*.npz")
 
 
 def seeded_split(
@@ -76,10 +80,12 @@ def make_shapes3d_dataset(
     write_files: bool = True,
 ) -> Path:
     """Write one split (see the module docstring); return the path of ``samples.npz``.
-    ``write_files=False`` skips the per-sample PNG and OBJ files."""
+    ``write_files=False`` skips the per-sample PNG and OBJ files. The files of a split written
+    there before go first (:func:`remove_old_split_files`)."""
     check_minimums({"samples": (samples, 1), "image_size": (image_size, 16)})
     out_dir = Path(out_dir)
     rng, generator, labels = seeded_split(samples, num_points, seed)
+    remove_old_split_files(out_dir, SAMPLE_FILES)
     fields: dict[str, list[np.ndarray]] = {
         k: [] for k in ("images", "depth", "masks", "points", "normals", "verts", "faces")
     }
@@ -114,9 +120,6 @@ def make_shapes3d_dataset(
     }
     arrays = {k: np.stack(v) for k, v in fields.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    for pattern in ("voxels_*.npy", "occupancy_*.npz"):  # derived from the split it replaces
-        for stale in out_dir.glob(pattern):
-            stale.unlink()
     return write_samples(
         out_dir,
         {"labels": labels.astype(np.int64), **arrays, **meshes},
@@ -133,6 +136,26 @@ def generator_info(samples: int, seed: int, image_size: int, num_points: int) ->
         "num_points": num_points,
         "class_names": list(PRIMITIVES),
     }
+
+
+def remove_old_split_files(out_dir: Path, sample_files: dict[str, str]) -> None:
+    """Delete what a split written in ``out_dir`` before left there: its per-sample files
+    (``sample_files``: folder -> suffix) and the files derived from it (:data:`DERIVED_FILES`),
+    so that a split with fewer samples, or without the files, leaves none of the old ones."""
+    patterns = [f"{folder}/{'[0-9]' * 6}{suffix}" for folder, suffix in sample_files.items()]
+    for pattern in (*patterns, *DERIVED_FILES):
+        for stale in out_dir.glob(pattern):
+            stale.unlink()
+
+
+def has_sample_files(folder: Path, sample_files: dict[str, str], samples: int) -> bool:
+    """Whether ``folder`` holds the per-sample files (``sample_files``: folder -> suffix) of
+    each of its ``samples`` samples."""
+    return all(
+        (folder / name / f"{index:06d}{suffix}").is_file()
+        for name, suffix in sample_files.items()
+        for index in range(1, samples + 1)
+    )
 
 
 def write_samples(out_dir: Path, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> Path:
@@ -171,6 +194,8 @@ class Shapes3DDataModule(GeneratedSplits, PointCloudDataModule):
     #: the info's class, and its field (an attribute of the datamodule) past DatasetInfo's
     info_type: type[DatasetInfo] = PointCloudDatasetInfo
     info_fields: tuple[str, ...] = ("num_points",)
+    #: the per-sample files ``write_files`` writes into a split: folder -> suffix
+    sample_files: dict[str, str] = SAMPLE_FILES
 
     def __init__(
         self,
@@ -212,12 +237,17 @@ class Shapes3DDataModule(GeneratedSplits, PointCloudDataModule):
         )
 
     def stored_info(self, folder: Path) -> dict[str, Any] | None:
-        """The whole ``info.json`` of the split in ``folder``; None without its ``samples.npz``."""
+        """The whole ``info.json`` of the split in ``folder``; None without its ``samples.npz``,
+        or, with ``write_files``, without its per-sample files (a split made without them)."""
         try:
             stored = json.loads((folder / self.info_file).read_text())
         except (OSError, ValueError):
             return None
-        return stored if (folder / "samples.npz").is_file() else None
+        whole = (folder / "samples.npz").is_file() and (
+            not self.write_files
+            or has_sample_files(folder, self.sample_files, self.counts[folder.name])
+        )
+        return stored if whole else None
 
     def prepare_data(self) -> None:
         """Write each split that is missing or was made with other settings, and what
@@ -237,9 +267,10 @@ class Shapes3DDataModule(GeneratedSplits, PointCloudDataModule):
         )
 
     def setup(self, stage: str | None = None) -> None:
+        """Hold the splits as tensors, after writing those missing or made with other settings
+        (``setup`` without ``prepare_data`` never holds a split made with other arguments)."""
         rank = self.trainer.global_rank if self.trainer is not None else 0
-        if not all((self.generated_dir / split / "samples.npz").is_file() for split in SPLITS):
-            self.prepare_data()
+        super().prepare_data()  # the splits only: setup derives the fields below
         for split in SPLITS:
             arrays = {
                 k: torch.from_numpy(v)

@@ -33,6 +33,7 @@ from visionflow.datamodules.generated_splits import SPLITS, split_seed
 from visionflow.datamodules.shapes3d import (
     ELEVATION,
     Shapes3DDataModule,
+    remove_old_split_files,
     seeded_split,
     write_samples,
 )
@@ -43,6 +44,8 @@ from visionflow.ops import sample_points_from_mesh
 from visionflow.registry import DATAMODULES
 
 GENERATOR = "visionflow.shapes3d_parts/1"
+#: a split's per-sample files (``write_files``): folder -> suffix of ``000001<suffix>`` ...
+CLOUD_FILES = {"clouds": ".ply"}
 PART_NAMES = (
     "sphere",
     "box_small_faces",
@@ -89,9 +92,11 @@ def make_shapes3d_parts_dataset(
     num_points: int = 1024,
     write_files: bool = True,
 ) -> Path:
-    """Write one split (see the module docstring); return the path of ``samples.npz``."""
+    """Write one split (see the module docstring); return the path of ``samples.npz``. The
+    files of a split written there before go first (its clouds among them)."""
     out_dir = Path(out_dir)
     rng, generator, labels = seeded_split(samples, num_points, seed)
+    remove_old_split_files(out_dir, CLOUD_FILES)
     clouds, parts = [], []
     for label in labels.tolist():
         verts, faces = primitive_mesh(PRIMITIVES[label], rng)
@@ -159,6 +164,7 @@ class Shapes3DPartsDataModule(Shapes3DDataModule):
     ``resolution`` (views, voxel grids) play no part here."""
 
     class_names = PART_NAMES
+    sample_files = CLOUD_FILES
 
     def __init__(self, data_dir: str = "data/shapes3d_parts", **generator_and_loader: Any):
         super().__init__(data_dir, **generator_and_loader)

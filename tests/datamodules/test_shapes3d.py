@@ -112,3 +112,40 @@ def test_bad_transform_names_the_place(tmp_path):
         Shapes3DPointsDataModule(
             **datamodule_args(tmp_path), transforms={"train": [{"name": "Jiter"}]}
         )
+
+
+def sample_file_names(folder) -> dict[str, list[str]]:
+    """The per-sample files under ``folder``'s ``meshes/`` and ``images/``, by folder."""
+    return {
+        name: sorted(p.name for p in (folder / name).glob("*")) for name in ("meshes", "images")
+    }
+
+
+def test_a_rewritten_split_keeps_no_files_of_the_old_one(tmp_path):
+    small = {"image_size": 16, "num_points": 8}
+    make_shapes3d_dataset(tmp_path, samples=3, seed=0, **small)
+    make_shapes3d_dataset(tmp_path, samples=2, seed=1, **small)
+    assert sample_file_names(tmp_path) == {
+        "meshes": ["000001.obj", "000002.obj"],
+        "images": ["000001.png", "000002.png"],
+    }
+    make_shapes3d_dataset(tmp_path, samples=2, seed=2, write_files=False, **small)
+    assert sample_file_names(tmp_path) == {"meshes": [], "images": []}  # not seed 1's
+
+
+def test_files_asked_for_are_written_into_a_split_made_without_them(tmp_path):
+    args = {**datamodule_args(tmp_path), "train_samples": 2, "image_size": 16, "num_points": 8}
+    Shapes3DPointsDataModule(**args).prepare_data()
+    Shapes3DPointsDataModule(**{**args, "write_files": True}).prepare_data()
+    assert sample_file_names(tmp_path / "train") == {
+        "meshes": ["000001.obj", "000002.obj"],
+        "images": ["000001.png", "000002.png"],
+    }
+
+
+def test_setup_alone_does_not_hold_a_split_made_with_other_settings(tmp_path):
+    args = {**datamodule_args(tmp_path), "train_samples": 2, "image_size": 16, "num_points": 8}
+    Shapes3DPointsDataModule(**args).prepare_data()
+    datamodule = Shapes3DPointsDataModule(**{**args, "num_points": 12})
+    datamodule.setup("fit")  # no prepare_data: setup writes what is missing or out of date
+    assert datamodule.splits["train"].fields["points"].shape == (2, 12, 3)

@@ -66,7 +66,7 @@ def tiny_parts(folder, **args) -> Shapes3DPartsDataModule:
     say otherwise."""
     small = {"train_samples": 4, "val_samples": 2, "test_samples": 2, "num_points": 32}
     module = Shapes3DPartsDataModule(
-        data_dir=str(folder), write_files=False, **{**small, "batch_size": 4, **args}
+        data_dir=str(folder), **{"write_files": False, **small, "batch_size": 4, **args}
     )
     module.prepare_data()
     return module
@@ -116,3 +116,17 @@ def test_bad_point_labels_are_a_data_error_naming_the_file(tmp_path, change, mes
     with pytest.raises(DataError, match=message) as error:
         module.setup("fit")
     assert str(tmp_path / "val" / "samples.npz") in str(error.value)
+
+
+def test_a_rewritten_split_keeps_no_clouds_of_the_old_one(tmp_path):
+    make_shapes3d_parts_dataset(tmp_path, samples=3, seed=0, num_points=8)
+    make_shapes3d_parts_dataset(tmp_path, samples=2, seed=1, num_points=8)
+    assert sorted(p.name for p in (tmp_path / "clouds").iterdir()) == ["000001.ply", "000002.ply"]
+    make_shapes3d_parts_dataset(tmp_path, samples=2, seed=2, num_points=8, write_files=False)
+    assert not list((tmp_path / "clouds").iterdir())  # not seed 1's clouds
+
+
+def test_clouds_asked_for_are_written_into_a_split_made_without_them(tmp_path):
+    tiny_parts(tmp_path, num_points=8)
+    tiny_parts(tmp_path, num_points=8, write_files=True)
+    assert len(list((tmp_path / "train" / "clouds").glob("*.ply"))) == 4
