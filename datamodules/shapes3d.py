@@ -49,7 +49,7 @@ from visionflow.datamodules.view_batches import refuse_view_transforms, view_poi
 from visionflow.errors import check_minimums
 from visionflow.ops import sample_points_from_mesh
 from visionflow.registry import DATAMODULES
-from visionflow.rundir import atomic_write_bytes, atomic_write_json
+from visionflow.rundir import atomic_write_arrays, atomic_write_bytes, atomic_write_json
 
 GENERATOR = "visionflow.shapes3d/2"
 ELEVATION = (0.3, 0.7)  # radians the camera looks down on the object
@@ -161,18 +161,9 @@ def has_sample_files(folder: Path, sample_files: dict[str, str], samples: int) -
 def write_samples(out_dir: Path, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> Path:
     """Write a split's ``samples.npz`` (``arrays``), then its ``info.json`` (``info``, which
     marks the split whole), into ``out_dir``; return the path of ``samples.npz``."""
-    samples = save_arrays(out_dir / "samples.npz", arrays)
+    samples = atomic_write_arrays(out_dir / "samples.npz", arrays)
     atomic_write_json(out_dir / "info.json", info)
     return samples
-
-
-def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """``np.savez`` to ``path`` (``.npz``) through a temporary file and a rename, so that a
-    reader finds the old file or the new one, never half of one."""
-    temporary = path.with_suffix(".tmp.npz")
-    np.savez(temporary, **arrays)
-    temporary.replace(path)
-    return path
 
 
 def read_split(folder: Path) -> dict[str, np.ndarray]:

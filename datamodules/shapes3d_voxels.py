@@ -29,11 +29,12 @@ from visionflow.batches import (
     VoxelDatasetInfo,
 )
 from visionflow.datamodules.pointcloud_data import NO_TRANSFORMS
-from visionflow.datamodules.shapes3d import Shapes3DDataModule, read_split, save_arrays
+from visionflow.datamodules.shapes3d import Shapes3DDataModule, read_split
 from visionflow.datamodules.view_batches import normalized_images, view_voxels_batch
 from visionflow.errors import DataError
 from visionflow.ops import points_inside_mesh, voxelize_mesh
 from visionflow.registry import DATAMODULES
+from visionflow.rundir import atomic_write_arrays
 
 
 def split_meshes(arrays: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -70,9 +71,7 @@ def voxel_grids(folder: Path, resolution: int) -> torch.Tensor:
             for verts, faces in meshes_of(folder)
         ]
         packed = np.packbits(np.stack(grids).reshape(len(grids), -1), axis=1)
-        temporary = folder / f"voxels_{resolution}.tmp.npy"
-        np.save(temporary, packed)
-        temporary.replace(cache)
+        atomic_write_arrays(cache, packed)
     count = resolution**3
     return torch.from_numpy(np.unpackbits(packed, axis=1, count=count).astype(bool)).view(shape)
 
@@ -138,7 +137,7 @@ def occupancy_queries(folder: Path, count: int, near_surface: bool, seed: int) -
             occupancy.append(
                 points_inside_mesh(torch.from_numpy(verts), torch.from_numpy(faces), points)
             )
-        save_arrays(
+        atomic_write_arrays(
             cache,
             {"queries": torch.stack(queries).numpy(), "occupancy": torch.stack(occupancy).numpy()},
         )

@@ -17,14 +17,13 @@ A clip's flow input stacks L consecutive fields from its first frame: ``[2L, H, 
 
 from __future__ import annotations
 
-import io
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
 from visionflow.datamodules.video_decode import read_all_frames
-from visionflow.rundir import atomic_write_bytes
+from visionflow.rundir import atomic_write_arrays
 
 FLOW_SUFFIX = ".flow.npy"
 #: cv2.calcOpticalFlowFarneback's parameters (those of OpenCV's own sample)
@@ -65,7 +64,7 @@ def cached_flow(video: Path, root: Path, cache_dir: Path) -> np.ndarray:
     when the cache lacks them."""
     path = flow_cache_path(video, root, cache_dir)
     if not is_current(path, video):
-        save_flow(farneback_flow(read_all_frames(video)), path)
+        atomic_write_arrays(path, farneback_flow(read_all_frames(video)))
     return np.load(path, mmap_mode="r")
 
 
@@ -76,13 +75,6 @@ def is_current(path: Path, video: Path) -> bool:
         return path.stat().st_mtime_ns >= Path(video).stat().st_mtime_ns
     except FileNotFoundError:
         return False
-
-
-def save_flow(flow: np.ndarray, path: Path) -> Path:
-    """Write ``flow`` as ``.npy`` atomically (concurrent workers may compute the same video)."""
-    buffer = io.BytesIO()
-    np.save(buffer, flow)
-    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def stack_flow(flow: np.ndarray, start: int, flow_frames: int) -> np.ndarray:
@@ -103,5 +95,5 @@ def precompute_flow(root: Path, cache_dir: Path, videos: list[Path]) -> list[Pat
     for video in videos:
         path = flow_cache_path(video, root, cache_dir)
         if not is_current(path, video):
-            written.append(save_flow(farneback_flow(read_all_frames(video)), path))
+            written.append(atomic_write_arrays(path, farneback_flow(read_all_frames(video))))
     return written

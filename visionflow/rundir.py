@@ -75,6 +75,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+def atomic_write_arrays(path: Path, arrays: Any) -> Path:
+    """Write one array as ``.npy`` (``np.save``) or a mapping of named arrays as ``.npz``
+    (``np.savez``) to ``path`` as :func:`atomic_write_bytes` does: through a temp file of its own,
+    so processes writing the same file at once (loader workers, a sweep's trials) never mix."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    if isinstance(arrays, dict):
+        np.savez(buffer, **arrays)
+    else:
+        np.save(buffer, arrays)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
 
