@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from tests.conftest import REPO_ROOT, SHARED_DATA
+from visionflow.arguments import parameters_of
 from visionflow.pipelines import run
+from visionflow.registry import DATAMODULES
 from visionflow.spec import load_spec
 
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
@@ -118,15 +123,26 @@ NEEDS_SHARED_DATA = {"coco_evaluate.yaml"}
 
 def shrink(name: str, tmp_path) -> list[str]:
     overrides = [*COMMON, f"output_dir={tmp_path / 'runs'}", *SHRINK.get(name, [])]
-    if name.startswith(("shapes_", "shapes3d_")):
-        overrides.append(f"data.args.data_dir={tmp_path / 'shapes'}")
-    if name.startswith("moving_shapes"):
-        overrides.append(f"data.args.data_dir={tmp_path / 'moving_shapes'}")
+    if generates_data(REPO_ROOT / "examples" / name):
+        overrides.append(f"data.args.data_dir={tmp_path / 'data'}")
     return overrides
+
+
+def generates_data(example: Path) -> bool:
+    """Whether the example's datamodule writes the data it generates into ``data_dir`` (which
+    ``shrink`` points at ``tmp_path``, never the checkout's ``data/``), whatever its name."""
+    name = yaml.safe_load(example.read_text())["data"]["name"]
+    return "data_dir" in {p.name for p in parameters_of(DATAMODULES.get(name).builder)}
 
 
 def test_there_are_examples():
     assert {p.name for p in EXAMPLES} >= {"digits_classification.yaml", "shapes_detection.yaml"}
+
+
+def test_every_generated_data_example_is_smoke_run_in_tmp_path():
+    generated = {p.name for p in EXAMPLES if generates_data(p)}
+    assert {"shapes_detection.yaml", "moving_shapes_r3d.yaml", "shapes3d_mesh.yaml"} <= generated
+    assert not generated & {"digits_classification.yaml", "coco_evaluate.yaml"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

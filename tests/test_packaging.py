@@ -43,10 +43,11 @@ def test_wheel_contains_every_package(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for package in PACKAGES:
         assert f"{package}/__init__.py" in names, f"{package} missing from the wheel"
-    for source_dir in ("tasks", "datamodules", "pipelines", "cluster"):
+    for source_dir in ("visionflow", "tasks", "datamodules", "pipelines", "cluster"):
+        package = "visionflow" if source_dir == "visionflow" else f"visionflow/{source_dir}"
         for path in (REPO_ROOT / source_dir).rglob("*.py"):
             relative = path.relative_to(REPO_ROOT / source_dir).as_posix()
-            assert f"visionflow/{source_dir}/{relative}" in names, f"{path} not packaged"
+            assert f"{package}/{relative}" in names, f"{path} not packaged"
     assert not any(n.startswith(("tasks/", "pipelines/", "tests/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (
