@@ -38,6 +38,10 @@ class GeneratedSplits:
     (``info_file``) and defines :meth:`wanted_info` and :meth:`write_split`."""
 
     info_file: ClassVar[str]
+    #: the info files of every generator, each removed before a split is rewritten: two
+    #: generators pointed at one ``data_dir`` write the same image names, and each would
+    #: otherwise trust its own info over the other's images
+    info_files: ClassVar[set[str]] = set()
     #: what a split counts (``images``, ``samples``): the count keys are ``<split>_<count_unit>``
     count_unit: ClassVar[str]
 
@@ -59,6 +63,11 @@ class GeneratedSplits:
         self.generated_dir, self.counts, self.data_seed = Path(data_dir), counts, data_seed
         super().__init__(**loader)
 
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if "info_file" in vars(cls):
+            GeneratedSplits.info_files.add(cls.info_file)
+
     def wanted_info(self, split: str) -> dict[str, Any]:
         """The ``info`` that says how ``split`` is made with these arguments."""
         raise NotImplementedError(f"{type(self).__name__} must define wanted_info")
@@ -73,13 +82,14 @@ class GeneratedSplits:
 
     def prepare_data(self) -> None:
         """Write each split that is missing or was made with other settings. The split's info
-        file goes first (a generator writes it last), so a rewrite cut short is never taken for
-        the split the old info describes."""
+        files go first (a generator writes its own last), so a rewrite cut short is never taken
+        for the split the old info describes, nor this split for another generator's."""
         for split in SPLITS:
             folder = self.generated_dir / split
             wanted = self.wanted_info(split)
             if self.stored_info(folder) != wanted:
-                (folder / self.info_file).unlink(missing_ok=True)
+                for name in GeneratedSplits.info_files:
+                    (folder / name).unlink(missing_ok=True)
                 self.write_split(folder, wanted)
 
 

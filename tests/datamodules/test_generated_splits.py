@@ -63,3 +63,17 @@ def test_a_split_rewrite_cut_short_is_written_again(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         second.prepare_data()
     assert first.stored_info(val) is None  # so first.prepare_data() writes it again
+
+
+def test_two_generators_sharing_a_data_dir_do_not_read_each_others_images(tmp_path):
+    """Detection, then panoptic, then detection again on one ``data_dir``: both write
+    ``<split>/images/000001.png``; the third run must not trust its old annotations."""
+    sizes = {"train_images": 1, "val_images": 1, "test_images": 1, "image_size": 32}
+    image = tmp_path / "train" / "images" / "000001.png"
+    detection = ShapesDetectionDataModule(data_dir=str(tmp_path), **sizes)
+    detection.prepare_data()
+    detection_image = image.read_bytes()
+    ShapesPanopticDataModule(data_dir=str(tmp_path), **sizes).prepare_data()
+    assert image.read_bytes() != detection_image
+    detection.prepare_data()
+    assert image.read_bytes() == detection_image
