@@ -98,3 +98,9 @@ def test_evaluator_metrics_and_shards_give_equal_results():
     assert whole["real_acc"] == pytest.approx(0.25)
     assert whole["fid"] == frechet_distance(real, fake)
     assert evaluate(batches(real, fake, 10)) == whole
+
+
+def test_nothing_processed_scores_no_sample():
+    # was torch.cat's "expected a non-empty list of Tensors"
+    evaluation = GenerativeEvaluator(dims=64).evaluate()
+    assert evaluation.num_samples == 0 and evaluation.metrics == {}

@@ -123,3 +123,22 @@ def test_semantic_command(tmp_path, capsys):
     (tmp_path / "pred" / "a.png").unlink()
     assert main(semantic) == 2
     assert "no prediction for" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "side, field, set_negative",
+    [
+        ("pred", "segments_info", lambda d: d["annotations"][0]["segments_info"][0].update(id=-5)),
+        ("gt", "image_id", lambda d: d["annotations"][0].update(image_id=-1)),
+        ("gt", "images", lambda d: d["images"][0].update(id=-1)),
+    ],
+)
+def test_a_negative_id_is_one_line(case, side, field, set_negative):
+    # the engine takes non-negative ids only: a negative one was its ValueError, a traceback
+    gt, gt_folder, pred, pred_folder = case
+    path = gt if side == "gt" else pred
+    data = json.loads(path.read_text())
+    set_negative(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=f"{path.name}.*>= 0.*{field}"):
+        evaluate_panoptic(gt, gt_folder, pred, pred_folder)

@@ -51,3 +51,13 @@ def test_reset_forgets_the_images(evaluator):
 def test_nothing_processed_is_one_clear_error(evaluator):
     with pytest.raises(DataError, match="no images were processed"):
         evaluator.evaluate()
+
+
+def test_a_group_without_any_segment_is_left_out_not_minus_100(evaluator):
+    # no stuff segment predicted or true: panopticapi's stuff average has n = 0 (undefined), the
+    # engine answers -1; logging PQ_stuff = -100 would read as a real, terrible score
+    things_only = np.where(scene(4)[0] == 7, 7, 0), [(7, THING)]
+    evaluator.process([things_only], [things_only])
+    metrics = evaluator.evaluate().metrics
+    assert metrics["PQ"] == metrics["PQ_things"] == pytest.approx(100)
+    assert not any(name.endswith("_stuff") for name in metrics)

@@ -70,3 +70,17 @@ def test_a_class_absent_everywhere_is_left_out_of_the_mean():
 def test_bad_input_names_what_is_wrong(predicted, masks, message):
     with pytest.raises(DataError, match=message):
         SegmentationEvaluator(4).process(predicted, masks)
+
+
+@pytest.mark.parametrize("ignore_index", [-1, -100])
+def test_a_negative_ignore_index_scores_like_255(ignore_index):
+    # -100 is PyTorch's cross-entropy default and the tasks accept it; the counting engine takes
+    # unsigned labels only, so the evaluator must not hand it a negative ignore_index
+    predicted, masks = label_maps(3)
+    usual = SegmentationEvaluator(5)
+    usual.process(predicted, masks)
+    negative = SegmentationEvaluator(5, ignore_index=ignore_index)
+    negative.process(predicted, masks.masked_fill(masks == IGNORE_INDEX, ignore_index))
+    assert torch.equal(
+        torch.as_tensor(negative.evaluate().details), torch.as_tensor(usual.evaluate().details)
+    )

@@ -80,7 +80,8 @@ def test_perfect_detector_scores_one():
     detections = ClassDetections(np.array([7, 7]), np.array([0.9, 0.8]), boxes)
     ground_truth = {7: GroundTruthBoxes(boxes)}
     assert voc_average_precision(detections, ground_truth, method="all") == 1.0
-    assert voc_average_precision(detections, ground_truth, method="11point") == 1.0
+    # the devkit adds 1/11 eleven times: 1.0000000000000002
+    assert voc_average_precision(detections, ground_truth, method="11point") == pytest.approx(1.0)
 
 
 def test_no_positives_gives_nan_and_bad_method_raises(example):
@@ -89,3 +90,26 @@ def test_no_positives_gives_nan_and_bad_method_raises(example):
     assert math.isnan(voc_average_precision(detections, only_difficult))
     with pytest.raises(ValueError, match="method"):
         average_precision(np.array([1.0]), np.array([1.0]), method="101point")
+
+
+def devkit_eleven_point(recall: np.ndarray, precision: np.ndarray) -> float:
+    """``voc_ap(rec, prec, use_07_metric=True)`` of the VOC devkit's Python port (voc_eval.py)."""
+    ap = 0.0
+    for t in np.arange(0.0, 1.1, 0.1):
+        p = 0 if np.sum(recall >= t) == 0 else np.max(precision[recall >= t])
+        ap = ap + p / 11.0
+    return ap
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_eleven_point_ap_equals_the_devkit_bit_for_bit(seed):
+    # the devkit sums p / 11 threshold by threshold; a mean of the eleven p rounds otherwise
+    # (a perfect detector: 1.0000000000000002 there, 1.0 by np.mean)
+    rng = np.random.default_rng(seed)
+    recall = np.sort(rng.integers(0, 8, 20)) / 7
+    precision = rng.integers(1, 10, 20) / 9
+    expected = devkit_eleven_point(recall, precision)
+    assert average_precision(recall, precision, method="11point") == expected
+    assert average_precision(np.ones(3), np.ones(3), method="11point") == devkit_eleven_point(
+        np.ones(3), np.ones(3)
+    )

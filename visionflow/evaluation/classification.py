@@ -43,21 +43,29 @@ class ClassificationEvaluator:
         self._count = 0
 
     def process(self, predictions: dict[str, Any], targets: torch.Tensor) -> None:
-        ranked = torch.as_tensor(predictions["top_k"]).to(torch.int64)  # [B, k]
-        targets = torch.as_tensor(targets).to(torch.int64)  # [B]
-        if ranked.ndim != 2 or ranked.shape[0] != targets.shape[0]:
-            raise DataError(
-                f"classification evaluator: top_k {tuple(ranked.shape)} does not fit "
-                f"targets {tuple(targets.shape)}; expected [B, k] and [B]"
-            )
-        if len(targets) and (targets.min() < 0 or targets.max() >= self.num_classes):
-            raise DataError(
-                f"classification evaluator: a target is outside 0..{self.num_classes - 1}"
-            )
+        ranked, targets = self._checked(predictions["top_k"], targets)
         self._confusion += confusion_counts(targets, ranked[:, 0], self.num_classes)
         self._top_k_correct += int((ranked[:, : self.top_k] == targets[:, None]).any(dim=1).sum())
         self._loss_sum += float(predictions["loss"]) * len(targets)
         self._count += len(targets)
+
+    def _checked(self, top_k: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ranked [B, k], targets [B])`` int64, or a DataError naming the bad input: a shape
+        that does not fit, fewer than ``min(top_k, K)`` ranked classes, a class outside 0..K-1."""
+        ranked = torch.as_tensor(top_k).to(torch.int64)  # [B, k]
+        targets = torch.as_tensor(targets).to(torch.int64)  # [B]
+        needed = min(self.top_k, self.num_classes)
+        if ranked.ndim != 2 or ranked.shape[0] != targets.shape[0] or ranked.shape[1] < needed:
+            raise DataError(
+                f"classification evaluator: top_k {tuple(ranked.shape)} does not fit "
+                f"targets {tuple(targets.shape)}; expected [B, k >= {needed}] and [B]"
+            )
+        for name, labels in (("target", targets), ("predicted class", ranked)):
+            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise DataError(
+                    f"classification evaluator: a {name} is outside 0..{self.num_classes - 1}"
+                )
+        return ranked, targets
 
     def evaluate(self) -> Evaluation:
         """``acc`` (top-1), ``acc_top5`` (when K > top_k), ``loss`` (mean per sample); NaN without

@@ -87,6 +87,9 @@ class GenerativeEvaluator:
         self.labels.append(targets)
 
     def evaluate(self) -> Evaluation:
+        """The metrics of the module docstring that the batches allow (none without a batch)."""
+        if not self.batches:
+            return Evaluation(metrics={}, num_samples=0)
         real = torch.cat([b.real_features for b in self.batches])
         fake = torch.cat([b.sample_features for b in self.batches])
         metrics: dict[str, float] = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -27,25 +27,33 @@ HINT = (
 )
 
 
+#: an id the engine takes: it reads every id (image, segment, category) as unsigned
+Id = Annotated[int, msgspec.Meta(ge=0)]
+
+
 class _Segment(msgspec.Struct):
-    id: int
-    category_id: int
+    id: Id
+    category_id: Id
 
 
 class _Annotation(msgspec.Struct):
-    image_id: int
+    image_id: Id
     file_name: str
     segments_info: list[_Segment]
 
 
 class _Category(msgspec.Struct):
-    id: int
+    id: Id
     isthing: int
     name: str = ""
 
 
+class _Image(msgspec.Struct):
+    id: Id
+
+
 class _GroundTruthFile(msgspec.Struct):
-    images: list[dict[str, Any]]
+    images: list[_Image]
     annotations: list[_Annotation]
     categories: list[_Category]
 

@@ -87,7 +87,9 @@ class PanopticEvaluator:
         }
 
     def evaluate(self) -> Evaluation:
-        """``PQ``, ``SQ``, ``RQ`` (x100, as panopticapi prints them) for all, ``_things``, ``_stuff``."""
+        """``PQ``, ``SQ``, ``RQ`` (x100, as panopticapi prints them) for all, ``_things``, ``_stuff``;
+        a group with no category seen (no true and no predicted segment, panopticapi's ``n`` of 0:
+        its average is undefined) is left out."""
         folder = Path(self._folder.name)
         count = len(self._records["truth"])
         if count == 0:
@@ -111,6 +113,7 @@ class PanopticEvaluator:
         metrics = {
             f"{name.upper()}{METRIC_SUFFIX[group]}": 100 * float(result.metrics[group][name])
             for group in GROUPS
+            if result.metrics[group]["n"] > 0
             for name in ("pq", "sq", "rq")
         }
         return Evaluation(metrics, count, result)

@@ -58,9 +58,10 @@ class RobustnessEvaluator:
         self._count += len(targets)
 
     def evaluate(self) -> Evaluation:
-        count = max(self._count, 1)
-        accuracy = (self._correct.double() / count).tolist()
-        success = (self._fooled.double() / max(self._clean_correct, 1)).tolist()
+        """Accuracy per epsilon (NaN without images) and success rate (NaN without an image
+        classified right when clean: a rate over no image)."""
+        accuracy = _rates(self._correct, self._count)
+        success = _rates(self._fooled, self._clean_correct)
         metrics = {"clean_acc": accuracy[0]}
         for epsilon, acc, rate in zip(self.epsilons, accuracy, success):
             metrics[f"acc@{epsilon_key(epsilon)}"] = acc
@@ -70,3 +71,8 @@ class RobustnessEvaluator:
             self._count,
             {"epsilons": self.epsilons, "accuracy": accuracy, "success": success},
         )
+
+
+def _rates(counts: torch.Tensor, total: int) -> list[float]:
+    """``counts [E] / total`` as floats; NaN each when ``total`` is 0."""
+    return (counts.double() / total).tolist() if total else [float("nan")] * len(counts)

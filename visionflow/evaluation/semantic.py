@@ -36,8 +36,10 @@ class SegmentationEvaluator:
     def reset(self) -> None:
         import hotcoco.semantic
 
+        # the engine skips a label of its own, one no class has: it takes no negative label,
+        # and ignore_index may be one (-100 is PyTorch's cross-entropy default)
         self._engine = hotcoco.semantic.SemanticEval(
-            self.num_classes, ignore_index=self.ignore_index
+            self.num_classes, ignore_index=self.num_classes
         )
         self._images = 0
 
@@ -57,7 +59,9 @@ class SegmentationEvaluator:
                     f"{where}: a {name} label is outside 0..{self.num_classes - 1} "
                     f"(and is not ignore_index {self.ignore_index})"
                 )
-        self._engine.update(masks, np.where(counted, predicted, 0))
+        self._engine.update(
+            np.where(counted, masks, self.num_classes), np.where(counted, predicted, 0)
+        )
         self._images += int(masks.shape[0]) if masks.ndim == 3 else 1
 
     def evaluate(self) -> Evaluation:

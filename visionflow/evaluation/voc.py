@@ -120,7 +120,10 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: Method 
     ``precision`` [D]: the VOC2007 11-point average or the all-point envelope area."""
     if method == "11point":
         thresholds = np.arange(0.0, 1.1, 0.1)  # the devkit's own expression
-        return float(np.mean([precision[recall >= t].max(initial=0.0) for t in thresholds]))
+        total = 0.0
+        for t in thresholds:  # summed as the devkit does, p / 11 at a time: a mean rounds otherwise
+            total = total + precision[recall >= t].max(initial=0.0) / 11.0
+        return float(total)
     if method != "all":
         raise ValueError(f"method must be '11point' or 'all', got {method!r}")
     recall = np.concatenate([[0.0], recall, [1.0]])
