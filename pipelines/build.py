@@ -16,6 +16,7 @@ from typing import Any
 
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from visionflow.arguments import parameters_of
 from visionflow.batches import provided_arguments
@@ -130,7 +131,7 @@ def build_trainer(
     atomically; evaluation trainers run on one device. ``strategy``, ``plugins`` and ``callbacks``
     let the Ray backend plug in its DDP strategy and environment."""
     from lightning.pytorch import Trainer
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from visionflow.pipelines.console import quiet_lightning_notices
@@ -150,7 +151,7 @@ def build_trainer(
             NonFiniteLossCheck(fit_stage_arguments(spec).get("on_non_finite_loss", "stop"))
         )
         all_callbacks.append(
-            ModelCheckpoint(
+            RunDirectoryCheckpoint(
                 dirpath=run_dir.checkpoints,
                 save_last=True,
                 monitor=metric,
@@ -214,6 +215,40 @@ class RunDirectoryGuard(Callback):
 
     on_train_batch_end = on_validation_batch_end = on_test_batch_end = _check
     on_train_epoch_end = on_validation_end = _check
+
+
+class RunDirectoryCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` that also remembers, on resume, the best checkpoint of a
+    run directory that has moved since its ``last.ckpt`` was written (copied elsewhere, or an
+    ``s3://`` run staged in another folder): its paths are taken as files of this run's
+    ``checkpoints/``. (Lightning forgets the best score of another ``dirpath``, so the first
+    resumed epoch became "best" beside the real best.)"""
+
+    @property
+    def state_key(self) -> str:
+        """Lightning's own key, so that runs checkpointed before this class resume as well."""
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("dirpath")
+        if saved and self.dirpath and saved != self.dirpath:
+            state_dict = _rebased_checkpoint_paths(state_dict, Path(saved), Path(self.dirpath))
+        super().load_state_dict(state_dict)
+
+
+def _rebased_checkpoint_paths(state: dict[str, Any], old: Path, new: Path) -> dict[str, Any]:
+    """``ModelCheckpoint`` state with every checkpoint path in ``old`` moved into ``new``."""
+
+    def moved(path: Any) -> Any:
+        if isinstance(path, str) and path and Path(path).parent == old:
+            return str(new / Path(path).name)
+        return path
+
+    rebased = {key: moved(value) for key, value in state.items()}
+    rebased["dirpath"] = str(new)
+    if isinstance(state.get("best_k_models"), dict):
+        rebased["best_k_models"] = {moved(k): v for k, v in state["best_k_models"].items()}
+    return rebased
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

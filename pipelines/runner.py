@@ -24,8 +24,11 @@ from visionflow.pipelines.evaluation import EvaluationBackend, LocalEvaluationBa
 from visionflow.pipelines.stages import FitBackend, LocalFitBackend, StageContext
 from visionflow.plots import plot_training_curves
 from visionflow.registry import STAGES
-from visionflow.rundir import RunDirectory, atomic_write_json, refused_write
+from visionflow.rundir import SPEC_FILE, RunDirectory, atomic_write_json, read_json, refused_write
 from visionflow.spec import PipelineSpec, load_spec
+
+#: In the parent folder of a ``--seeds`` run: the seeds it runs (``{"seeds": [0, 1, 2]}``).
+SEEDS_FILE = "seeds.json"
 
 
 @dataclass
@@ -77,17 +80,32 @@ def resume(
     *,
     fit_backend: FitBackend | None = None,
     evaluation_backend: EvaluationBackend | None = None,
-) -> Results:
+) -> Results | SeedsResults:
     """Continue an interrupted run: finished stages are kept, an unfinished fit restarts from
-    ``checkpoints/last.ckpt``, the stages after it run as usual."""
+    ``checkpoints/last.ckpt``, the stages after it run as usual. The folder of a ``--seeds`` run
+    continues its seeds (:func:`resume_seeds`)."""
     run_dir = RunDirectory.open(path)
-    spec = load_spec(run_dir.spec_path)
-    status = run_dir.status()
-    if status.get("state") == "completed":
+    _refuse_completed(run_dir)
+    if (run_dir.path / SEEDS_FILE).is_file():
+        return resume_seeds(run_dir, fit_backend, evaluation_backend)
+    return _resume_run(run_dir, fit_backend, evaluation_backend)
+
+
+def _refuse_completed(run_dir: RunDirectory) -> None:
+    if run_dir.status().get("state") == "completed":
         raise CheckpointError(
             f"{run_dir.location}: this run has already completed",
             hint="start a new run with `visionflow run SPEC`",
         )
+
+
+def _resume_run(
+    run_dir: RunDirectory,
+    fit_backend: FitBackend | None,
+    evaluation_backend: EvaluationBackend | None,
+) -> Results:
+    """:func:`resume` of one run's folder, not completed."""
+    spec = load_spec(run_dir.spec_path)
     run_dir.remove_partial_writes()  # a kill mid-write leaves its temp file behind
     return _execute(run_dir, _build(spec, fit_backend), evaluation_backend, resume=True)
 
@@ -202,9 +220,10 @@ def _run_stages(
     for key, stage in zip(stage_keys(spec), spec.stages):
         if key in done:
             continue
-        done[key] = STAGES.get(stage.name).builder(context, **stage.args)
+        stage_metrics = STAGES.get(stage.name).builder(context, **stage.args)
+        _write_plots(context, stage.name)  # before the stage counts as done: resume redoes both
+        done[key] = stage_metrics
         run_dir.write_status("running", done)
-        _write_plots(context, stage.name)
     metrics = {name: value for stage in done.values() for name, value in stage.items()}
     run_dir.write_summary(
         {
@@ -259,24 +278,75 @@ def run_prepared_seeds(
     first: PreparedRun, seeds: int, evaluation_backend: EvaluationBackend | None = None
 ) -> SeedsResults:
     """:func:`run_seeds` from its :func:`prepare_seeds`; each later seed is built when its turn
-    comes, so every seed's run starts from the random state a single run of it would."""
+    comes, so every seed's run starts from the random state a single run of it would. The parent
+    folder records its seeds in ``seeds.json`` first, for :func:`resume_seeds`."""
     spec = first.spec
     parent = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
+    seed_list = list(range(spec.seed, spec.seed + seeds))
+    atomic_write_json(parent.path / SEEDS_FILE, {"seeds": seed_list})
     runs = []
-    for seed in range(spec.seed, spec.seed + seeds):
-        prepared = (
-            first if seed == spec.seed else prepare(spec.replace(seed=seed), first.fit_backend)
-        )
-        child = RunDirectory.create(parent.path, f"seed_{seed}", prepared.spec.to_yaml())
-        runs.append(run_prepared(prepared, evaluation_backend, child))
+    for seed in seed_list:
+        prepared = first if seed == spec.seed else None
+        runs.append(_run_seed(parent, spec, seed, prepared, first.fit_backend, evaluation_backend))
+    return _finish_seeds(parent, seed_list, runs)
+
+
+def resume_seeds(
+    parent: RunDirectory,
+    fit_backend: FitBackend | None = None,
+    evaluation_backend: EvaluationBackend | None = None,
+) -> SeedsResults:
+    """Continue an interrupted ``--seeds`` run in ``parent``: a completed seed is kept, an
+    interrupted one resumed, one not started yet run; then ``seeds_summary.json`` is written."""
+    spec = load_spec(parent.spec_path)
+    seed_list = read_json(parent.path / SEEDS_FILE)["seeds"]
+    backend = _check_backend(spec, fit_backend)
+    runs = []
+    for seed in seed_list:
+        child = _seed_run_directory(parent, seed)
+        if child is None:
+            runs.append(_run_seed(parent, spec, seed, None, backend, evaluation_backend))
+        elif child.status().get("state") == "completed":
+            runs.append(_completed_results(child))
+        else:
+            runs.append(_resume_run(child, backend, evaluation_backend))
+    return _finish_seeds(parent, seed_list, runs)
+
+
+def _run_seed(
+    parent: RunDirectory,
+    spec: PipelineSpec,
+    seed: int,
+    prepared: PreparedRun | None,
+    fit_backend: FitBackend,
+    evaluation_backend: EvaluationBackend | None,
+) -> Results:
+    """Seed ``seed`` of ``spec`` (``prepared``, or built now) in ``parent/seed_<seed>/``."""
+    prepared = prepared or prepare(spec.replace(seed=seed), fit_backend)
+    child = RunDirectory.create(parent.path, f"seed_{seed}", prepared.spec.to_yaml())
+    return run_prepared(prepared, evaluation_backend, child)
+
+
+def _seed_run_directory(parent: RunDirectory, seed: int) -> RunDirectory | None:
+    """The run directory of seed ``seed`` in ``parent``, None before it was made."""
+    made = sorted(path for path in (parent.path / f"seed_{seed}").glob("*/") if path.is_dir())
+    started = [path for path in made if (path / SPEC_FILE).is_file()]
+    return RunDirectory(started[-1]) if started else None
+
+
+def _completed_results(run_dir: RunDirectory) -> Results:
+    """The :class:`Results` of a completed run, from its ``status.json``."""
+    stages = run_dir.status()["stages"]
+    metrics = {name: value for stage in stages.values() for name, value in stage.items()}
+    return Results(run_dir.path, stages, metrics, run_dir.remote)
+
+
+def _finish_seeds(parent: RunDirectory, seeds: list[int], runs: list[Results]) -> SeedsResults:
+    """Write ``seeds_summary.json`` of ``runs`` into ``parent`` and mark it completed."""
     summary = summarize_seeds(runs)
     atomic_write_json(
         parent.path / "seeds_summary.json",
-        {
-            "seeds": list(range(spec.seed, spec.seed + seeds)),
-            "runs": [str(r.run_dir) for r in runs],
-            "metrics": summary,
-        },
+        {"seeds": seeds, "runs": [str(r.run_dir) for r in runs], "metrics": summary},
     )
     parent.write_status("completed", {})
     return SeedsResults(parent.path, runs, summary)

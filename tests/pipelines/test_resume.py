@@ -1,6 +1,7 @@
 """Kill a real run in the middle of its fit, resume it, and check every epoch is accounted for."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,3 +76,26 @@ def test_a_fit_restarted_from_scratch_overwrites_the_dead_attempts_checkpoints(t
     names = sorted(path.name for path in run_dir.checkpoints.iterdir())
     assert not [name for name in names if "-v" in name], names
     assert last_checkpoint_epoch(run_dir.path) == 1
+
+
+def test_a_moved_run_directory_resumes_remembering_its_best_checkpoint(tiny_spec, tmp_path):
+    """A run resumed from another folder than it began in (copied to another disk, or an
+    ``s3://`` run staged under another home) forgot its best score (Lightning keeps it only for
+    the same ``dirpath``): the first resumed epoch became "best" beside the real best, and the
+    later stages scored the newer of the two, whichever was better."""
+    spec = tiny_spec(
+        trainer={**TINY_DIGITS["trainer"], "max_epochs": 2, "limit_train_batches": 2},
+        stages=["fit"],
+    )
+    datamodule = build_datamodule(spec)
+    datamodule.prepare_data()
+    started = RunDirectory.create(spec.output_dir, spec.name, spec.to_yaml())
+    trainer = build_trainer(spec, started, fit=True, monitor=("val/loss", "min"), max_epochs=1)
+    trainer.fit(build_task(spec, datamodule.info), datamodule=datamodule)  # killed after epoch 0
+    started.write_status("interrupted", {})
+    moved = shutil.move(started.path, tmp_path / "moved")
+
+    resume(moved)
+
+    best = sorted(path.name for path in (tmp_path / "moved" / "checkpoints").glob("best-*"))
+    assert len(best) == 1, best

@@ -1,7 +1,9 @@
 import json
+from pathlib import Path
 
 import pytest
 
+from visionflow import cli
 from visionflow.errors import CheckpointError, SpecError
 from visionflow.pipelines import resume, run, run_seeds
 from visionflow.rundir import RunDirectory
@@ -65,3 +67,61 @@ def test_resume_refuses_a_completed_run(tiny_spec):
     results = run(tiny_spec(stages=["fit"]))
     with pytest.raises(CheckpointError, match="already completed"):
         resume(results.run_dir)
+
+
+def test_a_stage_whose_plots_were_not_written_runs_again_on_resume(tiny_spec, monkeypatch):
+    """A run stopped while it wrote the last stage's plots (killed, disk full) ran that stage
+    again on resume: it was recorded as done before its plots, so they were never written."""
+    from visionflow.tasks.classification import ImageClassificationTask
+
+    real = ImageClassificationTask.save_artifacts
+
+    def stopped_in_the_test_plots(self, stage, directory):
+        if stage == "test":
+            raise KeyboardInterrupt  # where a kill would land
+        return real(self, stage, directory)
+
+    monkeypatch.setattr(ImageClassificationTask, "save_artifacts", stopped_in_the_test_plots)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_spec())
+    spec = tiny_spec()
+    (path,) = (Path(spec.output_dir) / spec.name).iterdir()
+    assert not (path / "plots" / "confusion_matrix.png").exists()
+    monkeypatch.undo()
+
+    resume(path)
+
+    assert (path / "plots" / "confusion_matrix.png").is_file()
+
+
+def test_an_interrupted_seeds_run_resumes_its_seeds(tiny_spec, monkeypatch):
+    """``--resume`` of a ``--seeds`` run stopped in its second seed ran one plain run into the
+    parent folder (checkpoints and metrics beside the seeds' folders) and never wrote
+    ``seeds_summary.json``; it finishes the seeds, keeping the finished ones."""
+    from visionflow.tasks.classification import ImageClassificationTask
+
+    real, tests_run = ImageClassificationTask.save_artifacts, []
+
+    def stopped_in_the_second_seed(self, stage, directory):
+        tests_run.extend([stage] if stage == "test" else [])
+        if tests_run.count("test") == 2:
+            raise KeyboardInterrupt
+        return real(self, stage, directory)
+
+    monkeypatch.setattr(ImageClassificationTask, "save_artifacts", stopped_in_the_second_seed)
+    with pytest.raises(KeyboardInterrupt):
+        run_seeds(tiny_spec(), 2)
+    spec = tiny_spec()
+    (parent,) = (Path(spec.output_dir) / spec.name).iterdir()
+    (first,) = (parent / "seed_0").iterdir()
+    first_summary = (first / "summary.json").read_text()
+    monkeypatch.undo()
+
+    assert cli.main(["run", "--resume", str(parent)]) == 0
+
+    summary = json.loads((parent / "seeds_summary.json").read_text())
+    assert summary["seeds"] == [0, 1] and len(summary["metrics"]["test/acc"]["values"]) == 2
+    assert not (parent / "checkpoints").exists() and not (parent / "metrics.csv").exists()
+    assert (first / "summary.json").read_text() == first_summary  # seed 0 was not run again
+    assert [Path(run).parent.name for run in summary["runs"]] == ["seed_0", "seed_1"]
+    assert RunDirectory.open(parent).status()["state"] == "completed"

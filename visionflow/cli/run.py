@@ -19,7 +19,7 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         backend = _resumed_backend(args.resume)
         with joined_cluster(args.address, backend):
             results = backend_module(backend).resume(args.resume)
-        return _report_sweep(results) if hasattr(results, "best") else report_results(results)
+        return _report_resumed(results)
     if not args.spec:
         parser.parse_args(["run", "--help"])
     from visionflow.spec import load_spec
@@ -75,6 +75,15 @@ def backend_module(backend: str):
     else:
         import visionflow.pipelines as module
     return module
+
+
+def _report_resumed(results) -> int:
+    """The table of a resumed sweep, ``--seeds`` run or single run."""
+    if hasattr(results, "best"):
+        return _report_sweep(results)
+    if hasattr(results, "summary"):
+        return _report_seeds(results)
+    return report_results(results)
 
 
 def report_results(results) -> int:
