@@ -80,6 +80,15 @@ def test_f_score_known_values():
     torch.testing.assert_close(distances, torch.tensor([[0.05, 0.2]]))
 
 
+def test_f_score_counts_a_point_at_the_threshold_as_outside_it():
+    """Distances strictly below ``t`` count, as in Tatarchenko et al.'s code (``d < th``) and
+    Mesh R-CNN's evaluation (``dists < t``)."""
+    target = torch.tensor([[[0.0, 0, 0]]])
+    predicted = torch.tensor([[[0.5, 0, 0]]])  # 0.5 exactly, in float32 too
+    assert f_score(predicted, target, (0.5,))["f1"].item() == 0.0
+    assert f_score(predicted, target, (0.5001,))["f1"].item() == 1.0
+
+
 def test_f_score_ignores_padding():
     target = torch.tensor([[[0.0, 0, 0], [50, 0, 0]]])
     predicted = torch.tensor([[[0.0, 0, 0], [99, 0, 0]]])

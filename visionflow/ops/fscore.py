@@ -1,7 +1,7 @@
 """F-score at distance thresholds between predicted and ground-truth point clouds.
 
-Precision at ``t``: the fraction of predicted points within ``t`` (Euclidean) of the ground
-truth; recall: the fraction of ground-truth points within ``t`` of the prediction; F1 their
+Precision at ``t``: the fraction of predicted points closer than ``t`` (Euclidean) to the ground
+truth; recall: the fraction of ground-truth points closer than ``t`` to the prediction; F1 their
 harmonic mean (0 where both are 0), as in Tatarchenko et al. and Mesh R-CNN's evaluation.
 """
 
@@ -45,7 +45,7 @@ def f_score(
     }.items():
         distances = nearest_distances(x, y, x_len, y_len)  # [B, N]
         valid = torch.arange(x.shape[1], device=x.device)[None, :] < x_len[:, None]
-        within = (distances[..., None] <= limits) & valid[..., None]  # [B, N, T]
+        within = (distances[..., None] < limits) & valid[..., None]  # [B, N, T]
         scores[name] = within.sum(1) / x_len.clamp(min=1)[:, None]
     total = scores["precision"] + scores["recall"]
     scores["f1"] = torch.where(
