@@ -353,17 +353,22 @@ def _finish_seeds(parent: RunDirectory, seeds: list[int], runs: list[Results]) -
 
 
 def summarize_seeds(runs: list[Results]) -> dict[str, dict[str, Any]]:
-    """``{metric: {mean, std, values}}`` over runs (std is the sample std; 0 for one run)."""
+    """``{metric: {mean, std, values}}`` over runs: ``values`` one per run, in the runs' (the
+    seeds') order, None where a run has no finite value; ``mean`` and ``std`` (the sample std;
+    0 for one value) over the finite ones. A metric no run has a finite value of is left out."""
     names = sorted({name for r in runs for name in r.metrics})
     summary = {}
     for name in names:
-        values = [
-            r.metrics[name] for r in runs if name in r.metrics and math.isfinite(r.metrics[name])
-        ]
-        if values:
+        values = [_finite(r.metrics.get(name)) for r in runs]
+        finite = [value for value in values if value is not None]
+        if finite:
             summary[name] = {
-                "mean": statistics.fmean(values),
-                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "mean": statistics.fmean(finite),
+                "std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
                 "values": values,
             }
     return summary
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

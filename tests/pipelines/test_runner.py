@@ -6,6 +6,7 @@ import pytest
 from visionflow import cli
 from visionflow.errors import CheckpointError, SpecError
 from visionflow.pipelines import resume, run, run_seeds
+from visionflow.pipelines.runner import Results, summarize_seeds
 from visionflow.rundir import RunDirectory
 from visionflow.spec import load_spec
 
@@ -56,6 +57,20 @@ def test_seeds_summary_has_mean_and_std(tiny_spec):
     assert len(stats["values"]) == 2
     assert stats["mean"] == pytest.approx(sum(stats["values"]) / 2)
     assert (results.run_dir / "seed_1").is_dir()
+
+
+def test_seed_values_stay_beside_their_seeds_when_one_is_not_finite():
+    runs = [
+        Results(Path(f"seed_{seed}"), {}, {"loss": loss, "acc": 0.5})
+        for seed, loss in enumerate([float("nan"), 0.25, 0.75])
+    ]
+    summary = summarize_seeds(runs)
+    assert summary["loss"] == {
+        "mean": 0.5,
+        "std": pytest.approx(0.3535534),
+        "values": [None, 0.25, 0.75],
+    }
+    assert summary["acc"]["values"] == [0.5, 0.5, 0.5]
 
 
 def test_ray_backend_needs_the_cluster_package(tiny_spec):
