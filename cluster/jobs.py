@@ -167,7 +167,9 @@ def with_absolute_paths(
     uploaded folder (the job runs in its copy)."""
     args = {key: _local_path(value, base, working_dir) for key, value in spec.data.args.items()}
     output_dir = (
-        spec.output_dir if is_uri(spec.output_dir) else str((base / spec.output_dir).resolve())
+        spec.output_dir
+        if is_uri(spec.output_dir)
+        else str((base / Path(spec.output_dir).expanduser()).resolve())
     )
     return spec.replace(output_dir=output_dir, data=ComponentSpec(spec.data.name, args))
 

@@ -125,7 +125,7 @@ class RunDirectory:
             run = cls(*_new_staged_run(f"{str(output_dir).rstrip('/')}/{name}"))
         else:
             try:
-                run = cls(_new_local_run(Path(output_dir).resolve() / name))
+                run = cls(_new_local_run(Path(output_dir).expanduser().resolve() / name))
             except OSError as error:
                 raise SpecError(
                     f"output_dir: {output_dir}: cannot make the run directory there "

@@ -179,6 +179,13 @@ def test_local_paths_are_made_absolute(tmp_path):
     assert resolved.data.args == {"root": str(tmp_path / "images"), "preset": "keep"}
 
 
+def test_an_output_dir_under_home_is_sent_as_the_home_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    spec = load_spec(write_spec(tmp_path)).replace(output_dir="~/runs")
+    resolved = jobs.with_absolute_paths(spec, tmp_path / "elsewhere")
+    assert resolved.output_dir == str(tmp_path / "home" / "runs")
+
+
 class RecordingClient:
     def submit_job(self, **kwargs):
         self.kwargs = kwargs

@@ -16,6 +16,14 @@ def test_create_makes_unique_timestamped_folders_with_the_spec(tmp_path):
     assert first.status()["state"] == "created"
 
 
+def test_an_output_dir_under_home_is_made_there(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    run = RunDirectory.create("~/runs", "exp", "name: exp\n")
+    assert run.path.parent == tmp_path / "home" / "runs" / "exp"
+    assert not (tmp_path / "~").exists()  # not a folder named "~" in the working directory
+
+
 def test_open_refuses_a_folder_without_a_spec(tmp_path):
     with pytest.raises(CheckpointError, match="not a VisionFlow run directory"):
         RunDirectory.open(tmp_path)
