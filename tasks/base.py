@@ -10,7 +10,8 @@ as TorchGeo's ``BaseTask`` does for its trainers:
   ``configure_optimizers`` that builds them over :meth:`VisionTask.parameter_groups`;
 - one checkpoint-restore path: inside :meth:`VisionTask.load_from_checkpoint`,
   :attr:`VisionTask.restoring_checkpoint` is true, so a task does not read initial-weights files
-  (the checkpoint holds the trained weights; the file may be gone, the machine offline);
+  (the checkpoint holds the trained weights; the file may be gone, the machine offline); every
+  checkpoint also holds the global random states, which a resumed fit continues;
 - every hook the pipeline calls, with a default where one makes sense (the list is in the class
   docstring); the pipeline calls them directly, never through ``getattr``.
 
@@ -39,10 +40,13 @@ from visionflow.arguments import parameters_of
 from visionflow.errors import SpecError
 from visionflow.evaluation import Evaluation, Evaluator
 from visionflow.tasks.optim import OptimizerConfig, SchedulerConfig, config_from, upgrade_flat_keys
+from visionflow.tasks.random_state import random_states, restore_random_states
 
 #: attributes Lightning assigns around every hook call; plain values, never tensors or modules
 HOOK_BOOKKEEPING = frozenset({"_current_fx_name"})
 _RESTORING_CHECKPOINT = contextvars.ContextVar("restoring_checkpoint", default=False)
+#: the checkpoint entry of the global random states (:meth:`VisionTask.on_save_checkpoint`)
+RANDOM_STATES_KEY = "random_states"
 
 
 class VisionTask(LightningModule):
@@ -107,6 +111,19 @@ class VisionTask(LightningModule):
     def restoring_checkpoint(self) -> bool:
         """True while :meth:`load_from_checkpoint` builds this task: skip initial-weights files."""
         return _RESTORING_CHECKPOINT.get()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Also the global random states (:mod:`visionflow.tasks.random_state`). A subclass that
+        saves more calls ``super().on_save_checkpoint(checkpoint)``."""
+        checkpoint[RANDOM_STATES_KEY] = random_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A fit resumed from ``checkpoint`` continues its random states, so it draws what the
+        uninterrupted fit would have; loading it for inference leaves the caller's states alone.
+        A subclass that restores more calls ``super().on_load_checkpoint(checkpoint)``."""
+        states = checkpoint.get(RANDOM_STATES_KEY)
+        if states is not None and self._trainer is not None and self._trainer.state.fn == "fit":
+            restore_random_states(states)
 
     @classmethod
     def load_from_checkpoint(cls, *args: Any, **kwargs: Any) -> Any:

@@ -252,12 +252,16 @@ class PanopticSegmentationTask(EpochScoring, LabelledDataTask):
         )
 
     def save_evaluation(self, evaluation: Evaluation, directory: Path) -> list[Path]:
+        """``panoptic_per_class.csv`` (pq, sq, rq x100 and tp, fp, fn a category; the scores of a
+        category in no image, true or predicted, are empty: undefined, as panopticapi leaves it
+        out of every average, where the engine gives -1) and ``panoptic_summary.txt``."""
         result = evaluation.details
         rows = ["category_id,name,isthing,pq,sq,rq,tp,fp,fn"]
         things = dict(zip(self.category_ids, self.hparams.thing_classes))
         for category_id, row in sorted(result.per_class.items()):
-            values = [f"{100 * float(row[k]):.2f}" for k in ("pq", "sq", "rq")]
             counts = [str(int(row[k])) for k in ("tp", "fp", "fn")]
+            seen = any(int(row[k]) for k in ("tp", "fp", "fn"))
+            values = [f"{100 * float(row[k]):.2f}" if seen else "" for k in ("pq", "sq", "rq")]
             thing = int(things.get(category_id, False))
             rows.append(",".join([str(category_id), row["name"], str(thing), *values, *counts]))
         return [

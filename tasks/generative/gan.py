@@ -98,6 +98,7 @@ class GANTask(GenerativeTask):
         self.ema_updates = 0
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["ema_updates"] = self.ema_updates
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

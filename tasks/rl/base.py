@@ -104,9 +104,11 @@ class RLTask(VisionTask):
         self._episode_returns = []
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["env_steps"] = self.env_steps
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         self.env_steps = int(checkpoint.get("env_steps", 0))
 
     # ---------------------------------------------------------------------------- evaluation

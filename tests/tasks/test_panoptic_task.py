@@ -62,3 +62,23 @@ def test_training_targets_are_the_visible_things_picked_on_the_host():
     rcnn = task._rcnn_target(target, things)
     assert torch.equal(rcnn["masks"], (segments == 2)[None].to(torch.uint8))
     assert torch.equal(rcnn["boxes"], things["boxes"])
+
+
+def test_the_per_class_table_leaves_the_scores_of_an_unseen_category_empty(tmp_path):
+    """Label 2 is in no image, true or predicted: the engine gives it pq/sq/rq -1 (undefined), which
+    the table showed as -100.00; its cells are empty (panopticapi leaves the class out of every
+    average), its counts 0."""
+    task = PanopticSegmentationTask(
+        num_classes=3, thing_classes=[True, False, True], image_size=[4, 4]
+    )
+    ids = torch.tensor([[1, 1, 2, 2]] * 4)
+    image = (ids, [(1, 1), (2, 2)])  # segment 1: category 1 (a thing), 2: category 2 (stuff)
+    evaluator = task.make_evaluator()
+    evaluator.process([image], [image])
+    table, _ = task.save_evaluation(evaluator.evaluate(), tmp_path)
+    rows = table.read_text().splitlines()
+    assert rows[1:] == [
+        "1,0,1,100.00,100.00,100.00,1,0,0",
+        "2,1,0,100.00,100.00,100.00,1,0,0",
+        "3,2,1,,,,0,0,0",
+    ]
