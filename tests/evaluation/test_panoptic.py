@@ -59,6 +59,20 @@ def test_hand_computed_pq(case):
     assert result.per_class[1]["name"] == "thing" and result.per_class[1]["tp"] == 1
 
 
+def test_a_category_in_no_image_scores_zero_as_in_panopticapi(case):
+    """panopticapi's ``pq_average`` gives a category without tp, fp or fn pq = sq = rq = 0.0
+    and leaves it out of the averages (the engine reports -1)."""
+    for path in (case[0], case[2]):
+        data = json.loads(path.read_text())
+        data["categories"] = [*CATEGORIES, {"id": 3, "name": "unseen", "isthing": 1}]
+        path.write_text(json.dumps(data))
+    result = evaluate_panoptic(*case)
+    assert [result.per_class[3][k] for k in ("pq", "sq", "rq", "tp", "fp", "fn")] == [0.0] * 3 + [
+        0
+    ] * 3
+    assert result.metrics["Things"]["pq"] == pytest.approx(0.75)
+
+
 def test_command_writes_json(case, tmp_path, capsys):
     gt, gt_folder, pred, pred_folder = case
     out = tmp_path / "pq.json"

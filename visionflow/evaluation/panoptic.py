@@ -97,12 +97,20 @@ def evaluate_panoptic(
     results = engine.results()
     names = {category.id: category.name for category in truth.categories}
     per_class = {
-        int(c): {"name": names.get(int(c), str(c)), **values}
+        int(c): {"name": names.get(int(c), str(c)), **_as_panopticapi(values)}
         for c, values in results["per_class"].items()
     }
     return PanopticResult(
         {group: dict(results[group]) for group in GROUPS}, per_class, tuple(engine.summary_lines())
     )
+
+
+def _as_panopticapi(scores: dict[str, Any]) -> dict[str, Any]:
+    """One category's engine scores, with panopticapi's pq = sq = rq = 0.0 where the category
+    has no tp, fp or fn (the engine gives -1; either way it counts in no average)."""
+    if any(scores[key] for key in ("tp", "fp", "fn")):
+        return dict(scores)
+    return {**scores, "pq": 0.0, "sq": 0.0, "rq": 0.0}
 
 
 def _decode(path: Path, kind: Any) -> Any:
