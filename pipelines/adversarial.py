@@ -26,7 +26,7 @@ import torch
 from visionflow.errors import SpecError
 from visionflow.evaluation.robustness import RobustnessEvaluator, epsilon_key
 from visionflow.pipelines.checkpoint_stages import load_weights
-from visionflow.pipelines.stages import StageContext
+from visionflow.pipelines.stages import StageContext, stage_arguments
 from visionflow.pipelines.understanding import (
     held_out_images,
     pixel_space,
@@ -90,10 +90,32 @@ def predict(model: Model, pixels: torch.Tensor) -> torch.Tensor:
     )
 
 
+def check_adversarial_arguments(**args: Any) -> None:
+    """The stage's ranges, checked by the runner before the run directory exists."""
+    values = stage_arguments(adversarial, args)
+    epsilons = values["epsilons"] or []  # None: the defaults
+    problems = [
+        (all(e >= 0 for e in epsilons), "epsilons", f"must be >= 0, got {epsilons}"),
+        (values["attack"] != "fgsm" or values["norm"] == "linf", "norm", "fgsm is an L-inf attack"),
+        (values["steps"] >= 1, "steps", f"must be >= 1, got {values['steps']}"),
+        (
+            values["black_box_queries"] >= 0,
+            "black_box_queries",
+            f"must be >= 0, got {values['black_box_queries']}",
+        ),
+        (values["max_images"] >= 1, "max_images", f"must be >= 1, got {values['max_images']}"),
+    ]
+    for ok, key, message in problems:
+        if not ok:
+            raise SpecError(f"stages.adversarial.{key}: {message}")
+
+
 @STAGES.register(
     "adversarial",
     description="attack the (best) model on the test split: accuracy "
     "per epsilon, success rate, black-box queries, plots",
+    check=check_adversarial_arguments,
+    tasks=("image_classification",),
 )
 def adversarial(
     context: StageContext,
@@ -107,8 +129,15 @@ def adversarial(
     max_images: int = 500,
     checkpoint: str | None = None,
 ) -> dict[str, float]:
+    check_adversarial_arguments(
+        epsilons=epsilons,
+        attack=attack,
+        norm=norm,
+        steps=steps,
+        black_box_queries=black_box_queries,
+        max_images=max_images,
+    )
     epsilons = sorted({0.0, *(DEFAULT_EPSILONS if epsilons is None else epsilons)})
-    _check(epsilons, attack, norm, steps, black_box_queries, max_images)
     load_weights(context, checkpoint)
     task = context.task.eval()
     images, labels = held_out_images(context, max_images)
@@ -199,21 +228,6 @@ def _black_box(
         "black_box_success": success,
         "black_box_mean_queries": float(result.queries.double().mean()) if len(fooled) else 0.0,
     }
-
-
-def _check(
-    epsilons: list[float], attack: str, norm: str, steps: int, queries: int, max_images: int
-) -> None:
-    problems = [
-        (all(e >= 0 for e in epsilons), "epsilons", f"must be >= 0, got {epsilons}"),
-        (attack != "fgsm" or norm == "linf", "norm", "fgsm is an L-inf attack"),
-        (steps >= 1, "steps", f"must be >= 1, got {steps}"),
-        (queries >= 0, "black_box_queries", f"must be >= 0, got {queries}"),
-        (max_images >= 1, "max_images", f"must be >= 1, got {max_images}"),
-    ]
-    for ok, key, message in problems:
-        if not ok:
-            raise SpecError(f"stages.adversarial.{key}: {message}")
 
 
 def plot_accuracy_vs_epsilon(curve: dict[str, Any], attack: str, norm: str):

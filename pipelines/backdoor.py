@@ -24,7 +24,6 @@ their new label; test images clean and triggered, with both models' predictions)
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
@@ -35,7 +34,7 @@ from visionflow.pipelines.adversarial import predict
 from visionflow.pipelines.build import build_task, seed_everything
 from visionflow.pipelines.checkpoint_stages import load_weights
 from visionflow.pipelines.console import console_callbacks
-from visionflow.pipelines.stages import StageContext
+from visionflow.pipelines.stages import StageContext, stage_arguments
 from visionflow.pipelines.understanding import held_out_images, pixel_space, plot_image_grid
 from visionflow.plots import save_figure
 from visionflow.registry import STAGES
@@ -47,11 +46,7 @@ SHOWN = 8  # images per row of the plot
 def check_backdoor_arguments(**args: Any) -> None:
     """The stage's ranges that need no data, checked by the runner before the run directory
     exists (class indices and the trigger's fit are checked against the data by the stage)."""
-    values = {
-        name: parameter.default
-        for name, parameter in inspect.signature(backdoor).parameters.items()
-        if name != "context"
-    } | args
+    values = stage_arguments(backdoor, args)
     problems = [
         ("fraction", 0 < values["fraction"] <= 1, "must be in (0, 1]"),
         ("source_class", values["source_class"] >= 0, "must be >= 0"),
@@ -72,6 +67,7 @@ def check_backdoor_arguments(**args: Any) -> None:
     description="train a copy of the task on data with a backdoor trigger; "
     "report clean accuracy and trigger success rate against the run's model",
     check=check_backdoor_arguments,
+    tasks=("image_classification",),
 )
 def backdoor(
     context: StageContext,

@@ -17,9 +17,9 @@ results JSON).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from visionflow.errors import CheckpointError
+from visionflow.errors import CheckpointError, SpecError
 from visionflow.pipelines.build import build_trainer
 from visionflow.pipelines.evaluation import evaluate_split
 from visionflow.pipelines.stages import StageContext, read_task_state
@@ -27,10 +27,17 @@ from visionflow.registry import STAGES
 from visionflow.rundir import atomic_write_json
 
 
+def check_evaluate_arguments(shards: int | None = None, **_: Any) -> None:
+    """The stage's ranges, checked by the runner before the run directory exists."""
+    if shards is not None and shards < 1:
+        raise SpecError(f"stages.evaluate.shards: must be >= 1, got {shards}")
+
+
 @STAGES.register(
     "evaluate",
     description="score a checkpoint (or the run's best) on the test or "
     "val split, in shards (on Ray workers with backend: ray)",
+    check=check_evaluate_arguments,
 )
 def evaluate(
     context: StageContext,
@@ -66,6 +73,7 @@ def evaluate(
     "predict",
     description="run a checkpoint (or the run's best) on the test split; "
     "the task writes its predictions file",
+    task_hooks=("predict_step",),
 )
 def predict(context: StageContext, checkpoint: str | None = None) -> dict[str, float]:
     load_weights(context, checkpoint)

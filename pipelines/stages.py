@@ -9,6 +9,7 @@ the signature before the run starts. Only ``fit`` depends on the backend: the co
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -19,6 +20,7 @@ from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import CheckpointError, SpecError
 from visionflow.pipelines.build import build_trainer
 from visionflow.pipelines.console import console_callbacks
+from visionflow.pipelines.csv_logging import drop_rows_from_step, logging_step
 from visionflow.pipelines.evaluation import EvaluationBackend, LocalEvaluationBackend
 from visionflow.pipelines.nonfinite import NonFiniteMode
 from visionflow.plots import read_metric_series
@@ -97,6 +99,11 @@ class LocalFitBackend:
 
 def read_task_state(path: Path) -> dict[str, Any]:
     """The ``state_dict`` of a Lightning checkpoint; CheckpointError when it is not one."""
+    return read_checkpoint(path)["state_dict"]
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A whole Lightning checkpoint (weights only); CheckpointError when it is not one."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -112,7 +119,7 @@ def read_task_state(path: Path) -> dict[str, Any]:
             f"{path}: not a Lightning checkpoint (no 'state_dict')",
             hint="give a .ckpt from a run's checkpoints/ folder",
         )
-    return state["state_dict"]
+    return state
 
 
 def final_fit_metrics(run_dir: RunDirectory) -> dict[str, float]:
@@ -132,13 +139,17 @@ def final_fit_metrics(run_dir: RunDirectory) -> dict[str, float]:
 )
 def fit(context: StageContext, on_non_finite_loss: NonFiniteMode = "stop") -> dict[str, float]:
     """``on_non_finite_loss``: a NaN or infinite training loss stops the fit (``stop``) or skips
-    that optimizer step (``skip``); ``build_trainer`` reads it from the spec, as Ray workers do."""
+    that optimizer step (``skip``); ``build_trainer`` reads it from the spec, as Ray workers do.
+    A resumed fit first drops the metrics.csv rows logged after its checkpoint: it logs them
+    again."""
     if context.resume_checkpoint is not None:
         if not Path(context.resume_checkpoint).is_file():
             raise CheckpointError(
                 f"{context.resume_checkpoint}: checkpoint to resume from is missing"
             )
-        read_task_state(context.resume_checkpoint)  # a truncated file: one line, not Lightning's
+        # a truncated file: one line, not Lightning's
+        checkpoint = read_checkpoint(context.resume_checkpoint)
+        drop_rows_from_step(context.run_dir.metrics_csv, logging_step(checkpoint))
     context.outcome = context.fit_backend.fit(context, context.resume_checkpoint)
     context.load_best_weights()
     return final_fit_metrics(context.run_dir)
@@ -161,6 +172,17 @@ def validate(context: StageContext) -> dict[str, float]:
     return _evaluate(context, "validate")
 
 
+def stage_arguments(stage: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """Every argument of the stage function ``stage``: ``args`` over its signature's defaults
+    (for a ``check`` function, which the runner calls with the arguments the spec gives)."""
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(stage).parameters.items()
+        if name != "context" and parameter.default is not inspect.Parameter.empty
+    }
+    return defaults | args
+
+
 def check_knn_arguments(k: int = 1, distance: str = "l2") -> None:
     """The ``knn`` stage's ranges, checked by the runner before the run directory exists."""
     if k < 1:
@@ -171,6 +193,7 @@ def check_knn_arguments(k: int = 1, distance: str = "l2") -> None:
     "knn",
     description="k-nearest-neighbour baseline on raw pixels (train -> test)",
     check=check_knn_arguments,
+    batch=ImageClassificationBatch,
 )
 def knn(
     context: StageContext, k: int = 1, distance: Literal["l1", "l2"] = "l2"

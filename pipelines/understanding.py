@@ -32,7 +32,7 @@ import torch
 from visionflow.batches import ImageClassificationBatch
 from visionflow.errors import SpecError
 from visionflow.pipelines.checkpoint_stages import load_weights
-from visionflow.pipelines.stages import StageContext
+from visionflow.pipelines.stages import StageContext, stage_arguments
 from visionflow.plots import save_figure
 from visionflow.registry import STAGES, did_you_mean
 from visionflow.rundir import atomic_write_bytes
@@ -334,10 +334,29 @@ class Understanding:
         atomic_write_bytes(path, buffer.getvalue())
 
 
+def check_understand_arguments(**args: Any) -> None:
+    """The stage's ranges, checked by the runner before the run directory exists."""
+    values = stage_arguments(understand, args)
+    for method in values["methods"] or []:
+        if method not in METHODS:
+            raise SpecError(
+                f"stages.understand.methods: unknown method {method!r}"
+                f"{did_you_mean(method, METHODS)}",
+                hint="methods: " + ", ".join(METHODS),
+            )
+    if values["num_images"] < 1 or values["steps"] < 1:
+        raise SpecError(
+            "stages.understand: num_images and steps must be >= 1, got "
+            f"{values['num_images']} and {values['steps']}"
+        )
+
+
 @STAGES.register(
     "understand",
     description="saliency, CAM, filters, embeddings, class "
     "visualization, style transfer... as PNGs of the model",
+    check=check_understand_arguments,
+    tasks=("image_classification",),
 )
 def understand(
     context: StageContext,
@@ -349,18 +368,8 @@ def understand(
     vgg_weights: str | None = None,
     checkpoint: str | None = None,
 ) -> dict[str, float]:
+    check_understand_arguments(methods=methods, num_images=num_images, steps=steps)
     chosen = list(METHODS if methods is None else methods)
-    for method in chosen:
-        if method not in METHODS:
-            raise SpecError(
-                f"stages.understand.methods: unknown method {method!r}"
-                f"{did_you_mean(method, METHODS)}",
-                hint="methods: " + ", ".join(METHODS),
-            )
-    if num_images < 1 or steps < 1:
-        raise SpecError(
-            f"stages.understand: num_images and steps must be >= 1, got {num_images} and {steps}"
-        )
     load_weights(context, checkpoint)
     run = Understanding(context, num_images, layer, unit, steps, vgg_weights)
     directory = context.run_dir.plots / "understanding"

@@ -29,6 +29,7 @@ from visionflow.batches import provided_arguments
 from visionflow.errors import SpecError, UnknownNameError
 from visionflow.overrides import apply_overrides, read_yaml, with_values
 from visionflow.registry import DATAMODULES, STAGES, TASKS, Registry, did_you_mean
+from visionflow.stage_requirements import check_stage_fits
 from visionflow.typecheck import check_value, describe
 
 __all__ = [
@@ -373,6 +374,7 @@ def _check_components(spec: PipelineSpec) -> None:
     for index, stage in enumerate(spec.stages):
         entry = _lookup(STAGES, stage.name, f"stages[{index}]")
         check_arguments(entry.builder, stage.args, f"stages[{index}].{stage.name}", skip=1)
+        check_stage_fits(entry, task, data, f"stages[{index}].{stage.name}")
 
 
 def _batch_name(batch: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import ray
+import yaml
 
 from tests.faults.conftest import TINY
 from visionflow import cli
@@ -67,3 +68,76 @@ def test_seeds_under_backend_ray_are_checked_before_ray_starts(
     assert cli.main(["run", str(spec_file), "--backend", "ray", *arguments]) == 2
     assert_one_line(capsys, expected)
     assert not (tmp_path / "runs").exists()
+
+
+SHAPES_DETECTION = {
+    "task": {"name": "object_detection", "args": {"net": "fasterrcnn_mobilenet_v3_large_fpn"}},
+    "data": {
+        "name": "shapes_detection",
+        "args": {"data_dir": "DATA_DIR", "train_images": 4, "val_images": 2, "test_images": 2},
+    },
+}
+DIGITS_VAE = {"task": {"name": "vae", "args": {"net_args": {"latent_dim": 4, "width": 8}}}}
+
+
+@pytest.mark.parametrize(
+    ("changes", "stage", "expected"),
+    [
+        (
+            SHAPES_DETECTION,
+            "understand",
+            "stages[1].understand: needs an image_classification task, got object_detection",
+        ),
+        (
+            DIGITS_VAE,
+            "adversarial",
+            "stages[1].adversarial: needs an image_classification task, got vae",
+        ),
+        (DIGITS_VAE, "backdoor", "stages[1].backdoor: needs an image_classification task, got vae"),
+        (
+            DIGITS_VAE,
+            "predict",
+            "stages[1].predict: needs a task that defines predict_step, got vae",
+        ),
+        (
+            SHAPES_DETECTION,
+            "knn",
+            "stages[1].knn: needs data yielding ImageClassificationBatch, "
+            "got shapes_detection (DetectionBatch)",
+        ),
+    ],
+)
+def test_a_stage_that_does_not_fit_the_task_or_data_is_refused_before_the_fit(
+    tmp_path, capsys, changes, stage, expected
+):
+    """A stage that needs an image classifier (or its data) after ``fit`` on another task was
+    refused only when its turn came, after the fit had trained into a new run directory (the
+    VAE's even as a traceback: it has no ``forward``)."""
+    path = tmp_path / "spec.yaml"
+    raw = {**TINY, **changes, "stages": ["fit", stage], "output_dir": str(tmp_path / "runs")}
+    path.write_text(yaml.safe_dump(raw).replace("DATA_DIR", str(tmp_path / "shapes")))
+    assert cli.main(["run", str(path)]) == 2
+    assert_one_line(capsys, f"{path}: {expected}")  # the spec's own check, as for a bad key
+    assert not (tmp_path / "runs").exists(), list((tmp_path / "runs").rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("stage", "expected"),
+    [
+        ({"adversarial": {"steps": 0}}, "stages.adversarial.steps: must be >= 1, got 0"),
+        (
+            {"understand": {"methods": ["salency"]}},
+            "stages.understand.methods: unknown method 'salency'; did you mean 'saliency'?",
+        ),
+        ({"evaluate": {"shards": 0}}, "stages.evaluate.shards: must be >= 1, got 0"),
+    ],
+)
+def test_a_bad_stage_argument_is_refused_before_the_fit(
+    spec_file, tmp_path, capsys, stage, expected
+):
+    """These stages checked their arguments only when their turn came, after the fit."""
+    raw = yaml.safe_load(spec_file.read_text())
+    spec_file.write_text(yaml.safe_dump({**raw, "stages": ["fit", stage]}))
+    assert cli.main(["run", str(spec_file)]) == 2
+    assert_one_line(capsys, expected)
+    assert not (tmp_path / "runs").exists(), list((tmp_path / "runs").rglob("*"))

@@ -1,18 +1,21 @@
 """Kill a real run in the middle of its fit, resume it, and check every epoch is accounted for."""
 
+import csv
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
+from lightning.pytorch import Callback
 
 from tests.conftest import REPO_ROOT
 from tests.pipelines.conftest import TINY_DIGITS, last_checkpoint_epoch, validated_epochs
-from visionflow.pipelines import resume
+from visionflow.pipelines import LocalFitBackend, resume, run
 from visionflow.pipelines.build import build_datamodule, build_task, build_trainer
 from visionflow.rundir import RunDirectory
 
@@ -99,3 +102,60 @@ def test_a_moved_run_directory_resumes_remembering_its_best_checkpoint(tiny_spec
 
     best = sorted(path.name for path in (tmp_path / "moved" / "checkpoints").glob("best-*"))
     assert len(best) == 1, best
+
+
+class _LogEachStep(Callback):
+    """Logs ``probe/batch`` at every training step (as a task logging ``on_step`` does) and, given
+    ``interrupt_at=(epoch, batch)``, raises after that batch: its rows are in metrics.csv, its
+    epoch's checkpoint is not (``last.ckpt`` holds the epoch before)."""
+
+    def __init__(self, interrupt_at: tuple[int, int] | None = None):
+        self.interrupt_at = interrupt_at
+
+    def on_train_batch_end(self, trainer, task, outputs, batch, batch_idx):
+        task.log("probe/batch", float(batch_idx), on_step=True, on_epoch=False)
+        if (trainer.current_epoch, batch_idx) == self.interrupt_at:
+            raise RuntimeError("interrupted")
+
+
+def _rows(metrics_csv) -> list[dict[str, str]]:
+    with open(metrics_csv, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _logged_steps(metrics_csv, metric: str) -> list[int]:
+    """The steps at which ``metric`` has a value in metrics.csv, in the file's order."""
+    return [int(row["step"]) for row in _rows(metrics_csv) if row.get(metric)]
+
+
+def _logged_twice(metrics_csv) -> list[tuple[str, str, str]]:
+    """The (epoch, step, metric) of metrics.csv that have a value in more than one row."""
+    rows = _rows(metrics_csv)
+    keys = [
+        (row["epoch"], row["step"], name)
+        for row in rows
+        for name, value in row.items()
+        if name not in ("epoch", "step") and value != ""
+    ]
+    return sorted({key for key in keys if keys.count(key) > 1})
+
+
+def test_resume_logs_each_step_once_in_metrics_csv(tiny_spec):
+    """Rows logged after ``last.ckpt`` (steps of an epoch whose checkpoint never landed) were
+    logged again when the fit resumed from that checkpoint: two rows for one step and metric."""
+    trainer = {**TINY_DIGITS["trainer"], "max_epochs": 2, "limit_train_batches": 4}
+    spec = tiny_spec(
+        trainer={**trainer, "log_every_n_steps": 1, "limit_val_batches": 2},
+        data={"name": "digits", "args": {"batch_size": 16, "limit": 200}},
+        stages=["fit"],
+    )
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run(spec, fit_backend=LocalFitBackend(callbacks=(_LogEachStep(interrupt_at=(1, 2)),)))
+    (run_dir,) = (Path(spec.output_dir) / spec.name).iterdir()
+    assert last_checkpoint_epoch(run_dir) == 0
+
+    resume(run_dir, fit_backend=LocalFitBackend(callbacks=(_LogEachStep(),)))
+
+    assert validated_epochs(run_dir) == {0, 1}
+    assert _logged_twice(run_dir / "metrics.csv") == []
+    assert _logged_steps(run_dir / "metrics.csv", "probe/batch") == list(range(8))  # none lost
