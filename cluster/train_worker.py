@@ -84,7 +84,6 @@ def import_driver_modules(config: dict[str, Any]) -> None:
 
 
 def _fit_in_worker(config: dict[str, Any]) -> dict[str, str | None]:
-    import ray.train
     from ray.train.lightning import RayLightningEnvironment, prepare_trainer
 
     import_driver_modules(config)
@@ -96,10 +95,7 @@ def _fit_in_worker(config: dict[str, Any]) -> dict[str, str | None]:
 
     spec = parse_spec(config["spec"], source="")
     run_dir = RunDirectory(Path(config["run_dir"]))
-    ckpt_path = config.get("ckpt_path")
-    restored = ray.train.get_checkpoint()  # set when Ray Train restarts a failed worker group
-    if restored is not None:
-        ckpt_path = str(Path(restored.path) / "last.ckpt")
+    ckpt_path = _restarted_from(run_dir) or config.get("ckpt_path")
 
     seed_everything(spec.seed)
     datamodule, task = pickle.loads(config["built"])  # built by the driver (train.worker_config)
@@ -119,6 +115,23 @@ def _fit_in_worker(config: dict[str, Any]) -> dict[str, str | None]:
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     last = run_dir.last_checkpoint
     return {"last_checkpoint": str(last) if last else None}
+
+
+def _restarted_from(run_dir: Any) -> str | None:
+    """The ``last.ckpt`` that Ray Train restarts a failed worker group from, None on a first
+    start. Rank 0 drops the metrics.csv rows logged after it, which the fit logs again."""
+    import ray.train
+
+    from visionflow.pipelines.csv_logging import drop_rows_from_step, logging_step
+    from visionflow.pipelines.stages import read_checkpoint
+
+    restored = ray.train.get_checkpoint()
+    if restored is None:
+        return None
+    ckpt_path = Path(restored.path) / "last.ckpt"
+    if ray.train.get_context().get_world_rank() == 0:
+        drop_rows_from_step(run_dir.metrics_csv, logging_step(read_checkpoint(ckpt_path)))
+    return str(ckpt_path)
 
 
 def ray_strategy(name: str) -> Any:

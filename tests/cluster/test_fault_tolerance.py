@@ -18,7 +18,7 @@ pytest.importorskip("ray")
 import psutil
 
 from tests.conftest import REPO_ROOT
-from tests.pipelines.conftest import last_checkpoint_epoch, validated_epochs
+from tests.pipelines.conftest import last_checkpoint_epoch, logged_twice, validated_epochs
 from visionflow import cluster
 from visionflow.spec import load_spec
 
@@ -84,4 +84,5 @@ def test_a_killed_worker_is_replaced_and_the_fit_resumes(tmp_path):
     assert last_checkpoint_epoch(run_dir) == EPOCHS - 1
     epochs = validated_epochs(run_dir)
     assert epochs == set(range(EPOCHS)), f"validation epochs logged: {sorted(epochs)}"
+    assert logged_twice(run_dir / "metrics.csv") == []  # the restarted group logs each step once
     assert results.metrics["test/acc"] > 0.9

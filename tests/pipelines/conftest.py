@@ -45,3 +45,16 @@ def validated_epochs(run_dir: Path) -> set[int]:
             for row in csv.DictReader(file)
             if row.get("epoch") and row.get("val/loss")
         }
+
+
+def logged_twice(metrics_csv: Path) -> list[tuple[str, str, str]]:
+    """The (epoch, step, metric) of metrics.csv that have a value in more than one row."""
+    with open(metrics_csv, newline="") as file:
+        rows = list(csv.DictReader(file))
+    keys = [
+        (row["epoch"], row["step"], name)
+        for row in rows
+        for name, value in row.items()
+        if name not in ("epoch", "step") and value != ""
+    ]
+    return sorted({key for key in keys if keys.count(key) > 1})

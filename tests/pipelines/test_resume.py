@@ -14,7 +14,12 @@ import yaml
 from lightning.pytorch import Callback
 
 from tests.conftest import REPO_ROOT
-from tests.pipelines.conftest import TINY_DIGITS, last_checkpoint_epoch, validated_epochs
+from tests.pipelines.conftest import (
+    TINY_DIGITS,
+    last_checkpoint_epoch,
+    logged_twice,
+    validated_epochs,
+)
 from visionflow.pipelines import LocalFitBackend, resume, run
 from visionflow.pipelines.build import build_datamodule, build_task, build_trainer
 from visionflow.rundir import RunDirectory
@@ -128,18 +133,6 @@ def _logged_steps(metrics_csv, metric: str) -> list[int]:
     return [int(row["step"]) for row in _rows(metrics_csv) if row.get(metric)]
 
 
-def _logged_twice(metrics_csv) -> list[tuple[str, str, str]]:
-    """The (epoch, step, metric) of metrics.csv that have a value in more than one row."""
-    rows = _rows(metrics_csv)
-    keys = [
-        (row["epoch"], row["step"], name)
-        for row in rows
-        for name, value in row.items()
-        if name not in ("epoch", "step") and value != ""
-    ]
-    return sorted({key for key in keys if keys.count(key) > 1})
-
-
 def test_resume_logs_each_step_once_in_metrics_csv(tiny_spec):
     """Rows logged after ``last.ckpt`` (steps of an epoch whose checkpoint never landed) were
     logged again when the fit resumed from that checkpoint: two rows for one step and metric."""
@@ -157,5 +150,5 @@ def test_resume_logs_each_step_once_in_metrics_csv(tiny_spec):
     resume(run_dir, fit_backend=LocalFitBackend(callbacks=(_LogEachStep(),)))
 
     assert validated_epochs(run_dir) == {0, 1}
-    assert _logged_twice(run_dir / "metrics.csv") == []
+    assert logged_twice(run_dir / "metrics.csv") == []
     assert _logged_steps(run_dir / "metrics.csv", "probe/batch") == list(range(8))  # none lost
