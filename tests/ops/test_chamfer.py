@@ -186,3 +186,36 @@ def test_empty_target_cloud_gives_zero():
         x, y, y_lengths=torch.tensor([5, 0]), batch_reduction=None, single_directional=True
     )
     assert loss[1].item() == 0 and loss[0].item() > 0
+
+
+def test_nearest_index_and_loss_do_not_depend_on_where_the_clouds_sit(search_path):
+    """float32 unit clouds 100 away from the origin: the neighbours are those of a KD-tree in
+    float64 (scipy) and the loss is the one at the origin (a translation changes nothing)."""
+    from scipy.spatial import cKDTree
+
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.rand(2, 1, 300, 3, generator=generator)
+    lengths = torch.tensor([300])
+    far_x, far_y = x + 100, y + 100
+    index = nearest_neighbor_index(far_x, far_y, lengths, lengths)
+    expected = cKDTree(far_y[0].double().numpy()).query(far_x[0].double().numpy())[1]
+    assert index[0].tolist() == expected.tolist()
+    loss, _ = chamfer_distance(far_x, far_y)
+    torch.testing.assert_close(loss, chamfer_distance(x, y)[0], rtol=1e-3, atol=0)
+
+
+def test_non_finite_padding_changes_nothing(search_path):
+    """PyTorch3D ignores padded points entirely: inf or NaN there must not reach the loss, its
+    gradient or the normal term."""
+    x, y, x_lengths, y_lengths = ragged_clouds()
+    x_normals, y_normals = torch.randn_like(x), torch.randn_like(y)
+    x.requires_grad_()
+    expected, expected_normals = chamfer_distance(x, y, x_lengths, y_lengths, x_normals, y_normals)
+    (expected_gradient,) = torch.autograd.grad(expected, x)
+    y, y_normals = y.clone(), y_normals.clone()
+    y[2, 9:], y_normals[2, 9:] = float("nan"), float("nan")
+    padded_x = torch.where(torch.arange(40)[None, :, None] < x_lengths[:, None, None], x, torch.inf)
+    loss, loss_normals = chamfer_distance(padded_x, y, x_lengths, y_lengths, x_normals, y_normals)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(loss_normals, expected_normals)
+    torch.testing.assert_close(torch.autograd.grad(loss, x)[0], expected_gradient)

@@ -95,3 +95,14 @@ def test_f_score_ignores_padding():
     scores = f_score(predicted, target, (0.1,), torch.tensor([1]), torch.tensor([1]))
     assert scores["f1"].item() == 1.0
     assert math.isclose(f_score(predicted, target, (0.1,))["f1"].item(), 0.5)
+
+
+def test_f_score_of_an_empty_cloud_is_zero():
+    """No point lies within ``t`` of an empty cloud: an empty target gives precision 0, an empty
+    prediction recall 0 (their padding, here at the other cloud's points, is no neighbour)."""
+    cloud = torch.zeros(1, 3, 3)
+    empty = torch.tensor([0])
+    scores = f_score(cloud, cloud, (0.1,), target_lengths=empty)
+    assert scores["precision"].item() == 0 and scores["f1"].item() == 0
+    scores = f_score(cloud, cloud, (0.1,), predicted_lengths=empty)
+    assert scores["recall"].item() == 0 and scores["f1"].item() == 0

@@ -168,3 +168,15 @@ def test_the_losses_take_the_topology_the_caller_keeps():
         mesh_normal_consistency(verts, faces),
     )
     assert mesh_edge_loss(verts, faces, edges=edges[:3]) != mesh_edge_loss(verts, faces)
+
+
+def test_losses_of_a_mesh_without_edges_or_vertices_are_zero_not_nan():
+    """PyTorch3D's losses sum per-edge (per-vertex) terms weighted by 1 / count: a mesh with none
+    contributes 0 (an empty cubified grid has no faces)."""
+    no_faces = torch.zeros(0, 3, dtype=torch.int64)
+    verts = torch.rand(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    loss = mesh_edge_loss(verts, no_faces, 0.5)
+    assert loss.item() == 0
+    loss.backward()
+    assert verts.grad.abs().sum() == 0
+    assert mesh_laplacian_smoothing(torch.zeros(2, 0, 3), no_faces).item() == 0

@@ -83,3 +83,13 @@ def test_ball_query_pads_when_k_exceeds_the_cloud_and_passes_gradients():
     dists, idx, _ = ball_query(p1, p2, K=6, radius=10.0)
     assert idx.tolist() == [[[0, 1, 2, 3, -1, -1]] * 2]
     assert torch.autograd.gradcheck(lambda a, b: ball_query(a, b, K=6, radius=10.0)[0], (p1, p2))
+
+
+def test_ball_query_far_from_the_origin_matches_a_loop():
+    """float32 points 100 away from the origin: the balls are those of the exact distances."""
+    generator = torch.Generator().manual_seed(2)
+    points = torch.rand(1, 300, 3, generator=generator) + 100
+    _, idx, _ = ball_query(points[:, :20], points, K=300, radius=0.2)
+    for q in range(20):
+        expected = naive_ball(points[0, q].double(), points[0].double(), 300, 0.2)
+        assert idx[0, q].tolist() == expected

@@ -233,3 +233,10 @@ def test_cubify_matches_naive_squares_and_is_closed(seed):
         )
         cell = 8 / (depth * height * width)
         assert volume.item() == pytest.approx(grid.sum().item() * cell)
+
+
+def test_points_just_inside_the_upper_bound_fall_in_the_last_cell():
+    """(1 - 2^-24 + 1) * 16 rounds to 32 in float32: the point is inside [-1, 1] all the same."""
+    below_one = torch.nextafter(torch.tensor(1.0), torch.tensor(0.0))
+    grid = voxelize_points(torch.stack([below_one, torch.tensor(0.0), -below_one])[None, None], 32)
+    assert grid.sum() == 1 and grid[0, 0, 16, 31]

@@ -52,6 +52,8 @@ def chamfer_distance(
     _check_arguments(x, y, x_normals, y_normals, weights, batch_reduction, point_reduction, norm)
     x_lengths = _lengths(x, x_lengths, "x_lengths")
     y_lengths = _lengths(y, y_lengths, "y_lengths")
+    x, x_normals = (_zero_padding(t, x_lengths) for t in (x, x_normals))
+    y, y_normals = (_zero_padding(t, y_lengths) for t in (y, y_normals))
     if weights is not None and float(weights.sum()) == 0.0:
         zero = (x.sum((1, 2)) * weights) * 0.0  # [B]
         return (zero.sum(), zero.sum()) if batch_reduction is not None else (zero, zero)
@@ -107,6 +109,15 @@ def _one_direction(
         if normal_term is not None
         else None,
     )
+
+
+def _zero_padding(points: torch.Tensor | None, lengths: torch.Tensor) -> torch.Tensor | None:
+    """``points [B, N, D]`` with 0 past each cloud's length, so that whatever fills the padding
+    (inf, NaN) reaches neither the loss nor the gradient (PyTorch3D never reads it)."""
+    if points is None:
+        return None
+    real = torch.arange(points.shape[1], device=points.device)[None, :] < lengths[:, None]
+    return torch.where(real[..., None], points, 0)
 
 
 def _euclidean(squared: torch.Tensor) -> torch.Tensor:

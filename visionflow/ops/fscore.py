@@ -16,11 +16,12 @@ def nearest_distances(
     x: torch.Tensor, y: torch.Tensor, x_lengths: torch.Tensor, y_lengths: torch.Tensor
 ) -> torch.Tensor:
     """Euclidean distance ``[B, N]`` from each point of ``x [B, N, 3]`` to its nearest in
-    ``y [B, M, 3]`` (padding: 0)."""
+    ``y [B, M, 3]`` (padding: 0; inf where ``y``'s cloud is empty)."""
     index = nearest_neighbor_index(x, y, x_lengths, y_lengths)  # [B, N]
     nearest = y.gather(1, index[..., None].expand(-1, -1, y.shape[2]))
+    distance = (x - nearest).norm(dim=2).masked_fill(y_lengths[:, None] == 0, float("inf"))
     valid = torch.arange(x.shape[1], device=x.device)[None, :] < x_lengths[:, None]
-    return (x - nearest).norm(dim=2) * valid
+    return torch.where(valid, distance, 0)
 
 
 def f_score(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from visionflow.ops.mesh_edges import batched, unique_edges
+from visionflow.ops.mesh_edges import batched, mean_per_mesh, unique_edges
 
 
 def mesh_edge_loss(
@@ -20,4 +20,4 @@ def mesh_edge_loss(
     verts = batched(verts)
     edges = unique_edges(faces) if edges is None else edges  # [E, 2]
     lengths = (verts[:, edges[:, 0]] - verts[:, edges[:, 1]]).norm(dim=-1)  # [B, E]
-    return (lengths - target_length).square().mean(1).mean()
+    return mean_per_mesh((lengths - target_length).square())

@@ -18,3 +18,10 @@ def batched(verts: torch.Tensor) -> torch.Tensor:
     if verts.ndim != 3 or verts.shape[-1] != 3:
         raise ValueError(f"verts: expected [V, 3] or [B, V, 3], got {tuple(verts.shape)}")
     return verts
+
+
+def mean_per_mesh(values: torch.Tensor) -> torch.Tensor:
+    """Scalar: the mean over meshes of the mean of each mesh's terms ``values [B, K]`` (one per
+    edge, vertex ...); a mesh without terms (K = 0) adds 0, not NaN, as in PyTorch3D, which
+    weights each term by 1 / K."""
+    return (values.sum(1) / max(values.shape[1], 1)).mean()

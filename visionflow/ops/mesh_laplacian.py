@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from visionflow.ops.mesh_edges import batched, unique_edges
+from visionflow.ops.mesh_edges import batched, mean_per_mesh, unique_edges
 
 
 def mesh_laplacian_smoothing(
@@ -24,4 +24,4 @@ def mesh_laplacian_smoothing(
     neighbours = torch.zeros_like(verts).index_add_(1, both[:, 0], verts[:, both[:, 1]])
     average = neighbours / degree.clamp(min=1)[None, :, None]
     offsets = torch.where((degree > 0)[None, :, None], average - verts, torch.zeros_like(verts))
-    return offsets.norm(dim=-1).mean(1).mean()
+    return mean_per_mesh(offsets.norm(dim=-1))

@@ -12,8 +12,9 @@ value and the exact gradient (:mod:`visionflow.ops.chamfer`).
   tree costs more than it saves.
 - Other devices: brute force in row chunks sized so that no chunk's distance block exceeds
   :data:`CHUNK_ELEMENTS` entries, never the dense ``N x M`` matrix. The squared L2 block comes
-  from one matrix product, whose rounding can swap two neighbours whose distances agree to
-  about 1e-7 (relative, float32); the distance is then recomputed from the coordinates.
+  from one matrix product (about the first point of ``y``), whose rounding can swap two
+  neighbours whose squared distances agree to about 1e-7 of the cloud's squared extent
+  (float32); the distance is then recomputed from the coordinates.
 
 Padded points (index >= the cloud's length) of ``x`` get index 0 and padded points of ``y`` are
 never chosen; a cloud of ``y`` with no points gives index 0 throughout (callers mask it).
@@ -98,8 +99,12 @@ def _chunked_index(
 
 def pair_distances(x: torch.Tensor, y: torch.Tensor, norm: int) -> torch.Tensor:
     """``[B, N, M]`` distances between ``x [B, N, D]`` and ``y [B, M, D]``: squared L2 through
-    one batched matrix product (as ``torch.cdist`` computes it for large sets), or L1."""
+    one batched matrix product (as ``torch.cdist`` computes it for large sets), or L1. The L2
+    product runs with ``y``'s first point as origin: its rounding then scales with the clouds'
+    extent, not with their distance from the origin (which would swamp float32 neighbours)."""
     if norm == 1:
         return (x[:, :, None, :] - y[:, None, :, :]).abs().sum(-1)
+    if y.shape[1]:  # the first point of a cloud is real unless the cloud is empty
+        x, y = x - y[:, :1], y - y[:, :1]
     squared_norms = x.square().sum(-1)[:, :, None] + y.square().sum(-1)[:, None, :]
     return torch.baddbmm(squared_norms, x, y.transpose(1, 2), alpha=-2).clamp_min_(0)

@@ -53,7 +53,8 @@ def cell_index(points: torch.Tensor, resolution: int, bounds: Bounds) -> torch.T
             f"bounds/resolution: need lo < hi and resolution >= 1, got {bounds}, {resolution}"
         )
     index = torch.floor((points - lo) * (resolution / (hi - lo))).long()
-    return torch.where(points == hi, resolution - 1, index)
+    # the upper bound, and points just below it whose product rounds up to R: the last cell
+    return torch.where(points <= hi, index.clamp(max=resolution - 1), index)
 
 
 def cell_centers(
