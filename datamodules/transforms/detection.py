@@ -26,6 +26,13 @@ lies where the right eye was drawn. albumentations 2.0.8 moves the points but ke
 visibility together) when the applied transforms mirrored the image: an odd number of
 reflections (HorizontalFlip, VerticalFlip, Transpose, the mirroring elements of D4 and
 SquareSymmetry). Two flips make a 180-degree rotation, which keeps left and right.
+
+Keypoints are continuous pixel coordinates, as the boxes are: a pixel spans ``[x, x + 1]``, so a
+flip maps ``x`` to ``W - x`` (torchvision's references do the same). albumentations 2.0.8 moves
+them so in its resizes, crops and pads, but as pixel indices (a pixel's centre at integer ``x``)
+in its flips, 90-degree rotations and affine warps (``PIXEL_INDEX_STEPS``: a flip gives
+``W - 1 - x``, a pixel off the image and the box); :func:`with_continuous_keypoints` runs those
+steps' keypoint function half a pixel shifted into their frame and back.
 """
 
 from __future__ import annotations
@@ -54,6 +61,20 @@ MIRRORS = frozenset({"HorizontalFlip", "VerticalFlip", "Transpose"})
 SYMMETRY_GROUPS = frozenset({"D4", "SquareSymmetry"})  # their params name a ``group_element``
 MIRROR_ELEMENTS = frozenset({"h", "v", "t", "hvt"})  # the reflections among D4's eight
 SIDES = ("left_", "right_")
+#: albumentations steps that move keypoints as pixel indices (the rest: continuous coordinates)
+PIXEL_INDEX_STEPS = frozenset(
+    {
+        "HorizontalFlip",
+        "VerticalFlip",
+        "RandomRotate90",
+        "D4",
+        "SquareSymmetry",
+        "Affine",
+        "ShiftScaleRotate",
+        "Rotate",
+    }
+)
+HALF_PIXEL = 0.5
 
 
 def detection_context(image_size: int | None, seed: int | None = None) -> TransformContext:
@@ -112,6 +133,8 @@ def apply_detection_transform(
     }
     if masks is not None and count:
         inputs["masks"] = masks
+    if keypoints is not None:
+        with_continuous_keypoints(transform)
     out = transform(**inputs)
     kept = np.asarray(out[BOX_INDEX_FIELD], dtype=np.int64).reshape(-1)
     pixels = out["image"]
@@ -128,6 +151,43 @@ def apply_detection_transform(
             moved_points = np.take_along_axis(moved_points, mirror_orders[..., None], axis=1)
         result.keypoints = moved_points[kept]
     return result
+
+
+class PixelIndexKeypoints:
+    """A step's keypoint function ``move`` (keypoints float [P, 2+] -> [P, 2+], albumentations'
+    pixel-index frame) run on continuous coordinates: shifted by half a pixel there and back."""
+
+    def __init__(self, move: Any):
+        self.move = move
+
+    def __call__(self, keypoints: np.ndarray, **params: Any) -> np.ndarray:
+        moved = self.move(shifted_xy(keypoints, -HALF_PIXEL), **params)
+        return shifted_xy(moved, HALF_PIXEL)
+
+
+def shifted_xy(keypoints: np.ndarray, offset: float) -> np.ndarray:
+    """A copy of keypoints [P, 2+] with ``offset`` added to x and y (other columns kept)."""
+    result = np.array(keypoints, copy=True)
+    result[:, :2] += offset
+    return result
+
+
+def with_continuous_keypoints(transform: Any) -> None:
+    """Make every ``PIXEL_INDEX_STEPS`` step in ``transform`` (nested ones too) move keypoints
+    as continuous coordinates; a step already made so is left alone."""
+    for step in leaf_steps(transform):
+        functions = getattr(step, "_key2func", {})  # albumentations: target name -> function
+        move = functions.get("keypoints")
+        if type(step).__name__ in PIXEL_INDEX_STEPS and move is not None:
+            if not isinstance(move, PixelIndexKeypoints):
+                functions["keypoints"] = PixelIndexKeypoints(move)
+
+
+def leaf_steps(transform: Any) -> list[Any]:
+    """The transforms of ``transform`` with every composition (Compose, OneOf, ...) opened up."""
+    if isinstance(transform, A.BaseCompose):
+        return [leaf for child in transform.transforms for leaf in leaf_steps(child)]
+    return [transform]
 
 
 def applied_transforms(out: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

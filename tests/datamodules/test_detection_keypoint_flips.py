@@ -69,13 +69,13 @@ def test_mirror_order_pairs_left_and_right_names():
 def test_horizontal_flip_puts_left_where_the_right_one_mirrored_to():
     swapped, plain = flipped([A.HorizontalFlip(p=1.0)])
     _, _, original = person()
-    # the plain flip moves each point to the mirrored x (albumentations: width - 1 - x) ...
-    np.testing.assert_allclose(plain[0, :, 0], WIDTH - 1 - original[0, :, 0])
+    # the plain flip moves each point to the mirrored x (continuous coordinates: width - x) ...
+    np.testing.assert_allclose(plain[0, :, 0], WIDTH - original[0, :, 0])
     # ... and the swap relabels: the new left eye is the old right eye, mirrored, with its flag
-    np.testing.assert_allclose(swapped[0, LEFT_EYE], [WIDTH - 1 - 25, 9, 2])
-    np.testing.assert_allclose(swapped[0, RIGHT_EYE], [WIDTH - 1 - 35, 8, 2])
-    np.testing.assert_allclose(swapped[0, LEFT_WRIST], [WIDTH - 1 - 12, 28, 2])
-    np.testing.assert_allclose(swapped[0, RIGHT_WRIST], [WIDTH - 1 - 44, 30, 1])  # hidden one
+    np.testing.assert_allclose(swapped[0, LEFT_EYE], [WIDTH - 25, 9, 2])
+    np.testing.assert_allclose(swapped[0, RIGHT_EYE], [WIDTH - 35, 8, 2])
+    np.testing.assert_allclose(swapped[0, LEFT_WRIST], [WIDTH - 12, 28, 2])
+    np.testing.assert_allclose(swapped[0, RIGHT_WRIST], [WIDTH - 44, 30, 1])  # hidden one
     np.testing.assert_allclose(swapped[0, NOSE], plain[0, NOSE])
     # a person facing the camera has its left side on the image's right again
     assert swapped[0, LEFT_EYE, 0] > swapped[0, NOSE, 0] > swapped[0, RIGHT_EYE, 0]
@@ -103,7 +103,7 @@ def test_random_flip_swaps_exactly_when_it_flips():
     seen = set()
     for seed in range(12):
         swapped, plain = flipped([A.HorizontalFlip(p=0.5)], seed=seed)
-        did_flip = plain[0, NOSE, 0] == WIDTH - 1 - 30
+        did_flip = plain[0, LEFT_EYE, 0] == WIDTH - 35  # the nose, x = 30, is on the axis
         expected = plain[:, mirror_order(NAMES)] if did_flip else plain
         np.testing.assert_allclose(swapped, expected)
         seen.add(bool(did_flip))
@@ -201,9 +201,9 @@ def test_coco_flip_swaps_the_person_keypoints_by_category_names(tmp_path):
     dm.setup("validate")
     _, target = dm.datasets["val"][0]
     man, dog = target.keypoints
-    assert torch.allclose(man[LEFT_EYE], torch.tensor([WIDTH - 1 - 25.0, 9, 2]))
-    assert torch.allclose(man[RIGHT_WRIST], torch.tensor([WIDTH - 1 - 44.0, 30, 1]))
-    assert torch.allclose(dog[:, 0], WIDTH - 1 - torch.tensor([3.0, 5, 7, 9, 11]))
+    assert torch.allclose(man[LEFT_EYE], torch.tensor([WIDTH - 25.0, 9, 2]))
+    assert torch.allclose(man[RIGHT_WRIST], torch.tensor([WIDTH - 44.0, 30, 1]))
+    assert torch.allclose(dog[:, 0], WIDTH - torch.tensor([3.0, 5, 7, 9, 11]))
     assert dog[:, 2].tolist() == [2, 2, 2, 2, 1]
 
 
