@@ -147,8 +147,9 @@ class DQNTask(RLTask):
         return F.smooth_l1_loss(q, target)
 
     def on_train_batch_end(self, outputs: Any, batch: RolloutBatch, batch_idx: int) -> None:
-        """Count the gradient step just taken (if any); sync the target every interval."""
-        if outputs is None:
+        """Count the gradient step just taken (if any); sync the target every interval. A
+        skipped step (``training_step`` returned None) reaches here as ``{}`` in a fit."""
+        if not outputs:
             return
         self.updates += 1
         if self.updates % self.hparams.target_sync_interval == 0:

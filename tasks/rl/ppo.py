@@ -6,8 +6,9 @@ gradient-norm clipping.
 
 Each training step takes one rollout of ``T x N`` steps of ``N`` vectorized environments, computes
 GAE(``gae_lambda``) advantages with the current critic, then runs ``update_epochs`` passes over it
-in ``minibatches`` shuffled minibatches, one optimizer step each (manual optimization: Lightning's
-``global_step`` counts those steps, so give the fit's length in epochs). Each minibatch's
+in ``minibatches`` shuffled minibatches (sizes differing by at most one, every step in one),
+one optimizer step each (manual optimization: Lightning's ``global_step`` counts those steps, so
+give the fit's length in epochs). Each minibatch's
 observations go through the rollout's augmentation where it has one (pixels: a random shift, as
 RAD). The learning-rate schedule advances once per rollout. Logged at the end of each epoch, as
 means over its updates: ``train/loss``, ``train/policy_loss``, ``train/value_loss``,
@@ -118,18 +119,16 @@ class PPOTask(PolicyTask):
             "returns": (advantages + values).flatten(),
         }
         size = len(batch)
-        minibatch = max(1, size // h.minibatches)
+        count = min(h.minibatches, size)  # minibatches of sizes differing by at most one
         totals = torch.zeros(len(STATISTICS), device=values.device)
         for _ in range(h.update_epochs):
             order = torch.randperm(size, device=values.device)
-            for start in range(0, size - minibatch + 1, minibatch):
-                picked = {
-                    key: value[order[start : start + minibatch]] for key, value in flat.items()
-                }
+            for indices in order.tensor_split(count):
+                picked = {key: value[indices] for key, value in flat.items()}
                 picked["observations"] = self.learning_view(batch, picked["observations"])
                 totals += self._update(picked)
         self._step_schedule()
-        self._statistics.add(totals, h.update_epochs * (size // minibatch))
+        self._statistics.add(totals, h.update_epochs * count)
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's mean of every statistic over its updates (once per epoch: Lightning's

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from visionflow.batches import RolloutBatch
+from visionflow.batches.rl import Transitions
+from visionflow.tasks.rl import DQNTask
 from visionflow.tasks.rl.buffers import ReplayBuffer
 from visionflow.tasks.rl.ppo import clipped_surrogate, value_loss
 from visionflow.tasks.rl.returns import discounted_returns, generalized_advantages, n_step_targets
@@ -132,3 +134,50 @@ def test_value_clipping_takes_the_larger_loss():
     values, old, returns = torch.tensor([2.0]), torch.tensor([1.0]), torch.tensor([3.0])
     assert value_loss(values, old, returns, None).item() == 0.5
     assert value_loss(values, old, returns, 0.5).item() == 0.5 * 1.5**2
+
+
+def test_gae_bootstraps_truncation_and_the_rollout_end_but_not_across_episodes():
+    rewards = column(1.0, 1.0, 1.0)
+    values = column(2.0, 4.0, 8.0)
+    next_values = column(6.0, 10.0, 12.0)  # V(final obs of the truncated episode) = 6
+    terminated = column(False, False, False, dtype=torch.bool)
+    ends = column(True, False, False, dtype=torch.bool)  # step 0 truncated
+    lam = 0.5
+    advantages = generalized_advantages(rewards, values, next_values, terminated, ends, G, lam)
+    a2 = 1.0 + G * 12.0 - 8.0  # the rollout's last step bootstraps V(s_3)
+    a1 = 1.0 + G * 10.0 - 4.0 + G * lam * a2
+    a0 = 1.0 + G * 6.0 - 2.0  # truncated: bootstraps V(s'), nothing of the next episode
+    assert advantages[:, 0].tolist() == pytest.approx([a0, a1, a2])
+
+
+class FixedQ(torch.nn.Module):
+    """Q-values ``[B, A]``: the same row for every observation."""
+
+    def __init__(self, *q: float):
+        super().__init__()
+        self.q = torch.tensor(q)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.q.expand(len(observations), -1)
+
+
+@pytest.mark.parametrize(
+    ("double", "terminated", "target"),
+    [(True, False, 1 + G * 3), (False, False, 1 + G * 5), (True, True, 1.0)],
+)
+def test_dqn_target_picks_with_the_online_net_and_values_with_the_target_net(
+    double, terminated, target
+):
+    task = DQNTask(num_classes=2, observation_shape=[1], gamma=G, double_dqn=double)
+    task.q_network, task.target_network = FixedQ(1.0, 2.0), FixedQ(5.0, 3.0)
+    sample = Transitions(
+        observations=torch.zeros(1, 1),
+        actions=torch.zeros(1, dtype=torch.int64),  # Q(s, 0) = 1
+        rewards=torch.ones(1, 1),
+        next_observations=torch.zeros(1, 1, 1),
+        terminated=torch.tensor([[terminated]]),
+        episode_ends=torch.tensor([[terminated]]),
+    )
+    error = abs(target - 1.0)
+    expected = 0.5 * error**2 if error < 1 else error - 0.5  # Huber
+    assert task.td_loss(sample).item() == pytest.approx(expected)
