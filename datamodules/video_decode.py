@@ -13,8 +13,10 @@ converts to RGB only the frames the clip shows (with one kept converter), and st
 last one. With a ``size``, the RGB conversion also scales each frame (swscale's area
 averaging, :data:`RESIZE_INTERPOLATION`), one pass instead of a full-size RGB frame and a
 resize. Frame ``i`` is
-the one whose presentation time is ``i / fps``. Containers whose timestamps do not give frame
-numbers that way (AVI stores packets in decode order) are decoded from the start, counting
+the ``i``-th in presentation order: its timestamp is the ``i``-th smallest of the stream's
+packets, read once by demuxing (no decoding) when the container is opened, so variable frame
+rate videos number their frames as a full decode does. Containers whose timestamps do not
+order the frames (AVI stores packets in decode order) are decoded from the start, counting
 frames. Open containers are kept per process (:data:`OPEN_CONTAINERS` of them, most recently
 used; closed before the process forks), so the clips of one video in a loader worker share
 one. A file that cannot be opened or
@@ -24,6 +26,7 @@ decoded, or ends before a frame the clip needs, raises a DataError naming it.
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,12 +109,12 @@ def read_all_frames(path: str | Path) -> np.ndarray:
 @dataclass
 class _Video:
     """An open container, its video stream and how its timestamps number frames
-    (``numbering = (first pts, frames per pts unit)``, None: count decoded frames)."""
+    (``numbering``, None: count decoded frames)."""
 
     path: Path
     container: Any
     stream: Any
-    numbering: tuple[int, float] | None
+    numbering: _FrameTimes | None
     signature: tuple[int, int]  # the file's (mtime_ns, size) when opened
     reformatter: Any  # av's VideoReformatter, kept: a new one per frame costs 5x the conversion
 
@@ -158,18 +161,27 @@ class _Video:
                 if count in keep:
                     yield count, frame
             return
-        first_pts, rate = self.numbering
+        index_of = self.numbering.index_of
         start = wanted[0] if seek else 0
-        self.container.seek(round(start / rate) + first_pts, stream=self.stream, backward=True)
+        self.container.seek(self.numbering.pts[start], stream=self.stream, backward=True)
         codec = self.stream.codec_context
         for packet in self.container.demux(self.stream):
             if seek and packet.pts is not None:
-                shown = round((packet.pts - first_pts) * rate) in keep
+                shown = index_of.get(packet.pts) in keep
                 codec.skip_frame = "DEFAULT" if shown else "NONREF"
             for frame in codec.decode(packet):
-                index = round((frame.pts - first_pts) * rate)
+                index = index_of.get(frame.pts)
                 if index in keep:
                     yield index, frame
+
+
+@dataclass(frozen=True)
+class _FrameTimes:
+    """Presentation timestamps ``pts [N]`` of a video's frames, increasing (frame ``i`` shows
+    at ``pts[i]``), and ``index_of``, their inverse ``{pts: i}``."""
+
+    pts: list[int]
+    index_of: dict[int, int]
 
 
 _OPEN: OrderedDict[Path, _Video] = OrderedDict()
@@ -231,16 +243,29 @@ def _open(path: Path) -> _Video:
     return _Video(path, container, stream, numbering, signature, VideoReformatter())
 
 
-def _frame_numbering(container, stream) -> tuple[int, float] | None:
-    """``(first pts, frames per pts unit)`` when timestamps number the frames, else None."""
+def _frame_numbering(container, stream) -> _FrameTimes | None:
+    """The frames' timestamps (demuxed, not decoded) when they order the frames, else None."""
     formats = container.format.name.split(",")
-    if not any(name in SEEKABLE_FORMATS for name in formats) or not stream.average_rate:
+    if not any(name in SEEKABLE_FORMATS for name in formats):
         return None
-    return int(stream.start_time or 0), float(stream.time_base * stream.average_rate)
+    pts = sorted(
+        packet.pts for packet in container.demux(stream) if packet.pts is not None and packet.size
+    )
+    if not pts:
+        return None
+    return _FrameTimes(pts, {value: index for index, value in enumerate(pts)})
 
 
 def _frame_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    """The folder's frame images in natural order (``frame_2`` before ``frame_10``)."""
+    frames = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES]
+    return sorted(frames, key=_natural_key)
+
+
+def _natural_key(path: Path) -> list[tuple[int, int | str]]:
+    """Sort key of ``path``'s name that compares its runs of digits as numbers."""
+    runs = re.split(r"(\d+)", path.name)
+    return [(0, int(run)) if run.isdigit() else (1, run) for run in runs]
 
 
 def _read_frame_files(

@@ -9,7 +9,9 @@ Layouts under ``root`` (as ``image_folder``'s, with videos for images)::
 With ``split_files: {train: trainlist01.txt, test: testlist01.txt}`` (UCF101's official splits,
 paths relative to ``root`` or absolute) the listed videos make the train and test splits (a
 listed path's first folder is its class; UCF101's class numbers are not read) and val is held
-out of train. A video is a file ending in .mp4, .avi, .mkv, .mov or .webm, or a folder of
+out of train. A listed video that is not there is found by its name in any case and with any
+video suffix, or as a frame folder (``v_X_g01_c01.avi`` listed: ``v_x_g01_c01.mp4`` or
+``v_X_g01_c01/``); none found fails the setup, naming it. A video is a file ending in .mp4, .avi, .mkv, .mov or .webm, or a folder of
 JPEG/PNG frames.
 
 Training reads one clip per video per epoch at a random start; val and test read ``num_clips``
@@ -284,9 +286,10 @@ class VideoFolderDataModule(ImageFolderDataModule):
         if not self.split_files:
             return super()._splits
         index = {name: i for i, name in enumerate(self.class_names)}
+        folders: dict[Path, dict[str, list[Path]]] = {}
         listed = {
             split: [
-                (str(self._resolve(line)), index[Path(line).parts[0]])
+                (str(_stored_video(self._resolve(line), folders)), index[Path(line).parts[0]])
                 for line in self._listed(split)
             ]
             for split in self.split_files
@@ -357,6 +360,35 @@ class VideoFolderDataModule(ImageFolderDataModule):
             pin_memory=False,
             loader_class=ImageFolderLoader,
         )
+
+
+def _stored_video(listed: Path, folders: dict[Path, dict[str, list[Path]]]) -> Path:
+    """The video a split file lists as ``listed``: that path when it exists, else the video
+    file or frame folder beside it of the same name but for suffix and case (UCF101's lists name
+    .avi files; converted copies or extracted frames keep the name). ``folders`` caches each
+    folder's videos by lower-case name; DataError when no single one matches."""
+    if listed.exists():
+        return listed
+    if listed.parent not in folders:
+        folders[listed.parent] = _videos_by_name(listed.parent)
+    matches = folders[listed.parent].get(listed.stem.lower(), [])
+    if len(matches) != 1:
+        found = f"found {', '.join(p.name for p in matches)}" if matches else "no such video"
+        raise DataError(
+            f"{listed}: listed in a split file; {found}", hint="fix the split file or the data"
+        )
+    return matches[0]
+
+
+def _videos_by_name(folder: Path) -> dict[str, list[Path]]:
+    """``{lower-case name without suffix: [video files and frame folders]}`` in ``folder``."""
+    videos: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if is_frame_folder(path):
+            videos.setdefault(path.name.lower(), []).append(path)
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
+            videos.setdefault(path.stem.lower(), []).append(path)
+    return videos
 
 
 def _check_split_files(split_files: dict[str, str] | None) -> None:

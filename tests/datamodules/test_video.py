@@ -277,6 +277,28 @@ def test_video_folder_reads_ucf101_split_files(tmp_path, shapes_root):
     assert next(iter(datamodule.test_dataloader())).clips.shape[1:] == (3, 4, 16, 16)
 
 
+def test_ucf101_split_files_find_videos_stored_with_another_suffix_or_case(tmp_path, shapes_root):
+    """UCF101's lists name .avi files; videos converted to .mp4 (or a name's case changed)
+    are the ones read, and a listed video that is not there fails the setup, naming it."""
+    root = tmp_path / "ucf"
+    for motion in ("left", "up"):
+        (root / motion).mkdir(parents=True)
+        video = sorted((shapes_root / "train" / motion).glob("*.mp4"))[0]
+        (root / motion / f"v_{motion}_g01.mp4").write_bytes(video.read_bytes())
+    (root / "trainlist01.txt").write_text("left/v_left_g01.avi 1\nup/V_UP_G01.avi 2\n")
+    (root / "testlist01.txt").write_text("left/v_left_g01.avi\n")
+    split_files = {"train": "trainlist01.txt", "test": "testlist01.txt"}
+    datamodule = VideoFolderDataModule(str(root), clip_length=4, split_files=split_files)
+    datamodule.setup()
+    assert {Path(p).relative_to(root).as_posix() for p in datamodule.videos()} == {
+        "left/v_left_g01.mp4",
+        "up/v_up_g01.mp4",
+    }
+    (root / "testlist01.txt").write_text("left/v_left_g02.avi\n")
+    with pytest.raises(DataError, match="v_left_g02.avi"):
+        VideoFolderDataModule(str(root), clip_length=4, split_files=split_files).setup()
+
+
 def test_clips_are_read_at_the_image_size_by_the_decoder(shapes_root):
     """The eval preset's resize is the decoder's: an item's frames are read_clip's at the
     image size (not a resize of the full-size frames), and the batch has that size."""

@@ -22,6 +22,48 @@ def small_video(tmp_path_factory) -> Path:
     return write_video(frames, tmp_path_factory.mktemp("video") / "left.mp4")
 
 
+def _write_variable_rate_video(frames: np.ndarray, times_ms: list[int], path: Path) -> Path:
+    """H.264 ``.mp4`` of uint8 RGB ``[N, H, W, 3]`` shown at ``times_ms`` (ms, increasing,
+    unevenly spaced), with B-frames and a keyframe every 4 frames."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"g": "4", "crf": "18", "preset": "medium"}
+        for frame, time in zip(frames, times_ms, strict=True):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts, picture.time_base = time, Fraction(1, 1000)
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode())
+    return path
+
+
+def _decode_in_order(path: Path) -> np.ndarray:
+    """uint8 RGB ``[N, H, W, 3]``: every frame as PyAV decodes them, counted in order."""
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def test_a_variable_frame_rate_video_reads_its_frames_in_order(tmp_path):
+    """Frame ``i`` is the ``i``-th frame shown, however unevenly the frames are timed."""
+    frames = render_video("right", 12, 16, np.random.default_rng(0))
+    times_ms = [0, 40, 80, 100, 120, 200, 400, 420, 440, 460, 700, 740]
+    path = _write_variable_rate_video(frames, times_ms, tmp_path / "vfr.mp4")
+    in_order = _decode_in_order(path)
+    assert count_frames(path) == len(in_order) == 12
+    np.testing.assert_array_equal(read_all_frames(path), in_order)
+    for start in (0, 3, 5, 7):
+        indices = clip_frame_indices(12, 3, 2, start, "repeat")
+        np.testing.assert_array_equal(read_clip(path, indices), in_order[indices])
+
+
 @pytest.mark.parametrize("name, frames", [("demo.mp4", 280), ("test.avi", 164)])
 def test_seeking_reads_the_frames_a_full_decode_reads(shared_data, name, frames):
     path = shared_data / "video" / name
@@ -153,3 +195,17 @@ def test_frame_folders_read_like_videos(tmp_path):
         cv2.imwrite(str(folder / f"{index:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     assert count_frames(folder) == 6
     np.testing.assert_array_equal(read_clip(folder, np.array([5, 1, 1])), frames[[5, 1, 1]])
+
+
+def test_frame_folders_sort_frame_numbers_naturally_and_ignore_other_files(tmp_path):
+    """``frame_2`` comes before ``frame_10`` (numbers not zero-padded); a .txt is no frame."""
+    import cv2
+
+    frames = render_video("right", 12, 16, np.random.default_rng(0))
+    folder = tmp_path / "video"
+    folder.mkdir()
+    for index, frame in enumerate(frames, start=1):
+        cv2.imwrite(str(folder / f"frame_{index}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    (folder / "notes.txt").write_text("not a frame")
+    assert count_frames(folder) == 12
+    np.testing.assert_array_equal(read_all_frames(folder), frames)
