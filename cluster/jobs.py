@@ -37,7 +37,7 @@ from visionflow.cluster.head import (
     warn_if_clear_text,
 )
 from visionflow.cluster.job_entry import SPEC_ENV
-from visionflow.errors import RunError, VisionFlowError
+from visionflow.errors import RunError, VisionFlowError, not_utf8
 from visionflow.remote import is_uri
 from visionflow.spec import ComponentSpec, PipelineSpec
 
@@ -86,9 +86,10 @@ def auth_headers(token_file: str | None = None) -> dict[str, str]:
 def _read_token_file(token_file: str) -> str:
     try:
         token = Path(token_file).expanduser().read_text().strip()
-    except OSError as error:
+    except (OSError, UnicodeDecodeError) as error:
+        problem = not_utf8(error) if isinstance(error, UnicodeDecodeError) else error.strerror
         raise ClusterError(
-            f"--token-file {token_file}: {error.strerror}",
+            f"--token-file {token_file}: {problem}",
             hint="give the file that holds the cluster's Ray auth token",
         ) from None
     if not token:

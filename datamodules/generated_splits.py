@@ -27,6 +27,8 @@ from visionflow.errors import SpecError, check_minimums
 
 SPLITS = ("train", "val", "test")
 MIN_IMAGE_SIZE = 32
+#: the largest image a dataset generator draws (its float64 noise [S, S, 3] is then 400 MB)
+MAX_GENERATED_SIZE = 4096
 
 
 class GeneratedSplits:
@@ -148,8 +150,8 @@ def split_seed(seed: int, split: str) -> int:
 
 def check_generator_arguments(name: str, images: int, image_size: int) -> None:
     """SpecError naming ``name`` (the generator function) unless images >= 1 and the size fits."""
-    if images < 1 or image_size < MIN_IMAGE_SIZE:
+    if images < 1 or not MIN_IMAGE_SIZE <= image_size <= MAX_GENERATED_SIZE:
         raise SpecError(
-            f"{name}: need images >= 1 and image_size >= {MIN_IMAGE_SIZE}, got "
-            f"{images} and {image_size}"
+            f"{name}: need images >= 1 and {MIN_IMAGE_SIZE} <= image_size <= "
+            f"{MAX_GENERATED_SIZE}, got {images} and {image_size}"
         )

@@ -6,8 +6,11 @@ The CLI prints ``str(error)`` (the message and, on a second line, the hint) and 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 #: a message that starts with a key path (``lr: ...``, ``net_args.depth: ...``, ``stages[0]: ...``)
 _KEY_PATH = re.compile(r"^[A-Za-z_][\w.\[\]]*:")
@@ -69,6 +72,25 @@ def check_minimums(minimums: dict[str, tuple[float, float]]) -> None:
     for name, (value, least) in minimums.items():
         if value < least:
             raise SpecError(f"{name}: must be >= {least}, got {value}")
+
+
+def not_utf8(error: UnicodeDecodeError) -> str:
+    """What is wrong with a file that ``error`` could not decode: ``not UTF-8 text (byte 0xff at
+    offset 6)``, for a message that names the file."""
+    return f"not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start})"
+
+
+@contextlib.contextmanager
+def writing_to(option: str, path: str | Path) -> Iterator[None]:
+    """Run a block that writes the output ``path`` given as ``option``; an OSError in it becomes
+    a SpecError naming both: ``--json out.json: cannot write there (Is a directory)``."""
+    try:
+        yield
+    except OSError as error:
+        raise SpecError(
+            f"{option} {path}: cannot write there ({error.strerror or error})",
+            hint=f"give {option} a writable path",
+        ) from None
 
 
 def deprecated(message: str) -> None:

@@ -26,7 +26,7 @@ import yaml
 
 from visionflow.arguments import check_arguments, check_trainer_keys
 from visionflow.batches import provided_arguments
-from visionflow.errors import SpecError, UnknownNameError
+from visionflow.errors import SpecError, UnknownNameError, not_utf8
 from visionflow.overrides import apply_overrides, read_yaml, with_values
 from visionflow.registry import DATAMODULES, STAGES, TASKS, Registry, did_you_mean
 from visionflow.stage_requirements import check_stage_fits
@@ -80,6 +80,9 @@ class ResourcesSpec:
     max_failures: int = 0
     strategy: Literal["ddp", "fsdp"] = "ddp"
 
+
+#: the largest seed (NumPy's, which Lightning's ``seed_everything`` seeds, are 32-bit)
+MAX_SEED = 2**32 - 1
 
 SAMPLERS = ("grid", "choice", "uniform", "loguniform", "randint")
 
@@ -147,6 +150,8 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
         ) from None
     except OSError as error:
         raise SpecError(f"{path}: cannot read the spec ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise SpecError(f"{path}: {not_utf8(error)}", hint="save the spec as UTF-8 YAML") from None
     try:
         raw = read_yaml(text)
     except yaml.YAMLError as error:
@@ -207,7 +212,7 @@ def _parse(raw: Mapping[str, Any]) -> PipelineSpec:
         "data": _component(raw["data"], "data"),
     }
     if "seed" in raw:
-        values["seed"] = _typed(raw["seed"], int, "seed")
+        values["seed"] = _checked_seed(_typed(raw["seed"], int, "seed"))
     if "trainer" in raw:
         values["trainer"] = dict(_typed(raw["trainer"] or {}, dict, "trainer"))
     if "stages" in raw:
@@ -221,6 +226,13 @@ def _parse(raw: Mapping[str, Any]) -> PipelineSpec:
     if not values["name"] or "/" in values["name"]:
         raise SpecError(f"name: {values['name']!r} must be a non-empty name without '/'")
     return PipelineSpec(**values)
+
+
+def _checked_seed(seed: int) -> int:
+    """``seed``, or a SpecError unless NumPy can be seeded with it."""
+    if not 0 <= seed <= MAX_SEED:
+        raise SpecError(f"seed: must be 0..{MAX_SEED}, got {seed}", hint="NumPy takes 32-bit seeds")
+    return seed
 
 
 def _typed(value: Any, annotation: Any, path: str) -> Any:

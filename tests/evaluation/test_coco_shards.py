@@ -66,3 +66,16 @@ def test_split_keeps_each_image_with_its_annotations_and_detections():
     assert sum(len(shard.detections) for shard in shards) == len(dt)
     with pytest.raises(DataError, match="--shards: must be >= 1"):
         evaluate_coco_in_shards(gt, dt, "bbox", shards=0)
+
+
+def test_more_shards_than_images_makes_one_shard_per_image():
+    gt, dt = synthetic_coco(seed=7, images=5, categories=2, dets_per_image=4, gt_per_image=2)
+    counts: list[int] = []
+
+    def run_shards(shards):
+        counts.append(len(shards))
+        return [match_shard(shard) for shard in shards]
+
+    result = evaluate_coco_in_shards(gt, dt, "bbox", shards=10**20, run_shards=run_shards)
+    assert counts == [5]
+    assert_identical(result, evaluate_coco(gt, dt, "bbox"))

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+from visionflow.cli import int_in
 from visionflow.overrides import add_set_argument
 
 CLUSTER_EXAMPLES = """\
@@ -93,7 +94,11 @@ def _add_cluster(subparsers) -> None:
         ("--dashboard-port", head.DEFAULT_DASHBOARD_PORT, "D", "dashboard and Jobs API port"),
     ):
         start.add_argument(
-            flag, type=int, default=default, metavar=metavar, help=f"{what} (default %(default)s)"
+            flag,
+            type=int_in(1, 65535),
+            default=default,
+            metavar=metavar,
+            help=f"{what} (default %(default)s)",
         )
     start.add_argument(
         "--host",
@@ -118,10 +123,20 @@ def _add_cluster(subparsers) -> None:
     for parser in actions.choices.values():
         parser.add_argument(
             "--temp-dir",
+            type=_folder_or_new,
             default=head.DEFAULT_TEMP_DIR,
             metavar="DIR",
             help="the head's Ray temp dir, which names it (default %(default)s)",
         )
+
+
+def _folder_or_new(text: str) -> str:
+    """``--temp-dir``: a folder, or a path where one can be made; not a file."""
+    from pathlib import Path
+
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: not a folder")
+    return text
 
 
 def _add_submit(subparsers) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from visionflow.cli import precompute_flow
+from visionflow.cli import int_in, precompute_flow
 
 DATA_EXAMPLES = """\
 examples:
@@ -27,7 +27,7 @@ def add_data_commands(commands, formatter) -> None:
     shapes.add_argument("out_dir", metavar="OUT_DIR")
     shapes.add_argument("--images", type=int, required=True, metavar="N")
     shapes.add_argument("--image-size", type=int, default=128, metavar="PX")
-    shapes.add_argument("--seed", type=int, default=0)
+    shapes.add_argument("--seed", type=int_in(0), default=0)
     precompute_flow.add_arguments(
         actions.add_parser(
             "precompute-flow",
@@ -42,9 +42,11 @@ def data_command(args: argparse.Namespace) -> int:
     if args.data_action == "precompute-flow":
         return precompute_flow.run(args)
     from visionflow.datamodules import make_shapes_dataset
+    from visionflow.errors import writing_to
 
-    path = make_shapes_dataset(
-        args.out_dir, args.images, seed=args.seed, image_size=args.image_size
-    )
+    with writing_to("OUT_DIR", args.out_dir):
+        path = make_shapes_dataset(
+            args.out_dir, args.images, seed=args.seed, image_size=args.image_size
+        )
     print(f"wrote {args.images} images and {path}")
     return 0

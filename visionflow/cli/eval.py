@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from visionflow.cli import add_command
+from visionflow.cli import add_command, int_in
 from visionflow.evaluation import coco_command
 
 EVAL_KINDS = ("coco", "panoptic", "semantic")
+#: the most classes ``eval semantic`` takes: its K x K int64 confusion matrix is then 128 MiB
+#: (ADE20K-Full, the largest common label set, has 3688 classes)
+MAX_SEMANTIC_CLASSES = 4096
 COCO_EXAMPLES = """\
 examples:
   visionflow eval coco --gt instances_val.json --dt detections.json --iou-type bbox --json out.json
@@ -64,7 +67,7 @@ def _add_semantic_arguments(semantic: argparse.ArgumentParser) -> None:
         help="predicted label PNGs, named like the ground truth's",
     )
     semantic.add_argument(
-        "--num-classes", required=True, type=coco_command.positive_int, metavar="K"
+        "--num-classes", required=True, type=int_in(1, MAX_SEMANTIC_CLASSES), metavar="K"
     )
     semantic.add_argument(
         "--ignore-index", type=int, default=255, help="label skipped in the masks (255)"

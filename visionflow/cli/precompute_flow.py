@@ -51,7 +51,7 @@ def find_videos(root: Path, flow_dir: Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     from visionflow.datamodules.video_flow import precompute_flow
-    from visionflow.errors import DataError
+    from visionflow.errors import DataError, writing_to
 
     root = args.root
     if not root.is_dir():
@@ -63,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
             f"{root}: no videos found",
             hint="expected .mp4/.avi/.mkv/.mov/.webm files or folders of JPEG frames",
         )
-    chunks = [videos[i :: max(1, args.workers)] for i in range(max(1, args.workers))]
-    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+    with writing_to("--flow-dir", flow_dir):
+        flow_dir.mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(args.workers, len(videos)))  # more would get no video
+    chunks = [videos[i::workers] for i in range(workers)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
         written = sum(
             len(paths)
             for paths in pool.map(

@@ -101,22 +101,30 @@ def report(result: CocoResult, args: argparse.Namespace) -> int:
     if args.json is not None:
         print(f"wrote {write_json(args.json, result.as_dict())}")
     if args.plots is not None:
+        from visionflow.errors import writing_to
         from visionflow.evaluation.coco_plots import (
             plot_evaluation,  # matplotlib loads only when asked
         )
 
-        for path in plot_evaluation(result, args.plots):
+        with writing_to("--plots", args.plots):
+            paths = plot_evaluation(result, args.plots)
+        for path in paths:
             print(f"wrote {path}")
     print(f"evaluated in {result.timing['total_s']:.2f} s")
     return 0
 
 
 def write_json(path: Path, data: dict) -> Path:
-    """``data`` as indented JSON at ``path`` (its folder made if needed)."""
+    """``data`` as indented JSON at ``path`` (its folder made if needed): ``--json``'s file."""
     import orjson
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    from visionflow.errors import writing_to
+
+    with writing_to("--json", path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(
+            orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+        )
     return path
 
 

@@ -89,6 +89,7 @@ def evaluate_coco_in_shards(
         raise DataError(f"--shards: must be >= 1, got {shards}")
     started = time.perf_counter()
     ground_truth = load_ground_truth(gt, iou_type, keypoint_sigmas=keypoint_sigmas)
+    shards = min(shards, max(1, len(ground_truth.image_ids)))  # more would hold no image
     parts = split(ground_truth, load_results(dt, ground_truth), shards)
     split_at = time.perf_counter()
     states = run_shards(parts)

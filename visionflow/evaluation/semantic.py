@@ -107,8 +107,6 @@ def evaluate_label_folders(
 ) -> Evaluation:
     """Score every PNG label map of ``gt_folder`` against the PNG of the same name in
     ``pred_folder`` (pixel value or palette index = class)."""
-    from PIL import Image
-
     gt_folder, pred_folder = Path(gt_folder), Path(pred_folder)
     for folder in (gt_folder, pred_folder):
         if not folder.is_dir():
@@ -126,15 +124,29 @@ def evaluate_label_folders(
                 f"{pred_folder / name}: no prediction for {gt_folder / name}",
                 hint="name each prediction PNG like its ground-truth label map",
             )
-        maps = [np.asarray(Image.open(folder / name)) for folder in (gt_folder, pred_folder)]
-        for path, labels in zip((gt_folder / name, pred_folder / name), maps):
-            if labels.ndim != 2:
-                raise DataError(
-                    f"{path}: a label map has one channel, this one has shape {labels.shape}",
-                    hint="save class indices as a grayscale or palette PNG",
-                )
+        maps = [read_label_map(folder / name) for folder in (gt_folder, pred_folder)]
         evaluator.process(maps[1][None], maps[0][None], where=str(pred_folder / name))
     return evaluator.evaluate()
+
+
+def read_label_map(path: Path) -> np.ndarray:
+    """The class indices [H, W] of the PNG at ``path``; a DataError naming it where it cannot be
+    decoded or holds more than one channel."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            labels = np.asarray(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(
+            f"{path}: cannot decode the label map ({error})", hint="re-export it as a PNG"
+        ) from None
+    if labels.ndim != 2:
+        raise DataError(
+            f"{path}: a label map has one channel, this one has shape {labels.shape}",
+            hint="save class indices as a grayscale or palette PNG",
+        )
+    return labels
 
 
 def _labels(values: Any) -> np.ndarray:
