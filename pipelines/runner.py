@@ -25,7 +25,7 @@ from visionflow.pipelines.stages import FitBackend, LocalFitBackend, StageContex
 from visionflow.plots import plot_training_curves
 from visionflow.registry import STAGES
 from visionflow.rundir import SPEC_FILE, RunDirectory, atomic_write_json, read_json, refused_write
-from visionflow.spec import PipelineSpec, load_spec
+from visionflow.spec import MAX_SEED, PipelineSpec, load_spec
 
 #: In the parent folder of a ``--seeds`` run: the seeds it runs (``{"seeds": [0, 1, 2]}``).
 SEEDS_FILE = "seeds.json"
@@ -269,9 +269,21 @@ def prepare_seeds(
 ) -> PreparedRun:
     """The first seed's run, built by :func:`prepare`: a bad ``seeds`` or spec value is refused
     before the parent run directory exists (the other seeds differ only in their seed)."""
+    check_seeds(spec.seed, seeds)
+    return prepare(spec, fit_backend)
+
+
+def check_seeds(first: int, seeds: int) -> None:
+    """SpecError unless ``seeds`` >= 1 and the last seed, ``first + seeds - 1``, is one NumPy
+    takes (``visionflow.spec.MAX_SEED``)."""
     if seeds < 1:
         raise SpecError(f"--seeds: must be >= 1, got {seeds}")
-    return prepare(spec, fit_backend)
+    last = first + seeds - 1
+    if last > MAX_SEED:
+        raise SpecError(
+            f"--seeds {seeds}: the seeds {first}..{last} go past {MAX_SEED}, the largest seed",
+            hint="lower seed or --seeds",
+        )
 
 
 def run_prepared_seeds(

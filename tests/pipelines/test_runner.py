@@ -140,3 +140,10 @@ def test_an_interrupted_seeds_run_resumes_its_seeds(tiny_spec, monkeypatch):
     assert (first / "summary.json").read_text() == first_summary  # seed 0 was not run again
     assert [Path(run).parent.name for run in summary["runs"]] == ["seed_0", "seed_1"]
     assert RunDirectory.open(parent).status()["state"] == "completed"
+
+
+def test_run_seeds_refuses_seeds_past_the_largest_before_anything(tiny_spec):
+    spec = tiny_spec().replace(seed=2**32 - 2)
+    with pytest.raises(SpecError, match=r"--seeds 3: the seeds 4294967294..4294967296 go past"):
+        run_seeds(spec, 3)
+    assert not Path(spec.output_dir).exists()
