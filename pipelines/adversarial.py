@@ -23,10 +23,9 @@ from typing import Any, Literal
 
 import torch
 
-from visionflow.errors import SpecError
 from visionflow.evaluation.robustness import RobustnessEvaluator, epsilon_key
 from visionflow.pipelines.checkpoint_stages import load_weights
-from visionflow.pipelines.stages import StageContext, stage_arguments
+from visionflow.pipelines.stages import StageContext, refuse_first_problem, stage_arguments
 from visionflow.pipelines.understanding import (
     held_out_images,
     pixel_space,
@@ -95,19 +94,17 @@ def check_adversarial_arguments(**args: Any) -> None:
     values = stage_arguments(adversarial, args)
     epsilons = values["epsilons"] or []  # None: the defaults
     problems = [
-        (all(e >= 0 for e in epsilons), "epsilons", f"must be >= 0, got {epsilons}"),
-        (values["attack"] != "fgsm" or values["norm"] == "linf", "norm", "fgsm is an L-inf attack"),
-        (values["steps"] >= 1, "steps", f"must be >= 1, got {values['steps']}"),
+        ("epsilons", all(e >= 0 for e in epsilons), f"must be >= 0, got {epsilons}"),
+        ("norm", values["attack"] != "fgsm" or values["norm"] == "linf", "fgsm is an L-inf attack"),
+        ("steps", values["steps"] >= 1, f"must be >= 1, got {values['steps']}"),
         (
-            values["black_box_queries"] >= 0,
             "black_box_queries",
+            values["black_box_queries"] >= 0,
             f"must be >= 0, got {values['black_box_queries']}",
         ),
-        (values["max_images"] >= 1, "max_images", f"must be >= 1, got {values['max_images']}"),
+        ("max_images", values["max_images"] >= 1, f"must be >= 1, got {values['max_images']}"),
     ]
-    for ok, key, message in problems:
-        if not ok:
-            raise SpecError(f"stages.adversarial.{key}: {message}")
+    refuse_first_problem("adversarial", problems)
 
 
 @STAGES.register(

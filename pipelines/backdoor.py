@@ -34,7 +34,7 @@ from visionflow.pipelines.adversarial import predict
 from visionflow.pipelines.build import build_task, seed_everything
 from visionflow.pipelines.checkpoint_stages import load_weights
 from visionflow.pipelines.console import console_callbacks
-from visionflow.pipelines.stages import StageContext, stage_arguments
+from visionflow.pipelines.stages import StageContext, refuse_first_problem, stage_arguments
 from visionflow.pipelines.understanding import held_out_images, pixel_space, plot_image_grid
 from visionflow.plots import save_figure
 from visionflow.registry import STAGES
@@ -57,9 +57,7 @@ def check_backdoor_arguments(**args: Any) -> None:
         ("epochs", values["epochs"] is None or values["epochs"] >= 1, "must be >= 1"),
         ("max_images", values["max_images"] >= 1, "must be >= 1"),
     ]
-    for key, ok, message in problems:
-        if not ok:
-            raise SpecError(f"stages.backdoor.{key}: {message}, got {values[key]}")
+    refuse_first_problem("backdoor", problems, values)
 
 
 @STAGES.register(

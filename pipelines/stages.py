@@ -183,6 +183,17 @@ def stage_arguments(stage: Any, args: dict[str, Any]) -> dict[str, Any]:
     return defaults | args
 
 
+def refuse_first_problem(
+    stage: str, problems: list[tuple[str, bool, str]], values: dict[str, Any] | None = None
+) -> None:
+    """SpecError ``stages.<stage>.<key>: <message>`` (``, got <value>`` from ``values`` where
+    given) for the first ``(key, ok, message)`` of ``problems`` that is not ok."""
+    for key, ok, message in problems:
+        if not ok:
+            got = f", got {values[key]}" if values is not None else ""
+            raise SpecError(f"stages.{stage}.{key}: {message}{got}")
+
+
 def check_knn_arguments(k: int = 1, distance: str = "l2") -> None:
     """The ``knn`` stage's ranges, checked by the runner before the run directory exists."""
     if k < 1:
