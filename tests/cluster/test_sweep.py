@@ -88,15 +88,17 @@ TINY_SWEEP = {
 
 
 def wait_for_second_trial(runs: Path, driver: subprocess.Popen, log: Path) -> Path:
-    """The sweep folder, once its first trial has finished and the next one has started (trials
-    run one at a time)."""
+    """The sweep folder, once its first trial has finished and the next one has made its run
+    directory (trials run one at a time). Not as soon as the next trial's folder appears: a kill
+    while its run directory is being made leaves an empty folder beside the one the resumed
+    trial then makes (nothing ran in it), which is not the case this test is about."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         assert driver.poll() is None, f"the sweep ended before it was killed:\n{log.read_text()}"
         sweeps = list(runs.glob("tiny_sweep/*"))
         if (
             sweeps
-            and len(list(sweeps[0].glob("trials/*"))) >= 2
+            and len(list(sweeps[0].glob("trials/*/*/spec.resolved.yaml"))) >= 2
             and list(sweeps[0].glob("trials/*/*/summary.json"))
         ):
             return sweeps[0]
