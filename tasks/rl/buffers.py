@@ -68,6 +68,13 @@ class ReplayBuffer:
         self.cursor = (self.cursor + steps) % self.rows
         self.size = min(self.size + steps, self.rows)
 
+    def end_episodes_at_newest_row(self) -> None:
+        """Mark every environment's newest stored step as an episode's end (a truncation: its
+        next observation still bootstraps), for environments that restart from a reset, as after
+        a resume: no n-step window then runs from before the restart into what comes after."""
+        if self.size:
+            self.storage["episode_ends"][(self.cursor - 1) % self.rows] = True
+
     def can_sample(self) -> bool:
         return self.size >= self.n_steps
 

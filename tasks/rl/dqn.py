@@ -175,6 +175,7 @@ class DQNTask(RLTask):
         super().on_load_checkpoint(checkpoint)
         if "replay_buffer" in checkpoint:
             self.buffer.load_state_dict(checkpoint["replay_buffer"])
+            self.buffer.end_episodes_at_newest_row()  # the environments restart from a reset
         self.updates = int(checkpoint.get("dqn_updates", 0))
 
 

@@ -117,6 +117,22 @@ def test_replay_buffer_windows_are_consecutive_and_never_cross_the_newest_row():
     assert torch.equal(sample.rewards[:, 0] % 10, sample.actions.float() % 10)  # one env
 
 
+def test_no_n_step_window_runs_across_a_restart_of_the_environments():
+    """After a resume the environments start new episodes: a window from the last step before
+    it into the first after it must end at the former (a truncation), not sum both episodes."""
+    buffer = ReplayBuffer(capacity=20, n_steps=2)  # 10 rows of 2 environments
+    buffer.add(rollout(0, 3))
+    restored = ReplayBuffer(capacity=20, n_steps=2)
+    restored.load_state_dict(buffer.state_dict())
+    restored.end_episodes_at_newest_row()
+    restored.add(rollout(3, 2))
+    sample = restored.sample(400)
+    across = sample.actions // 10 == 2  # windows from step 2 (before) to step 3 (after)
+    assert across.any() and sample.episode_ends[across, 0].all()
+    assert not sample.terminated[across, 0].any()  # truncated: step 2's next state bootstraps
+    assert not sample.episode_ends[~across, 0].any()  # only the last step before it ends one
+
+
 def test_ppo_clipping_stops_the_gradient_outside_the_trust_region():
     old = torch.zeros(4)
     log_probs = torch.log(torch.tensor([1.5, 0.5, 1.5, 0.5])).requires_grad_()

@@ -285,7 +285,10 @@ def test_dqn_resumes_with_the_replay_buffer_it_had(tmp_path):
 
     class Inspect(lightning.Callback):
         def on_train_start(self, trainer, task):
-            seen.update(transitions=len(task.buffer), updates=task.updates)
+            newest = task.buffer.storage["episode_ends"][
+                (task.buffer.cursor - 1) % task.buffer.rows
+            ]
+            seen.update(transitions=len(task.buffer), updates=task.updates, seam=bool(newest.all()))
 
     data = build_datamodule(spec)
     task = build_task(spec, data.info)
@@ -297,7 +300,7 @@ def test_dqn_resumes_with_the_replay_buffer_it_had(tmp_path):
         default_root_dir=tmp_path,
     )
     trainer.fit(task, datamodule=data, ckpt_path=last, weights_only=True)
-    assert seen == {"transitions": 60, "updates": updates}
+    assert seen == {"transitions": 60, "updates": updates, "seam": True}  # envs restart there
     assert len(task.buffer) == 120 and task.updates == updates + 30
 
 
