@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from visionflow import __version__
@@ -114,21 +114,6 @@ def add_command(
     return subparsers.add_parser(
         name, help=help, epilog=examples, formatter_class=formatter, **more
     )
-
-
-def int_in(least: int, most: int | None = None) -> Callable[[str], int]:
-    """An argparse ``type``: an int from ``least`` to ``most`` (no upper end where None); any
-    other value is refused as ``argument --port: must be 1..65535, got 99999`` (exit code 2)."""
-
-    def checked(text: str) -> int:
-        value = int(text)
-        if value < least or (most is not None and value > most):
-            bounds = f">= {least}" if most is None else f"{least}..{most}"
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
-        return value
-
-    checked.__name__ = "int"  # not a number: argparse's "invalid int value: 'abc'"
-    return checked
 
 
 def _add_run(commands) -> None:

@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from visionflow.cli import int_in
+from visionflow.argtypes import int_in
 from visionflow.overrides import add_set_argument
 
 CLUSTER_EXAMPLES = """\

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from visionflow.cli import int_in, precompute_flow
+from visionflow.argtypes import int_in
+from visionflow.cli import precompute_flow
 
 DATA_EXAMPLES = """\
 examples:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from visionflow.cli import add_command, int_in
+from visionflow.argtypes import int_in
+from visionflow.cli import add_command
 from visionflow.evaluation import coco_command
 
 EVAL_KINDS = ("coco", "panoptic", "semantic")

@@ -16,6 +16,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from visionflow.argtypes import int_in
+
 if TYPE_CHECKING:
     from visionflow.evaluation.coco import CocoResult
 
@@ -64,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--shards",
-        type=positive_int,
+        type=int_in(1),
         default=None,
         metavar="N",
         help="match the images in N Ray tasks (an embedded local Ray, or the cluster "
@@ -143,10 +145,3 @@ def per_category_table(result: CocoResult) -> list[str]:
             + " ".join(cell(entry[key]) for key in ("AP", "AP50", "AP75"))
         )
     return rows
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
