@@ -19,9 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from visionflow.errors import CheckpointError, SpecError
+from visionflow.errors import CheckpointError
 from visionflow.pipelines.build import build_trainer
-from visionflow.pipelines.evaluation import evaluate_split
+from visionflow.pipelines.evaluation import check_shard_count, evaluate_split
 from visionflow.pipelines.stages import StageContext, read_task_state
 from visionflow.registry import STAGES
 from visionflow.rundir import atomic_write_json
@@ -29,8 +29,8 @@ from visionflow.rundir import atomic_write_json
 
 def check_evaluate_arguments(shards: int | None = None, **_: Any) -> None:
     """The stage's ranges, checked by the runner before the run directory exists."""
-    if shards is not None and shards < 1:
-        raise SpecError(f"stages.evaluate.shards: must be >= 1, got {shards}")
+    if shards is not None:
+        check_shard_count(shards)
 
 
 @STAGES.register(

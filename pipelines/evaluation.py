@@ -100,11 +100,16 @@ def check_evaluable(task: Any) -> EvaluableTask:
     return task
 
 
+def check_shard_count(num_shards: int) -> None:
+    """SpecError naming ``stages.evaluate.shards`` unless ``num_shards`` >= 1."""
+    if num_shards < 1:
+        raise SpecError(f"stages.evaluate.shards: must be >= 1, got {num_shards}")
+
+
 def plan_shards(num_samples: int, batch_size: int, num_shards: int) -> list[range]:
     """Contiguous sample ranges that start on batch boundaries and cover ``0..num_samples``, as
     even as whole batches allow; fewer than ``num_shards`` when there are fewer batches."""
-    if num_shards < 1:
-        raise SpecError(f"stages.evaluate.shards: must be >= 1, got {num_shards}")
+    check_shard_count(num_shards)
     batches = math.ceil(num_samples / batch_size)
     shards = max(1, min(num_shards, batches))
     bounds = [batches * i // shards for i in range(shards + 1)]
